@@ -1,0 +1,260 @@
+//! BLS12-381 threshold signatures over identities and identity-based encryption to the network key
+//! (blsful, `Bls12381G2Impl`: public keys in G1, signatures in G2, proof-of-possession scheme).
+//!
+//! Encrypting to identity `id` needs only the network public key. Decrypting needs the BLS signature
+//! over `id`, which exists only once t nodes released their signature shares — so a node releasing its
+//! share for `id` is what "allowing decryption" means. Shares are verified one by one against each
+//! node's public key share before they are combined (blsful's combination does not check them).
+//!
+//! Payloads of any size use a hybrid: the IBE ciphertext protects a fresh 256-bit key, and
+//! ChaCha20-Poly1305 protects the data under that key with the identity as associated data.
+//!
+//! ```text
+//! ciphertext = version:u8 (=1) | ibe_len:u32 | ibe (blsful TimeCryptCiphertext) | nonce:12 | aead
+//! ```
+
+use std::collections::BTreeMap;
+
+use blsful::inner_types::G1Projective;
+use blsful::{
+    Bls12381G2Impl, InnerPointShareG1, PublicKey, PublicKeyShare, SecretKeyShare, Signature,
+    SignatureSchemes, TimeCryptCiphertext,
+};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand_core::{OsRng, RngCore};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::curve::scalar_of;
+use crate::{Bls12381G1, KeyShare, PartyId, PublicKeyPackage, TssError};
+
+const SCHEME: SignatureSchemes = SignatureSchemes::ProofOfPossession;
+const CIPHERTEXT_VERSION: u8 = 1;
+const AEAD_DOMAIN: &[u8] = b"sigil/hybrid-ibe/v1";
+
+/// The network's BLS public key in blsful's type.
+pub fn public_key(package: &PublicKeyPackage<Bls12381G1>) -> PublicKey<Bls12381G2Impl> {
+    PublicKey(*package.public_key())
+}
+
+/// One node's BLS signature share over an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlsSignatureShare {
+    /// The node that made it.
+    pub party: PartyId,
+    share: blsful::SignatureShare<Bls12381G2Impl>,
+}
+
+impl BlsSignatureShare {
+    /// Encoded for the wire (blsful's encoding, which embeds the share identifier).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        Vec::try_from(&self.share).unwrap_or_default()
+    }
+
+    /// Decodes a share that node `party` sent.
+    pub fn from_bytes(party: PartyId, bytes: &[u8]) -> Result<Self, TssError> {
+        let share = blsful::SignatureShare::<Bls12381G2Impl>::try_from(bytes)
+            .map_err(|e| TssError::malformed(party, format!("BLS signature share: {e}")))?;
+        Ok(Self { party, share })
+    }
+}
+
+/// This node's signature share over `identity`.
+pub fn sign_share(
+    key: &KeyShare<Bls12381G1>,
+    identity: &[u8],
+) -> Result<BlsSignatureShare, TssError> {
+    let mut secret = SecretKeyShare::<Bls12381G2Impl>(
+        (scalar_of::<Bls12381G1>(key.me().x()), *key.secret()).into(),
+    );
+    let share = secret.sign(SCHEME, identity);
+    secret.0.zeroize();
+    let share = share.map_err(|e| TssError::BadParameters(format!("BLS signing: {e}")))?;
+    Ok(BlsSignatureShare {
+        party: key.me(),
+        share,
+    })
+}
+
+/// Checks one share against its sender's public key share. Errors name the sender.
+pub fn verify_share(
+    package: &PublicKeyPackage<Bls12381G1>,
+    share: &BlsSignatureShare,
+    identity: &[u8],
+) -> Result<(), TssError> {
+    let culprit = share.party;
+    let public_share = package
+        .public_share(culprit)
+        .ok_or_else(|| TssError::InvalidShare {
+            culprit,
+            what: "BLS signature share (sender holds no key share)".into(),
+        })?;
+    let pks = PublicKeyShare::<Bls12381G2Impl>(InnerPointShareG1(
+        (scalar_of::<Bls12381G1>(culprit.x()), *public_share).into(),
+    ));
+    pks.verify(&share.share, identity)
+        .map_err(|_| TssError::InvalidShare {
+            culprit,
+            what: "BLS signature share (does not verify)".into(),
+        })
+}
+
+/// Verifies each share, then combines a threshold of valid ones into the signature over `identity`
+/// and checks it against the network key. A bad share is an error naming its sender; use
+/// [`combine_valid`] to skip bad shares instead.
+pub fn combine(
+    package: &PublicKeyPackage<Bls12381G1>,
+    shares: &[BlsSignatureShare],
+    identity: &[u8],
+) -> Result<Signature<Bls12381G2Impl>, TssError> {
+    for share in shares {
+        verify_share(package, share, identity)?;
+    }
+    combine_verified(package, shares, identity)
+}
+
+/// Like [`combine`], but drops invalid shares and reports their senders next to the signature, so a
+/// client can still decrypt when one node misbehaves and say which one did.
+pub fn combine_valid(
+    package: &PublicKeyPackage<Bls12381G1>,
+    shares: &[BlsSignatureShare],
+    identity: &[u8],
+) -> Result<(Signature<Bls12381G2Impl>, Vec<TssError>), TssError> {
+    let (good, bad): (Vec<_>, Vec<_>) = shares
+        .iter()
+        .map(|s| (s, verify_share(package, s, identity)))
+        .partition(|(_, r)| r.is_ok());
+    let good: Vec<BlsSignatureShare> = good.into_iter().map(|(s, _)| s.clone()).collect();
+    let bad = bad.into_iter().filter_map(|(_, r)| r.err()).collect();
+    Ok((combine_verified(package, &good, identity)?, bad))
+}
+
+fn combine_verified(
+    package: &PublicKeyPackage<Bls12381G1>,
+    shares: &[BlsSignatureShare],
+    identity: &[u8],
+) -> Result<Signature<Bls12381G2Impl>, TssError> {
+    let mut unique: BTreeMap<PartyId, &BlsSignatureShare> = BTreeMap::new();
+    for share in shares {
+        unique.entry(share.party).or_insert(share);
+    }
+    let need = package.threshold();
+    if unique.len() < need {
+        return Err(TssError::NotEnoughShares {
+            have: unique.len(),
+            need,
+        });
+    }
+    let chosen: Vec<_> = unique
+        .values()
+        .take(need)
+        .map(|s| s.share.clone())
+        .collect();
+    let signature = Signature::from_shares(&chosen).map_err(|e| TssError::Protocol {
+        suspect: None,
+        reason: format!("BLS combine: {e}"),
+    })?;
+    signature
+        .verify(&public_key(package), identity)
+        .map_err(|_| TssError::SignatureInvalid)?;
+    Ok(signature)
+}
+
+/// Encrypts `plaintext` of any size so that only the holder of the network signature over `identity`
+/// can read it.
+pub fn encrypt(
+    network_key: &G1Projective,
+    identity: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, TssError> {
+    let mut data_key = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(data_key.as_mut());
+    let ibe = PublicKey::<Bls12381G2Impl>(*network_key)
+        .encrypt_time_lock(SCHEME, data_key.as_ref(), identity)
+        .map_err(|e| TssError::BadParameters(format!("identity encryption: {e}")))?;
+    let ibe = Vec::try_from(&ibe)
+        .map_err(|e| TssError::BadParameters(format!("ciphertext encoding: {e}")))?;
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let aad = aad(identity);
+    let sealed = ChaCha20Poly1305::new(&Key::from(*data_key))
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| TssError::BadParameters("payload too large".into()))?;
+    let ibe_len = u32::try_from(ibe.len())
+        .map_err(|_| TssError::BadParameters("ciphertext too large".into()))?;
+    let mut out = Vec::with_capacity(1 + 4 + ibe.len() + 12 + sealed.len());
+    out.push(CIPHERTEXT_VERSION);
+    out.extend_from_slice(&ibe_len.to_be_bytes());
+    out.extend_from_slice(&ibe);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Decrypts with the combined signature over `identity`. A tampered ciphertext, another identity or
+/// a wrong signature is an error, never garbage.
+pub fn decrypt(
+    signature: &Signature<Bls12381G2Impl>,
+    identity: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, TssError> {
+    let bad = |what: &str| TssError::Decryption(what.to_string());
+    let (version, rest) = ciphertext
+        .split_first()
+        .ok_or_else(|| bad("empty ciphertext"))?;
+    if *version != CIPHERTEXT_VERSION {
+        return Err(bad(&format!("unknown ciphertext version {version}")));
+    }
+    let (len, rest) = rest
+        .split_at_checked(4)
+        .ok_or_else(|| bad("truncated ciphertext"))?;
+    let len = u32::from_be_bytes(len.try_into().map_err(|_| bad("truncated ciphertext"))?) as usize;
+    let (ibe, rest) = rest
+        .split_at_checked(len)
+        .ok_or_else(|| bad("truncated ciphertext"))?;
+    let (nonce, sealed) = rest
+        .split_at_checked(12)
+        .ok_or_else(|| bad("truncated ciphertext"))?;
+    let mut nonce_bytes = [0u8; 12];
+    nonce_bytes.copy_from_slice(nonce);
+    let ibe = TimeCryptCiphertext::<Bls12381G2Impl>::try_from(ibe)
+        .map_err(|_| bad("malformed key capsule"))?;
+    let data_key: Option<Vec<u8>> = ibe.decrypt(signature).into();
+    let data_key = Zeroizing::new(data_key.ok_or_else(|| {
+        bad("the key does not open this ciphertext (tampered, or another identity)")
+    })?);
+    if data_key.len() != 32 {
+        return Err(bad("key capsule holds no data key"));
+    }
+    let aad = aad(identity);
+    let mut key = Key::default();
+    key.copy_from_slice(&data_key);
+    let result = ChaCha20Poly1305::new(&key)
+        .decrypt(
+            &Nonce::from(nonce_bytes),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| {
+            bad("authentication failed: the ciphertext was altered or is for another identity")
+        });
+    key.zeroize();
+    result
+}
+
+fn aad(identity: &[u8]) -> Vec<u8> {
+    [AEAD_DOMAIN, identity].concat()
+}
+
+/// Decodes a BLS public key share from its compressed bytes (48 bytes).
+pub fn decode_g1(bytes: &[u8]) -> Option<G1Projective> {
+    crate::curve::decode_point::<Bls12381G1>(bytes)
+}

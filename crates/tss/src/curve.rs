@@ -1,0 +1,135 @@
+//! The two groups Sigil shares keys in, behind one small trait so that DKG, resharing and refresh are
+//! written once: secp256k1 (ECDSA, PKPs) and BLS12-381 G1 (the network's encryption key; signatures
+//! live in G2, as in blsful's `Bls12381G2Impl`).
+
+use ff::{Field, PrimeField};
+use group::{Group, GroupEncoding};
+use zeroize::Zeroize;
+
+use crate::{wire::Reader, PartyId, TssError};
+
+/// A prime-order group with a hash to its scalar field.
+pub trait Curve: Copy + std::fmt::Debug + PartialEq + Eq + Send + Sync + 'static {
+    /// Human-readable name, also used for domain separation.
+    const NAME: &'static str;
+    /// Length of a canonical scalar encoding.
+    const SCALAR_LEN: usize;
+    /// Length of a compressed point.
+    const POINT_LEN: usize;
+    /// Scalar field.
+    type Scalar: PrimeField + Zeroize + Send + Sync;
+    /// Group element.
+    type Point: Group<Scalar = Self::Scalar> + GroupEncoding + Send + Sync;
+
+    /// RFC 9380 hash to a scalar with the given domain separation tag.
+    fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> Self::Scalar;
+}
+
+/// secp256k1, for the ECDSA root key and PKPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secp256k1;
+
+impl Curve for Secp256k1 {
+    const NAME: &'static str = "secp256k1";
+    const SCALAR_LEN: usize = 32;
+    const POINT_LEN: usize = 33;
+    type Scalar = k256::Scalar;
+    type Point = k256::ProjectivePoint;
+
+    fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> k256::Scalar {
+        use k256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest};
+        // Only fails for a DST longer than 255 bytes; ours are short constants.
+        k256::Secp256k1::hash_to_scalar::<ExpandMsgXmd<sha2::Sha256>>(&[msg], &[dst])
+            .unwrap_or(k256::Scalar::ONE)
+    }
+}
+
+/// BLS12-381 G1, the group of the network's BLS public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bls12381G1;
+
+impl Curve for Bls12381G1 {
+    const NAME: &'static str = "bls12381g1";
+    const SCALAR_LEN: usize = 32;
+    const POINT_LEN: usize = 48;
+    type Scalar = blsful::inner_types::Scalar;
+    type Point = blsful::inner_types::G1Projective;
+
+    fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> Self::Scalar {
+        use blsful::inner_types::ExpandMsgXmd;
+        Self::Scalar::hash::<ExpandMsgXmd<sha2::Sha256>>(msg, dst)
+    }
+}
+
+pub(crate) fn scalar_of<C: Curve>(x: u64) -> C::Scalar {
+    C::Scalar::from(x)
+}
+
+pub(crate) fn put_scalar<C: Curve>(out: &mut Vec<u8>, s: &C::Scalar) {
+    out.extend_from_slice(s.to_repr().as_ref());
+}
+
+pub(crate) fn put_point<C: Curve>(out: &mut Vec<u8>, p: &C::Point) {
+    out.extend_from_slice(p.to_bytes().as_ref());
+}
+
+pub(crate) fn point_bytes<C: Curve>(p: &C::Point) -> Vec<u8> {
+    p.to_bytes().as_ref().to_vec()
+}
+
+impl Reader<'_> {
+    pub(crate) fn scalar<C: Curve>(&mut self, what: &str) -> Result<C::Scalar, TssError> {
+        let from = self.from();
+        let mut repr = <C::Scalar as PrimeField>::Repr::default();
+        repr.as_mut()
+            .copy_from_slice(self.take(C::SCALAR_LEN, what)?);
+        Option::from(C::Scalar::from_repr(repr))
+            .ok_or_else(|| TssError::malformed(from, format!("{what} is not a canonical scalar")))
+    }
+
+    pub(crate) fn point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
+        let from = self.from();
+        let mut repr = <C::Point as GroupEncoding>::Repr::default();
+        repr.as_mut()
+            .copy_from_slice(self.take(C::POINT_LEN, what)?);
+        Option::from(C::Point::from_bytes(&repr)).ok_or_else(|| {
+            TssError::malformed(from, format!("{what} is not a valid {} point", C::NAME))
+        })
+    }
+}
+
+/// Decodes a compressed point from trusted-shape bytes (a public key in a config or a request).
+pub fn decode_point<C: Curve>(bytes: &[u8]) -> Option<C::Point> {
+    let mut repr = <C::Point as GroupEncoding>::Repr::default();
+    if repr.as_ref().len() != bytes.len() {
+        return None;
+    }
+    repr.as_mut().copy_from_slice(bytes);
+    Option::from(C::Point::from_bytes(&repr))
+}
+
+/// Lagrange coefficient at zero for `me` within `set` (x-coordinates `id + 1`).
+pub(crate) fn lagrange<C: Curve>(me: PartyId, set: &[PartyId]) -> Result<C::Scalar, TssError> {
+    let xi = scalar_of::<C>(me.x());
+    let mut num = C::Scalar::ONE;
+    let mut den = C::Scalar::ONE;
+    for other in set.iter().filter(|p| **p != me) {
+        let xj = scalar_of::<C>(other.x());
+        num *= xj;
+        den *= xj - xi;
+    }
+    Option::from(den.invert())
+        .map(|inv: C::Scalar| num * inv)
+        .ok_or_else(|| {
+            TssError::BadParameters(format!("party {me} appears twice in the interpolation set"))
+        })
+}
+
+/// Evaluates the committed polynomial `Σ c_k x^k` in the exponent.
+pub(crate) fn eval_commitment<C: Curve>(coeffs: &[C::Point], x: u64) -> C::Point {
+    let x = scalar_of::<C>(x);
+    coeffs
+        .iter()
+        .rev()
+        .fold(C::Point::identity(), |acc, c| acc * x + c)
+}

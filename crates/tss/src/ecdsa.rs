@@ -1,0 +1,488 @@
+//! Threshold ECDSA on secp256k1: triples and presignatures (cait-sith), then a non-interactive online
+//! phase — each signer turns its presignature into a signature share for one message and one PKP,
+//! and anyone combines the shares into a verified, low-s signature with its recovery id.
+//!
+//! # Re-randomised presignatures with additive derivation (DESIGN §6.3)
+//!
+//! A presignature for the root key `x` (with `X = x·G`) is, shared among the signers, a nonce point
+//! `R = k⁻¹·G` with shares of `k` and of `σ = k·x`. To sign the 32-byte hash `m` with the PKP key
+//! `x + ε` (`ε = h(keyId)`, see [`crate::derive`]) every signer computes, from public values only,
+//!
+//! ```text
+//! δ  = H(P, m, R, S, ε, ρ)            P = X + ε·G, S = the signer set, ρ = request entropy
+//! R' = δ·R                           r' = x(R') mod n
+//! k' = δ⁻¹·k                         σ' = δ⁻¹·(σ + ε·k)   (= k'·(x + ε))
+//! s_i = λ_i·(m·k'_i + r'·σ'_i)       λ_i = Lagrange weight of i within S
+//! ```
+//!
+//! and `s = Σ s_i = k'·(m + r'·(x + ε))`, which is a valid ECDSA signature `(r', s)` under `P`
+//! with nonce `k'⁻¹ = δ·k⁻¹` (its point is exactly `R'`).
+//!
+//! Why: with additive derivation, a plain presignature lets an attacker who sees `R` before choosing
+//! the message and the tweak turn one signature into a forgery for a related key (Groth & Shoup,
+//! EUROCRYPT 2022, eprint 2021/1330). They prove that re-randomising the presignature by a hash of
+//! the public key, the message and `R` restores security. `δ` is that hash, extended with the signer
+//! set, the tweak and a fresh value `ρ` that the allocator fixes per request, so `R'` is unknowable
+//! until message, key and presignature are all bound — and two requests never share a nonce even if
+//! the same message is signed twice. δ uses only public inputs, so signers need no extra round.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cait_sith::triples::{generate_triple, TripleGenerationOutput, TriplePub, TripleShare};
+use cait_sith::{presign, KeygenOutput, PresignArguments, PresignOutput};
+use ff::PrimeField;
+use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::elliptic_curve::scalar::IsHigh;
+use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use k256::{AffinePoint, EncodedPoint, FieldBytes, ProjectivePoint, Scalar, U256};
+use zeroize::Zeroize;
+
+use crate::cs::{participants, CaitSithRun};
+use crate::curve::lagrange;
+use crate::derive::{derivation_tweak, derive_public_key, eth_address, KeyId};
+use crate::party::sorted_unique;
+use crate::wire::{ProtocolKind, Reader};
+use crate::{Curve, KeyShare, PartyId, Secp256k1, SessionId, TssError};
+
+type K = k256::Secp256k1;
+const RERANDOMIZE_DST: &[u8] = b"SIGIL-ECDSA-RERANDOMIZE-V1";
+
+/// A Beaver triple share, input to one presignature. Wiped on drop.
+pub struct Triple {
+    share: TripleShare<K>,
+    public: TriplePub<K>,
+}
+
+impl Triple {
+    /// The parties that generated the triple (any t of them can use it).
+    pub fn participants(&self) -> Vec<PartyId> {
+        self.public
+            .participants
+            .iter()
+            .map(|p| PartyId(u32::from(*p)))
+            .collect()
+    }
+}
+
+impl Drop for Triple {
+    fn drop(&mut self) {
+        self.share.a.zeroize();
+        self.share.b.zeroize();
+        self.share.c.zeroize();
+    }
+}
+
+impl fmt::Debug for Triple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Triple")
+            .field("participants", &self.participants())
+            .field("share", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One party's run of triple generation.
+pub type TripleGeneration = CaitSithRun<TripleGenerationOutput<K>, Triple>;
+
+/// Starts generating one triple among `parties`, usable later by any `threshold` of them.
+pub fn triple_generation(
+    session: SessionId,
+    me: PartyId,
+    parties: &[PartyId],
+    threshold: usize,
+) -> Result<TripleGeneration, TssError> {
+    let parties = sorted_unique(parties)
+        .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+    if !parties.contains(&me) || threshold < 2 || threshold > parties.len() {
+        return Err(TssError::BadParameters(format!(
+            "party {me}, threshold {threshold}, {} parties",
+            parties.len()
+        )));
+    }
+    let inner = generate_triple::<K>(&participants(&parties), me.0.into(), threshold)
+        .map_err(|e| TssError::BadParameters(e.to_string()))?;
+    Ok(CaitSithRun::new(
+        ProtocolKind::Triple,
+        session,
+        me,
+        parties,
+        Box::new(inner),
+        Box::new(|(share, public)| Ok(Triple { share, public })),
+    ))
+}
+
+/// A presignature share of the root key: consumed by [`sign_share`], never usable twice.
+pub struct Presignature {
+    me: PartyId,
+    signers: Vec<PartyId>,
+    big_r: AffinePoint,
+    k: Scalar,
+    sigma: Scalar,
+}
+
+impl Presignature {
+    /// The holder.
+    pub fn me(&self) -> PartyId {
+        self.me
+    }
+
+    /// The parties that must all sign with this presignature.
+    pub fn signers(&self) -> &[PartyId] {
+        &self.signers
+    }
+
+    /// The (not yet re-randomised) nonce point, a public value.
+    pub fn big_r(&self) -> AffinePoint {
+        self.big_r
+    }
+}
+
+impl Drop for Presignature {
+    fn drop(&mut self) {
+        self.k.zeroize();
+        self.sigma.zeroize();
+    }
+}
+
+impl fmt::Debug for Presignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presignature")
+            .field("me", &self.me)
+            .field("signers", &self.signers)
+            .field("shares", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One party's run of presigning.
+pub type Presigning = CaitSithRun<PresignOutput<K>, Presignature>;
+
+/// Starts a presignature for the root key among `signers` (every one of them must take part and,
+/// later, sign). Consumes two triples generated by a superset of `signers`.
+pub fn presigning(
+    session: SessionId,
+    key: &KeyShare<Secp256k1>,
+    signers: &[PartyId],
+    triple0: Triple,
+    triple1: Triple,
+) -> Result<Presigning, TssError> {
+    let me = key.me();
+    let signers = sorted_unique(signers)
+        .ok_or_else(|| TssError::BadParameters("a signer appears twice".into()))?;
+    let key_parties = key.public().parties();
+    if !signers.contains(&me) || signers.iter().any(|s| !key_parties.contains(s)) {
+        return Err(TssError::BadParameters(
+            "signers must include this party and hold shares of the key".into(),
+        ));
+    }
+    if signers.len() < key.threshold() {
+        return Err(TssError::BadParameters(format!(
+            "{} signers cannot presign for a key of threshold {}",
+            signers.len(),
+            key.threshold()
+        )));
+    }
+    for triple in [&triple0, &triple1] {
+        let holders = triple.participants();
+        if triple.public.threshold != key.threshold()
+            || signers.iter().any(|s| !holders.contains(s))
+        {
+            return Err(TssError::BadParameters(
+                "a triple was not generated for these signers and this threshold".into(),
+            ));
+        }
+    }
+    let args = PresignArguments {
+        triple0: (triple0.share.clone(), triple0.public.clone()),
+        triple1: (triple1.share.clone(), triple1.public.clone()),
+        keygen_out: KeygenOutput {
+            private_share: *key.secret(),
+            public_key: key.public_key().to_affine(),
+        },
+        threshold: key.threshold(),
+    };
+    drop((triple0, triple1));
+    let inner = presign::<K>(&participants(&signers), me.0.into(), args)
+        .map_err(|e| TssError::BadParameters(e.to_string()))?;
+    let finish_signers = signers.clone();
+    Ok(CaitSithRun::new(
+        ProtocolKind::Presign,
+        session,
+        me,
+        signers,
+        Box::new(inner),
+        Box::new(move |out: PresignOutput<K>| {
+            Ok(Presignature {
+                me,
+                signers: finish_signers,
+                big_r: out.big_r,
+                k: out.k,
+                sigma: out.sigma,
+            })
+        }),
+    ))
+}
+
+/// What one signer releases for one request: its part of `s` and the re-randomised nonce point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureShare {
+    /// The signer.
+    pub party: PartyId,
+    /// Every signer of the presignature (all must contribute).
+    pub signers: Vec<PartyId>,
+    /// `R' = δ·R`.
+    pub big_r: AffinePoint,
+    /// `s_i`.
+    pub s: Scalar,
+}
+
+impl SignatureShare {
+    /// `party:u32 | n:u8 | signers:u32* | R':33 | s:32`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 1 + 4 * self.signers.len() + 65);
+        out.extend_from_slice(&self.party.0.to_be_bytes());
+        out.push(self.signers.len() as u8);
+        self.signers
+            .iter()
+            .for_each(|p| out.extend_from_slice(&p.0.to_be_bytes()));
+        out.extend_from_slice(self.big_r.to_encoded_point(true).as_bytes());
+        out.extend_from_slice(&self.s.to_repr());
+        out
+    }
+
+    /// Decodes a share received from node `from`; errors name `from`.
+    pub fn from_bytes(from: PartyId, bytes: &[u8]) -> Result<Self, TssError> {
+        let mut r = Reader::new(from, bytes);
+        let party = PartyId(u32::from_be_bytes(r.array::<4>("party")?));
+        let n = usize::from(r.u8("signer count")?);
+        let signers = (0..n)
+            .map(|_| {
+                r.array::<4>("signer")
+                    .map(|b| PartyId(u32::from_be_bytes(b)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let big_r = r.point::<Secp256k1>("nonce point")?.to_affine();
+        let s = r.scalar::<Secp256k1>("signature share")?;
+        r.finish()?;
+        if party != from {
+            return Err(TssError::malformed(
+                from,
+                format!("share claims to come from party {party}"),
+            ));
+        }
+        Ok(Self {
+            party,
+            signers,
+            big_r,
+            s,
+        })
+    }
+}
+
+/// Turns a presignature into this party's signature share for `msg_hash` under the PKP `key_id`.
+///
+/// `entropy` is the per-request random value fixed by the presignature allocator; every signer must
+/// use the same one. The presignature is consumed, whatever the outcome.
+pub fn sign_share(
+    presignature: Presignature,
+    root_public_key: &ProjectivePoint,
+    key_id: &KeyId,
+    msg_hash: &[u8; 32],
+    entropy: &[u8; 32],
+) -> Result<SignatureShare, TssError> {
+    let tweak = derivation_tweak(key_id);
+    let public_key = derive_public_key(root_public_key, key_id);
+    let delta = rerandomizer(
+        &public_key,
+        msg_hash,
+        &presignature.big_r,
+        &presignature.signers,
+        &tweak,
+        entropy,
+    );
+    let delta_inv: Scalar = Option::from(delta.invert()).ok_or_else(|| TssError::Protocol {
+        suspect: None,
+        reason: "re-randomiser is zero".into(),
+    })?;
+    let big_r = (ProjectivePoint::from(presignature.big_r) * delta).to_affine();
+    let r = x_scalar(&big_r);
+    if bool::from(r.is_zero()) {
+        return Err(TssError::Protocol {
+            suspect: None,
+            reason: "nonce point has a zero x-coordinate".into(),
+        });
+    }
+    let lambda = lagrange::<Secp256k1>(presignature.me, &presignature.signers)?;
+    let mut k = delta_inv * presignature.k;
+    let mut sigma = delta_inv * (presignature.sigma + tweak * presignature.k);
+    let s = lambda * (message_scalar(msg_hash) * k + r * sigma);
+    k.zeroize();
+    sigma.zeroize();
+    Ok(SignatureShare {
+        party: presignature.me,
+        signers: presignature.signers.clone(),
+        big_r,
+        s,
+    })
+}
+
+/// The `δ` of the module docs.
+fn rerandomizer(
+    public_key: &ProjectivePoint,
+    msg_hash: &[u8; 32],
+    big_r: &AffinePoint,
+    signers: &[PartyId],
+    tweak: &Scalar,
+    entropy: &[u8; 32],
+) -> Scalar {
+    let mut input = Vec::with_capacity(33 + 32 + 33 + 1 + 4 * signers.len() + 64);
+    input.extend_from_slice(public_key.to_affine().to_encoded_point(true).as_bytes());
+    input.extend_from_slice(msg_hash);
+    input.extend_from_slice(big_r.to_encoded_point(true).as_bytes());
+    input.push(signers.len() as u8);
+    signers
+        .iter()
+        .for_each(|p| input.extend_from_slice(&p.0.to_be_bytes()));
+    input.extend_from_slice(&tweak.to_repr());
+    input.extend_from_slice(entropy);
+    Secp256k1::hash_to_scalar(RERANDOMIZE_DST, &input)
+}
+
+fn message_scalar(msg_hash: &[u8; 32]) -> Scalar {
+    <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*msg_hash))
+}
+
+fn x_scalar(point: &AffinePoint) -> Scalar {
+    <Scalar as Reduce<U256>>::reduce_bytes(&point.x())
+}
+
+/// A complete secp256k1 signature: low-s, with the recovery id Ethereum needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcdsaSignature {
+    /// Big-endian `r`.
+    pub r: [u8; 32],
+    /// Big-endian `s`, at most n/2.
+    pub s: [u8; 32],
+    /// 0 or 1 (2 and 3 cannot occur for a valid secp256k1 nonce in practice, but are kept if they do).
+    pub recovery_id: u8,
+}
+
+impl EcdsaSignature {
+    fn to_k256(self) -> Result<Signature, TssError> {
+        Signature::from_scalars(self.r, self.s).map_err(|_| TssError::SignatureInvalid)
+    }
+
+    /// Verifies against a public key with k256.
+    pub fn verify(&self, public_key: &ProjectivePoint, msg_hash: &[u8; 32]) -> bool {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        let (Ok(sig), Ok(vk)) = (
+            self.to_k256(),
+            VerifyingKey::from_affine(public_key.to_affine()),
+        ) else {
+            return false;
+        };
+        vk.verify_prehash(msg_hash, &sig).is_ok()
+    }
+
+    /// Recovers the signer's public key, as `ecrecover` does.
+    pub fn recover(&self, msg_hash: &[u8; 32]) -> Result<ProjectivePoint, TssError> {
+        let recid = RecoveryId::from_byte(self.recovery_id).ok_or(TssError::SignatureInvalid)?;
+        let vk = VerifyingKey::recover_from_prehash(msg_hash, &self.to_k256()?, recid)
+            .map_err(|_| TssError::SignatureInvalid)?;
+        Ok(ProjectivePoint::from(*vk.as_affine()))
+    }
+
+    /// Recovers the signer's Ethereum address.
+    pub fn recover_address(&self, msg_hash: &[u8; 32]) -> Result<[u8; 20], TssError> {
+        self.recover(msg_hash).map(|pk| eth_address(&pk))
+    }
+
+    /// `r | s | v` with `v = 27 + recovery id`, the form `ecrecover` and wallets use.
+    pub fn to_rsv(&self) -> [u8; 65] {
+        let mut out = [0u8; 65];
+        out[..32].copy_from_slice(&self.r);
+        out[32..64].copy_from_slice(&self.s);
+        out[64] = 27 + self.recovery_id;
+        out
+    }
+}
+
+/// Combines the shares of every signer of one presignature into a signature, verifies it against the
+/// PKP public key, and returns it only if it verifies.
+///
+/// Shares that disagree with the majority on the signer set or the nonce point are named as culprits;
+/// a wrong `s_i` is caught by the final verification ([`TssError::SignatureInvalid`]) — cait-sith
+/// gives no per-share commitment to tell which signer sent it.
+pub fn combine(
+    public_key: &ProjectivePoint,
+    msg_hash: &[u8; 32],
+    shares: &[SignatureShare],
+) -> Result<EcdsaSignature, TssError> {
+    let mut votes: BTreeMap<(Vec<PartyId>, [u8; 33]), usize> = BTreeMap::new();
+    let key_of = |s: &SignatureShare| {
+        let mut r = [0u8; 33];
+        r.copy_from_slice(s.big_r.to_encoded_point(true).as_bytes());
+        (s.signers.clone(), r)
+    };
+    for share in shares {
+        *votes.entry(key_of(share)).or_default() += 1;
+    }
+    let (reference, _) = votes
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
+    if let Some(odd) = shares.iter().find(|s| key_of(s) != *reference) {
+        return Err(TssError::InvalidShare {
+            culprit: odd.party,
+            what: "signature share (for another presignature)".into(),
+        });
+    }
+    let (signers, big_r) = reference;
+    let mut by_party: BTreeMap<PartyId, &SignatureShare> = BTreeMap::new();
+    for share in shares {
+        if !signers.contains(&share.party) {
+            return Err(TssError::InvalidShare {
+                culprit: share.party,
+                what: "signature share (not a signer of this presignature)".into(),
+            });
+        }
+        if by_party
+            .insert(share.party, share)
+            .is_some_and(|prev| prev != share)
+        {
+            return Err(TssError::Equivocation {
+                from: share.party,
+                what: "signature share",
+            });
+        }
+    }
+    if by_party.len() < signers.len() {
+        return Err(TssError::NotEnoughShares {
+            have: by_party.len(),
+            need: signers.len(),
+        });
+    }
+    let big_r = Option::<AffinePoint>::from(AffinePoint::from_encoded_point(
+        &EncodedPoint::from_bytes(big_r).map_err(|_| TssError::SignatureInvalid)?,
+    ))
+    .ok_or(TssError::SignatureInvalid)?;
+    let mut s: Scalar = by_party.values().map(|share| share.s).sum();
+    if bool::from(s.is_high()) {
+        s = -s;
+    }
+    let r = x_scalar(&big_r);
+    let sig = Signature::from_scalars(r.to_repr(), s.to_repr())
+        .map_err(|_| TssError::SignatureInvalid)?;
+    let vk = VerifyingKey::from_affine(public_key.to_affine())
+        .map_err(|_| TssError::BadParameters("public key is the identity".into()))?;
+    let recovery_id = RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig)
+        .map_err(|_| TssError::SignatureInvalid)?;
+    Ok(EcdsaSignature {
+        r: r.to_repr().into(),
+        s: s.to_repr().into(),
+        recovery_id: recovery_id.to_byte(),
+    })
+}

@@ -1,0 +1,147 @@
+//! The sans-IO protocol interface and an in-memory runner.
+//!
+//! A protocol object is one party's view of one run. The owner feeds it every message addressed to it
+//! with [`Protocol::handle`] and calls [`Protocol::poke`] until it says [`Step::Wait`] (needs more input)
+//! or [`Step::Done`]. Sockets, timers, retries and storage belong to the caller.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::{PartyId, SessionId, TssError};
+
+/// A message the protocol wants delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// To every other participant of the session.
+    ToAll(Vec<u8>),
+    /// To one participant only; the transport must keep it confidential.
+    ToOne(PartyId, Vec<u8>),
+}
+
+/// What a protocol wants next.
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Deliver this message, then poke again.
+    Send(Outgoing),
+    /// Nothing to do until another message arrives.
+    Wait,
+    /// Finished. Poking again returns [`TssError::Terminated`].
+    Done(T),
+}
+
+/// One party's state machine for one protocol run.
+pub trait Protocol {
+    /// What a successful run yields.
+    type Output;
+
+    /// This party.
+    fn me(&self) -> PartyId;
+
+    /// The session every message of this run carries.
+    fn session(&self) -> SessionId;
+
+    /// Accepts a message from `from`. Malformed, foreign or duplicated input is an error naming
+    /// `from`; the protocol never panics on it. An error here does not end the run unless the
+    /// message was an attack the run cannot survive (equivocation, a share that fails its check):
+    /// in that case the following [`poke`](Protocol::poke) returns the same error.
+    fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), TssError>;
+
+    /// Advances the protocol as far as the input so far allows.
+    fn poke(&mut self) -> Result<Step<Self::Output>, TssError>;
+}
+
+/// A message in flight inside [`run_in_memory_with`].
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    /// Sender.
+    pub from: PartyId,
+    /// Recipient.
+    pub to: PartyId,
+    /// Encoded message; a test may rewrite it.
+    pub bytes: Vec<u8>,
+}
+
+/// Runs every party in this thread, delivering each message at once, until all are done.
+///
+/// Parties whose id is not in `parties` (a sender's `ToOne` to a stranger) are an error.
+pub fn run_in_memory<P: Protocol>(parties: Vec<P>) -> Result<Vec<(PartyId, P::Output)>, TssError> {
+    run_in_memory_with(parties, |_| {})
+}
+
+/// Like [`run_in_memory`], with a hook that sees (and may alter) every message before delivery:
+/// the tests use it to play a malicious party.
+pub fn run_in_memory_with<P: Protocol>(
+    parties: Vec<P>,
+    mut tamper: impl FnMut(&mut InFlight),
+) -> Result<Vec<(PartyId, P::Output)>, TssError> {
+    let mut by_id: BTreeMap<PartyId, P> = parties.into_iter().map(|p| (p.me(), p)).collect();
+    let ids: Vec<PartyId> = by_id.keys().copied().collect();
+    let mut outputs = BTreeMap::new();
+    let mut queue: VecDeque<InFlight> = VecDeque::new();
+    loop {
+        let mut progressed = false;
+        for id in &ids {
+            if outputs.contains_key(id) {
+                continue;
+            }
+            let Some(party) = by_id.get_mut(id) else {
+                continue;
+            };
+            loop {
+                match party.poke()? {
+                    Step::Wait => break,
+                    Step::Done(out) => {
+                        outputs.insert(*id, out);
+                        progressed = true;
+                        break;
+                    }
+                    Step::Send(Outgoing::ToAll(bytes)) => {
+                        progressed = true;
+                        for to in ids.iter().filter(|to| *to != id) {
+                            queue.push_back(InFlight {
+                                from: *id,
+                                to: *to,
+                                bytes: bytes.clone(),
+                            });
+                        }
+                    }
+                    Step::Send(Outgoing::ToOne(to, bytes)) => {
+                        progressed = true;
+                        queue.push_back(InFlight {
+                            from: *id,
+                            to,
+                            bytes,
+                        });
+                    }
+                }
+            }
+        }
+        while let Some(mut msg) = queue.pop_front() {
+            progressed = true;
+            tamper(&mut msg);
+            if outputs.contains_key(&msg.to) {
+                continue;
+            }
+            let recipient = by_id.get_mut(&msg.to).ok_or_else(|| {
+                TssError::BadParameters(format!("message addressed to unknown party {}", msg.to))
+            })?;
+            recipient.handle(msg.from, &msg.bytes)?;
+        }
+        if outputs.len() == ids.len() {
+            return Ok(outputs.into_iter().collect());
+        }
+        if !progressed {
+            let waiting: Vec<String> = ids
+                .iter()
+                .filter(|id| !outputs.contains_key(id))
+                .map(|id| id.to_string())
+                .collect();
+            return Err(TssError::Protocol {
+                suspect: None,
+                reason: format!(
+                    "stalled: parties {} wait for messages nobody sends",
+                    waiting.join(", ")
+                ),
+            });
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! Verifiable secret sharing over any [`Curve`]: distributed key generation, resharing to a new node
+//! set and threshold, and refresh — one protocol, three ways to start it.
+//!
+//! Each *dealer* shares a secret `s_d` with a random polynomial `f_d` of degree `t − 1`, broadcasts
+//! Feldman commitments `C_{d,k} = a_{d,k}·G` and sends `f_d(x_j)` privately to each *receiver* `j`.
+//! A receiver checks every share against its dealer's commitments, sums them into its new share and
+//! broadcasts a hash of all commitments it saw; it outputs only once every receiver reports the same
+//! hash, so all receivers agree on the public key and on every party's public key share
+//! `X_j = Σ_d Σ_k C_{d,k}·x_j^k`.
+//!
+//! * **DKG**: dealers = receivers = all parties, `s_d` random, and `C_{d,0}` comes with a Schnorr
+//!   proof of knowledge bound to the session and dealer (so nobody can cancel others' contributions).
+//! * **Reshare**: dealers are any ≥ t_old members of the old set with `s_d = λ_d·x_d` (Lagrange
+//!   weight within the dealer set), receivers are the new set. `C_{d,0}` must equal `λ_d·X_d`, the
+//!   dealer's *known* old public share, so a dealer cannot change the key, and the new shares
+//!   interpolate to the same secret. Dealers need not be receivers: a shrinking set (7 → 4 nodes)
+//!   works even when fewer than t_old old nodes remain.
+//! * **Refresh**: reshare from the whole set to itself with the same threshold.
+//!
+//! Every failure names a culprit: a bad proof, a commitment that contradicts the old public share,
+//! or a share that fails its commitment check blames its dealer; a differing confirmation blames the
+//! confirming party (or an equivocating dealer, which the hash cannot tell apart).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use ff::{Field, PrimeField};
+use group::Group;
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use crate::curve::{
+    eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve,
+};
+use crate::party::sorted_unique;
+use crate::protocol::{Outgoing, Protocol, Step};
+use crate::wire::{open, seal, ProtocolKind, Reader};
+use crate::{PartyId, SessionId, TssError};
+
+const TAG_COMMIT: u8 = 1;
+const TAG_SHARE: u8 = 2;
+const TAG_CONFIRM: u8 = 3;
+const POK_DST: &[u8] = b"SIGIL-VSS-POK-V1";
+
+/// The public side of a shared key: what any party (or client) may know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKeyPackage<C: Curve> {
+    threshold: usize,
+    public_key: C::Point,
+    shares: BTreeMap<PartyId, C::Point>,
+}
+
+impl<C: Curve> PublicKeyPackage<C> {
+    /// Builds a package from its parts (e.g. read from storage or a handshake); checks that the
+    /// public key shares are consistent with the public key and the threshold.
+    pub fn new(
+        threshold: usize,
+        public_key: C::Point,
+        shares: BTreeMap<PartyId, C::Point>,
+    ) -> Result<Self, TssError> {
+        let package = Self {
+            threshold,
+            public_key,
+            shares,
+        };
+        package.check()?;
+        Ok(package)
+    }
+
+    /// Shares needed to use the key.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The shared public key.
+    pub fn public_key(&self) -> &C::Point {
+        &self.public_key
+    }
+
+    /// Every party holding a share, in order.
+    pub fn parties(&self) -> Vec<PartyId> {
+        self.shares.keys().copied().collect()
+    }
+
+    /// `x_p·G` for party `p`.
+    pub fn public_share(&self, party: PartyId) -> Option<&C::Point> {
+        self.shares.get(&party)
+    }
+
+    /// Interpolates the public key from the public shares of `set` (at least `threshold` of them,
+    /// or the result is some other point).
+    pub fn interpolate(&self, set: &[PartyId]) -> Result<C::Point, TssError> {
+        let set = sorted_unique(set)
+            .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+        let mut acc = C::Point::identity();
+        for p in &set {
+            let share = self
+                .shares
+                .get(p)
+                .ok_or_else(|| TssError::BadParameters(format!("party {p} holds no share")))?;
+            acc += *share * lagrange::<C>(*p, &set)?;
+        }
+        Ok(acc)
+    }
+
+    /// Checks that the public shares lie on one polynomial of degree `threshold − 1` through the key.
+    fn check(&self) -> Result<(), TssError> {
+        let n = self.shares.len();
+        if self.threshold < 2 || self.threshold > n {
+            return Err(TssError::BadParameters(format!(
+                "threshold {} with {n} parties",
+                self.threshold
+            )));
+        }
+        let parties = self.parties();
+        let (base, rest) = parties.split_at(self.threshold - 1);
+        for p in rest {
+            // Any t points fix the polynomial: the first t−1 plus p must give back the key.
+            let mut set = base.to_vec();
+            set.push(*p);
+            if self.interpolate(&set)? != self.public_key {
+                return Err(TssError::InvalidShare {
+                    culprit: *p,
+                    what: "public key share (off the key's polynomial)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One party's share of a threshold key. The secret is wiped on drop and never printed.
+pub struct KeyShare<C: Curve> {
+    me: PartyId,
+    secret: C::Scalar,
+    public: PublicKeyPackage<C>,
+}
+
+impl<C: Curve> KeyShare<C> {
+    /// Rebuilds a share from storage; checks that the secret matches this party's public share.
+    pub fn from_parts(
+        me: PartyId,
+        secret: C::Scalar,
+        public: PublicKeyPackage<C>,
+    ) -> Result<Self, TssError> {
+        let share = Self { me, secret, public };
+        match share.public.public_share(me) {
+            Some(expected) if C::Point::generator() * share.secret == *expected => Ok(share),
+            _ => Err(TssError::BadParameters(format!(
+                "secret share of party {me} does not match its public share"
+            ))),
+        }
+    }
+
+    /// The holder.
+    pub fn me(&self) -> PartyId {
+        self.me
+    }
+
+    /// The public side: key, threshold, every party's public share.
+    pub fn public(&self) -> &PublicKeyPackage<C> {
+        &self.public
+    }
+
+    /// The shared public key.
+    pub fn public_key(&self) -> &C::Point {
+        &self.public.public_key
+    }
+
+    /// Shares needed to use the key.
+    pub fn threshold(&self) -> usize {
+        self.public.threshold
+    }
+
+    /// The secret scalar, for the protocols in this crate and for encrypted storage in the node.
+    pub fn secret(&self) -> &C::Scalar {
+        &self.secret
+    }
+}
+
+impl<C: Curve> Clone for KeyShare<C> {
+    fn clone(&self) -> Self {
+        Self {
+            me: self.me,
+            secret: self.secret,
+            public: self.public.clone(),
+        }
+    }
+}
+
+impl<C: Curve> Drop for KeyShare<C> {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl<C: Curve> fmt::Debug for KeyShare<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyShare")
+            .field("curve", &C::NAME)
+            .field("me", &self.me)
+            .field("secret", &"<redacted>")
+            .field("threshold", &self.public.threshold)
+            .finish()
+    }
+}
+
+enum Phase {
+    Dealing,
+    Confirming {
+        secret: SecretScalar<Box<[u8]>>,
+        transcript: [u8; 32],
+    },
+    Finished,
+    Failed(TssError),
+}
+
+/// A scalar kept as its encoding so the phase enum needs no generic bound; wiped on drop.
+struct SecretScalar<T: Zeroize>(T);
+
+impl<T: Zeroize> Drop for SecretScalar<T> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+struct Pinned<C: Curve> {
+    /// `λ_d·X_d` for every dealer.
+    constants: BTreeMap<PartyId, C::Point>,
+    public_key: C::Point,
+}
+
+/// One party's run of DKG, reshare or refresh. Output: `Some(share)` for a receiver, `None` for a
+/// dealer that leaves the set.
+pub struct Vss<C: Curve> {
+    session: SessionId,
+    me: PartyId,
+    threshold: usize,
+    dealers: Vec<PartyId>,
+    receivers: Vec<PartyId>,
+    pinned: Option<Pinned<C>>,
+    outbox: VecDeque<Outgoing>,
+    commitments: BTreeMap<PartyId, Vec<C::Point>>,
+    shares: BTreeMap<PartyId, C::Scalar>,
+    confirmations: BTreeMap<PartyId, [u8; 32]>,
+    phase: Phase,
+}
+
+impl<C: Curve> fmt::Debug for Vss<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vss")
+            .field("curve", &C::NAME)
+            .field("session", &self.session)
+            .field("me", &self.me)
+            .field("dealers", &self.dealers)
+            .field("receivers", &self.receivers)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Curve> Drop for Vss<C> {
+    fn drop(&mut self) {
+        self.shares.values_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl<C: Curve> Vss<C> {
+    /// Distributed key generation among `parties` with the given threshold.
+    pub fn dkg(
+        session: SessionId,
+        me: PartyId,
+        parties: &[PartyId],
+        threshold: usize,
+    ) -> Result<Self, TssError> {
+        let parties = check_set(parties, threshold, me)?;
+        let secret = C::Scalar::random(OsRng);
+        Self::start(
+            session,
+            me,
+            parties.clone(),
+            parties,
+            threshold,
+            None,
+            Some(secret),
+        )
+    }
+
+    /// Moves the key of `old` to `new_parties` with `new_threshold`, keeping the public key.
+    ///
+    /// `dealers` are the old parties taking part as dealers (at least `old.threshold()` of them; all
+    /// of them must run). `my_old_share` is required when `me` is a dealer. Every participant of
+    /// the run (dealers and new parties) must pass the same `old`, `dealers`, `new_parties` and
+    /// `new_threshold`.
+    pub fn reshare(
+        session: SessionId,
+        me: PartyId,
+        old: &PublicKeyPackage<C>,
+        dealers: &[PartyId],
+        my_old_share: Option<&KeyShare<C>>,
+        new_parties: &[PartyId],
+        new_threshold: usize,
+    ) -> Result<Self, TssError> {
+        let dealers = sorted_unique(dealers)
+            .ok_or_else(|| TssError::BadParameters("a dealer appears twice".into()))?;
+        if dealers.len() < old.threshold() {
+            return Err(TssError::BadParameters(format!(
+                "{} dealers cannot reshare a key of threshold {}",
+                dealers.len(),
+                old.threshold()
+            )));
+        }
+        let receivers = sorted_unique(new_parties)
+            .ok_or_else(|| TssError::BadParameters("a new party appears twice".into()))?;
+        check_threshold(receivers.len(), new_threshold)?;
+        if !dealers.contains(&me) && !receivers.contains(&me) {
+            return Err(TssError::BadParameters(format!(
+                "party {me} is neither a dealer nor a new party"
+            )));
+        }
+        let mut constants = BTreeMap::new();
+        for d in &dealers {
+            let share = old
+                .public_share(*d)
+                .ok_or_else(|| TssError::BadParameters(format!("dealer {d} holds no old share")))?;
+            constants.insert(*d, *share * lagrange::<C>(*d, &dealers)?);
+        }
+        let secret = match (dealers.contains(&me), my_old_share) {
+            (false, _) => None,
+            (true, Some(share)) if share.me == me && share.public == *old => {
+                Some(share.secret * lagrange::<C>(me, &dealers)?)
+            }
+            (true, _) => {
+                return Err(TssError::BadParameters(format!(
+                    "dealer {me} needs its own share of this key"
+                )))
+            }
+        };
+        let pinned = Pinned {
+            constants,
+            public_key: *old.public_key(),
+        };
+        Self::start(
+            session,
+            me,
+            dealers,
+            receivers,
+            new_threshold,
+            Some(pinned),
+            secret,
+        )
+    }
+
+    /// Re-randomises every share of the key within the same set and threshold. All parties must run.
+    pub fn refresh(session: SessionId, share: &KeyShare<C>) -> Result<Self, TssError> {
+        let parties = share.public.parties();
+        Self::reshare(
+            session,
+            share.me,
+            &share.public,
+            &parties,
+            Some(share),
+            &parties,
+            share.threshold(),
+        )
+    }
+
+    fn start(
+        session: SessionId,
+        me: PartyId,
+        dealers: Vec<PartyId>,
+        receivers: Vec<PartyId>,
+        threshold: usize,
+        pinned: Option<Pinned<C>>,
+        secret: Option<C::Scalar>,
+    ) -> Result<Self, TssError> {
+        let mut vss = Self {
+            session,
+            me,
+            threshold,
+            dealers,
+            receivers,
+            pinned,
+            outbox: VecDeque::new(),
+            commitments: BTreeMap::new(),
+            shares: BTreeMap::new(),
+            confirmations: BTreeMap::new(),
+            phase: Phase::Dealing,
+        };
+        if let Some(mut secret) = secret {
+            vss.deal(&secret);
+            secret.zeroize();
+        }
+        Ok(vss)
+    }
+
+    fn deal(&mut self, secret: &C::Scalar) {
+        let mut coeffs: Vec<C::Scalar> = std::iter::once(*secret)
+            .chain((1..self.threshold).map(|_| C::Scalar::random(OsRng)))
+            .collect();
+        let commitments: Vec<C::Point> = coeffs.iter().map(|a| C::Point::generator() * a).collect();
+
+        let mut msg = vec![TAG_COMMIT];
+        msg.extend_from_slice(&(commitments.len() as u16).to_be_bytes());
+        commitments.iter().for_each(|c| put_point::<C>(&mut msg, c));
+        if self.pinned.is_none() {
+            // DKG: prove knowledge of the constant term.
+            let mut nonce = C::Scalar::random(OsRng);
+            let big_r = C::Point::generator() * nonce;
+            let challenge = self.pok_challenge(self.me, commitments.first(), &big_r);
+            let z = nonce + challenge * secret;
+            nonce.zeroize();
+            put_point::<C>(&mut msg, &big_r);
+            put_scalar::<C>(&mut msg, &z);
+        }
+        self.outbox.push_back(Outgoing::ToAll(seal(
+            ProtocolKind::Vss,
+            &self.session,
+            &msg,
+        )));
+
+        for j in self.receivers.clone() {
+            let x = scalar_of::<C>(j.x());
+            let mut value = coeffs
+                .iter()
+                .rev()
+                .fold(C::Scalar::ZERO, |acc, a| acc * x + a);
+            if j == self.me {
+                self.shares.insert(j, value);
+            } else {
+                let mut msg = vec![TAG_SHARE];
+                put_scalar::<C>(&mut msg, &value);
+                self.outbox.push_back(Outgoing::ToOne(
+                    j,
+                    seal(ProtocolKind::Vss, &self.session, &msg),
+                ));
+                msg.zeroize();
+            }
+            value.zeroize();
+        }
+        coeffs.iter_mut().for_each(Zeroize::zeroize);
+        self.commitments.insert(self.me, commitments);
+    }
+
+    fn pok_challenge(
+        &self,
+        dealer: PartyId,
+        constant: Option<&C::Point>,
+        big_r: &C::Point,
+    ) -> C::Scalar {
+        let mut msg = Vec::with_capacity(32 + 4 + 2 * C::POINT_LEN);
+        msg.extend_from_slice(&self.session.0);
+        msg.extend_from_slice(&dealer.0.to_be_bytes());
+        if let Some(c) = constant {
+            put_point::<C>(&mut msg, c);
+        }
+        put_point::<C>(&mut msg, big_r);
+        C::hash_to_scalar(POK_DST, &msg)
+    }
+
+    fn transcript(&self) -> [u8; 32] {
+        let mut h = Sha256::new_with_prefix(b"sigil/vss/transcript/v1");
+        h.update(C::NAME);
+        h.update(self.session.0);
+        h.update((self.threshold as u16).to_be_bytes());
+        for r in &self.receivers {
+            h.update(r.0.to_be_bytes());
+        }
+        for (d, coeffs) in &self.commitments {
+            h.update(d.0.to_be_bytes());
+            coeffs.iter().for_each(|c| h.update(point_bytes::<C>(c)));
+        }
+        h.finalize().into()
+    }
+
+    fn fail(&mut self, err: TssError) -> TssError {
+        self.phase = Phase::Failed(err.clone());
+        err
+    }
+
+    fn on_commit(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
+        if !self.dealers.contains(&from) {
+            return Err(TssError::malformed(
+                from,
+                "commitments from a party that is not a dealer",
+            ));
+        }
+        let count = usize::from(r.u16("commitment count")?);
+        if count != self.threshold {
+            return Err(TssError::malformed(
+                from,
+                format!("{count} commitments, expected {}", self.threshold),
+            ));
+        }
+        let coeffs = (0..count)
+            .map(|_| r.point::<C>("commitment"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proof = match self.pinned {
+            None => Some((
+                r.point::<C>("proof nonce")?,
+                r.scalar::<C>("proof response")?,
+            )),
+            Some(_) => None,
+        };
+        r.finish()?;
+        if let Some(known) = self.commitments.get(&from) {
+            return if *known == coeffs {
+                Ok(())
+            } else {
+                Err(self.fail(TssError::Equivocation {
+                    from,
+                    what: "commitment",
+                }))
+            };
+        }
+        let constant = coeffs.first().copied().unwrap_or_else(C::Point::identity);
+        let valid = match (&self.pinned, proof) {
+            (Some(pinned), _) => pinned.constants.get(&from) == Some(&constant),
+            (None, Some((big_r, z))) => {
+                C::Point::generator() * z
+                    == big_r + constant * self.pok_challenge(from, Some(&constant), &big_r)
+            }
+            (None, None) => false,
+        };
+        if !valid {
+            let what = if self.pinned.is_some() {
+                "commitment (its constant term is not its old public share)"
+            } else {
+                "proof of knowledge"
+            };
+            return Err(self.fail(TssError::InvalidShare {
+                culprit: from,
+                what: what.into(),
+            }));
+        }
+        self.commitments.insert(from, coeffs);
+        Ok(())
+    }
+
+    fn on_share(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
+        if !self.dealers.contains(&from) || !self.receivers.contains(&self.me) {
+            return Err(TssError::malformed(
+                from,
+                "a secret share this party does not expect",
+            ));
+        }
+        let value = r.scalar::<C>("secret share")?;
+        r.finish()?;
+        match self.shares.get(&from) {
+            Some(known) if *known == value => Ok(()),
+            Some(_) => Err(self.fail(TssError::Equivocation {
+                from,
+                what: "secret share",
+            })),
+            None => {
+                self.shares.insert(from, value);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_confirm(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
+        if !self.receivers.contains(&from) {
+            return Err(TssError::malformed(
+                from,
+                "a confirmation from a party that receives no share",
+            ));
+        }
+        let hash = r.array::<32>("transcript hash")?;
+        r.finish()?;
+        match self.confirmations.get(&from) {
+            Some(known) if *known == hash => Ok(()),
+            Some(_) => Err(self.fail(TssError::Equivocation {
+                from,
+                what: "confirmation",
+            })),
+            None => {
+                self.confirmations.insert(from, hash);
+                Ok(())
+            }
+        }
+    }
+
+    /// All dealings are in: check each share, sum them and confirm the transcript.
+    fn finish_dealing(&mut self) -> Result<(), TssError> {
+        let x = self.me.x();
+        let mut secret = C::Scalar::ZERO;
+        for d in &self.dealers {
+            let (Some(coeffs), Some(share)) = (self.commitments.get(d), self.shares.get(d)) else {
+                return Ok(());
+            };
+            if C::Point::generator() * share != eval_commitment::<C>(coeffs, x) {
+                let culprit = *d;
+                return Err(self.fail(TssError::InvalidShare {
+                    culprit,
+                    what: "secret share (does not match its commitments)".into(),
+                }));
+            }
+            secret += share;
+        }
+        self.shares.values_mut().for_each(Zeroize::zeroize);
+        self.shares.clear();
+        let transcript = self.transcript();
+        self.confirmations.insert(self.me, transcript);
+        let mut msg = vec![TAG_CONFIRM];
+        msg.extend_from_slice(&transcript);
+        self.outbox.push_back(Outgoing::ToAll(seal(
+            ProtocolKind::Vss,
+            &self.session,
+            &msg,
+        )));
+        let encoded = secret.to_repr().as_ref().to_vec().into_boxed_slice();
+        secret.zeroize();
+        self.phase = Phase::Confirming {
+            secret: SecretScalar(encoded),
+            transcript,
+        };
+        Ok(())
+    }
+
+    fn finish_confirming(
+        &mut self,
+        encoded: &[u8],
+        transcript: &[u8; 32],
+    ) -> Result<KeyShare<C>, TssError> {
+        if let Some((p, _)) = self.confirmations.iter().find(|(_, h)| *h != transcript) {
+            let suspect = *p;
+            return Err(self.fail(TssError::Protocol {
+                suspect: Some(suspect),
+                reason: format!(
+                    "party {suspect} saw different commitments: it lies or a dealer equivocated"
+                ),
+            }));
+        }
+        let mut aggregate = vec![C::Point::identity(); self.threshold];
+        for coeffs in self.commitments.values() {
+            aggregate.iter_mut().zip(coeffs).for_each(|(a, c)| *a += c);
+        }
+        let public_key = aggregate
+            .first()
+            .copied()
+            .unwrap_or_else(C::Point::identity);
+        if let Some(pinned) = &self.pinned {
+            if pinned.public_key != public_key {
+                return Err(self.fail(TssError::Protocol {
+                    suspect: None,
+                    reason: "reshared public key differs from the old one".into(),
+                }));
+            }
+        }
+        let shares = self
+            .receivers
+            .iter()
+            .map(|j| (*j, eval_commitment::<C>(&aggregate, j.x())))
+            .collect();
+        let public = PublicKeyPackage {
+            threshold: self.threshold,
+            public_key,
+            shares,
+        };
+        let mut repr = <C::Scalar as PrimeField>::Repr::default();
+        repr.as_mut().copy_from_slice(encoded);
+        let secret: Option<C::Scalar> = C::Scalar::from_repr(repr).into();
+        let secret = secret.ok_or_else(|| TssError::Protocol {
+            suspect: None,
+            reason: "internal: share encoding".into(),
+        })?;
+        KeyShare::from_parts(self.me, secret, public).map_err(|e| self.fail(e))
+    }
+}
+
+impl<C: Curve> Protocol for Vss<C> {
+    type Output = Option<KeyShare<C>>;
+
+    fn me(&self) -> PartyId {
+        self.me
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), TssError> {
+        match &self.phase {
+            Phase::Failed(e) => return Err(e.clone()),
+            Phase::Finished => return Err(TssError::Terminated),
+            _ => {}
+        }
+        if from == self.me || !(self.dealers.contains(&from) || self.receivers.contains(&from)) {
+            return Err(TssError::UnknownSender { from });
+        }
+        let payload = open(ProtocolKind::Vss, &self.session, from, bytes)?;
+        let mut r = Reader::new(from, payload);
+        match r.u8("message tag")? {
+            TAG_COMMIT => self.on_commit(r, from),
+            TAG_SHARE => self.on_share(r, from),
+            TAG_CONFIRM => self.on_confirm(r, from),
+            tag => Err(TssError::malformed(
+                from,
+                format!("unknown message tag {tag}"),
+            )),
+        }
+    }
+
+    fn poke(&mut self) -> Result<Step<Self::Output>, TssError> {
+        loop {
+            if let Some(msg) = self.outbox.pop_front() {
+                return Ok(Step::Send(msg));
+            }
+            match std::mem::replace(&mut self.phase, Phase::Finished) {
+                Phase::Failed(e) => {
+                    self.phase = Phase::Failed(e.clone());
+                    return Err(e);
+                }
+                Phase::Finished => return Err(TssError::Terminated),
+                Phase::Dealing if !self.receivers.contains(&self.me) => {
+                    return Ok(Step::Done(None))
+                }
+                Phase::Dealing => {
+                    self.phase = Phase::Dealing;
+                    let ready = self
+                        .dealers
+                        .iter()
+                        .all(|d| self.commitments.contains_key(d) && self.shares.contains_key(d));
+                    if !ready {
+                        return Ok(Step::Wait);
+                    }
+                    self.finish_dealing()?;
+                }
+                Phase::Confirming { secret, transcript } => {
+                    if !self
+                        .receivers
+                        .iter()
+                        .all(|j| self.confirmations.contains_key(j))
+                    {
+                        self.phase = Phase::Confirming { secret, transcript };
+                        return Ok(Step::Wait);
+                    }
+                    let share = self.finish_confirming(&secret.0, &transcript)?;
+                    return Ok(Step::Done(Some(share)));
+                }
+            }
+        }
+    }
+}
+
+fn check_threshold(n: usize, threshold: usize) -> Result<(), TssError> {
+    if !(2..=n).contains(&threshold) || n > usize::from(u16::MAX) {
+        return Err(TssError::BadParameters(format!(
+            "threshold {threshold} is impossible with {n} parties"
+        )));
+    }
+    Ok(())
+}
+
+fn check_set(parties: &[PartyId], threshold: usize, me: PartyId) -> Result<Vec<PartyId>, TssError> {
+    let parties = sorted_unique(parties)
+        .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+    check_threshold(parties.len(), threshold)?;
+    if !parties.contains(&me) {
+        return Err(TssError::BadParameters(format!(
+            "party {me} is not in the participant list"
+        )));
+    }
+    Ok(parties)
+}

@@ -1,0 +1,128 @@
+use sigil_tss::bls::{self, BlsSignatureShare};
+use sigil_tss::{Bls12381G1, KeyShare, PartyId, TssError};
+
+use crate::common::*;
+
+const IDENTITY: &[u8] = b"sigil-acc://conditions/data";
+
+fn sign_all(keys: &[KeyShare<Bls12381G1>], identity: &[u8]) -> Vec<BlsSignatureShare> {
+    keys.iter()
+        .map(|k| bls::sign_share(k, identity).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_size_signs_verifies_combines_and_decrypts() {
+    for (n, t) in SIZES {
+        let keys = dkg::<Bls12381G1>(n, t);
+        let package = keys[0].public();
+        let ciphertext = bls::encrypt(package.public_key(), IDENTITY, b"secret payload").unwrap();
+        let shares = sign_all(&keys, IDENTITY);
+        for share in &shares {
+            bls::verify_share(package, share, IDENTITY).unwrap();
+        }
+        // Any t shares (here: the last t) combine into the one network signature.
+        let signature = bls::combine(package, &shares[n - t..], IDENTITY).unwrap();
+        assert_eq!(
+            signature,
+            bls::combine(package, &shares[..t], IDENTITY).unwrap()
+        );
+        assert_eq!(
+            bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
+            b"secret payload"
+        );
+        assert!(matches!(
+            bls::combine(package, &shares[..t - 1], IDENTITY),
+            Err(TssError::NotEnoughShares { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_tampered_share_is_rejected_and_its_sender_named() {
+    let keys = dkg::<Bls12381G1>(5, 4);
+    let package = keys[0].public();
+    let mut shares = sign_all(&keys, IDENTITY);
+    // Node 2 answers with a valid share for another identity.
+    shares[2] = bls::sign_share(&keys[2], b"another identity").unwrap();
+    let err = bls::verify_share(package, &shares[2], IDENTITY).unwrap_err();
+    assert_eq!(err.culprit(), Some(PartyId(2)));
+    assert_eq!(
+        bls::combine(package, &shares, IDENTITY)
+            .unwrap_err()
+            .culprit(),
+        Some(PartyId(2))
+    );
+    // A share relabelled as another node's is caught too.
+    let mut relabelled = shares[0].clone();
+    relabelled.party = PartyId(1);
+    assert_eq!(
+        bls::verify_share(package, &relabelled, IDENTITY)
+            .unwrap_err()
+            .culprit(),
+        Some(PartyId(1))
+    );
+    // The client still decrypts from the honest four, and learns who misbehaved.
+    let ciphertext = bls::encrypt(package.public_key(), IDENTITY, b"x").unwrap();
+    let (signature, bad) = bls::combine_valid(package, &shares, IDENTITY).unwrap();
+    assert_eq!(
+        bad.iter().map(|e| e.culprit()).collect::<Vec<_>>(),
+        vec![Some(PartyId(2))]
+    );
+    assert_eq!(
+        bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
+        b"x"
+    );
+}
+
+#[test]
+fn garbage_share_bytes_name_the_sender() {
+    for bytes in [&[][..], &[1, 2, 3][..], &[0xff; 200][..]] {
+        assert_eq!(
+            BlsSignatureShare::from_bytes(PartyId(4), bytes)
+                .unwrap_err()
+                .culprit(),
+            Some(PartyId(4))
+        );
+    }
+}
+
+#[test]
+fn hybrid_encryption_handles_any_size_and_rejects_tampering() {
+    let keys = dkg::<Bls12381G1>(3, 2);
+    let package = keys[0].public();
+    let signature = bls::combine(package, &sign_all(&keys, IDENTITY), IDENTITY).unwrap();
+    let mut rng = rng(1);
+    for size in [0usize, 1, 4096, 1 << 20] {
+        let mut data = vec![0u8; size];
+        rand_chacha::rand_core::RngCore::fill_bytes(&mut rng, &mut data);
+        let ciphertext = bls::encrypt(package.public_key(), IDENTITY, &data).unwrap();
+        assert_eq!(
+            bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
+            data
+        );
+        // Flip one byte in each region: version, length, key capsule, nonce, body, tag.
+        let len = ciphertext.len();
+        for at in [0, 2, 10, len - 30, len - 17, len - 1] {
+            let mut bad = ciphertext.clone();
+            bad[at] ^= 0x40;
+            assert!(
+                matches!(
+                    bls::decrypt(&signature, IDENTITY, &bad),
+                    Err(TssError::Decryption(_))
+                ),
+                "flip at {at} of {len}"
+            );
+        }
+        assert!(matches!(
+            bls::decrypt(&signature, IDENTITY, &ciphertext[..len - 1]),
+            Err(TssError::Decryption(_))
+        ));
+    }
+    // The signature over one identity opens nothing encrypted to another.
+    let other = bls::encrypt(package.public_key(), b"other", b"data").unwrap();
+    assert!(matches!(
+        bls::decrypt(&signature, b"other", &other),
+        Err(TssError::Decryption(_))
+    ));
+}

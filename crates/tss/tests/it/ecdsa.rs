@@ -1,0 +1,184 @@
+use sigil_tss::derive::{derive_public_key, eth_address, token_id, KeyId};
+use sigil_tss::ecdsa::{self, combine};
+use sigil_tss::{Secp256k1, TssError};
+
+use crate::common::*;
+
+/// Signs under a fresh PKP and checks the signature with k256 and by address recovery.
+fn check_signs(
+    keys: &[sigil_tss::KeyShare<Secp256k1>],
+    signers: &[sigil_tss::PartyId],
+    key_id: KeyId,
+    hash: [u8; 32],
+) {
+    let sig = sign(keys, signers, &key_id, &hash).expect("t signers produce a signature");
+    let pkp = derive_public_key(keys[0].public_key(), &key_id);
+    assert!(sig.verify(&pkp, &hash), "k256 rejects the signature");
+    assert_eq!(
+        sig.recover_address(&hash).unwrap(),
+        eth_address(&pkp),
+        "recovers to another address"
+    );
+    assert!(sig.recovery_id <= 1);
+    // Low-s: the top bit of s is clear.
+    assert!(sig.s[0] < 0x80);
+}
+
+#[test]
+fn every_size_signs_for_a_derived_key() {
+    for (n, t) in SIZES {
+        let keys = dkg::<Secp256k1>(n, t);
+        let signers = ids(0..t as u32);
+        check_signs(&keys, &signers, KeyId([n as u8; 32]), [0xab; 32]);
+    }
+}
+
+/// Property (seeded): any t-subset signs, for random key ids and hashes; t−1 never can.
+#[test]
+fn any_t_subset_signs_and_no_t_minus_1_subset_does() {
+    let mut rng = rng(0x5167);
+    for (n, t, cases) in [(5usize, 4usize, 6), (7, 5, 4)] {
+        let keys = dkg::<Secp256k1>(n, t);
+        let all = ids(0..n as u32);
+        for _ in 0..cases {
+            let signers = subset(&mut rng, &all, t);
+            check_signs(
+                &keys,
+                &signers,
+                KeyId(random_bytes(&mut rng)),
+                random_bytes(&mut rng),
+            );
+
+            let few = subset(&mut rng, &all, t - 1);
+            // The public shares of t−1 parties do not determine the key …
+            assert_ne!(
+                keys[0].public().interpolate(&few).unwrap(),
+                *keys[0].public_key()
+            );
+            // … they cannot presign …
+            let mut t0 = triples(&all, t, "few/t0");
+            let mut t1 = triples(&all, t, "few/t1");
+            let me = few[0];
+            let err = ecdsa::presigning(
+                session("few"),
+                &keys[me.0 as usize],
+                &few,
+                t0.remove(&me).unwrap(),
+                t1.remove(&me).unwrap(),
+            );
+            assert!(matches!(err, Err(TssError::BadParameters(_))));
+            // … and t−1 shares of a real presignature do not combine.
+            let hash = random_bytes(&mut rng);
+            let key_id = KeyId(random_bytes(&mut rng));
+            let mut shares = sign_shares(
+                presignatures(&keys, &signers, "few/full"),
+                keys[0].public_key(),
+                &key_id,
+                &hash,
+            );
+            shares.pop();
+            let pkp = derive_public_key(keys[0].public_key(), &key_id);
+            assert!(matches!(
+                combine(&pkp, &hash, &shares),
+                Err(TssError::NotEnoughShares { .. })
+            ));
+        }
+    }
+}
+
+#[test]
+fn a_tampered_share_never_yields_a_signature() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let signers = ids(0..2);
+    let key_id = KeyId([3; 32]);
+    let hash = [9u8; 32];
+    let mut shares = sign_shares(
+        presignatures(&keys, &signers, "tamper"),
+        keys[0].public_key(),
+        &key_id,
+        &hash,
+    );
+    let pkp = derive_public_key(keys[0].public_key(), &key_id);
+    let good = combine(&pkp, &hash, &shares).unwrap();
+    shares[1].s += sigil_tss::k256::Scalar::ONE;
+    assert_eq!(
+        combine(&pkp, &hash, &shares),
+        Err(TssError::SignatureInvalid)
+    );
+    // The same shares under another key or message never verify either.
+    shares[1].s -= sigil_tss::k256::Scalar::ONE;
+    assert_eq!(combine(&pkp, &hash, &shares), Ok(good));
+    assert_eq!(
+        combine(&pkp, &[8u8; 32], &shares),
+        Err(TssError::SignatureInvalid)
+    );
+}
+
+#[test]
+fn signers_computing_different_messages_are_caught() {
+    let keys = dkg::<Secp256k1>(5, 4);
+    let signers = ids(0..4);
+    let root = *keys[0].public_key();
+    let key_id = KeyId([4; 32]);
+    let entropy = [1u8; 32];
+    let shares: Vec<_> = presignatures(&keys, &signers, "disagree")
+        .into_iter()
+        .map(|p| {
+            // Party 3 saw another message: its re-randomised nonce differs from everyone else's.
+            let hash = if p.me() == sigil_tss::PartyId(3) {
+                [2u8; 32]
+            } else {
+                [1u8; 32]
+            };
+            ecdsa::sign_share(p, &root, &key_id, &hash, &entropy).unwrap()
+        })
+        .collect();
+    let err = combine(&derive_public_key(&root, &key_id), &[1u8; 32], &shares).unwrap_err();
+    assert_eq!(err.culprit(), Some(sigil_tss::PartyId(3)), "{err}");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let presig = presignatures(&keys, &ids(0..2), "debug").pop().unwrap();
+    for text in [format!("{:?}", keys[0]), format!("{presig:?}")] {
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!text.contains(&format!("{:?}", keys[0].secret())), "{text}");
+    }
+}
+
+#[test]
+fn signature_share_wire_format_round_trips() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let shares = sign_shares(
+        presignatures(&keys, &ids(0..2), "wire"),
+        keys[0].public_key(),
+        &KeyId([0; 32]),
+        &[5; 32],
+    );
+    for share in &shares {
+        let bytes = share.to_bytes();
+        assert_eq!(
+            ecdsa::SignatureShare::from_bytes(share.party, &bytes).unwrap(),
+            *share
+        );
+        // A share relayed under another node's name is refused.
+        let other = sigil_tss::PartyId(share.party.0 + 1);
+        assert_eq!(
+            ecdsa::SignatureShare::from_bytes(other, &bytes)
+                .unwrap_err()
+                .culprit(),
+            Some(other)
+        );
+    }
+}
+
+#[test]
+fn token_id_is_keccak_of_the_uncompressed_key() {
+    // keccak256(0x04 || Gx || Gy), computed independently (pycryptodome) for the generator.
+    let pk = sigil_tss::k256::ProjectivePoint::GENERATOR;
+    assert_eq!(
+        hex::encode(token_id(&pk)),
+        "393a75c54f3552ba0c8900297d6e99bb8abf8cc013bb0e912d0b176596fe7b88"
+    );
+}

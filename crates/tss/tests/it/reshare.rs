@@ -1,0 +1,106 @@
+use sigil_tss::bls;
+use sigil_tss::derive::KeyId;
+use sigil_tss::{run_in_memory_with, Bls12381G1, Curve, KeyShare, PartyId, Secp256k1, Vss};
+
+use crate::common::*;
+
+/// 5 nodes (t = 4) → 7 nodes (t = 5) → 4 entirely new nodes (t = 3). Public keys stay, new sets
+/// sign, and data encrypted before the first reshare decrypts after the second.
+#[test]
+fn reshare_five_to_seven_to_four() {
+    let ecdsa5 = dkg::<Secp256k1>(5, 4);
+    let bls5 = dkg::<Bls12381G1>(5, 4);
+    let ecdsa_key = *ecdsa5[0].public_key();
+    let bls_key = *bls5[0].public_key();
+    let identity = b"sigil-acc://before/reshare";
+    let ciphertext = bls::encrypt(&bls_key, identity, b"written before the reshare").unwrap();
+
+    // 5 → 7: node 4 is away, so four of the old nodes deal; nodes 5 and 6 join.
+    let seven = ids(0..7);
+    let dealers = ids(0..4);
+    let ecdsa7 = reshare(&ecdsa5, &dealers, &seven, 5);
+    let bls7 = reshare(&bls5, &dealers, &seven, 5);
+    check_key(&ecdsa7, 7, 5);
+    check_key(&bls7, 7, 5);
+    assert_eq!(*ecdsa7[0].public_key(), ecdsa_key);
+    assert_eq!(*bls7[0].public_key(), bls_key);
+    sign(&ecdsa7, &ids(2..7), &KeyId([7; 32]), &[1; 32]).expect("the 7-node set signs");
+
+    // 7 → 4: five of the seven deal to four new nodes that never held a share; only the new set keeps one.
+    let four = ids(10..14);
+    let dealers = ids(2..7);
+    let ecdsa4 = reshare(&ecdsa7, &dealers, &four, 3);
+    let bls4 = reshare(&bls7, &dealers, &four, 3);
+    check_key(&ecdsa4, 4, 3);
+    check_key(&bls4, 4, 3);
+    assert_eq!(*ecdsa4[0].public_key(), ecdsa_key);
+    assert_eq!(*bls4[0].public_key(), bls_key);
+    sign(&ecdsa4, &ids(11..14), &KeyId([4; 32]), &[2; 32]).expect("the 4-node set signs");
+
+    let shares: Vec<_> = bls4[1..]
+        .iter()
+        .map(|k| bls::sign_share(k, identity).unwrap())
+        .collect();
+    let signature = bls::combine(bls4[0].public(), &shares, identity).unwrap();
+    assert_eq!(
+        bls::decrypt(&signature, identity, &ciphertext).unwrap(),
+        b"written before the reshare"
+    );
+}
+
+fn check_dealer_cannot_change_the_key<C: Curve>() {
+    let old = dkg::<C>(4, 3);
+    let package = old[0].public().clone();
+    let dealers = ids(0..3);
+    let new = ids(0..4);
+    let runs = new
+        .iter()
+        .map(|me| {
+            let mine: Option<&KeyShare<C>> = dealers.contains(me).then(|| &old[me.0 as usize]);
+            Vss::reshare(
+                session("evil-dealer"),
+                *me,
+                &package,
+                &dealers,
+                mine,
+                &new,
+                3,
+            )
+            .unwrap()
+        })
+        .collect();
+    // Dealer 1 commits to another constant term (the generator) than its weighted old share.
+    let g = group::GroupEncoding::to_bytes(&<C::Point as group::Group>::generator());
+    let err = run_in_memory_with(runs, |m| {
+        if m.from == PartyId(1) && m.bytes.get(34) == Some(&1) {
+            m.bytes[37..37 + C::POINT_LEN].copy_from_slice(g.as_ref());
+        }
+    })
+    .unwrap_err();
+    assert_eq!(err.culprit(), Some(PartyId(1)), "{err}");
+}
+
+#[test]
+fn a_dealer_cannot_change_the_key_during_reshare() {
+    check_dealer_cannot_change_the_key::<Secp256k1>();
+    check_dealer_cannot_change_the_key::<Bls12381G1>();
+}
+
+#[test]
+fn reshare_refuses_too_few_dealers() {
+    let old = dkg::<Secp256k1>(5, 4);
+    let err = Vss::reshare(
+        session("few"),
+        PartyId(0),
+        old[0].public(),
+        &ids(0..3),
+        Some(&old[0]),
+        &ids(0..5),
+        4,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, sigil_tss::TssError::BadParameters(_)),
+        "{err}"
+    );
+}

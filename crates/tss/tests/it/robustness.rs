@@ -1,0 +1,203 @@
+//! Random bytes, truncations, bit flips, replays and strangers fed to every protocol's message
+//! handler: every call returns (an error or Ok) and nothing panics.
+
+use std::cell::RefCell;
+
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha20Rng;
+use sigil_tss::derive::KeyId;
+use sigil_tss::ecdsa::{self, SignatureShare};
+use sigil_tss::{
+    bls, run_in_memory_with, Bls12381G1, Curve, InFlight, PartyId, Protocol, Secp256k1, Vss,
+};
+
+use crate::common::*;
+
+/// Mutations of one genuine message.
+fn variants(bytes: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let len = bytes.len();
+    let cuts: Vec<usize> = if len <= 96 {
+        (0..len).collect()
+    } else {
+        (0..48)
+            .map(|_| rng.next_u32() as usize % len)
+            .chain(0..40)
+            .collect()
+    };
+    out.extend(cuts.into_iter().map(|cut| bytes[..cut].to_vec()));
+    for _ in 0..24 {
+        let mut flipped = bytes.to_vec();
+        let at = rng.next_u32() as usize % len.max(1);
+        if let Some(b) = flipped.get_mut(at) {
+            *b ^= 1 << (rng.next_u32() % 8);
+        }
+        out.push(flipped);
+    }
+    for _ in 0..12 {
+        // Same envelope, random payload: reaches the protocol's own decoder.
+        let mut noise = bytes[..bytes.len().min(35)].to_vec();
+        let extra = rng.next_u32() as usize % (len + 64);
+        let mut tail = vec![0u8; extra];
+        rng.fill_bytes(&mut tail);
+        noise.extend(tail);
+        out.push(noise);
+        let mut random = vec![0u8; rng.next_u32() as usize % 256];
+        rng.fill_bytes(&mut random);
+        out.push(random);
+    }
+    let mut longer = bytes.to_vec();
+    longer.extend_from_slice(&[0u8; 17]);
+    out.push(longer);
+    out
+}
+
+/// Feeds mutations of each recorded message to a fresh instance for its recipient.
+fn hammer<P: Protocol>(
+    label: &str,
+    recorded: &[InFlight],
+    cap: usize,
+    mut fresh: impl FnMut(PartyId) -> P,
+) {
+    let mut rng = rng(0xf022);
+    let mut calls = 0usize;
+    for msg in recorded.iter().take(cap) {
+        let mut party = fresh(msg.to);
+        for bad in variants(&msg.bytes, &mut rng) {
+            let _ = party.handle(msg.from, &bad);
+            let _ = party.poke();
+            calls += 1;
+        }
+        assert!(
+            party.handle(PartyId(99), &msg.bytes).is_err(),
+            "{label}: a stranger's message was accepted"
+        );
+        assert!(
+            party.handle(msg.to, &msg.bytes).is_err(),
+            "{label}: a message from ourselves was accepted"
+        );
+        // Replays of the genuine message.
+        for _ in 0..3 {
+            let _ = party.handle(msg.from, &msg.bytes);
+            let _ = party.poke();
+        }
+    }
+    assert!(calls > 0, "{label}: nothing was fed");
+}
+
+/// Runs a protocol once and returns every message sent.
+fn record<P: Protocol>(runs: Vec<P>) -> Vec<InFlight> {
+    let seen = RefCell::new(Vec::new());
+    run_in_memory_with(runs, |m| seen.borrow_mut().push(m.clone())).expect("honest run succeeds");
+    seen.into_inner()
+}
+
+fn hammer_vss<C: Curve>() {
+    let parties = ids(0..3);
+    let dkg = |me| Vss::<C>::dkg(session("fuzz-dkg"), me, &parties, 2).unwrap();
+    let recorded = record(parties.iter().map(|p| dkg(*p)).collect());
+    hammer(C::NAME, &recorded, usize::MAX, dkg);
+
+    let old = crate::common::dkg::<C>(3, 2);
+    let package = old[0].public().clone();
+    let new = ids(1..5);
+    let dealers = ids(0..2);
+    let reshare = |me: PartyId| {
+        let mine = dealers.contains(&me).then(|| &old[me.0 as usize]);
+        Vss::<C>::reshare(
+            session("fuzz-reshare"),
+            me,
+            &package,
+            &dealers,
+            mine,
+            &new,
+            3,
+        )
+        .unwrap()
+    };
+    let recorded = record(ids(0..5).into_iter().map(reshare).collect());
+    hammer(C::NAME, &recorded, usize::MAX, reshare);
+}
+
+#[test]
+fn vss_handlers_survive_garbage() {
+    hammer_vss::<Secp256k1>();
+    hammer_vss::<Bls12381G1>();
+}
+
+#[test]
+fn triple_and_presign_handlers_survive_garbage() {
+    let parties = ids(0..3);
+    let triple = |me| ecdsa::triple_generation(session("fuzz-triple"), me, &parties, 2).unwrap();
+    let recorded = record(parties.iter().map(|p| triple(*p)).collect());
+    hammer("triple", &recorded, 10, triple);
+
+    let keys = dkg::<Secp256k1>(3, 2);
+    let signers = ids(0..2);
+    let mut t0 = triples(&parties, 2, "fuzz/t0");
+    let mut t1 = triples(&parties, 2, "fuzz/t1");
+    let recorded = record(
+        signers
+            .iter()
+            .map(|me| {
+                ecdsa::presigning(
+                    session("fuzz-presign"),
+                    &keys[me.0 as usize],
+                    &signers,
+                    t0.remove(me).unwrap(),
+                    t1.remove(me).unwrap(),
+                )
+                .unwrap()
+            })
+            .collect(),
+    );
+    let presign = |me: PartyId| {
+        let mut t0 = triples(&parties, 2, "fuzz/f0");
+        let mut t1 = triples(&parties, 2, "fuzz/f1");
+        ecdsa::presigning(
+            session("fuzz-presign"),
+            &keys[me.0 as usize],
+            &signers,
+            t0.remove(&me).unwrap(),
+            t1.remove(&me).unwrap(),
+        )
+        .unwrap()
+    };
+    hammer("presign", &recorded, 4, presign);
+}
+
+#[test]
+fn share_and_ciphertext_decoders_survive_garbage() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let share = sign_shares(
+        presignatures(&keys, &ids(0..2), "fuzz-share"),
+        keys[0].public_key(),
+        &KeyId([0; 32]),
+        &[0; 32],
+    )
+    .remove(0);
+    let bls_keys = dkg::<Bls12381G1>(3, 2);
+    let bls_share = bls::sign_share(&bls_keys[0], b"id").unwrap();
+    let bls_sig = bls::combine(
+        bls_keys[0].public(),
+        &[
+            bls_share.clone(),
+            bls::sign_share(&bls_keys[1], b"id").unwrap(),
+        ],
+        b"id",
+    )
+    .unwrap();
+    let ciphertext = bls::encrypt(bls_keys[0].public().public_key(), b"id", b"payload").unwrap();
+    let mut rng = rng(3);
+    for bad in variants(&share.to_bytes(), &mut rng) {
+        let _ = SignatureShare::from_bytes(share.party, &bad);
+    }
+    for bad in variants(&bls_share.to_bytes(), &mut rng) {
+        let _ = bls::BlsSignatureShare::from_bytes(PartyId(0), &bad);
+    }
+    for bad in variants(&ciphertext, &mut rng) {
+        if bad != ciphertext {
+            assert!(bls::decrypt(&bls_sig, b"id", &bad).is_err());
+        }
+    }
+}
