@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use blsful::inner_types::G1Projective;
 use blsful::{
-    Bls12381G2Impl, InnerPointShareG1, PublicKey, PublicKeyShare, SecretKeyShare, Signature,
-    SignatureSchemes, TimeCryptCiphertext,
+    Bls12381G2Impl, InnerPointShareG1, PublicKey, PublicKeyShare, SecretKeyShare, Signature, SignatureSchemes,
+    TimeCryptCiphertext,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -60,20 +60,12 @@ impl BlsSignatureShare {
 }
 
 /// This node's signature share over `identity`.
-pub fn sign_share(
-    key: &KeyShare<Bls12381G1>,
-    identity: &[u8],
-) -> Result<BlsSignatureShare, TssError> {
-    let mut secret = SecretKeyShare::<Bls12381G2Impl>(
-        (scalar_of::<Bls12381G1>(key.me().x()), *key.secret()).into(),
-    );
+pub fn sign_share(key: &KeyShare<Bls12381G1>, identity: &[u8]) -> Result<BlsSignatureShare, TssError> {
+    let mut secret = SecretKeyShare::<Bls12381G2Impl>((scalar_of::<Bls12381G1>(key.me().x()), *key.secret()).into());
     let share = secret.sign(SCHEME, identity);
     secret.0.zeroize();
     let share = share.map_err(|e| TssError::BadParameters(format!("BLS signing: {e}")))?;
-    Ok(BlsSignatureShare {
-        party: key.me(),
-        share,
-    })
+    Ok(BlsSignatureShare { party: key.me(), share })
 }
 
 /// Checks one share against its sender's public key share. Errors name the sender.
@@ -83,20 +75,17 @@ pub fn verify_share(
     identity: &[u8],
 ) -> Result<(), TssError> {
     let culprit = share.party;
-    let public_share = package
-        .public_share(culprit)
-        .ok_or_else(|| TssError::InvalidShare {
-            culprit,
-            what: "BLS signature share (sender holds no key share)".into(),
-        })?;
+    let public_share = package.public_share(culprit).ok_or_else(|| TssError::InvalidShare {
+        culprit,
+        what: "BLS signature share (sender holds no key share)".into(),
+    })?;
     let pks = PublicKeyShare::<Bls12381G2Impl>(InnerPointShareG1(
         (scalar_of::<Bls12381G1>(culprit.x()), *public_share).into(),
     ));
-    pks.verify(&share.share, identity)
-        .map_err(|_| TssError::InvalidShare {
-            culprit,
-            what: "BLS signature share (does not verify)".into(),
-        })
+    pks.verify(&share.share, identity).map_err(|_| TssError::InvalidShare {
+        culprit,
+        what: "BLS signature share (does not verify)".into(),
+    })
 }
 
 /// Verifies each share, then combines a threshold of valid ones into the signature over `identity`
@@ -145,11 +134,7 @@ fn combine_verified(
             need,
         });
     }
-    let chosen: Vec<_> = unique
-        .values()
-        .take(need)
-        .map(|s| s.share.clone())
-        .collect();
+    let chosen: Vec<_> = unique.values().take(need).map(|s| s.share).collect();
     let signature = Signature::from_shares(&chosen).map_err(|e| TssError::Protocol {
         suspect: None,
         reason: format!("BLS combine: {e}"),
@@ -162,18 +147,13 @@ fn combine_verified(
 
 /// Encrypts `plaintext` of any size so that only the holder of the network signature over `identity`
 /// can read it.
-pub fn encrypt(
-    network_key: &G1Projective,
-    identity: &[u8],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, TssError> {
+pub fn encrypt(network_key: &G1Projective, identity: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, TssError> {
     let mut data_key = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(data_key.as_mut());
     let ibe = PublicKey::<Bls12381G2Impl>(*network_key)
         .encrypt_time_lock(SCHEME, data_key.as_ref(), identity)
         .map_err(|e| TssError::BadParameters(format!("identity encryption: {e}")))?;
-    let ibe = Vec::try_from(&ibe)
-        .map_err(|e| TssError::BadParameters(format!("ciphertext encoding: {e}")))?;
+    let ibe = Vec::try_from(&ibe).map_err(|e| TssError::BadParameters(format!("ciphertext encoding: {e}")))?;
     let mut nonce = [0u8; 12];
     OsRng.fill_bytes(&mut nonce);
     let aad = aad(identity);
@@ -186,8 +166,7 @@ pub fn encrypt(
             },
         )
         .map_err(|_| TssError::BadParameters("payload too large".into()))?;
-    let ibe_len = u32::try_from(ibe.len())
-        .map_err(|_| TssError::BadParameters("ciphertext too large".into()))?;
+    let ibe_len = u32::try_from(ibe.len()).map_err(|_| TssError::BadParameters("ciphertext too large".into()))?;
     let mut out = Vec::with_capacity(1 + 4 + ibe.len() + 12 + sealed.len());
     out.push(CIPHERTEXT_VERSION);
     out.extend_from_slice(&ibe_len.to_be_bytes());
@@ -199,36 +178,23 @@ pub fn encrypt(
 
 /// Decrypts with the combined signature over `identity`. A tampered ciphertext, another identity or
 /// a wrong signature is an error, never garbage.
-pub fn decrypt(
-    signature: &Signature<Bls12381G2Impl>,
-    identity: &[u8],
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, TssError> {
+pub fn decrypt(signature: &Signature<Bls12381G2Impl>, identity: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, TssError> {
     let bad = |what: &str| TssError::Decryption(what.to_string());
-    let (version, rest) = ciphertext
-        .split_first()
-        .ok_or_else(|| bad("empty ciphertext"))?;
+    let (version, rest) = ciphertext.split_first().ok_or_else(|| bad("empty ciphertext"))?;
     if *version != CIPHERTEXT_VERSION {
         return Err(bad(&format!("unknown ciphertext version {version}")));
     }
-    let (len, rest) = rest
-        .split_at_checked(4)
-        .ok_or_else(|| bad("truncated ciphertext"))?;
+    let (len, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated ciphertext"))?;
     let len = u32::from_be_bytes(len.try_into().map_err(|_| bad("truncated ciphertext"))?) as usize;
-    let (ibe, rest) = rest
-        .split_at_checked(len)
-        .ok_or_else(|| bad("truncated ciphertext"))?;
-    let (nonce, sealed) = rest
-        .split_at_checked(12)
-        .ok_or_else(|| bad("truncated ciphertext"))?;
+    let (ibe, rest) = rest.split_at_checked(len).ok_or_else(|| bad("truncated ciphertext"))?;
+    let (nonce, sealed) = rest.split_at_checked(12).ok_or_else(|| bad("truncated ciphertext"))?;
     let mut nonce_bytes = [0u8; 12];
     nonce_bytes.copy_from_slice(nonce);
-    let ibe = TimeCryptCiphertext::<Bls12381G2Impl>::try_from(ibe)
-        .map_err(|_| bad("malformed key capsule"))?;
+    let ibe = TimeCryptCiphertext::<Bls12381G2Impl>::try_from(ibe).map_err(|_| bad("malformed key capsule"))?;
     let data_key: Option<Vec<u8>> = ibe.decrypt(signature).into();
-    let data_key = Zeroizing::new(data_key.ok_or_else(|| {
-        bad("the key does not open this ciphertext (tampered, or another identity)")
-    })?);
+    let data_key = Zeroizing::new(
+        data_key.ok_or_else(|| bad("the key does not open this ciphertext (tampered, or another identity)"))?,
+    );
     if data_key.len() != 32 {
         return Err(bad("key capsule holds no data key"));
     }
@@ -236,16 +202,8 @@ pub fn decrypt(
     let mut key = Key::default();
     key.copy_from_slice(&data_key);
     let result = ChaCha20Poly1305::new(&key)
-        .decrypt(
-            &Nonce::from(nonce_bytes),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| {
-            bad("authentication failed: the ciphertext was altered or is for another identity")
-        });
+        .decrypt(&Nonce::from(nonce_bytes), Payload { msg: sealed, aad: &aad })
+        .map_err(|_| bad("authentication failed: the ciphertext was altered or is for another identity"));
     key.zeroize();
     result
 }

@@ -39,8 +39,7 @@ impl Curve for Secp256k1 {
     fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> k256::Scalar {
         use k256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest};
         // Only fails for a DST longer than 255 bytes; ours are short constants.
-        k256::Secp256k1::hash_to_scalar::<ExpandMsgXmd<sha2::Sha256>>(&[msg], &[dst])
-            .unwrap_or(k256::Scalar::ONE)
+        k256::Secp256k1::hash_to_scalar::<ExpandMsgXmd<sha2::Sha256>>(&[msg], &[dst]).unwrap_or(k256::Scalar::ONE)
     }
 }
 
@@ -81,8 +80,7 @@ impl Reader<'_> {
     pub(crate) fn scalar<C: Curve>(&mut self, what: &str) -> Result<C::Scalar, TssError> {
         let from = self.from();
         let mut repr = <C::Scalar as PrimeField>::Repr::default();
-        repr.as_mut()
-            .copy_from_slice(self.take(C::SCALAR_LEN, what)?);
+        repr.as_mut().copy_from_slice(self.take(C::SCALAR_LEN, what)?);
         Option::from(C::Scalar::from_repr(repr))
             .ok_or_else(|| TssError::malformed(from, format!("{what} is not a canonical scalar")))
     }
@@ -90,11 +88,9 @@ impl Reader<'_> {
     pub(crate) fn point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
         let from = self.from();
         let mut repr = <C::Point as GroupEncoding>::Repr::default();
-        repr.as_mut()
-            .copy_from_slice(self.take(C::POINT_LEN, what)?);
-        Option::from(C::Point::from_bytes(&repr)).ok_or_else(|| {
-            TssError::malformed(from, format!("{what} is not a valid {} point", C::NAME))
-        })
+        repr.as_mut().copy_from_slice(self.take(C::POINT_LEN, what)?);
+        Option::from(C::Point::from_bytes(&repr))
+            .ok_or_else(|| TssError::malformed(from, format!("{what} is not a valid {} point", C::NAME)))
     }
 }
 
@@ -120,16 +116,43 @@ pub(crate) fn lagrange<C: Curve>(me: PartyId, set: &[PartyId]) -> Result<C::Scal
     }
     Option::from(den.invert())
         .map(|inv: C::Scalar| num * inv)
-        .ok_or_else(|| {
-            TssError::BadParameters(format!("party {me} appears twice in the interpolation set"))
-        })
+        .ok_or_else(|| TssError::BadParameters(format!("party {me} appears twice in the interpolation set")))
 }
 
-/// Evaluates the committed polynomial `Σ c_k x^k` in the exponent.
+/// Evaluates the committed polynomial `Σ c_k x^k` in the exponent (Horner's rule).
+///
+/// `x` is a small public party coordinate, so each step multiplies by it with a few doublings
+/// instead of a full-width scalar multiplication: this is most of the cost of DKG and reshare.
 pub(crate) fn eval_commitment<C: Curve>(coeffs: &[C::Point], x: u64) -> C::Point {
-    let x = scalar_of::<C>(x);
     coeffs
         .iter()
         .rev()
-        .fold(C::Point::identity(), |acc, c| acc * x + c)
+        .fold(C::Point::identity(), |acc, c| mul_small(acc, x) + c)
+}
+
+/// `k·p` by double-and-add over the bits of a public `k` (not constant time; `k` is not secret).
+fn mul_small<P: Group>(p: P, k: u64) -> P {
+    (0..u64::BITS - k.leading_zeros())
+        .rev()
+        .fold(P::identity(), |acc, bit| {
+            let doubled = acc.double();
+            if (k >> bit) & 1 == 1 {
+                doubled + p
+            } else {
+                doubled
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_multiplication_matches_scalar_multiplication() {
+        let g = k256::ProjectivePoint::GENERATOR;
+        for k in [0u64, 1, 2, 3, 31, 32, 1000, u64::MAX] {
+            assert_eq!(mul_small(g, k), g * k256::Scalar::from(k), "k = {k}");
+        }
+    }
 }

@@ -85,10 +85,7 @@ mod tests {
     fn eth_address_of_generator() {
         // The address of private key 1 is a well-known constant.
         let addr = eth_address(&ProjectivePoint::GENERATOR);
-        assert_eq!(
-            checksum_address(&addr),
-            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
-        );
+        assert_eq!(checksum_address(&addr), "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
     }
 
     #[test]

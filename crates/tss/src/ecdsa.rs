@@ -25,6 +25,27 @@
 //! set, the tweak and a fresh value `ρ` that the allocator fixes per request, so `R'` is unknowable
 //! until message, key and presignature are all bound — and two requests never share a nonce even if
 //! the same message is signed twice. δ uses only public inputs, so signers need no extra round.
+//!
+//! # A presignature is used once
+//!
+//! [`sign_share`] takes the [`Presignature`] by value, so using one twice does not compile:
+//!
+//! ```compile_fail,E0382
+//! # use sigil_tss::{derive::KeyId, ecdsa, k256::ProjectivePoint};
+//! fn sign_twice(presignature: ecdsa::Presignature, root: &ProjectivePoint) {
+//!     let _ = ecdsa::sign_share(presignature, root, &KeyId([0; 32]), &[1; 32], &[0; 32]);
+//!     let _ = ecdsa::sign_share(presignature, root, &KeyId([0; 32]), &[2; 32], &[0; 32]);
+//! }
+//! ```
+//!
+//! while one use does:
+//!
+//! ```
+//! # use sigil_tss::{derive::KeyId, ecdsa, k256::ProjectivePoint};
+//! fn sign_once(presignature: ecdsa::Presignature, root: &ProjectivePoint) {
+//!     let _ = ecdsa::sign_share(presignature, root, &KeyId([0; 32]), &[1; 32], &[0; 32]);
+//! }
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,8 +115,7 @@ pub fn triple_generation(
     parties: &[PartyId],
     threshold: usize,
 ) -> Result<TripleGeneration, TssError> {
-    let parties = sorted_unique(parties)
-        .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+    let parties = sorted_unique(parties).ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
     if !parties.contains(&me) || threshold < 2 || threshold > parties.len() {
         return Err(TssError::BadParameters(format!(
             "party {me}, threshold {threshold}, {} parties",
@@ -170,8 +190,7 @@ pub fn presigning(
     triple1: Triple,
 ) -> Result<Presigning, TssError> {
     let me = key.me();
-    let signers = sorted_unique(signers)
-        .ok_or_else(|| TssError::BadParameters("a signer appears twice".into()))?;
+    let signers = sorted_unique(signers).ok_or_else(|| TssError::BadParameters("a signer appears twice".into()))?;
     let key_parties = key.public().parties();
     if !signers.contains(&me) || signers.iter().any(|s| !key_parties.contains(s)) {
         return Err(TssError::BadParameters(
@@ -187,9 +206,7 @@ pub fn presigning(
     }
     for triple in [&triple0, &triple1] {
         let holders = triple.participants();
-        if triple.public.threshold != key.threshold()
-            || signers.iter().any(|s| !holders.contains(s))
-        {
+        if triple.public.threshold != key.threshold() || signers.iter().any(|s| !holders.contains(s)) {
             return Err(TssError::BadParameters(
                 "a triple was not generated for these signers and this threshold".into(),
             ));
@@ -205,8 +222,8 @@ pub fn presigning(
         threshold: key.threshold(),
     };
     drop((triple0, triple1));
-    let inner = presign::<K>(&participants(&signers), me.0.into(), args)
-        .map_err(|e| TssError::BadParameters(e.to_string()))?;
+    let inner =
+        presign::<K>(&participants(&signers), me.0.into(), args).map_err(|e| TssError::BadParameters(e.to_string()))?;
     let finish_signers = signers.clone();
     Ok(CaitSithRun::new(
         ProtocolKind::Presign,
@@ -259,10 +276,7 @@ impl SignatureShare {
         let party = PartyId(u32::from_be_bytes(r.array::<4>("party")?));
         let n = usize::from(r.u8("signer count")?);
         let signers = (0..n)
-            .map(|_| {
-                r.array::<4>("signer")
-                    .map(|b| PartyId(u32::from_be_bytes(b)))
-            })
+            .map(|_| r.array::<4>("signer").map(|b| PartyId(u32::from_be_bytes(b))))
             .collect::<Result<Vec<_>, _>>()?;
         let big_r = r.point::<Secp256k1>("nonce point")?.to_affine();
         let s = r.scalar::<Secp256k1>("signature share")?;
@@ -343,9 +357,7 @@ fn rerandomizer(
     input.extend_from_slice(msg_hash);
     input.extend_from_slice(big_r.to_encoded_point(true).as_bytes());
     input.push(signers.len() as u8);
-    signers
-        .iter()
-        .for_each(|p| input.extend_from_slice(&p.0.to_be_bytes()));
+    signers.iter().for_each(|p| input.extend_from_slice(&p.0.to_be_bytes()));
     input.extend_from_slice(&tweak.to_repr());
     input.extend_from_slice(entropy);
     Secp256k1::hash_to_scalar(RERANDOMIZE_DST, &input)
@@ -378,10 +390,7 @@ impl EcdsaSignature {
     /// Verifies against a public key with k256.
     pub fn verify(&self, public_key: &ProjectivePoint, msg_hash: &[u8; 32]) -> bool {
         use k256::ecdsa::signature::hazmat::PrehashVerifier;
-        let (Ok(sig), Ok(vk)) = (
-            self.to_k256(),
-            VerifyingKey::from_affine(public_key.to_affine()),
-        ) else {
+        let (Ok(sig), Ok(vk)) = (self.to_k256(), VerifyingKey::from_affine(public_key.to_affine())) else {
             return false;
         };
         vk.verify_prehash(msg_hash, &sig).is_ok()
@@ -449,10 +458,7 @@ pub fn combine(
                 what: "signature share (not a signer of this presignature)".into(),
             });
         }
-        if by_party
-            .insert(share.party, share)
-            .is_some_and(|prev| prev != share)
-        {
+        if by_party.insert(share.party, share).is_some_and(|prev| prev != share) {
             return Err(TssError::Equivocation {
                 from: share.party,
                 what: "signature share",
@@ -474,12 +480,11 @@ pub fn combine(
         s = -s;
     }
     let r = x_scalar(&big_r);
-    let sig = Signature::from_scalars(r.to_repr(), s.to_repr())
-        .map_err(|_| TssError::SignatureInvalid)?;
+    let sig = Signature::from_scalars(r.to_repr(), s.to_repr()).map_err(|_| TssError::SignatureInvalid)?;
     let vk = VerifyingKey::from_affine(public_key.to_affine())
         .map_err(|_| TssError::BadParameters("public key is the identity".into()))?;
-    let recovery_id = RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig)
-        .map_err(|_| TssError::SignatureInvalid)?;
+    let recovery_id =
+        RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig).map_err(|_| TssError::SignatureInvalid)?;
     Ok(EcdsaSignature {
         r: r.to_repr().into(),
         s: s.to_repr().into(),

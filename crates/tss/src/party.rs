@@ -71,10 +71,7 @@ mod tests {
 
     #[test]
     fn two_thirds_rounded_up() {
-        let got: Vec<_> = [3, 4, 5, 7, 10, 31]
-            .iter()
-            .map(|&n| threshold_for(n))
-            .collect();
+        let got: Vec<_> = [3, 4, 5, 7, 10, 31].iter().map(|&n| threshold_for(n)).collect();
         assert_eq!(got, vec![2, 3, 4, 5, 7, 21]);
     }
 }

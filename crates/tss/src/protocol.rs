@@ -106,11 +106,7 @@ pub fn run_in_memory_with<P: Protocol>(
                     }
                     Step::Send(Outgoing::ToOne(to, bytes)) => {
                         progressed = true;
-                        queue.push_back(InFlight {
-                            from: *id,
-                            to,
-                            bytes,
-                        });
+                        queue.push_back(InFlight { from: *id, to, bytes });
                     }
                 }
             }
@@ -121,9 +117,9 @@ pub fn run_in_memory_with<P: Protocol>(
             if outputs.contains_key(&msg.to) {
                 continue;
             }
-            let recipient = by_id.get_mut(&msg.to).ok_or_else(|| {
-                TssError::BadParameters(format!("message addressed to unknown party {}", msg.to))
-            })?;
+            let recipient = by_id
+                .get_mut(&msg.to)
+                .ok_or_else(|| TssError::BadParameters(format!("message addressed to unknown party {}", msg.to)))?;
             recipient.handle(msg.from, &msg.bytes)?;
         }
         if outputs.len() == ids.len() {
@@ -137,10 +133,7 @@ pub fn run_in_memory_with<P: Protocol>(
                 .collect();
             return Err(TssError::Protocol {
                 suspect: None,
-                reason: format!(
-                    "stalled: parties {} wait for messages nobody sends",
-                    waiting.join(", ")
-                ),
+                reason: format!("stalled: parties {} wait for messages nobody sends", waiting.join(", ")),
             });
         }
     }

@@ -30,9 +30,7 @@ use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
-use crate::curve::{
-    eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve,
-};
+use crate::curve::{eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve};
 use crate::party::sorted_unique;
 use crate::protocol::{Outgoing, Protocol, Step};
 use crate::wire::{open, seal, ProtocolKind, Reader};
@@ -54,11 +52,7 @@ pub struct PublicKeyPackage<C: Curve> {
 impl<C: Curve> PublicKeyPackage<C> {
     /// Builds a package from its parts (e.g. read from storage or a handshake); checks that the
     /// public key shares are consistent with the public key and the threshold.
-    pub fn new(
-        threshold: usize,
-        public_key: C::Point,
-        shares: BTreeMap<PartyId, C::Point>,
-    ) -> Result<Self, TssError> {
+    pub fn new(threshold: usize, public_key: C::Point, shares: BTreeMap<PartyId, C::Point>) -> Result<Self, TssError> {
         let package = Self {
             threshold,
             public_key,
@@ -91,8 +85,7 @@ impl<C: Curve> PublicKeyPackage<C> {
     /// Interpolates the public key from the public shares of `set` (at least `threshold` of them,
     /// or the result is some other point).
     pub fn interpolate(&self, set: &[PartyId]) -> Result<C::Point, TssError> {
-        let set = sorted_unique(set)
-            .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+        let set = sorted_unique(set).ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
         let mut acc = C::Point::identity();
         for p in &set {
             let share = self
@@ -139,11 +132,7 @@ pub struct KeyShare<C: Curve> {
 
 impl<C: Curve> KeyShare<C> {
     /// Rebuilds a share from storage; checks that the secret matches this party's public share.
-    pub fn from_parts(
-        me: PartyId,
-        secret: C::Scalar,
-        public: PublicKeyPackage<C>,
-    ) -> Result<Self, TssError> {
+    pub fn from_parts(me: PartyId, secret: C::Scalar, public: PublicKeyPackage<C>) -> Result<Self, TssError> {
         let share = Self { me, secret, public };
         match share.public.public_share(me) {
             Some(expected) if C::Point::generator() * share.secret == *expected => Ok(share),
@@ -268,23 +257,10 @@ impl<C: Curve> Drop for Vss<C> {
 
 impl<C: Curve> Vss<C> {
     /// Distributed key generation among `parties` with the given threshold.
-    pub fn dkg(
-        session: SessionId,
-        me: PartyId,
-        parties: &[PartyId],
-        threshold: usize,
-    ) -> Result<Self, TssError> {
+    pub fn dkg(session: SessionId, me: PartyId, parties: &[PartyId], threshold: usize) -> Result<Self, TssError> {
         let parties = check_set(parties, threshold, me)?;
         let secret = C::Scalar::random(OsRng);
-        Self::start(
-            session,
-            me,
-            parties.clone(),
-            parties,
-            threshold,
-            None,
-            Some(secret),
-        )
+        Self::start(session, me, parties.clone(), parties, threshold, None, Some(secret))
     }
 
     /// Moves the key of `old` to `new_parties` with `new_threshold`, keeping the public key.
@@ -302,8 +278,7 @@ impl<C: Curve> Vss<C> {
         new_parties: &[PartyId],
         new_threshold: usize,
     ) -> Result<Self, TssError> {
-        let dealers = sorted_unique(dealers)
-            .ok_or_else(|| TssError::BadParameters("a dealer appears twice".into()))?;
+        let dealers = sorted_unique(dealers).ok_or_else(|| TssError::BadParameters("a dealer appears twice".into()))?;
         if dealers.len() < old.threshold() {
             return Err(TssError::BadParameters(format!(
                 "{} dealers cannot reshare a key of threshold {}",
@@ -311,8 +286,8 @@ impl<C: Curve> Vss<C> {
                 old.threshold()
             )));
         }
-        let receivers = sorted_unique(new_parties)
-            .ok_or_else(|| TssError::BadParameters("a new party appears twice".into()))?;
+        let receivers =
+            sorted_unique(new_parties).ok_or_else(|| TssError::BadParameters("a new party appears twice".into()))?;
         check_threshold(receivers.len(), new_threshold)?;
         if !dealers.contains(&me) && !receivers.contains(&me) {
             return Err(TssError::BadParameters(format!(
@@ -341,15 +316,7 @@ impl<C: Curve> Vss<C> {
             constants,
             public_key: *old.public_key(),
         };
-        Self::start(
-            session,
-            me,
-            dealers,
-            receivers,
-            new_threshold,
-            Some(pinned),
-            secret,
-        )
+        Self::start(session, me, dealers, receivers, new_threshold, Some(pinned), secret)
     }
 
     /// Re-randomises every share of the key within the same set and threshold. All parties must run.
@@ -414,27 +381,19 @@ impl<C: Curve> Vss<C> {
             put_point::<C>(&mut msg, &big_r);
             put_scalar::<C>(&mut msg, &z);
         }
-        self.outbox.push_back(Outgoing::ToAll(seal(
-            ProtocolKind::Vss,
-            &self.session,
-            &msg,
-        )));
+        self.outbox
+            .push_back(Outgoing::ToAll(seal(ProtocolKind::Vss, &self.session, &msg)));
 
         for j in self.receivers.clone() {
             let x = scalar_of::<C>(j.x());
-            let mut value = coeffs
-                .iter()
-                .rev()
-                .fold(C::Scalar::ZERO, |acc, a| acc * x + a);
+            let mut value = coeffs.iter().rev().fold(C::Scalar::ZERO, |acc, a| acc * x + a);
             if j == self.me {
                 self.shares.insert(j, value);
             } else {
                 let mut msg = vec![TAG_SHARE];
                 put_scalar::<C>(&mut msg, &value);
-                self.outbox.push_back(Outgoing::ToOne(
-                    j,
-                    seal(ProtocolKind::Vss, &self.session, &msg),
-                ));
+                self.outbox
+                    .push_back(Outgoing::ToOne(j, seal(ProtocolKind::Vss, &self.session, &msg)));
                 msg.zeroize();
             }
             value.zeroize();
@@ -443,12 +402,7 @@ impl<C: Curve> Vss<C> {
         self.commitments.insert(self.me, commitments);
     }
 
-    fn pok_challenge(
-        &self,
-        dealer: PartyId,
-        constant: Option<&C::Point>,
-        big_r: &C::Point,
-    ) -> C::Scalar {
+    fn pok_challenge(&self, dealer: PartyId, constant: Option<&C::Point>, big_r: &C::Point) -> C::Scalar {
         let mut msg = Vec::with_capacity(32 + 4 + 2 * C::POINT_LEN);
         msg.extend_from_slice(&self.session.0);
         msg.extend_from_slice(&dealer.0.to_be_bytes());
@@ -497,10 +451,7 @@ impl<C: Curve> Vss<C> {
             .map(|_| r.point::<C>("commitment"))
             .collect::<Result<Vec<_>, _>>()?;
         let proof = match self.pinned {
-            None => Some((
-                r.point::<C>("proof nonce")?,
-                r.scalar::<C>("proof response")?,
-            )),
+            None => Some((r.point::<C>("proof nonce")?, r.scalar::<C>("proof response")?)),
             Some(_) => None,
         };
         r.finish()?;
@@ -518,8 +469,7 @@ impl<C: Curve> Vss<C> {
         let valid = match (&self.pinned, proof) {
             (Some(pinned), _) => pinned.constants.get(&from) == Some(&constant),
             (None, Some((big_r, z))) => {
-                C::Point::generator() * z
-                    == big_r + constant * self.pok_challenge(from, Some(&constant), &big_r)
+                C::Point::generator() * z == big_r + constant * self.pok_challenge(from, Some(&constant), &big_r)
             }
             (None, None) => false,
         };
@@ -540,10 +490,7 @@ impl<C: Curve> Vss<C> {
 
     fn on_share(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
         if !self.dealers.contains(&from) || !self.receivers.contains(&self.me) {
-            return Err(TssError::malformed(
-                from,
-                "a secret share this party does not expect",
-            ));
+            return Err(TssError::malformed(from, "a secret share this party does not expect"));
         }
         let value = r.scalar::<C>("secret share")?;
         r.finish()?;
@@ -605,11 +552,8 @@ impl<C: Curve> Vss<C> {
         self.confirmations.insert(self.me, transcript);
         let mut msg = vec![TAG_CONFIRM];
         msg.extend_from_slice(&transcript);
-        self.outbox.push_back(Outgoing::ToAll(seal(
-            ProtocolKind::Vss,
-            &self.session,
-            &msg,
-        )));
+        self.outbox
+            .push_back(Outgoing::ToAll(seal(ProtocolKind::Vss, &self.session, &msg)));
         let encoded = secret.to_repr().as_ref().to_vec().into_boxed_slice();
         secret.zeroize();
         self.phase = Phase::Confirming {
@@ -619,28 +563,19 @@ impl<C: Curve> Vss<C> {
         Ok(())
     }
 
-    fn finish_confirming(
-        &mut self,
-        encoded: &[u8],
-        transcript: &[u8; 32],
-    ) -> Result<KeyShare<C>, TssError> {
+    fn finish_confirming(&mut self, encoded: &[u8], transcript: &[u8; 32]) -> Result<KeyShare<C>, TssError> {
         if let Some((p, _)) = self.confirmations.iter().find(|(_, h)| *h != transcript) {
             let suspect = *p;
             return Err(self.fail(TssError::Protocol {
                 suspect: Some(suspect),
-                reason: format!(
-                    "party {suspect} saw different commitments: it lies or a dealer equivocated"
-                ),
+                reason: format!("party {suspect} saw different commitments: it lies or a dealer equivocated"),
             }));
         }
         let mut aggregate = vec![C::Point::identity(); self.threshold];
         for coeffs in self.commitments.values() {
             aggregate.iter_mut().zip(coeffs).for_each(|(a, c)| *a += c);
         }
-        let public_key = aggregate
-            .first()
-            .copied()
-            .unwrap_or_else(C::Point::identity);
+        let public_key = aggregate.first().copied().unwrap_or_else(C::Point::identity);
         if let Some(pinned) = &self.pinned {
             if pinned.public_key != public_key {
                 return Err(self.fail(TssError::Protocol {
@@ -696,10 +631,7 @@ impl<C: Curve> Protocol for Vss<C> {
             TAG_COMMIT => self.on_commit(r, from),
             TAG_SHARE => self.on_share(r, from),
             TAG_CONFIRM => self.on_confirm(r, from),
-            tag => Err(TssError::malformed(
-                from,
-                format!("unknown message tag {tag}"),
-            )),
+            tag => Err(TssError::malformed(from, format!("unknown message tag {tag}"))),
         }
     }
 
@@ -714,9 +646,7 @@ impl<C: Curve> Protocol for Vss<C> {
                     return Err(e);
                 }
                 Phase::Finished => return Err(TssError::Terminated),
-                Phase::Dealing if !self.receivers.contains(&self.me) => {
-                    return Ok(Step::Done(None))
-                }
+                Phase::Dealing if !self.receivers.contains(&self.me) => return Ok(Step::Done(None)),
                 Phase::Dealing => {
                     self.phase = Phase::Dealing;
                     let ready = self
@@ -729,11 +659,7 @@ impl<C: Curve> Protocol for Vss<C> {
                     self.finish_dealing()?;
                 }
                 Phase::Confirming { secret, transcript } => {
-                    if !self
-                        .receivers
-                        .iter()
-                        .all(|j| self.confirmations.contains_key(j))
-                    {
+                    if !self.receivers.iter().all(|j| self.confirmations.contains_key(j)) {
                         self.phase = Phase::Confirming { secret, transcript };
                         return Ok(Step::Wait);
                     }
@@ -755,8 +681,7 @@ fn check_threshold(n: usize, threshold: usize) -> Result<(), TssError> {
 }
 
 fn check_set(parties: &[PartyId], threshold: usize, me: PartyId) -> Result<Vec<PartyId>, TssError> {
-    let parties = sorted_unique(parties)
-        .ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
+    let parties = sorted_unique(parties).ok_or_else(|| TssError::BadParameters("a party appears twice".into()))?;
     check_threshold(parties.len(), threshold)?;
     if !parties.contains(&me) {
         return Err(TssError::BadParameters(format!(

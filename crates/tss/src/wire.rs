@@ -43,20 +43,15 @@ pub(crate) fn open<'a>(
     from: PartyId,
     bytes: &'a [u8],
 ) -> Result<&'a [u8], TssError> {
-    let (header, payload) = bytes.split_at_checked(HEADER_LEN).ok_or_else(|| {
-        TssError::malformed(
-            from,
-            format!("{} bytes is shorter than the envelope", bytes.len()),
-        )
-    })?;
+    let (header, payload) = bytes
+        .split_at_checked(HEADER_LEN)
+        .ok_or_else(|| TssError::malformed(from, format!("{} bytes is shorter than the envelope", bytes.len())))?;
     let wrong = |reason: String| TssError::WrongSession { from, reason };
     match header {
-        [version, _, ..] if *version != WIRE_VERSION => Err(wrong(format!(
-            "wire version {version}, expected {WIRE_VERSION}"
-        ))),
-        [_, k, ..] if *k != kind as u8 => {
-            Err(wrong(format!("protocol {k}, expected {}", kind as u8)))
+        [version, _, ..] if *version != WIRE_VERSION => {
+            Err(wrong(format!("wire version {version}, expected {WIRE_VERSION}")))
         }
+        [_, k, ..] if *k != kind as u8 => Err(wrong(format!("protocol {k}, expected {}", kind as u8))),
         [_, _, sid @ ..] if sid != session.0 => Err(wrong("session id differs".into())),
         _ => Ok(payload),
     }

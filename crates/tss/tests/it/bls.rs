@@ -6,9 +6,7 @@ use crate::common::*;
 const IDENTITY: &[u8] = b"sigil-acc://conditions/data";
 
 fn sign_all(keys: &[KeyShare<Bls12381G1>], identity: &[u8]) -> Vec<BlsSignatureShare> {
-    keys.iter()
-        .map(|k| bls::sign_share(k, identity).unwrap())
-        .collect()
+    keys.iter().map(|k| bls::sign_share(k, identity).unwrap()).collect()
 }
 
 #[test]
@@ -23,10 +21,7 @@ fn every_size_signs_verifies_combines_and_decrypts() {
         }
         // Any t shares (here: the last t) combine into the one network signature.
         let signature = bls::combine(package, &shares[n - t..], IDENTITY).unwrap();
-        assert_eq!(
-            signature,
-            bls::combine(package, &shares[..t], IDENTITY).unwrap()
-        );
+        assert_eq!(signature, bls::combine(package, &shares[..t], IDENTITY).unwrap());
         assert_eq!(
             bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
             b"secret payload"
@@ -48,18 +43,14 @@ fn a_tampered_share_is_rejected_and_its_sender_named() {
     let err = bls::verify_share(package, &shares[2], IDENTITY).unwrap_err();
     assert_eq!(err.culprit(), Some(PartyId(2)));
     assert_eq!(
-        bls::combine(package, &shares, IDENTITY)
-            .unwrap_err()
-            .culprit(),
+        bls::combine(package, &shares, IDENTITY).unwrap_err().culprit(),
         Some(PartyId(2))
     );
     // A share relabelled as another node's is caught too.
     let mut relabelled = shares[0].clone();
     relabelled.party = PartyId(1);
     assert_eq!(
-        bls::verify_share(package, &relabelled, IDENTITY)
-            .unwrap_err()
-            .culprit(),
+        bls::verify_share(package, &relabelled, IDENTITY).unwrap_err().culprit(),
         Some(PartyId(1))
     );
     // The client still decrypts from the honest four, and learns who misbehaved.
@@ -69,19 +60,14 @@ fn a_tampered_share_is_rejected_and_its_sender_named() {
         bad.iter().map(|e| e.culprit()).collect::<Vec<_>>(),
         vec![Some(PartyId(2))]
     );
-    assert_eq!(
-        bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
-        b"x"
-    );
+    assert_eq!(bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(), b"x");
 }
 
 #[test]
 fn garbage_share_bytes_name_the_sender() {
     for bytes in [&[][..], &[1, 2, 3][..], &[0xff; 200][..]] {
         assert_eq!(
-            BlsSignatureShare::from_bytes(PartyId(4), bytes)
-                .unwrap_err()
-                .culprit(),
+            BlsSignatureShare::from_bytes(PartyId(4), bytes).unwrap_err().culprit(),
             Some(PartyId(4))
         );
     }
@@ -97,20 +83,14 @@ fn hybrid_encryption_handles_any_size_and_rejects_tampering() {
         let mut data = vec![0u8; size];
         rand_chacha::rand_core::RngCore::fill_bytes(&mut rng, &mut data);
         let ciphertext = bls::encrypt(package.public_key(), IDENTITY, &data).unwrap();
-        assert_eq!(
-            bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(),
-            data
-        );
+        assert_eq!(bls::decrypt(&signature, IDENTITY, &ciphertext).unwrap(), data);
         // Flip one byte in each region: version, length, key capsule, nonce, body, tag.
         let len = ciphertext.len();
         for at in [0, 2, 10, len - 30, len - 17, len - 1] {
             let mut bad = ciphertext.clone();
             bad[at] ^= 0x40;
             assert!(
-                matches!(
-                    bls::decrypt(&signature, IDENTITY, &bad),
-                    Err(TssError::Decryption(_))
-                ),
+                matches!(bls::decrypt(&signature, IDENTITY, &bad), Err(TssError::Decryption(_))),
                 "flip at {at} of {len}"
             );
         }

@@ -8,9 +8,7 @@ use rand_chacha::ChaCha20Rng;
 use sigil_tss::derive::{derive_public_key, KeyId};
 use sigil_tss::ecdsa::{self, EcdsaSignature, Presignature, Triple};
 use sigil_tss::k256::ProjectivePoint;
-use sigil_tss::{
-    run_in_memory, Curve, KeyShare, PartyId, PublicKeyPackage, Secp256k1, SessionId, TssError, Vss,
-};
+use sigil_tss::{run_in_memory, Curve, KeyShare, PartyId, PublicKeyPackage, Secp256k1, SessionId, TssError, Vss};
 
 /// The (n, t) pairs the issue asks every protocol to run with.
 pub const SIZES: [(usize, usize); 3] = [(3, 2), (5, 4), (10, 7)];
@@ -55,16 +53,8 @@ pub fn reshare<C: Curve>(
         .iter()
         .map(|me| {
             let mine = dealers.contains(me).then(|| by_id[me]);
-            Vss::reshare(
-                session("reshare"),
-                *me,
-                &package,
-                dealers,
-                mine,
-                new_parties,
-                new_t,
-            )
-            .expect("valid parameters")
+            Vss::reshare(session("reshare"), *me, &package, dealers, mine, new_parties, new_t)
+                .expect("valid parameters")
         })
         .collect();
     shares(run_in_memory(runs).expect("reshare succeeds"))
@@ -77,25 +67,13 @@ pub fn check_key<C: Curve>(shares: &[KeyShare<C>], n: usize, t: usize) -> Public
     assert_eq!(package.threshold(), t);
     assert_eq!(package.parties().len(), n);
     for s in shares {
-        assert_eq!(
-            *s.public(),
-            package,
-            "party {} disagrees on the public package",
-            s.me()
-        );
+        assert_eq!(*s.public(), package, "party {} disagrees on the public package", s.me());
         // Rebuilding checks secret·G against the public share.
-        KeyShare::from_parts(s.me(), *s.secret(), package.clone())
-            .expect("share matches its public share");
+        KeyShare::from_parts(s.me(), *s.secret(), package.clone()).expect("share matches its public share");
     }
     let parties = package.parties();
-    assert_eq!(
-        package.interpolate(&parties[..t]).unwrap(),
-        *package.public_key()
-    );
-    assert_eq!(
-        package.interpolate(&parties[n - t..]).unwrap(),
-        *package.public_key()
-    );
+    assert_eq!(package.interpolate(&parties[..t]).unwrap(), *package.public_key());
+    assert_eq!(package.interpolate(&parties[n - t..]).unwrap(), *package.public_key());
     assert_ne!(
         package.interpolate(&parties[..t - 1]).unwrap(),
         *package.public_key(),
@@ -116,11 +94,7 @@ pub fn triples(parties: &[PartyId], t: usize, label: &str) -> BTreeMap<PartyId, 
 }
 
 /// Two fresh triples among all key holders, then a presignature among `signers`.
-pub fn presignatures(
-    keys: &[KeyShare<Secp256k1>],
-    signers: &[PartyId],
-    label: &str,
-) -> Vec<Presignature> {
+pub fn presignatures(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &str) -> Vec<Presignature> {
     let holders: Vec<PartyId> = keys.iter().map(|k| k.me()).collect();
     let t = keys[0].threshold();
     let mut t0 = triples(&holders, t, &format!("{label}/t0"));

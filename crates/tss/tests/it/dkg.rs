@@ -1,6 +1,4 @@
-use sigil_tss::{
-    run_in_memory, run_in_memory_with, Bls12381G1, Curve, PartyId, Secp256k1, TssError, Vss,
-};
+use sigil_tss::{run_in_memory, run_in_memory_with, Bls12381G1, Curve, PartyId, Secp256k1, TssError, Vss};
 
 use crate::common::*;
 
@@ -30,12 +28,7 @@ fn check_refresh<C: Curve>() {
     let package = check_key(&new, 5, 4);
     assert_eq!(package.public_key(), old[0].public_key());
     for (a, b) in old.iter().zip(&new) {
-        assert_ne!(
-            a.secret(),
-            b.secret(),
-            "refresh must change party {}'s share",
-            a.me()
-        );
+        assert_ne!(a.secret(), b.secret(), "refresh must change party {}'s share", a.me());
     }
 }
 

@@ -57,16 +57,7 @@ fn check_dealer_cannot_change_the_key<C: Curve>() {
         .iter()
         .map(|me| {
             let mine: Option<&KeyShare<C>> = dealers.contains(me).then(|| &old[me.0 as usize]);
-            Vss::reshare(
-                session("evil-dealer"),
-                *me,
-                &package,
-                &dealers,
-                mine,
-                &new,
-                3,
-            )
-            .unwrap()
+            Vss::reshare(session("evil-dealer"), *me, &package, &dealers, mine, &new, 3).unwrap()
         })
         .collect();
     // Dealer 1 commits to another constant term (the generator) than its weighted old share.
@@ -99,8 +90,5 @@ fn reshare_refuses_too_few_dealers() {
         4,
     )
     .unwrap_err();
-    assert!(
-        matches!(err, sigil_tss::TssError::BadParameters(_)),
-        "{err}"
-    );
+    assert!(matches!(err, sigil_tss::TssError::BadParameters(_)), "{err}");
 }

@@ -7,9 +7,7 @@ use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha20Rng;
 use sigil_tss::derive::KeyId;
 use sigil_tss::ecdsa::{self, SignatureShare};
-use sigil_tss::{
-    bls, run_in_memory_with, Bls12381G1, Curve, InFlight, PartyId, Protocol, Secp256k1, Vss,
-};
+use sigil_tss::{bls, run_in_memory_with, Bls12381G1, Curve, InFlight, PartyId, Protocol, Secp256k1, Vss};
 
 use crate::common::*;
 
@@ -20,10 +18,7 @@ fn variants(bytes: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
     let cuts: Vec<usize> = if len <= 96 {
         (0..len).collect()
     } else {
-        (0..48)
-            .map(|_| rng.next_u32() as usize % len)
-            .chain(0..40)
-            .collect()
+        (0..48).map(|_| rng.next_u32() as usize % len).chain(0..40).collect()
     };
     out.extend(cuts.into_iter().map(|cut| bytes[..cut].to_vec()));
     for _ in 0..24 {
@@ -53,12 +48,7 @@ fn variants(bytes: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
 }
 
 /// Feeds mutations of each recorded message to a fresh instance for its recipient.
-fn hammer<P: Protocol>(
-    label: &str,
-    recorded: &[InFlight],
-    cap: usize,
-    mut fresh: impl FnMut(PartyId) -> P,
-) {
+fn hammer<P: Protocol>(label: &str, recorded: &[InFlight], cap: usize, mut fresh: impl FnMut(PartyId) -> P) {
     let mut rng = rng(0xf022);
     let mut calls = 0usize;
     for msg in recorded.iter().take(cap) {
@@ -104,16 +94,7 @@ fn hammer_vss<C: Curve>() {
     let dealers = ids(0..2);
     let reshare = |me: PartyId| {
         let mine = dealers.contains(&me).then(|| &old[me.0 as usize]);
-        Vss::<C>::reshare(
-            session("fuzz-reshare"),
-            me,
-            &package,
-            &dealers,
-            mine,
-            &new,
-            3,
-        )
-        .unwrap()
+        Vss::<C>::reshare(session("fuzz-reshare"), me, &package, &dealers, mine, &new, 3).unwrap()
     };
     let recorded = record(ids(0..5).into_iter().map(reshare).collect());
     hammer(C::NAME, &recorded, usize::MAX, reshare);
@@ -180,10 +161,7 @@ fn share_and_ciphertext_decoders_survive_garbage() {
     let bls_share = bls::sign_share(&bls_keys[0], b"id").unwrap();
     let bls_sig = bls::combine(
         bls_keys[0].public(),
-        &[
-            bls_share.clone(),
-            bls::sign_share(&bls_keys[1], b"id").unwrap(),
-        ],
+        &[bls_share.clone(), bls::sign_share(&bls_keys[1], b"id").unwrap()],
         b"id",
     )
     .unwrap();
