@@ -13,6 +13,10 @@ use crate::{PartyId, SessionId, TssError};
 /// cait-sith prefixes every message with a 20-byte channel tag and an 8-byte waitpoint.
 const CS_HEADER_LEN: usize = 28;
 
+/// cait-sith buffers every message until the protocol asks for it, so a peer could grow our memory
+/// without bound. Honest peers send far fewer than this per run (a triple needs a few dozen).
+pub const MAX_MESSAGES_PER_PEER: usize = 512;
+
 pub(crate) type Finish<T, O> = Box<dyn FnOnce(T) -> Result<O, TssError> + Send>;
 
 /// A cait-sith protocol run behind Sigil's [`Protocol`] interface.
@@ -24,6 +28,7 @@ pub struct CaitSithRun<T, O> {
     inner: Box<dyn CsProtocol<Output = T> + Send>,
     finish: Option<Finish<T, O>>,
     last_from: Option<PartyId>,
+    received: std::collections::BTreeMap<PartyId, usize>,
     failed: Option<TssError>,
 }
 
@@ -44,6 +49,7 @@ impl<T, O> CaitSithRun<T, O> {
             inner,
             finish: Some(finish),
             last_from: None,
+            received: Default::default(),
             failed: None,
         }
     }
@@ -91,6 +97,14 @@ impl<T, O> Protocol for CaitSithRun<T, O> {
             return Err(TssError::UnknownSender { from });
         }
         let payload = open(self.kind, &self.session, from, bytes)?;
+        let count = self.received.entry(from).or_default();
+        if *count >= MAX_MESSAGES_PER_PEER {
+            return Err(TssError::malformed(
+                from,
+                format!("more than {MAX_MESSAGES_PER_PEER} messages in one run"),
+            ));
+        }
+        *count += 1;
         if payload.len() < CS_HEADER_LEN {
             return Err(TssError::malformed(
                 from,
@@ -115,6 +129,9 @@ impl<T, O> Protocol for CaitSithRun<T, O> {
     fn poke(&mut self) -> Result<Step<O>, TssError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
+        }
+        if self.finish.is_none() {
+            return Err(TssError::Terminated);
         }
         let inner = &mut self.inner;
         let action = match catch_unwind(AssertUnwindSafe(|| inner.poke())) {

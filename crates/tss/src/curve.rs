@@ -38,7 +38,8 @@ impl Curve for Secp256k1 {
 
     fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> k256::Scalar {
         use k256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest};
-        // Only fails for a DST longer than 255 bytes; ours are short constants.
+        // Only fails for a DST longer than 255 bytes; ours are short constants (checked in tests).
+        debug_assert!(dst.len() <= 255, "domain separation tag too long");
         k256::Secp256k1::hash_to_scalar::<ExpandMsgXmd<sha2::Sha256>>(&[msg], &[dst]).unwrap_or(k256::Scalar::ONE)
     }
 }

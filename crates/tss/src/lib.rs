@@ -28,7 +28,7 @@ mod protocol;
 mod vss;
 mod wire;
 
-pub use cs::CaitSithRun;
+pub use cs::{CaitSithRun, MAX_MESSAGES_PER_PEER};
 pub use curve::{decode_point, Bls12381G1, Curve, Secp256k1};
 pub use error::TssError;
 pub use party::{threshold_for, PartyId, SessionId, MAX_PARTIES, MIN_PARTIES};

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::curve::{eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve};
-use crate::party::sorted_unique;
+use crate::party::{sorted_unique, MAX_PARTIES, MIN_PARTIES};
 use crate::protocol::{Outgoing, Protocol, Step};
 use crate::wire::{open, seal, ProtocolKind, Reader};
 use crate::{PartyId, SessionId, TssError};
@@ -672,7 +672,12 @@ impl<C: Curve> Protocol for Vss<C> {
 }
 
 fn check_threshold(n: usize, threshold: usize) -> Result<(), TssError> {
-    if !(2..=n).contains(&threshold) || n > usize::from(u16::MAX) {
+    if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
+        return Err(TssError::BadParameters(format!(
+            "{n} parties; a key is shared among {MIN_PARTIES} to {MAX_PARTIES}"
+        )));
+    }
+    if !(2..=n).contains(&threshold) {
         return Err(TssError::BadParameters(format!(
             "threshold {threshold} is impossible with {n} parties"
         )));

@@ -161,3 +161,51 @@ pub fn subset(rng: &mut ChaCha20Rng, all: &[PartyId], k: usize) -> Vec<PartyId> 
     out.sort();
     out
 }
+
+/// Runs all parties, delivering pending messages in a random (seeded) order and re-delivering about
+/// one in four later as a duplicate. Every honest message must be accepted.
+pub fn run_shuffled<P: sigil_tss::Protocol>(parties: Vec<P>, seed: u64) -> Vec<(PartyId, P::Output)> {
+    use sigil_tss::{InFlight, Outgoing, Step};
+    let mut rng = rng(seed);
+    let mut by_id: BTreeMap<PartyId, P> = parties.into_iter().map(|p| (p.me(), p)).collect();
+    let ids: Vec<PartyId> = by_id.keys().copied().collect();
+    let mut outputs = BTreeMap::new();
+    let mut pool: Vec<InFlight> = Vec::new();
+    loop {
+        for id in &ids {
+            while !outputs.contains_key(id) {
+                match by_id.get_mut(id).unwrap().poke().expect("honest run") {
+                    Step::Wait => break,
+                    Step::Done(out) => {
+                        outputs.insert(*id, out);
+                    }
+                    Step::Send(Outgoing::ToAll(bytes)) => {
+                        for to in ids.iter().filter(|to| *to != id) {
+                            pool.push(InFlight {
+                                from: *id,
+                                to: *to,
+                                bytes: bytes.clone(),
+                            });
+                        }
+                    }
+                    Step::Send(Outgoing::ToOne(to, bytes)) => pool.push(InFlight { from: *id, to, bytes }),
+                }
+            }
+        }
+        if outputs.len() == ids.len() {
+            return outputs.into_iter().collect();
+        }
+        assert!(!pool.is_empty(), "stalled with nothing in flight");
+        let msg = pool.swap_remove(rng.next_u32() as usize % pool.len());
+        if rng.next_u32() % 4 == 0 {
+            pool.push(msg.clone());
+        }
+        if !outputs.contains_key(&msg.to) {
+            by_id
+                .get_mut(&msg.to)
+                .unwrap()
+                .handle(msg.from, &msg.bytes)
+                .expect("an honest message, however late or repeated, is accepted");
+        }
+    }
+}

@@ -116,3 +116,19 @@ fn equivocating_confirmation_is_detected() {
     .unwrap_err();
     assert_eq!(err.culprit(), Some(PartyId(2)), "{err}");
 }
+
+#[test]
+fn the_largest_network_runs_dkg() {
+    let (n, t) = (sigil_tss::MAX_PARTIES, sigil_tss::threshold_for(sigil_tss::MAX_PARTIES));
+    check_key(&dkg::<Secp256k1>(n, t), n, t);
+    check_key(&dkg::<Bls12381G1>(n, t), n, t);
+}
+
+#[test]
+fn network_size_is_bounded() {
+    for n in [2usize, sigil_tss::MAX_PARTIES + 1] {
+        let p = ids(0..n as u32);
+        let err = Vss::<Secp256k1>::dkg(session("size"), p[0], &p, 2).unwrap_err();
+        assert!(err.to_string().contains("parties"), "{err}");
+    }
+}

@@ -179,3 +179,80 @@ fn share_and_ciphertext_decoders_survive_garbage() {
         }
     }
 }
+
+fn check_vss_in_any_order<C: Curve>() {
+    for seed in 0..3 {
+        let parties = ids(0..5);
+        let runs = parties
+            .iter()
+            .map(|me| Vss::<C>::dkg(session("shuffled"), *me, &parties, 4).unwrap())
+            .collect();
+        let keys = shares(run_shuffled(runs, seed));
+        check_key(&keys, 5, 4);
+
+        let package = keys[0].public().clone();
+        let new = ids(2..8);
+        let dealers = ids(0..4);
+        let runs = ids(0..8)
+            .into_iter()
+            .map(|me| {
+                let mine = dealers.contains(&me).then(|| &keys[me.0 as usize]);
+                Vss::<C>::reshare(session("shuffled-reshare"), me, &package, &dealers, mine, &new, 4).unwrap()
+            })
+            .collect();
+        let reshared = shares(run_shuffled(runs, seed + 100));
+        assert_eq!(check_key(&reshared, 6, 4).public_key(), package.public_key());
+    }
+}
+
+#[test]
+fn vss_is_correct_with_reordered_and_duplicated_messages() {
+    check_vss_in_any_order::<Secp256k1>();
+    check_vss_in_any_order::<Bls12381G1>();
+}
+
+#[test]
+fn ecdsa_is_correct_with_reordered_and_duplicated_messages() {
+    use sigil_tss::derive::derive_public_key;
+    let keys = dkg::<Secp256k1>(4, 3);
+    let parties = ids(0..4);
+    let signers = ids(1..4);
+    let triples = |label: &str, seed| {
+        let runs = parties
+            .iter()
+            .map(|me| ecdsa::triple_generation(session(label), *me, &parties, 3).unwrap())
+            .collect();
+        run_shuffled(runs, seed)
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (mut t0, mut t1) = (triples("shuffled/t0", 1), triples("shuffled/t1", 2));
+    let runs = signers
+        .iter()
+        .map(|me| {
+            let (a, b) = (t0.remove(me).unwrap(), t1.remove(me).unwrap());
+            ecdsa::presigning(session("shuffled/presign"), &keys[me.0 as usize], &signers, a, b).unwrap()
+        })
+        .collect();
+    let presigs = run_shuffled(runs, 3).into_iter().map(|(_, p)| p).collect();
+    let key_id = KeyId([1; 32]);
+    let hash = [2u8; 32];
+    let shares = sign_shares(presigs, keys[0].public_key(), &key_id, &hash);
+    let pkp = derive_public_key(keys[0].public_key(), &key_id);
+    assert!(ecdsa::combine(&pkp, &hash, &shares).unwrap().verify(&pkp, &hash));
+}
+
+#[test]
+fn a_flooding_peer_is_cut_off() {
+    let parties = ids(0..3);
+    let mut run = ecdsa::triple_generation(session("flood"), PartyId(0), &parties, 2).unwrap();
+    let mut message = vec![sigil_tss::WIRE_VERSION, sigil_tss::ProtocolKind::Triple as u8];
+    message.extend_from_slice(&session("flood").0);
+    message.extend_from_slice(&[0xee; 40]);
+    let accepted = (0..2 * sigil_tss::MAX_MESSAGES_PER_PEER)
+        .filter(|_| run.handle(PartyId(1), &message).is_ok())
+        .count();
+    assert_eq!(accepted, sigil_tss::MAX_MESSAGES_PER_PEER);
+    // The other peer is unaffected.
+    assert!(run.handle(PartyId(2), &message).is_ok());
+}
