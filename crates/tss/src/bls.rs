@@ -55,6 +55,12 @@ impl BlsSignatureShare {
     pub fn from_bytes(party: PartyId, bytes: &[u8]) -> Result<Self, TssError> {
         let share = blsful::SignatureShare::<Bls12381G2Impl>::try_from(bytes)
             .map_err(|e| TssError::malformed(party, format!("BLS signature share: {e}")))?;
+        if !matches!(share, blsful::SignatureShare::ProofOfPossession(_)) {
+            return Err(TssError::malformed(
+                party,
+                "BLS signature share for another signature scheme",
+            ));
+        }
         Ok(Self { party, share })
     }
 }
@@ -75,6 +81,13 @@ pub fn verify_share(
     identity: &[u8],
 ) -> Result<(), TssError> {
     let culprit = share.party;
+    // A share under another scheme could verify on its own and still break the combination.
+    if !matches!(share.share, blsful::SignatureShare::ProofOfPossession(_)) {
+        return Err(TssError::InvalidShare {
+            culprit,
+            what: "BLS signature share (another signature scheme)".into(),
+        });
+    }
     let public_share = package.public_share(culprit).ok_or_else(|| TssError::InvalidShare {
         culprit,
         what: "BLS signature share (sender holds no key share)".into(),
@@ -157,7 +170,8 @@ pub fn encrypt(network_key: &G1Projective, identity: &[u8], plaintext: &[u8]) ->
     let mut nonce = [0u8; 12];
     OsRng.fill_bytes(&mut nonce);
     let aad = aad(identity);
-    let sealed = ChaCha20Poly1305::new(&Key::from(*data_key))
+    let mut key = Key::from(*data_key);
+    let sealed = ChaCha20Poly1305::new(&key)
         .encrypt(
             &Nonce::from(nonce),
             Payload {
@@ -165,7 +179,9 @@ pub fn encrypt(network_key: &G1Projective, identity: &[u8], plaintext: &[u8]) ->
                 aad: &aad,
             },
         )
-        .map_err(|_| TssError::BadParameters("payload too large".into()))?;
+        .map_err(|_| TssError::BadParameters("payload too large".into()));
+    key.zeroize();
+    let sealed = sealed?;
     let ibe_len = u32::try_from(ibe.len()).map_err(|_| TssError::BadParameters("ciphertext too large".into()))?;
     let mut out = Vec::with_capacity(1 + 4 + ibe.len() + 12 + sealed.len());
     out.push(CIPHERTEXT_VERSION);
@@ -191,6 +207,11 @@ pub fn decrypt(signature: &Signature<Bls12381G2Impl>, identity: &[u8], ciphertex
     let mut nonce_bytes = [0u8; 12];
     nonce_bytes.copy_from_slice(nonce);
     let ibe = TimeCryptCiphertext::<Bls12381G2Impl>::try_from(ibe).map_err(|_| bad("malformed key capsule"))?;
+    // Our capsules hold a 32-byte key (plus a length prefix). Checking first also keeps blsful's own
+    // debug assertion (a keystream of all zeros, certain for an empty body) away from untrusted input.
+    if ibe.w.len() < 32 || ibe.scheme != SCHEME {
+        return Err(bad("malformed key capsule"));
+    }
     let data_key: Option<Vec<u8>> = ibe.decrypt(signature).into();
     let data_key = Zeroizing::new(
         data_key.ok_or_else(|| bad("the key does not open this ciphertext (tampered, or another identity)"))?,

@@ -86,6 +86,16 @@ impl Reader<'_> {
             .ok_or_else(|| TssError::malformed(from, format!("{what} is not a canonical scalar")))
     }
 
+    /// A point that must not be the identity (a nonce, a public key).
+    pub(crate) fn nonzero_point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
+        let from = self.from();
+        let point = self.point::<C>(what)?;
+        if bool::from(point.is_identity()) {
+            return Err(TssError::malformed(from, format!("{what} is the identity")));
+        }
+        Ok(point)
+    }
+
     pub(crate) fn point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
         let from = self.from();
         let mut repr = <C::Point as GroupEncoding>::Repr::default();
@@ -102,7 +112,7 @@ pub fn decode_point<C: Curve>(bytes: &[u8]) -> Option<C::Point> {
         return None;
     }
     repr.as_mut().copy_from_slice(bytes);
-    Option::from(C::Point::from_bytes(&repr))
+    Option::<C::Point>::from(C::Point::from_bytes(&repr)).filter(|p| !bool::from(p.is_identity()))
 }
 
 /// Lagrange coefficient at zero for `me` within `set` (x-coordinates `id + 1`).

@@ -35,10 +35,10 @@ pub fn derive_share(share: &KeyShare<Secp256k1>, key_id: &KeyId) -> Zeroizing<Sc
 }
 
 /// The 65-byte uncompressed SEC1 encoding (`0x04 | x | y`).
+///
+/// The identity (which no real key is) has no such encoding and maps to 65 zero bytes.
 pub fn uncompressed(public_key: &ProjectivePoint) -> [u8; 65] {
-    let mut out = [0u8; 65];
-    out.copy_from_slice(public_key.to_affine().to_encoded_point(false).as_bytes());
-    out
+    <[u8; 65]>::try_from(public_key.to_affine().to_encoded_point(false).as_bytes()).unwrap_or([0u8; 65])
 }
 
 /// The PKP's NFT token id: `keccak256(uncompressed public key)`, as a big-endian uint256.

@@ -25,6 +25,9 @@
 //! set, the tweak and a fresh value `ρ` that the allocator fixes per request, so `R'` is unknowable
 //! until message, key and presignature are all bound — and two requests never share a nonce even if
 //! the same message is signed twice. δ uses only public inputs, so signers need no extra round.
+//! The rescaling is multiplicative (`R' = δ·R`) because signers hold shares of `k = r⁻¹`, the
+//! inverse nonce: scaling `k` by `δ⁻¹` is local and linear, while shifting the nonce additively
+//! (`r + δ`) would need shares of `(r + δ)⁻¹`, i.e. another interactive round.
 //!
 //! # A presignature is used once
 //!
@@ -265,7 +268,7 @@ impl SignatureShare {
         self.signers
             .iter()
             .for_each(|p| out.extend_from_slice(&p.0.to_be_bytes()));
-        out.extend_from_slice(self.big_r.to_encoded_point(true).as_bytes());
+        out.extend_from_slice(&compressed(&self.big_r));
         out.extend_from_slice(&self.s.to_repr());
         out
     }
@@ -278,7 +281,7 @@ impl SignatureShare {
         let signers = (0..n)
             .map(|_| r.array::<4>("signer").map(|b| PartyId(u32::from_be_bytes(b))))
             .collect::<Result<Vec<_>, _>>()?;
-        let big_r = r.point::<Secp256k1>("nonce point")?.to_affine();
+        let big_r = r.nonzero_point::<Secp256k1>("nonce point")?.to_affine();
         let s = r.scalar::<Secp256k1>("signature share")?;
         r.finish()?;
         if party != from {
@@ -353,14 +356,19 @@ fn rerandomizer(
     entropy: &[u8; 32],
 ) -> Scalar {
     let mut input = Vec::with_capacity(33 + 32 + 33 + 1 + 4 * signers.len() + 64);
-    input.extend_from_slice(public_key.to_affine().to_encoded_point(true).as_bytes());
+    input.extend_from_slice(&compressed(&public_key.to_affine()));
     input.extend_from_slice(msg_hash);
-    input.extend_from_slice(big_r.to_encoded_point(true).as_bytes());
+    input.extend_from_slice(&compressed(big_r));
     input.push(signers.len() as u8);
     signers.iter().for_each(|p| input.extend_from_slice(&p.0.to_be_bytes()));
     input.extend_from_slice(&tweak.to_repr());
     input.extend_from_slice(entropy);
     Secp256k1::hash_to_scalar(RERANDOMIZE_DST, &input)
+}
+
+/// 33-byte SEC1 compressed encoding; the identity (never a valid nonce or key) is 33 zero bytes.
+fn compressed(point: &AffinePoint) -> [u8; 33] {
+    <[u8; 33]>::try_from(point.to_encoded_point(true).as_bytes()).unwrap_or([0u8; 33])
 }
 
 fn message_scalar(msg_hash: &[u8; 32]) -> Scalar {
@@ -431,22 +439,27 @@ pub fn combine(
     shares: &[SignatureShare],
 ) -> Result<EcdsaSignature, TssError> {
     let mut votes: BTreeMap<(Vec<PartyId>, [u8; 33]), usize> = BTreeMap::new();
-    let key_of = |s: &SignatureShare| {
-        let mut r = [0u8; 33];
-        r.copy_from_slice(s.big_r.to_encoded_point(true).as_bytes());
-        (s.signers.clone(), r)
-    };
+    let key_of = |s: &SignatureShare| (s.signers.clone(), compressed(&s.big_r));
     for share in shares {
         *votes.entry(key_of(share)).or_default() += 1;
     }
-    let (reference, _) = votes
-        .iter()
-        .max_by_key(|(_, count)| **count)
+    let top = votes
+        .values()
+        .copied()
+        .max()
         .ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
+    let mut leaders = votes.iter().filter(|(_, count)| **count == top).map(|(key, _)| key);
+    let reference = leaders.next().ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
+    if leaders.next().is_some() {
+        return Err(TssError::Protocol {
+            suspect: None,
+            reason: "signers disagree on the presignature or the message, with no majority".into(),
+        });
+    }
     if let Some(odd) = shares.iter().find(|s| key_of(s) != *reference) {
         return Err(TssError::InvalidShare {
             culprit: odd.party,
-            what: "signature share (for another presignature)".into(),
+            what: "signature share (the majority of signers computed another nonce: it signed another message, key or presignature)".into(),
         });
     }
     let (signers, big_r) = reference;

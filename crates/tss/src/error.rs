@@ -76,7 +76,8 @@ pub enum TssError {
 }
 
 impl TssError {
-    /// The party this error blames, if any.
+    /// The party whose own message shows the fault (a malformed or foreign message, two conflicting
+    /// messages, a share that fails its check). Safe to act on: an honest party is never named.
     pub fn culprit(&self) -> Option<PartyId> {
         match self {
             Self::Malformed { from, .. }
@@ -84,8 +85,16 @@ impl TssError {
             | Self::UnknownSender { from }
             | Self::Equivocation { from, .. } => Some(*from),
             Self::InvalidShare { culprit, .. } => Some(*culprit),
-            Self::Protocol { suspect, .. } => *suspect,
             _ => None,
+        }
+    }
+
+    /// The culprit if there is one, else the party an abort points to without proof (see
+    /// [`TssError::Protocol`]). Worth logging and watching; not grounds to exclude a node.
+    pub fn suspect(&self) -> Option<PartyId> {
+        match self {
+            Self::Protocol { suspect, .. } => *suspect,
+            _ => self.culprit(),
         }
     }
 

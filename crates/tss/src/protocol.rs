@@ -8,13 +8,28 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::{PartyId, SessionId, TssError};
 
-/// A message the protocol wants delivered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message the protocol wants delivered. `Debug` prints sizes only: private messages carry shares.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// To every other participant of the session.
     ToAll(Vec<u8>),
     /// To one participant only; the transport must keep it confidential.
     ToOne(PartyId, Vec<u8>),
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ToAll(bytes) => write!(f, "ToAll({} bytes)", bytes.len()),
+            Self::ToOne(to, bytes) => write!(f, "ToOne({to}, {} bytes)", bytes.len()),
+        }
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({} -> {}, {} bytes)", self.from, self.to, self.bytes.len())
+    }
 }
 
 /// What a protocol wants next.
@@ -39,10 +54,11 @@ pub trait Protocol {
     /// The session every message of this run carries.
     fn session(&self) -> SessionId;
 
-    /// Accepts a message from `from`. Malformed, foreign or duplicated input is an error naming
-    /// `from`; the protocol never panics on it. An error here does not end the run unless the
-    /// message was an attack the run cannot survive (equivocation, a share that fails its check):
-    /// in that case the following [`poke`](Protocol::poke) returns the same error.
+    /// Accepts a message from `from`, in any order relative to the others. Malformed or foreign input
+    /// is an error naming `from`; an identical duplicate is accepted and ignored; the protocol never
+    /// panics on any input. An error here does not end the run unless the message was an attack the
+    /// run cannot survive (two conflicting versions of a message, a share that fails its check): in
+    /// that case the following [`poke`](Protocol::poke) returns the same error.
     fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), TssError>;
 
     /// Advances the protocol as far as the input so far allows.
@@ -50,7 +66,7 @@ pub trait Protocol {
 }
 
 /// A message in flight inside [`run_in_memory_with`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InFlight {
     /// Sender.
     pub from: PartyId,

@@ -17,9 +17,11 @@
 //!   works even when fewer than t_old old nodes remain.
 //! * **Refresh**: reshare from the whole set to itself with the same threshold.
 //!
-//! Every failure names a culprit: a bad proof, a commitment that contradicts the old public share,
-//! or a share that fails its commitment check blames its dealer; a differing confirmation blames the
-//! confirming party (or an equivocating dealer, which the hash cannot tell apart).
+//! A bad proof, a commitment that contradicts the old public share, a share that fails its
+//! commitment check, or two different versions of one message are proof against their sender
+//! ([`TssError::culprit`]). A differing confirmation is not: the confirming party may lie, or a dealer
+//! may have sent it other commitments than us, so it is only reported as a suspect
+//! ([`TssError::suspect`]). Identical duplicates are ignored; messages may arrive in any order.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -252,6 +254,12 @@ impl<C: Curve> fmt::Debug for Vss<C> {
 impl<C: Curve> Drop for Vss<C> {
     fn drop(&mut self) {
         self.shares.values_mut().for_each(Zeroize::zeroize);
+        // Unsent private messages carry shares.
+        for msg in &mut self.outbox {
+            match msg {
+                Outgoing::ToAll(bytes) | Outgoing::ToOne(_, bytes) => bytes.zeroize(),
+            }
+        }
     }
 }
 
@@ -494,6 +502,22 @@ impl<C: Curve> Vss<C> {
         }
         let value = r.scalar::<C>("secret share")?;
         r.finish()?;
+        if !matches!(self.phase, Phase::Dealing) {
+            // Shares were summed and wiped, but the commitments fix our share: a late copy that
+            // matches them is the same value (a duplicate); one that does not is a bad share.
+            let matches = self
+                .commitments
+                .get(&from)
+                .is_some_and(|coeffs| C::Point::generator() * value == eval_commitment::<C>(coeffs, self.me.x()));
+            return if matches {
+                Ok(())
+            } else {
+                Err(TssError::InvalidShare {
+                    culprit: from,
+                    what: "secret share (a late copy that differs)".into(),
+                })
+            };
+        }
         match self.shares.get(&from) {
             Some(known) if *known == value => Ok(()),
             Some(_) => Err(self.fail(TssError::Equivocation {
@@ -597,10 +621,12 @@ impl<C: Curve> Vss<C> {
         let mut repr = <C::Scalar as PrimeField>::Repr::default();
         repr.as_mut().copy_from_slice(encoded);
         let secret: Option<C::Scalar> = C::Scalar::from_repr(repr).into();
-        let secret = secret.ok_or_else(|| TssError::Protocol {
-            suspect: None,
-            reason: "internal: share encoding".into(),
-        })?;
+        let Some(secret) = secret else {
+            return Err(self.fail(TssError::Protocol {
+                suspect: None,
+                reason: "internal: share encoding".into(),
+            }));
+        };
         KeyShare::from_parts(self.me, secret, public).map_err(|e| self.fail(e))
     }
 }

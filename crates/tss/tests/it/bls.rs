@@ -106,3 +106,37 @@ fn hybrid_encryption_handles_any_size_and_rejects_tampering() {
         Err(TssError::Decryption(_))
     ));
 }
+
+#[test]
+fn a_share_under_another_scheme_is_refused_and_named() {
+    use sigil_tss::blsful::{Bls12381G2Impl, SecretKeyShare, SignatureSchemes};
+    let keys = dkg::<Bls12381G1>(3, 2);
+    let x = sigil_tss::blsful::inner_types::Scalar::from(keys[1].me().x());
+    let basic = SecretKeyShare::<Bls12381G2Impl>((x, *keys[1].secret()).into())
+        .sign(SignatureSchemes::Basic, IDENTITY)
+        .unwrap();
+    let bytes = Vec::try_from(&basic).unwrap();
+    let err = BlsSignatureShare::from_bytes(PartyId(1), &bytes).unwrap_err();
+    assert_eq!(err.culprit(), Some(PartyId(1)), "{err}");
+}
+
+#[test]
+fn an_empty_key_capsule_is_an_error_not_a_crash() {
+    use sigil_tss::blsful::{Bls12381G2Impl, TimeCryptCiphertext};
+    let keys = dkg::<Bls12381G1>(3, 2);
+    let package = keys[0].public();
+    let signature = bls::combine(package, &sign_all(&keys, IDENTITY), IDENTITY).unwrap();
+    let ciphertext = bls::encrypt(package.public_key(), IDENTITY, b"data").unwrap();
+    let len = u32::from_be_bytes(ciphertext[1..5].try_into().unwrap()) as usize;
+    let mut capsule = TimeCryptCiphertext::<Bls12381G2Impl>::try_from(&ciphertext[5..5 + len]).unwrap();
+    capsule.w.clear();
+    let capsule = Vec::try_from(&capsule).unwrap();
+    let mut forged = vec![1u8];
+    forged.extend_from_slice(&(capsule.len() as u32).to_be_bytes());
+    forged.extend_from_slice(&capsule);
+    forged.extend_from_slice(&ciphertext[5 + len..]);
+    assert!(matches!(
+        bls::decrypt(&signature, IDENTITY, &forged),
+        Err(TssError::Decryption(_))
+    ));
+}

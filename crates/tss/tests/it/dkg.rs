@@ -114,7 +114,9 @@ fn equivocating_confirmation_is_detected() {
         }
     })
     .unwrap_err();
-    assert_eq!(err.culprit(), Some(PartyId(2)), "{err}");
+    // A lying confirmer and an equivocating dealer look the same to us: a suspect, not a culprit.
+    assert_eq!(err.suspect(), Some(PartyId(2)), "{err}");
+    assert_eq!(err.culprit(), None, "{err}");
 }
 
 #[test]

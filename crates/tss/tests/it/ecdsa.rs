@@ -160,3 +160,44 @@ fn token_id_is_keccak_of_the_uncompressed_key() {
         "393a75c54f3552ba0c8900297d6e99bb8abf8cc013bb0e912d0b176596fe7b88"
     );
 }
+
+#[test]
+fn an_identity_nonce_is_refused_not_a_crash() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let key_id = KeyId([6; 32]);
+    let hash = [6u8; 32];
+    let mut shares = sign_shares(
+        presignatures(&keys, &ids(0..2), "identity"),
+        keys[0].public_key(),
+        &key_id,
+        &hash,
+    );
+    let pkp = derive_public_key(keys[0].public_key(), &key_id);
+    // On the wire: 33 zero bytes decode as the identity in k256, and are refused.
+    let mut bytes = shares[1].to_bytes();
+    let at = bytes.len() - 65;
+    bytes[at..at + 33].fill(0);
+    let err = ecdsa::SignatureShare::from_bytes(shares[1].party, &bytes).unwrap_err();
+    assert_eq!(err.culprit(), Some(shares[1].party), "{err}");
+    // In memory: every signer claiming the identity gives an error, never a panic or a signature.
+    for share in &mut shares {
+        share.big_r = sigil_tss::k256::AffinePoint::IDENTITY;
+    }
+    assert!(combine(&pkp, &hash, &shares).is_err());
+}
+
+#[test]
+fn two_signers_that_disagree_blame_nobody() {
+    let keys = dkg::<Secp256k1>(3, 2);
+    let root = *keys[0].public_key();
+    let key_id = KeyId([8; 32]);
+    let shares: Vec<_> = presignatures(&keys, &ids(0..2), "tie")
+        .into_iter()
+        .map(|p| {
+            let hash = [p.me().0 as u8; 32];
+            ecdsa::sign_share(p, &root, &key_id, &hash, &[0; 32]).unwrap()
+        })
+        .collect();
+    let err = combine(&derive_public_key(&root, &key_id), &[0; 32], &shares).unwrap_err();
+    assert!(matches!(err, TssError::Protocol { suspect: None, .. }), "{err}");
+}

@@ -256,3 +256,15 @@ fn a_flooding_peer_is_cut_off() {
     // The other peer is unaffected.
     assert!(run.handle(PartyId(2), &message).is_ok());
 }
+
+#[test]
+fn debug_output_of_messages_shows_no_bytes() {
+    let parties = ids(0..3);
+    let mut run = Vss::<Secp256k1>::dkg(session("debug"), PartyId(0), &parties, 2).unwrap();
+    let mut printed = Vec::new();
+    while let Ok(sigil_tss::Step::Send(msg)) = run.poke() {
+        printed.push(format!("{msg:?}"));
+    }
+    assert!(printed.iter().any(|p| p.starts_with("ToOne(")), "{printed:?}");
+    assert!(printed.iter().all(|p| p.ends_with("bytes)")), "{printed:?}");
+}
