@@ -201,3 +201,42 @@ fn two_signers_that_disagree_blame_nobody() {
     let err = combine(&derive_public_key(&root, &key_id), &[0; 32], &shares).unwrap_err();
     assert!(matches!(err, TssError::Protocol { suspect: None, .. }), "{err}");
 }
+
+#[test]
+fn derived_shares_are_a_sharing_of_the_derived_key() {
+    use sigil_tss::derive::derive_share;
+    use sigil_tss::k256::ProjectivePoint;
+    let keys = dkg::<Secp256k1>(5, 4);
+    let key_id = KeyId([0x42; 32]);
+    let pkp = derive_public_key(keys[0].public_key(), &key_id);
+    let public_shares = keys
+        .iter()
+        .map(|k| (k.me(), ProjectivePoint::GENERATOR * *derive_share(k, &key_id)))
+        .collect();
+    // `new` checks that the public shares lie on one degree-(t−1) polynomial through the key.
+    let derived = sigil_tss::PublicKeyPackage::<Secp256k1>::new(4, pkp, public_shares)
+        .expect("consistent sharing of the PKP key");
+    assert_eq!(derived.interpolate(&ids(1..5)).unwrap(), pkp);
+}
+
+#[test]
+fn signature_share_wire_format_is_stable() {
+    use sigil_tss::k256::{AffinePoint, Scalar};
+    let share = ecdsa::SignatureShare {
+        party: sigil_tss::PartyId(2),
+        signers: ids(0..3),
+        big_r: AffinePoint::GENERATOR,
+        s: Scalar::ONE,
+    };
+    // party | count | signers | R' (compressed) | s — change this only together with the wire version.
+    assert_eq!(
+        hex::encode(share.to_bytes()),
+        concat!(
+            "00000002",
+            "03",
+            "000000000000000100000002",
+            "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+            "0000000000000000000000000000000000000000000000000000000000000001"
+        )
+    );
+}
