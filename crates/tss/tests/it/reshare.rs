@@ -92,3 +92,29 @@ fn reshare_refuses_too_few_dealers() {
     .unwrap_err();
     assert!(matches!(err, sigil_tss::TssError::BadParameters(_)), "{err}");
 }
+
+fn check_every_size<C: Curve>() {
+    for (n, t) in SIZES {
+        let keys = dkg::<C>(n, t);
+        let key = *keys[0].public_key();
+        // Refresh in place.
+        let runs = keys
+            .iter()
+            .map(|s| Vss::refresh(session("refresh-size"), s).unwrap())
+            .collect();
+        let refreshed = shares(sigil_tss::run_in_memory(runs).unwrap());
+        assert_eq!(*check_key(&refreshed, n, t).public_key(), key);
+        // Reshare from a threshold of the old set to the next size in the cycle 3 → 5 → 10 → 3,
+        // onto ids that partly overlap the old ones.
+        let (m, u) = SIZES[(SIZES.iter().position(|s| *s == (n, t)).unwrap() + 1) % SIZES.len()];
+        let new = ids(n as u32 / 2..(n / 2 + m) as u32);
+        let moved = reshare(&refreshed, &ids(0..t as u32), &new, u);
+        assert_eq!(*check_key(&moved, m, u).public_key(), key);
+    }
+}
+
+#[test]
+fn refresh_and_reshare_at_every_size() {
+    check_every_size::<Secp256k1>();
+    check_every_size::<Bls12381G1>();
+}
