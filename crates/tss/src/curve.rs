@@ -79,29 +79,26 @@ pub(crate) fn point_bytes<C: Curve>(p: &C::Point) -> Vec<u8> {
 
 impl Reader<'_> {
     pub(crate) fn scalar<C: Curve>(&mut self, what: &str) -> Result<C::Scalar, TssError> {
-        let from = self.from();
         let mut repr = <C::Scalar as PrimeField>::Repr::default();
         repr.as_mut().copy_from_slice(self.take(C::SCALAR_LEN, what)?);
-        Option::from(C::Scalar::from_repr(repr))
-            .ok_or_else(|| TssError::malformed(from, format!("{what} is not a canonical scalar")))
+        let scalar: Option<C::Scalar> = C::Scalar::from_repr(repr).into();
+        scalar.ok_or_else(|| self.source().error(format!("{what} is not a canonical scalar")))
     }
 
     /// A point that must not be the identity (a nonce, a public key).
     pub(crate) fn nonzero_point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
-        let from = self.from();
         let point = self.point::<C>(what)?;
         if bool::from(point.is_identity()) {
-            return Err(TssError::malformed(from, format!("{what} is the identity")));
+            return Err(self.source().error(format!("{what} is the identity")));
         }
         Ok(point)
     }
 
     pub(crate) fn point<C: Curve>(&mut self, what: &str) -> Result<C::Point, TssError> {
-        let from = self.from();
         let mut repr = <C::Point as GroupEncoding>::Repr::default();
         repr.as_mut().copy_from_slice(self.take(C::POINT_LEN, what)?);
-        Option::from(C::Point::from_bytes(&repr))
-            .ok_or_else(|| TssError::malformed(from, format!("{what} is not a valid {} point", C::NAME)))
+        let point: Option<C::Point> = C::Point::from_bytes(&repr).into();
+        point.ok_or_else(|| self.source().error(format!("{what} is not a valid {} point", C::NAME)))
     }
 }
 

@@ -62,17 +62,19 @@ use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use k256::{AffinePoint, EncodedPoint, FieldBytes, ProjectivePoint, Scalar, U256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::cs::{participants, CaitSithRun};
 use crate::curve::lagrange;
 use crate::derive::{derivation_tweak, derive_public_key, eth_address, KeyId};
 use crate::party::sorted_unique;
-use crate::wire::{ProtocolKind, Reader};
+use crate::wire::{put_parties, ProtocolKind, Reader};
 use crate::{Curve, KeyShare, PartyId, Secp256k1, SessionId, TssError};
 
 type K = k256::Secp256k1;
 const RERANDOMIZE_DST: &[u8] = b"SIGIL-ECDSA-RERANDOMIZE-V1";
+const TRIPLE_FORMAT: u8 = 1;
+const PRESIGNATURE_FORMAT: u8 = 1;
 
 /// A Beaver triple share, input to one presignature. Wiped on drop.
 pub struct Triple {
@@ -88,6 +90,44 @@ impl Triple {
             .iter()
             .map(|p| PartyId(u32::from(*p)))
             .collect()
+    }
+
+    /// `format:u8 | threshold:u8 | participants | a | b | c | A | B | C` — secret material.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let threshold = self.public.threshold.min(usize::from(u8::MAX)) as u8;
+        let mut out = Zeroizing::new(vec![TRIPLE_FORMAT, threshold]);
+        put_parties(&mut out, &self.participants());
+        for s in [&self.share.a, &self.share.b, &self.share.c] {
+            out.extend_from_slice(&s.to_repr());
+        }
+        for p in [&self.public.big_a, &self.public.big_b, &self.public.big_c] {
+            out.extend_from_slice(&compressed(p));
+        }
+        out
+    }
+
+    /// Decodes a stored triple.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TssError> {
+        let mut r = Reader::stored("triple", TRIPLE_FORMAT, bytes)?;
+        let threshold = usize::from(r.u8("threshold")?);
+        let holders = r.parties("participants")?;
+        if sorted_unique(&holders).as_deref() != Some(holders.as_slice()) || !(2..=holders.len()).contains(&threshold) {
+            return Err(r.source().error("participants or threshold out of range".into()));
+        }
+        let share = TripleShare {
+            a: r.scalar::<Secp256k1>("a")?,
+            b: r.scalar::<Secp256k1>("b")?,
+            c: r.scalar::<Secp256k1>("c")?,
+        };
+        let public = TriplePub {
+            big_a: r.nonzero_point::<Secp256k1>("A")?.to_affine(),
+            big_b: r.nonzero_point::<Secp256k1>("B")?.to_affine(),
+            big_c: r.nonzero_point::<Secp256k1>("C")?.to_affine(),
+            participants: participants(&holders),
+            threshold,
+        };
+        r.finish()?;
+        Ok(Triple { share, public })
     }
 }
 
@@ -160,6 +200,39 @@ impl Presignature {
     /// The (not yet re-randomised) nonce point, a public value.
     pub fn big_r(&self) -> AffinePoint {
         self.big_r
+    }
+
+    /// `format:u8 | me:u32 | signers | R | k | σ` — secret material. Storing a presignature does not
+    /// make it reusable: the node must delete (or mark) the stored copy before releasing a share.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![PRESIGNATURE_FORMAT]);
+        out.extend_from_slice(&self.me.0.to_be_bytes());
+        put_parties(&mut out, &self.signers);
+        out.extend_from_slice(&compressed(&self.big_r));
+        out.extend_from_slice(&self.k.to_repr());
+        out.extend_from_slice(&self.sigma.to_repr());
+        out
+    }
+
+    /// Decodes a stored presignature.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TssError> {
+        let mut r = Reader::stored("presignature", PRESIGNATURE_FORMAT, bytes)?;
+        let me = r.party("holder")?;
+        let signers = r.parties("signers")?;
+        if sorted_unique(&signers).as_deref() != Some(signers.as_slice()) || !signers.contains(&me) {
+            return Err(r
+                .source()
+                .error("signer list is not sorted, unique and inclusive".into()));
+        }
+        let presignature = Presignature {
+            me,
+            signers,
+            big_r: r.nonzero_point::<Secp256k1>("R")?.to_affine(),
+            k: r.scalar::<Secp256k1>("k")?,
+            sigma: r.scalar::<Secp256k1>("sigma")?,
+        };
+        r.finish()?;
+        Ok(presignature)
     }
 }
 
@@ -264,10 +337,7 @@ impl SignatureShare {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + 1 + 4 * self.signers.len() + 65);
         out.extend_from_slice(&self.party.0.to_be_bytes());
-        out.push(self.signers.len() as u8);
-        self.signers
-            .iter()
-            .for_each(|p| out.extend_from_slice(&p.0.to_be_bytes()));
+        put_parties(&mut out, &self.signers);
         out.extend_from_slice(&compressed(&self.big_r));
         out.extend_from_slice(&self.s.to_repr());
         out
@@ -276,11 +346,8 @@ impl SignatureShare {
     /// Decodes a share received from node `from`; errors name `from`.
     pub fn from_bytes(from: PartyId, bytes: &[u8]) -> Result<Self, TssError> {
         let mut r = Reader::new(from, bytes);
-        let party = PartyId(u32::from_be_bytes(r.array::<4>("party")?));
-        let n = usize::from(r.u8("signer count")?);
-        let signers = (0..n)
-            .map(|_| r.array::<4>("signer").map(|b| PartyId(u32::from_be_bytes(b))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let party = r.party("party")?;
+        let signers = r.parties("signers")?;
         let big_r = r.nonzero_point::<Secp256k1>("nonce point")?.to_affine();
         let s = r.scalar::<Secp256k1>("signature share")?;
         r.finish()?;
@@ -359,8 +426,7 @@ fn rerandomizer(
     input.extend_from_slice(&compressed(&public_key.to_affine()));
     input.extend_from_slice(msg_hash);
     input.extend_from_slice(&compressed(big_r));
-    input.push(signers.len() as u8);
-    signers.iter().for_each(|p| input.extend_from_slice(&p.0.to_be_bytes()));
+    put_parties(&mut input, signers);
     input.extend_from_slice(&tweak.to_repr());
     input.extend_from_slice(entropy);
     Secp256k1::hash_to_scalar(RERANDOMIZE_DST, &input)

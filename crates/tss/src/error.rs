@@ -70,6 +70,10 @@ pub enum TssError {
     /// Decryption failed: tampered ciphertext, wrong identity or wrong key.
     #[error("decryption failed: {0}")]
     Decryption(String),
+    /// Encoded state (a key share, triple or presignature from storage, a public key package from a
+    /// peer) does not decode or fails its consistency check.
+    #[error("cannot decode {0}")]
+    Corrupt(String),
     /// The protocol object already failed or finished; it accepts nothing more.
     #[error("the protocol has already terminated")]
     Terminated,

@@ -30,7 +30,7 @@ use ff::{Field, PrimeField};
 use group::Group;
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::curve::{eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve};
 use crate::party::{sorted_unique, MAX_PARTIES, MIN_PARTIES};
@@ -42,6 +42,8 @@ const TAG_COMMIT: u8 = 1;
 const TAG_SHARE: u8 = 2;
 const TAG_CONFIRM: u8 = 3;
 const POK_DST: &[u8] = b"SIGIL-VSS-POK-V1";
+const PACKAGE_FORMAT: u8 = 1;
+const SHARE_FORMAT: u8 = 1;
 
 /// The public side of a shared key: what any party (or client) may know.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +99,45 @@ impl<C: Curve> PublicKeyPackage<C> {
             acc += *share * lagrange::<C>(*p, &set)?;
         }
         Ok(acc)
+    }
+
+    /// `format:u8 | threshold:u8 | key | n:u8 | (party:u32 | public share)*`, points compressed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![PACKAGE_FORMAT];
+        self.write(&mut out);
+        out
+    }
+
+    /// Decodes and re-checks a package (shares on one polynomial through the key).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TssError> {
+        let mut r = Reader::stored("public key package", PACKAGE_FORMAT, bytes)?;
+        let package = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(package)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(self.threshold.min(usize::from(u8::MAX)) as u8);
+        put_point::<C>(out, &self.public_key);
+        out.push(self.shares.len().min(usize::from(u8::MAX)) as u8);
+        for (party, share) in self.shares.iter().take(usize::from(u8::MAX)) {
+            out.extend_from_slice(&party.0.to_be_bytes());
+            put_point::<C>(out, share);
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, TssError> {
+        let threshold = usize::from(r.u8("threshold")?);
+        let public_key = r.nonzero_point::<C>("public key")?;
+        let n = r.u8("party count")?;
+        let mut shares = BTreeMap::new();
+        for _ in 0..n {
+            let party = r.party("party")?;
+            if shares.insert(party, r.point::<C>("public share")?).is_some() {
+                return Err(r.source().error(format!("party {party} appears twice")));
+            }
+        }
+        Self::new(threshold, public_key, shares).map_err(|e| r.source().error(e.to_string()))
     }
 
     /// Checks that the public shares lie on one polynomial of degree `threshold − 1` through the key.
@@ -167,6 +208,30 @@ impl<C: Curve> KeyShare<C> {
     /// The secret scalar, for the protocols in this crate and for encrypted storage in the node.
     pub fn secret(&self) -> &C::Scalar {
         &self.secret
+    }
+
+    /// `format:u8 | me:u32 | secret | package` — secret material: encrypt it before it touches disk.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![SHARE_FORMAT]);
+        out.extend_from_slice(&self.me.0.to_be_bytes());
+        put_scalar::<C>(&mut out, &self.secret);
+        self.public.write(&mut out);
+        out
+    }
+
+    /// Decodes a stored share and checks the secret against its public share.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TssError> {
+        let mut r = Reader::stored("key share", SHARE_FORMAT, bytes)?;
+        let me = r.party("holder")?;
+        let mut secret = r.scalar::<C>("secret share")?;
+        let public = PublicKeyPackage::read(&mut r);
+        let finished = r.finish();
+        let share = public.and_then(|public| finished.and_then(|()| Self::from_parts(me, secret, public)));
+        secret.zeroize();
+        share.map_err(|e| match e {
+            TssError::Corrupt(_) => e,
+            other => TssError::Corrupt(format!("key share: {other}")),
+        })
     }
 }
 

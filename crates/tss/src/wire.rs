@@ -57,22 +57,59 @@ pub(crate) fn open<'a>(
     }
 }
 
-/// A cursor over untrusted bytes; every read is bounds-checked and errors name the sender.
+/// A cursor over untrusted bytes; every read is bounds-checked. Errors name the sender of a network
+/// message, or say that stored data is corrupt when reading local storage.
 pub(crate) struct Reader<'a> {
-    from: PartyId,
+    source: Source,
     rest: &'a [u8],
+}
+
+/// Where bytes come from, which decides how a decoding error reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Source {
+    Peer(PartyId),
+    Storage(&'static str),
+}
+
+impl Source {
+    pub(crate) fn error(self, reason: String) -> TssError {
+        match self {
+            Self::Peer(from) => TssError::malformed(from, reason),
+            Self::Storage(what) => TssError::Corrupt(format!("{what}: {reason}")),
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(from: PartyId, bytes: &'a [u8]) -> Self {
-        Self { from, rest: bytes }
+        Self {
+            source: Source::Peer(from),
+            rest: bytes,
+        }
+    }
+
+    /// Reads a stored record of kind `what`, checking its format version first.
+    pub(crate) fn stored(what: &'static str, version: u8, bytes: &'a [u8]) -> Result<Self, TssError> {
+        let mut r = Self {
+            source: Source::Storage(what),
+            rest: bytes,
+        };
+        let found = r.u8("format version")?;
+        if found != version {
+            return Err(r.source.error(format!("format version {found}, expected {version}")));
+        }
+        Ok(r)
+    }
+
+    pub(crate) fn source(&self) -> Source {
+        self.source
     }
 
     pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], TssError> {
         let (head, tail) = self
             .rest
             .split_at_checked(n)
-            .ok_or_else(|| TssError::malformed(self.from, format!("truncated {what}")))?;
+            .ok_or_else(|| self.source.error(format!("truncated {what}")))?;
         self.rest = tail;
         Ok(head)
     }
@@ -82,11 +119,21 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u16(&mut self, what: &str) -> Result<u16, TssError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([
-            b.first().copied().unwrap_or_default(),
-            b.get(1).copied().unwrap_or_default(),
-        ]))
+        Ok(u16::from_be_bytes(self.array::<2>(what)?))
+    }
+
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, TssError> {
+        Ok(u32::from_be_bytes(self.array::<4>(what)?))
+    }
+
+    pub(crate) fn party(&mut self, what: &str) -> Result<PartyId, TssError> {
+        self.u32(what).map(PartyId)
+    }
+
+    /// A count-prefixed (u8) list of parties.
+    pub(crate) fn parties(&mut self, what: &str) -> Result<Vec<PartyId>, TssError> {
+        let n = self.u8(what)?;
+        (0..n).map(|_| self.party(what)).collect()
     }
 
     pub(crate) fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], TssError> {
@@ -99,14 +146,16 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(TssError::malformed(
-                self.from,
-                format!("{} trailing bytes", self.rest.len()),
-            ))
+            Err(self.source.error(format!("{} trailing bytes", self.rest.len())))
         }
     }
+}
 
-    pub(crate) fn from(&self) -> PartyId {
-        self.from
-    }
+/// Appends a count-prefixed (u8) list of parties; lists are at most [`crate::MAX_PARTIES`] long.
+pub(crate) fn put_parties(out: &mut Vec<u8>, parties: &[PartyId]) {
+    out.push(parties.len().min(usize::from(u8::MAX)) as u8);
+    parties
+        .iter()
+        .take(usize::from(u8::MAX))
+        .for_each(|p| out.extend_from_slice(&p.0.to_be_bytes()));
 }

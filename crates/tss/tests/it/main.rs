@@ -5,5 +5,6 @@ mod bls;
 mod common;
 mod dkg;
 mod ecdsa;
+mod persist;
 mod reshare;
 mod robustness;
