@@ -1,0 +1,145 @@
+//! Routing of opened messages to protocol sessions.
+//!
+//! Peers start a session (a DKG, a triple, a presignature) at slightly different times, so a message
+//! can arrive before this node opened the session it belongs to. The router keeps such messages for a
+//! while (bounded per session and in total) and hands them over when the session opens. Messages for
+//! a session that already closed are dropped, and every open session has a deadline after which
+//! [`Router::expire`] reports it so the node can abort it. The clock is passed in: no I/O here.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Identifies one protocol run across all its participants.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct SessionKey(pub [u8; 32]);
+
+/// Bounds on what the router keeps for sessions that are not open yet.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Messages kept per not-yet-open session.
+    pub max_early_messages: usize,
+    /// Bytes kept per not-yet-open session.
+    pub max_early_bytes: usize,
+    /// Not-yet-open sessions tracked at once.
+    pub max_early_sessions: usize,
+    /// How long early messages, and the memory of closed sessions, are kept.
+    pub retention: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_early_messages: 1024,
+            max_early_bytes: 16 << 20,
+            max_early_sessions: 4096,
+            retention: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What happened to a routed message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// The session is open: hand the message to it now.
+    Deliver(u32, Vec<u8>),
+    /// Kept until the session opens.
+    Buffered,
+    /// The session closed already.
+    DroppedClosed,
+    /// The limits for early messages are reached; the message is dropped.
+    DroppedFull,
+}
+
+struct Early {
+    since: Instant,
+    bytes: usize,
+    messages: Vec<(u32, Vec<u8>)>,
+}
+
+/// Session routing table with early-message buffering and deadlines.
+#[derive(Default)]
+pub struct Router {
+    config: RouterConfig,
+    open: HashMap<SessionKey, Instant>,
+    early: HashMap<SessionKey, Early>,
+    closed: HashMap<SessionKey, Instant>,
+    closed_order: VecDeque<(Instant, SessionKey)>,
+}
+
+impl Router {
+    /// A router with the given limits.
+    pub fn new(config: RouterConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Opens a session that must finish by `deadline`; returns the messages that arrived early, in order.
+    pub fn open(&mut self, key: SessionKey, deadline: Instant) -> Vec<(u32, Vec<u8>)> {
+        self.open.insert(key, deadline);
+        self.early.remove(&key).map(|e| e.messages).unwrap_or_default()
+    }
+
+    /// Whether `key` is open.
+    pub fn is_open(&self, key: &SessionKey) -> bool {
+        self.open.contains_key(key)
+    }
+
+    /// Routes a message from peer `from` for session `key`.
+    pub fn route(&mut self, now: Instant, key: SessionKey, from: u32, body: Vec<u8>) -> Routed {
+        if self.open.contains_key(&key) {
+            return Routed::Deliver(from, body);
+        }
+        if self.closed.contains_key(&key) {
+            return Routed::DroppedClosed;
+        }
+        if !self.early.contains_key(&key) && self.early.len() >= self.config.max_early_sessions {
+            return Routed::DroppedFull;
+        }
+        let early = self.early.entry(key).or_insert_with(|| Early {
+            since: now,
+            bytes: 0,
+            messages: Vec::new(),
+        });
+        if early.messages.len() >= self.config.max_early_messages
+            || early.bytes + body.len() > self.config.max_early_bytes
+        {
+            return Routed::DroppedFull;
+        }
+        early.bytes += body.len();
+        early.messages.push((from, body));
+        Routed::Buffered
+    }
+
+    /// Closes a session; later messages for it are dropped for [`RouterConfig::retention`].
+    pub fn close(&mut self, now: Instant, key: SessionKey) {
+        self.open.remove(&key);
+        self.early.remove(&key);
+        self.closed.insert(key, now);
+        self.closed_order.push_back((now, key));
+    }
+
+    /// Closes and returns the sessions whose deadline passed, and forgets stale early messages and
+    /// closed sessions older than the retention period.
+    pub fn expire(&mut self, now: Instant) -> Vec<SessionKey> {
+        let mut overdue: Vec<SessionKey> = self.open.iter().filter(|(_, d)| **d <= now).map(|(k, _)| *k).collect();
+        overdue.sort();
+        for key in &overdue {
+            self.close(now, *key);
+        }
+        let retention = self.config.retention;
+        self.early
+            .retain(|_, e| now.saturating_duration_since(e.since) < retention);
+        while let Some((at, key)) = self.closed_order.front().copied() {
+            if now.saturating_duration_since(at) < retention {
+                break;
+            }
+            self.closed_order.pop_front();
+            if self.closed.get(&key) == Some(&at) {
+                self.closed.remove(&key);
+            }
+        }
+        overdue
+    }
+}

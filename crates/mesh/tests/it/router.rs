@@ -1,0 +1,88 @@
+use std::time::{Duration, Instant};
+
+use sigil_mesh::{Routed, Router, RouterConfig, SessionKey};
+
+fn key(n: u8) -> SessionKey {
+    SessionKey([n; 32])
+}
+
+#[test]
+fn early_messages_wait_for_their_session_in_order() {
+    let mut router = Router::default();
+    let now = Instant::now();
+    assert_eq!(router.route(now, key(1), 2, b"first".to_vec()), Routed::Buffered);
+    assert_eq!(router.route(now, key(1), 3, b"second".to_vec()), Routed::Buffered);
+    let early = router.open(key(1), now + Duration::from_secs(5));
+    assert_eq!(early, vec![(2, b"first".to_vec()), (3, b"second".to_vec())]);
+    assert_eq!(
+        router.route(now, key(1), 2, b"third".to_vec()),
+        Routed::Deliver(2, b"third".to_vec())
+    );
+}
+
+#[test]
+fn closed_sessions_drop_late_messages_until_forgotten() {
+    let mut router = Router::new(RouterConfig {
+        retention: Duration::from_secs(10),
+        ..RouterConfig::default()
+    });
+    let now = Instant::now();
+    router.open(key(1), now + Duration::from_secs(5));
+    router.close(now, key(1));
+    assert_eq!(router.route(now, key(1), 2, vec![1]), Routed::DroppedClosed);
+    router.expire(now + Duration::from_secs(11));
+    assert_eq!(
+        router.route(now + Duration::from_secs(11), key(1), 2, vec![1]),
+        Routed::Buffered
+    );
+}
+
+#[test]
+fn sessions_past_their_deadline_expire() {
+    let mut router = Router::default();
+    let now = Instant::now();
+    router.open(key(1), now + Duration::from_secs(1));
+    router.open(key(2), now + Duration::from_secs(60));
+    assert!(router.expire(now).is_empty());
+    assert_eq!(router.expire(now + Duration::from_secs(2)), vec![key(1)]);
+    assert!(!router.is_open(&key(1)));
+    assert!(router.is_open(&key(2)));
+    assert_eq!(router.route(now, key(1), 0, vec![]), Routed::DroppedClosed);
+}
+
+#[test]
+fn early_buffering_is_bounded() {
+    let config = RouterConfig {
+        max_early_messages: 2,
+        max_early_bytes: 10,
+        max_early_sessions: 2,
+        retention: Duration::from_secs(5),
+    };
+    let mut router = Router::new(config);
+    let now = Instant::now();
+    assert_eq!(router.route(now, key(1), 0, vec![0; 4]), Routed::Buffered);
+    assert_eq!(
+        router.route(now, key(1), 0, vec![0; 7]),
+        Routed::DroppedFull,
+        "byte limit"
+    );
+    assert_eq!(router.route(now, key(1), 0, vec![0; 4]), Routed::Buffered);
+    assert_eq!(
+        router.route(now, key(1), 0, vec![0; 1]),
+        Routed::DroppedFull,
+        "message limit"
+    );
+    assert_eq!(router.route(now, key(2), 0, vec![0]), Routed::Buffered);
+    assert_eq!(
+        router.route(now, key(3), 0, vec![0]),
+        Routed::DroppedFull,
+        "session limit"
+    );
+    // Stale early messages are forgotten, which frees room.
+    router.expire(now + Duration::from_secs(6));
+    assert_eq!(
+        router.route(now + Duration::from_secs(6), key(3), 0, vec![0]),
+        Routed::Buffered
+    );
+    assert!(router.open(key(1), now + Duration::from_secs(10)).is_empty());
+}
