@@ -100,6 +100,30 @@ fn prologue(header: &[u8; HEADER_LEN]) -> Vec<u8> {
     [PROLOGUE_DOMAIN, header.as_slice()].concat()
 }
 
+enum Role {
+    Initiator,
+    Responder,
+}
+
+/// The Noise `K` state between `me` and the peer pinned as `peer`, bound to `header`.
+fn handshake(
+    me: &Identity,
+    peer: &NodeKey,
+    header: &[u8; HEADER_LEN],
+    role: Role,
+) -> Result<snow::HandshakeState, MeshError> {
+    let prologue = prologue(header);
+    let builder = snow::Builder::new(params())
+        .local_private_key(me.secret_bytes())
+        .and_then(|b| b.remote_public_key(&peer.0))
+        .and_then(|b| b.prologue(&prologue));
+    match role {
+        Role::Initiator => builder.and_then(|b| b.build_initiator()),
+        Role::Responder => builder.and_then(|b| b.build_responder()),
+    }
+    .map_err(noise)
+}
+
 fn chunk_count(body_len: usize) -> usize {
     body_len.div_ceil(CHUNK).max(1)
 }
@@ -111,13 +135,7 @@ pub fn seal(me: &Identity, from: u32, to: u32, to_key: &NodeKey, body: &[u8]) ->
         .filter(|_| body.len() <= MAX_BODY)
         .ok_or(MeshError::TooLarge { len: body.len() })?;
     let header = header(from, to, len);
-    let prologue = prologue(&header);
-    let mut handshake = snow::Builder::new(params())
-        .local_private_key(me.secret_bytes())
-        .and_then(|b| b.remote_public_key(&to_key.0))
-        .and_then(|b| b.prologue(&prologue))
-        .and_then(|b| b.build_initiator())
-        .map_err(noise)?;
+    let mut handshake = handshake(me, to_key, &header, Role::Initiator)?;
     let chunks = chunk_count(body.len());
     let mut out = Vec::with_capacity(HEADER_LEN + HANDSHAKE_LEN + body.len() + chunks * TAG_LEN);
     out.extend_from_slice(&header);
@@ -170,13 +188,7 @@ pub fn open(
         return Err(malformed("length does not match the header"));
     }
     let (hello, mut sealed) = rest.split_at(HANDSHAKE_LEN);
-    let prologue = prologue(&header);
-    let mut handshake = snow::Builder::new(params())
-        .local_private_key(me.secret_bytes())
-        .and_then(|b| b.remote_public_key(&key.0))
-        .and_then(|b| b.prologue(&prologue))
-        .and_then(|b| b.build_responder())
-        .map_err(noise)?;
+    let mut handshake = handshake(me, &key, &header, Role::Responder)?;
     let unauthenticated = MeshError::Unauthenticated { claimed };
     handshake
         .read_message(hello, &mut [])
