@@ -1,0 +1,312 @@
+//! Node storage: one redb file per node.
+//!
+//! Every secret record (key shares, triples, presignatures, the node identity) is sealed with
+//! ChaCha20-Poly1305 under the node's storage key before it reaches the file. The associated data
+//! binds each record to its table and id, so records cannot be swapped between slots on disk.
+//! A wrong key or a damaged record is a clear error, never garbage.
+//!
+//! Presignatures are single-use across crashes (DESIGN §6.2): [`Store::take_presignature`] removes
+//! the record and writes its id to the `used` table in one write transaction, and redb makes that
+//! transaction durable before the presignature is returned to the caller, who only then computes
+//! and releases its share. A crash at any point leaves the presignature either unused and stored, or
+//! gone and marked used — never both, never usable twice.
+
+use std::fmt;
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand_core::{OsRng, RngCore};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use sigil_tss::ecdsa::{Presignature, Triple};
+use sigil_tss::{Curve, KeyShare, TssError};
+use zeroize::{Zeroize, Zeroizing};
+
+const KEY_SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("key_shares");
+const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
+const PRESIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presignatures");
+const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatures");
+const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
+const NONCE_LEN: usize = 12;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be opened, read or written.
+    #[error("storage: {0}")]
+    Database(String),
+    /// A record does not decrypt: the storage key is wrong, or the file was altered.
+    #[error("cannot decrypt {what}: wrong storage key, or the data file was altered")]
+    Decrypt {
+        /// Which record.
+        what: String,
+    },
+    /// A record decrypts but does not decode.
+    #[error("record {what} is corrupt: {source}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why it does not decode.
+        source: TssError,
+    },
+    /// The presignature was already taken: using it again would leak the key.
+    #[error("presignature {0} was already used")]
+    AlreadyUsed(String),
+    /// The storage key is not 32 bytes of hex.
+    #[error("the storage key must be 64 hex characters (32 bytes)")]
+    BadKey,
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(e.into().to_string())
+}
+
+/// The key that seals records at rest. Wiped on drop, never printed.
+pub struct StorageKey(Zeroizing<[u8; 32]>);
+
+impl StorageKey {
+    /// Parses 64 hex characters, as given in the config file or the `SIGIL_STORAGE_KEY` variable.
+    pub fn from_hex(text: &str) -> Result<Self, StoreError> {
+        let mut bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| StoreError::BadKey)?);
+        let mut key = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            bytes.zeroize();
+            return Err(StoreError::BadKey);
+        }
+        key.copy_from_slice(&bytes);
+        Ok(Self(key))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// Hex form, for writing a generated key into a config file.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.as_ref()))
+    }
+}
+
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StorageKey(<redacted>)")
+    }
+}
+
+/// A presignature's slot: the pool (signer subset) it belongs to and its sequence number there.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PresignatureId {
+    /// Identifies the signer subset's pool.
+    pub pool: [u8; 32],
+    /// Position in that pool.
+    pub seq: u64,
+}
+
+impl PresignatureId {
+    fn key(&self) -> [u8; 40] {
+        let mut out = [0u8; 40];
+        out[..32].copy_from_slice(&self.pool);
+        out[32..].copy_from_slice(&self.seq.to_be_bytes());
+        out
+    }
+}
+
+impl fmt::Display for PresignatureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", hex::encode(&self.pool[..8]), self.seq)
+    }
+}
+
+impl fmt::Debug for PresignatureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PresignatureId({self})")
+    }
+}
+
+/// One node's data file.
+pub struct Store {
+    db: Database,
+    cipher: ChaCha20Poly1305,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Store(<sealed>)")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the data file at `path`, sealing with `key`.
+    pub fn open(path: &Path, key: &StorageKey) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(KEY_SHARES).map_err(db_err)?;
+        txn.open_table(TRIPLES).map_err(db_err)?;
+        txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        txn.open_table(USED).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Self {
+            db,
+            cipher: ChaCha20Poly1305::new(&Key::from(*key.0)),
+        })
+    }
+
+    fn seal(&self, table: &str, id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let aad = [AAD_DOMAIN, table.as_bytes(), id].concat();
+        let sealed = self
+            .cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::Database("record too large to seal".into()))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn unseal(
+        &self,
+        table: &str,
+        id: &[u8],
+        stored: &[u8],
+        what: impl Fn() -> String,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let (nonce, sealed) = stored
+            .split_at_checked(NONCE_LEN)
+            .ok_or_else(|| StoreError::Decrypt { what: what() })?;
+        let mut nonce_bytes = [0u8; NONCE_LEN];
+        nonce_bytes.copy_from_slice(nonce);
+        let aad = [AAD_DOMAIN, table.as_bytes(), id].concat();
+        self.cipher
+            .decrypt(&Nonce::from(nonce_bytes), Payload { msg: sealed, aad: &aad })
+            .map(Zeroizing::new)
+            .map_err(|_| StoreError::Decrypt { what: what() })
+    }
+
+    /// Stores this node's share of a root key under `name` (e.g. `"ecdsa-root"`), replacing any other.
+    pub fn put_key_share<C: Curve>(&self, name: &str, share: &KeyShare<C>) -> Result<(), StoreError> {
+        let sealed = self.seal("key_shares", name.as_bytes(), &share.to_bytes())?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(KEY_SHARES)
+            .map_err(db_err)?
+            .insert(name, sealed.as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// This node's share of the root key `name`, if it has one.
+    pub fn key_share<C: Curve>(&self, name: &str) -> Result<Option<KeyShare<C>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(KEY_SHARES).map_err(db_err)?;
+        let Some(stored) = table.get(name).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let what = || format!("key share {name}");
+        let plain = self.unseal("key_shares", name.as_bytes(), stored.value(), what)?;
+        KeyShare::from_bytes(&plain)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { what: what(), source })
+    }
+
+    /// Stores a triple under `id`.
+    pub fn put_triple(&self, id: &[u8], triple: &Triple) -> Result<(), StoreError> {
+        let sealed = self.seal("triples", id, &triple.to_bytes())?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(TRIPLES)
+            .map_err(db_err)?
+            .insert(id, sealed.as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Removes and returns the triple `id` (a triple, like a presignature, is used once).
+    pub fn take_triple(&self, id: &[u8]) -> Result<Option<Triple>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let stored = txn
+            .open_table(TRIPLES)
+            .map_err(db_err)?
+            .remove(id)
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec());
+        txn.commit().map_err(db_err)?;
+        let Some(stored) = stored else { return Ok(None) };
+        let what = || format!("triple {}", hex::encode(id));
+        let plain = self.unseal("triples", id, &stored, what)?;
+        Triple::from_bytes(&plain)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { what: what(), source })
+    }
+
+    /// Stores a fresh presignature in its slot. A slot that was ever used cannot be filled again.
+    pub fn put_presignature(&self, id: PresignatureId, presignature: &Presignature) -> Result<(), StoreError> {
+        let key = id.key();
+        let sealed = self.seal("presignatures", &key, &presignature.to_bytes())?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        if txn
+            .open_table(USED)
+            .map_err(db_err)?
+            .get(key.as_slice())
+            .map_err(db_err)?
+            .is_some()
+        {
+            return Err(StoreError::AlreadyUsed(id.to_string()));
+        }
+        txn.open_table(PRESIGNATURES)
+            .map_err(db_err)?
+            .insert(key.as_slice(), sealed.as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Takes presignature `id` for exactly one signature: removes it and records it as used in one
+    /// durable transaction, and only then returns it. `Ok(None)` if the slot is empty.
+    pub fn take_presignature(&self, id: PresignatureId) -> Result<Option<Presignature>, StoreError> {
+        let key = id.key();
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let stored = {
+            let mut used = txn.open_table(USED).map_err(db_err)?;
+            if used.get(key.as_slice()).map_err(db_err)?.is_some() {
+                return Err(StoreError::AlreadyUsed(id.to_string()));
+            }
+            let stored = txn
+                .open_table(PRESIGNATURES)
+                .map_err(db_err)?
+                .remove(key.as_slice())
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            if stored.is_some() {
+                used.insert(key.as_slice(), 1).map_err(db_err)?;
+            }
+            stored
+        };
+        txn.commit().map_err(db_err)?;
+        let Some(stored) = stored else { return Ok(None) };
+        let what = || format!("presignature {id}");
+        let plain = self.unseal("presignatures", &key, &stored, what)?;
+        Presignature::from_bytes(&plain)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { what: what(), source })
+    }
+
+    /// Presignatures in stock.
+    pub fn presignature_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        table.len().map_err(db_err)
+    }
+
+    /// Whether presignature `id` was ever taken.
+    pub fn is_used(&self, id: PresignatureId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(USED).map_err(db_err)?;
+        Ok(table.get(id.key().as_slice()).map_err(db_err)?.is_some())
+    }
+}

@@ -1,0 +1,220 @@
+use std::collections::BTreeSet;
+
+use redb::ReadableTable;
+
+use sigil_node::store::{PresignatureId, StorageKey, Store, StoreError};
+use sigil_tss::ecdsa::{self, Presignature};
+use sigil_tss::{run_in_memory, Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
+
+fn dkg<C: sigil_tss::Curve>() -> Vec<KeyShare<C>> {
+    let parties: Vec<PartyId> = (0..3).map(PartyId).collect();
+    let runs = parties
+        .iter()
+        .map(|me| Vss::<C>::dkg(SessionId([1; 32]), *me, &parties, 2).unwrap())
+        .collect();
+    run_in_memory(runs)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, s)| s)
+        .collect()
+}
+
+/// One real presignature of party 0 (signers 0 and 1), as stored bytes.
+fn presignature_bytes() -> Vec<u8> {
+    let keys = dkg::<Secp256k1>();
+    let parties: Vec<PartyId> = (0..3).map(PartyId).collect();
+    let triples = |n: u8| -> std::collections::BTreeMap<_, _> {
+        let runs = parties
+            .iter()
+            .map(|me| ecdsa::triple_generation(SessionId([n; 32]), *me, &parties, 2).unwrap())
+            .collect();
+        run_in_memory(runs).unwrap().into_iter().collect()
+    };
+    let (mut t0, mut t1) = (triples(2), triples(3));
+    let signers = [PartyId(0), PartyId(1)];
+    let runs = signers
+        .iter()
+        .map(|me| {
+            ecdsa::presigning(
+                SessionId([4; 32]),
+                &keys[me.0 as usize],
+                &signers,
+                t0.remove(me).unwrap(),
+                t1.remove(me).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let (_, mine) = run_in_memory(runs).unwrap().into_iter().next().unwrap();
+    mine.to_bytes().to_vec()
+}
+
+fn id(seq: u64) -> PresignatureId {
+    PresignatureId { pool: [7; 32], seq }
+}
+
+#[test]
+fn key_shares_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let ecdsa = dkg::<Secp256k1>();
+    let bls = dkg::<Bls12381G1>();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        assert!(store.key_share::<Secp256k1>("ecdsa-root").unwrap().is_none());
+        store.put_key_share("ecdsa-root", &ecdsa[1]).unwrap();
+        store.put_key_share("bls-root", &bls[1]).unwrap();
+    }
+    let key = StorageKey::from_hex(&key.to_hex()).unwrap();
+    let store = Store::open(&path, &key).unwrap();
+    let restored = store.key_share::<Secp256k1>("ecdsa-root").unwrap().unwrap();
+    assert_eq!(
+        (restored.me(), restored.secret(), restored.public()),
+        (ecdsa[1].me(), ecdsa[1].secret(), ecdsa[1].public())
+    );
+    let restored = store.key_share::<Bls12381G1>("bls-root").unwrap().unwrap();
+    assert_eq!(restored.secret(), bls[1].secret());
+    // The secret is not in the file in the clear.
+    drop(store);
+    let file = std::fs::read(&path).unwrap();
+    let secret = sigil_tss::k256::elliptic_curve::PrimeField::to_repr(ecdsa[1].secret());
+    assert!(
+        !file.windows(32).any(|w| w == &secret[..]),
+        "the key share is stored in the clear"
+    );
+}
+
+#[test]
+fn a_wrong_storage_key_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    Store::open(&path, &StorageKey::generate())
+        .unwrap()
+        .put_key_share("ecdsa-root", &dkg::<Secp256k1>()[0])
+        .unwrap();
+    let other = Store::open(&path, &StorageKey::generate()).unwrap();
+    let err = other.key_share::<Secp256k1>("ecdsa-root").unwrap_err();
+    assert!(matches!(err, StoreError::Decrypt { .. }), "{err}");
+    assert!(err.to_string().contains("wrong storage key"), "{err}");
+    assert!(matches!(StorageKey::from_hex("abcd"), Err(StoreError::BadKey)));
+    assert!(matches!(
+        StorageKey::from_hex(&"zz".repeat(32)),
+        Err(StoreError::BadKey)
+    ));
+    assert_eq!(format!("{:?}", StorageKey::generate()), "StorageKey(<redacted>)");
+}
+
+#[test]
+fn a_presignature_is_taken_once_even_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        store
+            .put_presignature(id(1), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+        store
+            .put_presignature(id(2), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+        assert_eq!(store.presignature_count().unwrap(), 2);
+        assert!(store.take_presignature(id(1)).unwrap().is_some());
+        assert!(matches!(
+            store.take_presignature(id(1)),
+            Err(StoreError::AlreadyUsed(_))
+        ));
+        assert!(store.take_presignature(id(3)).unwrap().is_none());
+        // The process dies here, after the take committed and before a share went out.
+    }
+    let store = Store::open(&path, &key).unwrap();
+    assert!(store.is_used(id(1)).unwrap());
+    assert!(matches!(
+        store.take_presignature(id(1)),
+        Err(StoreError::AlreadyUsed(_))
+    ));
+    // A used slot cannot be refilled (a pool bug would otherwise hand out a nonce twice).
+    let refill = store.put_presignature(id(1), &Presignature::from_bytes(&bytes).unwrap());
+    assert!(matches!(refill, Err(StoreError::AlreadyUsed(_))));
+    assert_eq!(store.presignature_count().unwrap(), 1);
+    assert!(store.take_presignature(id(2)).unwrap().is_some());
+}
+
+#[test]
+fn concurrent_takers_never_share_a_presignature() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    let bytes = presignature_bytes();
+    for seq in 0..24 {
+        store
+            .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+    }
+    let taken: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..24)
+                        .filter(|seq| matches!(store.take_presignature(id(*seq)), Ok(Some(_))))
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<u64> = taken.concat();
+    assert_eq!(all.len(), 24, "every presignature taken exactly once: {taken:?}");
+    assert_eq!(all.iter().copied().collect::<BTreeSet<_>>().len(), 24);
+    assert_eq!(store.presignature_count().unwrap(), 0);
+}
+
+#[test]
+fn a_record_moved_to_another_slot_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    Store::open(&path, &key)
+        .unwrap()
+        .put_presignature(id(1), &Presignature::from_bytes(&bytes).unwrap())
+        .unwrap();
+    {
+        // Someone with write access to the file copies slot 1's sealed record into slot 9.
+        let raw = redb::Database::create(&path).unwrap();
+        let table: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("presignatures");
+        let txn = raw.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(table).unwrap();
+            let mut key1 = [7u8; 40];
+            key1[32..].copy_from_slice(&1u64.to_be_bytes());
+            let mut key9 = key1;
+            key9[32..].copy_from_slice(&9u64.to_be_bytes());
+            let record = t.get(key1.as_slice()).unwrap().unwrap().value().to_vec();
+            t.insert(key9.as_slice(), record.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path, &key).unwrap();
+    assert!(matches!(
+        store.take_presignature(id(9)),
+        Err(StoreError::Decrypt { .. })
+    ));
+    assert!(store.take_presignature(id(1)).unwrap().is_some());
+}
+
+#[test]
+fn triples_are_taken_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    let parties: Vec<PartyId> = (0..3).map(PartyId).collect();
+    let runs = parties
+        .iter()
+        .map(|me| ecdsa::triple_generation(SessionId([9; 32]), *me, &parties, 2).unwrap())
+        .collect();
+    let (_, triple) = run_in_memory(runs).unwrap().into_iter().next().unwrap();
+    store.put_triple(b"t1", &triple).unwrap();
+    let back = store.take_triple(b"t1").unwrap().unwrap();
+    assert_eq!(back.participants(), triple.participants());
+    assert!(store.take_triple(b"t1").unwrap().is_none());
+}
