@@ -172,23 +172,29 @@ impl Store {
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
-    fn unseal(
+    /// Decrypts a record and decodes it; errors say which record failed and how.
+    fn open_record<T>(
         &self,
         table: &str,
         id: &[u8],
         stored: &[u8],
-        what: impl Fn() -> String,
-    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let (nonce, sealed) = stored
-            .split_at_checked(NONCE_LEN)
-            .ok_or_else(|| StoreError::Decrypt { what: what() })?;
+        what: String,
+        decode: impl FnOnce(&[u8]) -> Result<T, TssError>,
+    ) -> Result<T, StoreError> {
+        let Some((nonce, sealed)) = stored.split_at_checked(NONCE_LEN) else {
+            return Err(StoreError::Decrypt { what });
+        };
         let mut nonce_bytes = [0u8; NONCE_LEN];
         nonce_bytes.copy_from_slice(nonce);
         let aad = [AAD_DOMAIN, table.as_bytes(), id].concat();
-        self.cipher
+        let Ok(plain) = self
+            .cipher
             .decrypt(&Nonce::from(nonce_bytes), Payload { msg: sealed, aad: &aad })
-            .map(Zeroizing::new)
-            .map_err(|_| StoreError::Decrypt { what: what() })
+        else {
+            return Err(StoreError::Decrypt { what });
+        };
+        let plain = Zeroizing::new(plain);
+        decode(&plain).map_err(|source| StoreError::Corrupt { what, source })
     }
 
     /// Stores this node's share of a root key under `name` (e.g. `"ecdsa-root"`), replacing any other.
@@ -209,11 +215,15 @@ impl Store {
         let Some(stored) = table.get(name).map_err(db_err)? else {
             return Ok(None);
         };
-        let what = || format!("key share {name}");
-        let plain = self.unseal("key_shares", name.as_bytes(), stored.value(), what)?;
-        KeyShare::from_bytes(&plain)
-            .map(Some)
-            .map_err(|source| StoreError::Corrupt { what: what(), source })
+        let what = format!("key share {name}");
+        self.open_record(
+            "key_shares",
+            name.as_bytes(),
+            stored.value(),
+            what,
+            KeyShare::from_bytes,
+        )
+        .map(Some)
     }
 
     /// Stores a triple under `id`.
@@ -238,11 +248,9 @@ impl Store {
             .map(|v| v.value().to_vec());
         txn.commit().map_err(db_err)?;
         let Some(stored) = stored else { return Ok(None) };
-        let what = || format!("triple {}", hex::encode(id));
-        let plain = self.unseal("triples", id, &stored, what)?;
-        Triple::from_bytes(&plain)
+        let what = format!("triple {}", hex::encode(id));
+        self.open_record("triples", id, &stored, what, Triple::from_bytes)
             .map(Some)
-            .map_err(|source| StoreError::Corrupt { what: what(), source })
     }
 
     /// Stores a fresh presignature in its slot. A slot that was ever used cannot be filled again.
@@ -289,11 +297,9 @@ impl Store {
         };
         txn.commit().map_err(db_err)?;
         let Some(stored) = stored else { return Ok(None) };
-        let what = || format!("presignature {id}");
-        let plain = self.unseal("presignatures", &key, &stored, what)?;
-        Presignature::from_bytes(&plain)
+        let what = format!("presignature {id}");
+        self.open_record("presignatures", &key, &stored, what, Presignature::from_bytes)
             .map(Some)
-            .map_err(|source| StoreError::Corrupt { what: what(), source })
     }
 
     /// Presignatures in stock.
