@@ -119,7 +119,7 @@ fn bench_sign(c: &mut Criterion) {
         .collect();
     let pkp = derive_public_key(&root, &key_id);
     g.bench_function("combine_and_verify_t4", |b| {
-        b.iter(|| ecdsa::combine(&pkp, &hash, black_box(&shares)).expect("valid"))
+        b.iter(|| ecdsa::combine(&pkp, &hash, keys[0].threshold(), black_box(&shares)).expect("valid"))
     });
 }
 

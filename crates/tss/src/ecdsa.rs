@@ -12,11 +12,15 @@
 //! δ  = H(P, m, R, S, ε, ρ)            P = X + ε·G, S = the signer set, ρ = request entropy
 //! R' = δ·R                           r' = x(R') mod n
 //! k' = δ⁻¹·k                         σ' = δ⁻¹·(σ + ε·k)   (= k'·(x + ε))
-//! s_i = λ_i·(m·k'_i + r'·σ'_i)       λ_i = Lagrange weight of i within S
+//! s_i = m·k'_i + r'·σ'_i
 //! ```
 //!
-//! and `s = Σ s_i = k'·(m + r'·(x + ε))`, which is a valid ECDSA signature `(r', s)` under `P`
-//! with nonce `k'⁻¹ = δ·k⁻¹` (its point is exactly `R'`).
+//! The shares of `k` and `σ` are Shamir shares of degree `t − 1` over `S`, and so is `s_i`: any `t`
+//! signers `T ⊆ S` interpolate `s = Σ_{i∈T} λ_i^T·s_i = k'·(m + r'·(x + ε))`, a valid ECDSA
+//! signature `(r', s)` under `P` with nonce `k'⁻¹ = δ·k⁻¹` (its point is exactly `R'`). A
+//! presignature made by more than `t` nodes therefore still signs when some of them are down, and
+//! spare shares let [`combine_naming`] find and name a signer whose share is wrong. Releasing more
+//! than `t` points of the same degree-`t − 1` polynomial reveals nothing beyond `s` itself.
 //!
 //! Why: with additive derivation, a plain presignature lets an attacker who sees `R` before choosing
 //! the message and the tweak turn one signature into a forgery for a related key (Groth & Shoup,
@@ -60,8 +64,8 @@ use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
-use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
-use k256::{AffinePoint, EncodedPoint, FieldBytes, ProjectivePoint, Scalar, U256};
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, U256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::cs::{participants, CaitSithRun};
@@ -192,7 +196,7 @@ impl Presignature {
         self.me
     }
 
-    /// The parties that must all sign with this presignature.
+    /// The parties that made this presignature; any `threshold` of them can sign with it.
     pub fn signers(&self) -> &[PartyId] {
         &self.signers
     }
@@ -319,12 +323,13 @@ pub fn presigning(
     ))
 }
 
-/// What one signer releases for one request: its part of `s` and the re-randomised nonce point.
+/// What one signer releases for one request: its point on the `s` polynomial and the re-randomised
+/// nonce point.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignatureShare {
     /// The signer.
     pub party: PartyId,
-    /// Every signer of the presignature (all must contribute).
+    /// Every holder of the presignature (any threshold of them can combine).
     pub signers: Vec<PartyId>,
     /// `R' = δ·R`.
     pub big_r: AffinePoint,
@@ -399,10 +404,9 @@ pub fn sign_share(
             reason: "nonce point has a zero x-coordinate".into(),
         });
     }
-    let lambda = lagrange::<Secp256k1>(presignature.me, &presignature.signers)?;
     let mut k = delta_inv * presignature.k;
     let mut sigma = delta_inv * (presignature.sigma + tweak * presignature.k);
-    let s = lambda * (message_scalar(msg_hash) * k + r * sigma);
+    let s = message_scalar(msg_hash) * k + r * sigma;
     k.zeroize();
     sigma.zeroize();
     Ok(SignatureShare {
@@ -493,17 +497,118 @@ impl EcdsaSignature {
     }
 }
 
-/// Combines the shares of every signer of one presignature into a signature, verifies it against the
-/// PKP public key, and returns it only if it verifies.
-///
-/// Shares that disagree with the majority on the signer set or the nonce point are named as culprits;
-/// a wrong `s_i` is caught by the final verification ([`TssError::SignatureInvalid`]) — cait-sith
-/// gives no per-share commitment to tell which signer sent it.
+/// How many signer subsets [`combine_naming`] tries before giving up.
+pub const MAX_COMBINATIONS: usize = 512;
+
+/// Combines signature shares of one presignature into a signature that verifies against the PKP
+/// public key; see [`combine_naming`].
 pub fn combine(
     public_key: &ProjectivePoint,
     msg_hash: &[u8; 32],
+    threshold: usize,
     shares: &[SignatureShare],
 ) -> Result<EcdsaSignature, TssError> {
+    combine_naming(public_key, msg_hash, threshold, shares).map(|(signature, _)| signature)
+}
+
+/// Combines signature shares of one presignature into a low-s signature with recovery id, returned
+/// only if k256 verifies it against `public_key`, together with the signers whose share is wrong.
+///
+/// Any `threshold` correct shares suffice. Shares that disagree with the majority on the holder set
+/// or the nonce point are named at once. A wrong `s_i` cannot be seen on its own (cait-sith commits to
+/// no per-share value), so with spare shares the function searches `threshold`-subsets (at most
+/// [`MAX_COMBINATIONS`]) for one that verifies, then names every other share that does not fit it.
+/// With no spare share, a wrong share gives [`TssError::SignatureInvalid`] and no signature.
+pub fn combine_naming(
+    public_key: &ProjectivePoint,
+    msg_hash: &[u8; 32],
+    threshold: usize,
+    shares: &[SignatureShare],
+) -> Result<(EcdsaSignature, Vec<PartyId>), TssError> {
+    let by_party = consistent_shares(shares)?;
+    let big_r = match by_party.values().next() {
+        Some(share) => share.big_r,
+        None => {
+            return Err(TssError::NotEnoughShares {
+                have: 0,
+                need: threshold,
+            })
+        }
+    };
+    if threshold < 2 || by_party.len() < threshold {
+        return Err(TssError::NotEnoughShares {
+            have: by_party.len(),
+            need: threshold.max(2),
+        });
+    }
+    let vk = VerifyingKey::from_affine(public_key.to_affine())
+        .map_err(|_| TssError::BadParameters("public key is the identity".into()))?;
+    let r = x_scalar(&big_r);
+    let parties: Vec<PartyId> = by_party.keys().copied().collect();
+    let attempt = |subset: &[PartyId]| -> Option<EcdsaSignature> {
+        let mut s = Scalar::ZERO;
+        for party in subset {
+            let lambda = lagrange::<Secp256k1>(*party, subset).ok()?;
+            s += lambda * by_party.get(party)?.s;
+        }
+        if bool::from(s.is_high()) {
+            s = -s;
+        }
+        let sig = Signature::from_scalars(r.to_repr(), s.to_repr()).ok()?;
+        let recovery_id = RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig).ok()?;
+        Some(EcdsaSignature {
+            r: r.to_repr().into(),
+            s: s.to_repr().into(),
+            recovery_id: recovery_id.to_byte(),
+        })
+    };
+    let mut subset: Vec<usize> = (0..threshold).collect();
+    for _ in 0..MAX_COMBINATIONS {
+        let chosen: Vec<PartyId> = subset.iter().filter_map(|i| parties.get(*i).copied()).collect();
+        if let Some(signature) = attempt(&chosen) {
+            // Each remaining share is checked by swapping it in for one member of the good subset.
+            let bad = parties
+                .iter()
+                .filter(|p| !chosen.contains(p))
+                .filter(|p| {
+                    let mut swapped = chosen.clone();
+                    if let Some(last) = swapped.last_mut() {
+                        *last = **p;
+                    }
+                    swapped.sort();
+                    attempt(&swapped).is_none()
+                })
+                .copied()
+                .collect();
+            return Ok((signature, bad));
+        }
+        if !next_combination(&mut subset, parties.len()) {
+            break;
+        }
+    }
+    Err(TssError::SignatureInvalid)
+}
+
+/// Advances `indices` (sorted, distinct, below `n`) to the next combination; false after the last.
+fn next_combination(indices: &mut [usize], n: usize) -> bool {
+    let k = indices.len();
+    let mut i = k;
+    while i > 0 {
+        i -= 1;
+        let Some(&current) = indices.get(i) else { return false };
+        if current < n - k + i {
+            for (offset, slot) in indices.iter_mut().skip(i).enumerate() {
+                *slot = current + 1 + offset;
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// Checks that the shares agree on the holder set and nonce point (naming those that differ from the
+/// majority) and that each comes from a holder once; returns them by party.
+fn consistent_shares(shares: &[SignatureShare]) -> Result<BTreeMap<PartyId, &SignatureShare>, TssError> {
     let mut votes: BTreeMap<(Vec<PartyId>, [u8; 33]), usize> = BTreeMap::new();
     let key_of = |s: &SignatureShare| (s.signers.clone(), compressed(&s.big_r));
     for share in shares {
@@ -528,7 +633,7 @@ pub fn combine(
             what: "signature share (the majority of signers computed another nonce: it signed another message, key or presignature)".into(),
         });
     }
-    let (signers, big_r) = reference;
+    let (signers, _) = reference;
     let mut by_party: BTreeMap<PartyId, &SignatureShare> = BTreeMap::new();
     for share in shares {
         if !signers.contains(&share.party) {
@@ -544,29 +649,5 @@ pub fn combine(
             });
         }
     }
-    if by_party.len() < signers.len() {
-        return Err(TssError::NotEnoughShares {
-            have: by_party.len(),
-            need: signers.len(),
-        });
-    }
-    let big_r = Option::<AffinePoint>::from(AffinePoint::from_encoded_point(
-        &EncodedPoint::from_bytes(big_r).map_err(|_| TssError::SignatureInvalid)?,
-    ))
-    .ok_or(TssError::SignatureInvalid)?;
-    let mut s: Scalar = by_party.values().map(|share| share.s).sum();
-    if bool::from(s.is_high()) {
-        s = -s;
-    }
-    let r = x_scalar(&big_r);
-    let sig = Signature::from_scalars(r.to_repr(), s.to_repr()).map_err(|_| TssError::SignatureInvalid)?;
-    let vk = VerifyingKey::from_affine(public_key.to_affine())
-        .map_err(|_| TssError::BadParameters("public key is the identity".into()))?;
-    let recovery_id =
-        RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig).map_err(|_| TssError::SignatureInvalid)?;
-    Ok(EcdsaSignature {
-        r: r.to_repr().into(),
-        s: s.to_repr().into(),
-        recovery_id: recovery_id.to_byte(),
-    })
+    Ok(by_party)
 }

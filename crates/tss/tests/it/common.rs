@@ -141,7 +141,7 @@ pub fn sign(
 ) -> Result<EcdsaSignature, TssError> {
     let root = *keys[0].public_key();
     let shares = sign_shares(presignatures(keys, signers, "sign"), &root, key_id, hash);
-    ecdsa::combine(&derive_public_key(&root, key_id), hash, &shares)
+    ecdsa::combine(&derive_public_key(&root, key_id), hash, keys[0].threshold(), &shares)
 }
 
 pub fn random_bytes<const N: usize>(rng: &mut ChaCha20Rng) -> [u8; N] {

@@ -1,5 +1,5 @@
 use sigil_tss::derive::{derive_public_key, eth_address, token_id, KeyId};
-use sigil_tss::ecdsa::{self, combine};
+use sigil_tss::ecdsa::{self, combine, combine_naming};
 use sigil_tss::{Secp256k1, TssError};
 
 use crate::common::*;
@@ -69,7 +69,7 @@ fn any_t_subset_signs_and_no_t_minus_1_subset_does() {
         shares.pop();
         let pkp = derive_public_key(keys[0].public_key(), &key_id);
         assert!(matches!(
-            combine(&pkp, &hash, &shares),
+            combine(&pkp, &hash, keys[0].threshold(), &shares),
             Err(TssError::NotEnoughShares { .. })
         ));
     }
@@ -88,13 +88,19 @@ fn a_tampered_share_never_yields_a_signature() {
         &hash,
     );
     let pkp = derive_public_key(keys[0].public_key(), &key_id);
-    let good = combine(&pkp, &hash, &shares).unwrap();
+    let good = combine(&pkp, &hash, keys[0].threshold(), &shares).unwrap();
     shares[1].s += sigil_tss::k256::Scalar::ONE;
-    assert_eq!(combine(&pkp, &hash, &shares), Err(TssError::SignatureInvalid));
+    assert_eq!(
+        combine(&pkp, &hash, keys[0].threshold(), &shares),
+        Err(TssError::SignatureInvalid)
+    );
     // The same shares under another key or message never verify either.
     shares[1].s -= sigil_tss::k256::Scalar::ONE;
-    assert_eq!(combine(&pkp, &hash, &shares), Ok(good));
-    assert_eq!(combine(&pkp, &[8u8; 32], &shares), Err(TssError::SignatureInvalid));
+    assert_eq!(combine(&pkp, &hash, keys[0].threshold(), &shares), Ok(good));
+    assert_eq!(
+        combine(&pkp, &[8u8; 32], keys[0].threshold(), &shares),
+        Err(TssError::SignatureInvalid)
+    );
 }
 
 #[test]
@@ -116,7 +122,13 @@ fn signers_computing_different_messages_are_caught() {
             ecdsa::sign_share(p, &root, &key_id, &hash, &entropy).unwrap()
         })
         .collect();
-    let err = combine(&derive_public_key(&root, &key_id), &[1u8; 32], &shares).unwrap_err();
+    let err = combine(
+        &derive_public_key(&root, &key_id),
+        &[1u8; 32],
+        keys[0].threshold(),
+        &shares,
+    )
+    .unwrap_err();
     assert_eq!(err.culprit(), Some(sigil_tss::PartyId(3)), "{err}");
 }
 
@@ -183,7 +195,7 @@ fn an_identity_nonce_is_refused_not_a_crash() {
     for share in &mut shares {
         share.big_r = sigil_tss::k256::AffinePoint::IDENTITY;
     }
-    assert!(combine(&pkp, &hash, &shares).is_err());
+    assert!(combine(&pkp, &hash, keys[0].threshold(), &shares).is_err());
 }
 
 #[test]
@@ -198,7 +210,13 @@ fn two_signers_that_disagree_blame_nobody() {
             ecdsa::sign_share(p, &root, &key_id, &hash, &[0; 32]).unwrap()
         })
         .collect();
-    let err = combine(&derive_public_key(&root, &key_id), &[0; 32], &shares).unwrap_err();
+    let err = combine(
+        &derive_public_key(&root, &key_id),
+        &[0; 32],
+        keys[0].threshold(),
+        &shares,
+    )
+    .unwrap_err();
     assert!(matches!(err, TssError::Protocol { suspect: None, .. }), "{err}");
 }
 
@@ -239,4 +257,32 @@ fn signature_share_wire_format_is_stable() {
             "0000000000000000000000000000000000000000000000000000000000000001"
         )
     );
+}
+
+#[test]
+fn any_threshold_of_a_larger_presignature_set_signs_and_a_wrong_share_is_named() {
+    let keys = dkg::<Secp256k1>(5, 4);
+    let root = *keys[0].public_key();
+    let key_id = KeyId([11; 32]);
+    let hash = [12u8; 32];
+    let pkp = derive_public_key(&root, &key_id);
+    let mut shares = sign_shares(presignatures(&keys, &ids(0..5), "spare"), &root, &key_id, &hash);
+    // Every 4-subset of the 5 holders signs (a node may be down).
+    for left_out in 0..5 {
+        let some: Vec<_> = shares.iter().filter(|s| s.party.0 != left_out).cloned().collect();
+        assert!(combine(&pkp, &hash, 4, &some).unwrap().verify(&pkp, &hash));
+    }
+    // With one spare share, a wrong one is found, named, and the signature is still right.
+    shares[2].s += sigil_tss::k256::Scalar::ONE;
+    let (signature, bad) = combine_naming(&pkp, &hash, 4, &shares).unwrap();
+    assert!(signature.verify(&pkp, &hash));
+    assert_eq!(bad, vec![sigil_tss::PartyId(2)]);
+    // Without a spare, the wrong share leaves no signature at all.
+    shares.remove(0);
+    assert_eq!(combine(&pkp, &hash, 4, &shares), Err(TssError::SignatureInvalid));
+    // Fewer than t shares are refused outright.
+    assert!(matches!(
+        combine(&pkp, &hash, 4, &shares[..3]),
+        Err(TssError::NotEnoughShares { have: 3, need: 4 })
+    ));
 }

@@ -60,7 +60,9 @@ fn a_stored_presignature_still_signs() {
     let hash = [3u8; 32];
     let shares = sign_shares(restored, keys[0].public_key(), &key_id, &hash);
     let pkp = derive_public_key(keys[0].public_key(), &key_id);
-    assert!(ecdsa::combine(&pkp, &hash, &shares).unwrap().verify(&pkp, &hash));
+    assert!(ecdsa::combine(&pkp, &hash, keys[0].threshold(), &shares)
+        .unwrap()
+        .verify(&pkp, &hash));
     for bytes in &stored {
         for cut in 0..bytes.len() {
             assert!(matches!(
@@ -103,7 +105,13 @@ fn a_stored_triple_still_presigns() {
         .collect();
     let key_id = KeyId([2; 32]);
     let shares = sign_shares(presigs, keys[0].public_key(), &key_id, &[4; 32]);
-    assert!(ecdsa::combine(&derive_public_key(keys[0].public_key(), &key_id), &[4; 32], &shares).is_ok());
+    assert!(ecdsa::combine(
+        &derive_public_key(keys[0].public_key(), &key_id),
+        &[4; 32],
+        keys[0].threshold(),
+        &shares
+    )
+    .is_ok());
     let bytes = t0.remove(&parties[0]).unwrap().to_bytes();
     for cut in 0..bytes.len() {
         assert!(matches!(Triple::from_bytes(&bytes[..cut]), Err(TssError::Corrupt(_))));

@@ -239,7 +239,9 @@ fn ecdsa_is_correct_with_reordered_and_duplicated_messages() {
     let hash = [2u8; 32];
     let shares = sign_shares(presigs, keys[0].public_key(), &key_id, &hash);
     let pkp = derive_public_key(keys[0].public_key(), &key_id);
-    assert!(ecdsa::combine(&pkp, &hash, &shares).unwrap().verify(&pkp, &hash));
+    assert!(ecdsa::combine(&pkp, &hash, keys[0].threshold(), &shares)
+        .unwrap()
+        .verify(&pkp, &hash));
 }
 
 #[test]
