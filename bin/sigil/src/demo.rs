@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|(_, p)| ecdsa::sign_share(p, &root, &key_id, &hash, &entropy))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ecdsa::combine(&pkp, &hash, keys[0].threshold(), &shares)?)
+        Ok(ecdsa::combine(&pkp, &hash, t, &shares)?)
     })?;
     println!("   r                0x{}", hex::encode(signature.r));
     println!("   s                0x{}", hex::encode(signature.s));
