@@ -1,11 +1,19 @@
-//! `sigil`: the one Sigil binary. For now it runs the threshold core in-process (`sigil demo`);
-//! the node, the local network and the client commands arrive with the network issue.
+//! `sigil`: the one Sigil binary — a node (`sigil node`), a local network (`sigil dev`), client
+//! commands (`sign`, `status`), benchmarks (`bench`) and an in-process demo of the core.
 
+mod bench;
+mod client_cmd;
 mod demo;
+mod dev;
+mod node_cmd;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Where `sigil dev` writes the network file by default.
+pub const DEFAULT_NETWORK: &str = ".sigil/network.json";
 
 #[derive(Parser)]
 #[command(
@@ -14,12 +22,26 @@ use clap::{Parser, Subcommand};
     about = "Sigil: a decentralized key network with programmable signing"
 )]
 struct Cli {
+    /// The network file written by `sigil dev` (node URLs, threshold).
+    #[arg(long, global = true, env = "SIGIL_NETWORK", default_value = DEFAULT_NETWORK)]
+    network: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one node of a network.
+    Node(node_cmd::Args),
+    /// Start a local network of N node processes on free loopback ports.
+    Dev(dev::Args),
+    /// Sign a 32-byte hash with a PKP.
+    Sign(client_cmd::SignArgs),
+    /// Show each node's health; exits 0 only when the network can sign.
+    Status(client_cmd::StatusArgs),
+    /// Measure the network.
+    #[command(subcommand)]
+    Bench(bench::Command),
     /// Run the threshold core in one process: DKG among N parties, derive a PKP, presign, sign,
     /// verify, and encrypt/decrypt to the network key — printing each step.
     Demo(demo::Args),
@@ -36,7 +58,19 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
-        Command::Demo(args) => demo::run(&args),
+    let cli = Cli::parse();
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(args);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Node(args) => node_cmd::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
+            Command::Sign(args) => client_cmd::sign(&cli.network, args).await,
+            Command::Status(args) => client_cmd::status(&cli.network, args).await,
+            Command::Bench(command) => bench::run(command).await,
+            Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        }
+    })
 }

@@ -1,1 +1,461 @@
-//! placeholder
+//! Rust SDK for Sigil.
+//!
+//! [`Client::connect`] handshakes with every node, checks that they agree on the network's root keys
+//! and threshold, and keeps the result. [`Client::pkp_sign`] sends one sign request to every node in
+//! parallel and returns as soon as `t` shares combine into a signature that verifies against the PKP
+//! key; shares that do not fit are named, with their node, in the outcome; if no signature comes
+//! out, the error lists every node that failed and why.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sigil_client::ClientError> {
+//! use sigil_client::{Client, KeyRef};
+//! let client = Client::connect(&["http://127.0.0.1:7470".to_string()]).await?;
+//! let outcome = client.pkp_sign(KeyRef::KeyId([7; 32]), [1; 32]).await?;
+//! println!("{}", outcome.address);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
+use sigil_tss::ecdsa::{combine_naming, EcdsaSignature, SignatureShare};
+use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
+use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
+use sigil_tss::{PartyId, TssError};
+
+/// How long one node may take to answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One node that failed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeFailure {
+    /// Node id, if known.
+    pub node: Option<u32>,
+    /// Its URL.
+    pub url: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.node {
+            Some(id) => write!(f, "node {id} ({}): {}", self.url, self.reason),
+            None => write!(f, "{}: {}", self.url, self.reason),
+        }
+    }
+}
+
+fn list(failures: &[NodeFailure]) -> String {
+    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No node URLs given.
+    #[error("no node URLs given")]
+    NoNodes,
+    /// Too few nodes answered the handshake with root keys.
+    #[error("{ready} of {total} nodes are ready (need {need}): {}", list(.failures))]
+    NotReady {
+        /// Nodes ready.
+        ready: usize,
+        /// Nodes asked.
+        total: usize,
+        /// Nodes needed.
+        need: usize,
+        /// Who failed.
+        failures: Vec<NodeFailure>,
+    },
+    /// Nodes report different network keys or thresholds.
+    #[error("nodes disagree on the network: {}", list(.failures))]
+    Disagreement {
+        /// Nodes in the minority, with what they said.
+        failures: Vec<NodeFailure>,
+    },
+    /// Not enough valid shares to make a signature.
+    #[error("no signature: {valid} usable shares of {need} needed; {}", list(.failures))]
+    Sign {
+        /// Shares that arrived and decoded.
+        valid: usize,
+        /// Threshold.
+        need: usize,
+        /// Every node that failed.
+        failures: Vec<NodeFailure>,
+    },
+    /// Bad argument.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a node says in its handshake.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handshake {
+    /// Node id.
+    pub node_id: u32,
+    /// Root key epoch.
+    pub epoch: u64,
+    /// Shares needed.
+    pub threshold: usize,
+    /// Whether the node holds its root key shares.
+    pub ready: bool,
+    /// ECDSA root public key, compressed hex.
+    pub ecdsa_public_key: Option<String>,
+    /// BLS root public key, hex.
+    pub bls_public_key: Option<String>,
+    /// Software version.
+    pub version: String,
+}
+
+/// A node of the connected network.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    /// Node id.
+    pub id: u32,
+    /// Base URL.
+    pub url: String,
+}
+
+/// How a sign request names its PKP.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyRef {
+    /// By key id.
+    KeyId([u8; 32]),
+}
+
+/// A signature and what went into it.
+#[derive(Clone, Debug)]
+pub struct SignOutcome {
+    /// The signature, verified against the PKP key.
+    pub signature: EcdsaSignature,
+    /// PKP public key, uncompressed.
+    pub public_key: [u8; 65],
+    /// EIP-55 address.
+    pub address: String,
+    /// The presignature used (`pool:seq`).
+    pub presignature: String,
+    /// Nodes whose shares were used or checked.
+    pub signers: Vec<u32>,
+    /// Nodes that failed or sent a share that does not fit the signature.
+    pub failures: Vec<NodeFailure>,
+}
+
+/// A connected network.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    nodes: Vec<NodeHandle>,
+    unreachable: Vec<NodeFailure>,
+    threshold: usize,
+    epoch: u64,
+    ecdsa_root: ProjectivePoint,
+    bls_root: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorFields,
+}
+
+#[derive(Deserialize)]
+struct ErrorFields {
+    code: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignResponse {
+    node_id: u32,
+    share: String,
+    public_key: String,
+    presignature: String,
+}
+
+async fn post<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<T, String> {
+    let response = http
+        .post(url)
+        .timeout(REQUEST_TIMEOUT)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("unreachable: {e}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message),
+            Err(_) => format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+}
+
+fn decode_point(text: &str) -> Option<ProjectivePoint> {
+    let bytes = hex::decode(text).ok()?;
+    let point = EncodedPoint::from_bytes(bytes).ok()?;
+    Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&point)).map(ProjectivePoint::from)
+}
+
+impl Client {
+    /// Handshakes with every node and checks that at least `t` of them are ready and all that are
+    /// ready agree on the root keys, threshold and epoch.
+    pub async fn connect(urls: &[String]) -> Result<Self, ClientError> {
+        if urls.is_empty() {
+            return Err(ClientError::NoNodes);
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let handshakes = urls.iter().map(|url| {
+            let http = http.clone();
+            let url = url.trim_end_matches('/').to_string();
+            async move {
+                let answer = post::<Handshake>(&http, &format!("{url}/web/handshake"), &serde_json::json!({})).await;
+                (url, answer)
+            }
+        });
+        let answers = futures::future::join_all(handshakes).await;
+        let mut failures = Vec::new();
+        let mut ready = Vec::new();
+        for (url, answer) in answers {
+            match answer {
+                Ok(h) if h.ready => ready.push((url, h)),
+                Ok(h) => failures.push(NodeFailure {
+                    node: Some(h.node_id),
+                    url,
+                    reason: "root keys not ready yet".into(),
+                }),
+                Err(reason) => failures.push(NodeFailure {
+                    node: None,
+                    url,
+                    reason,
+                }),
+            }
+        }
+        // The view most nodes share is the network; nodes with another view are named.
+        let view = |h: &Handshake| {
+            (
+                h.ecdsa_public_key.clone(),
+                h.bls_public_key.clone(),
+                h.threshold,
+                h.epoch,
+            )
+        };
+        let mut counts: BTreeMap<_, usize> = BTreeMap::new();
+        for (_, h) in &ready {
+            *counts.entry(view(h)).or_default() += 1;
+        }
+        let Some((majority, _)) = counts.iter().max_by_key(|(_, c)| **c) else {
+            return Err(ClientError::NotReady {
+                ready: 0,
+                total: urls.len(),
+                need: 1,
+                failures,
+            });
+        };
+        let majority = majority.clone();
+        let disagreeing: Vec<NodeFailure> = ready
+            .iter()
+            .filter(|(_, h)| view(h) != majority)
+            .map(|(url, h)| NodeFailure {
+                node: Some(h.node_id),
+                url: url.clone(),
+                reason: format!(
+                    "reports root key {:?}, threshold {}, epoch {}; most nodes report {:?}, threshold {}, epoch {}",
+                    h.ecdsa_public_key, h.threshold, h.epoch, majority.0, majority.2, majority.3
+                ),
+            })
+            .collect();
+        if !disagreeing.is_empty() {
+            return Err(ClientError::Disagreement { failures: disagreeing });
+        }
+        let (ecdsa, bls, threshold, epoch) = majority;
+        if ready.len() < threshold {
+            return Err(ClientError::NotReady {
+                ready: ready.len(),
+                total: urls.len(),
+                need: threshold,
+                failures,
+            });
+        }
+        let ecdsa_root = ecdsa
+            .as_deref()
+            .and_then(decode_point)
+            .ok_or_else(|| ClientError::Invalid("the nodes report an undecodable ECDSA root key".into()))?;
+        Ok(Self {
+            http,
+            nodes: ready
+                .into_iter()
+                .map(|(url, h)| NodeHandle { id: h.node_id, url })
+                .collect(),
+            unreachable: failures,
+            threshold,
+            epoch,
+            ecdsa_root,
+            bls_root: bls.unwrap_or_default(),
+        })
+    }
+
+    /// Shares needed.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// Root key epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Nodes that answered the handshake ready.
+    pub fn nodes(&self) -> &[NodeHandle] {
+        &self.nodes
+    }
+
+    /// Nodes that did not, and why.
+    pub fn unreachable(&self) -> &[NodeFailure] {
+        &self.unreachable
+    }
+
+    /// The ECDSA root public key.
+    pub fn ecdsa_root(&self) -> &ProjectivePoint {
+        &self.ecdsa_root
+    }
+
+    /// The BLS root public key, hex.
+    pub fn bls_root(&self) -> &str {
+        &self.bls_root
+    }
+
+    /// A PKP's public key, derived locally from the root key.
+    pub fn pkp_public_key(&self, key: KeyRef) -> ProjectivePoint {
+        match key {
+            KeyRef::KeyId(id) => derive_public_key(&self.ecdsa_root, &KeyId(id)),
+        }
+    }
+
+    /// Signs the 32-byte prehash `hash` with a PKP.
+    pub async fn pkp_sign(&self, key: KeyRef, hash: [u8; 32]) -> Result<SignOutcome, ClientError> {
+        let KeyRef::KeyId(key_id) = key;
+        let public_key = self.pkp_public_key(key);
+        let public_bytes = uncompressed(&public_key);
+        let mut request_id = [0u8; 16];
+        OsRng.fill_bytes(&mut request_id);
+        let body = serde_json::json!({
+            "keyId": hex::encode(key_id),
+            "toSign": hex::encode(hash),
+            "requestId": hex::encode(request_id),
+        });
+        let mut pending: FuturesUnordered<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let http = self.http.clone();
+                let body = body.clone();
+                let node = node.clone();
+                async move {
+                    let answer = post::<SignResponse>(&http, &format!("{}/web/pkp/sign", node.url), &body).await;
+                    (node, answer)
+                }
+            })
+            .collect();
+        let mut failures = self.unreachable.clone();
+        let mut shares: Vec<(NodeHandle, SignatureShare, String)> = Vec::new();
+        let mut tried_with = 0;
+        while let Some((node, answer)) = pending.next().await {
+            let fail = |reason: String| NodeFailure {
+                node: Some(node.id),
+                url: node.url.clone(),
+                reason,
+            };
+            let response = match answer {
+                Ok(r) => r,
+                Err(reason) => {
+                    failures.push(fail(reason));
+                    continue;
+                }
+            };
+            if response.node_id != node.id || response.public_key != hex::encode(public_bytes) {
+                failures.push(fail("answered for another node or another public key".into()));
+                continue;
+            }
+            let share = hex::decode(&response.share)
+                .map_err(|e| e.to_string())
+                .and_then(|b| SignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()));
+            match share {
+                Ok(share) => shares.push((node, share, response.presignature)),
+                Err(reason) => {
+                    failures.push(fail(format!("undecodable share: {reason}")));
+                    continue;
+                }
+            }
+            if shares.len() < self.threshold || shares.len() == tried_with {
+                continue;
+            }
+            tried_with = shares.len();
+            let only: Vec<SignatureShare> = shares.iter().map(|(_, s, _)| s.clone()).collect();
+            match combine_naming(&public_key, &hash, self.threshold, &only) {
+                Ok((signature, bad)) => {
+                    for (node, _, _) in shares.iter().filter(|(n, _, _)| bad.contains(&PartyId(n.id))) {
+                        failures.push(NodeFailure {
+                            node: Some(node.id),
+                            url: node.url.clone(),
+                            reason: "sent a signature share that does not fit the others (wrong share)".into(),
+                        });
+                    }
+                    let presignature = shares.first().map(|(_, _, p)| p.clone()).unwrap_or_default();
+                    return Ok(SignOutcome {
+                        signature,
+                        public_key: public_bytes,
+                        address: checksum_address(&eth_address(&public_key)),
+                        presignature,
+                        signers: shares.iter().map(|(n, _, _)| n.id).collect(),
+                        failures,
+                    });
+                }
+                Err(TssError::SignatureInvalid) => {} // wait for a spare share
+                Err(e) => {
+                    let culprit = e.culprit();
+                    if let Some(pos) = shares.iter().position(|(n, _, _)| Some(PartyId(n.id)) == culprit) {
+                        let (node, _, _) = shares.remove(pos);
+                        failures.push(NodeFailure {
+                            node: Some(node.id),
+                            url: node.url,
+                            reason: e.to_string(),
+                        });
+                        tried_with = 0;
+                    }
+                }
+            }
+        }
+        if shares.len() >= self.threshold {
+            let nodes: Vec<String> = shares.iter().map(|(n, _, _)| n.id.to_string()).collect();
+            failures.push(NodeFailure {
+                node: None,
+                url: String::new(),
+                reason: format!(
+                    "the shares of nodes {} do not combine into a valid signature, and no spare share was left to find the wrong one",
+                    nodes.join(", ")
+                ),
+            });
+        }
+        Err(ClientError::Sign {
+            valid: shares.len(),
+            need: self.threshold,
+            failures,
+        })
+    }
+}

@@ -1,8 +1,22 @@
-//! The Sigil node.
+//! The Sigil node: storage, the mesh over HTTP, root-key DKG, presignature pools, the HTTP API.
 //!
-//! Today this crate holds the node's storage ([`store`]): one redb file per node, key material sealed
-//! at rest, and presignatures that can be taken exactly once, durably. Protocol sessions, the
-//! presignature pools, the mesh transport and the HTTP API (`fn app(state) -> Router`) will live here
-//! too; the node composes `sigil-tss` and `sigil-mesh` and is the only crate that does I/O for them.
+//! * [`config`] — `node.toml`.
+//! * [`store`] — one redb file, records sealed at rest; presignatures taken once, durably.
+//! * [`net`] — sealed envelopes over `POST /mesh/send|call`, a queue per peer.
+//! * [`session`] — protocol runs on their own threads, routed by session id, with deadlines.
+//! * [`pool`] — the presignature pool and its single allocator.
+//! * [`api`] — `fn app(node) -> Router`: `/web/handshake`, `/web/pkp/sign`, `/health`, `/metrics`.
+//! * [`node`] — start-up, the first DKG, peer liveness, shutdown.
 
+pub mod api;
+pub mod config;
+mod metrics;
+pub mod net;
+pub mod node;
+pub mod pool;
+pub mod session;
 pub mod store;
+pub mod wire;
+
+pub use config::{NodeConfig, PeerConfig, Settings};
+pub use node::{init_data_dir, run, Fault, Node, NodeError, RunOptions};

@@ -26,6 +26,8 @@ const KEY_SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("key_share
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const PRESIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presignatures");
 const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatures");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 const NONCE_LEN: usize = 12;
 
@@ -148,6 +150,8 @@ impl Store {
         txn.open_table(TRIPLES).map_err(db_err)?;
         txn.open_table(PRESIGNATURES).map_err(db_err)?;
         txn.open_table(USED).map_err(db_err)?;
+        txn.open_table(COUNTERS).map_err(db_err)?;
+        txn.open_table(SECRETS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             db,
@@ -302,6 +306,19 @@ impl Store {
             .map(Some)
     }
 
+    /// Reads presignature `id` without taking it (to learn its public data, such as its holders).
+    pub fn peek_presignature(&self, id: PresignatureId) -> Result<Option<Presignature>, StoreError> {
+        let key = id.key();
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        let Some(stored) = table.get(key.as_slice()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let what = format!("presignature {id}");
+        self.open_record("presignatures", &key, stored.value(), what, Presignature::from_bytes)
+            .map(Some)
+    }
+
     /// Presignatures in stock.
     pub fn presignature_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
@@ -314,5 +331,88 @@ impl Store {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(USED).map_err(db_err)?;
         Ok(table.get(id.key().as_slice()).map_err(db_err)?.is_some())
+    }
+
+    /// The stocked (not yet used) presignature slots of `pool`, in sequence order.
+    pub fn stocked(&self, pool: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        let start = PresignatureId { pool: *pool, seq: 0 }.key();
+        let end = PresignatureId {
+            pool: *pool,
+            seq: u64::MAX,
+        }
+        .key();
+        let mut out = Vec::new();
+        for entry in table.range(start.as_slice()..=end.as_slice()).map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            if let Some(seq) = key.value().get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                out.push(u64::from_be_bytes(seq));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every presignature slot ever taken on this node.
+    pub fn used(&self) -> Result<Vec<PresignatureId>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(USED).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            let key = key.value();
+            if let (Some(pool), Some(seq)) = (
+                key.get(..32).and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                key.get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+            ) {
+                out.push(PresignatureId {
+                    pool,
+                    seq: u64::from_be_bytes(seq),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Durably advances the counter `name` and returns its previous value (0 the first time), so a
+    /// value is handed out once even across restarts.
+    pub fn next(&self, name: &str) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let value = {
+            let mut table = txn.open_table(COUNTERS).map_err(db_err)?;
+            let value = table.get(name).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            table.insert(name, value + 1).map_err(db_err)?;
+            value
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(value)
+    }
+
+    /// Stores a small secret (such as the node identity) sealed under `name`.
+    pub fn put_secret(&self, name: &str, secret: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.seal("secrets", name.as_bytes(), secret)?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(SECRETS)
+            .map_err(db_err)?
+            .insert(name, sealed.as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// The secret stored under `name`, if any.
+    pub fn secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SECRETS).map_err(db_err)?;
+        let Some(stored) = table.get(name).map_err(db_err)? else {
+            return Ok(None);
+        };
+        self.open_record(
+            "secrets",
+            name.as_bytes(),
+            stored.value(),
+            format!("secret {name}"),
+            |b| Ok(b.to_vec()),
+        )
+        .map(|v| Some(Zeroizing::new(v)))
     }
 }

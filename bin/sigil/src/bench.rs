@@ -1,0 +1,247 @@
+//! `sigil bench`: measurements of a real local network (node processes on loopback).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand_core::{OsRng, RngCore};
+use sigil_client::{Client, KeyRef};
+use tokio::sync::Mutex;
+
+use crate::dev::{init, spawn_node, stop, wait_ready, NetworkFile};
+
+/// `sigil bench` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Threshold signing latency and throughput with presignatures stocked.
+    Sign(SignArgs),
+}
+
+/// Options of `sigil bench sign`.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// Nodes in the network started for the benchmark.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// How long to sign, e.g. `10s`, `500ms`, `1m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Sign requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Presignatures stocked before timing starts.
+    #[arg(long, default_value_t = 100)]
+    stock: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Directory for the benchmark network (default: a fresh temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| text.split_at(i))
+        .unwrap_or((text, "s"));
+    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in {text:?} (use ms, s or m)")),
+    };
+    if !(seconds > 0.0 && seconds < 86_400.0) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Sign(args) => sign(args).await,
+    }
+}
+
+async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("{url}/metrics has no {name}"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("sigil-bench-{}-{}", std::process::id(), OsRng.next_u32())),
+    };
+    let stock = args.stock.max(1);
+    let network: NetworkFile = init(&dir, args.nodes, stock)?;
+    let mut children = network
+        .nodes
+        .iter()
+        .map(|node| spawn_node(&dir, node, &[]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let result = measure(&args, &network, &mut children, &dir, stock).await;
+    stop(&mut children).await;
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn measure(
+    args: &SignArgs,
+    network: &NetworkFile,
+    children: &mut [tokio::process::Child],
+    dir: &std::path::Path,
+    stock: usize,
+) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "bench sign: {} nodes, threshold {}",
+        network.nodes.len(),
+        network.threshold
+    );
+    wait_ready(network, children, dir, Duration::from_secs(180)).await?;
+    let http = reqwest::Client::new();
+    let allocator = network.nodes.first().map(|n| n.url.clone()).unwrap_or_default();
+    let started = Instant::now();
+    let made_before = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
+    loop {
+        let have = metric(&http, &allocator, "sigil_presignature_stock").await? as usize;
+        eprint!(
+            "\r  stocking presignatures: {have}/{stock} ({:.0} s)   ",
+            started.elapsed().as_secs_f64()
+        );
+        if have >= stock {
+            eprintln!();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let made = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_before;
+    let presign_rate = made / started.elapsed().as_secs_f64();
+    let client = Arc::new(Client::connect(&network.urls()).await?);
+    // Warm the connections, then measure.
+    client.pkp_sign(KeyRef::KeyId([0; 32]), [0; 32]).await?;
+    eprintln!(
+        "  signing for {:.1} s with {} in flight",
+        args.duration.as_secs_f64(),
+        args.concurrency
+    );
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let made_at_start = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
+    let until = Instant::now() + args.duration;
+    let run_started = Instant::now();
+    let workers = (0..args.concurrency).map(|_| {
+        let client = Arc::clone(&client);
+        let latencies = Arc::clone(&latencies);
+        let failures = Arc::clone(&failures);
+        async move {
+            while Instant::now() < until {
+                let mut key_id = [0u8; 32];
+                let mut hash = [0u8; 32];
+                OsRng.fill_bytes(&mut key_id);
+                OsRng.fill_bytes(&mut hash);
+                let t = Instant::now();
+                match client.pkp_sign(KeyRef::KeyId(key_id), hash).await {
+                    Ok(outcome)
+                        if outcome
+                            .signature
+                            .verify(&client.pkp_public_key(KeyRef::KeyId(key_id)), &hash) =>
+                    {
+                        latencies.lock().await.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok(_) => failures.lock().await.push("a signature did not verify".to_string()),
+                    Err(e) => failures.lock().await.push(e.to_string()),
+                }
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
+    let elapsed = run_started.elapsed().as_secs_f64();
+    let made_during = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_at_start;
+    let left = metric(&http, &allocator, "sigil_presignature_stock").await?;
+    let mut latencies = latencies.lock().await.clone();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let failures = failures.lock().await.clone();
+    let count = latencies.len();
+    let per_second = count as f64 / elapsed;
+    let (p50, p95, p99) = (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+    );
+    if args.json {
+        let json = serde_json::json!({
+            "nodes": network.nodes.len(),
+            "threshold": network.threshold,
+            "duration_s": args.duration.as_secs_f64(),
+            "concurrency": args.concurrency,
+            "stock": stock,
+            "signatures": count,
+            "errors": failures.len(),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "per_second": per_second,
+            "presign_per_second": presign_rate,
+            "presign_per_second_while_signing": made_during / elapsed,
+            "stock_left": left,
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "sign, {} nodes (threshold {}), concurrency {}, {:.1} s",
+            network.nodes.len(),
+            network.threshold,
+            args.concurrency,
+            elapsed
+        );
+        println!("  {:<34} {:>10}", "signatures", count);
+        println!("  {:<34} {:>10}", "errors", failures.len());
+        println!("  {:<34} {:>10.2}", "p50 ms", p50);
+        println!("  {:<34} {:>10.2}", "p95 ms", p95);
+        println!("  {:<34} {:>10.2}", "p99 ms", p99);
+        println!("  {:<34} {:>10.1}", "signatures / s", per_second);
+        println!("  {:<34} {:>10.2}", "presignatures / s (stocking)", presign_rate);
+        println!(
+            "  {:<34} {:>10.2}",
+            "presignatures / s (while signing)",
+            made_during / elapsed
+        );
+        println!("  {:<34} {:>10}", "stock left", left);
+    }
+    if let Some(first) = failures.first() {
+        eprintln!("first error: {first}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

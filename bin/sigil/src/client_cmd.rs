@@ -1,0 +1,134 @@
+//! Client commands: `sigil sign` and `sigil status`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sigil_client::{Client, KeyRef};
+
+use crate::dev::{health_all, NetworkFile};
+
+/// Options of `sigil sign`.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The PKP's key id, 32 bytes hex.
+    #[arg(long)]
+    key_id: String,
+    /// The 32-byte hash to sign, hex.
+    #[arg(long)]
+    hash: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `sigil status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn hex32(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(text)).with_context(|| format!("{what} is not hex"))?;
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{what} must be 32 bytes, got {len}"))
+}
+
+pub async fn sign(network: &Path, args: SignArgs) -> anyhow::Result<ExitCode> {
+    let key_id = hex32("--key-id", &args.key_id)?;
+    let hash = hex32("--hash", &args.hash)?;
+    let network = NetworkFile::load(network)?;
+    let client = Client::connect(&network.urls()).await?;
+    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash).await?;
+    let sig = &outcome.signature;
+    for failure in &outcome.failures {
+        eprintln!("warning: {failure}");
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "signature": {
+                "r": format!("0x{}", hex::encode(sig.r)),
+                "s": format!("0x{}", hex::encode(sig.s)),
+                "v": sig.recovery_id,
+            },
+            "publicKey": format!("0x{}", hex::encode(outcome.public_key)),
+            "address": outcome.address,
+        });
+        println!("{json}");
+    } else {
+        println!("r          0x{}", hex::encode(sig.r));
+        println!("s          0x{}", hex::encode(sig.s));
+        println!(
+            "v          {} (recovery id; {} for ecrecover)",
+            sig.recovery_id,
+            27 + sig.recovery_id
+        );
+        println!("publicKey  0x{}", hex::encode(outcome.public_key));
+        println!("address    {}", outcome.address);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(network_path: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let network = NetworkFile::load(network_path)?;
+    let http = reqwest::Client::new();
+    let health = health_all(&http, &network).await;
+    let connected = Client::connect(&network.urls()).await;
+    let can_sign = connected.is_ok();
+    let ready = health
+        .iter()
+        .filter(|h| h.as_ref().and_then(|h| h.get("rootKeys")).and_then(|v| v.as_bool()) == Some(true))
+        .count();
+    if args.json {
+        let nodes: Vec<_> = network
+            .nodes
+            .iter()
+            .zip(&health)
+            .map(|(node, h)| {
+                serde_json::json!({
+                    "id": node.id,
+                    "url": node.url,
+                    "up": h.is_some(),
+                    "health": h,
+                })
+            })
+            .collect();
+        let json = serde_json::json!({
+            "threshold": network.threshold,
+            "nodes": nodes,
+            "rootKeys": ready >= network.threshold,
+            "canSign": can_sign,
+            "error": connected.as_ref().err().map(ToString::to_string),
+        });
+        println!("{json}");
+    } else {
+        println!("threshold {} of {}", network.threshold, network.nodes.len());
+        for (node, h) in network.nodes.iter().zip(&health) {
+            match h {
+                Some(h) => println!(
+                    "  node {}  {}  {}  root keys: {}  peers up: {}  presignatures: {}",
+                    node.id,
+                    node.url,
+                    h.get("status").and_then(|v| v.as_str()).unwrap_or("?"),
+                    if h.get("rootKeys").and_then(|v| v.as_bool()) == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    h.get("peersUp").and_then(|v| v.as_u64()).unwrap_or(0),
+                    h.get("presignatures").and_then(|v| v.as_u64()).unwrap_or(0),
+                ),
+                None => println!("  node {}  {}  DOWN", node.id, node.url),
+            }
+        }
+        match &connected {
+            Ok(_) => println!("the network can sign ({ready} nodes hold root key shares)"),
+            Err(e) => println!("the network cannot sign: {e}"),
+        }
+    }
+    Ok(if can_sign { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

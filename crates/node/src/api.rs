@@ -1,0 +1,635 @@
+//! The HTTP API (`fn app(node) -> Router`): client endpoints under `/web`, health and metrics, and
+//! the two mesh endpoints peers use.
+//!
+//! Every error is JSON — `{"error": {"code": "...", "message": "..."}}` — with a stable code.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
+use sigil_tss::ecdsa::sign_share;
+use sigil_tss::k256::Scalar;
+
+use crate::metrics::metric;
+use crate::net::{frames, NetError};
+use crate::node::{health, Fault, Node, EPOCH};
+use crate::pool::{allocate, pool_id};
+use crate::store::{PresignatureId, StoreError};
+use crate::wire::{Allocation, Call, Message, Reply};
+
+/// Largest body accepted on `/web` endpoints.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest body accepted on `/mesh` endpoints (one batch of envelopes).
+pub const MAX_MESH_BYTES: usize = 64 << 20;
+const ALLOCATOR_CALL: Duration = Duration::from_secs(25);
+
+/// An error as clients see it.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with a message naming the bad field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
+    }
+
+    /// 503: the pool has nothing to allocate.
+    pub fn pool_empty(node: u32) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "POOL_EMPTY",
+            format!("node {node} has no presignature in stock; the pool refills in the background, retry shortly"),
+        )
+    }
+
+    /// 409: a request id reused for another key or message.
+    pub fn conflict(request: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "REQUEST_CONFLICT",
+            format!("requestId {request} was already used for another key or message; use a fresh random requestId"),
+        )
+    }
+
+    fn not_ready() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "the root keys do not exist yet (the network is still starting)",
+        )
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn from_code(code: &str, message: String) -> Self {
+        let (status, code) = match code {
+            "POOL_EMPTY" => (StatusCode::SERVICE_UNAVAILABLE, "POOL_EMPTY"),
+            "NOT_READY" => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
+            "REQUEST_CONFLICT" => (StatusCode::CONFLICT, "REQUEST_CONFLICT"),
+            "BAD_REQUEST" => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            _ => (StatusCode::BAD_GATEWAY, "ALLOCATOR_ERROR"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorFields {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The router for one node.
+pub fn app(node: Arc<Node>) -> Router {
+    let web = Router::new()
+        .route("/web/handshake", post(handshake))
+        .route("/web/pkp/sign", post(pkp_sign))
+        .route("/health", get(health_route))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    let mesh = Router::new()
+        .route("/mesh/send", post(mesh_send))
+        .route("/mesh/call", post(mesh_call))
+        .layer(DefaultBodyLimit::max(MAX_MESH_BYTES));
+    web.merge(mesh)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), track))
+        .with_state(node)
+}
+
+async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    node.metrics
+        .observe(&endpoint, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "wrong HTTP method for this endpoint",
+    )
+}
+
+/// Turns a body extraction failure (too large, unreadable) into our JSON error.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "BODY_TOO_LARGE",
+                format!("request body over the {MAX_REQUEST_BYTES}-byte limit"),
+            )
+        } else {
+            ApiError::new(status, "BAD_BODY", e.body_text())
+        }
+    })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "BAD_JSON"
+        } else {
+            "BAD_REQUEST"
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, format!("request body: {e}"))
+    })
+}
+
+async fn health_route(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
+    Json(health(&node))
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let mut out = String::new();
+    node.metrics.render(&mut out);
+    let up = node.live().len();
+    metric(
+        &mut out,
+        "sigil_peers_up",
+        "gauge",
+        "Nodes reachable, this one included.",
+        up,
+    );
+    metric(
+        &mut out,
+        "sigil_nodes",
+        "gauge",
+        "Nodes in the network.",
+        node.settings.peers.len(),
+    );
+    metric(
+        &mut out,
+        "sigil_root_keys_ready",
+        "gauge",
+        "1 once this node holds its root key shares.",
+        u8::from(node.keys().is_some()),
+    );
+    metric(
+        &mut out,
+        "sigil_presignature_stock",
+        "gauge",
+        "Presignatures this node can allocate (nonzero only on the allocator).",
+        node.pool.stock(),
+    );
+    let stored = node.store.presignature_count().unwrap_or(0);
+    metric(
+        &mut out,
+        "sigil_presignature_shares_stored",
+        "gauge",
+        "Presignature shares held by this node.",
+        stored,
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_made_total",
+        "counter",
+        "Presignatures this node helped make since it started.",
+        node.pool.made(),
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_per_second",
+        "gauge",
+        "Presignature generation rate over the last minute.",
+        format!("{:.3}", node.pool.rate()),
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_allocated_total",
+        "counter",
+        "Presignatures this node allocated to sign requests.",
+        node.pool.allocated(),
+    );
+    if let Some(fault) = node.options.fault {
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "# HELP sigil_test_fault A test-only fault switch is on: this node misbehaves on purpose.\n# TYPE sigil_test_fault gauge\nsigil_test_fault{{node=\"{}\",fault=\"{}\"}} 1\n",
+                node.me,
+                fault.name()
+            ),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `POST /web/handshake` answer.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Handshake {
+    /// This node.
+    pub node_id: u32,
+    /// Root key epoch.
+    pub epoch: u64,
+    /// Shares needed.
+    pub threshold: usize,
+    /// Whether the root keys exist.
+    pub ready: bool,
+    /// ECDSA root public key, SEC1 compressed hex (absent until ready).
+    pub ecdsa_public_key: Option<String>,
+    /// BLS root public key (G1, compressed) hex (absent until ready).
+    pub bls_public_key: Option<String>,
+    /// This node's identity key.
+    pub identity_key: String,
+    /// Every node.
+    pub peers: Vec<PeerInfo>,
+    /// Software version.
+    pub version: String,
+}
+
+/// A node as the handshake lists it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    /// Node id.
+    pub id: u32,
+    /// Base URL.
+    pub url: String,
+    /// Identity key, hex.
+    pub key: String,
+}
+
+async fn handshake(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handshake>, ApiError> {
+    let raw = body(raw)?;
+    if !raw.iter().all(u8::is_ascii_whitespace) {
+        // The body is optional, but when given it must be a JSON object.
+        let _: serde_json::Map<String, serde_json::Value> = parse_json(&raw)?;
+    }
+    let keys = node.keys();
+    Ok(Json(Handshake {
+        node_id: node.me,
+        epoch: EPOCH,
+        threshold: node.threshold,
+        ready: keys.is_some(),
+        ecdsa_public_key: keys.as_ref().map(|k| {
+            use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
+            hex::encode(k.ecdsa.public_key().to_affine().to_encoded_point(true).as_bytes())
+        }),
+        bls_public_key: keys.as_ref().map(|k| {
+            use group::GroupEncoding;
+            hex::encode(k.bls.public_key().to_bytes())
+        }),
+        identity_key: node
+            .settings
+            .peers
+            .iter()
+            .find(|(id, _, _)| *id == node.me)
+            .map(|(_, _, k)| k.to_string())
+            .unwrap_or_default(),
+        peers: node
+            .settings
+            .peers
+            .iter()
+            .map(|(id, url, key)| PeerInfo {
+                id: *id,
+                url: url.clone(),
+                key: key.to_string(),
+            })
+            .collect(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }))
+}
+
+/// `POST /web/pkp/sign` body.
+#[derive(Deserialize, Serialize, Debug, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignRequest {
+    /// The PKP's key id (32 bytes hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The PKP's public key (65 bytes uncompressed hex), if the node has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The PKP's token id (32 bytes hex), if the node has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The 32-byte prehash: hex or an array of bytes.
+    pub to_sign: serde_json::Value,
+    /// 16 random bytes (hex), the same at every node for one signature.
+    pub request_id: String,
+    /// Authorisation (only `--dev-open-signing` is supported until permissions are on chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_sig: Option<serde_json::Value>,
+}
+
+/// `POST /web/pkp/sign` answer: this node's signature share.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SignResponse {
+    /// The node.
+    pub node_id: u32,
+    /// The encoded share, hex.
+    pub share: String,
+    /// The PKP public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// The presignature used, `pool:seq`.
+    pub presignature: String,
+    /// Its holders.
+    pub participants: Vec<u32>,
+    /// Shares needed.
+    pub threshold: usize,
+}
+
+fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
+    let raw = hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|e| ApiError::bad_request(format!("{field}: not hex ({e})")))?;
+    let len = raw.len();
+    raw.try_into()
+        .map_err(|_| ApiError::bad_request(format!("{field}: {len} bytes, expected {N}")))
+}
+
+fn to_sign(value: &serde_json::Value) -> Result<[u8; 32], ApiError> {
+    match value {
+        serde_json::Value::String(text) => hex_bytes::<32>("toSign", text),
+        serde_json::Value::Array(items) => {
+            let bytes: Option<Vec<u8>> = items
+                .iter()
+                .map(|v| v.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            let bytes = bytes.ok_or_else(|| ApiError::bad_request("toSign: array items must be bytes (0-255)"))?;
+            let len = bytes.len();
+            bytes
+                .try_into()
+                .map_err(|_| ApiError::bad_request(format!("toSign: {len} bytes, expected a 32-byte hash")))
+        }
+        _ => Err(ApiError::bad_request(
+            "toSign: expected a hex string or an array of 32 bytes",
+        )),
+    }
+}
+
+fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, ApiError> {
+    let unknown = |what: &str| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_KEY",
+            format!("no PKP with this {what} is known to node {}; name it by keyId", node.me),
+        )
+    };
+    match (&request.key_id, &request.public_key, &request.token_id) {
+        (Some(id), None, None) => Ok(KeyId(hex_bytes::<32>("keyId", id)?)),
+        (None, Some(pk), None) => {
+            let pk = hex_bytes::<65>("publicKey", pk)?;
+            node.lookup_key(&pk).ok_or_else(|| unknown("public key"))
+        }
+        (None, None, Some(token)) => {
+            let token = hex_bytes::<32>("tokenId", token)?;
+            node.lookup_key(&token).ok_or_else(|| unknown("token id"))
+        }
+        (None, None, None) => Err(ApiError::bad_request("name the key: keyId, publicKey or tokenId")),
+        _ => Err(ApiError::bad_request("give exactly one of keyId, publicKey, tokenId")),
+    }
+}
+
+async fn pkp_sign(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<SignResponse>, ApiError> {
+    let raw = body(raw)?;
+    let request: SignRequest = parse_json(&raw)?;
+    let hash = to_sign(&request.to_sign)?;
+    let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    let key_id = resolve_key(&node, &request)?;
+    if !node.options.dev_open_signing {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UNAUTHORIZED",
+            "this node checks permissions, and permissions are not available yet: run it with --dev-open-signing for local development",
+        ));
+    }
+    let keys = node.keys().ok_or_else(ApiError::not_ready)?;
+    let root = *keys.ecdsa.public_key();
+    let public_key = derive_public_key(&root, &key_id);
+    let public_bytes = uncompressed(&public_key);
+    node.remember_key(key_id, &public_bytes, &token_id(&public_key));
+    let digest = {
+        let mut h = Sha256::new();
+        h.update(key_id.0);
+        h.update(hash);
+        hex::encode(h.finalize())
+    };
+    let request_id = hex::encode(request_id);
+    let allocation = allocation(&node, &request_id, &digest).await?;
+    if !allocation.participants.contains(&node.me) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_A_SIGNER",
+            format!(
+                "node {} holds no share of the presignature allocated to this request",
+                node.me
+            ),
+        ));
+    }
+    let entropy = hex_bytes::<32>("entropy", &allocation.entropy).map_err(|e| ApiError::internal(e.message))?;
+    let id = PresignatureId {
+        pool: pool_id(&node, allocation.pool),
+        seq: allocation.seq,
+    };
+    let store = Arc::clone(&node.store);
+    let taken = tokio::task::spawn_blocking(move || store.take_presignature(id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let presignature = match taken {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "PRESIGNATURE_MISSING",
+                format!("node {} does not hold presignature {id}", node.me),
+            ))
+        }
+        Err(StoreError::AlreadyUsed(what)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "PRESIGNATURE_USED",
+                format!(
+                    "presignature {what} was already used by node {}; it is never used twice",
+                    node.me
+                ),
+            ))
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let mut share =
+        sign_share(presignature, &root, &key_id, &hash, &entropy).map_err(|e| ApiError::internal(e.to_string()))?;
+    if node.options.fault == Some(Fault::CorruptSignatureShares) {
+        share.s += Scalar::ONE;
+    }
+    Ok(Json(SignResponse {
+        node_id: node.me,
+        share: hex::encode(share.to_bytes()),
+        public_key: hex::encode(public_bytes),
+        presignature: format!("{}:{}", allocation.pool, allocation.seq),
+        participants: allocation.participants,
+        threshold: node.threshold,
+    }))
+}
+
+/// Asks the allocator — the lowest node that answers — for this request's presignature.
+async fn allocation(node: &Arc<Node>, request: &str, digest: &str) -> Result<Allocation, ApiError> {
+    let call = serde_json::to_vec(&Call::Allocate {
+        request: request.to_string(),
+        digest: digest.to_string(),
+    })
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut unreachable = Vec::new();
+    for (id, _, _) in &node.settings.peers {
+        if *id == node.me {
+            return allocate(node, request, digest).await;
+        }
+        match node.net.call(*id, &call, ALLOCATOR_CALL).await {
+            Ok(bytes) => {
+                return match serde_json::from_slice::<Reply>(&bytes) {
+                    Ok(Reply::Allocated(a)) => Ok(a),
+                    Ok(Reply::Error { code, message }) => Err(ApiError::from_code(&code, message)),
+                    _ => Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "ALLOCATOR_ERROR",
+                        format!("node {id} answered the allocation with something else"),
+                    )),
+                };
+            }
+            Err(e @ (NetError::Unreachable { .. } | NetError::Refused { .. })) => unreachable.push(e.to_string()),
+            Err(e) => unreachable.push(e.to_string()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "NO_ALLOCATOR",
+        format!("no allocator reachable: {}", unreachable.join("; ")),
+    ))
+}
+
+async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let raw = body(raw)?;
+    let frames = frames(&raw).map_err(ApiError::bad_request)?;
+    for frame in frames {
+        let opened = match node.net.open(frame) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "rejected a mesh envelope");
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "MESH_REJECTED", e.to_string()));
+            }
+        };
+        match Message::decode(&opened.body) {
+            Ok(Message::Protocol(session, bytes)) => {
+                node.sessions
+                    .deliver(opened.from, sigil_mesh::SessionKey(session), bytes)
+            }
+            Ok(Message::Start(start)) => {
+                if let Err(e) = crate::pool::join(&node, opened.from, start) {
+                    tracing::warn!(peer = opened.from, error = %e, "presignature order refused");
+                }
+            }
+            Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesRejection>) -> Result<Vec<u8>, ApiError> {
+    let raw = body(raw)?;
+    let opened = node
+        .net
+        .open(&raw)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "MESH_REJECTED", e.to_string()))?;
+    let reply = match serde_json::from_slice::<Call>(&opened.body) {
+        Ok(Call::Ping) => Reply::Pong {
+            ready: node.keys().is_some(),
+        },
+        Ok(Call::Allocate { request, digest }) => {
+            if node.keys().is_none() {
+                Reply::Error {
+                    code: "NOT_READY".into(),
+                    message: ApiError::not_ready().message,
+                }
+            } else if hex_bytes::<16>("requestId", &request).is_err() || hex_bytes::<32>("digest", &digest).is_err() {
+                Reply::Error {
+                    code: "BAD_REQUEST".into(),
+                    message: "allocation request with a malformed id".into(),
+                }
+            } else {
+                match allocate(&node, &request, &digest).await {
+                    Ok(a) => Reply::Allocated(a),
+                    Err(e) => Reply::Error {
+                        code: e.code.into(),
+                        message: e.message,
+                    },
+                }
+            }
+        }
+        Err(e) => Reply::Error {
+            code: "BAD_REQUEST".into(),
+            message: format!("mesh call: {e}"),
+        },
+    };
+    let bytes = serde_json::to_vec(&reply).map_err(|e| ApiError::internal(e.to_string()))?;
+    node.net
+        .seal_to(opened.from, &bytes)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}

@@ -1,0 +1,197 @@
+//! `node.toml`: what one node needs to start.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sigil_mesh::NodeKey;
+use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
+
+use crate::store::StorageKey;
+
+/// The environment variable that may hold the storage key instead of the config file.
+pub const STORAGE_KEY_ENV: &str = "SIGIL_STORAGE_KEY";
+
+/// A node's configuration file.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id: its index in `peers`, 0-based.
+    pub id: u32,
+    /// Address of the one HTTP listener, for clients and peers.
+    pub listen: SocketAddr,
+    /// Directory holding the node's data file (`sigil.redb`); relative paths are relative to the
+    /// config file.
+    pub data_dir: PathBuf,
+    /// 64 hex characters sealing the data file; if absent, read from `SIGIL_STORAGE_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key: Option<String>,
+    /// Shares needed to sign (default ⌈2n/3⌉).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<usize>,
+    /// Presignatures this node keeps in stock while it allocates (it is the lowest live node).
+    #[serde(default = "default_stock")]
+    pub presign_stock: usize,
+    /// Presignatures generated at once.
+    #[serde(default = "default_parallel")]
+    pub presign_parallel: usize,
+    /// Sign for any caller, without permission checks (local development only).
+    #[serde(default)]
+    pub dev_open_signing: bool,
+    /// Every node of the network, this one included.
+    pub peers: Vec<PeerConfig>,
+}
+
+fn default_stock() -> usize {
+    32
+}
+
+fn default_parallel() -> usize {
+    2
+}
+
+/// One node of the network as its peers know it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Node id.
+    pub id: u32,
+    /// Base URL, e.g. `http://127.0.0.1:7470`.
+    pub url: String,
+    /// Identity public key, 64 hex characters.
+    pub key: String,
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("id", &self.id)
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("storage_key", &self.storage_key.as_ref().map(|_| "<redacted>"))
+            .field("threshold", &self.threshold)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// The values do not make a network.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A checked configuration: peers parsed, threshold fixed, paths resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The raw file.
+    pub config: NodeConfig,
+    /// Peers by id with their pinned keys, this node included.
+    pub peers: Vec<(u32, String, NodeKey)>,
+    /// Shares needed.
+    pub threshold: usize,
+    /// Resolved data directory.
+    pub data_dir: PathBuf,
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.check(base)
+    }
+
+    /// Checks the values; relative paths are resolved against `base`.
+    pub fn check(self, base: &Path) -> Result<Settings, ConfigError> {
+        let n = self.peers.len();
+        if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
+            return Err(ConfigError::Invalid(format!(
+                "{n} peers listed; a network has {MIN_PARTIES} to {MAX_PARTIES} nodes (this one included)"
+            )));
+        }
+        let mut peers = Vec::with_capacity(n);
+        for (index, peer) in self.peers.iter().enumerate() {
+            if peer.id as usize != index {
+                return Err(ConfigError::Invalid(format!(
+                    "peers must be listed by id 0..{n}: entry {index} has id {}",
+                    peer.id
+                )));
+            }
+            let key = NodeKey::from_hex(&peer.key)
+                .ok_or_else(|| ConfigError::Invalid(format!("peer {}: key must be 64 hex characters", peer.id)))?;
+            if !peer.url.starts_with("http://") && !peer.url.starts_with("https://") {
+                return Err(ConfigError::Invalid(format!(
+                    "peer {}: url {:?} must start with http:// or https://",
+                    peer.id, peer.url
+                )));
+            }
+            peers.push((peer.id, peer.url.trim_end_matches('/').to_string(), key));
+        }
+        if self.id as usize >= n {
+            return Err(ConfigError::Invalid(format!(
+                "id {} is not among the {n} peers",
+                self.id
+            )));
+        }
+        let threshold = self.threshold.unwrap_or_else(|| threshold_for(n));
+        if threshold < 2 || threshold > n {
+            return Err(ConfigError::Invalid(format!("threshold {threshold} with {n} nodes")));
+        }
+        if self.presign_parallel == 0 {
+            return Err(ConfigError::Invalid("presign_parallel must be at least 1".into()));
+        }
+        let data_dir = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            base.join(&self.data_dir)
+        };
+        Ok(Settings {
+            config: self,
+            peers,
+            threshold,
+            data_dir,
+        })
+    }
+}
+
+impl Settings {
+    /// The storage key from the file or, failing that, from `SIGIL_STORAGE_KEY`.
+    pub fn storage_key(&self) -> Result<StorageKey, ConfigError> {
+        let text = match &self.config.storage_key {
+            Some(text) => text.clone(),
+            None => std::env::var(STORAGE_KEY_ENV).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "no storage key: set storage_key in the config or {STORAGE_KEY_ENV} in the environment"
+                ))
+            })?,
+        };
+        StorageKey::from_hex(text.trim()).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}

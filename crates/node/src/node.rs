@@ -1,0 +1,450 @@
+//! The running node: state shared by the HTTP handlers and the background tasks, start-up, the
+//! root-key DKG, peer liveness and shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use sigil_mesh::{Identity, NodeKey};
+use sigil_tss::derive::KeyId;
+use sigil_tss::{Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
+
+use crate::config::{ConfigError, Settings};
+use crate::metrics::Metrics;
+use crate::net::Net;
+use crate::pool::Pool;
+use crate::session::Sessions;
+use crate::store::{StorageKey, Store, StoreError};
+use crate::wire::{Call, Reply};
+
+/// Name of the data file inside the data directory.
+pub const DATA_FILE: &str = "sigil.redb";
+/// Root key epoch (resharing, which changes it, comes with the chain's NodeSet).
+pub const EPOCH: u64 = 1;
+const ECDSA_ROOT: &str = "ecdsa-root";
+const BLS_ROOT: &str = "bls-root";
+const IDENTITY: &str = "identity";
+const DKG_DEADLINE: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// A deliberate misbehaviour, for tests of the network's robustness only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Every signature share this node releases is wrong.
+    CorruptSignatureShares,
+}
+
+impl Fault {
+    /// The name used on the command line and in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CorruptSignatureShares => "corrupt-signature-shares",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "corrupt-signature-shares" => Ok(Self::CorruptSignatureShares),
+            other => Err(format!("unknown fault {other:?} (known: corrupt-signature-shares)")),
+        }
+    }
+}
+
+/// Switches given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Sign for anyone (no permission checks); `sigil dev` sets it.
+    pub dev_open_signing: bool,
+    /// Test-only misbehaviour.
+    pub fault: Option<Fault>,
+}
+
+/// Why the node cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory or the listener.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The identity in the data directory is not the key the peer list pins for this node.
+    #[error("this node's identity key is {actual}, but the peer list pins {pinned} for node {id}")]
+    IdentityMismatch {
+        /// Node id.
+        id: u32,
+        /// Key in the data directory.
+        actual: NodeKey,
+        /// Key in the config.
+        pinned: NodeKey,
+    },
+}
+
+/// This node's shares of the network's root keys.
+pub struct RootKeys {
+    /// secp256k1 (PKPs derive from it).
+    pub ecdsa: KeyShare<Secp256k1>,
+    /// BLS12-381 (encryption).
+    pub bls: KeyShare<Bls12381G1>,
+}
+
+/// Everything a running node shares between its tasks.
+pub struct Node {
+    /// Checked configuration.
+    pub settings: Settings,
+    /// This node's id.
+    pub me: u32,
+    /// Shares needed.
+    pub threshold: usize,
+    /// The data file.
+    pub store: Arc<Store>,
+    /// The mesh.
+    pub net: Arc<Net>,
+    /// Running protocol sessions.
+    pub sessions: Arc<Sessions>,
+    /// Presignature pool and allocator.
+    pub pool: Pool,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Command-line switches.
+    pub options: RunOptions,
+    /// Hash of the node set (ids and keys): separates this network's sessions from any other's.
+    pub fingerprint: [u8; 32],
+    keys: RwLock<Option<Arc<RootKeys>>>,
+    peers_ready: Mutex<HashMap<u32, bool>>,
+    known_keys: Mutex<HashMap<Vec<u8>, KeyId>>,
+}
+
+impl Node {
+    /// The root key shares, once DKG has run.
+    pub fn keys(&self) -> Option<Arc<RootKeys>> {
+        self.keys.read().ok().and_then(|k| k.clone())
+    }
+
+    /// Node ids currently reachable, this one included, sorted.
+    pub fn live(&self) -> Vec<u32> {
+        self.settings
+            .peers
+            .iter()
+            .map(|(id, _, _)| *id)
+            .filter(|id| self.net.is_up(*id))
+            .collect()
+    }
+
+    /// Whether this node is the lowest live node, which owns the presignature pool.
+    pub fn is_allocator(&self) -> bool {
+        self.live().first() == Some(&self.me)
+    }
+
+    /// Remembers a PKP's public key and token id, so later requests can name it by either.
+    pub fn remember_key(&self, key_id: KeyId, public_key: &[u8; 65], token_id: &[u8; 32]) {
+        if let Ok(mut map) = self.known_keys.lock() {
+            map.insert(public_key.to_vec(), key_id);
+            map.insert(token_id.to_vec(), key_id);
+        }
+    }
+
+    /// The key id of a PKP named by its uncompressed public key or token id, if seen before.
+    pub fn lookup_key(&self, name: &[u8]) -> Option<KeyId> {
+        self.known_keys.lock().ok().and_then(|m| m.get(name).copied())
+    }
+
+    fn peers_ready(&self) -> usize {
+        self.peers_ready
+            .lock()
+            .map(|m| m.values().filter(|r| **r).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Creates a data directory with a fresh identity (if it has none) and returns the public key that
+/// peers must pin.
+pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<NodeKey, NodeError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| NodeError::Io {
+        what: format!("creating {}", data_dir.display()),
+        source,
+    })?;
+    let store = Store::open(&data_dir.join(DATA_FILE), key)?;
+    Ok(identity(&store)?.public())
+}
+
+fn identity(store: &Store) -> Result<Identity, StoreError> {
+    if let Some(secret) = store.secret(IDENTITY)? {
+        if let Ok(bytes) = <[u8; 32]>::try_from(secret.as_slice()) {
+            return Ok(Identity::from_secret(bytes));
+        }
+    }
+    let fresh = Identity::generate().map_err(|e| StoreError::Database(e.to_string()))?;
+    store.put_secret(IDENTITY, fresh.secret_bytes())?;
+    Ok(fresh)
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let key = settings.storage_key()?;
+    let me = settings.config.id;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| NodeError::Io {
+        what: format!("creating {}", settings.data_dir.display()),
+        source,
+    })?;
+    let store = Arc::new(Store::open(&settings.data_dir.join(DATA_FILE), &key)?);
+    drop(key);
+    let identity = identity(&store)?;
+    let pinned = settings
+        .peers
+        .iter()
+        .find(|(id, _, _)| *id == me)
+        .map(|(_, _, k)| *k)
+        .ok_or_else(|| ConfigError::Invalid(format!("node {me} is not in the peer list")))?;
+    if identity.public() != pinned {
+        return Err(NodeError::IdentityMismatch {
+            id: me,
+            actual: identity.public(),
+            pinned,
+        });
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(b"sigil-network/v1");
+    hasher.update((settings.threshold as u32).to_be_bytes());
+    for (id, _, key) in &settings.peers {
+        hasher.update(id.to_be_bytes());
+        hasher.update(key.0);
+    }
+    let fingerprint: [u8; 32] = hasher.finalize().into();
+    let listener = tokio::net::TcpListener::bind(settings.config.listen)
+        .await
+        .map_err(|source| NodeError::Io {
+            what: format!("listening on {}", settings.config.listen),
+            source,
+        })?;
+    let net = Net::start(me, identity, &settings.peers);
+    let threshold = settings.threshold;
+    let node = Arc::new(Node {
+        me,
+        threshold,
+        store,
+        net,
+        sessions: Arc::new(Sessions::default()),
+        pool: Pool::default(),
+        metrics: Metrics::default(),
+        options,
+        fingerprint,
+        keys: RwLock::new(None),
+        peers_ready: Mutex::new(HashMap::new()),
+        known_keys: Mutex::new(HashMap::new()),
+        settings,
+    });
+    tracing::info!(
+        node = me,
+        listen = %node.settings.config.listen,
+        nodes = node.settings.peers.len(),
+        threshold,
+        open_signing = node.options.dev_open_signing,
+        "node starting"
+    );
+    if let Some(fault) = node.options.fault {
+        tracing::warn!(
+            fault = fault.name(),
+            "TEST FAULT ENABLED: this node misbehaves on purpose"
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for peer in node.net.peer_ids() {
+        tasks.spawn(heartbeat(Arc::clone(&node), peer));
+    }
+    tasks.spawn(sweep(Arc::clone(&node)));
+    tasks.spawn(bootstrap(Arc::clone(&node)));
+    let app = crate::api::app(Arc::clone(&node));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tasks.abort_all();
+    tracing::info!(node = me, "node stopped");
+    served.map_err(|source| NodeError::Io {
+        what: "serving HTTP".into(),
+        source,
+    })
+}
+
+async fn heartbeat(node: Arc<Node>, peer: u32) {
+    let ping = serde_json::to_vec(&Call::Ping).unwrap_or_default();
+    let mut was_up = None;
+    loop {
+        let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
+        let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
+            Ok(Ok(Reply::Pong { ready })) => (true, ready),
+            Ok(_) => (true, false),
+            Err(_) => (false, false),
+        };
+        node.net.mark(peer, up);
+        if let Ok(mut map) = node.peers_ready.lock() {
+            map.insert(peer, ready);
+        }
+        if was_up != Some(up) {
+            if up {
+                tracing::info!(peer, "peer up");
+            } else if was_up.is_some() {
+                tracing::warn!(peer, "peer down");
+            }
+            was_up = Some(up);
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+async fn sweep(node: Arc<Node>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        node.sessions.sweep();
+    }
+}
+
+/// Loads the root key shares, or makes them by DKG when this network starts for the first time.
+async fn bootstrap(node: Arc<Node>) {
+    let store = Arc::clone(&node.store);
+    let loaded = tokio::task::spawn_blocking(move || {
+        Ok::<_, StoreError>((
+            store.key_share::<Secp256k1>(ECDSA_ROOT)?,
+            store.key_share::<Bls12381G1>(BLS_ROOT)?,
+        ))
+    })
+    .await;
+    let keys = match loaded {
+        Ok(Ok((Some(ecdsa), Some(bls)))) => {
+            tracing::info!(node = node.me, "root key shares loaded; DKG is not run again");
+            RootKeys { ecdsa, bls }
+        }
+        Ok(Ok((None, None))) => match first_dkg(&node).await {
+            Some(keys) => keys,
+            None => return,
+        },
+        Ok(Ok(_)) => {
+            tracing::error!("only one of the two root key shares is stored; refusing to run DKG again");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load root key shares");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load root key shares");
+            return;
+        }
+    };
+    if let Ok(mut slot) = node.keys.write() {
+        *slot = Some(Arc::new(keys));
+    }
+    crate::pool::run(node).await;
+}
+
+async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {
+    let parties: Vec<PartyId> = node.settings.peers.iter().map(|(id, _, _)| PartyId(*id)).collect();
+    let n = parties.len();
+    let mut last_report = Instant::now();
+    for attempt in 0u32.. {
+        loop {
+            let up = node.live().len();
+            if up == n {
+                break;
+            }
+            if last_report.elapsed() > Duration::from_secs(5) {
+                tracing::info!(reachable = up, nodes = n, "waiting for every node before the first DKG");
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!(
+            nodes = n,
+            threshold = node.threshold,
+            attempt,
+            "running DKG for the root keys"
+        );
+        let started = Instant::now();
+        let session = |curve: &str| {
+            let mut h = Sha256::new();
+            h.update(b"sigil-root-dkg/v1");
+            h.update(curve.as_bytes());
+            h.update(node.fingerprint);
+            h.update(EPOCH.to_be_bytes());
+            h.update(attempt.to_be_bytes());
+            SessionId(h.finalize().into())
+        };
+        let ecdsa = Vss::<Secp256k1>::dkg(session("secp256k1"), PartyId(node.me), &parties, node.threshold);
+        let bls = Vss::<Bls12381G1>::dkg(session("bls12-381"), PartyId(node.me), &parties, node.threshold);
+        let (ecdsa, bls) = match (ecdsa, bls) {
+            (Ok(e), Ok(b)) => (e, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot start DKG");
+                return None;
+            }
+        };
+        let (ecdsa, bls) = tokio::join!(
+            node.sessions.run(&node.net, ecdsa, parties.clone(), DKG_DEADLINE),
+            node.sessions.run(&node.net, bls, parties.clone(), DKG_DEADLINE),
+        );
+        match (ecdsa, bls) {
+            (Ok(Some(ecdsa)), Ok(Some(bls))) => {
+                let store = Arc::clone(&node.store);
+                let saved = tokio::task::spawn_blocking(move || {
+                    store.put_key_share(ECDSA_ROOT, &ecdsa)?;
+                    store.put_key_share(BLS_ROOT, &bls)?;
+                    Ok::<_, StoreError>(RootKeys { ecdsa, bls })
+                })
+                .await;
+                match saved {
+                    Ok(Ok(keys)) => {
+                        tracing::info!(
+                            ms = started.elapsed().as_millis() as u64,
+                            ecdsa_root = %hex::encode(sigil_tss::derive::uncompressed(keys.ecdsa.public_key())),
+                            "root keys made and stored"
+                        );
+                        return Some(keys);
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store root key shares"),
+                    Err(e) => tracing::error!(error = %e, "cannot store root key shares"),
+                }
+                return None;
+            }
+            (Ok(_), Ok(_)) => {
+                tracing::error!("DKG finished without a share for this node");
+                return None;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, attempt, "DKG failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    None
+}
+
+/// Health as `GET /health` reports it.
+pub fn health(node: &Node) -> serde_json::Value {
+    let ready = node.keys().is_some();
+    serde_json::json!({
+        "status": if ready { "ok" } else { "starting" },
+        "nodeId": node.me,
+        "rootKeys": ready,
+        "peersUp": node.live().len(),
+        "peersReady": node.peers_ready() + usize::from(ready),
+        "nodes": node.settings.peers.len(),
+        "threshold": node.threshold,
+        "presignatures": node.pool.stock(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}

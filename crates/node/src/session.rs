@@ -1,0 +1,152 @@
+//! Protocol sessions: each run of a `sigil-tss` state machine gets a thread of its own (the crypto
+//! is CPU-bound and must not stall the async workers that serve requests), a message channel fed by
+//! the router, and a deadline.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sigil_mesh::{Routed, Router, RouterConfig, SessionKey};
+use sigil_tss::{Outgoing, PartyId, Protocol, Step, TssError};
+
+use crate::net::Net;
+use crate::wire::Message;
+
+/// Why a session ended without output.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The protocol failed; the error may name a culprit.
+    #[error(transparent)]
+    Protocol(#[from] TssError),
+    /// The deadline passed first.
+    #[error("session {session} did not finish within {seconds} s")]
+    Timeout {
+        /// Session id, shortened.
+        session: String,
+        /// The deadline.
+        seconds: u64,
+    },
+    /// The session thread stopped unexpectedly.
+    #[error("session thread failed: {0}")]
+    Thread(String),
+}
+
+#[derive(Default)]
+struct Hub {
+    router: Router,
+    live: HashMap<SessionKey, Sender<(u32, Vec<u8>)>>,
+}
+
+/// The routing table from session ids to running sessions.
+pub struct Sessions {
+    hub: Mutex<Hub>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            hub: Mutex::new(Hub {
+                router: Router::new(RouterConfig::default()),
+                live: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl Sessions {
+    /// Hands a protocol message from `from` to its session, or buffers it until the session opens.
+    pub fn deliver(&self, from: u32, key: SessionKey, body: Vec<u8>) {
+        let Ok(mut hub) = self.hub.lock() else { return };
+        match hub.router.route(Instant::now(), key, from, body) {
+            Routed::Deliver(from, body) => {
+                if let Some(tx) = hub.live.get(&key) {
+                    let _ = tx.send((from, body));
+                }
+            }
+            Routed::Buffered | Routed::DroppedClosed => {}
+            Routed::DroppedFull => tracing::warn!(peer = from, "early-message buffer full; message dropped"),
+        }
+    }
+
+    /// Forgets stale early messages and closed sessions.
+    pub fn sweep(&self) {
+        if let Ok(mut hub) = self.hub.lock() {
+            let expired = hub.router.expire(Instant::now());
+            for key in expired {
+                hub.live.remove(&key);
+            }
+        }
+    }
+
+    /// Runs `protocol` among `participants` to completion or until `deadline`.
+    pub async fn run<P>(
+        self: &Arc<Self>,
+        net: &Arc<Net>,
+        mut protocol: P,
+        participants: Vec<PartyId>,
+        deadline: Duration,
+    ) -> Result<P::Output, SessionError>
+    where
+        P: Protocol + Send + 'static,
+        P::Output: Send + 'static,
+    {
+        let session = protocol.session();
+        let key = SessionKey(session.0);
+        let (tx, rx) = channel();
+        let early = {
+            let mut hub = self.hub.lock().map_err(|e| SessionError::Thread(e.to_string()))?;
+            let early = hub.router.open(key, Instant::now() + deadline);
+            hub.live.insert(key, tx);
+            early
+        };
+        let net = Arc::clone(net);
+        let me = protocol.me();
+        let label = hex::encode(&session.0[..6]);
+        let result = tokio::task::spawn_blocking(move || {
+            let until = Instant::now() + deadline;
+            for (from, body) in early {
+                if let Err(e) = protocol.handle(PartyId(from), &body) {
+                    tracing::debug!(session = %label, error = %e, "rejected a message");
+                }
+            }
+            loop {
+                loop {
+                    match protocol.poke()? {
+                        Step::Send(Outgoing::ToAll(bytes)) => {
+                            for to in participants.iter().filter(|p| **p != me) {
+                                net.send(to.0, Message::Protocol(session.0, bytes.clone()).encode());
+                            }
+                        }
+                        Step::Send(Outgoing::ToOne(to, bytes)) => {
+                            net.send(to.0, Message::Protocol(session.0, bytes).encode());
+                        }
+                        Step::Wait => break,
+                        Step::Done(output) => return Ok(output),
+                    }
+                }
+                let timeout = || SessionError::Timeout {
+                    session: label.clone(),
+                    seconds: deadline.as_secs(),
+                };
+                let left = until.checked_duration_since(Instant::now()).ok_or_else(timeout)?;
+                match rx.recv_timeout(left) {
+                    Ok((from, body)) => {
+                        if let Err(e) = protocol.handle(PartyId(from), &body) {
+                            tracing::debug!(session = %label, error = %e, "rejected a message");
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return Err(timeout()),
+                }
+            }
+        })
+        .await
+        .map_err(|e| SessionError::Thread(e.to_string()))
+        .and_then(|r| r);
+        if let Ok(mut hub) = self.hub.lock() {
+            hub.router.close(Instant::now(), key);
+            hub.live.remove(&key);
+        }
+        result
+    }
+}

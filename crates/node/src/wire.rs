@@ -1,0 +1,107 @@
+//! What nodes say to each other inside sealed envelopes.
+
+use serde::{Deserialize, Serialize};
+
+const PROTOCOL: u8 = 1;
+const START: u8 = 2;
+
+/// A one-way message (`POST /mesh/send`).
+#[derive(Debug)]
+pub enum Message {
+    /// A protocol message for session `.0`.
+    Protocol([u8; 32], Vec<u8>),
+    /// The pool owner asks the participants to make one presignature.
+    Start(Start),
+}
+
+/// An order to make presignature `seq` of the sender's pool among `participants`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Start {
+    /// Sequence number in the owner's pool.
+    pub seq: u64,
+    /// Every node taking part, sorted; each will hold a share.
+    pub participants: Vec<u32>,
+}
+
+impl Message {
+    /// `1 | session:32 | bytes` or `2 | json`.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
+            Self::Start(start) => {
+                let mut out = vec![START];
+                out.extend(serde_json::to_vec(start).unwrap_or_default());
+                out
+            }
+        }
+    }
+
+    /// Decodes a message; errors say what is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.split_first() {
+            Some((&PROTOCOL, rest)) => {
+                let (session, body) = rest
+                    .split_at_checked(32)
+                    .ok_or("protocol message without a session id")?;
+                let session = <[u8; 32]>::try_from(session).map_err(|_| "session id")?;
+                Ok(Self::Protocol(session, body.to_vec()))
+            }
+            Some((&START, rest)) => serde_json::from_slice(rest)
+                .map(Self::Start)
+                .map_err(|e| format!("start order: {e}")),
+            Some((kind, _)) => Err(format!("unknown message kind {kind}")),
+            None => Err("empty message".into()),
+        }
+    }
+}
+
+/// A request over `POST /mesh/call`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Call {
+    /// Liveness and key check.
+    Ping,
+    /// Asks the allocator for the presignature of one sign request.
+    Allocate {
+        /// The client's request id, the same at every node.
+        request: String,
+        /// `sha256(keyId | hash)`, hex: binds the allocation to one key and one message.
+        digest: String,
+    },
+}
+
+/// A presignature bound to one sign request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Allocation {
+    /// The pool owner (the allocator).
+    pub pool: u32,
+    /// Slot in the pool.
+    pub seq: u64,
+    /// Holders of the presignature.
+    pub participants: Vec<u32>,
+    /// Re-randomisation entropy fixed by the allocator, hex.
+    pub entropy: String,
+    /// What it was allocated for, hex.
+    pub digest: String,
+}
+
+/// A reply over `POST /mesh/call`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Reply {
+    /// To [`Call::Ping`].
+    Pong {
+        /// Whether the root keys exist on that node.
+        ready: bool,
+    },
+    /// To [`Call::Allocate`].
+    Allocated(Allocation),
+    /// A refusal with a stable code.
+    Error {
+        /// Stable code, as in the HTTP API.
+        code: String,
+        /// Human message.
+        message: String,
+    },
+}
