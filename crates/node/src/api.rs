@@ -586,6 +586,7 @@ async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                     tracing::warn!(peer = opened.from, error = %e, "presignature order refused");
                 }
             }
+            Ok(Message::Stored(seq)) => crate::pool::stored(&node, opened.from, seq),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
         }
     }

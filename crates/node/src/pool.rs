@@ -34,6 +34,8 @@ pub const ALLOCATION_WAIT: Duration = Duration::from_secs(20);
 const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
 /// Presignature runs this node joins at once on others' orders.
 const MAX_MEMBER_RUNS: usize = 16;
+/// How long the owner waits for every holder to confirm it stored its share.
+const STORED_WAIT: Duration = Duration::from_secs(10);
 
 type Cell = Arc<OnceCell<Result<Allocation, ApiError>>>;
 
@@ -47,6 +49,7 @@ pub struct Pool {
     allocated: AtomicU64,
     allocations: Mutex<HashMap<String, (Instant, Cell)>>,
     member_runs: Arc<Semaphore>,
+    confirmed: Mutex<HashMap<u64, Vec<u32>>>,
 }
 
 impl Default for Pool {
@@ -60,6 +63,7 @@ impl Default for Pool {
             allocated: AtomicU64::new(0),
             allocations: Mutex::new(HashMap::new()),
             member_runs: Arc::new(Semaphore::new(MAX_MEMBER_RUNS)),
+            confirmed: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -178,15 +182,59 @@ pub async fn run(node: Arc<Node>) {
                 }
                 match make(&node, node.me, &start).await {
                     Ok(()) => {
-                        if let Ok(mut stock) = node.pool.stock.lock() {
-                            stock.push_back((seq, start.participants.clone()));
+                        let holders = confirmed_holders(&node, &start).await;
+                        if holders.len() >= node.threshold {
+                            if let Ok(mut stock) = node.pool.stock.lock() {
+                                stock.push_back((seq, holders));
+                            }
+                            node.pool.added.notify_waiters();
+                        } else {
+                            tracing::warn!(seq, holders = ?holders, "too few holders stored the presignature; not used");
                         }
-                        node.pool.added.notify_waiters();
                     }
                     Err(e) => tracing::warn!(seq, error = %e, "presignature failed"),
                 }
+                if let Ok(mut confirmed) = node.pool.confirmed.lock() {
+                    confirmed.remove(&seq);
+                }
                 node.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
             });
+        }
+    }
+}
+
+/// Waits (bounded) until every participant confirmed it stored its share; returns those that did,
+/// this node included. Only they are asked to sign with it.
+async fn confirmed_holders(node: &Node, start: &Start) -> Vec<u32> {
+    let until = Instant::now() + STORED_WAIT;
+    loop {
+        let confirmed = node
+            .pool
+            .confirmed
+            .lock()
+            .map(|c| c.get(&start.seq).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        let holders: Vec<u32> = start
+            .participants
+            .iter()
+            .copied()
+            .filter(|p| *p == node.me || confirmed.contains(p))
+            .collect();
+        if holders.len() == start.participants.len() || Instant::now() >= until {
+            return holders;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Records that `from` stored its share of presignature `seq` of this node's pool.
+pub fn stored(node: &Node, from: u32, seq: u64) {
+    if let Ok(mut confirmed) = node.pool.confirmed.lock() {
+        if confirmed.len() < 4096 {
+            let holders = confirmed.entry(seq).or_default();
+            if !holders.contains(&from) {
+                holders.push(from);
+            }
         }
     }
 }
@@ -213,8 +261,9 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
         .map_err(|_| format!("too many presignature runs; order from node {owner} ignored"))?;
     let node = Arc::clone(node);
     tokio::spawn(async move {
-        if let Err(e) = make(&node, owner, &start).await {
-            tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed");
+        match make(&node, owner, &start).await {
+            Ok(()) => node.net.send(owner, Message::Stored(start.seq).encode()),
+            Err(e) => tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed"),
         }
         drop(permit);
     });

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 const PROTOCOL: u8 = 1;
 const START: u8 = 2;
+const STORED: u8 = 3;
 
 /// A one-way message (`POST /mesh/send`).
 #[derive(Debug)]
@@ -12,6 +13,8 @@ pub enum Message {
     Protocol([u8; 32], Vec<u8>),
     /// The pool owner asks the participants to make one presignature.
     Start(Start),
+    /// A participant tells the pool owner it stored its share of presignature `seq`.
+    Stored(u64),
 }
 
 /// An order to make presignature `seq` of the sender's pool among `participants`.
@@ -24,7 +27,7 @@ pub struct Start {
 }
 
 impl Message {
-    /// `1 | session:32 | bytes` or `2 | json`.
+    /// `1 | session:32 | bytes`, `2 | json` or `3 | seq:u64`.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
@@ -33,6 +36,7 @@ impl Message {
                 out.extend(serde_json::to_vec(start).unwrap_or_default());
                 out
             }
+            Self::Stored(seq) => [&[STORED][..], &seq.to_be_bytes()].concat(),
         }
     }
 
@@ -49,6 +53,9 @@ impl Message {
             Some((&START, rest)) => serde_json::from_slice(rest)
                 .map(Self::Start)
                 .map_err(|e| format!("start order: {e}")),
+            Some((&STORED, rest)) => <[u8; 8]>::try_from(rest)
+                .map(|b| Self::Stored(u64::from_be_bytes(b)))
+                .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
             Some((kind, _)) => Err(format!("unknown message kind {kind}")),
             None => Err("empty message".into()),
         }

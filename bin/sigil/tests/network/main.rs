@@ -1,0 +1,5 @@
+//! Multi-process tests: real `sigil` node processes on loopback, free ports, bounded in time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod harness;
+mod signing;

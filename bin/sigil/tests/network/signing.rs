@@ -1,0 +1,329 @@
+//! Signing on a real network: correctness, node failures, a lying node, concurrency, bad input.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rand_core::{OsRng, RngCore};
+use sigil_client::{Client, KeyRef, SignOutcome};
+use sigil_tss::derive::{derive_public_key, eth_address, KeyId};
+
+use crate::harness::{open_store, sigil, Network};
+
+const READY: Duration = Duration::from_secs(120);
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    OsRng.fill_bytes(&mut out);
+    out
+}
+
+/// Signs a random hash under a random key id and checks the signature like a verifier would.
+async fn sign_and_check(client: &Client) -> SignOutcome {
+    let key_id = random::<32>();
+    let hash = random::<32>();
+    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash).await.unwrap();
+    let pkp = derive_public_key(client.ecdsa_root(), &KeyId(key_id));
+    assert!(outcome.signature.verify(&pkp, &hash));
+    assert_eq!(outcome.signature.recover_address(&hash).unwrap(), eth_address(&pkp));
+    outcome
+}
+
+async fn wait_for_stock(net: &Network, node: usize, at_least: u64, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let metrics = net.metrics(node).await;
+        let stock: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sigil_presignature_stock ")?.trim().parse().ok())
+            .unwrap_or(0);
+        if stock >= at_least {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "stock {stock} < {at_least} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input() {
+    let net = Network::start(5, 32, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    assert_eq!(client.threshold(), 4);
+    let sign_url = format!("{}/web/pkp/sign", net.urls[1]);
+
+    // Malformed input: a 4xx with a stable code and a message that says what is wrong.
+    let good = |field: &str, value: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "keyId": hex::encode([1u8; 32]),
+            "toSign": hex::encode([2u8; 32]),
+            "requestId": hex::encode([3u8; 16]),
+        });
+        body[field] = value;
+        body.to_string()
+    };
+    let cases: Vec<(String, u16, &str, &str)> = vec![
+        ("{not json".into(), 400, "BAD_JSON", "request body"),
+        ("[]".into(), 400, "BAD_REQUEST", "request body"),
+        (good("toSign", hex::encode([2u8; 31]).into()), 400, "BAD_REQUEST", "toSign: 31 bytes"),
+        (good("toSign", serde_json::json!([1, 2, 300])), 400, "BAD_REQUEST", "toSign"),
+        (good("keyId", "zz".into()), 400, "BAD_REQUEST", "keyId: not hex"),
+        (good("requestId", hex::encode([3u8; 8]).into()), 400, "BAD_REQUEST", "requestId: 8 bytes"),
+        (good("surprise", 1.into()), 400, "BAD_REQUEST", "unknown field `surprise`"),
+        (
+            serde_json::json!({"publicKey": format!("04{}", "11".repeat(64)), "toSign": hex::encode([2u8; 32]), "requestId": hex::encode([4u8; 16])}).to_string(),
+            404,
+            "UNKNOWN_KEY",
+            "no PKP with this public key",
+        ),
+        (
+            serde_json::json!({"tokenId": "22".repeat(32), "toSign": hex::encode([2u8; 32]), "requestId": hex::encode([5u8; 16])}).to_string(),
+            404,
+            "UNKNOWN_KEY",
+            "token id",
+        ),
+        ("x".repeat(200 * 1024), 413, "BODY_TOO_LARGE", "limit"),
+    ];
+    for (body, status, code, message) in cases {
+        let (got, json) = post(&sign_url, body.clone()).await;
+        assert_eq!(got, status, "{} → {json}", &body[..body.len().min(80)]);
+        assert_eq!(json["error"]["code"], code, "{json}");
+        let text = json["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{text:?} should mention {message:?}");
+    }
+    let (status, json) = post(&format!("{}/mesh/send", net.urls[1]), vec![0u8, 0, 0, 9, 1, 2]).await;
+    assert_eq!((status, json["error"]["code"].as_str()), (400, Some("BAD_REQUEST")));
+    let (status, json) = post(&format!("{}/mesh/call", net.urls[1]), vec![7u8; 100]).await;
+    assert_eq!((status, json["error"]["code"].as_str()), (403, Some("MESH_REJECTED")));
+    let (status, json) = post(&format!("{}/web/nothing", net.urls[1]), "{}").await;
+    assert_eq!((status, json["error"]["code"].as_str()), (404, Some("NOT_FOUND")));
+    // … and the node keeps serving.
+    let health: serde_json::Value = reqwest::get(format!("{}/health", net.urls[1]))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    // The CLI: status exits 0 and sign prints exactly one JSON object.
+    let status = sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["canSign"], true);
+    let (key_id, hash) = (random::<32>(), random::<32>());
+    let out = sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args([
+            "sign",
+            "--key-id",
+            &hex::encode(key_id),
+            "--hash",
+            &hex::encode(hash),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pkp = derive_public_key(client.ecdsa_root(), &KeyId(key_id));
+    let expected_address = sigil_tss::derive::checksum_address(&eth_address(&pkp));
+    assert_eq!(json["address"], expected_address.as_str());
+    assert_eq!(
+        json["publicKey"],
+        format!("0x{}", hex::encode(sigil_tss::derive::uncompressed(&pkp))).as_str()
+    );
+    let r = hex::decode(json["signature"]["r"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let s = hex::decode(json["signature"]["s"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let signature = sigil_tss::ecdsa::EcdsaSignature {
+        r: r.try_into().unwrap(),
+        s: s.try_into().unwrap(),
+        recovery_id: json["signature"]["v"].as_u64().unwrap() as u8,
+    };
+    assert_eq!(signature.recover_address(&hash).unwrap(), eth_address(&pkp));
+
+    // A hundred random hashes under random key ids, four at a time.
+    let mut presignatures = BTreeSet::new();
+    for _ in 0..25 {
+        let batch = futures::future::join_all((0..4).map(|_| sign_and_check(&client))).await;
+        for outcome in batch {
+            assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+            assert!(
+                presignatures.insert(outcome.presignature.clone()),
+                "presignature reused"
+            );
+        }
+    }
+    assert_eq!(presignatures.len(), 100);
+    // The node now also knows the PKPs by public key.
+    let (status, json) = post(
+        &sign_url,
+        serde_json::json!({"publicKey": json["publicKey"].as_str().unwrap().trim_start_matches("0x"), "toSign": hex::encode([9u8; 32]), "requestId": hex::encode(random::<16>())}).to_string(),
+    )
+    .await;
+    assert!(
+        status == 200 || json["error"]["code"] == "NOT_A_SIGNER",
+        "{status} {json}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg() {
+    let mut net = Network::start(7, 8, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2, 3, 4, 5, 6], READY).await;
+    assert_eq!(client.threshold(), 5);
+    wait_for_stock(&net, 0, 4, Duration::from_secs(240)).await;
+    sign_and_check(&client).await;
+
+    net.kill(5);
+    net.kill(6);
+    for _ in 0..3 {
+        let outcome = sign_and_check(&client).await;
+        assert!(!outcome.signers.contains(&5) && !outcome.signers.contains(&6));
+        assert!(outcome.failures.iter().any(|f| f.node == Some(5) || f.node == Some(6)));
+    }
+
+    net.restart(5);
+    net.restart(6);
+    let client = net.wait_ready(&[0, 1, 2, 3, 4, 5, 6], READY).await;
+    for i in [5, 6] {
+        let log = net.log(i);
+        assert_eq!(
+            log.matches("running DKG for the root keys").count(),
+            1,
+            "node {i} ran DKG again:\n{log}"
+        );
+        assert!(log.contains("root key shares loaded; DKG is not run again"), "{log}");
+    }
+    for i in 0..5 {
+        assert_eq!(net.log(i).matches("running DKG for the root keys").count(), 1);
+    }
+    for _ in 0..2 {
+        sign_and_check(&client).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
+    let net = Network::start(4, 16, |i| {
+        if i == 2 {
+            vec!["--fault".into(), "corrupt-signature-shares".into()]
+        } else {
+            vec![]
+        }
+    });
+    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    assert_eq!(client.threshold(), 3);
+    let mut named = 0;
+    for _ in 0..10 {
+        let outcome = sign_and_check(&client).await;
+        for failure in &outcome.failures {
+            assert_eq!(failure.node, Some(2), "only node 2 misbehaves: {failure}");
+            assert!(failure.reason.contains("does not fit"), "{failure}");
+            named += 1;
+        }
+    }
+    assert!(named > 0, "node 2's bad shares were never noticed");
+    assert!(net
+        .metrics(2)
+        .await
+        .contains("sigil_test_fault{node=\"2\",fault=\"corrupt-signature-shares\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twice() {
+    let mut net = Network::start(3, 200, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    wait_for_stock(&net, 0, 200, Duration::from_secs(400)).await;
+    let outcomes = futures::future::join_all((0..200).map(|_| sign_and_check(&client))).await;
+    let ids: BTreeSet<String> = outcomes.iter().map(|o| o.presignature.clone()).collect();
+    assert_eq!(ids.len(), 200, "two requests got the same presignature");
+    net.stop();
+    // Storage: every node marked each presignature it signed with as used, once.
+    let mut used_by_any = BTreeSet::new();
+    for i in 0..3 {
+        let store = open_store(&net.config(i), &net.data_dir(i));
+        let used = store.used().unwrap();
+        let distinct: BTreeSet<_> = used.iter().map(ToString::to_string).collect();
+        assert_eq!(distinct.len(), used.len());
+        assert!(used.len() >= 200 && used.len() <= 201, "node {i} used {}", used.len());
+        used_by_any.extend(used.iter().map(|id| id.seq));
+    }
+    let signed: BTreeSet<u64> = ids
+        .iter()
+        .map(|id| id.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(signed.is_subset(&used_by_any));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["dev", "--nodes", "3", "--presign-stock", "2", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let network = dir.path().join("network.json");
+    let started = Instant::now();
+    loop {
+        let status = sigil().arg("--network").arg(&network).arg("status").output().unwrap();
+        if status.status.success() {
+            break;
+        }
+        assert!(started.elapsed() < READY, "sigil dev never became ready");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let out = sigil()
+        .arg("--network")
+        .arg(&network)
+        .args(["sign", "--key-id", &"ab".repeat(32), "--hash", &"cd".repeat(32)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("address    0x"));
+    let urls: Vec<String> = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&network).unwrap()).unwrap()
+        ["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["url"].as_str().unwrap().to_string())
+        .collect();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(dev.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), dev.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    for url in urls {
+        assert!(reqwest::get(format!("{url}/health")).await.is_err(), "{url} still up");
+    }
+}
