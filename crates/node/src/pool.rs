@@ -26,7 +26,7 @@ use crate::session::SessionError;
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Message, Start};
 
-const TRIPLE_DEADLINE: Duration = Duration::from_secs(90);
+const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
 const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a sign request waits for a presignature when the stock is empty.
 pub const ALLOCATION_WAIT: Duration = Duration::from_secs(20);
@@ -151,8 +151,21 @@ pub async fn run(node: Arc<Node>) {
     }
     let target = node.settings.config.presign_stock;
     let parallel = node.settings.config.presign_parallel;
+    let mut running: Vec<(tokio::task::JoinHandle<()>, Vec<u32>)> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // A run whose participant went down cannot finish: stop waiting for its deadline.
+        running.retain(|(handle, participants)| {
+            if handle.is_finished() {
+                return false;
+            }
+            if let Some(down) = participants.iter().find(|p| !node.net.is_up(**p)) {
+                tracing::info!(node = down, "presignature run abandoned: a participant is down");
+                handle.abort();
+                return false;
+            }
+            true
+        });
         if !node.is_allocator() {
             continue;
         }
@@ -172,10 +185,11 @@ pub async fn run(node: Arc<Node>) {
                     break;
                 }
             };
-            node.pool.in_flight.fetch_add(1, Ordering::Relaxed);
+            let guard = InFlight::new(&node);
             let node = Arc::clone(&node);
             let participants = live.clone();
-            tokio::spawn(async move {
+            let handle = tokio::spawn(async move {
+                let _guard = guard;
                 let start = Start { seq, participants };
                 for peer in start.participants.iter().filter(|p| **p != node.me) {
                     node.net.send(*peer, Message::Start(start.clone()).encode());
@@ -197,9 +211,25 @@ pub async fn run(node: Arc<Node>) {
                 if let Ok(mut confirmed) = node.pool.confirmed.lock() {
                     confirmed.remove(&seq);
                 }
-                node.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
             });
+            running.push((handle, live.clone()));
         }
+    }
+}
+
+/// Counts a presignature run in flight for as long as it lives (also when it is aborted).
+struct InFlight(Arc<Node>);
+
+impl InFlight {
+    fn new(node: &Arc<Node>) -> Self {
+        node.pool.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(node))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
