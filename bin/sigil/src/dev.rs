@@ -90,7 +90,7 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 
 /// Writes configs and data directories for `n` nodes under `dir`, unless a network is there already;
 /// returns the network file.
-pub fn init(dir: &Path, n: usize, presign_stock: usize) -> anyhow::Result<NetworkFile> {
+pub fn init(dir: &Path, n: usize, presign_stock: usize, refill_below: Option<usize>) -> anyhow::Result<NetworkFile> {
     let network_path = dir.join("network.json");
     if network_path.exists() {
         let existing = NetworkFile::load(&network_path)?;
@@ -129,6 +129,7 @@ pub fn init(dir: &Path, n: usize, presign_stock: usize) -> anyhow::Result<Networ
             storage_key: Some(key.to_hex().to_string()),
             threshold: None,
             presign_stock,
+            presign_refill_below: refill_below,
             presign_parallel: 2,
             dev_open_signing: true,
             peers: peers.clone(),
@@ -268,7 +269,7 @@ pub async fn stop(children: &mut [Child]) {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let network = init(&args.dir, args.nodes, args.presign_stock)?;
+    let network = init(&args.dir, args.nodes, args.presign_stock, None)?;
     let network_path = args.dir.join("network.json");
     if args.init_only {
         println!("{}", network_path.display());

@@ -33,6 +33,10 @@ pub struct NodeConfig {
     /// Presignatures this node keeps in stock while it allocates (it is the lowest live node).
     #[serde(default = "default_stock")]
     pub presign_stock: usize,
+    /// Refilling starts when the stock falls below this (default: `presign_stock`, i.e. refill at
+    /// once); it then runs until the stock is full again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presign_refill_below: Option<usize>,
     /// Presignatures generated at once.
     #[serde(default = "default_parallel")]
     pub presign_parallel: usize,

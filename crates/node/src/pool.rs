@@ -151,6 +151,8 @@ pub async fn run(node: Arc<Node>) {
     }
     let target = node.settings.config.presign_stock;
     let parallel = node.settings.config.presign_parallel;
+    let refill_below = node.settings.config.presign_refill_below.unwrap_or(target).min(target);
+    let mut filling = false;
     let mut running: Vec<(tokio::task::JoinHandle<()>, Vec<u32>)> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -173,7 +175,10 @@ pub async fn run(node: Arc<Node>) {
         if live.len() < node.threshold {
             continue;
         }
-        while node.pool.stock() + node.pool.in_flight.load(Ordering::Relaxed) < target
+        let have = node.pool.stock() + node.pool.in_flight.load(Ordering::Relaxed);
+        filling = (filling || have < refill_below) && have < target;
+        while filling
+            && node.pool.stock() + node.pool.in_flight.load(Ordering::Relaxed) < target
             && node.pool.in_flight.load(Ordering::Relaxed) < parallel
         {
             let store = Arc::clone(&node.store);
