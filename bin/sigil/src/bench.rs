@@ -169,9 +169,11 @@ async fn measure(
         async move {
             while Instant::now() < until
                 && budget
-                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |b| {
-                        b.checked_sub(1)
-                    })
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |b| b.checked_sub(1),
+                    )
                     .is_ok()
             {
                 let mut key_id = [0u8; 32];

@@ -29,7 +29,7 @@ use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::{PartyId, TssError};
 
 /// How long one node may take to answer.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One node that failed, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -31,7 +31,7 @@ use crate::wire::{Allocation, Call, Message, Reply};
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest body accepted on `/mesh` endpoints (one batch of envelopes).
 pub const MAX_MESH_BYTES: usize = 64 << 20;
-const ALLOCATOR_CALL: Duration = Duration::from_secs(25);
+const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 
 /// An error as clients see it.
 #[derive(Clone, Debug)]

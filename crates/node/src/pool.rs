@@ -29,7 +29,7 @@ use crate::wire::{Allocation, Message, Start};
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
 const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a sign request waits for a presignature when the stock is empty.
-pub const ALLOCATION_WAIT: Duration = Duration::from_secs(20);
+pub const ALLOCATION_WAIT: Duration = Duration::from_secs(25);
 /// How long an allocation is remembered, so every node asking for the same request gets the same.
 const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
 /// Presignature runs this node joins at once on others' orders.

@@ -218,3 +218,41 @@ fn triples_are_taken_once() {
     assert_eq!(back.participants(), triple.participants());
     assert!(store.take_triple(b"t1").unwrap().is_none());
 }
+
+#[test]
+fn pool_listings_counters_and_secrets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        for seq in [3, 1, 2] {
+            store
+                .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+        // Another pool's slots are not listed with this one.
+        let other = PresignatureId { pool: [8; 32], seq: 0 };
+        store
+            .put_presignature(other, &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+        assert!(store.take_presignature(id(2)).unwrap().is_some());
+        assert_eq!((store.next("seq").unwrap(), store.next("seq").unwrap()), (0, 1));
+        store.put_secret("identity", &[5; 32]).unwrap();
+    }
+    let store = Store::open(&path, &key).unwrap();
+    assert_eq!(store.stocked(&[7; 32]).unwrap(), vec![1, 3]);
+    assert_eq!(store.used().unwrap(), vec![id(2)]);
+    let peeked = store.peek_presignature(id(1)).unwrap().unwrap();
+    assert_eq!(peeked.signers(), &[PartyId(0), PartyId(1)]);
+    assert!(store.peek_presignature(id(2)).unwrap().is_none());
+    // A counter never hands out a value twice, also across restarts.
+    assert_eq!(store.next("seq").unwrap(), 2);
+    assert_eq!(store.secret("identity").unwrap().unwrap().as_slice(), &[5; 32]);
+    assert!(store.secret("missing").unwrap().is_none());
+    // Under another key, the secret does not open.
+    drop(store);
+    let wrong = Store::open(&path, &StorageKey::generate()).unwrap();
+    assert!(matches!(wrong.secret("identity"), Err(StoreError::Decrypt { .. })));
+}
