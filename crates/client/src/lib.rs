@@ -22,6 +22,8 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+pub use sigil_primitives::Handshake;
+use sigil_primitives::{ErrorBody, SignResponse};
 use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
 use sigil_tss::ecdsa::{combine_naming, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
@@ -94,26 +96,6 @@ pub enum ClientError {
     Invalid(String),
 }
 
-/// What a node says in its handshake.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Handshake {
-    /// Node id.
-    pub node_id: u32,
-    /// Root key epoch.
-    pub epoch: u64,
-    /// Shares needed.
-    pub threshold: usize,
-    /// Whether the node holds its root key shares.
-    pub ready: bool,
-    /// ECDSA root public key, compressed hex.
-    pub ecdsa_public_key: Option<String>,
-    /// BLS root public key, hex.
-    pub bls_public_key: Option<String>,
-    /// Software version.
-    pub version: String,
-}
-
 /// A node of the connected network.
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
@@ -157,26 +139,6 @@ pub struct Client {
     epoch: u64,
     ecdsa_root: ProjectivePoint,
     bls_root: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorFields,
-}
-
-#[derive(Deserialize)]
-struct ErrorFields {
-    code: String,
-    message: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SignResponse {
-    node_id: u32,
-    share: String,
-    public_key: String,
-    presignature: String,
 }
 
 async fn post<T: for<'de> Deserialize<'de>>(

@@ -26,6 +26,7 @@ use crate::node::{health, Fault, Node, EPOCH};
 use crate::pool::{allocate, pool_id};
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
+pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, PeerInfo, SignResponse};
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -103,23 +104,12 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorFields<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorFields<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorFields {
-                code: self.code,
-                message: &self.message,
+                code: self.code.to_string(),
+                message: self.message,
             },
         };
         (self.status, Json(body)).into_response()
@@ -275,42 +265,6 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-/// `POST /web/handshake` answer.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct Handshake {
-    /// This node.
-    pub node_id: u32,
-    /// Root key epoch.
-    pub epoch: u64,
-    /// Shares needed.
-    pub threshold: usize,
-    /// Whether the root keys exist.
-    pub ready: bool,
-    /// ECDSA root public key, SEC1 compressed hex (absent until ready).
-    pub ecdsa_public_key: Option<String>,
-    /// BLS root public key (G1, compressed) hex (absent until ready).
-    pub bls_public_key: Option<String>,
-    /// This node's identity key.
-    pub identity_key: String,
-    /// Every node.
-    pub peers: Vec<PeerInfo>,
-    /// Software version.
-    pub version: String,
-}
-
-/// A node as the handshake lists it.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerInfo {
-    /// Node id.
-    pub id: u32,
-    /// Base URL.
-    pub url: String,
-    /// Identity key, hex.
-    pub key: String,
-}
-
 async fn handshake(
     State(node): State<Arc<Node>>,
     raw: Result<Bytes, BytesRejection>,
@@ -375,24 +329,6 @@ pub struct SignRequest {
     /// Authorisation (only `--dev-open-signing` is supported until permissions are on chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
-}
-
-/// `POST /web/pkp/sign` answer: this node's signature share.
-#[derive(Deserialize, Serialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct SignResponse {
-    /// The node.
-    pub node_id: u32,
-    /// The encoded share, hex.
-    pub share: String,
-    /// The PKP public key, 65 bytes uncompressed hex.
-    pub public_key: String,
-    /// The presignature used, `pool:seq`.
-    pub presignature: String,
-    /// Its holders.
-    pub participants: Vec<u32>,
-    /// Shares needed.
-    pub threshold: usize,
 }
 
 fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {

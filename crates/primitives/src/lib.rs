@@ -1,0 +1,74 @@
+//! Sigil's shared wire types: the JSON bodies nodes send and clients read, declared once so the
+//! node (`sigil-node`) and the SDK (`sigil-client`) cannot drift apart. No I/O, no logic.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorFields,
+}
+
+/// A stable code and a human message.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// Stable code, e.g. `BAD_JSON`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// `POST /web/handshake` answer.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Handshake {
+    /// This node.
+    pub node_id: u32,
+    /// Root key epoch.
+    pub epoch: u64,
+    /// Shares needed.
+    pub threshold: usize,
+    /// Whether the root keys exist.
+    pub ready: bool,
+    /// ECDSA root public key, SEC1 compressed hex (absent until ready).
+    pub ecdsa_public_key: Option<String>,
+    /// BLS root public key (G1, compressed) hex (absent until ready).
+    pub bls_public_key: Option<String>,
+    /// This node's identity key.
+    pub identity_key: String,
+    /// Every node.
+    pub peers: Vec<PeerInfo>,
+    /// Software version.
+    pub version: String,
+}
+
+/// A node as the handshake lists it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    /// Node id.
+    pub id: u32,
+    /// Base URL.
+    pub url: String,
+    /// Identity key, hex.
+    pub key: String,
+}
+
+/// `POST /web/pkp/sign` answer: this node's signature share.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SignResponse {
+    /// The node.
+    pub node_id: u32,
+    /// The encoded share, hex.
+    pub share: String,
+    /// The PKP public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// The presignature used, `pool:seq`.
+    pub presignature: String,
+    /// Its holders.
+    pub participants: Vec<u32>,
+    /// Shares needed.
+    pub threshold: usize,
+}
