@@ -3,16 +3,20 @@
 
 CARGO ?= cargo
 NODES ?= 5
+# Contract toolchain (forge, anvil, cast, solc, OpenZeppelin), pinned in tools/package-lock.json.
+TOOLS_BIN := $(CURDIR)/tools/node_modules/.bin
+FORGE := $(TOOLS_BIN)/forge
 
-.PHONY: dev test bench lint fmt clean
+.PHONY: dev test bench lint fmt clean tools contracts
 
 ## Build in release mode and run a local network of $(NODES) node processes in .sigil/ (Ctrl-C stops it).
-dev:
+dev: contracts
 	$(CARGO) build --release -p sigil
 	./target/release/sigil dev --nodes $(NODES) --dir .sigil
 
-## Everything CI runs: formatting, lints (also on tests and benches), all tests, doc tests, a demo run.
-test: lint
+## Everything CI runs: formatting, lints (also on tests and benches), contract tests, all tests, doc tests, a demo run.
+test: lint contracts
+	cd contracts && $(FORGE) test
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -21,6 +25,17 @@ test: lint
 	$(CARGO) test --workspace --doc
 	$(CARGO) run -q -p sigil -- demo --nodes 3 > /dev/null
 	@echo "make test: all checks passed"
+
+## Install the pinned contract toolchain into tools/node_modules (again only when the lock file changes).
+tools: tools/node_modules/.stamp
+
+tools/node_modules/.stamp: tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund
+	touch $@
+
+## Compile the Solidity contracts (contracts/out/).
+contracts: tools
+	cd contracts && $(FORGE) build
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -38,3 +53,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
+	rm -rf contracts/out contracts/cache

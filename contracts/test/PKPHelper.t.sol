@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Fixture} from "./Fixture.sol";
+import {PKPNFT} from "../src/PKPNFT.sol";
+import {PKPPermissions} from "../src/PKPPermissions.sol";
+import {PKPHelper} from "../src/PKPHelper.sol";
+
+contract PKPHelperTest is Fixture {
+    bytes32 internal constant SALT = bytes32(uint256(7));
+    bytes internal constant CID = "QmSealedAction";
+
+    function test_constructor() public view {
+        assertEq(address(helper.pkpNft()), address(nft));
+        assertEq(address(helper.permissions()), address(perms));
+    }
+
+    function test_keyIdFor_isTheHelpersKeyIdForTheInnerSalt() public view {
+        bytes32 inner = keccak256(abi.encodePacked(alice, SALT));
+        assertEq(helper.keyIdFor(alice, SALT), nft.keyIdFor(address(helper), inner));
+        assertTrue(helper.keyIdFor(alice, SALT) != helper.keyIdFor(bob, SALT));
+        assertTrue(helper.keyIdFor(alice, SALT) != nft.keyIdFor(alice, SALT));
+    }
+
+    function _helperAttestation(address user, bytes32 salt, bytes memory pubkey) internal view returns (bytes memory) {
+        return attest(ATTESTER_KEY, helper.keyIdFor(user, salt), pubkey);
+    }
+
+    // ---- mintWithPermissions ----
+
+    function test_mintWithPermissions_endsWithCallerAsOwner() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        bytes[] memory actions = new bytes[](2);
+        actions[0] = "QmOne";
+        actions[1] = "QmTwo";
+        address[] memory addresses = new address[](2);
+        addresses[0] = bob;
+        addresses[1] = carol;
+        uint256 expectedId = uint256(keccak256(pubkey));
+
+        vm.expectEmit(address(nft));
+        emit PKPNFT.PKPMinted(expectedId, helper.keyIdFor(alice, SALT), pubkey, address(helper));
+        vm.prank(alice);
+        uint256 tokenId = helper.mintWithPermissions(SALT, pubkey, att, actions, addresses);
+
+        assertEq(tokenId, expectedId);
+        assertEq(nft.ownerOf(tokenId), alice);
+        assertEq(nft.balanceOf(address(helper)), 0);
+        assertEq(nft.getKeyId(tokenId), helper.keyIdFor(alice, SALT));
+        assertTrue(perms.isPermittedAction(tokenId, "QmOne"));
+        assertTrue(perms.isPermittedAction(tokenId, "QmTwo"));
+        assertTrue(perms.isPermittedAddress(tokenId, bob));
+        assertTrue(perms.isPermittedAddress(tokenId, carol));
+        assertEq(perms.getPermittedActions(tokenId).length, 2);
+        assertEq(perms.getPermittedAddresses(tokenId).length, 2);
+
+        // the caller now controls the permissions; the helper does not
+        vm.prank(alice);
+        perms.removePermittedAddress(tokenId, carol);
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.NotOwner.selector, tokenId, address(helper)));
+        vm.prank(address(helper));
+        perms.addPermittedAddress(tokenId, carol);
+    }
+
+    function test_mintWithPermissions_withNoPermissions() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        uint256 tokenId = helper.mintWithPermissions(SALT, pubkey, att, new bytes[](0), new address[](0));
+        assertEq(nft.ownerOf(tokenId), alice);
+        assertEq(perms.getPermittedActions(tokenId).length, 0);
+        assertEq(perms.getPermittedAddresses(tokenId).length, 0);
+    }
+
+    function test_mintWithPermissions_duplicatePermissionRevertsWholeMint() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        bytes[] memory actions = new bytes[](2);
+        actions[0] = "QmOne";
+        actions[1] = "QmOne";
+        vm.expectRevert(PKPPermissions.AlreadyPermitted.selector);
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, actions, new address[](0));
+        assertEq(nft.ownerOrZero(uint256(keccak256(pubkey))), address(0));
+        assertFalse(nft.isBurned(uint256(keccak256(pubkey))));
+    }
+
+    function test_mintWithPermissions_revertsOnBadAttestation() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = attest(OTHER_KEY, helper.keyIdFor(alice, SALT), pubkey);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, vm.addr(OTHER_KEY)));
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, new bytes[](0), new address[](0));
+    }
+
+    function test_mintWithPermissions_directKeyIdAttestationIsRejected() public {
+        // an attestation for alice minting directly does not verify through the helper
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = attest(ATTESTER_KEY, nft.keyIdFor(alice, SALT), pubkey);
+        address recovered = recoverOf(nft.attestationDigest(helper.keyIdFor(alice, SALT), pubkey), att);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, recovered));
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, new bytes[](0), new address[](0));
+    }
+
+    function test_mintWithPermissions_reusedSaltReverts() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, new bytes[](0), new address[](0));
+
+        bytes memory pubkey2 = pubkeyFor(2);
+        bytes memory att2 = _helperAttestation(alice, SALT, pubkey2);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.KeyIdUsed.selector, helper.keyIdFor(alice, SALT)));
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey2, att2, new bytes[](0), new address[](0));
+
+        // another user with the same salt gets a different key id
+        bytes memory att3 = _helperAttestation(bob, SALT, pubkey2);
+        vm.prank(bob);
+        uint256 tokenId = helper.mintWithPermissions(SALT, pubkey2, att3, new bytes[](0), new address[](0));
+        assertEq(nft.ownerOf(tokenId), bob);
+    }
+
+    // ---- mintGrantBurn ----
+
+    function test_mintGrantBurn_sealsTheAction() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        uint256 expectedId = uint256(keccak256(pubkey));
+
+        vm.expectEmit(address(helper));
+        emit PKPHelper.MintGrantBurned(expectedId, CID, alice);
+        vm.prank(alice);
+        uint256 tokenId = helper.mintGrantBurn(SALT, pubkey, att, CID);
+
+        assertEq(tokenId, expectedId);
+        assertEq(nft.ownerOrZero(tokenId), address(0));
+        assertTrue(nft.isBurned(tokenId));
+        assertEq(nft.getPubkey(tokenId), pubkey);
+        assertEq(nft.getKeyId(tokenId), helper.keyIdFor(alice, SALT));
+        assertTrue(perms.isPermittedAction(tokenId, CID));
+        bytes[] memory actions = perms.getPermittedActions(tokenId);
+        assertEq(actions.length, 1);
+        assertEq(actions[0], CID);
+        assertEq(perms.getPermittedAddresses(tokenId).length, 0);
+        assertEq(perms.getPermittedAuthMethods(tokenId).length, 0);
+
+        // nobody can change the permissions any more
+        bytes memory err = abi.encodeWithSelector(PKPPermissions.TokenBurned.selector, tokenId);
+        address[3] memory callers = [alice, address(helper), bob];
+        for (uint256 i = 0; i < callers.length; i++) {
+            vm.startPrank(callers[i]);
+            vm.expectRevert(err);
+            perms.addPermittedAction(tokenId, "QmOther");
+            vm.expectRevert(err);
+            perms.removePermittedAction(tokenId, CID);
+            vm.expectRevert(err);
+            perms.addPermittedAddress(tokenId, bob);
+            vm.expectRevert(err);
+            perms.removePermittedAddress(tokenId, bob);
+            vm.expectRevert(err);
+            perms.addPermittedAuthMethod(tokenId, 1, "a", 1);
+            vm.expectRevert(err);
+            perms.removePermittedAuthMethod(tokenId, 1, "a");
+            vm.stopPrank();
+        }
+    }
+
+    function test_mintGrantBurn_cannotBeReminted() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        helper.mintGrantBurn(SALT, pubkey, att, CID);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.KeyIdUsed.selector, helper.keyIdFor(alice, SALT)));
+        vm.prank(alice);
+        helper.mintGrantBurn(SALT, pubkey, att, CID);
+    }
+
+    function test_mintGrantBurn_attestationIsBoundToTheUser() public {
+        // bob cannot use an attestation made for alice's key id
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        address recovered = recoverOf(nft.attestationDigest(helper.keyIdFor(bob, SALT), pubkey), att);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, recovered));
+        vm.prank(bob);
+        helper.mintGrantBurn(SALT, pubkey, att, CID);
+    }
+
+    function test_mintGrantBurn_revertsOnBadPubkey() public {
+        bytes memory pubkey = abi.encodePacked(bytes1(0x02), bytes32(uint256(1)));
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.expectRevert(PKPNFT.BadPubkey.selector);
+        vm.prank(alice);
+        helper.mintGrantBurn(SALT, pubkey, att, CID);
+    }
+}
