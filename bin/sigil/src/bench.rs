@@ -10,7 +10,8 @@ use rand_core::{OsRng, RngCore};
 use sigil_client::{Client, KeyRef};
 use tokio::sync::Mutex;
 
-use crate::dev::{init, spawn_node, stop, wait_ready, NetworkFile};
+use crate::dev::{prepare, register, spawn_node, stop, stop_anvil, wait_ready, ChainChoice, NetworkFile};
+use crate::pkp_cmd::{auth_sig, wallet};
 
 /// `sigil bench` subcommands.
 #[derive(clap::Subcommand)]
@@ -101,7 +102,12 @@ async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let stock = args.stock.max(1);
     // Refill only once the stock is gone, so the timed phase measures signing, not signing while the
     // same two cores make triples; the generation rate is measured (and reported) while stocking.
-    let network: NetworkFile = init(&dir, args.nodes, stock, Some(1))?;
+    let choice = ChainChoice {
+        rpc_url: None,
+        private_key: None,
+        artifacts: None,
+    };
+    let (network, mut anvil) = prepare(&dir, args.nodes, stock, Some(1), &choice).await?;
     let mut children = network
         .nodes
         .iter()
@@ -109,6 +115,7 @@ async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let result = measure(&args, &network, &mut children, &dir, stock).await;
     stop(&mut children).await;
+    stop_anvil(&mut anvil).await;
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -128,6 +135,7 @@ async fn measure(
         network.threshold
     );
     wait_ready(network, children, dir, Duration::from_secs(180)).await?;
+    register(network, None).await?;
     let http = reqwest::Client::new();
     let allocator = network.nodes.first().map(|n| n.url.clone()).unwrap_or_default();
     let started = Instant::now();
@@ -146,9 +154,21 @@ async fn measure(
     }
     let made = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_before;
     let presign_rate = made / started.elapsed().as_secs_f64();
-    let client = Arc::new(Client::connect(&network.urls()).await?);
+    let client = Client::connect(&network.urls())
+        .await?
+        .with_contracts(&network.contracts()?);
+    // One PKP owned by the dev wallet (its mint takes one presignature for the attestation).
+    let signer = wallet(None, network)?;
+    let provider = sigil_chain::deploy::wallet_provider(network.rpc_url()?, signer.clone())?;
+    let pkp = client
+        .mint_pkp(&provider, signer.address(), &network.contracts()?)
+        .await?;
+    let key_id = pkp.key_id;
+    let public_key = client.pkp_public_key(KeyRef::KeyId(key_id));
+    let auth = Arc::new(auth_sig(&client, &signer).await?);
+    let client = Arc::new(client);
     // Warm the connections, then measure.
-    client.pkp_sign(KeyRef::KeyId([0; 32]), [0; 32]).await?;
+    client.pkp_sign(KeyRef::KeyId(key_id), [0; 32], &auth).await?;
     eprintln!(
         "  signing for {:.1} s with {} in flight",
         args.duration.as_secs_f64(),
@@ -158,14 +178,15 @@ async fn measure(
     let failures = Arc::new(Mutex::new(Vec::new()));
     let made_at_start = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
     let until = Instant::now() + args.duration;
-    // Stay within the stock (one presignature went to the warm-up request).
-    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(stock.saturating_sub(1)));
+    // Stay within the stock (one presignature went to the mint attestation, one to the warm-up).
+    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(stock.saturating_sub(2)));
     let run_started = Instant::now();
     let workers = (0..args.concurrency).map(|_| {
         let client = Arc::clone(&client);
         let latencies = Arc::clone(&latencies);
         let failures = Arc::clone(&failures);
         let budget = Arc::clone(&budget);
+        let auth = Arc::clone(&auth);
         async move {
             while Instant::now() < until
                 && budget
@@ -176,17 +197,11 @@ async fn measure(
                     )
                     .is_ok()
             {
-                let mut key_id = [0u8; 32];
                 let mut hash = [0u8; 32];
-                OsRng.fill_bytes(&mut key_id);
                 OsRng.fill_bytes(&mut hash);
                 let t = Instant::now();
-                match client.pkp_sign(KeyRef::KeyId(key_id), hash).await {
-                    Ok(outcome)
-                        if outcome
-                            .signature
-                            .verify(&client.pkp_public_key(KeyRef::KeyId(key_id)), &hash) =>
-                    {
+                match client.pkp_sign(KeyRef::KeyId(key_id), hash, &auth).await {
+                    Ok(outcome) if outcome.signature.verify(&public_key, &hash) => {
                         latencies.lock().await.push(t.elapsed().as_secs_f64() * 1000.0);
                     }
                     Ok(_) => failures.lock().await.push("a signature did not verify".to_string()),

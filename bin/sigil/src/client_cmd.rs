@@ -3,17 +3,21 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use sigil_client::{Client, KeyRef};
 
 use crate::dev::{health_all, NetworkFile};
+use crate::pkp_cmd::{auth_sig, key_id_of, wallet};
 
 /// Options of `sigil sign`.
 #[derive(clap::Args)]
 pub struct SignArgs {
     /// The PKP's key id, 32 bytes hex.
+    #[arg(long, required_unless_present = "token_id", conflicts_with = "token_id")]
+    key_id: Option<String>,
+    /// The PKP's token id (decimal or 0x hex); its key id is read from PKPNFT.
     #[arg(long)]
-    key_id: String,
+    token_id: Option<String>,
     /// The 32-byte hash to sign, hex.
     #[arg(long)]
     hash: String,
@@ -38,12 +42,18 @@ fn hex32(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("{what} must be 32 bytes, got {len}"))
 }
 
-pub async fn sign(network: &Path, args: SignArgs) -> anyhow::Result<ExitCode> {
-    let key_id = hex32("--key-id", &args.key_id)?;
+pub async fn sign(network: &Path, private_key: Option<&str>, args: SignArgs) -> anyhow::Result<ExitCode> {
     let hash = hex32("--hash", &args.hash)?;
     let network = NetworkFile::load(network)?;
+    let key_id = match (&args.key_id, &args.token_id) {
+        (Some(key_id), _) => hex32("--key-id", key_id)?,
+        (None, Some(token)) => key_id_of(&network, crate::pkp_cmd::token(token)?).await?,
+        (None, None) => bail!("name the PKP with --token-id or --key-id"),
+    };
+    let signer = wallet(private_key, &network)?;
     let client = Client::connect(&network.urls()).await?;
-    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash).await?;
+    let auth = auth_sig(&client, &signer).await?;
+    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash, &auth).await?;
     let sig = &outcome.signature;
     for failure in &outcome.failures {
         eprintln!("warning: {failure}");

@@ -8,11 +8,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use sigil_node::config::{NodeConfig, PeerConfig};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::providers::Provider;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
+use sigil_chain::registry::read_provider;
+use sigil_chain::Contracts;
+use sigil_node::config::{ChainConfig, NodeConfig, PeerConfig};
 use sigil_node::init_data_dir;
 use sigil_node::store::StorageKey;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 use tokio::process::{Child, Command};
+
+/// Private key of anvil's first funded account: the dev wallet, NodeSet's admin in a dev network.
+pub const DEV_PRIVATE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 /// Options of `sigil dev`.
 #[derive(clap::Args)]
@@ -33,6 +42,12 @@ pub struct Args {
     /// Seconds to wait for the root keys.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Use this EVM chain instead of starting anvil (the wallet must be funded there).
+    #[arg(long)]
+    rpc_url: Option<String>,
+    /// Compiled contracts (`forge build` output); default `contracts/out` here or beside the binary's checkout.
+    #[arg(long)]
+    contracts: Option<PathBuf>,
 }
 
 /// `network.json`.
@@ -45,6 +60,41 @@ pub struct NetworkFile {
     pub threshold: usize,
     /// Every node.
     pub nodes: Vec<NetworkNode>,
+    /// JSON-RPC URL of the chain holding NodeSet and the PKP contracts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_url: Option<String>,
+    /// Its chain id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+    /// The contracts, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contracts: Option<Contracts>,
+    /// A funded wallet for local development (anvil's first account), NodeSet's admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_wallet: Option<DevWallet>,
+    /// The anvil `sigil dev` runs for this network, if it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anvil: Option<AnvilInfo>,
+}
+
+/// The dev wallet in `network.json`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct DevWallet {
+    /// Its address.
+    pub address: String,
+    /// Its private key (a well-known anvil key: never use it on a real chain).
+    pub private_key: String,
+}
+
+/// How `sigil dev` restarts its anvil.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct AnvilInfo {
+    /// Loopback port.
+    pub port: u16,
+    /// State file, relative to the network file.
+    pub state: String,
 }
 
 /// A node in `network.json`.
@@ -75,6 +125,184 @@ impl NetworkFile {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url.clone()).collect()
     }
+
+    /// The chain's RPC URL.
+    pub fn rpc_url(&self) -> anyhow::Result<&str> {
+        self.rpc_url
+            .as_deref()
+            .context("this network file names no chain (rpcUrl); start the network with `sigil dev`")
+    }
+
+    /// The contract addresses.
+    pub fn contracts(&self) -> anyhow::Result<Contracts> {
+        self.contracts
+            .context("this network file names no contracts; start the network with `sigil dev`")
+    }
+}
+
+/// Finds an executable on PATH, else in `tools/node_modules/.bin` of the current directory or of
+/// the checkout the running binary was built in.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(checkout_candidates(&format!("tools/node_modules/.bin/{name}")))
+        .find(|p| p.is_file())
+}
+
+fn checkout_candidates(relative: &str) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from(relative)];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/sigil → the checkout is two levels up.
+        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            out.push(root.join(relative));
+        }
+    }
+    out
+}
+
+/// The compiled contracts directory.
+pub fn find_artifacts(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    checkout_candidates("contracts/out")
+        .into_iter()
+        .find(|p| p.join("NodeSet.sol").is_dir())
+        .context("compiled contracts not found (contracts/out): run `make contracts`, or pass --contracts DIR")
+}
+
+/// Starts anvil on loopback `port` with its state kept in `state`, and waits until it answers.
+pub async fn start_anvil(port: u16, state: &Path) -> anyhow::Result<Child> {
+    let anvil = find_tool("anvil")
+        .context("anvil not found on PATH or in tools/node_modules/.bin: run `make tools`, or pass --rpc-url")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.with_extension("log"))
+        .with_context(|| format!("opening the anvil log beside {}", state.display()))?;
+    let mut child = Command::new(&anvil)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--state-interval",
+            "1",
+            "--state",
+        ])
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", anvil.display()))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let provider = read_provider(&url)?;
+    let started = Instant::now();
+    loop {
+        if provider.get_chain_id().await.is_ok() {
+            return Ok(child);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("anvil exited ({status}); see {}", state.with_extension("log").display());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("anvil did not answer on {url} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where a network's chain comes from.
+pub struct ChainChoice<'a> {
+    /// An existing chain, or `None` to start anvil.
+    pub rpc_url: Option<&'a str>,
+    /// The admin wallet (default: the dev wallet).
+    pub private_key: Option<&'a str>,
+    /// Compiled contracts.
+    pub artifacts: Option<&'a Path>,
+}
+
+/// Brings up the chain of the network in `dir` — restarting its anvil, or creating the network:
+/// anvil (unless an RPC URL is given), contracts, node set, node configs, `network.json`.
+/// Returns the network and the anvil process, if one runs.
+pub async fn prepare(
+    dir: &Path,
+    n: usize,
+    presign_stock: usize,
+    refill_below: Option<usize>,
+    chain: &ChainChoice<'_>,
+) -> anyhow::Result<(NetworkFile, Option<Child>)> {
+    let network_path = dir.join("network.json");
+    if network_path.exists() {
+        let existing = NetworkFile::load(&network_path)?;
+        if existing.nodes.len() != n {
+            bail!(
+                "{} holds a {}-node network; use another --dir for {n} nodes",
+                dir.display(),
+                existing.nodes.len()
+            );
+        }
+        let anvil = match &existing.anvil {
+            Some(info) => Some(start_anvil(info.port, &dir.join(&info.state)).await?),
+            None => None,
+        };
+        return Ok((existing, anvil));
+    }
+    if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
+        bail!("--nodes must be between {MIN_PARTIES} and {MAX_PARTIES}, got {n}");
+    }
+    let artifacts = find_artifacts(chain.artifacts)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (rpc_url, anvil, anvil_info) = match chain.rpc_url {
+        Some(url) => (url.to_string(), None, None),
+        None => {
+            let port = free_ports(1)?.first().copied().context("no free port")?;
+            let state = "anvil-state.json".to_string();
+            let child = start_anvil(port, &dir.join(&state)).await?;
+            (
+                format!("http://127.0.0.1:{port}"),
+                Some(child),
+                Some(AnvilInfo { port, state }),
+            )
+        }
+    };
+    let key = chain.private_key.unwrap_or(DEV_PRIVATE_KEY);
+    let signer: PrivateKeySigner = key.parse().context("the admin private key must be 32 bytes hex")?;
+    let admin = signer.address();
+    let provider = wallet_provider(&rpc_url, signer)?;
+    eprintln!("deploying the contracts to {rpc_url} …");
+    let contracts = deploy(&provider, &artifacts, admin).await?;
+    let chain_id = provider.get_chain_id().await.context("reading the chain id")?;
+    let (mut network, identities) = init(
+        dir,
+        n,
+        presign_stock,
+        refill_below,
+        Some((&rpc_url, contracts.node_set)),
+    )?;
+    let list: Vec<(u32, [u8; 32], String)> = network
+        .nodes
+        .iter()
+        .zip(identities)
+        .map(|(node, key)| (node.id, key, node.url.clone()))
+        .collect();
+    set_nodes(&provider, contracts.node_set, &list, network.threshold as u32).await?;
+    network.rpc_url = Some(rpc_url);
+    network.chain_id = Some(chain_id);
+    network.contracts = Some(contracts);
+    network.dev_wallet = Some(DevWallet {
+        address: admin.to_checksum(None),
+        private_key: key.to_string(),
+    });
+    network.anvil = anvil_info;
+    std::fs::write(&network_path, serde_json::to_string_pretty(&network)? + "\n")
+        .with_context(|| format!("writing {}", network_path.display()))?;
+    Ok((network, anvil))
 }
 
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
@@ -88,31 +316,23 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .collect::<anyhow::Result<Vec<u16>>>()
 }
 
-/// Writes configs and data directories for `n` nodes under `dir`, unless a network is there already;
-/// returns the network file.
-pub fn init(dir: &Path, n: usize, presign_stock: usize, refill_below: Option<usize>) -> anyhow::Result<NetworkFile> {
-    let network_path = dir.join("network.json");
-    if network_path.exists() {
-        let existing = NetworkFile::load(&network_path)?;
-        if existing.nodes.len() != n {
-            bail!(
-                "{} holds a {}-node network; use another --dir for {n} nodes",
-                dir.display(),
-                existing.nodes.len()
-            );
-        }
-        return Ok(existing);
-    }
-    if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
-        bail!("--nodes must be between {MIN_PARTIES} and {MAX_PARTIES}, got {n}");
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// Writes configs and data directories for `n` nodes under `dir`; returns the network (not yet
+/// written) and the nodes' identity keys.
+fn init(
+    dir: &Path,
+    n: usize,
+    presign_stock: usize,
+    refill_below: Option<usize>,
+    chain: Option<(&str, Address)>,
+) -> anyhow::Result<(NetworkFile, Vec<[u8; 32]>)> {
     let ports = free_ports(n)?;
     let mut keys = Vec::new();
+    let mut identities = Vec::new();
     let mut peers = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let storage_key = StorageKey::generate();
         let identity = init_data_dir(&dir.join(format!("node{i}")).join("data"), &storage_key)?;
+        identities.push(identity.0);
         peers.push(PeerConfig {
             id: i as u32,
             url: format!("http://127.0.0.1:{port}"),
@@ -131,8 +351,13 @@ pub fn init(dir: &Path, n: usize, presign_stock: usize, refill_below: Option<usi
             presign_stock,
             presign_refill_below: refill_below,
             presign_parallel: 2,
-            dev_open_signing: true,
-            peers: peers.clone(),
+            chain: chain.map(|(rpc_url, node_set)| ChainConfig {
+                rpc_url: rpc_url.to_string(),
+                node_set: node_set.to_string(),
+                auth_domain: "localhost".into(),
+                nonce_max_age_secs: 600,
+            }),
+            peers: if chain.is_some() { Vec::new() } else { peers.clone() },
         };
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;
@@ -143,13 +368,16 @@ pub fn init(dir: &Path, n: usize, presign_stock: usize, refill_below: Option<usi
         });
     }
     let network = NetworkFile {
-        version: 1,
+        version: 2,
         threshold: threshold_for(n),
         nodes,
+        rpc_url: None,
+        chain_id: None,
+        contracts: None,
+        dev_wallet: None,
+        anvil: None,
     };
-    std::fs::write(&network_path, serde_json::to_string_pretty(&network)? + "\n")
-        .with_context(|| format!("writing {}", network_path.display()))?;
-    Ok(network)
+    Ok((network, identities))
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -178,7 +406,6 @@ pub fn spawn_node(dir: &Path, node: &NetworkNode, extra: &[&str]) -> anyhow::Res
         .arg("node")
         .arg("--config")
         .arg(&config)
-        .arg("--dev-open-signing")
         .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -268,8 +495,13 @@ pub async fn stop(children: &mut [Child]) {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let network = init(&args.dir, args.nodes, args.presign_stock, None)?;
+pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let choice = ChainChoice {
+        rpc_url: args.rpc_url.as_deref(),
+        private_key,
+        artifacts: args.contracts.as_deref(),
+    };
+    let (network, mut anvil) = prepare(&args.dir, args.nodes, args.presign_stock, None, &choice).await?;
     let network_path = args.dir.join("network.json");
     if args.init_only {
         println!("{}", network_path.display());
@@ -290,8 +522,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         r = wait_ready(&network, &mut children, &args.dir, Duration::from_secs(args.timeout)) => r,
         () = crate::node_cmd::shutdown() => Err(anyhow::anyhow!("interrupted")),
     };
+    let ready = match ready {
+        Ok(()) => register(&network, private_key).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = ready {
         stop(&mut children).await;
+        stop_anvil(&mut anvil).await;
         return Err(e);
     }
     println!(
@@ -302,15 +539,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for node in &network.nodes {
         println!("  node {}  {}", node.id, node.url);
     }
+    if let (Some(rpc), Some(contracts), Some(wallet)) = (&network.rpc_url, &network.contracts, &network.dev_wallet) {
+        println!("  chain   {rpc} (chain id {})", network.chain_id.unwrap_or_default());
+        println!("  NodeSet {}  PKPNFT {}", contracts.node_set, contracts.pkp_nft);
+        println!(
+            "  PKPPermissions {}  PKPHelper {}",
+            contracts.pkp_permissions, contracts.pkp_helper
+        );
+        println!("  dev wallet {} (key {})", wallet.address, wallet.private_key);
+    }
     println!("network file: {}", network_path.display());
+    let net = if network_path == Path::new(crate::DEFAULT_NETWORK) {
+        String::new()
+    } else {
+        format!("--network {} ", network_path.display())
+    };
     println!("try:");
-    println!(
-        "  sigil --network {} sign --key-id {} --hash {}",
-        network_path.display(),
-        "01".repeat(32),
-        "02".repeat(32)
-    );
-    println!("  sigil --network {} status", network_path.display());
+    println!("  sigil {net}pkp mint                      # a PKP owned by the dev wallet");
+    println!("  sigil {net}sign --token-id TOKEN --hash {}", "02".repeat(32));
+    println!("  sigil {net}pkp send-eth TOKEN --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --value 1000");
+    println!("      (fund the PKP address first, e.g. with tools/node_modules/.bin/cast send)");
+    println!("  sigil {net}status");
     println!("Ctrl-C stops the network.");
     tokio::select! {
         () = crate::node_cmd::shutdown() => {}
@@ -326,6 +575,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => eprintln!("node {} exited ({}); stopping the network", exited.0, exited.1),
     }
     stop(&mut children).await;
+    stop_anvil(&mut anvil).await;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// After the root keys exist: records the network's mint attester in NodeSet (admin wallet).
+pub async fn register(network: &NetworkFile, private_key: Option<&str>) -> anyhow::Result<()> {
+    let Some(rpc) = &network.rpc_url else {
+        return Ok(());
+    };
+    let signer = crate::pkp_cmd::wallet(private_key, network)?;
+    let admin = wallet_provider(rpc, signer)?;
+    let attester = crate::pkp_cmd::register_attester(network, &admin).await?;
+    eprintln!("mint attester {attester} recorded in NodeSet");
+    Ok(())
+}
+
+/// Stops anvil with SIGINT so it writes its state, then kills it if it lingers.
+pub async fn stop_anvil(anvil: &mut Option<Child>) {
+    if let Some(child) = anvil {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-INT")
+                .arg(pid.to_string())
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
+            let _ = child.kill().await;
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod client_cmd;
 mod demo;
 mod dev;
 mod node_cmd;
+mod pkp_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +23,12 @@ pub const DEFAULT_NETWORK: &str = ".sigil/network.json";
     about = "Sigil: a decentralized key network with programmable signing"
 )]
 struct Cli {
-    /// The network file written by `sigil dev` (node URLs, threshold).
+    /// The network file written by `sigil dev` (node URLs, threshold, chain, contracts, dev wallet).
     #[arg(long, global = true, env = "SIGIL_NETWORK", default_value = DEFAULT_NETWORK)]
     network: PathBuf,
+    /// The wallet client commands act as (32 bytes hex); default: the dev wallet in the network file.
+    #[arg(long, global = true, env = "SIGIL_PRIVATE_KEY", hide_env_values = true)]
+    private_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,8 +39,14 @@ enum Command {
     Node(node_cmd::Args),
     /// Start a local network of N node processes on free loopback ports.
     Dev(dev::Args),
-    /// Sign a 32-byte hash with a PKP.
+    /// Sign a 32-byte hash with a PKP you own or may use.
     Sign(client_cmd::SignArgs),
+    /// Mint PKPs, grant and show their permissions, send ETH from them.
+    #[command(subcommand)]
+    Pkp(pkp_cmd::Command),
+    /// NodeSet administration.
+    #[command(subcommand)]
+    Admin(pkp_cmd::AdminCommand),
     /// Show each node's health; exits 0 only when the network can sign.
     Status(client_cmd::StatusArgs),
     /// Measure the network.
@@ -66,8 +76,12 @@ fn run() -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Node(args) => node_cmd::run(args).await,
-            Command::Dev(args) => dev::run(args).await,
-            Command::Sign(args) => client_cmd::sign(&cli.network, args).await,
+            Command::Dev(args) => dev::run(args, cli.private_key.as_deref()).await,
+            Command::Sign(args) => client_cmd::sign(&cli.network, cli.private_key.as_deref(), args).await,
+            Command::Pkp(command) => pkp_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
+            Command::Admin(pkp_cmd::AdminCommand::SetAttester) => {
+                pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref()).await
+            }
             Command::Status(args) => client_cmd::status(&cli.network, args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Demo(_) => Ok(ExitCode::SUCCESS),

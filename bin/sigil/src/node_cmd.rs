@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::registry::Registry;
+use sigil_node::config::PeerConfig;
 use sigil_node::{Fault, NodeConfig, RunOptions};
 
 /// Options of `sigil node`.
@@ -12,9 +17,6 @@ pub struct Args {
     /// The node's configuration file.
     #[arg(long)]
     config: PathBuf,
-    /// Sign for any caller, without permission checks (local development only).
-    #[arg(long)]
-    dev_open_signing: bool,
     /// Misbehave on purpose, for robustness tests only (corrupt-signature-shares).
     #[arg(long, hide = true)]
     fault: Option<Fault>,
@@ -29,9 +31,42 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let settings = NodeConfig::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let mut settings = NodeConfig::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let registry = match settings.config.chain.clone() {
+        Some(chain) => {
+            let node_set: Address = chain
+                .node_set
+                .parse()
+                .with_context(|| format!("chain.node_set {:?} is not an address", chain.node_set))?;
+            let registry = Registry::connect(&chain.rpc_url, node_set)
+                .await
+                .with_context(|| format!("reading NodeSet {node_set} on {}", chain.rpc_url))?;
+            let view = registry.node_set().await?;
+            let peers: Vec<PeerConfig> = view
+                .nodes
+                .iter()
+                .map(|(id, key, url)| PeerConfig {
+                    id: *id,
+                    url: url.clone(),
+                    key: hex::encode(key),
+                })
+                .collect();
+            settings
+                .adopt_peers(&peers, Some(view.threshold as usize))
+                .with_context(|| format!("the node list in NodeSet {node_set}"))?;
+            settings.epoch = view.epoch;
+            tracing::info!(chain = registry.chain_id(), %node_set, epoch = view.epoch, nodes = peers.len(), "node set read from the chain");
+            Some(Arc::new(registry))
+        }
+        None => {
+            tracing::warn!(
+                "no [chain] in the config: this node cannot check permissions and will refuse every sign request"
+            );
+            None
+        }
+    };
     let options = RunOptions {
-        dev_open_signing: args.dev_open_signing || settings.config.dev_open_signing,
+        registry,
         fault: args.fault,
     };
     sigil_node::run(settings, options, shutdown()).await?;

@@ -15,13 +15,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod pkp;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+pub use pkp::{MintedPkp, PkpSigner};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+pub use sigil_chain::siwe::AuthSig;
+use sigil_chain::siwe::SiweMessage;
+use sigil_chain::Contracts;
 pub use sigil_primitives::Handshake;
 use sigil_primitives::{ErrorBody, SignResponse};
 use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
@@ -94,6 +102,16 @@ pub enum ClientError {
     /// Bad argument.
     #[error("{0}")]
     Invalid(String),
+    /// The call needs the chain, and the nodes report none (or the client was not given the
+    /// contracts with [`Client::with_contracts`]).
+    #[error("this needs the network's chain: the nodes report no chain, or the client has no contract addresses")]
+    NoChain,
+    /// A chain call failed.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// Making or signing an auth signature failed.
+    #[error("auth signature: {0}")]
+    Auth(String),
 }
 
 /// A node of the connected network.
@@ -139,6 +157,8 @@ pub struct Client {
     epoch: u64,
     ecdsa_root: ProjectivePoint,
     bls_root: String,
+    chain_id: Option<u64>,
+    pkp_nft: Option<Address>,
 }
 
 async fn post<T: for<'de> Deserialize<'de>>(
@@ -215,6 +235,7 @@ impl Client {
                 h.bls_public_key.clone(),
                 h.threshold,
                 h.epoch,
+                h.chain_id,
             )
         };
         let mut counts: BTreeMap<_, usize> = BTreeMap::new();
@@ -245,7 +266,7 @@ impl Client {
         if !disagreeing.is_empty() {
             return Err(ClientError::Disagreement { failures: disagreeing });
         }
-        let (ecdsa, bls, threshold, epoch) = majority;
+        let (ecdsa, bls, threshold, epoch, chain_id) = majority;
         if ready.len() < threshold {
             return Err(ClientError::NotReady {
                 ready: ready.len(),
@@ -269,7 +290,72 @@ impl Client {
             epoch,
             ecdsa_root,
             bls_root: bls.unwrap_or_default(),
+            chain_id,
+            pkp_nft: None,
         })
+    }
+
+    /// Tells the client where the PKP contracts are (from `network.json`), for minting.
+    pub fn with_contracts(mut self, contracts: &Contracts) -> Self {
+        self.pkp_nft = Some(contracts.pkp_nft);
+        self
+    }
+
+    /// The chain id the nodes report.
+    pub fn chain_id(&self) -> Option<u64> {
+        self.chain_id
+    }
+
+    /// A fresh SIWE auth signature by `wallet` for `domain` (the nodes' `auth_domain`,
+    /// `localhost` by default), valid for `valid_for`, with the latest block hash as its nonce.
+    pub async fn auth_sig(
+        &self,
+        wallet: &PrivateKeySigner,
+        domain: &str,
+        valid_for: Duration,
+    ) -> Result<AuthSig, ClientError> {
+        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
+        let mut last = Vec::new();
+        for node in &self.nodes {
+            let url = format!("{}/web/handshake", node.url);
+            match post::<Handshake>(&self.http, &url, &serde_json::json!({})).await {
+                Ok(Handshake {
+                    latest_blockhash: Some(nonce),
+                    ..
+                }) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let message = SiweMessage {
+                        domain: domain.to_string(),
+                        address: wallet.address(),
+                        statement: Some("Sign with my Sigil PKPs.".into()),
+                        uri: format!("sigil://{domain}"),
+                        version: "1".into(),
+                        chain_id,
+                        nonce,
+                        issued_at: now,
+                        expiration_time: Some(now + valid_for.as_secs()),
+                        not_before: None,
+                        request_id: None,
+                        resources: Vec::new(),
+                    };
+                    return AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()));
+                }
+                Ok(_) => last.push(NodeFailure {
+                    node: Some(node.id),
+                    url: node.url.clone(),
+                    reason: "reports no latest block hash (no chain)".into(),
+                }),
+                Err(reason) => last.push(NodeFailure {
+                    node: Some(node.id),
+                    url: node.url.clone(),
+                    reason,
+                }),
+            }
+        }
+        Err(ClientError::Auth(format!("no node gave a nonce: {}", list(&last))))
     }
 
     /// Shares needed.
@@ -309,18 +395,54 @@ impl Client {
         }
     }
 
-    /// Signs the 32-byte prehash `hash` with a PKP.
-    pub async fn pkp_sign(&self, key: KeyRef, hash: [u8; 32]) -> Result<SignOutcome, ClientError> {
+    /// Signs the 32-byte prehash `hash` with a PKP, as the holder of `auth` (the PKP's owner, a
+    /// permitted address or a permitted auth method; see [`Client::auth_sig`]).
+    pub async fn pkp_sign(&self, key: KeyRef, hash: [u8; 32], auth: &AuthSig) -> Result<SignOutcome, ClientError> {
         let KeyRef::KeyId(key_id) = key;
         let public_key = self.pkp_public_key(key);
-        let public_bytes = uncompressed(&public_key);
-        let mut request_id = [0u8; 16];
-        OsRng.fill_bytes(&mut request_id);
         let body = serde_json::json!({
             "keyId": hex::encode(key_id),
             "toSign": hex::encode(hash),
-            "requestId": hex::encode(request_id),
+            "requestId": hex::encode(request_id()),
+            "authSig": auth,
         });
+        self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
+    }
+
+    /// The network's attestation that the PKP under `key_id` exists, for `PKPNFT.mint`: 65 bytes
+    /// `r ‖ s ‖ v`, checked here against the attester key before it is returned.
+    pub async fn mint_attestation(&self, key_id: [u8; 32]) -> Result<[u8; 65], ClientError> {
+        let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
+        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
+        let pkp_nft = self.pkp_nft.ok_or(ClientError::NoChain)?;
+        let pubkey = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &pubkey);
+        let body = serde_json::json!({
+            "keyId": hex::encode(key_id),
+            "requestId": hex::encode(request_id()),
+        });
+        let outcome = self
+            .threshold_sign("/web/pkp/mint-attestation", body, &attester, digest)
+            .await?;
+        Ok(outcome.signature.to_rsv())
+    }
+
+    /// The mint attester's Ethereum address (what `NodeSet.attester` must hold).
+    pub fn attester_address(&self) -> String {
+        let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
+        checksum_address(&eth_address(&attester))
+    }
+
+    /// Sends `body` to `path` at every node and combines the first `t` shares that make a valid
+    /// signature of `hash` under `public_key`.
+    async fn threshold_sign(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        public_key: &ProjectivePoint,
+        hash: [u8; 32],
+    ) -> Result<SignOutcome, ClientError> {
+        let public_bytes = uncompressed(public_key);
         let mut pending: FuturesUnordered<_> = self
             .nodes
             .iter()
@@ -329,7 +451,7 @@ impl Client {
                 let body = body.clone();
                 let node = node.clone();
                 async move {
-                    let answer = post::<SignResponse>(&http, &format!("{}/web/pkp/sign", node.url), &body).await;
+                    let answer = post::<SignResponse>(&http, &format!("{}{path}", node.url), &body).await;
                     (node, answer)
                 }
             })
@@ -369,7 +491,7 @@ impl Client {
             }
             tried_with = shares.len();
             let only: Vec<SignatureShare> = shares.iter().map(|(_, s, _)| s.clone()).collect();
-            match combine_naming(&public_key, &hash, self.threshold, &only) {
+            match combine_naming(public_key, &hash, self.threshold, &only) {
                 Ok((signature, bad)) => {
                     for (node, _, _) in shares.iter().filter(|(n, _, _)| bad.contains(&PartyId(n.id))) {
                         failures.push(NodeFailure {
@@ -382,7 +504,7 @@ impl Client {
                     return Ok(SignOutcome {
                         signature,
                         public_key: public_bytes,
-                        address: checksum_address(&eth_address(&public_key)),
+                        address: checksum_address(&eth_address(public_key)),
                         presignature,
                         signers: shares.iter().map(|(n, _, _)| n.id).collect(),
                         failures,
@@ -420,4 +542,10 @@ impl Client {
             failures,
         })
     }
+}
+
+fn request_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    OsRng.fill_bytes(&mut id);
+    id
 }

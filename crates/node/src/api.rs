@@ -16,13 +16,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::{Address, B256};
+use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_SIGN_ANYTHING};
+use sigil_chain::siwe::{AuthError, AuthSig, Expected};
+use sigil_chain::{attestation_digest, attester_key_id, ChainError};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 use sigil_tss::ecdsa::sign_share;
-use sigil_tss::k256::Scalar;
+use sigil_tss::k256::{ProjectivePoint, Scalar};
 
 use crate::metrics::metric;
 use crate::net::{frames, NetError};
-use crate::node::{health, Fault, Node, EPOCH};
+use crate::node::{health, Fault, Node};
 use crate::pool::{allocate, pool_id};
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
@@ -121,6 +125,7 @@ pub fn app(node: Arc<Node>) -> Router {
     let web = Router::new()
         .route("/web/handshake", post(handshake))
         .route("/web/pkp/sign", post(pkp_sign))
+        .route("/web/pkp/mint-attestation", post(mint_attestation))
         .route("/health", get(health_route))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
@@ -275,9 +280,18 @@ async fn handshake(
         let _: serde_json::Map<String, serde_json::Value> = parse_json(&raw)?;
     }
     let keys = node.keys();
+    let (chain_id, latest_blockhash) = match &node.options.registry {
+        Some(registry) => {
+            let head = registry.head().await.map_err(chain_error)?;
+            (Some(registry.chain_id()), Some(head.hash.to_string()))
+        }
+        None => (None, None),
+    };
     Ok(Json(Handshake {
+        chain_id,
+        latest_blockhash,
         node_id: node.me,
-        epoch: EPOCH,
+        epoch: node.settings.epoch,
         threshold: node.threshold,
         ready: keys.is_some(),
         ecdsa_public_key: keys.as_ref().map(|k| {
@@ -326,7 +340,8 @@ pub struct SignRequest {
     pub to_sign: serde_json::Value,
     /// 16 random bytes (hex), the same at every node for one signature.
     pub request_id: String,
-    /// Authorisation (only `--dev-open-signing` is supported until permissions are on chain).
+    /// EIP-4361 auth signature (`{sig, derivedVia, signedMessage, address}`) of the PKP's owner,
+    /// a permitted address or a permitted Ethereum-wallet auth method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
 }
@@ -391,18 +406,168 @@ async fn pkp_sign(
     let hash = to_sign(&request.to_sign)?;
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     let key_id = resolve_key(&node, &request)?;
-    if !node.options.dev_open_signing {
+    if key_id.0 == attester_key_id() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "UNAUTHORIZED",
-            "this node checks permissions, and permissions are not available yet: run it with --dev-open-signing for local development",
+            "RESERVED_KEY",
+            "this key id belongs to the network's mint attester and signs only mint attestations",
         ));
     }
     let keys = node.keys().ok_or_else(ApiError::not_ready)?;
     let root = *keys.ecdsa.public_key();
     let public_key = derive_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
+    authorize(&node, request.auth_sig.as_ref(), &public_bytes).await?;
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
+    threshold_share(&node, &root, key_id, hash, request_id).await.map(Json)
+}
+
+/// `POST /web/pkp/mint-attestation` body: the key id a mint will use.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestRequest {
+    /// `keccak256(minter ‖ salt)` as the PKPNFT contract computes it (32 bytes hex).
+    pub key_id: String,
+    /// 16 random bytes (hex), the same at every node for one attestation.
+    pub request_id: String,
+}
+
+/// A share of the network's attestation that the PKP under `keyId` exists: the attester key
+/// signs `attestation_digest(chainId, PKPNFT, keyId, pubkey)`, which PKPNFT checks on mint.
+async fn mint_attestation(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<SignResponse>, ApiError> {
+    let raw = body(raw)?;
+    let request: AttestRequest = parse_json(&raw)?;
+    let key_id = KeyId(hex_bytes::<32>("keyId", &request.key_id)?);
+    let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    let registry = registry(&node)?;
+    let keys = node.keys().ok_or_else(ApiError::not_ready)?;
+    let root = *keys.ecdsa.public_key();
+    let pubkey = uncompressed(&derive_public_key(&root, &key_id));
+    let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
+    threshold_share(&node, &root, KeyId(attester_key_id()), digest, request_id)
+        .await
+        .map(Json)
+}
+
+fn registry(node: &Node) -> Result<&Arc<Registry>, ApiError> {
+    node.options.registry.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NO_CHAIN",
+            format!(
+                "node {} has no chain configured, so it cannot check permissions and signs nothing",
+                node.me
+            ),
+        )
+    })
+}
+
+fn chain_error(e: ChainError) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "CHAIN_UNAVAILABLE", e.to_string())
+}
+
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+/// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
+/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything.
+async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 65]) -> Result<Address, ApiError> {
+    let registry = registry(node)?;
+    let auth = auth.ok_or_else(|| {
+        unauthorized(
+            "AUTH_MISSING",
+            "authSig is required: an EIP-4361 (SIWE) message signed by the PKP's owner or a permitted address",
+        )
+    })?;
+    let auth: AuthSig =
+        serde_json::from_value(auth.clone()).map_err(|e| unauthorized("AUTH_MALFORMED", format!("authSig: {e}")))?;
+    let (domain, max_age) = node
+        .settings
+        .config
+        .chain
+        .as_ref()
+        .map(|c| (c.auth_domain.clone(), c.nonce_max_age_secs))
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expected = Expected {
+        domain,
+        chain_id: registry.chain_id(),
+    };
+    let verified = auth
+        .verify(&expected, now)
+        .map_err(|e| unauthorized(e.code(), e.to_string()))?;
+    let stale = |why: String| {
+        let e = AuthError::StaleNonce(why);
+        unauthorized(e.code(), e.to_string())
+    };
+    let nonce = &verified.message.nonce;
+    let block_hash: B256 = nonce.parse().map_err(|_| {
+        stale(format!(
+            "nonce {nonce:?} is not a block hash; use a recent block hash (latestBlockhash from /web/handshake)"
+        ))
+    })?;
+    let head = registry.sync().await.map_err(chain_error)?;
+    let (number, timestamp) = registry.block(block_hash).await.map_err(chain_error)?.ok_or_else(|| {
+        stale(format!(
+            "nonce {nonce} is not the hash of a block on chain {}",
+            registry.chain_id()
+        ))
+    })?;
+    let age = head.timestamp.saturating_sub(timestamp);
+    if age > max_age {
+        return Err(stale(format!(
+            "nonce is block {number}, {age} s older than the head block {} (limit {max_age} s)",
+            head.number
+        )));
+    }
+    let address = verified.address;
+    let token = sigil_chain::token_id(pubkey);
+    match registry.standing(token, address).await.map_err(chain_error)? {
+        Standing::Granted(Grant::Owner | Grant::PermittedAddress) => Ok(address),
+        Standing::Granted(Grant::AuthMethod { scopes }) if scopes & SCOPE_SIGN_ANYTHING != 0 => Ok(address),
+        Standing::Granted(Grant::AuthMethod { scopes }) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "SCOPE_TOO_NARROW",
+            format!("{address} is a permitted auth method of PKP {token:#x} with scopes {scopes}, which do not include signing anything (1)"),
+        )),
+        Standing::Unminted => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NOT_MINTED",
+            format!(
+                "PKP {token:#x} is not minted on chain {}; mint it with `sigil pkp mint`",
+                registry.chain_id()
+            ),
+        )),
+        Standing::Refused { burned: true } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NOT_PERMITTED",
+            format!("PKP {token:#x} is burned: only its permitted actions can use it, and {address} is not a permitted address"),
+        )),
+        Standing::Refused { burned: false } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NOT_PERMITTED",
+            format!("{address} is not the owner of PKP {token:#x}, nor a permitted address or auth method"),
+        )),
+    }
+}
+
+/// Takes this request's presignature (marking it used) and returns this node's share of the
+/// signature of `hash` under the key derived by `key_id`.
+async fn threshold_share(
+    node: &Arc<Node>,
+    root: &ProjectivePoint,
+    key_id: KeyId,
+    hash: [u8; 32],
+    request_id: [u8; 16],
+) -> Result<SignResponse, ApiError> {
+    let public_bytes = uncompressed(&derive_public_key(root, &key_id));
     let digest = {
         let mut h = Sha256::new();
         h.update(key_id.0);
@@ -410,7 +575,7 @@ async fn pkp_sign(
         hex::encode(h.finalize())
     };
     let request_id = hex::encode(request_id);
-    let allocation = allocation(&node, &request_id, &digest).await?;
+    let allocation = allocation(node, &request_id, &digest).await?;
     if !allocation.participants.contains(&node.me) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -452,18 +617,18 @@ async fn pkp_sign(
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
     let mut share =
-        sign_share(presignature, &root, &key_id, &hash, &entropy).map_err(|e| ApiError::internal(e.to_string()))?;
+        sign_share(presignature, root, &key_id, &hash, &entropy).map_err(|e| ApiError::internal(e.to_string()))?;
     if node.options.fault == Some(Fault::CorruptSignatureShares) {
         share.s += Scalar::ONE;
     }
-    Ok(Json(SignResponse {
+    Ok(SignResponse {
         node_id: node.me,
         share: hex::encode(share.to_bytes()),
         public_key: hex::encode(public_bytes),
         presignature: format!("{}:{}", allocation.pool, allocation.seq),
         participants: allocation.participants,
         threshold: node.threshold,
-    }))
+    })
 }
 
 /// Asks the allocator — the lowest node that answers — for this request's presignature.

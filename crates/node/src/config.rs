@@ -40,11 +40,38 @@ pub struct NodeConfig {
     /// Presignatures generated at once.
     #[serde(default = "default_parallel")]
     pub presign_parallel: usize,
-    /// Sign for any caller, without permission checks (local development only).
-    #[serde(default)]
-    pub dev_open_signing: bool,
-    /// Every node of the network, this one included.
+    /// The chain holding the node set and the PKP registry. Without it the node still takes part
+    /// in DKG and presigning, but refuses every sign request: it cannot check permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainConfig>,
+    /// Every node of the network, this one included — only without `chain`: with a chain the
+    /// node set comes from the NodeSet contract.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerConfig>,
+}
+
+/// Where the node reads the chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint, e.g. `http://127.0.0.1:8545`.
+    pub rpc_url: String,
+    /// Address of the NodeSet contract (it names the PKP contracts).
+    pub node_set: String,
+    /// The SIWE domain this network's auth signatures must name.
+    #[serde(default = "default_auth_domain")]
+    pub auth_domain: String,
+    /// Oldest accepted SIWE nonce (a block hash), in seconds behind the head block.
+    #[serde(default = "default_nonce_max_age")]
+    pub nonce_max_age_secs: u64,
+}
+
+fn default_auth_domain() -> String {
+    "localhost".into()
+}
+
+fn default_nonce_max_age() -> u64 {
+    600
 }
 
 fn default_stock() -> usize {
@@ -75,6 +102,7 @@ impl fmt::Debug for NodeConfig {
             .field("data_dir", &self.data_dir)
             .field("storage_key", &self.storage_key.as_ref().map(|_| "<redacted>"))
             .field("threshold", &self.threshold)
+            .field("chain", &self.chain)
             .field("peers", &self.peers)
             .finish_non_exhaustive()
     }
@@ -115,6 +143,8 @@ pub struct Settings {
     pub threshold: usize,
     /// Resolved data directory.
     pub data_dir: PathBuf,
+    /// Node set epoch (from NodeSet with a chain, else 1).
+    pub epoch: u64,
 }
 
 impl NodeConfig {
@@ -132,16 +162,57 @@ impl NodeConfig {
         config.check(base)
     }
 
-    /// Checks the values; relative paths are resolved against `base`.
+    /// Checks the values; relative paths are resolved against `base`. With a chain, `peers`
+    /// must be empty here and [`Settings::adopt_peers`] fills them from NodeSet.
     pub fn check(self, base: &Path) -> Result<Settings, ConfigError> {
-        let n = self.peers.len();
+        if self.chain.is_some() {
+            if !self.peers.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "give either [chain] (peers come from NodeSet) or a peers list, not both".into(),
+                ));
+            }
+            let data_dir = self.resolved_data_dir(base);
+            return Ok(Settings {
+                config: self,
+                peers: Vec::new(),
+                threshold: 0,
+                data_dir,
+                epoch: 1,
+            });
+        }
+        let mut settings = Settings {
+            data_dir: self.resolved_data_dir(base),
+            peers: Vec::new(),
+            threshold: 0,
+            epoch: 1,
+            config: self,
+        };
+        let peers = settings.config.peers.clone();
+        let threshold = settings.config.threshold;
+        settings.adopt_peers(&peers, threshold)?;
+        Ok(settings)
+    }
+
+    fn resolved_data_dir(&self, base: &Path) -> PathBuf {
+        if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            base.join(&self.data_dir)
+        }
+    }
+}
+
+impl Settings {
+    /// Takes the node list (from the config or from NodeSet) and the threshold, checking both.
+    pub fn adopt_peers(&mut self, list: &[PeerConfig], threshold: Option<usize>) -> Result<(), ConfigError> {
+        let n = list.len();
         if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
             return Err(ConfigError::Invalid(format!(
                 "{n} peers listed; a network has {MIN_PARTIES} to {MAX_PARTIES} nodes (this one included)"
             )));
         }
         let mut peers = Vec::with_capacity(n);
-        for (index, peer) in self.peers.iter().enumerate() {
+        for (index, peer) in list.iter().enumerate() {
             if peer.id as usize != index {
                 return Err(ConfigError::Invalid(format!(
                     "peers must be listed by id 0..{n}: entry {index} has id {}",
@@ -158,34 +229,24 @@ impl NodeConfig {
             }
             peers.push((peer.id, peer.url.trim_end_matches('/').to_string(), key));
         }
-        if self.id as usize >= n {
+        if self.config.id as usize >= n {
             return Err(ConfigError::Invalid(format!(
                 "id {} is not among the {n} peers",
-                self.id
+                self.config.id
             )));
         }
-        let threshold = self.threshold.unwrap_or_else(|| threshold_for(n));
+        let threshold = threshold.unwrap_or_else(|| threshold_for(n));
         if threshold < 2 || threshold > n {
             return Err(ConfigError::Invalid(format!("threshold {threshold} with {n} nodes")));
         }
-        if self.presign_parallel == 0 {
+        if self.config.presign_parallel == 0 {
             return Err(ConfigError::Invalid("presign_parallel must be at least 1".into()));
         }
-        let data_dir = if self.data_dir.is_absolute() {
-            self.data_dir.clone()
-        } else {
-            base.join(&self.data_dir)
-        };
-        Ok(Settings {
-            config: self,
-            peers,
-            threshold,
-            data_dir,
-        })
+        self.peers = peers;
+        self.threshold = threshold;
+        Ok(())
     }
-}
 
-impl Settings {
     /// The storage key from the file or, failing that, from `SIGIL_STORAGE_KEY`.
     pub fn storage_key(&self) -> Result<StorageKey, ConfigError> {
         let text = match &self.config.storage_key {

@@ -11,6 +11,8 @@ use sigil_mesh::{Identity, NodeKey};
 use sigil_tss::derive::KeyId;
 use sigil_tss::{Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
+use sigil_chain::registry::Registry;
+
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::net::Net;
@@ -21,8 +23,6 @@ use crate::wire::{Call, Reply};
 
 /// Name of the data file inside the data directory.
 pub const DATA_FILE: &str = "sigil.redb";
-/// Root key epoch (resharing, which changes it, comes with the chain's NodeSet).
-pub const EPOCH: u64 = 1;
 const ECDSA_ROOT: &str = "ecdsa-root";
 const BLS_ROOT: &str = "bls-root";
 const IDENTITY: &str = "identity";
@@ -56,10 +56,10 @@ impl std::str::FromStr for Fault {
 }
 
 /// Switches given on the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
-    /// Sign for anyone (no permission checks); `sigil dev` sets it.
-    pub dev_open_signing: bool,
+    /// The chain: node set, PKP owners and permissions. Without it every sign request is refused.
+    pub registry: Option<Arc<Registry>>,
     /// Test-only misbehaviour.
     pub fault: Option<Fault>,
 }
@@ -256,7 +256,7 @@ pub async fn run(
         listen = %node.settings.config.listen,
         nodes = node.settings.peers.len(),
         threshold,
-        open_signing = node.options.dev_open_signing,
+        chain = node.options.registry.as_ref().map(|r| r.chain_id()),
         "node starting"
     );
     if let Some(fault) = node.options.fault {
@@ -380,7 +380,7 @@ async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {
             h.update(b"sigil-root-dkg/v1");
             h.update(curve.as_bytes());
             h.update(node.fingerprint);
-            h.update(EPOCH.to_be_bytes());
+            h.update(node.settings.epoch.to_be_bytes());
             h.update(attempt.to_be_bytes());
             SessionId(h.finalize().into())
         };

@@ -1,6 +1,9 @@
 //! Sigil's shared wire types: the JSON bodies nodes send and clients read, declared once so the
 //! node (`sigil-node`) and the SDK (`sigil-client`) cannot drift apart. No I/O, no logic.
 
+mod cid;
+
+pub use cid::{Cid, CidError};
 use serde::{Deserialize, Serialize};
 
 /// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
@@ -41,6 +44,12 @@ pub struct Handshake {
     pub peers: Vec<PeerInfo>,
     /// Software version.
     pub version: String,
+    /// The chain this network's registry lives on (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+    /// The latest block hash, to use as a SIWE nonce (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_blockhash: Option<String>,
 }
 
 /// A node as the handshake lists it.

@@ -1,0 +1,434 @@
+//! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them; and
+//! `sigil admin set-attester`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sigil_chain::alloy::network::{EthereumWallet, TransactionBuilder};
+use sigil_chain::alloy::primitives::{Address, Bytes, U256};
+use sigil_chain::alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use sigil_chain::alloy::rpc::types::TransactionRequest;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_chain::bindings::{PKPPermissions, PKPNFT};
+use sigil_chain::deploy::{send, set_attester, wallet_provider};
+use sigil_chain::registry::read_provider;
+use sigil_client::{AuthSig, Client, PkpSigner};
+use sigil_primitives::Cid;
+
+use crate::dev::NetworkFile;
+
+/// How long the auth signatures the CLI makes stay valid.
+pub const AUTH_VALID_FOR: Duration = Duration::from_secs(600);
+
+/// `sigil pkp` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Mint a PKP to your wallet.
+    Mint {
+        /// Print one JSON object (tokenId, keyId, publicKey, ethAddress).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Permit an action (by IPFS CID) to use a PKP.
+    GrantAction {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The action's IPFS CIDv0 (`Qm…`).
+        #[arg(long)]
+        cid: String,
+    },
+    /// Permit an address to sign with a PKP.
+    GrantAddress {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The address.
+        address: Address,
+    },
+    /// Give a PKP (and control of its permissions) to another address.
+    Transfer {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The new owner.
+        to: Address,
+    },
+    /// Mint a PKP, permit one action, and burn the token, in one transaction: only that action
+    /// can ever use the key.
+    MintGrantBurn {
+        /// The action's JavaScript file (its IPFS CIDv0 is computed here).
+        #[arg(long)]
+        action: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a PKP: owner (or burned), public key, address, permissions.
+    Show {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send ETH from a PKP's address (signed by the network; you must own or be permitted).
+    SendEth {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// Recipient.
+        #[arg(long)]
+        to: Address,
+        /// Amount in wei.
+        #[arg(long)]
+        value: U256,
+        /// Print one JSON object (txHash, from, to, value, status).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sigil admin` subcommands (NodeSet is administered by one key for now).
+#[derive(clap::Subcommand)]
+pub enum AdminCommand {
+    /// Record the network's mint attester (derived from the root key) in NodeSet.
+    SetAttester,
+}
+
+/// The wallet the CLI acts as: `--private-key` / `SIGIL_PRIVATE_KEY`, else the dev wallet.
+pub fn wallet(private_key: Option<&str>, network: &NetworkFile) -> anyhow::Result<PrivateKeySigner> {
+    let text =
+        match private_key {
+            Some(key) => key.to_string(),
+            None => network.dev_wallet.as_ref().map(|w| w.private_key.clone()).context(
+                "no wallet: pass --private-key (or set SIGIL_PRIVATE_KEY); this network file has no dev wallet",
+            )?,
+        };
+    text.trim()
+        .parse::<PrivateKeySigner>()
+        .context("the private key must be 32 bytes hex")
+}
+
+/// Parses a token id given in decimal or `0x` hex.
+pub fn token(text: &str) -> anyhow::Result<U256> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(text, 10),
+    };
+    parsed.with_context(|| format!("token id {text:?} is neither decimal nor 0x hex"))
+}
+
+fn token_hex(token: U256) -> String {
+    format!("{token:#066x}")
+}
+
+struct Ctx {
+    network: NetworkFile,
+    signer: PrivateKeySigner,
+    provider: DynProvider,
+}
+
+impl Ctx {
+    fn new(network_path: &Path, private_key: Option<&str>) -> anyhow::Result<Self> {
+        let network = NetworkFile::load(network_path)?;
+        let signer = wallet(private_key, &network)?;
+        let rpc = network.rpc_url()?;
+        let provider = wallet_provider(rpc, signer.clone())?;
+        Ok(Self {
+            network,
+            signer,
+            provider,
+        })
+    }
+
+    async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.network.urls())
+            .await?
+            .with_contracts(&self.network.contracts()?))
+    }
+}
+
+/// The key id of minted PKP `token`, from PKPNFT.
+pub async fn key_id_of(network: &NetworkFile, token: U256) -> anyhow::Result<[u8; 32]> {
+    let provider = read_provider(network.rpc_url()?)?;
+    let key_id = PKPNFT::new(network.contracts()?.pkp_nft, &provider)
+        .getKeyId(token)
+        .call()
+        .await
+        .with_context(|| format!("PKP {} is not minted on this network's chain", token_hex(token)))?;
+    Ok(key_id.0)
+}
+
+/// A fresh auth signature by the CLI's wallet.
+pub async fn auth_sig(client: &Client, signer: &PrivateKeySigner) -> anyhow::Result<AuthSig> {
+    Ok(client.auth_sig(signer, "localhost", AUTH_VALID_FOR).await?)
+}
+
+pub async fn run(network_path: &Path, private_key: Option<&str>, command: Command) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::new(network_path, private_key)?;
+    let contracts = ctx.network.contracts()?;
+    let me = ctx.signer.address();
+    match command {
+        Command::Mint { json } => {
+            let client = ctx.client().await?;
+            eprintln!("minting a PKP to {me} …");
+            let pkp = client.mint_pkp(&ctx.provider, me, &contracts).await?;
+            print_pkp(&pkp, json);
+        }
+        Command::MintGrantBurn { action, json } => {
+            let code = std::fs::read(&action).with_context(|| format!("reading {}", action.display()))?;
+            let cid = Cid::of_file(&code)?;
+            let client = ctx.client().await?;
+            eprintln!("minting a PKP for action {cid} and burning it …");
+            let pkp = client
+                .mint_grant_burn(&ctx.provider, me, &contracts, cid.as_bytes())
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tokenId": token_hex(pkp.token_id),
+                        "keyId": format!("0x{}", hex::encode(pkp.key_id)),
+                        "publicKey": format!("0x{}", hex::encode(pkp.public_key)),
+                        "ethAddress": pkp.eth_address.to_checksum(None),
+                        "action": cid.to_string(),
+                        "txHash": pkp.tx_hash.to_string(),
+                    })
+                );
+            } else {
+                print_pkp(&pkp, false);
+                println!("action      {cid}  (the only thing that can ever use this key)");
+            }
+        }
+        Command::GrantAction { token: t, cid } => {
+            let token = token(&t)?;
+            let cid: Cid = cid.parse()?;
+            let call = PKPPermissions::new(contracts.pkp_permissions, &ctx.provider)
+                .addPermittedAction(token, Bytes::copy_from_slice(cid.as_bytes()))
+                .into_transaction_request();
+            let receipt = send(&ctx.provider, call, "PKPPermissions.addPermittedAction").await?;
+            println!(
+                "action {cid} may now use PKP {} (tx {})",
+                token_hex(token),
+                receipt.transaction_hash
+            );
+        }
+        Command::GrantAddress { token: t, address } => {
+            let token = token(&t)?;
+            let call = PKPPermissions::new(contracts.pkp_permissions, &ctx.provider)
+                .addPermittedAddress(token, address)
+                .into_transaction_request();
+            let receipt = send(&ctx.provider, call, "PKPPermissions.addPermittedAddress").await?;
+            println!(
+                "{address} may now sign with PKP {} (tx {})",
+                token_hex(token),
+                receipt.transaction_hash
+            );
+        }
+        Command::Transfer { token: t, to } => {
+            let token = token(&t)?;
+            let call = PKPNFT::new(contracts.pkp_nft, &ctx.provider)
+                .transferFrom(me, to, token)
+                .into_transaction_request();
+            let receipt = send(&ctx.provider, call, "PKPNFT.transferFrom").await?;
+            println!(
+                "PKP {} now belongs to {to} (tx {})",
+                token_hex(token),
+                receipt.transaction_hash
+            );
+        }
+        Command::Show { token: t, json } => show(&ctx, token(&t)?, json).await?,
+        Command::SendEth {
+            token: t,
+            to,
+            value,
+            json,
+        } => {
+            let token = token(&t)?;
+            let key_id = key_id_of(&ctx.network, token).await?;
+            let client = ctx.client().await?;
+            let auth = auth_sig(&client, &ctx.signer).await?;
+            let signer = PkpSigner::new(client, key_id, auth);
+            let from = sigil_chain::alloy::signers::Signer::address(&signer);
+            let url = ctx.network.rpc_url()?.parse().context("rpcUrl")?;
+            let provider = ProviderBuilder::new()
+                .wallet(EthereumWallet::from(signer))
+                .connect_http(url);
+            let request = TransactionRequest::default().with_to(to).with_value(value);
+            let pending = provider
+                .send_transaction(request)
+                .await
+                .with_context(|| format!("sending {value} wei from PKP address {from}"))?;
+            let receipt = pending.get_receipt().await.context("waiting for the receipt")?;
+            let status = receipt.status();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "txHash": receipt.transaction_hash.to_string(),
+                        "from": from.to_checksum(None),
+                        "to": to.to_checksum(None),
+                        "value": value.to_string(),
+                        "status": u8::from(status),
+                        "blockNumber": receipt.block_number,
+                    })
+                );
+            } else {
+                println!("txHash  {}", receipt.transaction_hash);
+                println!("from    {from} (PKP {})", token_hex(token));
+                println!("to      {to}");
+                println!("value   {value} wei");
+                println!("status  {}", if status { "success" } else { "reverted" });
+            }
+            if !status {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_pkp(pkp: &sigil_client::MintedPkp, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tokenId": token_hex(pkp.token_id),
+                "keyId": format!("0x{}", hex::encode(pkp.key_id)),
+                "publicKey": format!("0x{}", hex::encode(pkp.public_key)),
+                "ethAddress": pkp.eth_address.to_checksum(None),
+                "txHash": pkp.tx_hash.to_string(),
+            })
+        );
+    } else {
+        println!("tokenId     {}", token_hex(pkp.token_id));
+        println!("keyId       0x{}", hex::encode(pkp.key_id));
+        println!("publicKey   0x{}", hex::encode(pkp.public_key));
+        println!("ethAddress  {}", pkp.eth_address.to_checksum(None));
+        println!("txHash      {}", pkp.tx_hash);
+    }
+}
+
+async fn show(ctx: &Ctx, token: U256, json: bool) -> anyhow::Result<()> {
+    let contracts = ctx.network.contracts()?;
+    let nft = PKPNFT::new(contracts.pkp_nft, &ctx.provider);
+    let pubkey = nft
+        .getPubkey(token)
+        .call()
+        .await
+        .with_context(|| format!("PKP {} is not minted", token_hex(token)))?;
+    let address = nft.getEthAddress(token).call().await?;
+    let key_id = nft.getKeyId(token).call().await?;
+    let owner = nft.ownerOrZero(token).call().await?;
+    let burned = nft.isBurned(token).call().await?;
+    let permissions = PKPPermissions::new(contracts.pkp_permissions, &ctx.provider);
+    let actions: Vec<String> = permissions
+        .getPermittedActions(token)
+        .call()
+        .await?
+        .iter()
+        .map(|cid| {
+            Cid::from_bytes(cid)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|_| format!("0x{}", hex::encode(cid)))
+        })
+        .collect();
+    let addresses: Vec<String> = permissions
+        .getPermittedAddresses(token)
+        .call()
+        .await?
+        .iter()
+        .map(|a| a.to_checksum(None))
+        .collect();
+    let methods: Vec<serde_json::Value> = permissions
+        .getPermittedAuthMethods(token)
+        .call()
+        .await?
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "authMethodType": m.authMethodType.to_string(),
+                "id": format!("0x{}", hex::encode(&m.id)),
+                "scopes": m.scopes.to_string(),
+            })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tokenId": token_hex(token),
+                "keyId": key_id.to_string(),
+                "owner": (!burned).then(|| owner.to_checksum(None)),
+                "burned": burned,
+                "publicKey": pubkey.to_string(),
+                "ethAddress": address.to_checksum(None),
+                "permittedActions": actions,
+                "permittedAddresses": addresses,
+                "permittedAuthMethods": methods,
+            })
+        );
+    } else {
+        println!("tokenId      {}", token_hex(token));
+        println!("keyId        {key_id}");
+        if burned {
+            println!("owner        none (burned: its permissions can never change)");
+        } else {
+            println!("owner        {}", owner.to_checksum(None));
+        }
+        println!("publicKey    {pubkey}");
+        println!("ethAddress   {}", address.to_checksum(None));
+        println!(
+            "actions      {}",
+            if actions.is_empty() {
+                "-".into()
+            } else {
+                actions.join(", ")
+            }
+        );
+        println!(
+            "addresses    {}",
+            if addresses.is_empty() {
+                "-".into()
+            } else {
+                addresses.join(", ")
+            }
+        );
+        for m in &methods {
+            println!(
+                "auth method  type {} id {} scopes {}",
+                m["authMethodType"], m["id"], m["scopes"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `sigil admin set-attester`: derives the attester address from the root key the nodes report
+/// and records it in NodeSet, if it is not there already.
+pub async fn set_attester_cmd(network_path: &Path, private_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::new(network_path, private_key)?;
+    let attester = register_attester(&ctx.network, &ctx.provider).await?;
+    println!(
+        "attester {attester} recorded in NodeSet {}",
+        ctx.network.contracts()?.node_set
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records the network's attester in NodeSet unless it is there already; returns it.
+pub async fn register_attester(network: &NetworkFile, admin: &DynProvider) -> anyhow::Result<Address> {
+    let client = Client::connect(&network.urls()).await?;
+    let attester: Address = client.attester_address().parse()?;
+    let node_set = network.contracts()?.node_set;
+    let current = sigil_chain::bindings::NodeSet::new(node_set, admin)
+        .attester()
+        .call()
+        .await?;
+    if current != attester {
+        if !current.is_zero() {
+            bail!("NodeSet {node_set} already names attester {current}, not this network's {attester}");
+        }
+        set_attester(admin, node_set, attester).await?;
+    }
+    Ok(attester)
+}

@@ -1,0 +1,138 @@
+//! Deploying Sigil's contracts from their compiled artifacts (`contracts/out`, written by
+//! `forge build`), and the admin calls that register a network in NodeSet.
+
+use std::path::{Path, PathBuf};
+
+use alloy::network::{ReceiptResponse, TransactionBuilder};
+use alloy::primitives::{Address, Bytes, FixedBytes};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolValue;
+
+use crate::bindings::NodeSet;
+use crate::{ChainError, Contracts};
+
+/// A provider that signs and sends transactions as `signer`.
+pub fn wallet_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+    let parsed = url.parse().map_err(|e| ChainError::Rpc {
+        url: url.to_string(),
+        reason: format!("not a URL: {e}"),
+    })?;
+    Ok(ProviderBuilder::new().wallet(signer).connect_http(parsed).erased())
+}
+
+/// The creation bytecode of contract `name` from `out/<name>.sol/<name>.json`.
+pub fn bytecode(artifacts: &Path, name: &str) -> Result<Vec<u8>, ChainError> {
+    let path: PathBuf = artifacts.join(format!("{name}.sol")).join(format!("{name}.json"));
+    let fail = |reason: String| ChainError::Artifact {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let object = json
+        .get("bytecode")
+        .and_then(|b| b.get("object"))
+        .and_then(|o| o.as_str())
+        .ok_or_else(|| fail("no bytecode.object".into()))?;
+    let code = hex::decode(object.trim_start_matches("0x")).map_err(|e| fail(format!("bytecode: {e}")))?;
+    if code.is_empty() {
+        return Err(fail("empty bytecode (an interface or abstract contract?)".into()));
+    }
+    Ok(code)
+}
+
+/// Sends a transaction and waits for its receipt; a revert is an error naming `what`.
+pub async fn send(
+    provider: &DynProvider,
+    request: TransactionRequest,
+    what: &str,
+) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
+    let pending = provider
+        .send_transaction(request)
+        .await
+        .map_err(|e| ChainError::Contract {
+            contract: "transaction",
+            call: "send",
+            reason: format!("{what}: {e}"),
+        })?;
+    let receipt = pending.get_receipt().await.map_err(|e| ChainError::Contract {
+        contract: "transaction",
+        call: "receipt",
+        reason: format!("{what}: {e}"),
+    })?;
+    if !receipt.status() {
+        return Err(ChainError::Reverted {
+            what: what.to_string(),
+            tx: receipt.transaction_hash,
+        });
+    }
+    Ok(receipt)
+}
+
+async fn create(provider: &DynProvider, artifacts: &Path, name: &str, args: Vec<u8>) -> Result<Address, ChainError> {
+    let mut code = bytecode(artifacts, name)?;
+    code.extend_from_slice(&args);
+    let request = TransactionRequest::default().with_deploy_code(Bytes::from(code));
+    let receipt = send(provider, request, &format!("deploy {name}")).await?;
+    receipt.contract_address().ok_or_else(|| ChainError::Contract {
+        contract: "transaction",
+        call: "deploy",
+        reason: format!("{name}: the receipt names no contract address"),
+    })
+}
+
+/// Deploys NodeSet (administered by `admin`), PKPNFT, PKPPermissions and PKPHelper with
+/// `provider`'s wallet, and records the PKP contracts in NodeSet. The wallet must be `admin`.
+pub async fn deploy(provider: &DynProvider, artifacts: &Path, admin: Address) -> Result<Contracts, ChainError> {
+    let node_set = create(provider, artifacts, "NodeSet", admin.abi_encode()).await?;
+    let pkp_nft = create(provider, artifacts, "PKPNFT", node_set.abi_encode()).await?;
+    let pkp_permissions = create(provider, artifacts, "PKPPermissions", pkp_nft.abi_encode()).await?;
+    let pkp_helper = create(
+        provider,
+        artifacts,
+        "PKPHelper",
+        (pkp_nft, pkp_permissions).abi_encode_params(),
+    )
+    .await?;
+    let call = NodeSet::new(node_set, provider)
+        .setContracts(pkp_nft, pkp_permissions, pkp_helper)
+        .into_transaction_request();
+    send(provider, call, "NodeSet.setContracts").await?;
+    Ok(Contracts {
+        node_set,
+        pkp_nft,
+        pkp_permissions,
+        pkp_helper,
+    })
+}
+
+/// Replaces the node list in NodeSet (admin only); the epoch goes up by one.
+pub async fn set_nodes(
+    provider: &DynProvider,
+    node_set: Address,
+    nodes: &[(u32, [u8; 32], String)],
+    threshold: u32,
+) -> Result<(), ChainError> {
+    let list = nodes
+        .iter()
+        .map(|(id, key, url)| NodeSet::Node {
+            id: *id,
+            identityKey: FixedBytes(*key),
+            url: url.clone(),
+        })
+        .collect();
+    let call = NodeSet::new(node_set, provider)
+        .setNodes(list, threshold)
+        .into_transaction_request();
+    send(provider, call, "NodeSet.setNodes").await.map(drop)
+}
+
+/// Records the network's mint attester in NodeSet (admin only).
+pub async fn set_attester(provider: &DynProvider, node_set: Address, attester: Address) -> Result<(), ChainError> {
+    let call = NodeSet::new(node_set, provider)
+        .setAttester(attester)
+        .into_transaction_request();
+    send(provider, call, "NodeSet.setAttester").await.map(drop)
+}

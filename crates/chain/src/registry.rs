@@ -1,0 +1,382 @@
+//! What a node reads from the chain: the node set, PKP owners and permissions.
+//!
+//! Reads go through a short cache. Before each decision the registry looks at the chain head;
+//! when new blocks exist it fetches the logs of PKPNFT and PKPPermissions over them and drops
+//! every cached entry for a token those events name (a transfer, a burn, a permission change).
+//! So a decision is never older than the head block the node just saw, and an idle chain costs
+//! one `eth_getBlockByNumber` per decision.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use tokio::sync::Mutex;
+
+use crate::bindings::{NodeSet, PKPPermissions, PKPNFT};
+use crate::{ChainError, Contracts};
+
+/// Entries older than this are read again even without an event (a backstop, not the mechanism).
+const MAX_AGE: Duration = Duration::from_secs(60);
+/// More new blocks than this at once and the cache is simply cleared instead of reading logs.
+const MAX_LOG_RANGE: u64 = 2_000;
+/// Remembered block lookups (for nonce freshness).
+const MAX_BLOCKS: usize = 4_096;
+/// Auth method type of an Ethereum wallet address (Lit's `AuthMethodType.EthWallet`).
+pub const AUTH_METHOD_ETH_WALLET: u64 = 1;
+/// Scope bit: sign anything.
+pub const SCOPE_SIGN_ANYTHING: u64 = 1;
+/// Scope bit: sign personal messages (EIP-191) only.
+pub const SCOPE_PERSONAL_MESSAGE: u64 = 2;
+
+/// The node set as NodeSet holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSetView {
+    /// Epoch (incremented by every change of the node list).
+    pub epoch: u64,
+    /// Shares needed.
+    pub threshold: u32,
+    /// The mint attester (zero until registered).
+    pub attester: Address,
+    /// The nodes: id, X25519 identity key, URL.
+    pub nodes: Vec<(u32, [u8; 32], String)>,
+}
+
+/// The chain head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// Block timestamp (unix seconds).
+    pub timestamp: u64,
+}
+
+/// Why an address may use a PKP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// It owns the token.
+    Owner,
+    /// It is a permitted address.
+    PermittedAddress,
+    /// It is a permitted Ethereum-wallet auth method with these scopes.
+    AuthMethod {
+        /// The scope bitmap.
+        scopes: u64,
+    },
+}
+
+/// What the chain says about one token and one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// The token was never minted.
+    Unminted,
+    /// The address may use the key.
+    Granted(Grant),
+    /// The address may not; `burned` tells whether the token has no owner any more.
+    Refused {
+        /// The token was burned (no owner; only its permitted actions can use it).
+        burned: bool,
+    },
+}
+
+#[derive(Default)]
+struct Cache {
+    block: Option<u64>,
+    standing: HashMap<(U256, Address), (Standing, Instant)>,
+    actions: HashMap<(U256, Vec<u8>), (bool, Instant)>,
+    blocks: HashMap<B256, (u64, u64)>,
+}
+
+impl Cache {
+    fn forget(&mut self, token: U256) {
+        self.standing.retain(|(t, _), _| *t != token);
+        self.actions.retain(|(t, _), _| *t != token);
+    }
+
+    fn clear(&mut self) {
+        self.standing.clear();
+        self.actions.clear();
+    }
+}
+
+/// A node's read-only view of the contracts.
+pub struct Registry {
+    url: String,
+    provider: DynProvider,
+    chain_id: u64,
+    contracts: Contracts,
+    cache: Mutex<Cache>,
+}
+
+fn rpc(url: &str) -> impl Fn(alloy::transports::TransportError) -> ChainError + '_ {
+    move |e| ChainError::Rpc {
+        url: url.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn call_error(contract: &'static str, call: &'static str) -> impl Fn(alloy::contract::Error) -> ChainError {
+    move |e| ChainError::Contract {
+        contract,
+        call,
+        reason: e.to_string(),
+    }
+}
+
+/// A read-only provider for `url`.
+pub fn read_provider(url: &str) -> Result<DynProvider, ChainError> {
+    let parsed = url.parse().map_err(|e| ChainError::Rpc {
+        url: url.to_string(),
+        reason: format!("not a URL: {e}"),
+    })?;
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(parsed)
+        .erased())
+}
+
+impl Registry {
+    /// Connects to `rpc_url` and finds the PKP contracts through the NodeSet at `node_set`.
+    pub async fn connect(rpc_url: &str, node_set: Address) -> Result<Self, ChainError> {
+        let provider = read_provider(rpc_url)?;
+        let chain_id = provider.get_chain_id().await.map_err(rpc(rpc_url))?;
+        let set = NodeSet::new(node_set, &provider);
+        let pkp_nft = set.pkpNft().call().await.map_err(call_error("NodeSet", "pkpNft"))?;
+        let pkp_permissions = set
+            .pkpPermissions()
+            .call()
+            .await
+            .map_err(call_error("NodeSet", "pkpPermissions"))?;
+        let pkp_helper = set
+            .pkpHelper()
+            .call()
+            .await
+            .map_err(call_error("NodeSet", "pkpHelper"))?;
+        if pkp_nft.is_zero() || pkp_permissions.is_zero() {
+            return Err(ChainError::Contract {
+                contract: "NodeSet",
+                call: "pkpNft",
+                reason: format!("NodeSet {node_set} names no PKP contracts yet (setContracts was not called)"),
+            });
+        }
+        Ok(Self {
+            url: rpc_url.to_string(),
+            provider,
+            chain_id,
+            contracts: Contracts {
+                node_set,
+                pkp_nft,
+                pkp_permissions,
+                pkp_helper,
+            },
+            cache: Mutex::new(Cache::default()),
+        })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The contracts.
+    pub fn contracts(&self) -> &Contracts {
+        &self.contracts
+    }
+
+    /// The provider (read-only).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// Reads the node set.
+    pub async fn node_set(&self) -> Result<NodeSetView, ChainError> {
+        read_node_set(&self.provider, self.contracts.node_set).await
+    }
+
+    /// The head block.
+    pub async fn head(&self) -> Result<Head, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(rpc(&self.url))?
+            .ok_or_else(|| ChainError::Rpc {
+                url: self.url.clone(),
+                reason: "no latest block".into(),
+            })?;
+        Ok(Head {
+            number: block.header.number,
+            hash: block.header.hash,
+            timestamp: block.header.timestamp,
+        })
+    }
+
+    /// Brings the cache up to the head: drops entries for every token named by an event since
+    /// the last look. Returns the head.
+    pub async fn sync(&self) -> Result<Head, ChainError> {
+        let head = self.head().await?;
+        let mut cache = self.cache.lock().await;
+        match cache.block {
+            Some(seen) if head.number <= seen => {}
+            Some(seen) if head.number - seen <= MAX_LOG_RANGE => {
+                let filter = Filter::new()
+                    .address(vec![self.contracts.pkp_nft, self.contracts.pkp_permissions])
+                    .from_block(seen + 1)
+                    .to_block(head.number);
+                match self.provider.get_logs(&filter).await {
+                    Ok(logs) => {
+                        for log in logs {
+                            if let Some(token) = event_token(log.topics()) {
+                                cache.forget(token);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading contract events failed; clearing the permission cache");
+                        cache.clear();
+                    }
+                }
+            }
+            _ => cache.clear(),
+        }
+        cache.block = Some(head.number);
+        Ok(head)
+    }
+
+    /// How `address` stands with PKP `token`, as of the last [`Registry::sync`]: call it first
+    /// (the node does so once per request).
+    pub async fn standing(&self, token: U256, address: Address) -> Result<Standing, ChainError> {
+        if let Some((standing, at)) = self.cache.lock().await.standing.get(&(token, address)) {
+            if at.elapsed() < MAX_AGE {
+                return Ok(*standing);
+            }
+        }
+        let standing = self.read_standing(token, address).await?;
+        self.cache
+            .lock()
+            .await
+            .standing
+            .insert((token, address), (standing, Instant::now()));
+        Ok(standing)
+    }
+
+    async fn read_standing(&self, token: U256, address: Address) -> Result<Standing, ChainError> {
+        let nft = PKPNFT::new(self.contracts.pkp_nft, &self.provider);
+        let owner = nft
+            .ownerOrZero(token)
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "ownerOrZero"))?;
+        if owner == address && !owner.is_zero() {
+            return Ok(Standing::Granted(Grant::Owner));
+        }
+        let burned = if owner.is_zero() {
+            let burned = nft
+                .isBurned(token)
+                .call()
+                .await
+                .map_err(call_error("PKPNFT", "isBurned"))?;
+            if !burned {
+                return Ok(Standing::Unminted);
+            }
+            true
+        } else {
+            false
+        };
+        let permissions = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider);
+        let permitted = permissions
+            .isPermittedAddress(token, address)
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "isPermittedAddress"))?;
+        if permitted {
+            return Ok(Standing::Granted(Grant::PermittedAddress));
+        }
+        let scopes = permissions
+            .getAuthMethodScopes(
+                token,
+                U256::from(AUTH_METHOD_ETH_WALLET),
+                Bytes::copy_from_slice(address.as_slice()),
+            )
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getAuthMethodScopes"))?;
+        let scopes = u64::try_from(scopes).unwrap_or(0);
+        if scopes != 0 {
+            return Ok(Standing::Granted(Grant::AuthMethod { scopes }));
+        }
+        Ok(Standing::Refused { burned })
+    }
+
+    /// Whether the action with IPFS CID `cid` (its bytes) may use PKP `token`, as of the last
+    /// [`Registry::sync`].
+    pub async fn is_permitted_action(&self, token: U256, cid: &[u8]) -> Result<bool, ChainError> {
+        let key = (token, cid.to_vec());
+        if let Some((permitted, at)) = self.cache.lock().await.actions.get(&key) {
+            if at.elapsed() < MAX_AGE {
+                return Ok(*permitted);
+            }
+        }
+        let permitted = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .isPermittedAction(token, Bytes::copy_from_slice(cid))
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "isPermittedAction"))?;
+        self.cache.lock().await.actions.insert(key, (permitted, Instant::now()));
+        Ok(permitted)
+    }
+
+    /// Number and timestamp of the block with this hash, `None` if the chain has no such block.
+    pub async fn block(&self, hash: B256) -> Result<Option<(u64, u64)>, ChainError> {
+        if let Some(found) = self.cache.lock().await.blocks.get(&hash) {
+            return Ok(Some(*found));
+        }
+        let block = self.provider.get_block_by_hash(hash).await.map_err(rpc(&self.url))?;
+        let Some(block) = block else {
+            return Ok(None);
+        };
+        let found = (block.header.number, block.header.timestamp);
+        let mut cache = self.cache.lock().await;
+        if cache.blocks.len() >= MAX_BLOCKS {
+            cache.blocks.clear();
+        }
+        cache.blocks.insert(hash, found);
+        Ok(Some(found))
+    }
+}
+
+/// The token an event of PKPNFT or PKPPermissions is about: the first indexed topic for
+/// Sigil's own events, the third for ERC-721 `Transfer`.
+fn event_token(topics: &[B256]) -> Option<U256> {
+    let first = topics.first()?;
+    let index = if *first == PKPNFT::Transfer::SIGNATURE_HASH {
+        3
+    } else {
+        1
+    };
+    topics.get(index).map(|t| U256::from_be_bytes(t.0))
+}
+
+/// Reads the node set at `node_set`.
+pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<NodeSetView, ChainError> {
+    let set = NodeSet::new(node_set, provider);
+    let epoch = set.epoch().call().await.map_err(call_error("NodeSet", "epoch"))?;
+    let threshold = set
+        .threshold()
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "threshold"))?;
+    let attester = set.attester().call().await.map_err(call_error("NodeSet", "attester"))?;
+    let nodes = set.getNodes().call().await.map_err(call_error("NodeSet", "getNodes"))?;
+    Ok(NodeSetView {
+        epoch,
+        threshold,
+        attester,
+        nodes: nodes.into_iter().map(|n| (n.id, n.identityKey.0, n.url)).collect(),
+    })
+}

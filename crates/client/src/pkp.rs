@@ -1,0 +1,187 @@
+//! PKPs on chain: minting against the network's attestation, Mint/Grant/Burn, and
+//! [`PkpSigner`], an alloy signer whose key is a PKP — so alloy users send transactions, sign
+//! EIP-191 messages and EIP-712 typed data from a PKP address.
+
+use sigil_chain::alloy::consensus::SignableTransaction;
+use sigil_chain::alloy::network::TxSigner;
+use sigil_chain::alloy::primitives::{keccak256, Address, Bytes, ChainId, Signature, B256, U256};
+use sigil_chain::alloy::providers::DynProvider;
+use sigil_chain::alloy::signers::Signer;
+use sigil_chain::bindings::{PKPHelper, PKPNFT};
+use sigil_chain::deploy::send;
+use sigil_chain::siwe::AuthSig;
+use sigil_chain::Contracts;
+use sigil_tss::derive::{eth_address, uncompressed};
+use sigil_tss::ecdsa::EcdsaSignature;
+
+use crate::{request_id, Client, ClientError, KeyRef};
+
+/// A freshly minted PKP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MintedPkp {
+    /// `uint256(keccak256(public key))`.
+    pub token_id: U256,
+    /// The key id the contract fixed (`keccak256(minter ‖ salt)`).
+    pub key_id: [u8; 32],
+    /// Uncompressed public key.
+    pub public_key: [u8; 65],
+    /// Its Ethereum address.
+    pub eth_address: Address,
+    /// The mint transaction.
+    pub tx_hash: B256,
+}
+
+fn chain(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Chain(e.to_string())
+}
+
+impl Client {
+    fn minted(&self, key_id: [u8; 32], tx_hash: B256) -> MintedPkp {
+        let point = self.pkp_public_key(KeyRef::KeyId(key_id));
+        let public_key = uncompressed(&point);
+        MintedPkp {
+            token_id: sigil_chain::token_id(&public_key),
+            key_id,
+            public_key,
+            eth_address: Address::from(eth_address(&point)),
+            tx_hash,
+        }
+    }
+
+    /// Mints a PKP to the wallet behind `wallet` (whose address is `minter`): a random salt
+    /// fixes the key id, the network attests the key, and `PKPNFT.mint` checks the attestation.
+    pub async fn mint_pkp(
+        &self,
+        wallet: &DynProvider,
+        minter: Address,
+        contracts: &Contracts,
+    ) -> Result<MintedPkp, ClientError> {
+        let salt = B256::from(random32());
+        let key_id = keccak256([minter.as_slice(), salt.as_slice()].concat()).0;
+        let attestation = self.mint_attestation(key_id).await?;
+        let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let call = PKPNFT::new(contracts.pkp_nft, wallet)
+            .mint(
+                salt,
+                Bytes::copy_from_slice(&public_key),
+                Bytes::copy_from_slice(&attestation),
+            )
+            .into_transaction_request();
+        let receipt = send(wallet, call, "PKPNFT.mint").await.map_err(chain)?;
+        Ok(self.minted(key_id, receipt.transaction_hash))
+    }
+
+    /// Mint/Grant/Burn in one transaction: mints a PKP, permits the action with IPFS CID
+    /// `cid` (its bytes), and burns the token, so that action alone can ever use the key.
+    pub async fn mint_grant_burn(
+        &self,
+        wallet: &DynProvider,
+        minter: Address,
+        contracts: &Contracts,
+        cid: &[u8],
+    ) -> Result<MintedPkp, ClientError> {
+        let salt = B256::from(random32());
+        let inner = keccak256([minter.as_slice(), salt.as_slice()].concat());
+        let key_id = keccak256([contracts.pkp_helper.as_slice(), inner.as_slice()].concat()).0;
+        let attestation = self.mint_attestation(key_id).await?;
+        let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let call = PKPHelper::new(contracts.pkp_helper, wallet)
+            .mintGrantBurn(
+                salt,
+                Bytes::copy_from_slice(&public_key),
+                Bytes::copy_from_slice(&attestation),
+                Bytes::copy_from_slice(cid),
+            )
+            .into_transaction_request();
+        let receipt = send(wallet, call, "PKPHelper.mintGrantBurn").await.map_err(chain)?;
+        Ok(self.minted(key_id, receipt.transaction_hash))
+    }
+}
+
+fn random32() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&request_id());
+    out[16..].copy_from_slice(&request_id());
+    out
+}
+
+/// An alloy signer backed by a PKP: every signature is a threshold signature by the network,
+/// authorised by `auth`. Use it as `EthereumWallet::from(signer)` to send transactions.
+#[derive(Clone, Debug)]
+pub struct PkpSigner {
+    client: Client,
+    key_id: [u8; 32],
+    auth: AuthSig,
+    address: Address,
+    chain_id: Option<ChainId>,
+}
+
+impl PkpSigner {
+    /// A signer for the PKP under `key_id`, authorised by `auth`.
+    pub fn new(client: Client, key_id: [u8; 32], auth: AuthSig) -> Self {
+        let point = client.pkp_public_key(KeyRef::KeyId(key_id));
+        let chain_id = client.chain_id();
+        Self {
+            address: Address::from(eth_address(&point)),
+            client,
+            key_id,
+            auth,
+            chain_id,
+        }
+    }
+}
+
+/// An alloy signature from a threshold signature (already low-s).
+pub fn to_alloy(signature: &EcdsaSignature) -> Signature {
+    Signature::new(
+        U256::from_be_bytes(signature.r),
+        U256::from_be_bytes(signature.s),
+        signature.recovery_id & 1 == 1,
+    )
+}
+
+#[async_trait::async_trait]
+impl Signer for PkpSigner {
+    async fn sign_hash(&self, hash: &B256) -> sigil_chain::alloy::signers::Result<Signature> {
+        let outcome = self
+            .client
+            .pkp_sign(KeyRef::KeyId(self.key_id), hash.0, &self.auth)
+            .await
+            .map_err(sigil_chain::alloy::signers::Error::other)?;
+        Ok(to_alloy(&outcome.signature))
+    }
+
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    fn chain_id(&self) -> Option<ChainId> {
+        self.chain_id
+    }
+
+    fn set_chain_id(&mut self, chain_id: Option<ChainId>) {
+        self.chain_id = chain_id;
+    }
+}
+
+#[async_trait::async_trait]
+impl TxSigner<Signature> for PkpSigner {
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    async fn sign_transaction(
+        &self,
+        tx: &mut dyn SignableTransaction<Signature>,
+    ) -> sigil_chain::alloy::signers::Result<Signature> {
+        if let Some(chain_id) = self.chain_id {
+            if !tx.set_chain_id_checked(chain_id) {
+                return Err(sigil_chain::alloy::signers::Error::TransactionChainIdMismatch {
+                    signer: chain_id,
+                    tx: tx.chain_id().unwrap_or_default(),
+                });
+            }
+        }
+        self.sign_hash(&tx.signature_hash()).await
+    }
+}
