@@ -4,28 +4,98 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sigil_chain::alloy::providers::DynProvider;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_chain::Contracts;
 use sigil_client::Client;
 
 pub fn sigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sigil"))
 }
 
-/// A network of node processes in a temporary directory; every process is killed on drop.
+/// anvil's first funded account: the dev wallet and NodeSet's admin.
+pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// anvil's second and third funded accounts.
+pub const ALICE_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+pub const BOB_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+/// A real anvil on a free loopback port, killed on drop.
+pub struct Anvil {
+    child: Child,
+    pub url: String,
+}
+
+impl Anvil {
+    pub fn start() -> Self {
+        let anvil = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin/anvil");
+        assert!(anvil.exists(), "{} missing: run `make tools`", anvil.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(anvil)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "anvil did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Anvil {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A raw JSON-RPC call.
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(&self.url)
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A network of node processes in a temporary directory, on its own anvil; every process is
+/// killed on drop.
 pub struct Network {
     pub dir: tempfile::TempDir,
     pub urls: Vec<String>,
     children: Vec<Option<Child>>,
+    pub anvil: Anvil,
 }
 
 impl Network {
-    /// Writes configs for `n` nodes with `sigil dev --init-only` and starts them; `extra(i)` adds
-    /// flags to node `i`.
+    /// Starts anvil, deploys the contracts and writes configs for `n` nodes with
+    /// `sigil dev --init-only --rpc-url`, and starts the nodes; `extra(i)` adds flags to node `i`.
     pub fn start(n: usize, stock: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let anvil = Anvil::start();
         let out = sigil()
             .args([
                 "dev",
                 "--init-only",
+                "--rpc-url",
+                &anvil.url,
                 "--nodes",
                 &n.to_string(),
                 "--presign-stock",
@@ -48,6 +118,7 @@ impl Network {
             dir,
             urls,
             children: Vec::new(),
+            anvil,
         };
         for i in 0..n {
             let child = net.spawn(i, &extra(i));
@@ -74,7 +145,6 @@ impl Network {
             .arg("node")
             .arg("--config")
             .arg(self.dir.path().join(format!("node{i}/node.toml")))
-            .arg("--dev-open-signing")
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -96,14 +166,25 @@ impl Network {
         self.children[i] = Some(self.spawn(i, &[]));
     }
 
-    /// Waits until every listed node answers the handshake with root keys.
+    /// Waits until every listed node answers the handshake with root keys, then makes sure the
+    /// mint attester is in NodeSet (`sigil admin set-attester`, a no-op once done).
     pub async fn wait_ready(&self, nodes: &[usize], timeout: Duration) -> Client {
         let urls: Vec<String> = nodes.iter().map(|i| self.urls[*i].clone()).collect();
         let started = Instant::now();
         loop {
             if let Ok(client) = Client::connect(&urls).await {
                 if client.nodes().len() == urls.len() {
-                    return Client::connect(&self.urls).await.unwrap();
+                    let out = sigil()
+                        .arg("--network")
+                        .arg(self.network_file())
+                        .args(["admin", "set-attester"])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    return Client::connect(&self.urls)
+                        .await
+                        .unwrap()
+                        .with_contracts(&self.contracts());
                 }
             }
             assert!(
@@ -113,6 +194,18 @@ impl Network {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    pub fn contracts(&self) -> Contracts {
+        let network: serde_json::Value = serde_json::from_slice(&std::fs::read(self.network_file()).unwrap()).unwrap();
+        serde_json::from_value(network["contracts"].clone()).unwrap()
+    }
+
+    /// A wallet on this network's chain.
+    pub fn wallet(&self, key: &str) -> (PrivateKeySigner, DynProvider) {
+        let signer: PrivateKeySigner = key.parse().unwrap();
+        let provider = sigil_chain::deploy::wallet_provider(&self.anvil.url, signer.clone()).unwrap();
+        (signer, provider)
     }
 
     pub async fn metrics(&self, i: usize) -> String {

@@ -1,5 +1,7 @@
-//! Multi-process tests: real `sigil` node processes on loopback, free ports, bounded in time.
+//! Multi-process tests: real `sigil` node processes and a real anvil on loopback, free ports,
+//! bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod chain;
 mod harness;
 mod signing;

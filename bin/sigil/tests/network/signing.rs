@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, RngCore};
-use sigil_client::{Client, KeyRef, SignOutcome};
+use sigil_client::{AuthSig, Client, KeyRef, SignOutcome};
 use sigil_tss::derive::{derive_public_key, eth_address, KeyId};
 
-use crate::harness::{open_store, sigil, Network};
+use crate::harness::{open_store, sigil, Network, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -17,11 +17,35 @@ fn random<const N: usize>() -> [u8; N] {
     out
 }
 
-/// Signs a random hash under a random key id and checks the signature like a verifier would.
-async fn sign_and_check(client: &Client) -> SignOutcome {
-    let key_id = random::<32>();
+/// A PKP minted to the dev wallet, and the dev wallet's auth signature.
+pub struct Owned {
+    pub key_ids: Vec<[u8; 32]>,
+    pub auth: AuthSig,
+}
+
+/// Mints `count` PKPs to the dev wallet.
+pub async fn mint(net: &Network, client: &Client, count: usize) -> Owned {
+    let (signer, provider) = net.wallet(DEV_KEY);
+    let mut key_ids = Vec::new();
+    for _ in 0..count {
+        let pkp = client
+            .mint_pkp(&provider, signer.address(), &net.contracts())
+            .await
+            .unwrap();
+        key_ids.push(pkp.key_id);
+    }
+    let auth = client
+        .auth_sig(&signer, "localhost", Duration::from_secs(600))
+        .await
+        .unwrap();
+    Owned { key_ids, auth }
+}
+
+/// Signs a random hash with one of the owned PKPs and checks the signature like a verifier would.
+async fn sign_and_check(client: &Client, owned: &Owned) -> SignOutcome {
+    let key_id = owned.key_ids[(random::<1>()[0] as usize) % owned.key_ids.len()];
     let hash = random::<32>();
-    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash).await.unwrap();
+    let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash, &owned.auth).await.unwrap();
     let pkp = derive_public_key(client.ecdsa_root(), &KeyId(key_id));
     assert!(outcome.signature.verify(&pkp, &hash));
     assert_eq!(outcome.signature.recover_address(&hash).unwrap(), eth_address(&pkp));
@@ -65,6 +89,7 @@ async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input()
     let net = Network::start(5, 32, |_| vec![]);
     let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
     assert_eq!(client.threshold(), 4);
+    let owned = mint(&net, &client, 4).await;
     let sign_url = format!("{}/web/pkp/sign", net.urls[1]);
 
     // Malformed input: a 4xx with a stable code and a message that says what is wrong.
@@ -131,7 +156,7 @@ async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input()
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["canSign"], true);
-    let (key_id, hash) = (random::<32>(), random::<32>());
+    let (key_id, hash) = (owned.key_ids[0], random::<32>());
     let out = sigil()
         .arg("--network")
         .arg(net.network_file())
@@ -163,10 +188,10 @@ async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input()
     };
     assert_eq!(signature.recover_address(&hash).unwrap(), eth_address(&pkp));
 
-    // A hundred random hashes under random key ids, two at a time.
+    // A hundred random hashes under four freshly minted PKPs, two at a time.
     let mut presignatures = BTreeSet::new();
     for _ in 0..50 {
-        let batch = futures::future::join_all((0..2).map(|_| sign_and_check(&client))).await;
+        let batch = futures::future::join_all((0..2).map(|_| sign_and_check(&client, &owned))).await;
         for outcome in batch {
             assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
             assert!(
@@ -179,7 +204,7 @@ async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input()
     // The node now also knows the PKPs by public key.
     let (status, json) = post(
         &sign_url,
-        serde_json::json!({"publicKey": json["publicKey"].as_str().unwrap().trim_start_matches("0x"), "toSign": hex::encode([9u8; 32]), "requestId": hex::encode(random::<16>())}).to_string(),
+        serde_json::json!({"publicKey": json["publicKey"].as_str().unwrap().trim_start_matches("0x"), "toSign": hex::encode([9u8; 32]), "requestId": hex::encode(random::<16>()), "authSig": owned.auth}).to_string(),
     )
     .await;
     assert!(
@@ -194,12 +219,13 @@ async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg(
     let client = net.wait_ready(&[0, 1, 2, 3, 4, 5, 6], READY).await;
     assert_eq!(client.threshold(), 5);
     wait_for_stock(&net, 0, 4, Duration::from_secs(240)).await;
-    sign_and_check(&client).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
 
     net.kill(5);
     net.kill(6);
     for _ in 0..3 {
-        let outcome = sign_and_check(&client).await;
+        let outcome = sign_and_check(&client, &owned).await;
         assert!(!outcome.signers.contains(&5) && !outcome.signers.contains(&6));
         assert!(outcome.failures.iter().any(|f| f.node == Some(5) || f.node == Some(6)));
     }
@@ -220,7 +246,7 @@ async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg(
         assert_eq!(net.log(i).matches("running DKG for the root keys").count(), 1);
     }
     for _ in 0..2 {
-        sign_and_check(&client).await;
+        sign_and_check(&client, &owned).await;
     }
 }
 
@@ -235,9 +261,10 @@ async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
     });
     let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
     assert_eq!(client.threshold(), 3);
+    let owned = mint(&net, &client, 1).await;
     let mut named = 0;
     for _ in 0..10 {
-        let outcome = sign_and_check(&client).await;
+        let outcome = sign_and_check(&client, &owned).await;
         for failure in &outcome.failures {
             assert_eq!(failure.node, Some(2), "only node 2 misbehaves: {failure}");
             assert!(failure.reason.contains("does not fit"), "{failure}");
@@ -253,10 +280,11 @@ async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twice() {
-    let mut net = Network::start(3, 200, |_| vec![]);
+    let mut net = Network::start(3, 201, |_| vec![]);
     let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let owned = mint(&net, &client, 1).await;
     wait_for_stock(&net, 0, 200, Duration::from_secs(600)).await;
-    let outcomes = futures::future::join_all((0..200).map(|_| sign_and_check(&client))).await;
+    let outcomes = futures::future::join_all((0..200).map(|_| sign_and_check(&client, &owned))).await;
     let ids: BTreeSet<String> = outcomes.iter().map(|o| o.presignature.clone()).collect();
     assert_eq!(ids.len(), 200, "two requests got the same presignature");
     net.stop();
@@ -274,8 +302,8 @@ async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twi
         let distinct: BTreeSet<_> = used.iter().map(|id| (id.pool, id.seq)).collect();
         assert_eq!(distinct.len(), used.len(), "node {i} lists a slot twice");
         assert!(
-            used.len() <= 200,
-            "node {i} used {} presignatures for 200 signatures",
+            used.len() <= 201,
+            "node {i} used {} presignatures for 200 signatures and one mint attestation",
             used.len()
         );
         for id in &used {
@@ -304,23 +332,57 @@ async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
         .spawn()
         .unwrap();
     let network = dir.path().join("network.json");
-    let started = Instant::now();
-    loop {
-        let status = sigil().arg("--network").arg(&network).arg("status").output().unwrap();
-        if status.status.success() {
-            break;
+    // sigil dev prints its "try" list once the network is up and the attester is registered.
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stdout.take().unwrap()));
+    let mut printed = String::new();
+    tokio::time::timeout(READY, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.contains("Ctrl-C stops the network") {
+                return;
+            }
         }
-        assert!(started.elapsed() < READY, "sigil dev never became ready");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        panic!("sigil dev exited early:\n{printed}");
+    })
+    .await
+    .expect("sigil dev never became ready");
+    assert!(
+        printed.contains("dev wallet 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+        "{printed}"
+    );
+    let status = sigil().arg("--network").arg(&network).arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
+    let mint = sigil()
+        .arg("--network")
+        .arg(&network)
+        .args(["pkp", "mint", "--json"])
+        .output()
+        .unwrap();
+    assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&mint.stdout).unwrap();
     let out = sigil()
         .arg("--network")
         .arg(&network)
-        .args(["sign", "--key-id", &"ab".repeat(32), "--hash", &"cd".repeat(32)])
+        .args([
+            "sign",
+            "--token-id",
+            minted["tokenId"].as_str().unwrap(),
+            "--hash",
+            &"cd".repeat(32),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("address    0x"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("address    {}", minted["ethAddress"].as_str().unwrap())),
+        "{stdout}"
+    );
+    let rpc_url = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&network).unwrap()).unwrap()["rpcUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let urls: Vec<String> = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&network).unwrap()).unwrap()
         ["nodes"]
         .as_array()
@@ -341,4 +403,8 @@ async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
     for url in urls {
         assert!(reqwest::get(format!("{url}/health")).await.is_err(), "{url} still up");
     }
+    assert!(
+        reqwest::Client::new().post(&rpc_url).body("{}").send().await.is_err(),
+        "anvil at {rpc_url} still up"
+    );
 }
