@@ -6,11 +6,18 @@
 //! key; shares that do not fit are named, with their node, in the outcome; if no signature comes
 //! out, the error lists every node that failed and why.
 //!
+//! Signing needs an auth signature ([`Client::auth_sig`], EIP-4361) from the PKP's owner or a
+//! permitted address; [`Client::mint_pkp`] mints a PKP, and [`PkpSigner`] is an alloy signer
+//! backed by a PKP.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), sigil_client::ClientError> {
+//! use std::time::Duration;
 //! use sigil_client::{Client, KeyRef};
+//! let wallet = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
 //! let client = Client::connect(&["http://127.0.0.1:7470".to_string()]).await?;
-//! let outcome = client.pkp_sign(KeyRef::KeyId([7; 32]), [1; 32]).await?;
+//! let auth = client.auth_sig(&wallet, "localhost", Duration::from_secs(600)).await?;
+//! let outcome = client.pkp_sign(KeyRef::KeyId([7; 32]), [1; 32], &auth).await?;
 //! println!("{}", outcome.address);
 //! # Ok(()) }
 //! ```

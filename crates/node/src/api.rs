@@ -588,7 +588,7 @@ async fn threshold_share(
     }
     let entropy = hex_bytes::<32>("entropy", &allocation.entropy).map_err(|e| ApiError::internal(e.message))?;
     let id = PresignatureId {
-        pool: pool_id(&node, allocation.pool),
+        pool: pool_id(node, allocation.pool),
         seq: allocation.seq,
     };
     let store = Arc::clone(&node.store);
