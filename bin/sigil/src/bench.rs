@@ -160,12 +160,10 @@ async fn measure(
     // One PKP owned by the dev wallet (its mint takes one presignature for the attestation).
     let signer = wallet(None, network)?;
     let provider = sigil_chain::deploy::wallet_provider(network.rpc_url()?, signer.clone())?;
-    let pkp = client
-        .mint_pkp(&provider, signer.address(), &network.contracts()?)
-        .await?;
+    let auth = Arc::new(auth_sig(&client, &signer).await?);
+    let pkp = client.mint_pkp(&provider, &auth, &network.contracts()?).await?;
     let key_id = pkp.key_id;
     let public_key = client.pkp_public_key(KeyRef::KeyId(key_id));
-    let auth = Arc::new(auth_sig(&client, &signer).await?);
     let client = Arc::new(client);
     // Warm the connections, then measure.
     client.pkp_sign(KeyRef::KeyId(key_id), [0; 32], &auth).await?;

@@ -295,7 +295,8 @@ pub async fn prepare(
     network.rpc_url = Some(rpc_url);
     network.chain_id = Some(chain_id);
     network.contracts = Some(contracts);
-    network.dev_wallet = Some(DevWallet {
+    // Only anvil's well-known key is written down; a real admin key stays with its owner.
+    network.dev_wallet = (key == DEV_PRIVATE_KEY).then(|| DevWallet {
         address: admin.to_checksum(None),
         private_key: key.to_string(),
     });
@@ -587,7 +588,7 @@ pub async fn register(network: &NetworkFile, private_key: Option<&str>) -> anyho
     };
     let signer = crate::pkp_cmd::wallet(private_key, network)?;
     let admin = wallet_provider(rpc, signer)?;
-    let attester = crate::pkp_cmd::register_attester(network, &admin).await?;
+    let attester = crate::pkp_cmd::register_attester(network, &admin, false).await?;
     eprintln!("mint attester {attester} recorded in NodeSet");
     Ok(())
 }

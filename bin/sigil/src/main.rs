@@ -79,8 +79,8 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Dev(args) => dev::run(args, cli.private_key.as_deref()).await,
             Command::Sign(args) => client_cmd::sign(&cli.network, cli.private_key.as_deref(), args).await,
             Command::Pkp(command) => pkp_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
-            Command::Admin(pkp_cmd::AdminCommand::SetAttester) => {
-                pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref()).await
+            Command::Admin(pkp_cmd::AdminCommand::SetAttester { force }) => {
+                pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref(), force).await
             }
             Command::Status(args) => client_cmd::status(&cli.network, args).await,
             Command::Bench(command) => bench::run(command).await,

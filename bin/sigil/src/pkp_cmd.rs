@@ -91,7 +91,11 @@ pub enum Command {
 #[derive(clap::Subcommand)]
 pub enum AdminCommand {
     /// Record the network's mint attester (derived from the root key) in NodeSet.
-    SetAttester,
+    SetAttester {
+        /// Replace an attester NodeSet already names (e.g. after the network made new root keys).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The wallet the CLI acts as: `--private-key` / `SIGIL_PRIVATE_KEY`, else the dev wallet.
@@ -170,17 +174,19 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
     match command {
         Command::Mint { json } => {
             let client = ctx.client().await?;
+            let auth = auth_sig(&client, &ctx.signer).await?;
             eprintln!("minting a PKP to {me} …");
-            let pkp = client.mint_pkp(&ctx.provider, me, &contracts).await?;
+            let pkp = client.mint_pkp(&ctx.provider, &auth, &contracts).await?;
             print_pkp(&pkp, json);
         }
         Command::MintGrantBurn { action, json } => {
             let code = std::fs::read(&action).with_context(|| format!("reading {}", action.display()))?;
             let cid = Cid::of_file(&code)?;
             let client = ctx.client().await?;
+            let auth = auth_sig(&client, &ctx.signer).await?;
             eprintln!("minting a PKP for action {cid} and burning it …");
             let pkp = client
-                .mint_grant_burn(&ctx.provider, me, &contracts, cid.as_bytes())
+                .mint_grant_burn(&ctx.provider, &auth, &contracts, cid.as_bytes())
                 .await?;
             if json {
                 println!(
@@ -405,9 +411,9 @@ async fn show(ctx: &Ctx, token: U256, json: bool) -> anyhow::Result<()> {
 
 /// `sigil admin set-attester`: derives the attester address from the root key the nodes report
 /// and records it in NodeSet, if it is not there already.
-pub async fn set_attester_cmd(network_path: &Path, private_key: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn set_attester_cmd(network_path: &Path, private_key: Option<&str>, force: bool) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::new(network_path, private_key)?;
-    let attester = register_attester(&ctx.network, &ctx.provider).await?;
+    let attester = register_attester(&ctx.network, &ctx.provider, force).await?;
     println!(
         "attester {attester} recorded in NodeSet {}",
         ctx.network.contracts()?.node_set
@@ -415,8 +421,9 @@ pub async fn set_attester_cmd(network_path: &Path, private_key: Option<&str>) ->
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records the network's attester in NodeSet unless it is there already; returns it.
-pub async fn register_attester(network: &NetworkFile, admin: &DynProvider) -> anyhow::Result<Address> {
+/// Records the network's attester in NodeSet unless it is there already; another attester there
+/// is replaced only with `force`. Returns it.
+pub async fn register_attester(network: &NetworkFile, admin: &DynProvider, force: bool) -> anyhow::Result<Address> {
     let client = Client::connect(&network.urls()).await?;
     let attester: Address = client.attester_address().parse()?;
     let node_set = network.contracts()?.node_set;
@@ -425,8 +432,11 @@ pub async fn register_attester(network: &NetworkFile, admin: &DynProvider) -> an
         .call()
         .await?;
     if current != attester {
-        if !current.is_zero() {
-            bail!("NodeSet {node_set} already names attester {current}, not this network's {attester}");
+        if !current.is_zero() && !force {
+            bail!(
+                "NodeSet {node_set} already names attester {current}, not this network's {attester} \
+                 (its root key changed?); `sigil admin set-attester --force` replaces it"
+            );
         }
         set_attester(admin, node_set, attester).await?;
     }

@@ -38,6 +38,16 @@ pub fn attestation_digest(chain_id: u64, pkp_nft: Address, key_id: &[u8; 32], pu
     keccak256(&data).0
 }
 
+/// The key id PKPNFT fixes for a mint by `minter` with `salt`: `keccak256(minter ‖ salt)`; through
+/// PKPHelper at `helper` the contract's minter is the helper and the salt `keccak256(minter ‖ salt)`.
+pub fn mint_key_id(minter: Address, salt: &[u8; 32], helper: Option<Address>) -> [u8; 32] {
+    let direct = |minter: Address, salt: &[u8]| keccak256([minter.as_slice(), salt].concat());
+    match helper {
+        None => direct(minter, salt).0,
+        Some(helper) => direct(helper, direct(minter, salt).as_slice()).0,
+    }
+}
+
 /// A PKP's token id: `uint256(keccak256(uncompressed public key))`.
 pub fn token_id(pubkey: &[u8; 65]) -> U256 {
     U256::from_be_bytes(keccak256(pubkey).0)

@@ -86,7 +86,10 @@ pub enum Standing {
 
 #[derive(Default)]
 struct Cache {
-    block: Option<u64>,
+    /// The head at the last sync: number and hash.
+    block: Option<(u64, B256)>,
+    /// Bumped by every invalidation: a read that started before one is not cached.
+    generation: u64,
     standing: HashMap<(U256, Address), (Standing, Instant)>,
     actions: HashMap<(U256, Vec<u8>), (bool, Instant)>,
     blocks: HashMap<B256, (u64, u64)>,
@@ -94,11 +97,14 @@ struct Cache {
 
 impl Cache {
     fn forget(&mut self, token: U256) {
+        self.generation += 1;
         self.standing.retain(|(t, _), _| *t != token);
         self.actions.retain(|(t, _), _| *t != token);
     }
 
     fn clear(&mut self) {
+        self.generation += 1;
+        self.blocks.clear();
         self.standing.clear();
         self.actions.clear();
     }
@@ -222,8 +228,12 @@ impl Registry {
         let head = self.head().await?;
         let mut cache = self.cache.lock().await;
         match cache.block {
-            Some(seen) if head.number <= seen => {}
-            Some(seen) if head.number - seen <= MAX_LOG_RANGE => {
+            // The same head: nothing new. A different block at the same or a lower height is a
+            // reorganisation: forget everything.
+            Some((seen, hash)) if head.number == seen && head.hash == hash => {}
+            Some((seen, _)) if head.number < seen => cache.clear(),
+            Some((seen, _)) if head.number == seen => cache.clear(),
+            Some((seen, _)) if head.number - seen <= MAX_LOG_RANGE => {
                 let filter = Filter::new()
                     .address(vec![self.contracts.pkp_nft, self.contracts.pkp_permissions])
                     .from_block(seen + 1)
@@ -244,24 +254,28 @@ impl Registry {
             }
             _ => cache.clear(),
         }
-        cache.block = Some(head.number);
+        cache.block = Some((head.number, head.hash));
         Ok(head)
     }
 
     /// How `address` stands with PKP `token`, as of the last [`Registry::sync`]: call it first
     /// (the node does so once per request).
     pub async fn standing(&self, token: U256, address: Address) -> Result<Standing, ChainError> {
-        if let Some((standing, at)) = self.cache.lock().await.standing.get(&(token, address)) {
-            if at.elapsed() < MAX_AGE {
-                return Ok(*standing);
+        let generation = {
+            let cache = self.cache.lock().await;
+            if let Some((standing, at)) = cache.standing.get(&(token, address)) {
+                if at.elapsed() < MAX_AGE {
+                    return Ok(*standing);
+                }
             }
-        }
+            cache.generation
+        };
         let standing = self.read_standing(token, address).await?;
-        self.cache
-            .lock()
-            .await
-            .standing
-            .insert((token, address), (standing, Instant::now()));
+        let mut cache = self.cache.lock().await;
+        // An invalidation while we read may have been about this token: answer, but do not keep.
+        if cache.generation == generation {
+            cache.standing.insert((token, address), (standing, Instant::now()));
+        }
         Ok(standing)
     }
 
@@ -313,21 +327,45 @@ impl Registry {
         Ok(Standing::Refused { burned })
     }
 
+    /// Whether PKP `token` was ever minted (owned now, or burned). Read from the chain, uncached.
+    pub async fn minted(&self, token: U256) -> Result<bool, ChainError> {
+        let nft = PKPNFT::new(self.contracts.pkp_nft, &self.provider);
+        let owner = nft
+            .ownerOrZero(token)
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "ownerOrZero"))?;
+        if !owner.is_zero() {
+            return Ok(true);
+        }
+        nft.isBurned(token)
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "isBurned"))
+    }
+
     /// Whether the action with IPFS CID `cid` (its bytes) may use PKP `token`, as of the last
     /// [`Registry::sync`].
     pub async fn is_permitted_action(&self, token: U256, cid: &[u8]) -> Result<bool, ChainError> {
         let key = (token, cid.to_vec());
-        if let Some((permitted, at)) = self.cache.lock().await.actions.get(&key) {
-            if at.elapsed() < MAX_AGE {
-                return Ok(*permitted);
+        let generation = {
+            let cache = self.cache.lock().await;
+            if let Some((permitted, at)) = cache.actions.get(&key) {
+                if at.elapsed() < MAX_AGE {
+                    return Ok(*permitted);
+                }
             }
-        }
+            cache.generation
+        };
         let permitted = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
             .isPermittedAction(token, Bytes::copy_from_slice(cid))
             .call()
             .await
             .map_err(call_error("PKPPermissions", "isPermittedAction"))?;
-        self.cache.lock().await.actions.insert(key, (permitted, Instant::now()));
+        let mut cache = self.cache.lock().await;
+        if cache.generation == generation {
+            cache.actions.insert(key, (permitted, Instant::now()));
+        }
         Ok(permitted)
     }
 

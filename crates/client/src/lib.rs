@@ -416,22 +416,35 @@ impl Client {
         self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
     }
 
-    /// The network's attestation that the PKP under `key_id` exists, for `PKPNFT.mint`: 65 bytes
-    /// `r ‖ s ‖ v`, checked here against the attester key before it is returned.
-    pub async fn mint_attestation(&self, key_id: [u8; 32]) -> Result<[u8; 65], ClientError> {
+    /// The network's attestation for a mint by the holder of `auth` with `salt` (directly on
+    /// PKPNFT, or through PKPHelper at `helper`), for `mint`: the key id and 65 bytes `r ‖ s ‖ v`,
+    /// checked here against the attester key before they are returned.
+    pub async fn mint_attestation(
+        &self,
+        salt: [u8; 32],
+        helper: Option<Address>,
+        auth: &AuthSig,
+    ) -> Result<([u8; 32], [u8; 65]), ClientError> {
+        let minter: Address = auth
+            .address
+            .parse()
+            .map_err(|e| ClientError::Auth(format!("authSig address: {e}")))?;
+        let key_id = sigil_chain::mint_key_id(minter, &salt, helper);
         let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
         let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
         let pkp_nft = self.pkp_nft.ok_or(ClientError::NoChain)?;
         let pubkey = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &pubkey);
         let body = serde_json::json!({
-            "keyId": hex::encode(key_id),
+            "salt": hex::encode(salt),
+            "viaHelper": helper.is_some(),
             "requestId": hex::encode(request_id()),
+            "authSig": auth,
         });
         let outcome = self
             .threshold_sign("/web/pkp/mint-attestation", body, &attester, digest)
             .await?;
-        Ok(outcome.signature.to_rsv())
+        Ok((key_id, outcome.signature.to_rsv()))
     }
 
     /// The mint attester's Ethereum address (what `NodeSet.attester` must hold).

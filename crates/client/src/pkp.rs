@@ -4,7 +4,7 @@
 
 use sigil_chain::alloy::consensus::SignableTransaction;
 use sigil_chain::alloy::network::TxSigner;
-use sigil_chain::alloy::primitives::{keccak256, Address, Bytes, ChainId, Signature, B256, U256};
+use sigil_chain::alloy::primitives::{Address, Bytes, ChainId, Signature, B256, U256};
 use sigil_chain::alloy::providers::DynProvider;
 use sigil_chain::alloy::signers::Signer;
 use sigil_chain::bindings::{PKPHelper, PKPNFT};
@@ -48,17 +48,16 @@ impl Client {
         }
     }
 
-    /// Mints a PKP to the wallet behind `wallet` (whose address is `minter`): a random salt
+    /// Mints a PKP to the wallet behind `wallet`, whose auth signature is `auth`: a random salt
     /// fixes the key id, the network attests the key, and `PKPNFT.mint` checks the attestation.
     pub async fn mint_pkp(
         &self,
         wallet: &DynProvider,
-        minter: Address,
+        auth: &AuthSig,
         contracts: &Contracts,
     ) -> Result<MintedPkp, ClientError> {
         let salt = B256::from(random32());
-        let key_id = keccak256([minter.as_slice(), salt.as_slice()].concat()).0;
-        let attestation = self.mint_attestation(key_id).await?;
+        let (key_id, attestation) = self.mint_attestation(salt.0, None, auth).await?;
         let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let call = PKPNFT::new(contracts.pkp_nft, wallet)
             .mint(
@@ -72,18 +71,17 @@ impl Client {
     }
 
     /// Mint/Grant/Burn in one transaction: mints a PKP, permits the action with IPFS CID
-    /// `cid` (its bytes), and burns the token, so that action alone can ever use the key.
+    /// `cid` (its bytes), and burns the token, so that action alone can ever use the key. `wallet`
+    /// must send as the signer of `auth`.
     pub async fn mint_grant_burn(
         &self,
         wallet: &DynProvider,
-        minter: Address,
+        auth: &AuthSig,
         contracts: &Contracts,
         cid: &[u8],
     ) -> Result<MintedPkp, ClientError> {
         let salt = B256::from(random32());
-        let inner = keccak256([minter.as_slice(), salt.as_slice()].concat());
-        let key_id = keccak256([contracts.pkp_helper.as_slice(), inner.as_slice()].concat()).0;
-        let attestation = self.mint_attestation(key_id).await?;
+        let (key_id, attestation) = self.mint_attestation(salt.0, Some(contracts.pkp_helper), auth).await?;
         let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let call = PKPHelper::new(contracts.pkp_helper, wallet)
             .mintGrantBurn(

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::{Address, B256};
 use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_SIGN_ANYTHING};
 use sigil_chain::siwe::{AuthError, AuthSig, Expected};
-use sigil_chain::{attestation_digest, attester_key_id, ChainError};
+use sigil_chain::{attestation_digest, attester_key_id, mint_key_id, ChainError};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 use sigil_tss::ecdsa::sign_share;
 use sigil_tss::k256::{ProjectivePoint, Scalar};
@@ -281,10 +281,10 @@ async fn handshake(
     }
     let keys = node.keys();
     let (chain_id, latest_blockhash) = match &node.options.registry {
-        Some(registry) => {
-            let head = registry.head().await.map_err(chain_error)?;
-            (Some(registry.chain_id()), Some(head.hash.to_string()))
-        }
+        Some(registry) => (
+            Some(registry.chain_id()),
+            registry.head().await.ok().map(|head| head.hash.to_string()),
+        ),
         None => (None, None),
     };
     Ok(Json(Handshake {
@@ -422,14 +422,22 @@ async fn pkp_sign(
     threshold_share(&node, &root, key_id, hash, request_id).await.map(Json)
 }
 
-/// `POST /web/pkp/mint-attestation` body: the key id a mint will use.
+/// `POST /web/pkp/mint-attestation` body: who mints, and how.
 #[derive(Deserialize, Serialize, Debug)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttestRequest {
-    /// `keccak256(minter ‖ salt)` as the PKPNFT contract computes it (32 bytes hex).
-    pub key_id: String,
+    /// The mint's salt (32 bytes hex). The key id is computed by the node from the authenticated
+    /// minter: `keccak256(minter ‖ salt)`, or through PKPHelper
+    /// `keccak256(helper ‖ keccak256(minter ‖ salt))`.
+    pub salt: String,
+    /// The mint goes through PKPHelper (`mintWithPermissions`, `mintGrantBurn`).
+    #[serde(default)]
+    pub via_helper: bool,
     /// 16 random bytes (hex), the same at every node for one attestation.
     pub request_id: String,
+    /// The minter's auth signature.
+    #[serde(default)]
+    pub auth_sig: Option<serde_json::Value>,
 }
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
@@ -440,12 +448,29 @@ async fn mint_attestation(
 ) -> Result<Json<SignResponse>, ApiError> {
     let raw = body(raw)?;
     let request: AttestRequest = parse_json(&raw)?;
-    let key_id = KeyId(hex_bytes::<32>("keyId", &request.key_id)?);
+    let salt = hex_bytes::<32>("salt", &request.salt)?;
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     let registry = registry(&node)?;
     let keys = node.keys().ok_or_else(ApiError::not_ready)?;
+    let minter = authenticate(&node, request.auth_sig.as_ref()).await?;
+    let key_id = KeyId(mint_key_id(
+        minter,
+        &salt,
+        request.via_helper.then_some(registry.contracts().pkp_helper),
+    ));
     let root = *keys.ecdsa.public_key();
     let pubkey = uncompressed(&derive_public_key(&root, &key_id));
+    let token = sigil_chain::token_id(&pubkey);
+    if registry.minted(token).await.map_err(chain_error)? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ALREADY_MINTED",
+            format!(
+                "PKP {token:#x} (salt 0x{}) is already minted; use a fresh salt",
+                hex::encode(salt)
+            ),
+        ));
+    }
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
     threshold_share(&node, &root, KeyId(attester_key_id()), digest, request_id)
         .await
@@ -473,10 +498,21 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-/// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
-/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything.
-async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 65]) -> Result<Address, ApiError> {
+/// Longest accepted lifetime of an auth signature (expiration − issued at).
+pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// Checks an auth signature: EIP-191 signature of an EIP-4361 message for this network's domain
+/// and chain, unexpired, not valid for longer than [`MAX_AUTH_LIFETIME_SECS`], and with a fresh
+/// nonce — the hash of a block of this chain at most `nonce_max_age_secs` older than the head,
+/// and (unless it is the head itself) no older than that by the clock either. Returns the signer.
+async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Address, ApiError> {
     let registry = registry(node)?;
+    let chain = node
+        .settings
+        .config
+        .chain
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("a registry without a [chain] section in the config"))?;
     let auth = auth.ok_or_else(|| {
         unauthorized(
             "AUTH_MISSING",
@@ -485,29 +521,33 @@ async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 
     })?;
     let auth: AuthSig =
         serde_json::from_value(auth.clone()).map_err(|e| unauthorized("AUTH_MALFORMED", format!("authSig: {e}")))?;
-    let (domain, max_age) = node
-        .settings
-        .config
-        .chain
-        .as_ref()
-        .map(|c| (c.auth_domain.clone(), c.nonce_max_age_secs))
-        .unwrap_or_default();
+    let max_age = chain.nonce_max_age_secs;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let expected = Expected {
-        domain,
+        domain: chain.auth_domain.clone(),
         chain_id: registry.chain_id(),
     };
     let verified = auth
         .verify(&expected, now)
         .map_err(|e| unauthorized(e.code(), e.to_string()))?;
+    let message = &verified.message;
+    if let Some(expires) = message.expiration_time {
+        let lifetime = expires.saturating_sub(message.issued_at);
+        if lifetime > MAX_AUTH_LIFETIME_SECS {
+            return Err(unauthorized(
+                "AUTH_LIFETIME_TOO_LONG",
+                format!("authSig is valid for {lifetime} s; at most {MAX_AUTH_LIFETIME_SECS} s is accepted"),
+            ));
+        }
+    }
     let stale = |why: String| {
         let e = AuthError::StaleNonce(why);
         unauthorized(e.code(), e.to_string())
     };
-    let nonce = &verified.message.nonce;
+    let nonce = &message.nonce;
     let block_hash: B256 = nonce.parse().map_err(|_| {
         stale(format!(
             "nonce {nonce:?} is not a block hash; use a recent block hash (latestBlockhash from /web/handshake)"
@@ -527,7 +567,20 @@ async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 
             head.number
         )));
     }
-    let address = verified.address;
+    let clock_age = now.saturating_sub(timestamp);
+    if block_hash != head.hash && clock_age > max_age {
+        return Err(stale(format!(
+            "nonce is block {number}, mined {clock_age} s ago (limit {max_age} s); use the latest block hash"
+        )));
+    }
+    Ok(verified.address)
+}
+
+/// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
+/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything.
+async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 65]) -> Result<Address, ApiError> {
+    let address = authenticate(node, auth).await?;
+    let registry = registry(node)?;
     let token = sigil_chain::token_id(pubkey);
     match registry.standing(token, address).await.map_err(chain_error)? {
         Standing::Granted(Grant::Owner | Grant::PermittedAddress) => Ok(address),
@@ -548,7 +601,7 @@ async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 
         Standing::Refused { burned: true } => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "NOT_PERMITTED",
-            format!("PKP {token:#x} is burned: only its permitted actions can use it, and {address} is not a permitted address"),
+            format!("PKP {token:#x} is burned (it has no owner), and {address} is not one of its permitted addresses or auth methods"),
         )),
         Standing::Refused { burned: false } => Err(ApiError::new(
             StatusCode::FORBIDDEN,

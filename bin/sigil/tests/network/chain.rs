@@ -325,6 +325,52 @@ async fn expired_forged_wrong_domain_and_stale_nonce_auth_sigs_are_refused_with_
         assert_eq!(post_sign(url, key, Some(auth)).await, (401, code.to_string()), "{what}");
         codes.push(code);
     }
+    // Attestations need an auth signature too, and are refused for keys that exist.
+    let attest = |auth: Option<&AuthSig>, salt: [u8; 32]| {
+        let mut body = serde_json::json!({"salt": hex::encode(salt), "requestId": hex::encode(random::<16>())});
+        if let Some(auth) = auth {
+            body["authSig"] = serde_json::to_value(auth).unwrap();
+        }
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{url}/web/pkp/mint-attestation"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let json: serde_json::Value = response.json().await.unwrap();
+            (status, json["error"]["code"].as_str().unwrap_or("").to_string())
+        }
+    };
+    assert_eq!(attest(None, random::<32>()).await, (401, "AUTH_MISSING".into()));
+    assert_eq!(
+        attest(Some(&expired), random::<32>()).await,
+        (401, "AUTH_EXPIRED".into())
+    );
+    let (_, provider) = net.wallet(DEV_KEY);
+    let salt = random::<32>();
+    let call = sigil_chain::bindings::PKPNFT::new(net.contracts().pkp_nft, &provider);
+    let (key, attestation) = client.mint_attestation(salt, None, &good).await.unwrap();
+    let pubkey = sigil_tss::derive::uncompressed(&client.pkp_public_key(KeyRef::KeyId(key)));
+    call.mint(
+        salt.into(),
+        Bytes::copy_from_slice(&pubkey),
+        Bytes::copy_from_slice(&attestation),
+    )
+    .send()
+    .await
+    .unwrap()
+    .get_receipt()
+    .await
+    .unwrap();
+    assert_eq!(attest(Some(&good), salt).await, (409, "ALREADY_MINTED".into()));
+    let too_long = resign(&|m| m.expiration_time = Some(m.issued_at + 8 * 24 * 3600));
+    assert_eq!(
+        post_sign(url, key, Some(&too_long)).await,
+        (401, "AUTH_LIFETIME_TOO_LONG".into())
+    );
+
     // The client's error carries the reason too.
     let refused = try_sign(&client, key, &expired).await.unwrap_err();
     assert!(

@@ -26,18 +26,15 @@ pub struct Owned {
 /// Mints `count` PKPs to the dev wallet.
 pub async fn mint(net: &Network, client: &Client, count: usize) -> Owned {
     let (signer, provider) = net.wallet(DEV_KEY);
-    let mut key_ids = Vec::new();
-    for _ in 0..count {
-        let pkp = client
-            .mint_pkp(&provider, signer.address(), &net.contracts())
-            .await
-            .unwrap();
-        key_ids.push(pkp.key_id);
-    }
     let auth = client
         .auth_sig(&signer, "localhost", Duration::from_secs(600))
         .await
         .unwrap();
+    let mut key_ids = Vec::new();
+    for _ in 0..count {
+        let pkp = client.mint_pkp(&provider, &auth, &net.contracts()).await.unwrap();
+        key_ids.push(pkp.key_id);
+    }
     Owned { key_ids, auth }
 }
 
