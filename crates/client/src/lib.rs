@@ -416,6 +416,26 @@ impl Client {
         self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
     }
 
+    /// Signs `message` as an EIP-191 personal message with a PKP; the nodes hash it themselves,
+    /// so auth methods permitted for personal messages only (scope 2) may use this.
+    pub async fn pkp_sign_message(
+        &self,
+        key: KeyRef,
+        message: &[u8],
+        auth: &AuthSig,
+    ) -> Result<SignOutcome, ClientError> {
+        let KeyRef::KeyId(key_id) = key;
+        let public_key = self.pkp_public_key(key);
+        let hash = sigil_chain::alloy::primitives::eip191_hash_message(message).0;
+        let body = serde_json::json!({
+            "keyId": hex::encode(key_id),
+            "message": hex::encode(message),
+            "requestId": hex::encode(request_id()),
+            "authSig": auth,
+        });
+        self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
+    }
+
     /// The network's attestation for a mint by the holder of `auth` with `salt` (directly on
     /// PKPNFT, or through PKPHelper at `helper`), for `mint`: the key id and 65 bytes `r ‖ s ‖ v`,
     /// checked here against the attester key before they are returned.

@@ -149,6 +149,17 @@ impl Signer for PkpSigner {
         Ok(to_alloy(&outcome.signature))
     }
 
+    /// EIP-191 through the nodes' own hashing, so a PKP granted for personal messages only
+    /// (scope 2) can sign too.
+    async fn sign_message(&self, message: &[u8]) -> sigil_chain::alloy::signers::Result<Signature> {
+        let outcome = self
+            .client
+            .pkp_sign_message(KeyRef::KeyId(self.key_id), message, &self.auth)
+            .await
+            .map_err(sigil_chain::alloy::signers::Error::other)?;
+        Ok(to_alloy(&outcome.signature))
+    }
+
     fn address(&self) -> Address {
         self.address
     }

@@ -16,8 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::eip191_hash_message;
 use sigil_chain::alloy::primitives::{Address, B256};
-use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_SIGN_ANYTHING};
+use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_PERSONAL_MESSAGE, SCOPE_SIGN_ANYTHING};
 use sigil_chain::siwe::{AuthError, AuthSig, Expected};
 use sigil_chain::{attestation_digest, attester_key_id, mint_key_id, ChainError};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
@@ -34,6 +35,8 @@ pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, PeerInfo, SignResp
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest personal message `/web/pkp/sign` hashes for the caller.
+pub const MAX_PERSONAL_MESSAGE: usize = 16 * 1024;
 /// Largest body accepted on `/mesh` endpoints (one batch of envelopes).
 pub const MAX_MESH_BYTES: usize = 64 << 20;
 const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
@@ -336,8 +339,13 @@ pub struct SignRequest {
     /// The PKP's token id (32 bytes hex), if the node has seen it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
-    /// The 32-byte prehash: hex or an array of bytes.
-    pub to_sign: serde_json::Value,
+    /// The 32-byte prehash: hex or an array of bytes. Give this or `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_sign: Option<serde_json::Value>,
+    /// A personal message (hex, at most 16 KiB) that the node hashes as EIP-191 itself, so auth
+    /// methods permitted for personal messages only (scope 2) may sign it. Give this or `toSign`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// 16 random bytes (hex), the same at every node for one signature.
     pub request_id: String,
     /// EIP-4361 auth signature (`{sig, derivedVia, signedMessage, address}`) of the PKP's owner,
@@ -403,7 +411,22 @@ async fn pkp_sign(
 ) -> Result<Json<SignResponse>, ApiError> {
     let raw = body(raw)?;
     let request: SignRequest = parse_json(&raw)?;
-    let hash = to_sign(&request.to_sign)?;
+    let (hash, personal) = match (&request.to_sign, &request.message) {
+        (Some(value), None) => (to_sign(value)?, false),
+        (None, Some(text)) => {
+            let message = hex::decode(text.strip_prefix("0x").unwrap_or(text))
+                .map_err(|e| ApiError::bad_request(format!("message: not hex ({e})")))?;
+            if message.len() > MAX_PERSONAL_MESSAGE {
+                return Err(ApiError::bad_request(format!(
+                    "message: {} bytes, at most {MAX_PERSONAL_MESSAGE}",
+                    message.len()
+                )));
+            }
+            (eip191_hash_message(&message).0, true)
+        }
+        (None, None) => return Err(ApiError::bad_request("give toSign (a 32-byte hash) or message (hex)")),
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give either toSign or message, not both")),
+    };
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     let key_id = resolve_key(&node, &request)?;
     if key_id.0 == attester_key_id() {
@@ -417,7 +440,7 @@ async fn pkp_sign(
     let root = *keys.ecdsa.public_key();
     let public_key = derive_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
-    authorize(&node, request.auth_sig.as_ref(), &public_bytes).await?;
+    authorize(&node, request.auth_sig.as_ref(), &public_bytes, personal).await?;
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
     threshold_share(&node, &root, key_id, hash, request_id).await.map(Json)
 }
@@ -577,18 +600,34 @@ async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<A
 }
 
 /// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
-/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything.
-async fn authorize(node: &Node, auth: Option<&serde_json::Value>, pubkey: &[u8; 65]) -> Result<Address, ApiError> {
+/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything — or,
+/// for a `personal` message the node hashed itself, personal messages.
+async fn authorize(
+    node: &Node,
+    auth: Option<&serde_json::Value>,
+    pubkey: &[u8; 65],
+    personal: bool,
+) -> Result<Address, ApiError> {
     let address = authenticate(node, auth).await?;
     let registry = registry(node)?;
     let token = sigil_chain::token_id(pubkey);
     match registry.standing(token, address).await.map_err(chain_error)? {
         Standing::Granted(Grant::Owner | Grant::PermittedAddress) => Ok(address),
         Standing::Granted(Grant::AuthMethod { scopes }) if scopes & SCOPE_SIGN_ANYTHING != 0 => Ok(address),
+        Standing::Granted(Grant::AuthMethod { scopes }) if personal && scopes & SCOPE_PERSONAL_MESSAGE != 0 => {
+            Ok(address)
+        }
         Standing::Granted(Grant::AuthMethod { scopes }) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "SCOPE_TOO_NARROW",
-            format!("{address} is a permitted auth method of PKP {token:#x} with scopes {scopes}, which do not include signing anything (1)"),
+            format!(
+                "{address} is a permitted auth method of PKP {token:#x} with scopes {scopes}: {}",
+                if scopes & SCOPE_PERSONAL_MESSAGE != 0 {
+                    "personal messages only (send `message`, not a raw hash)"
+                } else {
+                    "they do not include signing"
+                }
+            ),
         )),
         Standing::Unminted => Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -154,6 +154,55 @@ async fn owners_and_permitted_addresses_sign_strangers_do_not_and_transfers_move
     assert!(refused.contains("403 NOT_PERMITTED"), "{refused}");
     try_sign(&client, key, &bob_auth).await.unwrap();
     try_sign(&client, key, &alice_auth).await.unwrap();
+    // An auth method permitted for personal messages only (scope 2): messages yes, raw hashes no.
+    let carol: PrivateKeySigner = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+        .parse()
+        .unwrap();
+    let (_, bob_wallet) = net.wallet(BOB_KEY);
+    let token_id = U256::from_str_radix(token.trim_start_matches("0x"), 16).unwrap();
+    PKPPermissions::new(net.contracts().pkp_permissions, &bob_wallet)
+        .addPermittedAuthMethod(
+            token_id,
+            U256::from(1),
+            Bytes::copy_from_slice(carol.address().as_slice()),
+            U256::from(2),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let carol_auth = client
+        .auth_sig(&carol, "localhost", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let refused = try_sign(&client, key, &carol_auth).await.unwrap_err();
+    assert!(
+        refused.contains("SCOPE_TOO_NARROW") && refused.contains("personal messages only"),
+        "{refused}"
+    );
+    let signed = client
+        .pkp_sign_message(KeyRef::KeyId(key), b"gm from a scoped key", &carol_auth)
+        .await
+        .unwrap();
+    let pkp_address: Address = minted["ethAddress"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        sigil_client::pkp::to_alloy(&signed.signature)
+            .recover_address_from_msg(b"gm from a scoped key")
+            .unwrap(),
+        pkp_address
+    );
+
+    // grant-action by the new owner, seen by `show`.
+    let cid = sigil_primitives::Cid::of_file(b"LitActions.setResponse({response: 'x'});").unwrap();
+    let (ok, _, stderr) = cli(
+        &net,
+        BOB_KEY,
+        &["pkp", "grant-action", token, "--cid", &cid.to_string()],
+    );
+    assert!(ok, "{stderr}");
+
     // … and only the new owner changes permissions.
     let (ok, _, _) = cli(&net, DEV_KEY, &["pkp", "grant-address", token, &dev.to_string()]);
     assert!(!ok, "the old owner changed permissions");
