@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::eip191_hash_message;
 use sigil_chain::alloy::primitives::{Address, B256};
 use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_PERSONAL_MESSAGE, SCOPE_SIGN_ANYTHING};
-use sigil_chain::siwe::{AuthError, AuthSig, Expected};
+use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_SECS};
 use sigil_chain::{attestation_digest, attester_key_id, mint_key_id, ChainError};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 use sigil_tss::ecdsa::sign_share;
@@ -553,9 +553,7 @@ async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<A
         domain: chain.auth_domain.clone(),
         chain_id: registry.chain_id(),
     };
-    let verified = auth
-        .verify(&expected, now)
-        .map_err(|e| unauthorized(e.code(), e.to_string()))?;
+    let verified = verified_auth(node, &auth, &expected, now)?;
     let message = &verified.message;
     if let Some(expires) = message.expiration_time {
         let lifetime = expires.saturating_sub(message.issued_at);
@@ -597,6 +595,45 @@ async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<A
         )));
     }
     Ok(verified.address)
+}
+
+/// Most verified auth signatures a node remembers (the map is emptied when full).
+const VERIFIED_AUTH_CACHE: usize = 4096;
+
+/// [`AuthSig::verify`], remembering signatures that passed: a cached one is only checked again
+/// against the clock (expiration, not-before).
+fn verified_auth(node: &Node, auth: &AuthSig, expected: &Expected, now: u64) -> Result<VerifiedAuth, ApiError> {
+    let key: [u8; 32] = {
+        let mut h = Sha256::new();
+        for part in [&auth.sig, &auth.derived_via, &auth.signed_message, &auth.address] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
+    };
+    let cached = node.verified_auth.lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some(verified) = cached {
+        let message = &verified.message;
+        let error = match (message.expiration_time, message.not_before) {
+            (Some(at), _) if at <= now => Some(AuthError::Expired { at, now }),
+            (_, Some(at)) if at > now + CLOCK_SKEW_SECS => Some(AuthError::NotYetValid { at, now }),
+            _ => None,
+        };
+        return match error {
+            Some(e) => Err(unauthorized(e.code(), e.to_string())),
+            None => Ok(verified),
+        };
+    }
+    let verified = auth
+        .verify(expected, now)
+        .map_err(|e| unauthorized(e.code(), e.to_string()))?;
+    if let Ok(mut map) = node.verified_auth.lock() {
+        if map.len() >= VERIFIED_AUTH_CACHE {
+            map.clear();
+        }
+        map.insert(key, verified.clone());
+    }
+    Ok(verified)
 }
 
 /// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted

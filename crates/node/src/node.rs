@@ -126,6 +126,9 @@ pub struct Node {
     keys: RwLock<Option<Arc<RootKeys>>>,
     peers_ready: Mutex<HashMap<u32, bool>>,
     known_keys: Mutex<HashMap<Vec<u8>, KeyId>>,
+    /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
+    /// expires, and the signature recovery need not run again (time limits are re-checked).
+    pub(crate) verified_auth: Mutex<HashMap<[u8; 32], sigil_chain::siwe::VerifiedAuth>>,
 }
 
 impl Node {
@@ -249,6 +252,7 @@ pub async fn run(
         keys: RwLock::new(None),
         peers_ready: Mutex::new(HashMap::new()),
         known_keys: Mutex::new(HashMap::new()),
+        verified_auth: Mutex::new(HashMap::new()),
         settings,
     });
     tracing::info!(
