@@ -14,7 +14,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::read_provider;
 use sigil_chain::Contracts;
-use sigil_node::config::{ChainConfig, NodeConfig, PeerConfig};
+use sigil_node::config::{ChainConfig, NodeConfig};
 use sigil_node::init_data_dir;
 use sigil_node::store::StorageKey;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
@@ -278,13 +278,7 @@ pub async fn prepare(
     eprintln!("deploying the contracts to {rpc_url} …");
     let contracts = deploy(&provider, &artifacts, admin).await?;
     let chain_id = provider.get_chain_id().await.context("reading the chain id")?;
-    let (mut network, identities) = init(
-        dir,
-        n,
-        presign_stock,
-        refill_below,
-        Some((&rpc_url, contracts.node_set)),
-    )?;
+    let (mut network, identities) = init(dir, n, presign_stock, refill_below, (&rpc_url, contracts.node_set))?;
     let list: Vec<(u32, [u8; 32], String)> = network
         .nodes
         .iter()
@@ -324,21 +318,15 @@ fn init(
     n: usize,
     presign_stock: usize,
     refill_below: Option<usize>,
-    chain: Option<(&str, Address)>,
+    chain: (&str, Address),
 ) -> anyhow::Result<(NetworkFile, Vec<[u8; 32]>)> {
     let ports = free_ports(n)?;
     let mut keys = Vec::new();
     let mut identities = Vec::new();
-    let mut peers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
+    for i in 0..n {
         let storage_key = StorageKey::generate();
         let identity = init_data_dir(&dir.join(format!("node{i}")).join("data"), &storage_key)?;
         identities.push(identity.0);
-        peers.push(PeerConfig {
-            id: i as u32,
-            url: format!("http://127.0.0.1:{port}"),
-            key: identity.to_string(),
-        });
         keys.push(storage_key);
     }
     let mut nodes = Vec::new();
@@ -352,13 +340,14 @@ fn init(
             presign_stock,
             presign_refill_below: refill_below,
             presign_parallel: 2,
-            chain: chain.map(|(rpc_url, node_set)| ChainConfig {
-                rpc_url: rpc_url.to_string(),
-                node_set: node_set.to_string(),
+            chain: Some(ChainConfig {
+                rpc_url: chain.0.to_string(),
+                node_set: chain.1.to_string(),
                 auth_domain: "localhost".into(),
                 nonce_max_age_secs: 600,
             }),
-            peers: if chain.is_some() { Vec::new() } else { peers.clone() },
+            // The node list lives in NodeSet.
+            peers: Vec::new(),
         };
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;
@@ -505,6 +494,8 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
     let (network, mut anvil) = prepare(&args.dir, args.nodes, args.presign_stock, None, &choice).await?;
     let network_path = args.dir.join("network.json");
     if args.init_only {
+        // SIGINT makes anvil write its state, so the next `sigil dev` finds the contracts.
+        stop_anvil(&mut anvil).await;
         println!("{}", network_path.display());
         return Ok(ExitCode::SUCCESS);
     }

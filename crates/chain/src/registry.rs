@@ -279,28 +279,32 @@ impl Registry {
         Ok(standing)
     }
 
-    async fn read_standing(&self, token: U256, address: Address) -> Result<Standing, ChainError> {
+    /// The token's owner (`None` when it has none) and whether it was burned; `isBurned` is
+    /// asked only when there is no owner.
+    async fn ownership(&self, token: U256) -> Result<(Option<Address>, bool), ChainError> {
         let nft = PKPNFT::new(self.contracts.pkp_nft, &self.provider);
         let owner = nft
             .ownerOrZero(token)
             .call()
             .await
             .map_err(call_error("PKPNFT", "ownerOrZero"))?;
-        if owner == address && !owner.is_zero() {
-            return Ok(Standing::Granted(Grant::Owner));
+        if !owner.is_zero() {
+            return Ok((Some(owner), false));
         }
-        let burned = if owner.is_zero() {
-            let burned = nft
-                .isBurned(token)
-                .call()
-                .await
-                .map_err(call_error("PKPNFT", "isBurned"))?;
-            if !burned {
-                return Ok(Standing::Unminted);
-            }
-            true
-        } else {
-            false
+        let burned = nft
+            .isBurned(token)
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "isBurned"))?;
+        Ok((None, burned))
+    }
+
+    async fn read_standing(&self, token: U256, address: Address) -> Result<Standing, ChainError> {
+        let burned = match self.ownership(token).await? {
+            (Some(owner), _) if owner == address => return Ok(Standing::Granted(Grant::Owner)),
+            (Some(_), _) => false,
+            (None, false) => return Ok(Standing::Unminted),
+            (None, true) => true,
         };
         let permissions = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider);
         let permitted = permissions
@@ -329,19 +333,8 @@ impl Registry {
 
     /// Whether PKP `token` was ever minted (owned now, or burned). Read from the chain, uncached.
     pub async fn minted(&self, token: U256) -> Result<bool, ChainError> {
-        let nft = PKPNFT::new(self.contracts.pkp_nft, &self.provider);
-        let owner = nft
-            .ownerOrZero(token)
-            .call()
-            .await
-            .map_err(call_error("PKPNFT", "ownerOrZero"))?;
-        if !owner.is_zero() {
-            return Ok(true);
-        }
-        nft.isBurned(token)
-            .call()
-            .await
-            .map_err(call_error("PKPNFT", "isBurned"))
+        let (owner, burned) = self.ownership(token).await?;
+        Ok(owner.is_some() || burned)
     }
 
     /// Whether the action with IPFS CID `cid` (its bytes) may use PKP `token`, as of the last

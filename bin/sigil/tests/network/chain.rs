@@ -15,7 +15,7 @@ use sigil_chain::bindings::PKPPermissions;
 use sigil_chain::siwe::{AuthSig, SiweMessage};
 use sigil_client::{Client, KeyRef, PkpSigner};
 
-use crate::harness::{sigil, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
+use crate::harness::{post, sigil, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -85,22 +85,20 @@ async fn try_sign(client: &Client, key_id: [u8; 32], auth: &AuthSig) -> Result<(
 
 /// One raw sign request to one node: (status, error code).
 async fn post_sign(url: &str, key_id: [u8; 32], auth: Option<&AuthSig>) -> (u16, String) {
-    let mut body = serde_json::json!({
+    let body = serde_json::json!({
         "keyId": hex::encode(key_id),
         "toSign": hex::encode(random::<32>()),
         "requestId": hex::encode(random::<16>()),
     });
+    post_code(&format!("{url}/web/pkp/sign"), body, auth).await
+}
+
+/// POSTs `body` (with `auth` as its `authSig`, if given): (status, error code or "").
+async fn post_code(url: &str, mut body: serde_json::Value, auth: Option<&AuthSig>) -> (u16, String) {
     if let Some(auth) = auth {
         body["authSig"] = serde_json::to_value(auth).unwrap();
     }
-    let response = reqwest::Client::new()
-        .post(format!("{url}/web/pkp/sign"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let json: serde_json::Value = response.json().await.unwrap();
+    let (status, json) = post(url, body.to_string()).await;
     (status, json["error"]["code"].as_str().unwrap_or("").to_string())
 }
 
@@ -376,21 +374,10 @@ async fn expired_forged_wrong_domain_and_stale_nonce_auth_sigs_are_refused_with_
     }
     // Attestations need an auth signature too, and are refused for keys that exist.
     let attest = |auth: Option<&AuthSig>, salt: [u8; 32]| {
-        let mut body = serde_json::json!({"salt": hex::encode(salt), "requestId": hex::encode(random::<16>())});
-        if let Some(auth) = auth {
-            body["authSig"] = serde_json::to_value(auth).unwrap();
-        }
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{url}/web/pkp/mint-attestation"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let json: serde_json::Value = response.json().await.unwrap();
-            (status, json["error"]["code"].as_str().unwrap_or("").to_string())
-        }
+        let body = serde_json::json!({"salt": hex::encode(salt), "requestId": hex::encode(random::<16>())});
+        let url = format!("{url}/web/pkp/mint-attestation");
+        let auth = auth.cloned();
+        async move { post_code(&url, body, auth.as_ref()).await }
     };
     assert_eq!(attest(None, random::<32>()).await, (401, "AUTH_MISSING".into()));
     assert_eq!(

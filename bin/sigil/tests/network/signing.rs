@@ -7,7 +7,7 @@ use rand_core::{OsRng, RngCore};
 use sigil_client::{AuthSig, Client, KeyRef, SignOutcome};
 use sigil_tss::derive::{derive_public_key, eth_address, KeyId};
 
-use crate::harness::{open_store, sigil, Network, DEV_KEY};
+use crate::harness::{open_store, post, sigil, Network, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -66,19 +66,6 @@ async fn wait_for_stock(net: &Network, node: usize, at_least: u64, timeout: Dura
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let json = response.json().await.unwrap_or(serde_json::Value::Null);
-    (status, json)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
