@@ -1,14 +1,28 @@
-//! IPFS CIDv0 (`Qm…`) of an action's code, computed exactly as `ipfs add --only-hash` does for a
-//! file of one chunk (up to 256 KiB): a UnixFS `File` node inside a dag-pb node, SHA-256
-//! multihash, base58btc.
+//! IPFS CIDv0 (`Qm…`) of an action's code, computed exactly as `ipfs add --only-hash` does with
+//! kubo's defaults for CIDv0, for a file of any size.
+//!
+//! The file is cut into chunks of 262144 bytes (`size-262144`; an empty file is one empty chunk).
+//! Each chunk becomes a leaf: a dag-pb node whose `Data` is a UnixFS `File` holding the chunk
+//! (not a raw leaf). A file of one chunk is that leaf alone. Otherwise the leaves are gathered by
+//! the balanced layout: runs of at most 174 nodes get a parent, level after level, until one node
+//! is left. A parent is a dag-pb node with one link per child (`Hash` = the child's multihash,
+//! `Name` = "" written out, `Tsize` = the encoded bytes of the child's whole subtree) and `Data` =
+//! a UnixFS `File` with `filesize` and one `blocksizes` entry per child (the file bytes it covers).
+//! Fields are written as go-ipfs writes them: `Links` (field 2) before `Data` (field 1). A CID is
+//! the SHA-256 multihash of the root node's bytes, in base58btc.
 
 use std::fmt;
 use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-/// Largest file `ipfs add` stores as a single block with its default chunker.
+/// Bytes per chunk of `ipfs add`'s default chunker; a file of at most this many bytes is stored as
+/// a single block.
 pub const MAX_SINGLE_CHUNK: usize = 256 * 1024;
+
+/// Most links a node of the balanced layout holds (go-unixfs `helpers.DefaultLinksPerBlock`, the
+/// importer's `maxChildrenPerNode`).
+const MAX_LINKS: usize = 174;
 
 /// A CIDv0: the 34-byte SHA-256 multihash (`0x12 0x20 ‖ digest`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,9 +37,6 @@ pub enum CidError {
     /// Not a 34-byte SHA-256 multihash.
     #[error("a CIDv0 is a 34-byte SHA-256 multihash (Qm…), got {0} bytes")]
     NotSha256Multihash(usize),
-    /// The file needs more than one chunk.
-    #[error("action code of {0} bytes: only files up to 262144 bytes (one IPFS chunk) are supported")]
-    TooLarge(usize),
 }
 
 fn varint(out: &mut Vec<u8>, mut value: u64) {
@@ -36,30 +47,98 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// A node of a file's DAG, as its parent links to it.
+struct Child {
+    cid: Cid,
+    /// Encoded bytes of the node and all nodes below it (a link's `Tsize`).
+    tsize: u64,
+    /// File bytes the node covers (its parent's `blocksizes` entry).
+    filesize: u64,
+}
+
+/// The leaf for one chunk. The chunk is hashed in place rather than copied into the node.
+fn leaf(chunk: &[u8]) -> Child {
+    let len = chunk.len() as u64;
+    // UnixFS Data { Type = File (2), Data = chunk (omitted when empty), filesize = len }
+    let mut head = vec![0x08, 0x02];
+    if !chunk.is_empty() {
+        head.push(0x12);
+        varint(&mut head, len);
+    }
+    let mut tail = vec![0x18];
+    varint(&mut tail, len);
+    let unixfs_len = (head.len() + chunk.len() + tail.len()) as u64;
+    // PBNode { Data = unixfs }, no links.
+    let mut node_head = vec![0x0a];
+    varint(&mut node_head, unixfs_len);
+    node_head.extend_from_slice(&head);
+    Child {
+        cid: Cid::of_block(&[&node_head, chunk, &tail]),
+        tsize: (node_head.len() + chunk.len() + tail.len()) as u64,
+        filesize: len,
+    }
+}
+
+/// The parent of `children`.
+fn parent(children: &[Child]) -> Child {
+    let filesize = children.iter().map(|child| child.filesize).sum();
+    // UnixFS Data { Type = File (2), filesize, blocksizes = each child's file bytes }
+    let mut unixfs = vec![0x08, 0x02, 0x18];
+    varint(&mut unixfs, filesize);
+    for child in children {
+        unixfs.push(0x20);
+        varint(&mut unixfs, child.filesize);
+    }
+    // PBNode { Links, Data = unixfs }
+    let mut node = Vec::new();
+    for child in children {
+        // PBLink { Hash = multihash, Name = "", Tsize }
+        let mut link = vec![0x0a, 34];
+        link.extend_from_slice(child.cid.as_bytes());
+        link.extend_from_slice(&[0x12, 0x00, 0x18]);
+        varint(&mut link, child.tsize);
+        node.push(0x12);
+        varint(&mut node, link.len() as u64);
+        node.extend_from_slice(&link);
+    }
+    node.push(0x0a);
+    varint(&mut node, unixfs.len() as u64);
+    node.extend_from_slice(&unixfs);
+    Child {
+        cid: Cid::of_block(&[&node]),
+        tsize: node.len() as u64 + children.iter().map(|child| child.tsize).sum::<u64>(),
+        filesize,
+    }
+}
+
 impl Cid {
-    /// The CID `ipfs add --only-hash` prints for a file holding `data`.
+    /// The CID `ipfs add --only-hash` prints for a file holding `data`. Never fails; the `Result`
+    /// is kept for callers written when large files were refused.
     pub fn of_file(data: &[u8]) -> Result<Self, CidError> {
-        if data.len() > MAX_SINGLE_CHUNK {
-            return Err(CidError::TooLarge(data.len()));
+        let mut level: Vec<Child> = data.chunks(MAX_SINGLE_CHUNK).map(leaf).collect();
+        loop {
+            match level.as_slice() {
+                // The chunker yields one empty chunk for an empty file.
+                [] => return Ok(leaf(&[]).cid),
+                [root] => return Ok(root.cid),
+                // A lone node at the end of a level still gets a parent of its own, as the
+                // importer does; only a file of one chunk is its own root.
+                _ => level = level.chunks(MAX_LINKS).map(parent).collect(),
+            }
         }
-        // UnixFS Data { Type = File (2), Data = data (omitted when empty), filesize = len }
-        let mut unixfs = vec![0x08, 0x02];
-        if !data.is_empty() {
-            unixfs.push(0x12);
-            varint(&mut unixfs, data.len() as u64);
-            unixfs.extend_from_slice(data);
+    }
+
+    /// The CIDv0 of the block whose bytes are `parts`, concatenated.
+    fn of_block(parts: &[&[u8]]) -> Self {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
         }
-        unixfs.push(0x18);
-        varint(&mut unixfs, data.len() as u64);
-        // PBNode { Data = unixfs }, no links.
-        let mut node = vec![0x0a];
-        varint(&mut node, unixfs.len() as u64);
-        node.extend_from_slice(&unixfs);
         let mut bytes = [0u8; 34];
         bytes[0] = 0x12;
         bytes[1] = 0x20;
-        bytes[2..].copy_from_slice(&Sha256::digest(&node));
-        Ok(Self(bytes))
+        bytes[2..].copy_from_slice(&hasher.finalize());
+        Self(bytes)
     }
 
     /// From the multihash bytes (as PKPPermissions stores them).
@@ -126,9 +205,5 @@ mod tests {
         assert_eq!(Cid::from_bytes(cid.as_bytes()).unwrap(), cid);
         assert!(matches!("0OIl".parse::<Cid>(), Err(CidError::NotBase58(_))));
         assert!(matches!("2g".parse::<Cid>(), Err(CidError::NotSha256Multihash(_))));
-        assert!(matches!(
-            Cid::of_file(&vec![0; MAX_SINGLE_CHUNK + 1]),
-            Err(CidError::TooLarge(_))
-        ));
     }
 }
