@@ -1,0 +1,663 @@
+//! The run loop: one QuickJS runtime per run, a context per action (the root and each child
+//! started by `Lit.Actions.call`), host operations as promises settled from a channel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use rquickjs::context::EvalOptions;
+use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value};
+use sha3::{Digest, Keccak256};
+use sigil_primitives::Cid;
+
+use crate::{ActionError, Completion, Config, Host, HostError, HostOp, Limit, Outcome, RunRequest};
+
+const PRELUDE: &str = include_str!("prelude.js");
+/// QuickJS's own stack bound; the thread running [`run`] needs more than this.
+const MAX_STACK: usize = 1024 * 1024;
+
+type Reply = (u64, Result<serde_json::Value, HostError>);
+
+/// A promise the action awaits.
+struct Pending {
+    /// Index of the run (context) that created it.
+    run: usize,
+    resolve: Persistent<Function<'static>>,
+    reject: Persistent<Function<'static>>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A host operation: resolves to its JSON answer.
+    Op,
+    /// `call`: the child's code is being loaded.
+    LoadChild { cid: String, params: String },
+    /// `call`: the child runs; resolves to the response when it is done.
+    Child,
+}
+
+/// One action in the run: the root or a child.
+struct RunInfo {
+    context: Context,
+    stack: Vec<String>,
+    /// The pending `call` of the parent, settled when this child is done.
+    parent: Option<u64>,
+    finished: bool,
+}
+
+struct Shared {
+    config: Config,
+    host: Arc<dyn Host>,
+    tx: mpsc::Sender<Reply>,
+    auth_sig_address: Option<String>,
+    seed: [u8; 16],
+    now_ms: u64,
+    response: Option<String>,
+    logs: Vec<String>,
+    log_bytes: usize,
+    logs_truncated: bool,
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    signatures: usize,
+    fetches: usize,
+    limit_hit: Option<ActionError>,
+    host_errors: HashMap<String, String>,
+    rejections: Vec<(Persistent<Value<'static>>, String)>,
+    /// Children whose code arrived, to start from the loop (not from inside a callback).
+    to_start: Vec<(usize, u64, String, String, String)>,
+}
+
+type SharedRef = Rc<RefCell<Shared>>;
+
+/// Runs one action to the end on this thread and returns its response, logs and result.
+///
+/// The thread needs a stack of a few MiB (QuickJS is bounded to 1 MiB of it).
+pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome {
+    let limits = &config.limits;
+    if request.code.len() > limits.code_bytes {
+        return failed(ActionError::Limit {
+            limit: Limit::CodeSize,
+            max: limits.code_bytes,
+        });
+    }
+    let runtime = match Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return failed(ActionError::Engine(e.to_string())),
+    };
+    let deadline = Instant::now() + limits.wall_time;
+    runtime.set_memory_limit(limits.memory_bytes);
+    runtime.set_max_stack_size(MAX_STACK);
+    let fired = Rc::new(Cell::new(false));
+    {
+        let fired = Rc::clone(&fired);
+        runtime.set_interrupt_handler(Some(Box::new(move || {
+            if fired.get() || Instant::now() >= deadline {
+                fired.set(true);
+                return true;
+            }
+            false
+        })));
+    }
+    let (tx, rx) = mpsc::channel();
+    let shared: SharedRef = Rc::new(RefCell::new(Shared {
+        config: config.clone(),
+        host,
+        tx,
+        auth_sig_address: request.auth_sig_address.clone(),
+        seed: request.seed,
+        now_ms: request.now_ms,
+        response: None,
+        logs: Vec::new(),
+        log_bytes: 0,
+        logs_truncated: false,
+        next_id: 0,
+        pending: HashMap::new(),
+        signatures: 0,
+        fetches: 0,
+        limit_hit: None,
+        host_errors: HashMap::new(),
+        rejections: Vec::new(),
+        to_start: Vec::new(),
+    }));
+    {
+        let shared = Rc::clone(&shared);
+        runtime.set_host_promise_rejection_tracker(Some(Box::new(move |ctx, promise, reason, handled| {
+            let key = Persistent::save(&ctx, promise);
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            if handled {
+                s.rejections.retain(|(p, _)| *p != key);
+            } else {
+                s.rejections.push((key, error_text(&reason)));
+            }
+        })));
+    }
+    let mut runs = Vec::new();
+    let mut driver = Driver {
+        runtime: &runtime,
+        shared: &shared,
+        runs: &mut runs,
+        fired: &fired,
+        deadline,
+    };
+    let result = driver.drive(&request, &rx);
+    // Persistent handles must go before the contexts and the runtime they point into.
+    let (response, logs) = {
+        let mut s = shared.borrow_mut();
+        s.pending.clear();
+        s.rejections.clear();
+        (s.response.take(), std::mem::take(&mut s.logs))
+    };
+    drop(runs);
+    runtime.set_host_promise_rejection_tracker(None);
+    runtime.set_interrupt_handler(None);
+    Outcome { response, logs, result }
+}
+
+fn failed(error: ActionError) -> Outcome {
+    Outcome {
+        response: None,
+        logs: Vec::new(),
+        result: Err(error),
+    }
+}
+
+struct Driver<'a> {
+    runtime: &'a Runtime,
+    shared: &'a SharedRef,
+    runs: &'a mut Vec<RunInfo>,
+    fired: &'a Rc<Cell<bool>>,
+    deadline: Instant,
+}
+
+impl Driver<'_> {
+    fn drive(&mut self, request: &RunRequest, rx: &mpsc::Receiver<Reply>) -> Result<(), ActionError> {
+        let params = serde_json::Value::Object(request.js_params.clone()).to_string();
+        if let Err(message) = self.start(&request.code, vec![request.cid.clone()], &params, None) {
+            return Err(self.classify(message));
+        }
+        loop {
+            self.run_jobs()?;
+            let ready = std::mem::take(&mut self.shared.borrow_mut().to_start);
+            if !ready.is_empty() {
+                for (parent_run, id, cid, code, params) in ready {
+                    self.start_child(parent_run, id, cid, &code, &params);
+                }
+                continue;
+            }
+            if self.finish_children() {
+                continue;
+            }
+            if self.shared.borrow().pending.is_empty() {
+                break;
+            }
+            let wait = self.deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok((id, result)) => self.settle(id, result),
+                Err(_) => return Err(ActionError::Timeout(self.shared.borrow().config.limits.wall_time)),
+            }
+        }
+        let first = self.shared.borrow().rejections.first().map(|(_, m)| m.clone());
+        match first {
+            Some(message) => Err(self.classify(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn run_jobs(&mut self) -> Result<(), ActionError> {
+        loop {
+            if self.fired.get() {
+                return Err(self.timeout());
+            }
+            match self.runtime.execute_pending_job() {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    let message = e.0.with(|ctx| error_text(&ctx.catch()));
+                    return Err(self.classify(message));
+                }
+            }
+        }
+    }
+
+    fn timeout(&self) -> ActionError {
+        ActionError::Timeout(self.shared.borrow().config.limits.wall_time)
+    }
+
+    /// Turns an uncaught error's text into the typed error behind it.
+    fn classify(&self, message: String) -> ActionError {
+        if self.fired.get() {
+            return self.timeout();
+        }
+        let s = self.shared.borrow();
+        let limit = s.config.limits.memory_bytes;
+        let used = usize::try_from(self.runtime.memory_usage().malloc_size).unwrap_or(0);
+        // Out of memory, QuickJS may not manage to allocate the error and throws `null`.
+        if message.contains("out of memory")
+            || (message == "null" && used.saturating_mul(10) >= limit.saturating_mul(9))
+        {
+            return ActionError::OutOfMemory(s.config.limits.memory_bytes);
+        }
+        if let Some(hit) = &s.limit_hit {
+            if message.contains(&hit.to_string()) {
+                return hit.clone();
+            }
+        }
+        if let Some(code) = s.host_errors.get(&message) {
+            return ActionError::Host {
+                code: code.clone(),
+                message,
+            };
+        }
+        ActionError::Script(message)
+    }
+
+    /// Creates a context for an action, installs the globals and evaluates its code.
+    fn start(&mut self, code: &str, stack: Vec<String>, params: &str, parent: Option<u64>) -> Result<(), String> {
+        let context = Context::full(self.runtime).map_err(|e| e.to_string())?;
+        let index = self.runs.len();
+        let outcome = context.with(|ctx| -> Result<(), String> {
+            install(&ctx, self.shared, index, &stack).map_err(|e| caught(&ctx, e))?;
+            let run = {
+                let s = self.shared.borrow();
+                let seed: Vec<u32> = s
+                    .seed
+                    .chunks_exact(4)
+                    .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_le_bytes))
+                    .collect();
+                format!(
+                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"jsParams":{}}}"#,
+                    serde_json::Value::from(seed),
+                    s.now_ms,
+                    serde_json::Value::from(stack.clone()),
+                    s.auth_sig_address
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, |a| serde_json::Value::from(a.as_str())),
+                    params
+                )
+            };
+            let run: Value = ctx.json_parse(run).map_err(|e| caught(&ctx, e))?;
+            ctx.globals().set("__sigilRun", run).map_err(|e| caught(&ctx, e))?;
+            ctx.eval_with_options::<(), _>(PRELUDE, options("sigil-prelude.js"))
+                .map_err(|e| caught(&ctx, e))?;
+            ctx.eval_with_options::<(), _>(code, options("action.js"))
+                .map_err(|e| caught(&ctx, e))
+        });
+        self.runs.push(RunInfo {
+            context,
+            stack,
+            parent,
+            finished: false,
+        });
+        outcome
+    }
+
+    fn start_child(&mut self, parent_run: usize, id: u64, cid: String, code: &str, params: &str) {
+        let Some(parent) = self.runs.get(parent_run) else {
+            return;
+        };
+        let mut stack = parent.stack.clone();
+        stack.push(cid);
+        if let Err(message) = self.start(code, stack, params, Some(id)) {
+            if let Some(child) = self.runs.last_mut() {
+                child.finished = true;
+            }
+            self.reject(id, &message);
+        }
+    }
+
+    /// Settles the `call` of every child that can no longer make progress. True if any was.
+    fn finish_children(&mut self) -> bool {
+        let mut done = Vec::new();
+        {
+            let s = self.shared.borrow();
+            for (index, run) in self.runs.iter().enumerate().skip(1) {
+                if !run.finished && !s.pending.values().any(|p| p.run == index) {
+                    done.push(index);
+                }
+            }
+        }
+        for index in &done {
+            let parent = self.runs.get_mut(*index).and_then(|run| {
+                run.finished = true;
+                run.parent
+            });
+            if let Some(id) = parent {
+                let response = self.shared.borrow().response.clone().unwrap_or_default();
+                self.resolve(id, serde_json::Value::String(response));
+            }
+        }
+        !done.is_empty()
+    }
+
+    fn settle(&mut self, id: u64, result: Result<serde_json::Value, HostError>) {
+        let kind = {
+            let mut s = self.shared.borrow_mut();
+            match s.pending.get_mut(&id) {
+                Some(p) => std::mem::replace(&mut p.kind, Kind::Op),
+                None => return,
+            }
+        };
+        match (kind, result) {
+            (Kind::LoadChild { cid, params }, Ok(code)) => {
+                let code = code.as_str().unwrap_or_default().to_string();
+                match self.check_child(&cid, &code) {
+                    Ok(()) => {
+                        let mut s = self.shared.borrow_mut();
+                        let run = match s.pending.get_mut(&id) {
+                            Some(p) => {
+                                p.kind = Kind::Child;
+                                p.run
+                            }
+                            None => return,
+                        };
+                        s.to_start.push((run, id, cid, code, params));
+                    }
+                    Err(message) => self.reject(id, &message),
+                }
+            }
+            (_, Ok(value)) => self.resolve(id, value),
+            (_, Err(e)) => {
+                self.shared
+                    .borrow_mut()
+                    .host_errors
+                    .insert(e.message.clone(), e.code.clone());
+                self.reject(id, &e.message);
+            }
+        }
+    }
+
+    fn check_child(&self, cid: &str, code: &str) -> Result<(), String> {
+        let limit = self.shared.borrow().config.limits.code_bytes;
+        if code.len() > limit {
+            let e = ActionError::Limit {
+                limit: Limit::CodeSize,
+                max: limit,
+            };
+            self.shared.borrow_mut().limit_hit = Some(e.clone());
+            return Err(e.to_string());
+        }
+        let wanted: Cid = cid.parse().map_err(|e| format!("call: {e}"))?;
+        let got = Cid::of_file(code.as_bytes()).map_err(|e| format!("call: {e}"))?;
+        if got != wanted {
+            return Err(format!("call: the code loaded for {wanted} hashes to {got}"));
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, id: u64) -> Option<(usize, Pending)> {
+        self.shared.borrow_mut().pending.remove(&id).map(|p| (p.run, p))
+    }
+
+    fn resolve(&mut self, id: u64, value: serde_json::Value) {
+        let Some((run, pending)) = self.take(id) else { return };
+        let Some(info) = self.runs.get(run) else { return };
+        info.context.with(|ctx| {
+            if let Ok(resolve) = pending.resolve.restore(&ctx) {
+                let _ = resolve.call::<_, ()>((value.to_string(),));
+            }
+        });
+    }
+
+    fn reject(&mut self, id: u64, message: &str) {
+        let Some((run, pending)) = self.take(id) else { return };
+        let Some(info) = self.runs.get(run) else { return };
+        info.context.with(|ctx| {
+            if let (Ok(reject), Ok(error)) = (
+                pending.reject.restore(&ctx),
+                Exception::from_message(ctx.clone(), message),
+            ) {
+                let _ = reject.call::<_, ()>((error,));
+            }
+        });
+    }
+}
+
+fn options(file: &str) -> EvalOptions {
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options.filename = Some(file.to_string());
+    options
+}
+
+/// The text of a thrown value: `message` for `Error`s (prefixed by the class unless plain
+/// `Error`), otherwise the value as a string.
+fn error_text(value: &Value<'_>) -> String {
+    if let Some(object) = value.as_object() {
+        let message: Option<String> = object.get("message").ok();
+        if let Some(message) = message {
+            let name: Option<String> = object.get("name").ok();
+            return match name.as_deref() {
+                None | Some("Error") | Some("") => message,
+                Some(name) => format!("{name}: {message}"),
+            };
+        }
+    }
+    match value.as_string().and_then(|s| s.to_string().ok()) {
+        Some(text) => text,
+        None => value
+            .ctx()
+            .json_stringify(value.clone())
+            .ok()
+            .flatten()
+            .and_then(|s| s.to_string().ok())
+            .unwrap_or_else(|| format!("{value:?}")),
+    }
+}
+
+/// The pending exception behind an engine error, as text.
+fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> String {
+    match error {
+        rquickjs::Error::Exception => error_text(&ctx.catch()),
+        other => other.to_string(),
+    }
+}
+
+fn throw(ctx: &Ctx<'_>, shared: &SharedRef, error: ActionError) -> rquickjs::Error {
+    let message = error.to_string();
+    shared.borrow_mut().limit_hit = Some(error);
+    Exception::throw_message(ctx, &message)
+}
+
+/// Registers a promise for `kind` and returns it with its id.
+fn promise<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, kind: Kind) -> rquickjs::Result<(Promise<'js>, u64)> {
+    let (promise, resolve, reject) = ctx.promise()?;
+    let mut s = shared.borrow_mut();
+    let id = s.next_id;
+    s.next_id += 1;
+    s.pending.insert(
+        id,
+        Pending {
+            run,
+            resolve: Persistent::save(ctx, resolve),
+            reject: Persistent::save(ctx, reject),
+            kind,
+        },
+    );
+    Ok((promise, id))
+}
+
+/// Starts `op` on the host for the action `stack_top`.
+fn start_op(shared: &SharedRef, stack_top: &str, op: HostOp, id: u64) {
+    let (host, tx) = {
+        let s = shared.borrow();
+        (Arc::clone(&s.host), s.tx.clone())
+    };
+    host.start(op, stack_top, Completion { id, tx });
+}
+
+/// Defines `__sigil`, the native half of the prelude, for run `run`.
+fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]) -> rquickjs::Result<()> {
+    let bridge = Object::new(ctx.clone())?;
+    let top: Rc<str> = Rc::from(stack.last().map_or("", String::as_str));
+    let depth = stack.len().saturating_sub(1);
+
+    {
+        let shared = Rc::clone(shared);
+        let top = Rc::clone(&top);
+        bridge.set(
+            "op",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Promise<'js>> {
+                    let op: HostOp = serde_json::from_str(&json)
+                        .map_err(|e| Exception::throw_type(&ctx, &format!("bad host call: {e}")))?;
+                    let limits = shared.borrow().config.limits.clone();
+                    match &op {
+                        HostOp::Sign { .. } | HostOp::SignMessage { .. } => {
+                            let used = shared.borrow().signatures;
+                            if used >= limits.signatures {
+                                return Err(throw(
+                                    &ctx,
+                                    &shared,
+                                    ActionError::Limit {
+                                        limit: Limit::Signatures,
+                                        max: limits.signatures,
+                                    },
+                                ));
+                            }
+                            shared.borrow_mut().signatures += 1;
+                        }
+                        HostOp::Fetch { url, .. } => {
+                            let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+                            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                                return Err(Exception::throw_type(
+                                    &ctx,
+                                    &format!("fetch: only http and https URLs can be fetched, not {url:?}"),
+                                ));
+                            }
+                            let used = shared.borrow().fetches;
+                            if used >= limits.fetches {
+                                return Err(throw(
+                                    &ctx,
+                                    &shared,
+                                    ActionError::Limit {
+                                        limit: Limit::Fetches,
+                                        max: limits.fetches,
+                                    },
+                                ));
+                            }
+                            shared.borrow_mut().fetches += 1;
+                        }
+                        HostOp::LoadAction { .. } => {
+                            return Err(Exception::throw_type(&ctx, "bad host call: use Lit.Actions.call"));
+                        }
+                        _ => {}
+                    }
+                    let (promise, id) = promise(&ctx, &shared, run, Kind::Op)?;
+                    start_op(&shared, &top, op, id);
+                    Ok(promise)
+                },
+            )?,
+        )?;
+    }
+    {
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "setResponse",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, response: String| -> rquickjs::Result<()> {
+                    let max = shared.borrow().config.limits.response_bytes;
+                    if response.len() > max {
+                        return Err(throw(
+                            &ctx,
+                            &shared,
+                            ActionError::Limit {
+                                limit: Limit::ResponseSize,
+                                max,
+                            },
+                        ));
+                    }
+                    shared.borrow_mut().response = Some(response);
+                    Ok(())
+                },
+            )?,
+        )?;
+    }
+    {
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "log",
+            Function::new(ctx.clone(), move |_level: String, text: String| {
+                let mut s = shared.borrow_mut();
+                if s.logs_truncated {
+                    return;
+                }
+                if s.log_bytes + text.len() > s.config.limits.log_bytes {
+                    s.logs_truncated = true;
+                    let max = s.config.limits.log_bytes;
+                    s.logs.push(format!("[console output cut at the {max}-byte limit]"));
+                    return;
+                }
+                s.log_bytes += text.len();
+                s.logs.push(text);
+            })?,
+        )?;
+    }
+    bridge.set(
+        "keccak",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| -> rquickjs::Result<String> {
+            let bytes = hex::decode(text.trim_start_matches("0x"))
+                .map_err(|e| Exception::throw_type(&ctx, &format!("keccak: not hex ({e})")))?;
+            Ok(hex::encode(Keccak256::digest(bytes)))
+        })?,
+    )?;
+    {
+        let shared = Rc::clone(shared);
+        let top = Rc::clone(&top);
+        bridge.set(
+            "call",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, cid: String, params: String| -> rquickjs::Result<Promise<'js>> {
+                    let max = shared.borrow().config.limits.call_depth;
+                    if depth >= max {
+                        return Err(throw(
+                            &ctx,
+                            &shared,
+                            ActionError::Limit {
+                                limit: Limit::CallDepth,
+                                max,
+                            },
+                        ));
+                    }
+                    if let Err(e) = cid.parse::<Cid>() {
+                        return Err(Exception::throw_type(&ctx, &format!("call: {e}")));
+                    }
+                    let kind = Kind::LoadChild {
+                        cid: cid.clone(),
+                        params,
+                    };
+                    let (promise, id) = promise(&ctx, &shared, run, kind)?;
+                    start_op(&shared, &top, HostOp::LoadAction { cid }, id);
+                    Ok(promise)
+                },
+            )?,
+        )?;
+    }
+    {
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "ethers",
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+                let path = shared.borrow().config.ethers_bundle.clone();
+                let Some(path) = path else {
+                    return Err(Exception::throw_message(
+                        &ctx,
+                        "ethers is not available on this node (no ethers bundle is configured)",
+                    ));
+                };
+                let bundle = std::fs::read_to_string(&path).map_err(|e| {
+                    Exception::throw_message(&ctx, &format!("ethers: cannot read {}: {e}", path.display()))
+                })?;
+                let source = format!(
+                    "(function () {{ var module = {{ exports: {{}} }}; var exports = module.exports;\n{bundle}\n;return module.exports; }})()"
+                );
+                ctx.eval_with_options(source, options("ethers.umd.min.js"))
+            })?,
+        )?;
+    }
+    ctx.globals().set("__sigil", bridge)
+}
