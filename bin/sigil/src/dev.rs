@@ -14,7 +14,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::read_provider;
 use sigil_chain::Contracts;
-use sigil_node::config::{ChainConfig, NodeConfig};
+use sigil_node::config::{ActionsConfig, ChainConfig, NodeConfig};
 use sigil_node::init_data_dir;
 use sigil_node::store::StorageKey;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
@@ -161,6 +161,14 @@ fn checkout_candidates(relative: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// ethers v5's UMD bundle from the pinned tools, made absolute so node configs work from anywhere.
+pub fn find_ethers_bundle() -> Option<PathBuf> {
+    checkout_candidates("tools/node_modules/ethers/dist/ethers.umd.min.js")
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
 }
 
 /// The compiled contracts directory.
@@ -329,6 +337,10 @@ fn init(
         identities.push(identity.0);
         keys.push(storage_key);
     }
+    let ethers = find_ethers_bundle();
+    if ethers.is_none() {
+        eprintln!("note: ethers v5 not found in tools/node_modules; actions that use `ethers` will fail (run `make tools`)");
+    }
     let mut nodes = Vec::new();
     for (i, (port, key)) in ports.iter().zip(&keys).enumerate() {
         let config = NodeConfig {
@@ -348,6 +360,10 @@ fn init(
             }),
             // The node list lives in NodeSet.
             peers: Vec::new(),
+            actions: ActionsConfig {
+                ethers_bundle: ethers.clone(),
+                ..ActionsConfig::default()
+            },
         };
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;

@@ -93,6 +93,7 @@ struct Cache {
     standing: HashMap<(U256, Address), (Standing, Instant)>,
     actions: HashMap<(U256, Vec<u8>), (bool, Instant)>,
     blocks: HashMap<B256, (u64, u64)>,
+    key_ids: HashMap<U256, [u8; 32]>,
 }
 
 impl Cache {
@@ -105,6 +106,7 @@ impl Cache {
     fn clear(&mut self) {
         self.generation += 1;
         self.blocks.clear();
+        self.key_ids.clear();
         self.standing.clear();
         self.actions.clear();
     }
@@ -360,6 +362,83 @@ impl Registry {
             cache.actions.insert(key, (permitted, Instant::now()));
         }
         Ok(permitted)
+    }
+
+    /// The key id PKP `token` was minted under, `None` if it was never minted. A key id never
+    /// changes, so answers are kept.
+    pub async fn key_id(&self, token: U256) -> Result<Option<[u8; 32]>, ChainError> {
+        if let Some(id) = self.cache.lock().await.key_ids.get(&token) {
+            return Ok(Some(*id));
+        }
+        let id = PKPNFT::new(self.contracts.pkp_nft, &self.provider)
+            .getKeyId(token)
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "getKeyId"))?;
+        if id.is_zero() {
+            return Ok(None);
+        }
+        let mut cache = self.cache.lock().await;
+        if cache.key_ids.len() >= MAX_BLOCKS {
+            cache.key_ids.clear();
+        }
+        cache.key_ids.insert(token, id.0);
+        Ok(Some(id.0))
+    }
+
+    /// The CIDs (multihash bytes) of the actions permitted for PKP `token`, read from the chain.
+    pub async fn permitted_actions(&self, token: U256) -> Result<Vec<Vec<u8>>, ChainError> {
+        let list = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .getPermittedActions(token)
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getPermittedActions"))?;
+        Ok(list.into_iter().map(|b| b.to_vec()).collect())
+    }
+
+    /// The addresses permitted for PKP `token`, read from the chain.
+    pub async fn permitted_addresses(&self, token: U256) -> Result<Vec<Address>, ChainError> {
+        PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .getPermittedAddresses(token)
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getPermittedAddresses"))
+    }
+
+    /// The auth methods permitted for PKP `token` as (type, id, scopes), read from the chain.
+    pub async fn permitted_auth_methods(&self, token: U256) -> Result<Vec<(U256, Vec<u8>, U256)>, ChainError> {
+        let list = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .getPermittedAuthMethods(token)
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getPermittedAuthMethods"))?;
+        Ok(list
+            .into_iter()
+            .map(|m| (m.authMethodType, m.id.to_vec(), m.scopes))
+            .collect())
+    }
+
+    /// Whether `address` is a permitted address of PKP `token`, read from the chain.
+    pub async fn is_permitted_address(&self, token: U256, address: Address) -> Result<bool, ChainError> {
+        PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .isPermittedAddress(token, address)
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "isPermittedAddress"))
+    }
+
+    /// Whether the auth method (`kind`, `id`) is permitted for PKP `token`, read from the chain.
+    pub async fn is_permitted_auth_method(&self, token: U256, kind: U256, id: &[u8]) -> Result<bool, ChainError> {
+        PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .isPermittedAuthMethod(token, kind, Bytes::copy_from_slice(id))
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "isPermittedAuthMethod"))
+    }
+
+    /// The RPC URL this registry reads.
+    pub fn rpc_url(&self) -> &str {
+        &self.url
     }
 
     /// Number and timestamp of the block with this hash, `None` if the chain has no such block.

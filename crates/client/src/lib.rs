@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod action;
 pub mod pkp;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+pub use action::{ActionCode, ExecuteOutcome};
 pub use pkp::{MintedPkp, PkpSigner};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,19 @@ pub enum ClientError {
     /// Making or signing an auth signature failed.
     #[error("auth signature: {0}")]
     Auth(String),
+    /// An action run gave no usable answer: it failed (the most common error code among the
+    /// nodes), or the nodes disagreed (`NODES_DISAGREED`).
+    #[error("{code}: {message}")]
+    Action {
+        /// Stable code, e.g. `ACTION_TIMEOUT`, `NOT_PERMITTED`, `NODES_DISAGREED`.
+        code: String,
+        /// Human message.
+        message: String,
+        /// The action's console output up to the error, from one node.
+        logs: Vec<String>,
+        /// Every node that failed, and why.
+        failures: Vec<NodeFailure>,
+    },
 }
 
 /// A node of the connected network.

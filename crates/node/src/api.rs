@@ -3,6 +3,7 @@
 //!
 //! Every error is JSON — `{"error": {"code": "...", "message": "..."}}` — with a stable code.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,17 +46,30 @@ const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 #[derive(Clone, Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: Cow<'static, str>,
     message: String,
+    logs: Vec<String>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
+            logs: Vec::new(),
         }
+    }
+
+    /// The same error carrying an action's console output.
+    pub(crate) fn with_logs(mut self, logs: Vec<String>) -> Self {
+        self.logs = logs;
+        self
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// 400 with a message naming the bad field.
@@ -86,7 +100,7 @@ impl ApiError {
         )
     }
 
-    fn not_ready() -> Self {
+    pub(crate) fn not_ready() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "NOT_READY",
@@ -95,8 +109,8 @@ impl ApiError {
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
-        self.code
+    pub fn code(&self) -> &str {
+        &self.code
     }
 
     fn from_code(code: &str, message: String) -> Self {
@@ -115,8 +129,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorFields {
-                code: self.code.to_string(),
+                code: self.code.into_owned(),
                 message: self.message,
+                logs: self.logs,
             },
         };
         (self.status, Json(body)).into_response()
@@ -132,11 +147,18 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/health", get(health_route))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    // Action code may be large: these two take the code limit, with room for JSON escaping.
+    let code_limit = node.settings.config.actions.limits.code_bytes;
+    let actions = Router::new()
+        .route("/web/execute", post(crate::actions::execute))
+        .route("/web/actions", post(crate::actions::store_action))
+        .layer(DefaultBodyLimit::max(code_limit.saturating_mul(2).saturating_add(1 << 20)));
     let mesh = Router::new()
         .route("/mesh/send", post(mesh_send))
         .route("/mesh/call", post(mesh_call))
         .layer(DefaultBodyLimit::max(MAX_MESH_BYTES));
-    web.merge(mesh)
+    web.merge(actions)
+        .merge(mesh)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&node), track))
@@ -169,22 +191,18 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Turns a body extraction failure (too large, unreadable) into our JSON error.
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "BODY_TOO_LARGE",
-                format!("request body over the {MAX_REQUEST_BYTES}-byte limit"),
-            )
+            ApiError::new(status, "BODY_TOO_LARGE", format!("request body too large: {}", e.body_text()))
         } else {
             ApiError::new(status, "BAD_BODY", e.body_text())
         }
     })
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             "BAD_JSON"
@@ -354,7 +372,7 @@ pub struct SignRequest {
     pub auth_sig: Option<serde_json::Value>,
 }
 
-fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
+pub(crate) fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
     let raw = hex::decode(text.strip_prefix("0x").unwrap_or(text))
         .map_err(|e| ApiError::bad_request(format!("{field}: not hex ({e})")))?;
     let len = raw.len();
@@ -500,7 +518,7 @@ async fn mint_attestation(
         .map(Json)
 }
 
-fn registry(node: &Node) -> Result<&Arc<Registry>, ApiError> {
+pub(crate) fn registry(node: &Node) -> Result<&Arc<Registry>, ApiError> {
     node.options.registry.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -513,7 +531,7 @@ fn registry(node: &Node) -> Result<&Arc<Registry>, ApiError> {
     })
 }
 
-fn chain_error(e: ChainError) -> ApiError {
+pub(crate) fn chain_error(e: ChainError) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "CHAIN_UNAVAILABLE", e.to_string())
 }
 
@@ -528,7 +546,7 @@ pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 /// and chain, unexpired, not valid for longer than [`MAX_AUTH_LIFETIME_SECS`], and with a fresh
 /// nonce — the hash of a block of this chain at most `nonce_max_age_secs` older than the head,
 /// and (unless it is the head itself) no older than that by the clock either. Returns the signer.
-async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Address, ApiError> {
+pub(crate) async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Address, ApiError> {
     let registry = registry(node)?;
     let chain = node
         .settings
@@ -689,7 +707,7 @@ async fn authorize(
 
 /// Takes this request's presignature (marking it used) and returns this node's share of the
 /// signature of `hash` under the key derived by `key_id`.
-async fn threshold_share(
+pub(crate) async fn threshold_share(
     node: &Arc<Node>,
     root: &ProjectivePoint,
     key_id: KeyId,
@@ -817,6 +835,7 @@ async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 }
             }
             Ok(Message::Stored(seq)) => crate::pool::stored(&node, opened.from, seq),
+            Ok(Message::Action { request, topic, value }) => node.mailbox.put(request, &topic, opened.from, value),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
         }
     }
@@ -848,7 +867,7 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 match allocate(&node, &request, &digest).await {
                     Ok(a) => Reply::Allocated(a),
                     Err(e) => Reply::Error {
-                        code: e.code.into(),
+                        code: e.code.into_owned(),
                         message: e.message,
                     },
                 }

@@ -48,6 +48,39 @@ pub struct NodeConfig {
     /// node set comes from the NodeSet contract.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerConfig>,
+    /// How actions run.
+    #[serde(default)]
+    pub actions: ActionsConfig,
+}
+
+/// `[actions]`: limits of each run and where code and libraries come from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// Per-run limits (`[actions.limits]`: wall_time in ms, memory_bytes, code_bytes,
+    /// response_bytes, signatures, fetches, call_depth, log_bytes).
+    pub limits: sigil_actions::Limits,
+    /// Actions running at once; further requests wait.
+    pub max_concurrent: usize,
+    /// ethers v5's UMD bundle (`ethers.umd.min.js`). Relative paths are relative to the config.
+    pub ethers_bundle: Option<PathBuf>,
+    /// An IPFS HTTP gateway (`{gateway}/ipfs/{cid}`) for code not in the node's action store.
+    pub ipfs_gateway: Option<String>,
+    /// RPC URLs by chain name for `Lit.Actions.getRpcUrl`; the node's own chain is always
+    /// available by its chain id.
+    pub rpc_urls: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            limits: sigil_actions::Limits::default(),
+            max_concurrent: 8,
+            ethers_bundle: None,
+            ipfs_gateway: None,
+            rpc_urls: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// Where the node reads the chain.
@@ -164,7 +197,11 @@ impl NodeConfig {
 
     /// Checks the values; relative paths are resolved against `base`. With a chain, `peers`
     /// must be empty here and [`Settings::adopt_peers`] fills them from NodeSet.
-    pub fn check(self, base: &Path) -> Result<Settings, ConfigError> {
+    pub fn check(mut self, base: &Path) -> Result<Settings, ConfigError> {
+        self.resolve_paths(base);
+        if self.actions.max_concurrent == 0 {
+            return Err(ConfigError::Invalid("actions.max_concurrent must be at least 1".into()));
+        }
         if self.chain.is_some() {
             if !self.peers.is_empty() {
                 return Err(ConfigError::Invalid(
@@ -191,6 +228,14 @@ impl NodeConfig {
         let threshold = settings.config.threshold;
         settings.adopt_peers(&peers, threshold)?;
         Ok(settings)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(path) = &self.actions.ethers_bundle {
+            if path.is_relative() {
+                self.actions.ethers_bundle = Some(base.join(path));
+            }
+        }
     }
 
     fn resolved_data_dir(&self, base: &Path) -> PathBuf {

@@ -6,8 +6,11 @@
 //! * [`session`] — protocol runs on their own threads, routed by session id, with deadlines.
 //! * [`pool`] — the presignature pool and its single allocator.
 //! * [`api`] — `fn app(node) -> Router`: `/web/handshake`, `/web/pkp/sign`, `/health`, `/metrics`.
+//! * [`actions`] — `/web/execute` and `/web/actions`: runs actions in the sandbox and answers
+//!   their host operations (signing, fetch, runOnce, broadcastAndCollect, permissions, call).
 //! * [`node`] — start-up, the first DKG, peer liveness, shutdown.
 
+pub mod actions;
 pub mod api;
 pub mod config;
 mod metrics;

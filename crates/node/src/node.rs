@@ -129,6 +129,10 @@ pub struct Node {
     /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
     /// expires, and the signature recovery need not run again (time limits are re-checked).
     pub(crate) verified_auth: Mutex<HashMap<[u8; 32], sigil_chain::siwe::VerifiedAuth>>,
+    /// Values exchanged between the nodes running the same action request.
+    pub mailbox: crate::actions::Mailbox,
+    /// Action runs allowed at once.
+    pub(crate) action_slots: tokio::sync::Semaphore,
 }
 
 impl Node {
@@ -253,6 +257,8 @@ pub async fn run(
         peers_ready: Mutex::new(HashMap::new()),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
+        mailbox: crate::actions::Mailbox::default(),
+        action_slots: tokio::sync::Semaphore::new(settings.config.actions.max_concurrent),
         settings,
     });
     tracing::info!(
@@ -315,6 +321,7 @@ async fn sweep(node: Arc<Node>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         node.sessions.sweep();
+        node.mailbox.sweep();
     }
 }
 

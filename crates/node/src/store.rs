@@ -28,6 +28,8 @@ const PRESIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presi
 const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatures");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// Action code by CID (public: stored in the clear).
+const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 const NONCE_LEN: usize = 12;
 
@@ -152,6 +154,7 @@ impl Store {
         txn.open_table(USED).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
+        txn.open_table(ACTIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             db,
@@ -414,5 +417,22 @@ impl Store {
             |b| Ok(b.to_vec()),
         )
         .map(|v| Some(Zeroizing::new(v)))
+    }
+
+    /// Stores action code under its CID (the caller computed the CID from the code).
+    pub fn put_action(&self, cid: &str, code: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(ACTIONS)
+            .map_err(db_err)?
+            .insert(cid, code)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// The code stored under `cid`, if any.
+    pub fn action(&self, cid: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(ACTIONS).map_err(db_err)?;
+        Ok(table.get(cid).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 }

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 const PROTOCOL: u8 = 1;
 const START: u8 = 2;
 const STORED: u8 = 3;
+const ACTION: u8 = 4;
+/// Largest value one node sends another for an action (runOnce, broadcastAndCollect, shares).
+pub const MAX_ACTION_VALUE: usize = 1 << 20;
 
 /// A one-way message (`POST /mesh/send`).
 #[derive(Debug)]
@@ -15,6 +18,21 @@ pub enum Message {
     Start(Start),
     /// A participant tells the pool owner it stored its share of presignature `seq`.
     Stored(u64),
+    /// A value for the other nodes running the same action request.
+    Action {
+        /// The execute request's id.
+        request: [u8; 16],
+        /// What it is for (`once/NAME`, `collect/NAME`, `combine/SIGNAME`).
+        topic: String,
+        /// The value.
+        value: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ActionValue {
+    topic: String,
+    value: String,
 }
 
 /// An order to make presignature `seq` of the sender's pool among `participants`.
@@ -27,7 +45,7 @@ pub struct Start {
 }
 
 impl Message {
-    /// `1 | session:32 | bytes`, `2 | json` or `3 | seq:u64`.
+    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64` or `4 | request:16 | json`.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
@@ -37,6 +55,18 @@ impl Message {
                 out
             }
             Self::Stored(seq) => [&[STORED][..], &seq.to_be_bytes()].concat(),
+            Self::Action { request, topic, value } => {
+                let mut out = vec![ACTION];
+                out.extend_from_slice(request);
+                out.extend(
+                    serde_json::to_vec(&ActionValue {
+                        topic: topic.clone(),
+                        value: value.clone(),
+                    })
+                    .unwrap_or_default(),
+                );
+                out
+            }
         }
     }
 
@@ -56,6 +86,16 @@ impl Message {
             Some((&STORED, rest)) => <[u8; 8]>::try_from(rest)
                 .map(|b| Self::Stored(u64::from_be_bytes(b)))
                 .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
+            Some((&ACTION, rest)) => {
+                let (request, body) = rest.split_at_checked(16).ok_or("action message without a request id")?;
+                let request = <[u8; 16]>::try_from(request).map_err(|_| "request id")?;
+                let ActionValue { topic, value } =
+                    serde_json::from_slice(body).map_err(|e| format!("action message: {e}"))?;
+                if value.len() > MAX_ACTION_VALUE || topic.len() > 1024 {
+                    return Err("action message too large".into());
+                }
+                Ok(Self::Action { request, topic, value })
+            }
             Some((kind, _)) => Err(format!("unknown message kind {kind}")),
             None => Err("empty message".into()),
         }

@@ -20,6 +20,9 @@ pub struct ErrorFields {
     pub code: String,
     /// What went wrong.
     pub message: String,
+    /// An action's console output up to the error (`/web/execute` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }
 
 /// `POST /web/handshake` answer.
@@ -65,7 +68,7 @@ pub struct PeerInfo {
 }
 
 /// `POST /web/pkp/sign` answer: this node's signature share.
-#[derive(Deserialize, Serialize, Debug, Clone)]
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SignResponse {
     /// The node.
@@ -80,4 +83,38 @@ pub struct SignResponse {
     pub participants: Vec<u32>,
     /// Shares needed.
     pub threshold: usize,
+}
+
+/// `POST /web/execute` answer: one node's run of an action.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteResponse {
+    /// The node.
+    pub node_id: u32,
+    /// The action's last `Lit.Actions.setResponse`, if any.
+    pub response: Option<String>,
+    /// Its console lines.
+    pub logs: Vec<String>,
+    /// This node's signature shares by `sigName`.
+    pub signatures: std::collections::BTreeMap<String, ActionShare>,
+}
+
+/// A signature share an action asked for, and what it signs.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionShare {
+    /// The 32-byte hash signed, hex.
+    pub to_sign: String,
+    /// The share.
+    pub share: SignResponse,
+}
+
+/// `POST /web/actions` answer.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAction {
+    /// The code's IPFS CIDv0.
+    pub cid: String,
+    /// Its size in bytes.
+    pub size: usize,
 }

@@ -1,0 +1,318 @@
+//! Running actions: [`Client::execute`] sends one request to every node, takes the answer that
+//! `t` nodes gave identically, and combines the signature shares of each `sigName` into a
+//! signature verified against its PKP key. [`Client::store_action`] stores code on every node.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use sigil_primitives::{Cid, ErrorBody, ExecuteResponse, StoredAction};
+use sigil_tss::derive::{checksum_address, eth_address};
+use sigil_tss::ecdsa::{combine_naming, SignatureShare};
+use sigil_tss::PartyId;
+
+use crate::{decode_point, request_id, AuthSig, Client, ClientError, NodeFailure, SignOutcome, REQUEST_TIMEOUT};
+
+/// The action to run.
+#[derive(Clone, Debug)]
+pub enum ActionCode {
+    /// Code sent inline.
+    Code(String),
+    /// Code the nodes already hold (or fetch from their IPFS gateway), by IPFS CIDv0.
+    Cid(String),
+}
+
+/// What an action run gave.
+#[derive(Clone, Debug)]
+pub struct ExecuteOutcome {
+    /// The response the agreeing nodes returned (`Lit.Actions.setResponse`).
+    pub response: Option<String>,
+    /// The console lines of the first agreeing node.
+    pub logs: Vec<String>,
+    /// The combined signatures by `sigName`, each verified against its PKP key.
+    pub signatures: BTreeMap<String, SignOutcome>,
+    /// The nodes whose answers were taken.
+    pub agreeing: Vec<u32>,
+    /// Nodes that failed, answered differently or sent bad shares.
+    pub failures: Vec<NodeFailure>,
+}
+
+/// The part of an answer that must be identical at `t` nodes.
+fn agreement_key(answer: &ExecuteResponse) -> String {
+    let signatures: BTreeMap<&String, (&String, &String)> = answer
+        .signatures
+        .iter()
+        .map(|(name, s)| (name, (&s.to_sign, &s.share.public_key)))
+        .collect();
+    serde_json::json!([answer.response, signatures]).to_string()
+}
+
+async fn post_execute(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<ExecuteResponse, (Option<(String, String, Vec<String>)>, String)> {
+    let response = http
+        .post(url)
+        .timeout(REQUEST_TIMEOUT)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| (None, format!("unreachable: {e}")))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| (None, format!("reading the answer: {e}")))?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => {
+                let text = format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message);
+                (Some((e.error.code, e.error.message, e.error.logs)), text)
+            }
+            Err(_) => (None, format!("{status}: {}", String::from_utf8_lossy(&bytes))),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| (None, format!("unexpected answer: {e}")))
+}
+
+impl Client {
+    /// Stores action code on every node; returns its CID. Fails if fewer than `t` nodes stored it.
+    pub async fn store_action(&self, code: &str) -> Result<(String, Vec<NodeFailure>), ClientError> {
+        let cid = Cid::of_file(code.as_bytes())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
+            .to_string();
+        let body = serde_json::json!({ "code": code });
+        let mut pending: FuturesUnordered<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let http = self.http.clone();
+                let body = body.clone();
+                let node = node.clone();
+                async move {
+                    let answer = crate::post::<StoredAction>(&http, &format!("{}/web/actions", node.url), &body).await;
+                    (node, answer)
+                }
+            })
+            .collect();
+        let mut stored = 0;
+        let mut failures = self.unreachable.clone();
+        while let Some((node, answer)) = pending.next().await {
+            match answer {
+                Ok(a) if a.cid == cid => stored += 1,
+                Ok(a) => failures.push(NodeFailure {
+                    node: Some(node.id),
+                    url: node.url,
+                    reason: format!("stored the code under {}, expected {cid}", a.cid),
+                }),
+                Err(reason) => failures.push(NodeFailure {
+                    node: Some(node.id),
+                    url: node.url,
+                    reason,
+                }),
+            }
+        }
+        if stored < self.threshold {
+            return Err(ClientError::Invalid(format!(
+                "action {cid} stored on {stored} nodes, {} needed: {}",
+                self.threshold,
+                crate::list(&failures)
+            )));
+        }
+        Ok((cid, failures))
+    }
+
+    /// Runs an action on every node with `js_params` (a JSON object) and, if given, the caller's
+    /// auth signature (`Lit.Auth.authSigAddress`).
+    pub async fn execute(
+        &self,
+        code: ActionCode,
+        js_params: serde_json::Value,
+        auth: Option<&AuthSig>,
+    ) -> Result<ExecuteOutcome, ClientError> {
+        if !js_params.is_object() && !js_params.is_null() {
+            return Err(ClientError::Invalid("jsParams must be a JSON object".into()));
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut body = serde_json::json!({
+            "jsParams": js_params,
+            "requestId": hex::encode(request_id()),
+            "timestamp": timestamp,
+        });
+        match &code {
+            ActionCode::Code(code) => body["code"] = serde_json::Value::String(code.clone()),
+            ActionCode::Cid(cid) => body["ipfsId"] = serde_json::Value::String(cid.clone()),
+        }
+        if let Some(auth) = auth {
+            body["authSig"] = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        }
+        let mut pending: FuturesUnordered<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let http = self.http.clone();
+                let body = body.clone();
+                let node = node.clone();
+                async move {
+                    let answer = post_execute(&http, &format!("{}/web/execute", node.url), &body).await;
+                    (node, answer)
+                }
+            })
+            .collect();
+        let mut failures = self.unreachable.clone();
+        let mut groups: BTreeMap<String, Vec<ExecuteResponse>> = BTreeMap::new();
+        let mut errors: BTreeMap<(String, String), (Vec<u32>, Vec<String>)> = BTreeMap::new();
+        while let Some((node, answer)) = pending.next().await {
+            let answer = match answer {
+                Ok(answer) if answer.node_id == node.id => answer,
+                Ok(_) => {
+                    failures.push(NodeFailure {
+                        node: Some(node.id),
+                        url: node.url,
+                        reason: "answered for another node".into(),
+                    });
+                    continue;
+                }
+                Err((coded, reason)) => {
+                    if let Some((code, message, logs)) = coded {
+                        let entry = errors.entry((code, message)).or_default();
+                        entry.0.push(node.id);
+                        if entry.1.is_empty() {
+                            entry.1 = logs;
+                        }
+                    }
+                    failures.push(NodeFailure {
+                        node: Some(node.id),
+                        url: node.url,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let key = agreement_key(&answer);
+            let group = groups.entry(key.clone()).or_default();
+            group.push(answer);
+            if group.len() < self.threshold {
+                continue;
+            }
+            if let Some(outcome) = self.combine_group(group, &mut failures) {
+                let mut outcome = outcome;
+                for (other, answers) in &groups {
+                    if *other != key {
+                        for a in answers {
+                            outcome.failures.push(NodeFailure {
+                                node: Some(a.node_id),
+                                url: String::new(),
+                                reason: "returned a different response or signed something else".into(),
+                            });
+                        }
+                    }
+                }
+                return Ok(outcome);
+            }
+        }
+        Err(self.execute_error(groups, errors, failures))
+    }
+
+    /// Combines the shares of a group of identical answers; `None` while some signature lacks
+    /// `t` shares that fit.
+    fn combine_group(&self, group: &[ExecuteResponse], failures: &mut Vec<NodeFailure>) -> Option<ExecuteOutcome> {
+        let first = group.first()?;
+        let mut signatures = BTreeMap::new();
+        let mut bad_nodes = Vec::new();
+        for (name, entry) in &first.signatures {
+            let point = decode_point(&entry.share.public_key)?;
+            let hash: [u8; 32] = hex::decode(&entry.to_sign).ok()?.try_into().ok()?;
+            let shares: Vec<SignatureShare> = group
+                .iter()
+                .filter_map(|a| {
+                    let s = a.signatures.get(name)?;
+                    let bytes = hex::decode(&s.share.share).ok()?;
+                    SignatureShare::from_bytes(PartyId(a.node_id), &bytes).ok()
+                })
+                .collect();
+            if shares.len() < self.threshold {
+                return None;
+            }
+            let (signature, bad) = combine_naming(&point, &hash, self.threshold, &shares).ok()?;
+            bad_nodes.extend(bad.iter().map(|p| (p.0, name.clone())));
+            let public_key: [u8; 65] = sigil_tss::derive::uncompressed(&point);
+            signatures.insert(
+                name.clone(),
+                SignOutcome {
+                    signature,
+                    public_key,
+                    address: checksum_address(&eth_address(&point)),
+                    presignature: entry.share.presignature.clone(),
+                    signers: shares.iter().map(|s| s.party.0).collect(),
+                    failures: Vec::new(),
+                },
+            );
+        }
+        let mut failures = std::mem::take(failures);
+        for (node, name) in bad_nodes {
+            failures.push(NodeFailure {
+                node: Some(node),
+                url: self
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == node)
+                    .map(|n| n.url.clone())
+                    .unwrap_or_default(),
+                reason: format!("sent a signature share for {name:?} that does not fit the others (wrong share)"),
+            });
+        }
+        Some(ExecuteOutcome {
+            response: first.response.clone(),
+            logs: first.logs.clone(),
+            signatures,
+            agreeing: group.iter().map(|a| a.node_id).collect(),
+            failures,
+        })
+    }
+
+    fn execute_error(
+        &self,
+        groups: BTreeMap<String, Vec<ExecuteResponse>>,
+        errors: BTreeMap<(String, String), (Vec<u32>, Vec<String>)>,
+        failures: Vec<NodeFailure>,
+    ) -> ClientError {
+        let disagreed = errors.keys().any(|(code, _)| code == "NODES_DISAGREED") || groups.len() > 1;
+        if disagreed {
+            let message = errors
+                .iter()
+                .find(|((code, _), _)| code == "NODES_DISAGREED")
+                .map(|((_, m), _)| m.clone())
+                .unwrap_or_else(|| "the nodes returned different responses or signed different messages".into());
+            return ClientError::Action {
+                code: "NODES_DISAGREED".into(),
+                message: format!("nodes disagreed, so no {} of them returned the same answer: {message}", self.threshold),
+                logs: Vec::new(),
+                failures,
+            };
+        }
+        // The most common refusal speaks for the network.
+        if let Some(((code, message), (_, logs))) = errors.into_iter().max_by_key(|(_, (nodes, _))| nodes.len()) {
+            return ClientError::Action {
+                code,
+                message,
+                logs,
+                failures,
+            };
+        }
+        let answered = groups.values().map(Vec::len).sum::<usize>();
+        ClientError::Action {
+            code: "NOT_ENOUGH_NODES".into(),
+            message: format!(
+                "{answered} nodes answered, {} needed for a response and its signatures",
+                self.threshold
+            ),
+            logs: Vec::new(),
+            failures,
+        }
+    }
+}
