@@ -339,7 +339,9 @@ fn init(
     }
     let ethers = find_ethers_bundle();
     if ethers.is_none() {
-        eprintln!("note: ethers v5 not found in tools/node_modules; actions that use `ethers` will fail (run `make tools`)");
+        eprintln!(
+            "note: ethers v5 not found in tools/node_modules; actions that use `ethers` will fail (run `make tools`)"
+        );
     }
     let mut nodes = Vec::new();
     for (i, (port, key)) in ports.iter().zip(&keys).enumerate() {

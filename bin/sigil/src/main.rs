@@ -1,6 +1,7 @@
 //! `sigil`: the one Sigil binary — a node (`sigil node`), a local network (`sigil dev`), client
-//! commands (`sign`, `status`), benchmarks (`bench`) and an in-process demo of the core.
+//! commands (`sign`, `status`, `pkp`, `action`), benchmarks (`bench`) and an in-process demo of the core.
 
+mod action_cmd;
 mod bench;
 mod client_cmd;
 mod demo;
@@ -44,6 +45,9 @@ enum Command {
     /// Mint PKPs, grant and show their permissions, send ETH from them.
     #[command(subcommand)]
     Pkp(pkp_cmd::Command),
+    /// Actions: compute CIDs, store code on the nodes, run actions.
+    #[command(subcommand)]
+    Action(action_cmd::Command),
     /// NodeSet administration.
     #[command(subcommand)]
     Admin(pkp_cmd::AdminCommand),
@@ -79,6 +83,7 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Dev(args) => dev::run(args, cli.private_key.as_deref()).await,
             Command::Sign(args) => client_cmd::sign(&cli.network, cli.private_key.as_deref(), args).await,
             Command::Pkp(command) => pkp_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
+            Command::Action(command) => action_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Admin(pkp_cmd::AdminCommand::SetAttester { force }) => {
                 pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref(), force).await
             }

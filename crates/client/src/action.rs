@@ -138,18 +138,19 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let mut body = serde_json::json!({
-            "jsParams": js_params,
-            "requestId": hex::encode(request_id()),
-            "timestamp": timestamp,
-        });
+        let mut body = serde_json::Map::new();
+        body.insert("jsParams".into(), js_params);
+        body.insert("requestId".into(), hex::encode(request_id()).into());
+        body.insert("timestamp".into(), timestamp.into());
         match &code {
-            ActionCode::Code(code) => body["code"] = serde_json::Value::String(code.clone()),
-            ActionCode::Cid(cid) => body["ipfsId"] = serde_json::Value::String(cid.clone()),
-        }
+            ActionCode::Code(code) => body.insert("code".into(), code.clone().into()),
+            ActionCode::Cid(cid) => body.insert("ipfsId".into(), cid.clone().into()),
+        };
         if let Some(auth) = auth {
-            body["authSig"] = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            let auth = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            body.insert("authSig".into(), auth);
         }
+        let body = serde_json::Value::Object(body);
         let mut pending: FuturesUnordered<_> = self
             .nodes
             .iter()
@@ -290,7 +291,10 @@ impl Client {
                 .unwrap_or_else(|| "the nodes returned different responses or signed different messages".into());
             return ClientError::Action {
                 code: "NODES_DISAGREED".into(),
-                message: format!("nodes disagreed, so no {} of them returned the same answer: {message}", self.threshold),
+                message: format!(
+                    "nodes disagreed, so no {} of them returned the same answer: {message}",
+                    self.threshold
+                ),
                 logs: Vec::new(),
                 failures,
             };

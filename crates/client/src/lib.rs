@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 pub use action::{ActionCode, ExecuteOutcome};
+use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};

@@ -29,9 +29,7 @@ use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::PartyId;
 use tokio::sync::Notify;
 
-use crate::api::{
-    authenticate, body, chain_error, hex_bytes, parse_json, registry, threshold_share, ApiError,
-};
+use crate::api::{authenticate, body, chain_error, hex_bytes, parse_json, registry, threshold_share, ApiError};
 use crate::node::Node;
 use crate::wire::Message;
 
@@ -50,10 +48,13 @@ const COLLECT_WAIT: Duration = Duration::from_secs(10);
 /// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
 const ACTION_THREAD_STACK: usize = 8 << 20;
 
+/// When a slot was opened, and the value of each sender.
+type Slot = (Instant, BTreeMap<u32, String>);
+
 /// Values from the nodes running the same request, by (request id, topic) and sender.
 #[derive(Default)]
 pub struct Mailbox {
-    slots: Mutex<HashMap<([u8; 16], String), (Instant, BTreeMap<u32, String>)>>,
+    slots: Mutex<HashMap<([u8; 16], String), Slot>>,
     changed: Notify,
 }
 
@@ -310,9 +311,7 @@ pub async fn execute(
             (code, cid)
         }
         (None, Some(id)) => {
-            let cid: Cid = id
-                .parse()
-                .map_err(|e| ApiError::bad_request(format!("ipfsId: {e}")))?;
+            let cid: Cid = id.parse().map_err(|e| ApiError::bad_request(format!("ipfsId: {e}")))?;
             (load_code(&node, &cid).await?, cid)
         }
         (None, None) => return Err(ApiError::bad_request("give the action's code or its ipfsId")),
@@ -495,12 +494,16 @@ impl HostInner {
                     .mailbox
                     .wait(self.request, &format!("once/{name}"), wait, |v| !v.is_empty())
                     .await;
-                values.into_values().next().map(serde_json::Value::String).ok_or_else(|| {
-                    HostError::new(
-                        "RUN_ONCE_TIMEOUT",
-                        format!("runOnce {name:?}: the node running it sent no result"),
-                    )
-                })
+                values
+                    .into_values()
+                    .next()
+                    .map(serde_json::Value::String)
+                    .ok_or_else(|| {
+                        HostError::new(
+                            "RUN_ONCE_TIMEOUT",
+                            format!("runOnce {name:?}: the node running it sent no result"),
+                        )
+                    })
             }
             HostOp::Broadcast { name, value } => {
                 let topic = format!("collect/{name}");
@@ -508,7 +511,9 @@ impl HostInner {
                 let live = node.live();
                 let values = node
                     .mailbox
-                    .wait(self.request, &topic, COLLECT_WAIT, |v| live.iter().all(|id| v.contains_key(id)))
+                    .wait(self.request, &topic, COLLECT_WAIT, |v| {
+                        live.iter().all(|id| v.contains_key(id))
+                    })
                     .await;
                 Ok(json!(values.into_values().collect::<Vec<_>>()))
             }
@@ -583,7 +588,10 @@ impl HostInner {
             }
             HostOp::LoadAction { cid } => {
                 let cid: Cid = cid.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
-                load_code(node, &cid).await.map(serde_json::Value::String).map_err(host_error)
+                load_code(node, &cid)
+                    .await
+                    .map(serde_json::Value::String)
+                    .map_err(host_error)
             }
         }
     }
@@ -658,7 +666,10 @@ impl HostInner {
                 )
             })?;
         if key_id == attester_key_id() {
-            return Err(HostError::new("RESERVED_KEY", "the mint attester key signs nothing else"));
+            return Err(HostError::new(
+                "RESERVED_KEY",
+                "the mint attester key signs nothing else",
+            ));
         }
         let keys = node.keys().ok_or_else(|| host_error(ApiError::not_ready()))?;
         let root = *keys.ecdsa.public_key();
@@ -759,7 +770,8 @@ async fn fetch(
     headers: BTreeMap<String, String>,
     body: Option<String>,
 ) -> Result<serde_json::Value, HostError> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("fetch: method {method:?}")))?;
+    let method =
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("fetch: method {method:?}")))?;
     let mut request = http().request(method, &url);
     for (name, value) in &headers {
         request = request.header(name, value);

@@ -152,7 +152,9 @@ pub fn app(node: Arc<Node>) -> Router {
     let actions = Router::new()
         .route("/web/execute", post(crate::actions::execute))
         .route("/web/actions", post(crate::actions::store_action))
-        .layer(DefaultBodyLimit::max(code_limit.saturating_mul(2).saturating_add(1 << 20)));
+        .layer(DefaultBodyLimit::max(
+            code_limit.saturating_mul(2).saturating_add(1 << 20),
+        ));
     let mesh = Router::new()
         .route("/mesh/send", post(mesh_send))
         .route("/mesh/call", post(mesh_call))
@@ -195,7 +197,11 @@ pub(crate) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiErro
     body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "BODY_TOO_LARGE", format!("request body too large: {}", e.body_text()))
+            ApiError::new(
+                status,
+                "BODY_TOO_LARGE",
+                format!("request body too large: {}", e.body_text()),
+            )
         } else {
             ApiError::new(status, "BAD_BODY", e.body_text())
         }

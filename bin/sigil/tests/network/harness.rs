@@ -102,6 +102,16 @@ impl Network {
     /// Starts anvil, deploys the contracts and writes configs for `n` nodes with
     /// `sigil dev --init-only --rpc-url`, and starts the nodes; `extra(i)` adds flags to node `i`.
     pub fn start(n: usize, stock: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
+        Self::start_configured(n, stock, extra, |config| config)
+    }
+
+    /// [`Network::start`], with each node's `node.toml` passed through `edit` first.
+    pub fn start_configured(
+        n: usize,
+        stock: usize,
+        extra: impl Fn(usize) -> Vec<String>,
+        edit: impl Fn(String) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let anvil = Anvil::start();
         let out = sigil()
@@ -135,6 +145,9 @@ impl Network {
             anvil,
         };
         for i in 0..n {
+            let path = net.config(i);
+            let config = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, edit(config)).unwrap();
             let child = net.spawn(i, &extra(i));
             net.children.push(Some(child));
         }

@@ -2,6 +2,7 @@
 //! bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod actions;
 mod chain;
 mod harness;
 mod signing;

@@ -1,0 +1,393 @@
+//! Actions on a real network (5 node processes, anvil): the prime certifier behind a
+//! Mint/Grant/Burn PKP, signing inside actions, agreement between nodes, runOnce,
+//! broadcastAndCollect, child actions, fetch, and the limits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sha3::{Digest, Keccak256};
+use sigil_client::{ActionCode, Client, ClientError, ExecuteOutcome};
+use sigil_tss::ecdsa::EcdsaSignature;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::{sigil, Network, DEV_KEY};
+
+const READY: Duration = Duration::from_secs(120);
+
+const PRIME: &str = r#"// Signs "prime:N" only if N is prime.
+(async () => {
+  const n = Number(number);
+  const isPrime = (n) => {
+    if (!Number.isInteger(n) || n < 2) return false;
+    for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+    return true;
+  };
+  if (!isPrime(n)) {
+    Lit.Actions.setResponse({ response: JSON.stringify({ certified: false, reason: `${n} is not prime` }) });
+    return;
+  }
+  const toSign = ethers.utils.arrayify(ethers.utils.keccak256(ethers.utils.toUtf8Bytes(`prime:${n}`)));
+  await Lit.Actions.signEcdsa({ toSign, publicKey, sigName: "prime" });
+  Lit.Actions.setResponse({ response: JSON.stringify({ certified: true, number: n }) });
+})();
+"#;
+
+fn keccak(data: &[u8]) -> [u8; 32] {
+    Keccak256::digest(data).into()
+}
+
+fn cli(net: &Network, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args(["--private-key", DEV_KEY])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::String(stdout));
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Checks a `sigil action run --json` signature against `hash` and the expected address.
+fn assert_signature(signature: &serde_json::Value, hash: &[u8; 32], address: &str) {
+    let bytes = |field: &str| -> [u8; 32] {
+        hex::decode(signature[field].as_str().unwrap().trim_start_matches("0x"))
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let sig = EcdsaSignature {
+        r: bytes("r"),
+        s: bytes("s"),
+        recovery_id: signature["v"].as_u64().unwrap() as u8,
+    };
+    let recovered = sig.recover_address(hash).unwrap();
+    assert_eq!(
+        hex::encode(recovered),
+        address.trim_start_matches("0x").to_lowercase(),
+        "{signature}"
+    );
+    assert_eq!(signature["address"].as_str().unwrap(), address);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() {
+    let net = Network::start(5, 8, |_| Vec::new());
+    net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let dir = net.dir.path();
+    let prime = dir.join("prime.js");
+    std::fs::write(&prime, PRIME).unwrap();
+    let prime_path = prime.to_str().unwrap();
+
+    // The key can only ever be used by this exact code.
+    let (ok, minted, stderr) = cli(&net, &["pkp", "mint-grant-burn", "--action", prime_path, "--json"]);
+    assert!(ok, "{stderr}");
+    let (ok, cid, _) = cli(&net, &["action", "cid", prime_path]);
+    assert!(ok);
+    assert_eq!(minted["action"].as_str().unwrap(), cid.as_str().unwrap().trim());
+    let public_key = minted["publicKey"].as_str().unwrap();
+    let address = minted["ethAddress"].as_str().unwrap();
+
+    let params = json!({ "number": 7919, "publicKey": public_key }).to_string();
+    let (ok, out, stderr) = cli(&net, &["action", "run", prime_path, "--params", &params, "--json"]);
+    assert!(ok, "{stderr}\n{out}");
+    assert_eq!(out["response"], r#"{"certified":true,"number":7919}"#);
+    assert_signature(&out["signatures"]["prime"], &keccak(b"prime:7919"), address);
+
+    let params = json!({ "number": 7917, "publicKey": public_key }).to_string();
+    let (ok, out, stderr) = cli(&net, &["action", "run", prime_path, "--params", &params, "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(out["response"], r#"{"certified":false,"reason":"7917 is not prime"}"#);
+    assert_eq!(out["signatures"], json!({}));
+
+    // One byte more is another program: another CID, which the PKP does not permit.
+    let edited = dir.join("prime-edited.js");
+    std::fs::write(&edited, format!("{PRIME} ")).unwrap();
+    let edited_path = edited.to_str().unwrap();
+    let (_, edited_cid, _) = cli(&net, &["action", "cid", edited_path]);
+    assert_ne!(edited_cid, cid);
+    let params = json!({ "number": 7919, "publicKey": public_key }).to_string();
+    let (ok, out, _) = cli(&net, &["action", "run", edited_path, "--params", &params, "--json"]);
+    assert!(!ok, "{out}");
+    assert_eq!(out["error"]["code"], "NOT_PERMITTED", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a permitted action"),
+        "{out}"
+    );
+
+    // Stored on the nodes, the same code runs by CID.
+    let (ok, deployed, stderr) = cli(&net, &["action", "deploy", prime_path]);
+    assert!(ok, "{stderr}");
+    assert_eq!(deployed, cid);
+    let cid_text = cid.as_str().unwrap().trim().to_string();
+    let params = json!({ "number": 104729, "publicKey": public_key }).to_string();
+    let (ok, out, stderr) = cli(
+        &net,
+        &["action", "run", "--cid", &cid_text, "--params", &params, "--json"],
+    );
+    assert!(ok, "{stderr}");
+    assert_signature(&out["signatures"]["prime"], &keccak(b"prime:104729"), address);
+}
+
+/// A loopback HTTP server answering every request with the number of requests so far.
+async fn counter_server() -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                    match stream.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let body = n.to_string();
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+async fn run(client: &Client, code: &str, params: serde_json::Value) -> Result<ExecuteOutcome, ClientError> {
+    client.execute(ActionCode::Code(code.to_string()), params, None).await
+}
+
+fn error_code(result: Result<ExecuteOutcome, ClientError>) -> (String, String) {
+    match result {
+        Err(ClientError::Action { code, message, .. }) => (code, message),
+        Ok(outcome) => panic!("expected an error, got {:?}", outcome.response),
+        Err(e) => panic!("expected an action error, got {e}"),
+    }
+}
+
+/// Mints a PKP owned by the dev wallet and permits `code`'s CID for it; returns the public key.
+fn permit(net: &Network, token: &str, code: &str) {
+    let cid = sigil_primitives::Cid::of_file(code.as_bytes()).unwrap().to_string();
+    let (ok, _, stderr) = cli(net, &["pkp", "grant-action", token, "--cid", &cid]);
+    assert!(ok, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_sign_agree_share_values_call_children_and_fetch() {
+    let net = Network::start(5, 16, |_| Vec::new());
+    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let (server, hits) = counter_server().await;
+    let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
+    assert!(ok, "{stderr}");
+    let token = minted["tokenId"].as_str().unwrap().to_string();
+    let public_key = minted["publicKey"].as_str().unwrap().to_string();
+    let address = minted["ethAddress"].as_str().unwrap().to_lowercase();
+
+    // signAndCombineEcdsa: the whole signature inside the action, none returned to the client.
+    let combine = r#"(async () => {
+        const sig = await Lit.Actions.signAndCombineEcdsa({ toSign: new Uint8Array(32).fill(7), publicKey, sigName: "c" });
+        Lit.Actions.setResponse({ response: sig });
+    })();"#;
+    // Math.random is seeded per request, the same on every node.
+    let random = r#"(async () => {
+        const bytes = new Uint8Array(32).map(() => Math.floor(Math.random() * 256));
+        await Lit.Actions.signEcdsa({ toSign: bytes, publicKey, sigName: "r" });
+        Lit.Actions.setResponse({ response: ethers.utils.hexlify(bytes) });
+    })();"#;
+    // Each node sees another counter value, so each wants to sign something else.
+    let disagree = r#"(async () => {
+        const seen = await (await fetch(url)).text();
+        const toSign = ethers.utils.arrayify(ethers.utils.keccak256(ethers.utils.toUtf8Bytes(seen)));
+        await Lit.Actions.signEcdsa({ toSign, publicKey, sigName: "d" });
+    })();"#;
+    // Reading permissions from inside an action.
+    let permissions = r#"(async () => {
+        const tokenId = Lit.Actions.pubkeyToTokenId({ publicKey });
+        const mine = Lit.Auth.actionIpfsIdStack[0];
+        const actions = await Lit.Actions.getPermittedActions({ tokenId });
+        Lit.Actions.setResponse({ response: JSON.stringify({
+            tokenId,
+            permitted: await Lit.Actions.isPermittedAction({ tokenId, ipfsId: mine }),
+            listed: actions.includes(mine),
+            stranger: await Lit.Actions.isPermittedAddress({ tokenId, address: "0x000000000000000000000000000000000000dEaD" }),
+            rpc: await Lit.Actions.getRpcUrl({ chain: "sigil" }),
+        }) });
+    })();"#;
+    for code in [combine, random, disagree, permissions] {
+        permit(&net, &token, code);
+    }
+    let params = json!({ "publicKey": public_key, "url": server });
+
+    let outcome = run(&client, combine, params.clone()).await.unwrap();
+    assert!(outcome.signatures.is_empty());
+    let sig: serde_json::Value = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    let r = sig["r"].as_str().unwrap();
+    assert_eq!(r.len(), 66, "r is the compressed R point: {sig}");
+    let signature = EcdsaSignature {
+        r: hex::decode(&r[2..]).unwrap().try_into().unwrap(),
+        s: hex::decode(sig["s"].as_str().unwrap()).unwrap().try_into().unwrap(),
+        recovery_id: sig["v"].as_u64().unwrap() as u8,
+    };
+    assert_eq!(hex::encode(signature.recover_address(&[7; 32]).unwrap()), address[2..]);
+
+    let outcome = run(&client, random, params.clone()).await.unwrap();
+    let bytes: [u8; 32] = hex::decode(outcome.response.as_deref().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signed = &outcome.signatures["r"];
+    assert_eq!(
+        hex::encode(signed.signature.recover_address(&bytes).unwrap()),
+        address[2..]
+    );
+    assert!(outcome.agreeing.len() >= 4);
+
+    let (code, message) = error_code(run(&client, disagree, params.clone()).await);
+    assert_eq!(code, "NODES_DISAGREED", "{message}");
+
+    let outcome = run(&client, permissions, params.clone()).await.unwrap();
+    let seen: serde_json::Value = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    let as_number =
+        |v: &str| sigil_chain::alloy::primitives::U256::from_str_radix(v.trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(
+        as_number(seen["tokenId"].as_str().unwrap()),
+        as_number(&token),
+        "{seen}"
+    );
+    assert_eq!(seen["permitted"], true, "{seen}");
+    assert_eq!(seen["listed"], true, "{seen}");
+    assert_eq!(seen["stranger"], false, "{seen}");
+    assert_eq!(seen["rpc"], net.anvil.url.as_str(), "{seen}");
+
+    // runOnce: one node fetches; every node returns its result.
+    let before = hits.load(Ordering::SeqCst);
+    let once = r#"(async () => {
+        const v = await Lit.Actions.runOnce({ waitForResponse: true, name: "hit" }, async () => (await fetch(url)).text());
+        Lit.Actions.setResponse({ response: "got " + v });
+    })();"#;
+    let outcome = run(&client, once, params.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), before + 1, "runOnce ran more than once");
+    assert_eq!(outcome.response.unwrap(), format!("got {}", before + 1));
+
+    // broadcastAndCollect: one value per node.
+    let collect = r#"(async () => {
+        const all = await Lit.Actions.broadcastAndCollect({ name: "b", value: "v" + Lit.Auth.actionIpfsIdStack.length });
+        Lit.Actions.setResponse({ response: JSON.stringify(all) });
+    })();"#;
+    let outcome = run(&client, collect, params.clone()).await.unwrap();
+    assert_eq!(outcome.response.unwrap(), r#"["v1","v1","v1","v1","v1"]"#);
+
+    // call: a child by CID, with its params as globals, sharing the response; depth ≤ 5.
+    let leaf = r#"(async () => { Lit.Actions.setResponse({ response: "leaf " + greeting + " at " + Lit.Auth.actionIpfsIdStack.length }); })();"#;
+    let (mut cid, _) = client.store_action(leaf).await.unwrap();
+    let outcome = run(
+        &client,
+        &format!(r#"(async () => {{ const r = await Lit.Actions.call({{ ipfsId: "{cid}", params: {{ greeting: "hi" }} }}); console.log("child: " + r); }})();"#),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("leaf hi at 2"));
+    assert_eq!(outcome.logs, vec!["child: leaf hi at 2"]);
+    for depth in 0..6 {
+        if depth == 5 {
+            // The leaf five calls deep still runs.
+            let outcome = client
+                .execute(ActionCode::Cid(cid.clone()), json!({ "greeting": "deep" }), None)
+                .await
+                .unwrap();
+            assert_eq!(outcome.response.as_deref(), Some("leaf deep at 6"));
+        }
+        let parent =
+            format!(r#"(async () => {{ await Lit.Actions.call({{ ipfsId: "{cid}", params: {{ greeting }} }}); }})();"#);
+        cid = client.store_action(&parent).await.unwrap().0;
+    }
+    // Six calls deep: one too many.
+    let (code, message) = error_code(
+        client
+            .execute(ActionCode::Cid(cid), json!({ "greeting": "deep" }), None)
+            .await,
+    );
+    assert_eq!(code, "ACTION_LIMIT", "{message}");
+    assert!(message.contains("call depth"), "{message}");
+
+    // fetch: 50 per run, http(s) only.
+    let fetches = r#"(async () => {
+        for (let i = 0; i < 51; i++) {
+            try { await fetch(url); } catch (e) { Lit.Actions.setResponse({ response: i + ": " + e.message }); throw e; }
+        }
+    })();"#;
+    let (code, message) = error_code(run(&client, fetches, params.clone()).await);
+    assert_eq!(code, "ACTION_LIMIT", "{message}");
+    assert!(message.contains("fetches per run limit (50)"), "{message}");
+    let (code, message) = error_code(
+        run(
+            &client,
+            r#"(async () => { await fetch("file:///etc/passwd"); })();"#,
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(code, "ACTION_ERROR");
+    assert!(message.contains("only http and https"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
+    let net = Network::start_configured(
+        5,
+        4,
+        |_| Vec::new(),
+        |config| {
+            config
+                .replace("wall_time = 30000", "wall_time = 3000")
+                .replace("memory_bytes = 268435456", "memory_bytes = 67108864")
+        },
+    );
+    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    for (code, expected) in [
+        ("while (true) {}", "ACTION_TIMEOUT"),
+        (
+            "(async () => { await Promise.resolve(); while (true) {} })();",
+            "ACTION_TIMEOUT",
+        ),
+        ("/^(a+)+$/.test('a'.repeat(40) + 'b');", "ACTION_TIMEOUT"),
+        (
+            "const a = []; while (true) a.push(new Array(100000).fill(1.5));",
+            "ACTION_OUT_OF_MEMORY",
+        ),
+    ] {
+        let started = Instant::now();
+        let (got, message) = error_code(run(&client, code, json!({})).await);
+        let took = started.elapsed();
+        assert_eq!(got, expected, "{code}: {message}");
+        assert!(took < Duration::from_secs(15), "{code} took {took:?}");
+    }
+    let outcome = run(
+        &client,
+        "Lit.Actions.setResponse({ response: 'still here ' + (6 * 7) });",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("still here 42"));
+    assert!(outcome.agreeing.len() >= 4);
+}
