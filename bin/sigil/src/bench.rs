@@ -18,7 +18,17 @@ use crate::pkp_cmd::{auth_sig, wallet};
 pub enum Command {
     /// Threshold signing latency and throughput with presignatures stocked.
     Sign(SignArgs),
+    /// Action latency: a trivial action, and an action that signs once.
+    Action(SignArgs),
 }
+
+/// The action `bench action` runs without signing.
+const TRIVIAL_ACTION: &str = "Lit.Actions.setResponse({ response: 'ok' });";
+/// The action `bench action` runs to sign once (a fresh hash per run, as an array of bytes).
+const SIGNING_ACTION: &str = r#"(async () => {
+  await Lit.Actions.signEcdsa({ toSign: hash, publicKey, sigName: "bench" });
+  Lit.Actions.setResponse({ response: "signed" });
+})();"#;
 
 /// Options of `sigil bench sign`.
 #[derive(clap::Args)]
@@ -63,7 +73,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Sign(args) => sign(args).await,
+        Command::Sign(args) => sign(args, false).await,
+        Command::Action(args) => sign(args, true).await,
     }
 }
 
@@ -91,7 +102,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+async fn sign(args: SignArgs, actions: bool) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -113,7 +124,7 @@ async fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|node| spawn_node(&dir, node, &[]))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let result = measure(&args, &network, &mut children, &dir, stock).await;
+    let result = measure(&args, &network, &mut children, &dir, stock, actions).await;
     stop(&mut children).await;
     stop_anvil(&mut anvil).await;
     if args.dir.is_none() {
@@ -128,9 +139,11 @@ async fn measure(
     children: &mut [tokio::process::Child],
     dir: &std::path::Path,
     stock: usize,
+    actions: bool,
 ) -> anyhow::Result<ExitCode> {
     eprintln!(
-        "bench sign: {} nodes, threshold {}",
+        "bench {}: {} nodes, threshold {}",
+        if actions { "action" } else { "sign" },
         network.nodes.len(),
         network.threshold
     );
@@ -164,6 +177,9 @@ async fn measure(
     let pkp = client.mint_pkp(&provider, &auth, &network.contracts()?).await?;
     let key_id = pkp.key_id;
     let public_key = client.pkp_public_key(KeyRef::KeyId(key_id));
+    if actions {
+        return measure_actions(args, network, &client, &provider, pkp.token_id, &public_key, stock).await;
+    }
     let client = Arc::new(client);
     // Warm the connections, then measure.
     client.pkp_sign(KeyRef::KeyId(key_id), [0; 32], &auth).await?;
@@ -261,6 +277,153 @@ async fn measure(
             made_during / elapsed
         );
         println!("  {:<34} {:>10}", "stock left", left);
+    }
+    if let Some(first) = failures.first() {
+        eprintln!("first error: {first}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// p50/p95/p99 of latencies in ms (sorted here).
+fn summary(mut latencies: Vec<f64>) -> (f64, f64, f64) {
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+    )
+}
+
+/// Runs `code` one request at a time for `duration` or `budget` runs; latencies in ms.
+async fn time_action(
+    client: &Client,
+    code: &str,
+    params: impl Fn() -> serde_json::Value,
+    duration: Duration,
+    budget: usize,
+    check: impl Fn(&sigil_client::ExecuteOutcome) -> bool,
+) -> (Vec<f64>, Vec<String>, f64) {
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < duration && latencies.len() + failures.len() < budget {
+        let t = Instant::now();
+        match client
+            .execute(sigil_client::ActionCode::Code(code.to_string()), params(), None)
+            .await
+        {
+            Ok(outcome) if check(&outcome) => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
+            Ok(outcome) => failures.push(format!("unexpected outcome: {:?}", outcome.response)),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    (latencies, failures, started.elapsed().as_secs_f64())
+}
+
+async fn measure_actions(
+    args: &SignArgs,
+    network: &NetworkFile,
+    client: &Client,
+    provider: &sigil_chain::alloy::providers::DynProvider,
+    token: sigil_chain::alloy::primitives::U256,
+    public_key: &sigil_tss::k256::ProjectivePoint,
+    stock: usize,
+) -> anyhow::Result<ExitCode> {
+    use sigil_chain::alloy::primitives::Bytes;
+    use sigil_chain::bindings::PKPPermissions;
+
+    let cid = sigil_primitives::Cid::of_file(SIGNING_ACTION.as_bytes())?;
+    let call = PKPPermissions::new(network.contracts()?.pkp_permissions, provider)
+        .addPermittedAction(token, Bytes::copy_from_slice(cid.as_bytes()))
+        .into_transaction_request();
+    sigil_chain::deploy::send(provider, call, "PKPPermissions.addPermittedAction").await?;
+    let public_hex = format!("0x{}", hex::encode(sigil_tss::derive::uncompressed(public_key)));
+    // Warm up the connections.
+    client
+        .execute(
+            sigil_client::ActionCode::Code(TRIVIAL_ACTION.into()),
+            serde_json::json!({}),
+            None,
+        )
+        .await?;
+    let half = args.duration / 2;
+    eprintln!("  trivial action for {:.1} s", half.as_secs_f64());
+    let (trivial, mut failures, trivial_s) = time_action(
+        client,
+        TRIVIAL_ACTION,
+        || serde_json::json!({}),
+        half,
+        usize::MAX,
+        |o| o.response.as_deref() == Some("ok"),
+    )
+    .await;
+    eprintln!(
+        "  signing action for {:.1} s (at most {} runs: the stock)",
+        half.as_secs_f64(),
+        stock.saturating_sub(1)
+    );
+    let params = || {
+        let mut hash = [0u8; 32];
+        OsRng.fill_bytes(&mut hash);
+        serde_json::json!({ "publicKey": public_hex, "hash": hash.to_vec() })
+    };
+    let (signing, sign_failures, signing_s) = time_action(
+        client,
+        SIGNING_ACTION,
+        params,
+        half,
+        stock.saturating_sub(1),
+        // The client combined the shares into a signature it verified against the PKP key.
+        |o| o.signatures.contains_key("bench"),
+    )
+    .await;
+    failures.extend(sign_failures);
+    let (t50, t95, t99) = summary(trivial.clone());
+    let (s50, s95, s99) = summary(signing.clone());
+    if args.json {
+        let json = serde_json::json!({
+            "nodes": network.nodes.len(),
+            "threshold": network.threshold,
+            "duration_s": args.duration.as_secs_f64(),
+            "stock": stock,
+            "errors": failures.len(),
+            "trivial": { "runs": trivial.len(), "p50_ms": t50, "p95_ms": t95, "p99_ms": t99, "per_second": trivial.len() as f64 / trivial_s },
+            "sign": { "runs": signing.len(), "p50_ms": s50, "p95_ms": s95, "p99_ms": s99, "per_second": signing.len() as f64 / signing_s },
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "action, {} nodes (threshold {}), one request at a time",
+            network.nodes.len(),
+            network.threshold
+        );
+        println!(
+            "  {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "action", "runs", "p50 ms", "p95 ms", "p99 ms", "runs/s"
+        );
+        println!(
+            "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
+            "trivial",
+            trivial.len(),
+            t50,
+            t95,
+            t99,
+            trivial.len() as f64 / trivial_s
+        );
+        println!(
+            "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
+            "signs once",
+            signing.len(),
+            s50,
+            s95,
+            s99,
+            signing.len() as f64 / signing_s
+        );
+        println!("  errors {}", failures.len());
     }
     if let Some(first) = failures.first() {
         eprintln!("first error: {first}");
