@@ -141,6 +141,13 @@ async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() 
 
 /// A loopback HTTP server answering every request with the number of requests so far.
 async fn counter_server() -> (String, Arc<AtomicU64>) {
+    http_server(Arc::new(|n| n.to_string())).await
+}
+
+type Respond = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// A loopback HTTP server answering request number `n` with `respond(n)`; counts requests.
+async fn http_server(respond: Respond) -> (String, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicU64::new(0));
@@ -148,6 +155,7 @@ async fn counter_server() -> (String, Arc<AtomicU64>) {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let counter = Arc::clone(&counter);
+            let respond = Arc::clone(&respond);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let mut read = 0;
@@ -158,7 +166,7 @@ async fn counter_server() -> (String, Arc<AtomicU64>) {
                     }
                 }
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let body = n.to_string();
+                let body = respond(n);
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -352,6 +360,9 @@ async fn actions_sign_agree_share_values_call_children_and_fetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
+    // An IPFS gateway that serves the same code for every CID.
+    const SERVED: &str = "Lit.Actions.setResponse({ response: 'from the gateway' });";
+    let (gateway, _) = http_server(Arc::new(|_| SERVED.to_string())).await;
     let net = Network::start_configured(
         5,
         4,
@@ -360,6 +371,10 @@ async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
             config
                 .replace("wall_time = 30000", "wall_time = 3000")
                 .replace("memory_bytes = 268435456", "memory_bytes = 67108864")
+                .replace(
+                    "max_concurrent = 8\n",
+                    &format!("max_concurrent = 8\nipfs_gateway = \"{gateway}\"\n"),
+                )
         },
     );
     let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
@@ -390,4 +405,12 @@ async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
     .unwrap();
     assert_eq!(outcome.response.as_deref(), Some("still here 42"));
     assert!(outcome.agreeing.len() >= 4);
+
+    // Code by CID from the gateway is hash-checked: the right code runs, other code is refused.
+    let cid = sigil_primitives::Cid::of_file(SERVED.as_bytes()).unwrap().to_string();
+    let outcome = client.execute(ActionCode::Cid(cid), json!({}), None).await.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("from the gateway"));
+    let other = sigil_primitives::Cid::of_file(b"something else").unwrap().to_string();
+    let (code, message) = error_code(client.execute(ActionCode::Cid(other), json!({}), None).await);
+    assert_eq!(code, "ACTION_HASH_MISMATCH", "{message}");
 }
