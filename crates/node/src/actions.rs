@@ -489,21 +489,19 @@ impl HostInner {
                 Ok(serde_json::Value::Null)
             }
             HostOp::RunOnceWait { name } => {
+                // Only the leader's value counts: another node cannot answer for it.
+                let leader = node.live().into_iter().min().unwrap_or(node.me);
                 let wait = node.settings.config.actions.limits.wall_time;
-                let values = node
+                let mut values = node
                     .mailbox
-                    .wait(self.request, &format!("once/{name}"), wait, |v| !v.is_empty())
+                    .wait(self.request, &format!("once/{name}"), wait, |v| v.contains_key(&leader))
                     .await;
-                values
-                    .into_values()
-                    .next()
-                    .map(serde_json::Value::String)
-                    .ok_or_else(|| {
-                        HostError::new(
-                            "RUN_ONCE_TIMEOUT",
-                            format!("runOnce {name:?}: the node running it sent no result"),
-                        )
-                    })
+                values.remove(&leader).map(serde_json::Value::String).ok_or_else(|| {
+                    HostError::new(
+                        "RUN_ONCE_TIMEOUT",
+                        format!("runOnce {name:?}: node {leader}, which runs it, sent no result"),
+                    )
+                })
             }
             HostOp::Broadcast { name, value } => {
                 let topic = format!("collect/{name}");

@@ -238,7 +238,11 @@ async fn actions_sign_agree_share_values_call_children_and_fetch() {
             rpc: await Lit.Actions.getRpcUrl({ chain: "sigil" }),
         }) });
     })();"#;
-    for code in [combine, random, disagree, permissions] {
+    // An EIP-191 personal message, hashed by the node.
+    let personal = r#"(async () => {
+        await Lit.Actions.ethPersonalSignMessageEcdsa({ message: "gm from an action", publicKey, sigName: "p" });
+    })();"#;
+    for code in [combine, random, disagree, permissions, personal] {
         permit(&net, &token, code);
     }
     let params = json!({ "publicKey": public_key, "url": server });
@@ -266,6 +270,13 @@ async fn actions_sign_agree_share_values_call_children_and_fetch() {
         address[2..]
     );
     assert!(outcome.agreeing.len() >= 4);
+
+    let outcome = run(&client, personal, params.clone()).await.unwrap();
+    let hash = sigil_chain::alloy::primitives::eip191_hash_message(b"gm from an action");
+    assert_eq!(
+        hex::encode(outcome.signatures["p"].signature.recover_address(&hash.0).unwrap()),
+        address[2..]
+    );
 
     let (code, message) = error_code(run(&client, disagree, params.clone()).await);
     assert_eq!(code, "NODES_DISAGREED", "{message}");
