@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use sigil_primitives::{Cid, ErrorBody, ExecuteResponse, StoredAction};
 use sigil_tss::derive::{checksum_address, eth_address};
 use sigil_tss::ecdsa::{combine_naming, SignatureShare};
@@ -83,19 +83,9 @@ impl Client {
             .map_err(|e| ClientError::Invalid(e.to_string()))?
             .to_string();
         let body = serde_json::json!({ "code": code });
-        let mut pending: FuturesUnordered<_> = self
-            .nodes
-            .iter()
-            .map(|node| {
-                let http = self.http.clone();
-                let body = body.clone();
-                let node = node.clone();
-                async move {
-                    let answer = crate::post::<StoredAction>(&http, &format!("{}/web/actions", node.url), &body).await;
-                    (node, answer)
-                }
-            })
-            .collect();
+        let mut pending = self.to_every_node("/web/actions", &body, |http, url, body| async move {
+            crate::post::<StoredAction>(&http, &url, &body).await
+        });
         let mut stored = 0;
         let mut failures = self.unreachable.clone();
         while let Some((node, answer)) = pending.next().await {
@@ -151,19 +141,9 @@ impl Client {
             body.insert("authSig".into(), auth);
         }
         let body = serde_json::Value::Object(body);
-        let mut pending: FuturesUnordered<_> = self
-            .nodes
-            .iter()
-            .map(|node| {
-                let http = self.http.clone();
-                let body = body.clone();
-                let node = node.clone();
-                async move {
-                    let answer = post_execute(&http, &format!("{}/web/execute", node.url), &body).await;
-                    (node, answer)
-                }
-            })
-            .collect();
+        let mut pending = self.to_every_node("/web/execute", &body, |http, url, body| async move {
+            post_execute(&http, &url, &body).await
+        });
         let mut failures = self.unreachable.clone();
         let mut groups: BTreeMap<String, Vec<ExecuteResponse>> = BTreeMap::new();
         let mut errors: BTreeMap<(String, String), (Vec<u32>, Vec<String>)> = BTreeMap::new();

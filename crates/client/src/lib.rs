@@ -482,6 +482,28 @@ impl Client {
         Ok((key_id, outcome.signature.to_rsv()))
     }
 
+    /// Sends `body` to `path` at every node at once with `send(http, url, body)`; the answers
+    /// come out in the order they arrive, each with its node.
+    fn to_every_node<T, F, Fut>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        send: F,
+    ) -> FuturesUnordered<impl std::future::Future<Output = (NodeHandle, T)>>
+    where
+        F: Fn(reqwest::Client, String, serde_json::Value) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let answer = send(self.http.clone(), format!("{}{path}", node.url), body.clone());
+                let node = node.clone();
+                async move { (node, answer.await) }
+            })
+            .collect()
+    }
+
     /// The mint attester's Ethereum address (what `NodeSet.attester` must hold).
     pub fn attester_address(&self) -> String {
         let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
@@ -498,19 +520,9 @@ impl Client {
         hash: [u8; 32],
     ) -> Result<SignOutcome, ClientError> {
         let public_bytes = uncompressed(public_key);
-        let mut pending: FuturesUnordered<_> = self
-            .nodes
-            .iter()
-            .map(|node| {
-                let http = self.http.clone();
-                let body = body.clone();
-                let node = node.clone();
-                async move {
-                    let answer = post::<SignResponse>(&http, &format!("{}{path}", node.url), &body).await;
-                    (node, answer)
-                }
-            })
-            .collect();
+        let mut pending = self.to_every_node(path, &body, |http, url, body| async move {
+            post::<SignResponse>(&http, &url, &body).await
+        });
         let mut failures = self.unreachable.clone();
         let mut shares: Vec<(NodeHandle, SignatureShare, String)> = Vec::new();
         let mut tried_with = 0;
