@@ -22,7 +22,7 @@ use sigil_actions::{ActionError, Completion, Host, HostError, HostOp, RunRequest
 use sigil_chain::alloy::primitives::{eip191_hash_message, Address, U256};
 use sigil_chain::attester_key_id;
 use sigil_primitives::{ActionShare, Cid, ExecuteResponse, StoredAction};
-use sigil_tss::derive::{derive_public_key, uncompressed, KeyId};
+use sigil_tss::derive::{uncompressed, KeyId};
 use sigil_tss::ecdsa::{combine_naming, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
@@ -671,7 +671,7 @@ impl HostInner {
         }
         let keys = node.keys().ok_or_else(|| host_error(ApiError::not_ready()))?;
         let root = *keys.ecdsa.public_key();
-        if derive_public_key(&root, &KeyId(key_id)) != point {
+        if node.pkp_public_key(&root, &KeyId(key_id)) != point {
             return Err(bad(format!("publicKey is not the key of PKP {token:#x}")));
         }
         let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;

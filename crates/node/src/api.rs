@@ -462,7 +462,7 @@ async fn pkp_sign(
     }
     let keys = node.keys().ok_or_else(ApiError::not_ready)?;
     let root = *keys.ecdsa.public_key();
-    let public_key = derive_public_key(&root, &key_id);
+    let public_key = node.pkp_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
     authorize(&node, request.auth_sig.as_ref(), &public_bytes, personal).await?;
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
@@ -720,7 +720,7 @@ pub(crate) async fn threshold_share(
     hash: [u8; 32],
     request_id: [u8; 16],
 ) -> Result<SignResponse, ApiError> {
-    let public_bytes = uncompressed(&derive_public_key(root, &key_id));
+    let public_bytes = uncompressed(&node.pkp_public_key(root, &key_id));
     let digest = {
         let mut h = Sha256::new();
         h.update(key_id.0);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use sigil_mesh::{Identity, NodeKey};
 use sigil_tss::derive::KeyId;
+use sigil_tss::k256::ProjectivePoint;
 use sigil_tss::{Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
 use sigil_chain::registry::Registry;
@@ -28,6 +29,8 @@ const BLS_ROOT: &str = "bls-root";
 const IDENTITY: &str = "identity";
 const DKG_DEADLINE: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Most derived PKP public keys remembered (the map is emptied when full).
+const DERIVED_KEYS: usize = 4096;
 
 /// A deliberate misbehaviour, for tests of the network's robustness only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +132,8 @@ pub struct Node {
     /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
     /// expires, and the signature recovery need not run again (time limits are re-checked).
     pub(crate) verified_auth: Mutex<HashMap<[u8; 32], sigil_chain::siwe::VerifiedAuth>>,
+    /// PKP public keys derived so far, by key id (with the root they were derived from).
+    derived: Mutex<HashMap<[u8; 32], (ProjectivePoint, ProjectivePoint)>>,
     /// Values exchanged between the nodes running the same action request.
     pub mailbox: crate::actions::Mailbox,
     /// Action runs allowed at once.
@@ -162,6 +167,26 @@ impl Node {
             map.insert(public_key.to_vec(), key_id);
             map.insert(token_id.to_vec(), key_id);
         }
+    }
+
+    /// The public key of the PKP `key_id` under `root`, remembered (a derivation is a base-point
+    /// multiplication, and every sign request needs it).
+    pub fn pkp_public_key(&self, root: &ProjectivePoint, key_id: &KeyId) -> ProjectivePoint {
+        if let Ok(map) = self.derived.lock() {
+            if let Some((from, key)) = map.get(&key_id.0) {
+                if from == root {
+                    return *key;
+                }
+            }
+        }
+        let key = sigil_tss::derive::derive_public_key(root, key_id);
+        if let Ok(mut map) = self.derived.lock() {
+            if map.len() >= DERIVED_KEYS {
+                map.clear();
+            }
+            map.insert(key_id.0, (*root, key));
+        }
+        key
     }
 
     /// The key id of a PKP named by its uncompressed public key or token id, if seen before.
@@ -257,6 +282,7 @@ pub async fn run(
         peers_ready: Mutex::new(HashMap::new()),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
+        derived: Mutex::new(HashMap::new()),
         mailbox: crate::actions::Mailbox::default(),
         action_slots: tokio::sync::Semaphore::new(settings.config.actions.max_concurrent),
         settings,
