@@ -45,6 +45,11 @@ pub struct Limits {
     pub call_depth: usize,
     /// Total size of the console output kept per run.
     pub log_bytes: usize,
+    /// Host operations per run (fetch, signing, runOnce, broadcastAndCollect, permission reads,
+    /// child actions, timers): bounds what one run can make the node do and hold.
+    pub host_calls: usize,
+    /// Size of one value sent to the other nodes (`broadcastAndCollect`, `runOnce` results).
+    pub shared_value_bytes: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +63,8 @@ impl Default for Limits {
             fetches: 50,
             call_depth: 5,
             log_bytes: 1024 * 1024,
+            host_calls: 1000,
+            shared_value_bytes: 64 * 1024,
         }
     }
 }
@@ -96,6 +103,10 @@ pub enum Limit {
     CallDepth,
     /// [`Limits::log_bytes`].
     LogSize,
+    /// [`Limits::host_calls`].
+    HostCalls,
+    /// [`Limits::shared_value_bytes`].
+    SharedValueSize,
 }
 
 impl Limit {
@@ -110,6 +121,8 @@ impl Limit {
             Self::Fetches => "fetches per run",
             Self::CallDepth => "call depth",
             Self::LogSize => "console output",
+            Self::HostCalls => "host calls per run",
+            Self::SharedValueSize => "shared value size",
         }
     }
 }

@@ -62,6 +62,7 @@ struct Shared {
     pending: HashMap<u64, Pending>,
     signatures: usize,
     fetches: usize,
+    host_calls: usize,
     limit_hit: Option<ActionError>,
     host_errors: HashMap<String, String>,
     rejections: Vec<(Persistent<Value<'static>>, String)>,
@@ -116,6 +117,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         pending: HashMap::new(),
         signatures: 0,
         fetches: 0,
+        host_calls: 0,
         limit_hit: None,
         host_errors: HashMap::new(),
         rejections: Vec::new(),
@@ -125,15 +127,25 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         let shared = Rc::clone(&shared);
         runtime.set_host_promise_rejection_tracker(Some(Box::new(move |ctx, promise, reason, handled| {
             let key = Persistent::save(&ctx, promise);
+            // The text first: reading `message` may run the action's getters, which may call back
+            // into the bridge.
+            let text = if handled {
+                String::new()
+            } else {
+                clip(error_text(&reason))
+            };
             let Ok(mut s) = shared.try_borrow_mut() else { return };
             if handled {
                 s.rejections.retain(|(p, _)| *p != key);
-            } else {
-                s.rejections.push((key, error_text(&reason)));
+            } else if s.rejections.len() < MAX_REJECTIONS {
+                s.rejections.push((key, text));
             }
         })));
     }
     let mut runs = Vec::new();
+    // Persistent handles must go before the contexts and the runtime they point into, also if
+    // the run unwinds.
+    let _release = Release(Rc::clone(&shared));
     let mut driver = Driver {
         runtime: &runtime,
         shared: &shared,
@@ -142,7 +154,6 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         deadline,
     };
     let result = driver.drive(&request, &rx);
-    // Persistent handles must go before the contexts and the runtime they point into.
     let (response, logs) = {
         let mut s = shared.borrow_mut();
         s.pending.clear();
@@ -153,6 +164,38 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
     runtime.set_host_promise_rejection_tracker(None);
     runtime.set_interrupt_handler(None);
     Outcome { response, logs, result }
+}
+
+/// Drops the run's persistent handles (see [`run`]).
+struct Release(SharedRef);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.try_borrow_mut() {
+            s.pending.clear();
+            s.rejections.clear();
+            s.to_start.clear();
+        }
+    }
+}
+
+/// Longest error text kept from the action (its messages can be any size).
+const MAX_ERROR_TEXT: usize = 1024;
+/// Most unhandled rejections remembered per run.
+const MAX_REJECTIONS: usize = 100;
+/// Most distinct host error messages remembered per run.
+const MAX_HOST_ERRORS: usize = 256;
+
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 fn failed(error: ActionError) -> Outcome {
@@ -214,7 +257,7 @@ impl Driver<'_> {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(e) => {
-                    let message = e.0.with(|ctx| error_text(&ctx.catch()));
+                    let message = clip(e.0.with(|ctx| error_text(&ctx.catch())));
                     return Err(self.classify(message));
                 }
             }
@@ -299,8 +342,10 @@ impl Driver<'_> {
         };
         let mut stack = parent.stack.clone();
         stack.push(cid);
+        let index = self.runs.len();
         if let Err(message) = self.start(code, stack, params, Some(id)) {
-            if let Some(child) = self.runs.last_mut() {
+            // Only a child whose context was made has an entry to close.
+            if let Some(child) = self.runs.get_mut(index) {
                 child.finished = true;
             }
             self.reject(id, &message);
@@ -359,11 +404,14 @@ impl Driver<'_> {
             }
             (_, Ok(value)) => self.resolve(id, value),
             (_, Err(e)) => {
-                self.shared
-                    .borrow_mut()
-                    .host_errors
-                    .insert(e.message.clone(), e.code.clone());
-                self.reject(id, &e.message);
+                let message = clip(e.message);
+                {
+                    let mut s = self.shared.borrow_mut();
+                    if s.host_errors.len() < MAX_HOST_ERRORS {
+                        s.host_errors.insert(message.clone(), e.code);
+                    }
+                }
+                self.reject(id, &message);
             }
         }
     }
@@ -448,10 +496,10 @@ fn error_text(value: &Value<'_>) -> String {
 
 /// The pending exception behind an engine error, as text.
 fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> String {
-    match error {
+    clip(match error {
         rquickjs::Error::Exception => error_text(&ctx.catch()),
         other => other.to_string(),
-    }
+    })
 }
 
 fn throw(ctx: &Ctx<'_>, shared: &SharedRef, error: ActionError) -> rquickjs::Error {
@@ -476,6 +524,23 @@ fn promise<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, kind: Kind) -> r
         },
     );
     Ok((promise, id))
+}
+
+/// Counts one host operation against [`crate::Limits::host_calls`]; throws past it.
+fn count_host_call(ctx: &Ctx<'_>, shared: &SharedRef) -> rquickjs::Result<()> {
+    let max = shared.borrow().config.limits.host_calls;
+    if shared.borrow().host_calls >= max {
+        return Err(throw(
+            ctx,
+            shared,
+            ActionError::Limit {
+                limit: Limit::HostCalls,
+                max,
+            },
+        ));
+    }
+    shared.borrow_mut().host_calls += 1;
+    Ok(())
 }
 
 /// Starts `op` on the host for the action `stack_top`.
@@ -543,8 +608,21 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                         HostOp::LoadAction { .. } => {
                             return Err(Exception::throw_type(&ctx, "bad host call: use Lit.Actions.call"));
                         }
+                        HostOp::Broadcast { value, .. } | HostOp::RunOncePublish { value, .. }
+                            if value.len() > limits.shared_value_bytes =>
+                        {
+                            return Err(throw(
+                                &ctx,
+                                &shared,
+                                ActionError::Limit {
+                                    limit: Limit::SharedValueSize,
+                                    max: limits.shared_value_bytes,
+                                },
+                            ));
+                        }
                         _ => {}
                     }
+                    count_host_call(&ctx, &shared)?;
                     let (promise, id) = promise(&ctx, &shared, run, Kind::Op)?;
                     start_op(&shared, &top, op, id);
                     Ok(promise)
@@ -626,6 +704,7 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                     if let Err(e) = cid.parse::<Cid>() {
                         return Err(Exception::throw_type(&ctx, &format!("call: {e}")));
                     }
+                    count_host_call(&ctx, &shared)?;
                     let kind = Kind::LoadChild {
                         cid: cid.clone(),
                         params,

@@ -42,7 +42,7 @@ fn agreement_key(answer: &ExecuteResponse) -> String {
     let signatures: BTreeMap<&String, (&String, &String)> = answer
         .signatures
         .iter()
-        .map(|(name, s)| (name, (&s.to_sign, &s.share.public_key)))
+        .map(|(name, s)| (name, (&s.to_sign, &s.public_key)))
         .collect();
     serde_json::json!([answer.response, signatures]).to_string()
 }
@@ -206,13 +206,13 @@ impl Client {
         let mut signatures = BTreeMap::new();
         let mut bad_nodes = Vec::new();
         for (name, entry) in &first.signatures {
-            let point = decode_point(&entry.share.public_key)?;
+            let point = decode_point(&entry.public_key)?;
             let hash: [u8; 32] = hex::decode(&entry.to_sign).ok()?.try_into().ok()?;
             let shares: Vec<SignatureShare> = group
                 .iter()
                 .filter_map(|a| {
-                    let s = a.signatures.get(name)?;
-                    let bytes = hex::decode(&s.share.share).ok()?;
+                    let share = a.signatures.get(name)?.share.as_ref()?;
+                    let bytes = hex::decode(&share.share).ok()?;
                     SignatureShare::from_bytes(PartyId(a.node_id), &bytes).ok()
                 })
                 .collect();
@@ -228,7 +228,10 @@ impl Client {
                     signature,
                     public_key,
                     address: checksum_address(&eth_address(&point)),
-                    presignature: entry.share.presignature.clone(),
+                    presignature: group
+                        .iter()
+                        .find_map(|a| a.signatures.get(name)?.share.as_ref().map(|s| s.presignature.clone()))
+                        .unwrap_or_default(),
                     signers: shares.iter().map(|s| s.party.0).collect(),
                     failures: Vec::new(),
                 },

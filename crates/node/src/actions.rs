@@ -329,21 +329,27 @@ pub async fn execute(
     if node.keys().is_none() {
         return Err(ApiError::not_ready());
     }
-    let _slot = node
-        .action_slots
-        .acquire()
+    // The slot goes with the thread: a client that hangs up does not free it early.
+    let slot = Arc::clone(&node.action_slots)
+        .acquire_owned()
         .await
         .map_err(|_| ApiError::internal("node shutting down"))?;
-    let seed: [u8; 16] = {
+    // What the nodes of this run share (mailbox, signature requests, Math.random) is keyed by the
+    // whole request, not the caller's id alone: another request reusing the id cannot mix in.
+    let run_id: [u8; 16] = {
         let mut h = Sha256::new();
-        h.update(b"sigil-action-seed/v1");
+        h.update(b"sigil-action-run/v1");
         h.update(request_id);
         h.update(cid.as_bytes());
+        h.update(timestamp.to_be_bytes());
+        h.update(serde_json::Value::Object(js_params.clone()).to_string().as_bytes());
+        h.update(auth_sig_address.as_deref().unwrap_or("").as_bytes());
         let digest: [u8; 32] = h.finalize().into();
-        let mut seed = [0u8; 16];
-        seed.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-        seed
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+        id
     };
+    let seed = run_id;
     let run = RunRequest {
         code,
         cid: cid.to_string(),
@@ -355,7 +361,7 @@ pub async fn execute(
     let inner = Arc::new(HostInner {
         node: Arc::clone(&node),
         handle: tokio::runtime::Handle::current(),
-        request: request_id,
+        request: run_id,
         signed: Mutex::new(BTreeMap::new()),
         names: Mutex::new(Vec::new()),
     });
@@ -369,7 +375,14 @@ pub async fn execute(
         .name(format!("action-{}", hex::encode(request_id)))
         .stack_size(ACTION_THREAD_STACK)
         .spawn(move || {
-            let outcome = sigil_actions::run(&config, run, host);
+            let _slot = slot;
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sigil_actions::run(&config, run, host)))
+                    .unwrap_or_else(|_| sigil_actions::Outcome {
+                        response: None,
+                        logs: Vec::new(),
+                        result: Err(ActionError::Engine("the action runtime panicked".into())),
+                    });
             let _ = tx.send(outcome);
         })
         .map_err(|e| ApiError::internal(format!("cannot start the action thread: {e}")))?;
@@ -703,14 +716,15 @@ impl HostInner {
             Err(e) => return Err(host_error(e)),
         };
         if !combine {
-            if let Some(share) = share {
-                let entry = ActionShare {
-                    to_sign: hex::encode(hash),
-                    share,
-                };
-                if let Ok(mut signed) = self.signed.lock() {
-                    signed.insert(sig_name.to_string(), entry);
-                }
+            // Also without a share of its own, the node says what it would have signed, so its
+            // answer agrees with the signers'.
+            let entry = ActionShare {
+                to_sign: hex::encode(hash),
+                public_key: hex::encode(public_bytes),
+                share,
+            };
+            if let Ok(mut signed) = self.signed.lock() {
+                signed.insert(sig_name.to_string(), entry);
             }
             return Ok(json!("success"));
         }

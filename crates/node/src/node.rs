@@ -137,7 +137,7 @@ pub struct Node {
     /// Values exchanged between the nodes running the same action request.
     pub mailbox: crate::actions::Mailbox,
     /// Action runs allowed at once.
-    pub(crate) action_slots: tokio::sync::Semaphore,
+    pub(crate) action_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Node {
@@ -284,7 +284,7 @@ pub async fn run(
         verified_auth: Mutex::new(HashMap::new()),
         derived: Mutex::new(HashMap::new()),
         mailbox: crate::actions::Mailbox::default(),
-        action_slots: tokio::sync::Semaphore::new(settings.config.actions.max_concurrent),
+        action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
         settings,
     });
     tracing::info!(

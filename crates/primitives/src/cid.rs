@@ -158,7 +158,16 @@ impl Cid {
 impl FromStr for Cid {
     type Err = CidError;
     fn from_str(text: &str) -> Result<Self, CidError> {
-        let bytes = bs58::decode(text.trim())
+        let text = text.trim();
+        // A CIDv0 is 46 characters; base58 decoding time grows with the square of the length.
+        if text.len() > 64 {
+            return Err(CidError::NotBase58(format!(
+                "{}… ({} characters)",
+                text.get(..16).unwrap_or(""),
+                text.len()
+            )));
+        }
+        let bytes = bs58::decode(text)
             .into_vec()
             .map_err(|_| CidError::NotBase58(text.to_string()))?;
         Self::from_bytes(&bytes)

@@ -99,14 +99,17 @@ pub struct ExecuteResponse {
     pub signatures: std::collections::BTreeMap<String, ActionShare>,
 }
 
-/// A signature share an action asked for, and what it signs.
+/// A signature an action asked for: what it signs, and this node's share if it holds one of
+/// the presignature used.
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionShare {
     /// The 32-byte hash signed, hex.
     pub to_sign: String,
-    /// The share.
-    pub share: SignResponse,
+    /// The PKP public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// The share (`None` when this node holds no share of the presignature).
+    pub share: Option<SignResponse>,
 }
 
 /// `POST /web/actions` answer.

@@ -281,3 +281,53 @@ fn oversized_code_is_refused() {
         })
     );
 }
+
+#[test]
+fn hostile_errors_and_call_floods_end_cleanly() {
+    // A rejection whose message getter calls back into the bridge, and a huge message.
+    let outcome = run(r#"
+        Promise.reject({ get message() { console.log("getter ran"); return "x".repeat(5000000); } });
+    "#);
+    match outcome.result {
+        Err(ActionError::Script(m)) => assert!(m.len() <= 1100, "{} bytes", m.len()),
+        other => panic!("{other:?}"),
+    }
+    // Host operations are counted per run.
+    let limits = Limits {
+        host_calls: 20,
+        ..Limits::default()
+    };
+    let (outcome, host) = run_with(
+        "(async () => { for (let i = 0; i < 100; i++) await Lit.Actions.getRpcUrl({ chain: 'x' + i }); })();",
+        json!({}),
+        limits,
+    );
+    assert_eq!(
+        outcome.result,
+        Err(ActionError::Limit {
+            limit: Limit::HostCalls,
+            max: 20
+        })
+    );
+    assert_eq!(host.ops().len(), 20);
+    // Values shared with other nodes are bounded.
+    let outcome =
+        run("(async () => { await Lit.Actions.broadcastAndCollect({ name: 'n', value: 'x'.repeat(100000) }); })();");
+    assert_eq!(
+        outcome.result,
+        Err(ActionError::Limit {
+            limit: Limit::SharedValueSize,
+            max: 64 * 1024
+        })
+    );
+    // A CID far too long to be one is refused at once (base58 decoding is quadratic).
+    let outcome = run(&format!(
+        "(async () => {{ await Lit.Actions.call({{ ipfsId: '{}' }}); }})();",
+        "2".repeat(100_000)
+    ));
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Script(m)) if m.contains("CID")),
+        "{:?}",
+        outcome.result
+    );
+}
