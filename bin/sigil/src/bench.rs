@@ -228,16 +228,11 @@ async fn measure(
     let elapsed = run_started.elapsed().as_secs_f64();
     let made_during = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_at_start;
     let left = metric(&http, &allocator, "sigil_presignature_stock").await?;
-    let mut latencies = latencies.lock().await.clone();
-    latencies.sort_by(|a, b| a.total_cmp(b));
+    let latencies = latencies.lock().await.clone();
     let failures = failures.lock().await.clone();
     let count = latencies.len();
     let per_second = count as f64 / elapsed;
-    let (p50, p95, p99) = (
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 95.0),
-        percentile(&latencies, 99.0),
-    );
+    let (p50, p95, p99) = summary(latencies);
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
@@ -278,14 +273,19 @@ async fn measure(
         );
         println!("  {:<34} {:>10}", "stock left", left);
     }
+    Ok(finish(&failures))
+}
+
+/// Prints the first failure; success only without any.
+fn finish(failures: &[String]) -> ExitCode {
     if let Some(first) = failures.first() {
         eprintln!("first error: {first}");
     }
-    Ok(if failures.is_empty() {
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// p50/p95/p99 of latencies in ms (sorted here).
@@ -382,8 +382,9 @@ async fn measure_actions(
     )
     .await;
     failures.extend(sign_failures);
-    let (t50, t95, t99) = summary(trivial.clone());
-    let (s50, s95, s99) = summary(signing.clone());
+    let (trivial_runs, signing_runs) = (trivial.len(), signing.len());
+    let (t50, t95, t99) = summary(trivial);
+    let (s50, s95, s99) = summary(signing);
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
@@ -391,8 +392,8 @@ async fn measure_actions(
             "duration_s": args.duration.as_secs_f64(),
             "stock": stock,
             "errors": failures.len(),
-            "trivial": { "runs": trivial.len(), "p50_ms": t50, "p95_ms": t95, "p99_ms": t99, "per_second": trivial.len() as f64 / trivial_s },
-            "sign": { "runs": signing.len(), "p50_ms": s50, "p95_ms": s95, "p99_ms": s99, "per_second": signing.len() as f64 / signing_s },
+            "trivial": { "runs": trivial_runs, "p50_ms": t50, "p95_ms": t95, "p99_ms": t99, "per_second": trivial_runs as f64 / trivial_s },
+            "sign": { "runs": signing_runs, "p50_ms": s50, "p95_ms": s95, "p99_ms": s99, "per_second": signing_runs as f64 / signing_s },
         });
         println!("{json}");
     } else {
@@ -408,29 +409,22 @@ async fn measure_actions(
         println!(
             "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
             "trivial",
-            trivial.len(),
+            trivial_runs,
             t50,
             t95,
             t99,
-            trivial.len() as f64 / trivial_s
+            trivial_runs as f64 / trivial_s
         );
         println!(
             "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
             "signs once",
-            signing.len(),
+            signing_runs,
             s50,
             s95,
             s99,
-            signing.len() as f64 / signing_s
+            signing_runs as f64 / signing_s
         );
         println!("  errors {}", failures.len());
     }
-    if let Some(first) = failures.first() {
-        eprintln!("first error: {first}");
-    }
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(finish(&failures))
 }

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::StreamExt;
-use sigil_primitives::{Cid, ErrorBody, ExecuteResponse, StoredAction};
+use sigil_primitives::{Cid, ExecuteResponse, StoredAction};
 use sigil_tss::derive::{checksum_address, eth_address};
 use sigil_tss::ecdsa::{combine_naming, SignatureShare};
 use sigil_tss::PartyId;
 
-use crate::{decode_point, request_id, AuthSig, Client, ClientError, NodeFailure, SignOutcome, REQUEST_TIMEOUT};
+use crate::{decode_point, request_id, AuthSig, Client, ClientError, NodeFailure, SignOutcome};
 
 /// The action to run.
 #[derive(Clone, Debug)]
@@ -45,35 +45,6 @@ fn agreement_key(answer: &ExecuteResponse) -> String {
         .map(|(name, s)| (name, (&s.to_sign, &s.public_key)))
         .collect();
     serde_json::json!([answer.response, signatures]).to_string()
-}
-
-async fn post_execute(
-    http: &reqwest::Client,
-    url: &str,
-    body: &serde_json::Value,
-) -> Result<ExecuteResponse, (Option<(String, String, Vec<String>)>, String)> {
-    let response = http
-        .post(url)
-        .timeout(REQUEST_TIMEOUT)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| (None, format!("unreachable: {e}")))?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| (None, format!("reading the answer: {e}")))?;
-    if !status.is_success() {
-        return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => {
-                let text = format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message);
-                (Some((e.error.code, e.error.message, e.error.logs)), text)
-            }
-            Err(_) => (None, format!("{status}: {}", String::from_utf8_lossy(&bytes))),
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|e| (None, format!("unexpected answer: {e}")))
 }
 
 impl Client {
@@ -142,7 +113,7 @@ impl Client {
         }
         let body = serde_json::Value::Object(body);
         let mut pending = self.to_every_node("/web/execute", &body, |http, url, body| async move {
-            post_execute(&http, &url, &body).await
+            crate::post_coded::<ExecuteResponse>(&http, &url, &body).await
         });
         let mut failures = self.unreachable.clone();
         let mut groups: BTreeMap<String, Vec<ExecuteResponse>> = BTreeMap::new();
@@ -158,18 +129,18 @@ impl Client {
                     });
                     continue;
                 }
-                Err((coded, reason)) => {
-                    if let Some((code, message, logs)) = coded {
-                        let entry = errors.entry((code, message)).or_default();
+                Err(e) => {
+                    if let Some(fields) = e.fields {
+                        let entry = errors.entry((fields.code, fields.message)).or_default();
                         entry.0.push(node.id);
                         if entry.1.is_empty() {
-                            entry.1 = logs;
+                            entry.1 = fields.logs;
                         }
                     }
                     failures.push(NodeFailure {
                         node: Some(node.id),
                         url: node.url,
-                        reason,
+                        reason: e.text,
                     });
                     continue;
                 }

@@ -183,27 +183,55 @@ pub struct Client {
     pkp_nft: Option<Address>,
 }
 
-async fn post<T: for<'de> Deserialize<'de>>(
+/// A failed POST: the node's error fields when it sent them, and one line saying what happened.
+struct PostError {
+    fields: Option<sigil_primitives::ErrorFields>,
+    text: String,
+}
+
+impl PostError {
+    fn plain(text: String) -> Self {
+        Self { fields: None, text }
+    }
+}
+
+/// POSTs `body` to `url` and decodes the answer, keeping the node's error fields.
+async fn post_coded<T: for<'de> Deserialize<'de>>(
     http: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
-) -> Result<T, String> {
+) -> Result<T, PostError> {
     let response = http
         .post(url)
         .timeout(REQUEST_TIMEOUT)
         .json(body)
         .send()
         .await
-        .map_err(|e| format!("unreachable: {e}"))?;
+        .map_err(|e| PostError::plain(format!("unreachable: {e}")))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| PostError::plain(format!("reading the answer: {e}")))?;
     if !status.is_success() {
         return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message),
-            Err(_) => format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            Ok(e) => PostError {
+                text: format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message),
+                fields: Some(e.error),
+            },
+            Err(_) => PostError::plain(format!("{status}: {}", String::from_utf8_lossy(&bytes))),
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| PostError::plain(format!("unexpected answer: {e}")))
+}
+
+/// POSTs `body` to `url`; errors are one line of text.
+async fn post<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<T, String> {
+    post_coded(http, url, body).await.map_err(|e| e.text)
 }
 
 fn decode_point(text: &str) -> Option<ProjectivePoint> {
