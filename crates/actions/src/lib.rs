@@ -330,6 +330,35 @@ pub enum HostOp {
         /// Base58 CID.
         cid: String,
     },
+    /// `checkConditions`: whether access-control conditions hold for the caller.
+    CheckConditions {
+        /// `{accessControlConditions | evmContractConditions | unifiedAccessControlConditions: [...]}`.
+        conditions: serde_json::Value,
+        /// The caller's auth signature; without it, the run's own (`Lit.Auth.authSigAddress`).
+        auth_sig: Option<serde_json::Value>,
+    },
+    /// `encrypt`: encrypts to the network key under conditions (one node encrypts, the prelude
+    /// shares its ciphertext through `runOnce`, so every node returns the same one).
+    Encrypt {
+        /// As for `CheckConditions`.
+        conditions: serde_json::Value,
+        /// The plaintext, hex.
+        data: String,
+    },
+    /// `decryptAndCombine` (every node gets the plaintext) or `decryptToSingleNode` (only the
+    /// `runOnce` leader does; the others resolve to `null`).
+    Decrypt {
+        /// As for `CheckConditions`.
+        conditions: serde_json::Value,
+        /// The ciphertext, base64.
+        ciphertext: String,
+        /// SHA-256 of the plaintext, hex.
+        data_to_encrypt_hash: String,
+        /// As for `CheckConditions`.
+        auth_sig: Option<serde_json::Value>,
+        /// `decryptToSingleNode`.
+        single_node: bool,
+    },
 }
 
 /// A failed host operation, as the action sees it (a rejected promise).

@@ -193,9 +193,23 @@
     if (b.length !== 32) throw new TypeError(`toSign: ${b.length} bytes, expected exactly 32 (a hash)`);
     return hex(b);
   };
-  const notYet = (name) => async () => {
-    throw new Error(`Lit.Actions.${name} is not yet supported by this network (threshold encryption is not available yet)`);
+  // Lit's three names for conditions; exactly one must be given.
+  const conditionsArg = (args) => {
+    const out = {};
+    for (const field of ["accessControlConditions", "evmContractConditions", "unifiedAccessControlConditions"]) {
+      if (args[field] !== undefined && args[field] !== null) out[field] = args[field];
+    }
+    if (Object.keys(out).length !== 1) throw new TypeError("give exactly one of accessControlConditions, evmContractConditions, unifiedAccessControlConditions");
+    return out;
   };
+  const authSigArg = (authSig) => (authSig === undefined || authSig === null ? null : authSig);
+  const decrypt = (singleNode) => async (args = {}) => {
+    const { ciphertext, dataToEncryptHash, authSig } = args;
+    if (typeof ciphertext !== "string") throw new TypeError("ciphertext: expected a base64 string");
+    if (typeof dataToEncryptHash !== "string") throw new TypeError("dataToEncryptHash: expected a hex string");
+    return op("decrypt", { conditions: conditionsArg(args), ciphertext, dataToEncryptHash, authSig: authSigArg(authSig), singleNode });
+  };
+  let encryptions = 0;
   const Actions = {
     signEcdsa: async ({ toSign, publicKey, sigName: name }) =>
       op("sign", { toSign: digest(toSign), publicKey: pubkey(publicKey), sigName: sigName(name), combine: false }),
@@ -234,10 +248,26 @@
     getPermittedActions: async ({ tokenId }) => op("permittedActions", { tokenId: tokenIdArg(tokenId) }),
     getPermittedAddresses: async ({ tokenId }) => op("permittedAddresses", { tokenId: tokenIdArg(tokenId) }),
     getPermittedAuthMethods: async ({ tokenId }) => op("permittedAuthMethods", { tokenId: tokenIdArg(tokenId) }),
-    checkConditions: notYet("checkConditions"),
-    encrypt: notYet("encrypt"),
-    decryptAndCombine: notYet("decryptAndCombine"),
-    decryptToSingleNode: notYet("decryptToSingleNode"),
+    checkConditions: async (args = {}) => {
+      const { conditions, authSig } = args;
+      const given = conditions !== undefined ? { unifiedAccessControlConditions: conditions } : conditionsArg(args);
+      return op("checkConditions", { conditions: given, authSig: authSigArg(authSig) });
+    },
+    // One node encrypts (a ciphertext is randomised) and the others take its ciphertext, so
+    // every node returns the same one.
+    encrypt: async (args = {}) => {
+      const conditions = conditionsArg(args);
+      const plain = args.to_encrypt !== undefined ? args.to_encrypt : args.dataToEncrypt;
+      const data = hex(typeof plain === "string" ? utf8Encode(plain) : toBytes(plain, "to_encrypt"));
+      const name = `__sigil_encrypt_${encryptions++}`;
+      const out = parse(await Actions.runOnce({ name }, async () => {
+        try { return stringify(await op("encrypt", { conditions, data })); } catch (e) { return stringify({ error: String(e && e.message ? e.message : e) }); }
+      }));
+      if (out.error) throw new Error(`encrypt: ${out.error}`);
+      return { ciphertext: out.ciphertext, dataToEncryptHash: out.dataToEncryptHash };
+    },
+    decryptAndCombine: decrypt(false),
+    decryptToSingleNode: decrypt(true),
   };
   const Auth = {
     actionIpfsIdStack: run.actionIpfsIdStack.slice(),

@@ -44,7 +44,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest `fetch` response body.
 const FETCH_MAX_BYTES: usize = 16 << 20;
 /// How long a node waits for the others in `broadcastAndCollect` and `signAndCombineEcdsa`.
-const COLLECT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(10);
 /// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
 const ACTION_THREAD_STACK: usize = 8 << 20;
 
@@ -270,7 +270,8 @@ fn action_error(error: ActionError, logs: Vec<String>) -> ApiError {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ActionError::Host { code, .. } => match code.as_str() {
-            "NOT_PERMITTED" | "NOT_MINTED" | "RESERVED_KEY" => StatusCode::FORBIDDEN,
+            "NOT_PERMITTED" | "NOT_MINTED" | "RESERVED_KEY" | "CONDITION_FAILED" => StatusCode::FORBIDDEN,
+            "BAD_CONDITION" | "UNKNOWN_CHAIN" => StatusCode::BAD_REQUEST,
             "NODES_DISAGREED" | "DUPLICATE_SIG_NAME" => StatusCode::CONFLICT,
             "CHAIN_UNAVAILABLE" | "POOL_EMPTY" | "NO_ALLOCATOR" | "NOT_READY" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -322,10 +323,11 @@ pub async fn execute(
         Some(serde_json::Value::Object(map)) => map,
         Some(_) => return Err(ApiError::bad_request("jsParams must be a JSON object")),
     };
-    let auth_sig_address = match &request.auth_sig {
-        Some(auth) => Some(authenticate(&node, Some(auth)).await?.to_checksum(None)),
+    let auth_address = match &request.auth_sig {
+        Some(auth) => Some(authenticate(&node, Some(auth)).await?),
         None => None,
     };
+    let auth_sig_address = auth_address.map(|a| a.to_checksum(None));
     if node.keys().is_none() {
         return Err(ApiError::not_ready());
     }
@@ -358,21 +360,89 @@ pub async fn execute(
         seed,
         now_ms: timestamp,
     };
-    let inner = Arc::new(HostInner {
-        node: Arc::clone(&node),
-        handle: tokio::runtime::Handle::current(),
-        request: run_id,
-        signed: Mutex::new(BTreeMap::new()),
-        names: Mutex::new(Vec::new()),
-    });
-    let host = Arc::new(ActionHost(Arc::clone(&inner)));
+    let inner = Arc::new(HostInner::new(&node, run_id, Mode::Full, auth_address));
+    let outcome = run_on_thread(&node, run, Arc::clone(&inner), slot).await?;
+    if let Err(error) = outcome.result {
+        tracing::info!(%cid, code = error.code(), "action failed");
+        return Err(action_error(error, outcome.logs));
+    }
+    let signatures = inner.signed.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(Json(ExecuteResponse {
+        node_id: node.me,
+        response: outcome.response,
+        logs: outcome.logs,
+        signatures,
+        single_node: inner.single_node.lock().ok().and_then(|s| *s),
+    }))
+}
+
+/// Runs action `cid` as an access-control condition: its code, then `method(...params)`; the
+/// result is returned as text (a string as is, anything else as JSON). The run is read-only
+/// ([`Mode::Condition`]) and takes a condition slot, never an action slot, so an action that
+/// decrypts cannot wait on a slot its own condition needs.
+pub(crate) async fn run_condition(
+    node: &Arc<Node>,
+    cid: &Cid,
+    method: &str,
+    params: &[String],
+    context: &sigil_conditions::Context,
+) -> Result<Result<String, String>, sigil_conditions::EnvError> {
+    let env_error = |e: ApiError| sigil_conditions::EnvError::new(e.code(), e.message());
+    let code = load_code(node, cid).await.map_err(env_error)?;
+    let params_json = serde_json::to_string(params).unwrap_or_else(|_| "[]".into());
+    // `method` is checked to be an identifier when the conditions are parsed.
+    let code = format!(
+        "{code}\n;(async () => {{ const __sigilResult = await {method}(...{params_json}); Lit.Actions.setResponse({{ response: typeof __sigilResult === \"string\" ? __sigilResult : JSON.stringify(__sigilResult) }}); }})();\n"
+    );
+    let user = context.user;
+    let seed: [u8; 16] = {
+        let mut h = Sha256::new();
+        h.update(b"sigil-condition-run/v1");
+        h.update(cid.as_bytes());
+        h.update(method.as_bytes());
+        h.update(params_json.as_bytes());
+        h.update(user.map(|a| a.to_vec()).unwrap_or_default());
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+        id
+    };
+    let slot = Arc::clone(&node.condition_slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| sigil_conditions::EnvError::new("BUSY", "node shutting down"))?;
+    let run = RunRequest {
+        code,
+        cid: cid.to_string(),
+        js_params: serde_json::Map::new(),
+        auth_sig_address: user.map(|a| a.to_checksum(None)),
+        seed,
+        now_ms: now_ms(),
+    };
+    let inner = Arc::new(HostInner::new(node, seed, Mode::Condition, user));
+    let outcome = run_on_thread(node, run, inner, slot).await.map_err(env_error)?;
+    Ok(match outcome.result {
+        Ok(_) => Ok(outcome.response.unwrap_or_else(|| "undefined".into())),
+        Err(e) => Err(format!("{}: {e}", e.code())),
+    })
+}
+
+/// Runs `run` on its own thread (QuickJS blocks it) with `inner` as its host, holding `slot`
+/// until the thread ends: a client that hangs up does not free it early.
+pub(crate) async fn run_on_thread(
+    node: &Node,
+    run: RunRequest,
+    inner: Arc<HostInner>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<sigil_actions::Outcome, ApiError> {
+    let host = Arc::new(ActionHost(inner));
     let config = sigil_actions::Config {
         limits: node.settings.config.actions.limits.clone(),
         ethers_bundle: node.settings.config.actions.ethers_bundle.clone(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name(format!("action-{}", hex::encode(request_id)))
+        .name(format!("action-{}", hex::encode(run.seed.get(..4).unwrap_or_default())))
         .stack_size(ACTION_THREAD_STACK)
         .spawn(move || {
             let _slot = slot;
@@ -386,29 +456,47 @@ pub async fn execute(
             let _ = tx.send(outcome);
         })
         .map_err(|e| ApiError::internal(format!("cannot start the action thread: {e}")))?;
-    let outcome = rx
-        .await
-        .map_err(|_| ApiError::internal("the action thread stopped without an answer"))?;
-    if let Err(error) = outcome.result {
-        tracing::info!(%cid, code = error.code(), "action failed");
-        return Err(action_error(error, outcome.logs));
-    }
-    let signatures = inner.signed.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Json(ExecuteResponse {
-        node_id: node.me,
-        response: outcome.response,
-        logs: outcome.logs,
-        signatures,
-    }))
+    rx.await
+        .map_err(|_| ApiError::internal("the action thread stopped without an answer"))
 }
 
-struct HostInner {
-    node: Arc<Node>,
+/// What a run may ask of the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A `/web/execute` run: everything.
+    Full,
+    /// An action run as an access-control condition: each node runs it on its own, so nothing
+    /// that involves the other nodes (signing, `runOnce`, broadcasts, decryption).
+    Condition,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) node: Arc<Node>,
     handle: tokio::runtime::Handle,
-    request: [u8; 16],
+    pub(crate) request: [u8; 16],
+    mode: Mode,
+    /// The address the request's auth signature proved (`Lit.Auth.authSigAddress`).
+    pub(crate) auth_address: Option<Address>,
     signed: Mutex<BTreeMap<String, ActionShare>>,
     /// Every sigName used in this run (with or without a share here).
     names: Mutex<Vec<String>>,
+    /// Set by `decryptToSingleNode`: the node that decrypts.
+    pub(crate) single_node: Mutex<Option<u32>>,
+}
+
+impl HostInner {
+    pub(crate) fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode, auth_address: Option<Address>) -> Self {
+        Self {
+            node: Arc::clone(node),
+            handle: tokio::runtime::Handle::current(),
+            request,
+            mode,
+            auth_address,
+            signed: Mutex::new(BTreeMap::new()),
+            names: Mutex::new(Vec::new()),
+            single_node: Mutex::new(None),
+        }
+    }
 }
 
 /// The node side of one action run.
@@ -463,6 +551,22 @@ fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
 impl HostInner {
     async fn op(&self, op: HostOp, action: &str) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
+        if self.mode == Mode::Condition {
+            if let HostOp::Sign { .. }
+            | HostOp::SignMessage { .. }
+            | HostOp::RunOnceLeader { .. }
+            | HostOp::RunOncePublish { .. }
+            | HostOp::RunOnceWait { .. }
+            | HostOp::Broadcast { .. }
+            | HostOp::Encrypt { .. }
+            | HostOp::Decrypt { .. } = op
+            {
+                return Err(HostError::new(
+                    "NOT_IN_CONDITION",
+                    "an action run as an access-control condition can read (fetch, chain, permissions) but not sign, decrypt or talk to other nodes",
+                ));
+            }
+        }
         match op {
             HostOp::Sign {
                 to_sign,
@@ -528,7 +632,7 @@ impl HostInner {
                     .await;
                 Ok(json!(values.into_values().collect::<Vec<_>>()))
             }
-            HostOp::RpcUrl { chain } => self.rpc_url(&chain),
+            HostOp::RpcUrl { chain } => chain_rpc_url(node, &chain).map(|url| json!(url)),
             HostOp::IsPermittedAction { token_id, ipfs_id } => {
                 let cid: Cid = ipfs_id.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
                 let registry = registry(node).map_err(host_error)?;
@@ -597,6 +701,27 @@ impl HostInner {
                     }))
                     .collect::<Vec<_>>()))
             }
+            HostOp::CheckConditions { conditions, auth_sig } => {
+                self.check_conditions(&conditions, auth_sig.as_ref(), action).await
+            }
+            HostOp::Encrypt { conditions, data } => self.encrypt(&conditions, &data),
+            HostOp::Decrypt {
+                conditions,
+                ciphertext,
+                data_to_encrypt_hash,
+                auth_sig,
+                single_node,
+            } => {
+                self.decrypt(
+                    &conditions,
+                    &ciphertext,
+                    &data_to_encrypt_hash,
+                    auth_sig.as_ref(),
+                    single_node,
+                    action,
+                )
+                .await
+            }
             HostOp::LoadAction { cid } => {
                 let cid: Cid = cid.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
                 load_code(node, &cid)
@@ -607,7 +732,7 @@ impl HostInner {
         }
     }
 
-    fn send_all(&self, topic: &str, value: String) {
+    pub(crate) fn send_all(&self, topic: &str, value: String) {
         let node = &self.node;
         for peer in node.net.peer_ids() {
             if peer != node.me {
@@ -620,26 +745,6 @@ impl HostInner {
             }
         }
         node.mailbox.put(self.request, topic, node.me, value);
-    }
-
-    fn rpc_url(&self, chain: &str) -> Result<serde_json::Value, HostError> {
-        let node = &self.node;
-        if let Some(url) = node.settings.config.actions.rpc_urls.get(chain) {
-            return Ok(json!(url));
-        }
-        if let Some(registry) = &node.options.registry {
-            if chain.is_empty() || chain == "sigil" || chain == registry.chain_id().to_string() {
-                return Ok(json!(registry.rpc_url()));
-            }
-        }
-        let mut known: Vec<String> = node.settings.config.actions.rpc_urls.keys().cloned().collect();
-        if let Some(registry) = &node.options.registry {
-            known.push(format!("sigil ({})", registry.chain_id()));
-        }
-        Err(HostError::new(
-            "UNKNOWN_CHAIN",
-            format!("no RPC URL for chain {chain:?}; this node knows: {}", known.join(", ")),
-        ))
     }
 
     /// A signature share for `hash` under the PKP `public_key`, if action `action` may use it.
@@ -774,6 +879,27 @@ impl HostInner {
         .to_string();
         Ok(serde_json::Value::String(text))
     }
+}
+
+/// The RPC URL of chain `chain`: the network's own chain (`sigil`, or its chain id) or one of
+/// `[actions] rpc_urls`.
+pub(crate) fn chain_rpc_url(node: &Node, chain: &str) -> Result<String, HostError> {
+    if let Some(url) = node.settings.config.actions.rpc_urls.get(chain) {
+        return Ok(url.clone());
+    }
+    if let Some(registry) = &node.options.registry {
+        if chain.is_empty() || chain == "sigil" || chain == registry.chain_id().to_string() {
+            return Ok(registry.rpc_url().to_string());
+        }
+    }
+    let mut known: Vec<String> = node.settings.config.actions.rpc_urls.keys().cloned().collect();
+    if let Some(registry) = &node.options.registry {
+        known.push(format!("sigil ({})", registry.chain_id()));
+    }
+    Err(HostError::new(
+        "UNKNOWN_CHAIN",
+        format!("no RPC URL for chain {chain:?}; this node knows: {}", known.join(", ")),
+    ))
 }
 
 async fn fetch(

@@ -144,6 +144,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/web/handshake", post(handshake))
         .route("/web/pkp/sign", post(pkp_sign))
         .route("/web/pkp/mint-attestation", post(mint_attestation))
+        .route("/web/encryption/sign", post(crate::encryption::encryption_sign))
         .route("/health", get(health_route))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
@@ -329,6 +330,18 @@ async fn handshake(
             use group::GroupEncoding;
             hex::encode(k.bls.public_key().to_bytes())
         }),
+        bls_public_shares: keys
+            .as_ref()
+            .map(|k| {
+                use group::GroupEncoding;
+                let package = k.bls.public();
+                package
+                    .parties()
+                    .into_iter()
+                    .filter_map(|p| Some((p.0, hex::encode(package.public_share(p)?.to_bytes()))))
+                    .collect()
+            })
+            .unwrap_or_default(),
         identity_key: node
             .settings
             .peers

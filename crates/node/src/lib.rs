@@ -8,10 +8,13 @@
 //! * [`api`] — `fn app(node) -> Router`: `/web/handshake`, `/web/pkp/sign`, `/health`, `/metrics`.
 //! * [`actions`] — `/web/execute` and `/web/actions`: runs actions in the sandbox and answers
 //!   their host operations (signing, fetch, runOnce, broadcastAndCollect, permissions, call).
+//! * [`encryption`] — `/web/encryption/sign`, and decryption inside actions: the node decides the
+//!   access-control conditions (`sigil-conditions`) before it releases its BLS share.
 //! * [`node`] — start-up, the first DKG, peer liveness, shutdown.
 
 pub mod actions;
 pub mod api;
+pub mod encryption;
 pub mod config;
 mod metrics;
 pub mod net;

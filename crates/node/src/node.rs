@@ -138,6 +138,8 @@ pub struct Node {
     pub mailbox: crate::actions::Mailbox,
     /// Action runs allowed at once.
     pub(crate) action_slots: Arc<tokio::sync::Semaphore>,
+    /// Actions run as access-control conditions allowed at once.
+    pub(crate) condition_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Node {
@@ -285,6 +287,7 @@ pub async fn run(
         derived: Mutex::new(HashMap::new()),
         mailbox: crate::actions::Mailbox::default(),
         action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
+        condition_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
         settings,
     });
     tracing::info!(

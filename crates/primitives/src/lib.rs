@@ -41,6 +41,10 @@ pub struct Handshake {
     pub ecdsa_public_key: Option<String>,
     /// BLS root public key (G1, compressed) hex (absent until ready).
     pub bls_public_key: Option<String>,
+    /// Each node's BLS public key share (G1, compressed hex) by node id, to check decryption
+    /// shares one by one (empty until ready).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bls_public_shares: std::collections::BTreeMap<u32, String>,
     /// This node's identity key.
     pub identity_key: String,
     /// Every node.
@@ -97,6 +101,10 @@ pub struct ExecuteResponse {
     pub logs: Vec<String>,
     /// This node's signature shares by `sigName`.
     pub signatures: std::collections::BTreeMap<String, ActionShare>,
+    /// Set when the action used `decryptToSingleNode`: the node that decrypted, whose response
+    /// is the run's response (the others agree on everything else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_node: Option<u32>,
 }
 
 /// A signature an action asked for: what it signs, and this node's share if it holds one of
@@ -120,4 +128,18 @@ pub struct StoredAction {
     pub cid: String,
     /// Its size in bytes.
     pub size: usize,
+}
+
+/// `POST /web/encryption/sign` answer: this node's BLS signature share over the identity, which
+/// the client verifies against the node's public share, combines with `t - 1` others and uses
+/// to decrypt.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionShare {
+    /// The node.
+    pub node_id: u32,
+    /// The share (blsful encoding), hex.
+    pub share: String,
+    /// The identity signed: `sigil-acc://{hash(conditions)}/{hash(data)}`.
+    pub identity: String,
 }
