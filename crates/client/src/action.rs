@@ -37,14 +37,18 @@ pub struct ExecuteOutcome {
     pub failures: Vec<NodeFailure>,
 }
 
-/// The part of an answer that must be identical at `t` nodes.
+/// The part of an answer that must be identical at `t` nodes. After `decryptToSingleNode` only
+/// one node holds the response, so the others agree on which node that is instead.
 fn agreement_key(answer: &ExecuteResponse) -> String {
     let signatures: BTreeMap<&String, (&String, &String)> = answer
         .signatures
         .iter()
         .map(|(name, s)| (name, (&s.to_sign, &s.public_key)))
         .collect();
-    serde_json::json!([answer.response, signatures]).to_string()
+    match answer.single_node {
+        Some(node) => serde_json::json!([{ "singleNode": node }, signatures]).to_string(),
+        None => serde_json::json!([answer.response, signatures]).to_string(),
+    }
 }
 
 impl Client {
@@ -174,6 +178,11 @@ impl Client {
     /// `t` shares that fit.
     fn combine_group(&self, group: &[ExecuteResponse], failures: &mut Vec<NodeFailure>) -> Option<ExecuteOutcome> {
         let first = group.first()?;
+        // After decryptToSingleNode the response is the decrypting node's: wait for its answer.
+        let response = match first.single_node {
+            Some(node) => group.iter().find(|a| a.node_id == node)?.response.clone(),
+            None => first.response.clone(),
+        };
         let mut signatures = BTreeMap::new();
         let mut bad_nodes = Vec::new();
         for (name, entry) in &first.signatures {
@@ -222,7 +231,7 @@ impl Client {
             });
         }
         Some(ExecuteOutcome {
-            response: first.response.clone(),
+            response,
             logs: first.logs.clone(),
             signatures,
             agreeing: group.iter().map(|a| a.node_id).collect(),

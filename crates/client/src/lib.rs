@@ -23,6 +23,7 @@
 //! ```
 
 mod action;
+mod encryption;
 pub mod pkp;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use action::{ActionCode, ExecuteOutcome};
+pub use encryption::{Decrypted, Encrypted, ENCRYPTED_VERSION};
 use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};
 use rand_core::{OsRng, RngCore};
@@ -45,7 +47,7 @@ use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncomp
 use sigil_tss::ecdsa::{combine_naming, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
-use sigil_tss::{PartyId, TssError};
+use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, TssError};
 
 /// How long one node may take to answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -121,6 +123,18 @@ pub enum ClientError {
     /// Making or signing an auth signature failed.
     #[error("auth signature: {0}")]
     Auth(String),
+    /// Decryption failed: the nodes refused (the most common refusal, e.g. `CONDITION_FAILED`
+    /// naming the condition), too few valid shares arrived, or the ciphertext does not open
+    /// (`DECRYPT_FAILED`: tampered with, or for other conditions or data).
+    #[error("{code}: {message}")]
+    Decrypt {
+        /// Stable code.
+        code: String,
+        /// Human message.
+        message: String,
+        /// Every node that failed, and why.
+        failures: Vec<NodeFailure>,
+    },
     /// An action run gave no usable answer: it failed (the most common error code among the
     /// nodes), or the nodes disagreed (`NODES_DISAGREED`).
     #[error("{code}: {message}")]
@@ -179,6 +193,7 @@ pub struct Client {
     epoch: u64,
     ecdsa_root: ProjectivePoint,
     bls_root: String,
+    bls_package: Option<PublicKeyPackage<Bls12381G1>>,
     chain_id: Option<u64>,
     pkp_nft: Option<Address>,
 }
@@ -286,6 +301,7 @@ impl Client {
                 h.threshold,
                 h.epoch,
                 h.chain_id,
+                h.bls_public_shares.clone(),
             )
         };
         let mut counts: BTreeMap<_, usize> = BTreeMap::new();
@@ -316,7 +332,7 @@ impl Client {
         if !disagreeing.is_empty() {
             return Err(ClientError::Disagreement { failures: disagreeing });
         }
-        let (ecdsa, bls, threshold, epoch, chain_id) = majority;
+        let (ecdsa, bls, threshold, epoch, chain_id, bls_shares) = majority;
         if ready.len() < threshold {
             return Err(ClientError::NotReady {
                 ready: ready.len(),
@@ -329,8 +345,10 @@ impl Client {
             .as_deref()
             .and_then(decode_point)
             .ok_or_else(|| ClientError::Invalid("the nodes report an undecodable ECDSA root key".into()))?;
+        let bls_package = bls_package(bls.as_deref(), &bls_shares, threshold)?;
         Ok(Self {
             http,
+            bls_package,
             nodes: ready
                 .into_iter()
                 .map(|(url, h)| NodeHandle { id: h.node_id, url })
@@ -637,6 +655,28 @@ impl Client {
             failures,
         })
     }
+}
+
+/// The BLS public key package from a handshake (`None` when the nodes list no shares); shares
+/// that do not fit the key are an error.
+fn bls_package(
+    key: Option<&str>,
+    shares: &BTreeMap<u32, String>,
+    threshold: usize,
+) -> Result<Option<PublicKeyPackage<Bls12381G1>>, ClientError> {
+    let (Some(key), false) = (key, shares.is_empty()) else {
+        return Ok(None);
+    };
+    let g1 = |text: &str| hex::decode(text).ok().and_then(|b| sigil_tss::bls::decode_g1(&b));
+    let bad = |what: String| ClientError::Invalid(format!("the nodes report a bad BLS {what}"));
+    let key = g1(key).ok_or_else(|| bad("key".into()))?;
+    let mut points = BTreeMap::new();
+    for (id, text) in shares {
+        points.insert(PartyId(*id), g1(text).ok_or_else(|| bad(format!("public share for node {id}")))?);
+    }
+    PublicKeyPackage::new(threshold, key, points)
+        .map(Some)
+        .map_err(|e| bad(format!("public key package: {e}")))
 }
 
 fn request_id() -> [u8; 16] {

@@ -1,0 +1,263 @@
+//! Threshold encryption: [`Client::encrypt`] works offline against the network key the handshake
+//! gave; [`Client::decrypt`] asks every node for its decryption share, checks each against the
+//! node's public share, combines the first `t` valid ones and decrypts. Nodes whose share did not
+//! verify are named in the outcome.
+
+use base64::Engine;
+use futures::stream::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sigil_conditions::{identity, Conditions};
+use sigil_primitives::EncryptionShare;
+use sigil_tss::bls::{self, BlsSignatureShare};
+use sigil_tss::PartyId;
+use zeroize::Zeroizing;
+
+use crate::{AuthSig, Client, ClientError, NodeFailure};
+
+/// Version of [`Encrypted`].
+pub const ENCRYPTED_VERSION: u32 = 1;
+
+/// Encrypted data with everything needed to decrypt it but the key: what `sigil encrypt` writes.
+/// The conditions and the data hash are bound into the identity the data is encrypted to, so
+/// changing either makes decryption fail.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Encrypted {
+    /// Format version (1).
+    pub version: u32,
+    /// The network's BLS public key it is encrypted to, hex.
+    pub network_key: String,
+    /// `evmBasic` conditions (one of the three condition fields is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_conditions: Option<serde_json::Value>,
+    /// `evmContract` conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_contract_conditions: Option<serde_json::Value>,
+    /// Conditions tagged with `conditionType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified_access_control_conditions: Option<serde_json::Value>,
+    /// SHA-256 of the plaintext, hex.
+    pub data_to_encrypt_hash: String,
+    /// The ciphertext, base64.
+    pub ciphertext: String,
+}
+
+impl Encrypted {
+    /// The conditions, parsed and checked.
+    pub fn conditions(&self) -> Result<Conditions, ClientError> {
+        Conditions::from_fields(
+            self.access_control_conditions.as_ref(),
+            self.evm_contract_conditions.as_ref(),
+            self.unified_access_control_conditions.as_ref(),
+        )
+        .map_err(|e| ClientError::Invalid(format!("conditions: {e}")))
+    }
+
+    /// The condition field as the nodes expect it: `(name, value)`.
+    fn condition_field(&self) -> Option<(&'static str, &serde_json::Value)> {
+        match (
+            &self.access_control_conditions,
+            &self.evm_contract_conditions,
+            &self.unified_access_control_conditions,
+        ) {
+            (Some(v), None, None) => Some(("accessControlConditions", v)),
+            (None, Some(v), None) => Some(("evmContractConditions", v)),
+            (None, None, Some(v)) => Some(("unifiedAccessControlConditions", v)),
+            _ => None,
+        }
+    }
+}
+
+/// Decrypted data.
+#[derive(Debug)]
+pub struct Decrypted {
+    /// The plaintext (wiped from memory when dropped).
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The nodes whose shares were combined.
+    pub shares_from: Vec<u32>,
+    /// Nodes that refused, failed or sent a share that does not verify.
+    pub failures: Vec<NodeFailure>,
+}
+
+impl Client {
+    /// Encrypts `data` to the network under `conditions`: either an array of conditions, or an
+    /// object with one of Lit's fields (`accessControlConditions`, `evmContractConditions`,
+    /// `unifiedAccessControlConditions`). Nothing is sent to the nodes.
+    pub fn encrypt(&self, conditions: &serde_json::Value, data: &[u8]) -> Result<Encrypted, ClientError> {
+        let (field, value) = match conditions {
+            serde_json::Value::Array(_) => ("unifiedAccessControlConditions", conditions.clone()),
+            serde_json::Value::Object(map) => {
+                let mut fields = map.iter();
+                match (fields.next(), fields.next()) {
+                    (Some((name, value)), None) => (name.as_str(), value.clone()),
+                    _ => {
+                        return Err(ClientError::Invalid(
+                            "conditions: give an array, or an object with exactly one condition field".into(),
+                        ))
+                    }
+                }
+            }
+            _ => return Err(ClientError::Invalid("conditions: expected an array or an object".into())),
+        };
+        let mut encrypted = Encrypted {
+            version: ENCRYPTED_VERSION,
+            network_key: self.bls_root.clone(),
+            access_control_conditions: None,
+            evm_contract_conditions: None,
+            unified_access_control_conditions: None,
+            data_to_encrypt_hash: String::new(),
+            ciphertext: String::new(),
+        };
+        match field {
+            "accessControlConditions" => encrypted.access_control_conditions = Some(value),
+            "evmContractConditions" => encrypted.evm_contract_conditions = Some(value),
+            "unifiedAccessControlConditions" => encrypted.unified_access_control_conditions = Some(value),
+            other => return Err(ClientError::Invalid(format!("conditions: unknown field {other:?}"))),
+        }
+        let parsed = encrypted.conditions()?;
+        let data_hash: [u8; 32] = Sha256::digest(data).into();
+        let identity = identity(&parsed.hash(), &data_hash);
+        let key = hex::decode(&self.bls_root)
+            .ok()
+            .and_then(|b| bls::decode_g1(&b))
+            .ok_or_else(|| ClientError::Invalid("the nodes report an undecodable BLS key".into()))?;
+        let ciphertext = bls::encrypt(&key, identity.as_bytes(), data).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        encrypted.data_to_encrypt_hash = hex::encode(data_hash);
+        encrypted.ciphertext = base64::engine::general_purpose::STANDARD.encode(ciphertext);
+        Ok(encrypted)
+    }
+
+    /// Decrypts as the holder of `auth` (whose address the conditions test as `:userAddress`).
+    pub async fn decrypt(&self, encrypted: &Encrypted, auth: Option<&AuthSig>) -> Result<Decrypted, ClientError> {
+        if encrypted.version != ENCRYPTED_VERSION {
+            return Err(ClientError::Invalid(format!(
+                "unknown encrypted-data version {}",
+                encrypted.version
+            )));
+        }
+        if !encrypted.network_key.eq_ignore_ascii_case(&self.bls_root) {
+            return Err(ClientError::Invalid(format!(
+                "the data is encrypted to network key {}, this network's key is {}",
+                encrypted.network_key, self.bls_root
+            )));
+        }
+        let package = self
+            .bls_package
+            .as_ref()
+            .ok_or_else(|| ClientError::Invalid("the nodes report no BLS public shares to check shares against".into()))?;
+        let conditions = encrypted.conditions()?;
+        let (field, value) = encrypted
+            .condition_field()
+            .ok_or_else(|| ClientError::Invalid("conditions: give exactly one condition field".into()))?;
+        let data_hash: [u8; 32] = hex::decode(&encrypted.data_to_encrypt_hash)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ClientError::Invalid("dataToEncryptHash: expected 32 bytes of hex".into()))?;
+        let ciphertext = base64::engine::general_purpose::STANDARD
+            .decode(encrypted.ciphertext.trim())
+            .map_err(|e| ClientError::Invalid(format!("ciphertext: not base64 ({e})")))?;
+        let identity = identity(&conditions.hash(), &data_hash);
+        let mut body = serde_json::Map::new();
+        body.insert("dataToEncryptHash".into(), encrypted.data_to_encrypt_hash.clone().into());
+        body.insert(field.into(), value.clone());
+        if let Some(auth) = auth {
+            let auth = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
+            body.insert("authSig".into(), auth);
+        }
+        let body = serde_json::Value::Object(body);
+        let mut pending = self.to_every_node("/web/encryption/sign", &body, |http, url, body| async move {
+            crate::post_coded::<EncryptionShare>(&http, &url, &body).await
+        });
+        let mut failures = self.unreachable.clone();
+        let mut refusals: Vec<(String, String)> = Vec::new();
+        let mut valid: Vec<BlsSignatureShare> = Vec::new();
+        while let Some((node, answer)) = pending.next().await {
+            let fail = |reason: String| NodeFailure {
+                node: Some(node.id),
+                url: node.url.clone(),
+                reason,
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    if let Some(fields) = e.fields {
+                        refusals.push((fields.code, fields.message));
+                    }
+                    failures.push(fail(e.text));
+                    continue;
+                }
+            };
+            if answer.node_id != node.id || answer.identity != identity {
+                failures.push(fail("answered for another node or another identity".into()));
+                continue;
+            }
+            let share = hex::decode(&answer.share)
+                .map_err(|e| e.to_string())
+                .and_then(|b| BlsSignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()))
+                .and_then(|s| {
+                    bls::verify_share(package, &s, identity.as_bytes())
+                        .map(|()| s)
+                        .map_err(|e| e.to_string())
+                });
+            match share {
+                Ok(share) => valid.push(share),
+                Err(reason) => {
+                    failures.push(fail(format!("sent a bad decryption share: {reason}")));
+                    continue;
+                }
+            }
+            if valid.len() < self.threshold {
+                continue;
+            }
+            let signature = bls::combine(package, &valid, identity.as_bytes()).map_err(|e| ClientError::Decrypt {
+                code: "COMBINE_FAILED".into(),
+                message: e.to_string(),
+                failures: failures.clone(),
+            })?;
+            let plaintext = Zeroizing::new(bls::decrypt(&signature, identity.as_bytes(), &ciphertext).map_err(|e| {
+                ClientError::Decrypt {
+                    code: "DECRYPT_FAILED".into(),
+                    message: e.to_string(),
+                    failures: failures.clone(),
+                }
+            })?);
+            if <[u8; 32]>::from(Sha256::digest(plaintext.as_slice())) != data_hash {
+                return Err(ClientError::Decrypt {
+                    code: "DECRYPT_FAILED".into(),
+                    message: "the plaintext does not hash to dataToEncryptHash".into(),
+                    failures,
+                });
+            }
+            return Ok(Decrypted {
+                plaintext,
+                shares_from: valid.iter().map(|s| s.party.0).collect(),
+                failures,
+            });
+        }
+        // The most common refusal speaks for the network.
+        let mut counts: std::collections::BTreeMap<&(String, String), usize> = Default::default();
+        for refusal in &refusals {
+            *counts.entry(refusal).or_default() += 1;
+        }
+        let (code, message) = counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|((c, m), _)| (c.clone(), m.clone()))
+            .unwrap_or_else(|| {
+                (
+                    "NOT_ENOUGH_SHARES".into(),
+                    format!(
+                        "{} valid decryption shares, {} needed",
+                        valid.len(),
+                        self.threshold
+                    ),
+                )
+            });
+        Err(ClientError::Decrypt {
+            code,
+            message,
+            failures,
+        })
+    }
+}
