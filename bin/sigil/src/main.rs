@@ -6,6 +6,7 @@ mod bench;
 mod client_cmd;
 mod demo;
 mod dev;
+mod encrypt_cmd;
 mod node_cmd;
 mod pkp_cmd;
 
@@ -48,6 +49,10 @@ enum Command {
     /// Actions: compute CIDs, store code on the nodes, run actions.
     #[command(subcommand)]
     Action(action_cmd::Command),
+    /// Encrypt a file to the network under access-control conditions (offline).
+    Encrypt(encrypt_cmd::EncryptArgs),
+    /// Decrypt a file `sigil encrypt` wrote, if its conditions hold for your wallet.
+    Decrypt(encrypt_cmd::DecryptArgs),
     /// NodeSet administration.
     #[command(subcommand)]
     Admin(pkp_cmd::AdminCommand),
@@ -84,6 +89,8 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Sign(args) => client_cmd::sign(&cli.network, cli.private_key.as_deref(), args).await,
             Command::Pkp(command) => pkp_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Action(command) => action_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
+            Command::Encrypt(args) => encrypt_cmd::encrypt(&cli.network, args).await,
+            Command::Decrypt(args) => encrypt_cmd::decrypt(&cli.network, cli.private_key.as_deref(), args).await,
             Command::Admin(pkp_cmd::AdminCommand::SetAttester { force }) => {
                 pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref(), force).await
             }

@@ -4,5 +4,6 @@
 
 mod actions;
 mod chain;
+mod encryption;
 mod harness;
 mod signing;
