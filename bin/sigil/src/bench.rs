@@ -20,6 +20,9 @@ pub enum Command {
     Sign(SignArgs),
     /// Action latency: a trivial action, and an action that signs once.
     Action(SignArgs),
+    /// Decryption latency end to end: t shares released after a balance condition, verified,
+    /// combined, and the data decrypted (`--stock` and `--concurrency` are not used).
+    Decrypt(SignArgs),
 }
 
 /// The action `bench action` runs without signing.
@@ -75,7 +78,101 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sign(args) => sign(args, false).await,
         Command::Action(args) => sign(args, true).await,
+        Command::Decrypt(args) => decrypt(args).await,
     }
+}
+
+/// Starts a network, encrypts 1 KiB under "holds at least 1 ETH" and decrypts it as the dev
+/// wallet, one request at a time.
+async fn decrypt(args: SignArgs) -> anyhow::Result<ExitCode> {
+    // Decryption uses no presignatures: keep the background work to one.
+    let mut bench = BenchNetwork::start(&args, 1).await?;
+    let result = measure_decrypt(&args, &bench.network, &mut bench.children, &bench.dir).await;
+    bench.stop().await;
+    result
+}
+
+async fn measure_decrypt(
+    args: &SignArgs,
+    network: &NetworkFile,
+    children: &mut [tokio::process::Child],
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "bench decrypt: {} nodes, threshold {}",
+        network.nodes.len(),
+        network.threshold
+    );
+    wait_ready(network, children, dir, Duration::from_secs(180)).await?;
+    register(network, None).await?;
+    let client = Client::connect(&network.urls()).await?;
+    let signer = wallet(None, network)?;
+    let auth = auth_sig(&client, &signer).await?;
+    let conditions = serde_json::json!({ "accessControlConditions": [{
+        "contractAddress": "", "standardContractType": "", "chain": "sigil", "method": "eth_getBalance",
+        "parameters": [":userAddress", "latest"],
+        "returnValueTest": { "comparator": ">=", "value": "1000000000000000000" }
+    }]});
+    let mut data = vec![0u8; 1024];
+    OsRng.fill_bytes(&mut data);
+    let mut encrypt_ms = Vec::new();
+    let mut sealed = client.encrypt(&conditions, &data)?;
+    for _ in 0..50 {
+        let t = Instant::now();
+        sealed = client.encrypt(&conditions, &data)?;
+        encrypt_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // Warm up the connections.
+    client.decrypt(&sealed, Some(&auth)).await?;
+    eprintln!("  decrypting for {:.1} s", args.duration.as_secs_f64());
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < args.duration {
+        let t = Instant::now();
+        match client.decrypt(&sealed, Some(&auth)).await {
+            Ok(out) if out.plaintext.as_slice() == data.as_slice() => {
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0)
+            }
+            Ok(_) => failures.push("decrypted to other data".to_string()),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let runs = latencies.len();
+    let (p50, p95, p99) = summary(latencies);
+    let (e50, _, e99) = summary(encrypt_ms);
+    if args.json {
+        let json = serde_json::json!({
+            "nodes": network.nodes.len(),
+            "threshold": network.threshold,
+            "duration_s": elapsed,
+            "bytes": data.len(),
+            "decryptions": runs,
+            "errors": failures.len(),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "per_second": runs as f64 / elapsed,
+            "encrypt_p50_ms": e50,
+            "encrypt_p99_ms": e99,
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "decrypt, {} nodes (threshold {}), 1 KiB under a balance condition, one request at a time, {elapsed:.1} s",
+            network.nodes.len(),
+            network.threshold
+        );
+        println!("  {:<34} {:>10}", "decryptions", runs);
+        println!("  {:<34} {:>10}", "errors", failures.len());
+        println!("  {:<34} {:>10.2}", "p50 ms", p50);
+        println!("  {:<34} {:>10.2}", "p95 ms", p95);
+        println!("  {:<34} {:>10.2}", "p99 ms", p99);
+        println!("  {:<34} {:>10.1}", "decryptions / s", runs as f64 / elapsed);
+        println!("  {:<34} {:>10.2}", "encrypt p50 ms (client, offline)", e50);
+    }
+    Ok(finish(&failures))
 }
 
 async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
@@ -102,34 +199,66 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A network started for one benchmark, in `--dir` or a fresh temporary directory.
+struct BenchNetwork {
+    dir: PathBuf,
+    network: NetworkFile,
+    anvil: Option<tokio::process::Child>,
+    children: Vec<tokio::process::Child>,
+    keep: bool,
+}
+
+impl BenchNetwork {
+    /// Prepares and starts `args.nodes` nodes that stock `stock` presignatures and refill only
+    /// once the stock is gone, so the timed phase measures the request, not the request while the
+    /// same two cores make triples.
+    async fn start(args: &SignArgs, stock: usize) -> anyhow::Result<Self> {
+        let dir = match &args.dir {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir().join(format!("sigil-bench-{}-{}", std::process::id(), OsRng.next_u32())),
+        };
+        let choice = ChainChoice {
+            rpc_url: None,
+            private_key: None,
+            artifacts: None,
+        };
+        let (network, anvil) = prepare(&dir, args.nodes, stock, Some(1), &choice).await?;
+        let mut bench = Self {
+            dir,
+            network,
+            anvil,
+            children: Vec::new(),
+            keep: args.dir.is_some(),
+        };
+        for node in &bench.network.nodes {
+            match spawn_node(&bench.dir, node, &[]) {
+                Ok(child) => bench.children.push(child),
+                Err(e) => {
+                    bench.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(bench)
+    }
+
+    async fn stop(mut self) {
+        stop(&mut self.children).await;
+        stop_anvil(&mut self.anvil).await;
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 async fn sign(args: SignArgs, actions: bool) -> anyhow::Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("sigil-bench-{}-{}", std::process::id(), OsRng.next_u32())),
-    };
     let stock = args.stock.max(1);
-    // Refill only once the stock is gone, so the timed phase measures signing, not signing while the
-    // same two cores make triples; the generation rate is measured (and reported) while stocking.
-    let choice = ChainChoice {
-        rpc_url: None,
-        private_key: None,
-        artifacts: None,
-    };
-    let (network, mut anvil) = prepare(&dir, args.nodes, stock, Some(1), &choice).await?;
-    let mut children = network
-        .nodes
-        .iter()
-        .map(|node| spawn_node(&dir, node, &[]))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let result = measure(&args, &network, &mut children, &dir, stock, actions).await;
-    stop(&mut children).await;
-    stop_anvil(&mut anvil).await;
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    let mut bench = BenchNetwork::start(&args, stock).await?;
+    let result = measure(&args, &bench.network, &mut bench.children, &bench.dir, stock, actions).await;
+    bench.stop().await;
     result
 }
 
