@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sigil_conditions::{identity, Conditions};
 use sigil_primitives::EncryptionShare;
 use sigil_tss::bls::{self, BlsSignatureShare};
-use sigil_tss::PartyId;
+use sigil_tss::{PartyId, TssError};
 use zeroize::Zeroizing;
 
 use crate::{AuthSig, Client, ClientError, NodeFailure};
@@ -171,7 +171,10 @@ impl Client {
         });
         let mut failures = self.unreachable.clone();
         let mut refusals: Vec<(String, String)> = Vec::new();
-        let mut valid: Vec<BlsSignatureShare> = Vec::new();
+        // Shares are combined as they come and checked one by one only when a combination does
+        // not open the data (`bls::open`): a bad share is named, and the others still serve.
+        let mut candidates: Vec<BlsSignatureShare> = Vec::new();
+        let mut tried = 0;
         while let Some((node, answer)) = pending.next().await {
             let fail = |reason: String| NodeFailure {
                 node: Some(node.id),
@@ -194,34 +197,44 @@ impl Client {
             }
             let share = hex::decode(&answer.share)
                 .map_err(|e| e.to_string())
-                .and_then(|b| BlsSignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()))
-                .and_then(|s| {
-                    bls::verify_share(package, &s, identity.as_bytes())
-                        .map(|()| s)
-                        .map_err(|e| e.to_string())
-                });
+                .and_then(|b| BlsSignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()));
             match share {
-                Ok(share) => valid.push(share),
+                Ok(share) => candidates.push(share),
                 Err(reason) => {
                     failures.push(fail(format!("sent a bad decryption share: {reason}")));
                     continue;
                 }
             }
-            if valid.len() < self.threshold {
+            if candidates.len() < self.threshold || candidates.len() == tried {
                 continue;
             }
-            let signature = bls::combine(package, &valid, identity.as_bytes()).map_err(|e| ClientError::Decrypt {
-                code: "COMBINE_FAILED".into(),
-                message: e.to_string(),
-                failures: failures.clone(),
-            })?;
-            let plaintext = Zeroizing::new(bls::decrypt(&signature, identity.as_bytes(), &ciphertext).map_err(|e| {
-                ClientError::Decrypt {
-                    code: "DECRYPT_FAILED".into(),
-                    message: e.to_string(),
-                    failures: failures.clone(),
+            let (outcome, bad) = bls::open(package, &candidates, identity.as_bytes(), &ciphertext);
+            for error in bad {
+                let culprit = error.culprit();
+                candidates.retain(|s| Some(s.party) != culprit);
+                failures.push(NodeFailure {
+                    node: culprit.map(|p| p.0),
+                    url: self
+                        .nodes
+                        .iter()
+                        .find(|n| Some(PartyId(n.id)) == culprit)
+                        .map(|n| n.url.clone())
+                        .unwrap_or_default(),
+                    reason: format!("sent a bad decryption share: {error}"),
+                });
+            }
+            tried = candidates.len();
+            let plaintext = match outcome {
+                Ok(plaintext) => plaintext,
+                Err(TssError::NotEnoughShares { .. }) => continue,
+                Err(e) => {
+                    return Err(ClientError::Decrypt {
+                        code: "DECRYPT_FAILED".into(),
+                        message: e.to_string(),
+                        failures,
+                    })
                 }
-            })?);
+            };
             if <[u8; 32]>::from(Sha256::digest(plaintext.as_slice())) != data_hash {
                 return Err(ClientError::Decrypt {
                     code: "DECRYPT_FAILED".into(),
@@ -229,9 +242,13 @@ impl Client {
                     failures,
                 });
             }
+            let mut shares_from: Vec<u32> = candidates.iter().map(|s| s.party.0).collect();
+            shares_from.sort_unstable();
+            shares_from.dedup();
+            shares_from.truncate(self.threshold);
             return Ok(Decrypted {
                 plaintext,
-                shares_from: valid.iter().map(|s| s.party.0).collect(),
+                shares_from,
                 failures,
             });
         }
@@ -249,7 +266,7 @@ impl Client {
                     "NOT_ENOUGH_SHARES".into(),
                     format!(
                         "{} valid decryption shares, {} needed",
-                        valid.len(),
+                        candidates.len(),
                         self.threshold
                     ),
                 )

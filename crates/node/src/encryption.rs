@@ -335,7 +335,8 @@ impl HostInner {
         let package = keys.bls.public();
         let threshold = node.threshold;
         let mut tried = 0;
-        let mut signature = None;
+        let mut opened = None;
+        let mut failure = None;
         node.mailbox
             .wait(self.request, &topic, COLLECT_WAIT, |values| {
                 if values.len() < threshold || values.len() == tried {
@@ -348,16 +349,23 @@ impl HostInner {
                         BlsSignatureShare::from_bytes(PartyId(*from), &hex::decode(text).ok()?).ok()
                     })
                     .collect();
-                match bls::combine_valid(package, &shares, identity.as_bytes()) {
-                    Ok((combined, _bad)) => {
-                        signature = Some(combined);
+                match bls::open(package, &shares, identity.as_bytes(), &ciphertext) {
+                    (Ok(plaintext), _) => {
+                        opened = Some(plaintext);
                         true
                     }
-                    Err(_) => false,
+                    (Err(sigil_tss::TssError::NotEnoughShares { .. }), _) => false,
+                    (Err(e), _) => {
+                        failure = Some(e.to_string());
+                        true
+                    }
                 }
             })
             .await;
-        let signature = signature.ok_or_else(|| {
+        if let Some(reason) = failure {
+            return Err(HostError::new("DECRYPT_FAILED", reason));
+        }
+        let plaintext = opened.ok_or_else(|| {
             HostError::new(
                 "DECRYPT_FAILED",
                 format!(
@@ -366,10 +374,6 @@ impl HostInner {
                 ),
             )
         })?;
-        let plaintext = Zeroizing::new(
-            bls::decrypt(&signature, identity.as_bytes(), &ciphertext)
-                .map_err(|e| HostError::new("DECRYPT_FAILED", e.to_string()))?,
-        );
         if <[u8; 32]>::from(Sha256::digest(plaintext.as_slice())) != data_hash {
             return Err(HostError::new(
                 "DECRYPT_FAILED",

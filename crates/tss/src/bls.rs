@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use blsful::inner_types::G1Projective;
+use blsful::inner_types::{G1Projective, G2Affine, G2Projective};
 use blsful::{
-    Bls12381G2Impl, InnerPointShareG1, PublicKey, PublicKeyShare, SecretKeyShare, Signature, SignatureSchemes,
+    Bls12381G2Impl, InnerPointShareG1, InnerPointShareG2, PublicKey, PublicKeyShare, SecretKeyShare, Signature, SignatureSchemes,
     TimeCryptCiphertext,
 };
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -65,8 +65,28 @@ impl BlsSignatureShare {
     }
 }
 
-/// This node's signature share over `identity`.
+/// blsful's signature DST for `Bls12381G2Impl` under the proof-of-possession scheme.
+const SIG_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+/// This node's signature share over `identity`: `H(identity)^x_i`, the value blsful's
+/// `SecretKeyShare::sign` computes, computed by blst (hash to G2 and the multiplication in
+/// assembly, several times faster than blsful's pure-Rust curve code) and wrapped in blsful's type.
 pub fn sign_share(key: &KeyShare<Bls12381G1>, identity: &[u8]) -> Result<BlsSignatureShare, TssError> {
+    let secret = Zeroizing::new(key.secret().to_be_bytes());
+    let signer = blst::min_pk::SecretKey::from_bytes(secret.as_ref())
+        .map_err(|e| TssError::BadParameters(format!("BLS key share: {e:?}")))?;
+    let compressed = signer.sign(identity, SIG_DST, &[]).compress();
+    let point = Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(&compressed))
+        .ok_or_else(|| TssError::BadParameters("BLS signing produced no point".into()))?;
+    let share = blsful::SignatureShare::<Bls12381G2Impl>::ProofOfPossession(InnerPointShareG2(
+        (scalar_of::<Bls12381G1>(key.me().x()), G2Projective::from(point)).into(),
+    ));
+    Ok(BlsSignatureShare { party: key.me(), share })
+}
+
+/// [`sign_share`] through blsful alone, to check that both compute the same share.
+#[doc(hidden)]
+pub fn sign_share_reference(key: &KeyShare<Bls12381G1>, identity: &[u8]) -> Result<BlsSignatureShare, TssError> {
     let mut secret = SecretKeyShare::<Bls12381G2Impl>((scalar_of::<Bls12381G1>(key.me().x()), *key.secret()).into());
     let share = secret.sign(SCHEME, identity);
     secret.0.zeroize();
@@ -131,15 +151,75 @@ pub fn combine_valid(
     Ok((combine_verified(package, &good, identity)?, bad))
 }
 
+/// Decrypts `ciphertext` with signature shares over `identity`, checking as little as it can:
+/// the first `t` shares are combined unchecked and tried — a wrong combination cannot open the
+/// ciphertext (the data key would be wrong and the AEAD refuses it), so a success proves them.
+/// Only when that fails is every share verified one by one; the invalid ones are returned next to
+/// the outcome (naming their senders), and the valid ones are tried again. With every share valid
+/// and still no plaintext, the ciphertext itself is bad: a `Decryption` error.
+pub fn open(
+    package: &PublicKeyPackage<Bls12381G1>,
+    shares: &[BlsSignatureShare],
+    identity: &[u8],
+    ciphertext: &[u8],
+) -> (Result<Zeroizing<Vec<u8>>, TssError>, Vec<TssError>) {
+    let need = package.threshold();
+    let unique = unique_shares(shares);
+    if unique.len() < need {
+        let have = unique.len();
+        return (Err(TssError::NotEnoughShares { have, need }), Vec::new());
+    }
+    let first: Vec<BlsSignatureShare> = unique.iter().take(need).map(|s| (*s).clone()).collect();
+    if let Ok(signature) = combine_unchecked(&first) {
+        if let Ok(plaintext) = decrypt(&signature, identity, ciphertext) {
+            return (Ok(Zeroizing::new(plaintext)), Vec::new());
+        }
+    }
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for share in unique {
+        match verify_share(package, share, identity) {
+            Ok(()) => good.push(share.clone()),
+            Err(e) => bad.push(e),
+        }
+    }
+    if good.len() < need {
+        let have = good.len();
+        return (Err(TssError::NotEnoughShares { have, need }), bad);
+    }
+    let outcome = good
+        .get(..need)
+        .ok_or(TssError::NotEnoughShares { have: good.len(), need })
+        .and_then(combine_unchecked)
+        .and_then(|signature| decrypt(&signature, identity, ciphertext))
+        .map(Zeroizing::new);
+    (outcome, bad)
+}
+
+/// One share per sender (the first), in sender order.
+fn unique_shares(shares: &[BlsSignatureShare]) -> Vec<&BlsSignatureShare> {
+    let mut unique: BTreeMap<PartyId, &BlsSignatureShare> = BTreeMap::new();
+    for share in shares {
+        unique.entry(share.party).or_insert(share);
+    }
+    unique.into_values().collect()
+}
+
+/// Lagrange-combines shares without checking anything.
+fn combine_unchecked(shares: &[BlsSignatureShare]) -> Result<Signature<Bls12381G2Impl>, TssError> {
+    let raw: Vec<_> = shares.iter().map(|s| s.share).collect();
+    Signature::from_shares(&raw).map_err(|e| TssError::Protocol {
+        suspect: None,
+        reason: format!("BLS combine: {e}"),
+    })
+}
+
 fn combine_verified(
     package: &PublicKeyPackage<Bls12381G1>,
     shares: &[BlsSignatureShare],
     identity: &[u8],
 ) -> Result<Signature<Bls12381G2Impl>, TssError> {
-    let mut unique: BTreeMap<PartyId, &BlsSignatureShare> = BTreeMap::new();
-    for share in shares {
-        unique.entry(share.party).or_insert(share);
-    }
+    let unique = unique_shares(shares);
     let need = package.threshold();
     if unique.len() < need {
         return Err(TssError::NotEnoughShares {
@@ -147,11 +227,8 @@ fn combine_verified(
             need,
         });
     }
-    let chosen: Vec<_> = unique.values().take(need).map(|s| s.share).collect();
-    let signature = Signature::from_shares(&chosen).map_err(|e| TssError::Protocol {
-        suspect: None,
-        reason: format!("BLS combine: {e}"),
-    })?;
+    let chosen: Vec<BlsSignatureShare> = unique.into_iter().take(need).cloned().collect();
+    let signature = combine_unchecked(&chosen)?;
     signature
         .verify(&public_key(package), identity)
         .map_err(|_| TssError::SignatureInvalid)?;

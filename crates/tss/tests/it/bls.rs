@@ -140,3 +140,53 @@ fn an_empty_key_capsule_is_an_error_not_a_crash() {
         Err(TssError::Decryption(_))
     ));
 }
+
+#[test]
+fn open_checks_shares_only_when_the_combination_fails() {
+    let keys = dkg::<Bls12381G1>(5, 4);
+    let package = keys[0].public();
+    let ciphertext = bls::encrypt(package.public_key(), IDENTITY, b"opened").unwrap();
+    let mut shares = sign_all(&keys, IDENTITY);
+
+    // All good: opened, nobody named.
+    let (plaintext, bad) = bls::open(package, &shares, IDENTITY, &ciphertext);
+    assert_eq!(plaintext.unwrap().as_slice(), b"opened");
+    assert!(bad.is_empty());
+
+    // Node 1 sends a share for another identity: named, and the other four still open it.
+    shares[1] = bls::sign_share(&keys[1], b"another identity").unwrap();
+    let (plaintext, bad) = bls::open(package, &shares, IDENTITY, &ciphertext);
+    assert_eq!(plaintext.unwrap().as_slice(), b"opened");
+    assert_eq!(bad.iter().map(|e| e.culprit()).collect::<Vec<_>>(), vec![Some(PartyId(1))]);
+
+    // With only four shares, one of them bad: not enough, and the bad one is named.
+    let (plaintext, bad) = bls::open(package, &shares[..4], IDENTITY, &ciphertext);
+    assert!(matches!(plaintext, Err(TssError::NotEnoughShares { have: 3, need: 4 })));
+    assert_eq!(bad.len(), 1);
+
+    // Good shares and a tampered ciphertext: a decryption error, nobody named, no plaintext.
+    let good = sign_all(&keys, IDENTITY);
+    let mut tampered = ciphertext.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let (plaintext, bad) = bls::open(package, &good, IDENTITY, &tampered);
+    assert!(matches!(plaintext, Err(TssError::Decryption(_))), "{plaintext:?}");
+    assert!(bad.is_empty());
+
+    // Fewer than t shares.
+    let (plaintext, _) = bls::open(package, &good[..3], IDENTITY, &ciphertext);
+    assert!(matches!(plaintext, Err(TssError::NotEnoughShares { have: 3, need: 4 })));
+}
+
+#[test]
+fn the_fast_share_is_blsfuls_share() {
+    let keys = dkg::<Bls12381G1>(4, 3);
+    for identity in [&b""[..], IDENTITY, &[0xff; 300][..]] {
+        for key in &keys {
+            assert_eq!(
+                bls::sign_share(key, identity).unwrap(),
+                bls::sign_share_reference(key, identity).unwrap()
+            );
+        }
+    }
+}
