@@ -56,8 +56,8 @@ fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 pub async fn encrypt(network_path: &Path, args: EncryptArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.conditions)
-        .with_context(|| format!("reading {}", args.conditions.display()))?;
+    let text =
+        std::fs::read_to_string(&args.conditions).with_context(|| format!("reading {}", args.conditions.display()))?;
     let conditions: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", args.conditions.display()))?;
     let data = read_input(&args.input)?;

@@ -72,7 +72,12 @@ pub async fn send(
 }
 
 /// Deploys contract `name` from `artifacts` with ABI-encoded constructor `args`; returns its address.
-pub async fn create(provider: &DynProvider, artifacts: &Path, name: &str, args: Vec<u8>) -> Result<Address, ChainError> {
+pub async fn create(
+    provider: &DynProvider,
+    artifacts: &Path,
+    name: &str,
+    args: Vec<u8>,
+) -> Result<Address, ChainError> {
     let mut code = bytecode(artifacts, name)?;
     code.extend_from_slice(&args);
     let request = TransactionRequest::default().with_deploy_code(Bytes::from(code));

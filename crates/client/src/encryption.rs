@@ -98,7 +98,11 @@ impl Client {
                     }
                 }
             }
-            _ => return Err(ClientError::Invalid("conditions: expected an array or an object".into())),
+            _ => {
+                return Err(ClientError::Invalid(
+                    "conditions: expected an array or an object".into(),
+                ))
+            }
         };
         let mut encrypted = Encrypted {
             version: ENCRYPTED_VERSION,
@@ -122,7 +126,8 @@ impl Client {
             .ok()
             .and_then(|b| bls::decode_g1(&b))
             .ok_or_else(|| ClientError::Invalid("the nodes report an undecodable BLS key".into()))?;
-        let ciphertext = bls::encrypt(&key, identity.as_bytes(), data).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let ciphertext =
+            bls::encrypt(&key, identity.as_bytes(), data).map_err(|e| ClientError::Invalid(e.to_string()))?;
         encrypted.data_to_encrypt_hash = hex::encode(data_hash);
         encrypted.ciphertext = base64::engine::general_purpose::STANDARD.encode(ciphertext);
         Ok(encrypted)
@@ -142,10 +147,9 @@ impl Client {
                 encrypted.network_key, self.bls_root
             )));
         }
-        let package = self
-            .bls_package
-            .as_ref()
-            .ok_or_else(|| ClientError::Invalid("the nodes report no BLS public shares to check shares against".into()))?;
+        let package = self.bls_package.as_ref().ok_or_else(|| {
+            ClientError::Invalid("the nodes report no BLS public shares to check shares against".into())
+        })?;
         let conditions = encrypted.conditions()?;
         let (field, value) = encrypted
             .condition_field()
@@ -159,7 +163,10 @@ impl Client {
             .map_err(|e| ClientError::Invalid(format!("ciphertext: not base64 ({e})")))?;
         let identity = identity(&conditions.hash(), &data_hash);
         let mut body = serde_json::Map::new();
-        body.insert("dataToEncryptHash".into(), encrypted.data_to_encrypt_hash.clone().into());
+        body.insert(
+            "dataToEncryptHash".into(),
+            encrypted.data_to_encrypt_hash.clone().into(),
+        );
         body.insert(field.into(), value.clone());
         if let Some(auth) = auth {
             let auth = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;

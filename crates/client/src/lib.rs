@@ -672,7 +672,10 @@ fn bls_package(
     let key = g1(key).ok_or_else(|| bad("key".into()))?;
     let mut points = BTreeMap::new();
     for (id, text) in shares {
-        points.insert(PartyId(*id), g1(text).ok_or_else(|| bad(format!("public share for node {id}")))?);
+        points.insert(
+            PartyId(*id),
+            g1(text).ok_or_else(|| bad(format!("public share for node {id}")))?,
+        );
     }
     PublicKeyPackage::new(threshold, key, points)
         .map(Some)

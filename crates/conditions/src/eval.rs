@@ -173,16 +173,14 @@ async fn leaf(condition: &Condition, context: &Context, env: &dyn Environment) -
             };
             Found::Number(false, env.balance(chain, owner).await.map_err(env_error)?)
         }
-        Check::Timestamp => Found::Number(
-            false,
-            U256::from(env.latest_timestamp(chain).await.map_err(env_error)?),
-        ),
+        Check::Timestamp => Found::Number(false, U256::from(env.latest_timestamp(chain).await.map_err(env_error)?)),
         Check::Erc20Balance { contract, owner } | Check::Erc721Balance { contract, owner } => {
             let owner = match owner_address(owner, context) {
                 Ok(a) => a,
                 Err(why) => return denied(why),
             };
-            let function = standard("function balanceOf(address) view returns (uint256)").map_err(internal(condition))?;
+            let function =
+                standard("function balanceOf(address) view returns (uint256)").map_err(internal(condition))?;
             match call(env, chain, *contract, &function, &[DynSolValue::Address(owner)], "")
                 .await
                 .map_err(env_error)?
@@ -209,7 +207,10 @@ async fn leaf(condition: &Condition, context: &Context, env: &dyn Environment) -
             let function =
                 standard("function balanceOf(address,uint256) view returns (uint256)").map_err(internal(condition))?;
             let args = [DynSolValue::Address(owner), DynSolValue::Uint(*id, 256)];
-            match call(env, chain, *contract, &function, &args, "").await.map_err(env_error)? {
+            match call(env, chain, *contract, &function, &args, "")
+                .await
+                .map_err(env_error)?
+            {
                 Ok(found) => found,
                 Err(why) => return denied(why),
             }
@@ -305,7 +306,11 @@ async fn call(
     let index = if key.is_empty() {
         0
     } else {
-        function.outputs.iter().position(|o| o.name == key).unwrap_or(usize::MAX)
+        function
+            .outputs
+            .iter()
+            .position(|o| o.name == key)
+            .unwrap_or(usize::MAX)
     };
     Ok(outputs
         .get(index)

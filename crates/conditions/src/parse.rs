@@ -62,7 +62,10 @@ impl Conditions {
 
 fn group(path: &str, value: &Value, depth: usize, count: &mut usize) -> Result<(Expr, Value), ConditionError> {
     if depth >= MAX_DEPTH {
-        return Err(ConditionError::new(path, format!("groups nested deeper than {MAX_DEPTH}")));
+        return Err(ConditionError::new(
+            path,
+            format!("groups nested deeper than {MAX_DEPTH}"),
+        ));
     }
     let items = value
         .as_array()
@@ -101,13 +104,21 @@ fn group(path: &str, value: &Value, depth: usize, count: &mut usize) -> Result<(
             Value::Object(map) => {
                 *count += 1;
                 if *count > MAX_CONDITIONS {
-                    return Err(ConditionError::new(&at, format!("more than {MAX_CONDITIONS} conditions")));
+                    return Err(ConditionError::new(
+                        &at,
+                        format!("more than {MAX_CONDITIONS} conditions"),
+                    ));
                 }
                 let condition = leaf(&at, map)?;
                 let canon = condition.canonical.clone();
                 (Expr::Leaf(Box::new(condition)), canon)
             }
-            _ => return Err(ConditionError::new(&at, "expected a condition object or a nested array")),
+            _ => {
+                return Err(ConditionError::new(
+                    &at,
+                    "expected a condition object or a nested array",
+                ))
+            }
         };
         exprs.push(expr);
         canonical.push(canon);
@@ -234,18 +245,19 @@ impl<'a> Fields<'a> {
         } else {
             String::new()
         };
-        Ok(ReturnValueTest {
-            key,
-            comparator,
-            value,
-        })
+        Ok(ReturnValueTest { key, comparator, value })
     }
 }
 
 fn leaf(path: &str, map: &Map<String, Value>) -> Result<Condition, ConditionError> {
     let kind = match map.get("conditionType") {
         Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(ConditionError::new(&format!("{path}.conditionType"), "expected a string")),
+        Some(_) => {
+            return Err(ConditionError::new(
+                &format!("{path}.conditionType"),
+                "expected a string",
+            ))
+        }
         None if map.contains_key("functionAbi") || map.contains_key("functionName") => "evmContract",
         None => "evmBasic",
     };
@@ -370,19 +382,31 @@ fn evm_basic(path: &str, map: &Map<String, Value>) -> Result<Condition, Conditio
             params_exactly(&fields, &params, 1, "[owner]")?;
             let owner = owner(&param_path(0), first(&params))?;
             let contract = contract(&fields)?;
-            (Check::Erc20Balance { contract, owner }, Want::Number, format!("{contract:#x}"))
+            (
+                Check::Erc20Balance { contract, owner },
+                Want::Number,
+                format!("{contract:#x}"),
+            )
         }
         ("ERC721", "ownerOf") => {
             params_exactly(&fields, &params, 1, "[tokenId]")?;
             let token = number(&param_path(0), first(&params))?;
             let contract = contract(&fields)?;
-            (Check::Erc721Owner { contract, token }, Want::Address, format!("{contract:#x}"))
+            (
+                Check::Erc721Owner { contract, token },
+                Want::Address,
+                format!("{contract:#x}"),
+            )
         }
         ("ERC721", "balanceOf") => {
             params_exactly(&fields, &params, 1, "[owner]")?;
             let owner = owner(&param_path(0), first(&params))?;
             let contract = contract(&fields)?;
-            (Check::Erc721Balance { contract, owner }, Want::Number, format!("{contract:#x}"))
+            (
+                Check::Erc721Balance { contract, owner },
+                Want::Number,
+                format!("{contract:#x}"),
+            )
         }
         ("ERC1155", "balanceOf") => {
             params_exactly(&fields, &params, 2, "[owner, tokenId]")?;
@@ -467,9 +491,9 @@ fn expected(fields: &Fields<'_>, test: &ReturnValueTest, want: Want) -> Result<S
                     "contains does not apply to a number",
                 ));
             }
-            parse_number(value).map(|_| value.clone()).ok_or_else(|| {
-                ConditionError::new(&format!("{path}.value"), format!("{value:?} is not a number"))
-            })
+            parse_number(value)
+                .map(|_| value.clone())
+                .ok_or_else(|| ConditionError::new(&format!("{path}.value"), format!("{value:?} is not a number")))
         }
         Want::Address | Want::Bool if !matches!(test.comparator, Comparator::Eq | Comparator::Ne) => Err(
             ConditionError::new(&format!("{path}.comparator"), "only = and != apply here"),
@@ -547,7 +571,10 @@ fn evm_contract(path: &str, map: &Map<String, Value>) -> Result<Condition, Condi
             .map_err(|e| ConditionError::new(&fields.at(&format!("functionAbi.inputs[{i}]")), e.to_string()))?;
         if param == USER_ADDRESS {
             if ty != DynSolType::Address {
-                return Err(ConditionError::new(&at, format!("{USER_ADDRESS} given for a {ty} input")));
+                return Err(ConditionError::new(
+                    &at,
+                    format!("{USER_ADDRESS} given for a {ty} input"),
+                ));
             }
             continue;
         }
@@ -570,9 +597,9 @@ fn evm_contract(path: &str, map: &Map<String, Value>) -> Result<Condition, Condi
             },
         )
     })?;
-    let output_type = output.resolve().map_err(|e| {
-        ConditionError::new(&fields.at("functionAbi.outputs"), e.to_string())
-    })?;
+    let output_type = output
+        .resolve()
+        .map_err(|e| ConditionError::new(&fields.at("functionAbi.outputs"), e.to_string()))?;
     let want = match output_type {
         DynSolType::Uint(_) | DynSolType::Int(_) => Want::Number,
         DynSolType::Address => Want::Address,
@@ -580,8 +607,8 @@ fn evm_contract(path: &str, map: &Map<String, Value>) -> Result<Condition, Condi
         _ => Want::Any,
     };
     let value = expected(&fields, &test, want)?;
-    let abi_canonical = serde_json::to_value(&function)
-        .map_err(|e| ConditionError::new(&fields.at("functionAbi"), e.to_string()))?;
+    let abi_canonical =
+        serde_json::to_value(&function).map_err(|e| ConditionError::new(&fields.at("functionAbi"), e.to_string()))?;
     let canonical = json!({
         "conditionType": "evmContract",
         "contractAddress": format!("{contract:#x}"),

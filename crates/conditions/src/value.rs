@@ -26,7 +26,9 @@ pub(crate) fn parse_number(text: &str) -> Option<(bool, U256)> {
         None => (false, text),
     };
     let magnitude = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
-        Some(hex) if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) => U256::from_str_radix(hex, 16).ok()?,
+        Some(hex) if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+            U256::from_str_radix(hex, 16).ok()?
+        }
         Some(_) => return None,
         None if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) => {
             U256::from_str_radix(digits, 10).ok()?
@@ -148,7 +150,10 @@ pub(crate) fn compare(found: &Found, comparator: Comparator, expected: &str) -> 
         },
         Found::List(items) => match comparator {
             Contains => Ok(items.iter().any(|item| compare(item, Eq, expected) == Ok(true))),
-            _ => Err(format!("{} does not apply to a list; use contains", comparator.as_str())),
+            _ => Err(format!(
+                "{} does not apply to a list; use contains",
+                comparator.as_str()
+            )),
         },
     }
 }

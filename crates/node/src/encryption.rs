@@ -89,9 +89,7 @@ fn eval_error(e: EvalError) -> ApiError {
 /// Decides `conditions` for `context`: `Ok` when they hold, 403 `CONDITION_FAILED` naming the
 /// failed condition when they do not.
 pub(crate) async fn decide(node: &Arc<Node>, conditions: &Conditions, context: &Context) -> Result<(), ApiError> {
-    let env = NodeEnv {
-        node: Arc::clone(node),
-    };
+    let env = NodeEnv { node: Arc::clone(node) };
     match conditions.evaluate(context, &env).await {
         Ok(Verdict::Granted) => Ok(()),
         Ok(Verdict::Denied(why)) => Err(ApiError::new(StatusCode::FORBIDDEN, "CONDITION_FAILED", why)),

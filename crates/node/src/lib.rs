@@ -14,8 +14,8 @@
 
 pub mod actions;
 pub mod api;
-pub mod encryption;
 pub mod config;
+pub mod encryption;
 mod metrics;
 pub mod net;
 pub mod node;

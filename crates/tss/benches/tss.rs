@@ -151,6 +151,10 @@ fn bench_bls(c: &mut Criterion) {
     g.bench_function("ibe_decrypt_1KiB", |b| {
         b.iter(|| bls::decrypt(&signature, identity, black_box(&ciphertext)))
     });
+    // What a client does with t shares: combine unchecked, decrypt (the fast path of `open`).
+    g.bench_function("open_t4_1KiB", |b| {
+        b.iter(|| bls::open(package, &shares[..4], identity, black_box(&ciphertext)))
+    });
 }
 
 criterion_group!(benches, bench_dkg, bench_presign, bench_sign, bench_bls);

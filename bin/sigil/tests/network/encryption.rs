@@ -32,15 +32,36 @@ fn basic(standard: &str, contract: &str, method: &str, params: &[&str], comparat
 }
 
 fn at_least_one_eth() -> Value {
-    basic("", "", "eth_getBalance", &[":userAddress", "latest"], ">=", "1000000000000000000")
+    basic(
+        "",
+        "",
+        "eth_getBalance",
+        &[":userAddress", "latest"],
+        ">=",
+        "1000000000000000000",
+    )
 }
 
 fn owns(nft: Address, token: u64) -> Value {
-    basic("ERC721", &format!("{nft:#x}"), "ownerOf", &[&token.to_string()], "=", ":userAddress")
+    basic(
+        "ERC721",
+        &format!("{nft:#x}"),
+        "ownerOf",
+        &[&token.to_string()],
+        "=",
+        ":userAddress",
+    )
 }
 
 fn timestamp(comparator: &str, value: u64) -> Value {
-    basic("timestamp", "", "eth_getBlockByNumber", &["latest"], comparator, &value.to_string())
+    basic(
+        "timestamp",
+        "",
+        "eth_getBlockByNumber",
+        &["latest"],
+        comparator,
+        &value.to_string(),
+    )
 }
 
 fn now() -> u64 {
@@ -129,7 +150,11 @@ async fn conditions_decide_who_decrypts() {
     // "Holds at least 1 ETH", through the CLI: the funded dev wallet decrypts, an empty one is
     // refused with the condition named.
     let conditions = dir.join("one-eth.json");
-    std::fs::write(&conditions, json!({ "accessControlConditions": [at_least_one_eth()] }).to_string()).unwrap();
+    std::fs::write(
+        &conditions,
+        json!({ "accessControlConditions": [at_least_one_eth()] }).to_string(),
+    )
+    .unwrap();
     let plain = dir.join("plain.txt");
     std::fs::write(&plain, "the launch code is 0000").unwrap();
     let sealed = dir.join("sealed.json");
@@ -150,7 +175,13 @@ async fn conditions_decide_who_decrypts() {
     let file = std::fs::read_to_string(&sealed).unwrap();
     assert!(!file.contains("launch code"), "{file}");
     let opened = dir.join("opened.txt");
-    let args = ["decrypt", "--in", sealed.to_str().unwrap(), "--out", opened.to_str().unwrap()];
+    let args = [
+        "decrypt",
+        "--in",
+        sealed.to_str().unwrap(),
+        "--out",
+        opened.to_str().unwrap(),
+    ];
     let (ok, _, stderr) = cli(&net, DEV_KEY, &args);
     assert!(ok, "{stderr}");
     assert_eq!(std::fs::read_to_string(&opened).unwrap(), "the launch code is 0000");
@@ -215,7 +246,14 @@ async fn conditions_decide_who_decrypts() {
     let gate = "// Allows decryption above a threshold.\nconst go = async (limit) => Number(limit) > 40;\n";
     let (cid, _) = client.store_action(gate).await.unwrap();
     let action = |limit: &str| {
-        json!([basic("LitAction", &format!("ipfs://{cid}"), "go", &[limit], "=", "true")])
+        json!([basic(
+            "LitAction",
+            &format!("ipfs://{cid}"),
+            "go",
+            &[limit],
+            "=",
+            "true"
+        )])
     };
     let sealed = client.encrypt(&action("41"), b"gated by an action").unwrap();
     opens(&client, &sealed, &bob, b"gated by an action").await;
@@ -245,7 +283,9 @@ async fn conditions_decide_who_decrypts() {
     // time, with the path named.
     let mut bad = timestamp(">=", 1);
     bad["returnValueTest"]["comparator"] = json!("=>");
-    let error = client.encrypt(&json!([timestamp(">=", 1), { "operator": "and" }, bad]), b"x").unwrap_err();
+    let error = client
+        .encrypt(&json!([timestamp(">=", 1), { "operator": "and" }, bad]), b"x")
+        .unwrap_err();
     assert!(error.to_string().contains("[2].returnValueTest.comparator"), "{error}");
     let (status, body) = crate::harness::post(
         &format!("{}/web/encryption/sign", net.urls[0]),
@@ -261,7 +301,8 @@ async fn conditions_decide_who_decrypts() {
             .starts_with("accessControlConditions[0].returnValueTest.comparator"),
         "{body}"
     );
-    let (status, body) = crate::harness::post(&format!("{}/web/encryption/sign", net.urls[0]), "{\"accessControl").await;
+    let (status, body) =
+        crate::harness::post(&format!("{}/web/encryption/sign", net.urls[0]), "{\"accessControl").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "BAD_JSON");
 
@@ -386,13 +427,22 @@ async fn an_action_decrypts_a_secret_uses_it_and_signs_the_answer() {
     let (ok, minted, stderr) = cli(
         &net,
         DEV_KEY,
-        &["pkp", "mint-grant-burn", "--action", weather.to_str().unwrap(), "--json"],
+        &[
+            "pkp",
+            "mint-grant-burn",
+            "--action",
+            weather.to_str().unwrap(),
+            "--json",
+        ],
     );
     assert!(ok, "{stderr}");
     let minted: Value = serde_json::from_str(&minted).unwrap();
     let only_this_action = json!([basic("", "", "", &[":currentActionIpfsId"], "=", &cid)]);
     let sealed = client
-        .encrypt(&json!({ "accessControlConditions": only_this_action }), API_KEY.as_bytes())
+        .encrypt(
+            &json!({ "accessControlConditions": only_this_action }),
+            API_KEY.as_bytes(),
+        )
         .unwrap();
 
     let params = json!({

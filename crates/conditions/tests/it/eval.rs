@@ -29,16 +29,28 @@ impl Environment for Fake {
     }
     async fn call(&self, chain: &str, _to: Address, data: Vec<u8>) -> Result<Result<Vec<u8>, String>, EnvError> {
         known(chain)?;
-        Ok(self.calls.get(&data).cloned().unwrap_or_else(|| Err("no such call".into())))
+        Ok(self
+            .calls
+            .get(&data)
+            .cloned()
+            .unwrap_or_else(|| Err("no such call".into())))
     }
     async fn latest_timestamp(&self, chain: &str) -> Result<u64, EnvError> {
         known(chain)?;
         Ok(self.timestamp)
     }
-    async fn run_action(&self, _cid: &Cid, method: &str, params: &[String], _c: &Context) -> Result<Result<String, String>, EnvError> {
+    async fn run_action(
+        &self,
+        _cid: &Cid,
+        method: &str,
+        params: &[String],
+        _c: &Context,
+    ) -> Result<Result<String, String>, EnvError> {
         assert_eq!(method, "go");
         assert_eq!(params, ["40"]);
-        self.action.clone().ok_or_else(|| EnvError::new("ACTION_NOT_FOUND", "no code"))
+        self.action
+            .clone()
+            .ok_or_else(|| EnvError::new("ACTION_NOT_FOUND", "no code"))
     }
 }
 
@@ -55,16 +67,26 @@ fn address(text: &str) -> Address {
 }
 
 fn user(text: &str) -> Context {
-    Context { user: Some(address(text)), action: None }
+    Context {
+        user: Some(address(text)),
+        action: None,
+    }
 }
 
 fn encode_call(signature: &str, args: &[DynSolValue]) -> Vec<u8> {
-    Function::parse(signature).expect("abi").abi_encode_input(args).expect("encode")
+    Function::parse(signature)
+        .expect("abi")
+        .abi_encode_input(args)
+        .expect("encode")
 }
 
 fn fake() -> Fake {
-    let mut fake = Fake { timestamp: 1_700_000_000, ..Fake::default() };
-    fake.balances.insert(address(ALICE), U256::from(2_000_000_000_000_000_000u128));
+    let mut fake = Fake {
+        timestamp: 1_700_000_000,
+        ..Fake::default()
+    };
+    fake.balances
+        .insert(address(ALICE), U256::from(2_000_000_000_000_000_000u128));
     // ownerOf(7) = ALICE; ownerOf(8) reverts.
     fake.calls.insert(
         encode_call("function ownerOf(uint256)", &[DynSolValue::Uint(U256::from(7), 256)]),
@@ -109,7 +131,9 @@ async fn balance_holds_for_the_funded_wallet_only() {
     let env = fake();
     let one_eth = json!([balance("1000000000000000000")]);
     assert_eq!(decide(&env, &user(ALICE), one_eth.clone()).await, Verdict::Granted);
-    let Verdict::Denied(why) = decide(&env, &user(BOB), one_eth).await else { panic!("granted") };
+    let Verdict::Denied(why) = decide(&env, &user(BOB), one_eth).await else {
+        panic!("granted")
+    };
     assert!(why.starts_with("accessControlConditions[0]:"), "{why}");
     assert!(why.contains("found 0"), "{why}");
 }
@@ -117,9 +141,17 @@ async fn balance_holds_for_the_funded_wallet_only() {
 #[tokio::test]
 async fn nft_ownership_and_reverts() {
     let env = fake();
-    assert_eq!(decide(&env, &user(ALICE), json!([owner_of("7")])).await, Verdict::Granted);
-    assert!(matches!(decide(&env, &user(BOB), json!([owner_of("7")])).await, Verdict::Denied(_)));
-    let Verdict::Denied(why) = decide(&env, &user(ALICE), json!([owner_of("8")])).await else { panic!("granted") };
+    assert_eq!(
+        decide(&env, &user(ALICE), json!([owner_of("7")])).await,
+        Verdict::Granted
+    );
+    assert!(matches!(
+        decide(&env, &user(BOB), json!([owner_of("7")])).await,
+        Verdict::Denied(_)
+    ));
+    let Verdict::Denied(why) = decide(&env, &user(ALICE), json!([owner_of("8")])).await else {
+        panic!("granted")
+    };
     assert!(why.contains("reverted"), "{why}");
 }
 
@@ -129,26 +161,38 @@ async fn or_needs_one_and_needs_all() {
     let or = json!([balance("5000000000000000000"), { "operator": "or" }, timestamp("<", "1"), { "operator": "or" }, owner_of("7")]);
     assert_eq!(decide(&env, &user(ALICE), or).await, Verdict::Granted);
     let none = json!([balance("5000000000000000000"), { "operator": "or" }, timestamp("<", "1")]);
-    let Verdict::Denied(why) = decide(&env, &user(ALICE), none).await else { panic!("granted") };
-    assert!(why.contains("none holds") && why.contains("[0]") && why.contains("[2]"), "{why}");
+    let Verdict::Denied(why) = decide(&env, &user(ALICE), none).await else {
+        panic!("granted")
+    };
+    assert!(
+        why.contains("none holds") && why.contains("[0]") && why.contains("[2]"),
+        "{why}"
+    );
     let and = json!([owner_of("7"), { "operator": "and" }, [timestamp(">=", "1700000000"), { "operator": "or" }, timestamp("<", "0")]]);
     assert_eq!(decide(&env, &user(ALICE), and).await, Verdict::Granted);
     let and = json!([owner_of("7"), { "operator": "and" }, timestamp(">", "1700000000")]);
-    let Verdict::Denied(why) = decide(&env, &user(ALICE), and).await else { panic!("granted") };
+    let Verdict::Denied(why) = decide(&env, &user(ALICE), and).await else {
+        panic!("granted")
+    };
     assert!(why.starts_with("accessControlConditions[2]"), "{why}");
 }
 
 #[tokio::test]
 async fn evm_contract_reads_any_view_function() {
     let env = fake();
-    let condition = |value: &str| json!([{
-        "contractAddress": NFT, "functionName": "threshold", "functionParams": [],
-        "functionAbi": { "type": "function", "stateMutability": "view", "name": "threshold", "inputs": [],
-                         "outputs": [{ "type": "uint32", "name": "" }] },
-        "chain": "sigil", "returnValueTest": { "key": "", "comparator": "=", "value": value }
-    }]);
+    let condition = |value: &str| {
+        json!([{
+            "contractAddress": NFT, "functionName": "threshold", "functionParams": [],
+            "functionAbi": { "type": "function", "stateMutability": "view", "name": "threshold", "inputs": [],
+                             "outputs": [{ "type": "uint32", "name": "" }] },
+            "chain": "sigil", "returnValueTest": { "key": "", "comparator": "=", "value": value }
+        }])
+    };
     assert_eq!(decide(&env, &user(BOB), condition("4")).await, Verdict::Granted);
-    assert!(matches!(decide(&env, &user(BOB), condition("5")).await, Verdict::Denied(_)));
+    assert!(matches!(
+        decide(&env, &user(BOB), condition("5")).await,
+        Verdict::Denied(_)
+    ));
 }
 
 #[tokio::test]
@@ -160,9 +204,14 @@ async fn action_conditions_test_the_result() {
     env.action = Some(Ok("true".into()));
     assert_eq!(decide(&env, &user(BOB), condition.clone()).await, Verdict::Granted);
     env.action = Some(Ok("false".into()));
-    assert!(matches!(decide(&env, &user(BOB), condition.clone()).await, Verdict::Denied(_)));
+    assert!(matches!(
+        decide(&env, &user(BOB), condition.clone()).await,
+        Verdict::Denied(_)
+    ));
     env.action = Some(Err("ACTION_TIMEOUT".into()));
-    let Verdict::Denied(why) = decide(&env, &user(BOB), condition.clone()).await else { panic!("granted") };
+    let Verdict::Denied(why) = decide(&env, &user(BOB), condition.clone()).await else {
+        panic!("granted")
+    };
     assert!(why.contains("the action failed: ACTION_TIMEOUT"), "{why}");
     env.action = None;
     let parsed = Conditions::parse("accessControlConditions", &condition).expect("valid");
@@ -174,13 +223,21 @@ async fn action_conditions_test_the_result() {
 #[tokio::test]
 async fn placeholders_without_a_caller_deny() {
     let env = fake();
-    let Verdict::Denied(why) = decide(&env, &Context::default(), json!([balance("0")])).await else { panic!("granted") };
+    let Verdict::Denied(why) = decide(&env, &Context::default(), json!([balance("0")])).await else {
+        panic!("granted")
+    };
     assert!(why.contains("no authenticated address"), "{why}");
     let cid = "QmSXNJaDn9Zn7aBCLUXW4UJcRhNyfJKJYsjGUHjHEWHYxQ";
     let only_action = json!([{ "contractAddress": "", "standardContractType": "", "chain": "sigil", "method": "",
         "parameters": [":currentActionIpfsId"], "returnValueTest": { "comparator": "=", "value": cid } }]);
-    assert!(matches!(decide(&env, &user(ALICE), only_action.clone()).await, Verdict::Denied(_)));
-    let inside = Context { user: None, action: Some(cid.into()) };
+    assert!(matches!(
+        decide(&env, &user(ALICE), only_action.clone()).await,
+        Verdict::Denied(_)
+    ));
+    let inside = Context {
+        user: None,
+        action: Some(cid.into()),
+    };
     assert_eq!(decide(&env, &inside, only_action).await, Verdict::Granted);
 }
 
@@ -189,7 +246,11 @@ async fn unknown_chain_is_an_error_naming_the_condition() {
     let env = fake();
     let mut c = balance("1");
     c["chain"] = json!("nowhere");
-    let parsed = Conditions::parse("accessControlConditions", &json!([owner_of("7"), { "operator": "and" }, c])).expect("valid");
+    let parsed = Conditions::parse(
+        "accessControlConditions",
+        &json!([owner_of("7"), { "operator": "and" }, c]),
+    )
+    .expect("valid");
     let error = parsed.evaluate(&user(ALICE), &env).await.expect_err("unknown chain");
     assert_eq!(error.path, "accessControlConditions[2]");
     assert_eq!(error.error.code, "UNKNOWN_CHAIN");

@@ -71,7 +71,17 @@ fn every_basic_shape_parses() {
         .collect();
     assert_eq!(
         kinds,
-        ["user", "balance", "erc20", "erc721-owner", "erc721-balance", "erc1155", "timestamp", "action", "current-action"]
+        [
+            "user",
+            "balance",
+            "erc20",
+            "erc721-owner",
+            "erc721-balance",
+            "erc1155",
+            "timestamp",
+            "action",
+            "current-action"
+        ]
     );
 }
 
@@ -98,8 +108,16 @@ fn evm_contract_condition_parses_with_its_abi() {
 fn malformed_conditions_name_the_offending_path() {
     rejects(json!({}), "accessControlConditions", "expected an array");
     rejects(json!([]), "accessControlConditions", "no conditions");
-    rejects(json!([balance("1"), { "operator": "and" }]), "accessControlConditions", "alternate");
-    rejects(json!([balance("1"), { "operator": "xor" }, balance("2")]), "accessControlConditions[1].operator", "unknown operator");
+    rejects(
+        json!([balance("1"), { "operator": "and" }]),
+        "accessControlConditions",
+        "alternate",
+    );
+    rejects(
+        json!([balance("1"), { "operator": "xor" }, balance("2")]),
+        "accessControlConditions[1].operator",
+        "unknown operator",
+    );
     rejects(
         json!([balance("1"), { "operator": "and" }, balance("2"), { "operator": "or" }, balance("3")]),
         "accessControlConditions[3]",
@@ -107,12 +125,23 @@ fn malformed_conditions_name_the_offending_path() {
     );
     let mut bad = balance("1");
     bad["returnValueTest"]["comparator"] = json!("~");
-    rejects(json!([balance("1"), { "operator": "and" }, [balance("2"), { "operator": "or" }, bad]]),
-        "accessControlConditions[2][2].returnValueTest.comparator", "unknown comparator");
-    rejects(json!([balance("lots")]), "accessControlConditions[0].returnValueTest.value", "not a number");
+    rejects(
+        json!([balance("1"), { "operator": "and" }, [balance("2"), { "operator": "or" }, bad]]),
+        "accessControlConditions[2][2].returnValueTest.comparator",
+        "unknown comparator",
+    );
+    rejects(
+        json!([balance("lots")]),
+        "accessControlConditions[0].returnValueTest.value",
+        "not a number",
+    );
     let mut typo = balance("1");
     typo["returnValuTest"] = json!({});
-    rejects(json!([typo]), "accessControlConditions[0].returnValuTest", "unknown field");
+    rejects(
+        json!([typo]),
+        "accessControlConditions[0].returnValuTest",
+        "unknown field",
+    );
     let mut no_chain = balance("1");
     no_chain.as_object_mut().map(|m| m.remove("chain"));
     rejects(json!([no_chain]), "accessControlConditions[0].chain", "missing");
@@ -169,12 +198,36 @@ fn evm_contract_mistakes_are_named() {
         assert_eq!(e.path, path, "{e}");
         assert!(e.reason.contains(reason), "{e}");
     };
-    reject(&|c| c["functionName"] = json!("other"), &at("functionAbi.name"), "differs");
-    reject(&|c| c["functionAbi"]["stateMutability"] = json!("nonpayable"), &at("functionAbi.stateMutability"), "view");
-    reject(&|c| c["functionParams"] = json!(["1"]), &at("functionParams"), "1 parameters");
-    reject(&|c| c["returnValueTest"]["key"] = json!("count"), &at("returnValueTest.key"), "no output named");
-    reject(&|c| c["returnValueTest"]["value"] = json!("two"), &at("returnValueTest.value"), "not a number");
-    reject(&|c| c["functionAbi"] = json!("threshold()"), &at("functionAbi"), "not a function ABI");
+    reject(
+        &|c| c["functionName"] = json!("other"),
+        &at("functionAbi.name"),
+        "differs",
+    );
+    reject(
+        &|c| c["functionAbi"]["stateMutability"] = json!("nonpayable"),
+        &at("functionAbi.stateMutability"),
+        "view",
+    );
+    reject(
+        &|c| c["functionParams"] = json!(["1"]),
+        &at("functionParams"),
+        "1 parameters",
+    );
+    reject(
+        &|c| c["returnValueTest"]["key"] = json!("count"),
+        &at("returnValueTest.key"),
+        "no output named",
+    );
+    reject(
+        &|c| c["returnValueTest"]["value"] = json!("two"),
+        &at("returnValueTest.value"),
+        "not a number",
+    );
+    reject(
+        &|c| c["functionAbi"] = json!("threshold()"),
+        &at("functionAbi"),
+        "not a function ABI",
+    );
 }
 
 #[test]
@@ -188,8 +241,14 @@ fn the_hash_ignores_formatting_but_not_meaning() {
     let b: Value = serde_json::from_str(text).expect("json");
     let hash = |v: &Value| Conditions::parse("accessControlConditions", v).expect("valid").hash();
     assert_eq!(hash(&a), hash(&b));
-    assert_ne!(hash(&a), hash(&json!([balance("1"), { "operator": "or" }, balance("2")])));
-    assert_ne!(hash(&a), hash(&json!([balance("1"), { "operator": "and" }, balance("3")])));
+    assert_ne!(
+        hash(&a),
+        hash(&json!([balance("1"), { "operator": "or" }, balance("2")]))
+    );
+    assert_ne!(
+        hash(&a),
+        hash(&json!([balance("1"), { "operator": "and" }, balance("3")]))
+    );
     let id = identity(&hash(&a), &[0xab; 32]);
     assert!(id.starts_with("sigil-acc://"));
     assert!(id.ends_with(&format!("/{}", "ab".repeat(32))));

@@ -157,7 +157,10 @@ fn open_checks_shares_only_when_the_combination_fails() {
     shares[1] = bls::sign_share(&keys[1], b"another identity").unwrap();
     let (plaintext, bad) = bls::open(package, &shares, IDENTITY, &ciphertext);
     assert_eq!(plaintext.unwrap().as_slice(), b"opened");
-    assert_eq!(bad.iter().map(|e| e.culprit()).collect::<Vec<_>>(), vec![Some(PartyId(1))]);
+    assert_eq!(
+        bad.iter().map(|e| e.culprit()).collect::<Vec<_>>(),
+        vec![Some(PartyId(1))]
+    );
 
     // With only four shares, one of them bad: not enough, and the bad one is named.
     let (plaintext, bad) = bls::open(package, &shares[..4], IDENTITY, &ciphertext);
