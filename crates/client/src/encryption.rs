@@ -1,7 +1,7 @@
 //! Threshold encryption: [`Client::encrypt`] works offline against the network key the handshake
-//! gave; [`Client::decrypt`] asks every node for its decryption share, checks each against the
-//! node's public share, combines the first `t` valid ones and decrypts. Nodes whose share did not
-//! verify are named in the outcome.
+//! gave; [`Client::decrypt`] asks every node for its decryption share and tries the first `t`
+//! (`bls::open`): when they do not open the data, each share is checked against its node's public
+//! share, the bad ones are named in the outcome and the others are used.
 
 use base64::Engine;
 use futures::stream::StreamExt;

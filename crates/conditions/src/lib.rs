@@ -220,7 +220,9 @@ impl Conditions {
     /// The canonical JSON: keys in a fixed order, operators in lower case, no fields beyond
     /// those that decide the outcome.
     pub fn canonical_json(&self) -> String {
-        self.canonical.to_string()
+        let mut out = String::new();
+        write_canonical(&self.canonical, &mut out);
+        out
     }
 
     /// SHA-256 of [`Conditions::canonical_json`].
@@ -274,6 +276,40 @@ impl fmt::Display for Condition {
             self.test.comparator.as_str(),
             self.test.value
         )
+    }
+}
+
+/// Writes `value` as JSON with every object's keys in sorted order and no whitespace, whatever
+/// order the map keeps them in: the hash must not depend on a serde_json feature flag.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            out.push('{');
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(item) = map.get(key) {
+                    write_canonical(item, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 

@@ -466,7 +466,7 @@ fn evm_basic(path: &str, map: &Map<String, Value>) -> Result<Condition, Conditio
         "standardContractType": standard,
         "chain": chain,
         "method": method,
-        "parameters": params,
+        "parameters": canonical_params(&check, &params),
         "returnValueTest": { "comparator": test.comparator.as_str(), "value": value },
     });
     Ok(Condition {
@@ -476,6 +476,19 @@ fn evm_basic(path: &str, map: &Map<String, Value>) -> Result<Condition, Conditio
         test: ReturnValueTest { value, ..test },
         canonical,
     })
+}
+
+/// The parameters as hashed: where the condition reads an owner address, in one letter case
+/// (the chain reads it the same either way); elsewhere as written, since an action may treat
+/// letter case as it likes.
+fn canonical_params(check: &Check, params: &[String]) -> Vec<String> {
+    match check {
+        Check::Balance { owner } => vec![owner.clone(), "latest".into()],
+        Check::Erc20Balance { owner, .. } | Check::Erc721Balance { owner, .. } => vec![owner.clone()],
+        Check::Erc1155Balance { owner, id, .. } => vec![owner.clone(), id.to_string()],
+        Check::Erc721Owner { token, .. } => vec![token.to_string()],
+        _ => params.to_vec(),
+    }
 }
 
 /// Checks `returnValueTest.value` and the comparator against what the condition reads, and
@@ -607,8 +620,18 @@ fn evm_contract(path: &str, map: &Map<String, Value>) -> Result<Condition, Condi
         _ => Want::Any,
     };
     let value = expected(&fields, &test, want)?;
-    let abi_canonical =
-        serde_json::to_value(&function).map_err(|e| ConditionError::new(&fields.at("functionAbi"), e.to_string()))?;
+    // The ABI as hashed: what decides the call and its decoding (canonical types, output names
+    // for `key`), written here rather than by a library whose serialisation may change.
+    let abi_canonical = json!({
+        "name": function.name,
+        "inputs": function.inputs.iter().map(|p| p.selector_type().into_owned()).collect::<Vec<_>>(),
+        "outputs": function
+            .outputs
+            .iter()
+            .map(|p| json!({ "name": p.name, "type": p.selector_type().into_owned() }))
+            .collect::<Vec<_>>(),
+        "stateMutability": if function.state_mutability == StateMutability::Pure { "pure" } else { "view" },
+    });
     let canonical = json!({
         "conditionType": "evmContract",
         "contractAddress": format!("{contract:#x}"),

@@ -44,7 +44,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest `fetch` response body.
 const FETCH_MAX_BYTES: usize = 16 << 20;
 /// How long a node waits for the others in `broadcastAndCollect` and `signAndCombineEcdsa`.
-pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(10);
+const COLLECT_WAIT: Duration = Duration::from_secs(10);
+/// How long an action condition waits for a free condition slot.
+const CONDITION_SLOT_WAIT: Duration = Duration::from_secs(2);
 /// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
 const ACTION_THREAD_STACK: usize = 8 << 20;
 
@@ -323,11 +325,10 @@ pub async fn execute(
         Some(serde_json::Value::Object(map)) => map,
         Some(_) => return Err(ApiError::bad_request("jsParams must be a JSON object")),
     };
-    let auth_address = match &request.auth_sig {
-        Some(auth) => Some(authenticate(&node, Some(auth)).await?),
+    let auth_sig_address = match &request.auth_sig {
+        Some(auth) => Some(authenticate(&node, Some(auth)).await?.to_checksum(None)),
         None => None,
     };
-    let auth_sig_address = auth_address.map(|a| a.to_checksum(None));
     if node.keys().is_none() {
         return Err(ApiError::not_ready());
     }
@@ -360,7 +361,7 @@ pub async fn execute(
         seed,
         now_ms: timestamp,
     };
-    let inner = Arc::new(HostInner::new(&node, run_id, Mode::Full, auth_address));
+    let inner = Arc::new(HostInner::new(&node, run_id, Mode::Full));
     let outcome = run_on_thread(&node, run, Arc::clone(&inner), slot).await?;
     if let Err(error) = outcome.result {
         tracing::info!(%cid, code = error.code(), "action failed");
@@ -407,9 +408,19 @@ pub(crate) async fn run_condition(
         id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
         id
     };
-    let slot = Arc::clone(&node.condition_slots)
-        .acquire_owned()
+    // A full pool is an answer ("busy"), not a queue: a flood of condition runs cannot hold
+    // requests open behind it.
+    let slot = tokio::time::timeout(CONDITION_SLOT_WAIT, Arc::clone(&node.condition_slots).acquire_owned())
         .await
+        .map_err(|_| {
+            sigil_conditions::EnvError::new(
+                "BUSY",
+                format!(
+                    "node {} runs as many action conditions as it may; retry shortly",
+                    node.me
+                ),
+            )
+        })?
         .map_err(|_| sigil_conditions::EnvError::new("BUSY", "node shutting down"))?;
     let run = RunRequest {
         code,
@@ -419,7 +430,7 @@ pub(crate) async fn run_condition(
         seed,
         now_ms: now_ms(),
     };
-    let inner = Arc::new(HostInner::new(node, seed, Mode::Condition, user));
+    let inner = Arc::new(HostInner::new(node, seed, Mode::Condition));
     let outcome = run_on_thread(node, run, inner, slot).await.map_err(env_error)?;
     Ok(match outcome.result {
         Ok(_) => Ok(outcome.response.unwrap_or_else(|| "undefined".into())),
@@ -475,8 +486,6 @@ pub(crate) struct HostInner {
     handle: tokio::runtime::Handle,
     pub(crate) request: [u8; 16],
     mode: Mode,
-    /// The address the request's auth signature proved (`Lit.Auth.authSigAddress`).
-    pub(crate) auth_address: Option<Address>,
     signed: Mutex<BTreeMap<String, ActionShare>>,
     /// Every sigName used in this run (with or without a share here).
     names: Mutex<Vec<String>>,
@@ -485,13 +494,12 @@ pub(crate) struct HostInner {
 }
 
 impl HostInner {
-    pub(crate) fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode, auth_address: Option<Address>) -> Self {
+    pub(crate) fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode) -> Self {
         Self {
             node: Arc::clone(node),
             handle: tokio::runtime::Handle::current(),
             request,
             mode,
-            auth_address,
             signed: Mutex::new(BTreeMap::new()),
             names: Mutex::new(Vec::new()),
             single_node: Mutex::new(None),
@@ -559,11 +567,12 @@ impl HostInner {
             | HostOp::RunOnceWait { .. }
             | HostOp::Broadcast { .. }
             | HostOp::Encrypt { .. }
-            | HostOp::Decrypt { .. } = op
+            | HostOp::Decrypt { .. }
+            | HostOp::CheckConditions { .. } = op
             {
                 return Err(HostError::new(
                     "NOT_IN_CONDITION",
-                    "an action run as an access-control condition can read (fetch, chain, permissions) but not sign, decrypt or talk to other nodes",
+                    "an action run as an access-control condition can fetch and read the chain and permissions, but not sign, encrypt, decrypt, check conditions or talk to other nodes",
                 ));
             }
         }

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -39,7 +40,7 @@ use sigil_tss::bls::{self, BlsSignatureShare};
 use sigil_tss::PartyId;
 use zeroize::Zeroizing;
 
-use crate::actions::{chain_rpc_url, HostInner, COLLECT_WAIT};
+use crate::actions::{chain_rpc_url, HostInner};
 use crate::api::{authenticate, body, hex_bytes, parse_json, ApiError};
 use crate::node::{Fault, Node, RootKeys};
 use crate::wire::Message;
@@ -80,6 +81,7 @@ fn eval_error(e: EvalError) -> ApiError {
         "UNKNOWN_CHAIN" => StatusCode::BAD_REQUEST,
         "ACTION_NOT_FOUND" => StatusCode::NOT_FOUND,
         "BUSY" => StatusCode::SERVICE_UNAVAILABLE,
+        "CONDITION_TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
         "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_GATEWAY,
     };
@@ -90,10 +92,17 @@ fn eval_error(e: EvalError) -> ApiError {
 /// failed condition when they do not.
 pub(crate) async fn decide(node: &Arc<Node>, conditions: &Conditions, context: &Context) -> Result<(), ApiError> {
     let env = NodeEnv { node: Arc::clone(node) };
-    match conditions.evaluate(context, &env).await {
-        Ok(Verdict::Granted) => Ok(()),
-        Ok(Verdict::Denied(why)) => Err(ApiError::new(StatusCode::FORBIDDEN, "CONDITION_FAILED", why)),
-        Err(e) => Err(eval_error(e)),
+    // One request's conditions together get one action's wall time (plus slack for the chain).
+    let deadline = node.settings.config.actions.limits.wall_time + Duration::from_secs(5);
+    match tokio::time::timeout(deadline, conditions.evaluate(context, &env)).await {
+        Ok(Ok(Verdict::Granted)) => Ok(()),
+        Ok(Ok(Verdict::Denied(why))) => Err(ApiError::new(StatusCode::FORBIDDEN, "CONDITION_FAILED", why)),
+        Ok(Err(e)) => Err(eval_error(e)),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "CONDITION_TIMEOUT",
+            format!("the conditions were not decided within {} s", deadline.as_secs()),
+        )),
     }
 }
 
@@ -183,10 +192,13 @@ impl Environment for NodeEnv {
         let request = TransactionRequest::default().to(to).input(data.into());
         match self.provider(chain)?.call(request).await {
             Ok(bytes) => Ok(Ok(bytes.to_vec())),
-            // The node answered with an error (a revert): the condition fails, the request does not.
+            // A revert fails the condition; any other error (rate limit, missing state, transport)
+            // leaves the answer unknown.
             Err(e) => match e.as_error_resp() {
-                Some(payload) => Ok(Err(payload.message.to_string())),
-                None => Err(unavailable(chain)(e)),
+                Some(payload) if payload.code == 3 || payload.message.contains("revert") => {
+                    Ok(Err(payload.message.to_string()))
+                }
+                _ => Err(unavailable(chain)(e)),
             },
         }
     }
@@ -246,12 +258,13 @@ fn data_hash(text: &str) -> Result<[u8; 32], HostError> {
 }
 
 impl HostInner {
-    /// Who asks, inside an action: the `authSig` given to the call, else the run's own; and the
-    /// action itself (`:currentActionIpfsId`).
+    /// Who asks, inside an action: the address of the `authSig` given to the call (none without
+    /// one: the run's own `authSig` is not lent to the action, or any action a user runs could
+    /// decrypt everything locked to that user), and the action itself (`:currentActionIpfsId`).
     async fn condition_context(&self, auth: Option<&Value>, action: &str) -> Result<Context, HostError> {
         let user = match auth {
             Some(auth) => Some(authenticate(&self.node, Some(auth)).await.map_err(host_error)?),
-            None => self.auth_address,
+            None => None,
         };
         Ok(Context {
             user,
@@ -335,8 +348,11 @@ impl HostInner {
         let mut tried = 0;
         let mut opened = None;
         let mut failure = None;
+        // Other nodes may still be deciding the conditions (an action condition may take the
+        // whole wall time): wait as long as the action itself may run.
+        let wait = node.settings.config.actions.limits.wall_time;
         node.mailbox
-            .wait(self.request, &topic, COLLECT_WAIT, |values| {
+            .wait(self.request, &topic, wait, |values| {
                 if values.len() < threshold || values.len() == tried {
                     return false;
                 }
@@ -368,7 +384,7 @@ impl HostInner {
                 "DECRYPT_FAILED",
                 format!(
                     "fewer than {threshold} nodes released a valid decryption share in {} s (the conditions may not hold for them, or they are down)",
-                    COLLECT_WAIT.as_secs()
+                    wait.as_secs()
                 ),
             )
         })?;

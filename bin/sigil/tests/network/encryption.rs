@@ -341,11 +341,28 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
         let decrypted = client.decrypt(&sealed, Some(&bob)).await.unwrap();
         assert_eq!(decrypted.plaintext.as_slice(), secret.as_bytes());
         assert!(!decrypted.shares_from.contains(&3), "{:?}", decrypted.shares_from);
-        // Node 3 is named whenever its share arrived before the decryption finished.
+        // Node 3 is named whenever its share arrived before the decryption finished (a share
+        // that arrives after t good ones is not needed, so not looked at).
         for failure in &decrypted.failures {
             assert_eq!(failure.node, Some(3), "{failure}");
             assert!(failure.reason.contains("bad decryption share"), "{failure}");
         }
+    }
+    // A client that reaches nodes 0, 1 and 3 only gets two good shares of three needed: it
+    // cannot decrypt, and it says which share was bad.
+    let three = Client::connect(&[net.urls[0].clone(), net.urls[1].clone(), net.urls[3].clone()])
+        .await
+        .unwrap();
+    let sealed = three.encrypt(&conditions, b"needs three").unwrap();
+    match three.decrypt(&sealed, Some(&bob)).await {
+        Err(ClientError::Decrypt { code, failures, .. }) => {
+            assert_eq!(code, "NOT_ENOUGH_SHARES");
+            let named: Vec<_> = failures.iter().map(|f| f.node).collect();
+            assert_eq!(named, vec![Some(3)], "{failures:?}");
+            assert!(failures[0].reason.contains("bad decryption share"), "{failures:?}");
+        }
+        Ok(_) => panic!("decrypted with a bad share among three"),
+        Err(e) => panic!("{e}"),
     }
     // Inside an action each node checks the shares it receives, so the bad one is skipped too.
     let sealed = client.encrypt(&conditions, b"inside").unwrap();

@@ -1,4 +1,5 @@
 use serde_json::{json, Value};
+use sha2::Digest;
 use sigil_conditions::{identity, Check, Conditions};
 
 const CID: &str = "QmSXNJaDn9Zn7aBCLUXW4UJcRhNyfJKJYsjGUHjHEWHYxQ";
@@ -252,4 +253,49 @@ fn the_hash_ignores_formatting_but_not_meaning() {
     let id = identity(&hash(&a), &[0xab; 32]);
     assert!(id.starts_with("sigil-acc://"));
     assert!(id.ends_with(&format!("/{}", "ab".repeat(32))));
+}
+
+#[test]
+fn the_canonical_form_is_pinned() {
+    // Changing this breaks every ciphertext made before: the identity would differ.
+    let conditions = json!([balance("1"), { "operator": "AND" }, {
+        "conditionType": "evmContract",
+        "contractAddress": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "functionName": "threshold", "functionParams": [],
+        "functionAbi": { "type": "function", "stateMutability": "view", "name": "threshold", "inputs": [],
+                         "outputs": [{ "type": "uint32", "name": "t", "internalType": "uint32" }] },
+        "chain": "sigil", "returnValueTest": { "key": "t", "comparator": ">=", "value": "2" }
+    }]);
+    let parsed = Conditions::parse("unifiedAccessControlConditions", &conditions).unwrap();
+    assert_eq!(
+        parsed.canonical_json(),
+        concat!(
+            r#"[{"chain":"sigil","conditionType":"evmBasic","contractAddress":"","method":"eth_getBalance","#,
+            r#""parameters":[":userAddress","latest"],"returnValueTest":{"comparator":">=","value":"1"},"standardContractType":""},"#,
+            r#"{"operator":"and"},"#,
+            r#"{"chain":"sigil","conditionType":"evmContract","contractAddress":"0x5fbdb2315678afecb367f032d93f642f64180aa3","#,
+            r#""functionAbi":{"inputs":[],"name":"threshold","outputs":[{"name":"t","type":"uint32"}],"stateMutability":"view"},"#,
+            r#""functionName":"threshold","functionParams":[],"returnValueTest":{"comparator":">=","key":"t","value":"2"}}]"#
+        )
+    );
+    assert_eq!(
+        hex::encode(parsed.hash()),
+        hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(
+            parsed.canonical_json().as_bytes()
+        )))
+    );
+}
+
+#[test]
+fn owner_addresses_hash_the_same_in_any_letter_case() {
+    let owner = |address: &str| {
+        json!([{ "contractAddress": "0x5FbDB2315678afecb367f032d93F642f64180aa3", "standardContractType": "ERC721",
+                 "chain": "sigil", "method": "balanceOf", "parameters": [address],
+                 "returnValueTest": { "comparator": ">", "value": "0" } }])
+    };
+    let hash = |v: &Value| Conditions::parse("accessControlConditions", v).unwrap().hash();
+    assert_eq!(
+        hash(&owner("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")),
+        hash(&owner("0x70997970c51812dc3a010c7d01b50e0d17dc79c8"))
+    );
 }
