@@ -10,9 +10,8 @@ use serde_json::json;
 use sha3::{Digest, Keccak256};
 use sigil_client::{ActionCode, Client, ClientError, ExecuteOutcome};
 use sigil_tss::ecdsa::EcdsaSignature;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{sigil, Network, DEV_KEY};
+use crate::harness::{http_server, sigil, Network, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -141,41 +140,7 @@ async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() 
 
 /// A loopback HTTP server answering every request with the number of requests so far.
 async fn counter_server() -> (String, Arc<AtomicU64>) {
-    http_server(Arc::new(|n| n.to_string())).await
-}
-
-type Respond = Arc<dyn Fn(u64) -> String + Send + Sync>;
-
-/// A loopback HTTP server answering request number `n` with `respond(n)`; counts requests.
-async fn http_server(respond: Respond) -> (String, Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            let respond = Arc::clone(&respond);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
-                    match stream.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let body = respond(n);
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    (url, hits)
+    http_server(Arc::new(|n, _| (200, n.to_string()))).await
 }
 
 async fn run(client: &Client, code: &str, params: serde_json::Value) -> Result<ExecuteOutcome, ClientError> {
@@ -373,7 +338,7 @@ async fn actions_sign_agree_share_values_call_children_and_fetch() {
 async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
     // An IPFS gateway that serves the same code for every CID.
     const SERVED: &str = "Lit.Actions.setResponse({ response: 'from the gateway' });";
-    let (gateway, _) = http_server(Arc::new(|_| SERVED.to_string())).await;
+    let (gateway, _) = http_server(Arc::new(|_, _| (200, SERVED.to_string()))).await;
     let net = Network::start_configured(
         5,
         4,

@@ -15,7 +15,7 @@ use sigil_chain::bindings::PKPPermissions;
 use sigil_chain::siwe::{AuthSig, SiweMessage};
 use sigil_client::{Client, KeyRef, PkpSigner};
 
-use crate::harness::{post, sigil, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
+use crate::harness::{cli, post, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -27,22 +27,6 @@ fn random<const N: usize>() -> [u8; N] {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// Runs the CLI against the network as `key`; returns (success, stdout, stderr).
-fn cli(net: &Network, key: &str, args: &[&str]) -> (bool, String, String) {
-    let out = sigil()
-        .arg("--network")
-        .arg(net.network_file())
-        .args(["--private-key", key])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn cli_json(net: &Network, key: &str, args: &[&str]) -> serde_json::Value {

@@ -17,9 +17,8 @@ use sigil_chain::alloy::rpc::types::TransactionRequest;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_client::{ActionCode, AuthSig, Client, ClientError, Encrypted};
 use sigil_tss::ecdsa::EcdsaSignature;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{sigil, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
+use crate::harness::{cli, http_server, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
 
 const READY: Duration = Duration::from_secs(120);
 const CHAIN: &str = "sigil";
@@ -122,21 +121,6 @@ async fn nft_minted_to(provider: &DynProvider, owner: Address, token: u64) -> Ad
     let mint = TransactionRequest::default().to(nft).input(data.into());
     sigil_chain::deploy::send(provider, mint, "TestNFT.mint").await.unwrap();
     nft
-}
-
-fn cli(net: &Network, key: &str, args: &[&str]) -> (bool, String, String) {
-    let out = sigil()
-        .arg("--network")
-        .arg(net.network_file())
-        .args(["--private-key", key])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,38 +366,18 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
 /// A loopback API that answers "forecast: sunny" only to `Authorization: Bearer <key>`, and
 /// keeps every request head it saw.
 async fn api_server(key: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/forecast", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let heads = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let heads = Arc::clone(&heads);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
-                    match stream.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..read]).to_lowercase();
-                let (status, body) = if head.contains(&format!("authorization: bearer {}", key.to_lowercase())) {
-                    ("200 OK", "forecast: sunny")
-                } else {
-                    ("401 Unauthorized", "no key")
-                };
-                heads.lock().unwrap().push(head);
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
+    let (url, _) = http_server(Arc::new(move |_, head| {
+        heads.lock().unwrap().push(head.to_string());
+        if head.contains(&format!("authorization: bearer {}", key.to_lowercase())) {
+            (200, "forecast: sunny".to_string())
+        } else {
+            (401, "no key".to_string())
         }
-    });
-    (url, seen)
+    }))
+    .await;
+    (format!("{url}/forecast"), seen)
 }
 
 const WEATHER: &str = r#"// Decrypts an API key that only this action may decrypt, calls the API with it and signs

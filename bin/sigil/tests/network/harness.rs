@@ -2,12 +2,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sigil_chain::alloy::providers::DynProvider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::Contracts;
 use sigil_client::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub fn sigil() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sigil"))
@@ -18,6 +21,60 @@ pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae7
 /// anvil's second and third funded accounts.
 pub const ALICE_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 pub const BOB_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+/// Runs the CLI against the network as `key`; returns (success, stdout, stderr).
+pub fn cli(net: &Network, key: &str, args: &[&str]) -> (bool, String, String) {
+    let out = sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args(["--private-key", key])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// How a test server answers request number `n` (from 1) with this lower-cased request head:
+/// a status code and a body.
+pub type Respond = Arc<dyn Fn(u64, &str) -> (u16, String) + Send + Sync>;
+
+/// A loopback HTTP server answering with `respond`; returns its URL and the request count.
+pub async fn http_server(respond: Respond) -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            let respond = Arc::clone(&respond);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                    match stream.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..read]).to_lowercase();
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let (status, body) = respond(n, &head);
+                let reason = if status == 200 { "OK" } else { "Error" };
+                let reply = format!(
+                    "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits)
+}
 
 /// POSTs `body` as JSON; returns the status and the answer (`Null` if it is not JSON).
 pub async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
