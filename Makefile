@@ -41,9 +41,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Criterion benchmarks of the threshold core, then signing on a real 5-node network (several minutes on 2 cores).
+## Criterion benchmarks of the threshold core and the mesh envelopes, then signing on a real 5-node network (several minutes on 2 cores).
 bench:
 	$(CARGO) bench -p sigil-tss
+	$(CARGO) bench -p sigil-mesh
 	$(CARGO) build --release -p sigil
 	./target/release/sigil bench sign --nodes 5 --duration 10s --concurrency 1
 	./target/release/sigil bench sign --nodes 5 --duration 10s --concurrency 8

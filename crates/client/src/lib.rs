@@ -49,6 +49,9 @@ use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, TssError};
 
+/// PKP keys a client remembers (the cache is emptied when full).
+const DERIVED_KEYS: usize = 1024;
+
 /// How long one node may take to answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -192,6 +195,8 @@ pub struct Client {
     threshold: usize,
     epoch: u64,
     ecdsa_root: ProjectivePoint,
+    /// PKP keys derived so far (a bounded cache: deriving costs a scalar multiplication).
+    derived: std::sync::Arc<std::sync::Mutex<BTreeMap<[u8; 32], ProjectivePoint>>>,
     bls_root: String,
     bls_package: Option<PublicKeyPackage<Bls12381G1>>,
     chain_id: Option<u64>,
@@ -357,6 +362,7 @@ impl Client {
             threshold,
             epoch,
             ecdsa_root,
+            derived: Default::default(),
             bls_root: bls.unwrap_or_default(),
             chain_id,
             pkp_nft: None,
@@ -459,7 +465,19 @@ impl Client {
     /// A PKP's public key, derived locally from the root key.
     pub fn pkp_public_key(&self, key: KeyRef) -> ProjectivePoint {
         match key {
-            KeyRef::KeyId(id) => derive_public_key(&self.ecdsa_root, &KeyId(id)),
+            KeyRef::KeyId(id) => {
+                if let Some(key) = self.derived.lock().ok().and_then(|m| m.get(&id).copied()) {
+                    return key;
+                }
+                let key = derive_public_key(&self.ecdsa_root, &KeyId(id));
+                if let Ok(mut map) = self.derived.lock() {
+                    if map.len() >= DERIVED_KEYS {
+                        map.clear();
+                    }
+                    map.insert(id, key);
+                }
+                key
+            }
         }
     }
 

@@ -1,28 +1,47 @@
-//! Sealed envelopes.
+//! Sealed envelopes over reused Noise `K` sessions.
 //!
 //! ```text
-//! envelope  = version:u8 (=1) | from:u32 | to:u32 | body_len:u32 | handshake:48 | chunk+
-//! handshake = Noise K message 1: e, es, ss (empty payload), prologue = "sigil-mesh/v1" | header
-//! chunk_i   = ChaChaPoly(transport key, nonce i, body[i·CHUNK ..][..CHUNK]) — one chunk for an empty body
+//! envelope = header | session | ciphertext | tag
+//! header   = version:u8 (=2) | from:u32 | to:u32 | counter:u64
+//! session  = Noise K message 1: e, es, ss (empty payload), prologue = "sigil-mesh/v2" | from | to
+//! ciphertext, tag = ChaCha20-Poly1305(k, nonce = counter, ad = header | session, body)
 //! ```
 //!
-//! `K` gives the recipient proof that the sender holds the private key pinned for `from` (the `ss`
-//! term) and encrypts to the recipient's static key with a fresh ephemeral key (`es`). The header
-//! is part of the prologue, so changing `from`, `to` or the length breaks the handshake; the length
-//! fixes the chunk count, so dropping trailing chunks is detected. Noise caps one message at
-//! 65 535 bytes, hence the chunks (explicit nonces, stateless transport). A network attacker can
-//! replay a whole envelope: protocol messages are bound to one session and idempotent, so a replay
-//! changes nothing.
+//! `k` is the initiator's sending key from the `K` handshake in `session`. `K` gives the recipient
+//! proof that the sender holds the private key pinned for `from` (the `ss` term) and encrypts to the
+//! recipient's static key with the sender's ephemeral key (`es`).
+//!
+//! A sender keeps one session per peer and reuses it for [`SessionPolicy::max_messages`] envelopes
+//! or [`SessionPolicy::max_age`], whichever ends first, counting envelopes in `counter` (the AEAD
+//! nonce, never repeated within a session). The recipient remembers the last few sessions of each
+//! peer, so an envelope on a known session costs one AEAD and no Diffie-Hellman; an unknown session
+//! (a peer that restarted, a forgotten one) is derived again from its handshake. That cache is only
+//! a shortcut: every envelope carries its whole session, so it opens anywhere, in any order, after
+//! any restart.
+//!
+//! A network attacker can replay a whole envelope: protocol messages are bound to one session id
+//! and idempotent, so a replay changes nothing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use zeroize::Zeroizing;
 
 use crate::{Identity, NodeKey};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const PATTERN: &str = "Noise_K_25519_ChaChaPoly_BLAKE2s";
-const PROLOGUE_DOMAIN: &[u8] = b"sigil-mesh/v1";
-const HEADER_LEN: usize = 1 + 4 + 4 + 4;
-const HANDSHAKE_LEN: usize = 32 + 16;
+const PROLOGUE_DOMAIN: &[u8] = b"sigil-mesh/v2";
+const HEADER_LEN: usize = 1 + 4 + 4 + 8;
+const SESSION_LEN: usize = 32 + 16;
 const TAG_LEN: usize = 16;
-const CHUNK: usize = 65_000;
+/// Envelope bytes besides the body.
+pub const OVERHEAD: usize = HEADER_LEN + SESSION_LEN + TAG_LEN;
+/// Sessions of one peer a recipient remembers.
+const REMEMBERED_SESSIONS: usize = 4;
 
 /// Largest body one envelope carries.
 pub const MAX_BODY: usize = 16 << 20;
@@ -49,10 +68,10 @@ pub enum MeshError {
         /// The addressee.
         to: u32,
     },
-    /// No key is pinned for the claimed sender.
-    #[error("envelope claims to come from node {claimed}, which is not a known peer")]
+    /// No key is pinned for the claimed sender (or the recipient is not a pinned peer).
+    #[error("node {claimed} is not a known peer")]
     UnknownPeer {
-        /// The claimed sender.
+        /// The claimed sender, or the unknown recipient when sealing.
         claimed: u32,
     },
     /// The envelope does not authenticate under the claimed sender's pinned key: forged or corrupted.
@@ -81,6 +100,26 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+/// How long a sender reuses one session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Envelopes per session.
+    pub max_messages: u64,
+    /// Age at which a session is replaced.
+    pub max_age: Duration,
+}
+
+impl Default for SessionPolicy {
+    /// A new session every 100 000 envelopes or 5 minutes: the ephemeral secret in memory then
+    /// opens at most that much traffic, and the handshake costs nothing measurable.
+    fn default() -> Self {
+        Self {
+            max_messages: 100_000,
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
 pub(crate) fn params() -> snow::params::NoiseParams {
     // The pattern string is a constant that snow knows; parsing cannot fail.
     PATTERN.parse().unwrap_or_else(|_| unreachable!("valid noise pattern"))
@@ -90,125 +129,249 @@ fn noise(e: snow::Error) -> MeshError {
     MeshError::Noise(e.to_string())
 }
 
-fn header(from: u32, to: u32, body_len: u32) -> [u8; HEADER_LEN] {
-    let ([f0, f1, f2, f3], [t0, t1, t2, t3], [l0, l1, l2, l3]) =
-        (from.to_be_bytes(), to.to_be_bytes(), body_len.to_be_bytes());
-    [VERSION, f0, f1, f2, f3, t0, t1, t2, t3, l0, l1, l2, l3]
+fn prologue(from: u32, to: u32) -> Vec<u8> {
+    [PROLOGUE_DOMAIN, &from.to_be_bytes(), &to.to_be_bytes()].concat()
 }
 
-fn prologue(header: &[u8; HEADER_LEN]) -> Vec<u8> {
-    [PROLOGUE_DOMAIN, header.as_slice()].concat()
+fn nonce(counter: u64) -> Nonce {
+    // Noise's ChaChaPoly nonce: four zero bytes, then the counter little-endian.
+    let mut bytes = [0u8; 12];
+    bytes[4..].copy_from_slice(&counter.to_le_bytes());
+    Nonce::from(bytes)
 }
 
-enum Role {
-    Initiator,
-    Responder,
-}
-
-/// The Noise `K` state between `me` and the peer pinned as `peer`, bound to `header`.
-fn handshake(
+/// Starts a session from `from` (holding `me`) to `to`: the `K` handshake message and the key it
+/// gives the initiator for sending.
+fn initiate(
     me: &Identity,
-    peer: &NodeKey,
-    header: &[u8; HEADER_LEN],
-    role: Role,
-) -> Result<snow::HandshakeState, MeshError> {
-    let prologue = prologue(header);
-    let builder = snow::Builder::new(params())
+    from: u32,
+    to: u32,
+    to_key: &NodeKey,
+) -> Result<([u8; SESSION_LEN], ChaCha20Poly1305), MeshError> {
+    let prologue = prologue(from, to);
+    let mut handshake = snow::Builder::new(params())
         .local_private_key(me.secret_bytes())
-        .and_then(|b| b.remote_public_key(&peer.0))
-        .and_then(|b| b.prologue(&prologue));
-    match role {
-        Role::Initiator => builder.and_then(|b| b.build_initiator()),
-        Role::Responder => builder.and_then(|b| b.build_responder()),
+        .and_then(|b| b.remote_public_key(&to_key.0))
+        .and_then(|b| b.prologue(&prologue))
+        .and_then(|b| b.build_initiator())
+        .map_err(noise)?;
+    let mut message = [0u8; SESSION_LEN];
+    let n = handshake.write_message(&[], &mut message).map_err(noise)?;
+    if n != SESSION_LEN {
+        return Err(MeshError::Noise(format!(
+            "handshake message of {n} bytes, expected {SESSION_LEN}"
+        )));
     }
-    .map_err(noise)
+    let (send, _) = handshake.dangerously_get_raw_split();
+    let send = Zeroizing::new(send);
+    Ok((message, ChaCha20Poly1305::new(send.as_ref().into())))
 }
 
-fn chunk_count(body_len: usize) -> usize {
-    body_len.div_ceil(CHUNK).max(1)
-}
-
-/// Seals `body` from node `from` (holding `me`) to node `to` (whose pinned key is `to_key`).
-pub fn seal(me: &Identity, from: u32, to: u32, to_key: &NodeKey, body: &[u8]) -> Result<Vec<u8>, MeshError> {
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|_| body.len() <= MAX_BODY)
-        .ok_or(MeshError::TooLarge { len: body.len() })?;
-    let header = header(from, to, len);
-    let mut handshake = handshake(me, to_key, &header, Role::Initiator)?;
-    let chunks = chunk_count(body.len());
-    let mut out = Vec::with_capacity(HEADER_LEN + HANDSHAKE_LEN + body.len() + chunks * TAG_LEN);
-    out.extend_from_slice(&header);
-    let mut buf = vec![0u8; CHUNK + TAG_LEN];
-    let n = handshake.write_message(&[], &mut buf).map_err(noise)?;
-    out.extend_from_slice(buf.get(..n).unwrap_or_default());
-    let transport = handshake.into_stateless_transport_mode().map_err(noise)?;
-    for i in 0..chunks {
-        let piece = body
-            .get(i * CHUNK..((i + 1) * CHUNK).min(body.len()))
-            .unwrap_or_default();
-        let n = transport.write_message(i as u64, piece, &mut buf).map_err(noise)?;
-        out.extend_from_slice(buf.get(..n).unwrap_or_default());
-    }
-    Ok(out)
-}
-
-/// Opens an envelope addressed to node `me_index` (holding `me`); `pinned` gives each peer's key.
-pub fn open(
+/// Reads a session's handshake `message`, claimed to come from `from` (pinned as `from_key`), at
+/// `to` (holding `me`): the key the initiator sends with. Fails unless `from` really made it.
+fn respond(
     me: &Identity,
-    me_index: u32,
-    pinned: impl Fn(u32) -> Option<NodeKey>,
-    envelope: &[u8],
-) -> Result<Opened, MeshError> {
-    let malformed = |reason: &str| MeshError::Malformed {
-        reason: reason.to_string(),
-    };
-    let (head, rest) = envelope
-        .split_at_checked(HEADER_LEN)
-        .ok_or_else(|| malformed("shorter than its header"))?;
-    let header: [u8; HEADER_LEN] = head.try_into().map_err(|_| malformed("header"))?;
-    let [version, f0, f1, f2, f3, t0, t1, t2, t3, l0, l1, l2, l3] = header;
-    if version != VERSION {
-        return Err(malformed(&format!("envelope version {version}, expected {VERSION}")));
-    }
-    let claimed = u32::from_be_bytes([f0, f1, f2, f3]);
-    let to = u32::from_be_bytes([t0, t1, t2, t3]);
-    let body_len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
-    if to != me_index {
-        return Err(MeshError::NotForMe { to });
-    }
-    if body_len > MAX_BODY {
-        return Err(MeshError::TooLarge { len: body_len });
-    }
-    let key = pinned(claimed)
-        .filter(|_| claimed != me_index)
-        .ok_or(MeshError::UnknownPeer { claimed })?;
-    let chunks = chunk_count(body_len);
-    if rest.len() != HANDSHAKE_LEN + body_len + chunks * TAG_LEN {
-        return Err(malformed("length does not match the header"));
-    }
-    let (hello, mut sealed) = rest.split_at(HANDSHAKE_LEN);
-    let mut handshake = handshake(me, &key, &header, Role::Responder)?;
-    let unauthenticated = MeshError::Unauthenticated { claimed };
+    from: u32,
+    to: u32,
+    from_key: &NodeKey,
+    message: &[u8],
+) -> Result<ChaCha20Poly1305, MeshError> {
+    let prologue = prologue(from, to);
+    let mut handshake = snow::Builder::new(params())
+        .local_private_key(me.secret_bytes())
+        .and_then(|b| b.remote_public_key(&from_key.0))
+        .and_then(|b| b.prologue(&prologue))
+        .and_then(|b| b.build_responder())
+        .map_err(noise)?;
     handshake
-        .read_message(hello, &mut [])
-        .map_err(|_| unauthenticated.clone())?;
-    let transport = handshake.into_stateless_transport_mode().map_err(noise)?;
-    let mut body = vec![0u8; body_len];
-    let mut buf = vec![0u8; CHUNK + TAG_LEN];
-    for i in 0..chunks {
-        let plain_len = (body_len - i * CHUNK).min(CHUNK);
-        let (piece, tail) = sealed
-            .split_at_checked(plain_len + TAG_LEN)
-            .ok_or_else(|| malformed("truncated chunk"))?;
-        sealed = tail;
-        let n = transport
-            .read_message(i as u64, piece, &mut buf)
-            .map_err(|_| unauthenticated.clone())?;
-        let target = body
-            .get_mut(i * CHUNK..i * CHUNK + n)
-            .ok_or_else(|| malformed("chunk length"))?;
-        target.copy_from_slice(buf.get(..n).unwrap_or_default());
+        .read_message(message, &mut [])
+        .map_err(|_| MeshError::Unauthenticated { claimed: from })?;
+    let (send, _) = handshake.dangerously_get_raw_split();
+    let send = Zeroizing::new(send);
+    Ok(ChaCha20Poly1305::new(send.as_ref().into()))
+}
+
+struct Sending {
+    session: [u8; SESSION_LEN],
+    cipher: ChaCha20Poly1305,
+    next: u64,
+    started: Instant,
+}
+
+struct Receiving {
+    session: [u8; SESSION_LEN],
+    cipher: ChaCha20Poly1305,
+}
+
+/// One node's end of the mesh's encryption: seals envelopes to its pinned peers and opens theirs.
+/// Shared between threads; sessions are kept inside.
+pub struct Endpoint {
+    me: u32,
+    identity: Identity,
+    pinned: BTreeMap<u32, NodeKey>,
+    policy: SessionPolicy,
+    sending: Mutex<BTreeMap<u32, Sending>>,
+    receiving: Mutex<BTreeMap<u32, VecDeque<Receiving>>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("me", &self.me)
+            .field("identity", &self.identity)
+            .field("peers", &self.pinned.keys().collect::<Vec<_>>())
+            .finish()
     }
-    Ok(Opened { from: claimed, body })
+}
+
+impl Endpoint {
+    /// Node `me` holding `identity`, with each peer's pinned key (an entry for `me` is ignored).
+    pub fn new(
+        me: u32,
+        identity: Identity,
+        pinned: impl IntoIterator<Item = (u32, NodeKey)>,
+        policy: SessionPolicy,
+    ) -> Self {
+        Self {
+            me,
+            identity,
+            pinned: pinned.into_iter().filter(|(id, _)| *id != me).collect(),
+            policy,
+            sending: Mutex::new(BTreeMap::new()),
+            receiving: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// This node's index.
+    pub fn me(&self) -> u32 {
+        self.me
+    }
+
+    /// This node's public key.
+    pub fn public(&self) -> NodeKey {
+        self.identity.public()
+    }
+
+    /// Seals `body` to peer `to`.
+    pub fn seal(&self, to: u32, body: &[u8]) -> Result<Vec<u8>, MeshError> {
+        if body.len() > MAX_BODY {
+            return Err(MeshError::TooLarge { len: body.len() });
+        }
+        let to_key = *self.pinned.get(&to).ok_or(MeshError::UnknownPeer { claimed: to })?;
+        let mut sending = self
+            .sending
+            .lock()
+            .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
+        let fresh = match sending.get(&to) {
+            Some(s) => s.next >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age,
+            None => true,
+        };
+        if fresh {
+            let (session, cipher) = initiate(&self.identity, self.me, to, &to_key)?;
+            sending.insert(
+                to,
+                Sending {
+                    session,
+                    cipher,
+                    next: 0,
+                    started: Instant::now(),
+                },
+            );
+        }
+        let state = sending
+            .get_mut(&to)
+            .ok_or_else(|| MeshError::Noise("session vanished".into()))?;
+        let counter = state.next;
+        state.next += 1;
+        let mut out = Vec::with_capacity(OVERHEAD + body.len());
+        out.push(VERSION);
+        out.extend_from_slice(&self.me.to_be_bytes());
+        out.extend_from_slice(&to.to_be_bytes());
+        out.extend_from_slice(&counter.to_be_bytes());
+        out.extend_from_slice(&state.session);
+        let ad_len = out.len();
+        out.extend_from_slice(body);
+        let (ad, plain) = out.split_at_mut(ad_len);
+        let tag = state
+            .cipher
+            .encrypt_in_place_detached(&nonce(counter), ad, plain)
+            .map_err(|_| MeshError::TooLarge { len: body.len() })?;
+        drop(sending);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens an envelope addressed to this node.
+    pub fn open(&self, envelope: &[u8]) -> Result<Opened, MeshError> {
+        let malformed = |reason: &str| MeshError::Malformed {
+            reason: reason.to_string(),
+        };
+        if envelope.len() < OVERHEAD {
+            return Err(malformed("shorter than its header, session and tag"));
+        }
+        let body_len = envelope.len() - OVERHEAD;
+        let (ad, rest) = envelope.split_at(HEADER_LEN + SESSION_LEN);
+        let (sealed, tag) = rest.split_at(body_len);
+        let (header, session) = ad.split_at(HEADER_LEN);
+        let field = |at: usize| -> [u8; 4] {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
+            b
+        };
+        let version = header.first().copied().unwrap_or_default();
+        if version != VERSION {
+            return Err(malformed(&format!("envelope version {version}, expected {VERSION}")));
+        }
+        let claimed = u32::from_be_bytes(field(1));
+        let to = u32::from_be_bytes(field(5));
+        let mut counter = [0u8; 8];
+        counter.copy_from_slice(header.get(9..17).unwrap_or(&[0; 8]));
+        let counter = u64::from_be_bytes(counter);
+        if to != self.me {
+            return Err(MeshError::NotForMe { to });
+        }
+        if body_len > MAX_BODY {
+            return Err(MeshError::TooLarge { len: body_len });
+        }
+        let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
+        let unauthenticated = MeshError::Unauthenticated { claimed };
+        let mut body = sealed.to_vec();
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| malformed("tag"))?;
+        let tag = &Tag::from(tag);
+        let opened = {
+            let receiving = self
+                .receiving
+                .lock()
+                .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
+            receiving
+                .get(&claimed)
+                .and_then(|known| known.iter().find(|r| r.session.as_slice() == session))
+                .map(|r| r.cipher.decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag))
+        };
+        match opened {
+            Some(result) => result.map_err(|_| unauthenticated)?,
+            None => {
+                // A session not seen yet (or forgotten): derive it, outside the lock.
+                let cipher = respond(&self.identity, claimed, self.me, &key, session)?;
+                cipher
+                    .decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag)
+                    .map_err(|_| unauthenticated)?;
+                let mut remembered = [0u8; SESSION_LEN];
+                remembered.copy_from_slice(session);
+                let mut receiving = self
+                    .receiving
+                    .lock()
+                    .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
+                let known = receiving.entry(claimed).or_default();
+                if !known.iter().any(|r| r.session == remembered) {
+                    known.push_front(Receiving {
+                        session: remembered,
+                        cipher,
+                    });
+                    known.truncate(REMEMBERED_SESSIONS);
+                }
+            }
+        }
+        Ok(Opened { from: claimed, body })
+    }
 }

@@ -23,10 +23,10 @@ use sigil_chain::registry::{Grant, Registry, Standing, SCOPE_PERSONAL_MESSAGE, S
 use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_SECS};
 use sigil_chain::{attestation_digest, attester_key_id, mint_key_id, ChainError};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
-use sigil_tss::ecdsa::sign_share;
+use sigil_tss::ecdsa::sign_share_derived;
 use sigil_tss::k256::{ProjectivePoint, Scalar};
 
-use crate::metrics::metric;
+use crate::metrics::{metric, SignPhase};
 use crate::net::{frames, NetError};
 use crate::node::{health, Fault, Node};
 use crate::pool::{allocate, pool_id};
@@ -477,7 +477,10 @@ async fn pkp_sign(
     let root = *keys.ecdsa.public_key();
     let public_key = node.pkp_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
+    let started = Instant::now();
     authorize(&node, request.auth_sig.as_ref(), &public_bytes, personal).await?;
+    node.metrics
+        .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
     threshold_share(&node, &root, key_id, hash, request_id).await.map(Json)
 }
@@ -733,7 +736,8 @@ pub(crate) async fn threshold_share(
     hash: [u8; 32],
     request_id: [u8; 16],
 ) -> Result<SignResponse, ApiError> {
-    let public_bytes = uncompressed(&node.pkp_public_key(root, &key_id));
+    let public_key = node.pkp_public_key(root, &key_id);
+    let public_bytes = uncompressed(&public_key);
     let digest = {
         let mut h = Sha256::new();
         h.update(key_id.0);
@@ -741,7 +745,10 @@ pub(crate) async fn threshold_share(
         hex::encode(h.finalize())
     };
     let request_id = hex::encode(request_id);
+    let started = Instant::now();
     let allocation = allocation(node, &request_id, &digest).await?;
+    node.metrics
+        .observe_phase(SignPhase::Allocate, started.elapsed().as_secs_f64());
     if !allocation.participants.contains(&node.me) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -758,9 +765,12 @@ pub(crate) async fn threshold_share(
         seq: allocation.seq,
     };
     let store = Arc::clone(&node.store);
+    let started = Instant::now();
     let taken = tokio::task::spawn_blocking(move || store.take_presignature(id))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    node.metrics
+        .observe_phase(SignPhase::Take, started.elapsed().as_secs_f64());
     let presignature = match taken {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -782,8 +792,11 @@ pub(crate) async fn threshold_share(
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
-    let mut share =
-        sign_share(presignature, root, &key_id, &hash, &entropy).map_err(|e| ApiError::internal(e.to_string()))?;
+    let started = Instant::now();
+    let mut share = sign_share_derived(presignature, &public_key, &key_id, &hash, &entropy)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    node.metrics
+        .observe_phase(SignPhase::Share, started.elapsed().as_secs_f64());
     if node.options.fault == Some(Fault::CorruptSignatureShares) {
         share.s += Scalar::ONE;
     }

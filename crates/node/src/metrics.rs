@@ -7,19 +7,81 @@ use std::sync::Mutex;
 const BOUNDS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Finer buckets for the phases of one sign request, which take tenths of milliseconds.
+const PHASE_BOUNDS: [f64; 10] = [0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0];
 
-#[derive(Default)]
 struct Histogram {
-    buckets: [u64; BOUNDS.len()],
+    bounds: &'static [f64],
+    buckets: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
-/// Request counts and latencies per endpoint.
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(self.bounds) {
+            if seconds <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name` with the label `label="value"`.
+    fn render(&self, out: &mut String, name: &str, label: &str, value: &str) {
+        for (bucket, bound) in self.buckets.iter().zip(self.bounds) {
+            let _ = writeln!(out, "{name}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {bucket}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{value}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{value}\"}} {}", self.count);
+    }
+}
+
+/// The phases of a sign request on one node, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignPhase {
+    /// Auth signature and chain permissions.
+    Authorize,
+    /// Getting this request's presignature from the allocator.
+    Allocate,
+    /// Marking the presignature used, durably.
+    Take,
+    /// Computing the signature share.
+    Share,
+}
+
+impl SignPhase {
+    /// Every phase, in order.
+    pub const ALL: [Self; 4] = [Self::Authorize, Self::Allocate, Self::Take, Self::Share];
+
+    /// The `phase` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Authorize => "authorize",
+            Self::Allocate => "allocate",
+            Self::Take => "take",
+            Self::Share => "share",
+        }
+    }
+}
+
+/// Request counts and latencies per endpoint, and the time sign requests spend in each phase.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    phases: Mutex<BTreeMap<SignPhase, Histogram>>,
 }
 
 impl Metrics {
@@ -29,14 +91,18 @@ impl Metrics {
             *map.entry((endpoint.to_string(), status)).or_default() += 1;
         }
         if let Ok(mut map) = self.latency.lock() {
-            let h = map.entry(endpoint.to_string()).or_default();
-            for (bucket, bound) in h.buckets.iter_mut().zip(BOUNDS) {
-                if seconds <= bound {
-                    *bucket += 1;
-                }
-            }
-            h.sum += seconds;
-            h.count += 1;
+            map.entry(endpoint.to_string())
+                .or_insert_with(|| Histogram::new(&BOUNDS))
+                .observe(seconds);
+        }
+    }
+
+    /// Records the time one sign request spent in `phase`.
+    pub fn observe_phase(&self, phase: SignPhase, seconds: f64) {
+        if let Ok(mut map) = self.phases.lock() {
+            map.entry(phase)
+                .or_insert_with(|| Histogram::new(&PHASE_BOUNDS))
+                .observe(seconds);
         }
     }
 
@@ -56,27 +122,14 @@ impl Metrics {
         out.push_str("# TYPE sigil_http_request_seconds histogram\n");
         if let Ok(map) = self.latency.lock() {
             for (endpoint, h) in map.iter() {
-                for (bucket, bound) in h.buckets.iter().zip(BOUNDS) {
-                    let _ = writeln!(
-                        out,
-                        "sigil_http_request_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {bucket}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "sigil_http_request_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "sigil_http_request_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "sigil_http_request_seconds_count{{endpoint=\"{endpoint}\"}} {}",
-                    h.count
-                );
+                h.render(out, "sigil_http_request_seconds", "endpoint", endpoint);
+            }
+        }
+        out.push_str("# HELP sigil_sign_phase_seconds Time sign requests spent in each phase on this node.\n");
+        out.push_str("# TYPE sigil_sign_phase_seconds histogram\n");
+        if let Ok(map) = self.phases.lock() {
+            for (phase, h) in map.iter() {
+                h.render(out, "sigil_sign_phase_seconds", "phase", phase.label());
             }
         }
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sigil_mesh::{open, seal, Identity, MeshError, NodeKey, Opened};
+use sigil_mesh::{Endpoint, Identity, MeshError, NodeKey, Opened, SessionPolicy};
 use tokio::sync::mpsc;
 
 /// Messages in one `POST /mesh/send`.
@@ -48,14 +48,13 @@ pub enum NetError {
 
 struct Peer {
     url: String,
-    key: NodeKey,
     queue: mpsc::UnboundedSender<Vec<u8>>,
 }
 
 /// This node's end of the mesh.
 pub struct Net {
     me: u32,
-    identity: Identity,
+    endpoint: Endpoint,
     peers: BTreeMap<u32, Peer>,
     http: reqwest::Client,
     up: Mutex<BTreeMap<u32, bool>>,
@@ -71,7 +70,7 @@ impl Net {
             .unwrap_or_default();
         let mut receivers = Vec::new();
         let mut map = BTreeMap::new();
-        for (id, url, key) in peers {
+        for (id, url, _) in peers {
             if *id == me {
                 continue;
             }
@@ -81,14 +80,14 @@ impl Net {
                 *id,
                 Peer {
                     url: url.clone(),
-                    key: *key,
                     queue: tx,
                 },
             );
         }
+        let pinned = peers.iter().map(|(id, _, key)| (*id, *key));
         let net = Arc::new(Self {
             me,
-            identity,
+            endpoint: Endpoint::new(me, identity, pinned, SessionPolicy::default()),
             peers: map,
             http,
             up: Mutex::new(BTreeMap::new()),
@@ -115,7 +114,7 @@ impl Net {
     /// Sends `body` to `to` and waits for its sealed reply.
     pub async fn call(&self, to: u32, body: &[u8], timeout: Duration) -> Result<Vec<u8>, NetError> {
         let peer = self.peers.get(&to).ok_or(NetError::UnknownPeer(to))?;
-        let envelope = seal(&self.identity, self.me, to, &peer.key, body)?;
+        let envelope = self.endpoint.seal(to, body)?;
         let unreachable = |e: reqwest::Error| NetError::Unreachable {
             node: to,
             reason: e.to_string(),
@@ -150,18 +149,15 @@ impl Net {
 
     /// Opens an envelope addressed to this node.
     pub fn open(&self, envelope: &[u8]) -> Result<Opened, MeshError> {
-        open(
-            &self.identity,
-            self.me,
-            |id| self.peers.get(&id).map(|p| p.key),
-            envelope,
-        )
+        self.endpoint.open(envelope)
     }
 
     /// Seals a reply to `to`.
     pub fn seal_to(&self, to: u32, body: &[u8]) -> Result<Vec<u8>, NetError> {
-        let peer = self.peers.get(&to).ok_or(NetError::UnknownPeer(to))?;
-        Ok(seal(&self.identity, self.me, to, &peer.key, body)?)
+        if !self.peers.contains_key(&to) {
+            return Err(NetError::UnknownPeer(to));
+        }
+        Ok(self.endpoint.seal(to, body)?)
     }
 
     /// Records whether `peer` answered its last message.
@@ -208,7 +204,7 @@ async fn sender(net: std::sync::Weak<Net>, to: u32, mut rx: mpsc::UnboundedRecei
         }
         let mut body = Vec::new();
         for message in &batch {
-            match seal(&net.identity, net.me, to, &peer.key, message) {
+            match net.endpoint.seal(to, message) {
                 Ok(envelope) => {
                     body.extend_from_slice(&(envelope.len() as u32).to_be_bytes());
                     body.extend_from_slice(&envelope);

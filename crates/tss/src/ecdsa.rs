@@ -61,7 +61,8 @@ use cait_sith::triples::{generate_triple, TripleGenerationOutput, TriplePub, Tri
 use cait_sith::{presign, KeygenOutput, PresignArguments, PresignOutput};
 use ff::PrimeField;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
-use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::group::Group;
+use k256::elliptic_curve::ops::{Invert, LinearCombination, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
@@ -382,8 +383,22 @@ pub fn sign_share(
     msg_hash: &[u8; 32],
     entropy: &[u8; 32],
 ) -> Result<SignatureShare, TssError> {
-    let tweak = derivation_tweak(key_id);
     let public_key = derive_public_key(root_public_key, key_id);
+    sign_share_derived(presignature, &public_key, key_id, msg_hash, entropy)
+}
+
+/// [`sign_share`] for a caller that already holds the PKP key `pkp_public_key`, which must be
+/// `derive_public_key(root, key_id)` (a node keeps them): saves one scalar multiplication. With
+/// another key the share is wrong, and combining names this party.
+pub fn sign_share_derived(
+    presignature: Presignature,
+    pkp_public_key: &ProjectivePoint,
+    key_id: &KeyId,
+    msg_hash: &[u8; 32],
+    entropy: &[u8; 32],
+) -> Result<SignatureShare, TssError> {
+    let tweak = derivation_tweak(key_id);
+    let public_key = *pkp_public_key;
     let delta = rerandomizer(
         &public_key,
         msg_hash,
@@ -443,6 +458,31 @@ fn compressed(point: &AffinePoint) -> [u8; 33] {
 
 fn message_scalar(msg_hash: &[u8; 32]) -> Scalar {
     <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*msg_hash))
+}
+
+/// Verifies the ECDSA signature `(r, s)` of `msg_hash` under `public_key` and returns its recovery
+/// id, read off the one point verification computes, `R = s⁻¹·(m·G + r·Q)`: bit 0 is the parity of
+/// `R.y`, bit 1 says `R.x ≥ n`. One multi-scalar multiplication, where trying recovery ids costs
+/// up to four recoveries.
+fn verify_recovering(public_key: &ProjectivePoint, msg_hash: &[u8; 32], r: &Scalar, s: &Scalar) -> Option<u8> {
+    if bool::from(r.is_zero()) || bool::from(s.is_high()) {
+        return None;
+    }
+    let s_inv: Scalar = Option::from(Invert::invert_vartime(s))?;
+    let u1 = message_scalar(msg_hash) * s_inv;
+    let u2 = *r * s_inv;
+    let point = ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &u1, public_key, &u2);
+    if bool::from(point.is_identity()) {
+        return None;
+    }
+    let point = point.to_affine();
+    let x = point.x();
+    let reduced = <Scalar as Reduce<U256>>::reduce_bytes(&x);
+    if reduced != *r {
+        return None;
+    }
+    let overflow = reduced.to_repr() != x;
+    Some(point.y_is_odd().unwrap_u8() | (u8::from(overflow) << 1))
 }
 
 fn x_scalar(point: &AffinePoint) -> Scalar {
@@ -541,8 +581,9 @@ pub fn combine_naming(
             need: threshold.max(2),
         });
     }
-    let vk = VerifyingKey::from_affine(public_key.to_affine())
-        .map_err(|_| TssError::BadParameters("public key is the identity".into()))?;
+    if bool::from(public_key.is_identity()) {
+        return Err(TssError::BadParameters("public key is the identity".into()));
+    }
     let r = x_scalar(&big_r);
     let parties: Vec<PartyId> = by_party.keys().copied().collect();
     let attempt = |subset: &[PartyId]| -> Option<EcdsaSignature> {
@@ -554,12 +595,11 @@ pub fn combine_naming(
         if bool::from(s.is_high()) {
             s = -s;
         }
-        let sig = Signature::from_scalars(r.to_repr(), s.to_repr()).ok()?;
-        let recovery_id = RecoveryId::trial_recovery_from_prehash(&vk, msg_hash, &sig).ok()?;
+        let recovery_id = verify_recovering(public_key, msg_hash, &r, &s)?;
         Some(EcdsaSignature {
             r: r.to_repr().into(),
             s: s.to_repr().into(),
-            recovery_id: recovery_id.to_byte(),
+            recovery_id,
         })
     };
     let mut subset: Vec<usize> = (0..threshold).collect();
@@ -650,4 +690,34 @@ fn consistent_shares(shares: &[SignatureShare]) -> Result<BTreeMap<PartyId, &Sig
         }
     }
     Ok(by_party)
+}
+
+#[cfg(test)]
+mod tests {
+    use k256::ecdsa::SigningKey;
+
+    use super::*;
+
+    /// The recovery id read off the verification point is the one k256 signs with, for both
+    /// parities; a signature under another key, another message or with high s is refused.
+    #[test]
+    fn verification_yields_the_signers_recovery_id() {
+        let mut seen = [false; 2];
+        for i in 0u8..64 {
+            let key = SigningKey::from_bytes(&FieldBytes::from([i.wrapping_add(1); 32])).unwrap();
+            let public = ProjectivePoint::from(*key.verifying_key().as_affine());
+            let hash = [i.wrapping_mul(37); 32];
+            let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
+            let (r, s) = (*sig.r(), *sig.s());
+            assert_eq!(verify_recovering(&public, &hash, &r, &s), Some(recid.to_byte()));
+            seen[usize::from(recid.to_byte() & 1)] = true;
+            assert_eq!(verify_recovering(&public, &[i ^ 0xff; 32], &r, &s), None);
+            assert_eq!(
+                verify_recovering(&(public + ProjectivePoint::GENERATOR), &hash, &r, &s),
+                None
+            );
+            assert_eq!(verify_recovering(&public, &hash, &r, &-s), None, "high s");
+        }
+        assert_eq!(seen, [true, true], "both parities were exercised");
+    }
 }

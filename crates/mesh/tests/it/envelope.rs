@@ -1,56 +1,128 @@
-use sigil_mesh::{open, seal, Identity, MeshError, NodeKey, MAX_BODY};
+use std::time::Duration;
+
+use sigil_mesh::{Endpoint, Identity, MeshError, NodeKey, SessionPolicy, MAX_BODY, OVERHEAD};
+
+/// Where the session handshake sits in an envelope (after version, from, to, counter).
+const SESSION: std::ops::Range<usize> = 17..65;
 
 struct Net {
-    nodes: Vec<Identity>,
+    secrets: Vec<[u8; 32]>,
+    nodes: Vec<Endpoint>,
 }
 
 impl Net {
     fn new(n: usize) -> Self {
-        Self {
-            nodes: (0..n).map(|_| Identity::generate().unwrap()).collect(),
-        }
+        Self::with_policy(n, SessionPolicy::default())
     }
 
-    fn pinned(&self) -> impl Fn(u32) -> Option<NodeKey> + '_ {
-        |i| self.nodes.get(i as usize).map(Identity::public)
+    fn with_policy(n: usize, policy: SessionPolicy) -> Self {
+        let secrets: Vec<[u8; 32]> = (0..n).map(|_| *Identity::generate().unwrap().secret_bytes()).collect();
+        let mut net = Self {
+            secrets,
+            nodes: Vec::new(),
+        };
+        net.nodes = (0..n as u32).map(|i| net.endpoint(i, policy)).collect();
+        net
+    }
+
+    fn pinned(&self) -> Vec<(u32, NodeKey)> {
+        (0..self.secrets.len() as u32)
+            .map(|i| (i, Identity::from_secret(self.secrets[i as usize]).public()))
+            .collect()
+    }
+
+    /// A fresh endpoint for node `i`, as after a restart: no sessions remembered.
+    fn endpoint(&self, i: u32, policy: SessionPolicy) -> Endpoint {
+        Endpoint::new(
+            i,
+            Identity::from_secret(self.secrets[i as usize]),
+            self.pinned(),
+            policy,
+        )
     }
 
     fn seal(&self, from: u32, to: u32, body: &[u8]) -> Vec<u8> {
-        seal(
-            &self.nodes[from as usize],
-            from,
-            to,
-            &self.nodes[to as usize].public(),
-            body,
-        )
-        .unwrap()
+        self.nodes[from as usize].seal(to, body).unwrap()
     }
 
     fn open(&self, me: u32, envelope: &[u8]) -> Result<(u32, Vec<u8>), MeshError> {
-        open(&self.nodes[me as usize], me, self.pinned(), envelope).map(|o| (o.from, o.body))
+        self.nodes[me as usize].open(envelope).map(|o| (o.from, o.body))
     }
 }
 
 #[test]
 fn bodies_of_every_size_round_trip() {
     let net = Net::new(2);
-    for len in [0usize, 1, 64_999, 65_000, 65_001, 200_000] {
+    for len in [0usize, 1, 64_999, 65_536, 200_000] {
         let body: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let envelope = net.seal(0, 1, &body);
-        assert_eq!(net.open(1, &envelope).unwrap(), (0, body), "length {len}");
+        assert_eq!(envelope.len(), OVERHEAD + len);
+        assert_eq!(net.open(1, &envelope).unwrap(), (0, body.clone()), "length {len}");
+        let back = net.seal(1, 0, &body);
+        assert_eq!(net.open(0, &back).unwrap(), (1, body), "length {len}, reply");
     }
+}
+
+#[test]
+fn a_session_is_reused_then_replaced() {
+    let policy = SessionPolicy {
+        max_messages: 3,
+        max_age: Duration::from_secs(3600),
+    };
+    let net = Net::with_policy(2, policy);
+    let envelopes: Vec<Vec<u8>> = (0..7u8).map(|i| net.seal(0, 1, &[i])).collect();
+    let sessions: Vec<&[u8]> = envelopes.iter().map(|e| &e[SESSION]).collect();
+    assert!(
+        sessions[0] == sessions[1] && sessions[1] == sessions[2],
+        "three envelopes per session"
+    );
+    assert!(sessions[2] != sessions[3] && sessions[3] == sessions[5] && sessions[5] != sessions[6]);
+    // Every envelope opens, in any order, on a recipient that remembers the sessions and on one
+    // that just restarted.
+    for (i, envelope) in envelopes.iter().enumerate().rev() {
+        assert_eq!(net.open(1, envelope).unwrap(), (0, vec![i as u8]));
+        let restarted = net.endpoint(1, policy);
+        assert_eq!(restarted.open(envelope).unwrap().body, vec![i as u8]);
+    }
+    // A restarted sender starts a new session that its peer opens.
+    let restarted = net.endpoint(0, policy);
+    let envelope = restarted.seal(1, b"back").unwrap();
+    assert!(!sessions.contains(&&envelope[SESSION]));
+    assert_eq!(net.open(1, &envelope).unwrap(), (0, b"back".to_vec()));
+
+    let aged = Net::with_policy(
+        2,
+        SessionPolicy {
+            max_messages: 1000,
+            max_age: Duration::ZERO,
+        },
+    );
+    let (a, b) = (aged.seal(0, 1, b"a"), aged.seal(0, 1, b"b"));
+    assert_ne!(a[SESSION], b[SESSION], "an expired session is replaced");
 }
 
 #[test]
 fn a_node_cannot_speak_for_another() {
     let net = Net::new(3);
-    // Node 2 writes "from 0" with its own key: node 1 checks against node 0's pinned key.
-    let forged = seal(&net.nodes[2], 0, 1, &net.nodes[1].public(), b"sign this").unwrap();
+    // Node 2 claims to be node 0, with its own key.
+    let impostor = Endpoint::new(
+        0,
+        Identity::from_secret(net.secrets[2]),
+        net.pinned(),
+        SessionPolicy::default(),
+    );
+    let forged = impostor.seal(1, b"sign this").unwrap();
     assert_eq!(net.open(1, &forged), Err(MeshError::Unauthenticated { claimed: 0 }));
-    // Relabelling a genuine envelope from node 0 as coming from node 2 fails too.
+    // A genuine envelope (its session now known to node 1) relabelled as coming from node 2.
     let mut relabelled = net.seal(0, 1, b"hello");
+    net.open(1, &relabelled).unwrap();
     relabelled[1..5].copy_from_slice(&2u32.to_be_bytes());
     assert_eq!(net.open(1, &relabelled), Err(MeshError::Unauthenticated { claimed: 2 }));
+    // Node 0's known session, carrying a body made up by someone else.
+    let mut swapped = net.seal(0, 1, b"pay alice");
+    let tail = swapped.len() - b"pay alice".len() - 16;
+    swapped[tail..tail + 9].copy_from_slice(b"pay mallo");
+    assert_eq!(net.open(1, &swapped), Err(MeshError::Unauthenticated { claimed: 0 }));
 }
 
 #[test]
@@ -58,7 +130,6 @@ fn only_the_addressee_can_open() {
     let net = Net::new(3);
     let envelope = net.seal(0, 1, b"for node 1");
     assert_eq!(net.open(2, &envelope), Err(MeshError::NotForMe { to: 1 }));
-    // Readdressed to node 2, it does not decrypt with node 2's key.
     let mut readdressed = envelope.clone();
     readdressed[5..9].copy_from_slice(&2u32.to_be_bytes());
     assert_eq!(
@@ -70,36 +141,44 @@ fn only_the_addressee_can_open() {
 #[test]
 fn strangers_and_self_addressed_envelopes_are_refused() {
     let net = Net::new(2);
-    let stranger = Identity::generate().unwrap();
-    let envelope = seal(&stranger, 9, 1, &net.nodes[1].public(), b"hi").unwrap();
+    let stranger = Endpoint::new(9, Identity::generate().unwrap(), net.pinned(), SessionPolicy::default());
+    let envelope = stranger.seal(1, b"hi").unwrap();
     assert_eq!(net.open(1, &envelope), Err(MeshError::UnknownPeer { claimed: 9 }));
-    let to_self = net.seal(1, 1, b"me");
+    assert_eq!(net.nodes[1].seal(1, b"me"), Err(MeshError::UnknownPeer { claimed: 1 }));
+    let mut to_self = net.seal(0, 1, b"me");
+    to_self[1..5].copy_from_slice(&1u32.to_be_bytes());
     assert_eq!(net.open(1, &to_self), Err(MeshError::UnknownPeer { claimed: 1 }));
 }
 
 #[test]
 fn every_damaged_byte_and_every_truncation_is_refused() {
     let net = Net::new(2);
+    let first = net.seal(0, 1, b"opens the session");
     let envelope = net.seal(0, 1, b"a short protocol message");
-    for at in 0..envelope.len() {
-        for bit in [0x01u8, 0x80] {
-            let mut bad = envelope.clone();
-            bad[at] ^= bit;
-            assert!(net.open(1, &bad).is_err(), "flip {bit:#x} at {at} went unnoticed");
+    // Once against a recipient that knows the session, once against one that does not.
+    for warm in [true, false] {
+        let recipient = net.endpoint(1, SessionPolicy::default());
+        if warm {
+            recipient.open(&first).unwrap();
         }
+        for at in 0..envelope.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut bad = envelope.clone();
+                bad[at] ^= bit;
+                assert!(
+                    recipient.open(&bad).is_err(),
+                    "flip {bit:#x} at {at} went unnoticed (warm {warm})"
+                );
+            }
+        }
+        for cut in 0..envelope.len() {
+            assert!(recipient.open(&envelope[..cut]).is_err(), "truncation to {cut}");
+        }
+        let mut longer = envelope.clone();
+        longer.extend_from_slice(&[0u8; 16]);
+        assert!(recipient.open(&longer).is_err());
+        assert_eq!(recipient.open(&envelope).unwrap().body, b"a short protocol message");
     }
-    for cut in 0..envelope.len() {
-        assert!(net.open(1, &envelope[..cut]).is_err(), "truncation to {cut}");
-    }
-    // Dropping the last chunk of a multi-chunk body is caught by the authenticated length.
-    let long = net.seal(0, 1, &vec![1u8; 100_000]);
-    assert!(matches!(
-        net.open(1, &long[..long.len() - 35_016]),
-        Err(MeshError::Malformed { .. })
-    ));
-    let mut longer = envelope.clone();
-    longer.extend_from_slice(&[0u8; 16]);
-    assert!(net.open(1, &longer).is_err());
 }
 
 #[test]
@@ -107,12 +186,12 @@ fn oversized_bodies_are_refused_on_both_ends() {
     let net = Net::new(2);
     let big = vec![0u8; MAX_BODY + 1];
     assert_eq!(
-        seal(&net.nodes[0], 0, 1, &net.nodes[1].public(), &big),
+        net.nodes[0].seal(1, &big),
         Err(MeshError::TooLarge { len: MAX_BODY + 1 })
     );
-    let mut header = net.seal(0, 1, b"x");
-    header[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(net.open(1, &header), Err(MeshError::TooLarge { .. })));
+    let mut envelope = net.seal(0, 1, b"x");
+    envelope.resize(OVERHEAD + MAX_BODY + 1, 0);
+    assert!(matches!(net.open(1, &envelope), Err(MeshError::TooLarge { .. })));
 }
 
 #[test]
@@ -126,4 +205,7 @@ fn identities_restore_from_their_secret_and_stay_redacted() {
         printed.contains("<redacted>") && !printed.contains(&hex::encode(id.secret_bytes())),
         "{printed}"
     );
+    let endpoint = Endpoint::new(0, id, [], SessionPolicy::default());
+    let printed = format!("{endpoint:?}");
+    assert!(!printed.contains(&hex::encode(restored.secret_bytes())), "{printed}");
 }
