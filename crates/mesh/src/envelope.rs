@@ -9,7 +9,8 @@
 //!
 //! `k` is the initiator's sending key from the `K` handshake in `session`. `K` gives the recipient
 //! proof that the sender holds the private key pinned for `from` (the `ss` term) and encrypts to the
-//! recipient's static key with the sender's ephemeral key (`es`).
+//! recipient's static key with the sender's ephemeral key (`es`). (Like every one-message pattern,
+//! `K` cannot stop someone who has stolen the recipient's static key from forging envelopes to it.)
 //!
 //! A sender keeps one session per peer and reuses it for [`SessionPolicy::max_messages`] envelopes
 //! or [`SessionPolicy::max_age`], whichever ends first, counting envelopes in `counter` (the AEAD
@@ -20,15 +21,17 @@
 //! any restart.
 //!
 //! A network attacker can replay a whole envelope: protocol messages are bound to one session id
-//! and idempotent, so a replay changes nothing.
+//! and idempotent, so a replay changes nothing. A replayed reply to a call is not bound to its
+//! request either, so callers check that a reply answers what they asked (an allocation names the
+//! request's digest).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 use crate::{Identity, NodeKey};
 
@@ -110,8 +113,10 @@ pub struct SessionPolicy {
 }
 
 impl Default for SessionPolicy {
-    /// A new session every 100 000 envelopes or 5 minutes: the ephemeral secret in memory then
-    /// opens at most that much traffic, and the handshake costs nothing measurable.
+    /// A new session every 100 000 envelopes or 5 minutes: the handshake then costs nothing
+    /// measurable, and the sending key a sender holds in memory opens at most that much traffic.
+    /// (Recipients keep the keys of a peer's last four sessions; and whoever holds a recipient's
+    /// static key can open everything sent to it, as with any one-message Noise pattern.)
     fn default() -> Self {
         Self {
             max_messages: 100_000,
@@ -140,6 +145,15 @@ fn nonce(counter: u64) -> Nonce {
     Nonce::from(bytes)
 }
 
+/// The AEAD under the initiator's sending key of a finished handshake; both raw keys are wiped.
+fn sending_cipher(handshake: &mut snow::HandshakeState) -> ChaCha20Poly1305 {
+    let (mut send, mut receive) = handshake.dangerously_get_raw_split();
+    let cipher = ChaCha20Poly1305::new(&send.into());
+    send.zeroize();
+    receive.zeroize();
+    cipher
+}
+
 /// Starts a session from `from` (holding `me`) to `to`: the `K` handshake message and the key it
 /// gives the initiator for sending.
 fn initiate(
@@ -162,9 +176,7 @@ fn initiate(
             "handshake message of {n} bytes, expected {SESSION_LEN}"
         )));
     }
-    let (send, _) = handshake.dangerously_get_raw_split();
-    let send = Zeroizing::new(send);
-    Ok((message, ChaCha20Poly1305::new(send.as_ref().into())))
+    Ok((message, sending_cipher(&mut handshake)))
 }
 
 /// Reads a session's handshake `message`, claimed to come from `from` (pinned as `from_key`), at
@@ -186,9 +198,7 @@ fn respond(
     handshake
         .read_message(message, &mut [])
         .map_err(|_| MeshError::Unauthenticated { claimed: from })?;
-    let (send, _) = handshake.dangerously_get_raw_split();
-    let send = Zeroizing::new(send);
-    Ok(ChaCha20Poly1305::new(send.as_ref().into()))
+    Ok(sending_cipher(&mut handshake))
 }
 
 struct Sending {
@@ -258,45 +268,50 @@ impl Endpoint {
             return Err(MeshError::TooLarge { len: body.len() });
         }
         let to_key = *self.pinned.get(&to).ok_or(MeshError::UnknownPeer { claimed: to })?;
-        let mut sending = self
-            .sending
-            .lock()
-            .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
-        let fresh = match sending.get(&to) {
-            Some(s) => s.next >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age,
-            None => true,
+        let expired = |s: &Sending| s.next >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age;
+        let mut started: Option<([u8; SESSION_LEN], ChaCha20Poly1305)> = None;
+        // Reserve a counter under the lock; the handshake and the encryption run outside it.
+        let (session, cipher, counter) = loop {
+            let mut sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((session, cipher)) = started.take() {
+                // Ours, unless another thread started one meanwhile that is still good.
+                if sending.get(&to).is_none_or(expired) {
+                    sending.insert(
+                        to,
+                        Sending {
+                            session,
+                            cipher: cipher.clone(),
+                            next: 1,
+                            started: Instant::now(),
+                        },
+                    );
+                    break (session, cipher, 0);
+                }
+            }
+            match sending.get_mut(&to) {
+                Some(state) if !expired(state) => {
+                    let counter = state.next;
+                    state.next += 1;
+                    break (state.session, state.cipher.clone(), counter);
+                }
+                _ => {
+                    drop(sending);
+                    started = Some(initiate(&self.identity, self.me, to, &to_key)?);
+                }
+            }
         };
-        if fresh {
-            let (session, cipher) = initiate(&self.identity, self.me, to, &to_key)?;
-            sending.insert(
-                to,
-                Sending {
-                    session,
-                    cipher,
-                    next: 0,
-                    started: Instant::now(),
-                },
-            );
-        }
-        let state = sending
-            .get_mut(&to)
-            .ok_or_else(|| MeshError::Noise("session vanished".into()))?;
-        let counter = state.next;
-        state.next += 1;
         let mut out = Vec::with_capacity(OVERHEAD + body.len());
         out.push(VERSION);
         out.extend_from_slice(&self.me.to_be_bytes());
         out.extend_from_slice(&to.to_be_bytes());
         out.extend_from_slice(&counter.to_be_bytes());
-        out.extend_from_slice(&state.session);
+        out.extend_from_slice(&session);
         let ad_len = out.len();
         out.extend_from_slice(body);
         let (ad, plain) = out.split_at_mut(ad_len);
-        let tag = state
-            .cipher
+        let tag = cipher
             .encrypt_in_place_detached(&nonce(counter), ad, plain)
             .map_err(|_| MeshError::TooLarge { len: body.len() })?;
-        drop(sending);
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -338,18 +353,19 @@ impl Endpoint {
         let mut body = sealed.to_vec();
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| malformed("tag"))?;
         let tag = &Tag::from(tag);
-        let opened = {
-            let receiving = self
-                .receiving
-                .lock()
-                .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
-            receiving
-                .get(&claimed)
-                .and_then(|known| known.iter().find(|r| r.session.as_slice() == session))
-                .map(|r| r.cipher.decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag))
-        };
-        match opened {
-            Some(result) => result.map_err(|_| unauthenticated)?,
+        // The lock only finds the session; decryption runs outside it, so a large body does not
+        // hold up other envelopes.
+        let known = self
+            .receiving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&claimed)
+            .and_then(|known| known.iter().find(|r| r.session.as_slice() == session))
+            .map(|r| r.cipher.clone());
+        match known {
+            Some(cipher) => cipher
+                .decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag)
+                .map_err(|_| unauthenticated)?,
             None => {
                 // A session not seen yet (or forgotten): derive it, outside the lock.
                 let cipher = respond(&self.identity, claimed, self.me, &key, session)?;
@@ -358,10 +374,7 @@ impl Endpoint {
                     .map_err(|_| unauthenticated)?;
                 let mut remembered = [0u8; SESSION_LEN];
                 remembered.copy_from_slice(session);
-                let mut receiving = self
-                    .receiving
-                    .lock()
-                    .map_err(|_| MeshError::Noise("session lock poisoned".into()))?;
+                let mut receiving = self.receiving.lock().unwrap_or_else(PoisonError::into_inner);
                 let known = receiving.entry(claimed).or_default();
                 if !known.iter().any(|r| r.session == remembered) {
                     known.push_front(Receiving {

@@ -764,11 +764,8 @@ pub(crate) async fn threshold_share(
         pool: pool_id(node, allocation.pool),
         seq: allocation.seq,
     };
-    let store = Arc::clone(&node.store);
     let started = Instant::now();
-    let taken = tokio::task::spawn_blocking(move || store.take_presignature(id))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let taken = node.taker.take(id).await;
     node.metrics
         .observe_phase(SignPhase::Take, started.elapsed().as_secs_f64());
     let presignature = match taken {
@@ -825,7 +822,13 @@ async fn allocation(node: &Arc<Node>, request: &str, digest: &str) -> Result<All
         match node.net.call(*id, &call, ALLOCATOR_CALL).await {
             Ok(bytes) => {
                 return match serde_json::from_slice::<Reply>(&bytes) {
-                    Ok(Reply::Allocated(a)) => Ok(a),
+                    // A reply is not bound to its call: one for another request is refused here.
+                    Ok(Reply::Allocated(a)) if a.digest == digest => Ok(a),
+                    Ok(Reply::Allocated(_)) => Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "ALLOCATOR_ERROR",
+                        format!("node {id} answered with the allocation of another request"),
+                    )),
                     Ok(Reply::Error { code, message }) => Err(ApiError::from_code(&code, message)),
                     _ => Err(ApiError::new(
                         StatusCode::BAD_GATEWAY,

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::pool::Pool;
 use crate::session::Sessions;
-use crate::store::{StorageKey, Store, StoreError};
+use crate::store::{StorageKey, Store, StoreError, Taker};
 use crate::wire::{Call, Reply};
 
 /// Name of the data file inside the data directory.
@@ -114,6 +114,8 @@ pub struct Node {
     pub threshold: usize,
     /// The data file.
     pub store: Arc<Store>,
+    /// Takes presignatures for sign requests, many per durable commit.
+    pub taker: Taker,
     /// The mesh.
     pub net: Arc<Net>,
     /// Running protocol sessions.
@@ -270,10 +272,12 @@ pub async fn run(
         })?;
     let net = Net::start(me, identity, &settings.peers);
     let threshold = settings.threshold;
+    let taker = Taker::start(Arc::clone(&store))?;
     let node = Arc::new(Node {
         me,
         threshold,
         store,
+        taker,
         net,
         sessions: Arc::new(Sessions::default()),
         pool: Pool::default(),

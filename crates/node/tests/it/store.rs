@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use redb::ReadableTable;
 
-use sigil_node::store::{PresignatureId, StorageKey, Store, StoreError};
+use sigil_node::store::{PresignatureId, StorageKey, Store, StoreError, Taker};
 use sigil_tss::ecdsa::{self, Presignature};
 use sigil_tss::{run_in_memory, Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
@@ -167,6 +167,72 @@ fn concurrent_takers_never_share_a_presignature() {
     assert_eq!(all.len(), 24, "every presignature taken exactly once: {taken:?}");
     assert_eq!(all.iter().copied().collect::<BTreeSet<_>>().len(), 24);
     assert_eq!(store.presignature_count().unwrap(), 0);
+}
+
+#[test]
+fn one_transaction_takes_many_and_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        for seq in [1, 2, 3] {
+            store
+                .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+        assert!(store.take_presignature(id(3)).unwrap().is_some());
+        let answers = store.take_presignatures(&[id(1), id(2), id(1), id(3), id(9)]);
+        assert!(matches!(answers[0], Ok(Some(_))));
+        assert!(matches!(answers[1], Ok(Some(_))));
+        assert!(
+            matches!(answers[2], Err(StoreError::AlreadyUsed(_))),
+            "the same id twice in a batch"
+        );
+        assert!(matches!(answers[3], Err(StoreError::AlreadyUsed(_))), "taken before");
+        assert!(matches!(answers[4], Ok(None)), "an empty slot");
+    }
+    // After a restart the batch is on disk: both are used, none is left.
+    let store = Store::open(&path, &key).unwrap();
+    assert!(store.is_used(id(1)).unwrap() && store.is_used(id(2)).unwrap());
+    assert_eq!(store.presignature_count().unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    {
+        let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+        for seq in 0..32 {
+            store
+                .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+        let taker = std::sync::Arc::new(Taker::start(std::sync::Arc::clone(&store)).unwrap());
+        // 128 requests, four for each slot, all at once.
+        let requests: Vec<_> = (0..128u64)
+            .map(|i| {
+                let taker = std::sync::Arc::clone(&taker);
+                tokio::spawn(async move { (i % 32, taker.take(id(i % 32)).await) })
+            })
+            .collect();
+        let mut given = Vec::new();
+        for request in requests {
+            match request.await.unwrap() {
+                (seq, Ok(Some(_))) => given.push(seq),
+                (_, Err(StoreError::AlreadyUsed(_))) => {}
+                (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+            }
+        }
+        given.sort_unstable();
+        assert_eq!(given, (0..32).collect::<Vec<_>>(), "each slot handed out exactly once");
+    }
+    let store = Store::open(&path, &key).unwrap();
+    assert!((0..32).all(|seq| store.is_used(id(seq)).unwrap()));
 }
 
 #[test]
