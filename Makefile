@@ -14,13 +14,14 @@ dev: contracts
 	$(CARGO) build --release -p sigil
 	./target/release/sigil dev --nodes $(NODES) --dir .sigil
 
-## Everything CI runs: formatting, lints (also on tests and benches), contract tests, all tests, doc tests, a demo run.
+## Everything CI runs: formatting, lints (also on tests and benches), contract tests, all tests (with the
+## test-only fault switches compiled in: `--features sigil/test-faults`), doc tests, a demo run.
 test: lint contracts
 	cd contracts && $(FORGE) test
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+		$(CARGO) nextest run --workspace --no-fail-fast --features sigil/test-faults; \
 	else \
-		$(CARGO) test --workspace --no-fail-fast --lib --bins --tests; \
+		$(CARGO) test --workspace --no-fail-fast --lib --bins --tests --features sigil/test-faults; \
 	fi
 	$(CARGO) test --workspace --doc
 	$(CARGO) run -q -p sigil -- demo --nodes 3 > /dev/null
@@ -39,7 +40,7 @@ contracts: tools
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features sigil/test-faults -- -D warnings
 
 ## Criterion benchmarks of the threshold core and the mesh envelopes, then signing on a real 5-node network (several minutes on 2 cores).
 bench:

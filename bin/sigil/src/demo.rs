@@ -63,12 +63,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     let signers: Vec<PartyId> = parties.iter().copied().take(t).collect();
     step(&format!(
-        "4. Presign (offline phase): 2 triples among all {n}, then a presignature among parties {}",
+        "4. Presign (offline phase): 2 triples and a presignature among exactly t = {t} parties {} (its signing set)",
         list(&signers)
     ));
     let presignatures = timed(|| -> anyhow::Result<_> {
-        let mut t0 = triples(&parties, t, "triple-0")?;
-        let mut t1 = triples(&parties, t, "triple-1")?;
+        let mut t0 = triples(&signers, t, "triple-0")?;
+        let mut t1 = triples(&signers, t, "triple-1")?;
         let runs = ecdsa_keys
             .iter()
             .filter(|k| signers.contains(&k.me()))

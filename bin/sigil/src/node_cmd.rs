@@ -9,7 +9,9 @@ use std::sync::Arc;
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::registry::Registry;
 use sigil_node::config::PeerConfig;
-use sigil_node::{Fault, NodeConfig, RunOptions};
+#[cfg(feature = "test-faults")]
+use sigil_node::Fault;
+use sigil_node::{NodeConfig, RunOptions};
 
 /// Options of `sigil node`.
 #[derive(clap::Args)]
@@ -17,7 +19,9 @@ pub struct Args {
     /// The node's configuration file.
     #[arg(long)]
     config: PathBuf,
-    /// Misbehave on purpose, for robustness tests only (corrupt-signature-shares).
+    /// Misbehave on purpose, for robustness tests only (corrupt-signature-shares, double-bind,
+    /// silent-presigner). Exists only in builds with the `test-faults` feature.
+    #[cfg(feature = "test-faults")]
     #[arg(long, hide = true)]
     fault: Option<Fault>,
 }
@@ -67,6 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let options = RunOptions {
         registry,
+        #[cfg(feature = "test-faults")]
         fault: args.fault,
     };
     sigil_node::run(settings, options, shutdown()).await?;

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::stream::StreamExt;
 use sigil_primitives::{Cid, ExecuteResponse, StoredAction};
 use sigil_tss::derive::{checksum_address, eth_address};
-use sigil_tss::ecdsa::{combine_naming, SignatureShare};
+use sigil_tss::ecdsa::{combine, SignatureShare};
 use sigil_tss::PartyId;
 
 use crate::{decode_point, request_id, AuthSig, Client, ClientError, NodeFailure, SignOutcome};
@@ -184,7 +184,7 @@ impl Client {
             None => first.response.clone(),
         };
         let mut signatures = BTreeMap::new();
-        let mut bad_nodes = Vec::new();
+        let mut bad_nodes: Vec<(u32, String)> = Vec::new();
         for (name, entry) in &first.signatures {
             let point = decode_point(&entry.public_key)?;
             let hash: [u8; 32] = hex::decode(&entry.to_sign).ok()?.try_into().ok()?;
@@ -199,8 +199,16 @@ impl Client {
             if shares.len() < self.threshold {
                 return None;
             }
-            let (signature, bad) = combine_naming(&point, &hash, self.threshold, &shares).ok()?;
-            bad_nodes.extend(bad.iter().map(|p| (p.0, name.clone())));
+            let signature = match combine(&point, &hash, self.threshold, &shares) {
+                Ok(signature) => signature,
+                Err(e) => {
+                    // Exactly the signing set's t shares combine; a wrong one is named, and this
+                    // signature cannot be made from this run.
+                    bad_nodes.extend(e.culprits().iter().map(|p| (p.0, name.clone())));
+                    self.name_bad_shares(&bad_nodes, failures);
+                    return None;
+                }
+            };
             let public_key: [u8; 65] = sigil_tss::derive::uncompressed(&point);
             signatures.insert(
                 name.clone(),
@@ -217,19 +225,7 @@ impl Client {
                 },
             );
         }
-        let mut failures = std::mem::take(failures);
-        for (node, name) in bad_nodes {
-            failures.push(NodeFailure {
-                node: Some(node),
-                url: self
-                    .nodes
-                    .iter()
-                    .find(|n| n.id == node)
-                    .map(|n| n.url.clone())
-                    .unwrap_or_default(),
-                reason: format!("sent a signature share for {name:?} that does not fit the others (wrong share)"),
-            });
-        }
+        let failures = std::mem::take(failures);
         Some(ExecuteOutcome {
             response,
             logs: first.logs.clone(),
@@ -237,6 +233,26 @@ impl Client {
             agreeing: group.iter().map(|a| a.node_id).collect(),
             failures,
         })
+    }
+
+    /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.
+    fn name_bad_shares(&self, bad: &[(u32, String)], failures: &mut Vec<NodeFailure>) {
+        for (node, name) in bad {
+            let reason = format!("sent a signature share for {name:?} that does not fit its presignature commitments (wrong share)");
+            if failures.iter().any(|f| f.node == Some(*node) && f.reason == reason) {
+                continue;
+            }
+            failures.push(NodeFailure {
+                node: Some(*node),
+                url: self
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == *node)
+                    .map(|n| n.url.clone())
+                    .unwrap_or_default(),
+                reason,
+            });
+        }
     }
 
     fn execute_error(

@@ -44,10 +44,10 @@ use sigil_chain::Contracts;
 pub use sigil_primitives::Handshake;
 use sigil_primitives::{ErrorBody, SignResponse};
 use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
-use sigil_tss::ecdsa::{combine_naming, EcdsaSignature, SignatureShare};
+use sigil_tss::ecdsa::{combine, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
-use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, TssError};
+use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage};
 
 /// PKP keys a client remembers (the cache is emptied when full).
 const DERIVED_KEYS: usize = 1024;
@@ -574,8 +574,10 @@ impl Client {
         checksum_address(&eth_address(&attester))
     }
 
-    /// Sends `body` to `path` at every node and combines the first `t` shares that make a valid
-    /// signature of `hash` under `public_key`.
+    /// Sends `body` to `path` at every node and combines the shares of the signing set the
+    /// allocator chose: exactly `t` nodes, whose shares must all arrive and fit. If one of them fails
+    /// or sends a wrong share, the request is made again (fresh request id) with those nodes
+    /// excluded, up to [`SIGN_ATTEMPTS`] times; the outcome names them.
     async fn threshold_sign(
         &self,
         path: &str,
@@ -583,13 +585,61 @@ impl Client {
         public_key: &ProjectivePoint,
         hash: [u8; 32],
     ) -> Result<SignOutcome, ClientError> {
-        let public_bytes = uncompressed(public_key);
-        let mut pending = self.to_every_node(path, &body, |http, url, body| async move {
-            post::<SignResponse>(&http, &url, &body).await
-        });
         let mut failures = self.unreachable.clone();
-        let mut shares: Vec<(NodeHandle, SignatureShare, String)> = Vec::new();
-        let mut tried_with = 0;
+        let mut exclude: Vec<u32> = Vec::new();
+        let mut body = body;
+        let mut valid = 0;
+        for attempt in 0..SIGN_ATTEMPTS {
+            if attempt > 0 {
+                body["requestId"] = hex::encode(request_id()).into();
+                body["exclude"] = serde_json::json!(exclude);
+            }
+            match self.sign_round(path, &body, public_key, hash).await {
+                Ok((mut outcome, round_failures)) => {
+                    merge(&mut failures, round_failures);
+                    outcome.failures = failures;
+                    return Ok(outcome);
+                }
+                Err(round) => {
+                    valid = valid.max(round.valid);
+                    merge(&mut failures, round.failures);
+                    let fresh: Vec<u32> = round.suspects.into_iter().filter(|s| !exclude.contains(s)).collect();
+                    if fresh.is_empty() && !round.retry {
+                        break;
+                    }
+                    exclude.extend(fresh);
+                    exclude.sort_unstable();
+                    if self.nodes.len().saturating_sub(exclude.len()) < self.threshold {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(ClientError::Sign {
+            valid,
+            need: self.threshold,
+            failures,
+        })
+    }
+
+    /// One request to every node: the signature from the signing set's `t` shares, with the
+    /// failures seen on the way; or what went wrong and whom to exclude next time.
+    async fn sign_round(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        public_key: &ProjectivePoint,
+        hash: [u8; 32],
+    ) -> Result<(SignOutcome, Vec<NodeFailure>), SignRound> {
+        let public_bytes = uncompressed(public_key);
+        let mut pending = self.to_every_node(path, body, |http, url, body| async move {
+            post_coded::<SignResponse>(&http, &url, &body).await
+        });
+        let mut round = SignRound::default();
+        let mut set: Option<(Vec<u32>, String)> = None;
+        let mut shares: BTreeMap<u32, SignatureShare> = BTreeMap::new();
+        let mut failed: BTreeMap<u32, NodeFailure> = BTreeMap::new();
+        let mut used_elsewhere: Vec<u32> = Vec::new();
         while let Some((node, answer)) = pending.next().await {
             let fail = |reason: String| NodeFailure {
                 node: Some(node.id),
@@ -598,80 +648,136 @@ impl Client {
             };
             let response = match answer {
                 Ok(r) => r,
-                Err(reason) => {
-                    failures.push(fail(reason));
+                Err(e) => {
+                    match e.fields.as_ref().map(|f| f.code.as_str()) {
+                        // Not in the signing set: nothing was spent, nothing is wrong.
+                        Some("NOT_A_SIGNER") => {}
+                        // The allocator bound the presignature twice; the holder is not at fault.
+                        Some("PRESIGNATURE_USED") => {
+                            round.retry = true;
+                            used_elsewhere.push(node.id);
+                            round.failures.push(fail(e.text));
+                        }
+                        _ => {
+                            failed.insert(node.id, fail(e.text));
+                        }
+                    }
                     continue;
                 }
             };
             if response.node_id != node.id || response.public_key != hex::encode(public_bytes) {
-                failures.push(fail("answered for another node or another public key".into()));
+                failed.insert(node.id, fail("answered for another node or another public key".into()));
                 continue;
             }
-            let share = hex::decode(&response.share)
+            let key = (response.participants.clone(), response.presignature.clone());
+            match &set {
+                None => set = Some(key),
+                Some(known) if *known != key => {
+                    failed.insert(
+                        node.id,
+                        fail(format!(
+                            "names presignature {} of set {:?}, the others {} of set {:?}",
+                            response.presignature, response.participants, known.1, known.0
+                        )),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+            }
+            match hex::decode(&response.share)
                 .map_err(|e| e.to_string())
-                .and_then(|b| SignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()));
-            match share {
-                Ok(share) => shares.push((node, share, response.presignature)),
+                .and_then(|b| SignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()))
+            {
+                Ok(share) => {
+                    shares.insert(node.id, share);
+                }
                 Err(reason) => {
-                    failures.push(fail(format!("undecodable share: {reason}")));
+                    failed.insert(node.id, fail(format!("undecodable share: {reason}")));
                     continue;
                 }
             }
-            if shares.len() < self.threshold || shares.len() == tried_with {
+            let Some((members, presignature)) = &set else { continue };
+            if !members.iter().all(|m| shares.contains_key(m)) {
                 continue;
             }
-            tried_with = shares.len();
-            let only: Vec<SignatureShare> = shares.iter().map(|(_, s, _)| s.clone()).collect();
-            match combine_naming(public_key, &hash, self.threshold, &only) {
-                Ok((signature, bad)) => {
-                    for (node, _, _) in shares.iter().filter(|(n, _, _)| bad.contains(&PartyId(n.id))) {
-                        failures.push(NodeFailure {
-                            node: Some(node.id),
-                            url: node.url.clone(),
-                            reason: "sent a signature share that does not fit the others (wrong share)".into(),
-                        });
-                    }
-                    let presignature = shares.first().map(|(_, _, p)| p.clone()).unwrap_or_default();
-                    return Ok(SignOutcome {
+            let only: Vec<SignatureShare> = shares.values().cloned().collect();
+            round.valid = only.len();
+            round.failures.extend(failed.into_values());
+            return match combine(public_key, &hash, self.threshold, &only) {
+                Ok(signature) => Ok((
+                    SignOutcome {
                         signature,
                         public_key: public_bytes,
                         address: checksum_address(&eth_address(public_key)),
-                        presignature,
-                        signers: shares.iter().map(|(n, _, _)| n.id).collect(),
-                        failures,
-                    });
-                }
-                Err(TssError::SignatureInvalid) => {} // wait for a spare share
+                        presignature: presignature.clone(),
+                        signers: members.clone(),
+                        failures: Vec::new(),
+                    },
+                    round.failures,
+                )),
                 Err(e) => {
-                    let culprit = e.culprit();
-                    if let Some(pos) = shares.iter().position(|(n, _, _)| Some(PartyId(n.id)) == culprit) {
-                        let (node, _, _) = shares.remove(pos);
-                        failures.push(NodeFailure {
-                            node: Some(node.id),
-                            url: node.url,
-                            reason: e.to_string(),
+                    let culprits: Vec<u32> = e.culprits().iter().map(|p| p.0).collect();
+                    for culprit in &culprits {
+                        round.failures.push(NodeFailure {
+                            node: Some(*culprit),
+                            url: self.url_of(*culprit),
+                            reason: format!("sent a signature share that does not fit its presignature commitments (wrong share): {e}"),
                         });
-                        tried_with = 0;
                     }
+                    if culprits.is_empty() {
+                        round.failures.push(NodeFailure {
+                            node: None,
+                            url: String::new(),
+                            reason: format!("the shares of the signing set {members:?} do not combine: {e}"),
+                        });
+                    }
+                    round.suspects = culprits;
+                    Err(round)
                 }
-            }
+            };
         }
-        if shares.len() >= self.threshold {
-            let nodes: Vec<String> = shares.iter().map(|(n, _, _)| n.id.to_string()).collect();
-            failures.push(NodeFailure {
-                node: None,
-                url: String::new(),
-                reason: format!(
-                    "the shares of nodes {} do not combine into a valid signature, and no spare share was left to find the wrong one",
-                    nodes.join(", ")
-                ),
-            });
+        // Not every member of the signing set answered with a share: those that did not are the
+        // suspects (a node down, or refusing).
+        if let Some((members, _)) = &set {
+            round.suspects = members
+                .iter()
+                .copied()
+                .filter(|m| !shares.contains_key(m) && !used_elsewhere.contains(m))
+                .collect();
+            round.retry = round.retry || !round.suspects.is_empty();
         }
-        Err(ClientError::Sign {
-            valid: shares.len(),
-            need: self.threshold,
-            failures,
-        })
+        round.valid = shares.len();
+        round.failures.extend(failed.into_values());
+        Err(round)
+    }
+
+    fn url_of(&self, id: u32) -> String {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.url.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// How many signing sets one signature request tries (the first, then with the failed excluded).
+pub const SIGN_ATTEMPTS: usize = 3;
+
+/// What one round of a sign request left behind when it made no signature.
+#[derive(Default)]
+struct SignRound {
+    valid: usize,
+    failures: Vec<NodeFailure>,
+    suspects: Vec<u32>,
+    retry: bool,
+}
+
+/// Adds `more` to `failures`, skipping exact repeats.
+fn merge(failures: &mut Vec<NodeFailure>, more: Vec<NodeFailure>) {
+    for failure in more {
+        if !failures.contains(&failure) {
+            failures.push(failure);
+        }
     }
 }
 

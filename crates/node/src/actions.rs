@@ -23,7 +23,7 @@ use sigil_chain::alloy::primitives::{eip191_hash_message, Address, U256};
 use sigil_chain::attester_key_id;
 use sigil_primitives::{ActionShare, Cid, ExecuteResponse, StoredAction};
 use sigil_tss::derive::{uncompressed, KeyId};
-use sigil_tss::ecdsa::{combine_naming, SignatureShare};
+use sigil_tss::ecdsa::{self, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::PartyId;
@@ -814,7 +814,7 @@ impl HostInner {
         }
         node.remember_key(KeyId(key_id), &public_bytes, &sigil_tss::derive::token_id(&point));
         let request = signature_request(&self.request, sig_name);
-        let share = match threshold_share(node, &root, KeyId(key_id), hash, request).await {
+        let share = match threshold_share(node, &root, KeyId(key_id), hash, request, &[]).await {
             Ok(share) => Some(share),
             // This node holds no share of the presignature: the others sign.
             Err(e) if e.code() == "NOT_A_SIGNER" => None,
@@ -864,8 +864,8 @@ impl HostInner {
                         SignatureShare::from_bytes(PartyId(*from), &bytes).ok()
                     })
                     .collect();
-                match combine_naming(&point, &hash, threshold, &shares) {
-                    Ok((signature, _)) => {
+                match ecdsa::combine(&point, &hash, threshold, &shares) {
+                    Ok(signature) => {
                         found = Some(signature);
                         true
                     }

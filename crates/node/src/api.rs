@@ -28,8 +28,8 @@ use sigil_tss::k256::{ProjectivePoint, Scalar};
 
 use crate::metrics::{metric, SignPhase};
 use crate::net::{frames, NetError};
-use crate::node::{health, Fault, Node};
-use crate::pool::{allocate, pool_id};
+use crate::node::{health, unix_now, Fault, Node};
+use crate::pool::{allocate, pool_id, AllocateCall, AllocateError};
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
 pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, PeerInfo, SignResponse};
@@ -116,12 +116,25 @@ impl ApiError {
     fn from_code(code: &str, message: String) -> Self {
         let (status, code) = match code {
             "POOL_EMPTY" => (StatusCode::SERVICE_UNAVAILABLE, "POOL_EMPTY"),
+            "STALE_CALL" => (StatusCode::BAD_GATEWAY, "ALLOCATOR_ERROR"),
             "NOT_READY" => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
             "REQUEST_CONFLICT" => (StatusCode::CONFLICT, "REQUEST_CONFLICT"),
             "BAD_REQUEST" => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             _ => (StatusCode::BAD_GATEWAY, "ALLOCATOR_ERROR"),
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<AllocateError> for ApiError {
+    fn from(e: AllocateError) -> Self {
+        let status = match &e {
+            AllocateError::PoolEmpty(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AllocateError::Conflict(_) => StatusCode::CONFLICT,
+            AllocateError::Stale { .. } => StatusCode::BAD_GATEWAY,
+            AllocateError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 
@@ -285,7 +298,21 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "Presignatures this node allocated to sign requests.",
         node.pool.allocated(),
     );
-    if let Some(fault) = node.options.fault {
+    metric(
+        &mut out,
+        "sigil_presignature_conflicts_total",
+        "counter",
+        "Sign requests refused because their presignature was already used for another request (an allocator bound it twice).",
+        node.pool.conflicts(),
+    );
+    metric(
+        &mut out,
+        "sigil_signing_set_penalized",
+        "gauge",
+        "Nodes left out of new signing sets (as allocator) because they stalled a presignature run.",
+        node.pool.penalized().len(),
+    );
+    if let Some(fault) = node.options.fault() {
         let _ = std::fmt::Write::write_fmt(
             &mut out,
             format_args!(
@@ -389,6 +416,9 @@ pub struct SignRequest {
     /// a permitted address or a permitted Ethereum-wallet auth method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
+    /// Node ids to leave out of the signing set (a retry after they failed or sent a bad share).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<u32>,
 }
 
 pub(crate) fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
@@ -482,7 +512,9 @@ async fn pkp_sign(
     node.metrics
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
-    threshold_share(&node, &root, key_id, hash, request_id).await.map(Json)
+    threshold_share(&node, &root, key_id, hash, request_id, &request.exclude)
+        .await
+        .map(Json)
 }
 
 /// `POST /web/pkp/mint-attestation` body: who mints, and how.
@@ -501,6 +533,9 @@ pub struct AttestRequest {
     /// The minter's auth signature.
     #[serde(default)]
     pub auth_sig: Option<serde_json::Value>,
+    /// Node ids to leave out of the signing set.
+    #[serde(default)]
+    pub exclude: Vec<u32>,
 }
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
@@ -535,9 +570,16 @@ async fn mint_attestation(
         ));
     }
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
-    threshold_share(&node, &root, KeyId(attester_key_id()), digest, request_id)
-        .await
-        .map(Json)
+    threshold_share(
+        &node,
+        &root,
+        KeyId(attester_key_id()),
+        digest,
+        request_id,
+        &request.exclude,
+    )
+    .await
+    .map(Json)
 }
 
 pub(crate) fn registry(node: &Node) -> Result<&Arc<Registry>, ApiError> {
@@ -729,12 +771,18 @@ async fn authorize(
 
 /// Takes this request's presignature (marking it used) and returns this node's share of the
 /// signature of `hash` under the key derived by `key_id`.
+///
+/// The share is released only if the allocation comes from the allocator that was asked, names a
+/// signing set of exactly `t` nodes, this node among them, and that set is exactly the holder set
+/// of the stored presignature; the take is durable and bound to this request, so an allocator that
+/// binds the presignature to a second request gets nothing more from this node (DESIGN §4).
 pub(crate) async fn threshold_share(
     node: &Arc<Node>,
     root: &ProjectivePoint,
     key_id: KeyId,
     hash: [u8; 32],
     request_id: [u8; 16],
+    exclude: &[u32],
 ) -> Result<SignResponse, ApiError> {
     let public_key = node.pkp_public_key(root, &key_id);
     let public_bytes = uncompressed(&public_key);
@@ -744,18 +792,32 @@ pub(crate) async fn threshold_share(
         h.update(hash);
         hex::encode(h.finalize())
     };
-    let request_id = hex::encode(request_id);
+    let request_hex = hex::encode(request_id);
     let started = Instant::now();
-    let allocation = allocation(node, &request_id, &digest).await?;
+    let (allocator, allocation) = allocation(node, &request_hex, &digest, exclude).await?;
     node.metrics
         .observe_phase(SignPhase::Allocate, started.elapsed().as_secs_f64());
+    let refuse = |message: String| ApiError::new(StatusCode::BAD_GATEWAY, "ALLOCATOR_ERROR", message);
+    if allocation.pool != allocator {
+        return Err(refuse(format!(
+            "node {allocator} answered with a presignature of node {}'s pool",
+            allocation.pool
+        )));
+    }
+    if allocation.participants.len() != node.threshold {
+        return Err(refuse(format!(
+            "node {allocator} allocated a presignature of {} holders; a signing set is exactly t = {}",
+            allocation.participants.len(),
+            node.threshold
+        )));
+    }
     if !allocation.participants.contains(&node.me) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "NOT_A_SIGNER",
             format!(
-                "node {} holds no share of the presignature allocated to this request",
-                node.me
+                "node {} is not in the signing set {:?} of the presignature allocated to this request",
+                node.me, allocation.participants
             ),
         ));
     }
@@ -764,8 +826,15 @@ pub(crate) async fn threshold_share(
         pool: pool_id(node, allocation.pool),
         seq: allocation.seq,
     };
+    let binding: [u8; 32] = {
+        let mut h = Sha256::new();
+        h.update(b"sigil-take/v1");
+        h.update(request_id);
+        h.update(digest.as_bytes());
+        h.finalize().into()
+    };
     let started = Instant::now();
-    let taken = node.taker.take(id).await;
+    let taken = node.taker.take(id, binding).await;
     node.metrics
         .observe_phase(SignPhase::Take, started.elapsed().as_secs_f64());
     let presignature = match taken {
@@ -782,19 +851,45 @@ pub(crate) async fn threshold_share(
                 StatusCode::CONFLICT,
                 "PRESIGNATURE_USED",
                 format!(
-                    "presignature {what} was already used by node {}; it is never used twice",
+                    "presignature {what} was already used by node {} for this request; it is never used twice",
                     node.me
                 ),
             ))
         }
+        Err(StoreError::UsedForAnother(what)) => {
+            node.pool.record_conflict();
+            tracing::warn!(
+                allocator,
+                presignature = %what,
+                request = %request_hex,
+                "the allocator bound a presignature this node already used to another request; no share released"
+            );
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "PRESIGNATURE_USED",
+                format!(
+                    "presignature {what} was already used by node {} for another request: allocator {allocator} bound it twice; no share released",
+                    node.me
+                ),
+            ));
+        }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
+    let holders: Vec<u32> = presignature.signers().iter().map(|p| p.0).collect();
+    if holders != allocation.participants {
+        node.pool.record_conflict();
+        tracing::warn!(allocator, presignature = %id, ?holders, named = ?allocation.participants, "an allocation named another holder set; presignature discarded, no share released");
+        return Err(refuse(format!(
+            "node {allocator} named the signing set {:?}, but presignature {id} is held by {holders:?}; it is discarded",
+            allocation.participants
+        )));
+    }
     let started = Instant::now();
     let mut share = sign_share_derived(presignature, &public_key, &key_id, &hash, &entropy)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     node.metrics
         .observe_phase(SignPhase::Share, started.elapsed().as_secs_f64());
-    if node.options.fault == Some(Fault::CorruptSignatureShares) {
+    if node.has_fault(Fault::CorruptSignatureShares) {
         share.s += Scalar::ONE;
     }
     Ok(SignResponse {
@@ -807,23 +902,38 @@ pub(crate) async fn threshold_share(
     })
 }
 
-/// Asks the allocator — the lowest node that answers — for this request's presignature.
-async fn allocation(node: &Arc<Node>, request: &str, digest: &str) -> Result<Allocation, ApiError> {
+/// Asks the allocator — the lowest node that answers — for this request's presignature; returns
+/// the allocator's id with its answer.
+async fn allocation(
+    node: &Arc<Node>,
+    request: &str,
+    digest: &str,
+    exclude: &[u32],
+) -> Result<(u32, Allocation), ApiError> {
+    let at = unix_now();
     let call = serde_json::to_vec(&Call::Allocate {
         request: request.to_string(),
         digest: digest.to_string(),
+        exclude: exclude.to_vec(),
+        at,
     })
     .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut unreachable = Vec::new();
     for (id, _, _) in &node.settings.peers {
         if *id == node.me {
-            return allocate(node, request, digest).await;
+            let call = AllocateCall {
+                request,
+                digest,
+                exclude,
+                at,
+            };
+            return Ok((node.me, allocate(node, call).await?));
         }
         match node.net.call(*id, &call, ALLOCATOR_CALL).await {
             Ok(bytes) => {
                 return match serde_json::from_slice::<Reply>(&bytes) {
                     // A reply is not bound to its call: one for another request is refused here.
-                    Ok(Reply::Allocated(a)) if a.digest == digest => Ok(a),
+                    Ok(Reply::Allocated(a)) if a.digest == digest => Ok((*id, a)),
                     Ok(Reply::Allocated(_)) => Err(ApiError::new(
                         StatusCode::BAD_GATEWAY,
                         "ALLOCATOR_ERROR",
@@ -870,6 +980,7 @@ async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 }
             }
             Ok(Message::Stored(seq)) => crate::pool::stored(&node, opened.from, seq),
+            Ok(Message::Failed { seq, silent }) => crate::pool::failed(&node, opened.from, seq, &silent),
             Ok(Message::Action { request, topic, value }) => node.mailbox.put(request, &topic, opened.from, value),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
         }
@@ -887,7 +998,12 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
         Ok(Call::Ping) => Reply::Pong {
             ready: node.keys().is_some(),
         },
-        Ok(Call::Allocate { request, digest }) => {
+        Ok(Call::Allocate {
+            request,
+            digest,
+            exclude,
+            at,
+        }) => {
             if node.keys().is_none() {
                 Reply::Error {
                     code: "NOT_READY".into(),
@@ -899,11 +1015,17 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                     message: "allocation request with a malformed id".into(),
                 }
             } else {
-                match allocate(&node, &request, &digest).await {
+                let call = AllocateCall {
+                    request: &request,
+                    digest: &digest,
+                    exclude: &exclude,
+                    at,
+                };
+                match allocate(&node, call).await {
                     Ok(a) => Reply::Allocated(a),
                     Err(e) => Reply::Error {
-                        code: e.code.into_owned(),
-                        message: e.message,
+                        code: e.code().into(),
+                        message: e.to_string(),
                     },
                 }
             }

@@ -109,7 +109,7 @@ pub(crate) async fn decide(node: &Arc<Node>, conditions: &Conditions, context: &
 /// This node's BLS signature share over `identity`.
 fn share_for(node: &Node, keys: &RootKeys, identity: &str) -> Result<BlsSignatureShare, ApiError> {
     // The test fault signs something else: a well-formed share that does not verify.
-    let signed = if node.options.fault == Some(Fault::CorruptSignatureShares) {
+    let signed = if node.has_fault(Fault::CorruptSignatureShares) {
         format!("{identity}#corrupt")
     } else {
         identity.to_string()

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::pool::Pool;
 use crate::session::Sessions;
-use crate::store::{StorageKey, Store, StoreError, Taker};
+use crate::store::{AllocationWriter, StorageKey, Store, StoreError, Taker};
 use crate::wire::{Call, Reply};
 
 /// Name of the data file inside the data directory.
@@ -32,18 +32,28 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Most derived PKP public keys remembered (the map is emptied when full).
 const DERIVED_KEYS: usize = 4096;
 
-/// A deliberate misbehaviour, for tests of the network's robustness only.
+/// A deliberate misbehaviour, for tests of the network's robustness only. It can be switched on
+/// only in a build with the `test-faults` feature ([`RunOptions::fault`]); release builds have
+/// no way to set one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Every signature share this node releases is wrong.
     CorruptSignatureShares,
+    /// As allocator, binds every other presignature to two requests (the next one gets it too).
+    DoubleBind,
+    /// Answers pings as ready but never takes part in presignature runs.
+    SilentPresigner,
 }
 
 impl Fault {
+    const ALL: [Fault; 3] = [Self::CorruptSignatureShares, Self::DoubleBind, Self::SilentPresigner];
+
     /// The name used on the command line and in metrics.
     pub fn name(&self) -> &'static str {
         match self {
             Self::CorruptSignatureShares => "corrupt-signature-shares",
+            Self::DoubleBind => "double-bind",
+            Self::SilentPresigner => "silent-presigner",
         }
     }
 }
@@ -51,10 +61,10 @@ impl Fault {
 impl std::str::FromStr for Fault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "corrupt-signature-shares" => Ok(Self::CorruptSignatureShares),
-            other => Err(format!("unknown fault {other:?} (known: corrupt-signature-shares)")),
-        }
+        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(Fault::name).collect();
+            format!("unknown fault {s:?} (known: {})", known.join(", "))
+        })
     }
 }
 
@@ -64,7 +74,26 @@ pub struct RunOptions {
     /// The chain: node set, PKP owners and permissions. Without it every sign request is refused.
     pub registry: Option<Arc<Registry>>,
     /// Test-only misbehaviour.
+    #[cfg(feature = "test-faults")]
     pub fault: Option<Fault>,
+}
+
+impl RunOptions {
+    /// The test fault switched on, if any (always `None` without the `test-faults` feature).
+    pub fn fault(&self) -> Option<Fault> {
+        #[cfg(feature = "test-faults")]
+        return self.fault;
+        #[cfg(not(feature = "test-faults"))]
+        None
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Why the node cannot start or stopped.
@@ -116,6 +145,8 @@ pub struct Node {
     pub store: Arc<Store>,
     /// Takes presignatures for sign requests, many per durable commit.
     pub taker: Taker,
+    /// Records this node's allocations (as allocator), many per durable commit.
+    pub allocations: AllocationWriter,
     /// The mesh.
     pub net: Arc<Net>,
     /// Running protocol sessions.
@@ -158,6 +189,21 @@ impl Node {
             .map(|(id, _, _)| *id)
             .filter(|id| self.net.is_up(*id))
             .collect()
+    }
+
+    /// Node ids reachable and holding root key shares, this one included (if it has them), sorted.
+    pub fn ready(&self) -> Vec<u32> {
+        let ready = self.peers_ready.lock().map(|m| m.clone()).unwrap_or_default();
+        let me_ready = self.keys().is_some();
+        self.live()
+            .into_iter()
+            .filter(|id| if *id == self.me { me_ready } else { ready.get(id).copied().unwrap_or(false) })
+            .collect()
+    }
+
+    /// Whether the test fault `fault` is on.
+    pub fn has_fault(&self, fault: Fault) -> bool {
+        self.options.fault() == Some(fault)
     }
 
     /// Whether this node is the lowest live node, which owns the presignature pool.
@@ -273,11 +319,13 @@ pub async fn run(
     let net = Net::start(me, identity, &settings.peers);
     let threshold = settings.threshold;
     let taker = Taker::start(Arc::clone(&store))?;
+    let allocations = AllocationWriter::start(Arc::clone(&store))?;
     let node = Arc::new(Node {
         me,
         threshold,
         store,
         taker,
+        allocations,
         net,
         sessions: Arc::new(Sessions::default()),
         pool: Pool::default(),
@@ -302,7 +350,7 @@ pub async fn run(
         chain = node.options.registry.as_ref().map(|r| r.chain_id()),
         "node starting"
     );
-    if let Some(fault) = node.options.fault {
+    if let Some(fault) = node.options.fault() {
         tracing::warn!(
             fault = fault.name(),
             "TEST FAULT ENABLED: this node misbehaves on purpose"

@@ -1,13 +1,23 @@
-//! Presignature pool and allocator.
+//! Presignature pool and allocator: stock per signing set, durable allocations.
 //!
-//! The lowest live node owns the pool: it orders presignatures (two cait-sith triples and a presign
-//! run) among every live node, up to the configured stock, and is the only one that hands them out.
-//! Each presignature is identified by `(pool, seq)`, where `pool` names the owner and `seq` comes
-//! from a durable counter, so a slot number is never reused — not even after a restart. Every
-//! holder keeps its share in its own store; a holder takes it (durably marking it used) before it
-//! releases a signature share, so even a confused or malicious allocator cannot make a node use a
-//! presignature twice. A presignature made by `m ≥ t` nodes signs with any `t` of them, so nodes
-//! going down after it was made do not strand it.
+//! The lowest live node owns the pool. It orders presignatures (two cait-sith triples and a presign
+//! run), each among exactly `t` nodes — the presignature's **signing set** (DESIGN §4) — and is the
+//! only one that hands them out. Sets are chosen among live, ready nodes that have not stalled a
+//! recent run, rotating over them so every node does about `t/n` of the work; a waiting request
+//! that excludes some nodes gets a set without them made next.
+//!
+//! Each presignature is identified by `(pool, seq)`: `pool` names the owner, `seq` comes from a
+//! durable counter, so a slot number is never reused. Every holder keeps its share in its own store
+//! and takes it (durably marking it used) before it releases a signature share — and releases only
+//! for an allocation that names exactly the presignature's holders and comes from the pool's owner.
+//! Even a malicious allocator therefore gets at most one share per presignature from each honest
+//! holder, and `t − 1` colluders stay one equation short of the key.
+//!
+//! The owner's side is durable as well: stocked slots live in its store (`pool_slots`), and an
+//! allocation is written (slot removed, request → allocation recorded) before it is answered. A
+//! restarted allocator reloads only slots it never bound, and a request asked again gets the same
+//! allocation, with the same entropy. Allocate calls carry their time and are refused outside a
+//! replay window shorter than the records' lifetime, so a replayed call never spends a presignature.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,24 +30,68 @@ use sigil_tss::ecdsa::{presigning, triple_generation};
 use sigil_tss::{PartyId, SessionId};
 use tokio::sync::{Notify, OnceCell, Semaphore};
 
-use crate::api::ApiError;
-use crate::node::Node;
+use crate::node::{unix_now, Fault, Node};
 use crate::session::SessionError;
-use crate::store::{PresignatureId, StoreError};
+use crate::store::{Allocated, PresignatureId, StoreError};
 use crate::wire::{Allocation, Message, Start};
 
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
 const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
+/// A triple run in which some participant sent nothing at all by then is abandoned.
+const SILENCE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a sign request waits for a presignature when the stock is empty.
 pub const ALLOCATION_WAIT: Duration = Duration::from_secs(25);
-/// How long an allocation is remembered, so every node asking for the same request gets the same.
+/// How long concurrent asks for one request share one in-memory answer.
 const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
-/// Presignature runs this node joins at once on others' orders.
-const MAX_MEMBER_RUNS: usize = 16;
-/// How long the owner waits for every holder to confirm it stored its share.
+/// Allocate calls whose time is further than this from the allocator's clock are refused.
+pub const ALLOCATE_WINDOW_SECS: u64 = 60;
+/// How long allocation records are kept (much longer than the replay window).
+const ALLOCATION_RECORD_SECS: u64 = 3600;
+/// Presignature runs this node joins at once on one owner's orders.
+const MAX_MEMBER_RUNS_PER_OWNER: usize = 8;
+/// How long the owner waits, after its own part, for every holder to confirm it stored its share.
 const STORED_WAIT: Duration = Duration::from_secs(10);
+/// A node that stalled a run sits out of new signing sets this long, doubled per stall in a row.
+const STALL_PENALTY: Duration = Duration::from_secs(30);
+const MAX_STALL_PENALTY: Duration = Duration::from_secs(600);
+/// Most exclusion lists of waiting requests remembered for the generator.
+const MAX_DEMAND: usize = 16;
 
-type Cell = Arc<OnceCell<Result<Allocation, ApiError>>>;
+type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
+
+/// Why no allocation was made.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AllocateError {
+    /// Nothing in stock for this request within [`ALLOCATION_WAIT`].
+    #[error("node {0} has no presignature in stock for a signing set of live nodes; the pool refills in the background, retry shortly")]
+    PoolEmpty(u32),
+    /// The request id was allocated for another key or message.
+    #[error("requestId {0} was already used for another key or message; use a fresh random requestId")]
+    Conflict(String),
+    /// The call is outside the replay window.
+    #[error("allocation call made at {at}, {skew} s from the allocator's clock (window {ALLOCATE_WINDOW_SECS} s): refused as a replay")]
+    Stale {
+        /// The call's time.
+        at: u64,
+        /// Distance to now.
+        skew: u64,
+    },
+    /// Storage failed.
+    #[error("allocation storage: {0}")]
+    Store(String),
+}
+
+impl AllocateError {
+    /// The stable code, as the HTTP API names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PoolEmpty(_) => "POOL_EMPTY",
+            Self::Conflict(_) => "REQUEST_CONFLICT",
+            Self::Stale { .. } => "STALE_CALL",
+            Self::Store(_) => "INTERNAL",
+        }
+    }
+}
 
 /// The pool state of one node.
 pub struct Pool {
@@ -47,9 +101,15 @@ pub struct Pool {
     made: AtomicU64,
     made_at: Mutex<VecDeque<Instant>>,
     allocated: AtomicU64,
+    conflicts: AtomicU64,
     allocations: Mutex<HashMap<String, (Instant, Cell)>>,
-    member_runs: Arc<Semaphore>,
+    member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
     confirmed: Mutex<HashMap<u64, Vec<u32>>>,
+    rotation: AtomicUsize,
+    penalties: Mutex<HashMap<u32, (Instant, u32)>>,
+    demand: Mutex<VecDeque<Vec<u32>>>,
+    /// Test fault `double-bind`: the slot just allocated, to bind again to the next request.
+    rebind: Mutex<Option<(u64, Vec<u32>)>>,
 }
 
 impl Default for Pool {
@@ -61,15 +121,20 @@ impl Default for Pool {
             made: AtomicU64::new(0),
             made_at: Mutex::new(VecDeque::new()),
             allocated: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
             allocations: Mutex::new(HashMap::new()),
-            member_runs: Arc::new(Semaphore::new(MAX_MEMBER_RUNS)),
+            member_runs: Mutex::new(HashMap::new()),
             confirmed: Mutex::new(HashMap::new()),
+            rotation: AtomicUsize::new(0),
+            penalties: Mutex::new(HashMap::new()),
+            demand: Mutex::new(VecDeque::new()),
+            rebind: Mutex::new(None),
         }
     }
 }
 
 impl Pool {
-    /// Presignatures this node can allocate now.
+    /// Presignatures this node can allocate (stocked slots, whatever their set's liveness).
     pub fn stock(&self) -> usize {
         self.stock.lock().map(|s| s.len()).unwrap_or(0)
     }
@@ -82,6 +147,28 @@ impl Pool {
     /// Presignatures this node allocated since it started.
     pub fn allocated(&self) -> u64 {
         self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused because their presignature had been used for another request.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Counts a presignature bound to a second request (see `api::threshold_share`).
+    pub fn record_conflict(&self) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Nodes now left out of new signing sets for stalling runs.
+    pub fn penalized(&self) -> Vec<u32> {
+        let Ok(map) = self.penalties.lock() else { return Vec::new() };
+        let mut out: Vec<u32> = map
+            .iter()
+            .filter(|(_, (until, _))| *until > Instant::now())
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Presignatures made per second over the last minute.
@@ -101,6 +188,27 @@ impl Pool {
         self.made.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut times) = self.made_at.lock() {
             times.push_back(Instant::now());
+            while times.len() > 100_000 {
+                times.pop_front();
+            }
+        }
+    }
+
+    /// Leaves `node` out of new signing sets for a while (longer each time in a row).
+    fn penalize(&self, node: u32) {
+        if let Ok(mut map) = self.penalties.lock() {
+            let strikes = map.get(&node).map(|(_, n)| n.saturating_add(1)).unwrap_or(1);
+            let penalty = STALL_PENALTY
+                .saturating_mul(1 << strikes.saturating_sub(1).min(5))
+                .min(MAX_STALL_PENALTY);
+            map.insert(node, (Instant::now() + penalty, strikes));
+        }
+    }
+
+    /// A run with `holders` finished: they are in good standing again.
+    fn absolve(&self, holders: &[u32]) {
+        if let Ok(mut map) = self.penalties.lock() {
+            map.retain(|id, (until, _)| !holders.contains(id) || *until > Instant::now());
         }
     }
 }
@@ -116,46 +224,88 @@ pub fn pool_id(node: &Node, owner: u32) -> [u8; 32] {
 
 fn session_id(node: &Node, owner: u32, seq: u64, label: &str) -> SessionId {
     let mut h = Sha256::new();
-    h.update(b"sigil-presign/v1");
+    h.update(b"sigil-presign/v2");
     h.update(label.as_bytes());
     h.update(pool_id(node, owner));
     h.update(seq.to_be_bytes());
     SessionId(h.finalize().into())
 }
 
+/// Nodes a new signing set may use: live, ready, and not sitting out a stall penalty.
+fn eligible(node: &Node) -> Vec<u32> {
+    let penalized = node.pool.penalized();
+    node.ready()
+        .into_iter()
+        .filter(|id| !penalized.contains(id))
+        .collect()
+}
+
+/// The next signing set: `t` of `eligible`, avoiding the nodes a waiting request excludes if it
+/// can, rotating otherwise.
+fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
+    let t = node.threshold;
+    let wanted = node.pool.demand.lock().ok().and_then(|mut d| d.pop_front());
+    let candidates: Vec<u32> = match &wanted {
+        Some(exclude) if eligible.iter().filter(|id| !exclude.contains(id)).count() >= t => {
+            eligible.iter().copied().filter(|id| !exclude.contains(id)).collect()
+        }
+        _ => eligible.to_vec(),
+    };
+    if candidates.len() < t {
+        return None;
+    }
+    let start = node.pool.rotation.fetch_add(1, Ordering::Relaxed);
+    let mut set: Vec<u32> = (0..t)
+        .filter_map(|i| candidates.get((start + i) % candidates.len()).copied())
+        .collect();
+    set.sort_unstable();
+    Some(set)
+}
+
+fn usable(node: &Node, holders: &[u32], live: &[u32], exclude: &[u32]) -> bool {
+    holders.len() == node.threshold && holders.iter().all(|h| live.contains(h) && !exclude.contains(h))
+}
+
 /// Reloads this node's own stock, then keeps the pool filled while this node is the allocator.
 pub async fn run(node: Arc<Node>) {
     let own = pool_id(&node, node.me);
     let store = Arc::clone(&node.store);
-    let loaded = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        for seq in store.stocked(&own)? {
-            if let Some(p) = store.peek_presignature(PresignatureId { pool: own, seq })? {
-                out.push((seq, p.signers().iter().map(|s| s.0).collect::<Vec<u32>>()));
+    match tokio::task::spawn_blocking(move || store.slots(&own)).await {
+        Ok(Ok(slots)) => {
+            let t = node.threshold;
+            let (good, odd): (Vec<_>, Vec<_>) = slots.into_iter().partition(|(_, h)| h.len() == t);
+            if !odd.is_empty() {
+                tracing::warn!(count = odd.len(), "dropping pool slots whose set is not exactly t nodes");
+                let ids: Vec<PresignatureId> = odd.iter().map(|(seq, _)| PresignatureId { pool: own, seq: *seq }).collect();
+                let store = Arc::clone(&node.store);
+                let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
             }
-        }
-        Ok::<_, StoreError>(out)
-    })
-    .await;
-    match loaded {
-        Ok(Ok(stocked)) => {
-            if !stocked.is_empty() {
-                tracing::info!(count = stocked.len(), "presignatures reloaded from storage");
+            if !good.is_empty() {
+                tracing::info!(count = good.len(), "presignature slots reloaded from storage");
             }
             if let Ok(mut stock) = node.pool.stock.lock() {
-                stock.extend(stocked);
+                stock.extend(good);
             }
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot reload presignatures"),
-        Err(e) => tracing::error!(error = %e, "cannot reload presignatures"),
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot reload presignature slots"),
+        Err(e) => tracing::error!(error = %e, "cannot reload presignature slots"),
     }
     let target = node.settings.config.presign_stock;
     let parallel = node.settings.config.presign_parallel;
     let refill_below = node.settings.config.presign_refill_below.unwrap_or(target).min(target);
+    // Slots of sets with a node down are kept for when it returns, up to this many in all.
+    let cap = target.saturating_mul(2).max(target + 1);
     let mut filling = false;
     let mut running: Vec<(tokio::task::JoinHandle<()>, Vec<u32>)> = Vec::new();
+    let mut last_prune = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if last_prune.elapsed() > Duration::from_secs(60) {
+            last_prune = Instant::now();
+            let store = Arc::clone(&node.store);
+            let before = unix_now().saturating_sub(ALLOCATION_RECORD_SECS);
+            let _ = tokio::task::spawn_blocking(move || store.prune_allocations(before)).await;
+        }
         // A run whose participant went down cannot finish: stop waiting for its deadline.
         running.retain(|(handle, participants)| {
             if handle.is_finished() {
@@ -172,15 +322,23 @@ pub async fn run(node: Arc<Node>) {
             continue;
         }
         let live = node.live();
-        if live.len() < node.threshold {
+        let eligible = eligible(&node);
+        if eligible.len() < node.threshold {
             continue;
         }
-        let have = node.pool.stock() + node.pool.in_flight.load(Ordering::Relaxed);
+        let usable_stock = |node: &Node| {
+            node.pool
+                .stock
+                .lock()
+                .map(|s| s.iter().filter(|(_, h)| usable(node, h, &live, &[])).count())
+                .unwrap_or(0)
+        };
+        let in_flight = |node: &Node| node.pool.in_flight.load(Ordering::Relaxed);
+        let have = usable_stock(&node) + in_flight(&node);
         filling = (filling || have < refill_below) && have < target;
-        while filling
-            && node.pool.stock() + node.pool.in_flight.load(Ordering::Relaxed) < target
-            && node.pool.in_flight.load(Ordering::Relaxed) < parallel
-        {
+        while filling && usable_stock(&node) + in_flight(&node) < target && in_flight(&node) < parallel {
+            evict_stranded(&node, &live, cap).await;
+            let Some(set) = choose_set(&node, &eligible) else { break };
             let store = Arc::clone(&node.store);
             let name = format!("presign-seq/{}", hex::encode(own));
             let seq = match tokio::task::spawn_blocking(move || store.next(&name)).await {
@@ -191,33 +349,91 @@ pub async fn run(node: Arc<Node>) {
                 }
             };
             let guard = InFlight::new(&node);
-            let node = Arc::clone(&node);
-            let participants = live.clone();
-            let handle = tokio::spawn(async move {
-                let _guard = guard;
-                let start = Start { seq, participants };
-                for peer in start.participants.iter().filter(|p| **p != node.me) {
-                    node.net.send(*peer, Message::Start(start.clone()).encode());
-                }
-                match make(&node, node.me, &start).await {
-                    Ok(()) => {
-                        let holders = confirmed_holders(&node, &start).await;
-                        if holders.len() >= node.threshold {
-                            if let Ok(mut stock) = node.pool.stock.lock() {
-                                stock.push_back((seq, holders));
-                            }
-                            node.pool.added.notify_waiters();
-                        } else {
-                            tracing::warn!(seq, holders = ?holders, "too few holders stored the presignature; not used");
-                        }
-                    }
-                    Err(e) => tracing::warn!(seq, error = %e, "presignature failed"),
-                }
-                if let Ok(mut confirmed) = node.pool.confirmed.lock() {
-                    confirmed.remove(&seq);
-                }
-            });
-            running.push((handle, live.clone()));
+            let handle = tokio::spawn(order(Arc::clone(&node), Start { seq, participants: set.clone() }, guard));
+            running.push((handle, set));
+        }
+    }
+}
+
+/// Drops the oldest slots of sets with a node down when the stock is at `cap`.
+async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
+    let evicted: Vec<u64> = {
+        let Ok(mut stock) = node.pool.stock.lock() else { return };
+        let mut out = Vec::new();
+        while stock.len() >= cap {
+            let Some(pos) = stock.iter().position(|(_, h)| !usable(node, h, live, &[])) else { break };
+            if let Some((seq, _)) = stock.remove(pos) {
+                out.push(seq);
+            }
+        }
+        out
+    };
+    if evicted.is_empty() {
+        return;
+    }
+    tracing::info!(count = evicted.len(), "dropped presignature slots of sets with a node down");
+    let own = pool_id(node, node.me);
+    let ids: Vec<PresignatureId> = evicted.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
+    let store = Arc::clone(&node.store);
+    let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
+}
+
+/// Orders one presignature among `start.participants`, takes part if this node is one of them, and
+/// stocks the slot once every holder confirmed it stored its share.
+async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
+    for peer in start.participants.iter().filter(|p| **p != node.me) {
+        node.net.send(*peer, Message::Start(start.clone()).encode());
+    }
+    let seq = start.seq;
+    let wait = if start.participants.contains(&node.me) {
+        match make(&node, node.me, &start).await {
+            Ok(()) => STORED_WAIT,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "presignature failed");
+                report_silent(&node, &e);
+                forget_confirmations(&node, seq);
+                return;
+            }
+        }
+    } else {
+        TRIPLE_DEADLINE + PRESIGN_DEADLINE + STORED_WAIT
+    };
+    let holders = confirmed_holders(&node, &start, wait).await;
+    forget_confirmations(&node, seq);
+    if holders != start.participants {
+        tracing::warn!(seq, set = ?start.participants, confirmed = ?holders, "not every holder stored the presignature; not used");
+        return;
+    }
+    let id = PresignatureId {
+        pool: pool_id(&node, node.me),
+        seq,
+    };
+    let store = Arc::clone(&node.store);
+    let participants = start.participants.clone();
+    match tokio::task::spawn_blocking(move || store.add_slot(id, &participants)).await {
+        Ok(Ok(())) => {
+            node.pool.absolve(&start.participants);
+            if let Ok(mut stock) = node.pool.stock.lock() {
+                stock.push_back((seq, start.participants));
+            }
+            node.pool.added.notify_waiters();
+        }
+        _ => tracing::error!(seq, "cannot record the presignature slot; not used"),
+    }
+}
+
+fn forget_confirmations(node: &Node, seq: u64) {
+    if let Ok(mut confirmed) = node.pool.confirmed.lock() {
+        confirmed.remove(&seq);
+    }
+}
+
+/// Penalises the participants a failed run never heard from.
+fn report_silent(node: &Node, error: &MakeError) {
+    for silent in error.silent() {
+        if silent != node.me {
+            tracing::warn!(node = silent, "node stalled a presignature run; left out of new signing sets for a while");
+            node.pool.penalize(silent);
         }
     }
 }
@@ -238,10 +454,10 @@ impl Drop for InFlight {
     }
 }
 
-/// Waits (bounded) until every participant confirmed it stored its share; returns those that did,
-/// this node included. Only they are asked to sign with it.
-async fn confirmed_holders(node: &Node, start: &Start) -> Vec<u32> {
-    let until = Instant::now() + STORED_WAIT;
+/// Waits (at most `wait`) until every participant confirmed it stored its share; returns those
+/// that did, this node included when it is one.
+async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u32> {
+    let until = Instant::now() + wait;
     loop {
         let confirmed = node
             .pool
@@ -274,6 +490,14 @@ pub fn stored(node: &Node, from: u32, seq: u64) {
     }
 }
 
+/// A participant of run `seq` of this node's pool reports the nodes it never heard from.
+pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
+    tracing::warn!(peer = from, seq, silent = ?silent, "a participant reports a stalled presignature run");
+    for id in silent.iter().filter(|id| **id != node.me && **id != from) {
+        node.pool.penalize(*id);
+    }
+}
+
 /// Joins presignature `start.seq` of `owner`'s pool, on the owner's order.
 pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
     let mut sorted = start.participants.clone();
@@ -281,24 +505,55 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
     sorted.dedup();
     let n = node.settings.peers.len() as u32;
     if sorted != start.participants
-        || !sorted.contains(&owner)
         || !sorted.contains(&node.me)
-        || sorted.len() < node.threshold
+        || sorted.len() != node.threshold
         || sorted.iter().any(|p| *p >= n)
     {
         return Err(format!(
-            "bad participant list from node {owner}: {:?}",
-            start.participants
+            "bad signing set from node {owner}: {:?} (exactly {} distinct nodes, this one among them)",
+            start.participants, node.threshold
         ));
     }
-    let permit = Arc::clone(&node.pool.member_runs)
-        .try_acquire_owned()
-        .map_err(|_| format!("too many presignature runs; order from node {owner} ignored"))?;
+    if node.live().iter().any(|p| *p < owner) {
+        return Err(format!(
+            "node {owner} is not the allocator (a lower node is live); order ignored"
+        ));
+    }
+    if node.has_fault(Fault::SilentPresigner) {
+        return Ok(());
+    }
+    let permit = {
+        let mut runs = node.pool.member_runs.lock().map_err(|_| "pool lock poisoned".to_string())?;
+        let slots = runs
+            .entry(owner)
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_MEMBER_RUNS_PER_OWNER)));
+        Arc::clone(slots)
+            .try_acquire_owned()
+            .map_err(|_| format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} presignature runs here; order ignored"))?
+    };
     let node = Arc::clone(node);
     tokio::spawn(async move {
+        let id = PresignatureId {
+            pool: pool_id(&node, owner),
+            seq: start.seq,
+        };
+        let store = Arc::clone(&node.store);
+        // A replayed order for a slot this node already filled (or used) is not run again.
+        match tokio::task::spawn_blocking(move || store.knows_slot(id)).await {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => {
+                tracing::warn!(owner, seq = start.seq, "order for a slot already filled or used; ignored");
+                return;
+            }
+            _ => return,
+        }
         match make(&node, owner, &start).await {
             Ok(()) => node.net.send(owner, Message::Stored(start.seq).encode()),
-            Err(e) => tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed"),
+            Err(e) => {
+                tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed");
+                let silent = e.silent();
+                node.net.send(owner, Message::Failed { seq: start.seq, silent }.encode());
+            }
         }
         drop(permit);
     });
@@ -319,6 +574,15 @@ enum MakeError {
     Join,
 }
 
+impl MakeError {
+    fn silent(&self) -> Vec<u32> {
+        match self {
+            Self::Session(SessionError::Timeout { silent, .. }) => silent.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Two triples, then the presignature, then storage: this node's part of one presignature.
 async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeError> {
     let keys = node.keys().ok_or(MakeError::NotReady)?;
@@ -328,8 +592,10 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
     let t0 = triple_generation(session_id(node, owner, start.seq, "triple0"), me, &parties, t)?;
     let t1 = triple_generation(session_id(node, owner, start.seq, "triple1"), me, &parties, t)?;
     let (t0, t1) = tokio::join!(
-        node.sessions.run(&node.net, t0, parties.clone(), TRIPLE_DEADLINE),
-        node.sessions.run(&node.net, t1, parties.clone(), TRIPLE_DEADLINE),
+        node.sessions
+            .run_within(&node.net, t0, parties.clone(), TRIPLE_DEADLINE, SILENCE_DEADLINE),
+        node.sessions
+            .run_within(&node.net, t1, parties.clone(), TRIPLE_DEADLINE, SILENCE_DEADLINE),
     );
     let run = presigning(
         session_id(node, owner, start.seq, "presign"),
@@ -351,54 +617,142 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
     Ok(())
 }
 
-/// Allocates a presignature of this node's pool to sign request `request`; every caller asking for
-/// the same request gets the same allocation, and `digest` must match the one it was made for.
-pub async fn allocate(node: &Arc<Node>, request: &str, digest: &str) -> Result<Allocation, ApiError> {
+/// What an allocation call asks for.
+pub struct AllocateCall<'a> {
+    /// The client's request id (16 bytes hex).
+    pub request: &'a str,
+    /// `sha256(keyId | hash)` hex.
+    pub digest: &'a str,
+    /// Nodes to leave out of the signing set.
+    pub exclude: &'a [u32],
+    /// When the asking node made the call (unix seconds).
+    pub at: u64,
+}
+
+/// Allocates a presignature of this node's pool to sign request `call.request`; every caller
+/// asking for the same request gets the same allocation (also across restarts), and `digest` must
+/// match the one it was made for.
+pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Allocation, AllocateError> {
+    let skew = unix_now().abs_diff(call.at);
+    if skew > ALLOCATE_WINDOW_SECS {
+        return Err(AllocateError::Stale { at: call.at, skew });
+    }
+    let request_bytes: [u8; 16] = hex::decode(call.request)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| AllocateError::Conflict(call.request.to_string()))?;
     let cell = {
         let mut map = node
             .pool
             .allocations
             .lock()
-            .map_err(|_| ApiError::internal("allocation table poisoned"))?;
+            .map_err(|_| AllocateError::Store("allocation table poisoned".into()))?;
         map.retain(|_, (at, _)| at.elapsed() < ALLOCATION_MEMORY);
         Arc::clone(
-            &map.entry(request.to_string())
+            &map.entry(call.request.to_string())
                 .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())))
                 .1,
         )
     };
     let allocation = cell
-        .get_or_init(|| async {
-            let until = Instant::now() + ALLOCATION_WAIT;
-            loop {
-                let notified = node.pool.added.notified();
-                if let Some(a) = take_one(node, digest) {
-                    return Ok(a);
-                }
-                let Some(left) = until.checked_duration_since(Instant::now()) else {
-                    return Err(ApiError::pool_empty(node.me));
-                };
-                let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), notified).await;
-            }
-        })
+        .get_or_init(|| allocate_once(node, request_bytes, call.digest, call.exclude))
         .await
         .clone()?;
-    if allocation.digest != digest {
-        return Err(ApiError::conflict(request));
+    if allocation.digest != call.digest {
+        return Err(AllocateError::Conflict(call.request.to_string()));
     }
     Ok(allocation)
 }
 
-fn take_one(node: &Node, digest: &str) -> Option<Allocation> {
-    let live = node.live();
-    let mut stock = node.pool.stock.lock().ok()?;
-    let usable = stock
-        .iter()
-        .position(|(_, holders)| holders.iter().filter(|h| live.contains(h)).count() >= node.threshold)?;
-    let (seq, participants) = stock.remove(usable)?;
-    node.pool.allocated.fetch_add(1, Ordering::Relaxed);
+async fn allocate_once(
+    node: &Arc<Node>,
+    request: [u8; 16],
+    digest: &str,
+    exclude: &[u32],
+) -> Result<Allocation, AllocateError> {
+    let store = Arc::clone(&node.store);
+    let existing = tokio::task::spawn_blocking(move || store.allocation(&request))
+        .await
+        .map_err(|e| AllocateError::Store(e.to_string()))?
+        .map_err(|e| AllocateError::Store(e.to_string()))?;
+    if let Some(record) = existing {
+        return decode(&record);
+    }
+    let until = Instant::now() + ALLOCATION_WAIT;
+    let mut asked = false;
+    loop {
+        let notified = node.pool.added.notified();
+        if let Some(allocation) = take_one(node, digest, exclude) {
+            if node.has_fault(Fault::DoubleBind) {
+                if let Ok(mut rebind) = node.pool.rebind.lock() {
+                    if rebind.take().is_some() {
+                        return Ok(allocation);
+                    }
+                    *rebind = Some((allocation.seq, allocation.participants.clone()));
+                }
+            }
+            let record = serde_json::to_vec(&allocation).map_err(|e| AllocateError::Store(e.to_string()))?;
+            let id = PresignatureId {
+                pool: pool_id(node, node.me),
+                seq: allocation.seq,
+            };
+            match node
+                .allocations
+                .allocate((request, id, record, unix_now()))
+                .await
+                .map_err(|e| AllocateError::Store(e.to_string()))?
+            {
+                Allocated::Fresh => {
+                    node.pool.allocated.fetch_add(1, Ordering::Relaxed);
+                    return Ok(allocation);
+                }
+                Allocated::Existing(record) => {
+                    // Another ask for this request won (a restart lost its in-memory answer).
+                    if let Ok(mut stock) = node.pool.stock.lock() {
+                        stock.push_front((allocation.seq, allocation.participants));
+                    }
+                    return decode(&record);
+                }
+                Allocated::SlotGone => continue,
+            }
+        }
+        if !asked && !exclude.is_empty() {
+            asked = true;
+            if let Ok(mut demand) = node.pool.demand.lock() {
+                if demand.len() < MAX_DEMAND {
+                    demand.push_back(exclude.to_vec());
+                }
+            }
+        }
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            return Err(AllocateError::PoolEmpty(node.me));
+        };
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), notified).await;
+    }
+}
+
+fn decode(record: &[u8]) -> Result<Allocation, AllocateError> {
+    serde_json::from_slice(record).map_err(|e| AllocateError::Store(format!("allocation record: {e}")))
+}
+
+fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
     let mut entropy = [0u8; 32];
     OsRng.fill_bytes(&mut entropy);
+    if node.has_fault(Fault::DoubleBind) {
+        if let Some((seq, participants)) = node.pool.rebind.lock().ok().and_then(|r| r.clone()) {
+            return Some(Allocation {
+                pool: node.me,
+                seq,
+                participants,
+                entropy: hex::encode(entropy),
+                digest: digest.to_string(),
+            });
+        }
+    }
+    let live = node.live();
+    let mut stock = node.pool.stock.lock().ok()?;
+    let pos = stock.iter().position(|(_, holders)| usable(node, holders, &live, exclude))?;
+    let (seq, participants) = stock.remove(pos)?;
     Some(Allocation {
         pool: node.me,
         seq,

@@ -20,12 +20,14 @@ pub enum SessionError {
     #[error(transparent)]
     Protocol(#[from] TssError),
     /// The deadline passed first.
-    #[error("session {session} did not finish within {seconds} s")]
+    #[error("session {session} did not finish within {seconds} s{}", if silent.is_empty() { String::new() } else { format!(" (nothing came from nodes {silent:?})") })]
     Timeout {
         /// Session id, shortened.
         session: String,
         /// The deadline.
         seconds: u64,
+        /// Participants that sent nothing at all in the session.
+        silent: Vec<u32>,
     },
     /// The session thread stopped unexpectedly.
     #[error("session thread failed: {0}")]
@@ -83,9 +85,27 @@ impl Sessions {
     pub async fn run<P>(
         self: &Arc<Self>,
         net: &Arc<Net>,
+        protocol: P,
+        participants: Vec<PartyId>,
+        deadline: Duration,
+    ) -> Result<P::Output, SessionError>
+    where
+        P: Protocol + Send + 'static,
+        P::Output: Send + 'static,
+    {
+        self.run_within(net, protocol, participants, deadline, deadline).await
+    }
+
+    /// [`Sessions::run`] that also gives up early, after `silence`, if some participant has sent
+    /// nothing at all by then (every party of a protocol speaks in its first round): a node that
+    /// answers pings but never joins a run costs `silence`, not the whole deadline.
+    pub async fn run_within<P>(
+        self: &Arc<Self>,
+        net: &Arc<Net>,
         mut protocol: P,
         participants: Vec<PartyId>,
         deadline: Duration,
+        silence: Duration,
     ) -> Result<P::Output, SessionError>
     where
         P: Protocol + Send + 'static,
@@ -105,7 +125,13 @@ impl Sessions {
         let label = hex::encode(&session.0[..6]);
         let result = tokio::task::spawn_blocking(move || {
             let until = Instant::now() + deadline;
+            let quiet_until = Instant::now() + silence.min(deadline);
+            let others = participants.iter().filter(|p| **p != me).count();
+            let mut heard = std::collections::BTreeSet::new();
             for (from, body) in early {
+                if participants.contains(&PartyId(from)) {
+                    heard.insert(from);
+                }
                 if let Err(e) = protocol.handle(PartyId(from), &body) {
                     tracing::debug!(session = %label, error = %e, "rejected a message");
                 }
@@ -128,10 +154,20 @@ impl Sessions {
                 let timeout = || SessionError::Timeout {
                     session: label.clone(),
                     seconds: deadline.as_secs(),
+                    silent: participants
+                        .iter()
+                        .map(|p| p.0)
+                        .filter(|p| *p != me.0 && !heard.contains(p))
+                        .collect(),
                 };
-                let left = until.checked_duration_since(Instant::now()).ok_or_else(timeout)?;
+                let everyone_spoke = heard.len() >= others;
+                let limit = if everyone_spoke { until } else { quiet_until.min(until) };
+                let left = limit.checked_duration_since(Instant::now()).ok_or_else(timeout)?;
                 match rx.recv_timeout(left) {
                     Ok((from, body)) => {
+                        if participants.contains(&PartyId(from)) {
+                            heard.insert(from);
+                        }
                         if let Err(e) = protocol.handle(PartyId(from), &body) {
                             tracing::debug!(session = %label, error = %e, "rejected a message");
                         }

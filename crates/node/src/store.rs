@@ -11,6 +11,13 @@
 //! and releases its share. A crash at any point leaves the presignature either unused and stored, or
 //! gone and marked used — never both, never usable twice. [`Taker`] does the same for concurrent
 //! requests with one transaction (one fsync) for all the takes that queued up during the last one.
+//! The `used_by` table remembers which request used a slot, so a second request for the same slot
+//! (an allocator that binds it twice) is told apart from the same request arriving again.
+//!
+//! The allocator's side is durable too: `pool_slots` lists the slots of this node's pool that are
+//! stocked (public: their holder sets), and [`Store::allocate`] moves one slot to the
+//! `allocations` table in one transaction before the allocation is answered, so a restarted
+//! allocator never binds a slot again and a request asked again gets the same allocation.
 
 use std::fmt;
 use std::path::Path;
@@ -28,6 +35,14 @@ const KEY_SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("key_share
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const PRESIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presignatures");
 const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatures");
+/// Which request (a 32-byte binding: hash of request id and digest) used a slot.
+const USED_BY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("used_by");
+/// This node's pool, as allocator: stocked slot → holders (`u32` big-endian each).
+const POOL_SLOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pool_slots");
+/// Allocations made by this node: request id → the allocation record (opaque to the store).
+const ALLOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("allocations");
+/// The same allocations by time (`unix secs ‖ request id`), so old ones can be pruned in order.
+const ALLOCATION_TIMES: TableDefinition<&[u8], ()> = TableDefinition::new("allocation_times");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// Action code by CID (public: stored in the clear).
@@ -59,6 +74,9 @@ pub enum StoreError {
     /// The presignature was already taken: using it again would leak the key.
     #[error("presignature {0} was already used")]
     AlreadyUsed(String),
+    /// The presignature was already taken for another request: the allocator bound it twice.
+    #[error("presignature {0} was already used for another request")]
+    UsedForAnother(String),
     /// The storage key is not 32 bytes of hex.
     #[error("the storage key must be 64 hex characters (32 bytes)")]
     BadKey,
@@ -154,6 +172,10 @@ impl Store {
         txn.open_table(TRIPLES).map_err(db_err)?;
         txn.open_table(PRESIGNATURES).map_err(db_err)?;
         txn.open_table(USED).map_err(db_err)?;
+        txn.open_table(USED_BY).map_err(db_err)?;
+        txn.open_table(POOL_SLOTS).map_err(db_err)?;
+        txn.open_table(ALLOCATIONS).map_err(db_err)?;
+        txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(ACTIONS).map_err(db_err)?;
@@ -286,15 +308,20 @@ impl Store {
     /// Takes presignature `id` for exactly one signature: removes it and records it as used in one
     /// durable transaction, and only then returns it. `Ok(None)` if the slot is empty.
     pub fn take_presignature(&self, id: PresignatureId) -> Result<Option<Presignature>, StoreError> {
-        self.take_presignatures(&[id])
+        self.take_presignatures(&[(id, [0; 32])])
             .pop()
             .unwrap_or_else(|| Err(StoreError::Database("no answer for the presignature taken".into())))
     }
 
     /// [`Store::take_presignature`] for several ids in one durable transaction (a group commit):
-    /// one answer per id, in order. An id given twice is taken once, and is `AlreadyUsed` after.
-    /// Nothing is returned before the transaction is durable; if it fails, every answer is an error.
-    pub fn take_presignatures(&self, ids: &[PresignatureId]) -> Vec<Result<Option<Presignature>, StoreError>> {
+    /// one answer per id, in order, each id with the binding of the request that takes it. An id
+    /// given twice is taken once, and after that is `AlreadyUsed` for the same binding and
+    /// `UsedForAnother` for another. Nothing is returned before the transaction is durable; if it
+    /// fails, every answer is an error.
+    pub fn take_presignatures(
+        &self,
+        ids: &[(PresignatureId, [u8; 32])],
+    ) -> Vec<Result<Option<Presignature>, StoreError>> {
         let failed = |e: StoreError| ids.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect();
         let txn = match self.db.begin_write() {
             Ok(txn) => txn,
@@ -309,7 +336,7 @@ impl Store {
         }
         ids.iter()
             .zip(taken)
-            .map(|(id, stored)| {
+            .map(|((id, _), stored)| {
                 let Some(stored) = stored? else { return Ok(None) };
                 let key = id.key();
                 self.open_record(
@@ -342,6 +369,20 @@ impl Store {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(PRESIGNATURES).map_err(db_err)?;
         table.len().map_err(db_err)
+    }
+
+    /// Whether slot `id` holds a presignature or was ever used (an order to fill it again is a replay).
+    pub fn knows_slot(&self, id: PresignatureId) -> Result<bool, StoreError> {
+        let key = id.key();
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let stocked = txn
+            .open_table(PRESIGNATURES)
+            .map_err(db_err)?
+            .get(key.as_slice())
+            .map_err(db_err)?
+            .is_some();
+        let used = txn.open_table(USED).map_err(db_err)?.get(key.as_slice()).map_err(db_err)?.is_some();
+        Ok(stocked || used)
     }
 
     /// Whether presignature `id` was ever taken.
@@ -455,15 +496,28 @@ impl Store {
 /// One take's sealed record (`None`: the slot was empty), or why it was refused.
 type SealedTake = Result<Option<Vec<u8>>, StoreError>;
 
-/// Inside `txn`: removes each presignature and marks it used (refusing ones used before).
-fn take_sealed(txn: &redb::WriteTransaction, ids: &[PresignatureId]) -> Result<Vec<SealedTake>, StoreError> {
+/// Inside `txn`: removes each presignature and marks it used by its binding (refusing ones used
+/// before).
+fn take_sealed(
+    txn: &redb::WriteTransaction,
+    ids: &[(PresignatureId, [u8; 32])],
+) -> Result<Vec<SealedTake>, StoreError> {
     let mut used = txn.open_table(USED).map_err(db_err)?;
+    let mut used_by = txn.open_table(USED_BY).map_err(db_err)?;
     let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
     let mut answers = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (id, binding) in ids {
         let key = id.key();
         if used.get(key.as_slice()).map_err(db_err)?.is_some() {
-            answers.push(Err(StoreError::AlreadyUsed(id.to_string())));
+            let same = used_by
+                .get(key.as_slice())
+                .map_err(db_err)?
+                .is_some_and(|b| b.value() == binding.as_slice());
+            answers.push(Err(if same {
+                StoreError::AlreadyUsed(id.to_string())
+            } else {
+                StoreError::UsedForAnother(id.to_string())
+            }));
             continue;
         }
         let stored = stock
@@ -472,32 +526,180 @@ fn take_sealed(txn: &redb::WriteTransaction, ids: &[PresignatureId]) -> Result<V
             .map(|v| v.value().to_vec());
         if stored.is_some() {
             used.insert(key.as_slice(), 1).map_err(db_err)?;
+            used_by.insert(key.as_slice(), binding.as_slice()).map_err(db_err)?;
         }
         answers.push(Ok(stored));
     }
     Ok(answers)
 }
 
-/// A take waiting for its batch: the presignature and where its answer goes.
-type TakeOrder = (
-    PresignatureId,
-    tokio::sync::oneshot::Sender<Result<Option<Presignature>, StoreError>>,
-);
+/// What [`Store::allocate`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Allocated {
+    /// The slot was moved from the pool to this request's allocation.
+    Fresh,
+    /// The request already had an allocation (this record); the slot was left alone.
+    Existing(Vec<u8>),
+    /// The slot is not in the pool (allocated or dropped before): nothing was written.
+    SlotGone,
+}
 
-/// Most takes in one transaction.
-const MAX_TAKE_BATCH: usize = 256;
+fn holders_bytes(holders: &[u32]) -> Vec<u8> {
+    holders.iter().flat_map(|h| h.to_be_bytes()).collect()
+}
 
-/// Takes presignatures for concurrent sign requests with group commits: one thread makes one
-/// transaction durable at a time, and the takes that arrive meanwhile go into the next one together.
-/// One request alone waits for one commit, as with [`Store::take_presignature`]; a burst of `k` waits
-/// for about two instead of `k` in a row.
-pub struct Taker {
-    queue: Option<std::sync::mpsc::Sender<TakeOrder>>,
+fn holders_of(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_be_bytes))
+        .collect()
+}
+
+impl Store {
+    /// Adds a stocked slot to this node's pool with its holder set.
+    pub fn add_slot(&self, id: PresignatureId, holders: &[u32]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(POOL_SLOTS)
+            .map_err(db_err)?
+            .insert(id.key().as_slice(), holders_bytes(holders).as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Drops slots from this node's pool (stranded or discarded), without allocating them.
+    pub fn remove_slots(&self, ids: &[PresignatureId]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+            for id in ids {
+                table.remove(id.key().as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// The stocked slots of pool `pool` with their holders, in sequence order.
+    pub fn slots(&self, pool: &[u8; 32]) -> Result<Vec<(u64, Vec<u32>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+        let start = PresignatureId { pool: *pool, seq: 0 }.key();
+        let end = PresignatureId { pool: *pool, seq: u64::MAX }.key();
+        let mut out = Vec::new();
+        for entry in table.range(start.as_slice()..=end.as_slice()).map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            if let Some(seq) = key.value().get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                out.push((u64::from_be_bytes(seq), holders_of(value.value())));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The allocation recorded for `request`, if any.
+    pub fn allocation(&self, request: &[u8; 16]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(ALLOCATIONS).map_err(db_err)?;
+        Ok(table.get(request.as_slice()).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Binds slot `id` to `request` durably: removes the slot from the pool and records the
+    /// allocation (made at `unix_secs`) in one transaction — unless the request already has one.
+    pub fn allocate(
+        &self,
+        request: &[u8; 16],
+        id: PresignatureId,
+        record: &[u8],
+        unix_secs: u64,
+    ) -> Result<Allocated, StoreError> {
+        self.allocate_many(&[(*request, id, record.to_vec(), unix_secs)])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Database("no answer for the allocation".into())))
+    }
+
+    /// [`Store::allocate`] for several requests in one durable transaction.
+    pub fn allocate_many(&self, orders: &[AllocationOrder]) -> Vec<Result<Allocated, StoreError>> {
+        let failed = |e: StoreError| orders.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect();
+        let txn = match self.db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return failed(db_err(e)),
+        };
+        let answers = match allocate_in(&txn, orders) {
+            Ok(answers) => answers,
+            Err(e) => return failed(e),
+        };
+        if let Err(e) = txn.commit() {
+            return failed(db_err(e));
+        }
+        answers.into_iter().map(Ok).collect()
+    }
+
+    /// Forgets allocations made before `before_unix_secs`; returns how many.
+    pub fn prune_allocations(&self, before_unix_secs: u64) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut pruned = 0;
+        {
+            let mut times = txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
+            let mut records = txn.open_table(ALLOCATIONS).map_err(db_err)?;
+            let end = before_unix_secs.to_be_bytes();
+            let old: Vec<Vec<u8>> = times
+                .range(..end.as_slice())
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
+                .collect();
+            for key in old {
+                times.remove(key.as_slice()).map_err(db_err)?;
+                if let Some(request) = key.get(8..) {
+                    records.remove(request).map_err(db_err)?;
+                }
+                pruned += 1;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(pruned)
+    }
+}
+
+/// One allocation to make: request id, slot, the record to keep, and when.
+pub type AllocationOrder = ([u8; 16], PresignatureId, Vec<u8>, u64);
+
+fn allocate_in(txn: &redb::WriteTransaction, orders: &[AllocationOrder]) -> Result<Vec<Allocated>, StoreError> {
+    let mut slots = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+    let mut records = txn.open_table(ALLOCATIONS).map_err(db_err)?;
+    let mut times = txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
+    let mut answers = Vec::with_capacity(orders.len());
+    for (request, id, record, unix_secs) in orders {
+        if let Some(existing) = records.get(request.as_slice()).map_err(db_err)? {
+            answers.push(Allocated::Existing(existing.value().to_vec()));
+            continue;
+        }
+        if slots.remove(id.key().as_slice()).map_err(db_err)?.is_none() {
+            answers.push(Allocated::SlotGone);
+            continue;
+        }
+        records.insert(request.as_slice(), record.as_slice()).map_err(db_err)?;
+        let time_key = [unix_secs.to_be_bytes().as_slice(), request.as_slice()].concat();
+        times.insert(time_key.as_slice(), ()).map_err(db_err)?;
+        answers.push(Allocated::Fresh);
+    }
+    Ok(answers)
+}
+
+/// Most orders in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// An order waiting for its batch, and where its answer goes.
+type Order<Req, Ans> = (Req, tokio::sync::oneshot::Sender<Ans>);
+
+/// Group commit: one thread makes one transaction durable at a time, and the orders that arrive
+/// meanwhile go into the next one together. One order alone waits for one commit; a burst of `k`
+/// waits for about two instead of `k` in a row.
+pub struct GroupCommit<Req, Ans> {
+    name: &'static str,
+    queue: Option<std::sync::mpsc::Sender<Order<Req, Ans>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Taker {
-    /// Stops the thread once the takes already queued are done, so the store is closed on return.
+impl<Req, Ans> Drop for GroupCommit<Req, Ans> {
+    /// Stops the thread once the orders already queued are done, so the store is closed on return.
     fn drop(&mut self) {
         drop(self.queue.take());
         if let Some(thread) = self.thread.take() {
@@ -506,45 +708,85 @@ impl Drop for Taker {
     }
 }
 
-impl Taker {
-    /// Starts the taking thread; it ends when the `Taker` is dropped.
-    pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
-        let (queue, orders) = std::sync::mpsc::channel::<TakeOrder>();
+impl<Req: Send + 'static, Ans: Send + 'static> GroupCommit<Req, Ans> {
+    /// Starts the thread `name`; `commit` answers a batch in one transaction, one answer per order
+    /// in order. The thread ends when the `GroupCommit` is dropped.
+    pub fn start(
+        name: &'static str,
+        commit: impl Fn(Vec<Req>) -> Vec<Ans> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (queue, orders) = std::sync::mpsc::channel::<Order<Req, Ans>>();
         let thread = std::thread::Builder::new()
-            .name("presignature-taker".into())
+            .name(name.into())
             .spawn(move || {
                 while let Ok(first) = orders.recv() {
                     let mut batch = vec![first];
-                    while batch.len() < MAX_TAKE_BATCH {
+                    while batch.len() < MAX_BATCH {
                         match orders.try_recv() {
                             Ok(order) => batch.push(order),
                             Err(_) => break,
                         }
                     }
-                    let ids: Vec<PresignatureId> = batch.iter().map(|(id, _)| *id).collect();
-                    for ((_, reply), answer) in batch.into_iter().zip(store.take_presignatures(&ids)) {
-                        // A request that gave up no longer listens; its presignature stays used.
+                    let (requests, replies): (Vec<Req>, Vec<_>) = batch.into_iter().unzip();
+                    for (reply, answer) in replies.into_iter().zip(commit(requests)) {
+                        // A request that gave up no longer listens; what was committed stays.
                         let _ = reply.send(answer);
                     }
                 }
             })
-            .map_err(|e| StoreError::Database(format!("cannot start the presignature taker: {e}")))?;
+            .map_err(|e| StoreError::Database(format!("cannot start {name}: {e}")))?;
         Ok(Self {
+            name,
             queue: Some(queue),
             thread: Some(thread),
         })
     }
 
-    /// Takes presignature `id`, as [`Store::take_presignature`] does.
-    pub async fn take(&self, id: PresignatureId) -> Result<Option<Presignature>, StoreError> {
+    /// Queues `request` and waits for its answer.
+    pub async fn submit(&self, request: Req) -> Result<Ans, StoreError> {
+        let stopped = || StoreError::Database(format!("{} has stopped", self.name));
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queue
             .as_ref()
-            .ok_or_else(|| StoreError::Database("the presignature taker has stopped".into()))?
-            .send((id, reply))
-            .map_err(|_| StoreError::Database("the presignature taker has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Database("the presignature taker has stopped".into()))?
+            .ok_or_else(stopped)?
+            .send((request, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+}
+
+/// Takes presignatures for concurrent sign requests with group commits ([`Store::take_presignatures`]).
+pub struct Taker(GroupCommit<(PresignatureId, [u8; 32]), Result<Option<Presignature>, StoreError>>);
+
+impl Taker {
+    /// Starts the taking thread; it ends when the `Taker` is dropped.
+    pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
+        GroupCommit::start("presignature-taker", move |ids: Vec<(PresignatureId, [u8; 32])>| {
+            store.take_presignatures(&ids)
+        })
+        .map(Self)
+    }
+
+    /// Takes presignature `id` for the request with `binding`, as [`Store::take_presignatures`] does.
+    pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<Presignature>, StoreError> {
+        self.0.submit((id, binding)).await?
+    }
+}
+
+/// Records allocations with group commits ([`Store::allocate_many`]).
+pub struct AllocationWriter(GroupCommit<AllocationOrder, Result<Allocated, StoreError>>);
+
+impl AllocationWriter {
+    /// Starts the writing thread; it ends when the writer is dropped.
+    pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
+        GroupCommit::start("allocation-writer", move |orders: Vec<AllocationOrder>| {
+            store.allocate_many(&orders)
+        })
+        .map(Self)
+    }
+
+    /// [`Store::allocate`], durable on return.
+    pub async fn allocate(&self, order: AllocationOrder) -> Result<Allocated, StoreError> {
+        self.0.submit(order).await?
     }
 }

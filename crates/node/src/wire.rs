@@ -6,6 +6,7 @@ const PROTOCOL: u8 = 1;
 const START: u8 = 2;
 const STORED: u8 = 3;
 const ACTION: u8 = 4;
+const FAILED: u8 = 5;
 /// Largest value one node sends another for an action (runOnce, broadcastAndCollect, shares).
 pub const MAX_ACTION_VALUE: usize = 1 << 20;
 
@@ -18,6 +19,14 @@ pub enum Message {
     Start(Start),
     /// A participant tells the pool owner it stored its share of presignature `seq`.
     Stored(u64),
+    /// A participant tells the pool owner that presignature `seq` failed, and which participants
+    /// it never heard from (so the owner leaves them out of new signing sets for a while).
+    Failed {
+        /// Sequence number in the owner's pool.
+        seq: u64,
+        /// Participants that sent nothing before the deadline.
+        silent: Vec<u32>,
+    },
     /// A value for the other nodes running the same action request.
     Action {
         /// The execute request's id.
@@ -40,12 +49,18 @@ struct ActionValue {
 pub struct Start {
     /// Sequence number in the owner's pool.
     pub seq: u64,
-    /// Every node taking part, sorted; each will hold a share.
+    /// The signing set, sorted: exactly `t` nodes, each of which will hold a share.
     pub participants: Vec<u32>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct FailedNotice {
+    seq: u64,
+    silent: Vec<u32>,
+}
+
 impl Message {
-    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64` or `4 | request:16 | json`.
+    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64`, `4 | request:16 | json` or `5 | json`.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
@@ -55,6 +70,17 @@ impl Message {
                 out
             }
             Self::Stored(seq) => [&[STORED][..], &seq.to_be_bytes()].concat(),
+            Self::Failed { seq, silent } => {
+                let mut out = vec![FAILED];
+                out.extend(
+                    serde_json::to_vec(&FailedNotice {
+                        seq: *seq,
+                        silent: silent.clone(),
+                    })
+                    .unwrap_or_default(),
+                );
+                out
+            }
             Self::Action { request, topic, value } => {
                 let mut out = vec![ACTION];
                 out.extend_from_slice(request);
@@ -86,6 +112,17 @@ impl Message {
             Some((&STORED, rest)) => <[u8; 8]>::try_from(rest)
                 .map(|b| Self::Stored(u64::from_be_bytes(b)))
                 .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
+            Some((&FAILED, rest)) => {
+                let notice: FailedNotice =
+                    serde_json::from_slice(rest).map_err(|e| format!("failure notice: {e}"))?;
+                if notice.silent.len() > sigil_tss::MAX_PARTIES {
+                    return Err("failure notice names too many nodes".into());
+                }
+                Ok(Self::Failed {
+                    seq: notice.seq,
+                    silent: notice.silent,
+                })
+            }
             Some((&ACTION, rest)) => {
                 let (request, body) = rest.split_at_checked(16).ok_or("action message without a request id")?;
                 let request = <[u8; 16]>::try_from(request).map_err(|_| "request id")?;
@@ -114,6 +151,13 @@ pub enum Call {
         request: String,
         /// `sha256(keyId | hash)`, hex: binds the allocation to one key and one message.
         digest: String,
+        /// Nodes the client wants left out of the signing set (it named them before).
+        #[serde(default)]
+        exclude: Vec<u32>,
+        /// When the asking node sent this call (unix seconds): the allocator refuses calls older
+        /// than its replay window, so a replayed call cannot spend a presignature.
+        #[serde(default)]
+        at: u64,
     },
 }
 
@@ -125,7 +169,7 @@ pub struct Allocation {
     pub pool: u32,
     /// Slot in the pool.
     pub seq: u64,
-    /// Holders of the presignature.
+    /// Holders of the presignature: its signing set of exactly `t` nodes.
     pub participants: Vec<u32>,
     /// Re-randomisation entropy fixed by the allocator, hex.
     pub entropy: String,

@@ -15,12 +15,26 @@
 //! s_i = m·k'_i + r'·σ'_i
 //! ```
 //!
-//! The shares of `k` and `σ` are Shamir shares of degree `t − 1` over `S`, and so is `s_i`: any `t`
-//! signers `T ⊆ S` interpolate `s = Σ_{i∈T} λ_i^T·s_i = k'·(m + r'·(x + ε))`, a valid ECDSA
-//! signature `(r', s)` under `P` with nonce `k'⁻¹ = δ·k⁻¹` (its point is exactly `R'`). A
-//! presignature made by more than `t` nodes therefore still signs when some of them are down, and
-//! spare shares let [`combine_naming`] find and name a signer whose share is wrong. Releasing more
-//! than `t` points of the same degree-`t − 1` polynomial reveals nothing beyond `s` itself.
+//! The shares of `k` and `σ` are Shamir shares of degree `t − 1` over `S`, and so is `s_i`: the `t`
+//! signers of `S` interpolate `s = Σ_{i∈S} λ_i·s_i = k'·(m + r'·(x + ε))`, a valid ECDSA signature
+//! `(r', s)` under `P` with nonce `k'⁻¹ = δ·k⁻¹` (its point is exactly `R'`).
+//!
+//! # Exactly `t` holders (DESIGN §4)
+//!
+//! A share is linear in its holder's secrets. If a presignature had `t + 1` holders, an allocator
+//! could bind it to message `m₁` at one honest holder and to `m₂` at another, and with `t − 2`
+//! colluders solve `2t` linear equations for the `2t` coefficients of the `k` and `σ` polynomials,
+//! hence `k`, `σ = k·x` and the root secret `x`. With exactly `t` holders each honest holder gives at
+//! most one equation (it releases once) and the coalition stays one short. So [`presigning`] runs
+//! among exactly `t` signers and [`combine`] takes exactly their `t` shares; `tests/it/attack.rs`
+//! carries out the attack on `t + 1` holders and shows the system is underdetermined with `t`.
+//!
+//! # Naming a bad share without spare shares
+//!
+//! With exactly `t` shares there is nothing to out-vote, so presigning publishes per-holder
+//! commitments `K_j = k_j·G`, `Σ_j = σ_j·G` ([`PresignCommitments`], see the `presign` module for
+//! why that is sound and leaks nothing). Each share carries them with `δ` and `ε`, and when the
+//! combination does not verify, `s_j·δ·G = (m + r'·ε)·K_j + r'·Σ_j` names every share that is wrong.
 //!
 //! Why: with additive derivation, a plain presignature lets an attacker who sees `R` before choosing
 //! the message and the tweak turn one signature into a forgery for a related key (Groth & Shoup,
@@ -58,7 +72,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use cait_sith::triples::{generate_triple, TripleGenerationOutput, TriplePub, TripleShare};
-use cait_sith::{presign, KeygenOutput, PresignArguments, PresignOutput};
 use ff::PrimeField;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use k256::elliptic_curve::group::Group;
@@ -79,7 +92,9 @@ use crate::{Curve, KeyShare, PartyId, Secp256k1, SessionId, TssError};
 type K = k256::Secp256k1;
 const RERANDOMIZE_DST: &[u8] = b"SIGIL-ECDSA-RERANDOMIZE-V1";
 const TRIPLE_FORMAT: u8 = 1;
-const PRESIGNATURE_FORMAT: u8 = 1;
+/// Format 2 adds the holders' commitments; format 1 presignatures (made among more than `t`
+/// nodes) are refused, never used.
+const PRESIGNATURE_FORMAT: u8 = 2;
 
 /// A Beaver triple share, input to one presignature. Wiped on drop.
 pub struct Triple {
@@ -189,6 +204,7 @@ pub struct Presignature {
     big_r: AffinePoint,
     k: Scalar,
     sigma: Scalar,
+    commitments: PresignCommitments,
 }
 
 impl Presignature {
@@ -197,9 +213,32 @@ impl Presignature {
         self.me
     }
 
-    /// The parties that made this presignature; any `threshold` of them can sign with it.
+    /// The parties that made this presignature, its signing set: exactly the key's threshold of
+    /// them, and only they together can sign with it.
     pub fn signers(&self) -> &[PartyId] {
         &self.signers
+    }
+
+    /// The public commitments to every holder's shares.
+    pub fn commitments(&self) -> &PresignCommitments {
+        &self.commitments
+    }
+
+    pub(crate) fn from_parts(
+        me: PartyId,
+        signers: Vec<PartyId>,
+        k: Scalar,
+        sigma: Scalar,
+        commitments: PresignCommitments,
+    ) -> Self {
+        Self {
+            me,
+            signers,
+            big_r: commitments.big_r,
+            k,
+            sigma,
+            commitments,
+        }
     }
 
     /// The (not yet re-randomised) nonce point, a public value.
@@ -207,15 +246,16 @@ impl Presignature {
         self.big_r
     }
 
-    /// `format:u8 | me:u32 | signers | R | k | σ` — secret material. Storing a presignature does not
-    /// make it reusable: the node must delete (or mark) the stored copy before releasing a share.
+    /// `format:u8 | me:u32 | signers | k | σ | commitments` — secret material. Storing a
+    /// presignature does not make it reusable: the node must delete (or mark) the stored copy
+    /// before releasing a share.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(vec![PRESIGNATURE_FORMAT]);
         out.extend_from_slice(&self.me.0.to_be_bytes());
         put_parties(&mut out, &self.signers);
-        out.extend_from_slice(&compressed(&self.big_r));
         out.extend_from_slice(&self.k.to_repr());
         out.extend_from_slice(&self.sigma.to_repr());
+        out.extend_from_slice(&self.commitments.to_bytes());
         out
     }
 
@@ -229,15 +269,14 @@ impl Presignature {
                 .source()
                 .error("signer list is not sorted, unique and inclusive".into()));
         }
-        let presignature = Presignature {
-            me,
-            signers,
-            big_r: r.nonzero_point::<Secp256k1>("R")?.to_affine(),
-            k: r.scalar::<Secp256k1>("k")?,
-            sigma: r.scalar::<Secp256k1>("sigma")?,
-        };
+        let k = r.scalar::<Secp256k1>("k")?;
+        let sigma = r.scalar::<Secp256k1>("sigma")?;
+        let commitments = PresignCommitments::read(&mut r)?;
         r.finish()?;
-        Ok(presignature)
+        if commitments.parties() != signers {
+            return Err(TssError::Corrupt("presignature: commitments for other holders".into()));
+        }
+        Ok(Presignature::from_parts(me, signers, k, sigma, commitments))
     }
 }
 
@@ -258,11 +297,11 @@ impl fmt::Debug for Presignature {
     }
 }
 
-/// One party's run of presigning.
-pub type Presigning = CaitSithRun<PresignOutput<K>, Presignature>;
+pub use crate::presign::Presigning;
 
-/// Starts a presignature for the root key among `signers` (every one of them must take part and,
-/// later, sign). Consumes two triples generated by a superset of `signers`.
+/// Starts a presignature for the root key among `signers`, which must be exactly `key.threshold()`
+/// parties holding shares of the key (its signing set: every one of them takes part and, later,
+/// signs). Consumes two triples generated by (a superset of) `signers` for this threshold.
 pub fn presigning(
     session: SessionId,
     key: &KeyShare<Secp256k1>,
@@ -278,9 +317,9 @@ pub fn presigning(
             "signers must include this party and hold shares of the key".into(),
         ));
     }
-    if signers.len() < key.threshold() {
+    if signers.len() != key.threshold() {
         return Err(TssError::BadParameters(format!(
-            "{} signers cannot presign for a key of threshold {}",
+            "{} signers for a key of threshold {}: a presignature is made by exactly t parties (DESIGN §4)",
             signers.len(),
             key.threshold()
         )));
@@ -293,35 +332,81 @@ pub fn presigning(
             ));
         }
     }
-    let args = PresignArguments {
-        triple0: (triple0.share.clone(), triple0.public.clone()),
-        triple1: (triple1.share.clone(), triple1.public.clone()),
-        keygen_out: KeygenOutput {
-            private_share: *key.secret(),
-            public_key: key.public_key().to_affine(),
-        },
-        threshold: key.threshold(),
-    };
-    drop((triple0, triple1));
-    let inner =
-        presign::<K>(&participants(&signers), me.0.into(), args).map_err(|e| TssError::BadParameters(e.to_string()))?;
-    let finish_signers = signers.clone();
-    Ok(CaitSithRun::new(
-        ProtocolKind::Presign,
+    let public_shares = signers
+        .iter()
+        .filter_map(|p| Some((*p, *key.public().public_share(*p)?)))
+        .collect();
+    crate::presign::Presigning::start(crate::presign::Inputs {
         session,
         me,
         signers,
-        Box::new(inner),
-        Box::new(move |out: PresignOutput<K>| {
-            Ok(Presignature {
-                me,
-                signers: finish_signers,
-                big_r: out.big_r,
-                k: out.k,
-                sigma: out.sigma,
-            })
-        }),
-    ))
+        public_shares,
+        secret: key.secret(),
+        triple0: (&triple0.share, &triple0.public),
+        triple1: (&triple1.share, &triple1.public),
+    })
+}
+
+/// The public side of one presignature: its nonce point `R` and, for each of its `t` holders,
+/// `K_j = k_j·G` and `Σ_j = σ_j·G`. Every holder stores the same copy; signature shares carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresignCommitments {
+    big_r: AffinePoint,
+    holders: Vec<(PartyId, AffinePoint, AffinePoint)>,
+}
+
+impl PresignCommitments {
+    /// Commitments for holders `(party, K, Σ)`, which must be sorted by party and unique.
+    pub fn new(big_r: AffinePoint, holders: Vec<(PartyId, AffinePoint, AffinePoint)>) -> Result<Self, TssError> {
+        let parties: Vec<PartyId> = holders.iter().map(|(p, _, _)| *p).collect();
+        if sorted_unique(&parties).as_deref() != Some(parties.as_slice()) || parties.len() > crate::MAX_PARTIES {
+            return Err(TssError::BadParameters("commitment holders must be sorted and unique".into()));
+        }
+        Ok(Self { big_r, holders })
+    }
+
+    /// The presignature's (not re-randomised) nonce point.
+    pub fn big_r(&self) -> AffinePoint {
+        self.big_r
+    }
+
+    /// The holders, sorted.
+    pub fn parties(&self) -> Vec<PartyId> {
+        self.holders.iter().map(|(p, _, _)| *p).collect()
+    }
+
+    fn of(&self, party: PartyId) -> Option<(ProjectivePoint, ProjectivePoint)> {
+        self.holders
+            .iter()
+            .find(|(p, _, _)| *p == party)
+            .map(|(_, k, sigma)| (ProjectivePoint::from(*k), ProjectivePoint::from(*sigma)))
+    }
+
+    /// `R:33 | count:u8 | (party:u32 | K:33 | Σ:33)*`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(34 + 70 * self.holders.len());
+        out.extend_from_slice(&compressed(&self.big_r));
+        out.push(self.holders.len().min(usize::from(u8::MAX)) as u8);
+        for (party, k, sigma) in &self.holders {
+            out.extend_from_slice(&party.0.to_be_bytes());
+            out.extend_from_slice(&compressed(k));
+            out.extend_from_slice(&compressed(sigma));
+        }
+        out
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, TssError> {
+        let big_r = r.nonzero_point::<Secp256k1>("R")?.to_affine();
+        let count = r.u8("holder count")?;
+        let mut holders = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let party = r.party("holder")?;
+            let k = r.nonzero_point::<Secp256k1>("K commitment")?.to_affine();
+            let sigma = r.nonzero_point::<Secp256k1>("Σ commitment")?.to_affine();
+            holders.push((party, k, sigma));
+        }
+        Self::new(big_r, holders).map_err(|e| r.source().error(e.to_string()))
+    }
 }
 
 /// What one signer releases for one request: its point on the `s` polynomial and the re-randomised
@@ -330,22 +415,32 @@ pub fn presigning(
 pub struct SignatureShare {
     /// The signer.
     pub party: PartyId,
-    /// Every holder of the presignature (any threshold of them can combine).
+    /// Every holder of the presignature: its signing set of exactly `t` parties.
     pub signers: Vec<PartyId>,
     /// `R' = δ·R`.
     pub big_r: AffinePoint,
     /// `s_i`.
     pub s: Scalar,
+    /// The re-randomiser `δ` (public).
+    pub delta: Scalar,
+    /// The key derivation tweak `ε` (public).
+    pub tweak: Scalar,
+    /// The presignature's commitments, as this signer holds them.
+    pub commitments: PresignCommitments,
 }
 
 impl SignatureShare {
-    /// `party:u32 | n:u8 | signers:u32* | R':33 | s:32`.
+    /// `party:u32 | n:u8 | signers:u32* | R':33 | s:32 | δ:32 | ε:32 | commitments`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 1 + 4 * self.signers.len() + 65);
+        let commitments = self.commitments.to_bytes();
+        let mut out = Vec::with_capacity(4 + 1 + 4 * self.signers.len() + 129 + commitments.len());
         out.extend_from_slice(&self.party.0.to_be_bytes());
         put_parties(&mut out, &self.signers);
         out.extend_from_slice(&compressed(&self.big_r));
         out.extend_from_slice(&self.s.to_repr());
+        out.extend_from_slice(&self.delta.to_repr());
+        out.extend_from_slice(&self.tweak.to_repr());
+        out.extend_from_slice(&commitments);
         out
     }
 
@@ -356,6 +451,9 @@ impl SignatureShare {
         let signers = r.parties("signers")?;
         let big_r = r.nonzero_point::<Secp256k1>("nonce point")?.to_affine();
         let s = r.scalar::<Secp256k1>("signature share")?;
+        let delta = r.scalar::<Secp256k1>("re-randomiser")?;
+        let tweak = r.scalar::<Secp256k1>("derivation tweak")?;
+        let commitments = PresignCommitments::read(&mut r)?;
         r.finish()?;
         if party != from {
             return Err(TssError::malformed(
@@ -363,11 +461,17 @@ impl SignatureShare {
                 format!("share claims to come from party {party}"),
             ));
         }
+        if commitments.parties() != signers {
+            return Err(TssError::malformed(from, "commitments for another holder set"));
+        }
         Ok(Self {
             party,
             signers,
             big_r,
             s,
+            delta,
+            tweak,
+            commitments,
         })
     }
 }
@@ -429,6 +533,9 @@ pub fn sign_share_derived(
         signers: presignature.signers.clone(),
         big_r,
         s,
+        delta,
+        tweak,
+        commitments: presignature.commitments.clone(),
     })
 }
 
@@ -452,7 +559,7 @@ fn rerandomizer(
 }
 
 /// 33-byte SEC1 compressed encoding; the identity (never a valid nonce or key) is 33 zero bytes.
-fn compressed(point: &AffinePoint) -> [u8; 33] {
+pub(crate) fn compressed(point: &AffinePoint) -> [u8; 33] {
     <[u8; 33]>::try_from(point.to_encoded_point(true).as_bytes()).unwrap_or([0u8; 33])
 }
 
@@ -537,129 +644,102 @@ impl EcdsaSignature {
     }
 }
 
-/// How many signer subsets [`combine_naming`] tries before giving up.
-pub const MAX_COMBINATIONS: usize = 512;
-
-/// Combines signature shares of one presignature into a signature that verifies against the PKP
-/// public key; see [`combine_naming`].
+/// Combines the `t` signature shares of one presignature into a low-s signature with recovery id,
+/// returned only if it verifies against `public_key`.
+///
+/// The presignature must have exactly `threshold` holders and every one of them must have sent its
+/// share. Shares that disagree with the majority on the holder set, the nonce point, the
+/// re-randomiser, the tweak or the commitments are named at once. If the combination does not
+/// verify, every share is checked against its holder's commitments and the error names each one
+/// that fails ([`TssError::InvalidShares`]); an honest share never fails (see the module docs).
 pub fn combine(
     public_key: &ProjectivePoint,
     msg_hash: &[u8; 32],
     threshold: usize,
     shares: &[SignatureShare],
 ) -> Result<EcdsaSignature, TssError> {
-    combine_naming(public_key, msg_hash, threshold, shares).map(|(signature, _)| signature)
-}
-
-/// Combines signature shares of one presignature into a low-s signature with recovery id, returned
-/// only if k256 verifies it against `public_key`, together with the signers whose share is wrong.
-///
-/// Any `threshold` correct shares suffice. Shares that disagree with the majority on the holder set
-/// or the nonce point are named at once. A wrong `s_i` cannot be seen on its own (cait-sith commits to
-/// no per-share value), so with spare shares the function searches `threshold`-subsets (at most
-/// [`MAX_COMBINATIONS`]) for one that verifies, then names every other share that does not fit it.
-/// With no spare share, a wrong share gives [`TssError::SignatureInvalid`] and no signature.
-pub fn combine_naming(
-    public_key: &ProjectivePoint,
-    msg_hash: &[u8; 32],
-    threshold: usize,
-    shares: &[SignatureShare],
-) -> Result<(EcdsaSignature, Vec<PartyId>), TssError> {
-    let by_party = consistent_shares(shares)?;
-    let big_r = match by_party.values().next() {
-        Some(share) => share.big_r,
-        None => {
-            return Err(TssError::NotEnoughShares {
-                have: 0,
-                need: threshold,
-            })
-        }
-    };
-    if threshold < 2 || by_party.len() < threshold {
+    let (reference, by_party) = consistent_shares(shares)?;
+    if threshold < 2 || reference.signers.len() != threshold {
+        return Err(TssError::BadParameters(format!(
+            "the presignature has {} holders; exactly the threshold {threshold} may hold one (DESIGN §4)",
+            reference.signers.len()
+        )));
+    }
+    if by_party.len() < threshold {
         return Err(TssError::NotEnoughShares {
             have: by_party.len(),
-            need: threshold.max(2),
+            need: threshold,
         });
     }
     if bool::from(public_key.is_identity()) {
         return Err(TssError::BadParameters("public key is the identity".into()));
     }
-    let r = x_scalar(&big_r);
-    let parties: Vec<PartyId> = by_party.keys().copied().collect();
-    let attempt = |subset: &[PartyId]| -> Option<EcdsaSignature> {
-        let mut s = Scalar::ZERO;
-        for party in subset {
-            let lambda = lagrange::<Secp256k1>(*party, subset).ok()?;
-            s += lambda * by_party.get(party)?.s;
-        }
-        if bool::from(s.is_high()) {
-            s = -s;
-        }
-        let recovery_id = verify_recovering(public_key, msg_hash, &r, &s)?;
-        Some(EcdsaSignature {
+    let r = x_scalar(&reference.big_r);
+    let mut s = Scalar::ZERO;
+    for (party, share) in &by_party {
+        s += lagrange::<Secp256k1>(*party, &reference.signers)? * share.s;
+    }
+    if bool::from(s.is_high()) {
+        s = -s;
+    }
+    if let Some(recovery_id) = verify_recovering(public_key, msg_hash, &r, &s) {
+        return Ok(EcdsaSignature {
             r: r.to_repr().into(),
             s: s.to_repr().into(),
             recovery_id,
-        })
+        });
+    }
+    let culprits: Vec<PartyId> = by_party
+        .values()
+        .filter(|share| !share_matches(share, reference, msg_hash))
+        .map(|share| share.party)
+        .collect();
+    // Fewer than t parties are corrupt, so at least one share is honest, and an honest share always
+    // matches. When none does, the caller's message is not the one the signers signed.
+    if culprits.is_empty() || culprits.len() == by_party.len() {
+        return Err(TssError::SignatureInvalid);
+    }
+    Err(TssError::InvalidShares { culprits })
+}
+
+/// Whether `share` matches its holder's commitments in `reference`:
+/// `δ·s_j·G = (m + r'·ε)·K_j + r'·Σ_j`, with `R' = δ·R`.
+fn share_matches(share: &SignatureShare, reference: &SignatureShare, msg_hash: &[u8; 32]) -> bool {
+    let commitments = &reference.commitments;
+    let Some((big_k, big_sigma)) = commitments.of(share.party) else {
+        return false;
     };
-    let mut subset: Vec<usize> = (0..threshold).collect();
-    for _ in 0..MAX_COMBINATIONS {
-        let chosen: Vec<PartyId> = subset.iter().filter_map(|i| parties.get(*i).copied()).collect();
-        if let Some(signature) = attempt(&chosen) {
-            // Each remaining share is checked by swapping it in for one member of the good subset.
-            let bad = parties
-                .iter()
-                .filter(|p| !chosen.contains(p))
-                .filter(|p| {
-                    let mut swapped = chosen.clone();
-                    if let Some(last) = swapped.last_mut() {
-                        *last = **p;
-                    }
-                    swapped.sort();
-                    attempt(&swapped).is_none()
-                })
-                .copied()
-                .collect();
-            return Ok((signature, bad));
-        }
-        if !next_combination(&mut subset, parties.len()) {
-            break;
-        }
+    if (ProjectivePoint::from(commitments.big_r) * reference.delta).to_affine() != reference.big_r {
+        return false;
     }
-    Err(TssError::SignatureInvalid)
+    let r = x_scalar(&reference.big_r);
+    let lhs = ProjectivePoint::GENERATOR * (reference.delta * share.s);
+    let rhs = ProjectivePoint::lincomb(&big_k, &(message_scalar(msg_hash) + r * reference.tweak), &big_sigma, &r);
+    lhs == rhs
 }
 
-/// Advances `indices` (sorted, distinct, below `n`) to the next combination; false after the last.
-fn next_combination(indices: &mut [usize], n: usize) -> bool {
-    let k = indices.len();
-    let mut i = k;
-    while i > 0 {
-        i -= 1;
-        let Some(&current) = indices.get(i) else { return false };
-        if current < n - k + i {
-            for (offset, slot) in indices.iter_mut().skip(i).enumerate() {
-                *slot = current + 1 + offset;
-            }
-            return true;
-        }
-    }
-    false
-}
-
-/// Checks that the shares agree on the holder set and nonce point (naming those that differ from the
-/// majority) and that each comes from a holder once; returns them by party.
-fn consistent_shares(shares: &[SignatureShare]) -> Result<BTreeMap<PartyId, &SignatureShare>, TssError> {
-    let mut votes: BTreeMap<(Vec<PartyId>, [u8; 33]), usize> = BTreeMap::new();
-    let key_of = |s: &SignatureShare| (s.signers.clone(), compressed(&s.big_r));
+/// Checks that the shares agree on everything public (naming those that differ from the majority)
+/// and that each comes from a holder once; returns the majority's share and the shares by party.
+fn consistent_shares(shares: &[SignatureShare]) -> Result<(&SignatureShare, BTreeMap<PartyId, &SignatureShare>), TssError> {
+    let key_of = |s: &SignatureShare| {
+        (
+            s.signers.clone(),
+            compressed(&s.big_r),
+            s.delta.to_repr(),
+            s.tweak.to_repr(),
+            s.commitments.to_bytes(),
+        )
+    };
+    let mut votes: BTreeMap<_, (usize, &SignatureShare)> = BTreeMap::new();
     for share in shares {
-        *votes.entry(key_of(share)).or_default() += 1;
+        votes.entry(key_of(share)).or_insert((0, share)).0 += 1;
     }
     let top = votes
         .values()
-        .copied()
+        .map(|(count, _)| *count)
         .max()
         .ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
-    let mut leaders = votes.iter().filter(|(_, count)| **count == top).map(|(key, _)| key);
+    let mut leaders = votes.values().filter(|(count, _)| *count == top).map(|(_, share)| *share);
     let reference = leaders.next().ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
     if leaders.next().is_some() {
         return Err(TssError::Protocol {
@@ -667,16 +747,16 @@ fn consistent_shares(shares: &[SignatureShare]) -> Result<BTreeMap<PartyId, &Sig
             reason: "signers disagree on the presignature or the message, with no majority".into(),
         });
     }
-    if let Some(odd) = shares.iter().find(|s| key_of(s) != *reference) {
+    let reference_key = key_of(reference);
+    if let Some(odd) = shares.iter().find(|s| key_of(s) != reference_key) {
         return Err(TssError::InvalidShare {
             culprit: odd.party,
             what: "signature share (the majority of signers computed another nonce: it signed another message, key or presignature)".into(),
         });
     }
-    let (signers, _) = reference;
     let mut by_party: BTreeMap<PartyId, &SignatureShare> = BTreeMap::new();
     for share in shares {
-        if !signers.contains(&share.party) {
+        if !reference.signers.contains(&share.party) {
             return Err(TssError::InvalidShare {
                 culprit: share.party,
                 what: "signature share (not a signer of this presignature)".into(),
@@ -689,7 +769,7 @@ fn consistent_shares(shares: &[SignatureShare]) -> Result<BTreeMap<PartyId, &Sig
             });
         }
     }
-    Ok(by_party)
+    Ok((reference, by_party))
 }
 
 #[cfg(test)]

@@ -47,6 +47,12 @@ pub enum TssError {
         /// What failed to verify.
         what: String,
     },
+    /// Signature shares that do not match their holders' commitments (see `ecdsa::combine`).
+    #[error("parties {} sent signature shares that do not match their commitments", culprits.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    InvalidShares {
+        /// Every party whose share is wrong, sorted.
+        culprits: Vec<PartyId>,
+    },
     /// The protocol aborted. `suspect` is the sender of the message whose processing failed, when known;
     /// the underlying ECDSA presigning protocol has no identifiable abort, so this is a lead, not proof.
     #[error("protocol aborted{}: {reason}", suspect.map(|p| format!(" (suspect: party {p})")).unwrap_or_default())]
@@ -89,7 +95,16 @@ impl TssError {
             | Self::UnknownSender { from }
             | Self::Equivocation { from, .. } => Some(*from),
             Self::InvalidShare { culprit, .. } => Some(*culprit),
+            Self::InvalidShares { culprits } => culprits.first().copied(),
             _ => None,
+        }
+    }
+
+    /// Every party the error proves at fault ([`TssError::culprit`] names the first).
+    pub fn culprits(&self) -> Vec<PartyId> {
+        match self {
+            Self::InvalidShares { culprits } => culprits.clone(),
+            _ => self.culprit().into_iter().collect(),
         }
     }
 

@@ -8,8 +8,9 @@
 //! * [`Vss`] — distributed key generation, resharing to a new set and threshold, refresh; for the
 //!   secp256k1 root key ([`Secp256k1`]) and the BLS12-381 key ([`Bls12381G1`]).
 //! * [`derive`] — PKP keys derived from the root key by an additive tweak; token ids and addresses.
-//! * [`ecdsa`] — triples and presignatures (cait-sith), re-randomised signature shares, combination
-//!   into a verified low-s signature with recovery id.
+//! * [`ecdsa`] — triples (cait-sith) and presignatures among exactly `t` signers with per-holder
+//!   commitments (`presign`), re-randomised signature shares, combination of exactly `t` shares
+//!   into a verified low-s signature with recovery id, naming every wrong share.
 //! * [`bls`] — signature shares over identities, their verification and combination, and hybrid
 //!   identity-based encryption.
 //!
@@ -24,6 +25,7 @@ pub mod derive;
 pub mod ecdsa;
 mod error;
 mod party;
+mod presign;
 mod protocol;
 mod vss;
 mod wire;

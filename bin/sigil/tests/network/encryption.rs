@@ -305,6 +305,7 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_share_is_named_and_decryption_still_succeeds() {
     // Node 3 of 4 releases shares that do not verify; t = 3.

@@ -6,4 +6,5 @@ mod actions;
 mod chain;
 mod encryption;
 mod harness;
+mod integrity;
 mod signing;

@@ -38,14 +38,16 @@ pub async fn mint(net: &Network, client: &Client, count: usize) -> Owned {
     Owned { key_ids, auth }
 }
 
-/// Signs a random hash with one of the owned PKPs and checks the signature like a verifier would.
-async fn sign_and_check(client: &Client, owned: &Owned) -> SignOutcome {
+/// Signs a random hash with one of the owned PKPs and checks the signature like a verifier would,
+/// and that exactly the `t` nodes of one signing set made it.
+pub async fn sign_and_check(client: &Client, owned: &Owned) -> SignOutcome {
     let key_id = owned.key_ids[(random::<1>()[0] as usize) % owned.key_ids.len()];
     let hash = random::<32>();
     let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash, &owned.auth).await.unwrap();
     let pkp = derive_public_key(client.ecdsa_root(), &KeyId(key_id));
     assert!(outcome.signature.verify(&pkp, &hash));
     assert_eq!(outcome.signature.recover_address(&hash).unwrap(), eth_address(&pkp));
+    assert_eq!(outcome.signers.len(), client.threshold(), "signing set {:?}", outcome.signers);
     outcome
 }
 
@@ -234,6 +236,7 @@ async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg(
     }
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
     let net = Network::start(4, 16, |i| {

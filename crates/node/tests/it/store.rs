@@ -183,7 +183,7 @@ fn one_transaction_takes_many_and_each_once() {
                 .unwrap();
         }
         assert!(store.take_presignature(id(3)).unwrap().is_some());
-        let answers = store.take_presignatures(&[id(1), id(2), id(1), id(3), id(9)]);
+        let answers = store.take_presignatures(&[(id(1), [0; 32]), (id(2), [0; 32]), (id(1), [0; 32]), (id(3), [0; 32]), (id(9), [0; 32])]);
         assert!(matches!(answers[0], Ok(Some(_))));
         assert!(matches!(answers[1], Ok(Some(_))));
         assert!(
@@ -217,14 +217,14 @@ async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once
         let requests: Vec<_> = (0..128u64)
             .map(|i| {
                 let taker = std::sync::Arc::clone(&taker);
-                tokio::spawn(async move { (i % 32, taker.take(id(i % 32)).await) })
+                tokio::spawn(async move { (i % 32, taker.take(id(i % 32), [i as u8; 32]).await) })
             })
             .collect();
         let mut given = Vec::new();
         for request in requests {
             match request.await.unwrap() {
                 (seq, Ok(Some(_))) => given.push(seq),
-                (_, Err(StoreError::AlreadyUsed(_))) => {}
+                (_, Err(StoreError::AlreadyUsed(_) | StoreError::UsedForAnother(_))) => {}
                 (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
             }
         }

@@ -93,12 +93,11 @@ pub fn triples(parties: &[PartyId], t: usize, label: &str) -> BTreeMap<PartyId, 
         .collect()
 }
 
-/// Two fresh triples among all key holders, then a presignature among `signers`.
+/// Two fresh triples among `signers` (the signing set of exactly t), then a presignature among them.
 pub fn presignatures(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &str) -> Vec<Presignature> {
-    let holders: Vec<PartyId> = keys.iter().map(|k| k.me()).collect();
     let t = keys[0].threshold();
-    let mut t0 = triples(&holders, t, &format!("{label}/t0"));
-    let mut t1 = triples(&holders, t, &format!("{label}/t1"));
+    let mut t0 = triples(signers, t, &format!("{label}/t0"));
+    let mut t1 = triples(signers, t, &format!("{label}/t1"));
     let runs = keys
         .iter()
         .filter(|k| signers.contains(&k.me()))

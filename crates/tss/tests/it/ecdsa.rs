@@ -1,5 +1,6 @@
 use sigil_tss::derive::{derive_public_key, eth_address, token_id, KeyId};
-use sigil_tss::ecdsa::{self, combine, combine_naming};
+use sigil_tss::ecdsa::{self, combine};
+use sigil_tss::PartyId;
 use sigil_tss::{Secp256k1, TssError};
 
 use crate::common::*;
@@ -92,9 +93,11 @@ fn a_tampered_share_never_yields_a_signature() {
     shares[1].s += sigil_tss::k256::Scalar::ONE;
     assert_eq!(
         combine(&pkp, &hash, keys[0].threshold(), &shares),
-        Err(TssError::SignatureInvalid)
+        Err(TssError::InvalidShares {
+            culprits: vec![PartyId(1)]
+        })
     );
-    // The same shares under another key or message never verify either.
+    // The same shares under another key or message never verify either, and blame nobody.
     shares[1].s -= sigil_tss::k256::Scalar::ONE;
     assert_eq!(combine(&pkp, &hash, keys[0].threshold(), &shares), Ok(good));
     assert_eq!(
@@ -187,7 +190,7 @@ fn an_identity_nonce_is_refused_not_a_crash() {
     let pkp = derive_public_key(keys[0].public_key(), &key_id);
     // On the wire: 33 zero bytes decode as the identity in k256, and are refused.
     let mut bytes = shares[1].to_bytes();
-    let at = bytes.len() - 65;
+    let at = 4 + 1 + 4 * shares[1].signers.len();
     bytes[at..at + 33].fill(0);
     let err = ecdsa::SignatureShare::from_bytes(shares[1].party, &bytes).unwrap_err();
     assert_eq!(err.culprit(), Some(shares[1].party), "{err}");
@@ -240,49 +243,123 @@ fn derived_shares_are_a_sharing_of_the_derived_key() {
 #[test]
 fn signature_share_wire_format_is_stable() {
     use sigil_tss::k256::{AffinePoint, Scalar};
+    let g = AffinePoint::GENERATOR;
     let share = ecdsa::SignatureShare {
-        party: sigil_tss::PartyId(2),
-        signers: ids(0..3),
-        big_r: AffinePoint::GENERATOR,
+        party: PartyId(1),
+        signers: ids(0..2),
+        big_r: g,
         s: Scalar::ONE,
+        delta: Scalar::ONE,
+        tweak: Scalar::ZERO,
+        commitments: ecdsa::PresignCommitments::new(g, vec![(PartyId(0), g, g), (PartyId(1), g, g)]).unwrap(),
     };
-    // party | count | signers | R' (compressed) | s — change this only together with the wire version.
+    let g_hex = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    // party | count | signers | R' | s | δ | ε | R | count | (party | K | Σ)* — change this only
+    // together with the wire version.
     assert_eq!(
         hex::encode(share.to_bytes()),
-        concat!(
-            "00000002",
-            "03",
-            "000000000000000100000002",
-            "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
-            "0000000000000000000000000000000000000000000000000000000000000001"
-        )
+        [
+            "00000001",
+            "02",
+            "0000000000000001",
+            g_hex,
+            "0000000000000000000000000000000000000000000000000000000000000001",
+            "0000000000000000000000000000000000000000000000000000000000000001",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            g_hex,
+            "02",
+            "00000000",
+            g_hex,
+            g_hex,
+            "00000001",
+            g_hex,
+            g_hex,
+        ]
+        .concat()
     );
 }
 
-#[test]
-fn any_threshold_of_a_larger_presignature_set_signs_and_a_wrong_share_is_named() {
-    let keys = dkg::<Secp256k1>(5, 4);
+/// Signs with the exactly-t signing set `signers` of a key of threshold t, with the shares of
+/// `bad` increased by one: a wrong share is named from exactly t shares, with no spare to out-vote.
+fn check_bad_shares_named(n: usize, t: usize, signers: std::ops::Range<u32>, bad: &[u32]) {
+    let keys = dkg::<Secp256k1>(n, t);
     let root = *keys[0].public_key();
     let key_id = KeyId([11; 32]);
     let hash = [12u8; 32];
     let pkp = derive_public_key(&root, &key_id);
-    let mut shares = sign_shares(presignatures(&keys, &ids(0..5), "spare"), &root, &key_id, &hash);
-    // Every 4-subset of the 5 holders signs (a node may be down).
-    for left_out in 0..5 {
-        let some: Vec<_> = shares.iter().filter(|s| s.party.0 != left_out).cloned().collect();
-        assert!(combine(&pkp, &hash, 4, &some).unwrap().verify(&pkp, &hash));
+    let mut shares = sign_shares(presignatures(&keys, &ids(signers), "named"), &root, &key_id, &hash);
+    assert_eq!(shares.len(), t);
+    assert!(combine(&pkp, &hash, t, &shares).unwrap().verify(&pkp, &hash));
+    for share in shares.iter_mut().filter(|s| bad.contains(&s.party.0)) {
+        share.s += sigil_tss::k256::Scalar::ONE;
     }
-    // With one spare share, a wrong one is found, named, and the signature is still right.
-    shares[2].s += sigil_tss::k256::Scalar::ONE;
-    let (signature, bad) = combine_naming(&pkp, &hash, 4, &shares).unwrap();
-    assert!(signature.verify(&pkp, &hash));
-    assert_eq!(bad, vec![sigil_tss::PartyId(2)]);
-    // Without a spare, the wrong share leaves no signature at all.
-    shares.remove(0);
-    assert_eq!(combine(&pkp, &hash, 4, &shares), Err(TssError::SignatureInvalid));
+    let culprits: Vec<PartyId> = bad.iter().map(|b| PartyId(*b)).collect();
+    assert_eq!(combine(&pkp, &hash, t, &shares), Err(TssError::InvalidShares { culprits }));
     // Fewer than t shares are refused outright.
     assert!(matches!(
-        combine(&pkp, &hash, 4, &shares[..3]),
-        Err(TssError::NotEnoughShares { have: 3, need: 4 })
+        combine(&pkp, &hash, t, &shares[1..]),
+        Err(TssError::NotEnoughShares { .. })
     ));
+}
+
+#[test]
+fn a_wrong_share_is_named_from_exactly_t_shares() {
+    check_bad_shares_named(5, 4, 0..4, &[2]);
+}
+
+#[test]
+fn a_wrong_share_of_the_lowest_signer_is_named() {
+    check_bad_shares_named(3, 2, 1..3, &[1]);
+}
+
+#[test]
+fn three_wrong_shares_are_all_named() {
+    check_bad_shares_named(10, 7, 2..9, &[2, 3, 4]);
+}
+
+#[test]
+fn a_presignature_is_made_by_exactly_t_signers() {
+    let keys = dkg::<Secp256k1>(5, 4);
+    let all = ids(0..5);
+    for signers in [ids(0..5), ids(0..3)] {
+        let mut t0 = triples(&all, 4, "exact/t0");
+        let mut t1 = triples(&all, 4, "exact/t1");
+        let refused = ecdsa::presigning(
+            session("exact"),
+            &keys[0],
+            &signers,
+            t0.remove(&PartyId(0)).unwrap(),
+            t1.remove(&PartyId(0)).unwrap(),
+        );
+        assert!(
+            matches!(&refused, Err(TssError::BadParameters(m)) if m.contains("exactly t")),
+            "{} signers: {refused:?}",
+            signers.len()
+        );
+    }
+}
+
+#[test]
+fn a_signer_lying_about_the_commitments_is_named() {
+    let keys = dkg::<Secp256k1>(5, 4);
+    let root = *keys[0].public_key();
+    let key_id = KeyId([13; 32]);
+    let hash = [14u8; 32];
+    let pkp = derive_public_key(&root, &key_id);
+    let mut shares = sign_shares(presignatures(&keys, &ids(1..5), "lying"), &root, &key_id, &hash);
+    // Node 3 sends a wrong share together with commitments made up to fit it.
+    let forged = ecdsa::PresignCommitments::new(
+        shares[2].commitments.big_r(),
+        shares[2]
+            .commitments
+            .parties()
+            .into_iter()
+            .map(|p| (p, sigil_tss::k256::AffinePoint::GENERATOR, sigil_tss::k256::AffinePoint::GENERATOR))
+            .collect(),
+    )
+    .unwrap();
+    shares[2].s += sigil_tss::k256::Scalar::ONE;
+    shares[2].commitments = forged;
+    let err = combine(&pkp, &hash, 4, &shares).unwrap_err();
+    assert_eq!(err.culprits(), vec![PartyId(3)], "{err}");
 }

@@ -1,0 +1,143 @@
+//! Signing integrity on a real network (DESIGN §4, invariant 2): a presignature belongs to exactly
+//! its `t` signers, a malicious allocator gets at most one share per presignature from each honest
+//! holder, a restarted allocator binds no slot twice, and a silent node does not stop production.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sigil_client::Client;
+
+use crate::harness::Network;
+use crate::signing::{mint, sign_and_check, Owned};
+
+const READY: Duration = Duration::from_secs(120);
+
+/// The value of the metric line `name ` on node `i`.
+async fn metric(net: &Network, i: usize, name: &str) -> u64 {
+    net.metrics(i)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or(0)
+}
+
+/// Signs `count` times, each outcome with exactly `t` signers and its own presignature.
+async fn sign_many(client: &Client, owned: &Owned, count: usize, presignatures: &mut BTreeSet<String>) {
+    for _ in 0..count {
+        let outcome = sign_and_check(client, owned).await;
+        assert_eq!(outcome.signers.len(), client.threshold(), "{:?}", outcome.signers);
+        assert!(
+            presignatures.insert(outcome.presignature.clone()),
+            "presignature {} made two signatures",
+            outcome.presignature
+        );
+    }
+}
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocator_binding_a_presignature_twice_gets_one_share_per_holder_and_signing_goes_on() {
+    // Node 0 is the allocator, and hands every other presignature to the next request as well.
+    let net = Network::start(4, 16, |i| {
+        if i == 0 {
+            vec!["--fault".into(), "double-bind".into()]
+        } else {
+            vec![]
+        }
+    });
+    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let mut presignatures = BTreeSet::new();
+    sign_many(&client, &owned, 12, &mut presignatures).await;
+    // Every holder of a twice-bound presignature refused the second request, durably, and said so.
+    let mut conflicts = Vec::new();
+    for i in 0..4 {
+        conflicts.push(metric(&net, i, "sigil_presignature_conflicts_total").await);
+    }
+    for i in 1..4 {
+        assert!(conflicts[i] >= 1, "node {i} never saw a second binding: {conflicts:?}");
+        assert!(
+            net.log(i).contains("bound a presignature this node already used to another request"),
+            "node {i} did not log the conflict"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocator_killed_and_restarted_mid_load_binds_no_slot_twice() {
+    let mut net = Network::start(3, 24, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let started = Instant::now();
+    while metric(&net, 0, "sigil_presignature_stock").await < 12 {
+        assert!(started.elapsed() < Duration::from_secs(240), "no stock");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut presignatures = BTreeSet::new();
+    // Load in flight while the allocator dies: some requests fail, none may bind a slot twice.
+    let load = {
+        let client = client.clone();
+        let auth = owned.auth.clone();
+        let key_ids = owned.key_ids.clone();
+        tokio::spawn(async move {
+            let owned = Owned { key_ids, auth };
+            let mut done = Vec::new();
+            for _ in 0..6 {
+                let batch = futures::future::join_all((0..4).map(|_| async {
+                    let hash = rand_hash();
+                    client
+                        .pkp_sign(sigil_client::KeyRef::KeyId(owned.key_ids[0]), hash, &owned.auth)
+                        .await
+                }))
+                .await;
+                done.extend(batch.into_iter().filter_map(Result::ok).map(|o| o.presignature));
+            }
+            done
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    net.kill(0);
+    net.restart(0);
+    for id in load.await.unwrap() {
+        assert!(presignatures.insert(id.clone()), "presignature {id} made two signatures");
+    }
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    sign_many(&client, &owned, 8, &mut presignatures).await;
+    for i in 0..3 {
+        assert_eq!(
+            metric(&net, i, "sigil_presignature_conflicts_total").await,
+            0,
+            "node {i} was asked to use a presignature for a second request:\n{}",
+            net.log(i)
+        );
+    }
+}
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_answers_pings_but_never_joins_runs_does_not_stop_signing() {
+    let net = Network::start(4, 6, |i| {
+        if i == 3 {
+            vec!["--fault".into(), "silent-presigner".into()]
+        } else {
+            vec![]
+        }
+    });
+    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let mut presignatures = BTreeSet::new();
+    sign_many(&client, &owned, 6, &mut presignatures).await;
+    assert!(
+        net.log(0).contains("node stalled a presignature run"),
+        "the allocator never noticed node 3:\n{}",
+        net.log(0)
+    );
+}
+
+fn rand_hash() -> [u8; 32] {
+    use rand_core::RngCore;
+    let mut out = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut out);
+    out
+}
