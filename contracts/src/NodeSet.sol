@@ -14,6 +14,9 @@ contract NodeSet {
 
     /// @notice The account allowed to change the node set.
     address public admin;
+    /// @notice The account `transferAdmin` named, which becomes admin when it calls `acceptAdmin`;
+    ///         zero when no transfer is pending.
+    address public pendingAdmin;
     /// @notice Starts at 0; each `setNodes` increments it.
     uint64 public epoch;
     /// @notice Number of nodes needed to use a key.
@@ -31,11 +34,13 @@ contract NodeSet {
 
     event NodesSet(uint64 epoch, uint32 threshold, uint256 nodeCount);
     event AttesterSet(address attester);
+    event AdminTransferStarted(address admin, address pendingAdmin);
     event AdminTransferred(address previousAdmin, address newAdmin);
     event ContractsSet(address pkpNft, address pkpPermissions, address pkpHelper);
 
     error NotAdmin(address caller);
     error BadThreshold(uint32 threshold, uint256 nodes);
+    error NotPendingAdmin(address caller);
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin(msg.sender);
@@ -47,9 +52,12 @@ contract NodeSet {
     }
 
     /// @notice Replaces the node list and threshold and starts a new epoch.
-    /// @dev `threshold_` must satisfy 1 <= threshold_ <= nodes_.length.
+    /// @dev With n = nodes_.length, `threshold_` must satisfy max(2, ceil(2n/3)) <= threshold_ <= n
+    ///      (ceil(2n/3) = (2n + 2) / 3, the nodes' `sigil_tss::threshold_for(n)`), so a list of
+    ///      fewer than 2 nodes is always refused. Anything else reverts with `BadThreshold`.
     function setNodes(Node[] calldata nodes_, uint32 threshold_) external onlyAdmin {
-        if (threshold_ == 0 || threshold_ > nodes_.length) revert BadThreshold(threshold_, nodes_.length);
+        uint256 n = nodes_.length;
+        if (threshold_ < 2 || threshold_ > n || threshold_ < (2 * n + 2) / 3) revert BadThreshold(threshold_, n);
         delete _nodes;
         for (uint256 i = 0; i < nodes_.length; i++) {
             _nodes.push(nodes_[i]);
@@ -73,11 +81,21 @@ contract NodeSet {
         emit ContractsSet(pkpNft_, pkpPermissions_, pkpHelper_);
     }
 
-    /// @notice Hands the admin role to `newAdmin`.
+    /// @notice Starts handing the admin role to `newAdmin`, who must call `acceptAdmin` to take it;
+    ///         until then the current admin keeps the role. A later call replaces the pending
+    ///         admin; `transferAdmin(address(0))` cancels a pending transfer.
     function transferAdmin(address newAdmin) external onlyAdmin {
+        pendingAdmin = newAdmin;
+        emit AdminTransferStarted(admin, newAdmin);
+    }
+
+    /// @notice Completes a transfer started by `transferAdmin`: the pending admin becomes admin.
+    function acceptAdmin() external {
+        if (msg.sender != pendingAdmin) revert NotPendingAdmin(msg.sender);
         address old = admin;
-        admin = newAdmin;
-        emit AdminTransferred(old, newAdmin);
+        admin = msg.sender;
+        pendingAdmin = address(0);
+        emit AdminTransferred(old, msg.sender);
     }
 
     /// @notice The current node list, in the order it was set.

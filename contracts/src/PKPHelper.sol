@@ -14,6 +14,10 @@ contract PKPHelper {
 
     event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
 
+    /// @notice `ipfsCid` is not a CIDv0's binary form, the 34-byte SHA-256 multihash
+    ///         `0x12 0x20 ‖ digest` (the text `Qm…` is its base58 encoding).
+    error NotSha256Multihash(bytes ipfsCid);
+
     constructor(PKPNFT pkpNft_, PKPPermissions permissions_) {
         pkpNft = pkpNft_;
         permissions = permissions_;
@@ -25,7 +29,8 @@ contract PKPHelper {
     }
 
     /// @notice Mints a PKP, permits the given actions and addresses, then transfers the NFT to
-    ///         the caller.
+    ///         the caller. Each action is an IPFS CIDv0 as its 34-byte SHA-256 multihash
+    ///         (`NotSha256Multihash` otherwise).
     function mintWithPermissions(
         bytes32 salt,
         bytes calldata pubkey,
@@ -33,6 +38,9 @@ contract PKPHelper {
         bytes[] calldata actions,
         address[] calldata addresses
     ) external returns (uint256 tokenId) {
+        for (uint256 i = 0; i < actions.length; i++) {
+            _checkCid(actions[i]);
+        }
         tokenId = pkpNft.mint(_innerSalt(msg.sender, salt), pubkey, attestation);
         for (uint256 i = 0; i < actions.length; i++) {
             permissions.addPermittedAction(tokenId, actions[i]);
@@ -45,14 +53,22 @@ contract PKPHelper {
 
     /// @notice Mints a PKP, permits exactly one action and burns the NFT, atomically: afterwards
     ///         no one can change the PKP's permissions, and only that action may use the key.
+    ///         `ipfsCid` is the action's IPFS CIDv0 as its 34-byte SHA-256 multihash
+    ///         (`0x12 0x20 ‖ digest`); anything else reverts with `NotSha256Multihash`, since a
+    ///         malformed CID would seal a key that no action can ever use.
     function mintGrantBurn(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes calldata ipfsCid)
         external
         returns (uint256 tokenId)
     {
+        _checkCid(ipfsCid);
         tokenId = pkpNft.mint(_innerSalt(msg.sender, salt), pubkey, attestation);
         permissions.addPermittedAction(tokenId, ipfsCid);
         pkpNft.burn(tokenId);
         emit MintGrantBurned(tokenId, ipfsCid, msg.sender);
+    }
+
+    function _checkCid(bytes calldata ipfsCid) private pure {
+        if (ipfsCid.length != 34 || ipfsCid[0] != 0x12 || ipfsCid[1] != 0x20) revert NotSha256Multihash(ipfsCid);
     }
 
     function _innerSalt(address user, bytes32 salt) private pure returns (bytes32) {

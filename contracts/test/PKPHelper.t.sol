@@ -8,7 +8,14 @@ import {PKPHelper} from "../src/PKPHelper.sol";
 
 contract PKPHelperTest is Fixture {
     bytes32 internal constant SALT = bytes32(uint256(7));
-    bytes internal constant CID = "QmSealedAction";
+    /// @dev QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH, the CIDv0 `ipfs add` gives an empty
+    ///      file: `0x12 0x20 ‖ sha256(0a 04 08 02 18 00)`, as `sigil_primitives::Cid` encodes it.
+    bytes internal constant CID = hex"1220bfccda787baba32b59c78450ac3d20b633360b43992c77289f9ed46d843561e6";
+
+    /// @dev A well-formed CIDv0 (34-byte SHA-256 multihash) for `label`.
+    function cidOf(string memory label) internal pure returns (bytes memory) {
+        return abi.encodePacked(hex"1220", sha256(bytes(label)));
+    }
 
     function test_constructor() public view {
         assertEq(address(helper.pkpNft()), address(nft));
@@ -32,8 +39,8 @@ contract PKPHelperTest is Fixture {
         bytes memory pubkey = pubkeyFor(1);
         bytes memory att = _helperAttestation(alice, SALT, pubkey);
         bytes[] memory actions = new bytes[](2);
-        actions[0] = "QmOne";
-        actions[1] = "QmTwo";
+        actions[0] = cidOf("one");
+        actions[1] = cidOf("two");
         address[] memory addresses = new address[](2);
         addresses[0] = bob;
         addresses[1] = carol;
@@ -48,8 +55,8 @@ contract PKPHelperTest is Fixture {
         assertEq(nft.ownerOf(tokenId), alice);
         assertEq(nft.balanceOf(address(helper)), 0);
         assertEq(nft.getKeyId(tokenId), helper.keyIdFor(alice, SALT));
-        assertTrue(perms.isPermittedAction(tokenId, "QmOne"));
-        assertTrue(perms.isPermittedAction(tokenId, "QmTwo"));
+        assertTrue(perms.isPermittedAction(tokenId, cidOf("one")));
+        assertTrue(perms.isPermittedAction(tokenId, cidOf("two")));
         assertTrue(perms.isPermittedAddress(tokenId, bob));
         assertTrue(perms.isPermittedAddress(tokenId, carol));
         assertEq(perms.getPermittedActions(tokenId).length, 2);
@@ -77,9 +84,22 @@ contract PKPHelperTest is Fixture {
         bytes memory pubkey = pubkeyFor(1);
         bytes memory att = _helperAttestation(alice, SALT, pubkey);
         bytes[] memory actions = new bytes[](2);
-        actions[0] = "QmOne";
-        actions[1] = "QmOne";
+        actions[0] = cidOf("one");
+        actions[1] = cidOf("one");
         vm.expectRevert(PKPPermissions.AlreadyPermitted.selector);
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, actions, new address[](0));
+        assertEq(nft.ownerOrZero(uint256(keccak256(pubkey))), address(0));
+        assertFalse(nft.isBurned(uint256(keccak256(pubkey))));
+    }
+
+    function test_mintWithPermissions_revertsOnABadCid() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        bytes[] memory actions = new bytes[](2);
+        actions[0] = cidOf("one");
+        actions[1] = "QmTwo"; // the base58 text, not the multihash bytes
+        vm.expectRevert(abi.encodeWithSelector(PKPHelper.NotSha256Multihash.selector, bytes("QmTwo")));
         vm.prank(alice);
         helper.mintWithPermissions(SALT, pubkey, att, actions, new address[](0));
         assertEq(nft.ownerOrZero(uint256(keccak256(pubkey))), address(0));
@@ -194,5 +214,65 @@ contract PKPHelperTest is Fixture {
         vm.expectRevert(PKPNFT.BadPubkey.selector);
         vm.prank(alice);
         helper.mintGrantBurn(SALT, pubkey, att, CID);
+    }
+
+    // ---- CID format (both entry points) ----
+
+    function _expectBadCid(bytes memory cid) internal {
+        bytes memory pubkey = pubkeyFor(9);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.expectRevert(abi.encodeWithSelector(PKPHelper.NotSha256Multihash.selector, cid));
+        vm.prank(alice);
+        helper.mintGrantBurn(SALT, pubkey, att, cid);
+
+        bytes[] memory actions = new bytes[](1);
+        actions[0] = cid;
+        vm.expectRevert(abi.encodeWithSelector(PKPHelper.NotSha256Multihash.selector, cid));
+        vm.prank(alice);
+        helper.mintWithPermissions(SALT, pubkey, att, actions, new address[](0));
+
+        // nothing was minted: the key id is still free
+        uint256 tokenId = uint256(keccak256(pubkey));
+        assertEq(nft.ownerOrZero(tokenId), address(0));
+        assertFalse(nft.isBurned(tokenId));
+    }
+
+    function test_cid_revertsOnWrongLength() public {
+        _expectBadCid("");
+        _expectBadCid(hex"12");
+        _expectBadCid(hex"1220");
+        // 33 and 35 bytes with the right prefix
+        _expectBadCid(abi.encodePacked(hex"1220", bytes31(sha256("short"))));
+        _expectBadCid(abi.encodePacked(CID, hex"00"));
+        // the base58 text of a valid CID is 46 bytes, not the multihash
+        _expectBadCid("QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH");
+        // a CIDv1 (version 1, dag-pb, sha2-256): 36 bytes
+        _expectBadCid(abi.encodePacked(hex"01701220", sha256("v1")));
+    }
+
+    function test_cid_revertsOnWrongPrefix() public {
+        bytes32 digest = sha256("action");
+        _expectBadCid(abi.encodePacked(hex"1320", digest)); // sha3-512 code
+        _expectBadCid(abi.encodePacked(hex"1b20", digest)); // keccak-256 code
+        _expectBadCid(abi.encodePacked(hex"1221", digest)); // wrong digest length byte
+        _expectBadCid(abi.encodePacked(hex"0000", digest));
+        _expectBadCid(abi.encodePacked(hex"2012", digest)); // swapped
+    }
+
+    function test_cid_aGoodCidPassesBothEntryPoints() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        uint256 sealed_ = helper.mintGrantBurn(SALT, pubkey, att, CID);
+        assertTrue(perms.isPermittedAction(sealed_, CID));
+
+        bytes memory pubkey2 = pubkeyFor(2);
+        bytes memory att2 = _helperAttestation(bob, SALT, pubkey2);
+        bytes[] memory actions = new bytes[](1);
+        actions[0] = CID;
+        vm.prank(bob);
+        uint256 owned = helper.mintWithPermissions(SALT, pubkey2, att2, actions, new address[](0));
+        assertTrue(perms.isPermittedAction(owned, CID));
+        assertEq(nft.ownerOf(owned), bob);
     }
 }

@@ -14,6 +14,7 @@ sol! {
         struct Node { uint32 id; bytes32 identityKey; string url; }
 
         function admin() external view returns (address);
+        function pendingAdmin() external view returns (address);
         function epoch() external view returns (uint64);
         function threshold() external view returns (uint32);
         function attester() external view returns (address);
@@ -26,14 +27,17 @@ sol! {
         function setAttester(address attester_) external;
         function setContracts(address pkpNft_, address pkpPermissions_, address pkpHelper_) external;
         function transferAdmin(address newAdmin) external;
+        function acceptAdmin() external;
 
         event NodesSet(uint64 epoch, uint32 threshold, uint256 count);
         event AttesterSet(address attester);
         event ContractsSet(address pkpNft, address pkpPermissions, address pkpHelper);
+        event AdminTransferStarted(address admin, address pendingAdmin);
         event AdminTransferred(address previousAdmin, address newAdmin);
 
         error NotAdmin(address caller);
         error BadThreshold(uint32 threshold, uint256 nodes);
+        error NotPendingAdmin(address caller);
     }
 
     /// The PKP NFT: one token per key, minted against the network's attestation.
@@ -106,5 +110,7 @@ sol! {
         function mintGrantBurn(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes calldata ipfsCid) external returns (uint256 tokenId);
 
         event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
+
+        error NotSha256Multihash(bytes ipfsCid);
     }
 }

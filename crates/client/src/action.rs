@@ -238,7 +238,9 @@ impl Client {
     /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.
     fn name_bad_shares(&self, bad: &[(u32, String)], failures: &mut Vec<NodeFailure>) {
         for (node, name) in bad {
-            let reason = format!("sent a signature share for {name:?} that does not fit its presignature commitments (wrong share)");
+            let reason = format!(
+                "sent a signature share for {name:?} that does not fit its presignature commitments (wrong share)"
+            );
             if failures.iter().any(|f| f.node == Some(*node) && f.reason == reason) {
                 continue;
             }

@@ -636,8 +636,9 @@ impl Client {
             post_coded::<SignResponse>(&http, &url, &body).await
         });
         let mut round = SignRound::default();
-        let mut set: Option<(Vec<u32>, String)> = None;
-        let mut shares: BTreeMap<u32, SignatureShare> = BTreeMap::new();
+        // Answers grouped by the allocation they name; only a member of the set may answer for it,
+        // so a node cannot make up a set that honest answers then fail to match.
+        let mut groups: BTreeMap<(Vec<u32>, String), BTreeMap<u32, SignatureShare>> = BTreeMap::new();
         let mut failed: BTreeMap<u32, NodeFailure> = BTreeMap::new();
         let mut used_elsewhere: Vec<u32> = Vec::new();
         while let Some((node, answer)) = pending.next().await {
@@ -669,38 +670,34 @@ impl Client {
                 failed.insert(node.id, fail("answered for another node or another public key".into()));
                 continue;
             }
-            let key = (response.participants.clone(), response.presignature.clone());
-            match &set {
-                None => set = Some(key),
-                Some(known) if *known != key => {
-                    failed.insert(
-                        node.id,
-                        fail(format!(
-                            "names presignature {} of set {:?}, the others {} of set {:?}",
-                            response.presignature, response.participants, known.1, known.0
-                        )),
-                    );
-                    continue;
-                }
-                Some(_) => {}
+            if response.participants.len() != self.threshold || !response.participants.contains(&node.id) {
+                failed.insert(
+                    node.id,
+                    fail(format!(
+                        "answered for the signing set {:?}, which is not {} nodes including it",
+                        response.participants, self.threshold
+                    )),
+                );
+                continue;
             }
-            match hex::decode(&response.share)
+            let share = match hex::decode(&response.share)
                 .map_err(|e| e.to_string())
                 .and_then(|b| SignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()))
             {
-                Ok(share) => {
-                    shares.insert(node.id, share);
-                }
+                Ok(share) => share,
                 Err(reason) => {
                     failed.insert(node.id, fail(format!("undecodable share: {reason}")));
                     continue;
                 }
-            }
-            let Some((members, presignature)) = &set else { continue };
-            if !members.iter().all(|m| shares.contains_key(m)) {
+            };
+            let key = (response.participants.clone(), response.presignature.clone());
+            let group = groups.entry(key.clone()).or_default();
+            group.insert(node.id, share);
+            let (members, presignature) = key;
+            if !members.iter().all(|m| group.contains_key(m)) {
                 continue;
             }
-            let only: Vec<SignatureShare> = shares.values().cloned().collect();
+            let only: Vec<SignatureShare> = group.values().cloned().collect();
             round.valid = only.len();
             round.failures.extend(failed.into_values());
             return match combine(public_key, &hash, self.threshold, &only) {
@@ -709,8 +706,8 @@ impl Client {
                         signature,
                         public_key: public_bytes,
                         address: checksum_address(&eth_address(public_key)),
-                        presignature: presignature.clone(),
-                        signers: members.clone(),
+                        presignature,
+                        signers: members,
                         failures: Vec::new(),
                     },
                     round.failures,
@@ -736,17 +733,18 @@ impl Client {
                 }
             };
         }
-        // Not every member of the signing set answered with a share: those that did not are the
-        // suspects (a node down, or refusing).
-        if let Some((members, _)) = &set {
+        // No set answered in full. The set most members answered for is the allocation; its
+        // members that gave no share for it (down, refusing, or answering for another set) are the
+        // suspects — except those that refused because the allocator bound the slot twice.
+        if let Some(((members, _), group)) = groups.iter().max_by_key(|(_, g)| g.len()) {
             round.suspects = members
                 .iter()
                 .copied()
-                .filter(|m| !shares.contains_key(m) && !used_elsewhere.contains(m))
+                .filter(|m| !group.contains_key(m) && !used_elsewhere.contains(m))
                 .collect();
             round.retry = round.retry || !round.suspects.is_empty();
+            round.valid = group.len();
         }
-        round.valid = shares.len();
         round.failures.extend(failed.into_values());
         Err(round)
     }

@@ -449,6 +449,24 @@ fn to_sign(value: &serde_json::Value) -> Result<[u8; 32], ApiError> {
     }
 }
 
+/// `exclude` may name at most n − t distinct nodes of this network.
+fn check_exclude(node: &Node, exclude: &[u32]) -> Result<(), ApiError> {
+    let n = node.settings.peers.len();
+    let mut ids = exclude.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != exclude.len() || ids.iter().any(|id| *id as usize >= n) {
+        return Err(ApiError::bad_request(format!("exclude: distinct node ids below {n}")));
+    }
+    if ids.len() > n - node.threshold {
+        return Err(ApiError::bad_request(format!(
+            "exclude: at most n − t = {} nodes can be left out",
+            n - node.threshold
+        )));
+    }
+    Ok(())
+}
+
 fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, ApiError> {
     let unknown = |what: &str| {
         ApiError::new(
@@ -495,6 +513,7 @@ async fn pkp_sign(
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either toSign or message, not both")),
     };
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    check_exclude(&node, &request.exclude)?;
     let key_id = resolve_key(&node, &request)?;
     if key_id.0 == attester_key_id() {
         return Err(ApiError::new(
@@ -548,6 +567,7 @@ async fn mint_attestation(
     let request: AttestRequest = parse_json(&raw)?;
     let salt = hex_bytes::<32>("salt", &request.salt)?;
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    check_exclude(&node, &request.exclude)?;
     let registry = registry(&node)?;
     let keys = node.keys().ok_or_else(ApiError::not_ready)?;
     let minter = authenticate(&node, request.auth_sig.as_ref()).await?;
@@ -792,6 +812,16 @@ pub(crate) async fn threshold_share(
         h.update(hash);
         hex::encode(h.finalize())
     };
+    if !node.witnessed() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            format!(
+                "node {} is checking with its peers that its data is not older than what it already used",
+                node.me
+            ),
+        ));
+    }
     let request_hex = hex::encode(request_id);
     let started = Instant::now();
     let (allocator, allocation) = allocation(node, &request_hex, &digest, exclude).await?;
@@ -997,6 +1027,10 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
     let reply = match serde_json::from_slice::<Call>(&opened.body) {
         Ok(Call::Ping) => Reply::Pong {
             ready: node.keys().is_some(),
+            takes: node.store.takes().unwrap_or(0),
+        },
+        Ok(Call::Witness) => Reply::Witnessed {
+            takes: node.seen_takes(opened.from),
         },
         Ok(Call::Allocate {
             request,
@@ -1008,6 +1042,12 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 Reply::Error {
                     code: "NOT_READY".into(),
                     message: ApiError::not_ready().message,
+                }
+            } else if !node.is_allocator() {
+                // Two allocators answering one request would bind it to two presignatures.
+                Reply::Error {
+                    code: "NOT_ALLOCATOR".into(),
+                    message: format!("node {} is not the allocator: a lower node is live", node.me),
                 }
             } else if hex_bytes::<16>("requestId", &request).is_err() || hex_bytes::<32>("digest", &digest).is_err() {
                 Reply::Error {

@@ -27,7 +27,7 @@ pub struct NodeConfig {
     /// 64 hex characters sealing the data file; if absent, read from `SIGIL_STORAGE_KEY`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key: Option<String>,
-    /// Shares needed to sign (default ⌈2n/3⌉).
+    /// Shares needed to sign (default ⌈2n/3⌉; at least ⌈2n/3⌉ and 2, at most n).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<usize>,
     /// Presignatures this node keeps in stock while it allocates (it is the lowest live node).
@@ -163,6 +163,26 @@ pub enum ConfigError {
     /// The values do not make a network.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// The threshold is outside `min ..= nodes`, where `min` is ⌈2n/3⌉ and at least 2 (the bound
+    /// NodeSet's `setNodes` enforces too).
+    #[error(
+        "invalid configuration: threshold {threshold} with {nodes} nodes; it must be at least {min} \
+         (⌈2n/3⌉ and at least 2) and at most {nodes}"
+    )]
+    Threshold {
+        /// The threshold configured (or read from NodeSet).
+        threshold: usize,
+        /// Nodes in the network.
+        nodes: usize,
+        /// The smallest threshold allowed for `nodes`.
+        min: usize,
+    },
+}
+
+/// The smallest threshold a network of `n` nodes may use: ⌈2n/3⌉ ([`threshold_for`]), and never
+/// below 2. NodeSet's `setNodes` refuses the same thresholds.
+pub fn min_threshold(n: usize) -> usize {
+    threshold_for(n).max(2)
 }
 
 /// A checked configuration: peers parsed, threshold fixed, paths resolved.
@@ -281,8 +301,13 @@ impl Settings {
             )));
         }
         let threshold = threshold.unwrap_or_else(|| threshold_for(n));
-        if threshold < 2 || threshold > n {
-            return Err(ConfigError::Invalid(format!("threshold {threshold} with {n} nodes")));
+        let min = min_threshold(n);
+        if threshold < min || threshold > n {
+            return Err(ConfigError::Threshold {
+                threshold,
+                nodes: n,
+                min,
+            });
         }
         if self.config.presign_parallel == 0 {
             return Err(ConfigError::Invalid("presign_parallel must be at least 1".into()));
@@ -303,5 +328,109 @@ impl Settings {
             })?,
         };
         StorageKey::from_hex(text.trim()).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(n: usize) -> Vec<PeerConfig> {
+        (0..n)
+            .map(|i| PeerConfig {
+                id: i as u32,
+                url: format!("http://127.0.0.1:{}", 7000 + i),
+                key: hex::encode([i as u8 + 1; 32]),
+            })
+            .collect()
+    }
+
+    fn config(n: usize, threshold: Option<usize>) -> NodeConfig {
+        NodeConfig {
+            id: 0,
+            listen: "127.0.0.1:7000".parse().unwrap(),
+            data_dir: PathBuf::from("data"),
+            storage_key: None,
+            threshold,
+            presign_stock: default_stock(),
+            presign_refill_below: None,
+            presign_parallel: default_parallel(),
+            chain: None,
+            peers: peers(n),
+            actions: ActionsConfig::default(),
+        }
+    }
+
+    fn threshold_of(n: usize, threshold: Option<usize>) -> Result<usize, ConfigError> {
+        config(n, threshold).check(Path::new("/")).map(|s| s.threshold)
+    }
+
+    #[test]
+    fn the_default_threshold_is_two_thirds() {
+        for (n, t) in [(3, 2), (4, 3), (5, 4), (7, 5), (31, 21)] {
+            assert_eq!(threshold_of(n, None).unwrap(), t, "{n} nodes");
+            assert_eq!(min_threshold(n), t, "{n} nodes");
+        }
+    }
+
+    #[test]
+    fn a_threshold_below_two_thirds_is_refused_naming_the_numbers() {
+        for (n, t, min) in [(3, 1, 2), (4, 2, 3), (5, 3, 4), (7, 4, 5), (7, 1, 5), (31, 20, 21)] {
+            match threshold_of(n, Some(t)) {
+                Err(ConfigError::Threshold {
+                    threshold,
+                    nodes,
+                    min: got,
+                }) => {
+                    assert_eq!((threshold, nodes, got), (t, n, min));
+                }
+                other => panic!("{n} nodes, threshold {t}: {other:?}"),
+            }
+        }
+        let message = threshold_of(4, Some(2)).unwrap_err().to_string();
+        assert!(message.contains("threshold 2 with 4 nodes"), "{message}");
+        assert!(message.contains("at least 3"), "{message}");
+    }
+
+    #[test]
+    fn a_threshold_of_zero_or_one_or_above_the_count_is_refused() {
+        for (n, t) in [(3, 0), (3, 1), (5, 0), (5, 1), (3, 4), (5, 6)] {
+            assert!(
+                matches!(threshold_of(n, Some(t)), Err(ConfigError::Threshold { .. })),
+                "{n} nodes, threshold {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_threshold_from_two_thirds_to_the_count_is_accepted() {
+        for n in MIN_PARTIES..=MAX_PARTIES {
+            for t in 0..=n + 1 {
+                let ok = t >= 2 && t <= n && 3 * t >= 2 * n;
+                assert_eq!(threshold_of(n, Some(t)).is_ok(), ok, "{n} nodes, threshold {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn adopt_peers_checks_a_threshold_read_from_the_chain() {
+        let mut chained = config(0, None);
+        chained.chain = Some(ChainConfig {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            node_set: "0x0000000000000000000000000000000000000001".into(),
+            auth_domain: default_auth_domain(),
+            nonce_max_age_secs: default_nonce_max_age(),
+        });
+        let mut settings = chained.check(Path::new("/")).unwrap();
+        assert!(matches!(
+            settings.adopt_peers(&peers(5), Some(3)),
+            Err(ConfigError::Threshold {
+                threshold: 3,
+                nodes: 5,
+                min: 4
+            })
+        ));
+        settings.adopt_peers(&peers(5), Some(4)).unwrap();
+        assert_eq!(settings.threshold, 4);
     }
 }

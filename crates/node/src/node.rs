@@ -161,6 +161,10 @@ pub struct Node {
     pub fingerprint: [u8; 32],
     keys: RwLock<Option<Arc<RootKeys>>>,
     peers_ready: Mutex<HashMap<u32, bool>>,
+    /// The highest take counter each peer reported (see [`Store::takes`]).
+    peer_takes: Mutex<HashMap<u32, u64>>,
+    /// Set once this node checked with its peers that its store was not rolled back.
+    witnessed: std::sync::atomic::AtomicBool,
     known_keys: Mutex<HashMap<Vec<u8>, KeyId>>,
     /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
     /// expires, and the signature recovery need not run again (time limits are re-checked).
@@ -197,8 +201,28 @@ impl Node {
         let me_ready = self.keys().is_some();
         self.live()
             .into_iter()
-            .filter(|id| if *id == self.me { me_ready } else { ready.get(id).copied().unwrap_or(false) })
+            .filter(|id| {
+                if *id == self.me {
+                    me_ready
+                } else {
+                    ready.get(id).copied().unwrap_or(false)
+                }
+            })
             .collect()
+    }
+
+    /// Whether the rollback check has passed (sign requests wait for it).
+    pub fn witnessed(&self) -> bool {
+        self.witnessed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The highest take counter `peer` reported to this node.
+    pub fn seen_takes(&self, peer: u32) -> u64 {
+        self.peer_takes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&peer).copied())
+            .unwrap_or(0)
     }
 
     /// Whether the test fault `fault` is on.
@@ -334,6 +358,8 @@ pub async fn run(
         fingerprint,
         keys: RwLock::new(None),
         peers_ready: Mutex::new(HashMap::new()),
+        peer_takes: Mutex::new(HashMap::new()),
+        witnessed: std::sync::atomic::AtomicBool::new(false),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
         derived: Mutex::new(HashMap::new()),
@@ -378,7 +404,13 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
     loop {
         let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
         let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
-            Ok(Ok(Reply::Pong { ready })) => (true, ready),
+            Ok(Ok(Reply::Pong { ready, takes })) => {
+                if let Ok(mut seen) = node.peer_takes.lock() {
+                    let entry = seen.entry(peer).or_insert(0);
+                    *entry = (*entry).max(takes);
+                }
+                (true, ready)
+            }
             Ok(_) => (true, false),
             Err(_) => (false, false),
         };
@@ -422,7 +454,10 @@ async fn bootstrap(node: Arc<Node>) {
             RootKeys { ecdsa, bls }
         }
         Ok(Ok((None, None))) => match first_dkg(&node).await {
-            Some(keys) => keys,
+            Some(keys) => {
+                node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+                keys
+            }
             None => return,
         },
         Ok(Ok(_)) => {
@@ -441,7 +476,72 @@ async fn bootstrap(node: Arc<Node>) {
     if let Ok(mut slot) = node.keys.write() {
         *slot = Some(Arc::new(keys));
     }
+    if !node.witnessed() {
+        check_rollback(&node).await;
+        node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+    }
     crate::pool::run(node).await;
+}
+
+/// How long a starting node waits for its peers' view of its take counter.
+const WITNESS_WAIT: Duration = Duration::from_secs(10);
+
+/// Asks every peer for the highest take counter it saw from this node. If one saw more than this
+/// store holds, the data file is an older copy (a restored backup): the presignatures and triples
+/// in it may already have been used, and using one again would leak the root key (DESIGN §6.2),
+/// so they are all discarded before this node signs anything.
+async fn check_rollback(node: &Arc<Node>) {
+    let started = Instant::now();
+    let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
+    let mut seen: Option<u64> = None;
+    let mut answered = 0;
+    while started.elapsed() < WITNESS_WAIT && answered == 0 {
+        let mut asks = tokio::task::JoinSet::new();
+        for peer in node.net.peer_ids() {
+            let node = Arc::clone(node);
+            let call = call.clone();
+            asks.spawn(async move { node.net.call(peer, &call, Duration::from_secs(2)).await });
+        }
+        while let Some(reply) = asks.join_next().await {
+            if let Ok(Ok(bytes)) = reply {
+                if let Ok(Reply::Witnessed { takes }) = serde_json::from_slice::<Reply>(&bytes) {
+                    answered += 1;
+                    seen = Some(seen.unwrap_or(0).max(takes));
+                }
+            }
+        }
+        if answered == 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let store = Arc::clone(&node.store);
+    let mine = tokio::task::spawn_blocking(move || store.takes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    match seen {
+        Some(theirs) if theirs > mine => {
+            let store = Arc::clone(&node.store);
+            // Slot numbers restart far above any handed out since the copy was made.
+            let floor = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(u64::MAX / 2);
+            match tokio::task::spawn_blocking(move || store.purge_one_time(theirs, floor)).await {
+                Ok(Ok(discarded)) => tracing::error!(
+                    node = node.me,
+                    mine,
+                    theirs,
+                    discarded,
+                    "this data file is older than what this node already used (restored from a backup?): every presignature and triple in it was discarded"
+                ),
+                _ => tracing::error!("cannot discard the presignatures of a rolled-back store"),
+            }
+        }
+        Some(_) => tracing::info!(peers = answered, "rollback check passed"),
+        None => tracing::warn!("no peer answered the rollback check; signing with the stored presignatures"),
+    }
 }
 
 async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {

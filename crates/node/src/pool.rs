@@ -105,6 +105,11 @@ pub struct Pool {
     allocations: Mutex<HashMap<String, (Instant, Cell)>>,
     member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
     confirmed: Mutex<HashMap<u64, Vec<u32>>>,
+    /// Runs this node ordered and has not finished: seq → signing set. Only their members'
+    /// `Stored` and `Failed` notices count.
+    ordered: Mutex<HashMap<u64, Vec<u32>>>,
+    /// Reports of silent nodes per run: (seq, accused) → reporters.
+    reports: Mutex<HashMap<(u64, u32), Vec<u32>>>,
     rotation: AtomicUsize,
     penalties: Mutex<HashMap<u32, (Instant, u32)>>,
     demand: Mutex<VecDeque<Vec<u32>>>,
@@ -125,6 +130,8 @@ impl Default for Pool {
             allocations: Mutex::new(HashMap::new()),
             member_runs: Mutex::new(HashMap::new()),
             confirmed: Mutex::new(HashMap::new()),
+            ordered: Mutex::new(HashMap::new()),
+            reports: Mutex::new(HashMap::new()),
             rotation: AtomicUsize::new(0),
             penalties: Mutex::new(HashMap::new()),
             demand: Mutex::new(VecDeque::new()),
@@ -161,7 +168,9 @@ impl Pool {
 
     /// Nodes now left out of new signing sets for stalling runs.
     pub fn penalized(&self) -> Vec<u32> {
-        let Ok(map) = self.penalties.lock() else { return Vec::new() };
+        let Ok(map) = self.penalties.lock() else {
+            return Vec::new();
+        };
         let mut out: Vec<u32> = map
             .iter()
             .filter(|(_, (until, _))| *until > Instant::now())
@@ -234,10 +243,7 @@ fn session_id(node: &Node, owner: u32, seq: u64, label: &str) -> SessionId {
 /// Nodes a new signing set may use: live, ready, and not sitting out a stall penalty.
 fn eligible(node: &Node) -> Vec<u32> {
     let penalized = node.pool.penalized();
-    node.ready()
-        .into_iter()
-        .filter(|id| !penalized.contains(id))
-        .collect()
+    node.ready().into_iter().filter(|id| !penalized.contains(id)).collect()
 }
 
 /// The next signing set: `t` of `eligible`, avoiding the nodes a waiting request excludes if it
@@ -275,8 +281,14 @@ pub async fn run(node: Arc<Node>) {
             let t = node.threshold;
             let (good, odd): (Vec<_>, Vec<_>) = slots.into_iter().partition(|(_, h)| h.len() == t);
             if !odd.is_empty() {
-                tracing::warn!(count = odd.len(), "dropping pool slots whose set is not exactly t nodes");
-                let ids: Vec<PresignatureId> = odd.iter().map(|(seq, _)| PresignatureId { pool: own, seq: *seq }).collect();
+                tracing::warn!(
+                    count = odd.len(),
+                    "dropping pool slots whose set is not exactly t nodes"
+                );
+                let ids: Vec<PresignatureId> = odd
+                    .iter()
+                    .map(|(seq, _)| PresignatureId { pool: own, seq: *seq })
+                    .collect();
                 let store = Arc::clone(&node.store);
                 let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
             }
@@ -349,7 +361,14 @@ pub async fn run(node: Arc<Node>) {
                 }
             };
             let guard = InFlight::new(&node);
-            let handle = tokio::spawn(order(Arc::clone(&node), Start { seq, participants: set.clone() }, guard));
+            let handle = tokio::spawn(order(
+                Arc::clone(&node),
+                Start {
+                    seq,
+                    participants: set.clone(),
+                },
+                guard,
+            ));
             running.push((handle, set));
         }
     }
@@ -361,7 +380,9 @@ async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
         let Ok(mut stock) = node.pool.stock.lock() else { return };
         let mut out = Vec::new();
         while stock.len() >= cap {
-            let Some(pos) = stock.iter().position(|(_, h)| !usable(node, h, live, &[])) else { break };
+            let Some(pos) = stock.iter().position(|(_, h)| !usable(node, h, live, &[])) else {
+                break;
+            };
             if let Some((seq, _)) = stock.remove(pos) {
                 out.push(seq);
             }
@@ -371,9 +392,15 @@ async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
     if evicted.is_empty() {
         return;
     }
-    tracing::info!(count = evicted.len(), "dropped presignature slots of sets with a node down");
+    tracing::info!(
+        count = evicted.len(),
+        "dropped presignature slots of sets with a node down"
+    );
     let own = pool_id(node, node.me);
-    let ids: Vec<PresignatureId> = evicted.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
+    let ids: Vec<PresignatureId> = evicted
+        .iter()
+        .map(|seq| PresignatureId { pool: own, seq: *seq })
+        .collect();
     let store = Arc::clone(&node.store);
     let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
 }
@@ -381,6 +408,9 @@ async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
 /// Orders one presignature among `start.participants`, takes part if this node is one of them, and
 /// stocks the slot once every holder confirmed it stored its share.
 async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
+    if let Ok(mut ordered) = node.pool.ordered.lock() {
+        ordered.insert(start.seq, start.participants.clone());
+    }
     for peer in start.participants.iter().filter(|p| **p != node.me) {
         node.net.send(*peer, Message::Start(start.clone()).encode());
     }
@@ -426,13 +456,28 @@ fn forget_confirmations(node: &Node, seq: u64) {
     if let Ok(mut confirmed) = node.pool.confirmed.lock() {
         confirmed.remove(&seq);
     }
+    if let Ok(mut ordered) = node.pool.ordered.lock() {
+        ordered.remove(&seq);
+    }
+    if let Ok(mut reports) = node.pool.reports.lock() {
+        reports.retain(|(s, _), _| *s != seq);
+    }
+}
+
+/// The signing set of run `seq` if this node ordered it and `from` is in it.
+fn run_member(node: &Node, seq: u64, from: u32) -> Option<Vec<u32>> {
+    let ordered = node.pool.ordered.lock().ok()?;
+    ordered.get(&seq).filter(|set| set.contains(&from)).cloned()
 }
 
 /// Penalises the participants a failed run never heard from.
 fn report_silent(node: &Node, error: &MakeError) {
     for silent in error.silent() {
         if silent != node.me {
-            tracing::warn!(node = silent, "node stalled a presignature run; left out of new signing sets for a while");
+            tracing::warn!(
+                node = silent,
+                "node stalled a presignature run; left out of new signing sets for a while"
+            );
             node.pool.penalize(silent);
         }
     }
@@ -478,23 +523,52 @@ async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u3
     }
 }
 
-/// Records that `from` stored its share of presignature `seq` of this node's pool.
+/// Records that `from` stored its share of presignature `seq` of this node's pool (only for a run
+/// this node ordered, from one of its members).
 pub fn stored(node: &Node, from: u32, seq: u64) {
+    if run_member(node, seq, from).is_none() {
+        tracing::debug!(peer = from, seq, "stored notice for a run it is not in; ignored");
+        return;
+    }
     if let Ok(mut confirmed) = node.pool.confirmed.lock() {
-        if confirmed.len() < 4096 {
-            let holders = confirmed.entry(seq).or_default();
-            if !holders.contains(&from) {
-                holders.push(from);
-            }
+        let holders = confirmed.entry(seq).or_default();
+        if !holders.contains(&from) {
+            holders.push(from);
         }
     }
 }
 
-/// A participant of run `seq` of this node's pool reports the nodes it never heard from.
+/// A member of run `seq` of this node's pool reports the members it never heard from. A node is
+/// left out of new sets once two members of a run report it (one, in a set of two): a single
+/// malicious member cannot bench honest ones.
 pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
+    let Some(set) = run_member(node, seq, from) else {
+        tracing::debug!(peer = from, seq, "failure notice for a run it is not in; ignored");
+        return;
+    };
     tracing::warn!(peer = from, seq, silent = ?silent, "a participant reports a stalled presignature run");
-    for id in silent.iter().filter(|id| **id != node.me && **id != from) {
-        node.pool.penalize(*id);
+    let needed = if set.len() >= 3 { 2 } else { 1 };
+    for id in silent
+        .iter()
+        .filter(|id| set.contains(id) && **id != node.me && **id != from)
+    {
+        let reporters = {
+            let Ok(mut reports) = node.pool.reports.lock() else {
+                return;
+            };
+            let reporters = reports.entry((seq, *id)).or_default();
+            if !reporters.contains(&from) {
+                reporters.push(from);
+            }
+            reporters.len()
+        };
+        if reporters == needed {
+            tracing::warn!(
+                node = id,
+                "node stalled a presignature run; left out of new signing sets for a while"
+            );
+            node.pool.penalize(*id);
+        }
     }
 }
 
@@ -523,13 +597,17 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
         return Ok(());
     }
     let permit = {
-        let mut runs = node.pool.member_runs.lock().map_err(|_| "pool lock poisoned".to_string())?;
+        let mut runs = node
+            .pool
+            .member_runs
+            .lock()
+            .map_err(|_| "pool lock poisoned".to_string())?;
         let slots = runs
             .entry(owner)
             .or_insert_with(|| Arc::new(Semaphore::new(MAX_MEMBER_RUNS_PER_OWNER)));
-        Arc::clone(slots)
-            .try_acquire_owned()
-            .map_err(|_| format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} presignature runs here; order ignored"))?
+        Arc::clone(slots).try_acquire_owned().map_err(|_| {
+            format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} presignature runs here; order ignored")
+        })?
     };
     let node = Arc::clone(node);
     tokio::spawn(async move {
@@ -542,7 +620,11 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
         match tokio::task::spawn_blocking(move || store.knows_slot(id)).await {
             Ok(Ok(false)) => {}
             Ok(Ok(true)) => {
-                tracing::warn!(owner, seq = start.seq, "order for a slot already filled or used; ignored");
+                tracing::warn!(
+                    owner,
+                    seq = start.seq,
+                    "order for a slot already filled or used; ignored"
+                );
                 return;
             }
             _ => return,
@@ -552,7 +634,8 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
             Err(e) => {
                 tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed");
                 let silent = e.silent();
-                node.net.send(owner, Message::Failed { seq: start.seq, silent }.encode());
+                node.net
+                    .send(owner, Message::Failed { seq: start.seq, silent }.encode());
             }
         }
         drop(permit);
@@ -637,6 +720,12 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
     if skew > ALLOCATE_WINDOW_SECS {
         return Err(AllocateError::Stale { at: call.at, skew });
     }
+    // At most n − t valid node ids can be left out, or no set remains.
+    let n = node.settings.peers.len() as u32;
+    let mut exclude: Vec<u32> = call.exclude.iter().copied().filter(|id| *id < n).collect();
+    exclude.sort_unstable();
+    exclude.dedup();
+    exclude.truncate((n as usize).saturating_sub(node.threshold));
     let request_bytes: [u8; 16] = hex::decode(call.request)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -655,7 +744,7 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
         )
     };
     let allocation = cell
-        .get_or_init(|| allocate_once(node, request_bytes, call.digest, call.exclude))
+        .get_or_init(|| allocate_once(node, request_bytes, call.digest, &exclude))
         .await
         .clone()?;
     if allocation.digest != call.digest {
@@ -751,7 +840,9 @@ fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
     }
     let live = node.live();
     let mut stock = node.pool.stock.lock().ok()?;
-    let pos = stock.iter().position(|(_, holders)| usable(node, holders, &live, exclude))?;
+    let pos = stock
+        .iter()
+        .position(|(_, holders)| usable(node, holders, &live, exclude))?;
     let (seq, participants) = stock.remove(pos)?;
     Some(Allocation {
         pool: node.me,

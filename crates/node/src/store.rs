@@ -48,6 +48,9 @@ const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// Action code by CID (public: stored in the clear).
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
+/// Counter of presignatures ever taken here: peers remember the highest value they saw, so a
+/// node started on an older copy of its data file learns that it was rolled back.
+const TAKES: &str = "takes";
 const NONCE_LEN: usize = 12;
 
 /// Why a storage operation failed.
@@ -371,6 +374,64 @@ impl Store {
         table.len().map_err(db_err)
     }
 
+    /// How many presignatures this node ever took (a rollback makes it go back).
+    pub fn takes(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(COUNTERS).map_err(db_err)?;
+        Ok(table.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Forgets every piece of one-time material — presignatures (marked used), triples and this
+    /// node's pool slots — raises the take counter to `takes` and every other counter to at least
+    /// `counter_floor` (slot numbers handed out after the copy was made must not come again):
+    /// what a node does when its peers show that this data file is older than what it already
+    /// used. Returns the presignatures discarded.
+    pub fn purge_one_time(&self, takes: u64, counter_floor: u64) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let discarded = {
+            let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+            let mut used = txn.open_table(USED).map_err(db_err)?;
+            let keys: Vec<Vec<u8>> = stock
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
+                .collect();
+            for key in &keys {
+                stock.remove(key.as_slice()).map_err(db_err)?;
+                used.insert(key.as_slice(), 1).map_err(db_err)?;
+            }
+            keys.len()
+        };
+        for table in [TRIPLES, POOL_SLOTS] {
+            let mut t = txn.open_table(table).map_err(db_err)?;
+            let keys: Vec<Vec<u8>> = t
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
+                .collect();
+            for key in keys {
+                t.remove(key.as_slice()).map_err(db_err)?;
+            }
+        }
+        {
+            let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
+            let all: Vec<(String, u64)> = counters
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, v)| (k.value().to_string(), v.value())))
+                .collect();
+            for (name, value) in all.into_iter().filter(|(name, _)| name != TAKES) {
+                counters
+                    .insert(name.as_str(), value.max(counter_floor))
+                    .map_err(db_err)?;
+            }
+            let before = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            counters.insert(TAKES, before.max(takes)).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(discarded)
+    }
+
     /// Whether slot `id` holds a presignature or was ever used (an order to fill it again is a replay).
     pub fn knows_slot(&self, id: PresignatureId) -> Result<bool, StoreError> {
         let key = id.key();
@@ -381,7 +442,12 @@ impl Store {
             .get(key.as_slice())
             .map_err(db_err)?
             .is_some();
-        let used = txn.open_table(USED).map_err(db_err)?.get(key.as_slice()).map_err(db_err)?.is_some();
+        let used = txn
+            .open_table(USED)
+            .map_err(db_err)?
+            .get(key.as_slice())
+            .map_err(db_err)?
+            .is_some();
         Ok(stocked || used)
     }
 
@@ -530,6 +596,12 @@ fn take_sealed(
         }
         answers.push(Ok(stored));
     }
+    let taken = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count() as u64;
+    if taken > 0 {
+        let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
+        let before = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+        counters.insert(TAKES, before + taken).map_err(db_err)?;
+    }
     Ok(answers)
 }
 
@@ -583,7 +655,11 @@ impl Store {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(POOL_SLOTS).map_err(db_err)?;
         let start = PresignatureId { pool: *pool, seq: 0 }.key();
-        let end = PresignatureId { pool: *pool, seq: u64::MAX }.key();
+        let end = PresignatureId {
+            pool: *pool,
+            seq: u64::MAX,
+        }
+        .key();
         let mut out = Vec::new();
         for entry in table.range(start.as_slice()..=end.as_slice()).map_err(db_err)? {
             let (key, value) = entry.map_err(db_err)?;
@@ -598,7 +674,10 @@ impl Store {
     pub fn allocation(&self, request: &[u8; 16]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(ALLOCATIONS).map_err(db_err)?;
-        Ok(table.get(request.as_slice()).map_err(db_err)?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(request.as_slice())
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Binds slot `id` to `request` durably: removes the slot from the pool and records the
@@ -617,7 +696,12 @@ impl Store {
 
     /// [`Store::allocate`] for several requests in one durable transaction.
     pub fn allocate_many(&self, orders: &[AllocationOrder]) -> Vec<Result<Allocated, StoreError>> {
-        let failed = |e: StoreError| orders.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect();
+        let failed = |e: StoreError| {
+            orders
+                .iter()
+                .map(|_| Err(StoreError::Database(e.to_string())))
+                .collect()
+        };
         let txn = match self.db.begin_write() {
             Ok(txn) => txn,
             Err(e) => return failed(db_err(e)),

@@ -113,8 +113,7 @@ impl Message {
                 .map(|b| Self::Stored(u64::from_be_bytes(b)))
                 .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
             Some((&FAILED, rest)) => {
-                let notice: FailedNotice =
-                    serde_json::from_slice(rest).map_err(|e| format!("failure notice: {e}"))?;
+                let notice: FailedNotice = serde_json::from_slice(rest).map_err(|e| format!("failure notice: {e}"))?;
                 if notice.silent.len() > sigil_tss::MAX_PARTIES {
                     return Err("failure notice names too many nodes".into());
                 }
@@ -145,6 +144,8 @@ impl Message {
 pub enum Call {
     /// Liveness and key check.
     Ping,
+    /// On start: the highest take counter the peer has seen from the caller (rollback check).
+    Witness,
     /// Asks the allocator for the presignature of one sign request.
     Allocate {
         /// The client's request id, the same at every node.
@@ -185,6 +186,14 @@ pub enum Reply {
     Pong {
         /// Whether the root keys exist on that node.
         ready: bool,
+        /// Presignatures that node ever took (its store's take counter).
+        #[serde(default)]
+        takes: u64,
+    },
+    /// To [`Call::Witness`].
+    Witnessed {
+        /// The highest take counter seen from the caller (0: never seen).
+        takes: u64,
     },
     /// To [`Call::Allocate`].
     Allocated(Allocation),

@@ -360,7 +360,9 @@ impl PresignCommitments {
     pub fn new(big_r: AffinePoint, holders: Vec<(PartyId, AffinePoint, AffinePoint)>) -> Result<Self, TssError> {
         let parties: Vec<PartyId> = holders.iter().map(|(p, _, _)| *p).collect();
         if sorted_unique(&parties).as_deref() != Some(parties.as_slice()) || parties.len() > crate::MAX_PARTIES {
-            return Err(TssError::BadParameters("commitment holders must be sorted and unique".into()));
+            return Err(TssError::BadParameters(
+                "commitment holders must be sorted and unique".into(),
+            ));
         }
         Ok(Self { big_r, holders })
     }
@@ -647,37 +649,133 @@ impl EcdsaSignature {
 /// Combines the `t` signature shares of one presignature into a low-s signature with recovery id,
 /// returned only if it verifies against `public_key`.
 ///
-/// The presignature must have exactly `threshold` holders and every one of them must have sent its
-/// share. Shares that disagree with the majority on the holder set, the nonce point, the
-/// re-randomiser, the tweak or the commitments are named at once. If the combination does not
-/// verify, every share is checked against its holder's commitments and the error names each one
-/// that fails ([`TssError::InvalidShares`]); an honest share never fails (see the module docs).
+/// Shares are grouped by what they claim in public (holder set, nonce point, re-randomiser, tweak,
+/// commitments); a group whose holder set has exactly `threshold` members and a share from each
+/// of them is combined, so extra shares — from non-signers, or for another presignature — cannot
+/// block a signature. If the one complete group does not verify, every share in it is checked
+/// against its holder's commitments and the error names each one that fails
+/// ([`TssError::InvalidShares`]); an honest share never fails (see the module docs). When no group
+/// is complete, a share that claims the largest group's set but differs from it is named.
 pub fn combine(
     public_key: &ProjectivePoint,
     msg_hash: &[u8; 32],
     threshold: usize,
     shares: &[SignatureShare],
 ) -> Result<EcdsaSignature, TssError> {
-    let (reference, by_party) = consistent_shares(shares)?;
-    if threshold < 2 || reference.signers.len() != threshold {
+    if bool::from(public_key.is_identity()) {
+        return Err(TssError::BadParameters("public key is the identity".into()));
+    }
+    if threshold < 2 {
+        return Err(TssError::BadParameters(format!("threshold {threshold}")));
+    }
+    let groups = group_shares(shares)?;
+    let mut failed = None;
+    for group in groups.iter().filter(|g| g.is_complete(threshold)) {
+        match combine_group(public_key, msg_hash, group) {
+            Ok(signature) => return Ok(signature),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // Nothing combines: say why, naming a share that breaks the largest group if there is one.
+    let top = groups.iter().map(|g| g.by_party.len()).max().unwrap_or(0);
+    let mut largest = groups.iter().filter(|g| g.by_party.len() == top);
+    let (Some(reference), None) = (largest.next(), largest.next()) else {
+        if top == 0 {
+            return Err(TssError::NotEnoughShares {
+                have: 0,
+                need: threshold,
+            });
+        }
+        return Err(TssError::Protocol {
+            suspect: None,
+            reason: "signers disagree on the presignature or the message, with no majority".into(),
+        });
+    };
+    if reference.signers.len() != threshold {
         return Err(TssError::BadParameters(format!(
             "the presignature has {} holders; exactly the threshold {threshold} may hold one (DESIGN §4)",
             reference.signers.len()
         )));
     }
-    if by_party.len() < threshold {
-        return Err(TssError::NotEnoughShares {
-            have: by_party.len(),
-            need: threshold,
+    let odd = shares
+        .iter()
+        .find(|s| reference.signers.contains(&s.party) && !reference.by_party.contains_key(&s.party));
+    if let Some(odd) = odd {
+        return Err(TssError::InvalidShare {
+            culprit: odd.party,
+            what: "signature share (the majority of signers computed another nonce: it signed another message, key or presignature)".into(),
         });
     }
-    if bool::from(public_key.is_identity()) {
-        return Err(TssError::BadParameters("public key is the identity".into()));
+    Err(TssError::NotEnoughShares {
+        have: reference.by_party.len(),
+        need: threshold,
+    })
+}
+
+/// Shares that agree on everything public, one per holder.
+struct ShareGroup<'a> {
+    signers: Vec<PartyId>,
+    reference: &'a SignatureShare,
+    by_party: BTreeMap<PartyId, &'a SignatureShare>,
+}
+
+impl ShareGroup<'_> {
+    fn is_complete(&self, threshold: usize) -> bool {
+        self.signers.len() == threshold && self.signers.iter().all(|p| self.by_party.contains_key(p))
     }
+}
+
+type GroupKey = (Vec<PartyId>, [u8; 33], Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn group_key(s: &SignatureShare) -> GroupKey {
+    (
+        s.signers.clone(),
+        compressed(&s.big_r),
+        s.delta.to_repr().to_vec(),
+        s.tweak.to_repr().to_vec(),
+        s.commitments.to_bytes(),
+    )
+}
+
+/// Groups shares by their public claims; shares from outside their own holder set are dropped,
+/// and a holder that sent two different shares in one group is an equivocation.
+fn group_shares(shares: &[SignatureShare]) -> Result<Vec<ShareGroup<'_>>, TssError> {
+    let mut groups: BTreeMap<GroupKey, ShareGroup<'_>> = BTreeMap::new();
+    for share in shares.iter().filter(|s| s.signers.contains(&s.party)) {
+        let group = groups.entry(group_key(share)).or_insert_with(|| ShareGroup {
+            signers: share.signers.clone(),
+            reference: share,
+            by_party: BTreeMap::new(),
+        });
+        if group
+            .by_party
+            .insert(share.party, share)
+            .is_some_and(|prev| prev != share)
+        {
+            return Err(TssError::Equivocation {
+                from: share.party,
+                what: "signature share",
+            });
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
+/// Interpolates one complete group and verifies; on failure names the shares that miss their
+/// commitments.
+fn combine_group(
+    public_key: &ProjectivePoint,
+    msg_hash: &[u8; 32],
+    group: &ShareGroup<'_>,
+) -> Result<EcdsaSignature, TssError> {
+    let reference = group.reference;
     let r = x_scalar(&reference.big_r);
     let mut s = Scalar::ZERO;
-    for (party, share) in &by_party {
-        s += lagrange::<Secp256k1>(*party, &reference.signers)? * share.s;
+    for (party, share) in &group.by_party {
+        s += lagrange::<Secp256k1>(*party, &group.signers)? * share.s;
     }
     if bool::from(s.is_high()) {
         s = -s;
@@ -689,14 +787,15 @@ pub fn combine(
             recovery_id,
         });
     }
-    let culprits: Vec<PartyId> = by_party
+    let culprits: Vec<PartyId> = group
+        .by_party
         .values()
         .filter(|share| !share_matches(share, reference, msg_hash))
         .map(|share| share.party)
         .collect();
     // Fewer than t parties are corrupt, so at least one share is honest, and an honest share always
     // matches. When none does, the caller's message is not the one the signers signed.
-    if culprits.is_empty() || culprits.len() == by_party.len() {
+    if culprits.is_empty() || culprits.len() == group.by_party.len() {
         return Err(TssError::SignatureInvalid);
     }
     Err(TssError::InvalidShares { culprits })
@@ -714,62 +813,13 @@ fn share_matches(share: &SignatureShare, reference: &SignatureShare, msg_hash: &
     }
     let r = x_scalar(&reference.big_r);
     let lhs = ProjectivePoint::GENERATOR * (reference.delta * share.s);
-    let rhs = ProjectivePoint::lincomb(&big_k, &(message_scalar(msg_hash) + r * reference.tweak), &big_sigma, &r);
+    let rhs = ProjectivePoint::lincomb(
+        &big_k,
+        &(message_scalar(msg_hash) + r * reference.tweak),
+        &big_sigma,
+        &r,
+    );
     lhs == rhs
-}
-
-/// Checks that the shares agree on everything public (naming those that differ from the majority)
-/// and that each comes from a holder once; returns the majority's share and the shares by party.
-fn consistent_shares(shares: &[SignatureShare]) -> Result<(&SignatureShare, BTreeMap<PartyId, &SignatureShare>), TssError> {
-    let key_of = |s: &SignatureShare| {
-        (
-            s.signers.clone(),
-            compressed(&s.big_r),
-            s.delta.to_repr(),
-            s.tweak.to_repr(),
-            s.commitments.to_bytes(),
-        )
-    };
-    let mut votes: BTreeMap<_, (usize, &SignatureShare)> = BTreeMap::new();
-    for share in shares {
-        votes.entry(key_of(share)).or_insert((0, share)).0 += 1;
-    }
-    let top = votes
-        .values()
-        .map(|(count, _)| *count)
-        .max()
-        .ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
-    let mut leaders = votes.values().filter(|(count, _)| *count == top).map(|(_, share)| *share);
-    let reference = leaders.next().ok_or(TssError::NotEnoughShares { have: 0, need: 2 })?;
-    if leaders.next().is_some() {
-        return Err(TssError::Protocol {
-            suspect: None,
-            reason: "signers disagree on the presignature or the message, with no majority".into(),
-        });
-    }
-    let reference_key = key_of(reference);
-    if let Some(odd) = shares.iter().find(|s| key_of(s) != reference_key) {
-        return Err(TssError::InvalidShare {
-            culprit: odd.party,
-            what: "signature share (the majority of signers computed another nonce: it signed another message, key or presignature)".into(),
-        });
-    }
-    let mut by_party: BTreeMap<PartyId, &SignatureShare> = BTreeMap::new();
-    for share in shares {
-        if !reference.signers.contains(&share.party) {
-            return Err(TssError::InvalidShare {
-                culprit: share.party,
-                what: "signature share (not a signer of this presignature)".into(),
-            });
-        }
-        if by_party.insert(share.party, share).is_some_and(|prev| prev != share) {
-            return Err(TssError::Equivocation {
-                from: share.party,
-                what: "signature share",
-            });
-        }
-    }
-    Ok((reference, by_party))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Presigning among exactly one signing set, with a public commitment to every holder's shares.
 //!
 //! This is cait-sith's presigning protocol (spec §1–2: one broadcast round over two Beaver triples)
+//! and an echo round that checks every party saw the same messages,
 //! with one addition: each party also publishes commitments to the triple shares it uses, so that
 //! at the end every holder knows, for every holder `j`,
 //!
@@ -28,7 +29,9 @@
 //! triples' public values: `Σ λ_j·K_j = K`, `Σ λ_j·KD_j = KD`, `Σ λ_j·A_j = A`, `Σ λ_j·B_j = B`,
 //! `Σ λ_j·C_j = C`. Then `kd = Σ kd_j`, `ka = Σ ka_j`, `xb = Σ xb_j`, `R = D·kd⁻¹`,
 //! `σ_i = ka·x_i − xb·a_i + c_i` (a degree `t−1` sharing of `k·x`), and everybody computes
-//! `Σ_j = ka·X_j − xb·A_j + C_j`.
+//! `Σ_j = ka·X_j − xb·A_j + C_j`. A second round (an echo) has every party broadcast a hash of
+//! all first-round messages it received; any difference aborts the run, so every honest holder
+//! ends up with the same commitments even if a party sent different values to different parties.
 //!
 //! # Why the commitments make share checks sound
 //!
@@ -59,13 +62,15 @@ use k256::{AffinePoint, ProjectivePoint, Scalar};
 use zeroize::Zeroize;
 
 use crate::curve::lagrange;
-use crate::ecdsa::{compressed, Presignature, PresignCommitments};
+use crate::ecdsa::{compressed, PresignCommitments, Presignature};
 use crate::protocol::{Outgoing, Protocol, Step};
 use crate::wire::{open, seal, ProtocolKind, Reader};
 use crate::{PartyId, Secp256k1, SessionId, TssError};
 
-/// Format of the one presigning message (distinguishes it from cait-sith's messages).
+/// Format of the first presigning message (distinguishes it from cait-sith's messages).
 const ROUND_FORMAT: u8 = 2;
+/// Format of the echo: a hash of every first-round message a party received.
+const ECHO_FORMAT: u8 = 3;
 
 /// What each party broadcasts.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,7 +140,10 @@ impl Drop for Secrets {
 }
 
 enum State {
+    /// Collecting first-round messages.
     Running,
+    /// Every first-round message is in; collecting the others' hashes of them.
+    Echoing([u8; 32]),
     Failed(TssError),
     Done,
 }
@@ -151,6 +159,7 @@ pub struct Presigning {
     triple1: TriplePub<k256::Secp256k1>,
     secrets: Secrets,
     received: BTreeMap<PartyId, Round>,
+    echoes: BTreeMap<PartyId, [u8; 32]>,
     outbox: Option<Vec<u8>>,
     state: State,
 }
@@ -216,9 +225,24 @@ impl Presigning {
                 x: *inputs.secret,
             },
             received,
+            echoes: BTreeMap::new(),
             outbox,
             state: State::Running,
         })
+    }
+
+    /// The hash of every first-round message, which every party must have seen alike: a party
+    /// that sent different values (say, commitments) to different parties is caught here, before
+    /// anyone holds a presignature whose commitments differ between holders.
+    fn transcript(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new_with_prefix(b"sigil/presign/echo/v1");
+        h.update(self.session.0);
+        for (party, round) in &self.received {
+            h.update(party.0.to_be_bytes());
+            h.update(round.to_bytes());
+        }
+        h.finalize().into()
     }
 
     fn fail(&mut self, err: TssError) -> TssError {
@@ -234,11 +258,23 @@ impl Presigning {
         let mut sums = [ProjectivePoint::IDENTITY; 5];
         for (party, round) in &self.received {
             let l = lambda(party);
-            let x_j = self.public_shares.get(party).copied().unwrap_or(ProjectivePoint::IDENTITY);
+            let x_j = self
+                .public_shares
+                .get(party)
+                .copied()
+                .unwrap_or(ProjectivePoint::IDENTITY);
             let checks = [
                 (round.kd, round.big_kd, "kd share (does not match its commitment)"),
-                (round.ka, round.big_k + round.big_a, "ka share (does not match its commitments)"),
-                (round.xb, x_j + round.big_b, "xb share (does not match its key share and commitment)"),
+                (
+                    round.ka,
+                    round.big_k + round.big_a,
+                    "ka share (does not match its commitments)",
+                ),
+                (
+                    round.xb,
+                    x_j + round.big_b,
+                    "xb share (does not match its key share and commitment)",
+                ),
             ];
             for (value, committed, what) in checks {
                 if !bool::from(ProjectivePoint::lincomb(&g, &value, &committed, &-l).is_identity()) {
@@ -290,7 +326,11 @@ impl Presigning {
             .received
             .iter()
             .map(|(party, round)| {
-                let x_j = self.public_shares.get(party).copied().unwrap_or(ProjectivePoint::IDENTITY);
+                let x_j = self
+                    .public_shares
+                    .get(party)
+                    .copied()
+                    .unwrap_or(ProjectivePoint::IDENTITY);
                 let sigma_j = ProjectivePoint::lincomb(&x_j, &ka, &round.big_a, &-xb) + round.big_c;
                 (*party, round.big_k.to_affine(), sigma_j.to_affine())
             })
@@ -321,12 +361,31 @@ impl Protocol for Presigning {
         match &self.state {
             State::Failed(e) => return Err(e.clone()),
             State::Done => return Err(TssError::Terminated),
-            State::Running => {}
+            State::Running | State::Echoing(_) => {}
         }
         if from == self.me || !self.signers.contains(&from) {
             return Err(TssError::UnknownSender { from });
         }
         let payload = open(ProtocolKind::Presign, &self.session, from, bytes)?;
+        if payload.first() == Some(&ECHO_FORMAT) {
+            let mut r = Reader::new(from, payload.get(1..).unwrap_or_default());
+            let hash = r.array::<32>("echo")?;
+            r.finish()?;
+            return match self.echoes.get(&from) {
+                Some(known) if *known == hash => Ok(()),
+                Some(_) => Err(self.fail(TssError::Equivocation {
+                    from,
+                    what: "presigning echo",
+                })),
+                None => {
+                    self.echoes.insert(from, hash);
+                    Ok(())
+                }
+            };
+        }
+        if matches!(self.state, State::Echoing(_)) && !self.received.contains_key(&from) {
+            return Err(TssError::malformed(from, "a first-round message after the echo"));
+        }
         let round = Round::from_bytes(from, payload)?;
         match self.received.get(&from) {
             Some(known) if *known == round => Ok(()),
@@ -342,19 +401,40 @@ impl Protocol for Presigning {
     }
 
     fn poke(&mut self) -> Result<Step<Presignature>, TssError> {
-        match &self.state {
-            State::Failed(e) => return Err(e.clone()),
-            State::Done => return Err(TssError::Terminated),
-            State::Running => {}
-        }
         if let Some(msg) = self.outbox.take() {
             return Ok(Step::Send(Outgoing::ToAll(msg)));
         }
-        if self.received.len() < self.signers.len() {
-            return Ok(Step::Wait);
+        match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            State::Done => Err(TssError::Terminated),
+            State::Running if self.received.len() < self.signers.len() => Ok(Step::Wait),
+            State::Running => {
+                let transcript = self.transcript();
+                self.state = State::Echoing(transcript);
+                let mut msg = vec![ECHO_FORMAT];
+                msg.extend_from_slice(&transcript);
+                Ok(Step::Send(Outgoing::ToAll(seal(
+                    ProtocolKind::Presign,
+                    &self.session,
+                    &msg,
+                ))))
+            }
+            State::Echoing(_) if self.echoes.len() + 1 < self.signers.len() => Ok(Step::Wait),
+            State::Echoing(transcript) => {
+                let transcript = *transcript;
+                if let Some((party, _)) = self.echoes.iter().find(|(_, h)| **h != transcript) {
+                    let suspect = *party;
+                    return Err(self.fail(TssError::Protocol {
+                        suspect: None,
+                        reason: format!(
+                            "party {suspect} saw other first-round messages than this party: someone sent different values to different parties"
+                        ),
+                    }));
+                }
+                let presignature = self.finish()?;
+                self.state = State::Done;
+                Ok(Step::Done(presignature))
+            }
         }
-        let presignature = self.finish()?;
-        self.state = State::Done;
-        Ok(Step::Done(presignature))
     }
 }

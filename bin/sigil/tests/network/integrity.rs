@@ -58,7 +58,8 @@ async fn an_allocator_binding_a_presignature_twice_gets_one_share_per_holder_and
     for i in 1..4 {
         assert!(conflicts[i] >= 1, "node {i} never saw a second binding: {conflicts:?}");
         assert!(
-            net.log(i).contains("bound a presignature this node already used to another request"),
+            net.log(i)
+                .contains("bound a presignature this node already used to another request"),
             "node {i} did not log the conflict"
         );
     }
@@ -100,7 +101,10 @@ async fn an_allocator_killed_and_restarted_mid_load_binds_no_slot_twice() {
     net.kill(0);
     net.restart(0);
     for id in load.await.unwrap() {
-        assert!(presignatures.insert(id.clone()), "presignature {id} made two signatures");
+        assert!(
+            presignatures.insert(id.clone()),
+            "presignature {id} made two signatures"
+        );
     }
     let client = net.wait_ready(&[0, 1, 2], READY).await;
     sign_many(&client, &owned, 8, &mut presignatures).await;
@@ -140,4 +144,46 @@ fn rand_hash() -> [u8; 32] {
     let mut out = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut out);
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() {
+    let mut net = Network::start(3, 12, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let started = Instant::now();
+    while metric(&net, 0, "sigil_presignature_stock").await < 8 {
+        assert!(started.elapsed() < Duration::from_secs(240), "no stock");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A backup of the allocator's data file, with its stock of slots and presignature shares.
+    net.kill(0);
+    let data = net.data_dir(0).join("sigil.redb");
+    let backup = net.dir.path().join("node0-backup.redb");
+    std::fs::copy(&data, &backup).unwrap();
+    net.restart(0);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut presignatures = BTreeSet::new();
+    sign_many(&client, &owned, 6, &mut presignatures).await;
+    // Heartbeats carry node 0's take counter to its peers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The operator restores the backup: the slots and shares used since are back in it.
+    net.kill(0);
+    std::fs::copy(&backup, &data).unwrap();
+    net.restart(0);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    sign_many(&client, &owned, 6, &mut presignatures).await;
+    assert!(
+        net.log(0).contains("older than what this node already used"),
+        "node 0 did not notice the rollback:\n{}",
+        net.log(0)
+    );
+    for i in 1..3 {
+        assert_eq!(
+            metric(&net, i, "sigil_presignature_conflicts_total").await,
+            0,
+            "node {i} was asked to use a presignature again:\n{}",
+            net.log(i)
+        );
+    }
 }

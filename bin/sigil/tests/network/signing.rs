@@ -47,7 +47,12 @@ pub async fn sign_and_check(client: &Client, owned: &Owned) -> SignOutcome {
     let pkp = derive_public_key(client.ecdsa_root(), &KeyId(key_id));
     assert!(outcome.signature.verify(&pkp, &hash));
     assert_eq!(outcome.signature.recover_address(&hash).unwrap(), eth_address(&pkp));
-    assert_eq!(outcome.signers.len(), client.threshold(), "signing set {:?}", outcome.signers);
+    assert_eq!(
+        outcome.signers.len(),
+        client.threshold(),
+        "signing set {:?}",
+        outcome.signers
+    );
     outcome
 }
 

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use redb::ReadableTable;
 
-use sigil_node::store::{PresignatureId, StorageKey, Store, StoreError, Taker};
+use sigil_node::store::{Allocated, PresignatureId, StorageKey, Store, StoreError, Taker};
 use sigil_tss::ecdsa::{self, Presignature};
 use sigil_tss::{run_in_memory, Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
@@ -183,7 +183,13 @@ fn one_transaction_takes_many_and_each_once() {
                 .unwrap();
         }
         assert!(store.take_presignature(id(3)).unwrap().is_some());
-        let answers = store.take_presignatures(&[(id(1), [0; 32]), (id(2), [0; 32]), (id(1), [0; 32]), (id(3), [0; 32]), (id(9), [0; 32])]);
+        let answers = store.take_presignatures(&[
+            (id(1), [0; 32]),
+            (id(2), [0; 32]),
+            (id(1), [0; 32]),
+            (id(3), [0; 32]),
+            (id(9), [0; 32]),
+        ]);
         assert!(matches!(answers[0], Ok(Some(_))));
         assert!(matches!(answers[1], Ok(Some(_))));
         assert!(
@@ -321,4 +327,88 @@ fn pool_listings_counters_and_secrets_survive_a_restart() {
     drop(store);
     let wrong = Store::open(&path, &StorageKey::generate()).unwrap();
     assert!(matches!(wrong.secret("identity"), Err(StoreError::Decrypt { .. })));
+}
+
+#[test]
+fn a_slot_taken_for_one_request_is_refused_to_another_and_the_store_tells_them_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    store
+        .put_presignature(id(1), &Presignature::from_bytes(&presignature_bytes()).unwrap())
+        .unwrap();
+    let answers = store.take_presignatures(&[(id(1), [1; 32]), (id(1), [1; 32]), (id(1), [2; 32])]);
+    assert!(matches!(answers[0], Ok(Some(_))));
+    assert!(
+        matches!(answers[1], Err(StoreError::AlreadyUsed(_))),
+        "the same request again"
+    );
+    assert!(
+        matches!(answers[2], Err(StoreError::UsedForAnother(_))),
+        "a second binding"
+    );
+    assert_eq!(store.takes().unwrap(), 1);
+}
+
+#[test]
+fn an_allocation_is_durable_moves_its_slot_once_and_is_the_same_when_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let pool = [9u8; 32];
+    let slot = |seq| PresignatureId { pool, seq };
+    {
+        let store = Store::open(&path, &key).unwrap();
+        store.add_slot(slot(1), &[0, 2]).unwrap();
+        store.add_slot(slot(2), &[1, 2]).unwrap();
+        assert_eq!(
+            store.allocate(&[1; 16], slot(1), b"first", 100).unwrap(),
+            Allocated::Fresh
+        );
+        // The same request again gets its record back, and the slot offered is left alone.
+        assert_eq!(
+            store.allocate(&[1; 16], slot(2), b"second", 101).unwrap(),
+            Allocated::Existing(b"first".to_vec())
+        );
+        // Another request cannot get a slot already allocated.
+        assert_eq!(
+            store.allocate(&[2; 16], slot(1), b"third", 102).unwrap(),
+            Allocated::SlotGone
+        );
+    }
+    // After a restart: slot 1 is gone from the pool, slot 2 is still there, the record is kept.
+    let store = Store::open(&path, &key).unwrap();
+    assert_eq!(store.slots(&pool).unwrap(), vec![(2, vec![1, 2])]);
+    assert_eq!(store.allocation(&[1; 16]).unwrap(), Some(b"first".to_vec()));
+    assert_eq!(store.prune_allocations(101).unwrap(), 1);
+    assert_eq!(store.allocation(&[1; 16]).unwrap(), None);
+}
+
+#[test]
+fn purging_one_time_material_leaves_nothing_to_sign_with_and_raises_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    for seq in 0..3 {
+        store
+            .put_presignature(id(seq), &Presignature::from_bytes(&presignature_bytes()).unwrap())
+            .unwrap();
+    }
+    store.add_slot(id(7), &[0, 1]).unwrap();
+    assert_eq!(store.next("presign-seq/x").unwrap(), 0);
+    assert_eq!(store.purge_one_time(40, 1_000_000).unwrap(), 3);
+    assert_eq!(store.presignature_count().unwrap(), 0);
+    assert!(store.slots(&id(7).pool).unwrap().is_empty());
+    assert!(
+        (0..3).all(|seq| store.is_used(id(seq)).unwrap()),
+        "purged slots count as used"
+    );
+    assert!(
+        store.knows_slot(id(0)).unwrap(),
+        "an order to refill a purged slot is refused"
+    );
+    assert_eq!(store.takes().unwrap(), 40);
+    assert_eq!(
+        store.next("presign-seq/x").unwrap(),
+        1_000_000,
+        "slot numbers jump past the copy's"
+    );
 }

@@ -294,7 +294,10 @@ fn check_bad_shares_named(n: usize, t: usize, signers: std::ops::Range<u32>, bad
         share.s += sigil_tss::k256::Scalar::ONE;
     }
     let culprits: Vec<PartyId> = bad.iter().map(|b| PartyId(*b)).collect();
-    assert_eq!(combine(&pkp, &hash, t, &shares), Err(TssError::InvalidShares { culprits }));
+    assert_eq!(
+        combine(&pkp, &hash, t, &shares),
+        Err(TssError::InvalidShares { culprits })
+    );
     // Fewer than t shares are refused outright.
     assert!(matches!(
         combine(&pkp, &hash, t, &shares[1..]),
@@ -354,7 +357,13 @@ fn a_signer_lying_about_the_commitments_is_named() {
             .commitments
             .parties()
             .into_iter()
-            .map(|p| (p, sigil_tss::k256::AffinePoint::GENERATOR, sigil_tss::k256::AffinePoint::GENERATOR))
+            .map(|p| {
+                (
+                    p,
+                    sigil_tss::k256::AffinePoint::GENERATOR,
+                    sigil_tss::k256::AffinePoint::GENERATOR,
+                )
+            })
             .collect(),
     )
     .unwrap();
@@ -362,4 +371,82 @@ fn a_signer_lying_about_the_commitments_is_named() {
     shares[2].commitments = forged;
     let err = combine(&pkp, &hash, 4, &shares).unwrap_err();
     assert_eq!(err.culprits(), vec![PartyId(3)], "{err}");
+}
+
+#[test]
+fn an_extra_share_from_a_non_signer_does_not_block_the_signature() {
+    let keys = dkg::<Secp256k1>(5, 4);
+    let root = *keys[0].public_key();
+    let key_id = KeyId([15; 32]);
+    let hash = [16u8; 32];
+    let pkp = derive_public_key(&root, &key_id);
+    let mut shares = sign_shares(presignatures(&keys, &ids(0..4), "extra"), &root, &key_id, &hash);
+    // Node 4 (not a signer) posts a copy of another share under its own name, and a stray share
+    // of another presignature arrives too.
+    let mut stray = shares[0].clone();
+    stray.party = PartyId(4);
+    shares.push(stray);
+    let mut other = sign_shares(presignatures(&keys, &ids(1..5), "extra/other"), &root, &key_id, &hash);
+    shares.push(other.remove(0));
+    assert!(combine(&pkp, &hash, 4, &shares).unwrap().verify(&pkp, &hash));
+}
+
+/// The `λ_i` of party `i` in `set` (x-coordinates `id + 1`).
+fn lagrange(i: u32, set: &[u32]) -> sigil_tss::k256::Scalar {
+    use sigil_tss::k256::Scalar;
+    let x = |id: u32| Scalar::from(u64::from(id) + 1);
+    let mut num = Scalar::ONE;
+    let mut den = Scalar::ONE;
+    for j in set.iter().filter(|j| **j != i) {
+        num *= x(*j);
+        den *= x(*j) - x(i);
+    }
+    num * den.invert().unwrap()
+}
+
+#[test]
+fn two_signers_sending_one_holder_other_commitments_are_caught_by_the_echo() {
+    use sigil_tss::k256::elliptic_curve::group::GroupEncoding;
+    use sigil_tss::k256::elliptic_curve::PrimeField;
+    use sigil_tss::k256::{ProjectivePoint, Scalar};
+    let keys = dkg::<Secp256k1>(5, 3);
+    let signers = ids(0..3);
+    let mut t0 = triples(&signers, 3, "echo/t0");
+    let mut t1 = triples(&signers, 3, "echo/t1");
+    let runs = signers
+        .iter()
+        .map(|me| {
+            ecdsa::presigning(
+                session("echo"),
+                &keys[me.0 as usize],
+                &signers,
+                t0.remove(me).unwrap(),
+                t1.remove(me).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    // Parties 0 and 1 shift their K commitments and ka shares by amounts that cancel, in the
+    // messages to party 2 only: every per-party and aggregate check of party 2 still passes, but
+    // party 2 would hold other commitments than the rest.
+    let d = Scalar::from(12345u64);
+    let set = [0u32, 1, 2];
+    let header = 2 + 32;
+    let result = sigil_tss::run_in_memory_with(runs, |msg| {
+        let payload = &mut msg.bytes[header..];
+        if msg.to != PartyId(2) || payload[0] != 2 || msg.from == PartyId(2) {
+            return;
+        }
+        let sign = if msg.from == PartyId(0) { d } else { -d };
+        let read_scalar = |b: &[u8]| Scalar::from_repr(<[u8; 32]>::try_from(b).unwrap().into()).unwrap();
+        let ka = read_scalar(&payload[33..65]) + sign;
+        payload[33..65].copy_from_slice(&ka.to_repr());
+        let mut repr = <ProjectivePoint as GroupEncoding>::Repr::default();
+        repr.copy_from_slice(&payload[97..130]);
+        let big_k = ProjectivePoint::from_bytes(&repr).unwrap();
+        let shifted = big_k + ProjectivePoint::GENERATOR * (sign * lagrange(msg.from.0, &set).invert().unwrap());
+        payload[97..130].copy_from_slice(&shifted.to_affine().to_bytes());
+    });
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("saw other first-round messages"), "{err}");
 }
