@@ -24,7 +24,17 @@ contract PKPNFT is ERC721 {
     mapping(uint256 tokenId => Key) private _keys;
     mapping(bytes32 keyId => bool) private _keyIdUsed;
 
+    /// @notice What a mint request pays, in wei (set by the NodeSet admin; 0 on a dev network,
+    ///         where the request still costs its gas).
+    uint256 public mintFee;
+    /// @notice Who requested the mint of each key id. The network attests a key id only after a
+    ///         request for it, so asking for attestations (which spend presignatures) costs gas
+    ///         and the fee, and a wallet without funds cannot ask at all.
+    mapping(bytes32 keyId => address) public mintRequester;
+
     event PKPMinted(uint256 indexed tokenId, bytes32 indexed keyId, bytes pubkey, address owner);
+    event MintRequested(bytes32 indexed keyId, address indexed requester, uint256 fee);
+    event MintFeeSet(uint256 fee);
 
     error BadPubkey();
     error KeyIdUsed(bytes32 keyId);
@@ -32,9 +42,35 @@ contract PKPNFT is ERC721 {
     error UnknownToken(uint256 tokenId);
     /// @notice The public key's token was minted before (and burned since).
     error TokenExists(uint256 tokenId);
+    error MintFeeTooLow(uint256 paid, uint256 fee);
+    error MintAlreadyRequested(bytes32 keyId);
+    error NotAdmin(address caller);
 
     constructor(NodeSet nodeSet_) ERC721("Sigil PKP", "PKP") {
         nodeSet = nodeSet_;
+    }
+
+    /// @notice Requests the mint of `keyId` (as `keyIdFor`, or PKPHelper's `keyIdFor`), paying
+    ///         `mintFee`: the nodes attest a key id only once it has been requested.
+    function requestMint(bytes32 keyId) external payable {
+        if (msg.value < mintFee) revert MintFeeTooLow(msg.value, mintFee);
+        if (mintRequester[keyId] != address(0) || _keyIdUsed[keyId]) revert MintAlreadyRequested(keyId);
+        mintRequester[keyId] = msg.sender;
+        emit MintRequested(keyId, msg.sender, msg.value);
+    }
+
+    /// @notice Sets the mint fee (NodeSet admin only).
+    function setMintFee(uint256 fee) external {
+        if (msg.sender != nodeSet.admin()) revert NotAdmin(msg.sender);
+        mintFee = fee;
+        emit MintFeeSet(fee);
+    }
+
+    /// @notice Sends the fees collected to `to` (NodeSet admin only).
+    function withdrawFees(address payable to) external {
+        if (msg.sender != nodeSet.admin()) revert NotAdmin(msg.sender);
+        (bool ok,) = to.call{value: address(this).balance}("");
+        require(ok, "transfer failed");
     }
 
     /// @notice Key id of a PKP minted by `minter` with `salt`: keccak256(minter ‖ salt).

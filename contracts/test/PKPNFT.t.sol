@@ -362,4 +362,50 @@ contract PKPNFTTest is Fixture {
             out[i] = b[i];
         }
     }
+
+    // ---- mint requests: attestations cost their requester something ----
+
+    function test_requestMint_recordsTheRequesterOnce() public {
+        bytes32 keyId = nft.keyIdFor(alice, SALT);
+        vm.prank(alice);
+        nft.requestMint(keyId);
+        assertEq(nft.mintRequester(keyId), alice);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.MintAlreadyRequested.selector, keyId));
+        nft.requestMint(keyId);
+    }
+
+    function test_requestMint_paysTheFee() public {
+        vm.prank(admin);
+        nft.setMintFee(1 ether);
+        bytes32 keyId = nft.keyIdFor(alice, SALT);
+        vm.deal(alice, 2 ether);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.MintFeeTooLow.selector, 0.5 ether, 1 ether));
+        nft.requestMint{value: 0.5 ether}(keyId);
+        vm.prank(alice);
+        nft.requestMint{value: 1 ether}(keyId);
+        assertEq(nft.mintRequester(keyId), alice);
+        assertEq(address(nft).balance, 1 ether);
+        vm.prank(admin);
+        nft.withdrawFees(payable(bob));
+        assertEq(bob.balance, 1 ether);
+    }
+
+    function test_onlyTheAdminSetsTheFeeAndWithdraws() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.NotAdmin.selector, alice));
+        nft.setMintFee(1);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.NotAdmin.selector, alice));
+        nft.withdrawFees(payable(alice));
+    }
+
+    function test_aMintedKeyIdCannotBeRequestedAgain() public {
+        mintAs(alice, SALT, pubkeyFor(3));
+        bytes32 keyId = nft.keyIdFor(alice, SALT);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.MintAlreadyRequested.selector, keyId));
+        nft.requestMint(keyId);
+    }
 }

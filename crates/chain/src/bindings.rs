@@ -54,8 +54,15 @@ sol! {
         function isBurned(uint256 tokenId) external view returns (bool);
         function ownerOf(uint256 tokenId) external view returns (address);
         function transferFrom(address from, address to, uint256 tokenId) external;
+        function requestMint(bytes32 keyId) external payable;
+        function mintFee() external view returns (uint256);
+        function mintRequester(bytes32 keyId) external view returns (address);
+        function setMintFee(uint256 fee) external;
+        function withdrawFees(address to) external;
 
         event PKPMinted(uint256 indexed tokenId, bytes32 indexed keyId, bytes pubkey, address owner);
+        event MintRequested(bytes32 indexed keyId, address indexed requester, uint256 fee);
+        event MintFeeSet(uint256 fee);
         event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
 
         error BadPubkey();
@@ -63,6 +70,9 @@ sol! {
         error BadAttestation(address recovered);
         error UnknownToken(uint256 tokenId);
         error TokenExists(uint256 tokenId);
+        error MintFeeTooLow(uint256 paid, uint256 fee);
+        error MintAlreadyRequested(bytes32 keyId);
+        error NotAdmin(address caller);
         error ERC721NonexistentToken(uint256 tokenId);
         error ERC721InsufficientApproval(address operator, uint256 tokenId);
         error ERC721IncorrectOwner(address sender, uint256 tokenId, address owner);

@@ -333,6 +333,17 @@ impl Registry {
         Ok(Standing::Refused { burned })
     }
 
+    /// Whether the mint of `key_id` was requested (and paid for) on chain: `PKPNFT.mintRequester`.
+    /// Read from the chain, uncached.
+    pub async fn mint_requested(&self, key_id: [u8; 32]) -> Result<bool, ChainError> {
+        let requester = PKPNFT::new(self.contracts.pkp_nft, &self.provider)
+            .mintRequester(key_id.into())
+            .call()
+            .await
+            .map_err(call_error("PKPNFT", "mintRequester"))?;
+        Ok(!requester.is_zero())
+    }
+
     /// Whether PKP `token` was ever minted (owned now, or burned). Read from the chain, uncached.
     pub async fn minted(&self, token: U256) -> Result<bool, ChainError> {
         let (owner, burned) = self.ownership(token).await?;

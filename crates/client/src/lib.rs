@@ -517,7 +517,8 @@ impl Client {
 
     /// The network's attestation for a mint by the holder of `auth` with `salt` (directly on
     /// PKPNFT, or through PKPHelper at `helper`), for `mint`: the key id and 65 bytes `r ‖ s ‖ v`,
-    /// checked here against the attester key before they are returned.
+    /// checked here against the attester key before they are returned. The mint must have been
+    /// requested on chain first ([`Client::request_mint`]).
     pub async fn mint_attestation(
         &self,
         salt: [u8; 32],
@@ -537,7 +538,7 @@ impl Client {
         let body = serde_json::json!({
             "salt": hex::encode(salt),
             "viaHelper": helper.is_some(),
-            "requestId": hex::encode(request_id()),
+            "attempt": 0,
             "authSig": auth,
         });
         let outcome = self
@@ -591,7 +592,12 @@ impl Client {
         let mut valid = 0;
         for attempt in 0..SIGN_ATTEMPTS {
             if attempt > 0 {
-                body["requestId"] = hex::encode(request_id()).into();
+                // Attestations derive their request id from the key and the attempt.
+                if body.get("attempt").is_some() {
+                    body["attempt"] = attempt.into();
+                } else {
+                    body["requestId"] = hex::encode(request_id()).into();
+                }
                 body["exclude"] = serde_json::json!(exclude);
             }
             match self.sign_round(path, &body, public_key, hash).await {

@@ -48,8 +48,38 @@ impl Client {
         }
     }
 
+    /// The key id a mint by the signer of `auth` with `salt` gets (through PKPHelper at `helper`).
+    pub fn key_id_for(
+        &self,
+        auth: &AuthSig,
+        salt: &[u8; 32],
+        helper: Option<Address>,
+    ) -> Result<[u8; 32], ClientError> {
+        let minter: Address = auth
+            .address
+            .parse()
+            .map_err(|e| ClientError::Auth(format!("authSig address: {e}")))?;
+        Ok(sigil_chain::mint_key_id(minter, salt, helper))
+    }
+
+    /// Requests the mint of `key_id` on chain (`PKPNFT.requestMint`), paying the mint fee: the
+    /// nodes attest a key only once its mint was requested, so attestations are not free.
+    pub async fn request_mint(
+        &self,
+        wallet: &DynProvider,
+        contracts: &Contracts,
+        key_id: [u8; 32],
+    ) -> Result<B256, ClientError> {
+        let nft = PKPNFT::new(contracts.pkp_nft, wallet);
+        let fee = nft.mintFee().call().await.map_err(chain)?;
+        let call = nft.requestMint(key_id.into()).value(fee).into_transaction_request();
+        let receipt = send(wallet, call, "PKPNFT.requestMint").await.map_err(chain)?;
+        Ok(receipt.transaction_hash)
+    }
+
     /// Mints a PKP to the wallet behind `wallet`, whose auth signature is `auth`: a random salt
-    /// fixes the key id, the network attests the key, and `PKPNFT.mint` checks the attestation.
+    /// fixes the key id, the mint is requested on chain (paying the mint fee), the network attests
+    /// the key, and `PKPNFT.mint` checks the attestation.
     pub async fn mint_pkp(
         &self,
         wallet: &DynProvider,
@@ -57,6 +87,8 @@ impl Client {
         contracts: &Contracts,
     ) -> Result<MintedPkp, ClientError> {
         let salt = B256::from(random32());
+        self.request_mint(wallet, contracts, self.key_id_for(auth, &salt.0, None)?)
+            .await?;
         let (key_id, attestation) = self.mint_attestation(salt.0, None, auth).await?;
         let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let call = PKPNFT::new(contracts.pkp_nft, wallet)
@@ -81,6 +113,8 @@ impl Client {
         cid: &[u8],
     ) -> Result<MintedPkp, ClientError> {
         let salt = B256::from(random32());
+        let key_id = self.key_id_for(auth, &salt.0, Some(contracts.pkp_helper))?;
+        self.request_mint(wallet, contracts, key_id).await?;
         let (key_id, attestation) = self.mint_attestation(salt.0, Some(contracts.pkp_helper), auth).await?;
         let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let call = PKPHelper::new(contracts.pkp_helper, wallet)

@@ -547,8 +547,14 @@ pub struct AttestRequest {
     /// The mint goes through PKPHelper (`mintWithPermissions`, `mintGrantBurn`).
     #[serde(default)]
     pub via_helper: bool,
-    /// 16 random bytes (hex), the same at every node for one attestation.
-    pub request_id: String,
+    /// Accepted for compatibility and ignored: the request id of an attestation is derived from
+    /// the key id and `attempt`, so one paid mint request spends at most
+    /// [`ATTESTATION_ATTEMPTS`] presignatures.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Which try this is (0, 1 or 2): a retry after a failed signing set.
+    #[serde(default)]
+    pub attempt: u8,
     /// The minter's auth signature.
     #[serde(default)]
     pub auth_sig: Option<serde_json::Value>,
@@ -557,8 +563,13 @@ pub struct AttestRequest {
     pub exclude: Vec<u32>,
 }
 
+/// Tries (each a presignature at most) one mint request pays for.
+pub const ATTESTATION_ATTEMPTS: u8 = 3;
+
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
 /// signs `attestation_digest(chainId, PKPNFT, keyId, pubkey)`, which PKPNFT checks on mint.
+/// The mint must have been requested on chain first (`PKPNFT.requestMint`, which costs gas and
+/// the mint fee): a wallet without funds cannot make the nodes spend presignatures.
 async fn mint_attestation(
     State(node): State<Arc<Node>>,
     raw: Result<Bytes, BytesRejection>,
@@ -566,7 +577,13 @@ async fn mint_attestation(
     let raw = body(raw)?;
     let request: AttestRequest = parse_json(&raw)?;
     let salt = hex_bytes::<32>("salt", &request.salt)?;
-    let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    if request.attempt >= ATTESTATION_ATTEMPTS {
+        return Err(ApiError::bad_request(format!(
+            "attempt: {}, at most {}",
+            request.attempt,
+            ATTESTATION_ATTEMPTS - 1
+        )));
+    }
     check_exclude(&node, &request.exclude)?;
     let registry = registry(&node)?;
     let keys = node.keys().ok_or_else(ApiError::not_ready)?;
@@ -589,6 +606,27 @@ async fn mint_attestation(
             ),
         ));
     }
+    if !registry.mint_requested(key_id.0).await.map_err(chain_error)? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MINT_NOT_REQUESTED",
+            format!(
+                "no mint request for key id 0x{} on chain {}: call PKPNFT.requestMint(keyId) first (it costs gas and the mint fee)",
+                hex::encode(key_id.0),
+                registry.chain_id()
+            ),
+        ));
+    }
+    let request_id: [u8; 16] = {
+        let mut h = Sha256::new();
+        h.update(b"sigil-attestation-request/v1");
+        h.update(key_id.0);
+        h.update([request.attempt]);
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+        id
+    };
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
     threshold_share(
         &node,

@@ -13,10 +13,11 @@
 //! Even a malicious allocator therefore gets at most one share per presignature from each honest
 //! holder, and `t − 1` colluders stay one equation short of the key.
 //!
-//! The owner's side is durable as well: stocked slots live in its store (`pool_slots`), and an
-//! allocation is written (slot removed, request → allocation recorded) before it is answered. A
-//! restarted allocator reloads only slots it never bound, and a request asked again gets the same
-//! allocation, with the same entropy. Allocate calls carry their time and are refused outside a
+//! The owner's side is durable as well: stocked slots live in its store (`pool_slots`), and a slot
+//! leaves the pool durably (a lease, made ahead of requests in batches) before it is handed out; a
+//! restarted allocator discards its leases and reloads only slots it never leased, so it never
+//! binds a slot twice. Each allocation is recorded right after it is answered, so a request asked
+//! again gets the same allocation, with the same entropy. Allocate calls carry their time and are refused outside a
 //! replay window shorter than the records' lifetime, so a replayed call never spends a presignature.
 
 use std::collections::{HashMap, VecDeque};
@@ -32,7 +33,7 @@ use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::node::{unix_now, Fault, Node};
 use crate::session::SessionError;
-use crate::store::{Allocated, PresignatureId, StoreError};
+use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Message, Start};
 
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
@@ -56,6 +57,9 @@ const STALL_PENALTY: Duration = Duration::from_secs(30);
 const MAX_STALL_PENALTY: Duration = Duration::from_secs(600);
 /// Most exclusion lists of waiting requests remembered for the generator.
 const MAX_DEMAND: usize = 16;
+/// Usable slots kept leased (durably out of the pool) ahead of requests, so an allocation is
+/// answered without waiting for a commit.
+const LEASE_AHEAD: usize = 32;
 
 type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 
@@ -111,6 +115,10 @@ pub struct Pool {
     /// Reports of silent nodes per run: (seq, accused) → reporters.
     reports: Mutex<HashMap<(u64, u32), Vec<u32>>>,
     rotation: AtomicUsize,
+    /// Stocked slots already leased (see [`crate::store::Store::lease`]).
+    leased: Mutex<std::collections::HashSet<u64>>,
+    /// Held while slots are being leased, so a request never races the background leasing.
+    lease_gate: tokio::sync::Mutex<()>,
     penalties: Mutex<HashMap<u32, (Instant, u32)>>,
     demand: Mutex<VecDeque<Vec<u32>>>,
     /// Test fault `double-bind`: the slot just allocated, to bind again to the next request.
@@ -133,6 +141,8 @@ impl Default for Pool {
             ordered: Mutex::new(HashMap::new()),
             reports: Mutex::new(HashMap::new()),
             rotation: AtomicUsize::new(0),
+            leased: Mutex::new(std::collections::HashSet::new()),
+            lease_gate: tokio::sync::Mutex::new(()),
             penalties: Mutex::new(HashMap::new()),
             demand: Mutex::new(VecDeque::new()),
             rebind: Mutex::new(None),
@@ -276,6 +286,13 @@ fn usable(node: &Node, holders: &[u32], live: &[u32], exclude: &[u32]) -> bool {
 pub async fn run(node: Arc<Node>) {
     let own = pool_id(&node, node.me);
     let store = Arc::clone(&node.store);
+    // Slots leased before a restart may have been handed out: never hand them out again.
+    match tokio::task::spawn_blocking(move || store.discard_leases()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(count)) => tracing::info!(count, "leased presignature slots discarded after a restart"),
+        _ => tracing::error!("cannot discard leased presignature slots"),
+    }
+    let store = Arc::clone(&node.store);
     match tokio::task::spawn_blocking(move || store.slots(&own)).await {
         Ok(Ok(slots)) => {
             let t = node.threshold;
@@ -346,6 +363,7 @@ pub async fn run(node: Arc<Node>) {
                 .unwrap_or(0)
         };
         let in_flight = |node: &Node| node.pool.in_flight.load(Ordering::Relaxed);
+        lease_ahead(&node, &live).await;
         let have = usable_stock(&node) + in_flight(&node);
         filling = (filling || have < refill_below) && have < target;
         while filling && usable_stock(&node) + in_flight(&node) < target && in_flight(&node) < parallel {
@@ -372,6 +390,57 @@ pub async fn run(node: Arc<Node>) {
             running.push((handle, set));
         }
     }
+}
+
+/// Keeps [`LEASE_AHEAD`] usable slots leased.
+async fn lease_ahead(node: &Arc<Node>, live: &[u32]) {
+    let wanted: Vec<u64> = {
+        let (Ok(stock), Ok(leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
+            return;
+        };
+        let usable: Vec<u64> = stock
+            .iter()
+            .filter(|(_, h)| usable(node, h, live, &[]))
+            .map(|(seq, _)| *seq)
+            .collect();
+        let have = usable.iter().filter(|seq| leased.contains(seq)).count();
+        usable
+            .into_iter()
+            .filter(|seq| !leased.contains(seq))
+            .take(LEASE_AHEAD.saturating_sub(have))
+            .collect()
+    };
+    if wanted.is_empty() {
+        return;
+    }
+    let _gate = node.pool.lease_gate.lock().await;
+    // Slots handed out meanwhile are no longer in the stock: lease only those still there.
+    let wanted: Vec<u64> = match node.pool.stock.lock() {
+        Ok(stock) => wanted
+            .into_iter()
+            .filter(|seq| stock.iter().any(|(s, _)| s == seq))
+            .collect(),
+        Err(_) => return,
+    };
+    lease(node, &wanted).await;
+}
+
+/// Leases `seqs` of this node's pool durably; returns those now leased.
+async fn lease(node: &Arc<Node>, seqs: &[u64]) -> Vec<u64> {
+    let own = pool_id(node, node.me);
+    let ids: Vec<PresignatureId> = seqs.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
+    let store = Arc::clone(&node.store);
+    let moved: Vec<u64> = match tokio::task::spawn_blocking(move || store.lease(&ids)).await {
+        Ok(Ok(moved)) => moved.iter().map(|id| id.seq).collect(),
+        _ => {
+            tracing::error!("cannot lease presignature slots");
+            return Vec::new();
+        }
+    };
+    if let Ok(mut leased) = node.pool.leased.lock() {
+        leased.extend(moved.iter().copied());
+    }
+    moved
 }
 
 /// Drops the oldest slots of sets with a node down when the stock is at `cap`.
@@ -516,7 +585,14 @@ async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u3
             .copied()
             .filter(|p| *p == node.me || confirmed.contains(p))
             .collect();
-        if holders.len() == start.participants.len() || Instant::now() >= until {
+        let reported = node
+            .pool
+            .reports
+            .lock()
+            .map(|r| r.keys().any(|(seq, _)| *seq == start.seq))
+            .unwrap_or(false);
+        // A member that reported the run failed will never confirm: stop waiting.
+        if holders.len() == start.participants.len() || reported || Instant::now() >= until {
             return holders;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -780,30 +856,32 @@ async fn allocate_once(
                     *rebind = Some((allocation.seq, allocation.participants.clone()));
                 }
             }
+            let seq = allocation.seq;
+            let unlease = || node.pool.leased.lock().map(|mut l| l.remove(&seq)).unwrap_or(false);
+            // The slot leaves the pool durably before it is handed out: ahead of time (the
+            // usual case), or now.
+            if !unlease() {
+                let _gate = node.pool.lease_gate.lock().await;
+                if !unlease() && lease(node, &[seq]).await.is_empty() {
+                    continue;
+                }
+                unlease();
+            }
+            node.pool.allocated.fetch_add(1, Ordering::Relaxed);
+            // Recorded afterwards, for a request asked again after a restart; a record lost in a
+            // crash costs that request another presignature, never a second binding.
             let record = serde_json::to_vec(&allocation).map_err(|e| AllocateError::Store(e.to_string()))?;
             let id = PresignatureId {
                 pool: pool_id(node, node.me),
-                seq: allocation.seq,
+                seq,
             };
-            match node
-                .allocations
-                .allocate((request, id, record, unix_now()))
-                .await
-                .map_err(|e| AllocateError::Store(e.to_string()))?
-            {
-                Allocated::Fresh => {
-                    node.pool.allocated.fetch_add(1, Ordering::Relaxed);
-                    return Ok(allocation);
+            let writer = Arc::clone(node);
+            tokio::spawn(async move {
+                if let Err(e) = writer.allocations.allocate((request, id, record, unix_now())).await {
+                    tracing::warn!(error = %e, "cannot record an allocation");
                 }
-                Allocated::Existing(record) => {
-                    // Another ask for this request won (a restart lost its in-memory answer).
-                    if let Ok(mut stock) = node.pool.stock.lock() {
-                        stock.push_front((allocation.seq, allocation.participants));
-                    }
-                    return decode(&record);
-                }
-                Allocated::SlotGone => continue,
-            }
+            });
+            return Ok(allocation);
         }
         if !asked && !exclude.is_empty() {
             asked = true;

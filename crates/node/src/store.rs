@@ -15,9 +15,11 @@
 //! (an allocator that binds it twice) is told apart from the same request arriving again.
 //!
 //! The allocator's side is durable too: `pool_slots` lists the slots of this node's pool that are
-//! stocked (public: their holder sets), and [`Store::allocate`] moves one slot to the
-//! `allocations` table in one transaction before the allocation is answered, so a restarted
-//! allocator never binds a slot again and a request asked again gets the same allocation.
+//! stocked (public: their holder sets). [`Store::lease`] moves slots out of the pool ahead of
+//! requests, in one durable transaction, before any of them is handed out; a restarted allocator
+//! discards every leased slot ([`Store::discard_leases`]), so it never binds a slot twice, and an
+//! allocation answered at once is recorded afterwards ([`Store::allocate`]) so a request asked
+//! again gets the same answer.
 
 use std::fmt;
 use std::path::Path;
@@ -39,6 +41,9 @@ const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatur
 const USED_BY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("used_by");
 /// This node's pool, as allocator: stocked slot → holders (`u32` big-endian each).
 const POOL_SLOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pool_slots");
+/// Slots taken out of the pool ahead of requests, so allocating needs no commit of its own. A
+/// restarted allocator discards them all: any may have been handed out.
+const LEASED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leased_slots");
 /// Allocations made by this node: request id → the allocation record (opaque to the store).
 const ALLOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("allocations");
 /// The same allocations by time (`unix secs ‖ request id`), so old ones can be pruned in order.
@@ -48,9 +53,10 @@ const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 /// Action code by CID (public: stored in the clear).
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
-/// Counter of presignatures ever taken here: peers remember the highest value they saw, so a
-/// node started on an older copy of its data file learns that it was rolled back.
-const TAKES: &str = "takes";
+/// Added to the used slots' count to give the take counter (raised by a purge): peers remember the
+/// highest value they saw, so a node started on an older copy of its data file learns that it was
+/// rolled back.
+const TAKES: &str = "takes-floor";
 const NONCE_LEN: usize = 12;
 
 /// Why a storage operation failed.
@@ -177,6 +183,7 @@ impl Store {
         txn.open_table(USED).map_err(db_err)?;
         txn.open_table(USED_BY).map_err(db_err)?;
         txn.open_table(POOL_SLOTS).map_err(db_err)?;
+        txn.open_table(LEASED).map_err(db_err)?;
         txn.open_table(ALLOCATIONS).map_err(db_err)?;
         txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
@@ -374,11 +381,19 @@ impl Store {
         table.len().map_err(db_err)
     }
 
-    /// How many presignatures this node ever took (a rollback makes it go back).
+    /// How many presignatures this node ever took (a rollback makes it go back): the used slots,
+    /// plus the floor a purge set.
     pub fn takes(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(COUNTERS).map_err(db_err)?;
-        Ok(table.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0))
+        let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
+        let floor = txn
+            .open_table(COUNTERS)
+            .map_err(db_err)?
+            .get(TAKES)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        Ok(used + floor)
     }
 
     /// Forgets every piece of one-time material — presignatures (marked used), triples and this
@@ -402,7 +417,7 @@ impl Store {
             }
             keys.len()
         };
-        for table in [TRIPLES, POOL_SLOTS] {
+        for table in [TRIPLES, POOL_SLOTS, LEASED] {
             let mut t = txn.open_table(table).map_err(db_err)?;
             let keys: Vec<Vec<u8>> = t
                 .iter()
@@ -425,8 +440,11 @@ impl Store {
                     .insert(name.as_str(), value.max(counter_floor))
                     .map_err(db_err)?;
             }
-            let before = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
-            counters.insert(TAKES, before.max(takes)).map_err(db_err)?;
+            let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
+            let floor = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            counters
+                .insert(TAKES, floor.max(takes.saturating_sub(used)))
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(discarded)
@@ -596,24 +614,16 @@ fn take_sealed(
         }
         answers.push(Ok(stored));
     }
-    let taken = answers.iter().filter(|a| matches!(a, Ok(Some(_)))).count() as u64;
-    if taken > 0 {
-        let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
-        let before = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
-        counters.insert(TAKES, before + taken).map_err(db_err)?;
-    }
     Ok(answers)
 }
 
 /// What [`Store::allocate`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Allocated {
-    /// The slot was moved from the pool to this request's allocation.
+    /// The allocation was recorded (and its slot's lease cleared).
     Fresh,
     /// The request already had an allocation (this record); the slot was left alone.
     Existing(Vec<u8>),
-    /// The slot is not in the pool (allocated or dropped before): nothing was written.
-    SlotGone,
 }
 
 fn holders_bytes(holders: &[u32]) -> Vec<u8> {
@@ -638,16 +648,61 @@ impl Store {
         txn.commit().map_err(db_err)
     }
 
-    /// Drops slots from this node's pool (stranded or discarded), without allocating them.
+    /// Drops slots from this node's pool, leased or not (stranded or discarded), without
+    /// allocating them.
     pub fn remove_slots(&self, ids: &[PresignatureId]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+        for table in [POOL_SLOTS, LEASED] {
+            let mut table = txn.open_table(table).map_err(db_err)?;
             for id in ids {
                 table.remove(id.key().as_slice()).map_err(db_err)?;
             }
         }
         txn.commit().map_err(db_err)
+    }
+
+    /// Moves slots out of the pool into the lease table in one durable transaction; returns the
+    /// ids that were in the pool (only those may be handed out).
+    pub fn lease(&self, ids: &[PresignatureId]) -> Result<Vec<PresignatureId>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut moved = Vec::with_capacity(ids.len());
+        {
+            let mut slots = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+            let mut leased = txn.open_table(LEASED).map_err(db_err)?;
+            for id in ids {
+                let key = id.key();
+                let holders = slots
+                    .remove(key.as_slice())
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_vec());
+                if let Some(holders) = holders {
+                    leased.insert(key.as_slice(), holders.as_slice()).map_err(db_err)?;
+                    moved.push(*id);
+                }
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(moved)
+    }
+
+    /// Forgets every leased slot (a restarted allocator cannot know which were handed out);
+    /// returns how many.
+    pub fn discard_leases(&self) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let count = {
+            let mut leased = txn.open_table(LEASED).map_err(db_err)?;
+            let keys: Vec<Vec<u8>> = leased
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
+                .collect();
+            for key in &keys {
+                leased.remove(key.as_slice()).map_err(db_err)?;
+            }
+            keys.len()
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(count)
     }
 
     /// The stocked slots of pool `pool` with their holders, in sequence order.
@@ -680,8 +735,8 @@ impl Store {
             .map(|v| v.value().to_vec()))
     }
 
-    /// Binds slot `id` to `request` durably: removes the slot from the pool and records the
-    /// allocation (made at `unix_secs`) in one transaction — unless the request already has one.
+    /// Records that leased slot `id` went to `request` (made at `unix_secs`), clearing its lease —
+    /// unless the request already has an allocation, which is returned instead.
     pub fn allocate(
         &self,
         request: &[u8; 16],
@@ -702,10 +757,14 @@ impl Store {
                 .map(|_| Err(StoreError::Database(e.to_string())))
                 .collect()
         };
-        let txn = match self.db.begin_write() {
+        let mut txn = match self.db.begin_write() {
             Ok(txn) => txn,
             Err(e) => return failed(db_err(e)),
         };
+        // A record is a convenience (the same answer for a request asked again after a restart),
+        // not a safety property — the lease made the slot's removal durable — so it does not wait
+        // for an fsync: every node's fsyncs share one disk on a single host.
+        txn.set_durability(redb::Durability::Eventual);
         let answers = match allocate_in(&txn, orders) {
             Ok(answers) => answers,
             Err(e) => return failed(e),
@@ -746,7 +805,7 @@ impl Store {
 pub type AllocationOrder = ([u8; 16], PresignatureId, Vec<u8>, u64);
 
 fn allocate_in(txn: &redb::WriteTransaction, orders: &[AllocationOrder]) -> Result<Vec<Allocated>, StoreError> {
-    let mut slots = txn.open_table(POOL_SLOTS).map_err(db_err)?;
+    let mut leased = txn.open_table(LEASED).map_err(db_err)?;
     let mut records = txn.open_table(ALLOCATIONS).map_err(db_err)?;
     let mut times = txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
     let mut answers = Vec::with_capacity(orders.len());
@@ -755,10 +814,7 @@ fn allocate_in(txn: &redb::WriteTransaction, orders: &[AllocationOrder]) -> Resu
             answers.push(Allocated::Existing(existing.value().to_vec()));
             continue;
         }
-        if slots.remove(id.key().as_slice()).map_err(db_err)?.is_none() {
-            answers.push(Allocated::SlotGone);
-            continue;
-        }
+        leased.remove(id.key().as_slice()).map_err(db_err)?;
         records.insert(request.as_slice(), record.as_slice()).map_err(db_err)?;
         let time_key = [unix_secs.to_be_bytes().as_slice(), request.as_slice()].concat();
         times.insert(time_key.as_slice(), ()).map_err(db_err)?;

@@ -371,6 +371,10 @@ async fn expired_forged_wrong_domain_and_stale_nonce_auth_sigs_are_refused_with_
     let (_, provider) = net.wallet(DEV_KEY);
     let salt = random::<32>();
     let call = sigil_chain::bindings::PKPNFT::new(net.contracts().pkp_nft, &provider);
+    // Without a mint request on chain, nothing is attested (and no presignature spent).
+    assert_eq!(attest(Some(&good), salt).await, (403, "MINT_NOT_REQUESTED".into()));
+    let key_id = client.key_id_for(&good, &salt, None).unwrap();
+    client.request_mint(&provider, &net.contracts(), key_id).await.unwrap();
     let (key, attestation) = client.mint_attestation(salt, None, &good).await.unwrap();
     let pubkey = sigil_tss::derive::uncompressed(&client.pkp_public_key(KeyRef::KeyId(key)));
     call.mint(

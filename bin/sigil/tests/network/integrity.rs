@@ -187,3 +187,41 @@ async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_unfunded_wallets_asking_for_mint_attestations_spend_no_presignature() {
+    use sigil_chain::alloy::primitives::B256;
+    use sigil_chain::alloy::signers::local::PrivateKeySigner;
+    let net = Network::start(3, 4, |_| vec![]);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(metric(&net, i, "sigil_presignatures_allocated_total").await);
+    }
+    for _ in 0..40 {
+        let wallet = PrivateKeySigner::from_bytes(&B256::from(rand_hash())).unwrap();
+        let auth = client
+            .auth_sig(&wallet, "localhost", Duration::from_secs(600))
+            .await
+            .unwrap();
+        let body = serde_json::json!({"salt": hex::encode(rand_hash()), "authSig": auth}).to_string();
+        for url in &net.urls {
+            let (status, json) = crate::harness::post(&format!("{url}/web/pkp/mint-attestation"), body.clone()).await;
+            assert_eq!(
+                (status, json["error"]["code"].as_str()),
+                (403, Some("MINT_NOT_REQUESTED")),
+                "{json}"
+            );
+        }
+    }
+    for i in 0..3 {
+        assert_eq!(
+            metric(&net, i, "sigil_presignatures_allocated_total").await,
+            before[i],
+            "node {i} allocated presignatures for unpaid attestations"
+        );
+    }
+    // A funded wallet that requested its mint on chain gets its PKP.
+    let owned = mint(&net, &client, 1).await;
+    assert_eq!(owned.key_ids.len(), 1);
+}

@@ -350,7 +350,7 @@ fn a_slot_taken_for_one_request_is_refused_to_another_and_the_store_tells_them_a
 }
 
 #[test]
-fn an_allocation_is_durable_moves_its_slot_once_and_is_the_same_when_asked_again() {
+fn a_leased_slot_leaves_the_pool_once_and_a_restart_discards_every_lease() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.redb");
     let key = StorageKey::generate();
@@ -358,26 +358,31 @@ fn an_allocation_is_durable_moves_its_slot_once_and_is_the_same_when_asked_again
     let slot = |seq| PresignatureId { pool, seq };
     {
         let store = Store::open(&path, &key).unwrap();
-        store.add_slot(slot(1), &[0, 2]).unwrap();
-        store.add_slot(slot(2), &[1, 2]).unwrap();
+        for seq in 1..=3 {
+            store.add_slot(slot(seq), &[0, 2]).unwrap();
+        }
+        assert_eq!(store.lease(&[slot(1), slot(2)]).unwrap(), vec![slot(1), slot(2)]);
+        // A slot leased (or allocated) once cannot be leased again.
+        assert_eq!(store.lease(&[slot(1), slot(3)]).unwrap(), vec![slot(3)]);
         assert_eq!(
             store.allocate(&[1; 16], slot(1), b"first", 100).unwrap(),
             Allocated::Fresh
         );
-        // The same request again gets its record back, and the slot offered is left alone.
+        // The same request again gets its record back.
         assert_eq!(
             store.allocate(&[1; 16], slot(2), b"second", 101).unwrap(),
             Allocated::Existing(b"first".to_vec())
         );
-        // Another request cannot get a slot already allocated.
-        assert_eq!(
-            store.allocate(&[2; 16], slot(1), b"third", 102).unwrap(),
-            Allocated::SlotGone
-        );
     }
-    // After a restart: slot 1 is gone from the pool, slot 2 is still there, the record is kept.
+    // After a restart: no slot is back in the pool, and the leases are discarded.
     let store = Store::open(&path, &key).unwrap();
-    assert_eq!(store.slots(&pool).unwrap(), vec![(2, vec![1, 2])]);
+    assert!(store.slots(&pool).unwrap().is_empty());
+    assert_eq!(
+        store.discard_leases().unwrap(),
+        2,
+        "slots 2 and 3 were leased, 1 allocated"
+    );
+    assert!(store.lease(&[slot(2), slot(3)]).unwrap().is_empty());
     assert_eq!(store.allocation(&[1; 16]).unwrap(), Some(b"first".to_vec()));
     assert_eq!(store.prune_allocations(101).unwrap(), 1);
     assert_eq!(store.allocation(&[1; 16]).unwrap(), None);
