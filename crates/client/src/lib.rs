@@ -591,14 +591,14 @@ impl Client {
         let mut body = body;
         let mut valid = 0;
         for attempt in 0..SIGN_ATTEMPTS {
-            if attempt > 0 {
+            if let (true, Some(fields)) = (attempt > 0, body.as_object_mut()) {
                 // Attestations derive their request id from the key and the attempt.
-                if body.get("attempt").is_some() {
-                    body["attempt"] = attempt.into();
+                if fields.contains_key("attempt") {
+                    fields.insert("attempt".into(), attempt.into());
                 } else {
-                    body["requestId"] = hex::encode(request_id()).into();
+                    fields.insert("requestId".into(), hex::encode(request_id()).into());
                 }
-                body["exclude"] = serde_json::json!(exclude);
+                fields.insert("exclude".into(), serde_json::json!(exclude));
             }
             match self.sign_round(path, &body, public_key, hash).await {
                 Ok((mut outcome, round_failures)) => {

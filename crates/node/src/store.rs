@@ -478,8 +478,22 @@ impl Store {
 
     /// The stocked (not yet used) presignature slots of `pool`, in sequence order.
     pub fn stocked(&self, pool: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .pool_range(PRESIGNATURES, pool, |_| ())?
+            .into_iter()
+            .map(|(seq, ())| seq)
+            .collect())
+    }
+
+    /// The entries of `table` in pool `pool`, by sequence number, with `value` applied.
+    fn pool_range<T>(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        pool: &[u8; 32],
+        value: impl Fn(&[u8]) -> T,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        let table = txn.open_table(table).map_err(db_err)?;
         let start = PresignatureId { pool: *pool, seq: 0 }.key();
         let end = PresignatureId {
             pool: *pool,
@@ -488,9 +502,9 @@ impl Store {
         .key();
         let mut out = Vec::new();
         for entry in table.range(start.as_slice()..=end.as_slice()).map_err(db_err)? {
-            let (key, _) = entry.map_err(db_err)?;
+            let (key, stored) = entry.map_err(db_err)?;
             if let Some(seq) = key.value().get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                out.push(u64::from_be_bytes(seq));
+                out.push((u64::from_be_bytes(seq), value(stored.value())));
             }
         }
         Ok(out)
@@ -707,22 +721,7 @@ impl Store {
 
     /// The stocked slots of pool `pool` with their holders, in sequence order.
     pub fn slots(&self, pool: &[u8; 32]) -> Result<Vec<(u64, Vec<u32>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(POOL_SLOTS).map_err(db_err)?;
-        let start = PresignatureId { pool: *pool, seq: 0 }.key();
-        let end = PresignatureId {
-            pool: *pool,
-            seq: u64::MAX,
-        }
-        .key();
-        let mut out = Vec::new();
-        for entry in table.range(start.as_slice()..=end.as_slice()).map_err(db_err)? {
-            let (key, value) = entry.map_err(db_err)?;
-            if let Some(seq) = key.value().get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                out.push((u64::from_be_bytes(seq), holders_of(value.value())));
-            }
-        }
-        Ok(out)
+        self.pool_range(POOL_SLOTS, pool, holders_of)
     }
 
     /// The allocation recorded for `request`, if any.

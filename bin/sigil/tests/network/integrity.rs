@@ -214,10 +214,10 @@ async fn forty_unfunded_wallets_asking_for_mint_attestations_spend_no_presignatu
             );
         }
     }
-    for i in 0..3 {
+    for (i, before) in before.into_iter().enumerate() {
         assert_eq!(
             metric(&net, i, "sigil_presignatures_allocated_total").await,
-            before[i],
+            before,
             "node {i} allocated presignatures for unpaid attestations"
         );
     }
