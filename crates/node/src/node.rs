@@ -344,6 +344,7 @@ pub async fn run(
     let threshold = settings.threshold;
     let taker = Taker::start(Arc::clone(&store))?;
     let allocations = AllocationWriter::start(Arc::clone(&store))?;
+    let peer_takes = store.peer_takes()?;
     let node = Arc::new(Node {
         me,
         threshold,
@@ -358,7 +359,7 @@ pub async fn run(
         fingerprint,
         keys: RwLock::new(None),
         peers_ready: Mutex::new(HashMap::new()),
-        peer_takes: Mutex::new(HashMap::new()),
+        peer_takes: Mutex::new(peer_takes),
         witnessed: std::sync::atomic::AtomicBool::new(false),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
@@ -431,10 +432,25 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
 }
 
 async fn sweep(node: Arc<Node>) {
+    let mut saved: HashMap<u32, u64> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         node.sessions.sweep();
         node.mailbox.sweep();
+        // Peers' take counters are kept on disk, so this node still vouches for them after its
+        // own restart (a whole network restarted together still catches a restored backup).
+        let seen = node.peer_takes.lock().map(|m| m.clone()).unwrap_or_default();
+        let changed: Vec<(u32, u64)> = seen
+            .into_iter()
+            .filter(|(peer, takes)| saved.get(peer) != Some(takes))
+            .collect();
+        if !changed.is_empty() {
+            let store = Arc::clone(&node.store);
+            let batch = changed.clone();
+            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || store.raise_peer_takes(&batch)).await {
+                saved.extend(changed);
+            }
+        }
     }
 }
 
@@ -483,37 +499,44 @@ async fn bootstrap(node: Arc<Node>) {
     crate::pool::run(node).await;
 }
 
-/// How long a starting node waits for its peers' view of its take counter.
-const WITNESS_WAIT: Duration = Duration::from_secs(10);
-
-/// Asks every peer for the highest take counter it saw from this node. If one saw more than this
-/// store holds, the data file is an older copy (a restored backup): the presignatures and triples
-/// in it may already have been used, and using one again would leak the root key (DESIGN §6.2),
-/// so they are all discarded before this node signs anything.
+/// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers
+/// answered (with this node, a whole signing set's worth). If one saw more than this store holds,
+/// the data file is an older copy (a restored backup): the presignatures and triples in it may
+/// already have been used, and using one again would leak the root key (DESIGN §6.2), so they are
+/// all discarded before this node signs anything. Until enough peers answer, it signs nothing.
 async fn check_rollback(node: &Arc<Node>) {
-    let started = Instant::now();
     let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
-    let mut seen: Option<u64> = None;
-    let mut answered = 0;
-    while started.elapsed() < WITNESS_WAIT && answered == 0 {
+    let needed = node.threshold.saturating_sub(1).max(1);
+    let mut answers: HashMap<u32, u64> = HashMap::new();
+    let mut last_report = Instant::now();
+    while answers.len() < needed {
         let mut asks = tokio::task::JoinSet::new();
-        for peer in node.net.peer_ids() {
+        for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
             let node = Arc::clone(node);
             let call = call.clone();
-            asks.spawn(async move { node.net.call(peer, &call, Duration::from_secs(2)).await });
+            asks.spawn(async move { (peer, node.net.call(peer, &call, Duration::from_secs(2)).await) });
         }
         while let Some(reply) = asks.join_next().await {
-            if let Ok(Ok(bytes)) = reply {
+            if let Ok((peer, Ok(bytes))) = reply {
                 if let Ok(Reply::Witnessed { takes }) = serde_json::from_slice::<Reply>(&bytes) {
-                    answered += 1;
-                    seen = Some(seen.unwrap_or(0).max(takes));
+                    answers.insert(peer, takes);
                 }
             }
         }
-        if answered == 0 {
+        if answers.len() < needed {
+            if last_report.elapsed() > Duration::from_secs(5) {
+                tracing::warn!(
+                    answered = answers.len(),
+                    needed,
+                    "waiting for peers to confirm this data file is not older than what this node used; not signing until then"
+                );
+                last_report = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+    let seen = answers.values().copied().max();
+    let answered = answers.len();
     let store = Arc::clone(&node.store);
     let mine = tokio::task::spawn_blocking(move || store.takes())
         .await
@@ -540,7 +563,7 @@ async fn check_rollback(node: &Arc<Node>) {
             }
         }
         Some(_) => tracing::info!(peers = answered, "rollback check passed"),
-        None => tracing::warn!("no peer answered the rollback check; signing with the stored presignatures"),
+        None => {}
     }
 }
 

@@ -57,6 +57,8 @@ const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 /// highest value they saw, so a node started on an older copy of its data file learns that it was
 /// rolled back.
 const TAKES: &str = "takes-floor";
+/// Prefix of the counters holding the highest take counter seen from each peer.
+const PEER_TAKES: &str = "peer-takes/";
 const NONCE_LEN: usize = 12;
 
 /// Why a storage operation failed.
@@ -393,12 +395,49 @@ impl Store {
             .map_err(db_err)?
             .map(|v| v.value())
             .unwrap_or(0);
-        Ok(used + floor)
+        Ok(used.saturating_add(floor))
+    }
+
+    /// The highest take counter seen from each peer, as last saved.
+    pub fn peer_takes(&self) -> Result<std::collections::HashMap<u32, u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(COUNTERS).map_err(db_err)?;
+        let mut out = std::collections::HashMap::new();
+        for entry in table.range(PEER_TAKES..).map_err(db_err)? {
+            let (name, value) = entry.map_err(db_err)?;
+            let Some(id) = name.value().strip_prefix(PEER_TAKES) else {
+                break;
+            };
+            if let Ok(id) = id.parse::<u32>() {
+                out.insert(id, value.value());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Raises the saved take counters of peers (never lowers one), without waiting for an fsync.
+    pub fn raise_peer_takes(&self, seen: &[(u32, u64)]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(redb::Durability::Eventual);
+        {
+            let mut table = txn.open_table(COUNTERS).map_err(db_err)?;
+            for (peer, takes) in seen {
+                let name = format!("{PEER_TAKES}{peer}");
+                let before = table
+                    .get(name.as_str())
+                    .map_err(db_err)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                table.insert(name.as_str(), before.max(*takes)).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     /// Forgets every piece of one-time material — presignatures (marked used), triples and this
-    /// node's pool slots — raises the take counter to `takes` and every other counter to at least
-    /// `counter_floor` (slot numbers handed out after the copy was made must not come again):
+    /// node's pool slots — raises the take counter to `takes` and the slot counters
+    /// (`presign-seq/…`) to at least `counter_floor` (slot numbers handed out after the copy was
+    /// made must not come again):
     /// what a node does when its peers show that this data file is older than what it already
     /// used. Returns the presignatures discarded.
     pub fn purge_one_time(&self, takes: u64, counter_floor: u64) -> Result<usize, StoreError> {
@@ -435,7 +474,8 @@ impl Store {
                 .map_err(db_err)?
                 .filter_map(|e| e.ok().map(|(k, v)| (k.value().to_string(), v.value())))
                 .collect();
-            for (name, value) in all.into_iter().filter(|(name, _)| name != TAKES) {
+            // Slot counters only: the take floor is set below, and peers' counters are theirs.
+            for (name, value) in all.into_iter().filter(|(name, _)| name.starts_with("presign-seq/")) {
                 counters
                     .insert(name.as_str(), value.max(counter_floor))
                     .map_err(db_err)?;

@@ -399,7 +399,13 @@ fn purging_one_time_material_leaves_nothing_to_sign_with_and_raises_the_counters
     }
     store.add_slot(id(7), &[0, 1]).unwrap();
     assert_eq!(store.next("presign-seq/x").unwrap(), 0);
+    store.raise_peer_takes(&[(2, 17)]).unwrap();
     assert_eq!(store.purge_one_time(40, 1_000_000).unwrap(), 3);
+    assert_eq!(
+        store.peer_takes().unwrap().get(&2),
+        Some(&17),
+        "peers' counters are not touched"
+    );
     assert_eq!(store.presignature_count().unwrap(), 0);
     assert!(store.slots(&id(7).pool).unwrap().is_empty());
     assert!(
@@ -416,4 +422,19 @@ fn purging_one_time_material_leaves_nothing_to_sign_with_and_raises_the_counters
         1_000_000,
         "slot numbers jump past the copy's"
     );
+}
+
+#[test]
+fn peers_take_counters_survive_a_restart_and_never_go_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    {
+        let store = Store::open(&path, &key).unwrap();
+        store.raise_peer_takes(&[(1, 10), (2, 5)]).unwrap();
+        store.raise_peer_takes(&[(1, 3)]).unwrap();
+    }
+    let store = Store::open(&path, &key).unwrap();
+    let seen = store.peer_takes().unwrap();
+    assert_eq!((seen.get(&1), seen.get(&2)), (Some(&10), Some(&5)));
 }
