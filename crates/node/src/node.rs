@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::pool::Pool;
 use crate::session::Sessions;
-use crate::store::{AllocationWriter, StorageKey, Store, StoreError, Taker};
+use crate::store::{StorageKey, Store, StoreError, Taker};
 use crate::wire::{Call, Reply};
 
 /// Name of the data file inside the data directory.
@@ -145,8 +145,6 @@ pub struct Node {
     pub store: Arc<Store>,
     /// Takes presignatures for sign requests, many per durable commit.
     pub taker: Taker,
-    /// Records this node's allocations (as allocator), many per durable commit.
-    pub allocations: AllocationWriter,
     /// The mesh.
     pub net: Arc<Net>,
     /// Running protocol sessions.
@@ -343,14 +341,12 @@ pub async fn run(
     let net = Net::start(me, identity, &settings.peers);
     let threshold = settings.threshold;
     let taker = Taker::start(Arc::clone(&store))?;
-    let allocations = AllocationWriter::start(Arc::clone(&store))?;
     let peer_takes = store.peer_takes()?;
     let node = Arc::new(Node {
         me,
         threshold,
         store,
         taker,
-        allocations,
         net,
         sessions: Arc::new(Sessions::default()),
         pool: Pool::default(),

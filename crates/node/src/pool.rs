@@ -16,7 +16,7 @@
 //! The owner's side is durable as well: stocked slots live in its store (`pool_slots`), and a slot
 //! leaves the pool durably (a lease, made ahead of requests in batches) before it is handed out; a
 //! restarted allocator discards its leases and reloads only slots it never leased, so it never
-//! binds a slot twice. Each allocation is recorded right after it is answered, so a request asked
+//! binds a slot twice. Each allocation is recorded within a second of its answer, so a request asked
 //! again gets the same allocation, with the same entropy. Allocate calls carry their time and are refused outside a
 //! replay window shorter than the records' lifetime, so a replayed call never spends a presignature.
 
@@ -33,7 +33,7 @@ use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::node::{unix_now, Fault, Node};
 use crate::session::SessionError;
-use crate::store::{PresignatureId, StoreError};
+use crate::store::{AllocationOrder, PresignatureId, StoreError};
 use crate::wire::{Allocation, Message, Start};
 
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
@@ -60,6 +60,8 @@ const MAX_DEMAND: usize = 16;
 /// Usable slots kept leased (durably out of the pool) ahead of requests, so an allocation is
 /// answered without waiting for a commit.
 const LEASE_AHEAD: usize = 32;
+/// Allocation records waiting to be written, at most (more are dropped: they are a convenience).
+const MAX_PENDING_RECORDS: usize = 65_536;
 
 type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 
@@ -107,6 +109,8 @@ pub struct Pool {
     allocated: AtomicU64,
     conflicts: AtomicU64,
     allocations: Mutex<HashMap<String, (Instant, Cell)>>,
+    /// Allocations answered but not yet recorded; written about once a second.
+    records: Mutex<Vec<AllocationOrder>>,
     member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
     confirmed: Mutex<HashMap<u64, Vec<u32>>>,
     /// Runs this node ordered and has not finished: seq → signing set. Only their members'
@@ -136,6 +140,7 @@ impl Default for Pool {
             allocated: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             allocations: Mutex::new(HashMap::new()),
+            records: Mutex::new(Vec::new()),
             member_runs: Mutex::new(HashMap::new()),
             confirmed: Mutex::new(HashMap::new()),
             ordered: Mutex::new(HashMap::new()),
@@ -327,8 +332,13 @@ pub async fn run(node: Arc<Node>) {
     let mut filling = false;
     let mut running: Vec<(tokio::task::JoinHandle<()>, Vec<u32>)> = Vec::new();
     let mut last_prune = Instant::now();
+    let mut last_records = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if last_records.elapsed() > Duration::from_secs(1) {
+            last_records = Instant::now();
+            write_records(&node).await;
+        }
         if last_prune.elapsed() > Duration::from_secs(60) {
             last_prune = Instant::now();
             let store = Arc::clone(&node.store);
@@ -388,6 +398,27 @@ pub async fn run(node: Arc<Node>) {
                 guard,
             ));
             running.push((handle, set));
+        }
+    }
+}
+
+/// Writes the allocations answered since the last call, in one commit that does not wait for an
+/// fsync: a record only lets a request asked again after a restart get the same answer (the lease
+/// already made the slot's removal durable), so it stays off the request's path.
+async fn write_records(node: &Arc<Node>) {
+    let pending = node
+        .pool
+        .records
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
+    if pending.is_empty() {
+        return;
+    }
+    let store = Arc::clone(&node.store);
+    if let Ok(answers) = tokio::task::spawn_blocking(move || store.allocate_many(&pending)).await {
+        if let Some(Err(e)) = answers.into_iter().find(Result::is_err) {
+            tracing::warn!(error = %e, "cannot record allocations");
         }
     }
 }
@@ -868,19 +899,18 @@ async fn allocate_once(
                 unlease();
             }
             node.pool.allocated.fetch_add(1, Ordering::Relaxed);
-            // Recorded afterwards, for a request asked again after a restart; a record lost in a
-            // crash costs that request another presignature, never a second binding.
+            // Recorded within a second, for a request asked again after a restart; a record lost
+            // in a crash costs that request another presignature, never a second binding.
             let record = serde_json::to_vec(&allocation).map_err(|e| AllocateError::Store(e.to_string()))?;
             let id = PresignatureId {
                 pool: pool_id(node, node.me),
                 seq,
             };
-            let writer = Arc::clone(node);
-            tokio::spawn(async move {
-                if let Err(e) = writer.allocations.allocate((request, id, record, unix_now())).await {
-                    tracing::warn!(error = %e, "cannot record an allocation");
+            if let Ok(mut pending) = node.pool.records.lock() {
+                if pending.len() < MAX_PENDING_RECORDS {
+                    pending.push((request, id, record, unix_now()));
                 }
-            });
+            }
             return Ok(allocation);
         }
         if !asked && !exclude.is_empty() {

@@ -11,8 +11,9 @@
 //! and releases its share. A crash at any point leaves the presignature either unused and stored, or
 //! gone and marked used — never both, never usable twice. [`Taker`] does the same for concurrent
 //! requests with one transaction (one fsync) for all the takes that queued up during the last one.
-//! The `used_by` table remembers which request used a slot, so a second request for the same slot
-//! (an allocator that binds it twice) is told apart from the same request arriving again.
+//! The `used` table remembers which request used a slot (64 bits of its binding), so a second
+//! request for the same slot (an allocator that binds it twice) is told apart from the same
+//! request arriving again.
 //!
 //! The allocator's side is durable too: `pool_slots` lists the slots of this node's pool that are
 //! stocked (public: their holder sets). [`Store::lease`] moves slots out of the pool ahead of
@@ -37,8 +38,6 @@ const KEY_SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("key_share
 const TRIPLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("triples");
 const PRESIGNATURES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presignatures");
 const USED: TableDefinition<&[u8], u64> = TableDefinition::new("used_presignatures");
-/// Which request (a 32-byte binding: hash of request id and digest) used a slot.
-const USED_BY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("used_by");
 /// This node's pool, as allocator: stocked slot → holders (`u32` big-endian each).
 const POOL_SLOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pool_slots");
 /// Slots taken out of the pool ahead of requests, so allocating needs no commit of its own. A
@@ -183,7 +182,6 @@ impl Store {
         txn.open_table(TRIPLES).map_err(db_err)?;
         txn.open_table(PRESIGNATURES).map_err(db_err)?;
         txn.open_table(USED).map_err(db_err)?;
-        txn.open_table(USED_BY).map_err(db_err)?;
         txn.open_table(POOL_SLOTS).map_err(db_err)?;
         txn.open_table(LEASED).map_err(db_err)?;
         txn.open_table(ALLOCATIONS).map_err(db_err)?;
@@ -631,6 +629,14 @@ impl Store {
     }
 }
 
+/// What the `used` table keeps for a slot taken by the request with `binding`: 64 bits of it, with
+/// the top bit set, so it never equals the plain mark (1) of a purged slot.
+fn used_mark(binding: &[u8; 32]) -> u64 {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(binding.get(..8).unwrap_or(&[0; 8]));
+    u64::from_be_bytes(head) | (1 << 63)
+}
+
 /// One take's sealed record (`None`: the slot was empty), or why it was refused.
 type SealedTake = Result<Option<Vec<u8>>, StoreError>;
 
@@ -641,17 +647,13 @@ fn take_sealed(
     ids: &[(PresignatureId, [u8; 32])],
 ) -> Result<Vec<SealedTake>, StoreError> {
     let mut used = txn.open_table(USED).map_err(db_err)?;
-    let mut used_by = txn.open_table(USED_BY).map_err(db_err)?;
     let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
     let mut answers = Vec::with_capacity(ids.len());
     for (id, binding) in ids {
         let key = id.key();
-        if used.get(key.as_slice()).map_err(db_err)?.is_some() {
-            let same = used_by
-                .get(key.as_slice())
-                .map_err(db_err)?
-                .is_some_and(|b| b.value() == binding.as_slice());
-            answers.push(Err(if same {
+        let mark = used_mark(binding);
+        if let Some(before) = used.get(key.as_slice()).map_err(db_err)? {
+            answers.push(Err(if before.value() == mark {
                 StoreError::AlreadyUsed(id.to_string())
             } else {
                 StoreError::UsedForAnother(id.to_string())
@@ -663,8 +665,7 @@ fn take_sealed(
             .map_err(db_err)?
             .map(|v| v.value().to_vec());
         if stored.is_some() {
-            used.insert(key.as_slice(), 1).map_err(db_err)?;
-            used_by.insert(key.as_slice(), binding.as_slice()).map_err(db_err)?;
+            used.insert(key.as_slice(), mark).map_err(db_err)?;
         }
         answers.push(Ok(stored));
     }
@@ -949,23 +950,5 @@ impl Taker {
     /// Takes presignature `id` for the request with `binding`, as [`Store::take_presignatures`] does.
     pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<Presignature>, StoreError> {
         self.0.submit((id, binding)).await?
-    }
-}
-
-/// Records allocations with group commits ([`Store::allocate_many`]).
-pub struct AllocationWriter(GroupCommit<AllocationOrder, Result<Allocated, StoreError>>);
-
-impl AllocationWriter {
-    /// Starts the writing thread; it ends when the writer is dropped.
-    pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
-        GroupCommit::start("allocation-writer", move |orders: Vec<AllocationOrder>| {
-            store.allocate_many(&orders)
-        })
-        .map(Self)
-    }
-
-    /// [`Store::allocate`], durable on return.
-    pub async fn allocate(&self, order: AllocationOrder) -> Result<Allocated, StoreError> {
-        self.0.submit(order).await?
     }
 }
