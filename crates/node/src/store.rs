@@ -440,30 +440,15 @@ impl Store {
     /// used. Returns the presignatures discarded.
     pub fn purge_one_time(&self, takes: u64, counter_floor: u64) -> Result<usize, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let discarded = {
-            let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+        let discarded = clear(&txn, PRESIGNATURES)?;
+        {
             let mut used = txn.open_table(USED).map_err(db_err)?;
-            let keys: Vec<Vec<u8>> = stock
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
-                .collect();
-            for key in &keys {
-                stock.remove(key.as_slice()).map_err(db_err)?;
+            for key in &discarded {
                 used.insert(key.as_slice(), 1).map_err(db_err)?;
             }
-            keys.len()
-        };
+        }
         for table in [TRIPLES, POOL_SLOTS, LEASED] {
-            let mut t = txn.open_table(table).map_err(db_err)?;
-            let keys: Vec<Vec<u8>> = t
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
-                .collect();
-            for key in keys {
-                t.remove(key.as_slice()).map_err(db_err)?;
-            }
+            clear(&txn, table)?;
         }
         {
             let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
@@ -485,7 +470,7 @@ impl Store {
                 .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(discarded)
+        Ok(discarded.len())
     }
 
     /// Whether slot `id` holds a presignature or was ever used (an order to fill it again is a replay).
@@ -637,6 +622,20 @@ fn used_mark(binding: &[u8; 32]) -> u64 {
     u64::from_be_bytes(head) | (1 << 63)
 }
 
+/// Inside `txn`: removes every entry of `table` and returns the keys removed.
+fn clear(txn: &redb::WriteTransaction, table: TableDefinition<&[u8], &[u8]>) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut table = txn.open_table(table).map_err(db_err)?;
+    let keys = table
+        .iter()
+        .map_err(db_err)?
+        .map(|entry| entry.map(|(key, _)| key.value().to_vec()).map_err(db_err))
+        .collect::<Result<Vec<_>, _>>()?;
+    for key in &keys {
+        table.remove(key.as_slice()).map_err(db_err)?;
+    }
+    Ok(keys)
+}
+
 /// One take's sealed record (`None`: the slot was empty), or why it was refused.
 type SealedTake = Result<Option<Vec<u8>>, StoreError>;
 
@@ -744,18 +743,7 @@ impl Store {
     /// returns how many.
     pub fn discard_leases(&self) -> Result<usize, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let count = {
-            let mut leased = txn.open_table(LEASED).map_err(db_err)?;
-            let keys: Vec<Vec<u8>> = leased
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
-                .collect();
-            for key in &keys {
-                leased.remove(key.as_slice()).map_err(db_err)?;
-            }
-            keys.len()
-        };
+        let count = clear(&txn, LEASED)?.len();
         txn.commit().map_err(db_err)?;
         Ok(count)
     }

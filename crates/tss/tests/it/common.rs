@@ -93,13 +93,12 @@ pub fn triples(parties: &[PartyId], t: usize, label: &str) -> BTreeMap<PartyId, 
         .collect()
 }
 
-/// Two fresh triples among `signers` (the signing set of exactly t), then a presignature among them.
-pub fn presignatures(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &str) -> Vec<Presignature> {
+/// Each signer's presigning run over two fresh triples among `signers` (the signing set of exactly t).
+pub fn presign_runs(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &str) -> Vec<ecdsa::Presigning> {
     let t = keys[0].threshold();
     let mut t0 = triples(signers, t, &format!("{label}/t0"));
     let mut t1 = triples(signers, t, &format!("{label}/t1"));
-    let runs = keys
-        .iter()
+    keys.iter()
         .filter(|k| signers.contains(&k.me()))
         .map(|k| {
             ecdsa::presigning(
@@ -111,8 +110,12 @@ pub fn presignatures(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &
             )
             .unwrap()
         })
-        .collect();
-    run_in_memory(runs)
+        .collect()
+}
+
+/// Two fresh triples among `signers` (the signing set of exactly t), then a presignature among them.
+pub fn presignatures(keys: &[KeyShare<Secp256k1>], signers: &[PartyId], label: &str) -> Vec<Presignature> {
+    run_in_memory(presign_runs(keys, signers, label))
         .expect("presigning succeeds")
         .into_iter()
         .map(|(_, p)| p)

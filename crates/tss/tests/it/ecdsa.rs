@@ -410,22 +410,7 @@ fn two_signers_sending_one_holder_other_commitments_are_caught_by_the_echo() {
     use sigil_tss::k256::elliptic_curve::PrimeField;
     use sigil_tss::k256::{ProjectivePoint, Scalar};
     let keys = dkg::<Secp256k1>(5, 3);
-    let signers = ids(0..3);
-    let mut t0 = triples(&signers, 3, "echo/t0");
-    let mut t1 = triples(&signers, 3, "echo/t1");
-    let runs = signers
-        .iter()
-        .map(|me| {
-            ecdsa::presigning(
-                session("echo"),
-                &keys[me.0 as usize],
-                &signers,
-                t0.remove(me).unwrap(),
-                t1.remove(me).unwrap(),
-            )
-            .unwrap()
-        })
-        .collect();
+    let runs = presign_runs(&keys, &ids(0..3), "echo");
     // Parties 0 and 1 shift their K commitments and ka shares by amounts that cancel, in the
     // messages to party 2 only: every per-party and aggregate check of party 2 still passes, but
     // party 2 would hold other commitments than the rest.
