@@ -3,13 +3,15 @@ pragma solidity ^0.8.24;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {NodeSet} from "./NodeSet.sol";
+import {Signatures} from "./Signatures.sol";
 
 /// @title PKPNFT
 /// @notice One NFT per programmable key pair (PKP). The key is derived by the network from its
 ///         root key and a key id fixed by the minter's address and a salt; the network attests
 ///         the resulting public key, and this contract checks that attestation against the
-///         attester address held by NodeSet before minting. The token id is
-///         `uint256(keccak256(pubkey))`; the token's owner controls the PKP's permissions.
+///         attester address NodeSet recorded with the nodes' signatures (`NodeSet.attester`)
+///         before minting. The token id is `uint256(keccak256(pubkey))`; the token's owner
+///         controls the PKP's permissions.
 contract PKPNFT is ERC721 {
     /// @notice Domain tag at the start of every mint attestation digest.
     bytes internal constant ATTESTATION_TAG = "sigil-mint-attestation-v1";
@@ -88,13 +90,13 @@ contract PKPNFT is ERC721 {
     /// @notice Mints the PKP with key id `keyIdFor(msg.sender, salt)` to the caller.
     /// @param pubkey uncompressed secp256k1 public key (65 bytes, 0x04 ‖ x ‖ y)
     /// @param attestation the attester's signature over `attestationDigest`, r ‖ s ‖ v (65 bytes;
-    ///        v is 27/28, or 0/1)
+    ///        v is 27/28, or 0/1; s at most half the curve order)
     function mint(bytes32 salt, bytes calldata pubkey, bytes calldata attestation) external returns (uint256 tokenId) {
         bytes32 keyId = keyIdFor(msg.sender, salt);
         if (pubkey.length != 65 || pubkey[0] != 0x04) revert BadPubkey();
         if (_keyIdUsed[keyId]) revert KeyIdUsed(keyId);
 
-        address recovered = _recover(attestationDigest(keyId, pubkey), attestation);
+        address recovered = Signatures.recover(attestationDigest(keyId, pubkey), attestation);
         if (recovered == address(0) || recovered != nodeSet.attester()) revert BadAttestation(recovered);
 
         tokenId = uint256(keccak256(pubkey));
@@ -146,16 +148,5 @@ contract PKPNFT is ERC721 {
     function _minted(uint256 tokenId) private view returns (Key storage key) {
         key = _keys[tokenId];
         if (key.pubkey.length == 0) revert UnknownToken(tokenId);
-    }
-
-    /// @dev ecrecover over r ‖ s ‖ v; returns address(0) for a malformed signature.
-    function _recover(bytes32 digest, bytes calldata sig) private pure returns (address) {
-        if (sig.length != 65) return address(0);
-        bytes32 r = bytes32(sig[0:32]);
-        bytes32 s = bytes32(sig[32:64]);
-        uint8 v = uint8(sig[64]);
-        if (v < 27) v += 27;
-        if (v != 27 && v != 28) return address(0);
-        return ecrecover(digest, v, r, s);
     }
 }

@@ -25,6 +25,14 @@ interface Vm {
 /// @notice Minimal test base: the cheatcode handle and assertions that revert with a message.
 abstract contract Base {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    /// @dev The secp256k1 group order n: (r, n − s, v flipped) verifies wherever (r, s, v) does.
+    uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+
+    /// @dev The high-s twin of the signature `vm.sign` returned as (v, r, s): r ‖ (n − s) ‖ v',
+    ///      v' the other recovery id.
+    function highSTwin(uint8 v, bytes32 r, bytes32 s) internal pure returns (bytes memory) {
+        return abi.encodePacked(r, bytes32(SECP256K1_N - uint256(s)), v == 27 ? uint8(28) : uint8(27));
+    }
 
     function fail(string memory message) internal pure {
         revert(message);

@@ -7,10 +7,20 @@ import {PKPNFT} from "../src/PKPNFT.sol";
 import {PKPPermissions} from "../src/PKPPermissions.sol";
 import {PKPHelper} from "../src/PKPHelper.sol";
 
-/// @notice Deploys the four contracts with a test attester key and offers mint helpers.
+/// @notice Deploys the four contracts, sets two test nodes and has them record a test attester
+///         key, and offers mint helpers.
 abstract contract Fixture is Base {
     uint256 internal constant ATTESTER_KEY = 0xa77e5;
     uint256 internal constant OTHER_KEY = 0xbad;
+    /// @dev Signing keys of the fixture's two nodes.
+    uint256 internal constant NODE_KEY_1 = 0x5161;
+    uint256 internal constant NODE_KEY_2 = 0x5162;
+    /// @dev Root keys the fixture's nodes vouch for: the secp256k1 generator, SEC1 compressed, and
+    ///      the BLS12-381 G1 generator, compressed.
+    bytes internal constant ROOT_ECDSA_KEY = hex"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    bytes internal constant ROOT_BLS_KEY =
+        hex"97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb";
+    bytes32 internal constant ROOT_BLS_SHARES = keccak256("fixture bls shares");
 
     address internal admin = address(0xAD111);
     address internal alice = address(0xA11CE);
@@ -27,8 +37,38 @@ abstract contract Fixture is Base {
         nft = new PKPNFT(nodeSet);
         perms = new PKPPermissions(nft);
         helper = new PKPHelper(nft, perms);
+        recordAttester(vm.addr(ATTESTER_KEY));
+    }
+
+    /// @dev The fixture's nodes: ids 1 and 2, signers `vm.addr(NODE_KEY_1)` and `vm.addr(NODE_KEY_2)`.
+    function fixtureNodes() internal pure returns (NodeSet.Node[] memory list) {
+        list = new NodeSet.Node[](2);
+        list[0] = NodeSet.Node({
+            id: 1,
+            identityKey: keccak256("fixture identity 1"),
+            signer: vm.addr(NODE_KEY_1),
+            url: "http://127.0.0.1:7000"
+        });
+        list[1] = NodeSet.Node({
+            id: 2,
+            identityKey: keccak256("fixture identity 2"),
+            signer: vm.addr(NODE_KEY_2),
+            url: "http://127.0.0.1:7001"
+        });
+    }
+
+    /// @dev Starts a new epoch with the fixture's nodes (threshold 2) and has both of them record
+    ///      `attester_` as the mint attester, as the network does.
+    function recordAttester(address attester_) internal {
         vm.prank(admin);
-        nodeSet.setAttester(vm.addr(ATTESTER_KEY));
+        nodeSet.setNodes(fixtureNodes(), 2);
+        bytes32 digest =
+            nodeSet.rootKeysDigest(nodeSet.epoch(), ROOT_ECDSA_KEY, ROOT_BLS_KEY, ROOT_BLS_SHARES, attester_);
+        bytes[] memory sigs = new bytes[](2);
+        sigs[0] = signDigest(NODE_KEY_1, digest);
+        sigs[1] = signDigest(NODE_KEY_2, digest);
+        nodeSet.recordKeys(ROOT_ECDSA_KEY, ROOT_BLS_KEY, ROOT_BLS_SHARES, attester_, sigs);
+        assertEq(nodeSet.attester(), attester_);
     }
 
     /// @dev A well-formed (0x04-prefixed, 65-byte) public key; not necessarily on the curve.

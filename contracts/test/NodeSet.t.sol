@@ -5,7 +5,20 @@ import {Base} from "./Base.sol";
 import {NodeSet} from "../src/NodeSet.sol";
 
 contract NodeSetTest is Base {
-    address internal admin = address(0xAD111);
+    /// @dev Node i of `nodes(n)` signs with private key NODE_KEY_BASE + i.
+    uint256 internal constant NODE_KEY_BASE = 0x1001;
+    /// @dev The admin's own signing key (the admin account is `vm.addr(ADMIN_KEY)`).
+    uint256 internal constant ADMIN_KEY = 0xAD111;
+    /// @dev Root keys the tests record: the secp256k1 generator, SEC1 compressed, and the
+    ///      BLS12-381 G1 generator, compressed.
+    bytes internal constant ECDSA_KEY = hex"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    bytes internal constant BLS_KEY =
+        hex"97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb";
+    bytes32 internal constant BLS_SHARES = keccak256("bls shares");
+    /// @dev `vm.addr(0xa77e5)`, the fixture's attester.
+    address internal constant ATTESTER = 0x83Ae882bE86b8Ab6C4Eb270ee2B0c0383EC41f3C;
+
+    address internal admin = vm.addr(ADMIN_KEY);
     address internal stranger = address(0xB0B);
     NodeSet internal nodeSet;
 
@@ -21,6 +34,7 @@ contract NodeSetTest is Base {
                 // forge-lint: disable-next-line(unsafe-typecast)
                 id: uint32(i + 1),
                 identityKey: keccak256(abi.encode("identity", i)),
+                signer: vm.addr(NODE_KEY_BASE + i),
                 url: string.concat("http://127.0.0.1:", i == 0 ? "7000" : i == 1 ? "7001" : i == 2 ? "7002" : "7999")
             });
         }
@@ -32,6 +46,7 @@ contract NodeSetTest is Base {
         assertEq(nodeSet.epoch(), 0);
         assertEq(nodeSet.threshold(), 0);
         assertEq(nodeSet.attester(), address(0));
+        assertEq(nodeSet.keysEpoch(), 0);
         assertEq(nodeSet.nodeCount(), 0);
         assertEq(nodeSet.getNodes().length, 0);
     }
@@ -51,6 +66,7 @@ contract NodeSetTest is Base {
         for (uint256 i = 0; i < 3; i++) {
             assertEq(got[i].id, list[i].id);
             assertEq(got[i].identityKey, list[i].identityKey);
+            assertEq(got[i].signer, list[i].signer);
             assertEq(got[i].url, list[i].url);
         }
     }
@@ -194,21 +210,524 @@ contract NodeSetTest is Base {
         assertEq(nodeSet.epoch(), 0);
     }
 
-    function test_setAttester_setsAndEmits() public {
-        address attester = address(0xA77E5);
-        vm.expectEmit(address(nodeSet));
-        emit NodeSet.AttesterSet(attester);
-        vm.prank(admin);
-        nodeSet.setAttester(attester);
-        assertEq(nodeSet.attester(), attester);
-        // setting the attester does not start an epoch
+    // ---- setNodes: node signers and ids ----
+
+    function test_setNodes_revertsOnZeroSigner() public {
+        for (uint256 i = 0; i < 3; i++) {
+            NodeSet.Node[] memory list = nodes(3);
+            list[i].signer = address(0);
+            vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, i));
+            vm.prank(admin);
+            nodeSet.setNodes(list, 2);
+        }
         assertEq(nodeSet.epoch(), 0);
     }
 
-    function test_setAttester_revertsForNonAdmin() public {
-        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotAdmin.selector, stranger));
+    function test_setNodes_revertsOnDuplicateSigner() public {
+        NodeSet.Node[] memory list = nodes(4);
+        list[3].signer = list[1].signer;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(3)));
+        vm.prank(admin);
+        nodeSet.setNodes(list, 3);
+
+        list = nodes(4);
+        list[1].signer = list[0].signer;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(1)));
+        vm.prank(admin);
+        nodeSet.setNodes(list, 3);
+        assertEq(nodeSet.epoch(), 0);
+    }
+
+    function test_setNodes_revertsOnDuplicateId() public {
+        NodeSet.Node[] memory list = nodes(4);
+        list[2].id = list[0].id;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(2)));
+        vm.prank(admin);
+        nodeSet.setNodes(list, 3);
+        assertEq(nodeSet.epoch(), 0);
+    }
+
+    /// @dev A refused list leaves the previous epoch, list and signers in place.
+    function test_setNodes_refusedListKeepsThePreviousOne() public {
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(3), 2);
+        NodeSet.Node[] memory list = nodes(3);
+        list[2].signer = list[0].signer;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(2)));
+        vm.prank(admin);
+        nodeSet.setNodes(list, 2);
+        assertEq(nodeSet.epoch(), 1);
+        assertEq(nodeSet.getNodes()[2].signer, vm.addr(NODE_KEY_BASE + 2));
+        _record(ATTESTER, _signedBy(_range(1, 3), _digest(ATTESTER)));
+        assertEq(nodeSet.attester(), ATTESTER);
+    }
+
+    /// @dev The same signers and ids may appear again in a later epoch.
+    function test_setNodes_sameNodesInANewEpoch() public {
+        vm.startPrank(admin);
+        nodeSet.setNodes(nodes(3), 2);
+        nodeSet.setNodes(nodes(3), 2);
+        vm.stopPrank();
+        assertEq(nodeSet.epoch(), 2);
+    }
+
+    function test_setNodes_refusesMoreThan256Nodes() public {
+        NodeSet.Node[] memory list = nodes(257);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.TooManyNodes.selector, uint256(257)));
+        vm.prank(admin);
+        nodeSet.setNodes(list, 172);
+        assertEq(nodeSet.epoch(), 0);
+    }
+
+    /// @dev 256 nodes are accepted, and the node at the last position (the top bit of the
+    ///      counted-nodes word) is counted once like any other.
+    function test_recordKeys_with256Nodes() public {
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(256), 171);
+        bytes32 digest = _digest(ATTESTER);
+        uint256[] memory signers = _range(86, 256); // positions 85..255: 171 nodes
+        bytes[] memory sigs = _signedBy(signers, digest);
+
+        // the last node twice: the second is refused
+        bytes[] memory twice = new bytes[](172);
+        for (uint256 i = 0; i < 171; i++) {
+            twice[i] = sigs[i];
+        }
+        twice[171] = sigs[170];
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(171)));
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER, twice);
+
+        _record(ATTESTER, sigs);
+        assertEq(nodeSet.attester(), ATTESTER);
+    }
+
+    // ---- root keys ----
+
+    /// @dev Node signing keys NODE_KEY_BASE + i - 1 for i in [from, to]: nodes at positions
+    ///      from - 1 .. to - 1.
+    function _range(uint256 from, uint256 to) internal pure returns (uint256[] memory list) {
+        list = new uint256[](to - from + 1);
+        for (uint256 i = 0; i < list.length; i++) {
+            list[i] = NODE_KEY_BASE + from - 1 + i;
+        }
+    }
+
+    function _keys(uint256 a, uint256 b) internal pure returns (uint256[] memory list) {
+        list = new uint256[](2);
+        list[0] = a;
+        list[1] = b;
+    }
+
+    function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _signedBy(uint256[] memory keys, bytes32 digest) internal pure returns (bytes[] memory sigs) {
+        sigs = new bytes[](keys.length);
+        for (uint256 i = 0; i < keys.length; i++) {
+            sigs[i] = _sign(keys[i], digest);
+        }
+    }
+
+    /// @dev The digest of the test keys with `attester_` for the current epoch.
+    function _digest(address attester_) internal view returns (bytes32) {
+        return nodeSet.rootKeysDigest(nodeSet.epoch(), ECDSA_KEY, BLS_KEY, BLS_SHARES, attester_);
+    }
+
+    function _record(address attester_, bytes[] memory sigs) internal {
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, BLS_SHARES, attester_, sigs);
+    }
+
+    function _expectBadKeySignature(uint256 index, bytes[] memory sigs) internal {
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, index));
+        _record(ATTESTER, sigs);
+    }
+
+    function _assertEmpty(NodeSet.RootKeys memory keys) internal pure {
+        assertEq(keys.ecdsaKey, "");
+        assertEq(keys.blsKey, "");
+        assertEq(keys.blsShares, bytes32(0));
+        assertEq(keys.attester, address(0));
+    }
+
+    function _assertTestKeys(NodeSet.RootKeys memory keys, address attester_) internal pure {
+        assertEq(keys.ecdsaKey, ECDSA_KEY);
+        assertEq(keys.blsKey, BLS_KEY);
+        assertEq(keys.blsShares, BLS_SHARES);
+        assertEq(keys.attester, attester_);
+    }
+
+    /// @dev Three nodes, threshold 2, epoch 1.
+    function _threeNodes() internal {
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(3), 2);
+    }
+
+    function test_rootKeys_emptyBeforeAnyRecord() public {
+        _assertEmpty(nodeSet.rootKeys());
+        _assertEmpty(nodeSet.rootKeysOf(0));
+        _threeNodes();
+        _assertEmpty(nodeSet.rootKeys());
+        _assertEmpty(nodeSet.rootKeysOf(1));
+        assertEq(nodeSet.keysEpoch(), 0);
+        assertEq(nodeSet.attester(), address(0));
+    }
+
+    /// Pins the root-key digest layout: 18-byte tag, 32-byte chain id, 20-byte contract address,
+    /// 32-byte epoch, three 32-byte words, 20-byte attester (218 bytes in all).
+    function test_rootKeysDigest_format() public {
+        vm.chainId(424242);
+        bytes memory preimage = abi.encodePacked(
+            bytes("sigil-root-keys-v1"),
+            uint256(424242),
+            address(nodeSet),
+            uint256(7),
+            keccak256(ECDSA_KEY),
+            keccak256(BLS_KEY),
+            BLS_SHARES,
+            ATTESTER
+        );
+        assertEq(preimage.length, 218);
+        bytes memory byHand = bytes.concat(
+            "sigil-root-keys-v1",
+            bytes32(uint256(424242)),
+            bytes20(address(nodeSet)),
+            bytes32(uint256(7)),
+            keccak256(ECDSA_KEY),
+            keccak256(BLS_KEY),
+            BLS_SHARES,
+            bytes20(ATTESTER)
+        );
+        assertEq(preimage, byHand);
+        assertEq(nodeSet.rootKeysDigest(7, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER), keccak256(preimage));
+    }
+
+    /// Fixed vector, shared with the nodes: chain 31337, NodeSet at
+    /// 0x5FbDB2315678afecb367f032d93F642f64180aa3, epoch 1, the test keys (BLS_SHARES =
+    /// keccak256("bls shares")), attester 0x83Ae…1f3C; signed by node key 0x1001.
+    function test_rootKeysDigest_vector() public {
+        address at = 0x5FbDB2315678afecb367f032d93F642f64180aa3;
+        bytes32 digest = 0x18bc47230d8fa36c2c3a289a99ef5baef68ebb462d670ef0fc6d38b0750db77d;
+        bytes memory preimage = hex"736967696c2d726f6f742d6b6579732d7631"
+            hex"0000000000000000000000000000000000000000000000000000000000007a69"
+            hex"5fbdb2315678afecb367f032d93f642f64180aa3"
+            hex"0000000000000000000000000000000000000000000000000000000000000001"
+            hex"aa61b794ba668ff67c7b8d037034adcca06964c0dffdb3eae70e8666faa5a63d"
+            hex"6ba4c1ecb5f18e31856de71ad4840e3dd098bcbf589b7b67f238606bc0ac0412"
+            hex"37fbe4ba720b3f13e6d31983199f869d9512d7a843819dfd7cfc031059d9014d"
+            hex"83ae882be86b8ab6c4eb270ee2b0c0383ec41f3c";
+        assertEq(keccak256(preimage), digest);
+
+        vm.chainId(31337);
+        vm.etch(at, address(nodeSet).code);
+        assertEq(NodeSet(at).rootKeysDigest(1, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER), digest);
+
+        // RFC 6979 signature of the digest by node key 0x1001.
+        assertEq(vm.addr(NODE_KEY_BASE), 0x123ABAF7a75FE084F7F5Bf8dd7e3e6D9E6027B3b);
+        assertEq(
+            _sign(NODE_KEY_BASE, digest),
+            hex"8faa5833e7c2729cae4bfa050f6ebb2a1efab2cba5babd69dd322a49726aa895"
+            hex"6e53d904a155d6dc875fc08d5612261328e8756aace3ba1cdd688b83d75cf85b" hex"1b"
+        );
+    }
+
+    function test_recordKeys_withThresholdSignaturesRecordsAndEmits() public {
+        _threeNodes();
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 2), _digest(ATTESTER));
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.KeysRecorded(1, ATTESTER);
+        // anyone may submit: the signatures authorize the record
         vm.prank(stranger);
-        nodeSet.setAttester(stranger);
+        _record(ATTESTER, sigs);
+
+        assertEq(nodeSet.attester(), ATTESTER);
+        assertEq(nodeSet.keysEpoch(), 1);
+        _assertTestKeys(nodeSet.rootKeys(), ATTESTER);
+        _assertTestKeys(nodeSet.rootKeysOf(1), ATTESTER);
+        _assertEmpty(nodeSet.rootKeysOf(0));
+        _assertEmpty(nodeSet.rootKeysOf(2));
+        // recording keys does not start an epoch
+        assertEq(nodeSet.epoch(), 1);
+    }
+
+    function test_recordKeys_acceptsMoreThanThresholdAndRecoveryIdZeroOrOne() public {
+        _threeNodes();
+        bytes32 digest = _digest(ATTESTER);
+        bytes[] memory sigs = new bytes[](3);
+        for (uint256 i = 0; i < 3; i++) {
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(NODE_KEY_BASE + i, digest);
+            sigs[i] = abi.encodePacked(r, s, v - 27);
+        }
+        _record(ATTESTER, sigs);
+        assertEq(nodeSet.attester(), ATTESTER);
+    }
+
+    function test_recordKeys_revertsBelowThreshold() public {
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE + 3, NODE_KEY_BASE + 1), _digest(ATTESTER));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(2), uint32(3)));
+        _record(ATTESTER, sigs);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(0), uint32(3)));
+        _record(ATTESTER, new bytes[](0));
+        assertEq(nodeSet.attester(), address(0));
+        assertEq(nodeSet.keysEpoch(), 0);
+    }
+
+    function test_recordKeys_revertsOnTheSameNodeTwice() public {
+        // t = 2 entries, the second a copy of the first
+        _threeNodes();
+        bytes32 digest = _digest(ATTESTER);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE + 1, NODE_KEY_BASE + 1), digest);
+        _expectBadKeySignature(1, sigs);
+
+        // the same node's signature in its other encoding (v as 0/1) is still the same node
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(NODE_KEY_BASE + 1, digest);
+        sigs[1] = abi.encodePacked(r, s, v - 27);
+        _expectBadKeySignature(1, sigs);
+
+        // t = 3 entries, the third repeats the first
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        digest = _digest(ATTESTER);
+        sigs = new bytes[](3);
+        sigs[0] = _sign(NODE_KEY_BASE, digest);
+        sigs[1] = _sign(NODE_KEY_BASE + 1, digest);
+        sigs[2] = sigs[0];
+        _expectBadKeySignature(2, sigs);
+        assertEq(nodeSet.attester(), address(0));
+    }
+
+    function test_recordKeys_revertsOnAKeyNotInTheList() public {
+        _threeNodes();
+        bytes32 digest = _digest(ATTESTER);
+        // the admin's own key
+        _expectBadKeySignature(1, _signedBy(_keys(NODE_KEY_BASE, ADMIN_KEY), digest));
+        // the key of a node the list does not hold (position 3 of `nodes(4)`)
+        _expectBadKeySignature(0, _signedBy(_keys(NODE_KEY_BASE + 3, NODE_KEY_BASE), digest));
+        // the attester's own key cannot vouch for itself
+        assertEq(vm.addr(0xa77e5), ATTESTER);
+        _expectBadKeySignature(0, _signedBy(_keys(0xa77e5, NODE_KEY_BASE), digest));
+        assertEq(nodeSet.attester(), address(0));
+    }
+
+    function test_recordKeys_revertsOnARemovedNode() public {
+        _threeNodes();
+        // epoch 2: node 3 removed, and node 2 given a new signing key
+        NodeSet.Node[] memory list = nodes(2);
+        list[1].signer = vm.addr(0x2002);
+        vm.prank(admin);
+        nodeSet.setNodes(list, 2);
+        bytes32 digest = _digest(ATTESTER);
+        _expectBadKeySignature(1, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 2), digest));
+        _expectBadKeySignature(1, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), digest));
+        _record(ATTESTER, _signedBy(_keys(NODE_KEY_BASE, 0x2002), digest));
+        assertEq(nodeSet.keysEpoch(), 2);
+    }
+
+    function test_recordKeys_revertsOnAnotherEpochsDigest() public {
+        _threeNodes();
+        bytes32 epoch1 = _digest(ATTESTER);
+        bytes32 epoch2 = nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER);
+        uint256[] memory both = _keys(NODE_KEY_BASE, NODE_KEY_BASE + 1);
+        // signed ahead for the next epoch
+        _expectBadKeySignature(0, _signedBy(both, epoch2));
+
+        // signed for epoch 1, replayed in epoch 2 by the same nodes
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(3), 2);
+        _expectBadKeySignature(0, _signedBy(both, epoch1));
+        _record(ATTESTER, _signedBy(both, epoch2));
+        assertEq(nodeSet.keysEpoch(), 2);
+        _assertEmpty(nodeSet.rootKeysOf(1));
+    }
+
+    function test_recordKeys_revertsOnAnotherChainsDigest() public {
+        _threeNodes();
+        uint256 chain = block.chainid;
+        vm.chainId(chain + 1);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER));
+        vm.chainId(chain);
+        _expectBadKeySignature(0, sigs);
+        // they are valid on the chain they were made for
+        vm.chainId(chain + 1);
+        _record(ATTESTER, sigs);
+        assertEq(nodeSet.attester(), ATTESTER);
+    }
+
+    function test_recordKeys_revertsOnAnotherContractsDigest() public {
+        _threeNodes();
+        NodeSet other = new NodeSet(admin);
+        vm.prank(admin);
+        other.setNodes(nodes(3), 2);
+        bytes32 digest = other.rootKeysDigest(1, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), digest);
+        _expectBadKeySignature(0, sigs);
+        // ...but they are valid on the contract they were made for
+        other.recordKeys(ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER, sigs);
+        assertEq(other.attester(), ATTESTER);
+        assertEq(nodeSet.attester(), address(0));
+    }
+
+    function test_recordKeys_revertsOnAChangedField() public {
+        _threeNodes();
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER));
+        bytes memory otherEcdsa = bytes.concat(ECDSA_KEY);
+        otherEcdsa[0] = 0x03;
+        bytes memory otherBls = bytes.concat(BLS_KEY);
+        otherBls[47] = 0x00;
+        bytes memory err = abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0));
+
+        vm.expectRevert(err);
+        nodeSet.recordKeys(otherEcdsa, BLS_KEY, BLS_SHARES, ATTESTER, sigs);
+        vm.expectRevert(err);
+        nodeSet.recordKeys(ECDSA_KEY, otherBls, BLS_SHARES, ATTESTER, sigs);
+        vm.expectRevert(err);
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, keccak256("other shares"), ATTESTER, sigs);
+        vm.expectRevert(err);
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, BLS_SHARES, stranger, sigs);
+        assertEq(nodeSet.attester(), address(0));
+        // unchanged, they pass
+        _record(ATTESTER, sigs);
+        assertEq(nodeSet.attester(), ATTESTER);
+    }
+
+    /// @dev Of the two s values that verify (s and n − s), only the low one is accepted.
+    function test_recordKeys_revertsOnHighS() public {
+        _threeNodes();
+        bytes32 digest = _digest(ATTESTER);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), digest);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(NODE_KEY_BASE + 1, digest);
+        bytes memory twin = highSTwin(v, r, s);
+        // ecrecover itself accepts the twin
+        (bytes32 tr, bytes32 ts) = (r, bytes32(SECP256K1_N - uint256(s)));
+        assertEq(ecrecover(digest, v == 27 ? 28 : 27, tr, ts), vm.addr(NODE_KEY_BASE + 1));
+        sigs[1] = twin;
+        _expectBadKeySignature(1, sigs);
+        assertEq(nodeSet.attester(), address(0));
+    }
+
+    function test_recordKeys_revertsOnAMalformedSignature() public {
+        _threeNodes();
+        bytes32 digest = _digest(ATTESTER);
+        bytes memory good = _sign(NODE_KEY_BASE + 1, digest);
+        bytes memory short = new bytes(64);
+        bytes memory badV = bytes.concat(good);
+        badV[64] = bytes1(uint8(29));
+        bytes[5] memory bad =
+            [bytes(""), short, bytes.concat(good, hex"00"), badV, abi.encodePacked(bytes32(0), bytes32(0), uint8(27))];
+        bytes[] memory sigs = new bytes[](2);
+        sigs[0] = _sign(NODE_KEY_BASE, digest);
+        for (uint256 i = 0; i < bad.length; i++) {
+            sigs[1] = bad[i];
+            _expectBadKeySignature(1, sigs);
+        }
+    }
+
+    function test_recordKeys_revertsOnMalformedKeys() public {
+        _threeNodes();
+        bytes memory ecdsaPrefix04 = bytes.concat(ECDSA_KEY);
+        ecdsaPrefix04[0] = 0x04;
+        bytes memory ecdsaPrefix00 = bytes.concat(ECDSA_KEY);
+        ecdsaPrefix00[0] = 0x00;
+        bytes[6] memory badEcdsa = [
+            bytes(""),
+            abi.encodePacked(bytes32(uint256(2))), // 32 bytes
+            bytes.concat(ECDSA_KEY, hex"00"), // 34 bytes
+            abi.encodePacked(bytes1(0x04), bytes32(uint256(1)), bytes32(uint256(2))), // uncompressed
+            ecdsaPrefix04,
+            ecdsaPrefix00
+        ];
+        bytes[4] memory badBls = [
+            bytes(""),
+            abi.encodePacked(bytes32(uint256(1)), bytes15(0)), // 47 bytes
+            bytes.concat(BLS_KEY, hex"00"), // 49 bytes
+            bytes.concat(BLS_KEY, BLS_KEY) // 96 bytes, uncompressed size
+        ];
+        uint256[] memory both = _keys(NODE_KEY_BASE, NODE_KEY_BASE + 1);
+        uint64 e = nodeSet.epoch();
+        // each attempt carries valid signatures over exactly what it submits
+        for (uint256 i = 0; i < badEcdsa.length; i++) {
+            bytes[] memory sigs = _signedBy(both, nodeSet.rootKeysDigest(e, badEcdsa[i], BLS_KEY, BLS_SHARES, ATTESTER));
+            vm.expectRevert(NodeSet.BadKeys.selector);
+            nodeSet.recordKeys(badEcdsa[i], BLS_KEY, BLS_SHARES, ATTESTER, sigs);
+        }
+        for (uint256 i = 0; i < badBls.length; i++) {
+            bytes[] memory sigs = _signedBy(both, nodeSet.rootKeysDigest(e, ECDSA_KEY, badBls[i], BLS_SHARES, ATTESTER));
+            vm.expectRevert(NodeSet.BadKeys.selector);
+            nodeSet.recordKeys(ECDSA_KEY, badBls[i], BLS_SHARES, ATTESTER, sigs);
+        }
+        bytes[] memory zeroSigs = _signedBy(both, _digest(address(0)));
+        vm.expectRevert(NodeSet.BadKeys.selector);
+        _record(address(0), zeroSigs);
+        assertEq(nodeSet.keysEpoch(), 0);
+
+        // a 0x03 prefix is as good as 0x02
+        bytes memory odd = bytes.concat(ECDSA_KEY);
+        odd[0] = 0x03;
+        nodeSet.recordKeys(
+            odd,
+            BLS_KEY,
+            BLS_SHARES,
+            ATTESTER,
+            _signedBy(both, nodeSet.rootKeysDigest(e, odd, BLS_KEY, BLS_SHARES, ATTESTER))
+        );
+        assertEq(nodeSet.rootKeys().ecdsaKey, odd);
+    }
+
+    function test_recordKeys_revertsWhenAlreadyRecorded() public {
+        _threeNodes();
+        uint256[] memory both = _keys(NODE_KEY_BASE, NODE_KEY_BASE + 1);
+        _record(ATTESTER, _signedBy(both, _digest(ATTESTER)));
+        // a second, properly signed record for the same epoch
+        bytes[] memory sigs = _signedBy(both, _digest(stranger));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.KeysAlreadyRecorded.selector, uint64(1)));
+        _record(stranger, sigs);
+        // the same record again
+        sigs = _signedBy(both, _digest(ATTESTER));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.KeysAlreadyRecorded.selector, uint64(1)));
+        _record(ATTESTER, sigs);
+        assertEq(nodeSet.attester(), ATTESTER);
+        _assertTestKeys(nodeSet.rootKeys(), ATTESTER);
+    }
+
+    function test_recordKeys_newEpochTakesANewRecordAndKeepsTheOld() public {
+        _threeNodes();
+        _record(ATTESTER, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER)));
+
+        // epoch 2: four nodes, threshold 3; until its record, the old one stands
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        assertEq(nodeSet.attester(), ATTESTER);
+        assertEq(nodeSet.keysEpoch(), 1);
+        _assertTestKeys(nodeSet.rootKeys(), ATTESTER);
+        _assertEmpty(nodeSet.rootKeysOf(2));
+
+        address next = address(0xA77E6);
+        bytes32 shares = keccak256("epoch 2 shares");
+        bytes32 digest = nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, next);
+        bytes[] memory sigs = _signedBy(_range(2, 4), digest);
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.KeysRecorded(2, next);
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, shares, next, sigs);
+
+        assertEq(nodeSet.attester(), next);
+        assertEq(nodeSet.keysEpoch(), 2);
+        assertEq(nodeSet.rootKeys().blsShares, shares);
+        assertEq(nodeSet.rootKeys().attester, next);
+        assertEq(nodeSet.rootKeysOf(2).blsShares, shares);
+        _assertTestKeys(nodeSet.rootKeysOf(1), ATTESTER);
+    }
+
+    function test_recordKeys_revertsWithoutNodes() public {
+        bytes32 digest = nodeSet.rootKeysDigest(0, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER);
+        bytes[] memory sigs = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), digest);
+        vm.expectRevert(NodeSet.NoNodes.selector);
+        _record(ATTESTER, sigs);
+        vm.expectRevert(NodeSet.NoNodes.selector);
+        _record(ATTESTER, new bytes[](0));
+        assertEq(nodeSet.attester(), address(0));
     }
 
     function test_transferAdmin_onlyRecordsThePendingAdmin() public {

@@ -194,8 +194,8 @@ contract PKPNFTTest is Fixture {
     function test_mint_revertsAfterAttesterRotated() public {
         bytes memory pubkey = pubkeyFor(1);
         bytes memory att = attest(ATTESTER_KEY, nft.keyIdFor(alice, SALT), pubkey);
-        vm.prank(admin);
-        nodeSet.setAttester(vm.addr(OTHER_KEY));
+        recordAttester(vm.addr(OTHER_KEY));
+        assertEq(nodeSet.keysEpoch(), 2);
         vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, vm.addr(ATTESTER_KEY)));
         vm.prank(alice);
         nft.mint(SALT, pubkey, att);
@@ -268,12 +268,34 @@ contract PKPNFTTest is Fixture {
     }
 
     function test_mint_revertsWhenRecoveredIsZeroEvenIfAttesterUnset() public {
-        vm.prank(admin);
-        nodeSet.setAttester(address(0));
+        // a NodeSet with no root-key record has no attester
+        NodeSet fresh = new NodeSet(admin);
+        PKPNFT freshNft = new PKPNFT(fresh);
+        assertEq(fresh.attester(), address(0));
         bytes memory zeros = abi.encodePacked(bytes32(0), bytes32(0), uint8(27));
         vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, address(0)));
         vm.prank(alice);
+        freshNft.mint(SALT, pubkeyFor(1), zeros);
+        // nor does a signature that recovers to nobody pass on the network's contract
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, address(0)));
+        vm.prank(alice);
         nft.mint(SALT, pubkeyFor(1), zeros);
+    }
+
+    /// @dev Of the two s values that verify (s and n − s), only the low one is accepted.
+    function test_mint_revertsOnHighS() public {
+        bytes memory pubkey = pubkeyFor(1);
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(ATTESTER_KEY, nft.attestationDigest(nft.keyIdFor(alice, SALT), pubkey));
+        bytes memory flipped = highSTwin(v, r, s);
+        // ecrecover itself accepts the high-s form
+        assertEq(recoverOf(nft.attestationDigest(nft.keyIdFor(alice, SALT), pubkey), flipped), vm.addr(ATTESTER_KEY));
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, address(0)));
+        vm.prank(alice);
+        nft.mint(SALT, pubkey, flipped);
+        // the low-s original mints
+        vm.prank(alice);
+        nft.mint(SALT, pubkey, abi.encodePacked(r, s, v));
     }
 
     // ---- burn ----

@@ -56,7 +56,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
         Command::Deploy { file } => {
             let code = read(&file)?;
             let network = NetworkFile::load(network_path)?;
-            let client = Client::connect(&network.urls()).await?;
+            let client = Client::connect(&network.network()?).await?;
             let (cid, failures) = client.store_action(&code).await?;
             for failure in &failures {
                 eprintln!("warning: {failure}");
@@ -78,7 +78,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
                 _ => anyhow::bail!("give the action's file or --cid"),
             };
             let network = NetworkFile::load(network_path)?;
-            let client = Client::connect(&network.urls()).await?;
+            let client = Client::connect(&network.network()?).await?;
             let auth = if no_auth {
                 None
             } else {

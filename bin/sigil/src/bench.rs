@@ -105,7 +105,7 @@ async fn measure_decrypt(
     );
     wait_ready(network, children, dir, Duration::from_secs(180)).await?;
     register(network, None).await?;
-    let client = Client::connect(&network.urls()).await?;
+    let client = Client::connect(&network.network()?).await?;
     let signer = wallet(None, network)?;
     let auth = auth_sig(&client, &signer).await?;
     let conditions = serde_json::json!({ "accessControlConditions": [{
@@ -354,7 +354,7 @@ async fn measure(
     }
     let made = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_before;
     let presign_rate = made / started.elapsed().as_secs_f64();
-    let client = Client::connect(&network.urls())
+    let client = Client::connect(&network.network()?)
         .await?
         .with_contracts(&network.contracts()?);
     // One PKP owned by the dev wallet (its mint takes one presignature for the attestation).

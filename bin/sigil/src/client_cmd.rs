@@ -51,7 +51,7 @@ pub async fn sign(network: &Path, private_key: Option<&str>, args: SignArgs) -> 
         (None, None) => bail!("name the PKP with --token-id or --key-id"),
     };
     let signer = wallet(private_key, &network)?;
-    let client = Client::connect(&network.urls()).await?;
+    let client = Client::connect(&network.network()?).await?;
     let auth = auth_sig(&client, &signer).await?;
     let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash, &auth).await?;
     let sig = &outcome.signature;
@@ -87,7 +87,7 @@ pub async fn status(network_path: &Path, args: StatusArgs) -> anyhow::Result<Exi
     let network = NetworkFile::load(network_path)?;
     let http = reqwest::Client::new();
     let health = health_all(&http, &network).await;
-    let connected = Client::connect(&network.urls()).await;
+    let connected = Client::connect(&network.network()?).await;
     let can_sign = connected.is_ok();
     let ready = health
         .iter()

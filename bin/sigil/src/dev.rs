@@ -12,10 +12,10 @@ use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::providers::Provider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
-use sigil_chain::registry::read_provider;
+use sigil_chain::registry::{read_provider, ListedNode};
 use sigil_chain::Contracts;
 use sigil_node::config::{ActionsConfig, ChainConfig, NodeConfig};
-use sigil_node::init_data_dir;
+use sigil_node::{init_data_dir, PublicIdentity};
 use sigil_node::store::StorageKey;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 use tokio::process::{Child, Command};
@@ -124,6 +124,14 @@ impl NetworkFile {
     /// Node URLs.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+
+    /// The network as a client finds it: the chain and its NodeSet.
+    pub fn network(&self) -> anyhow::Result<sigil_client::Network> {
+        Ok(sigil_client::Network {
+            rpc_url: self.rpc_url()?.to_string(),
+            node_set: self.contracts()?.node_set,
+        })
     }
 
     /// The chain's RPC URL.
@@ -287,11 +295,16 @@ pub async fn prepare(
     let contracts = deploy(&provider, &artifacts, admin).await?;
     let chain_id = provider.get_chain_id().await.context("reading the chain id")?;
     let (mut network, identities) = init(dir, n, presign_stock, refill_below, (&rpc_url, contracts.node_set))?;
-    let list: Vec<(u32, [u8; 32], String)> = network
+    let list: Vec<ListedNode> = network
         .nodes
         .iter()
         .zip(identities)
-        .map(|(node, key)| (node.id, key, node.url.clone()))
+        .map(|(node, identity)| ListedNode {
+            id: node.id,
+            identity_key: identity.key.0,
+            signer: identity.signer,
+            url: node.url.clone(),
+        })
         .collect();
     set_nodes(&provider, contracts.node_set, &list, network.threshold as u32).await?;
     network.rpc_url = Some(rpc_url);
@@ -327,14 +340,14 @@ fn init(
     presign_stock: usize,
     refill_below: Option<usize>,
     chain: (&str, Address),
-) -> anyhow::Result<(NetworkFile, Vec<[u8; 32]>)> {
+) -> anyhow::Result<(NetworkFile, Vec<PublicIdentity>)> {
     let ports = free_ports(n)?;
     let mut keys = Vec::new();
     let mut identities = Vec::new();
     for i in 0..n {
         let storage_key = StorageKey::generate();
         let identity = init_data_dir(&dir.join(format!("node{i}")).join("data"), &storage_key)?;
-        identities.push(identity.0);
+        identities.push(identity);
         keys.push(storage_key);
     }
     let ethers = find_ethers_bundle();
@@ -590,15 +603,20 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// After the root keys exist: records the network's mint attester in NodeSet (admin wallet).
+/// After the root keys exist: records them (and so the mint attester) in NodeSet with the nodes'
+/// signatures, sent from the given (or the dev) wallet.
 pub async fn register(network: &NetworkFile, private_key: Option<&str>) -> anyhow::Result<()> {
     let Some(rpc) = &network.rpc_url else {
         return Ok(());
     };
     let signer = crate::pkp_cmd::wallet(private_key, network)?;
-    let admin = wallet_provider(rpc, signer)?;
-    let attester = crate::pkp_cmd::register_attester(network, &admin, false).await?;
-    eprintln!("mint attester {attester} recorded in NodeSet");
+    let sender = wallet_provider(rpc, signer)?;
+    let keys = crate::pkp_cmd::record_keys(network, &sender).await?;
+    eprintln!(
+        "root keys recorded in NodeSet by {} nodes' signatures; mint attester {}",
+        keys.signatures.len(),
+        keys.keys.attester
+    );
     Ok(())
 }
 

@@ -63,7 +63,7 @@ pub async fn encrypt(network_path: &Path, args: EncryptArgs) -> anyhow::Result<E
     let data = read_input(&args.input)?;
     let network = NetworkFile::load(network_path)?;
     // The handshake gives the network key; nothing about the data is sent.
-    let client = Client::connect(&network.urls()).await?;
+    let client = Client::connect(&network.network()?).await?;
     let encrypted = client.encrypt(&conditions, &data)?;
     let json = serde_json::to_string_pretty(&encrypted)?;
     write_output(&args.output, json.as_bytes())?;
@@ -81,7 +81,7 @@ pub async fn decrypt(network_path: &Path, private_key: Option<&str>, args: Decry
     let encrypted: Encrypted = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a file written by `sigil encrypt`", args.input.display()))?;
     let network = NetworkFile::load(network_path)?;
-    let client = Client::connect(&network.urls()).await?;
+    let client = Client::connect(&network.network()?).await?;
     let auth = if args.no_auth {
         None
     } else {

@@ -91,8 +91,8 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Action(command) => action_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Encrypt(args) => encrypt_cmd::encrypt(&cli.network, args).await,
             Command::Decrypt(args) => encrypt_cmd::decrypt(&cli.network, cli.private_key.as_deref(), args).await,
-            Command::Admin(pkp_cmd::AdminCommand::SetAttester { force }) => {
-                pkp_cmd::set_attester_cmd(&cli.network, cli.private_key.as_deref(), force).await
+            Command::Admin(pkp_cmd::AdminCommand::RecordKeys) => {
+                pkp_cmd::record_keys_cmd(&cli.network, cli.private_key.as_deref()).await
             }
             Command::Status(args) => client_cmd::status(&cli.network, args).await,
             Command::Bench(command) => bench::run(command).await,

@@ -49,12 +49,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let peers: Vec<PeerConfig> = view
                 .nodes
                 .iter()
-                .map(|(id, key, url)| PeerConfig {
-                    id: *id,
-                    url: url.clone(),
-                    key: hex::encode(key),
+                .map(|node| PeerConfig {
+                    id: node.id,
+                    url: node.url.clone(),
+                    key: hex::encode(node.identity_key),
                 })
                 .collect();
+            settings.signer = view
+                .nodes
+                .iter()
+                .find(|node| node.id == settings.config.id)
+                .map(|node| node.signer.to_string());
             settings
                 .adopt_peers(&peers, Some(view.threshold as usize))
                 .with_context(|| format!("the node list in NodeSet {node_set}"))?;

@@ -1,5 +1,5 @@
 //! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them; and
-//! `sigil admin set-attester`.
+//! `sigil admin record-keys`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,9 +12,9 @@ use sigil_chain::alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use sigil_chain::alloy::rpc::types::TransactionRequest;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::bindings::{PKPPermissions, PKPNFT};
-use sigil_chain::deploy::{send, set_attester, wallet_provider};
+use sigil_chain::deploy::{record_keys as record_keys_on_chain, send, wallet_provider};
 use sigil_chain::registry::read_provider;
-use sigil_client::{AuthSig, Client, PkpSigner};
+use sigil_client::{key_confirmations, AuthSig, Client, KeyConfirmations, PkpSigner};
 use sigil_primitives::Cid;
 
 use crate::dev::NetworkFile;
@@ -90,12 +90,9 @@ pub enum Command {
 /// `sigil admin` subcommands (NodeSet is administered by one key for now).
 #[derive(clap::Subcommand)]
 pub enum AdminCommand {
-    /// Record the network's mint attester (derived from the root key) in NodeSet.
-    SetAttester {
-        /// Replace an attester NodeSet already names (e.g. after the network made new root keys).
-        #[arg(long)]
-        force: bool,
-    },
+    /// Record the network's root keys and mint attester in NodeSet, with the signatures of at
+    /// least `threshold` nodes (any funded wallet may send it; a no-op once recorded).
+    RecordKeys,
 }
 
 /// The wallet the CLI acts as: `--private-key` / `SIGIL_PRIVATE_KEY`, else the dev wallet.
@@ -145,7 +142,7 @@ impl Ctx {
     }
 
     async fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(&self.network.urls())
+        Ok(Client::connect(&self.network.network()?)
             .await?
             .with_contracts(&self.network.contracts()?))
     }
@@ -409,36 +406,55 @@ async fn show(ctx: &Ctx, token: U256, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sigil admin set-attester`: derives the attester address from the root key the nodes report
-/// and records it in NodeSet, if it is not there already.
-pub async fn set_attester_cmd(network_path: &Path, private_key: Option<&str>, force: bool) -> anyhow::Result<ExitCode> {
+/// `sigil admin record-keys`: collects the nodes' signatures over their root keys and records
+/// them in NodeSet, unless this epoch's record is there already.
+pub async fn record_keys_cmd(network_path: &Path, private_key: Option<&str>) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::new(network_path, private_key)?;
-    let attester = register_attester(&ctx.network, &ctx.provider, force).await?;
+    let keys = record_keys(&ctx.network, &ctx.provider).await?;
     println!(
-        "attester {attester} recorded in NodeSet {}",
-        ctx.network.contracts()?.node_set
+        "root keys of epoch {} recorded in NodeSet {} ({} node signatures, threshold {}); mint attester {}",
+        keys.epoch,
+        ctx.network.contracts()?.node_set,
+        keys.signatures.len(),
+        keys.threshold,
+        keys.keys.attester
     );
+    for failure in &keys.failures {
+        println!("  not counted: {failure}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records the network's attester in NodeSet unless it is there already; another attester there
-/// is replaced only with `force`. Returns it.
-pub async fn register_attester(network: &NetworkFile, admin: &DynProvider, force: bool) -> anyhow::Result<Address> {
-    let client = Client::connect(&network.urls()).await?;
-    let attester: Address = client.attester_address().parse()?;
+/// Records the root keys the nodes sign in NodeSet (sent by `sender`) unless this epoch's record
+/// exists; fails when fewer than `threshold` nodes sign the same keys.
+pub async fn record_keys(network: &NetworkFile, sender: &DynProvider) -> anyhow::Result<KeyConfirmations> {
     let node_set = network.contracts()?.node_set;
-    let current = sigil_chain::bindings::NodeSet::new(node_set, admin)
-        .attester()
-        .call()
-        .await?;
-    if current != attester {
-        if !current.is_zero() && !force {
+    let confirmations = key_confirmations(&network.network()?).await?;
+    if let Some(recorded) = &confirmations.recorded {
+        if *recorded != confirmations.keys {
             bail!(
-                "NodeSet {node_set} already names attester {current}, not this network's {attester} \
-                 (its root key changed?); `sigil admin set-attester --force` replaces it"
+                "NodeSet {node_set} records other root keys for epoch {} (ECDSA {}) than the nodes sign ({})",
+                confirmations.epoch,
+                hex::encode(&recorded.ecdsa),
+                hex::encode(&confirmations.keys.ecdsa)
             );
         }
-        set_attester(admin, node_set, attester).await?;
+        return Ok(confirmations);
     }
-    Ok(attester)
+    if confirmations.signatures.len() < confirmations.threshold {
+        bail!(
+            "only {} of the {} node signatures needed: {}",
+            confirmations.signatures.len(),
+            confirmations.threshold,
+            confirmations
+                .failures
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let signatures: Vec<[u8; 65]> = confirmations.signatures.iter().map(|(_, s)| *s).collect();
+    record_keys_on_chain(sender, node_set, &confirmations.keys, &signatures).await?;
+    Ok(confirmations)
 }

@@ -8,10 +8,12 @@
 use alloy::sol;
 
 sol! {
-    /// The node registry: epoch, threshold, nodes, the mint attester and the PKP contracts.
+    /// The node registry: epoch, threshold, nodes, the root-key record (with the mint attester) and
+    /// the PKP contracts.
     #[sol(rpc)]
     contract NodeSet {
-        struct Node { uint32 id; bytes32 identityKey; string url; }
+        struct Node { uint32 id; bytes32 identityKey; address signer; string url; }
+        struct RootKeys { bytes ecdsaKey; bytes blsKey; bytes32 blsShares; address attester; }
 
         function admin() external view returns (address);
         function pendingAdmin() external view returns (address);
@@ -24,13 +26,17 @@ sol! {
         function getNodes() external view returns (Node[] memory);
         function nodeCount() external view returns (uint256);
         function setNodes(Node[] calldata nodes_, uint32 threshold_) external;
-        function setAttester(address attester_) external;
+        function keysEpoch() external view returns (uint64);
+        function rootKeys() external view returns (RootKeys memory);
+        function rootKeysOf(uint64 epoch_) external view returns (RootKeys memory);
+        function rootKeysDigest(uint64 epoch_, bytes calldata ecdsaKey, bytes calldata blsKey, bytes32 blsShares, address attester_) external view returns (bytes32);
+        function recordKeys(bytes calldata ecdsaKey, bytes calldata blsKey, bytes32 blsShares, address attester_, bytes[] calldata signatures) external;
         function setContracts(address pkpNft_, address pkpPermissions_, address pkpHelper_) external;
         function transferAdmin(address newAdmin) external;
         function acceptAdmin() external;
 
         event NodesSet(uint64 epoch, uint32 threshold, uint256 count);
-        event AttesterSet(address attester);
+        event KeysRecorded(uint64 epoch, address attester);
         event ContractsSet(address pkpNft, address pkpPermissions, address pkpHelper);
         event AdminTransferStarted(address admin, address pendingAdmin);
         event AdminTransferred(address previousAdmin, address newAdmin);
@@ -38,6 +44,12 @@ sol! {
         error NotAdmin(address caller);
         error BadThreshold(uint32 threshold, uint256 nodes);
         error NotPendingAdmin(address caller);
+        error BadNode(uint256 index);
+        error NoNodes();
+        error KeysAlreadyRecorded(uint64 epoch);
+        error BadKeys();
+        error BadKeySignature(uint256 index);
+        error NotEnoughSignatures(uint256 valid, uint32 threshold);
     }
 
     /// The PKP NFT: one token per key, minted against the network's attestation.

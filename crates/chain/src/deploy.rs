@@ -11,6 +11,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 
 use crate::bindings::NodeSet;
+use crate::registry::ListedNode;
+use crate::vouch::RootKeys;
 use crate::{ChainError, Contracts};
 
 /// A provider that signs and sends transactions as `signer`.
@@ -118,15 +120,16 @@ pub async fn deploy(provider: &DynProvider, artifacts: &Path, admin: Address) ->
 pub async fn set_nodes(
     provider: &DynProvider,
     node_set: Address,
-    nodes: &[(u32, [u8; 32], String)],
+    nodes: &[ListedNode],
     threshold: u32,
 ) -> Result<(), ChainError> {
     let list = nodes
         .iter()
-        .map(|(id, key, url)| NodeSet::Node {
-            id: *id,
-            identityKey: FixedBytes(*key),
-            url: url.clone(),
+        .map(|node| NodeSet::Node {
+            id: node.id,
+            identityKey: FixedBytes(node.identity_key),
+            signer: node.signer,
+            url: node.url.clone(),
         })
         .collect();
     let call = NodeSet::new(node_set, provider)
@@ -135,10 +138,23 @@ pub async fn set_nodes(
     send(provider, call, "NodeSet.setNodes").await.map(drop)
 }
 
-/// Records the network's mint attester in NodeSet (admin only).
-pub async fn set_attester(provider: &DynProvider, node_set: Address, attester: Address) -> Result<(), ChainError> {
+/// Records the network's root keys (and so its mint attester) in NodeSet for the current epoch,
+/// with at least `threshold` node signatures over [`root_keys_digest`](crate::vouch::root_keys_digest).
+/// Anyone may send it: the signatures authorise it.
+pub async fn record_keys(
+    provider: &DynProvider,
+    node_set: Address,
+    keys: &RootKeys,
+    signatures: &[[u8; 65]],
+) -> Result<(), ChainError> {
     let call = NodeSet::new(node_set, provider)
-        .setAttester(attester)
+        .recordKeys(
+            keys.ecdsa.clone().into(),
+            keys.bls.clone().into(),
+            FixedBytes(keys.bls_shares),
+            keys.attester,
+            signatures.iter().map(|s| s.to_vec().into()).collect(),
+        )
         .into_transaction_request();
-    send(provider, call, "NodeSet.setAttester").await.map(drop)
+    send(provider, call, "NodeSet.recordKeys").await.map(drop)
 }

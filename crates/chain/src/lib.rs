@@ -6,6 +6,7 @@
 //!   cache that the contracts' events invalidate, and block lookups for SIWE nonce freshness.
 //! - [`deploy`]: deploying the compiled contracts (for `sigil dev` and tests).
 //! - [`siwe`]: EIP-4361 auth signatures (`authSig`), checked without chain access.
+//! - [`vouch`]: what nodes sign for the chain and for clients (the root-key record, handshakes).
 //!
 //! The mint attestation format lives here too, because the contract, the nodes and the client
 //! must agree on it byte for byte.
@@ -14,6 +15,7 @@ pub mod bindings;
 pub mod deploy;
 pub mod registry;
 pub mod siwe;
+pub mod vouch;
 
 pub use alloy;
 use alloy::primitives::{keccak256, Address, B256, U256};

@@ -17,6 +17,7 @@ use alloy::sol_types::SolEvent;
 use tokio::sync::Mutex;
 
 use crate::bindings::{NodeSet, PKPPermissions, PKPNFT};
+use crate::vouch::RootKeys;
 use crate::{ChainError, Contracts};
 
 /// Entries older than this are read again even without an event (a backstop, not the mechanism).
@@ -39,10 +40,27 @@ pub struct NodeSetView {
     pub epoch: u64,
     /// Shares needed.
     pub threshold: u32,
-    /// The mint attester (zero until registered).
+    /// The mint attester (zero until the root keys are recorded).
     pub attester: Address,
-    /// The nodes: id, X25519 identity key, URL.
-    pub nodes: Vec<(u32, [u8; 32], String)>,
+    /// The nodes, in NodeSet's order.
+    pub nodes: Vec<ListedNode>,
+    /// The epoch of the latest root-key record (0: none yet).
+    pub keys_epoch: u64,
+    /// The latest root-key record (empty when `keys_epoch` is 0).
+    pub keys: RootKeys,
+}
+
+/// A node as NodeSet lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedNode {
+    /// Node id.
+    pub id: u32,
+    /// Its X25519 mesh identity key.
+    pub identity_key: [u8; 32],
+    /// The address of its signing key (handshakes, root-key records).
+    pub signer: Address,
+    /// Its base URL.
+    pub url: String,
 }
 
 /// The chain head.
@@ -494,10 +512,31 @@ pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<
         .map_err(call_error("NodeSet", "threshold"))?;
     let attester = set.attester().call().await.map_err(call_error("NodeSet", "attester"))?;
     let nodes = set.getNodes().call().await.map_err(call_error("NodeSet", "getNodes"))?;
+    let keys_epoch = set
+        .keysEpoch()
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "keysEpoch"))?;
+    let keys = set.rootKeys().call().await.map_err(call_error("NodeSet", "rootKeys"))?;
     Ok(NodeSetView {
         epoch,
         threshold,
         attester,
-        nodes: nodes.into_iter().map(|n| (n.id, n.identityKey.0, n.url)).collect(),
+        nodes: nodes
+            .into_iter()
+            .map(|n| ListedNode {
+                id: n.id,
+                identity_key: n.identityKey.0,
+                signer: n.signer,
+                url: n.url,
+            })
+            .collect(),
+        keys_epoch,
+        keys: RootKeys {
+            ecdsa: keys.ecdsaKey.to_vec(),
+            bls: keys.blsKey.to_vec(),
+            bls_shares: keys.blsShares.0,
+            attester: keys.attester,
+        },
     })
 }

@@ -1,7 +1,7 @@
 //! Rust SDK for Sigil.
 //!
-//! [`Client::connect`] handshakes with every node, checks that they agree on the network's root keys
-//! and threshold, and keeps the result. [`Client::pkp_sign`] sends one sign request to every node in
+//! [`Client::connect`] reads the network from its NodeSet contract (nodes, threshold, the root-key
+//! record `threshold` nodes signed) and keeps the nodes whose signed handshakes match it. [`Client::pkp_sign`] sends one sign request to every node in
 //! parallel and returns as soon as `t` shares combine into a signature that verifies against the PKP
 //! key; shares that do not fit are named, with their node, in the outcome; if no signature comes
 //! out, the error lists every node that failed and why.
@@ -15,7 +15,11 @@
 //! use std::time::Duration;
 //! use sigil_client::{Client, KeyRef};
 //! let wallet = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
-//! let client = Client::connect(&["http://127.0.0.1:7470".to_string()]).await?;
+//! let network = sigil_client::Network {
+//!     rpc_url: "http://127.0.0.1:8545".into(),
+//!     node_set: "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap(),
+//! };
+//! let client = Client::connect(&network).await?;
 //! let auth = client.auth_sig(&wallet, "localhost", Duration::from_secs(600)).await?;
 //! let outcome = client.pkp_sign(KeyRef::KeyId([7; 32]), [1; 32], &auth).await?;
 //! println!("{}", outcome.address);
@@ -23,6 +27,7 @@
 //! ```
 
 mod action;
+mod connect;
 mod encryption;
 pub mod pkp;
 
@@ -31,6 +36,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use action::{ActionCode, ExecuteOutcome};
+pub use connect::{key_confirmations, KeyConfirmations, Network};
 pub use encryption::{Decrypted, Encrypted, ENCRYPTED_VERSION};
 use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};
@@ -97,11 +103,14 @@ pub enum ClientError {
         /// Who failed.
         failures: Vec<NodeFailure>,
     },
-    /// Nodes report different network keys or thresholds.
-    #[error("nodes disagree on the network: {}", list(.failures))]
-    Disagreement {
-        /// Nodes in the minority, with what they said.
-        failures: Vec<NodeFailure>,
+    /// NodeSet holds no record of the network's root keys yet, so no node's keys can be checked.
+    #[error(
+        "NodeSet {node_set} records no root keys yet: once the nodes are ready, `sigil admin record-keys` \
+         submits their signed record"
+    )]
+    KeysNotRecorded {
+        /// The NodeSet contract.
+        node_set: String,
     },
     /// Not enough valid shares to make a signature.
     #[error("no signature: {valid} usable shares of {need} needed; {}", list(.failures))]
@@ -261,114 +270,6 @@ fn decode_point(text: &str) -> Option<ProjectivePoint> {
 }
 
 impl Client {
-    /// Handshakes with every node and checks that at least `t` of them are ready and all that are
-    /// ready agree on the root keys, threshold and epoch.
-    pub async fn connect(urls: &[String]) -> Result<Self, ClientError> {
-        if urls.is_empty() {
-            return Err(ClientError::NoNodes);
-        }
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let handshakes = urls.iter().map(|url| {
-            let http = http.clone();
-            let url = url.trim_end_matches('/').to_string();
-            async move {
-                let answer = post::<Handshake>(&http, &format!("{url}/web/handshake"), &serde_json::json!({})).await;
-                (url, answer)
-            }
-        });
-        let answers = futures::future::join_all(handshakes).await;
-        let mut failures = Vec::new();
-        let mut ready = Vec::new();
-        for (url, answer) in answers {
-            match answer {
-                Ok(h) if h.ready => ready.push((url, h)),
-                Ok(h) => failures.push(NodeFailure {
-                    node: Some(h.node_id),
-                    url,
-                    reason: "root keys not ready yet".into(),
-                }),
-                Err(reason) => failures.push(NodeFailure {
-                    node: None,
-                    url,
-                    reason,
-                }),
-            }
-        }
-        // The view most nodes share is the network; nodes with another view are named.
-        let view = |h: &Handshake| {
-            (
-                h.ecdsa_public_key.clone(),
-                h.bls_public_key.clone(),
-                h.threshold,
-                h.epoch,
-                h.chain_id,
-                h.bls_public_shares.clone(),
-            )
-        };
-        let mut counts: BTreeMap<_, usize> = BTreeMap::new();
-        for (_, h) in &ready {
-            *counts.entry(view(h)).or_default() += 1;
-        }
-        let Some((majority, _)) = counts.iter().max_by_key(|(_, c)| **c) else {
-            return Err(ClientError::NotReady {
-                ready: 0,
-                total: urls.len(),
-                need: 1,
-                failures,
-            });
-        };
-        let majority = majority.clone();
-        let disagreeing: Vec<NodeFailure> = ready
-            .iter()
-            .filter(|(_, h)| view(h) != majority)
-            .map(|(url, h)| NodeFailure {
-                node: Some(h.node_id),
-                url: url.clone(),
-                reason: format!(
-                    "reports root key {:?}, threshold {}, epoch {}; most nodes report {:?}, threshold {}, epoch {}",
-                    h.ecdsa_public_key, h.threshold, h.epoch, majority.0, majority.2, majority.3
-                ),
-            })
-            .collect();
-        if !disagreeing.is_empty() {
-            return Err(ClientError::Disagreement { failures: disagreeing });
-        }
-        let (ecdsa, bls, threshold, epoch, chain_id, bls_shares) = majority;
-        if ready.len() < threshold {
-            return Err(ClientError::NotReady {
-                ready: ready.len(),
-                total: urls.len(),
-                need: threshold,
-                failures,
-            });
-        }
-        let ecdsa_root = ecdsa
-            .as_deref()
-            .and_then(decode_point)
-            .ok_or_else(|| ClientError::Invalid("the nodes report an undecodable ECDSA root key".into()))?;
-        let bls_package = bls_package(bls.as_deref(), &bls_shares, threshold)?;
-        Ok(Self {
-            http,
-            bls_package,
-            nodes: ready
-                .into_iter()
-                .map(|(url, h)| NodeHandle { id: h.node_id, url })
-                .collect(),
-            unreachable: failures,
-            threshold,
-            epoch,
-            ecdsa_root,
-            derived: Default::default(),
-            bls_root: bls.unwrap_or_default(),
-            chain_id,
-            pkp_nft: None,
-        })
-    }
-
     /// Tells the client where the PKP contracts are (from `network.json`), for minting.
     pub fn with_contracts(mut self, contracts: &Contracts) -> Self {
         self.pkp_nft = Some(contracts.pkp_nft);

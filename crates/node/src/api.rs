@@ -32,7 +32,9 @@ use crate::node::{health, unix_now, Fault, Node};
 use crate::pool::{allocate, pool_id, AllocateCall, AllocateError};
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
-pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, PeerInfo, SignResponse};
+pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, HandshakeRequest, PeerInfo, SignResponse};
+
+use crate::vouch::PublicKeys;
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -330,52 +332,51 @@ async fn handshake(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Handshake>, ApiError> {
     let raw = body(raw)?;
-    if !raw.iter().all(u8::is_ascii_whitespace) {
+    let request: HandshakeRequest = if raw.iter().all(u8::is_ascii_whitespace) {
+        HandshakeRequest::default()
+    } else {
         // The body is optional, but when given it must be a JSON object.
-        let _: serde_json::Map<String, serde_json::Value> = parse_json(&raw)?;
-    }
+        let object: serde_json::Map<String, serde_json::Value> = parse_json(&raw)?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| ApiError::bad_request(format!("handshake body: {e}")))?
+    };
+    let challenge = match request.challenge.as_deref() {
+        None => [0u8; 32],
+        Some(text) => hex::decode(text.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| ApiError::bad_request("challenge must be 32 bytes of hex"))?,
+    };
     let keys = node.keys();
-    let (chain_id, latest_blockhash) = match &node.options.registry {
+    let public = keys.as_deref().map(PublicKeys::of);
+    let signatures = node.sign_handshake(public.as_ref(), &challenge);
+    let (chain_id, latest_blockhash, node_set) = match &node.options.registry {
         Some(registry) => (
             Some(registry.chain_id()),
             registry.head().await.ok().map(|head| head.hash.to_string()),
+            Some(registry.contracts().node_set.to_string()),
         ),
-        None => (None, None),
+        None => (None, None, None),
     };
     Ok(Json(Handshake {
         chain_id,
         latest_blockhash,
+        node_set,
         node_id: node.me,
         epoch: node.settings.epoch,
         threshold: node.threshold,
-        ready: keys.is_some(),
-        ecdsa_public_key: keys.as_ref().map(|k| {
-            use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
-            hex::encode(k.ecdsa.public_key().to_affine().to_encoded_point(true).as_bytes())
-        }),
-        bls_public_key: keys.as_ref().map(|k| {
-            use group::GroupEncoding;
-            hex::encode(k.bls.public_key().to_bytes())
-        }),
-        bls_public_shares: keys
+        ready: public.is_some(),
+        ecdsa_public_key: public.as_ref().map(|k| hex::encode(&k.ecdsa)),
+        bls_public_key: public.as_ref().map(|k| hex::encode(&k.bls)),
+        bls_public_shares: public
             .as_ref()
-            .map(|k| {
-                use group::GroupEncoding;
-                let package = k.bls.public();
-                package
-                    .parties()
-                    .into_iter()
-                    .filter_map(|p| Some((p.0, hex::encode(package.public_share(p)?.to_bytes()))))
-                    .collect()
-            })
+            .map(|k| k.bls_shares.iter().map(|(id, share)| (*id, hex::encode(share))).collect())
             .unwrap_or_default(),
-        identity_key: node
-            .settings
-            .peers
-            .iter()
-            .find(|(id, _, _)| *id == node.me)
-            .map(|(_, _, k)| k.to_string())
-            .unwrap_or_default(),
+        attester: public.as_ref().map(|k| k.attester.to_string()),
+        identity_key: hex::encode(node.identity_key()),
+        signer: Some(node.signer_address().to_string()),
+        signature: signatures.as_ref().map(|s| hex::encode(s.handshake)),
+        keys_signature: signatures.and_then(|s| s.keys).map(hex::encode),
         peers: node
             .settings
             .peers
@@ -1063,13 +1064,27 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
         .open(&raw)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "MESH_REJECTED", e.to_string()))?;
     let reply = match serde_json::from_slice::<Call>(&opened.body) {
-        Ok(Call::Ping) => Reply::Pong {
-            ready: node.keys().is_some(),
-            takes: node.store.takes().unwrap_or(0),
-        },
-        Ok(Call::Witness) => Reply::Witnessed {
-            takes: node.seen_takes(opened.from),
-        },
+        Ok(Call::Ping) => {
+            let signed = node.sign_takes(node.store.takes().unwrap_or(0));
+            Reply::Pong {
+                ready: node.keys().is_some(),
+                takes: signed.takes,
+                proof: hex::encode(signed.signature),
+            }
+        }
+        Ok(Call::Witness) => {
+            let mut seen = node.seen_takes(opened.from);
+            if node.options.fault() == Some(crate::Fault::InflatedWitness) {
+                seen = seen.map(|s| crate::store::SignedTakes {
+                    takes: s.takes.saturating_add(1_000_000),
+                    ..s
+                });
+            }
+            Reply::Witnessed {
+                takes: seen.map_or(0, |s| s.takes),
+                proof: seen.map(|s| hex::encode(s.signature)).unwrap_or_default(),
+            }
+        }
         Ok(Call::Allocate {
             request,
             digest,

@@ -198,6 +198,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Node set epoch (from NodeSet with a chain, else 1).
     pub epoch: u64,
+    /// The signing address NodeSet lists for this node (with a chain); a node whose signing key
+    /// is another refuses to start.
+    pub signer: Option<String>,
 }
 
 impl NodeConfig {
@@ -235,6 +238,7 @@ impl NodeConfig {
                 threshold: 0,
                 data_dir,
                 epoch: 1,
+                signer: None,
             });
         }
         let mut settings = Settings {
@@ -242,6 +246,7 @@ impl NodeConfig {
             peers: Vec::new(),
             threshold: 0,
             epoch: 1,
+            signer: None,
             config: self,
         };
         let peers = settings.config.peers.clone();

@@ -11,6 +11,7 @@
 //! * [`encryption`] — `/web/encryption/sign`, and decryption inside actions: the node decides the
 //!   access-control conditions (`sigil-conditions`) before it releases its BLS share.
 //! * [`node`] — start-up, the first DKG, peer liveness, shutdown.
+//! * [`vouch`] — what the node signs for clients and the chain: its handshake, the root-key record.
 
 pub mod actions;
 pub mod api;
@@ -22,7 +23,8 @@ pub mod node;
 pub mod pool;
 pub mod session;
 pub mod store;
+pub mod vouch;
 pub mod wire;
 
 pub use config::{NodeConfig, PeerConfig, Settings};
-pub use node::{init_data_dir, run, Fault, Node, NodeError, RunOptions};
+pub use node::{init_data_dir, run, Fault, Node, NodeError, PublicIdentity, RunOptions};

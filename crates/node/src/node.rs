@@ -12,6 +12,8 @@ use sigil_tss::derive::KeyId;
 use sigil_tss::k256::ProjectivePoint;
 use sigil_tss::{Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::registry::Registry;
 
 use crate::config::{ConfigError, Settings};
@@ -19,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::pool::Pool;
 use crate::session::Sessions;
-use crate::store::{StorageKey, Store, StoreError, Taker};
+use crate::store::{SignedTakes, StorageKey, Store, StoreError, Taker};
 use crate::wire::{Call, Reply};
 
 /// Name of the data file inside the data directory.
@@ -27,6 +29,8 @@ pub const DATA_FILE: &str = "sigil.redb";
 const ECDSA_ROOT: &str = "ecdsa-root";
 const BLS_ROOT: &str = "bls-root";
 const IDENTITY: &str = "identity";
+/// The secret record of the node's secp256k1 signing key (handshakes, root-key records).
+const SIGNER: &str = "signer";
 const DKG_DEADLINE: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Most derived PKP public keys remembered (the map is emptied when full).
@@ -43,10 +47,18 @@ pub enum Fault {
     DoubleBind,
     /// Answers pings as ready but never takes part in presignature runs.
     SilentPresigner,
+    /// Tells a restarting peer it saw a far higher take counter from it than it did (the proof
+    /// is the peer's real signature over another count), to make it discard its stock.
+    InflatedWitness,
 }
 
 impl Fault {
-    const ALL: [Fault; 3] = [Self::CorruptSignatureShares, Self::DoubleBind, Self::SilentPresigner];
+    const ALL: [Fault; 4] = [
+        Self::CorruptSignatureShares,
+        Self::DoubleBind,
+        Self::SilentPresigner,
+        Self::InflatedWitness,
+    ];
 
     /// The name used on the command line and in metrics.
     pub fn name(&self) -> &'static str {
@@ -54,6 +66,7 @@ impl Fault {
             Self::CorruptSignatureShares => "corrupt-signature-shares",
             Self::DoubleBind => "double-bind",
             Self::SilentPresigner => "silent-presigner",
+            Self::InflatedWitness => "inflated-witness",
         }
     }
 }
@@ -113,6 +126,16 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The signing key in the data directory is not the one NodeSet lists for this node.
+    #[error("this node's signing address is {actual}, but NodeSet lists {listed} for node {id}")]
+    SignerMismatch {
+        /// Node id.
+        id: u32,
+        /// Address of the key in the data directory.
+        actual: String,
+        /// Address in NodeSet.
+        listed: String,
+    },
     /// The identity in the data directory is not the key the peer list pins for this node.
     #[error("this node's identity key is {actual}, but the peer list pins {pinned} for node {id}")]
     IdentityMismatch {
@@ -157,10 +180,14 @@ pub struct Node {
     pub options: RunOptions,
     /// Hash of the node set (ids and keys): separates this network's sessions from any other's.
     pub fingerprint: [u8; 32],
+    /// The secp256k1 key this node signs its handshakes and the root-key record with.
+    pub(crate) signer: PrivateKeySigner,
     keys: RwLock<Option<Arc<RootKeys>>>,
     peers_ready: Mutex<HashMap<u32, bool>>,
-    /// The highest take counter each peer reported (see [`Store::takes`]).
-    peer_takes: Mutex<HashMap<u32, u64>>,
+    /// The highest take counter each peer reported, as it signed it (see [`Store::takes`]).
+    peer_takes: Mutex<HashMap<u32, SignedTakes>>,
+    /// This node's last signed take counter (see [`Node::sign_takes`]).
+    pub(crate) signed_takes: Mutex<Option<SignedTakes>>,
     /// Set once this node checked with its peers that its store was not rolled back.
     witnessed: std::sync::atomic::AtomicBool,
     known_keys: Mutex<HashMap<Vec<u8>, KeyId>>,
@@ -214,13 +241,9 @@ impl Node {
         self.witnessed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The highest take counter `peer` reported to this node.
-    pub fn seen_takes(&self, peer: u32) -> u64 {
-        self.peer_takes
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&peer).copied())
-            .unwrap_or(0)
+    /// The highest take counter `peer` reported to this node, with its signature.
+    pub fn seen_takes(&self, peer: u32) -> Option<SignedTakes> {
+        self.peer_takes.lock().ok().and_then(|m| m.get(&peer).copied())
     }
 
     /// Whether the test fault `fault` is on.
@@ -274,15 +297,39 @@ impl Node {
     }
 }
 
-/// Creates a data directory with a fresh identity (if it has none) and returns the public key that
-/// peers must pin.
-pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<NodeKey, NodeError> {
+/// What NodeSet lists for a node: the public halves of the keys in its data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicIdentity {
+    /// The X25519 mesh key peers pin.
+    pub key: NodeKey,
+    /// The address of the secp256k1 signing key.
+    pub signer: Address,
+}
+
+/// Creates a data directory with a fresh identity and signing key (if it has none) and returns
+/// their public halves.
+pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<PublicIdentity, NodeError> {
     std::fs::create_dir_all(data_dir).map_err(|source| NodeError::Io {
         what: format!("creating {}", data_dir.display()),
         source,
     })?;
     let store = Store::open(&data_dir.join(DATA_FILE), key)?;
-    Ok(identity(&store)?.public())
+    Ok(PublicIdentity {
+        key: identity(&store)?.public(),
+        signer: signing_key(&store)?.address(),
+    })
+}
+
+fn signing_key(store: &Store) -> Result<PrivateKeySigner, StoreError> {
+    if let Some(secret) = store.secret(SIGNER)? {
+        if let Ok(signer) = PrivateKeySigner::from_slice(secret.as_slice()) {
+            return Ok(signer);
+        }
+    }
+    let fresh = PrivateKeySigner::random();
+    let secret = zeroize::Zeroizing::new(fresh.to_bytes().0);
+    store.put_secret(SIGNER, secret.as_slice())?;
+    Ok(fresh)
 }
 
 fn identity(store: &Store) -> Result<Identity, StoreError> {
@@ -324,6 +371,16 @@ pub async fn run(
             pinned,
         });
     }
+    let signer = signing_key(&store)?;
+    if let Some(listed) = &settings.signer {
+        if !listed.eq_ignore_ascii_case(&signer.address().to_string()) {
+            return Err(NodeError::SignerMismatch {
+                id: me,
+                actual: signer.address().to_string(),
+                listed: listed.clone(),
+            });
+        }
+    }
     let mut hasher = Sha256::new();
     hasher.update(b"sigil-network/v1");
     hasher.update((settings.threshold as u32).to_be_bytes());
@@ -353,9 +410,11 @@ pub async fn run(
         metrics: Metrics::default(),
         options,
         fingerprint,
+        signer,
         keys: RwLock::new(None),
         peers_ready: Mutex::new(HashMap::new()),
         peer_takes: Mutex::new(peer_takes),
+        signed_takes: Mutex::new(None),
         witnessed: std::sync::atomic::AtomicBool::new(false),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
@@ -401,10 +460,12 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
     loop {
         let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
         let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
-            Ok(Ok(Reply::Pong { ready, takes })) => {
-                if let Ok(mut seen) = node.peer_takes.lock() {
-                    let entry = seen.entry(peer).or_insert(0);
-                    *entry = (*entry).max(takes);
+            Ok(Ok(Reply::Pong { ready, takes, proof })) => {
+                let signature = hex::decode(&proof).ok().and_then(|b| <[u8; 65]>::try_from(b).ok());
+                if let (Some(signature), Ok(mut seen)) = (signature, node.peer_takes.lock()) {
+                    if seen.get(&peer).is_none_or(|s| s.takes < takes) {
+                        seen.insert(peer, SignedTakes { takes, signature });
+                    }
                 }
                 (true, ready)
             }
@@ -428,7 +489,7 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
 }
 
 async fn sweep(node: Arc<Node>) {
-    let mut saved: HashMap<u32, u64> = HashMap::new();
+    let mut saved: HashMap<u32, SignedTakes> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         node.sessions.sweep();
@@ -436,7 +497,7 @@ async fn sweep(node: Arc<Node>) {
         // Peers' take counters are kept on disk, so this node still vouches for them after its
         // own restart (a whole network restarted together still catches a restored backup).
         let seen = node.peer_takes.lock().map(|m| m.clone()).unwrap_or_default();
-        let changed: Vec<(u32, u64)> = seen
+        let changed: Vec<(u32, SignedTakes)> = seen
             .into_iter()
             .filter(|(peer, takes)| saved.get(peer) != Some(takes))
             .collect();
@@ -514,8 +575,21 @@ async fn check_rollback(node: &Arc<Node>) {
         }
         while let Some(reply) = asks.join_next().await {
             if let Ok((peer, Ok(bytes))) = reply {
-                if let Ok(Reply::Witnessed { takes }) = serde_json::from_slice::<Reply>(&bytes) {
-                    answers.insert(peer, takes);
+                if let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) {
+                    // Only a counter this node signed counts: a peer cannot make up a higher one.
+                    let signed = hex::decode(&proof)
+                        .ok()
+                        .and_then(|b| <[u8; 65]>::try_from(b).ok())
+                        .map(|signature| SignedTakes { takes, signature });
+                    let vouched = match signed {
+                        Some(signed) if node.signed_by_me(&signed) => takes,
+                        _ if takes == 0 => 0,
+                        _ => {
+                            tracing::warn!(peer, takes, "a peer reports a take counter this node never signed; ignored");
+                            0
+                        }
+                    };
+                    answers.insert(peer, vouched);
                 }
             }
         }

@@ -57,8 +57,36 @@ const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 /// rolled back.
 const TAKES: &str = "takes-floor";
 /// Prefix of the counters holding the highest take counter seen from each peer.
-const PEER_TAKES: &str = "peer-takes/";
+/// The highest take counter each peer reported, with that peer's signature over it (`SignedTakes`).
+const PEER_TAKES: TableDefinition<u32, &[u8]> = TableDefinition::new("peer_takes");
 const NONCE_LEN: usize = 12;
+
+/// A take counter as its node signed it (see `crate::vouch`): peers keep the highest they saw
+/// and hand it back when the node restarts, and the node believes only its own signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedTakes {
+    /// Presignatures the node ever took.
+    pub takes: u64,
+    /// The node's signature over the counter, r ‖ s ‖ v.
+    pub signature: [u8; 65],
+}
+
+impl SignedTakes {
+    /// 8 bytes big-endian counter, then the signature.
+    pub fn to_bytes(&self) -> [u8; 73] {
+        let mut out = [0u8; 73];
+        out[..8].copy_from_slice(&self.takes.to_be_bytes());
+        out[8..].copy_from_slice(&self.signature);
+        out
+    }
+
+    /// The inverse of [`SignedTakes::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let takes = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let signature = bytes.get(8..)?.try_into().ok()?;
+        Some(Self { takes, signature })
+    }
+}
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +215,7 @@ impl Store {
         txn.open_table(ALLOCATIONS).map_err(db_err)?;
         txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
+        txn.open_table(PEER_TAKES).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(ACTIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
@@ -396,37 +425,35 @@ impl Store {
         Ok(used.saturating_add(floor))
     }
 
-    /// The highest take counter seen from each peer, as last saved.
-    pub fn peer_takes(&self) -> Result<std::collections::HashMap<u32, u64>, StoreError> {
+    /// The highest take counter each peer reported, with its signature, by peer id.
+    pub fn peer_takes(&self) -> Result<std::collections::HashMap<u32, SignedTakes>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(COUNTERS).map_err(db_err)?;
+        let table = txn.open_table(PEER_TAKES).map_err(db_err)?;
         let mut out = std::collections::HashMap::new();
-        for entry in table.range(PEER_TAKES..).map_err(db_err)? {
-            let (name, value) = entry.map_err(db_err)?;
-            let Some(id) = name.value().strip_prefix(PEER_TAKES) else {
-                break;
-            };
-            if let Ok(id) = id.parse::<u32>() {
-                out.insert(id, value.value());
+        for entry in table.iter().map_err(db_err)? {
+            let (peer, value) = entry.map_err(db_err)?;
+            if let Some(signed) = SignedTakes::from_bytes(value.value()) {
+                out.insert(peer.value(), signed);
             }
         }
         Ok(out)
     }
 
     /// Raises the saved take counters of peers (never lowers one), without waiting for an fsync.
-    pub fn raise_peer_takes(&self, seen: &[(u32, u64)]) -> Result<(), StoreError> {
+    pub fn raise_peer_takes(&self, seen: &[(u32, SignedTakes)]) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(redb::Durability::Eventual);
         {
-            let mut table = txn.open_table(COUNTERS).map_err(db_err)?;
-            for (peer, takes) in seen {
-                let name = format!("{PEER_TAKES}{peer}");
+            let mut table = txn.open_table(PEER_TAKES).map_err(db_err)?;
+            for (peer, signed) in seen {
                 let before = table
-                    .get(name.as_str())
+                    .get(*peer)
                     .map_err(db_err)?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                table.insert(name.as_str(), before.max(*takes)).map_err(db_err)?;
+                    .and_then(|v| SignedTakes::from_bytes(v.value()))
+                    .map_or(0, |s| s.takes);
+                if signed.takes >= before {
+                    table.insert(*peer, signed.to_bytes().as_slice()).map_err(db_err)?;
+                }
             }
         }
         txn.commit().map_err(db_err)

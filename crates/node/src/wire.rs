@@ -189,11 +189,18 @@ pub enum Reply {
         /// Presignatures that node ever took (its store's take counter).
         #[serde(default)]
         takes: u64,
+        /// That node's signature over `takes` (`crate::vouch`), hex; peers hand it back in
+        /// [`Reply::Witnessed`].
+        #[serde(default)]
+        proof: String,
     },
     /// To [`Call::Witness`].
     Witnessed {
         /// The highest take counter seen from the caller (0: never seen).
         takes: u64,
+        /// The caller's own signature over it, as it sent it (empty when never seen).
+        #[serde(default)]
+        proof: String,
     },
     /// To [`Call::Allocate`].
     Allocated(Allocation),

@@ -25,6 +25,16 @@ pub struct ErrorFields {
     pub logs: Vec<String>,
 }
 
+/// `POST /web/handshake` body (optional; other fields are ignored, as Lit's clients send some).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeRequest {
+    /// 32 fresh random bytes, hex (`0x` optional): the node signs its answer over them, so an
+    /// old answer cannot be replayed. Absent: all zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+}
+
 /// `POST /web/handshake` answer.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +67,23 @@ pub struct Handshake {
     /// The latest block hash, to use as a SIWE nonce (absent without a chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_blockhash: Option<String>,
+    /// The NodeSet contract this node belongs to (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_set: Option<String>,
+    /// The address of this node's signing key, as NodeSet lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The mint attester derived from the ECDSA root key (absent until ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attester: Option<String>,
+    /// This node's signature (65 bytes r ‖ s ‖ v, hex) over `sigil_chain::vouch::handshake_digest`
+    /// of this answer and the request's challenge (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// This node's signature over the root-key record for `NodeSet.recordKeys`
+    /// (`sigil_chain::vouch::root_keys_digest`; absent until ready, or without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_signature: Option<String>,
 }
 
 /// A node as the handshake lists it.

@@ -335,8 +335,11 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
     }
     // A client that reaches nodes 0, 1 and 3 only gets two good shares of three needed: it
     // cannot decrypt, and it says which share was bad.
-    let three = Client::connect(&[net.urls[0].clone(), net.urls[1].clone(), net.urls[3].clone()])
-        .await
+    let three = Client::connect_via(
+        &net.chain(),
+        &[0, 1, 3].into_iter().map(|i| (i, net.urls[i as usize].clone())).collect(),
+    )
+    .await
         .unwrap();
     let sealed = three.encrypt(&conditions, b"needs three").unwrap();
     match three.decrypt(&sealed, Some(&bob)).await {

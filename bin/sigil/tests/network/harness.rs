@@ -76,6 +76,69 @@ pub async fn http_server(respond: Respond) -> (String, Arc<AtomicU64>) {
     (url, hits)
 }
 
+/// What a man in the middle does to one answer: `(path, answer) -> answer`.
+pub type Rewrite = Arc<dyn Fn(&str, serde_json::Value) -> serde_json::Value + Send + Sync>;
+
+/// A loopback HTTP proxy in front of `target` that forwards every POST and passes each JSON
+/// answer through `rewrite` on its way back; returns its URL.
+pub async fn mitm_proxy(target: String, rewrite: Rewrite) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (target, rewrite, http) = (target.clone(), Arc::clone(&rewrite), http.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 16384];
+                // One request per connection: the head, then content-length bytes of body.
+                let (head_len, length) = loop {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while buf.len() < head_len + length {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let body = buf[head_len..head_len + length].to_vec();
+                let Ok(answer) = http
+                    .post(format!("{target}{path}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                let status = answer.status().as_u16();
+                let json: serde_json::Value = answer.json().await.unwrap_or(serde_json::Value::Null);
+                let out = serde_json::to_string(&rewrite(&path, json)).unwrap();
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
+                    out.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
 /// POSTs `body` as JSON; returns the status and the answer (`Null` if it is not JSON).
 pub async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
@@ -251,25 +314,52 @@ impl Network {
     }
 
     /// Waits until every listed node answers the handshake with root keys, then makes sure the
-    /// mint attester is in NodeSet (`sigil admin set-attester`, a no-op once done).
+    /// root keys are recorded in NodeSet (`sigil admin record-keys`, a no-op once done) and
+    /// connects to the whole network.
     pub async fn wait_ready(&self, nodes: &[usize], timeout: Duration) -> Client {
-        let urls: Vec<String> = nodes.iter().map(|i| self.urls[*i].clone()).collect();
+        let started = Instant::now();
+        self.wait_keys(nodes, timeout).await;
+        let out = sigil()
+            .arg("--network")
+            .arg(self.network_file())
+            .args(["admin", "record-keys"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        loop {
+            match Client::connect(&self.chain()).await {
+                Ok(client) if nodes.iter().all(|i| client.nodes().iter().any(|n| n.id as usize == *i)) => return client,
+                other => assert!(
+                    started.elapsed() < timeout,
+                    "cannot connect within {timeout:?}: {:?}",
+                    other.map(|c| c.unreachable().to_vec())
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until every listed node answers the handshake with root keys.
+    pub async fn wait_keys(&self, nodes: &[usize], timeout: Duration) {
+        let http = reqwest::Client::new();
         let started = Instant::now();
         loop {
-            if let Ok(client) = Client::connect(&urls).await {
-                if client.nodes().len() == urls.len() {
-                    let out = sigil()
-                        .arg("--network")
-                        .arg(self.network_file())
-                        .args(["admin", "set-attester"])
-                        .output()
-                        .unwrap();
-                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                    return Client::connect(&self.urls)
-                        .await
-                        .unwrap()
-                        .with_contracts(&self.contracts());
+            let mut ready = 0;
+            for i in nodes {
+                let answer = http
+                    .post(format!("{}/web/handshake", self.urls[*i]))
+                    .json(&serde_json::json!({}))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+                if let Ok(response) = answer {
+                    if let Ok(h) = response.json::<sigil_client::Handshake>().await {
+                        ready += usize::from(h.ready);
+                    }
                 }
+            }
+            if ready == nodes.len() {
+                return;
             }
             assert!(
                 started.elapsed() < timeout,
@@ -277,6 +367,14 @@ impl Network {
                 self.log(0)
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The network as a client finds it: anvil and NodeSet.
+    pub fn chain(&self) -> sigil_client::Network {
+        sigil_client::Network {
+            rpc_url: self.anvil.url.clone(),
+            node_set: self.contracts().node_set,
         }
     }
 

@@ -188,6 +188,44 @@ async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() 
     }
 }
 
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discard_its_stock() {
+    // Node 2 answers every rollback check with a counter a million above what it saw, carrying
+    // the asker's real signature over the true count.
+    let mut net = Network::start(3, 8, |i| {
+        if i == 2 {
+            vec!["--fault".into(), "inflated-witness".into()]
+        } else {
+            vec![]
+        }
+    });
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let mut presignatures = BTreeSet::new();
+    sign_many(&client, &owned, 4, &mut presignatures).await;
+    // Heartbeats carry node 0's signed counter to its peers.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Node 0 restarts while node 1 is down, so the liar's is the answer its check waits for.
+    net.kill(0);
+    net.kill(1);
+    net.restart(0);
+    let started = Instant::now();
+    while !net.log(0).contains("rollback check passed") {
+        assert!(started.elapsed() < READY, "node 0 never passed its rollback check:\n{}", net.log(0));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = net.log(0);
+    assert!(
+        !log.contains("older than what this node already used"),
+        "a made-up counter made node 0 discard its stock:\n{log}"
+    );
+    assert!(log.contains("a peer reports a take counter this node never signed"), "{log}");
+    net.restart(1);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    sign_many(&client, &owned, 4, &mut presignatures).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_unfunded_wallets_asking_for_mint_attestations_spend_no_presignature() {
     use sigil_chain::alloy::primitives::B256;

@@ -8,3 +8,4 @@ mod encryption;
 mod harness;
 mod integrity;
 mod signing;
+mod vouch;

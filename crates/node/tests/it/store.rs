@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use redb::ReadableTable;
 
-use sigil_node::store::{Allocated, PresignatureId, StorageKey, Store, StoreError, Taker};
+use sigil_node::store::{Allocated, PresignatureId, SignedTakes, StorageKey, Store, StoreError, Taker};
 use sigil_tss::ecdsa::{self, Presignature};
 use sigil_tss::{run_in_memory, Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
@@ -399,11 +399,11 @@ fn purging_one_time_material_leaves_nothing_to_sign_with_and_raises_the_counters
     }
     store.add_slot(id(7), &[0, 1]).unwrap();
     assert_eq!(store.next("presign-seq/x").unwrap(), 0);
-    store.raise_peer_takes(&[(2, 17)]).unwrap();
+    store.raise_peer_takes(&[(2, signed(17))]).unwrap();
     assert_eq!(store.purge_one_time(40, 1_000_000).unwrap(), 3);
     assert_eq!(
         store.peer_takes().unwrap().get(&2),
-        Some(&17),
+        Some(&signed(17)),
         "peers' counters are not touched"
     );
     assert_eq!(store.presignature_count().unwrap(), 0);
@@ -424,6 +424,14 @@ fn purging_one_time_material_leaves_nothing_to_sign_with_and_raises_the_counters
     );
 }
 
+/// A counter with a made-up signature (the store keeps it as given; the node checks it).
+fn signed(takes: u64) -> SignedTakes {
+    SignedTakes {
+        takes,
+        signature: [takes as u8; 65],
+    }
+}
+
 #[test]
 fn peers_take_counters_survive_a_restart_and_never_go_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -431,10 +439,10 @@ fn peers_take_counters_survive_a_restart_and_never_go_down() {
     let key = StorageKey::generate();
     {
         let store = Store::open(&path, &key).unwrap();
-        store.raise_peer_takes(&[(1, 10), (2, 5)]).unwrap();
-        store.raise_peer_takes(&[(1, 3)]).unwrap();
+        store.raise_peer_takes(&[(1, signed(10)), (2, signed(5))]).unwrap();
+        store.raise_peer_takes(&[(1, signed(3))]).unwrap();
     }
     let store = Store::open(&path, &key).unwrap();
     let seen = store.peer_takes().unwrap();
-    assert_eq!((seen.get(&1), seen.get(&2)), (Some(&10), Some(&5)));
+    assert_eq!((seen.get(&1), seen.get(&2)), (Some(&signed(10)), Some(&signed(5))));
 }

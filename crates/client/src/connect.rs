@@ -1,0 +1,377 @@
+//! Connecting to a network the chain vouches for.
+//!
+//! A network is named by its chain and its NodeSet contract ([`Network`]). The client reads from
+//! NodeSet the nodes (id, mesh key, signing address, URL), the threshold and the root-key record
+//! that `threshold` nodes signed, then handshakes with every node under a fresh challenge. A node
+//! is used only if its handshake is signed by the key NodeSet lists for it, answers this
+//! challenge, and reports exactly the recorded keys; any other node is named in
+//! [`Client::unreachable`] and left out, and the client connects when `threshold` nodes pass.
+//! So a man in the middle cannot substitute a key or replay an old answer, and one disagreeing
+//! node cannot block anyone.
+//!
+//! [`key_confirmations`] collects the nodes' signatures over their root keys, for
+//! `NodeSet.recordKeys` (`sigil admin record-keys`).
+
+use std::collections::BTreeMap;
+
+use rand_core::{OsRng, RngCore};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::providers::Provider;
+use sigil_chain::registry::{read_node_set, read_provider, ListedNode, NodeSetView};
+use sigil_chain::vouch::{bls_shares_digest, handshake_digest, root_keys_digest, signer_of, HandshakeClaim, RootKeys};
+use sigil_primitives::{Handshake, HandshakeRequest};
+
+use crate::{bls_package, decode_point, post, Client, ClientError, NodeFailure, NodeHandle};
+
+/// Where a network is: the chain holding its NodeSet, and NodeSet's address (`network.json`'s
+/// `rpcUrl` and `contracts.NodeSet`). Everything else is read from NodeSet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// JSON-RPC URL of the chain.
+    pub rpc_url: String,
+    /// The NodeSet contract.
+    pub node_set: Address,
+}
+
+/// What the chain says about the network, read once per connect.
+struct OnChain {
+    chain_id: u64,
+    view: NodeSetView,
+    pkp_nft: Address,
+}
+
+async fn read_chain(network: &Network) -> Result<OnChain, ClientError> {
+    let chain = |e: String| ClientError::Chain(format!("{}: {e}", network.rpc_url));
+    let provider = read_provider(&network.rpc_url).map_err(|e| chain(e.to_string()))?;
+    let chain_id = provider.get_chain_id().await.map_err(|e| chain(e.to_string()))?;
+    let view = read_node_set(&provider, network.node_set)
+        .await
+        .map_err(|e| chain(e.to_string()))?;
+    let pkp_nft = sigil_chain::bindings::NodeSet::new(network.node_set, &provider)
+        .pkpNft()
+        .call()
+        .await
+        .map_err(|e| chain(format!("NodeSet.pkpNft: {e}")))?;
+    Ok(OnChain {
+        chain_id,
+        view,
+        pkp_nft,
+    })
+}
+
+/// The claim a handshake makes, rebuilt from its fields (None if a field does not decode).
+fn claim_of(h: &Handshake, chain_id: u64, node_set: Address) -> Result<HandshakeClaim, String> {
+    let hex_field = |name: &str, text: &Option<String>| -> Result<Vec<u8>, String> {
+        match text {
+            None => Ok(Vec::new()),
+            Some(text) => hex::decode(text).map_err(|_| format!("{name} is not hex")),
+        }
+    };
+    let mut shares = Vec::with_capacity(h.bls_public_shares.len());
+    for (id, share) in &h.bls_public_shares {
+        shares.push((*id, hex::decode(share).map_err(|_| format!("BLS public share {id} is not hex"))?));
+    }
+    let identity_key = hex::decode(&h.identity_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or("identity key is not 32 bytes of hex")?;
+    let attester = match &h.attester {
+        None => Address::ZERO,
+        Some(text) => text.parse().map_err(|_| "attester is not an address".to_string())?,
+    };
+    let keys = if h.ready {
+        RootKeys {
+            ecdsa: hex_field("ECDSA key", &h.ecdsa_public_key)?,
+            bls: hex_field("BLS key", &h.bls_public_key)?,
+            bls_shares: bls_shares_digest(shares.iter().map(|(id, s)| (*id, s.as_slice()))),
+            attester,
+        }
+    } else {
+        RootKeys::default()
+    };
+    Ok(HandshakeClaim {
+        chain_id,
+        node_set,
+        epoch: h.epoch,
+        node_id: h.node_id,
+        identity_key,
+        threshold: u32::try_from(h.threshold).unwrap_or(u32::MAX),
+        keys,
+    })
+}
+
+/// Checks a handshake from `listed` answering `challenge`: signed by the listed signer, about the
+/// listed node, in NodeSet's epoch and threshold. Returns the keys it reports.
+fn check_signed(
+    h: &Handshake,
+    listed: &ListedNode,
+    chain: &OnChain,
+    node_set: Address,
+    challenge: &[u8; 32],
+) -> Result<HandshakeClaim, String> {
+    let claim = claim_of(h, chain.chain_id, node_set)?;
+    let signature = h
+        .signature
+        .as_deref()
+        .and_then(|s| hex::decode(s).ok())
+        .ok_or("the handshake is not signed (a node without a chain, or an old version)")?;
+    match signer_of(&handshake_digest(&claim, challenge), &signature) {
+        Some(signer) if signer == listed.signer => {}
+        other => {
+            return Err(format!(
+                "the handshake is not signed by the key NodeSet lists for node {} ({}), but by {}: \
+                 a man in the middle, a replayed answer, or a node with another key",
+                listed.id,
+                listed.signer,
+                other.map_or("nobody".to_string(), |a| a.to_string())
+            ))
+        }
+    }
+    if h.node_id != listed.id || claim.identity_key != listed.identity_key {
+        return Err(format!(
+            "answers as node {} with identity {}; NodeSet lists node {} with {}",
+            h.node_id,
+            h.identity_key,
+            listed.id,
+            hex::encode(listed.identity_key)
+        ));
+    }
+    if h.epoch != chain.view.epoch || claim.threshold != chain.view.threshold {
+        return Err(format!(
+            "serves epoch {} with threshold {}; NodeSet is at epoch {} with threshold {} (restart the node)",
+            h.epoch, h.threshold, chain.view.epoch, chain.view.threshold
+        ));
+    }
+    Ok(claim)
+}
+
+/// Handshakes with each `(listed node, url)` under `challenge`.
+async fn handshakes(
+    http: &reqwest::Client,
+    targets: &[(ListedNode, String)],
+    challenge: &[u8; 32],
+) -> Vec<Result<Handshake, String>> {
+    let body = serde_json::to_value(HandshakeRequest {
+        challenge: Some(hex::encode(challenge)),
+    })
+    .unwrap_or_default();
+    let calls = targets.iter().map(|(_, url)| {
+        let body = body.clone();
+        async move { post::<Handshake>(http, &format!("{url}/web/handshake"), &body).await }
+    });
+    futures::future::join_all(calls).await
+}
+
+fn fresh_challenge() -> [u8; 32] {
+    let mut challenge = [0u8; 32];
+    OsRng.fill_bytes(&mut challenge);
+    challenge
+}
+
+/// The nodes to reach: every node NodeSet lists at its URL, or only those in `urls` at theirs.
+fn targets(view: &NodeSetView, urls: Option<&BTreeMap<u32, String>>) -> Result<Vec<(ListedNode, String)>, ClientError> {
+    let mut out = Vec::new();
+    match urls {
+        None => out.extend(view.nodes.iter().map(|n| (n.clone(), n.url.clone()))),
+        Some(urls) => {
+            for (id, url) in urls {
+                let listed = view
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == *id)
+                    .ok_or_else(|| ClientError::Invalid(format!("NodeSet lists no node {id}")))?;
+                out.push((listed.clone(), url.clone()));
+            }
+        }
+    }
+    for (_, url) in &mut out {
+        *url = url.trim_end_matches('/').to_string();
+    }
+    if out.is_empty() {
+        return Err(ClientError::NoNodes);
+    }
+    Ok(out)
+}
+
+impl Client {
+    /// Connects to the network NodeSet describes: reads the nodes, the threshold and the root-key
+    /// record from the chain, then handshakes with every node and keeps those whose signed
+    /// answers match the chain. Fails when the keys are not recorded yet
+    /// ([`ClientError::KeysNotRecorded`]) or fewer than `threshold` nodes pass.
+    pub async fn connect(network: &Network) -> Result<Self, ClientError> {
+        Self::connect_inner(network, None).await
+    }
+
+    /// Like [`Client::connect`], but reaches only the nodes in `urls` (by node id), at those URLs
+    /// (a tunnel, a proxy, a subset of the network). The chain still decides which answers are
+    /// right.
+    pub async fn connect_via(network: &Network, urls: &BTreeMap<u32, String>) -> Result<Self, ClientError> {
+        Self::connect_inner(network, Some(urls)).await
+    }
+
+    async fn connect_inner(network: &Network, urls: Option<&BTreeMap<u32, String>>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let chain = read_chain(network).await?;
+        if chain.view.keys.is_empty() {
+            return Err(ClientError::KeysNotRecorded {
+                node_set: network.node_set.to_string(),
+            });
+        }
+        let targets = targets(&chain.view, urls)?;
+        let challenge = fresh_challenge();
+        let answers = handshakes(&http, &targets, &challenge).await;
+        let mut failures = Vec::new();
+        let mut good = Vec::new();
+        for ((listed, url), answer) in targets.iter().zip(answers) {
+            let fail = |reason: String| NodeFailure {
+                node: Some(listed.id),
+                url: url.clone(),
+                reason,
+            };
+            let h = match answer {
+                Ok(h) => h,
+                Err(reason) => {
+                    failures.push(fail(reason));
+                    continue;
+                }
+            };
+            match check_signed(&h, listed, &chain, network.node_set, &challenge) {
+                Err(reason) => failures.push(fail(reason)),
+                Ok(_) if !h.ready => failures.push(fail("root keys not ready yet".into())),
+                Ok(claim) if claim.keys != chain.view.keys => failures.push(fail(format!(
+                    "reports root keys other than NodeSet's record (ECDSA {:?}, attester {:?}; NodeSet has {} and {})",
+                    h.ecdsa_public_key,
+                    h.attester,
+                    hex::encode(&chain.view.keys.ecdsa),
+                    chain.view.keys.attester
+                ))),
+                Ok(_) => good.push((url.clone(), h)),
+            }
+        }
+        let threshold = chain.view.threshold as usize;
+        if good.len() < threshold {
+            return Err(ClientError::NotReady {
+                ready: good.len(),
+                total: targets.len(),
+                need: threshold,
+                failures,
+            });
+        }
+        let record = &chain.view.keys;
+        let ecdsa_root = decode_point(&hex::encode(&record.ecdsa))
+            .ok_or_else(|| ClientError::Invalid("NodeSet records an undecodable ECDSA root key".into()))?;
+        let bls_root = hex::encode(&record.bls);
+        // Every node kept reported shares whose digest is the record's: any one's map will do.
+        let bls_shares = good.first().map(|(_, h)| h.bls_public_shares.clone()).unwrap_or_default();
+        let bls_package = bls_package(Some(&bls_root), &bls_shares, threshold)?;
+        Ok(Self {
+            http,
+            bls_package,
+            nodes: good
+                .into_iter()
+                .map(|(url, h)| NodeHandle { id: h.node_id, url })
+                .collect(),
+            unreachable: failures,
+            threshold,
+            epoch: chain.view.epoch,
+            ecdsa_root,
+            derived: Default::default(),
+            bls_root,
+            chain_id: Some(chain.chain_id),
+            pkp_nft: Some(chain.pkp_nft),
+        })
+    }
+}
+
+/// The root-key record most nodes sign, with their signatures, for `NodeSet.recordKeys`.
+#[derive(Clone, Debug)]
+pub struct KeyConfirmations {
+    /// The record.
+    pub keys: RootKeys,
+    /// NodeSet's current epoch, which the signatures are for.
+    pub epoch: u64,
+    /// Signatures needed.
+    pub threshold: usize,
+    /// The nodes that signed it, and their signatures (each checked against NodeSet's signer).
+    pub signatures: Vec<(u32, [u8; 65])>,
+    /// Nodes that gave no usable signature, or signed another record, and why.
+    pub failures: Vec<NodeFailure>,
+    /// The record already in NodeSet for this epoch, if any.
+    pub recorded: Option<RootKeys>,
+}
+
+/// Asks every node NodeSet lists for its signature over its root keys, checks each against the
+/// signer NodeSet lists, and returns the record most nodes signed.
+pub async fn key_confirmations(network: &Network) -> Result<KeyConfirmations, ClientError> {
+    let http = reqwest::Client::new();
+    let chain = read_chain(network).await?;
+    let targets = targets(&chain.view, None)?;
+    let challenge = fresh_challenge();
+    let answers = handshakes(&http, &targets, &challenge).await;
+    let mut failures = Vec::new();
+    let mut signed: Vec<(NodeFailure, RootKeys, [u8; 65])> = Vec::new();
+    for ((listed, url), answer) in targets.iter().zip(answers) {
+        let fail = |reason: String| NodeFailure {
+            node: Some(listed.id),
+            url: url.clone(),
+            reason,
+        };
+        let checked = answer.and_then(|h| {
+            let claim = check_signed(&h, listed, &chain, network.node_set, &challenge)?;
+            if !h.ready {
+                return Err("root keys not ready yet".into());
+            }
+            let signature = h
+                .keys_signature
+                .as_deref()
+                .and_then(|s| hex::decode(s).ok())
+                .and_then(|b| <[u8; 65]>::try_from(b).ok())
+                .ok_or("no signature over the root keys")?;
+            let digest = root_keys_digest(chain.chain_id, network.node_set, chain.view.epoch, &claim.keys);
+            if signer_of(&digest, &signature) != Some(listed.signer) {
+                return Err("its root-key signature is not by its NodeSet signer".to_string());
+            }
+            Ok((claim.keys, signature))
+        });
+        match checked {
+            Ok((keys, signature)) => signed.push((fail(String::new()), keys, signature)),
+            Err(reason) => failures.push(fail(reason)),
+        }
+    }
+    // The record most nodes signed; a node that signed another is named.
+    let count = |keys: &RootKeys| signed.iter().filter(|(_, k, _)| k == keys).count();
+    let Some(keys) = signed.iter().map(|(_, k, _)| k).max_by_key(|k| count(k)).cloned() else {
+        return Err(ClientError::NotReady {
+            ready: 0,
+            total: targets.len(),
+            need: chain.view.threshold as usize,
+            failures,
+        });
+    };
+    let mut signatures = Vec::new();
+    for (mut node, theirs, signature) in signed {
+        if theirs == keys {
+            signatures.push((node.node.unwrap_or_default(), signature));
+        } else {
+            node.reason = format!(
+                "signs other root keys (ECDSA {}) than most nodes ({})",
+                hex::encode(&theirs.ecdsa),
+                hex::encode(&keys.ecdsa)
+            );
+            failures.push(node);
+        }
+    }
+    let recorded = (chain.view.keys_epoch == chain.view.epoch && !chain.view.keys.is_empty()).then(|| chain.view.keys.clone());
+    Ok(KeyConfirmations {
+        keys,
+        epoch: chain.view.epoch,
+        threshold: chain.view.threshold as usize,
+        signatures,
+        failures,
+        recorded,
+    })
+}
