@@ -271,13 +271,21 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "Presignatures this node can allocate (nonzero only on the allocator).",
         node.pool.stock(),
     );
+    let reserved = node.taker.reserved() as u64;
     let stored = node.store.presignature_count().unwrap_or(0);
     metric(
         &mut out,
         "sigil_presignature_shares_stored",
         "gauge",
-        "Presignature shares held by this node.",
-        stored,
+        "Presignature shares held by this node (in the store, or reserved in memory).",
+        stored + reserved,
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_reserved",
+        "gauge",
+        "Presignature shares taken ahead of their requests and held in memory (at most 16).",
+        reserved,
     );
     metric(
         &mut out,
@@ -942,6 +950,17 @@ pub(crate) async fn threshold_share(
                 ),
             ));
         }
+        Err(StoreError::Discarded(what)) => {
+            crate::pool::report_discarded(node, &[id]).await;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "PRESIGNATURE_DISCARDED",
+                format!(
+                    "node {} took presignature {what} ahead of its request before it restarted, so it never uses it; retry",
+                    node.me
+                ),
+            ))
+        }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
     let holders: Vec<u32> = presignature.signers().iter().map(|p| p.0).collect();
@@ -1049,6 +1068,7 @@ async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 }
             }
             Ok(Message::Stored(seq)) => crate::pool::stored(&node, opened.from, seq),
+            Ok(Message::Discarded(seqs)) => crate::pool::discarded(&node, opened.from, &seqs).await,
             Ok(Message::Failed { seq, silent }) => crate::pool::failed(&node, opened.from, seq, &silent),
             Ok(Message::Action { request, topic, value }) => node.mailbox.put(request, &topic, opened.from, value),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),

@@ -553,7 +553,38 @@ async fn bootstrap(node: Arc<Node>) {
         check_rollback(&node).await;
         node.witnessed.store(true, std::sync::atomic::Ordering::Release);
     }
+    discard_reserved(&node).await;
+    // Only a store known not to be rolled back may hand presignatures out ahead of requests.
+    node.taker.start_reserving();
     crate::pool::run(node).await;
+}
+
+/// Presignatures this node took ahead of their requests before it stopped are never used (their
+/// shares may have been released): their slots leave this node's pool, and other pools' owners
+/// are told to drop theirs.
+async fn discard_reserved(node: &Arc<Node>) {
+    let store = Arc::clone(&node.store);
+    let before = match tokio::task::spawn_blocking(move || store.reserved_before()).await {
+        Ok(Ok(before)) => before,
+        _ => return,
+    };
+    if before.is_empty() {
+        return;
+    }
+    let own = crate::pool::pool_id(node, node.me);
+    let (mine, others): (Vec<_>, Vec<_>) = before.iter().copied().partition(|id| id.pool == own);
+    let store = Arc::clone(&node.store);
+    let removed = tokio::task::spawn_blocking(move || {
+        store.remove_slots(&mine)?;
+        store.forget_reserved(&before)
+    })
+    .await;
+    crate::pool::report_discarded(node, &others).await;
+    tracing::info!(
+        count = others.len(),
+        ok = matches!(removed, Ok(Ok(()))),
+        "presignatures taken ahead of requests before the restart are discarded"
+    );
 }
 
 /// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers

@@ -645,6 +645,52 @@ pub fn stored(node: &Node, from: u32, seq: u64) {
     }
 }
 
+/// `from` will never use its shares of these slots of this node's pool: they leave the stock (only
+/// slots `from` holds, so no node can drop another's).
+pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) {
+    let dropped: Vec<u64> = {
+        let (Ok(mut stock), Ok(mut leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
+            return;
+        };
+        let before: Vec<u64> = stock.iter().map(|(seq, _)| *seq).collect();
+        stock.retain(|(seq, holders)| !(seqs.contains(seq) && holders.contains(&from)));
+        let dropped: Vec<u64> = before
+            .into_iter()
+            .filter(|seq| !stock.iter().any(|(s, _)| s == seq))
+            .collect();
+        for seq in &dropped {
+            leased.remove(seq);
+        }
+        dropped
+    };
+    if dropped.is_empty() {
+        return;
+    }
+    tracing::info!(peer = from, count = dropped.len(), "a holder discarded presignature slots; dropped from the pool");
+    let own = pool_id(node, node.me);
+    let ids: Vec<PresignatureId> = dropped.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
+    let store = Arc::clone(&node.store);
+    let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
+}
+
+/// Tells the owners of these slots' pools that this node will never use its shares of them.
+pub async fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
+    for (owner, _, _) in &node.settings.peers {
+        let pool = pool_id(node, *owner);
+        let seqs: Vec<u64> = ids.iter().filter(|id| id.pool == pool).map(|id| id.seq).collect();
+        if seqs.is_empty() {
+            continue;
+        }
+        if *owner == node.me {
+            discarded(node, node.me, &seqs).await;
+        } else {
+            for chunk in seqs.chunks(crate::wire::MAX_DISCARDED) {
+                node.net.send(*owner, Message::Discarded(chunk.to_vec()).encode());
+            }
+        }
+    }
+}
+
 /// A member of run `seq` of this node's pool reports the members it never heard from. A node is
 /// left out of new sets once two members of a run report it (one, in a set of two): a single
 /// malicious member cannot bench honest ones.

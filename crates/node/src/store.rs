@@ -24,7 +24,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -57,6 +57,9 @@ const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 /// rolled back.
 const TAKES: &str = "takes-floor";
 /// Prefix of the counters holding the highest take counter seen from each peer.
+/// Presignatures taken ahead of their requests ([`Taker`]) and not known to be bound since: after
+/// a restart their pools' owners are told never to allocate them.
+const RESERVED_IDS: TableDefinition<&[u8], ()> = TableDefinition::new("reserved_presignatures");
 /// The highest take counter each peer reported, with that peer's signature over it (`SignedTakes`).
 const PEER_TAKES: TableDefinition<u32, &[u8]> = TableDefinition::new("peer_takes");
 const NONCE_LEN: usize = 12;
@@ -115,6 +118,10 @@ pub enum StoreError {
     /// The presignature was already taken for another request: the allocator bound it twice.
     #[error("presignature {0} was already used for another request")]
     UsedForAnother(String),
+    /// The presignature was taken ahead of its request (see [`Taker`]) before this node last
+    /// stopped: its share may have been released then, so it is never used.
+    #[error("presignature {0} was taken ahead of its request before this node restarted; it is never used")]
+    Discarded(String),
     /// The storage key is not 32 bytes of hex.
     #[error("the storage key must be 64 hex characters (32 bytes)")]
     BadKey,
@@ -175,6 +182,13 @@ impl PresignatureId {
         out[32..].copy_from_slice(&self.seq.to_be_bytes());
         out
     }
+
+    fn from_key(key: &[u8]) -> Option<Self> {
+        Some(Self {
+            pool: key.get(..32)?.try_into().ok()?,
+            seq: u64::from_be_bytes(key.get(32..40)?.try_into().ok()?),
+        })
+    }
 }
 
 impl fmt::Display for PresignatureId {
@@ -216,6 +230,7 @@ impl Store {
         txn.open_table(ALLOCATION_TIMES).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
         txn.open_table(PEER_TAKES).map_err(db_err)?;
+        txn.open_table(RESERVED_IDS).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(ACTIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
@@ -388,6 +403,79 @@ impl Store {
                 .map(Some)
             })
             .collect()
+    }
+
+    /// Takes up to `want` presignatures from the stock ahead of their requests, lowest ids first,
+    /// in one durable transaction: each is marked used (with no request) before it is returned,
+    /// so after a crash none of them is ever used ([`StoreError::Discarded`]).
+    pub fn reserve_presignatures(&self, want: usize) -> Result<Vec<(PresignatureId, Presignature)>, StoreError> {
+        if want == 0 || self.presignature_count()? == 0 {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut taken = Vec::new();
+        {
+            let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+            let mut used = txn.open_table(USED).map_err(db_err)?;
+            let mut reserved = txn.open_table(RESERVED_IDS).map_err(db_err)?;
+            let keys: Vec<Vec<u8>> = stock
+                .iter()
+                .map_err(db_err)?
+                .take(want)
+                .map(|entry| entry.map(|(k, _)| k.value().to_vec()).map_err(db_err))
+                .collect::<Result<_, _>>()?;
+            for key in keys {
+                let Some(id) = PresignatureId::from_key(&key) else { continue };
+                if let Some(sealed) = stock.remove(key.as_slice()).map_err(db_err)? {
+                    taken.push((id, sealed.value().to_vec()));
+                }
+                used.insert(key.as_slice(), RESERVED_MARK).map_err(db_err)?;
+                reserved.insert(key.as_slice(), ()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        taken
+            .into_iter()
+            .map(|(id, sealed)| {
+                let presignature = self.open_record(
+                    "presignatures",
+                    &id.key(),
+                    &sealed,
+                    format!("presignature {id}"),
+                    Presignature::from_bytes,
+                )?;
+                Ok((id, presignature))
+            })
+            .collect()
+    }
+
+    /// Presignatures reserved ([`Store::reserve_presignatures`]) and not known to be bound since.
+    pub fn reserved_before(&self) -> Result<Vec<PresignatureId>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(RESERVED_IDS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, _) = entry.map_err(db_err)?;
+            out.extend(PresignatureId::from_key(key.value()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets reserved ids (bound, or reported to their pools' owners), without waiting for an
+    /// fsync: one forgotten too late is only reported once more.
+    pub fn forget_reserved(&self, ids: &[PresignatureId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(redb::Durability::Eventual);
+        {
+            let mut table = txn.open_table(RESERVED_IDS).map_err(db_err)?;
+            for id in ids {
+                table.remove(id.key().as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     /// Reads presignature `id` without taking it (to learn its public data, such as its holders).
@@ -643,6 +731,10 @@ impl Store {
 
 /// What the `used` table keeps for a slot taken by the request with `binding`: 64 bits of it, with
 /// the top bit set, so it never equals the plain mark (1) of a purged slot.
+/// The used mark of a presignature taken ahead of its request ([`Taker`]): never a binding's mark,
+/// whose top bit is set.
+const RESERVED_MARK: u64 = 0;
+
 fn used_mark(binding: &[u8; 32]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(binding.get(..8).unwrap_or(&[0; 8]));
@@ -679,10 +771,10 @@ fn take_sealed(
         let key = id.key();
         let mark = used_mark(binding);
         if let Some(before) = used.get(key.as_slice()).map_err(db_err)? {
-            answers.push(Err(if before.value() == mark {
-                StoreError::AlreadyUsed(id.to_string())
-            } else {
-                StoreError::UsedForAnother(id.to_string())
+            answers.push(Err(match before.value() {
+                before if before == mark => StoreError::AlreadyUsed(id.to_string()),
+                RESERVED_MARK => StoreError::Discarded(id.to_string()),
+                _ => StoreError::UsedForAnother(id.to_string()),
             }));
             continue;
         }
@@ -950,20 +1042,167 @@ impl<Req: Send + 'static, Ans: Send + 'static> GroupCommit<Req, Ans> {
     }
 }
 
-/// Takes presignatures for concurrent sign requests with group commits ([`Store::take_presignatures`]).
-pub struct Taker(GroupCommit<(PresignatureId, [u8; 32]), Result<Option<Presignature>, StoreError>>);
+/// Presignatures a [`Taker`] keeps taken ahead of their requests.
+pub const RESERVE: usize = 16;
+/// Requests bound to reserved presignatures that a [`Taker`] remembers (to answer a repeated
+/// request, and refuse another, without the store).
+const BOUND_MEMORY: usize = 4096;
+/// A reserved presignature no request asked for within this time is dropped (its slot was
+/// probably dropped by the allocator), making room for one that will be used.
+const RESERVE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Presignatures taken from the store ahead of their requests, and the requests bound to them.
+#[derive(Default)]
+struct Reserve {
+    ready: std::collections::BTreeMap<PresignatureId, (Presignature, std::time::Instant)>,
+    bound: std::collections::HashMap<PresignatureId, u64>,
+    bound_order: std::collections::VecDeque<PresignatureId>,
+    /// Bound since the last refill: their ids leave the store's reserved list then.
+    to_forget: Vec<PresignatureId>,
+}
+
+impl Reserve {
+    /// The answer for `id` and `mark` from memory, or `None` when the store must decide.
+    fn take(&mut self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
+        if let Some(before) = self.bound.get(&id) {
+            return Some(Err(if *before == mark {
+                StoreError::AlreadyUsed(id.to_string())
+            } else {
+                StoreError::UsedForAnother(id.to_string())
+            }));
+        }
+        let (presignature, _) = self.ready.remove(&id)?;
+        self.bound.insert(id, mark);
+        self.bound_order.push_back(id);
+        self.to_forget.push(id);
+        while self.bound_order.len() > BOUND_MEMORY {
+            if let Some(old) = self.bound_order.pop_front() {
+                self.bound.remove(&old);
+            }
+        }
+        Some(Ok(Some(presignature)))
+    }
+}
+
+/// Takes presignatures for sign requests. A holder must mark a presignature used durably before it
+/// releases a share; to keep that fsync off the request's path, a background thread takes up to
+/// [`RESERVE`] presignatures from the store ahead of their requests (durably marked used, bound to
+/// no request, kept in memory), and a request for one of them is bound in memory and answered at
+/// once. A request for any other goes through a group commit ([`Store::take_presignatures`]).
+/// After a crash the reserved ones are never used ([`StoreError::Discarded`]): at most
+/// [`RESERVE`] presignatures are lost, and none is ever released twice. Reserving starts only
+/// with [`Taker::start_reserving`], once the node knows its store was not rolled back.
+pub struct Taker {
+    commit: GroupCommit<(PresignatureId, [u8; 32]), Result<Option<Presignature>, StoreError>>,
+    reserve: Arc<Mutex<Reserve>>,
+    wake: Option<std::sync::mpsc::SyncSender<()>>,
+    reserver: Option<std::thread::JoinHandle<()>>,
+    reserving: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Taker {
+    /// Stops the reserving thread, so the store is closed on return (the reserved presignatures
+    /// are wiped with the reserve).
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(thread) = self.reserver.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 impl Taker {
-    /// Starts the taking thread; it ends when the `Taker` is dropped.
+    /// Starts the taking and reserving threads; they end when the `Taker` is dropped.
     pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
-        GroupCommit::start("presignature-taker", move |ids: Vec<(PresignatureId, [u8; 32])>| {
-            store.take_presignatures(&ids)
+        let commit_store = Arc::clone(&store);
+        let commit = GroupCommit::start("presignature-taker", move |ids: Vec<(PresignatureId, [u8; 32])>| {
+            commit_store.take_presignatures(&ids)
+        })?;
+        let reserve: Arc<Mutex<Reserve>> = Arc::default();
+        let reserving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let (held, on) = (Arc::clone(&reserve), Arc::clone(&reserving));
+        let reserver = std::thread::Builder::new()
+            .name("presignature-reserver".into())
+            .spawn(move || loop {
+                match woken.recv_timeout(std::time::Duration::from_secs(1)) {
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                if on.load(std::sync::atomic::Ordering::Acquire) {
+                    refill(&store, &held);
+                }
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start presignature-reserver: {e}")))?;
+        Ok(Self {
+            commit,
+            reserve,
+            wake: Some(wake),
+            reserver: Some(reserver),
+            reserving,
         })
-        .map(Self)
     }
 
-    /// Takes presignature `id` for the request with `binding`, as [`Store::take_presignatures`] does.
+    /// Lets the reserving thread take presignatures ahead of requests from now on.
+    pub fn start_reserving(&self) {
+        self.reserving.store(true, std::sync::atomic::Ordering::Release);
+        self.wake_reserver();
+    }
+
+    /// Presignatures held ready in memory.
+    pub fn reserved(&self) -> usize {
+        self.reserve.lock().map(|r| r.ready.len()).unwrap_or(0)
+    }
+
+    /// Takes presignature `id` for the request with `binding`, with the answers of
+    /// [`Store::take_presignatures`]: from memory if it was reserved, else durably now.
     pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<Presignature>, StoreError> {
-        self.0.submit((id, binding)).await?
+        let mark = used_mark(&binding);
+        if let Some(answer) = self.from_memory(id, mark) {
+            return answer;
+        }
+        match self.commit.submit((id, binding)).await? {
+            // Reserved between the look in memory and the commit: it is in memory now.
+            Err(StoreError::Discarded(what)) => self.from_memory(id, mark).unwrap_or(Err(StoreError::Discarded(what))),
+            answer => answer,
+        }
+    }
+
+    fn from_memory(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
+        let answer = self.reserve.lock().ok()?.take(id, mark);
+        if matches!(answer, Some(Ok(_))) {
+            self.wake_reserver();
+        }
+        answer
+    }
+
+    fn wake_reserver(&self) {
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+    }
+}
+
+/// Tops the reserve up to [`RESERVE`], after dropping reserved presignatures nobody asked for.
+fn refill(store: &Store, reserve: &Mutex<Reserve>) {
+    let (want, bound) = match reserve.lock() {
+        Ok(mut reserve) => {
+            reserve.ready.retain(|_, (_, at)| at.elapsed() < RESERVE_AGE);
+            (RESERVE.saturating_sub(reserve.ready.len()), std::mem::take(&mut reserve.to_forget))
+        }
+        Err(_) => return,
+    };
+    if let Err(e) = store.forget_reserved(&bound) {
+        tracing::warn!(error = %e, "cannot update the reserved presignatures");
+    }
+    match store.reserve_presignatures(want) {
+        Ok(taken) if !taken.is_empty() => {
+            if let Ok(mut reserve) = reserve.lock() {
+                let now = std::time::Instant::now();
+                reserve.ready.extend(taken.into_iter().map(|(id, p)| (id, (p, now))));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot reserve presignatures"),
     }
 }

@@ -7,6 +7,9 @@ const START: u8 = 2;
 const STORED: u8 = 3;
 const ACTION: u8 = 4;
 const FAILED: u8 = 5;
+const DISCARDED: u8 = 6;
+/// Slots one discard notice may name.
+pub const MAX_DISCARDED: usize = 1024;
 /// Largest value one node sends another for an action (runOnce, broadcastAndCollect, shares).
 pub const MAX_ACTION_VALUE: usize = 1 << 20;
 
@@ -27,6 +30,9 @@ pub enum Message {
         /// Participants that sent nothing before the deadline.
         silent: Vec<u32>,
     },
+    /// A holder tells the pool owner it will never use its shares of these slots (taken ahead of
+    /// their requests before it restarted), so the owner drops them instead of allocating them.
+    Discarded(Vec<u64>),
     /// A value for the other nodes running the same action request.
     Action {
         /// The execute request's id.
@@ -60,7 +66,8 @@ struct FailedNotice {
 }
 
 impl Message {
-    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64`, `4 | request:16 | json` or `5 | json`.
+    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64`, `4 | request:16 | json`, `5 | json` or
+    /// `6 | seq:u64…`.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
@@ -70,6 +77,13 @@ impl Message {
                 out
             }
             Self::Stored(seq) => [&[STORED][..], &seq.to_be_bytes()].concat(),
+            Self::Discarded(seqs) => {
+                let mut out = vec![DISCARDED];
+                for seq in seqs.iter().take(MAX_DISCARDED) {
+                    out.extend_from_slice(&seq.to_be_bytes());
+                }
+                out
+            }
             Self::Failed { seq, silent } => {
                 let mut out = vec![FAILED];
                 out.extend(
@@ -112,6 +126,16 @@ impl Message {
             Some((&STORED, rest)) => <[u8; 8]>::try_from(rest)
                 .map(|b| Self::Stored(u64::from_be_bytes(b)))
                 .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
+            Some((&DISCARDED, rest)) => {
+                if rest.len() % 8 != 0 || rest.len() / 8 > MAX_DISCARDED {
+                    return Err("discard notice: expected at most 1024 8-byte sequence numbers".into());
+                }
+                Ok(Self::Discarded(
+                    rest.chunks_exact(8)
+                        .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
+                        .collect(),
+                ))
+            }
             Some((&FAILED, rest)) => {
                 let notice: FailedNotice = serde_json::from_slice(rest).map_err(|e| format!("failure notice: {e}"))?;
                 if notice.silent.len() > sigil_tss::MAX_PARTIES {

@@ -241,6 +241,78 @@ async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once
     assert!((0..32).all(|seq| store.is_used(id(seq)).unwrap()));
 }
 
+/// Waits until the taker holds `n` presignatures reserved.
+async fn reserved(taker: &Taker, n: usize) {
+    let started = std::time::Instant::now();
+    while taker.reserved() < n {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{} reserved", taker.reserved());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let bytes = presignature_bytes();
+    let reserve = sigil_node::store::RESERVE as u64;
+    {
+        let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+        for seq in 0..reserve + 8 {
+            store
+                .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+        let taker = std::sync::Arc::new(Taker::start(std::sync::Arc::clone(&store)).unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(taker.reserved(), 0, "nothing is reserved before the rollback check allows it");
+        taker.start_reserving();
+        reserved(&taker, sigil_node::store::RESERVE).await;
+        // The lowest ids were taken from the store, durably marked used, bound to nothing.
+        assert_eq!(store.presignature_count().unwrap(), 8);
+        assert!((0..reserve).all(|seq| store.is_used(id(seq)).unwrap()));
+        assert_eq!(store.reserved_before().unwrap().len(), sigil_node::store::RESERVE);
+        // From memory: once for its request, again for the same request, never for another.
+        assert!(matches!(taker.take(id(0), [1; 32]).await, Ok(Some(_))));
+        assert!(matches!(taker.take(id(0), [1; 32]).await, Err(StoreError::AlreadyUsed(_))));
+        assert!(matches!(taker.take(id(0), [2; 32]).await, Err(StoreError::UsedForAnother(_))));
+        // 64 concurrent requests over reserved and stored slots: each slot handed out once.
+        let requests: Vec<_> = (0..64u64)
+            .map(|i| {
+                let taker = std::sync::Arc::clone(&taker);
+                let seq = 1 + i % 20;
+                tokio::spawn(async move { (seq, taker.take(id(seq), [i as u8 + 3; 32]).await) })
+            })
+            .collect();
+        let mut given = Vec::new();
+        for request in requests {
+            match request.await.unwrap() {
+                (seq, Ok(Some(_))) => given.push(seq),
+                (_, Err(StoreError::AlreadyUsed(_) | StoreError::UsedForAnother(_))) => {}
+                (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+            }
+        }
+        given.sort_unstable();
+        assert_eq!(given, (1..21).collect::<Vec<_>>(), "each slot handed out exactly once");
+        // The reserve refills from the stock.
+        // The reserve refills from what is left in the stock (24 made, 21 taken).
+        reserved(&taker, 3).await;
+    }
+    // A crash: what was reserved, bound or not, is never used again, and can be reported.
+    let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+    let before = store.reserved_before().unwrap();
+    assert!(!before.is_empty());
+    let taker = Taker::start(std::sync::Arc::clone(&store)).unwrap();
+    for seq in 0..reserve + 8 {
+        match taker.take(id(seq), [0xee; 32]).await {
+            Err(StoreError::Discarded(_) | StoreError::UsedForAnother(_)) => {}
+            other => panic!("slot {seq} after the restart: {:?}", other.map(|p| p.is_some())),
+        }
+    }
+    assert!(before.iter().all(|id| store.is_used(*id).unwrap()));
+}
+
 #[test]
 fn a_record_moved_to_another_slot_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
