@@ -7,7 +7,10 @@ import {Signatures} from "./Signatures.sol";
 /// @notice The current set of Sigil nodes, the signing threshold, and the network's root public
 ///         keys and attestation address as the nodes vouched for them. Every change of the node
 ///         list starts a new epoch; the root keys of an epoch are recorded only with the signatures
-///         of `threshold` distinct nodes of that epoch, so the admin alone can name no attester.
+///         of `threshold` distinct nodes of that epoch. The root keys and the attester are
+///         written once: a later epoch's record must repeat them (its nodes hold new shares of the
+///         same keys), so an admin who lists nodes it controls still cannot change them. Choosing
+///         the node list remains the admin's trust.
 contract NodeSet {
     /// @notice One node: its id, its X25519 identity public key, the Ethereum address of its
     ///         secp256k1 signing key and the URL it serves on.
@@ -89,6 +92,8 @@ contract NodeSet {
     error NoNodes();
     /// @notice The root keys of `epoch` were recorded already.
     error KeysAlreadyRecorded(uint64 epoch);
+    /// @notice A later record names other root keys or another attester than the first one.
+    error KeysChanged();
     /// @notice A root key has the wrong length or form, or the attester is zero.
     error BadKeys();
     /// @notice Signature `index` is malformed, high-s, not by a current node, or by a node
@@ -150,7 +155,8 @@ contract NodeSet {
     }
 
     /// @notice Records the network's root keys for the current epoch and names `attester_` the
-    ///         mint attester. Anyone may call: the nodes' signatures authorize it.
+    ///         mint attester. Anyone may call: the nodes' signatures authorize it. After the first
+    ///         record only `blsShares` may differ (reverts `KeysChanged` otherwise).
     /// @param ecdsaKey ECDSA root public key, SEC1 compressed (33 bytes, 0x02 or 0x03 first)
     /// @param blsKey BLS root public key, G1 compressed (48 bytes)
     /// @param blsShares digest of every node's BLS public share
@@ -168,6 +174,13 @@ contract NodeSet {
         if (current == 0) revert NoNodes();
         if (keysEpoch == current) revert KeysAlreadyRecorded(current);
         if (!_wellFormed(ecdsaKey, blsKey, attester_)) revert BadKeys();
+        if (keysEpoch != 0) {
+            RootKeys storage first = _rootKeys[keysEpoch];
+            if (
+                keccak256(ecdsaKey) != keccak256(first.ecdsaKey) || keccak256(blsKey) != keccak256(first.blsKey)
+                    || attester_ != first.attester
+            ) revert KeysChanged();
+        }
         uint256 valid = _countSigners(rootKeysDigest(current, ecdsaKey, blsKey, blsShares, attester_), signatures);
         if (valid < threshold) revert NotEnoughSignatures(valid, threshold);
         _rootKeys[current] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});

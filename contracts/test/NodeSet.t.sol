@@ -704,20 +704,43 @@ contract NodeSetTest is Base {
         _assertTestKeys(nodeSet.rootKeys(), ATTESTER);
         _assertEmpty(nodeSet.rootKeysOf(2));
 
-        address next = address(0xA77E6);
+        // the same keys with the new nodes' shares
         bytes32 shares = keccak256("epoch 2 shares");
-        bytes32 digest = nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, next);
+        bytes32 digest = nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, ATTESTER);
         bytes[] memory sigs = _signedBy(_range(2, 4), digest);
         vm.expectEmit(address(nodeSet));
-        emit NodeSet.KeysRecorded(2, next);
-        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, shares, next, sigs);
+        emit NodeSet.KeysRecorded(2, ATTESTER);
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, shares, ATTESTER, sigs);
 
-        assertEq(nodeSet.attester(), next);
+        assertEq(nodeSet.attester(), ATTESTER);
         assertEq(nodeSet.keysEpoch(), 2);
         assertEq(nodeSet.rootKeys().blsShares, shares);
-        assertEq(nodeSet.rootKeys().attester, next);
         assertEq(nodeSet.rootKeysOf(2).blsShares, shares);
         _assertTestKeys(nodeSet.rootKeysOf(1), ATTESTER);
+    }
+
+    /// @dev An admin that lists nodes whose keys it holds, in a new epoch, signs a record of its
+    ///      own keys or attester with `threshold` valid signatures: refused, the first record stands.
+    function test_recordKeys_anAdminListingItsOwnNodesCannotChangeTheKeys() public {
+        _threeNodes();
+        _record(ATTESTER, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER)));
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        address evil = address(0xE711);
+        bytes memory otherBls = abi.encodePacked(bytes16(0), bytes32(keccak256("admin's bls key")));
+        bytes memory otherEcdsa = abi.encodePacked(bytes1(0x02), keccak256("admin's ecdsa key"));
+        bytes[3] memory ecdsas = [ECDSA_KEY, ECDSA_KEY, otherEcdsa];
+        bytes[3] memory blss = [BLS_KEY, otherBls, BLS_KEY];
+        address[3] memory attesters = [evil, ATTESTER, ATTESTER];
+        for (uint256 i = 0; i < 3; i++) {
+            bytes32 digest = nodeSet.rootKeysDigest(2, ecdsas[i], blss[i], BLS_SHARES, attesters[i]);
+            bytes[] memory sigs = _signedBy(_range(2, 4), digest);
+            vm.expectRevert(NodeSet.KeysChanged.selector);
+            nodeSet.recordKeys(ecdsas[i], blss[i], BLS_SHARES, attesters[i], sigs);
+        }
+        assertEq(nodeSet.attester(), ATTESTER);
+        assertEq(nodeSet.keysEpoch(), 1);
+        _assertTestKeys(nodeSet.rootKeys(), ATTESTER);
     }
 
     function test_recordKeys_revertsWithoutNodes() public {

@@ -191,17 +191,26 @@ contract PKPNFTTest is Fixture {
         nft.mint(SALT, pubkey, att);
     }
 
-    function test_mint_revertsAfterAttesterRotated() public {
+    /// @dev A new epoch cannot name another attester (NodeSet's keys are written once), so an
+    ///      attestation made before stays valid and another key's is refused.
+    function test_mint_theAttesterCannotBeRotated() public {
         bytes memory pubkey = pubkeyFor(1);
         bytes memory att = attest(ATTESTER_KEY, nft.keyIdFor(alice, SALT), pubkey);
-        recordAttester(vm.addr(OTHER_KEY));
-        assertEq(nodeSet.keysEpoch(), 2);
-        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, vm.addr(ATTESTER_KEY)));
-        vm.prank(alice);
-        nft.mint(SALT, pubkey, att);
+        vm.prank(admin);
+        nodeSet.setNodes(fixtureNodes(), 2);
+        bytes32 digest =
+            nodeSet.rootKeysDigest(nodeSet.epoch(), ROOT_ECDSA_KEY, ROOT_BLS_KEY, ROOT_BLS_SHARES, vm.addr(OTHER_KEY));
+        bytes[] memory sigs = new bytes[](2);
+        sigs[0] = signDigest(NODE_KEY_1, digest);
+        sigs[1] = signDigest(NODE_KEY_2, digest);
+        vm.expectRevert(NodeSet.KeysChanged.selector);
+        nodeSet.recordKeys(ROOT_ECDSA_KEY, ROOT_BLS_KEY, ROOT_BLS_SHARES, vm.addr(OTHER_KEY), sigs);
+        assertEq(nodeSet.attester(), vm.addr(ATTESTER_KEY));
 
-        // the new attester's signature is accepted
-        att = attest(OTHER_KEY, nft.keyIdFor(alice, SALT), pubkey);
+        bytes memory other = attest(OTHER_KEY, nft.keyIdFor(alice, SALT), pubkey);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, vm.addr(OTHER_KEY)));
+        vm.prank(alice);
+        nft.mint(SALT, pubkey, other);
         vm.prank(alice);
         nft.mint(SALT, pubkey, att);
     }

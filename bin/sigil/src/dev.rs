@@ -15,8 +15,8 @@ use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::{read_provider, ListedNode};
 use sigil_chain::Contracts;
 use sigil_node::config::{ActionsConfig, ChainConfig, NodeConfig};
-use sigil_node::{init_data_dir, PublicIdentity};
 use sigil_node::store::StorageKey;
+use sigil_node::{init_data_dir, PublicIdentity};
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 use tokio::process::{Child, Command};
 

@@ -454,7 +454,13 @@ pub async fn record_keys(network: &NetworkFile, sender: &DynProvider) -> anyhow:
                 .join("; ")
         );
     }
-    let signatures: Vec<[u8; 65]> = confirmations.signatures.iter().map(|(_, s)| *s).collect();
+    // Exactly `threshold` of them: each was checked against its node's NodeSet signer.
+    let signatures: Vec<[u8; 65]> = confirmations
+        .signatures
+        .iter()
+        .take(confirmations.threshold)
+        .map(|(_, s)| *s)
+        .collect();
     record_keys_on_chain(sender, node_set, &confirmations.keys, &signatures).await?;
     Ok(confirmations)
 }

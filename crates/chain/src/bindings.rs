@@ -48,6 +48,8 @@ sol! {
         error NoNodes();
         error KeysAlreadyRecorded(uint64 epoch);
         error BadKeys();
+        error KeysChanged();
+        error TooManyNodes(uint256 nodes);
         error BadKeySignature(uint256 index);
         error NotEnoughSignatures(uint256 valid, uint32 threshold);
     }

@@ -56,9 +56,10 @@ pub fn root_keys_digest(chain_id: u64, node_set: Address, epoch: u64, keys: &Roo
 }
 
 /// A digest of the nodes' BLS public shares: `keccak256(‖ id (4 bytes BE) ‖ share (48 bytes))` in
-/// increasing id order. Clients check decryption shares one by one against these.
-pub fn bls_shares_digest<'a>(shares: impl IntoIterator<Item = (u32, &'a [u8])>) -> [u8; 32] {
-    let mut sorted: Vec<(u32, &[u8])> = shares.into_iter().collect();
+/// increasing id order (fixed widths, so no two share maps give one digest). Clients check
+/// decryption shares one by one against these.
+pub fn bls_shares_digest<'a>(shares: impl IntoIterator<Item = (u32, &'a [u8; 48])>) -> [u8; 32] {
+    let mut sorted: Vec<(u32, &[u8; 48])> = shares.into_iter().collect();
     sorted.sort_by_key(|(id, _)| *id);
     let mut data = Vec::with_capacity(sorted.len() * 52);
     for (id, share) in sorted {
@@ -112,9 +113,12 @@ pub fn sign_digest(key: &PrivateKeySigner, digest: &B256) -> [u8; 65] {
     signature.as_bytes()
 }
 
-/// The address that signed `digest`, if `signature` is 65 well-formed bytes with a low s (the
-/// rule `NodeSet` applies too).
+/// The address that signed `digest`, if `signature` is 65 well-formed bytes with v 0, 1, 27 or 28
+/// and a low s (the rule `NodeSet` applies too).
 pub fn signer_of(digest: &B256, signature: &[u8]) -> Option<Address> {
+    if !matches!(signature.get(64), Some(0 | 1 | 27 | 28)) {
+        return None;
+    }
     let signature = Signature::try_from(signature).ok()?;
     if signature.normalize_s().is_some() {
         return None;
@@ -130,7 +134,7 @@ mod tests {
         RootKeys {
             ecdsa: [2u8; 33].to_vec(),
             bls: [7u8; 48].to_vec(),
-            bls_shares: bls_shares_digest([(1, &[1u8; 48][..]), (0, &[0u8; 48][..])]),
+            bls_shares: bls_shares_digest([(1, &[1u8; 48]), (0, &[0u8; 48])]),
             attester: Address::repeat_byte(0xa7),
         }
     }
@@ -154,15 +158,29 @@ mod tests {
         let signature = sign_digest(&key, &digest);
         assert_eq!(signer_of(&digest, &signature), Some(key.address()));
         // another challenge, another key, another field: another digest
-        assert_ne!(signer_of(&handshake_digest(&claim(), &[2; 32]), &signature), Some(key.address()));
+        assert_ne!(
+            signer_of(&handshake_digest(&claim(), &[2; 32]), &signature),
+            Some(key.address())
+        );
         let mut other = claim();
         other.keys.bls[0] ^= 1;
-        assert_ne!(signer_of(&handshake_digest(&other, &[1; 32]), &signature), Some(key.address()));
+        assert_ne!(
+            signer_of(&handshake_digest(&other, &[1; 32]), &signature),
+            Some(key.address())
+        );
         let mut other = claim();
         other.node_id = 3;
-        assert_ne!(signer_of(&handshake_digest(&other, &[1; 32]), &signature), Some(key.address()));
-        // truncated or padded signatures are refused
+        assert_ne!(
+            signer_of(&handshake_digest(&other, &[1; 32]), &signature),
+            Some(key.address())
+        );
+        // truncated or padded signatures, and any v but 0, 1, 27, 28, are refused (as NodeSet does)
         assert_eq!(signer_of(&digest, &signature[..64]), None);
+        for v in [2u8, 26, 29, 35, 36, 37, 255] {
+            let mut odd = signature;
+            odd[64] = v;
+            assert_eq!(signer_of(&digest, &odd), None, "v = {v}");
+        }
         assert_eq!(signer_of(&digest, &[&signature[..], &[0]].concat()), None);
     }
 
@@ -171,7 +189,9 @@ mod tests {
         let key = PrivateKeySigner::random();
         let digest = root_keys_digest(1, Address::ZERO, 1, &keys());
         let signature = Signature::try_from(&sign_digest(&key, &digest)[..]).unwrap();
-        let order = U256::from_be_slice(&hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap());
+        let order = U256::from_be_slice(
+            &hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141").unwrap(),
+        );
         let twin = Signature::new(signature.r(), order - signature.s(), !signature.v());
         assert_eq!(twin.recover_address_from_prehash(&digest).ok(), Some(key.address()));
         assert_eq!(signer_of(&digest, &twin.as_bytes()), None);
@@ -206,9 +226,9 @@ mod tests {
 
     #[test]
     fn the_shares_digest_does_not_depend_on_order() {
-        let a = bls_shares_digest([(0, &[0u8; 48][..]), (1, &[1u8; 48][..])]);
-        let b = bls_shares_digest([(1, &[1u8; 48][..]), (0, &[0u8; 48][..])]);
+        let a = bls_shares_digest([(0, &[0u8; 48]), (1, &[1u8; 48])]);
+        let b = bls_shares_digest([(1, &[1u8; 48]), (0, &[0u8; 48])]);
         assert_eq!(a, b);
-        assert_ne!(a, bls_shares_digest([(0, &[1u8; 48][..]), (1, &[0u8; 48][..])]));
+        assert_ne!(a, bls_shares_digest([(0, &[1u8; 48]), (1, &[0u8; 48])]));
     }
 }

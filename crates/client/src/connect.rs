@@ -69,7 +69,11 @@ fn claim_of(h: &Handshake, chain_id: u64, node_set: Address) -> Result<Handshake
     };
     let mut shares = Vec::with_capacity(h.bls_public_shares.len());
     for (id, share) in &h.bls_public_shares {
-        shares.push((*id, hex::decode(share).map_err(|_| format!("BLS public share {id} is not hex"))?));
+        let bytes = hex::decode(share)
+            .ok()
+            .and_then(|b| <[u8; 48]>::try_from(b).ok())
+            .ok_or_else(|| format!("BLS public share {id} is not 48 bytes of hex"))?;
+        shares.push((*id, bytes));
     }
     let identity_key = hex::decode(&h.identity_key)
         .ok()
@@ -83,7 +87,7 @@ fn claim_of(h: &Handshake, chain_id: u64, node_set: Address) -> Result<Handshake
         RootKeys {
             ecdsa: hex_field("ECDSA key", &h.ecdsa_public_key)?,
             bls: hex_field("BLS key", &h.bls_public_key)?,
-            bls_shares: bls_shares_digest(shares.iter().map(|(id, s)| (*id, s.as_slice()))),
+            bls_shares: bls_shares_digest(shares.iter().map(|(id, s)| (*id, s))),
             attester,
         }
     } else {
@@ -216,9 +220,10 @@ impl Client {
             .build()
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let chain = read_chain(network).await?;
-        if chain.view.keys.is_empty() {
+        if chain.view.keys.is_empty() || chain.view.keys_epoch != chain.view.epoch {
             return Err(ClientError::KeysNotRecorded {
                 node_set: network.node_set.to_string(),
+                epoch: chain.view.epoch,
             });
         }
         let targets = targets(&chain.view, urls)?;
@@ -242,6 +247,10 @@ impl Client {
             match check_signed(&h, listed, &chain, network.node_set, &challenge) {
                 Err(reason) => failures.push(fail(reason)),
                 Ok(_) if !h.ready => failures.push(fail("root keys not ready yet".into())),
+                Ok(_) if !same_ids(&h, &chain.view) => failures.push(fail(format!(
+                    "reports BLS public shares for nodes {:?}, not for NodeSet's",
+                    h.bls_public_shares.keys().collect::<Vec<_>>()
+                ))),
                 Ok(claim) if claim.keys != chain.view.keys => failures.push(fail(format!(
                     "reports root keys other than NodeSet's record (ECDSA {:?}, attester {:?}; NodeSet has {} and {})",
                     h.ecdsa_public_key,
@@ -249,7 +258,14 @@ impl Client {
                     hex::encode(&chain.view.keys.ecdsa),
                     chain.view.keys.attester
                 ))),
-                Ok(_) => good.push((url.clone(), h)),
+                Ok(_) => match bls_package(
+                    h.bls_public_key.as_deref(),
+                    &h.bls_public_shares,
+                    chain.view.threshold as usize,
+                ) {
+                    Ok(package) => good.push((url.clone(), h, package)),
+                    Err(e) => failures.push(fail(e.to_string())),
+                },
             }
         }
         let threshold = chain.view.threshold as usize;
@@ -265,15 +281,15 @@ impl Client {
         let ecdsa_root = decode_point(&hex::encode(&record.ecdsa))
             .ok_or_else(|| ClientError::Invalid("NodeSet records an undecodable ECDSA root key".into()))?;
         let bls_root = hex::encode(&record.bls);
-        // Every node kept reported shares whose digest is the record's: any one's map will do.
-        let bls_shares = good.first().map(|(_, h)| h.bls_public_shares.clone()).unwrap_or_default();
-        let bls_package = bls_package(Some(&bls_root), &bls_shares, threshold)?;
+        // Every node kept reported shares whose digest is the record's, and they decode: any one's
+        // package is the network's.
+        let bls_package = good.first().and_then(|(_, _, package)| package.clone());
         Ok(Self {
             http,
             bls_package,
             nodes: good
                 .into_iter()
-                .map(|(url, h)| NodeHandle { id: h.node_id, url })
+                .map(|(url, h, _)| NodeHandle { id: h.node_id, url })
                 .collect(),
             unreachable: failures,
             threshold,
@@ -285,6 +301,11 @@ impl Client {
             pkp_nft: Some(chain.pkp_nft),
         })
     }
+}
+
+/// Whether a handshake's BLS public shares are for exactly the nodes NodeSet lists.
+fn same_ids(h: &Handshake, view: &NodeSetView) -> bool {
+    h.bls_public_shares.len() == view.nodes.len() && view.nodes.iter().all(|n| h.bls_public_shares.contains_key(&n.id))
 }
 
 /// The root-key record most nodes sign, with their signatures, for `NodeSet.recordKeys`.
@@ -365,7 +386,8 @@ pub async fn key_confirmations(network: &Network) -> Result<KeyConfirmations, Cl
             failures.push(node);
         }
     }
-    let recorded = (chain.view.keys_epoch == chain.view.epoch && !chain.view.keys.is_empty()).then(|| chain.view.keys.clone());
+    let recorded =
+        (chain.view.keys_epoch == chain.view.epoch && !chain.view.keys.is_empty()).then(|| chain.view.keys.clone());
     Ok(KeyConfirmations {
         keys,
         epoch: chain.view.epoch,

@@ -105,12 +105,14 @@ pub enum ClientError {
     },
     /// NodeSet holds no record of the network's root keys yet, so no node's keys can be checked.
     #[error(
-        "NodeSet {node_set} records no root keys yet: once the nodes are ready, `sigil admin record-keys` \
-         submits their signed record"
+        "NodeSet {node_set} records no root keys for its epoch {epoch} yet: once the nodes are ready, \
+         `sigil admin record-keys` submits their signed record"
     )]
     KeysNotRecorded {
         /// The NodeSet contract.
         node_set: String,
+        /// NodeSet's current epoch.
+        epoch: u64,
     },
     /// Not enough valid shares to make a signature.
     #[error("no signature: {valid} usable shares of {need} needed; {}", list(.failures))]

@@ -34,8 +34,6 @@ use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
 pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, HandshakeRequest, PeerInfo, SignResponse};
 
-use crate::vouch::PublicKeys;
-
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest personal message `/web/pkp/sign` hashes for the caller.
@@ -349,15 +347,18 @@ async fn handshake(
             .map_err(|e| ApiError::bad_request(format!("handshake body: {e}")))?
     };
     let challenge = match request.challenge.as_deref() {
-        None => [0u8; 32],
-        Some(text) => hex::decode(text.trim_start_matches("0x"))
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| ApiError::bad_request("challenge must be 32 bytes of hex"))?,
+        None => None,
+        Some(text) => Some(
+            hex::decode(text.trim_start_matches("0x"))
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| ApiError::bad_request("challenge must be 32 bytes of hex"))?,
+        ),
     };
-    let keys = node.keys();
-    let public = keys.as_deref().map(PublicKeys::of);
-    let signatures = node.sign_handshake(public.as_ref(), &challenge);
+    let cached = node.public_keys();
+    let public = cached.as_ref().map(|c| &c.0);
+    // Signed only when asked with a challenge: an unsigned answer is worth nothing to a client.
+    let signature = challenge.and_then(|c| node.sign_handshake(public, &c));
     let (chain_id, latest_blockhash, node_set) = match &node.options.registry {
         Some(registry) => (
             Some(registry.chain_id()),
@@ -378,13 +379,18 @@ async fn handshake(
         bls_public_key: public.as_ref().map(|k| hex::encode(&k.bls)),
         bls_public_shares: public
             .as_ref()
-            .map(|k| k.bls_shares.iter().map(|(id, share)| (*id, hex::encode(share))).collect())
+            .map(|k| {
+                k.bls_shares
+                    .iter()
+                    .map(|(id, share)| (*id, hex::encode(share)))
+                    .collect()
+            })
             .unwrap_or_default(),
         attester: public.as_ref().map(|k| k.attester.to_string()),
         identity_key: hex::encode(node.identity_key()),
         signer: Some(node.signer_address().to_string()),
-        signature: signatures.as_ref().map(|s| hex::encode(s.handshake)),
-        keys_signature: signatures.and_then(|s| s.keys).map(hex::encode),
+        signature: signature.map(hex::encode),
+        keys_signature: cached.as_ref().and_then(|c| c.1).map(hex::encode),
         peers: node
             .settings
             .peers
@@ -959,7 +965,7 @@ pub(crate) async fn threshold_share(
                     "node {} took presignature {what} ahead of its request before it restarted, so it never uses it; retry",
                     node.me
                 ),
-            ))
+            ));
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };

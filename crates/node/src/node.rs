@@ -186,6 +186,8 @@ pub struct Node {
     peers_ready: Mutex<HashMap<u32, bool>>,
     /// The highest take counter each peer reported, as it signed it (see [`Store::takes`]).
     peer_takes: Mutex<HashMap<u32, SignedTakes>>,
+    /// The public parts of the root keys and their signed record (see [`Node::public_keys`]).
+    pub(crate) public: std::sync::OnceLock<Arc<(crate::vouch::PublicKeys, Option<[u8; 65]>)>>,
     /// This node's last signed take counter (see [`Node::sign_takes`]).
     pub(crate) signed_takes: Mutex<Option<SignedTakes>>,
     /// Set once this node checked with its peers that its store was not rolled back.
@@ -415,6 +417,7 @@ pub async fn run(
         peers_ready: Mutex::new(HashMap::new()),
         peer_takes: Mutex::new(peer_takes),
         signed_takes: Mutex::new(None),
+        public: std::sync::OnceLock::new(),
         witnessed: std::sync::atomic::AtomicBool::new(false),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
@@ -612,15 +615,20 @@ async fn check_rollback(node: &Arc<Node>) {
                         .ok()
                         .and_then(|b| <[u8; 65]>::try_from(b).ok())
                         .map(|signature| SignedTakes { takes, signature });
-                    let vouched = match signed {
-                        Some(signed) if node.signed_by_me(&signed) => takes,
-                        _ if takes == 0 => 0,
-                        _ => {
-                            tracing::warn!(peer, takes, "a peer reports a take counter this node never signed; ignored");
-                            0
+                    match signed {
+                        Some(signed) if node.signed_by_me(&signed) => {
+                            answers.insert(peer, takes);
                         }
-                    };
-                    answers.insert(peer, vouched);
+                        _ if takes == 0 => {
+                            answers.insert(peer, 0);
+                        }
+                        // Not counted as an answer: the check waits for peers whose word holds.
+                        _ => tracing::warn!(
+                            peer,
+                            takes,
+                            "a peer reports a take counter this node never signed; ignored"
+                        ),
+                    }
                 }
             }
         }

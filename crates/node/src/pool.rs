@@ -666,9 +666,16 @@ pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) {
     if dropped.is_empty() {
         return;
     }
-    tracing::info!(peer = from, count = dropped.len(), "a holder discarded presignature slots; dropped from the pool");
+    tracing::info!(
+        peer = from,
+        count = dropped.len(),
+        "a holder discarded presignature slots; dropped from the pool"
+    );
     let own = pool_id(node, node.me);
-    let ids: Vec<PresignatureId> = dropped.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
+    let ids: Vec<PresignatureId> = dropped
+        .iter()
+        .map(|seq| PresignatureId { pool: own, seq: *seq })
+        .collect();
     let store = Arc::clone(&node.store);
     let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
 }

@@ -425,7 +425,9 @@ impl Store {
                 .map(|entry| entry.map(|(k, _)| k.value().to_vec()).map_err(db_err))
                 .collect::<Result<_, _>>()?;
             for key in keys {
-                let Some(id) = PresignatureId::from_key(&key) else { continue };
+                let Some(id) = PresignatureId::from_key(&key) else {
+                    continue;
+                };
                 if let Some(sealed) = stock.remove(key.as_slice()).map_err(db_err)? {
                     taken.push((id, sealed.value().to_vec()));
                 }
@@ -1188,7 +1190,10 @@ fn refill(store: &Store, reserve: &Mutex<Reserve>) {
     let (want, bound) = match reserve.lock() {
         Ok(mut reserve) => {
             reserve.ready.retain(|_, (_, at)| at.elapsed() < RESERVE_AGE);
-            (RESERVE.saturating_sub(reserve.ready.len()), std::mem::take(&mut reserve.to_forget))
+            (
+                RESERVE.saturating_sub(reserve.ready.len()),
+                std::mem::take(&mut reserve.to_forget),
+            )
         }
         Err(_) => return,
     };

@@ -5,6 +5,7 @@
 //! peer cannot make it discard its stock). Uses the node's keys and its registry; knows no HTTP.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use group::GroupEncoding;
 use sigil_chain::alloy::primitives::{keccak256, Address, B256};
@@ -18,9 +19,11 @@ use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
 use crate::node::{Node, RootKeys};
 use crate::store::SignedTakes;
 
-/// `keccak256("sigil-takes-v1" ‖ network fingerprint ‖ node id (4) ‖ takes (8))`.
-fn takes_digest(fingerprint: &[u8; 32], node: u32, takes: u64) -> B256 {
-    keccak256([&b"sigil-takes-v1"[..], fingerprint, &node.to_be_bytes(), &takes.to_be_bytes()].concat())
+/// `keccak256("sigil-takes-v1" ‖ node id (4) ‖ takes (8))`. Only the node's own key is ever
+/// checked against it, and nothing that changes with the node set is in it, so a counter peers
+/// kept from before a change of the node list still counts.
+fn takes_digest(node: u32, takes: u64) -> B256 {
+    keccak256([&b"sigil-takes-v1"[..], &node.to_be_bytes(), &takes.to_be_bytes()].concat())
 }
 
 /// The public parts of this node's root keys, as the handshake shows them.
@@ -30,7 +33,7 @@ pub struct PublicKeys {
     /// BLS root, G1 compressed.
     pub bls: Vec<u8>,
     /// Every node's BLS public share, by node id.
-    pub bls_shares: BTreeMap<u32, Vec<u8>>,
+    pub bls_shares: BTreeMap<u32, [u8; 48]>,
     /// The mint attester derived from the ECDSA root.
     pub attester: Address,
 }
@@ -43,16 +46,18 @@ impl PublicKeys {
         let bls_shares = package
             .parties()
             .into_iter()
-            .filter_map(|p| Some((p.0, package.public_share(p)?.to_bytes().as_ref().to_vec())))
+            .filter_map(|p| {
+                Some((
+                    p.0,
+                    <[u8; 48]>::try_from(package.public_share(p)?.to_bytes().as_ref()).ok()?,
+                ))
+            })
             .collect();
         Self {
             ecdsa: ecdsa_root.to_affine().to_encoded_point(true).as_bytes().to_vec(),
             bls: keys.bls.public_key().to_bytes().as_ref().to_vec(),
             bls_shares,
-            attester: Address::from(eth_address(&derive_public_key(
-                &ecdsa_root,
-                &KeyId(attester_key_id()),
-            ))),
+            attester: Address::from(eth_address(&derive_public_key(&ecdsa_root, &KeyId(attester_key_id())))),
         }
     }
 
@@ -61,24 +66,36 @@ impl PublicKeys {
         sigil_chain::vouch::RootKeys {
             ecdsa: self.ecdsa.clone(),
             bls: self.bls.clone(),
-            bls_shares: bls_shares_digest(self.bls_shares.iter().map(|(id, share)| (*id, share.as_slice()))),
+            bls_shares: bls_shares_digest(self.bls_shares.iter().map(|(id, share)| (*id, share))),
             attester: self.attester,
         }
     }
 }
 
-/// This node's signatures for one handshake.
-pub struct Signatures {
-    /// Over the handshake digest with the client's challenge.
-    pub handshake: [u8; 65],
-    /// Over the root-key record (once the keys exist).
-    pub keys: Option<[u8; 65]>,
-}
-
 impl Node {
+    /// The public parts of this node's root keys (read once, after the DKG) with its signature
+    /// over their record (None without a chain).
+    pub fn public_keys(&self) -> Option<Arc<(PublicKeys, Option<[u8; 65]>)>> {
+        let keys = self.keys()?;
+        if let Some(done) = self.public.get() {
+            return Some(Arc::clone(done));
+        }
+        let public = PublicKeys::of(&keys);
+        let signature = self.options.registry.as_ref().map(|registry| {
+            let digest = root_keys_digest(
+                registry.chain_id(),
+                registry.contracts().node_set,
+                self.settings.epoch,
+                &public.record(),
+            );
+            sign_digest(&self.signer, &digest)
+        });
+        Some(Arc::clone(self.public.get_or_init(|| Arc::new((public, signature)))))
+    }
+
     /// Signs a handshake answering `challenge` that reports `keys` (None before the DKG). Without
     /// a chain there is no NodeSet to vouch for the signer, and nothing is signed.
-    pub fn sign_handshake(&self, keys: Option<&PublicKeys>, challenge: &[u8; 32]) -> Option<Signatures> {
+    pub fn sign_handshake(&self, keys: Option<&PublicKeys>, challenge: &[u8; 32]) -> Option<[u8; 65]> {
         let registry = self.options.registry.as_ref()?;
         let claim = HandshakeClaim {
             chain_id: registry.chain_id(),
@@ -89,14 +106,7 @@ impl Node {
             threshold: u32::try_from(self.threshold).unwrap_or(u32::MAX),
             keys: keys.map(PublicKeys::record).unwrap_or_default(),
         };
-        let handshake = sign_digest(&self.signer, &handshake_digest(&claim, challenge));
-        let keys = keys.map(|_| {
-            sign_digest(
-                &self.signer,
-                &root_keys_digest(claim.chain_id, claim.node_set, claim.epoch, &claim.keys),
-            )
-        });
-        Some(Signatures { handshake, keys })
+        Some(sign_digest(&self.signer, &handshake_digest(&claim, challenge)))
     }
 
     /// This node's X25519 mesh key, as NodeSet lists it.
@@ -122,19 +132,19 @@ impl Node {
             }
             let signed = SignedTakes {
                 takes,
-                signature: sign_digest(&self.signer, &takes_digest(&self.fingerprint, self.me, takes)),
+                signature: sign_digest(&self.signer, &takes_digest(self.me, takes)),
             };
             *last = Some(signed);
             return signed;
         }
         SignedTakes {
             takes,
-            signature: sign_digest(&self.signer, &takes_digest(&self.fingerprint, self.me, takes)),
+            signature: sign_digest(&self.signer, &takes_digest(self.me, takes)),
         }
     }
 
     /// Whether `signed` is a counter this node signed.
     pub fn signed_by_me(&self, signed: &SignedTakes) -> bool {
-        signer_of(&takes_digest(&self.fingerprint, self.me, signed.takes), &signed.signature) == Some(self.signer.address())
+        signer_of(&takes_digest(self.me, signed.takes), &signed.signature) == Some(self.signer.address())
     }
 }

@@ -337,10 +337,13 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
     // cannot decrypt, and it says which share was bad.
     let three = Client::connect_via(
         &net.chain(),
-        &[0, 1, 3].into_iter().map(|i| (i, net.urls[i as usize].clone())).collect(),
+        &[0, 1, 3]
+            .into_iter()
+            .map(|i| (i, net.urls[i as usize].clone()))
+            .collect(),
     )
     .await
-        .unwrap();
+    .unwrap();
     let sealed = three.encrypt(&conditions, b"needs three").unwrap();
     match three.decrypt(&sealed, Some(&bob)).await {
         Err(ClientError::Decrypt { code, failures, .. }) => {

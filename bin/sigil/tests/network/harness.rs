@@ -328,7 +328,9 @@ impl Network {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         loop {
             match Client::connect(&self.chain()).await {
-                Ok(client) if nodes.iter().all(|i| client.nodes().iter().any(|n| n.id as usize == *i)) => return client,
+                Ok(client) if nodes.iter().all(|i| client.nodes().iter().any(|n| n.id as usize == *i)) => {
+                    return client
+                }
                 other => assert!(
                     started.elapsed() < timeout,
                     "cannot connect within {timeout:?}: {:?}",

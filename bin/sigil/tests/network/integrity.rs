@@ -206,13 +206,33 @@ async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discar
     sign_many(&client, &owned, 4, &mut presignatures).await;
     // Heartbeats carry node 0's signed counter to its peers.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Node 0 restarts while node 1 is down, so the liar's is the answer its check waits for.
+    // Node 0 restarts while node 1 is down, so the liar's is the only answer it gets: it is not
+    // believed, and node 0 waits (signing nothing) rather than discard its stock or trust it.
     net.kill(0);
     net.kill(1);
     net.restart(0);
     let started = Instant::now();
+    while !net
+        .log(0)
+        .contains("a peer reports a take counter this node never signed")
+    {
+        assert!(
+            started.elapsed() < READY,
+            "node 0 never heard the liar:\n{}",
+            net.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!net.log(0).contains("rollback check passed"), "{}", net.log(0));
+    net.restart(1);
+    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let started = Instant::now();
     while !net.log(0).contains("rollback check passed") {
-        assert!(started.elapsed() < READY, "node 0 never passed its rollback check:\n{}", net.log(0));
+        assert!(
+            started.elapsed() < READY,
+            "node 0 never passed its rollback check:\n{}",
+            net.log(0)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = net.log(0);
@@ -220,9 +240,6 @@ async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discar
         !log.contains("older than what this node already used"),
         "a made-up counter made node 0 discard its stock:\n{log}"
     );
-    assert!(log.contains("a peer reports a take counter this node never signed"), "{log}");
-    net.restart(1);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
     sign_many(&client, &owned, 4, &mut presignatures).await;
 }
 

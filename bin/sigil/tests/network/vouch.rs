@@ -60,7 +60,10 @@ async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     net.wait_keys(&[0, 1, 2, 3], READY).await;
     match Client::connect(&chain).await {
         Err(ClientError::KeysNotRecorded { .. }) => {}
-        other => panic!("connected without a key record: {:?}", other.map(|c| c.nodes().to_vec())),
+        other => panic!(
+            "connected without a key record: {:?}",
+            other.map(|c| c.nodes().to_vec())
+        ),
     }
     // Two nodes of four cannot record keys (t = 3), and nothing is recorded.
     net.kill(2);
@@ -97,22 +100,36 @@ async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     // A replayed genuine answer does not answer a fresh challenge.
     urls.insert(2, mitm_proxy(net.urls[2].clone(), replay_first_handshake()).await);
     let first = Client::connect_via(&chain, &urls).await.unwrap();
-    assert_eq!(first.nodes().len(), 4, "the first answer is live: {:?}", first.unreachable());
+    assert_eq!(
+        first.nodes().len(),
+        4,
+        "the first answer is live: {:?}",
+        first.unreachable()
+    );
     let replayed = Client::connect_via(&chain, &urls).await.unwrap();
     assert_eq!(replayed.nodes().len(), 3);
     assert_eq!(replayed.unreachable()[0].node, Some(2));
-    assert!(replayed.unreachable()[0].reason.contains("replayed"), "{:?}", replayed.unreachable());
+    assert!(
+        replayed.unreachable()[0].reason.contains("replayed"),
+        "{:?}",
+        replayed.unreachable()
+    );
 
     // An attacker in front of two nodes of four leaves fewer than t honest answers: no connection,
     // and both are named.
     urls.insert(1, mitm_proxy(net.urls[1].clone(), swap_bls_key()).await);
     urls.insert(2, mitm_proxy(net.urls[2].clone(), swap_bls_key()).await);
     match Client::connect_via(&chain, &urls).await {
-        Err(ClientError::NotReady { ready, need, failures, .. }) => {
+        Err(ClientError::NotReady {
+            ready, need, failures, ..
+        }) => {
             assert_eq!((ready, need), (2, 3));
             let named: Vec<_> = failures.iter().map(|f| f.node).collect();
             assert_eq!(named, vec![Some(1), Some(2)]);
         }
-        other => panic!("connected through two forged handshakes: {:?}", other.map(|c| c.nodes().to_vec())),
+        other => panic!(
+            "connected through two forged handshakes: {:?}",
+            other.map(|c| c.nodes().to_vec())
+        ),
     }
 }

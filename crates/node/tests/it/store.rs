@@ -245,7 +245,11 @@ async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once
 async fn reserved(taker: &Taker, n: usize) {
     let started = std::time::Instant::now();
     while taker.reserved() < n {
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{} reserved", taker.reserved());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{} reserved",
+            taker.reserved()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -266,7 +270,11 @@ async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() 
         }
         let taker = std::sync::Arc::new(Taker::start(std::sync::Arc::clone(&store)).unwrap());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert_eq!(taker.reserved(), 0, "nothing is reserved before the rollback check allows it");
+        assert_eq!(
+            taker.reserved(),
+            0,
+            "nothing is reserved before the rollback check allows it"
+        );
         taker.start_reserving();
         reserved(&taker, sigil_node::store::RESERVE).await;
         // The lowest ids were taken from the store, durably marked used, bound to nothing.
@@ -275,8 +283,14 @@ async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() 
         assert_eq!(store.reserved_before().unwrap().len(), sigil_node::store::RESERVE);
         // From memory: once for its request, again for the same request, never for another.
         assert!(matches!(taker.take(id(0), [1; 32]).await, Ok(Some(_))));
-        assert!(matches!(taker.take(id(0), [1; 32]).await, Err(StoreError::AlreadyUsed(_))));
-        assert!(matches!(taker.take(id(0), [2; 32]).await, Err(StoreError::UsedForAnother(_))));
+        assert!(matches!(
+            taker.take(id(0), [1; 32]).await,
+            Err(StoreError::AlreadyUsed(_))
+        ));
+        assert!(matches!(
+            taker.take(id(0), [2; 32]).await,
+            Err(StoreError::UsedForAnother(_))
+        ));
         // 64 concurrent requests over reserved and stored slots: each slot handed out once.
         let requests: Vec<_> = (0..64u64)
             .map(|i| {
