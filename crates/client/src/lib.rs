@@ -562,8 +562,9 @@ impl Client {
                     match e.fields.as_ref().map(|f| f.code.as_str()) {
                         // Not in the signing set: nothing was spent, nothing is wrong.
                         Some("NOT_A_SIGNER") => {}
-                        // The allocator bound the presignature twice; the holder is not at fault.
-                        Some("PRESIGNATURE_USED") => {
+                        // The allocator bound the presignature twice, or the holder restarted
+                        // since it reserved it: the holder is not at fault, another slot is asked for.
+                        Some("PRESIGNATURE_USED" | "PRESIGNATURE_DISCARDED") => {
                             round.retry = true;
                             used_elsewhere.push(node.id);
                             round.failures.push(fail(e.text));

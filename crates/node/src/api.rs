@@ -916,6 +916,7 @@ pub(crate) async fn threshold_share(
         h.update(digest.as_bytes());
         h.finalize().into()
     };
+    node.taker.reserve_from(id.pool);
     let started = Instant::now();
     let taken = node.taker.take(id, binding).await;
     node.metrics
@@ -1074,7 +1075,6 @@ async fn mesh_send(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 }
             }
             Ok(Message::Stored(seq)) => crate::pool::stored(&node, opened.from, seq),
-            Ok(Message::Discarded(seqs)) => crate::pool::discarded(&node, opened.from, &seqs).await,
             Ok(Message::Failed { seq, silent }) => crate::pool::failed(&node, opened.from, seq, &silent),
             Ok(Message::Action { request, topic, value }) => node.mailbox.put(request, &topic, opened.from, value),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
@@ -1098,6 +1098,13 @@ async fn mesh_call(State(node): State<Arc<Node>>, raw: Result<Bytes, BytesReject
                 proof: hex::encode(signed.signature),
             }
         }
+        Ok(Call::Discard { seqs }) if seqs.len() <= crate::wire::MAX_DISCARDED => Reply::Dropped {
+            count: crate::pool::discarded(&node, opened.from, &seqs).await,
+        },
+        Ok(Call::Discard { .. }) => Reply::Error {
+            code: "BAD_REQUEST".into(),
+            message: format!("at most {} slots per discard", crate::wire::MAX_DISCARDED),
+        },
         Ok(Call::Witness) => {
             let mut seen = node.seen_takes(opened.from);
             if node.options.fault() == Some(crate::Fault::InflatedWitness) {

@@ -497,6 +497,8 @@ async fn sweep(node: Arc<Node>) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         node.sessions.sweep();
         node.mailbox.sweep();
+        node.taker.refill_soon();
+        crate::pool::send_discards(&node).await;
         // Peers' take counters are kept on disk, so this node still vouches for them after its
         // own restart (a whole network restarted together still catches a restored backup).
         let seen = node.peer_takes.lock().map(|m| m.clone()).unwrap_or_default();
@@ -553,7 +555,10 @@ async fn bootstrap(node: Arc<Node>) {
         *slot = Some(Arc::new(keys));
     }
     if !node.witnessed() {
-        check_rollback(&node).await;
+        if !check_rollback(&node).await {
+            tracing::error!("the rollback check could not finish; this node signs nothing until it restarts");
+            return;
+        }
         node.witnessed.store(true, std::sync::atomic::Ordering::Release);
     }
     discard_reserved(&node).await;
@@ -563,8 +568,8 @@ async fn bootstrap(node: Arc<Node>) {
 }
 
 /// Presignatures this node took ahead of their requests before it stopped are never used (their
-/// shares may have been released): their slots leave this node's pool, and other pools' owners
-/// are told to drop theirs.
+/// shares may have been released): their pools' owners are told to drop the slots (this node's
+/// own pool included), again by the sweep until each owner answered.
 async fn discard_reserved(node: &Arc<Node>) {
     let store = Arc::clone(&node.store);
     let before = match tokio::task::spawn_blocking(move || store.reserved_before()).await {
@@ -574,20 +579,11 @@ async fn discard_reserved(node: &Arc<Node>) {
     if before.is_empty() {
         return;
     }
-    let own = crate::pool::pool_id(node, node.me);
-    let (mine, others): (Vec<_>, Vec<_>) = before.iter().copied().partition(|id| id.pool == own);
-    let store = Arc::clone(&node.store);
-    let removed = tokio::task::spawn_blocking(move || {
-        store.remove_slots(&mine)?;
-        store.forget_reserved(&before)
-    })
-    .await;
-    crate::pool::report_discarded(node, &others).await;
     tracing::info!(
-        count = others.len(),
-        ok = matches!(removed, Ok(Ok(()))),
+        count = before.len(),
         "presignatures taken ahead of requests before the restart are discarded"
     );
+    crate::pool::report_discarded(node, &before).await;
 }
 
 /// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers
@@ -595,7 +591,8 @@ async fn discard_reserved(node: &Arc<Node>) {
 /// the data file is an older copy (a restored backup): the presignatures and triples in it may
 /// already have been used, and using one again would leak the root key (DESIGN §6.2), so they are
 /// all discarded before this node signs anything. Until enough peers answer, it signs nothing.
-async fn check_rollback(node: &Arc<Node>) {
+/// Returns false when the discarding failed (the node must then never sign).
+async fn check_rollback(node: &Arc<Node>) -> bool {
     let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
     let needed = node.threshold.saturating_sub(1).max(1);
     let mut answers: HashMap<u32, u64> = HashMap::new();
@@ -668,12 +665,16 @@ async fn check_rollback(node: &Arc<Node>) {
                     discarded,
                     "this data file is older than what this node already used (restored from a backup?): every presignature and triple in it was discarded"
                 ),
-                _ => tracing::error!("cannot discard the presignatures of a rolled-back store"),
+                _ => {
+                    tracing::error!("cannot discard the presignatures of a rolled-back store");
+                    return false;
+                }
             }
         }
         Some(_) => tracing::info!(peers = answered, "rollback check passed"),
         None => {}
     }
+    true
 }
 
 async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {

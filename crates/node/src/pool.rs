@@ -119,6 +119,9 @@ pub struct Pool {
     /// Reports of silent nodes per run: (seq, accused) → reporters.
     reports: Mutex<HashMap<(u64, u32), Vec<u32>>>,
     rotation: AtomicUsize,
+    /// Slots of any pool this node will never use, not yet acknowledged by their owners (see
+    /// [`report_discarded`]; bounded).
+    pub(crate) discards: Mutex<Vec<PresignatureId>>,
     /// Stocked slots already leased (see [`crate::store::Store::lease`]).
     leased: Mutex<std::collections::HashSet<u64>>,
     /// Held while slots are being leased, so a request never races the background leasing.
@@ -146,6 +149,7 @@ impl Default for Pool {
             ordered: Mutex::new(HashMap::new()),
             reports: Mutex::new(HashMap::new()),
             rotation: AtomicUsize::new(0),
+            discards: Mutex::new(Vec::new()),
             leased: Mutex::new(std::collections::HashSet::new()),
             lease_gate: tokio::sync::Mutex::new(()),
             penalties: Mutex::new(HashMap::new()),
@@ -645,57 +649,115 @@ pub fn stored(node: &Node, from: u32, seq: u64) {
     }
 }
 
-/// `from` will never use its shares of these slots of this node's pool: they leave the stock (only
-/// slots `from` holds, so no node can drop another's).
-pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) {
-    let dropped: Vec<u64> = {
+/// `from` will never use its shares of these slots of this node's pool: they leave the stock and
+/// the store (only slots `from` holds, so no node can drop another's). Returns how many were
+/// dropped. Works before the pool is loaded too (then only the store has them).
+pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) -> usize {
+    let mut dropped: Vec<u64> = {
         let (Ok(mut stock), Ok(mut leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
-            return;
+            return 0;
         };
-        let before: Vec<u64> = stock.iter().map(|(seq, _)| *seq).collect();
-        stock.retain(|(seq, holders)| !(seqs.contains(seq) && holders.contains(&from)));
-        let dropped: Vec<u64> = before
-            .into_iter()
-            .filter(|seq| !stock.iter().any(|(s, _)| s == seq))
-            .collect();
+        let mut dropped = Vec::new();
+        stock.retain(|(seq, holders)| {
+            let drop = seqs.contains(seq) && holders.contains(&from);
+            if drop {
+                dropped.push(*seq);
+            }
+            !drop
+        });
         for seq in &dropped {
             leased.remove(seq);
         }
         dropped
     };
+    let own = pool_id(node, node.me);
+    let store = Arc::clone(&node.store);
+    let stored = tokio::task::spawn_blocking(move || store.slots(&own)).await;
+    if let Ok(Ok(slots)) = stored {
+        dropped.extend(
+            slots
+                .into_iter()
+                .filter(|(seq, holders)| seqs.contains(seq) && holders.contains(&from))
+                .map(|(seq, _)| seq),
+        );
+    }
+    dropped.sort_unstable();
+    dropped.dedup();
     if dropped.is_empty() {
-        return;
+        return 0;
     }
     tracing::info!(
         peer = from,
         count = dropped.len(),
         "a holder discarded presignature slots; dropped from the pool"
     );
-    let own = pool_id(node, node.me);
     let ids: Vec<PresignatureId> = dropped
         .iter()
         .map(|seq| PresignatureId { pool: own, seq: *seq })
         .collect();
     let store = Arc::clone(&node.store);
     let _ = tokio::task::spawn_blocking(move || store.remove_slots(&ids)).await;
+    dropped.len()
 }
 
-/// Tells the owners of these slots' pools that this node will never use its shares of them.
+/// Adds slots this node will never use to those it reports to their pools' owners, and reports
+/// what is pending.
 pub async fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
-    for (owner, _, _) in &node.settings.peers {
-        let pool = pool_id(node, *owner);
-        let seqs: Vec<u64> = ids.iter().filter(|id| id.pool == pool).map(|id| id.seq).collect();
-        if seqs.is_empty() {
-            continue;
-        }
-        if *owner == node.me {
-            discarded(node, node.me, &seqs).await;
-        } else {
-            for chunk in seqs.chunks(crate::wire::MAX_DISCARDED) {
-                node.net.send(*owner, Message::Discarded(chunk.to_vec()).encode());
+    if let Ok(mut pending) = node.pool.discards.lock() {
+        for id in ids {
+            if !pending.contains(id) && pending.len() < crate::wire::MAX_DISCARDED * 4 {
+                pending.push(*id);
             }
         }
     }
+    send_discards(node).await;
+}
+
+/// Tells each owner of a pending discarded slot to drop it; a slot leaves the list (and the
+/// store's reserved list) once its owner answered. Called again by the sweep until all are told.
+pub async fn send_discards(node: &Arc<Node>) {
+    let pending: Vec<PresignatureId> = node.pool.discards.lock().map(|p| p.clone()).unwrap_or_default();
+    if pending.is_empty() {
+        return;
+    }
+    let mut told = Vec::new();
+    for (owner, _, _) in &node.settings.peers {
+        let pool = pool_id(node, *owner);
+        let mine: Vec<PresignatureId> = pending.iter().filter(|id| id.pool == pool).copied().collect();
+        for chunk in mine.chunks(crate::wire::MAX_DISCARDED) {
+            let seqs: Vec<u64> = chunk.iter().map(|id| id.seq).collect();
+            let answered = if *owner == node.me {
+                discarded(node, node.me, &seqs).await;
+                true
+            } else {
+                let call = serde_json::to_vec(&crate::wire::Call::Discard { seqs }).unwrap_or_default();
+                let reply = node.net.call(*owner, &call, Duration::from_secs(2)).await;
+                matches!(
+                    reply.as_deref().map(serde_json::from_slice::<crate::wire::Reply>),
+                    Ok(Ok(crate::wire::Reply::Dropped { .. }))
+                )
+            };
+            if answered {
+                told.extend_from_slice(chunk);
+            }
+        }
+    }
+    // Slots of pools whose owner is not a node any more are dropped from the list too.
+    let owners: Vec<[u8; 32]> = node
+        .settings
+        .peers
+        .iter()
+        .map(|(id, _, _)| pool_id(node, *id))
+        .collect();
+    told.extend(pending.iter().filter(|id| !owners.contains(&id.pool)).copied());
+    if told.is_empty() {
+        return;
+    }
+    if let Ok(mut pending) = node.pool.discards.lock() {
+        pending.retain(|id| !told.contains(id));
+    }
+    let store = Arc::clone(&node.store);
+    let _ = tokio::task::spawn_blocking(move || store.forget_reserved(&told)).await;
 }
 
 /// A member of run `seq` of this node's pool reports the members it never heard from. A node is

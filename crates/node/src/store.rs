@@ -405,11 +405,36 @@ impl Store {
             .collect()
     }
 
-    /// Takes up to `want` presignatures from the stock ahead of their requests, lowest ids first,
-    /// in one durable transaction: each is marked used (with no request) before it is returned,
-    /// so after a crash none of them is ever used ([`StoreError::Discarded`]).
-    pub fn reserve_presignatures(&self, want: usize) -> Result<Vec<(PresignatureId, Presignature)>, StoreError> {
-        if want == 0 || self.presignature_count()? == 0 {
+    /// Takes up to `want` presignatures of `pool` from the stock ahead of their requests, lowest
+    /// ids first, in one durable transaction: each is marked used (with no request) before it is
+    /// returned, so after a crash none of them is ever used ([`StoreError::Discarded`]). A record
+    /// that does not open is skipped (and logged); the others are still returned.
+    pub fn reserve_presignatures(
+        &self,
+        pool: &[u8; 32],
+        want: usize,
+    ) -> Result<Vec<(PresignatureId, Presignature)>, StoreError> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let start = PresignatureId { pool: *pool, seq: 0 }.key();
+        let end = PresignatureId {
+            pool: *pool,
+            seq: u64::MAX,
+        }
+        .key();
+        let keys: Vec<Vec<u8>> = {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
+            let keys = stock
+                .range(start.as_slice()..=end.as_slice())
+                .map_err(db_err)?
+                .take(want)
+                .map(|entry| entry.map(|(k, _)| k.value().to_vec()).map_err(db_err))
+                .collect::<Result<_, _>>()?;
+            keys
+        };
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
         let txn = self.db.begin_write().map_err(db_err)?;
@@ -418,37 +443,53 @@ impl Store {
             let mut stock = txn.open_table(PRESIGNATURES).map_err(db_err)?;
             let mut used = txn.open_table(USED).map_err(db_err)?;
             let mut reserved = txn.open_table(RESERVED_IDS).map_err(db_err)?;
-            let keys: Vec<Vec<u8>> = stock
-                .iter()
-                .map_err(db_err)?
-                .take(want)
-                .map(|entry| entry.map(|(k, _)| k.value().to_vec()).map_err(db_err))
-                .collect::<Result<_, _>>()?;
             for key in keys {
                 let Some(id) = PresignatureId::from_key(&key) else {
                     continue;
                 };
-                if let Some(sealed) = stock.remove(key.as_slice()).map_err(db_err)? {
-                    taken.push((id, sealed.value().to_vec()));
-                }
+                let Some(sealed) = stock
+                    .remove(key.as_slice())
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_vec())
+                else {
+                    continue;
+                };
                 used.insert(key.as_slice(), RESERVED_MARK).map_err(db_err)?;
                 reserved.insert(key.as_slice(), ()).map_err(db_err)?;
+                taken.push((id, sealed));
             }
         }
         txn.commit().map_err(db_err)?;
-        taken
-            .into_iter()
-            .map(|(id, sealed)| {
-                let presignature = self.open_record(
-                    "presignatures",
-                    &id.key(),
-                    &sealed,
-                    format!("presignature {id}"),
-                    Presignature::from_bytes,
-                )?;
-                Ok((id, presignature))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(taken.len());
+        for (id, sealed) in taken {
+            let what = format!("presignature {id}");
+            match self.open_record("presignatures", &id.key(), &sealed, what, Presignature::from_bytes) {
+                Ok(presignature) => out.push((id, presignature)),
+                Err(e) => tracing::error!(error = %e, "a reserved presignature does not open; it is never used"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the bindings of reserved presignatures (so that after a restart a repeated request
+    /// is told `AlreadyUsed`, another `UsedForAnother`), without waiting for an fsync: before it
+    /// lands, both are refused as [`StoreError::Discarded`]. Their reserved entries stay until
+    /// [`Store::forget_reserved`].
+    pub fn record_reserved_bindings(&self, bound: &[(PresignatureId, u64)]) -> Result<(), StoreError> {
+        if bound.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        txn.set_durability(redb::Durability::Eventual);
+        {
+            let mut used = txn.open_table(USED).map_err(db_err)?;
+            let mut reserved = txn.open_table(RESERVED_IDS).map_err(db_err)?;
+            for (id, mark) in bound {
+                used.insert(id.key().as_slice(), *mark).map_err(db_err)?;
+                reserved.remove(id.key().as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     /// Presignatures reserved ([`Store::reserve_presignatures`]) and not known to be bound since.
@@ -1031,6 +1072,14 @@ impl<Req: Send + 'static, Ans: Send + 'static> GroupCommit<Req, Ans> {
         })
     }
 
+    /// Queues `request` without waiting for its answer.
+    pub fn send(&self, request: Req) {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        if let Some(queue) = &self.queue {
+            let _ = queue.send((request, reply));
+        }
+    }
+
     /// Queues `request` and waits for its answer.
     pub async fn submit(&self, request: Req) -> Result<Ans, StoreError> {
         let stopped = || StoreError::Database(format!("{} has stopped", self.name));
@@ -1049,18 +1098,17 @@ pub const RESERVE: usize = 16;
 /// Requests bound to reserved presignatures that a [`Taker`] remembers (to answer a repeated
 /// request, and refuse another, without the store).
 const BOUND_MEMORY: usize = 4096;
-/// A reserved presignature no request asked for within this time is dropped (its slot was
-/// probably dropped by the allocator), making room for one that will be used.
-const RESERVE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Presignatures taken from the store ahead of their requests, and the requests bound to them.
 #[derive(Default)]
 struct Reserve {
-    ready: std::collections::BTreeMap<PresignatureId, (Presignature, std::time::Instant)>,
+    ready: std::collections::BTreeMap<PresignatureId, Presignature>,
     bound: std::collections::HashMap<PresignatureId, u64>,
     bound_order: std::collections::VecDeque<PresignatureId>,
-    /// Bound since the last refill: their ids leave the store's reserved list then.
-    to_forget: Vec<PresignatureId>,
+    /// Bound since the last refill, with their marks: written to the store then.
+    to_record: Vec<(PresignatureId, u64)>,
+    /// Only presignatures of this pool (the allocator's) are reserved.
+    pool: Option<[u8; 32]>,
 }
 
 impl Reserve {
@@ -1073,82 +1121,108 @@ impl Reserve {
                 StoreError::UsedForAnother(id.to_string())
             }));
         }
-        let (presignature, _) = self.ready.remove(&id)?;
+        let presignature = self.ready.remove(&id)?;
         self.bound.insert(id, mark);
         self.bound_order.push_back(id);
-        self.to_forget.push(id);
         while self.bound_order.len() > BOUND_MEMORY {
             if let Some(old) = self.bound_order.pop_front() {
                 self.bound.remove(&old);
             }
         }
+        self.to_record.push((id, mark));
         Some(Ok(Some(presignature)))
     }
 }
 
-/// Takes presignatures for sign requests. A holder must mark a presignature used durably before it
-/// releases a share; to keep that fsync off the request's path, a background thread takes up to
-/// [`RESERVE`] presignatures from the store ahead of their requests (durably marked used, bound to
-/// no request, kept in memory), and a request for one of them is bound in memory and answered at
-/// once. A request for any other goes through a group commit ([`Store::take_presignatures`]).
-/// After a crash the reserved ones are never used ([`StoreError::Discarded`]): at most
-/// [`RESERVE`] presignatures are lost, and none is ever released twice. Reserving starts only
-/// with [`Taker::start_reserving`], once the node knows its store was not rolled back.
-pub struct Taker {
-    commit: GroupCommit<(PresignatureId, [u8; 32]), Result<Option<Presignature>, StoreError>>,
-    reserve: Arc<Mutex<Reserve>>,
-    wake: Option<std::sync::mpsc::SyncSender<()>>,
-    reserver: Option<std::thread::JoinHandle<()>>,
-    reserving: Arc<std::sync::atomic::AtomicBool>,
+/// An order to the taking thread.
+enum TakeOrder {
+    /// Take this presignature for the request with this binding.
+    Take(PresignatureId, [u8; 32]),
+    /// Top the reserve up (and record the bindings made since the last refill).
+    Refill,
 }
 
-impl Drop for Taker {
-    /// Stops the reserving thread, so the store is closed on return (the reserved presignatures
-    /// are wiped with the reserve).
-    fn drop(&mut self) {
-        drop(self.wake.take());
-        if let Some(thread) = self.reserver.take() {
-            let _ = thread.join();
-        }
-    }
+/// Takes presignatures for sign requests. A holder must mark a presignature used durably before it
+/// releases a share; to keep that fsync off the request's path, the taking thread also takes up to
+/// [`RESERVE`] presignatures of the allocator's pool ahead of their requests (durably marked used,
+/// bound to no request, kept in memory), and a request for one of them is bound in memory and
+/// answered at once; its binding reaches the store at the next refill. A request for any other
+/// goes through a group commit ([`Store::take_presignatures`]). Takes and refills run on one
+/// thread, so a slot is never half reserved while a take looks at it. After a crash the reserved
+/// ones are never used ([`StoreError::Discarded`], or the recorded binding's answer): at most
+/// [`RESERVE`] presignatures are lost, and none is ever released twice. Reserving starts only with
+/// [`Taker::start_reserving`], once the node knows its store was not rolled back.
+pub struct Taker {
+    commit: GroupCommit<TakeOrder, Result<Option<Presignature>, StoreError>>,
+    reserve: Arc<Mutex<Reserve>>,
+    reserving: Arc<std::sync::atomic::AtomicBool>,
+    refill_queued: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Taker {
-    /// Starts the taking and reserving threads; they end when the `Taker` is dropped.
+    /// Starts the taking thread; it ends when the `Taker` is dropped.
     pub fn start(store: Arc<Store>) -> Result<Self, StoreError> {
-        let commit_store = Arc::clone(&store);
-        let commit = GroupCommit::start("presignature-taker", move |ids: Vec<(PresignatureId, [u8; 32])>| {
-            commit_store.take_presignatures(&ids)
-        })?;
         let reserve: Arc<Mutex<Reserve>> = Arc::default();
-        let reserving = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
-        let (held, on) = (Arc::clone(&reserve), Arc::clone(&reserving));
-        let reserver = std::thread::Builder::new()
-            .name("presignature-reserver".into())
-            .spawn(move || loop {
-                match woken.recv_timeout(std::time::Duration::from_secs(1)) {
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                if on.load(std::sync::atomic::Ordering::Acquire) {
-                    refill(&store, &held);
-                }
-            })
-            .map_err(|e| StoreError::Database(format!("cannot start presignature-reserver: {e}")))?;
+        let refill_queued = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (held, queued) = (Arc::clone(&reserve), Arc::clone(&refill_queued));
+        let commit = GroupCommit::start("presignature-taker", move |orders: Vec<TakeOrder>| {
+            let takes: Vec<(PresignatureId, [u8; 32])> = orders
+                .iter()
+                .filter_map(|o| match o {
+                    TakeOrder::Take(id, binding) => Some((*id, *binding)),
+                    TakeOrder::Refill => None,
+                })
+                .collect();
+            let mut taken = store.take_presignatures(&takes).into_iter();
+            let answers: Vec<_> = orders
+                .iter()
+                .map(|o| match o {
+                    TakeOrder::Take(..) => taken.next().unwrap_or(Ok(None)),
+                    TakeOrder::Refill => Ok(None),
+                })
+                .collect();
+            if orders.iter().any(|o| matches!(o, TakeOrder::Refill)) {
+                queued.store(false, std::sync::atomic::Ordering::Release);
+                refill(&store, &held);
+            }
+            answers
+        })?;
         Ok(Self {
             commit,
             reserve,
-            wake: Some(wake),
-            reserver: Some(reserver),
-            reserving,
+            reserving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            refill_queued,
         })
     }
 
-    /// Lets the reserving thread take presignatures ahead of requests from now on.
+    /// Lets the taking thread reserve presignatures from now on.
     pub fn start_reserving(&self) {
         self.reserving.store(true, std::sync::atomic::Ordering::Release);
-        self.wake_reserver();
+    }
+
+    /// Reserves from `pool` (the allocator's) from now on; called with every allocation.
+    pub fn reserve_from(&self, pool: [u8; 32]) {
+        let changed = match self.reserve.lock() {
+            Ok(mut reserve) if reserve.pool != Some(pool) => {
+                reserve.pool = Some(pool);
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.refill_soon();
+        }
+    }
+
+    /// Queues a refill, unless one is queued (the node's sweep calls this every second, so the
+    /// reserve fills while no request comes).
+    pub fn refill_soon(&self) {
+        if !self.reserving.load(std::sync::atomic::Ordering::Acquire)
+            || self.refill_queued.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        self.commit.send(TakeOrder::Refill);
     }
 
     /// Presignatures held ready in memory.
@@ -1163,48 +1237,45 @@ impl Taker {
         if let Some(answer) = self.from_memory(id, mark) {
             return answer;
         }
-        match self.commit.submit((id, binding)).await? {
-            // Reserved between the look in memory and the commit: it is in memory now.
+        match self.commit.submit(TakeOrder::Take(id, binding)).await? {
+            // Reserved by a refill that ran before this take on the same thread: it is in memory.
             Err(StoreError::Discarded(what)) => self.from_memory(id, mark).unwrap_or(Err(StoreError::Discarded(what))),
             answer => answer,
         }
     }
 
     fn from_memory(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
-        let answer = self.reserve.lock().ok()?.take(id, mark);
-        if matches!(answer, Some(Ok(_))) {
-            self.wake_reserver();
+        let (answer, left) = {
+            let mut reserve = self.reserve.lock().ok()?;
+            (reserve.take(id, mark), reserve.ready.len())
+        };
+        // Refilled in batches of half the reserve: one background commit per eight requests.
+        if matches!(answer, Some(Ok(_))) && left <= RESERVE / 2 {
+            self.refill_soon();
         }
         answer
     }
-
-    fn wake_reserver(&self) {
-        if let Some(wake) = &self.wake {
-            let _ = wake.try_send(());
-        }
-    }
 }
 
-/// Tops the reserve up to [`RESERVE`], after dropping reserved presignatures nobody asked for.
+/// Records the bindings made since the last refill, then tops the reserve up to [`RESERVE`] from
+/// the allocator's pool. Runs on the taking thread.
 fn refill(store: &Store, reserve: &Mutex<Reserve>) {
-    let (want, bound) = match reserve.lock() {
-        Ok(mut reserve) => {
-            reserve.ready.retain(|_, (_, at)| at.elapsed() < RESERVE_AGE);
-            (
-                RESERVE.saturating_sub(reserve.ready.len()),
-                std::mem::take(&mut reserve.to_forget),
-            )
-        }
+    let (want, pool, bound) = match reserve.lock() {
+        Ok(mut reserve) => (
+            RESERVE.saturating_sub(reserve.ready.len()),
+            reserve.pool,
+            std::mem::take(&mut reserve.to_record),
+        ),
         Err(_) => return,
     };
-    if let Err(e) = store.forget_reserved(&bound) {
-        tracing::warn!(error = %e, "cannot update the reserved presignatures");
+    if let Err(e) = store.record_reserved_bindings(&bound) {
+        tracing::warn!(error = %e, "cannot record the bindings of reserved presignatures");
     }
-    match store.reserve_presignatures(want) {
+    let Some(pool) = pool else { return };
+    match store.reserve_presignatures(&pool, want) {
         Ok(taken) if !taken.is_empty() => {
             if let Ok(mut reserve) = reserve.lock() {
-                let now = std::time::Instant::now();
-                reserve.ready.extend(taken.into_iter().map(|(id, p)| (id, (p, now))));
+                reserve.ready.extend(taken);
             }
         }
         Ok(_) => {}

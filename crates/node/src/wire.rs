@@ -7,7 +7,6 @@ const START: u8 = 2;
 const STORED: u8 = 3;
 const ACTION: u8 = 4;
 const FAILED: u8 = 5;
-const DISCARDED: u8 = 6;
 /// Slots one discard notice may name.
 pub const MAX_DISCARDED: usize = 1024;
 /// Largest value one node sends another for an action (runOnce, broadcastAndCollect, shares).
@@ -30,9 +29,6 @@ pub enum Message {
         /// Participants that sent nothing before the deadline.
         silent: Vec<u32>,
     },
-    /// A holder tells the pool owner it will never use its shares of these slots (taken ahead of
-    /// their requests before it restarted), so the owner drops them instead of allocating them.
-    Discarded(Vec<u64>),
     /// A value for the other nodes running the same action request.
     Action {
         /// The execute request's id.
@@ -66,8 +62,7 @@ struct FailedNotice {
 }
 
 impl Message {
-    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64`, `4 | request:16 | json`, `5 | json` or
-    /// `6 | seq:u64…`.
+    /// `1 | session:32 | bytes`, `2 | json`, `3 | seq:u64`, `4 | request:16 | json` or `5 | json`.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Protocol(session, bytes) => [&[PROTOCOL][..], session, bytes].concat(),
@@ -77,13 +72,6 @@ impl Message {
                 out
             }
             Self::Stored(seq) => [&[STORED][..], &seq.to_be_bytes()].concat(),
-            Self::Discarded(seqs) => {
-                let mut out = vec![DISCARDED];
-                for seq in seqs.iter().take(MAX_DISCARDED) {
-                    out.extend_from_slice(&seq.to_be_bytes());
-                }
-                out
-            }
             Self::Failed { seq, silent } => {
                 let mut out = vec![FAILED];
                 out.extend(
@@ -126,16 +114,6 @@ impl Message {
             Some((&STORED, rest)) => <[u8; 8]>::try_from(rest)
                 .map(|b| Self::Stored(u64::from_be_bytes(b)))
                 .map_err(|_| "stored notice: expected an 8-byte sequence number".into()),
-            Some((&DISCARDED, rest)) => {
-                if rest.len() % 8 != 0 || rest.len() / 8 > MAX_DISCARDED {
-                    return Err("discard notice: expected at most 1024 8-byte sequence numbers".into());
-                }
-                Ok(Self::Discarded(
-                    rest.chunks_exact(8)
-                        .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
-                        .collect(),
-                ))
-            }
             Some((&FAILED, rest)) => {
                 let notice: FailedNotice = serde_json::from_slice(rest).map_err(|e| format!("failure notice: {e}"))?;
                 if notice.silent.len() > sigil_tss::MAX_PARTIES {
@@ -170,6 +148,13 @@ pub enum Call {
     Ping,
     /// On start: the highest take counter the peer has seen from the caller (rollback check).
     Witness,
+    /// A holder tells the pool owner it will never use its shares of these slots (taken ahead of
+    /// their requests before it restarted), so the owner drops them instead of allocating them;
+    /// the holder asks again until it gets [`Reply::Dropped`]. At most [`MAX_DISCARDED`].
+    Discard {
+        /// Sequence numbers in the owner's pool.
+        seqs: Vec<u64>,
+    },
     /// Asks the allocator for the presignature of one sign request.
     Allocate {
         /// The client's request id, the same at every node.
@@ -228,6 +213,11 @@ pub enum Reply {
     },
     /// To [`Call::Allocate`].
     Allocated(Allocation),
+    /// To [`Call::Discard`]: the slots the caller holds are out of the pool.
+    Dropped {
+        /// Slots removed.
+        count: usize,
+    },
     /// A refusal with a stable code.
     Error {
         /// Stable code, as in the HTTP API.

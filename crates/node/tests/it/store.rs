@@ -245,6 +245,7 @@ async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once
 async fn reserved(taker: &Taker, n: usize) {
     let started = std::time::Instant::now();
     while taker.reserved() < n {
+        taker.refill_soon();
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "{} reserved",
@@ -269,6 +270,9 @@ async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() 
                 .unwrap();
         }
         let taker = std::sync::Arc::new(Taker::start(std::sync::Arc::clone(&store)).unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        taker.reserve_from(id(0).pool);
+        taker.refill_soon();
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         assert_eq!(
             taker.reserved(),
@@ -309,22 +313,73 @@ async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() 
         }
         given.sort_unstable();
         assert_eq!(given, (1..21).collect::<Vec<_>>(), "each slot handed out exactly once");
-        // The reserve refills from the stock.
         // The reserve refills from what is left in the stock (24 made, 21 taken).
         reserved(&taker, 3).await;
     }
-    // A crash: what was reserved, bound or not, is never used again, and can be reported.
+    // A crash: what was reserved, bound or not, is never used again; the unbound ones can be
+    // reported, and a bound one recorded before the crash keeps its binding's answers.
     let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
     let before = store.reserved_before().unwrap();
     assert!(!before.is_empty());
+    assert!(!before.contains(&id(0)), "slot 0's binding was recorded by a refill");
     let taker = Taker::start(std::sync::Arc::clone(&store)).unwrap();
-    for seq in 0..reserve + 8 {
+    assert!(matches!(
+        taker.take(id(0), [1; 32]).await,
+        Err(StoreError::AlreadyUsed(_))
+    ));
+    assert!(matches!(
+        taker.take(id(0), [9; 32]).await,
+        Err(StoreError::UsedForAnother(_))
+    ));
+    for seq in 1..reserve + 8 {
         match taker.take(id(seq), [0xee; 32]).await {
             Err(StoreError::Discarded(_) | StoreError::UsedForAnother(_)) => {}
             other => panic!("slot {seq} after the restart: {:?}", other.map(|p| p.is_some())),
         }
     }
     assert!(before.iter().all(|id| store.is_used(*id).unwrap()));
+    store.forget_reserved(&before).unwrap();
+    assert!(store.reserved_before().unwrap().is_empty());
+}
+
+/// A take racing a refill of the same slot is answered from memory, never refused (the refill and
+/// the takes run on one thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takes_racing_refills_are_never_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("node.redb"), &key).unwrap());
+    let bytes = presignature_bytes();
+    for seq in 0..400 {
+        store
+            .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+    }
+    let taker = std::sync::Arc::new(Taker::start(std::sync::Arc::clone(&store)).unwrap());
+    taker.start_reserving();
+    taker.reserve_from(id(0).pool);
+    let refills = {
+        let taker = std::sync::Arc::clone(&taker);
+        tokio::spawn(async move {
+            for _ in 0..2000 {
+                taker.refill_soon();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let requests: Vec<_> = (0..400u64)
+        .map(|seq| {
+            let taker = std::sync::Arc::clone(&taker);
+            tokio::spawn(async move { (seq, taker.take(id(seq), [seq as u8; 32]).await) })
+        })
+        .collect();
+    for request in requests {
+        match request.await.unwrap() {
+            (_, Ok(Some(_))) => {}
+            (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+        }
+    }
+    refills.await.unwrap();
 }
 
 #[test]
