@@ -1234,17 +1234,19 @@ impl Taker {
     /// [`Store::take_presignatures`]: from memory if it was reserved, else durably now.
     pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<Presignature>, StoreError> {
         let mark = used_mark(&binding);
-        if let Some(answer) = self.from_memory(id, mark) {
+        if let Some(answer) = self.take_reserved(id, mark) {
             return answer;
         }
         match self.commit.submit(TakeOrder::Take(id, binding)).await? {
             // Reserved by a refill that ran before this take on the same thread: it is in memory.
-            Err(StoreError::Discarded(what)) => self.from_memory(id, mark).unwrap_or(Err(StoreError::Discarded(what))),
+            Err(StoreError::Discarded(what)) => {
+                self.take_reserved(id, mark).unwrap_or(Err(StoreError::Discarded(what)))
+            }
             answer => answer,
         }
     }
 
-    fn from_memory(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
+    fn take_reserved(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
         let (answer, left) = {
             let mut reserve = self.reserve.lock().ok()?;
             (reserve.take(id, mark), reserve.ready.len())

@@ -57,7 +57,7 @@ impl PublicKeys {
             ecdsa: ecdsa_root.to_affine().to_encoded_point(true).as_bytes().to_vec(),
             bls: keys.bls.public_key().to_bytes().as_ref().to_vec(),
             bls_shares,
-            attester: Address::from(eth_address(&derive_public_key(&ecdsa_root, &KeyId(attester_key_id())))),
+            attester: Address::from(eth_address(&derive_public_key(ecdsa_root, &KeyId(attester_key_id())))),
         }
     }
 
