@@ -319,13 +319,8 @@ impl Network {
     pub async fn wait_ready(&self, nodes: &[usize], timeout: Duration) -> Client {
         let started = Instant::now();
         self.wait_keys(nodes, timeout).await;
-        let out = sigil()
-            .arg("--network")
-            .arg(self.network_file())
-            .args(["admin", "record-keys"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (recorded, out) = self.record_keys();
+        assert!(recorded, "{out}");
         loop {
             match Client::connect(&self.chain()).await {
                 Ok(client) if nodes.iter().all(|i| client.nodes().iter().any(|n| n.id as usize == *i)) => {
@@ -339,6 +334,20 @@ impl Network {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Runs `sigil admin record-keys`; returns whether it succeeded, and its output.
+    pub fn record_keys(&self) -> (bool, String) {
+        let out = sigil()
+            .arg("--network")
+            .arg(self.network_file())
+            .args(["admin", "record-keys"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
     }
 
     /// Waits until every listed node answers the handshake with root keys.

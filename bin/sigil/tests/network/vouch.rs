@@ -10,7 +10,7 @@ use std::time::Duration;
 use sigil_chain::registry::{read_node_set, read_provider};
 use sigil_client::{Client, ClientError};
 
-use crate::harness::{mitm_proxy, sigil, Network, Rewrite};
+use crate::harness::{mitm_proxy, Network, Rewrite};
 
 const READY: Duration = Duration::from_secs(120);
 
@@ -38,19 +38,6 @@ fn replay_first_handshake() -> Rewrite {
     })
 }
 
-fn record_keys(net: &Network) -> (bool, String) {
-    let out = sigil()
-        .arg("--network")
-        .arg(net.network_file())
-        .args(["admin", "record-keys"])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     // n = 4, t = 3.
@@ -68,7 +55,7 @@ async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     // Two nodes of four cannot record keys (t = 3), and nothing is recorded.
     net.kill(2);
     net.kill(3);
-    let (ok, out) = record_keys(&net);
+    let (ok, out) = net.record_keys();
     assert!(!ok, "recorded with two signatures: {out}");
     assert!(out.contains("only 2 of the 3 node signatures needed"), "{out}");
     let provider = read_provider(&chain.rpc_url).unwrap();
@@ -82,7 +69,7 @@ async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     assert_eq!(hex::encode(&view.keys.bls), client.bls_root());
     assert_eq!(view.attester.to_string(), client.attester_address());
     // Recording again is a no-op that still succeeds.
-    let (ok, out) = record_keys(&net);
+    let (ok, out) = net.record_keys();
     assert!(ok, "{out}");
 
     // A man in the middle in front of node 2 swaps the BLS key: node 2 is named and left out,

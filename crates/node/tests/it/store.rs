@@ -205,6 +205,23 @@ fn one_transaction_takes_many_and_each_once() {
     assert_eq!(store.presignature_count().unwrap(), 0);
 }
 
+/// A take running on its own task: the slot asked for, and the answer.
+type TakeTask = tokio::task::JoinHandle<(u64, Result<Option<Presignature>, StoreError>)>;
+
+/// The slots concurrent takes were given, sorted; every other answer must be a refusal.
+async fn handed_out(requests: Vec<TakeTask>) -> Vec<u64> {
+    let mut given = Vec::new();
+    for request in requests {
+        match request.await.unwrap() {
+            (seq, Ok(Some(_))) => given.push(seq),
+            (_, Err(StoreError::AlreadyUsed(_) | StoreError::UsedForAnother(_))) => {}
+            (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+        }
+    }
+    given.sort_unstable();
+    given
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,15 +243,7 @@ async fn the_taker_batches_concurrent_takes_and_hands_each_presignature_out_once
                 tokio::spawn(async move { (i % 32, taker.take(id(i % 32), [i as u8; 32]).await) })
             })
             .collect();
-        let mut given = Vec::new();
-        for request in requests {
-            match request.await.unwrap() {
-                (seq, Ok(Some(_))) => given.push(seq),
-                (_, Err(StoreError::AlreadyUsed(_) | StoreError::UsedForAnother(_))) => {}
-                (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
-            }
-        }
-        given.sort_unstable();
+        let given = handed_out(requests).await;
         assert_eq!(given, (0..32).collect::<Vec<_>>(), "each slot handed out exactly once");
     }
     let store = Store::open(&path, &key).unwrap();
@@ -303,15 +312,7 @@ async fn reserved_presignatures_are_handed_out_once_and_never_after_a_restart() 
                 tokio::spawn(async move { (seq, taker.take(id(seq), [i as u8 + 3; 32]).await) })
             })
             .collect();
-        let mut given = Vec::new();
-        for request in requests {
-            match request.await.unwrap() {
-                (seq, Ok(Some(_))) => given.push(seq),
-                (_, Err(StoreError::AlreadyUsed(_) | StoreError::UsedForAnother(_))) => {}
-                (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
-            }
-        }
-        given.sort_unstable();
+        let given = handed_out(requests).await;
         assert_eq!(given, (1..21).collect::<Vec<_>>(), "each slot handed out exactly once");
         // The reserve refills from what is left in the stock (24 made, 21 taken).
         reserved(&taker, 3).await;
