@@ -63,7 +63,9 @@ impl Client {
     }
 
     /// Requests the mint of `key_id` on chain (`PKPNFT.requestMint`), paying the mint fee: the
-    /// nodes attest a key only once its mint was requested, so attestations are not free.
+    /// nodes attest a key only once its mint was requested, so attestations are not free. Returns
+    /// the transaction hash, or zero when the key id was already requested (by anyone: a front-run
+    /// request costs its sender the fee and the minter nothing).
     pub async fn request_mint(
         &self,
         wallet: &DynProvider,
@@ -71,6 +73,11 @@ impl Client {
         key_id: [u8; 32],
     ) -> Result<B256, ClientError> {
         let nft = PKPNFT::new(contracts.pkp_nft, wallet);
+        // Someone may have paid for this key id first (it is public once the request is in the
+        // mempool): the nodes then attest it all the same, and only the salt's owner can mint it.
+        if !nft.mintRequester(key_id.into()).call().await.map_err(chain)?.is_zero() {
+            return Ok(B256::ZERO);
+        }
         let fee = nft.mintFee().call().await.map_err(chain)?;
         let call = nft.requestMint(key_id.into()).value(fee).into_transaction_request();
         let receipt = send(wallet, call, "PKPNFT.requestMint").await.map_err(chain)?;
