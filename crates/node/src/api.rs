@@ -958,7 +958,7 @@ pub(crate) async fn threshold_share(
             ));
         }
         Err(StoreError::Discarded(what)) => {
-            crate::pool::report_discarded(node, &[id]).await;
+            crate::pool::report_discarded(node, &[id]);
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "PRESIGNATURE_DISCARDED",

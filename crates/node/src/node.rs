@@ -466,7 +466,8 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
             Ok(Ok(Reply::Pong { ready, takes, proof })) => {
                 let signature = hex::decode(&proof).ok().and_then(|b| <[u8; 65]>::try_from(b).ok());
                 if let (Some(signature), Ok(mut seen)) = (signature, node.peer_takes.lock()) {
-                    if seen.get(&peer).is_none_or(|s| s.takes < takes) {
+                    // An equal count replaces a kept one too, so a stale signature does not stay.
+                    if seen.get(&peer).is_none_or(|s| s.takes <= takes) {
                         seen.insert(peer, SignedTakes { takes, signature });
                     }
                 }
@@ -498,7 +499,9 @@ async fn sweep(node: Arc<Node>) {
         node.sessions.sweep();
         node.mailbox.sweep();
         node.taker.refill_soon();
-        crate::pool::send_discards(&node).await;
+        let given_up = node.taker.drain_dropped();
+        crate::pool::queue_discards(&node, &given_up);
+        crate::pool::send_discards_in_background(&node);
         // Peers' take counters are kept on disk, so this node still vouches for them after its
         // own restart (a whole network restarted together still catches a restored backup).
         let seen = node.peer_takes.lock().map(|m| m.clone()).unwrap_or_default();
@@ -583,7 +586,7 @@ async fn discard_reserved(node: &Arc<Node>) {
         count = before.len(),
         "presignatures taken ahead of requests before the restart are discarded"
     );
-    crate::pool::report_discarded(node, &before).await;
+    crate::pool::report_discarded(node, &before);
 }
 
 /// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers
@@ -639,6 +642,27 @@ async fn check_rollback(node: &Arc<Node>) -> bool {
                 last_report = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // One more round for the peers that have not answered yet: the highest count wins, so a
+    // fast peer understating it does not decide alone.
+    let mut late = tokio::task::JoinSet::new();
+    for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
+        let node = Arc::clone(node);
+        let call = call.clone();
+        late.spawn(async move { (peer, node.net.call(peer, &call, Duration::from_secs(1)).await) });
+    }
+    while let Some(reply) = late.join_next().await {
+        if let Ok((peer, Ok(bytes))) = reply {
+            if let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) {
+                let signed = hex::decode(&proof)
+                    .ok()
+                    .and_then(|b| <[u8; 65]>::try_from(b).ok())
+                    .map(|signature| SignedTakes { takes, signature });
+                if signed.is_some_and(|s| node.signed_by_me(&s)) {
+                    answers.insert(peer, takes);
+                }
+            }
         }
     }
     let seen = answers.values().copied().max();

@@ -122,6 +122,8 @@ pub struct Pool {
     /// Slots of any pool this node will never use, not yet acknowledged by their owners (see
     /// [`report_discarded`]; bounded).
     pub(crate) discards: Mutex<Vec<PresignatureId>>,
+    /// Set while [`send_discards`] runs.
+    discarding: std::sync::atomic::AtomicBool,
     /// Stocked slots already leased (see [`crate::store::Store::lease`]).
     leased: Mutex<std::collections::HashSet<u64>>,
     /// Held while slots are being leased, so a request never races the background leasing.
@@ -150,6 +152,7 @@ impl Default for Pool {
             reports: Mutex::new(HashMap::new()),
             rotation: AtomicUsize::new(0),
             discards: Mutex::new(Vec::new()),
+            discarding: std::sync::atomic::AtomicBool::new(false),
             leased: Mutex::new(std::collections::HashSet::new()),
             lease_gate: tokio::sync::Mutex::new(()),
             penalties: Mutex::new(HashMap::new()),
@@ -653,6 +656,7 @@ pub fn stored(node: &Node, from: u32, seq: u64) {
 /// the store (only slots `from` holds, so no node can drop another's). Returns how many were
 /// dropped. Works before the pool is loaded too (then only the store has them).
 pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) -> usize {
+    let seqs: std::collections::HashSet<u64> = seqs.iter().copied().collect();
     let mut dropped: Vec<u64> = {
         let (Ok(mut stock), Ok(mut leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
             return 0;
@@ -700,9 +704,8 @@ pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) -> usize {
     dropped.len()
 }
 
-/// Adds slots this node will never use to those it reports to their pools' owners, and reports
-/// what is pending.
-pub async fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
+/// Adds slots this node will never use to those it reports to their pools' owners (bounded).
+pub fn queue_discards(node: &Node, ids: &[PresignatureId]) {
     if let Ok(mut pending) = node.pool.discards.lock() {
         for id in ids {
             if !pending.contains(id) && pending.len() < crate::wire::MAX_DISCARDED * 4 {
@@ -710,7 +713,26 @@ pub async fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
             }
         }
     }
-    send_discards(node).await;
+}
+
+/// [`queue_discards`], then reports what is pending in the background.
+pub fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
+    queue_discards(node, ids);
+    send_discards_in_background(node);
+}
+
+/// Runs [`send_discards`] on its own task, one at a time, so no request or sweep waits for an
+/// owner that is down.
+pub fn send_discards_in_background(node: &Arc<Node>) {
+    let empty = node.pool.discards.lock().map(|p| p.is_empty()).unwrap_or(true);
+    if empty || node.pool.discarding.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let node = Arc::clone(node);
+    tokio::spawn(async move {
+        send_discards(&node).await;
+        node.pool.discarding.store(false, Ordering::Release);
+    });
 }
 
 /// Tells each owner of a pending discarded slot to drop it; a slot leaves the list (and the

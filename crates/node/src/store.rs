@@ -1098,11 +1098,20 @@ pub const RESERVE: usize = 16;
 /// Requests bound to reserved presignatures that a [`Taker`] remembers (to answer a repeated
 /// request, and refuse another, without the store).
 const BOUND_MEMORY: usize = 4096;
+/// A reserved presignature not asked for over this many takes is given up (the allocator leases
+/// 32 slots ahead, in order, so one passed over this long was dropped from its pool).
+const STALE_AFTER: u64 = 128;
 
 /// Presignatures taken from the store ahead of their requests, and the requests bound to them.
 #[derive(Default)]
 struct Reserve {
-    ready: std::collections::BTreeMap<PresignatureId, Presignature>,
+    /// Reserved presignatures, with the number of takes seen when each was reserved.
+    ready: std::collections::BTreeMap<PresignatureId, (Presignature, u64)>,
+    /// Takes asked of this taker so far.
+    takes_seen: u64,
+    /// Reserved ones nobody asked for over [`STALE_AFTER`] takes (their slot was dropped, or
+    /// another node became allocator): never used, to be reported to their pools' owners.
+    dropped: Vec<PresignatureId>,
     bound: std::collections::HashMap<PresignatureId, u64>,
     bound_order: std::collections::VecDeque<PresignatureId>,
     /// Bound since the last refill, with their marks: written to the store then.
@@ -1121,7 +1130,7 @@ impl Reserve {
                 StoreError::UsedForAnother(id.to_string())
             }));
         }
-        let presignature = self.ready.remove(&id)?;
+        let (presignature, _) = self.ready.remove(&id)?;
         self.bound.insert(id, mark);
         self.bound_order.push_back(id);
         while self.bound_order.len() > BOUND_MEMORY {
@@ -1225,6 +1234,15 @@ impl Taker {
         self.commit.send(TakeOrder::Refill);
     }
 
+    /// Reserved presignatures given up since the last call (never used): their pools' owners
+    /// should drop the slots.
+    pub fn drain_dropped(&self) -> Vec<PresignatureId> {
+        self.reserve
+            .lock()
+            .map(|mut r| std::mem::take(&mut r.dropped))
+            .unwrap_or_default()
+    }
+
     /// Presignatures held ready in memory.
     pub fn reserved(&self) -> usize {
         self.reserve.lock().map(|r| r.ready.len()).unwrap_or(0)
@@ -1249,6 +1267,7 @@ impl Taker {
     fn take_reserved(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
         let (answer, left) = {
             let mut reserve = self.reserve.lock().ok()?;
+            reserve.takes_seen += 1;
             (reserve.take(id, mark), reserve.ready.len())
         };
         // Refilled in batches of half the reserve: one background commit per eight requests.
@@ -1262,12 +1281,26 @@ impl Taker {
 /// Records the bindings made since the last refill, then tops the reserve up to [`RESERVE`] from
 /// the allocator's pool. Runs on the taking thread.
 fn refill(store: &Store, reserve: &Mutex<Reserve>) {
-    let (want, pool, bound) = match reserve.lock() {
-        Ok(mut reserve) => (
-            RESERVE.saturating_sub(reserve.ready.len()),
-            reserve.pool,
-            std::mem::take(&mut reserve.to_record),
-        ),
+    let (want, pool, bound, seen) = match reserve.lock() {
+        Ok(mut reserve) => {
+            let seen = reserve.takes_seen;
+            let stale: Vec<PresignatureId> = reserve
+                .ready
+                .iter()
+                .filter(|(_, (_, at))| seen.saturating_sub(*at) > STALE_AFTER)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &stale {
+                reserve.ready.remove(id);
+            }
+            reserve.dropped.extend(stale);
+            (
+                RESERVE.saturating_sub(reserve.ready.len()),
+                reserve.pool,
+                std::mem::take(&mut reserve.to_record),
+                seen,
+            )
+        }
         Err(_) => return,
     };
     if let Err(e) = store.record_reserved_bindings(&bound) {
@@ -1277,7 +1310,7 @@ fn refill(store: &Store, reserve: &Mutex<Reserve>) {
     match store.reserve_presignatures(&pool, want) {
         Ok(taken) if !taken.is_empty() => {
             if let Ok(mut reserve) = reserve.lock() {
-                reserve.ready.extend(taken);
+                reserve.ready.extend(taken.into_iter().map(|(id, p)| (id, (p, seen))));
             }
         }
         Ok(_) => {}

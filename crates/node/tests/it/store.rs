@@ -588,3 +588,41 @@ fn peers_take_counters_survive_a_restart_and_never_go_down() {
     let seen = store.peer_takes().unwrap();
     assert_eq!((seen.get(&1), seen.get(&2)), (Some(&signed(10)), Some(&signed(5))));
 }
+
+/// A reserved presignature nobody asks for while many others are taken is given up (never used)
+/// and handed to the node to report, instead of blocking the reserve for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_presignatures_passed_over_are_given_up_not_kept_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = StorageKey::generate();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("node.redb"), &key).unwrap());
+    let bytes = presignature_bytes();
+    let reserve = sigil_node::store::RESERVE as u64;
+    for seq in 0..reserve + 140 {
+        store
+            .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+    }
+    let taker = Taker::start(std::sync::Arc::clone(&store)).unwrap();
+    taker.start_reserving();
+    taker.reserve_from(id(0).pool);
+    reserved(&taker, sigil_node::store::RESERVE).await;
+    // 140 takes of other slots: the reserve refills from them as it goes, never from 0..16.
+    for seq in (reserve + 139..reserve + 140).chain(reserve..reserve + 139) {
+        assert!(taker.take(id(seq), [seq as u8; 32]).await.is_ok());
+    }
+    let started = std::time::Instant::now();
+    let mut dropped = Vec::new();
+    while dropped.len() < sigil_node::store::RESERVE {
+        taker.refill_soon();
+        dropped.extend(taker.drain_dropped());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{dropped:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!((0..reserve).all(|seq| dropped.contains(&id(seq))), "{dropped:?}");
+    // Given up means never used.
+    assert!(matches!(
+        taker.take(id(0), [1; 32]).await,
+        Err(StoreError::Discarded(_))
+    ));
+}
