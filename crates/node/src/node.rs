@@ -589,6 +589,42 @@ async fn discard_reserved(node: &Arc<Node>) {
     crate::pool::report_discarded(node, &before);
 }
 
+/// Asks the peers not in `answers` for the take counter they saw from this node, within `wait`,
+/// and adds the answers that hold: a counter this node signed, or none at all (0). A peer cannot
+/// make up a higher one; one whose counter does not verify is not counted.
+async fn witness_round(node: &Arc<Node>, answers: &mut HashMap<u32, u64>, wait: Duration) {
+    let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
+    let mut asks = tokio::task::JoinSet::new();
+    for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
+        let node = Arc::clone(node);
+        let call = call.clone();
+        asks.spawn(async move { (peer, node.net.call(peer, &call, wait).await) });
+    }
+    while let Some(reply) = asks.join_next().await {
+        let Ok((peer, Ok(bytes))) = reply else { continue };
+        let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) else {
+            continue;
+        };
+        let signed = hex::decode(&proof)
+            .ok()
+            .and_then(|b| <[u8; 65]>::try_from(b).ok())
+            .map(|signature| SignedTakes { takes, signature });
+        match signed {
+            Some(signed) if node.signed_by_me(&signed) => {
+                answers.insert(peer, takes);
+            }
+            _ if takes == 0 => {
+                answers.insert(peer, 0);
+            }
+            _ => tracing::warn!(
+                peer,
+                takes,
+                "a peer reports a take counter this node never signed; ignored"
+            ),
+        }
+    }
+}
+
 /// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers
 /// answered (with this node, a whole signing set's worth). If one saw more than this store holds,
 /// the data file is an older copy (a restored backup): the presignatures and triples in it may
@@ -596,42 +632,11 @@ async fn discard_reserved(node: &Arc<Node>) {
 /// all discarded before this node signs anything. Until enough peers answer, it signs nothing.
 /// Returns false when the discarding failed (the node must then never sign).
 async fn check_rollback(node: &Arc<Node>) -> bool {
-    let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
     let needed = node.threshold.saturating_sub(1).max(1);
     let mut answers: HashMap<u32, u64> = HashMap::new();
     let mut last_report = Instant::now();
     while answers.len() < needed {
-        let mut asks = tokio::task::JoinSet::new();
-        for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
-            let node = Arc::clone(node);
-            let call = call.clone();
-            asks.spawn(async move { (peer, node.net.call(peer, &call, Duration::from_secs(2)).await) });
-        }
-        while let Some(reply) = asks.join_next().await {
-            if let Ok((peer, Ok(bytes))) = reply {
-                if let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) {
-                    // Only a counter this node signed counts: a peer cannot make up a higher one.
-                    let signed = hex::decode(&proof)
-                        .ok()
-                        .and_then(|b| <[u8; 65]>::try_from(b).ok())
-                        .map(|signature| SignedTakes { takes, signature });
-                    match signed {
-                        Some(signed) if node.signed_by_me(&signed) => {
-                            answers.insert(peer, takes);
-                        }
-                        _ if takes == 0 => {
-                            answers.insert(peer, 0);
-                        }
-                        // Not counted as an answer: the check waits for peers whose word holds.
-                        _ => tracing::warn!(
-                            peer,
-                            takes,
-                            "a peer reports a take counter this node never signed; ignored"
-                        ),
-                    }
-                }
-            }
-        }
+        witness_round(node, &mut answers, Duration::from_secs(2)).await;
         if answers.len() < needed {
             if last_report.elapsed() > Duration::from_secs(5) {
                 tracing::warn!(
@@ -646,25 +651,7 @@ async fn check_rollback(node: &Arc<Node>) -> bool {
     }
     // One more round for the peers that have not answered yet: the highest count wins, so a
     // fast peer understating it does not decide alone.
-    let mut late = tokio::task::JoinSet::new();
-    for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
-        let node = Arc::clone(node);
-        let call = call.clone();
-        late.spawn(async move { (peer, node.net.call(peer, &call, Duration::from_secs(1)).await) });
-    }
-    while let Some(reply) = late.join_next().await {
-        if let Ok((peer, Ok(bytes))) = reply {
-            if let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) {
-                let signed = hex::decode(&proof)
-                    .ok()
-                    .and_then(|b| <[u8; 65]>::try_from(b).ok())
-                    .map(|signature| SignedTakes { takes, signature });
-                if signed.is_some_and(|s| node.signed_by_me(&s)) {
-                    answers.insert(peer, takes);
-                }
-            }
-        }
-    }
+    witness_round(node, &mut answers, Duration::from_secs(1)).await;
     let seen = answers.values().copied().max();
     let answered = answers.len();
     let store = Arc::clone(&node.store);
