@@ -496,6 +496,65 @@ pub async fn wait_ready(
     }
 }
 
+/// The first restart delay of a node that exited; it doubles (up to [`RESTART_MAX`]) while the
+/// node keeps exiting within [`RESTART_RESET`] of its start.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+const RESTART_RESET: Duration = Duration::from_secs(60);
+
+/// Watches the node processes: one that exits is reported, the others keep serving, and it is
+/// started again after a back-off. Runs until the future is dropped.
+async fn supervise(dir: &Path, network: &NetworkFile, children: &mut [Child]) {
+    struct Watch {
+        started: Instant,
+        delay: Duration,
+        restart_at: Option<Instant>,
+    }
+    let mut watch: Vec<Watch> = children
+        .iter()
+        .map(|_| Watch {
+            started: Instant::now(),
+            delay: RESTART_FIRST,
+            restart_at: None,
+        })
+        .collect();
+    loop {
+        for ((node, child), w) in network.nodes.iter().zip(children.iter_mut()).zip(watch.iter_mut()) {
+            match w.restart_at {
+                None => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        if w.started.elapsed() >= RESTART_RESET {
+                            w.delay = RESTART_FIRST;
+                        }
+                        eprintln!(
+                            "node {} exited ({status}); the other nodes keep serving; restarting it in {} s (log: {})",
+                            node.id,
+                            w.delay.as_secs(),
+                            dir.join(&node.config).with_file_name("node.log").display()
+                        );
+                        w.restart_at = Some(Instant::now() + w.delay);
+                        w.delay = (w.delay * 2).min(RESTART_MAX);
+                    }
+                }
+                Some(at) if Instant::now() >= at => match spawn_node(dir, node, &[]) {
+                    Ok(fresh) => {
+                        *child = fresh;
+                        w.started = Instant::now();
+                        w.restart_at = None;
+                        eprintln!("node {} restarted", node.id);
+                    }
+                    Err(e) => {
+                        eprintln!("node {} could not be restarted: {e:#}; trying again", node.id);
+                        w.restart_at = Some(Instant::now() + w.delay);
+                    }
+                },
+                Some(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Stops node processes: SIGTERM, then SIGKILL after a grace period.
 pub async fn stop(children: &mut [Child]) {
     for child in children.iter() {
@@ -583,19 +642,10 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
     println!("  sigil {net}pkp send-eth TOKEN --to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --value 1000");
     println!("      (fund the PKP address first, e.g. with tools/node_modules/.bin/cast send)");
     println!("  sigil {net}status");
-    println!("Ctrl-C stops the network.");
+    println!("A node that exits is started again; Ctrl-C stops the network.");
     tokio::select! {
         () = crate::node_cmd::shutdown() => {}
-        exited = async {
-            loop {
-                for (node, child) in network.nodes.iter().zip(children.iter_mut()) {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        return (node.id, status);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        } => eprintln!("node {} exited ({}); stopping the network", exited.0, exited.1),
+        () = supervise(&args.dir, &network, &mut children) => {}
     }
     stop(&mut children).await;
     stop_anvil(&mut anvil).await;

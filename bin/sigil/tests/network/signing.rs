@@ -400,3 +400,110 @@ async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
         "anvil at {rpc_url} still up"
     );
 }
+
+/// The pid of the `sigil node` process running `config`, found in /proc.
+fn node_pid(config: &std::path::Path) -> Option<u32> {
+    let wanted = config.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        (args.iter().any(|a| a == "node") && args.iter().any(|a| *a == wanted)).then_some(pid)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigil_dev_keeps_serving_when_a_node_is_killed_and_restarts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["dev", "--nodes", "3", "--presign-stock", "4", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let network = dir.path().join("network.json");
+    let mut out = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stdout.take().unwrap()));
+    tokio::time::timeout(READY, async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if line.contains("Ctrl-C stops the network") {
+                return;
+            }
+        }
+        panic!("sigil dev exited early");
+    })
+    .await
+    .expect("sigil dev never became ready");
+    let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stderr.take().unwrap()));
+    let mint = sigil()
+        .arg("--network")
+        .arg(&network)
+        .args(["pkp", "mint", "--json"])
+        .output()
+        .unwrap();
+    assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&mint.stdout).unwrap();
+    let sign = |hash: &str| {
+        sigil()
+            .arg("--network")
+            .arg(&network)
+            .args([
+                "sign",
+                "--token-id",
+                minted["tokenId"].as_str().unwrap(),
+                "--hash",
+                hash,
+            ])
+            .output()
+            .unwrap()
+    };
+    // kill -9 node 2: sigil dev says so and keeps running; nodes 0 and 1 (t = 2) still sign.
+    let pid = node_pid(&dir.path().join("node2/node.toml")).expect("node 2's process");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut said = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = err.next_line().await.unwrap() {
+            said.push_str(&line);
+            said.push('\n');
+            if line.contains("node 2 exited") {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("sigil dev did not report the exit:\n{said}"));
+    assert!(said.contains("the other nodes keep serving"), "{said}");
+    assert!(dev.try_wait().unwrap().is_none(), "sigil dev stopped");
+    let signed = sign(&"ab".repeat(32));
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    // It comes back by itself and takes part again.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = err.next_line().await.unwrap() {
+            if line.contains("node 2 restarted") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("node 2 was not restarted");
+    assert_ne!(node_pid(&dir.path().join("node2/node.toml")), Some(pid));
+    let signed = sign(&"ac".repeat(32));
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(dev.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), dev.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
