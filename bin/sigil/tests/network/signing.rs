@@ -411,7 +411,7 @@ fn node_pid(config: &std::path::Path) -> Option<u32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        (args.iter().any(|a| a == "node") && args.iter().any(|a| *a == wanted)).then_some(pid)
+        (args.iter().any(|a| a == "node") && args.contains(&wanted)).then_some(pid)
     })
 }
 
