@@ -324,9 +324,9 @@ pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<Pub
 
 fn signing_key(store: &Store) -> Result<PrivateKeySigner, StoreError> {
     if let Some(secret) = store.secret(SIGNER)? {
-        if let Ok(signer) = PrivateKeySigner::from_slice(secret.as_slice()) {
-            return Ok(signer);
-        }
+        // A stored key that does not parse is never replaced: NodeSet lists its address.
+        return PrivateKeySigner::from_slice(secret.as_slice())
+            .map_err(|_| StoreError::Database("the stored signing key is not a secp256k1 key".into()));
     }
     let fresh = PrivateKeySigner::random();
     let secret = zeroize::Zeroizing::new(fresh.to_bytes().0);
