@@ -464,11 +464,10 @@ async fn heartbeat(node: Arc<Node>, peer: u32) {
         let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
         let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
             Ok(Ok(Reply::Pong { ready, takes, proof })) => {
-                let signature = hex::decode(&proof).ok().and_then(|b| <[u8; 65]>::try_from(b).ok());
-                if let (Some(signature), Ok(mut seen)) = (signature, node.peer_takes.lock()) {
+                if let (Some(signed), Ok(mut seen)) = (SignedTakes::from_hex(takes, &proof), node.peer_takes.lock()) {
                     // An equal count replaces a kept one too, so a stale signature does not stay.
                     if seen.get(&peer).is_none_or(|s| s.takes <= takes) {
-                        seen.insert(peer, SignedTakes { takes, signature });
+                        seen.insert(peer, signed);
                     }
                 }
                 (true, ready)
@@ -605,11 +604,7 @@ async fn witness_round(node: &Arc<Node>, answers: &mut HashMap<u32, u64>, wait: 
         let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) else {
             continue;
         };
-        let signed = hex::decode(&proof)
-            .ok()
-            .and_then(|b| <[u8; 65]>::try_from(b).ok())
-            .map(|signature| SignedTakes { takes, signature });
-        match signed {
+        match SignedTakes::from_hex(takes, &proof) {
             Some(signed) if node.signed_by_me(&signed) => {
                 answers.insert(peer, takes);
             }

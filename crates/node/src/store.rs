@@ -83,6 +83,13 @@ impl SignedTakes {
         out
     }
 
+    /// A counter and its signature as a mesh reply carries them (`proof` in hex); None when the
+    /// proof is not 65 bytes of hex.
+    pub fn from_hex(takes: u64, proof: &str) -> Option<Self> {
+        let signature = <[u8; 65]>::try_from(hex::decode(proof).ok()?).ok()?;
+        Some(Self { takes, signature })
+    }
+
     /// The inverse of [`SignedTakes::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let takes = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);

@@ -312,19 +312,17 @@ async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twi
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `sigil dev` with 3 nodes in `dir` and waits until it printed its "try" list (the network
+/// is up and its keys recorded); returns the process, its stderr piped, and what it printed.
+async fn start_sigil_dev(dir: &std::path::Path, stock: &str) -> (tokio::process::Child, String) {
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["dev", "--nodes", "3", "--presign-stock", "2", "--dir"])
-        .arg(dir.path())
+        .args(["dev", "--nodes", "3", "--presign-stock", stock, "--dir"])
+        .arg(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let network = dir.path().join("network.json");
-    // sigil dev prints its "try" list once the network is up and the attester is registered.
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stdout.take().unwrap()));
     let mut printed = String::new();
     tokio::time::timeout(READY, async {
@@ -339,34 +337,60 @@ async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
     })
     .await
     .expect("sigil dev never became ready");
+    (dev, printed)
+}
+
+/// `sigil pkp mint --json` on `network`; returns its JSON answer.
+fn cli_mint(network: &std::path::Path) -> serde_json::Value {
+    let mint = sigil()
+        .arg("--network")
+        .arg(network)
+        .args(["pkp", "mint", "--json"])
+        .output()
+        .unwrap();
+    assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
+    serde_json::from_slice(&mint.stdout).unwrap()
+}
+
+/// `sigil sign` of `hash` with `token` on `network`; asserts it succeeded and returns its output.
+fn cli_sign(network: &std::path::Path, token: &str, hash: &str) -> String {
+    let out = sigil()
+        .arg("--network")
+        .arg(network)
+        .args(["sign", "--token-id", token, "--hash", hash])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stops `sigil dev` with SIGTERM and asserts it exits cleanly.
+async fn stop_sigil_dev(dev: &mut tokio::process::Child) {
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(dev.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), dev.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dev, printed) = start_sigil_dev(dir.path(), "2").await;
+    let network = dir.path().join("network.json");
     assert!(
         printed.contains("dev wallet 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
         "{printed}"
     );
     let status = sigil().arg("--network").arg(&network).arg("status").output().unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
-    let mint = sigil()
-        .arg("--network")
-        .arg(&network)
-        .args(["pkp", "mint", "--json"])
-        .output()
-        .unwrap();
-    assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
-    let minted: serde_json::Value = serde_json::from_slice(&mint.stdout).unwrap();
-    let out = sigil()
-        .arg("--network")
-        .arg(&network)
-        .args([
-            "sign",
-            "--token-id",
-            minted["tokenId"].as_str().unwrap(),
-            "--hash",
-            &"cd".repeat(32),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let minted = cli_mint(&network);
+    let stdout = cli_sign(&network, minted["tokenId"].as_str().unwrap(), &"cd".repeat(32));
     assert!(
         stdout.contains(&format!("address    {}", minted["ethAddress"].as_str().unwrap())),
         "{stdout}"
@@ -382,16 +406,7 @@ async fn sigil_dev_starts_a_network_that_signs_and_stops_it_on_sigterm() {
         .iter()
         .map(|n| n["url"].as_str().unwrap().to_string())
         .collect();
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(dev.id().unwrap().to_string())
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), dev.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    stop_sigil_dev(&mut dev).await;
     for url in urls {
         assert!(reqwest::get(format!("{url}/health")).await.is_err(), "{url} still up");
     }
@@ -418,49 +433,11 @@ fn node_pid(config: &std::path::Path) -> Option<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigil_dev_keeps_serving_when_a_node_is_killed_and_restarts_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["dev", "--nodes", "3", "--presign-stock", "4", "--dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut dev, _) = start_sigil_dev(dir.path(), "4").await;
     let network = dir.path().join("network.json");
-    let mut out = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stdout.take().unwrap()));
-    tokio::time::timeout(READY, async {
-        while let Some(line) = out.next_line().await.unwrap() {
-            if line.contains("Ctrl-C stops the network") {
-                return;
-            }
-        }
-        panic!("sigil dev exited early");
-    })
-    .await
-    .expect("sigil dev never became ready");
     let mut err = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(dev.stderr.take().unwrap()));
-    let mint = sigil()
-        .arg("--network")
-        .arg(&network)
-        .args(["pkp", "mint", "--json"])
-        .output()
-        .unwrap();
-    assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
-    let minted: serde_json::Value = serde_json::from_slice(&mint.stdout).unwrap();
-    let sign = |hash: &str| {
-        sigil()
-            .arg("--network")
-            .arg(&network)
-            .args([
-                "sign",
-                "--token-id",
-                minted["tokenId"].as_str().unwrap(),
-                "--hash",
-                hash,
-            ])
-            .output()
-            .unwrap()
-    };
+    let minted = cli_mint(&network);
+    let token = minted["tokenId"].as_str().unwrap();
     // kill -9 node 2: sigil dev says so and keeps running; nodes 0 and 1 (t = 2) still sign.
     let pid = node_pid(&dir.path().join("node2/node.toml")).expect("node 2's process");
     std::process::Command::new("kill")
@@ -481,8 +458,7 @@ async fn sigil_dev_keeps_serving_when_a_node_is_killed_and_restarts_it() {
     .unwrap_or_else(|_| panic!("sigil dev did not report the exit:\n{said}"));
     assert!(said.contains("the other nodes keep serving"), "{said}");
     assert!(dev.try_wait().unwrap().is_none(), "sigil dev stopped");
-    let signed = sign(&"ab".repeat(32));
-    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    cli_sign(&network, token, &"ab".repeat(32));
     // It comes back by itself and takes part again.
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = err.next_line().await.unwrap() {
@@ -494,16 +470,6 @@ async fn sigil_dev_keeps_serving_when_a_node_is_killed_and_restarts_it() {
     .await
     .expect("node 2 was not restarted");
     assert_ne!(node_pid(&dir.path().join("node2/node.toml")), Some(pid));
-    let signed = sign(&"ac".repeat(32));
-    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(dev.id().unwrap().to_string())
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), dev.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
+    cli_sign(&network, token, &"ac".repeat(32));
+    stop_sigil_dev(&mut dev).await;
 }
