@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::StreamExt;
-use sigil_primitives::{Cid, ExecuteResponse, StoredAction};
+use sigil_primitives::{Cid, ExecuteRequest, ExecuteResponse, StoreRequest, StoredAction};
 use sigil_tss::derive::{checksum_address, eth_address};
 use sigil_tss::ecdsa::{combine, SignatureShare};
 use sigil_tss::PartyId;
@@ -57,7 +57,7 @@ impl Client {
         let cid = Cid::of_file(code.as_bytes())
             .map_err(|e| ClientError::Invalid(e.to_string()))?
             .to_string();
-        let body = serde_json::json!({ "code": code });
+        let body = StoreRequest { code: code.to_string() };
         let mut pending = self.to_every_node("/web/actions", &body, |http, url, body| async move {
             crate::post::<StoredAction>(&http, &url, &body).await
         });
@@ -103,19 +103,18 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let mut body = serde_json::Map::new();
-        body.insert("jsParams".into(), js_params);
-        body.insert("requestId".into(), hex::encode(request_id()).into());
-        body.insert("timestamp".into(), timestamp.into());
-        match &code {
-            ActionCode::Code(code) => body.insert("code".into(), code.clone().into()),
-            ActionCode::Cid(cid) => body.insert("ipfsId".into(), cid.clone().into()),
+        let (code, ipfs_id) = match code {
+            ActionCode::Code(code) => (Some(code), None),
+            ActionCode::Cid(cid) => (None, Some(cid)),
         };
-        if let Some(auth) = auth {
-            let auth = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
-            body.insert("authSig".into(), auth);
-        }
-        let body = serde_json::Value::Object(body);
+        let body = ExecuteRequest {
+            code,
+            ipfs_id,
+            js_params: Some(js_params),
+            auth_sig: auth.map(crate::auth_value).transpose()?,
+            request_id: hex::encode(request_id()),
+            timestamp: Some(timestamp),
+        };
         let mut pending = self.to_every_node("/web/execute", &body, |http, url, body| async move {
             crate::post_coded::<ExecuteResponse>(&http, &url, &body).await
         });

@@ -155,13 +155,12 @@ async fn handshakes(
     targets: &[(ListedNode, String)],
     challenge: &[u8; 32],
 ) -> Vec<Result<Handshake, String>> {
-    let body = serde_json::to_value(HandshakeRequest {
+    let body = HandshakeRequest {
         challenge: Some(hex::encode(challenge)),
-    })
-    .unwrap_or_default();
+    };
     let calls = targets.iter().map(|(_, url)| {
-        let body = body.clone();
-        async move { post::<Handshake>(http, &format!("{url}/web/handshake"), &body).await }
+        let body = &body;
+        async move { post::<Handshake>(http, &format!("{url}/web/handshake"), body).await }
     });
     futures::future::join_all(calls).await
 }

@@ -8,7 +8,7 @@ use futures::stream::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sigil_conditions::{identity, Conditions};
-use sigil_primitives::EncryptionShare;
+use sigil_primitives::{EncryptionShare, EncryptionSignRequest};
 use sigil_tss::bls::{self, BlsSignatureShare};
 use sigil_tss::{PartyId, TssError};
 use zeroize::Zeroizing;
@@ -54,18 +54,17 @@ impl Encrypted {
         .map_err(|e| ClientError::Invalid(format!("conditions: {e}")))
     }
 
-    /// The condition field as the nodes expect it: `(name, value)`.
-    fn condition_field(&self) -> Option<(&'static str, &serde_json::Value)> {
-        match (
+    /// Whether exactly one condition field is set, as the nodes require.
+    fn has_one_condition_field(&self) -> bool {
+        [
             &self.access_control_conditions,
             &self.evm_contract_conditions,
             &self.unified_access_control_conditions,
-        ) {
-            (Some(v), None, None) => Some(("accessControlConditions", v)),
-            (None, Some(v), None) => Some(("evmContractConditions", v)),
-            (None, None, Some(v)) => Some(("unifiedAccessControlConditions", v)),
-            _ => None,
-        }
+        ]
+        .iter()
+        .filter(|field| field.is_some())
+        .count()
+            == 1
     }
 }
 
@@ -151,9 +150,11 @@ impl Client {
             ClientError::Invalid("the nodes report no BLS public shares to check shares against".into())
         })?;
         let conditions = encrypted.conditions()?;
-        let (field, value) = encrypted
-            .condition_field()
-            .ok_or_else(|| ClientError::Invalid("conditions: give exactly one condition field".into()))?;
+        if !encrypted.has_one_condition_field() {
+            return Err(ClientError::Invalid(
+                "conditions: give exactly one condition field".into(),
+            ));
+        }
         let data_hash: [u8; 32] = hex::decode(&encrypted.data_to_encrypt_hash)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -162,17 +163,14 @@ impl Client {
             .decode(encrypted.ciphertext.trim())
             .map_err(|e| ClientError::Invalid(format!("ciphertext: not base64 ({e})")))?;
         let identity = identity(&conditions.hash(), &data_hash);
-        let mut body = serde_json::Map::new();
-        body.insert(
-            "dataToEncryptHash".into(),
-            encrypted.data_to_encrypt_hash.clone().into(),
-        );
-        body.insert(field.into(), value.clone());
-        if let Some(auth) = auth {
-            let auth = serde_json::to_value(auth).map_err(|e| ClientError::Invalid(e.to_string()))?;
-            body.insert("authSig".into(), auth);
-        }
-        let body = serde_json::Value::Object(body);
+        let body = EncryptionSignRequest {
+            access_control_conditions: encrypted.access_control_conditions.clone(),
+            evm_contract_conditions: encrypted.evm_contract_conditions.clone(),
+            unified_access_control_conditions: encrypted.unified_access_control_conditions.clone(),
+            data_to_encrypt_hash: encrypted.data_to_encrypt_hash.clone(),
+            auth_sig: auth.map(crate::auth_value).transpose()?,
+            ..EncryptionSignRequest::default()
+        };
         let mut pending = self.to_every_node("/web/encryption/sign", &body, |http, url, body| async move {
             crate::post_coded::<EncryptionShare>(&http, &url, &body).await
         });

@@ -48,7 +48,8 @@ pub use sigil_chain::siwe::AuthSig;
 use sigil_chain::siwe::SiweMessage;
 use sigil_chain::Contracts;
 pub use sigil_primitives::Handshake;
-use sigil_primitives::{ErrorBody, SignResponse};
+use sigil_primitives::HandshakeRequest;
+use sigil_primitives::{AttestRequest, ErrorBody, SignRequest, SignResponse};
 use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
 use sigil_tss::ecdsa::{combine, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
@@ -226,11 +227,49 @@ impl PostError {
     }
 }
 
+/// A signing request as it is sent again after a failed round.
+enum SignBody {
+    /// `POST /web/pkp/sign`.
+    Pkp(SignRequest),
+    /// `POST /web/pkp/mint-attestation`.
+    Attestation(AttestRequest),
+}
+
+impl SignBody {
+    /// The next try, leaving out `exclude`: a sign request gets a fresh request id, while an
+    /// attestation's request id is derived from its key and `attempt`.
+    fn retry(&mut self, attempt: u8, exclude: &[u32]) {
+        match self {
+            Self::Pkp(body) => {
+                body.request_id = hex::encode(request_id());
+                body.exclude = exclude.to_vec();
+            }
+            Self::Attestation(body) => {
+                body.attempt = attempt;
+                body.exclude = exclude.to_vec();
+            }
+        }
+    }
+
+    fn encode(&self) -> Result<(&'static str, serde_json::Value), ClientError> {
+        let (path, value) = match self {
+            Self::Pkp(body) => ("/web/pkp/sign", serde_json::to_value(body)),
+            Self::Attestation(body) => ("/web/pkp/mint-attestation", serde_json::to_value(body)),
+        };
+        Ok((path, value.map_err(|e| ClientError::Invalid(e.to_string()))?))
+    }
+}
+
+/// An auth signature as a request body carries it.
+pub(crate) fn auth_value(auth: &AuthSig) -> Result<serde_json::Value, ClientError> {
+    serde_json::to_value(auth).map_err(|e| ClientError::Invalid(format!("authSig: {e}")))
+}
+
 /// POSTs `body` to `url` and decodes the answer, keeping the node's error fields.
 async fn post_coded<T: for<'de> Deserialize<'de>>(
     http: &reqwest::Client,
     url: &str,
-    body: &serde_json::Value,
+    body: &impl Serialize,
 ) -> Result<T, PostError> {
     let response = http
         .post(url)
@@ -260,7 +299,7 @@ async fn post_coded<T: for<'de> Deserialize<'de>>(
 async fn post<T: for<'de> Deserialize<'de>>(
     http: &reqwest::Client,
     url: &str,
-    body: &serde_json::Value,
+    body: &impl Serialize,
 ) -> Result<T, String> {
     post_coded(http, url, body).await.map_err(|e| e.text)
 }
@@ -295,7 +334,7 @@ impl Client {
         let mut last = Vec::new();
         for node in &self.nodes {
             let url = format!("{}/web/handshake", node.url);
-            match post::<Handshake>(&self.http, &url, &serde_json::json!({})).await {
+            match post::<Handshake>(&self.http, &url, &HandshakeRequest::default()).await {
                 Ok(Handshake {
                     latest_blockhash: Some(nonce),
                     ..
@@ -389,13 +428,14 @@ impl Client {
     pub async fn pkp_sign(&self, key: KeyRef, hash: [u8; 32], auth: &AuthSig) -> Result<SignOutcome, ClientError> {
         let KeyRef::KeyId(key_id) = key;
         let public_key = self.pkp_public_key(key);
-        let body = serde_json::json!({
-            "keyId": hex::encode(key_id),
-            "toSign": hex::encode(hash),
-            "requestId": hex::encode(request_id()),
-            "authSig": auth,
-        });
-        self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
+        let body = SignRequest {
+            key_id: Some(hex::encode(key_id)),
+            to_sign: Some(hex::encode(hash).into()),
+            request_id: hex::encode(request_id()),
+            auth_sig: Some(auth_value(auth)?),
+            ..SignRequest::default()
+        };
+        self.threshold_sign(SignBody::Pkp(body), &public_key, hash).await
     }
 
     /// Signs `message` as an EIP-191 personal message with a PKP; the nodes hash it themselves,
@@ -409,13 +449,14 @@ impl Client {
         let KeyRef::KeyId(key_id) = key;
         let public_key = self.pkp_public_key(key);
         let hash = sigil_chain::alloy::primitives::eip191_hash_message(message).0;
-        let body = serde_json::json!({
-            "keyId": hex::encode(key_id),
-            "message": hex::encode(message),
-            "requestId": hex::encode(request_id()),
-            "authSig": auth,
-        });
-        self.threshold_sign("/web/pkp/sign", body, &public_key, hash).await
+        let body = SignRequest {
+            key_id: Some(hex::encode(key_id)),
+            message: Some(hex::encode(message)),
+            request_id: hex::encode(request_id()),
+            auth_sig: Some(auth_value(auth)?),
+            ..SignRequest::default()
+        };
+        self.threshold_sign(SignBody::Pkp(body), &public_key, hash).await
     }
 
     /// The network's attestation for a mint by the holder of `auth` with `salt` (directly on
@@ -438,28 +479,28 @@ impl Client {
         let pkp_nft = self.pkp_nft.ok_or(ClientError::NoChain)?;
         let pubkey = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
         let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &pubkey);
-        let body = serde_json::json!({
-            "salt": hex::encode(salt),
-            "viaHelper": helper.is_some(),
-            "attempt": 0,
-            "authSig": auth,
-        });
+        let body = AttestRequest {
+            salt: hex::encode(salt),
+            via_helper: helper.is_some(),
+            auth_sig: Some(auth_value(auth)?),
+            ..AttestRequest::default()
+        };
         let outcome = self
-            .threshold_sign("/web/pkp/mint-attestation", body, &attester, digest)
+            .threshold_sign(SignBody::Attestation(body), &attester, digest)
             .await?;
         Ok((key_id, outcome.signature.to_rsv()))
     }
 
     /// Sends `body` to `path` at every node at once with `send(http, url, body)`; the answers
     /// come out in the order they arrive, each with its node.
-    fn to_every_node<T, F, Fut>(
+    fn to_every_node<B: Clone, T, F, Fut>(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        body: &B,
         send: F,
     ) -> FuturesUnordered<impl std::future::Future<Output = (NodeHandle, T)>>
     where
-        F: Fn(reqwest::Client, String, serde_json::Value) -> Fut,
+        F: Fn(reqwest::Client, String, B) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
         self.nodes
@@ -484,26 +525,19 @@ impl Client {
     /// excluded, up to [`SIGN_ATTEMPTS`] times; the outcome names them.
     async fn threshold_sign(
         &self,
-        path: &str,
-        body: serde_json::Value,
+        mut body: SignBody,
         public_key: &ProjectivePoint,
         hash: [u8; 32],
     ) -> Result<SignOutcome, ClientError> {
         let mut failures = self.unreachable.clone();
         let mut exclude: Vec<u32> = Vec::new();
-        let mut body = body;
         let mut valid = 0;
         for attempt in 0..SIGN_ATTEMPTS {
-            if let (true, Some(fields)) = (attempt > 0, body.as_object_mut()) {
-                // Attestations derive their request id from the key and the attempt.
-                if fields.contains_key("attempt") {
-                    fields.insert("attempt".into(), attempt.into());
-                } else {
-                    fields.insert("requestId".into(), hex::encode(request_id()).into());
-                }
-                fields.insert("exclude".into(), serde_json::json!(exclude));
+            if attempt > 0 {
+                body.retry(u8::try_from(attempt).unwrap_or(u8::MAX), &exclude);
             }
-            match self.sign_round(path, &body, public_key, hash).await {
+            let (path, value) = body.encode()?;
+            match self.sign_round(path, &value, public_key, hash).await {
                 Ok((mut outcome, round_failures)) => {
                     merge(&mut failures, round_failures);
                     outcome.failures = failures;

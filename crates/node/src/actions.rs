@@ -15,7 +15,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sigil_actions::{ActionError, Completion, Host, HostError, HostOp, RunRequest};
@@ -32,6 +31,7 @@ use tokio::sync::Notify;
 use crate::api::{authenticate, body, chain_error, hex_bytes, parse_json, registry, threshold_share, ApiError};
 use crate::node::Node;
 use crate::wire::Message;
+pub use sigil_primitives::{ExecuteRequest, StoreRequest};
 
 /// How far a request's timestamp may be from this node's clock.
 const TIMESTAMP_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -116,38 +116,6 @@ impl Mailbox {
             slots.retain(|_, (at, _)| at.elapsed() < MAILBOX_TTL);
         }
     }
-}
-
-/// `POST /web/execute` body.
-#[derive(Deserialize, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExecuteRequest {
-    /// The action's code. Give this or `ipfsId`.
-    #[serde(default)]
-    pub code: Option<String>,
-    /// The action's IPFS CIDv0, for code stored with `POST /web/actions` or on the gateway.
-    #[serde(default)]
-    pub ipfs_id: Option<String>,
-    /// Parameters: each field becomes a global, and the whole object `jsParams`.
-    #[serde(default)]
-    pub js_params: Option<serde_json::Value>,
-    /// The caller's auth signature (`Lit.Auth.authSigAddress`); optional.
-    #[serde(default)]
-    pub auth_sig: Option<serde_json::Value>,
-    /// 16 random bytes (hex), the same at every node: seeds `Math.random` and names signatures.
-    pub request_id: String,
-    /// What `Date.now()` returns (ms since 1970), the same at every node; within 5 minutes of
-    /// the node's clock. Without it, the node's clock is used.
-    #[serde(default)]
-    pub timestamp: Option<u64>,
-}
-
-/// `POST /web/actions` body.
-#[derive(Deserialize, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StoreRequest {
-    /// The action's code.
-    pub code: String,
 }
 
 fn now_ms() -> u64 {

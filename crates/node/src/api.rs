@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::eip191_hash_message;
 use sigil_chain::alloy::primitives::{Address, B256};
@@ -32,7 +32,10 @@ use crate::node::{health, unix_now, Fault, Node};
 use crate::pool::{allocate, pool_id, AllocateCall, AllocateError};
 use crate::store::{PresignatureId, StoreError};
 use crate::wire::{Allocation, Call, Message, Reply};
-pub use sigil_primitives::{ErrorBody, ErrorFields, Handshake, HandshakeRequest, PeerInfo, SignResponse};
+pub use sigil_primitives::{
+    AttestRequest, ErrorBody, ErrorFields, Handshake, HandshakeRequest, PeerInfo, SignRequest, SignResponse,
+    ATTESTATION_ATTEMPTS,
+};
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -405,37 +408,6 @@ async fn handshake(
     }))
 }
 
-/// `POST /web/pkp/sign` body.
-#[derive(Deserialize, Serialize, Debug, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SignRequest {
-    /// The PKP's key id (32 bytes hex).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    /// The PKP's public key (65 bytes uncompressed hex), if the node has seen it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
-    /// The PKP's token id (32 bytes hex), if the node has seen it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
-    /// The 32-byte prehash: hex or an array of bytes. Give this or `message`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_sign: Option<serde_json::Value>,
-    /// A personal message (hex, at most 16 KiB) that the node hashes as EIP-191 itself, so auth
-    /// methods permitted for personal messages only (scope 2) may sign it. Give this or `toSign`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// 16 random bytes (hex), the same at every node for one signature.
-    pub request_id: String,
-    /// EIP-4361 auth signature (`{sig, derivedVia, signedMessage, address}`) of the PKP's owner,
-    /// a permitted address or a permitted Ethereum-wallet auth method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_sig: Option<serde_json::Value>,
-    /// Node ids to leave out of the signing set (a retry after they failed or sent a bad share).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude: Vec<u32>,
-}
-
 pub(crate) fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
     let raw = hex::decode(text.strip_prefix("0x").unwrap_or(text))
         .map_err(|e| ApiError::bad_request(format!("{field}: not hex ({e})")))?;
@@ -550,36 +522,6 @@ async fn pkp_sign(
         .await
         .map(Json)
 }
-
-/// `POST /web/pkp/mint-attestation` body: who mints, and how.
-#[derive(Deserialize, Serialize, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AttestRequest {
-    /// The mint's salt (32 bytes hex). The key id is computed by the node from the authenticated
-    /// minter: `keccak256(minter ‖ salt)`, or through PKPHelper
-    /// `keccak256(helper ‖ keccak256(minter ‖ salt))`.
-    pub salt: String,
-    /// The mint goes through PKPHelper (`mintWithPermissions`, `mintGrantBurn`).
-    #[serde(default)]
-    pub via_helper: bool,
-    /// Accepted for compatibility and ignored: the request id of an attestation is derived from
-    /// the key id and `attempt`, so one paid mint request spends at most
-    /// [`ATTESTATION_ATTEMPTS`] presignatures.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// Which try this is (0, 1 or 2): a retry after a failed signing set.
-    #[serde(default)]
-    pub attempt: u8,
-    /// The minter's auth signature.
-    #[serde(default)]
-    pub auth_sig: Option<serde_json::Value>,
-    /// Node ids to leave out of the signing set.
-    #[serde(default)]
-    pub exclude: Vec<u32>,
-}
-
-/// Tries (each a presignature at most) one mint request pays for.
-pub const ATTESTATION_ATTEMPTS: u8 = 3;
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
 /// signs `attestation_digest(chainId, PKPNFT, keyId, pubkey)`, which PKPNFT checks on mint.

@@ -25,7 +25,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sigil_actions::HostError;
@@ -44,33 +43,7 @@ use crate::actions::{chain_rpc_url, HostInner};
 use crate::api::{authenticate, body, hex_bytes, parse_json, ApiError};
 use crate::node::{Fault, Node, RootKeys};
 use crate::wire::Message;
-
-/// `POST /web/encryption/sign` body (Lit's field names).
-#[derive(Deserialize, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EncryptionSignRequest {
-    /// `evmBasic` conditions. Give exactly one of the three condition fields.
-    #[serde(default)]
-    pub access_control_conditions: Option<Value>,
-    /// `evmContract` conditions.
-    #[serde(default)]
-    pub evm_contract_conditions: Option<Value>,
-    /// Conditions tagged with `conditionType`.
-    #[serde(default)]
-    pub unified_access_control_conditions: Option<Value>,
-    /// SHA-256 of the plaintext, hex.
-    pub data_to_encrypt_hash: String,
-    /// The caller's auth signature: whose `:userAddress` the conditions test. Without it,
-    /// conditions that name `:userAddress` do not hold.
-    #[serde(default)]
-    pub auth_sig: Option<Value>,
-    /// Accepted for compatibility; each condition names its own chain.
-    #[serde(default)]
-    pub chain: Option<String>,
-    /// Accepted for compatibility; the node answers with its current key.
-    #[serde(default)]
-    pub epoch: Option<u64>,
-}
+pub use sigil_primitives::EncryptionSignRequest;
 
 fn bad_condition(e: sigil_conditions::ConditionError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "BAD_CONDITION", e.to_string())

@@ -1,0 +1,289 @@
+//! The bodies of every `/web` endpoint, requests and answers, declared once so the node
+//! (`sigil-node`) and the clients (`sigil-client`, the CLI) cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorFields,
+}
+
+/// A stable code and a human message.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// Stable code, e.g. `BAD_JSON`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// An action's console output up to the error (`/web/execute` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+}
+
+/// `POST /web/handshake` body (optional; other fields are ignored, as Lit's clients send some).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeRequest {
+    /// 32 fresh random bytes, hex (`0x` optional): the node signs its answer over them, so an
+    /// old answer cannot be replayed. Absent: all zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+}
+
+/// `POST /web/handshake` answer.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Handshake {
+    /// This node.
+    pub node_id: u32,
+    /// Root key epoch.
+    pub epoch: u64,
+    /// Shares needed.
+    pub threshold: usize,
+    /// Whether the root keys exist.
+    pub ready: bool,
+    /// ECDSA root public key, SEC1 compressed hex (absent until ready).
+    pub ecdsa_public_key: Option<String>,
+    /// BLS root public key (G1, compressed) hex (absent until ready).
+    pub bls_public_key: Option<String>,
+    /// Each node's BLS public key share (G1, compressed hex) by node id, to check decryption
+    /// shares one by one (empty until ready).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bls_public_shares: std::collections::BTreeMap<u32, String>,
+    /// This node's identity key.
+    pub identity_key: String,
+    /// Every node.
+    pub peers: Vec<PeerInfo>,
+    /// Software version.
+    pub version: String,
+    /// The chain this network's registry lives on (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
+    /// The latest block hash, to use as a SIWE nonce (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_blockhash: Option<String>,
+    /// The NodeSet contract this node belongs to (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_set: Option<String>,
+    /// The address of this node's signing key, as NodeSet lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// The mint attester derived from the ECDSA root key (absent until ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attester: Option<String>,
+    /// This node's signature (65 bytes r ‖ s ‖ v, hex) over `sigil_chain::vouch::handshake_digest`
+    /// of this answer and the request's challenge (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// This node's signature over the root-key record for `NodeSet.recordKeys`
+    /// (`sigil_chain::vouch::root_keys_digest`; absent until ready, or without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_signature: Option<String>,
+}
+
+/// A node as the handshake lists it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    /// Node id.
+    pub id: u32,
+    /// Base URL.
+    pub url: String,
+    /// Identity key, hex.
+    pub key: String,
+}
+
+/// `POST /web/pkp/sign` answer: this node's signature share.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignResponse {
+    /// The node.
+    pub node_id: u32,
+    /// The encoded share, hex.
+    pub share: String,
+    /// The PKP public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// The presignature used, `pool:seq`.
+    pub presignature: String,
+    /// Its holders.
+    pub participants: Vec<u32>,
+    /// Shares needed.
+    pub threshold: usize,
+}
+
+/// `POST /web/execute` answer: one node's run of an action.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteResponse {
+    /// The node.
+    pub node_id: u32,
+    /// The action's last `Lit.Actions.setResponse`, if any.
+    pub response: Option<String>,
+    /// Its console lines.
+    pub logs: Vec<String>,
+    /// This node's signature shares by `sigName`.
+    pub signatures: std::collections::BTreeMap<String, ActionShare>,
+    /// Set when the action used `decryptToSingleNode`: the node that decrypted, whose response
+    /// is the run's response (the others agree on everything else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_node: Option<u32>,
+}
+
+/// A signature an action asked for: what it signs, and this node's share if it holds one of
+/// the presignature used.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionShare {
+    /// The 32-byte hash signed, hex.
+    pub to_sign: String,
+    /// The PKP public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// The share (`None` when this node holds no share of the presignature).
+    pub share: Option<SignResponse>,
+}
+
+/// `POST /web/actions` answer.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAction {
+    /// The code's IPFS CIDv0.
+    pub cid: String,
+    /// Its size in bytes.
+    pub size: usize,
+}
+
+/// `POST /web/encryption/sign` answer: this node's BLS signature share over the identity, which
+/// the client verifies against the node's public share, combines with `t - 1` others and uses
+/// to decrypt.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionShare {
+    /// The node.
+    pub node_id: u32,
+    /// The share (blsful encoding), hex.
+    pub share: String,
+    /// The identity signed: `sigil-acc://{hash(conditions)}/{hash(data)}`.
+    pub identity: String,
+}
+
+/// `POST /web/pkp/sign` body.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignRequest {
+    /// The PKP's key id (32 bytes hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The PKP's public key (65 bytes uncompressed hex), if the node has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The PKP's token id (32 bytes hex), if the node has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The 32-byte prehash: hex or an array of bytes. Give this or `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_sign: Option<serde_json::Value>,
+    /// A personal message (hex, at most 16 KiB) that the node hashes as EIP-191 itself, so auth
+    /// methods permitted for personal messages only (scope 2) may sign it. Give this or `toSign`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// 16 random bytes (hex), the same at every node for one signature.
+    pub request_id: String,
+    /// EIP-4361 auth signature (`{sig, derivedVia, signedMessage, address}`) of the PKP's owner,
+    /// a permitted address or a permitted Ethereum-wallet auth method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_sig: Option<serde_json::Value>,
+    /// Node ids to leave out of the signing set (a retry after they failed or sent a bad share).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<u32>,
+}
+
+/// Tries (each a presignature at most) one mint request pays for.
+pub const ATTESTATION_ATTEMPTS: u8 = 3;
+
+/// `POST /web/pkp/mint-attestation` body: who mints, and how.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttestRequest {
+    /// The mint's salt (32 bytes hex). The key id is computed by the node from the authenticated
+    /// minter: `keccak256(minter ‖ salt)`, or through PKPHelper
+    /// `keccak256(helper ‖ keccak256(minter ‖ salt))`.
+    pub salt: String,
+    /// The mint goes through PKPHelper (`mintWithPermissions`, `mintGrantBurn`).
+    #[serde(default)]
+    pub via_helper: bool,
+    /// Accepted for compatibility and ignored: the request id of an attestation is derived from
+    /// the key id and `attempt`, so one paid mint request spends at most
+    /// [`ATTESTATION_ATTEMPTS`] presignatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Which try this is (0, 1 or 2): a retry after a failed signing set.
+    #[serde(default)]
+    pub attempt: u8,
+    /// The minter's auth signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_sig: Option<serde_json::Value>,
+    /// Node ids to leave out of the signing set.
+    #[serde(default)]
+    pub exclude: Vec<u32>,
+}
+
+/// `POST /web/execute` body.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteRequest {
+    /// The action's code. Give this or `ipfsId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The action's IPFS CIDv0, for code stored with `POST /web/actions` or on the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipfs_id: Option<String>,
+    /// Parameters: each field becomes a global, and the whole object `jsParams`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub js_params: Option<serde_json::Value>,
+    /// The caller's auth signature (`Lit.Auth.authSigAddress`); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_sig: Option<serde_json::Value>,
+    /// 16 random bytes (hex), the same at every node: seeds `Math.random` and names signatures.
+    pub request_id: String,
+    /// What `Date.now()` returns (ms since 1970), the same at every node; within 5 minutes of
+    /// the node's clock. Without it, the node's clock is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+}
+
+/// `POST /web/actions` body.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreRequest {
+    /// The action's code.
+    pub code: String,
+}
+
+/// `POST /web/encryption/sign` body (Lit's field names).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionSignRequest {
+    /// `evmBasic` conditions. Give exactly one of the three condition fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_conditions: Option<serde_json::Value>,
+    /// `evmContract` conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_contract_conditions: Option<serde_json::Value>,
+    /// Conditions tagged with `conditionType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified_access_control_conditions: Option<serde_json::Value>,
+    /// SHA-256 of the plaintext, hex.
+    pub data_to_encrypt_hash: String,
+    /// The caller's auth signature: whose `:userAddress` the conditions test. Without it,
+    /// conditions that name `:userAddress` do not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_sig: Option<serde_json::Value>,
+    /// Accepted for compatibility; each condition names its own chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// Accepted for compatibility; the node answers with its current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
