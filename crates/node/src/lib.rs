@@ -1,30 +1,37 @@
-//! The Sigil node: storage, the mesh over HTTP, root-key DKG, presignature pools, the HTTP API.
+//! The Sigil node: storage, the mesh over HTTP, root-key DKG, presignature pools, actions,
+//! threshold decryption, and the HTTP API over them.
 //!
-//! * [`config`] — `node.toml`.
-//! * [`store`] — one redb file, records sealed at rest; presignatures taken once, durably.
-//! * [`net`] — sealed envelopes over `POST /mesh/send|call`, a queue per peer.
-//! * [`session`] — protocol runs on their own threads, routed by session id, with deadlines.
-//! * [`pool`] — the presignature pool and its single allocator.
-//! * [`api`] — `fn app(node) -> Router`: `/web/handshake`, `/web/pkp/sign`, `/health`, `/metrics`.
-//! * [`actions`] — `/web/execute` and `/web/actions`: runs actions in the sandbox and answers
-//!   their host operations (signing, fetch, runOnce, broadcastAndCollect, permissions, call).
-//! * [`encryption`] — `/web/encryption/sign`, and decryption inside actions: the node decides the
-//!   access-control conditions (`sigil-conditions`) before it releases its BLS share.
-//! * [`node`] — start-up, the first DKG, peer liveness, shutdown.
-//! * [`vouch`] — what the node signs for clients and the chain: its handshake, the root-key record.
+//! Layers, each using only those below it (checked by `scripts/check-node-modules`, run by
+//! `make test`):
+//!
+//! * [`http`] — the only module that knows HTTP: router, error mapping, one handler module per
+//!   endpoint group. Used only by [`start`].
+//! * Services, which return domain errors ([`error::Error`]) and know nothing of HTTP:
+//!   [`auth`] (who asks: a [`auth::Principal`]), [`signing`] (pools, allocation, take, shares;
+//!   behind a scheme seam), [`actions`] (the sandbox's host, the mailbox), [`encryption`]
+//!   (conditions, decryption shares), [`mesh::dispatch`] (what peers send).
+//! * State: [`node`] (the state every task shares), [`epoch`] (keys, peers, threshold and pool
+//!   of one epoch, behind a swappable handle), [`vouch`] (what the node signs for clients and
+//!   the chain).
+//! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
+//!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
+//! * [`start`] — start-up and the background tasks; wires everything together.
 
 pub mod actions;
-pub mod api;
+pub mod auth;
 pub mod config;
 pub mod encryption;
+pub mod epoch;
+pub mod error;
+pub mod http;
+pub mod mesh;
 mod metrics;
-pub mod net;
 pub mod node;
-pub mod pool;
-pub mod session;
+pub mod signing;
+pub mod start;
 pub mod store;
 pub mod vouch;
-pub mod wire;
 
 pub use config::{NodeConfig, PeerConfig, Settings};
-pub use node::{init_data_dir, run, Fault, Node, NodeError, PublicIdentity, RunOptions};
+pub use node::{Fault, Node, NodeError, RunOptions};
+pub use start::{init_data_dir, run, PublicIdentity};

@@ -20,21 +20,21 @@
 //! again gets the same allocation, with the same entropy. Allocate calls carry their time and are refused outside a
 //! replay window shorter than the records' lifetime, so a replayed call never spends a presignature.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use sigil_tss::ecdsa::{presigning, triple_generation};
 use sigil_tss::{PartyId, SessionId};
-use tokio::sync::{Notify, OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 
+pub use super::stock::{AllocateError, ALLOCATE_WINDOW_SECS};
+use crate::mesh::session::SessionError;
+use crate::mesh::wire::{Allocation, Message, Start};
 use crate::node::{unix_now, Fault, Node};
-use crate::session::SessionError;
-use crate::store::{AllocationOrder, PresignatureId, StoreError};
-use crate::wire::{Allocation, Message, Start};
+use crate::store::{PresignatureId, StoreError};
 
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
 const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
@@ -44,17 +44,13 @@ const SILENCE_DEADLINE: Duration = Duration::from_secs(10);
 pub const ALLOCATION_WAIT: Duration = Duration::from_secs(25);
 /// How long concurrent asks for one request share one in-memory answer.
 const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
-/// Allocate calls whose time is further than this from the allocator's clock are refused.
-pub const ALLOCATE_WINDOW_SECS: u64 = 60;
 /// How long allocation records are kept (much longer than the replay window).
 const ALLOCATION_RECORD_SECS: u64 = 3600;
 /// Presignature runs this node joins at once on one owner's orders.
 const MAX_MEMBER_RUNS_PER_OWNER: usize = 8;
 /// How long the owner waits, after its own part, for every holder to confirm it stored its share.
 const STORED_WAIT: Duration = Duration::from_secs(10);
-/// A node that stalled a run sits out of new signing sets this long, doubled per stall in a row.
-const STALL_PENALTY: Duration = Duration::from_secs(30);
-const MAX_STALL_PENALTY: Duration = Duration::from_secs(600);
+
 /// Most exclusion lists of waiting requests remembered for the generator.
 const MAX_DEMAND: usize = 16;
 /// Usable slots kept leased (durably out of the pool) ahead of requests, so an allocation is
@@ -63,192 +59,13 @@ const LEASE_AHEAD: usize = 32;
 /// Allocation records waiting to be written, at most (more are dropped: they are a convenience).
 const MAX_PENDING_RECORDS: usize = 65_536;
 
-type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
-
-/// Why no allocation was made.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum AllocateError {
-    /// Nothing in stock for this request within [`ALLOCATION_WAIT`].
-    #[error("node {0} has no presignature in stock for a signing set of live nodes; the pool refills in the background, retry shortly")]
-    PoolEmpty(u32),
-    /// The request id was allocated for another key or message.
-    #[error("requestId {0} was already used for another key or message; use a fresh random requestId")]
-    Conflict(String),
-    /// The call is outside the replay window.
-    #[error("allocation call made at {at}, {skew} s from the allocator's clock (window {ALLOCATE_WINDOW_SECS} s): refused as a replay")]
-    Stale {
-        /// The call's time.
-        at: u64,
-        /// Distance to now.
-        skew: u64,
-    },
-    /// Storage failed.
-    #[error("allocation storage: {0}")]
-    Store(String),
-}
-
-impl AllocateError {
-    /// The stable code, as the HTTP API names it.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::PoolEmpty(_) => "POOL_EMPTY",
-            Self::Conflict(_) => "REQUEST_CONFLICT",
-            Self::Stale { .. } => "STALE_CALL",
-            Self::Store(_) => "INTERNAL",
-        }
-    }
-}
-
-/// The pool state of one node.
-pub struct Pool {
-    stock: Mutex<VecDeque<(u64, Vec<u32>)>>,
-    added: Notify,
-    in_flight: AtomicUsize,
-    made: AtomicU64,
-    made_at: Mutex<VecDeque<Instant>>,
-    allocated: AtomicU64,
-    conflicts: AtomicU64,
-    allocations: Mutex<HashMap<String, (Instant, Cell)>>,
-    /// Allocations answered but not yet recorded; written about once a second.
-    records: Mutex<Vec<AllocationOrder>>,
-    member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
-    confirmed: Mutex<HashMap<u64, Vec<u32>>>,
-    /// Runs this node ordered and has not finished: seq → signing set. Only their members'
-    /// `Stored` and `Failed` notices count.
-    ordered: Mutex<HashMap<u64, Vec<u32>>>,
-    /// Reports of silent nodes per run: (seq, accused) → reporters.
-    reports: Mutex<HashMap<(u64, u32), Vec<u32>>>,
-    rotation: AtomicUsize,
-    /// Slots of any pool this node will never use, not yet acknowledged by their owners (see
-    /// [`report_discarded`]; bounded).
-    pub(crate) discards: Mutex<Vec<PresignatureId>>,
-    /// Set while [`send_discards`] runs.
-    discarding: std::sync::atomic::AtomicBool,
-    /// Stocked slots already leased (see [`crate::store::Store::lease`]).
-    leased: Mutex<std::collections::HashSet<u64>>,
-    /// Held while slots are being leased, so a request never races the background leasing.
-    lease_gate: tokio::sync::Mutex<()>,
-    penalties: Mutex<HashMap<u32, (Instant, u32)>>,
-    demand: Mutex<VecDeque<Vec<u32>>>,
-    /// Test fault `double-bind`: the slot just allocated, to bind again to the next request.
-    rebind: Mutex<Option<(u64, Vec<u32>)>>,
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        Self {
-            stock: Mutex::new(VecDeque::new()),
-            added: Notify::new(),
-            in_flight: AtomicUsize::new(0),
-            made: AtomicU64::new(0),
-            made_at: Mutex::new(VecDeque::new()),
-            allocated: AtomicU64::new(0),
-            conflicts: AtomicU64::new(0),
-            allocations: Mutex::new(HashMap::new()),
-            records: Mutex::new(Vec::new()),
-            member_runs: Mutex::new(HashMap::new()),
-            confirmed: Mutex::new(HashMap::new()),
-            ordered: Mutex::new(HashMap::new()),
-            reports: Mutex::new(HashMap::new()),
-            rotation: AtomicUsize::new(0),
-            discards: Mutex::new(Vec::new()),
-            discarding: std::sync::atomic::AtomicBool::new(false),
-            leased: Mutex::new(std::collections::HashSet::new()),
-            lease_gate: tokio::sync::Mutex::new(()),
-            penalties: Mutex::new(HashMap::new()),
-            demand: Mutex::new(VecDeque::new()),
-            rebind: Mutex::new(None),
-        }
-    }
-}
-
-impl Pool {
-    /// Presignatures this node can allocate (stocked slots, whatever their set's liveness).
-    pub fn stock(&self) -> usize {
-        self.stock.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// Presignatures this node took part in making since it started.
-    pub fn made(&self) -> u64 {
-        self.made.load(Ordering::Relaxed)
-    }
-
-    /// Presignatures this node allocated since it started.
-    pub fn allocated(&self) -> u64 {
-        self.allocated.load(Ordering::Relaxed)
-    }
-
-    /// Requests refused because their presignature had been used for another request.
-    pub fn conflicts(&self) -> u64 {
-        self.conflicts.load(Ordering::Relaxed)
-    }
-
-    /// Counts a presignature bound to a second request (see `api::threshold_share`).
-    pub fn record_conflict(&self) {
-        self.conflicts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Nodes now left out of new signing sets for stalling runs.
-    pub fn penalized(&self) -> Vec<u32> {
-        let Ok(map) = self.penalties.lock() else {
-            return Vec::new();
-        };
-        let mut out: Vec<u32> = map
-            .iter()
-            .filter(|(_, (until, _))| *until > Instant::now())
-            .map(|(id, _)| *id)
-            .collect();
-        out.sort_unstable();
-        out
-    }
-
-    /// Presignatures made per second over the last minute.
-    pub fn rate(&self) -> f64 {
-        let Ok(mut times) = self.made_at.lock() else { return 0.0 };
-        let window = Duration::from_secs(60);
-        while times.front().is_some_and(|t| t.elapsed() > window) {
-            times.pop_front();
-        }
-        match times.front() {
-            Some(first) if times.len() > 1 => times.len() as f64 / first.elapsed().as_secs_f64().max(1.0),
-            _ => 0.0,
-        }
-    }
-
-    fn record_made(&self) {
-        self.made.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut times) = self.made_at.lock() {
-            times.push_back(Instant::now());
-            while times.len() > 100_000 {
-                times.pop_front();
-            }
-        }
-    }
-
-    /// Leaves `node` out of new signing sets for a while (longer each time in a row).
-    fn penalize(&self, node: u32) {
-        if let Ok(mut map) = self.penalties.lock() {
-            let strikes = map.get(&node).map(|(_, n)| n.saturating_add(1)).unwrap_or(1);
-            let penalty = STALL_PENALTY
-                .saturating_mul(1 << strikes.saturating_sub(1).min(5))
-                .min(MAX_STALL_PENALTY);
-            map.insert(node, (Instant::now() + penalty, strikes));
-        }
-    }
-
-    /// A run with `holders` finished: they are in good standing again.
-    fn absolve(&self, holders: &[u32]) {
-        if let Ok(mut map) = self.penalties.lock() {
-            map.retain(|id, (until, _)| !holders.contains(id) || *until > Instant::now());
-        }
-    }
-}
-
 /// The storage pool id of `owner`'s presignatures in this network.
 pub fn pool_id(node: &Node, owner: u32) -> [u8; 32] {
+    let epoch = node.epoch();
     let mut h = Sha256::new();
-    h.update(b"sigil-pool/v1");
-    h.update(node.fingerprint);
+    h.update(b"sigil-pool/v2");
+    h.update(epoch.fingerprint);
+    h.update(epoch.number.to_be_bytes());
     h.update(owner.to_be_bytes());
     h.finalize().into()
 }
@@ -264,15 +81,17 @@ fn session_id(node: &Node, owner: u32, seq: u64, label: &str) -> SessionId {
 
 /// Nodes a new signing set may use: live, ready, and not sitting out a stall penalty.
 fn eligible(node: &Node) -> Vec<u32> {
-    let penalized = node.pool.penalized();
+    let epoch = node.epoch();
+    let penalized = epoch.pool.penalized();
     node.ready().into_iter().filter(|id| !penalized.contains(id)).collect()
 }
 
 /// The next signing set: `t` of `eligible`, avoiding the nodes a waiting request excludes if it
 /// can, rotating otherwise.
 fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
-    let t = node.threshold;
-    let wanted = node.pool.demand.lock().ok().and_then(|mut d| d.pop_front());
+    let epoch = node.epoch();
+    let t = epoch.threshold;
+    let wanted = epoch.pool.demand.lock().ok().and_then(|mut d| d.pop_front());
     let candidates: Vec<u32> = match &wanted {
         Some(exclude) if eligible.iter().filter(|id| !exclude.contains(id)).count() >= t => {
             eligible.iter().copied().filter(|id| !exclude.contains(id)).collect()
@@ -282,7 +101,7 @@ fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
     if candidates.len() < t {
         return None;
     }
-    let start = node.pool.rotation.fetch_add(1, Ordering::Relaxed);
+    let start = epoch.pool.rotation.fetch_add(1, Ordering::Relaxed);
     let mut set: Vec<u32> = (0..t)
         .filter_map(|i| candidates.get((start + i) % candidates.len()).copied())
         .collect();
@@ -291,11 +110,12 @@ fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
 }
 
 fn usable(node: &Node, holders: &[u32], live: &[u32], exclude: &[u32]) -> bool {
-    holders.len() == node.threshold && holders.iter().all(|h| live.contains(h) && !exclude.contains(h))
+    holders.len() == node.epoch().threshold && holders.iter().all(|h| live.contains(h) && !exclude.contains(h))
 }
 
 /// Reloads this node's own stock, then keeps the pool filled while this node is the allocator.
 pub async fn run(node: Arc<Node>) {
+    let epoch = node.epoch();
     let own = pool_id(&node, node.me);
     let store = Arc::clone(&node.store);
     // Slots leased before a restart may have been handed out: never hand them out again.
@@ -307,7 +127,7 @@ pub async fn run(node: Arc<Node>) {
     let store = Arc::clone(&node.store);
     match tokio::task::spawn_blocking(move || store.slots(&own)).await {
         Ok(Ok(slots)) => {
-            let t = node.threshold;
+            let t = epoch.threshold;
             let (good, odd): (Vec<_>, Vec<_>) = slots.into_iter().partition(|(_, h)| h.len() == t);
             if !odd.is_empty() {
                 tracing::warn!(
@@ -324,7 +144,7 @@ pub async fn run(node: Arc<Node>) {
             if !good.is_empty() {
                 tracing::info!(count = good.len(), "presignature slots reloaded from storage");
             }
-            if let Ok(mut stock) = node.pool.stock.lock() {
+            if let Ok(mut stock) = epoch.pool.stock.lock() {
                 stock.extend(good);
             }
         }
@@ -369,17 +189,18 @@ pub async fn run(node: Arc<Node>) {
         }
         let live = node.live();
         let eligible = eligible(&node);
-        if eligible.len() < node.threshold {
+        if eligible.len() < epoch.threshold {
             continue;
         }
         let usable_stock = |node: &Node| {
-            node.pool
+            node.epoch()
+                .pool
                 .stock
                 .lock()
                 .map(|s| s.iter().filter(|(_, h)| usable(node, h, &live, &[])).count())
                 .unwrap_or(0)
         };
-        let in_flight = |node: &Node| node.pool.in_flight.load(Ordering::Relaxed);
+        let in_flight = |_node: &Node| epoch.pool.in_flight.load(Ordering::Relaxed);
         lease_ahead(&node, &live).await;
         let have = usable_stock(&node) + in_flight(&node);
         filling = (filling || have < refill_below) && have < target;
@@ -414,6 +235,7 @@ pub async fn run(node: Arc<Node>) {
 /// already made the slot's removal durable), so it stays off the request's path.
 async fn write_records(node: &Arc<Node>) {
     let pending = node
+        .epoch()
         .pool
         .records
         .lock()
@@ -432,8 +254,9 @@ async fn write_records(node: &Arc<Node>) {
 
 /// Keeps [`LEASE_AHEAD`] usable slots leased.
 async fn lease_ahead(node: &Arc<Node>, live: &[u32]) {
+    let epoch = node.epoch();
     let wanted: Vec<u64> = {
-        let (Ok(stock), Ok(leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
+        let (Ok(stock), Ok(leased)) = (epoch.pool.stock.lock(), epoch.pool.leased.lock()) else {
             return;
         };
         let usable: Vec<u64> = stock
@@ -451,9 +274,9 @@ async fn lease_ahead(node: &Arc<Node>, live: &[u32]) {
     if wanted.is_empty() {
         return;
     }
-    let _gate = node.pool.lease_gate.lock().await;
+    let _gate = epoch.pool.lease_gate.lock().await;
     // Slots handed out meanwhile are no longer in the stock: lease only those still there.
-    let wanted: Vec<u64> = match node.pool.stock.lock() {
+    let wanted: Vec<u64> = match epoch.pool.stock.lock() {
         Ok(stock) => wanted
             .into_iter()
             .filter(|seq| stock.iter().any(|(s, _)| s == seq))
@@ -465,6 +288,7 @@ async fn lease_ahead(node: &Arc<Node>, live: &[u32]) {
 
 /// Leases `seqs` of this node's pool durably; returns those now leased.
 async fn lease(node: &Arc<Node>, seqs: &[u64]) -> Vec<u64> {
+    let epoch = node.epoch();
     let own = pool_id(node, node.me);
     let ids: Vec<PresignatureId> = seqs.iter().map(|seq| PresignatureId { pool: own, seq: *seq }).collect();
     let store = Arc::clone(&node.store);
@@ -475,7 +299,7 @@ async fn lease(node: &Arc<Node>, seqs: &[u64]) -> Vec<u64> {
             return Vec::new();
         }
     };
-    if let Ok(mut leased) = node.pool.leased.lock() {
+    if let Ok(mut leased) = epoch.pool.leased.lock() {
         leased.extend(moved.iter().copied());
     }
     moved
@@ -483,8 +307,9 @@ async fn lease(node: &Arc<Node>, seqs: &[u64]) -> Vec<u64> {
 
 /// Drops the oldest slots of sets with a node down when the stock is at `cap`.
 async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
+    let epoch = node.epoch();
     let evicted: Vec<u64> = {
-        let Ok(mut stock) = node.pool.stock.lock() else { return };
+        let Ok(mut stock) = epoch.pool.stock.lock() else { return };
         let mut out = Vec::new();
         while stock.len() >= cap {
             let Some(pos) = stock.iter().position(|(_, h)| !usable(node, h, live, &[])) else {
@@ -515,7 +340,8 @@ async fn evict_stranded(node: &Arc<Node>, live: &[u32], cap: usize) {
 /// Orders one presignature among `start.participants`, takes part if this node is one of them, and
 /// stocks the slot once every holder confirmed it stored its share.
 async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
-    if let Ok(mut ordered) = node.pool.ordered.lock() {
+    let epoch = node.epoch();
+    if let Ok(mut ordered) = epoch.pool.ordered.lock() {
         ordered.insert(start.seq, start.participants.clone());
     }
     for peer in start.participants.iter().filter(|p| **p != node.me) {
@@ -549,31 +375,33 @@ async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
     let participants = start.participants.clone();
     match tokio::task::spawn_blocking(move || store.add_slot(id, &participants)).await {
         Ok(Ok(())) => {
-            node.pool.absolve(&start.participants);
-            if let Ok(mut stock) = node.pool.stock.lock() {
+            epoch.pool.absolve(&start.participants);
+            if let Ok(mut stock) = epoch.pool.stock.lock() {
                 stock.push_back((seq, start.participants));
             }
-            node.pool.added.notify_waiters();
+            epoch.pool.added.notify_waiters();
         }
         _ => tracing::error!(seq, "cannot record the presignature slot; not used"),
     }
 }
 
 fn forget_confirmations(node: &Node, seq: u64) {
-    if let Ok(mut confirmed) = node.pool.confirmed.lock() {
+    let epoch = node.epoch();
+    if let Ok(mut confirmed) = epoch.pool.confirmed.lock() {
         confirmed.remove(&seq);
     }
-    if let Ok(mut ordered) = node.pool.ordered.lock() {
+    if let Ok(mut ordered) = epoch.pool.ordered.lock() {
         ordered.remove(&seq);
     }
-    if let Ok(mut reports) = node.pool.reports.lock() {
+    if let Ok(mut reports) = epoch.pool.reports.lock() {
         reports.retain(|(s, _), _| *s != seq);
-    }
+    };
 }
 
 /// The signing set of run `seq` if this node ordered it and `from` is in it.
 fn run_member(node: &Node, seq: u64, from: u32) -> Option<Vec<u32>> {
-    let ordered = node.pool.ordered.lock().ok()?;
+    let epoch = node.epoch();
+    let ordered = epoch.pool.ordered.lock().ok()?;
     ordered.get(&seq).filter(|set| set.contains(&from)).cloned()
 }
 
@@ -585,7 +413,7 @@ fn report_silent(node: &Node, error: &MakeError) {
                 node = silent,
                 "node stalled a presignature run; left out of new signing sets for a while"
             );
-            node.pool.penalize(silent);
+            node.epoch().pool.penalize(silent);
         }
     }
 }
@@ -595,14 +423,14 @@ struct InFlight(Arc<Node>);
 
 impl InFlight {
     fn new(node: &Arc<Node>) -> Self {
-        node.pool.in_flight.fetch_add(1, Ordering::Relaxed);
+        node.epoch().pool.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(node))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.epoch().pool.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -612,6 +440,7 @@ async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u3
     let until = Instant::now() + wait;
     loop {
         let confirmed = node
+            .epoch()
             .pool
             .confirmed
             .lock()
@@ -624,6 +453,7 @@ async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u3
             .filter(|p| *p == node.me || confirmed.contains(p))
             .collect();
         let reported = node
+            .epoch()
             .pool
             .reports
             .lock()
@@ -640,25 +470,27 @@ async fn confirmed_holders(node: &Node, start: &Start, wait: Duration) -> Vec<u3
 /// Records that `from` stored its share of presignature `seq` of this node's pool (only for a run
 /// this node ordered, from one of its members).
 pub fn stored(node: &Node, from: u32, seq: u64) {
+    let epoch = node.epoch();
     if run_member(node, seq, from).is_none() {
         tracing::debug!(peer = from, seq, "stored notice for a run it is not in; ignored");
         return;
     }
-    if let Ok(mut confirmed) = node.pool.confirmed.lock() {
+    if let Ok(mut confirmed) = epoch.pool.confirmed.lock() {
         let holders = confirmed.entry(seq).or_default();
         if !holders.contains(&from) {
             holders.push(from);
         }
-    }
+    };
 }
 
 /// `from` will never use its shares of these slots of this node's pool: they leave the stock and
 /// the store (only slots `from` holds, so no node can drop another's). Returns how many were
 /// dropped. Works before the pool is loaded too (then only the store has them).
 pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) -> usize {
+    let epoch = node.epoch();
     let seqs: std::collections::HashSet<u64> = seqs.iter().copied().collect();
     let mut dropped: Vec<u64> = {
-        let (Ok(mut stock), Ok(mut leased)) = (node.pool.stock.lock(), node.pool.leased.lock()) else {
+        let (Ok(mut stock), Ok(mut leased)) = (epoch.pool.stock.lock(), epoch.pool.leased.lock()) else {
             return 0;
         };
         let mut dropped = Vec::new();
@@ -706,13 +538,14 @@ pub async fn discarded(node: &Arc<Node>, from: u32, seqs: &[u64]) -> usize {
 
 /// Adds slots this node will never use to those it reports to their pools' owners (bounded).
 pub fn queue_discards(node: &Node, ids: &[PresignatureId]) {
-    if let Ok(mut pending) = node.pool.discards.lock() {
+    let epoch = node.epoch();
+    if let Ok(mut pending) = epoch.pool.discards.lock() {
         for id in ids {
-            if !pending.contains(id) && pending.len() < crate::wire::MAX_DISCARDED * 4 {
+            if !pending.contains(id) && pending.len() < crate::mesh::wire::MAX_DISCARDED * 4 {
                 pending.push(*id);
             }
         }
-    }
+    };
 }
 
 /// [`queue_discards`], then reports what is pending in the background.
@@ -724,39 +557,41 @@ pub fn report_discarded(node: &Arc<Node>, ids: &[PresignatureId]) {
 /// Runs [`send_discards`] on its own task, one at a time, so no request or sweep waits for an
 /// owner that is down.
 pub fn send_discards_in_background(node: &Arc<Node>) {
-    let empty = node.pool.discards.lock().map(|p| p.is_empty()).unwrap_or(true);
-    if empty || node.pool.discarding.swap(true, Ordering::AcqRel) {
+    let epoch = node.epoch();
+    let empty = epoch.pool.discards.lock().map(|p| p.is_empty()).unwrap_or(true);
+    if empty || epoch.pool.discarding.swap(true, Ordering::AcqRel) {
         return;
     }
     let node = Arc::clone(node);
     tokio::spawn(async move {
         send_discards(&node).await;
-        node.pool.discarding.store(false, Ordering::Release);
+        epoch.pool.discarding.store(false, Ordering::Release);
     });
 }
 
 /// Tells each owner of a pending discarded slot to drop it; a slot leaves the list (and the
 /// store's reserved list) once its owner answered. Called again by the sweep until all are told.
 pub async fn send_discards(node: &Arc<Node>) {
-    let pending: Vec<PresignatureId> = node.pool.discards.lock().map(|p| p.clone()).unwrap_or_default();
+    let epoch = node.epoch();
+    let pending: Vec<PresignatureId> = epoch.pool.discards.lock().map(|p| p.clone()).unwrap_or_default();
     if pending.is_empty() {
         return;
     }
     let mut told = Vec::new();
-    for (owner, _, _) in &node.settings.peers {
+    for (owner, _, _) in &epoch.peers {
         let pool = pool_id(node, *owner);
         let mine: Vec<PresignatureId> = pending.iter().filter(|id| id.pool == pool).copied().collect();
-        for chunk in mine.chunks(crate::wire::MAX_DISCARDED) {
+        for chunk in mine.chunks(crate::mesh::wire::MAX_DISCARDED) {
             let seqs: Vec<u64> = chunk.iter().map(|id| id.seq).collect();
             let answered = if *owner == node.me {
                 discarded(node, node.me, &seqs).await;
                 true
             } else {
-                let call = serde_json::to_vec(&crate::wire::Call::Discard { seqs }).unwrap_or_default();
+                let call = serde_json::to_vec(&crate::mesh::wire::Call::Discard { seqs }).unwrap_or_default();
                 let reply = node.net.call(*owner, &call, Duration::from_secs(2)).await;
                 matches!(
-                    reply.as_deref().map(serde_json::from_slice::<crate::wire::Reply>),
-                    Ok(Ok(crate::wire::Reply::Dropped { .. }))
+                    reply.as_deref().map(serde_json::from_slice::<crate::mesh::wire::Reply>),
+                    Ok(Ok(crate::mesh::wire::Reply::Dropped { .. }))
                 )
             };
             if answered {
@@ -775,7 +610,7 @@ pub async fn send_discards(node: &Arc<Node>) {
     if told.is_empty() {
         return;
     }
-    if let Ok(mut pending) = node.pool.discards.lock() {
+    if let Ok(mut pending) = epoch.pool.discards.lock() {
         pending.retain(|id| !told.contains(id));
     }
     let store = Arc::clone(&node.store);
@@ -786,6 +621,7 @@ pub async fn send_discards(node: &Arc<Node>) {
 /// left out of new sets once two members of a run report it (one, in a set of two): a single
 /// malicious member cannot bench honest ones.
 pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
+    let epoch = node.epoch();
     let Some(set) = run_member(node, seq, from) else {
         tracing::debug!(peer = from, seq, "failure notice for a run it is not in; ignored");
         return;
@@ -797,7 +633,7 @@ pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
         .filter(|id| set.contains(id) && **id != node.me && **id != from)
     {
         let reporters = {
-            let Ok(mut reports) = node.pool.reports.lock() else {
+            let Ok(mut reports) = epoch.pool.reports.lock() else {
                 return;
             };
             let reporters = reports.entry((seq, *id)).or_default();
@@ -811,25 +647,26 @@ pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
                 node = id,
                 "node stalled a presignature run; left out of new signing sets for a while"
             );
-            node.pool.penalize(*id);
+            epoch.pool.penalize(*id);
         }
     }
 }
 
 /// Joins presignature `start.seq` of `owner`'s pool, on the owner's order.
 pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
+    let epoch = node.epoch();
     let mut sorted = start.participants.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    let n = node.settings.peers.len() as u32;
+    let n = epoch.peers.len() as u32;
     if sorted != start.participants
         || !sorted.contains(&node.me)
-        || sorted.len() != node.threshold
+        || sorted.len() != epoch.threshold
         || sorted.iter().any(|p| *p >= n)
     {
         return Err(format!(
             "bad signing set from node {owner}: {:?} (exactly {} distinct nodes, this one among them)",
-            start.participants, node.threshold
+            start.participants, epoch.threshold
         ));
     }
     if node.live().iter().any(|p| *p < owner) {
@@ -841,7 +678,7 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
         return Ok(());
     }
     let permit = {
-        let mut runs = node
+        let mut runs = epoch
             .pool
             .member_runs
             .lock()
@@ -915,7 +752,7 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
     let keys = node.keys().ok_or(MakeError::NotReady)?;
     let parties: Vec<PartyId> = start.participants.iter().map(|p| PartyId(*p)).collect();
     let me = PartyId(node.me);
-    let t = node.threshold;
+    let t = node.epoch().threshold;
     let t0 = triple_generation(session_id(node, owner, start.seq, "triple0"), me, &parties, t)?;
     let t1 = triple_generation(session_id(node, owner, start.seq, "triple1"), me, &parties, t)?;
     let (t0, t1) = tokio::join!(
@@ -940,7 +777,7 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
     tokio::task::spawn_blocking(move || store.put_presignature(id, &presignature))
         .await
         .map_err(|_| MakeError::Join)??;
-    node.pool.record_made();
+    node.epoch().pool.record_made();
     Ok(())
 }
 
@@ -960,22 +797,23 @@ pub struct AllocateCall<'a> {
 /// asking for the same request gets the same allocation (also across restarts), and `digest` must
 /// match the one it was made for.
 pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Allocation, AllocateError> {
+    let epoch = node.epoch();
     let skew = unix_now().abs_diff(call.at);
     if skew > ALLOCATE_WINDOW_SECS {
         return Err(AllocateError::Stale { at: call.at, skew });
     }
     // At most n − t valid node ids can be left out, or no set remains.
-    let n = node.settings.peers.len() as u32;
+    let n = epoch.peers.len() as u32;
     let mut exclude: Vec<u32> = call.exclude.iter().copied().filter(|id| *id < n).collect();
     exclude.sort_unstable();
     exclude.dedup();
-    exclude.truncate((n as usize).saturating_sub(node.threshold));
+    exclude.truncate((n as usize).saturating_sub(epoch.threshold));
     let request_bytes: [u8; 16] = hex::decode(call.request)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| AllocateError::Conflict(call.request.to_string()))?;
     let cell = {
-        let mut map = node
+        let mut map = epoch
             .pool
             .allocations
             .lock()
@@ -1003,6 +841,7 @@ async fn allocate_once(
     digest: &str,
     exclude: &[u32],
 ) -> Result<Allocation, AllocateError> {
+    let epoch = node.epoch();
     let store = Arc::clone(&node.store);
     let existing = tokio::task::spawn_blocking(move || store.allocation(&request))
         .await
@@ -1014,10 +853,10 @@ async fn allocate_once(
     let until = Instant::now() + ALLOCATION_WAIT;
     let mut asked = false;
     loop {
-        let notified = node.pool.added.notified();
+        let notified = epoch.pool.added.notified();
         if let Some(allocation) = take_one(node, digest, exclude) {
             if node.has_fault(Fault::DoubleBind) {
-                if let Ok(mut rebind) = node.pool.rebind.lock() {
+                if let Ok(mut rebind) = epoch.pool.rebind.lock() {
                     if rebind.take().is_some() {
                         return Ok(allocation);
                     }
@@ -1025,17 +864,17 @@ async fn allocate_once(
                 }
             }
             let seq = allocation.seq;
-            let unlease = || node.pool.leased.lock().map(|mut l| l.remove(&seq)).unwrap_or(false);
+            let unlease = || epoch.pool.leased.lock().map(|mut l| l.remove(&seq)).unwrap_or(false);
             // The slot leaves the pool durably before it is handed out: ahead of time (the
             // usual case), or now.
             if !unlease() {
-                let _gate = node.pool.lease_gate.lock().await;
+                let _gate = epoch.pool.lease_gate.lock().await;
                 if !unlease() && lease(node, &[seq]).await.is_empty() {
                     continue;
                 }
                 unlease();
             }
-            node.pool.allocated.fetch_add(1, Ordering::Relaxed);
+            epoch.pool.allocated.fetch_add(1, Ordering::Relaxed);
             // Recorded within a second, for a request asked again after a restart; a record lost
             // in a crash costs that request another presignature, never a second binding.
             let record = serde_json::to_vec(&allocation).map_err(|e| AllocateError::Store(e.to_string()))?;
@@ -1043,7 +882,7 @@ async fn allocate_once(
                 pool: pool_id(node, node.me),
                 seq,
             };
-            if let Ok(mut pending) = node.pool.records.lock() {
+            if let Ok(mut pending) = epoch.pool.records.lock() {
                 if pending.len() < MAX_PENDING_RECORDS {
                     pending.push((request, id, record, unix_now()));
                 }
@@ -1052,7 +891,7 @@ async fn allocate_once(
         }
         if !asked && !exclude.is_empty() {
             asked = true;
-            if let Ok(mut demand) = node.pool.demand.lock() {
+            if let Ok(mut demand) = epoch.pool.demand.lock() {
                 if demand.len() < MAX_DEMAND {
                     demand.push_back(exclude.to_vec());
                 }
@@ -1070,10 +909,11 @@ fn decode(record: &[u8]) -> Result<Allocation, AllocateError> {
 }
 
 fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
+    let epoch = node.epoch();
     let mut entropy = [0u8; 32];
     OsRng.fill_bytes(&mut entropy);
     if node.has_fault(Fault::DoubleBind) {
-        if let Some((seq, participants)) = node.pool.rebind.lock().ok().and_then(|r| r.clone()) {
+        if let Some((seq, participants)) = epoch.pool.rebind.lock().ok().and_then(|r| r.clone()) {
             return Some(Allocation {
                 pool: node.me,
                 seq,
@@ -1084,7 +924,8 @@ fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
         }
     }
     let live = node.live();
-    let mut stock = node.pool.stock.lock().ok()?;
+    let epoch = node.epoch();
+    let mut stock = epoch.pool.stock.lock().ok()?;
     let pos = stock
         .iter()
         .position(|(_, holders)| usable(node, holders, &live, exclude))?;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use sigil_mesh::{Routed, Router, RouterConfig, SessionKey};
 use sigil_tss::{Outgoing, PartyId, Protocol, Step, TssError};
 
-use crate::net::Net;
-use crate::wire::Message;
+use crate::mesh::net::Net;
+use crate::mesh::wire::Message;
 
 /// Why a session ended without output.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,91 @@
+//! Action code by CID: stored on this node (`/web/actions`), or fetched from the IPFS gateway and
+//! checked against its hash. Uses `node`, `store`, `error`.
+
+use sigil_primitives::{Cid, StoredAction};
+use std::sync::Arc;
+
+use sigil_primitives::StoreRequest;
+
+use super::fetch::{http, read_capped};
+use crate::error::{Error, Kind};
+use crate::node::Node;
+
+pub(crate) fn code_too_large(len: usize, max: usize) -> Error {
+    Error::new(
+        Kind::TooLarge,
+        "ACTION_LIMIT",
+        format!("action code of {len} bytes is over the {max}-byte code size limit"),
+    )
+}
+
+/// Stores code under its CID on this node.
+pub async fn store_action(node: &Arc<Node>, request: StoreRequest) -> Result<StoredAction, Error> {
+    let max = node.settings.config.actions.limits.code_bytes;
+    if request.code.len() > max {
+        return Err(code_too_large(request.code.len(), max));
+    }
+    let cid = Cid::of_file(request.code.as_bytes()).map_err(|e| Error::bad_request(e.to_string()))?;
+    let size = request.code.len();
+    let store = Arc::clone(&node.store);
+    let key = cid.to_string();
+    tokio::task::spawn_blocking(move || store.put_action(&key, request.code.as_bytes()))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| Error::internal(e.to_string()))?;
+    tracing::info!(%cid, size, "action stored");
+    Ok(StoredAction {
+        cid: cid.to_string(),
+        size,
+    })
+}
+
+/// The code of action `cid`: from this node's store, else from the IPFS gateway (hash checked).
+pub(crate) async fn load_code(node: &Arc<Node>, cid: &Cid) -> Result<String, Error> {
+    let key = cid.to_string();
+    let store = Arc::clone(&node.store);
+    let lookup = key.clone();
+    let stored = tokio::task::spawn_blocking(move || store.action(&lookup))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let not_found = |why: &str| {
+        Error::new(Kind::NotFound,
+            "ACTION_NOT_FOUND",
+            format!("node {} has no code for action {key}{why}; store it with `sigil action deploy FILE` (POST /web/actions)", node.me),
+        )
+    };
+    let bytes = match stored {
+        Some(bytes) => bytes,
+        None => {
+            let Some(gateway) = &node.settings.config.actions.ipfs_gateway else {
+                return Err(not_found(" and no IPFS gateway is configured"));
+            };
+            let url = format!("{}/ipfs/{key}", gateway.trim_end_matches('/'));
+            let max = node.settings.config.actions.limits.code_bytes;
+            let response = http()
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| not_found(&format!(" (gateway {url}: {e})")))?;
+            if !response.status().is_success() {
+                return Err(not_found(&format!(" (gateway {url}: {})", response.status())));
+            }
+            let bytes = read_capped(response, max, &url)
+                .await
+                .map_err(|e| Error::new(Kind::Upstream, "ACTION_NOT_FOUND", e))?;
+            let got = Cid::of_file(&bytes).map_err(|e| Error::internal(e.to_string()))?;
+            if got != *cid {
+                return Err(Error::new(
+                    Kind::Upstream,
+                    "ACTION_HASH_MISMATCH",
+                    format!("gateway {url} returned code that hashes to {got}, not {key}"),
+                ));
+            }
+            let store = Arc::clone(&node.store);
+            let (save, copy) = (key.clone(), bytes.clone());
+            let _ = tokio::task::spawn_blocking(move || store.put_action(&save, &copy)).await;
+            bytes
+        }
+    };
+    String::from_utf8(bytes).map_err(|_| Error::bad_request(format!("action {key} is not UTF-8 text")))
+}

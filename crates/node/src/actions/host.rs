@@ -1,0 +1,461 @@
+//! The node side of one action run ([`ActionHost`]): what an action asks of the node — signature
+//! shares (only for PKPs that permit the action's CID), fetches, `runOnce`, `broadcastAndCollect`,
+//! permission reads, child actions, and the encryption operations of [`super::decrypt`].
+//! Uses `node`, `auth`, `signing`, `actions`, `error`; never `http`.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sigil_actions::{Completion, Host, HostError, HostOp};
+use sigil_chain::alloy::primitives::{eip191_hash_message, Address, U256};
+use sigil_chain::attester_key_id;
+use sigil_primitives::{ActionShare, Cid};
+use sigil_tss::derive::{uncompressed, KeyId};
+use sigil_tss::ecdsa::{self, SignatureShare};
+use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
+use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
+use sigil_tss::PartyId;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::code::load_code;
+use super::fetch::fetch;
+use crate::error::{hex_bytes, Error};
+use crate::mesh::wire::Message;
+use crate::node::Node;
+use crate::signing::share::threshold_share;
+
+/// How long a node waits for the others in `broadcastAndCollect` and `signAndCombineEcdsa`.
+const COLLECT_WAIT: Duration = Duration::from_secs(10);
+
+/// What a run may ask of the node.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// A `/web/execute` run: everything, with `Environment` to decide access-control conditions.
+    Full(Arc<dyn sigil_conditions::Environment>),
+    /// An action run as an access-control condition: each node runs it on its own, so nothing
+    /// that involves the other nodes (signing, `runOnce`, broadcasts, decryption).
+    Condition,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) node: Arc<Node>,
+    handle: tokio::runtime::Handle,
+    pub(crate) request: [u8; 16],
+    mode: Mode,
+    /// This node's signature shares by sigName.
+    pub(crate) signed: Mutex<BTreeMap<String, ActionShare>>,
+    /// Every sigName used in this run (with or without a share here).
+    names: Mutex<Vec<String>>,
+    /// Set by `decryptToSingleNode`: the node that decrypts.
+    pub(crate) single_node: Mutex<Option<u32>>,
+}
+
+impl HostInner {
+    /// Where this run decides access-control conditions; none in a condition run, which may not.
+    pub(crate) fn environment(&self) -> Result<&dyn sigil_conditions::Environment, HostError> {
+        match &self.mode {
+            Mode::Full(env) => Ok(env.as_ref()),
+            Mode::Condition => Err(HostError::new(
+                "NOT_IN_CONDITION",
+                "an action run as an access-control condition cannot check conditions",
+            )),
+        }
+    }
+
+    /// The host of one run of `request`.
+    pub(crate) fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode) -> Self {
+        Self {
+            node: Arc::clone(node),
+            handle: tokio::runtime::Handle::current(),
+            request,
+            mode,
+            signed: Mutex::new(BTreeMap::new()),
+            names: Mutex::new(Vec::new()),
+            single_node: Mutex::new(None),
+        }
+    }
+}
+
+/// The node side of one action run.
+pub struct ActionHost(pub(crate) Arc<HostInner>);
+
+impl Host for ActionHost {
+    fn start(&self, op: HostOp, action: &str, done: Completion) {
+        let inner = Arc::clone(&self.0);
+        let action = action.to_string();
+        self.0.handle.spawn(async move {
+            done.finish(inner.op(op, &action).await);
+        });
+    }
+}
+
+fn host_error(e: Error) -> HostError {
+    HostError::new(e.code(), e.message())
+}
+
+fn bad(message: impl Into<String>) -> HostError {
+    HostError::new("BAD_REQUEST", message)
+}
+
+fn parse_point(text: &str) -> Result<ProjectivePoint, HostError> {
+    let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| bad(format!("publicKey: not hex ({e})")))?;
+    let point = EncodedPoint::from_bytes(&bytes).map_err(|_| bad("publicKey: not a secp256k1 point"))?;
+    Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&point))
+        .map(ProjectivePoint::from)
+        .ok_or_else(|| bad("publicKey: not a secp256k1 point"))
+}
+
+fn parse_token(text: &str) -> Result<U256, HostError> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(text, 10),
+    };
+    parsed.map_err(|_| bad(format!("tokenId {text:?}: expected a decimal or 0x-hex number")))
+}
+
+/// The allocation request id of signature `sig_name` of action request `request`.
+fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"sigil-action-sign/v1");
+    h.update(request);
+    h.update(sig_name.as_bytes());
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    id
+}
+
+impl HostInner {
+    async fn op(&self, op: HostOp, action: &str) -> Result<serde_json::Value, HostError> {
+        let node = &self.node;
+        if matches!(self.mode, Mode::Condition) {
+            if let HostOp::Sign { .. }
+            | HostOp::SignMessage { .. }
+            | HostOp::RunOnceLeader { .. }
+            | HostOp::RunOncePublish { .. }
+            | HostOp::RunOnceWait { .. }
+            | HostOp::Broadcast { .. }
+            | HostOp::Encrypt { .. }
+            | HostOp::Decrypt { .. }
+            | HostOp::CheckConditions { .. } = op
+            {
+                return Err(HostError::new(
+                    "NOT_IN_CONDITION",
+                    "an action run as an access-control condition can fetch and read the chain and permissions, but not sign, encrypt, decrypt, check conditions or talk to other nodes",
+                ));
+            }
+        }
+        match op {
+            HostOp::Sign {
+                to_sign,
+                public_key,
+                sig_name,
+                combine,
+            } => {
+                let hash = hex_bytes::<32>("toSign", &to_sign).map_err(host_error)?;
+                self.sign(hash, &public_key, &sig_name, combine, action).await
+            }
+            HostOp::SignMessage {
+                message,
+                public_key,
+                sig_name,
+            } => {
+                let bytes = hex::decode(&message).map_err(|e| bad(format!("message: not hex ({e})")))?;
+                self.sign(eip191_hash_message(&bytes).0, &public_key, &sig_name, false, action)
+                    .await
+            }
+            HostOp::Fetch {
+                url,
+                method,
+                headers,
+                body,
+            } => fetch(url, method, headers, body).await,
+            HostOp::Sleep { ms } => {
+                let max = node.settings.config.actions.limits.wall_time;
+                tokio::time::sleep(Duration::from_millis(ms).min(max)).await;
+                Ok(serde_json::Value::Null)
+            }
+            HostOp::RunOnceLeader { .. } => {
+                let leader = node.live().into_iter().min().unwrap_or(node.me);
+                Ok(json!(leader == node.me))
+            }
+            HostOp::RunOncePublish { name, value } => {
+                self.send_all(&format!("once/{name}"), value);
+                Ok(serde_json::Value::Null)
+            }
+            HostOp::RunOnceWait { name } => {
+                // Only the leader's value counts: another node cannot answer for it.
+                let leader = node.live().into_iter().min().unwrap_or(node.me);
+                let wait = node.settings.config.actions.limits.wall_time;
+                let mut values = node
+                    .mailbox
+                    .wait(self.request, &format!("once/{name}"), wait, |v| v.contains_key(&leader))
+                    .await;
+                values.remove(&leader).map(serde_json::Value::String).ok_or_else(|| {
+                    HostError::new(
+                        "RUN_ONCE_TIMEOUT",
+                        format!("runOnce {name:?}: node {leader}, which runs it, sent no result"),
+                    )
+                })
+            }
+            HostOp::Broadcast { name, value } => {
+                let topic = format!("collect/{name}");
+                self.send_all(&topic, value);
+                let live = node.live();
+                let values = node
+                    .mailbox
+                    .wait(self.request, &topic, COLLECT_WAIT, |v| {
+                        live.iter().all(|id| v.contains_key(id))
+                    })
+                    .await;
+                Ok(json!(values.into_values().collect::<Vec<_>>()))
+            }
+            HostOp::RpcUrl { chain } => node.rpc_url(&chain).map(|url| json!(url)).map_err(host_error),
+            HostOp::IsPermittedAction { token_id, ipfs_id } => {
+                let cid: Cid = ipfs_id.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
+                let registry = node.registry().map_err(host_error)?;
+                registry
+                    .is_permitted_action(parse_token(&token_id)?, cid.as_bytes())
+                    .await
+                    .map(|b| json!(b))
+                    .map_err(|e| host_error(Error::chain(e)))
+            }
+            HostOp::IsPermittedAddress { token_id, address } => {
+                let address: Address = address.parse().map_err(|_| bad(format!("address {address:?}")))?;
+                let registry = node.registry().map_err(host_error)?;
+                registry
+                    .is_permitted_address(parse_token(&token_id)?, address)
+                    .await
+                    .map(|b| json!(b))
+                    .map_err(|e| host_error(Error::chain(e)))
+            }
+            HostOp::IsPermittedAuthMethod {
+                token_id,
+                auth_method_type,
+                user_id,
+            } => {
+                let id = hex::decode(&user_id).map_err(|e| bad(format!("userId: not hex ({e})")))?;
+                let registry = node.registry().map_err(host_error)?;
+                registry
+                    .is_permitted_auth_method(parse_token(&token_id)?, U256::from(auth_method_type), &id)
+                    .await
+                    .map(|b| json!(b))
+                    .map_err(|e| host_error(Error::chain(e)))
+            }
+            HostOp::PermittedActions { token_id } => {
+                let registry = node.registry().map_err(host_error)?;
+                let list = registry
+                    .permitted_actions(parse_token(&token_id)?)
+                    .await
+                    .map_err(|e| host_error(Error::chain(e)))?;
+                Ok(json!(list
+                    .iter()
+                    .map(|b| Cid::from_bytes(b)
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|_| format!("0x{}", hex::encode(b))))
+                    .collect::<Vec<_>>()))
+            }
+            HostOp::PermittedAddresses { token_id } => {
+                let registry = node.registry().map_err(host_error)?;
+                let list = registry
+                    .permitted_addresses(parse_token(&token_id)?)
+                    .await
+                    .map_err(|e| host_error(Error::chain(e)))?;
+                Ok(json!(list.iter().map(|a| a.to_checksum(None)).collect::<Vec<_>>()))
+            }
+            HostOp::PermittedAuthMethods { token_id } => {
+                let registry = node.registry().map_err(host_error)?;
+                let list = registry
+                    .permitted_auth_methods(parse_token(&token_id)?)
+                    .await
+                    .map_err(|e| host_error(Error::chain(e)))?;
+                Ok(json!(list
+                    .iter()
+                    .map(|(kind, id, scopes)| json!({
+                        "auth_method_type": format!("{kind:#x}"),
+                        "id": format!("0x{}", hex::encode(id)),
+                        "user_pubkey": "0x",
+                        "scopes": format!("{scopes:#x}"),
+                    }))
+                    .collect::<Vec<_>>()))
+            }
+            HostOp::CheckConditions { conditions, auth_sig } => {
+                self.check_conditions(&conditions, auth_sig.as_ref(), action).await
+            }
+            HostOp::Encrypt { conditions, data } => self.encrypt(&conditions, &data),
+            HostOp::Decrypt {
+                conditions,
+                ciphertext,
+                data_to_encrypt_hash,
+                auth_sig,
+                single_node,
+            } => {
+                self.decrypt(
+                    &conditions,
+                    &ciphertext,
+                    &data_to_encrypt_hash,
+                    auth_sig.as_ref(),
+                    single_node,
+                    action,
+                )
+                .await
+            }
+            HostOp::LoadAction { cid } => {
+                let cid: Cid = cid.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
+                load_code(node, &cid)
+                    .await
+                    .map(serde_json::Value::String)
+                    .map_err(host_error)
+            }
+        }
+    }
+
+    pub(crate) fn send_all(&self, topic: &str, value: String) {
+        let node = &self.node;
+        for peer in node.net.peer_ids() {
+            if peer != node.me {
+                let message = Message::Action {
+                    request: self.request,
+                    topic: topic.to_string(),
+                    value: value.clone(),
+                };
+                node.net.send(peer, message.encode());
+            }
+        }
+        node.mailbox.put(self.request, topic, node.me, value);
+    }
+
+    /// A signature share for `hash` under the PKP `public_key`, if action `action` may use it.
+    async fn sign(
+        &self,
+        hash: [u8; 32],
+        public_key: &str,
+        sig_name: &str,
+        combine: bool,
+        action: &str,
+    ) -> Result<serde_json::Value, HostError> {
+        let node = &self.node;
+        {
+            let mut names = self.names.lock().map_err(|_| HostError::new("INTERNAL", "lock"))?;
+            if names.iter().any(|n| n == sig_name) {
+                return Err(HostError::new(
+                    "DUPLICATE_SIG_NAME",
+                    format!("sigName {sig_name:?} is used twice in this action; give each signature its own name"),
+                ));
+            }
+            names.push(sig_name.to_string());
+        }
+        let point = parse_point(public_key)?;
+        let public_bytes = uncompressed(&point);
+        let token = sigil_chain::token_id(&public_bytes);
+        let registry = node.registry().map_err(host_error)?;
+        let key_id = registry
+            .key_id(token)
+            .await
+            .map_err(|e| host_error(Error::chain(e)))?
+            .ok_or_else(|| {
+                HostError::new(
+                    "NOT_MINTED",
+                    format!("PKP {token:#x} is not minted on chain {}", registry.chain_id()),
+                )
+            })?;
+        if key_id == attester_key_id() {
+            return Err(HostError::new(
+                "RESERVED_KEY",
+                "the mint attester key signs nothing else",
+            ));
+        }
+        let keys = node.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let root = *keys.ecdsa.public_key();
+        if node.pkp_public_key(&root, &KeyId(key_id)) != point {
+            return Err(bad(format!("publicKey is not the key of PKP {token:#x}")));
+        }
+        let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
+        let permitted = registry
+            .is_permitted_action(token, cid.as_bytes())
+            .await
+            .map_err(|e| host_error(Error::chain(e)))?;
+        if !permitted {
+            return Err(HostError::new(
+                "NOT_PERMITTED",
+                format!("action {cid} is not a permitted action of PKP {token:#x}, so it cannot sign with it"),
+            ));
+        }
+        node.remember_key(KeyId(key_id), &public_bytes, &sigil_tss::derive::token_id(&point));
+        let request = signature_request(&self.request, sig_name);
+        let share = match threshold_share(node, &root, KeyId(key_id), hash, request, &[]).await {
+            Ok(share) => Some(share),
+            // This node holds no share of the presignature: the others sign.
+            Err(e) if e.code() == "NOT_A_SIGNER" => None,
+            Err(e) if e.code() == "REQUEST_CONFLICT" => {
+                return Err(HostError::new(
+                    "NODES_DISAGREED",
+                    format!(
+                        "nodes disagreed on what to sign under sigName {sig_name:?}: this node computed 0x{}, another node something else; no signature was made",
+                        hex::encode(hash)
+                    ),
+                ))
+            }
+            Err(e) => return Err(host_error(e)),
+        };
+        if !combine {
+            // Also without a share of its own, the node says what it would have signed, so its
+            // answer agrees with the signers'.
+            let entry = ActionShare {
+                to_sign: hex::encode(hash),
+                public_key: hex::encode(public_bytes),
+                share,
+            };
+            if let Ok(mut signed) = self.signed.lock() {
+                signed.insert(sig_name.to_string(), entry);
+            }
+            return Ok(json!("success"));
+        }
+        // signAndCombineEcdsa: exchange shares with the other signers and combine here.
+        let topic = format!("combine/{sig_name}");
+        if let Some(share) = &share {
+            self.send_all(&topic, serde_json::to_string(share).unwrap_or_default());
+        }
+        let threshold = node.epoch().threshold;
+        let mut tried = 0;
+        let mut found = None;
+        node.mailbox
+            .wait(self.request, &topic, COLLECT_WAIT, |values| {
+                if values.len() < threshold || values.len() == tried {
+                    return false;
+                }
+                tried = values.len();
+                let shares: Vec<SignatureShare> = values
+                    .iter()
+                    .filter_map(|(from, text)| {
+                        let response: sigil_primitives::SignResponse = serde_json::from_str(text).ok()?;
+                        let bytes = hex::decode(&response.share).ok()?;
+                        SignatureShare::from_bytes(PartyId(*from), &bytes).ok()
+                    })
+                    .collect();
+                match ecdsa::combine(&point, &hash, threshold, &shares) {
+                    Ok(signature) => {
+                        found = Some(signature);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            })
+            .await;
+        let signature = found.ok_or_else(|| {
+            HostError::new(
+                "COMBINE_FAILED",
+                format!("signAndCombineEcdsa {sig_name:?}: fewer than {threshold} valid shares arrived from the other nodes"),
+            )
+        })?;
+        let prefix = if signature.recovery_id & 1 == 1 { "03" } else { "02" };
+        let text = json!({
+            "r": format!("{prefix}{}", hex::encode(signature.r)),
+            "s": hex::encode(signature.s),
+            "v": signature.recovery_id,
+        })
+        .to_string();
+        Ok(serde_json::Value::String(text))
+    }
+}

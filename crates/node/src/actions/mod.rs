@@ -1,0 +1,143 @@
+//! Actions on a node: [`execute`] runs an action in the sandbox (`sigil-actions`) on its own
+//! thread and answers with this node's response, logs and signature shares.
+//!
+//! * [`code`] — action code by CID (stored here, or from the IPFS gateway).
+//! * [`run`] — a run on its own thread, holding a slot; action conditions.
+//! * [`host`] — what an action asks of the node ([`host::ActionHost`]).
+//! * [`decrypt`] — `checkConditions`, `encrypt`, `decryptAndCombine` inside actions.
+//! * [`env`] — what conditions read on a node ([`env::NodeEnv`]).
+//! * [`fetch`] — HTTP for actions.
+//! * [`mailbox`] — values between the nodes running the same request.
+//!
+//! Uses `node`, `auth`, `signing`, `encryption`, `mesh`, `error`; never `http`.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use sigil_actions::{ActionError, RunRequest};
+use sigil_primitives::{Cid, ExecuteRequest, ExecuteResponse};
+
+use crate::auth::authenticate;
+use crate::error::{hex_bytes, Error, Kind};
+use crate::node::Node;
+use code::{code_too_large, load_code};
+use env::NodeEnv;
+use host::HostInner;
+use host::Mode;
+use run::{now_ms, run_on_thread};
+
+pub mod code;
+pub mod decrypt;
+pub mod env;
+pub mod fetch;
+pub mod host;
+pub mod mailbox;
+pub mod run;
+
+/// How far a request's timestamp may be from this node's clock.
+const TIMESTAMP_SKEW_MS: u64 = 5 * 60 * 1000;
+
+fn action_error(error: ActionError, logs: Vec<String>) -> Error {
+    let status = match &error {
+        ActionError::Timeout(_) => Kind::TimedOut,
+        ActionError::OutOfMemory(_) | ActionError::Limit { .. } | ActionError::Script(_) => Kind::Failed,
+        ActionError::Host { code, .. } => match code.as_str() {
+            "NOT_PERMITTED" | "NOT_MINTED" | "RESERVED_KEY" | "CONDITION_FAILED" => Kind::Forbidden,
+            "BAD_CONDITION" | "UNKNOWN_CHAIN" => Kind::Invalid,
+            "NODES_DISAGREED" | "DUPLICATE_SIG_NAME" => Kind::Conflict,
+            "CHAIN_UNAVAILABLE" | "POOL_EMPTY" | "NO_ALLOCATOR" | "NOT_READY" => Kind::Unavailable,
+            _ => Kind::Failed,
+        },
+        ActionError::Engine(_) => Kind::Internal,
+    };
+    let code = error.code().to_string();
+    Error::new(status, code, error.to_string()).with_logs(logs)
+}
+
+/// Runs an action and returns this node's response, logs and signature shares.
+pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<ExecuteResponse, Error> {
+    let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    let now = now_ms();
+    let timestamp = match request.timestamp {
+        Some(t) if t.abs_diff(now) > TIMESTAMP_SKEW_MS => {
+            return Err(Error::bad_request(format!(
+                "timestamp {t} is more than {} s from node {}'s clock ({now})",
+                TIMESTAMP_SKEW_MS / 1000,
+                node.me
+            )))
+        }
+        Some(t) => t,
+        None => now,
+    };
+    let max = node.settings.config.actions.limits.code_bytes;
+    let (code, cid) = match (request.code, request.ipfs_id) {
+        (Some(code), None) => {
+            if code.len() > max {
+                return Err(code_too_large(code.len(), max));
+            }
+            let cid = Cid::of_file(code.as_bytes()).map_err(|e| Error::bad_request(e.to_string()))?;
+            (code, cid)
+        }
+        (None, Some(id)) => {
+            let cid: Cid = id.parse().map_err(|e| Error::bad_request(format!("ipfsId: {e}")))?;
+            (load_code(node, &cid).await?, cid)
+        }
+        (None, None) => return Err(Error::bad_request("give the action's code or its ipfsId")),
+        (Some(_), Some(_)) => return Err(Error::bad_request("give either code or ipfsId, not both")),
+    };
+    let js_params = match request.js_params {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return Err(Error::bad_request("jsParams must be a JSON object")),
+    };
+    let auth_sig_address = match &request.auth_sig {
+        Some(auth) => Some(authenticate(node, Some(auth)).await?.to_checksum(None)),
+        None => None,
+    };
+    if node.keys().is_none() {
+        return Err(Error::not_ready());
+    }
+    // The slot goes with the thread: a client that hangs up does not free it early.
+    let slot = Arc::clone(&node.action_slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::internal("node shutting down"))?;
+    // What the nodes of this run share (mailbox, signature requests, Math.random) is keyed by the
+    // whole request, not the caller's id alone: another request reusing the id cannot mix in.
+    let run_id: [u8; 16] = {
+        let mut h = Sha256::new();
+        h.update(b"sigil-action-run/v1");
+        h.update(request_id);
+        h.update(cid.as_bytes());
+        h.update(timestamp.to_be_bytes());
+        h.update(serde_json::Value::Object(js_params.clone()).to_string().as_bytes());
+        h.update(auth_sig_address.as_deref().unwrap_or("").as_bytes());
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+        id
+    };
+    let seed = run_id;
+    let run = RunRequest {
+        code,
+        cid: cid.to_string(),
+        js_params,
+        auth_sig_address,
+        seed,
+        now_ms: timestamp,
+    };
+    let inner = Arc::new(HostInner::new(node, run_id, Mode::Full(Arc::new(NodeEnv::new(node)))));
+    let outcome = run_on_thread(node, run, Arc::clone(&inner), slot).await?;
+    if let Err(error) = outcome.result {
+        tracing::info!(%cid, code = error.code(), "action failed");
+        return Err(action_error(error, outcome.logs));
+    }
+    let signatures = inner.signed.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(ExecuteResponse {
+        node_id: node.me,
+        response: outcome.response,
+        logs: outcome.logs,
+        signatures,
+        single_node: inner.single_node.lock().ok().and_then(|s| *s),
+    })
+}

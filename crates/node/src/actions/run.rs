@@ -1,0 +1,122 @@
+//! Running an action: each run on its own thread (QuickJS blocks it) holding a slot, with the
+//! node as its host; and actions run as access-control conditions, read-only, on condition slots.
+//! Uses `node`, `actions::host`, `actions::code`, `error`.
+
+use sha2::{Digest, Sha256};
+use sigil_actions::{ActionError, RunRequest};
+use sigil_primitives::Cid;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::code::load_code;
+use super::host::{ActionHost, HostInner, Mode};
+use crate::error::Error;
+use crate::node::Node;
+
+/// How long an action condition waits for a free condition slot.
+const CONDITION_SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
+const ACTION_THREAD_STACK: usize = 8 << 20;
+
+/// Runs action `cid` as an access-control condition: its code, then `method(...params)`; the
+/// result is returned as text (a string as is, anything else as JSON). The run is read-only
+/// ([`Mode::Condition`]) and takes a condition slot, never an action slot, so an action that
+/// decrypts cannot wait on a slot its own condition needs.
+pub(crate) async fn run_condition(
+    node: &Arc<Node>,
+    cid: &Cid,
+    method: &str,
+    params: &[String],
+    context: &sigil_conditions::Context,
+) -> Result<Result<String, String>, sigil_conditions::EnvError> {
+    let env_error = |e: Error| sigil_conditions::EnvError::new(e.code(), e.message());
+    let code = load_code(node, cid).await.map_err(env_error)?;
+    let params_json = serde_json::to_string(params).unwrap_or_else(|_| "[]".into());
+    // `method` is checked to be an identifier when the conditions are parsed.
+    let code = format!(
+        "{code}\n;(async () => {{ const __sigilResult = await {method}(...{params_json}); Lit.Actions.setResponse({{ response: typeof __sigilResult === \"string\" ? __sigilResult : JSON.stringify(__sigilResult) }}); }})();\n"
+    );
+    let user = context.user;
+    let seed: [u8; 16] = {
+        let mut h = Sha256::new();
+        h.update(b"sigil-condition-run/v1");
+        h.update(cid.as_bytes());
+        h.update(method.as_bytes());
+        h.update(params_json.as_bytes());
+        h.update(user.map(|a| a.to_vec()).unwrap_or_default());
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+        id
+    };
+    // A full pool is an answer ("busy"), not a queue: a flood of condition runs cannot hold
+    // requests open behind it.
+    let slot = tokio::time::timeout(CONDITION_SLOT_WAIT, Arc::clone(&node.condition_slots).acquire_owned())
+        .await
+        .map_err(|_| {
+            sigil_conditions::EnvError::new(
+                "BUSY",
+                format!(
+                    "node {} runs as many action conditions as it may; retry shortly",
+                    node.me
+                ),
+            )
+        })?
+        .map_err(|_| sigil_conditions::EnvError::new("BUSY", "node shutting down"))?;
+    let run = RunRequest {
+        code,
+        cid: cid.to_string(),
+        js_params: serde_json::Map::new(),
+        auth_sig_address: user.map(|a| a.to_checksum(None)),
+        seed,
+        now_ms: now_ms(),
+    };
+    let inner = Arc::new(HostInner::new(node, seed, Mode::Condition));
+    let outcome = run_on_thread(node, run, inner, slot).await.map_err(env_error)?;
+    Ok(match outcome.result {
+        Ok(_) => Ok(outcome.response.unwrap_or_else(|| "undefined".into())),
+        Err(e) => Err(format!("{}: {e}", e.code())),
+    })
+}
+
+/// Runs `run` on its own thread (QuickJS blocks it) with `inner` as its host, holding `slot`
+/// until the thread ends: a client that hangs up does not free it early.
+pub(crate) async fn run_on_thread(
+    node: &Node,
+    run: RunRequest,
+    inner: Arc<HostInner>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<sigil_actions::Outcome, Error> {
+    let host = Arc::new(ActionHost(inner));
+    let config = sigil_actions::Config {
+        limits: node.settings.config.actions.limits.clone(),
+        ethers_bundle: node.settings.config.actions.ethers_bundle.clone(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("action-{}", hex::encode(run.seed.get(..4).unwrap_or_default())))
+        .stack_size(ACTION_THREAD_STACK)
+        .spawn(move || {
+            let _slot = slot;
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sigil_actions::run(&config, run, host)))
+                    .unwrap_or_else(|_| sigil_actions::Outcome {
+                        response: None,
+                        logs: Vec::new(),
+                        result: Err(ActionError::Engine("the action runtime panicked".into())),
+                    });
+            let _ = tx.send(outcome);
+        })
+        .map_err(|e| Error::internal(format!("cannot start the action thread: {e}")))?;
+    rx.await
+        .map_err(|_| Error::internal("the action thread stopped without an answer"))
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,56 @@
+//! Whether a principal may sign with a PKP: its owner, a permitted address, or a permitted auth
+//! method with the right scopes, as the chain says (PKPPermissions). Uses `auth`, `node`, `error`.
+
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::registry::{Grant, Standing, SCOPE_PERSONAL_MESSAGE, SCOPE_SIGN_ANYTHING};
+
+use super::authenticate;
+use crate::error::{Error, Kind};
+use crate::node::Node;
+
+/// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
+/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything — or,
+/// for a `personal` message the node hashed itself, personal messages.
+pub async fn authorize(
+    node: &Node,
+    auth: Option<&serde_json::Value>,
+    pubkey: &[u8; 65],
+    personal: bool,
+) -> Result<Address, Error> {
+    let address = authenticate(node, auth).await?;
+    let registry = node.registry()?;
+    let token = sigil_chain::token_id(pubkey);
+    match registry.standing(token, address).await.map_err(Error::chain)? {
+        Standing::Granted(Grant::Owner | Grant::PermittedAddress) => Ok(address),
+        Standing::Granted(Grant::AuthMethod { scopes }) if scopes & SCOPE_SIGN_ANYTHING != 0 => Ok(address),
+        Standing::Granted(Grant::AuthMethod { scopes }) if personal && scopes & SCOPE_PERSONAL_MESSAGE != 0 => {
+            Ok(address)
+        }
+        Standing::Granted(Grant::AuthMethod { scopes }) => Err(Error::new(Kind::Forbidden,
+            "SCOPE_TOO_NARROW",
+            format!(
+                "{address} is a permitted auth method of PKP {token:#x} with scopes {scopes}: {}",
+                if scopes & SCOPE_PERSONAL_MESSAGE != 0 {
+                    "personal messages only (send `message`, not a raw hash)"
+                } else {
+                    "they do not include signing"
+                }
+            ),
+        )),
+        Standing::Unminted => Err(Error::new(Kind::Forbidden,
+            "NOT_MINTED",
+            format!(
+                "PKP {token:#x} is not minted on chain {}; mint it with `sigil pkp mint`",
+                registry.chain_id()
+            ),
+        )),
+        Standing::Refused { burned: true } => Err(Error::new(Kind::Forbidden,
+            "NOT_PERMITTED",
+            format!("PKP {token:#x} is burned (it has no owner), and {address} is not one of its permitted addresses or auth methods"),
+        )),
+        Standing::Refused { burned: false } => Err(Error::new(Kind::Forbidden,
+            "NOT_PERMITTED",
+            format!("{address} is not the owner of PKP {token:#x}, nor a permitted address or auth method"),
+        )),
+    }
+}

@@ -1,0 +1,175 @@
+//! One epoch of the network: its number, node set, threshold and fingerprint, its root key shares
+//! once they exist, and its presignature pool — in one [`Epoch`] value behind an [`EpochHandle`],
+//! so that resharing can put the next epoch in place while requests run: a request takes the
+//! current epoch once ([`EpochHandle::current`]) and finishes with it.
+//!
+//! Store records of one-time material name their epoch (the pool id includes its number), and the
+//! root key shares are stored under the number of the epoch that made them
+//! ([`Epoch::root_records`]); until resharing exists, one set of shares serves every epoch.
+//! Uses `signing::stock` and `mesh` types only.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use group::GroupEncoding;
+use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::attester_key_id;
+use sigil_chain::vouch::bls_shares_digest;
+use sigil_mesh::NodeKey;
+use sigil_tss::derive::{derive_public_key, eth_address, KeyId};
+use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
+use sigil_tss::{Bls12381G1, KeyShare, Secp256k1};
+
+use crate::signing::stock::Pool;
+
+/// This node's shares of the network's root keys.
+pub struct RootKeys {
+    /// secp256k1 (PKPs derive from it).
+    pub ecdsa: KeyShare<Secp256k1>,
+    /// BLS12-381 (encryption).
+    pub bls: KeyShare<Bls12381G1>,
+}
+
+/// The public parts of this node's root keys, as the handshake shows them.
+pub struct PublicKeys {
+    /// ECDSA root, SEC1 compressed.
+    pub ecdsa: Vec<u8>,
+    /// BLS root, G1 compressed.
+    pub bls: Vec<u8>,
+    /// Every node's BLS public share, by node id.
+    pub bls_shares: BTreeMap<u32, [u8; 48]>,
+    /// The mint attester derived from the ECDSA root.
+    pub attester: Address,
+}
+
+impl PublicKeys {
+    /// Reads them off this node's key shares.
+    pub fn of(keys: &RootKeys) -> Self {
+        let ecdsa_root = keys.ecdsa.public_key();
+        let package = keys.bls.public();
+        let bls_shares = package
+            .parties()
+            .into_iter()
+            .filter_map(|p| {
+                Some((
+                    p.0,
+                    <[u8; 48]>::try_from(package.public_share(p)?.to_bytes().as_ref()).ok()?,
+                ))
+            })
+            .collect();
+        Self {
+            ecdsa: ecdsa_root.to_affine().to_encoded_point(true).as_bytes().to_vec(),
+            bls: keys.bls.public_key().to_bytes().as_ref().to_vec(),
+            bls_shares,
+            attester: Address::from(eth_address(&derive_public_key(ecdsa_root, &KeyId(attester_key_id())))),
+        }
+    }
+
+    /// The record NodeSet keeps of them.
+    pub fn record(&self) -> sigil_chain::vouch::RootKeys {
+        sigil_chain::vouch::RootKeys {
+            ecdsa: self.ecdsa.clone(),
+            bls: self.bls.clone(),
+            bls_shares: bls_shares_digest(self.bls_shares.iter().map(|(id, share)| (*id, share))),
+            attester: self.attester,
+        }
+    }
+}
+
+/// The public keys of an epoch with this node's signature over their on-chain record (none
+/// without a chain).
+pub type SignedPublicKeys = (PublicKeys, Option<[u8; 65]>);
+
+/// One epoch's keys, peers, threshold and pool.
+pub struct Epoch {
+    /// The epoch number (NodeSet's).
+    pub number: u64,
+    /// Shares needed to sign or decrypt.
+    pub threshold: usize,
+    /// Every node of the epoch: id, URL, identity key; sorted by id.
+    pub peers: Vec<(u32, String, NodeKey)>,
+    /// Hash of the node set (threshold, ids and keys): separates this network's sessions from any
+    /// other's.
+    pub fingerprint: [u8; 32],
+    /// The presignature pool of this epoch's signing sets.
+    pub pool: Pool,
+    keys: OnceLock<Arc<RootKeys>>,
+    public: OnceLock<Arc<SignedPublicKeys>>,
+}
+
+impl Epoch {
+    /// Epoch `number` of `peers` with threshold `threshold`, before its root keys exist.
+    pub fn new(number: u64, threshold: usize, peers: Vec<(u32, String, NodeKey)>) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"sigil-network/v1");
+        hasher.update((threshold as u32).to_be_bytes());
+        for (id, _, key) in &peers {
+            hasher.update(id.to_be_bytes());
+            hasher.update(key.0);
+        }
+        Self {
+            number,
+            threshold,
+            peers,
+            fingerprint: hasher.finalize().into(),
+            pool: Pool::default(),
+            keys: OnceLock::new(),
+            public: OnceLock::new(),
+        }
+    }
+
+    /// This node's root key shares, once the DKG ran (or they were loaded).
+    pub fn keys(&self) -> Option<Arc<RootKeys>> {
+        self.keys.get().cloned()
+    }
+
+    /// Installs the root key shares; they are set once per epoch (false if they already were).
+    pub fn set_keys(&self, keys: RootKeys) -> bool {
+        self.keys.set(Arc::new(keys)).is_ok()
+    }
+
+    /// The public keys and their signed record, computed once by `make` after the keys exist.
+    pub fn public_keys(&self, make: impl FnOnce(&RootKeys) -> SignedPublicKeys) -> Option<Arc<SignedPublicKeys>> {
+        let keys = self.keys()?;
+        Some(Arc::clone(self.public.get_or_init(|| Arc::new(make(&keys)))))
+    }
+
+    /// Node ids of the epoch, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.peers.iter().map(|(id, _, _)| *id)
+    }
+
+    /// The store record names of the ECDSA and BLS root key shares made in epoch `number`.
+    pub fn root_records(number: u64) -> (String, String) {
+        (format!("ecdsa-root/epoch-{number}"), format!("bls-root/epoch-{number}"))
+    }
+}
+
+/// The current epoch, swappable while requests hold the one they started with.
+pub struct EpochHandle(RwLock<Arc<Epoch>>);
+
+impl EpochHandle {
+    /// A handle on `epoch`.
+    pub fn new(epoch: Epoch) -> Self {
+        Self(RwLock::new(Arc::new(epoch)))
+    }
+
+    /// The current epoch.
+    pub fn current(&self) -> Arc<Epoch> {
+        match self.0.read() {
+            Ok(epoch) => Arc::clone(&epoch),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Makes `next` the current epoch; requests already running keep the one they hold.
+    pub fn replace(&self, next: Epoch) -> Arc<Epoch> {
+        let next = Arc::new(next);
+        match self.0.write() {
+            Ok(mut epoch) => *epoch = Arc::clone(&next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&next),
+        }
+        next
+    }
+}

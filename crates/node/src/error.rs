@@ -1,0 +1,131 @@
+//! The one error every service of the node returns: what kind of failure it is, a stable code
+//! that clients match on, and a message that names the culprit.
+//!
+//! Services know nothing of HTTP: the [`Kind`] says what happened in the caller's terms (the
+//! request is malformed, forbidden, conflicts with an earlier one, a peer misbehaved), and
+//! `http::error` alone maps it to a status. Uses nothing else of the crate.
+
+use std::borrow::Cow;
+
+/// What kind of failure an [`Error`] is, in the terms a caller acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// The request is malformed or names something impossible: fix it, do not retry as is.
+    Invalid,
+    /// The request (or the code it carries) is over a size limit.
+    TooLarge,
+    /// The caller did not prove who it is (a missing, malformed, stale or expired auth signature).
+    Unauthenticated,
+    /// The caller is known and not allowed, or the key or network refuses this use.
+    Forbidden,
+    /// The key, action or endpoint named does not exist here.
+    NotFound,
+    /// The request conflicts with an earlier one or with the state of one-time material.
+    Conflict,
+    /// The request's own work ran out of time (an action over its wall time).
+    TimedOut,
+    /// The request was understood, and the work it asked for failed (an action threw).
+    Failed,
+    /// The node itself failed (storage, a thread): not the caller's fault.
+    Internal,
+    /// A peer, the allocator, the chain or a gateway answered wrongly or not at all.
+    Upstream,
+    /// Something the node waited on did not answer in time.
+    UpstreamTimeout,
+    /// Not now: the node is starting, busy, or out of stock; retry shortly.
+    Unavailable,
+}
+
+/// A refusal or failure as a service reports it.
+#[derive(Clone, Debug)]
+pub struct Error {
+    kind: Kind,
+    code: Cow<'static, str>,
+    message: String,
+    logs: Vec<String>,
+}
+
+impl Error {
+    /// An error of `kind` with a stable `code` and a human `message`.
+    pub fn new(kind: Kind, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code: code.into(),
+            message: message.into(),
+            logs: Vec::new(),
+        }
+    }
+
+    /// `BAD_REQUEST`, with a message naming the bad field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Kind::Invalid, "BAD_REQUEST", message)
+    }
+
+    /// `INTERNAL`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Kind::Internal, "INTERNAL", message)
+    }
+
+    /// `NOT_READY`: the root keys do not exist yet.
+    pub fn not_ready() -> Self {
+        Self::new(
+            Kind::Unavailable,
+            "NOT_READY",
+            "the root keys do not exist yet (the network is still starting)",
+        )
+    }
+
+    /// `CHAIN_UNAVAILABLE`: the chain did not answer.
+    pub fn chain(e: sigil_chain::ChainError) -> Self {
+        Self::new(Kind::Upstream, "CHAIN_UNAVAILABLE", e.to_string())
+    }
+
+    /// The same error carrying an action's console output.
+    pub fn with_logs(mut self, logs: Vec<String>) -> Self {
+        self.logs = logs;
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The human message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// An action's console output up to the error.
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+
+    /// The parts: code, message, logs.
+    pub fn into_parts(self) -> (Kind, String, String, Vec<String>) {
+        (self.kind, self.code.into_owned(), self.message, self.logs)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Exactly `N` bytes of hex (`0x` optional) in field `field`.
+pub fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], Error> {
+    let raw = hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|e| Error::bad_request(format!("{field}: not hex ({e})")))?;
+    let len = raw.len();
+    raw.try_into()
+        .map_err(|_| Error::bad_request(format!("{field}: {len} bytes, expected {N}")))
+}

@@ -1,0 +1,85 @@
+//! The HTTP layer, and the only module that knows HTTP: `fn app(node) -> Router` with the client
+//! endpoints under `/web`, health and metrics, and the two mesh endpoints peers use. Each handler
+//! parses its body ([`error::parse_json`]), calls a service, and maps the service's domain error
+//! to a status and a stable code ([`error::ApiError`]).
+//!
+//! Every error is JSON — `{"error": {"code": "...", "message": "..."}}` — with a stable code.
+//! Uses the services (`auth`, `signing`, `actions`, `encryption`, `mesh`) and `node`; no module
+//! imports this one but `start`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::{Error, Kind};
+use crate::node::Node;
+use error::ApiError;
+
+mod actions;
+mod encryption;
+pub mod error;
+mod handshake;
+mod mesh;
+mod ops;
+mod pkp;
+
+/// Largest body accepted on `/web` endpoints.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest body accepted on `/mesh` endpoints (one batch of envelopes).
+pub const MAX_MESH_BYTES: usize = 64 << 20;
+
+/// The router for one node.
+pub fn app(node: Arc<Node>) -> Router {
+    let web = Router::new()
+        .route("/web/handshake", post(handshake::handshake))
+        .route("/web/pkp/sign", post(pkp::sign))
+        .route("/web/pkp/mint-attestation", post(pkp::mint_attestation))
+        .route("/web/encryption/sign", post(encryption::sign))
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    // Action code may be large: these two take the code limit, with room for JSON escaping.
+    let code_limit = node.settings.config.actions.limits.code_bytes;
+    let actions = Router::new()
+        .route("/web/execute", post(actions::execute))
+        .route("/web/actions", post(actions::store))
+        .layer(DefaultBodyLimit::max(
+            code_limit.saturating_mul(2).saturating_add(1 << 20),
+        ));
+    let mesh = Router::new()
+        .route("/mesh/send", post(mesh::send))
+        .route("/mesh/call", post(mesh::call))
+        .layer(DefaultBodyLimit::max(MAX_MESH_BYTES));
+    web.merge(actions)
+        .merge(mesh)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), track))
+        .with_state(node)
+}
+
+async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    node.metrics
+        .observe(&endpoint, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    Error::new(Kind::NotFound, "NOT_FOUND", "no such endpoint").into()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,127 @@
+//! `GET /health` and `GET /metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::Arc;
+
+use crate::metrics::metric;
+use crate::node::Node;
+
+pub(super) async fn health(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
+    Json(health_of(&node))
+}
+
+pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let mut out = String::new();
+    node.metrics.render(&mut out);
+    let up = node.live().len();
+    metric(
+        &mut out,
+        "sigil_peers_up",
+        "gauge",
+        "Nodes reachable, this one included.",
+        up,
+    );
+    metric(
+        &mut out,
+        "sigil_nodes",
+        "gauge",
+        "Nodes in the network.",
+        node.epoch().peers.len(),
+    );
+    metric(
+        &mut out,
+        "sigil_root_keys_ready",
+        "gauge",
+        "1 once this node holds its root key shares.",
+        u8::from(node.keys().is_some()),
+    );
+    metric(
+        &mut out,
+        "sigil_presignature_stock",
+        "gauge",
+        "Presignatures this node can allocate (nonzero only on the allocator).",
+        node.epoch().pool.stock(),
+    );
+    let reserved = node.taker.reserved() as u64;
+    let stored = node.store.presignature_count().unwrap_or(0);
+    metric(
+        &mut out,
+        "sigil_presignature_shares_stored",
+        "gauge",
+        "Presignature shares held by this node (in the store, or reserved in memory).",
+        stored + reserved,
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_reserved",
+        "gauge",
+        "Presignature shares taken ahead of their requests and held in memory (at most 16).",
+        reserved,
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_made_total",
+        "counter",
+        "Presignatures this node helped make since it started.",
+        node.epoch().pool.made(),
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_per_second",
+        "gauge",
+        "Presignature generation rate over the last minute.",
+        format!("{:.3}", node.epoch().pool.rate()),
+    );
+    metric(
+        &mut out,
+        "sigil_presignatures_allocated_total",
+        "counter",
+        "Presignatures this node allocated to sign requests.",
+        node.epoch().pool.allocated(),
+    );
+    metric(
+        &mut out,
+        "sigil_presignature_conflicts_total",
+        "counter",
+        "Sign requests refused because their presignature was already used for another request (an allocator bound it twice).",
+        node.epoch().pool.conflicts(),
+    );
+    metric(
+        &mut out,
+        "sigil_signing_set_penalized",
+        "gauge",
+        "Nodes left out of new signing sets (as allocator) because they stalled a presignature run.",
+        node.epoch().pool.penalized().len(),
+    );
+    if let Some(fault) = node.options.fault() {
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "# HELP sigil_test_fault A test-only fault switch is on: this node misbehaves on purpose.\n# TYPE sigil_test_fault gauge\nsigil_test_fault{{node=\"{}\",fault=\"{}\"}} 1\n",
+                node.me,
+                fault.name()
+            ),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Health as `GET /health` reports it.
+fn health_of(node: &Node) -> serde_json::Value {
+    let epoch = node.epoch();
+    let ready = node.keys().is_some();
+    serde_json::json!({
+        "status": if ready { "ok" } else { "starting" },
+        "nodeId": node.me,
+        "rootKeys": ready,
+        "peersUp": node.live().len(),
+        "peersReady": node.peers_ready() + usize::from(ready),
+        "nodes": epoch.peers.len(),
+        "threshold": epoch.threshold,
+        "presignatures": epoch.pool.stock(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}

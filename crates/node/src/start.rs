@@ -1,0 +1,512 @@
+//! Start-up and the node's background tasks: opening the data file and checking the identity,
+//! the first DKG (or loading the root key shares), the rollback check, peer heartbeats, the
+//! sweep, then serving HTTP until shutdown. The one module that wires every service together.
+//!
+//! Tasks spawned: one heartbeat per peer, the sweep (sessions, mailbox, refills, discards, peer
+//! counters, once a second), and the bootstrap that ends in the presignature pool's run.
+
+use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_mesh::{Identity, NodeKey};
+use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{ConfigError, Settings};
+use crate::epoch::RootKeys;
+use crate::epoch::{Epoch, EpochHandle};
+use crate::mesh::net::Net;
+use crate::mesh::session::Sessions;
+use crate::mesh::wire::{Call, Reply};
+use crate::metrics::Metrics;
+use crate::node::{Node, NodeError, RunOptions, DATA_FILE};
+use crate::store::{SignedTakes, StorageKey, Store, StoreError, Taker};
+
+/// Names of the root key shares in data files from before records named their epoch.
+const LEGACY_ECDSA_ROOT: &str = "ecdsa-root";
+
+const LEGACY_BLS_ROOT: &str = "bls-root";
+/// The number of the epoch whose root key shares this node holds (8 bytes, big-endian).
+const ROOT_EPOCH: &str = "root-epoch";
+
+const IDENTITY: &str = "identity";
+
+/// The secret record of the node's secp256k1 signing key (handshakes, root-key records).
+const SIGNER: &str = "signer";
+
+const DKG_DEADLINE: Duration = Duration::from_secs(60);
+
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// What NodeSet lists for a node: the public halves of the keys in its data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicIdentity {
+    /// The X25519 mesh key peers pin.
+    pub key: NodeKey,
+    /// The address of the secp256k1 signing key.
+    pub signer: Address,
+}
+
+/// Creates a data directory with a fresh identity and signing key (if it has none) and returns
+/// their public halves.
+pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<PublicIdentity, NodeError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| NodeError::Io {
+        what: format!("creating {}", data_dir.display()),
+        source,
+    })?;
+    let store = Store::open(&data_dir.join(DATA_FILE), key)?;
+    Ok(PublicIdentity {
+        key: identity(&store)?.public(),
+        signer: signing_key(&store)?.address(),
+    })
+}
+
+fn signing_key(store: &Store) -> Result<PrivateKeySigner, StoreError> {
+    if let Some(secret) = store.secret(SIGNER)? {
+        // A stored key that does not parse is never replaced: NodeSet lists its address.
+        return PrivateKeySigner::from_slice(secret.as_slice())
+            .map_err(|_| StoreError::Database("the stored signing key is not a secp256k1 key".into()));
+    }
+    let fresh = PrivateKeySigner::random();
+    let secret = zeroize::Zeroizing::new(fresh.to_bytes().0);
+    store.put_secret(SIGNER, secret.as_slice())?;
+    Ok(fresh)
+}
+
+fn identity(store: &Store) -> Result<Identity, StoreError> {
+    if let Some(secret) = store.secret(IDENTITY)? {
+        if let Ok(bytes) = <[u8; 32]>::try_from(secret.as_slice()) {
+            return Ok(Identity::from_secret(bytes));
+        }
+    }
+    let fresh = Identity::generate().map_err(|e| StoreError::Database(e.to_string()))?;
+    store.put_secret(IDENTITY, fresh.secret_bytes())?;
+    Ok(fresh)
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let key = settings.storage_key()?;
+    let me = settings.config.id;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| NodeError::Io {
+        what: format!("creating {}", settings.data_dir.display()),
+        source,
+    })?;
+    let store = Arc::new(Store::open(&settings.data_dir.join(DATA_FILE), &key)?);
+    drop(key);
+    let identity = identity(&store)?;
+    let pinned = settings
+        .peers
+        .iter()
+        .find(|(id, _, _)| *id == me)
+        .map(|(_, _, k)| *k)
+        .ok_or_else(|| ConfigError::Invalid(format!("node {me} is not in the peer list")))?;
+    if identity.public() != pinned {
+        return Err(NodeError::IdentityMismatch {
+            id: me,
+            actual: identity.public(),
+            pinned,
+        });
+    }
+    let signer = signing_key(&store)?;
+    if let Some(listed) = &settings.signer {
+        if !listed.eq_ignore_ascii_case(&signer.address().to_string()) {
+            return Err(NodeError::SignerMismatch {
+                id: me,
+                actual: signer.address().to_string(),
+                listed: listed.clone(),
+            });
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(settings.config.listen)
+        .await
+        .map_err(|source| NodeError::Io {
+            what: format!("listening on {}", settings.config.listen),
+            source,
+        })?;
+    let net = Net::start(me, identity, &settings.peers);
+    let threshold = settings.threshold;
+    let epoch = Epoch::new(settings.epoch, threshold, settings.peers.clone());
+    let taker = Taker::start(Arc::clone(&store))?;
+    let peer_takes = store.peer_takes()?;
+    let node = Arc::new(Node {
+        me,
+        epoch: EpochHandle::new(epoch),
+        store,
+        taker,
+        net,
+        sessions: Arc::new(Sessions::default()),
+        metrics: Metrics::default(),
+        options,
+        signer,
+        peers_ready: Mutex::new(HashMap::new()),
+        peer_takes: Mutex::new(peer_takes),
+        signed_takes: Mutex::new(None),
+        witnessed: std::sync::atomic::AtomicBool::new(false),
+        known_keys: Mutex::new(HashMap::new()),
+        verified_auth: Mutex::new(HashMap::new()),
+        derived: Mutex::new(HashMap::new()),
+        mailbox: crate::actions::mailbox::Mailbox::default(),
+        action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
+        condition_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
+        settings,
+    });
+    tracing::info!(
+        node = me,
+        listen = %node.settings.config.listen,
+        nodes = node.epoch().peers.len(),
+        threshold,
+        chain = node.options.registry.as_ref().map(|r| r.chain_id()),
+        "node starting"
+    );
+    if let Some(fault) = node.options.fault() {
+        tracing::warn!(
+            fault = fault.name(),
+            "TEST FAULT ENABLED: this node misbehaves on purpose"
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for peer in node.net.peer_ids() {
+        tasks.spawn(heartbeat(Arc::clone(&node), peer));
+    }
+    tasks.spawn(sweep(Arc::clone(&node)));
+    tasks.spawn(bootstrap(Arc::clone(&node)));
+    let app = crate::http::app(Arc::clone(&node));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    tasks.abort_all();
+    tracing::info!(node = me, "node stopped");
+    served.map_err(|source| NodeError::Io {
+        what: "serving HTTP".into(),
+        source,
+    })
+}
+
+async fn heartbeat(node: Arc<Node>, peer: u32) {
+    let ping = serde_json::to_vec(&Call::Ping).unwrap_or_default();
+    let mut was_up = None;
+    loop {
+        let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
+        let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
+            Ok(Ok(Reply::Pong { ready, takes, proof })) => {
+                if let (Some(signed), Ok(mut seen)) = (SignedTakes::from_hex(takes, &proof), node.peer_takes.lock()) {
+                    // An equal count replaces a kept one too, so a stale signature does not stay.
+                    if seen.get(&peer).is_none_or(|s| s.takes <= takes) {
+                        seen.insert(peer, signed);
+                    }
+                }
+                (true, ready)
+            }
+            Ok(_) => (true, false),
+            Err(_) => (false, false),
+        };
+        node.net.mark(peer, up);
+        if let Ok(mut map) = node.peers_ready.lock() {
+            map.insert(peer, ready);
+        }
+        if was_up != Some(up) {
+            if up {
+                tracing::info!(peer, "peer up");
+            } else if was_up.is_some() {
+                tracing::warn!(peer, "peer down");
+            }
+            was_up = Some(up);
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+async fn sweep(node: Arc<Node>) {
+    let mut saved: HashMap<u32, SignedTakes> = HashMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        node.sessions.sweep();
+        node.mailbox.sweep();
+        node.taker.refill_soon();
+        let given_up = node.taker.drain_dropped();
+        crate::signing::pool::queue_discards(&node, &given_up);
+        crate::signing::pool::send_discards_in_background(&node);
+        // Peers' take counters are kept on disk, so this node still vouches for them after its
+        // own restart (a whole network restarted together still catches a restored backup).
+        let seen = node.peer_takes.lock().map(|m| m.clone()).unwrap_or_default();
+        let changed: Vec<(u32, SignedTakes)> = seen
+            .into_iter()
+            .filter(|(peer, takes)| saved.get(peer) != Some(takes))
+            .collect();
+        if !changed.is_empty() {
+            let store = Arc::clone(&node.store);
+            let batch = changed.clone();
+            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || store.raise_peer_takes(&batch)).await {
+                saved.extend(changed);
+            }
+        }
+    }
+}
+
+/// The store names of the root key shares this node holds: those of the epoch that made them
+/// ([`ROOT_EPOCH`]), or the names of a data file from before records named their epoch.
+fn root_records(store: &Store) -> Result<(String, String), StoreError> {
+    match store.secret(ROOT_EPOCH)? {
+        Some(bytes) => {
+            let number = <[u8; 8]>::try_from(bytes.as_slice())
+                .map_err(|_| StoreError::Database("the stored root-key epoch is not 8 bytes".into()))?;
+            Ok(Epoch::root_records(u64::from_be_bytes(number)))
+        }
+        None => Ok((LEGACY_ECDSA_ROOT.to_string(), LEGACY_BLS_ROOT.to_string())),
+    }
+}
+
+/// Loads the root key shares, or makes them by DKG when this network starts for the first time.
+async fn bootstrap(node: Arc<Node>) {
+    let store = Arc::clone(&node.store);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let (ecdsa, bls) = root_records(&store)?;
+        Ok::<_, StoreError>((
+            store.key_share::<Secp256k1>(&ecdsa)?,
+            store.key_share::<Bls12381G1>(&bls)?,
+        ))
+    })
+    .await;
+    let keys = match loaded {
+        Ok(Ok((Some(ecdsa), Some(bls)))) => {
+            tracing::info!(node = node.me, "root key shares loaded; DKG is not run again");
+            RootKeys { ecdsa, bls }
+        }
+        Ok(Ok((None, None))) => match first_dkg(&node).await {
+            Some(keys) => {
+                node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+                keys
+            }
+            None => return,
+        },
+        Ok(Ok(_)) => {
+            tracing::error!("only one of the two root key shares is stored; refusing to run DKG again");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load root key shares");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load root key shares");
+            return;
+        }
+    };
+    node.epoch().set_keys(keys);
+    if !node.witnessed() {
+        if !check_rollback(&node).await {
+            tracing::error!("the rollback check could not finish; this node signs nothing until it restarts");
+            return;
+        }
+        node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    discard_reserved(&node).await;
+    // Only a store known not to be rolled back may hand presignatures out ahead of requests.
+    node.taker.start_reserving();
+    crate::signing::pool::run(node).await;
+}
+
+/// Presignatures this node took ahead of their requests before it stopped are never used (their
+/// shares may have been released): their pools' owners are told to drop the slots (this node's
+/// own pool included), again by the sweep until each owner answered.
+async fn discard_reserved(node: &Arc<Node>) {
+    let store = Arc::clone(&node.store);
+    let before = match tokio::task::spawn_blocking(move || store.reserved_before()).await {
+        Ok(Ok(before)) => before,
+        _ => return,
+    };
+    if before.is_empty() {
+        return;
+    }
+    tracing::info!(
+        count = before.len(),
+        "presignatures taken ahead of requests before the restart are discarded"
+    );
+    crate::signing::pool::report_discarded(node, &before);
+}
+
+/// Asks the peers not in `answers` for the take counter they saw from this node, within `wait`,
+/// and adds the answers that hold: a counter this node signed, or none at all (0). A peer cannot
+/// make up a higher one; one whose counter does not verify is not counted.
+async fn witness_round(node: &Arc<Node>, answers: &mut HashMap<u32, u64>, wait: Duration) {
+    let call = serde_json::to_vec(&Call::Witness).unwrap_or_default();
+    let mut asks = tokio::task::JoinSet::new();
+    for peer in node.net.peer_ids().into_iter().filter(|p| !answers.contains_key(p)) {
+        let node = Arc::clone(node);
+        let call = call.clone();
+        asks.spawn(async move { (peer, node.net.call(peer, &call, wait).await) });
+    }
+    while let Some(reply) = asks.join_next().await {
+        let Ok((peer, Ok(bytes))) = reply else { continue };
+        let Ok(Reply::Witnessed { takes, proof }) = serde_json::from_slice::<Reply>(&bytes) else {
+            continue;
+        };
+        match SignedTakes::from_hex(takes, &proof) {
+            Some(signed) if node.signed_by_me(&signed) => {
+                answers.insert(peer, takes);
+            }
+            _ if takes == 0 => {
+                answers.insert(peer, 0);
+            }
+            _ => tracing::warn!(
+                peer,
+                takes,
+                "a peer reports a take counter this node never signed; ignored"
+            ),
+        }
+    }
+}
+
+/// Asks every peer for the highest take counter it saw from this node, until `t − 1` distinct peers
+/// answered (with this node, a whole signing set's worth). If one saw more than this store holds,
+/// the data file is an older copy (a restored backup): the presignatures and triples in it may
+/// already have been used, and using one again would leak the root key (DESIGN §6.2), so they are
+/// all discarded before this node signs anything. Until enough peers answer, it signs nothing.
+/// Returns false when the discarding failed (the node must then never sign).
+async fn check_rollback(node: &Arc<Node>) -> bool {
+    let needed = node.epoch().threshold.saturating_sub(1).max(1);
+    let mut answers: HashMap<u32, u64> = HashMap::new();
+    let mut last_report = Instant::now();
+    while answers.len() < needed {
+        witness_round(node, &mut answers, Duration::from_secs(2)).await;
+        if answers.len() < needed {
+            if last_report.elapsed() > Duration::from_secs(5) {
+                tracing::warn!(
+                    answered = answers.len(),
+                    needed,
+                    "waiting for peers to confirm this data file is not older than what this node used; not signing until then"
+                );
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // One more round for the peers that have not answered yet: the highest count wins, so a
+    // fast peer understating it does not decide alone.
+    witness_round(node, &mut answers, Duration::from_secs(1)).await;
+    let seen = answers.values().copied().max();
+    let answered = answers.len();
+    let store = Arc::clone(&node.store);
+    let mine = tokio::task::spawn_blocking(move || store.takes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    match seen {
+        Some(theirs) if theirs > mine => {
+            let store = Arc::clone(&node.store);
+            // Slot numbers restart far above any handed out since the copy was made.
+            let floor = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(u64::MAX / 2);
+            match tokio::task::spawn_blocking(move || store.purge_one_time(theirs, floor)).await {
+                Ok(Ok(discarded)) => tracing::error!(
+                    node = node.me,
+                    mine,
+                    theirs,
+                    discarded,
+                    "this data file is older than what this node already used (restored from a backup?): every presignature and triple in it was discarded"
+                ),
+                _ => {
+                    tracing::error!("cannot discard the presignatures of a rolled-back store");
+                    return false;
+                }
+            }
+        }
+        Some(_) => tracing::info!(peers = answered, "rollback check passed"),
+        None => {}
+    }
+    true
+}
+
+async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {
+    let epoch = node.epoch();
+    let parties: Vec<PartyId> = epoch.peers.iter().map(|(id, _, _)| PartyId(*id)).collect();
+    let n = parties.len();
+    let mut last_report = Instant::now();
+    for attempt in 0u32.. {
+        loop {
+            let up = node.live().len();
+            if up == n {
+                break;
+            }
+            if last_report.elapsed() > Duration::from_secs(5) {
+                tracing::info!(reachable = up, nodes = n, "waiting for every node before the first DKG");
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!(
+            nodes = n,
+            threshold = epoch.threshold,
+            attempt,
+            "running DKG for the root keys"
+        );
+        let started = Instant::now();
+        let session = |curve: &str| {
+            let mut h = Sha256::new();
+            h.update(b"sigil-root-dkg/v1");
+            h.update(curve.as_bytes());
+            h.update(epoch.fingerprint);
+            h.update(epoch.number.to_be_bytes());
+            h.update(attempt.to_be_bytes());
+            SessionId(h.finalize().into())
+        };
+        let ecdsa = Vss::<Secp256k1>::dkg(session("secp256k1"), PartyId(node.me), &parties, epoch.threshold);
+        let bls = Vss::<Bls12381G1>::dkg(session("bls12-381"), PartyId(node.me), &parties, epoch.threshold);
+        let (ecdsa, bls) = match (ecdsa, bls) {
+            (Ok(e), Ok(b)) => (e, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot start DKG");
+                return None;
+            }
+        };
+        let (ecdsa, bls) = tokio::join!(
+            node.sessions.run(&node.net, ecdsa, parties.clone(), DKG_DEADLINE),
+            node.sessions.run(&node.net, bls, parties.clone(), DKG_DEADLINE),
+        );
+        match (ecdsa, bls) {
+            (Ok(Some(ecdsa)), Ok(Some(bls))) => {
+                let store = Arc::clone(&node.store);
+                let number = epoch.number;
+                let saved = tokio::task::spawn_blocking(move || {
+                    let (ecdsa_name, bls_name) = Epoch::root_records(number);
+                    store.put_key_share(&ecdsa_name, &ecdsa)?;
+                    store.put_key_share(&bls_name, &bls)?;
+                    store.put_secret(ROOT_EPOCH, &number.to_be_bytes())?;
+                    Ok::<_, StoreError>(RootKeys { ecdsa, bls })
+                })
+                .await;
+                match saved {
+                    Ok(Ok(keys)) => {
+                        tracing::info!(
+                            ms = started.elapsed().as_millis() as u64,
+                            ecdsa_root = %hex::encode(sigil_tss::derive::uncompressed(keys.ecdsa.public_key())),
+                            "root keys made and stored"
+                        );
+                        return Some(keys);
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store root key shares"),
+                    Err(e) => tracing::error!(error = %e, "cannot store root key shares"),
+                }
+                return None;
+            }
+            (Ok(_), Ok(_)) => {
+                tracing::error!("DKG finished without a share for this node");
+                return None;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, attempt, "DKG failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    None
+}
