@@ -107,7 +107,7 @@ impl Error {
         &self.logs
     }
 
-    /// The parts: code, message, logs.
+    /// The parts: kind, code, message, logs.
     pub fn into_parts(self) -> (Kind, String, String, Vec<String>) {
         (self.kind, self.code.into_owned(), self.message, self.logs)
     }

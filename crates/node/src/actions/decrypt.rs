@@ -56,7 +56,12 @@ impl HostInner {
     /// decrypt everything locked to that user), and the action itself (`:currentActionIpfsId`).
     async fn condition_context(&self, auth: Option<&Value>, action: &str) -> Result<Context, HostError> {
         let user = match auth {
-            Some(auth) => Some(authenticate(&self.node, Some(auth)).await.map_err(host_error)?),
+            Some(auth) => Some(
+                authenticate(&self.node, Some(auth))
+                    .await
+                    .map_err(host_error)?
+                    .address(),
+            ),
             None => None,
         };
         Ok(Context {

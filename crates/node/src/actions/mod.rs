@@ -91,7 +91,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         Some(_) => return Err(Error::bad_request("jsParams must be a JSON object")),
     };
     let auth_sig_address = match &request.auth_sig {
-        Some(auth) => Some(authenticate(node, Some(auth)).await?.to_checksum(None)),
+        Some(auth) => Some(authenticate(node, Some(auth)).await?.address().to_checksum(None)),
         None => None,
     };
     if node.keys().is_none() {

@@ -15,6 +15,24 @@ use crate::node::Node;
 
 pub mod permission;
 
+/// Who a request speaks for, once its credentials are checked. Permissions, conditions
+/// (`:userAddress`) and actions (`Lit.Auth`) all read it from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principal {
+    /// An Ethereum wallet, proven by an EIP-4361 auth signature.
+    Wallet(Address),
+}
+
+impl Principal {
+    /// The Ethereum address it acts as: the one PKP permissions and conditions test.
+    pub fn address(&self) -> Address {
+        match self {
+            Self::Wallet(address) => *address,
+        }
+    }
+}
+
 fn unauthorized(code: &'static str, message: impl Into<String>) -> Error {
     Error::new(Kind::Unauthenticated, code, message)
 }
@@ -25,8 +43,9 @@ pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 /// Checks an auth signature: EIP-191 signature of an EIP-4361 message for this network's domain
 /// and chain, unexpired, not valid for longer than [`MAX_AUTH_LIFETIME_SECS`], and with a fresh
 /// nonce — the hash of a block of this chain at most `nonce_max_age_secs` older than the head,
-/// and (unless it is the head itself) no older than that by the clock either. Returns the signer.
-pub(crate) async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Address, Error> {
+/// and (unless it is the head itself) no older than that by the clock either. Returns the signer
+/// as a [`Principal::Wallet`].
+pub async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Principal, Error> {
     let registry = node.registry()?;
     let chain = node
         .settings
@@ -92,7 +111,7 @@ pub(crate) async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) 
             "nonce is block {number}, mined {clock_age} s ago (limit {max_age} s); use the latest block hash"
         )));
     }
-    Ok(verified.address)
+    Ok(Principal::Wallet(verified.address))
 }
 
 /// Most verified auth signatures a node remembers (the map is emptied when full).

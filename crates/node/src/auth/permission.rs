@@ -4,20 +4,20 @@
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::registry::{Grant, Standing, SCOPE_PERSONAL_MESSAGE, SCOPE_SIGN_ANYTHING};
 
-use super::authenticate;
+use super::Principal;
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
-/// Checks the auth signature and the chain: the signer must own PKP `pubkey`, or be a permitted
-/// address, or a permitted Ethereum-wallet auth method whose scopes allow signing anything — or,
-/// for a `personal` message the node hashed itself, personal messages.
+/// Checks the chain: `principal` must own PKP `pubkey`, or be a permitted address, or a permitted
+/// Ethereum-wallet auth method whose scopes allow signing anything — or, for a `personal` message
+/// the node hashed itself, personal messages.
 pub async fn authorize(
     node: &Node,
-    auth: Option<&serde_json::Value>,
+    principal: &Principal,
     pubkey: &[u8; 65],
     personal: bool,
 ) -> Result<Address, Error> {
-    let address = authenticate(node, auth).await?;
+    let address = principal.address();
     let registry = node.registry()?;
     let token = sigil_chain::token_id(pubkey);
     match registry.standing(token, address).await.map_err(Error::chain)? {

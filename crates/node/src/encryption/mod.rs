@@ -93,7 +93,7 @@ pub async fn sign(
     let data_hash = hex_bytes::<32>("dataToEncryptHash", &request.data_to_encrypt_hash)?;
     let keys = node.keys().ok_or_else(Error::not_ready)?;
     let user = match &request.auth_sig {
-        Some(auth) => Some(authenticate(node, Some(auth)).await?),
+        Some(auth) => Some(authenticate(node, Some(auth)).await?.address()),
         None => None,
     };
     let context = Context { user, action: None };

@@ -117,7 +117,8 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
     let public_key = node.pkp_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
     let started = Instant::now();
-    authorize(node, request.auth_sig.as_ref(), &public_bytes, personal).await?;
+    let principal = authenticate(node, request.auth_sig.as_ref()).await?;
+    authorize(node, &principal, &public_bytes, personal).await?;
     node.metrics
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
@@ -140,7 +141,7 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
     check_exclude(node, &request.exclude)?;
     let registry = node.registry()?;
     let keys = node.keys().ok_or_else(Error::not_ready)?;
-    let minter = authenticate(node, request.auth_sig.as_ref()).await?;
+    let minter = authenticate(node, request.auth_sig.as_ref()).await?.address();
     let key_id = KeyId(mint_key_id(
         minter,
         &salt,

@@ -368,16 +368,21 @@ async fn takes_racing_refills_are_never_refused() {
             }
         })
     };
-    let requests: Vec<_> = (0..400u64)
-        .map(|seq| {
-            let taker = std::sync::Arc::clone(&taker);
-            tokio::spawn(async move { (seq, taker.take(id(seq), [seq as u8; 32]).await) })
-        })
-        .collect();
-    for request in requests {
-        match request.await.unwrap() {
-            (_, Ok(Some(_))) => {}
-            (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+    // Waves of 64 concurrent takes, in slot order as an allocator hands them out: a reserved slot
+    // is asked for well within the STALE_AFTER takes after which the reserve gives it up.
+    for wave in (0..400u64).collect::<Vec<_>>().chunks(64) {
+        let requests: Vec<_> = wave
+            .iter()
+            .map(|&seq| {
+                let taker = std::sync::Arc::clone(&taker);
+                tokio::spawn(async move { (seq, taker.take(id(seq), [seq as u8; 32]).await) })
+            })
+            .collect();
+        for request in requests {
+            match request.await.unwrap() {
+                (_, Ok(Some(_))) => {}
+                (seq, other) => panic!("slot {seq}: {:?}", other.map(|p| p.is_some())),
+            }
         }
     }
     refills.await.unwrap();
