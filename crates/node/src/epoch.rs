@@ -6,7 +6,7 @@
 //! Store records of one-time material name their epoch (the pool id includes its number), and the
 //! root key shares are stored under the number of the epoch that made them
 //! ([`Epoch::root_records`]); until resharing exists, one set of shares serves every epoch.
-//! Uses `signing::stock` and `mesh` types only.
+//! Uses `signing::stock` and `store` only.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -22,6 +22,7 @@ use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
 use sigil_tss::{Bls12381G1, KeyShare, Secp256k1};
 
 use crate::signing::stock::Pool;
+use crate::store::{Store, StoreError};
 
 /// This node's shares of the network's root keys.
 pub struct RootKeys {
@@ -172,4 +173,52 @@ impl EpochHandle {
         }
         next
     }
+}
+
+/// Names of the root key shares in data files from before records named their epoch.
+const LEGACY_ROOT_RECORDS: (&str, &str) = ("ecdsa-root", "bls-root");
+/// The number of the epoch whose root key shares this node holds (8 bytes, big-endian).
+const ROOT_EPOCH: &str = "root-epoch";
+
+/// What a data file holds of the root key shares.
+pub enum StoredRootKeys {
+    /// Nothing: this network has not run its DKG yet.
+    None,
+    /// Both shares.
+    Both(Box<RootKeys>),
+    /// One share without the other: the file is damaged, and the DKG must not run again.
+    Partial,
+}
+
+/// Reads the root key shares: those of the epoch named by the `root-epoch` record, or, in a data
+/// file from before records named their epoch, the legacy names.
+pub fn load_root_keys(store: &Store) -> Result<StoredRootKeys, StoreError> {
+    let (ecdsa, bls) = match store.secret(ROOT_EPOCH)? {
+        Some(bytes) => {
+            let number = <[u8; 8]>::try_from(bytes.as_slice())
+                .map_err(|_| StoreError::Database("the stored root-key epoch is not 8 bytes".into()))?;
+            Epoch::root_records(u64::from_be_bytes(number))
+        }
+        None => (LEGACY_ROOT_RECORDS.0.to_string(), LEGACY_ROOT_RECORDS.1.to_string()),
+    };
+    Ok(
+        match (
+            store.key_share::<Secp256k1>(&ecdsa)?,
+            store.key_share::<Bls12381G1>(&bls)?,
+        ) {
+            (Some(ecdsa), Some(bls)) => StoredRootKeys::Both(Box::new(RootKeys { ecdsa, bls })),
+            (None, None) => StoredRootKeys::None,
+            _ => StoredRootKeys::Partial,
+        },
+    )
+}
+
+/// Stores the root key shares made in epoch `number`. The `root-epoch` record is written first:
+/// a crash after it leaves no share (the DKG runs again) or one (it never does), never two shares
+/// under names no load reads.
+pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(), StoreError> {
+    store.put_secret(ROOT_EPOCH, &number.to_be_bytes())?;
+    let (ecdsa, bls) = Epoch::root_records(number);
+    store.put_key_share(&ecdsa, &keys.ecdsa)?;
+    store.put_key_share(&bls, &keys.bls)
 }

@@ -1,8 +1,8 @@
 //! The Sigil node: storage, the mesh over HTTP, root-key DKG, presignature pools, actions,
 //! threshold decryption, and the HTTP API over them.
 //!
-//! Layers, each using only those below it (checked by `scripts/check-node-modules`, run by
-//! `make test`):
+//! Layers, each using only those below it (checked by the test `tests/it/modules.rs`: no import
+//! cycle between modules, no `http` import outside `http` and `start`):
 //!
 //! * [`http`] — the only module that knows HTTP: router, error mapping, one handler module per
 //!   endpoint group. Used only by [`start`].

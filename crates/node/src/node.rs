@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_chain::registry::Registry;
 use sigil_mesh::NodeKey;
 use sigil_tss::derive::KeyId;
 use sigil_tss::k256::ProjectivePoint;
-
-use sigil_chain::alloy::signers::local::PrivateKeySigner;
-use sigil_chain::registry::Registry;
 
 use crate::config::{ConfigError, Settings};
 use crate::epoch::{Epoch, EpochHandle, RootKeys};

@@ -5,18 +5,19 @@
 //! Tasks spawned: one heartbeat per peer, the sweep (sessions, mailbox, refills, discards, peer
 //! counters, once a second), and the bootstrap that ends in the presignature pool's run.
 
-use sha2::{Digest, Sha256};
-use sigil_chain::alloy::primitives::Address;
-use sigil_chain::alloy::signers::local::PrivateKeySigner;
-use sigil_mesh::{Identity, NodeKey};
-use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_mesh::{Identity, NodeKey};
+use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
+
 use crate::config::{ConfigError, Settings};
-use crate::epoch::RootKeys;
+use crate::epoch::{load_root_keys, save_root_keys, RootKeys, StoredRootKeys};
 use crate::epoch::{Epoch, EpochHandle};
 use crate::mesh::net::Net;
 use crate::mesh::session::Sessions;
@@ -24,13 +25,6 @@ use crate::mesh::wire::{Call, Reply};
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeError, RunOptions, DATA_FILE};
 use crate::store::{SignedTakes, StorageKey, Store, StoreError, Taker};
-
-/// Names of the root key shares in data files from before records named their epoch.
-const LEGACY_ECDSA_ROOT: &str = "ecdsa-root";
-
-const LEGACY_BLS_ROOT: &str = "bls-root";
-/// The number of the epoch whose root key shares this node holds (8 bytes, big-endian).
-const ROOT_EPOCH: &str = "root-epoch";
 
 const IDENTITY: &str = "identity";
 
@@ -249,43 +243,26 @@ async fn sweep(node: Arc<Node>) {
     }
 }
 
-/// The store names of the root key shares this node holds: those of the epoch that made them
-/// ([`ROOT_EPOCH`]), or the names of a data file from before records named their epoch.
-fn root_records(store: &Store) -> Result<(String, String), StoreError> {
-    match store.secret(ROOT_EPOCH)? {
-        Some(bytes) => {
-            let number = <[u8; 8]>::try_from(bytes.as_slice())
-                .map_err(|_| StoreError::Database("the stored root-key epoch is not 8 bytes".into()))?;
-            Ok(Epoch::root_records(u64::from_be_bytes(number)))
-        }
-        None => Ok((LEGACY_ECDSA_ROOT.to_string(), LEGACY_BLS_ROOT.to_string())),
-    }
-}
-
 /// Loads the root key shares, or makes them by DKG when this network starts for the first time.
 async fn bootstrap(node: Arc<Node>) {
+    // The epoch whose keys this loads or makes.
+    let epoch = node.epoch();
     let store = Arc::clone(&node.store);
-    let loaded = tokio::task::spawn_blocking(move || {
-        let (ecdsa, bls) = root_records(&store)?;
-        Ok::<_, StoreError>((
-            store.key_share::<Secp256k1>(&ecdsa)?,
-            store.key_share::<Bls12381G1>(&bls)?,
-        ))
-    })
-    .await;
+    let loaded = tokio::task::spawn_blocking(move || load_root_keys(&store)).await;
     let keys = match loaded {
-        Ok(Ok((Some(ecdsa), Some(bls)))) => {
+        Ok(Ok(StoredRootKeys::Both(keys))) => {
+            let keys = *keys;
             tracing::info!(node = node.me, "root key shares loaded; DKG is not run again");
-            RootKeys { ecdsa, bls }
+            keys
         }
-        Ok(Ok((None, None))) => match first_dkg(&node).await {
+        Ok(Ok(StoredRootKeys::None)) => match first_dkg(&node, &epoch).await {
             Some(keys) => {
                 node.witnessed.store(true, std::sync::atomic::Ordering::Release);
                 keys
             }
             None => return,
         },
-        Ok(Ok(_)) => {
+        Ok(Ok(StoredRootKeys::Partial)) => {
             tracing::error!("only one of the two root key shares is stored; refusing to run DKG again");
             return;
         }
@@ -298,7 +275,7 @@ async fn bootstrap(node: Arc<Node>) {
             return;
         }
     };
-    node.epoch().set_keys(keys);
+    epoch.set_keys(keys);
     if !node.witnessed() {
         if !check_rollback(&node).await {
             tracing::error!("the rollback check could not finish; this node signs nothing until it restarts");
@@ -426,8 +403,7 @@ async fn check_rollback(node: &Arc<Node>) -> bool {
     true
 }
 
-async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {
-    let epoch = node.epoch();
+async fn first_dkg(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
     let parties: Vec<PartyId> = epoch.peers.iter().map(|(id, _, _)| PartyId(*id)).collect();
     let n = parties.len();
     let mut last_report = Instant::now();
@@ -477,11 +453,8 @@ async fn first_dkg(node: &Arc<Node>) -> Option<RootKeys> {
                 let store = Arc::clone(&node.store);
                 let number = epoch.number;
                 let saved = tokio::task::spawn_blocking(move || {
-                    let (ecdsa_name, bls_name) = Epoch::root_records(number);
-                    store.put_key_share(&ecdsa_name, &ecdsa)?;
-                    store.put_key_share(&bls_name, &bls)?;
-                    store.put_secret(ROOT_EPOCH, &number.to_be_bytes())?;
-                    Ok::<_, StoreError>(RootKeys { ecdsa, bls })
+                    let keys = RootKeys { ecdsa, bls };
+                    save_root_keys(&store, number, &keys).map(|()| keys)
                 })
                 .await;
                 match saved {

@@ -722,10 +722,20 @@ impl Store {
     /// Durably advances the counter `name` and returns its previous value (0 the first time), so a
     /// value is handed out once even across restarts.
     pub fn next(&self, name: &str) -> Result<u64, StoreError> {
+        self.next_continuing(name, name)
+    }
+
+    /// [`Store::next`], where a counter `name` that does not exist yet starts where the counter
+    /// `continues` stands (0 if neither exists): a renamed counter never hands a value out twice.
+    pub fn next_continuing(&self, name: &str, continues: &str) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         let value = {
             let mut table = txn.open_table(COUNTERS).map_err(db_err)?;
-            let value = table.get(name).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            let current = table.get(name).map_err(db_err)?.map(|v| v.value());
+            let value = match current {
+                Some(value) => value,
+                None => table.get(continues).map_err(db_err)?.map(|v| v.value()).unwrap_or(0),
+            };
             table.insert(name, value + 1).map_err(db_err)?;
             value
         };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sigil_chain::alloy::primitives::{keccak256, Address, B256};
 use sigil_chain::vouch::{handshake_digest, root_keys_digest, sign_digest, signer_of, HandshakeClaim};
 
-use crate::epoch::{PublicKeys, SignedPublicKeys};
+use crate::epoch::{Epoch, PublicKeys, SignedPublicKeys};
 use crate::node::Node;
 use crate::store::SignedTakes;
 
@@ -23,8 +23,7 @@ fn takes_digest(node: u32, takes: u64) -> B256 {
 impl Node {
     /// The public parts of this node's root keys (read once, after the DKG) with its signature
     /// over their record (None without a chain).
-    pub fn public_keys(&self) -> Option<Arc<SignedPublicKeys>> {
-        let epoch = self.epoch();
+    pub fn public_keys(&self, epoch: &Epoch) -> Option<Arc<SignedPublicKeys>> {
         epoch.public_keys(|keys| {
             let public = PublicKeys::of(keys);
             let signature = self.options.registry.as_ref().map(|registry| {
@@ -42,23 +41,23 @@ impl Node {
 
     /// Signs a handshake answering `challenge` that reports `keys` (None before the DKG). Without
     /// a chain there is no NodeSet to vouch for the signer, and nothing is signed.
-    pub fn sign_handshake(&self, keys: Option<&PublicKeys>, challenge: &[u8; 32]) -> Option<[u8; 65]> {
+    pub fn sign_handshake(&self, epoch: &Epoch, keys: Option<&PublicKeys>, challenge: &[u8; 32]) -> Option<[u8; 65]> {
         let registry = self.options.registry.as_ref()?;
         let claim = HandshakeClaim {
             chain_id: registry.chain_id(),
             node_set: registry.contracts().node_set,
-            epoch: self.epoch().number,
+            epoch: epoch.number,
             node_id: self.me,
-            identity_key: self.identity_key(),
-            threshold: u32::try_from(self.epoch().threshold).unwrap_or(u32::MAX),
+            identity_key: self.identity_key(epoch),
+            threshold: u32::try_from(epoch.threshold).unwrap_or(u32::MAX),
             keys: keys.map(PublicKeys::record).unwrap_or_default(),
         };
         Some(sign_digest(&self.signer, &handshake_digest(&claim, challenge)))
     }
 
     /// This node's X25519 mesh key, as NodeSet lists it.
-    pub fn identity_key(&self) -> [u8; 32] {
-        self.epoch()
+    pub fn identity_key(&self, epoch: &Epoch) -> [u8; 32] {
+        epoch
             .peers
             .iter()
             .find(|(id, _, _)| *id == self.me)

@@ -1,10 +1,10 @@
 //! Action code by CID: stored on this node (`/web/actions`), or fetched from the IPFS gateway and
 //! checked against its hash. Uses `node`, `store`, `error`.
 
-use sigil_primitives::{Cid, StoredAction};
 use std::sync::Arc;
 
 use sigil_primitives::StoreRequest;
+use sigil_primitives::{Cid, StoredAction};
 
 use super::fetch::{http, read_capped};
 use crate::error::{Error, Kind};

@@ -117,7 +117,8 @@ impl HostInner {
         let ciphertext = base64::engine::general_purpose::STANDARD
             .decode(ciphertext.trim())
             .map_err(|e| bad(format!("ciphertext: not base64 ({e})")))?;
-        let keys = node.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let epoch = node.epoch();
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let context = self.condition_context(auth, action).await?;
         decide(node, self.environment()?, &conditions, &context)
             .await
@@ -144,7 +145,7 @@ impl HostInner {
             self.send_all(&topic, share);
         }
         let package = keys.bls.public();
-        let threshold = node.epoch().threshold;
+        let threshold = epoch.threshold;
         let mut tried = 0;
         let mut opened = None;
         let mut failure = None;

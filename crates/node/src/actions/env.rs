@@ -2,6 +2,9 @@
 //! `[actions] rpc_urls`) and its action sandbox, for conditions that run an action.
 //! Uses `node`, `actions::run`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use async_trait::async_trait;
 use sigil_chain::alloy::eips::BlockNumberOrTag;
 use sigil_chain::alloy::primitives::{Address, U256};
@@ -10,8 +13,6 @@ use sigil_chain::alloy::rpc::types::TransactionRequest;
 use sigil_chain::registry::read_provider;
 use sigil_conditions::{Context, EnvError, Environment};
 use sigil_primitives::Cid;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use super::run::run_condition;
 use crate::node::Node;

@@ -1,11 +1,12 @@
 //! HTTP for actions: `fetch` from inside a run and action code from the IPFS gateway, with a
 //! timeout and a body size limit. Uses nothing else of the crate.
 
-use serde_json::json;
-use sigil_actions::HostError;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+use serde_json::json;
+use sigil_actions::HostError;
 
 fn bad(message: impl Into<String>) -> HostError {
     HostError::new("BAD_REQUEST", message)

@@ -3,6 +3,10 @@
 //! permission reads, child actions, and the encryption operations of [`super::decrypt`].
 //! Uses `node`, `auth`, `signing`, `actions`, `error`; never `http`.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sigil_actions::{Completion, Host, HostError, HostOp};
@@ -14,9 +18,6 @@ use sigil_tss::ecdsa::{self, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::PartyId;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::code::load_code;
 use super::fetch::fetch;
@@ -366,7 +367,8 @@ impl HostInner {
                 "the mint attester key signs nothing else",
             ));
         }
-        let keys = node.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let epoch = node.epoch();
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let root = *keys.ecdsa.public_key();
         if node.pkp_public_key(&root, &KeyId(key_id)) != point {
             return Err(bad(format!("publicKey is not the key of PKP {token:#x}")));
@@ -384,7 +386,7 @@ impl HostInner {
         }
         node.remember_key(KeyId(key_id), &public_bytes, &sigil_tss::derive::token_id(&point));
         let request = signature_request(&self.request, sig_name);
-        let share = match threshold_share(node, &root, KeyId(key_id), hash, request, &[]).await {
+        let share = match threshold_share(node, &epoch, &root, KeyId(key_id), hash, request, &[]).await {
             Ok(share) => Some(share),
             // This node holds no share of the presignature: the others sign.
             Err(e) if e.code() == "NOT_A_SIGNER" => None,
@@ -417,7 +419,7 @@ impl HostInner {
         if let Some(share) = &share {
             self.send_all(&topic, serde_json::to_string(share).unwrap_or_default());
         }
-        let threshold = node.epoch().threshold;
+        let threshold = epoch.threshold;
         let mut tried = 0;
         let mut found = None;
         node.mailbox

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
 use tokio::sync::Notify;
 
 /// How long mailbox values are kept.

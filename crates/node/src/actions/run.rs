@@ -2,11 +2,12 @@
 //! node as its host; and actions run as access-control conditions, read-only, on condition slots.
 //! Uses `node`, `actions::host`, `actions::code`, `error`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use sigil_actions::{ActionError, RunRequest};
 use sigil_primitives::Cid;
-use std::sync::Arc;
-use std::time::Duration;
 
 use super::code::load_code;
 use super::host::{ActionHost, HostInner, Mode};

@@ -26,6 +26,7 @@ use crate::auth::authenticate;
 use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::{Fault, Node};
+
 pub use sigil_primitives::EncryptionSignRequest;
 
 fn bad_condition(e: sigil_conditions::ConditionError) -> Error {

@@ -1,12 +1,12 @@
 //! `POST /web/handshake`: who this node is, its keys, its peers and chain, signed over the
 //! caller's challenge.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use std::sync::Arc;
-
 use sigil_primitives::{Handshake, HandshakeRequest, PeerInfo};
 
 use super::error::{body, parse_json, ApiError};
@@ -35,10 +35,12 @@ pub(super) async fn handshake(
                 .ok_or_else(|| ApiError::from(Error::bad_request("challenge must be 32 bytes of hex")))?,
         ),
     };
-    let cached = node.public_keys();
+    // One epoch for the whole answer, so the signed claim never mixes two.
+    let epoch = node.epoch();
+    let cached = node.public_keys(&epoch);
     let public = cached.as_ref().map(|c| &c.0);
     // Signed only when asked with a challenge: an unsigned answer is worth nothing to a client.
-    let signature = challenge.and_then(|c| node.sign_handshake(public, &c));
+    let signature = challenge.and_then(|c| node.sign_handshake(&epoch, public, &c));
     let (chain_id, latest_blockhash, node_set) = match &node.options.registry {
         Some(registry) => (
             Some(registry.chain_id()),
@@ -52,8 +54,8 @@ pub(super) async fn handshake(
         latest_blockhash,
         node_set,
         node_id: node.me,
-        epoch: node.epoch().number,
-        threshold: node.epoch().threshold,
+        epoch: epoch.number,
+        threshold: epoch.threshold,
         ready: public.is_some(),
         ecdsa_public_key: public.as_ref().map(|k| hex::encode(&k.ecdsa)),
         bls_public_key: public.as_ref().map(|k| hex::encode(&k.bls)),
@@ -67,12 +69,11 @@ pub(super) async fn handshake(
             })
             .unwrap_or_default(),
         attester: public.as_ref().map(|k| k.attester.to_string()),
-        identity_key: hex::encode(node.identity_key()),
+        identity_key: hex::encode(node.identity_key(&epoch)),
         signer: Some(node.signer_address().to_string()),
         signature: signature.map(hex::encode),
         keys_signature: cached.as_ref().and_then(|c| c.1).map(hex::encode),
-        peers: node
-            .settings
+        peers: epoch
             .peers
             .iter()
             .map(|(id, url, key)| PeerInfo {

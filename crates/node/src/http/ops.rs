@@ -1,10 +1,11 @@
 //! `GET /health` and `GET /metrics` (Prometheus text).
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::sync::Arc;
 
 use crate::metrics::metric;
 use crate::node::Node;

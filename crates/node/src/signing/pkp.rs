@@ -3,17 +3,18 @@
 //! checks the request, authorizes the caller, and returns this node's share ([`super::share`]).
 //! Uses `auth`, `node`, `signing`, `error`; never `http`.
 
-use sha2::{Digest, Sha256};
-use sigil_chain::alloy::primitives::eip191_hash_message;
-use sigil_chain::{attestation_digest, attester_key_id, mint_key_id};
-use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 use std::sync::Arc;
 use std::time::Instant;
 
+use sha2::{Digest, Sha256};
+use sigil_chain::alloy::primitives::eip191_hash_message;
+use sigil_chain::{attestation_digest, attester_key_id, mint_key_id};
 use sigil_primitives::{AttestRequest, SignRequest, SignResponse, ATTESTATION_ATTEMPTS};
+use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 
 use super::share::threshold_share;
 use crate::auth::{authenticate, permission::authorize};
+use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::metrics::SignPhase;
 use crate::node::Node;
@@ -42,8 +43,7 @@ fn to_sign(value: &serde_json::Value) -> Result<[u8; 32], Error> {
 }
 
 /// `exclude` may name at most n − t distinct nodes of this network.
-fn check_exclude(node: &Node, exclude: &[u32]) -> Result<(), Error> {
-    let epoch = node.epoch();
+fn check_exclude(epoch: &Epoch, exclude: &[u32]) -> Result<(), Error> {
     let n = epoch.peers.len();
     let mut ids = exclude.to_vec();
     ids.sort_unstable();
@@ -86,6 +86,7 @@ fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, Error> {
 /// This node's share of a PKP's signature of `toSign` or of the personal message `message`, for
 /// a caller the PKP permits.
 pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse, Error> {
+    let epoch = node.epoch();
     let (hash, personal) = match (&request.to_sign, &request.message) {
         (Some(value), None) => (to_sign(value)?, false),
         (None, Some(text)) => {
@@ -103,7 +104,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
         (Some(_), Some(_)) => return Err(Error::bad_request("give either toSign or message, not both")),
     };
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
-    check_exclude(node, &request.exclude)?;
+    check_exclude(&epoch, &request.exclude)?;
     let key_id = resolve_key(node, &request)?;
     if key_id.0 == attester_key_id() {
         return Err(Error::new(
@@ -112,7 +113,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
             "this key id belongs to the network's mint attester and signs only mint attestations",
         ));
     }
-    let keys = node.keys().ok_or_else(Error::not_ready)?;
+    let keys = epoch.keys().ok_or_else(Error::not_ready)?;
     let root = *keys.ecdsa.public_key();
     let public_key = node.pkp_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
@@ -122,7 +123,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
     node.metrics
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
-    threshold_share(node, &root, key_id, hash, request_id, &request.exclude).await
+    threshold_share(node, &epoch, &root, key_id, hash, request_id, &request.exclude).await
 }
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
@@ -130,6 +131,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
 /// The mint must have been requested on chain first (`PKPNFT.requestMint`, which costs gas and
 /// the mint fee): a wallet without funds cannot make the nodes spend presignatures.
 pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResponse, Error> {
+    let epoch = node.epoch();
     let salt = hex_bytes::<32>("salt", &request.salt)?;
     if request.attempt >= ATTESTATION_ATTEMPTS {
         return Err(Error::bad_request(format!(
@@ -138,9 +140,9 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
             ATTESTATION_ATTEMPTS - 1
         )));
     }
-    check_exclude(node, &request.exclude)?;
+    check_exclude(&epoch, &request.exclude)?;
     let registry = node.registry()?;
-    let keys = node.keys().ok_or_else(Error::not_ready)?;
+    let keys = epoch.keys().ok_or_else(Error::not_ready)?;
     let minter = authenticate(node, request.auth_sig.as_ref()).await?.address();
     let key_id = KeyId(mint_key_id(
         minter,
@@ -183,6 +185,7 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
     threshold_share(
         node,
+        &epoch,
         &root,
         KeyId(attester_key_id()),
         digest,

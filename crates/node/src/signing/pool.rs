@@ -31,6 +31,7 @@ use sigil_tss::{PartyId, SessionId};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use super::stock::{AllocateError, ALLOCATE_WINDOW_SECS};
+use crate::epoch::Epoch;
 use crate::mesh::session::SessionError;
 use crate::mesh::wire::{Allocation, Message, Start};
 use crate::node::{unix_now, Fault, Node};
@@ -61,13 +62,32 @@ const MAX_PENDING_RECORDS: usize = 65_536;
 
 /// The storage pool id of `owner`'s presignatures in this network.
 pub fn pool_id(node: &Node, owner: u32) -> [u8; 32] {
-    let epoch = node.epoch();
+    pool_id_in(&node.epoch(), owner)
+}
+
+/// The storage pool id of `owner`'s presignatures in `epoch`.
+pub fn pool_id_in(epoch: &Epoch, owner: u32) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"sigil-pool/v2");
     h.update(epoch.fingerprint);
     h.update(epoch.number.to_be_bytes());
     h.update(owner.to_be_bytes());
     h.finalize().into()
+}
+
+/// The slot counter of `owner`'s pool in `epoch`, and the counter it continues: that of the pool
+/// id of data files from before pools named their epoch (`sigil-pool/v1`), so a slot number an
+/// allocation record from before still names is never handed out again.
+fn slot_counters(epoch: &Epoch, owner: u32) -> (String, String) {
+    let mut h = Sha256::new();
+    h.update(b"sigil-pool/v1");
+    h.update(epoch.fingerprint);
+    h.update(owner.to_be_bytes());
+    let legacy: [u8; 32] = h.finalize().into();
+    (
+        format!("presign-seq/{}", hex::encode(pool_id_in(epoch, owner))),
+        format!("presign-seq/{}", hex::encode(legacy)),
+    )
 }
 
 fn session_id(node: &Node, owner: u32, seq: u64, label: &str) -> SessionId {
@@ -208,8 +228,8 @@ pub async fn run(node: Arc<Node>) {
             evict_stranded(&node, &live, cap).await;
             let Some(set) = choose_set(&node, &eligible) else { break };
             let store = Arc::clone(&node.store);
-            let name = format!("presign-seq/{}", hex::encode(own));
-            let seq = match tokio::task::spawn_blocking(move || store.next(&name)).await {
+            let (name, legacy) = slot_counters(&epoch, node.me);
+            let seq = match tokio::task::spawn_blocking(move || store.next_continuing(&name, &legacy)).await {
                 Ok(Ok(seq)) => seq,
                 _ => {
                     tracing::error!("cannot advance the presignature counter");
@@ -419,18 +439,20 @@ fn report_silent(node: &Node, error: &MakeError) {
 }
 
 /// Counts a presignature run in flight for as long as it lives (also when it is aborted).
-struct InFlight(Arc<Node>);
+/// A run counted in flight in the pool of the epoch it was ordered in, until it ends.
+struct InFlight(Arc<Epoch>);
 
 impl InFlight {
-    fn new(node: &Arc<Node>) -> Self {
-        node.epoch().pool.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(node))
+    fn new(node: &Node) -> Self {
+        let epoch = node.epoch();
+        epoch.pool.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(epoch)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.epoch().pool.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -3,16 +3,17 @@
 //! the presignature), take it durably and once, and sign. Uses `node`, `signing::pool`, `store`,
 //! `mesh`, `error`; never `http`.
 
-use sha2::{Digest, Sha256};
-use sigil_tss::derive::{uncompressed, KeyId};
-use sigil_tss::k256::ProjectivePoint;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use sigil_primitives::SignResponse;
+use sigil_tss::derive::{uncompressed, KeyId};
+use sigil_tss::k256::ProjectivePoint;
 
-use super::pool::{allocate, pool_id, AllocateCall, AllocateError};
+use super::pool::{allocate, pool_id_in, AllocateCall, AllocateError};
 use super::scheme::{Ecdsa, Scheme};
+use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::mesh::net::NetError;
 use crate::mesh::wire::{Allocation, Call, Reply};
@@ -43,13 +44,13 @@ impl From<AllocateError> for Error {
 /// binds the presignature to a second request gets nothing more from this node (DESIGN §4).
 pub(crate) async fn threshold_share(
     node: &Arc<Node>,
+    epoch: &Epoch,
     root: &ProjectivePoint,
     key_id: KeyId,
     hash: [u8; 32],
     request_id: [u8; 16],
     exclude: &[u32],
 ) -> Result<SignResponse, Error> {
-    let epoch = node.epoch();
     let public_key = node.pkp_public_key(root, &key_id);
     let public_bytes = uncompressed(&public_key);
     let digest = {
@@ -70,7 +71,7 @@ pub(crate) async fn threshold_share(
     }
     let request_hex = hex::encode(request_id);
     let started = Instant::now();
-    let (allocator, allocation) = allocation(node, &request_hex, &digest, exclude).await?;
+    let (allocator, allocation) = allocation(node, epoch, &request_hex, &digest, exclude).await?;
     node.metrics
         .observe_phase(SignPhase::Allocate, started.elapsed().as_secs_f64());
     let refuse = |message: String| Error::new(Kind::Upstream, "ALLOCATOR_ERROR", message);
@@ -99,7 +100,7 @@ pub(crate) async fn threshold_share(
     }
     let entropy = hex_bytes::<32>("entropy", &allocation.entropy).map_err(|e| Error::internal(e.message()))?;
     let id = PresignatureId {
-        pool: pool_id(node, allocation.pool),
+        pool: pool_id_in(epoch, allocation.pool),
         seq: allocation.seq,
     };
     let binding: [u8; 32] = {
@@ -163,6 +164,7 @@ pub(crate) async fn threshold_share(
     };
     let share = release::<Ecdsa>(
         node,
+        epoch,
         presignature,
         &allocation,
         allocator,
@@ -188,6 +190,7 @@ pub(crate) async fn threshold_share(
 #[allow(clippy::too_many_arguments)]
 fn release<S: Scheme>(
     node: &Node,
+    epoch: &Epoch,
     material: S::Material,
     allocation: &Allocation,
     allocator: u32,
@@ -199,7 +202,7 @@ fn release<S: Scheme>(
 ) -> Result<Vec<u8>, Error> {
     let holders = S::holders(&material);
     if holders != allocation.participants {
-        node.epoch().pool.record_conflict();
+        epoch.pool.record_conflict();
         tracing::warn!(allocator, presignature = %id, ?holders, named = ?allocation.participants, scheme = S::NAME, "an allocation named another holder set; one-time material discarded, no share released");
         return Err(Error::new(
             Kind::Upstream,
@@ -224,6 +227,7 @@ fn release<S: Scheme>(
 /// the allocator's id with its answer.
 async fn allocation(
     node: &Arc<Node>,
+    epoch: &Epoch,
     request: &str,
     digest: &str,
     exclude: &[u32],
@@ -237,7 +241,7 @@ async fn allocation(
     })
     .map_err(|e| Error::internal(e.to_string()))?;
     let mut unreachable = Vec::new();
-    for (id, _, _) in &node.epoch().peers {
+    for (id, _, _) in &epoch.peers {
         if *id == node.me {
             let call = AllocateCall {
                 request,

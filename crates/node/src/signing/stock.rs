@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
 use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::mesh::wire::Allocation;

@@ -85,6 +85,71 @@ fn key_shares_survive_a_restart() {
     );
 }
 
+/// Root key shares load from a data file made before records named their epoch, from one made
+/// since, and a file holding one share without the other is never taken for a fresh network.
+#[test]
+fn root_keys_load_by_epoch_and_from_legacy_files() {
+    use sigil_node::epoch::{load_root_keys, save_root_keys, RootKeys, StoredRootKeys};
+    let mut ecdsa = dkg::<Secp256k1>();
+    let mut bls = dkg::<Bls12381G1>();
+    let secrets: Vec<_> = ecdsa.iter().map(|k| *k.secret()).collect();
+    let open = || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+        (dir, store)
+    };
+    let secret_of = |stored: StoredRootKeys| match stored {
+        StoredRootKeys::Both(keys) => *keys.ecdsa.secret(),
+        StoredRootKeys::None => panic!("no root keys loaded"),
+        StoredRootKeys::Partial => panic!("taken for a damaged file"),
+    };
+    // Fresh: nothing.
+    let (_dir, store) = open();
+    assert!(matches!(load_root_keys(&store).unwrap(), StoredRootKeys::None));
+    // Saved in epoch 3: loaded, under names that carry the epoch.
+    let keys = RootKeys {
+        ecdsa: ecdsa.remove(0),
+        bls: bls.remove(0),
+    };
+    save_root_keys(&store, 3, &keys).unwrap();
+    assert_eq!(secret_of(load_root_keys(&store).unwrap()), secrets[0]);
+    assert!(store.key_share::<Secp256k1>("ecdsa-root/epoch-3").unwrap().is_some());
+    assert!(store.key_share::<Secp256k1>("ecdsa-root").unwrap().is_none());
+    // A file from before: the legacy names load.
+    let (_dir, legacy) = open();
+    legacy.put_key_share("ecdsa-root", &ecdsa[0]).unwrap();
+    legacy.put_key_share("bls-root", &bls[0]).unwrap();
+    assert_eq!(secret_of(load_root_keys(&legacy).unwrap()), secrets[1]);
+    // One share without the other (a crash between the two writes): refused, not "fresh".
+    let (_dir, half) = open();
+    half.put_secret("root-epoch", &0u64.to_be_bytes()).unwrap();
+    half.put_key_share("ecdsa-root/epoch-0", &ecdsa[1]).unwrap();
+    assert!(matches!(load_root_keys(&half).unwrap(), StoredRootKeys::Partial));
+    let (_dir, legacy_half) = open();
+    legacy_half.put_key_share("ecdsa-root", &ecdsa[1]).unwrap();
+    assert!(matches!(load_root_keys(&legacy_half).unwrap(), StoredRootKeys::Partial));
+}
+
+/// A pool's slot counter under a new name continues the old one, so a slot number an old
+/// allocation record names is never handed out again.
+#[test]
+fn a_renamed_counter_continues_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    for expected in 0..5 {
+        assert_eq!(store.next("presign-seq/old").unwrap(), expected);
+    }
+    assert_eq!(store.next_continuing("presign-seq/new", "presign-seq/old").unwrap(), 5);
+    assert_eq!(store.next_continuing("presign-seq/new", "presign-seq/old").unwrap(), 6);
+    // Once it exists, the new counter is its own.
+    assert_eq!(store.next("presign-seq/old").unwrap(), 5);
+    assert_eq!(store.next_continuing("presign-seq/new", "presign-seq/old").unwrap(), 7);
+    assert_eq!(
+        store.next_continuing("presign-seq/fresh", "presign-seq/none").unwrap(),
+        0
+    );
+}
+
 #[test]
 fn a_wrong_storage_key_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,7 +434,8 @@ async fn takes_racing_refills_are_never_refused() {
         })
     };
     // Waves of 64 concurrent takes, in slot order as an allocator hands them out: a reserved slot
-    // is asked for well within the STALE_AFTER takes after which the reserve gives it up.
+    // is asked for well within the STALE_AFTER takes after which the reserve gives it up (that
+    // limit has its own test: `reserved_presignatures_passed_over_are_given_up_not_kept_forever`).
     for wave in (0..400u64).collect::<Vec<_>>().chunks(64) {
         let requests: Vec<_> = wave
             .iter()
