@@ -7,8 +7,7 @@ use anyhow::Context;
 use sigil_client::{ActionCode, Client, ClientError};
 use sigil_primitives::Cid;
 
-use crate::dev::NetworkFile;
-use crate::pkp_cmd::{auth_sig, wallet};
+use sigil::network::{auth_sig, wallet, NetworkFile};
 
 /// `sigil action …`
 #[derive(clap::Subcommand)]
