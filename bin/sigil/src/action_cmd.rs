@@ -1,4 +1,5 @@
 //! `sigil action cid|deploy|run`: IPFS CIDs of action files, storing them on the nodes, running them.
+//! Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

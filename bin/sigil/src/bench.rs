@@ -1,4 +1,5 @@
-//! `sigil bench`: measurements of a real local network (node processes on loopback).
+//! `sigil bench`: measurements of a real local network (node processes on loopback). Starts it with
+//! `sigil::devnet` and talks to it with `sigil::network`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

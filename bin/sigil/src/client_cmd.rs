@@ -1,4 +1,4 @@
-//! Client commands: `sigil sign` and `sigil status`.
+//! Client commands: `sigil sign` and `sigil status`. Uses `sigil::network`.
 
 use std::path::Path;
 use std::process::ExitCode;

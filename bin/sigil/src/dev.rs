@@ -1,6 +1,6 @@
 //! `sigil dev`: a local network of node processes on free loopback ports, and the `network.json`
-//! file that client commands read — the command over [`sigil::devnet`]: its flags, what it prints,
-//! and Ctrl-C.
+//! file that client commands read. Only the command: its flags, what it prints, and Ctrl-C (with
+//! `node_cmd`'s shutdown signal); the network itself is [`sigil::devnet`]'s.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

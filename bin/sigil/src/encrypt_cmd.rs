@@ -1,5 +1,5 @@
 //! `sigil encrypt` and `sigil decrypt`: threshold encryption of files under access-control
-//! conditions.
+//! conditions. Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -3,8 +3,8 @@
 //! health, PKP token ids and key ids, and recording the root keys in NodeSet.
 //!
 //! Every command may use this module. It uses only the library crates (`sigil-client`,
-//! `sigil-chain`, `sigil-primitives`), never `devnet` nor a command module: a network file
-//! works the same whoever started the network.
+//! `sigil-chain`) and HTTP, never `devnet` nor a command module: a network file works the same
+//! whoever started the network.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them; and
-//! `sigil admin record-keys`.
+//! `sigil admin record-keys`. Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -315,8 +315,11 @@ async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twi
 
 /// Starts `sigil dev` with 3 nodes in `dir` and waits until it printed its "try" list (the network
 /// is up and its keys recorded); returns the process, its stderr piped, and what it printed.
+/// It runs in the checkout's root, where it finds `contracts/out` and `tools/` wherever the
+/// binary was built (`CARGO_TARGET_DIR` may be outside the checkout).
 async fn start_sigil_dev(dir: &std::path::Path, stock: &str) -> (tokio::process::Child, String) {
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["dev", "--nodes", "3", "--presign-stock", stock, "--dir"])
         .arg(dir)
         .stdout(std::process::Stdio::piped())
