@@ -1,4 +1,5 @@
 //! `sigil action cid|deploy|run`: IPFS CIDs of action files, storing them on the nodes, running them.
+//! Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +8,7 @@ use anyhow::Context;
 use sigil_client::{ActionCode, Client, ClientError};
 use sigil_primitives::Cid;
 
-use crate::dev::NetworkFile;
-use crate::pkp_cmd::{auth_sig, wallet};
+use sigil::network::{auth_sig, wallet, NetworkFile};
 
 /// `sigil action …`
 #[derive(clap::Subcommand)]

@@ -1,4 +1,5 @@
-//! `sigil bench`: measurements of a real local network (node processes on loopback).
+//! `sigil bench`: measurements of a real local network (node processes on loopback). Starts it with
+//! `sigil::devnet` and talks to it with `sigil::network`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +11,8 @@ use rand_core::{OsRng, RngCore};
 use sigil_client::{Client, KeyRef};
 use tokio::sync::Mutex;
 
-use crate::dev::{prepare, register, spawn_node, stop, stop_anvil, wait_ready, ChainChoice, NetworkFile};
-use crate::pkp_cmd::{auth_sig, wallet};
+use sigil::devnet::{Devnet, Setup};
+use sigil::network::{auth_sig, wallet, NetworkFile};
 
 /// `sigil bench` subcommands.
 #[derive(clap::Subcommand)]
@@ -87,24 +88,20 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn decrypt(args: SignArgs) -> anyhow::Result<ExitCode> {
     // Decryption uses no presignatures: keep the background work to one.
     let mut bench = BenchNetwork::start(&args, 1).await?;
-    let result = measure_decrypt(&args, &bench.network, &mut bench.children, &bench.dir).await;
+    let result = measure_decrypt(&args, &mut bench.devnet).await;
     bench.stop().await;
     result
 }
 
-async fn measure_decrypt(
-    args: &SignArgs,
-    network: &NetworkFile,
-    children: &mut [tokio::process::Child],
-    dir: &std::path::Path,
-) -> anyhow::Result<ExitCode> {
+async fn measure_decrypt(args: &SignArgs, devnet: &mut Devnet) -> anyhow::Result<ExitCode> {
     eprintln!(
         "bench decrypt: {} nodes, threshold {}",
-        network.nodes.len(),
-        network.threshold
+        devnet.network().nodes.len(),
+        devnet.network().threshold
     );
-    wait_ready(network, children, dir, Duration::from_secs(180)).await?;
-    register(network, None).await?;
+    devnet.wait_ready(Duration::from_secs(180)).await?;
+    devnet.register(None).await?;
+    let network = devnet.network();
     let client = Client::connect(&network.network()?).await?;
     let signer = wallet(None, network)?;
     let auth = auth_sig(&client, &signer).await?;
@@ -259,10 +256,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A network started for one benchmark, in `--dir` or a fresh temporary directory.
 struct BenchNetwork {
-    dir: PathBuf,
-    network: NetworkFile,
-    anvil: Option<tokio::process::Child>,
-    children: Vec<tokio::process::Child>,
+    devnet: Devnet,
     keep: bool,
 }
 
@@ -275,36 +269,27 @@ impl BenchNetwork {
             Some(dir) => dir.clone(),
             None => std::env::temp_dir().join(format!("sigil-bench-{}-{}", std::process::id(), OsRng.next_u32())),
         };
-        let choice = ChainChoice {
-            rpc_url: None,
-            private_key: None,
-            artifacts: None,
+        let setup = Setup {
+            nodes: args.nodes,
+            presign_stock: stock,
+            presign_refill_below: Some(1),
+            ..Setup::default()
         };
-        let (network, anvil) = prepare(&dir, args.nodes, stock, Some(1), &choice).await?;
         let mut bench = Self {
-            dir,
-            network,
-            anvil,
-            children: Vec::new(),
+            devnet: Devnet::prepare(&dir, &setup).await?,
             keep: args.dir.is_some(),
         };
-        for node in &bench.network.nodes {
-            match spawn_node(&bench.dir, node, &[]) {
-                Ok(child) => bench.children.push(child),
-                Err(e) => {
-                    bench.stop().await;
-                    return Err(e);
-                }
-            }
+        if let Err(e) = bench.devnet.start_nodes() {
+            bench.stop().await;
+            return Err(e);
         }
         Ok(bench)
     }
 
     async fn stop(mut self) {
-        stop(&mut self.children).await;
-        stop_anvil(&mut self.anvil).await;
+        self.devnet.stop().await;
         if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(self.devnet.dir());
         }
     }
 }
@@ -315,27 +300,21 @@ async fn sign(args: SignArgs, actions: bool) -> anyhow::Result<ExitCode> {
     }
     let stock = args.stock.max(1);
     let mut bench = BenchNetwork::start(&args, stock).await?;
-    let result = measure(&args, &bench.network, &mut bench.children, &bench.dir, stock, actions).await;
+    let result = measure(&args, &mut bench.devnet, stock, actions).await;
     bench.stop().await;
     result
 }
 
-async fn measure(
-    args: &SignArgs,
-    network: &NetworkFile,
-    children: &mut [tokio::process::Child],
-    dir: &std::path::Path,
-    stock: usize,
-    actions: bool,
-) -> anyhow::Result<ExitCode> {
+async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bool) -> anyhow::Result<ExitCode> {
     eprintln!(
         "bench {}: {} nodes, threshold {}",
         if actions { "action" } else { "sign" },
-        network.nodes.len(),
-        network.threshold
+        devnet.network().nodes.len(),
+        devnet.network().threshold
     );
-    wait_ready(network, children, dir, Duration::from_secs(180)).await?;
-    register(network, None).await?;
+    devnet.wait_ready(Duration::from_secs(180)).await?;
+    devnet.register(None).await?;
+    let network = devnet.network();
     let http = reqwest::Client::new();
     let allocator = network.nodes.first().map(|n| n.url.clone()).unwrap_or_default();
     let started = Instant::now();

@@ -1,4 +1,4 @@
-//! Client commands: `sigil sign` and `sigil status`.
+//! Client commands: `sigil sign` and `sigil status`. Uses `sigil::network`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use sigil_client::{Client, KeyRef};
 
-use crate::dev::{health_all, NetworkFile};
-use crate::pkp_cmd::{auth_sig, key_id_of, wallet};
+use sigil::network::{auth_sig, health_all, key_id_of, wallet, NetworkFile};
 
 /// Options of `sigil sign`.
 #[derive(clap::Args)]
@@ -47,7 +46,7 @@ pub async fn sign(network: &Path, private_key: Option<&str>, args: SignArgs) -> 
     let network = NetworkFile::load(network)?;
     let key_id = match (&args.key_id, &args.token_id) {
         (Some(key_id), _) => hex32("--key-id", key_id)?,
-        (None, Some(token)) => key_id_of(&network, crate::pkp_cmd::token(token)?).await?,
+        (None, Some(token)) => key_id_of(&network, sigil::network::token(token)?).await?,
         (None, None) => bail!("name the PKP with --token-id or --key-id"),
     };
     let signer = wallet(private_key, &network)?;

@@ -1,4 +1,5 @@
-//! `sigil demo`: the whole threshold core end to end, every party in this process.
+//! `sigil demo`: the whole threshold core end to end, every party in this process. Uses only the
+//! threshold core (`sigil-tss`): no network, no other module.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

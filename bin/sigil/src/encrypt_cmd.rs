@@ -1,5 +1,5 @@
 //! `sigil encrypt` and `sigil decrypt`: threshold encryption of files under access-control
-//! conditions.
+//! conditions. Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sigil_client::{Client, ClientError, Encrypted};
 
-use crate::dev::NetworkFile;
-use crate::pkp_cmd::{auth_sig, wallet};
+use sigil::network::{auth_sig, wallet, NetworkFile};
 
 /// `sigil encrypt`
 #[derive(clap::Args)]

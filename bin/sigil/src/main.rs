@@ -1,5 +1,9 @@
 //! `sigil`: the one Sigil binary — a node (`sigil node`), a local network (`sigil dev`), client
 //! commands (`sign`, `status`, `pkp`, `action`), benchmarks (`bench`) and an in-process demo of the core.
+//!
+//! Here: the command line and one module per command. What commands share — the network file and
+//! the local network of node processes — is the `sigil` library (`sigil::network`,
+//! `sigil::devnet`).
 
 mod action_cmd;
 mod bench;

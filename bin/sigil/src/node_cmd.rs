@@ -1,4 +1,5 @@
-//! `sigil node --config node.toml`: one node, until SIGTERM or Ctrl-C.
+//! `sigil node --config node.toml`: one node, until SIGTERM or Ctrl-C. Uses `sigil-node` and
+//! `sigil-chain` (its NodeSet), never the CLI's network file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,26 +1,21 @@
 //! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them; and
-//! `sigil admin record-keys`.
+//! `sigil admin record-keys`. Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use sigil_chain::alloy::network::{EthereumWallet, TransactionBuilder};
 use sigil_chain::alloy::primitives::{Address, Bytes, U256};
 use sigil_chain::alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use sigil_chain::alloy::rpc::types::TransactionRequest;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::bindings::{PKPPermissions, PKPNFT};
-use sigil_chain::deploy::{record_keys as record_keys_on_chain, send, wallet_provider};
-use sigil_chain::registry::read_provider;
-use sigil_client::{key_confirmations, AuthSig, Client, KeyConfirmations, PkpSigner};
+use sigil_chain::deploy::{send, wallet_provider};
+use sigil_client::{Client, PkpSigner};
 use sigil_primitives::Cid;
 
-use crate::dev::NetworkFile;
-
-/// How long the auth signatures the CLI makes stay valid.
-pub const AUTH_VALID_FOR: Duration = Duration::from_secs(600);
+use sigil::network::{auth_sig, key_id_of, record_keys, token, token_hex, wallet, NetworkFile};
 
 /// `sigil pkp` subcommands.
 #[derive(clap::Subcommand)]
@@ -95,33 +90,6 @@ pub enum AdminCommand {
     RecordKeys,
 }
 
-/// The wallet the CLI acts as: `--private-key` / `SIGIL_PRIVATE_KEY`, else the dev wallet.
-pub fn wallet(private_key: Option<&str>, network: &NetworkFile) -> anyhow::Result<PrivateKeySigner> {
-    let text =
-        match private_key {
-            Some(key) => key.to_string(),
-            None => network.dev_wallet.as_ref().map(|w| w.private_key.clone()).context(
-                "no wallet: pass --private-key (or set SIGIL_PRIVATE_KEY); this network file has no dev wallet",
-            )?,
-        };
-    text.trim()
-        .parse::<PrivateKeySigner>()
-        .context("the private key must be 32 bytes hex")
-}
-
-/// Parses a token id given in decimal or `0x` hex.
-pub fn token(text: &str) -> anyhow::Result<U256> {
-    let parsed = match text.strip_prefix("0x") {
-        Some(hex) => U256::from_str_radix(hex, 16),
-        None => U256::from_str_radix(text, 10),
-    };
-    parsed.with_context(|| format!("token id {text:?} is neither decimal nor 0x hex"))
-}
-
-fn token_hex(token: U256) -> String {
-    format!("{token:#066x}")
-}
-
 struct Ctx {
     network: NetworkFile,
     signer: PrivateKeySigner,
@@ -146,22 +114,6 @@ impl Ctx {
             .await?
             .with_contracts(&self.network.contracts()?))
     }
-}
-
-/// The key id of minted PKP `token`, from PKPNFT.
-pub async fn key_id_of(network: &NetworkFile, token: U256) -> anyhow::Result<[u8; 32]> {
-    let provider = read_provider(network.rpc_url()?)?;
-    let key_id = PKPNFT::new(network.contracts()?.pkp_nft, &provider)
-        .getKeyId(token)
-        .call()
-        .await
-        .with_context(|| format!("PKP {} is not minted on this network's chain", token_hex(token)))?;
-    Ok(key_id.0)
-}
-
-/// A fresh auth signature by the CLI's wallet.
-pub async fn auth_sig(client: &Client, signer: &PrivateKeySigner) -> anyhow::Result<AuthSig> {
-    Ok(client.auth_sig(signer, "localhost", AUTH_VALID_FOR).await?)
 }
 
 pub async fn run(network_path: &Path, private_key: Option<&str>, command: Command) -> anyhow::Result<ExitCode> {
@@ -423,44 +375,4 @@ pub async fn record_keys_cmd(network_path: &Path, private_key: Option<&str>) -> 
         println!("  not counted: {failure}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Records the root keys the nodes sign in NodeSet (sent by `sender`) unless this epoch's record
-/// exists; fails when fewer than `threshold` nodes sign the same keys.
-pub async fn record_keys(network: &NetworkFile, sender: &DynProvider) -> anyhow::Result<KeyConfirmations> {
-    let node_set = network.contracts()?.node_set;
-    let confirmations = key_confirmations(&network.network()?).await?;
-    if let Some(recorded) = &confirmations.recorded {
-        if *recorded != confirmations.keys {
-            bail!(
-                "NodeSet {node_set} records other root keys for epoch {} (ECDSA {}) than the nodes sign ({})",
-                confirmations.epoch,
-                hex::encode(&recorded.ecdsa),
-                hex::encode(&confirmations.keys.ecdsa)
-            );
-        }
-        return Ok(confirmations);
-    }
-    if confirmations.signatures.len() < confirmations.threshold {
-        bail!(
-            "only {} of the {} node signatures needed: {}",
-            confirmations.signatures.len(),
-            confirmations.threshold,
-            confirmations
-                .failures
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    // Exactly `threshold` of them: each was checked against its node's NodeSet signer.
-    let signatures: Vec<[u8; 65]> = confirmations
-        .signatures
-        .iter()
-        .take(confirmations.threshold)
-        .map(|(_, s)| *s)
-        .collect();
-    record_keys_on_chain(sender, node_set, &confirmations.keys, &signatures).await?;
-    Ok(confirmations)
 }

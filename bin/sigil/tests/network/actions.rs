@@ -78,8 +78,8 @@ fn assert_signature(signature: &serde_json::Value, hash: &[u8; 32], address: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() {
-    let net = Network::start(5, 8, |_| Vec::new());
-    net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let mut net = Network::start(5, 8, |_| Vec::new()).await;
+    net.wait_ready(READY).await;
     let dir = net.dir.path();
     let prime = dir.join("prime.js");
     std::fs::write(&prime, PRIME).unwrap();
@@ -164,8 +164,8 @@ fn permit(net: &Network, token: &str, code: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_sign_agree_share_values_call_children_and_fetch() {
-    let net = Network::start(5, 16, |_| Vec::new());
-    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let mut net = Network::start(5, 16, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
     let (server, hits) = counter_server().await;
     let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
     assert!(ok, "{stderr}");
@@ -339,7 +339,7 @@ async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
     // An IPFS gateway that serves the same code for every CID.
     const SERVED: &str = "Lit.Actions.setResponse({ response: 'from the gateway' });";
     let (gateway, _) = http_server(Arc::new(|_, _| (200, SERVED.to_string()))).await;
-    let net = Network::start_configured(
+    let mut net = Network::start_configured(
         5,
         4,
         |_| Vec::new(),
@@ -352,8 +352,9 @@ async fn runaway_actions_stop_at_their_limits_and_the_nodes_keep_serving() {
                     &format!("max_concurrent = 8\nipfs_gateway = \"{gateway}\"\n"),
                 )
         },
-    );
-    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    )
+    .await;
+    let client = net.wait_ready(READY).await;
     for (code, expected) in [
         ("while (true) {}", "ACTION_TIMEOUT"),
         (

@@ -88,8 +88,8 @@ async fn post_code(url: &str, mut body: serde_json::Value, auth: Option<&AuthSig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_and_permitted_addresses_sign_strangers_do_not_and_transfers_move_control() {
-    let net = Network::start(3, 16, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 16, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let (dev, alice, bob) = (address(DEV_KEY), address(ALICE_KEY), address(BOB_KEY));
 
     let minted = cli_json(&net, DEV_KEY, &["pkp", "mint", "--json"]);
@@ -242,8 +242,8 @@ async fn owners_and_permitted_addresses_sign_strangers_do_not_and_transfers_move
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pkp_sends_a_mined_eip1559_transaction_and_signs_messages_and_typed_data() {
-    let net = Network::start(3, 16, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 16, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let minted = cli_json(&net, DEV_KEY, &["pkp", "mint", "--json"]);
     let token = minted["tokenId"].as_str().unwrap();
     let pkp_address: Address = minted["ethAddress"].as_str().unwrap().parse().unwrap();
@@ -320,8 +320,8 @@ async fn a_pkp_sends_a_mined_eip1559_transaction_and_signs_messages_and_typed_da
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_forged_wrong_domain_and_stale_nonce_auth_sigs_are_refused_with_distinct_errors() {
-    let net = Network::start(3, 8, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let minted = cli_json(&net, DEV_KEY, &["pkp", "mint", "--json"]);
     let key = key_id(&minted);
     let signer: PrivateKeySigner = DEV_KEY.parse().unwrap();

@@ -125,8 +125,8 @@ async fn nft_minted_to(provider: &DynProvider, owner: Address, token: u64) -> Ad
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditions_decide_who_decrypts() {
-    let mut net = Network::start(5, 2, |_| Vec::new());
-    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let mut net = Network::start(5, 2, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
     let dir = net.dir.path().to_path_buf();
     let alice = auth(&client, &wallet(ALICE_KEY)).await;
     let bob = auth(&client, &wallet(BOB_KEY)).await;
@@ -309,14 +309,15 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_share_is_named_and_decryption_still_succeeds() {
     // Node 3 of 4 releases shares that do not verify; t = 3.
-    let net = Network::start(4, 2, |i| {
+    let mut net = Network::start(4, 2, |i| {
         if i == 3 {
             vec!["--fault".into(), "corrupt-signature-shares".into()]
         } else {
             Vec::new()
         }
-    });
-    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
     assert_eq!(client.threshold(), 3);
     let bob = auth(&client, &wallet(BOB_KEY)).await;
     let conditions = json!([timestamp(">=", 1)]);
@@ -403,8 +404,8 @@ const WEATHER: &str = r#"// Decrypts an API key that only this action may decryp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_decrypts_a_secret_uses_it_and_signs_the_answer() {
     const API_KEY: &str = "sk-live-7f3a9c2e5b1d4068";
-    let net = Network::start(5, 4, |_| Vec::new());
-    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let mut net = Network::start(5, 4, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
     let (url, seen) = api_server(API_KEY).await;
     let dir = net.dir.path();
     let weather = dir.join("weather.js");

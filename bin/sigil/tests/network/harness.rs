@@ -1,11 +1,14 @@
-//! Starts and stops node processes for the tests.
+//! Networks for the tests, started through `sigil::devnet` like `sigil dev`'s, plus what only the
+//! tests need: per-node flags and config edits, `kill -9` and restarts, the CLI as a given
+//! wallet, raw JSON-RPC, test HTTP servers and a man in the middle.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sigil::devnet::{Devnet, Setup, Tools};
 use sigil_chain::alloy::providers::DynProvider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::Contracts;
@@ -17,7 +20,7 @@ pub fn sigil() -> Command {
 }
 
 /// anvil's first funded account: the dev wallet and NodeSet's admin.
-pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub const DEV_KEY: &str = sigil::devnet::DEV_PRIVATE_KEY;
 /// anvil's second and third funded accounts.
 pub const ALICE_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 pub const BOB_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
@@ -153,39 +156,12 @@ pub async fn post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json
     (status, json)
 }
 
-/// A real anvil on a free loopback port, killed on drop.
+/// The network's anvil, for JSON-RPC calls of the tests' own (the process is the devnet's).
 pub struct Anvil {
-    child: Child,
     pub url: String,
 }
 
 impl Anvil {
-    pub fn start() -> Self {
-        let anvil = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/node_modules/.bin/anvil");
-        assert!(anvil.exists(), "{} missing: run `make tools`", anvil.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(anvil)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "anvil did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Anvil {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
     /// A raw JSON-RPC call.
     pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let answer: serde_json::Value = reqwest::Client::new()
@@ -202,128 +178,104 @@ impl Anvil {
     }
 }
 
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Where the tests find what a network runs: the `sigil` binary cargo built for them, and this
+/// checkout's pinned tools and compiled contracts (`make contracts`).
+fn tools() -> Tools {
+    Tools {
+        sigil: Some(PathBuf::from(env!("CARGO_BIN_EXE_sigil"))),
+        checkout: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")),
     }
 }
 
-/// A network of node processes in a temporary directory, on its own anvil; every process is
-/// killed on drop.
+/// Kills a process at once (`kill -9`) and reaps it.
+fn kill_now(mut child: tokio::process::Child) {
+    let _ = child.start_kill();
+    let until = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A network of node processes in a temporary directory, on its own anvil, run by
+/// [`sigil::devnet`]; every process is killed on drop.
 pub struct Network {
+    // Dropped before `dir`: its processes go before their directory does.
+    devnet: Devnet,
     pub dir: tempfile::TempDir,
     pub urls: Vec<String>,
-    children: Vec<Option<Child>>,
     pub anvil: Anvil,
 }
 
 impl Network {
-    /// Starts anvil, deploys the contracts and writes configs for `n` nodes with
-    /// `sigil dev --init-only --rpc-url`, and starts the nodes; `extra(i)` adds flags to node `i`.
-    pub fn start(n: usize, stock: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
-        Self::start_configured(n, stock, extra, |config| config)
+    /// Starts anvil, deploys the contracts and writes configs for `n` nodes (through
+    /// [`Devnet::prepare`]), and starts the nodes; `extra(i)` adds flags to node `i`.
+    pub async fn start(n: usize, stock: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
+        Self::start_configured(n, stock, extra, |config| config).await
     }
 
     /// [`Network::start`], with each node's `node.toml` passed through `edit` first.
-    pub fn start_configured(
+    pub async fn start_configured(
         n: usize,
         stock: usize,
         extra: impl Fn(usize) -> Vec<String>,
         edit: impl Fn(String) -> String,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let anvil = Anvil::start();
-        let out = sigil()
-            .args([
-                "dev",
-                "--init-only",
-                "--rpc-url",
-                &anvil.url,
-                "--nodes",
-                &n.to_string(),
-                "--presign-stock",
-                &stock.to_string(),
-                "--dir",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let network: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("network.json")).unwrap()).unwrap();
-        let urls = network["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["url"].as_str().unwrap().to_string())
-            .collect();
+        let setup = Setup {
+            nodes: n,
+            presign_stock: stock,
+            tools: tools(),
+            ..Setup::default()
+        };
+        let devnet = Devnet::prepare(dir.path(), &setup).await.unwrap();
+        let urls = devnet.network().urls();
+        let anvil = Anvil {
+            url: devnet.network().rpc_url().unwrap().to_string(),
+        };
         let mut net = Network {
+            devnet,
             dir,
             urls,
-            children: Vec::new(),
             anvil,
         };
         for i in 0..n {
             let path = net.config(i);
             let config = std::fs::read_to_string(&path).unwrap();
             std::fs::write(&path, edit(config)).unwrap();
-            let child = net.spawn(i, &extra(i));
-            net.children.push(Some(child));
+            net.devnet.start_node(i, &extra(i)).unwrap();
         }
         net
     }
 
     pub fn network_file(&self) -> PathBuf {
-        self.dir.path().join("network.json")
+        self.devnet.network_path()
     }
 
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("node{i}/node.log"))).unwrap_or_default()
     }
 
-    fn spawn(&self, i: usize, extra: &[String]) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("node{i}/node.log")))
-            .unwrap();
-        sigil()
-            .arg("node")
-            .arg("--config")
-            .arg(self.dir.path().join(format!("node{i}/node.toml")))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
     /// `kill -9`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
+        if let Some(child) = self.devnet.take_node(i) {
+            kill_now(child);
         }
     }
 
+    /// Starts node `i` again (without the flags it started with); it must not be running.
     pub fn restart(&mut self, i: usize) {
-        assert!(self.children[i].is_none(), "node {i} is running");
-        self.children[i] = Some(self.spawn(i, &[]));
+        self.devnet.start_node(i, &[]).unwrap();
     }
 
-    /// Waits until every listed node answers the handshake with root keys, then makes sure the
-    /// root keys are recorded in NodeSet (`sigil admin record-keys`, a no-op once done) and
-    /// connects to the whole network.
-    pub async fn wait_ready(&self, nodes: &[usize], timeout: Duration) -> Client {
+    /// Waits until every node holds its root keys, then makes sure they are recorded in NodeSet
+    /// (a no-op once done) and connects to the whole network.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Client {
         let started = Instant::now();
-        self.wait_keys(nodes, timeout).await;
-        let (recorded, out) = self.record_keys();
-        assert!(recorded, "{out}");
+        self.wait_keys(timeout).await;
+        self.devnet.register(None).await.unwrap();
         loop {
             match Client::connect(&self.chain()).await {
-                Ok(client) if nodes.iter().all(|i| client.nodes().iter().any(|n| n.id as usize == *i)) => {
+                Ok(client) if (0..self.urls.len()).all(|i| client.nodes().iter().any(|n| n.id as usize == i)) => {
                     return client
                 }
                 other => assert!(
@@ -350,48 +302,23 @@ impl Network {
         )
     }
 
-    /// Waits until every listed node answers the handshake with root keys.
-    pub async fn wait_keys(&self, nodes: &[usize], timeout: Duration) {
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let mut ready = 0;
-            for i in nodes {
-                let answer = http
-                    .post(format!("{}/web/handshake", self.urls[*i]))
-                    .json(&serde_json::json!({}))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await;
-                if let Ok(response) = answer {
-                    if let Ok(h) = response.json::<sigil_client::Handshake>().await {
-                        ready += usize::from(h.ready);
-                    }
-                }
-            }
-            if ready == nodes.len() {
-                return;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "network not ready within {timeout:?}; node 0 log:\n{}",
+    /// Waits until every node holds its root keys ([`Devnet::wait_ready`]).
+    pub async fn wait_keys(&mut self, timeout: Duration) {
+        if let Err(e) = self.devnet.wait_ready(timeout).await {
+            panic!(
+                "network not ready within {timeout:?}: {e:#}; node 0 log:\n{}",
                 self.log(0)
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// The network as a client finds it: anvil and NodeSet.
     pub fn chain(&self) -> sigil_client::Network {
-        sigil_client::Network {
-            rpc_url: self.anvil.url.clone(),
-            node_set: self.contracts().node_set,
-        }
+        self.devnet.network().network().unwrap()
     }
 
     pub fn contracts(&self) -> Contracts {
-        let network: serde_json::Value = serde_json::from_slice(&std::fs::read(self.network_file()).unwrap()).unwrap();
-        serde_json::from_value(network["contracts"].clone()).unwrap()
+        self.devnet.network().contracts().unwrap()
     }
 
     /// A wallet on this network's chain.
@@ -410,21 +337,9 @@ impl Network {
             .unwrap()
     }
 
-    /// Stops every node gracefully (SIGTERM) and waits for it.
-    pub fn stop(&mut self) {
-        for child in self.children.iter().flatten() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        }
-        for slot in &mut self.children {
-            if let Some(mut child) = slot.take() {
-                let until = Instant::now() + Duration::from_secs(10);
-                while child.try_wait().unwrap().is_none() && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+    /// Stops every node gracefully (SIGTERM) and waits for it ([`Devnet::stop_nodes`]).
+    pub async fn stop(&mut self) {
+        self.devnet.stop_nodes().await;
     }
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
@@ -438,9 +353,10 @@ impl Network {
 
 impl Drop for Network {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for i in 0..self.urls.len() {
+            if let Some(child) = self.devnet.take_node(i) {
+                kill_now(child);
+            }
         }
     }
 }

@@ -39,14 +39,15 @@ async fn sign_many(client: &Client, owned: &Owned, count: usize, presignatures: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allocator_binding_a_presignature_twice_gets_one_share_per_holder_and_signing_goes_on() {
     // Node 0 is the allocator, and hands every other presignature to the next request as well.
-    let net = Network::start(4, 16, |i| {
+    let mut net = Network::start(4, 16, |i| {
         if i == 0 {
             vec!["--fault".into(), "double-bind".into()]
         } else {
             vec![]
         }
-    });
-    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let mut presignatures = BTreeSet::new();
     sign_many(&client, &owned, 12, &mut presignatures).await;
@@ -67,8 +68,8 @@ async fn an_allocator_binding_a_presignature_twice_gets_one_share_per_holder_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allocator_killed_and_restarted_mid_load_binds_no_slot_twice() {
-    let mut net = Network::start(3, 24, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 24, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let started = Instant::now();
     while metric(&net, 0, "sigil_presignature_stock").await < 12 {
@@ -106,7 +107,7 @@ async fn an_allocator_killed_and_restarted_mid_load_binds_no_slot_twice() {
             "presignature {id} made two signatures"
         );
     }
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let client = net.wait_ready(READY).await;
     sign_many(&client, &owned, 8, &mut presignatures).await;
     for i in 0..3 {
         assert_eq!(
@@ -121,14 +122,15 @@ async fn an_allocator_killed_and_restarted_mid_load_binds_no_slot_twice() {
 #[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_answers_pings_but_never_joins_runs_does_not_stop_signing() {
-    let net = Network::start(4, 6, |i| {
+    let mut net = Network::start(4, 6, |i| {
         if i == 3 {
             vec!["--fault".into(), "silent-presigner".into()]
         } else {
             vec![]
         }
-    });
-    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let mut presignatures = BTreeSet::new();
     sign_many(&client, &owned, 6, &mut presignatures).await;
@@ -148,8 +150,8 @@ fn rand_hash() -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() {
-    let mut net = Network::start(3, 12, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 12, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let started = Instant::now();
     while metric(&net, 0, "sigil_presignature_stock").await < 8 {
@@ -162,7 +164,7 @@ async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() 
     let backup = net.dir.path().join("node0-backup.redb");
     std::fs::copy(&data, &backup).unwrap();
     net.restart(0);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let client = net.wait_ready(READY).await;
     let mut presignatures = BTreeSet::new();
     sign_many(&client, &owned, 6, &mut presignatures).await;
     // Heartbeats carry node 0's take counter to its peers.
@@ -171,7 +173,7 @@ async fn a_restored_old_data_directory_does_not_sign_with_a_used_presignature() 
     net.kill(0);
     std::fs::copy(&backup, &data).unwrap();
     net.restart(0);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let client = net.wait_ready(READY).await;
     sign_many(&client, &owned, 6, &mut presignatures).await;
     assert!(
         net.log(0).contains("older than what this node already used"),
@@ -199,8 +201,9 @@ async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discar
         } else {
             vec![]
         }
-    });
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let mut presignatures = BTreeSet::new();
     sign_many(&client, &owned, 4, &mut presignatures).await;
@@ -225,7 +228,7 @@ async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discar
     }
     assert!(!net.log(0).contains("rollback check passed"), "{}", net.log(0));
     net.restart(1);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let client = net.wait_ready(READY).await;
     let started = Instant::now();
     while !net.log(0).contains("rollback check passed") {
         assert!(
@@ -247,8 +250,8 @@ async fn a_peer_inflating_a_restarted_nodes_take_counter_does_not_make_it_discar
 async fn forty_unfunded_wallets_asking_for_mint_attestations_spend_no_presignature() {
     use sigil_chain::alloy::primitives::B256;
     use sigil_chain::alloy::signers::local::PrivateKeySigner;
-    let net = Network::start(3, 4, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 4, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let mut before = Vec::new();
     for i in 0..3 {
         before.push(metric(&net, i, "sigil_presignatures_allocated_total").await);

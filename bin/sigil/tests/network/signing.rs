@@ -77,8 +77,8 @@ async fn wait_for_stock(net: &Network, node: usize, at_least: u64, timeout: Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input() {
-    let net = Network::start(5, 32, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2, 3, 4], READY).await;
+    let mut net = Network::start(5, 32, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     assert_eq!(client.threshold(), 4);
     let owned = mint(&net, &client, 4).await;
     let sign_url = format!("{}/web/pkp/sign", net.urls[1]);
@@ -206,8 +206,8 @@ async fn five_nodes_sign_a_hundred_random_hashes_and_turn_away_malformed_input()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg() {
-    let mut net = Network::start(7, 8, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2, 3, 4, 5, 6], READY).await;
+    let mut net = Network::start(7, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     assert_eq!(client.threshold(), 5);
     wait_for_stock(&net, 0, 4, Duration::from_secs(240)).await;
     let owned = mint(&net, &client, 1).await;
@@ -223,7 +223,7 @@ async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg(
 
     net.restart(5);
     net.restart(6);
-    let client = net.wait_ready(&[0, 1, 2, 3, 4, 5, 6], READY).await;
+    let client = net.wait_ready(READY).await;
     for i in [5, 6] {
         let log = net.log(i);
         assert_eq!(
@@ -244,14 +244,15 @@ async fn seven_nodes_sign_through_two_kill_9s_and_the_killed_rejoin_without_dkg(
 #[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
-    let net = Network::start(4, 16, |i| {
+    let mut net = Network::start(4, 16, |i| {
         if i == 2 {
             vec!["--fault".into(), "corrupt-signature-shares".into()]
         } else {
             vec![]
         }
-    });
-    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
     assert_eq!(client.threshold(), 3);
     let owned = mint(&net, &client, 1).await;
     let mut named = 0;
@@ -272,14 +273,14 @@ async fn a_node_that_corrupts_its_shares_is_named_and_signing_still_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twice() {
-    let mut net = Network::start(3, 201, |_| vec![]);
-    let client = net.wait_ready(&[0, 1, 2], READY).await;
+    let mut net = Network::start(3, 201, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     wait_for_stock(&net, 0, 200, Duration::from_secs(600)).await;
     let outcomes = futures::future::join_all((0..200).map(|_| sign_and_check(&client, &owned))).await;
     let ids: BTreeSet<String> = outcomes.iter().map(|o| o.presignature.clone()).collect();
     assert_eq!(ids.len(), 200, "two requests got the same presignature");
-    net.stop();
+    net.stop().await;
     // Storage: each signature's presignature is marked used by at least t = 2 nodes (the shares the
     // client combined; the third node's request may have been cancelled once the signature was
     // made), no node holds a used slot twice, and no used slot is still in stock anywhere.
@@ -314,8 +315,11 @@ async fn two_hundred_concurrent_signs_all_verify_and_no_presignature_is_used_twi
 
 /// Starts `sigil dev` with 3 nodes in `dir` and waits until it printed its "try" list (the network
 /// is up and its keys recorded); returns the process, its stderr piped, and what it printed.
+/// It runs in the checkout's root, where it finds `contracts/out` and `tools/` wherever the
+/// binary was built (`CARGO_TARGET_DIR` may be outside the checkout).
 async fn start_sigil_dev(dir: &std::path::Path, stock: &str) -> (tokio::process::Child, String) {
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["dev", "--nodes", "3", "--presign-stock", stock, "--dir"])
         .arg(dir)
         .stdout(std::process::Stdio::piped())

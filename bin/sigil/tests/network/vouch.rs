@@ -41,10 +41,10 @@ fn replay_first_handshake() -> Rewrite {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     // n = 4, t = 3.
-    let mut net = Network::start(4, 4, |_| vec![]);
+    let mut net = Network::start(4, 4, |_| vec![]).await;
     let chain = net.chain();
     // Before the record exists, no client takes the nodes' word for the keys.
-    net.wait_keys(&[0, 1, 2, 3], READY).await;
+    net.wait_keys(READY).await;
     match Client::connect(&chain).await {
         Err(ClientError::KeysNotRecorded { .. }) => {}
         other => panic!(
@@ -63,7 +63,7 @@ async fn keys_need_threshold_signatures_and_a_man_in_the_middle_is_refused() {
     assert!(view.keys.is_empty() && view.attester.is_zero(), "{view:?}");
     net.restart(2);
     net.restart(3);
-    let client = net.wait_ready(&[0, 1, 2, 3], READY).await;
+    let client = net.wait_ready(READY).await;
     let view = read_node_set(&provider, chain.node_set).await.unwrap();
     assert_eq!(view.keys_epoch, view.epoch);
     assert_eq!(hex::encode(&view.keys.bls), client.bls_root());

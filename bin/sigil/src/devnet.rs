@@ -1,0 +1,599 @@
+//! A local network of node processes on free loopback ports: finding the pinned tools and the
+//! compiled contracts, starting and stopping anvil, deploying the contracts and writing the node
+//! configs and `network.json`, starting the nodes, waiting until they hold their root keys,
+//! recording the keys in NodeSet, restarting nodes that exit, and stopping it all.
+//!
+//! `sigil dev`, `sigil bench` and the multi-process tests run their networks through this module.
+//! It uses [`crate::network`] (the file it writes, the wallet, recording the keys) and the library
+//! crates (`sigil-node` for configs and data directories, `sigil-chain` to deploy); never a
+//! command module, and it prints only progress (stderr), never a command's output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sigil_chain::alloy::primitives::Address;
+use sigil_chain::alloy::providers::Provider;
+use sigil_chain::alloy::signers::local::PrivateKeySigner;
+use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
+use sigil_chain::registry::{read_provider, ListedNode};
+use sigil_node::config::{ActionsConfig, ChainConfig, NodeConfig};
+use sigil_node::store::StorageKey;
+use sigil_node::{init_data_dir, PublicIdentity};
+use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
+use tokio::process::{Child, Command};
+
+use crate::network::{health_all, record_keys, wallet, AnvilInfo, DevWallet, NetworkFile, NetworkNode};
+
+/// Private key of anvil's first funded account: the dev wallet, NodeSet's admin in a dev network.
+pub const DEV_PRIVATE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// The first restart delay of a node that exited; it doubles (up to [`RESTART_MAX`]) while the
+/// node keeps exiting within [`RESTART_RESET`] of its start.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+const RESTART_RESET: Duration = Duration::from_secs(60);
+
+/// Where a local network finds the programs and files it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Tools {
+    /// The `sigil` binary the nodes run (`sigil node`); default: the running executable.
+    pub sigil: Option<PathBuf>,
+    /// A checkout whose pinned tools (`tools/node_modules`: anvil, ethers) and compiled contracts
+    /// (`contracts/out`) are used, and only those. Default: anvil on PATH, else the tools and
+    /// contracts of the current directory or of the checkout the running binary was built in.
+    pub checkout: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Where `relative` (a path inside a checkout) may be.
+    fn candidates(&self, relative: &str) -> Vec<PathBuf> {
+        if let Some(root) = &self.checkout {
+            return vec![root.join(relative)];
+        }
+        let mut out = vec![PathBuf::from(relative)];
+        if let Ok(exe) = std::env::current_exe() {
+            // target/{debug,release}/sigil → the checkout is two levels up.
+            if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+                out.push(root.join(relative));
+            }
+        }
+        out
+    }
+
+    /// An executable on PATH (unless a checkout is given), else in `tools/node_modules/.bin`.
+    fn find_tool(&self, name: &str) -> Option<PathBuf> {
+        let on_path = match (&self.checkout, std::env::var_os("PATH")) {
+            (None, Some(p)) => std::env::split_paths(&p).map(|d| d.join(name)).collect(),
+            _ => Vec::new(),
+        };
+        on_path
+            .into_iter()
+            .chain(self.candidates(&format!("tools/node_modules/.bin/{name}")))
+            .find(|p| p.is_file())
+    }
+
+    /// ethers v5's UMD bundle from the pinned tools, made absolute so node configs work from
+    /// anywhere.
+    fn ethers_bundle(&self) -> Option<PathBuf> {
+        self.candidates("tools/node_modules/ethers/dist/ethers.umd.min.js")
+            .into_iter()
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+    }
+
+    /// The compiled contracts directory.
+    fn artifacts(&self, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = explicit {
+            return Ok(dir.to_path_buf());
+        }
+        self.candidates("contracts/out")
+            .into_iter()
+            .find(|p| p.join("NodeSet.sol").is_dir())
+            .context("compiled contracts not found (contracts/out): run `make contracts`, or pass --contracts DIR")
+    }
+
+    /// The `sigil` binary.
+    fn sigil(&self) -> anyhow::Result<PathBuf> {
+        match &self.sigil {
+            Some(path) => Ok(path.clone()),
+            None => std::env::current_exe().context("locating the sigil binary"),
+        }
+    }
+}
+
+/// Where a network's chain comes from.
+#[derive(Clone, Debug, Default)]
+pub struct ChainChoice {
+    /// An existing chain, or `None` to start anvil.
+    pub rpc_url: Option<String>,
+    /// The admin wallet (default: the dev wallet).
+    pub private_key: Option<String>,
+    /// Compiled contracts (default: found with [`Tools`]).
+    pub artifacts: Option<PathBuf>,
+}
+
+/// A local network to create in a directory, or to find there if it was made before.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Number of nodes ([`MIN_PARTIES`] to [`MAX_PARTIES`]); the threshold is ⌈2n/3⌉.
+    pub nodes: usize,
+    /// Presignatures each node keeps in stock.
+    pub presign_stock: usize,
+    /// Refill the stock only once it is below this (default: the node's own rule).
+    pub presign_refill_below: Option<usize>,
+    /// Where the chain comes from.
+    pub chain: ChainChoice,
+    /// Where the programs and files are.
+    pub tools: Tools,
+}
+
+/// A local network in a directory: its network file, its anvil (if it runs one) and its node
+/// processes, one slot per node. Processes still running when it is dropped are killed.
+pub struct Devnet {
+    dir: PathBuf,
+    network: NetworkFile,
+    tools: Tools,
+    anvil: Option<Child>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Devnet {
+    /// Brings up the chain of the network in `dir` — restarting its anvil, or creating the
+    /// network: anvil (unless an RPC URL is given), contracts, node set, node configs,
+    /// `network.json`. Starts no node.
+    pub async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<Self> {
+        let (network, anvil) = prepare(dir, setup).await?;
+        let nodes = network.nodes.iter().map(|_| None).collect();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            network,
+            tools: setup.tools.clone(),
+            anvil,
+            nodes,
+        })
+    }
+
+    /// The directory: node configs, data and logs, `network.json`, anvil's state.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The network file's contents.
+    pub fn network(&self) -> &NetworkFile {
+        &self.network
+    }
+
+    /// Where the network file is.
+    pub fn network_path(&self) -> PathBuf {
+        self.dir.join("network.json")
+    }
+
+    /// Starts node `i` (a `sigil node` process, its log in its directory) with `args` after its
+    /// config; fails if it runs already.
+    pub fn start_node(&mut self, i: usize, args: &[String]) -> anyhow::Result<()> {
+        let (Some(node), Some(slot)) = (self.network.nodes.get(i), self.nodes.get_mut(i)) else {
+            bail!("this network has no node {i}");
+        };
+        if slot.is_some() {
+            bail!("node {} is running", node.id);
+        }
+        *slot = Some(spawn_node(&self.tools, &self.dir, node, args)?);
+        Ok(())
+    }
+
+    /// Starts every node, in order, without extra arguments.
+    pub fn start_nodes(&mut self) -> anyhow::Result<()> {
+        (0..self.nodes.len()).try_for_each(|i| self.start_node(i, &[]))
+    }
+
+    /// Takes node `i`'s process out of the network's hands (for a caller that stops it itself):
+    /// it is no longer waited for, restarted or stopped here, and its slot is free to start again.
+    pub fn take_node(&mut self, i: usize) -> Option<Child> {
+        self.nodes.get_mut(i).and_then(Option::take)
+    }
+
+    /// Waits until every node holds its root key shares, with a progress line on stderr; fails
+    /// when a node is not running or exits, or after `timeout`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        let n = self.network.nodes.len();
+        loop {
+            for (node, slot) in self.network.nodes.iter().zip(self.nodes.iter_mut()) {
+                let Some(child) = slot else {
+                    bail!("node {} is not running", node.id);
+                };
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "node {} exited ({status}) while starting; see {}",
+                        node.id,
+                        log_path(&self.dir, node).display()
+                    );
+                }
+            }
+            let health = health_all(&http, &self.network).await;
+            let up = health.iter().filter(|h| h.is_some()).count();
+            let ready = health
+                .iter()
+                .filter(|h| h.as_ref().and_then(|h| h.get("rootKeys")).and_then(|v| v.as_bool()) == Some(true))
+                .count();
+            eprint!(
+                "\r  {up}/{n} nodes up, {ready}/{n} hold root key shares ({:.1} s)   ",
+                started.elapsed().as_secs_f64()
+            );
+            if ready == n {
+                eprintln!();
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                eprintln!();
+                bail!(
+                    "the network did not make its root keys within {} s; node logs are in {}",
+                    timeout.as_secs(),
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// After the root keys exist: records them (and so the mint attester) in NodeSet with the
+    /// nodes' signatures, sent from the given (or the dev) wallet.
+    pub async fn register(&self, private_key: Option<&str>) -> anyhow::Result<()> {
+        let Some(rpc) = &self.network.rpc_url else {
+            return Ok(());
+        };
+        let signer = wallet(private_key, &self.network)?;
+        let sender = wallet_provider(rpc, signer)?;
+        let keys = record_keys(&self.network, &sender).await?;
+        eprintln!(
+            "root keys recorded in NodeSet by {} nodes' signatures; mint attester {}",
+            keys.signatures.len(),
+            keys.keys.attester
+        );
+        Ok(())
+    }
+
+    /// Watches the node processes: one that exits is reported, the others keep serving, and it is
+    /// started again (without extra arguments) after a back-off. Runs until the future is
+    /// dropped.
+    pub async fn supervise(&mut self) {
+        struct Watch {
+            started: Instant,
+            delay: Duration,
+            restart_at: Option<Instant>,
+        }
+        let mut watch: Vec<Watch> = self
+            .nodes
+            .iter()
+            .map(|_| Watch {
+                started: Instant::now(),
+                delay: RESTART_FIRST,
+                restart_at: None,
+            })
+            .collect();
+        loop {
+            for ((node, slot), w) in self
+                .network
+                .nodes
+                .iter()
+                .zip(self.nodes.iter_mut())
+                .zip(watch.iter_mut())
+            {
+                let Some(child) = slot else {
+                    continue;
+                };
+                match w.restart_at {
+                    None => {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            if w.started.elapsed() >= RESTART_RESET {
+                                w.delay = RESTART_FIRST;
+                            }
+                            eprintln!(
+                                "node {} exited ({status}); the other nodes keep serving; restarting it in {} s (log: {})",
+                                node.id,
+                                w.delay.as_secs(),
+                                log_path(&self.dir, node).display()
+                            );
+                            w.restart_at = Some(Instant::now() + w.delay);
+                            w.delay = (w.delay * 2).min(RESTART_MAX);
+                        }
+                    }
+                    Some(at) if Instant::now() >= at => match spawn_node(&self.tools, &self.dir, node, &[]) {
+                        Ok(fresh) => {
+                            *child = fresh;
+                            w.started = Instant::now();
+                            w.restart_at = None;
+                            eprintln!("node {} restarted", node.id);
+                        }
+                        Err(e) => {
+                            eprintln!("node {} could not be restarted: {e:#}; trying again", node.id);
+                            w.restart_at = Some(Instant::now() + w.delay);
+                        }
+                    },
+                    Some(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Stops the node processes: SIGTERM, then SIGKILL after a grace period.
+    pub async fn stop_nodes(&mut self) {
+        for child in self.nodes.iter().flatten() {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        for slot in &mut self.nodes {
+            if let Some(mut child) = slot.take() {
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+
+    /// Stops anvil with SIGINT so it writes its state, then kills it if it lingers.
+    pub async fn stop_anvil(&mut self) {
+        if let Some(child) = &mut self.anvil {
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-INT")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// Stops the nodes, then anvil.
+    pub async fn stop(&mut self) {
+        self.stop_nodes().await;
+        self.stop_anvil().await;
+    }
+}
+
+/// A node's log file.
+fn log_path(dir: &Path, node: &NetworkNode) -> PathBuf {
+    dir.join(&node.config).with_file_name("node.log")
+}
+
+/// Starts anvil on loopback `port` with its state kept in `state`, and waits until it answers.
+async fn start_anvil(tools: &Tools, port: u16, state: &Path) -> anyhow::Result<Child> {
+    let anvil = tools
+        .find_tool("anvil")
+        .context("anvil not found on PATH or in tools/node_modules/.bin: run `make tools`, or pass --rpc-url")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.with_extension("log"))
+        .with_context(|| format!("opening the anvil log beside {}", state.display()))?;
+    let mut child = Command::new(&anvil)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--state-interval",
+            "1",
+            "--state",
+        ])
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", anvil.display()))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let provider = read_provider(&url)?;
+    let started = Instant::now();
+    loop {
+        if provider.get_chain_id().await.is_ok() {
+            return Ok(child);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("anvil exited ({status}); see {}", state.with_extension("log").display());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("anvil did not answer on {url} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`Devnet::prepare`]: the network and the anvil process, if one runs.
+async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Option<Child>)> {
+    let n = setup.nodes;
+    let chain = &setup.chain;
+    let network_path = dir.join("network.json");
+    if network_path.exists() {
+        let existing = NetworkFile::load(&network_path)?;
+        if existing.nodes.len() != n {
+            bail!(
+                "{} holds a {}-node network; use another --dir for {n} nodes",
+                dir.display(),
+                existing.nodes.len()
+            );
+        }
+        let anvil = match &existing.anvil {
+            Some(info) => Some(start_anvil(&setup.tools, info.port, &dir.join(&info.state)).await?),
+            None => None,
+        };
+        return Ok((existing, anvil));
+    }
+    if !(MIN_PARTIES..=MAX_PARTIES).contains(&n) {
+        bail!("--nodes must be between {MIN_PARTIES} and {MAX_PARTIES}, got {n}");
+    }
+    let artifacts = setup.tools.artifacts(chain.artifacts.as_deref())?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (rpc_url, anvil, anvil_info) = match &chain.rpc_url {
+        Some(url) => (url.clone(), None, None),
+        None => {
+            let port = free_ports(1)?.first().copied().context("no free port")?;
+            let state = "anvil-state.json".to_string();
+            let child = start_anvil(&setup.tools, port, &dir.join(&state)).await?;
+            (
+                format!("http://127.0.0.1:{port}"),
+                Some(child),
+                Some(AnvilInfo { port, state }),
+            )
+        }
+    };
+    let key = chain.private_key.as_deref().unwrap_or(DEV_PRIVATE_KEY);
+    let signer: PrivateKeySigner = key.parse().context("the admin private key must be 32 bytes hex")?;
+    let admin = signer.address();
+    let provider = wallet_provider(&rpc_url, signer)?;
+    eprintln!("deploying the contracts to {rpc_url} …");
+    let contracts = deploy(&provider, &artifacts, admin).await?;
+    let chain_id = provider.get_chain_id().await.context("reading the chain id")?;
+    let (mut network, identities) = init(dir, setup, (&rpc_url, contracts.node_set))?;
+    let list: Vec<ListedNode> = network
+        .nodes
+        .iter()
+        .zip(identities)
+        .map(|(node, identity)| ListedNode {
+            id: node.id,
+            identity_key: identity.key.0,
+            signer: identity.signer,
+            url: node.url.clone(),
+        })
+        .collect();
+    set_nodes(&provider, contracts.node_set, &list, network.threshold as u32).await?;
+    network.rpc_url = Some(rpc_url);
+    network.chain_id = Some(chain_id);
+    network.contracts = Some(contracts);
+    // Only anvil's well-known key is written down; a real admin key stays with its owner.
+    network.dev_wallet = (key == DEV_PRIVATE_KEY).then(|| DevWallet {
+        address: admin.to_checksum(None),
+        private_key: key.to_string(),
+    });
+    network.anvil = anvil_info;
+    network.save(&network_path)?;
+    Ok((network, anvil))
+}
+
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("finding free loopback ports")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<anyhow::Result<Vec<u16>>>()
+}
+
+/// Writes configs and data directories for `setup.nodes` nodes under `dir`; returns the network
+/// (not yet written) and the nodes' identity keys.
+fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(NetworkFile, Vec<PublicIdentity>)> {
+    let n = setup.nodes;
+    let ports = free_ports(n)?;
+    let mut keys = Vec::new();
+    let mut identities = Vec::new();
+    for i in 0..n {
+        let storage_key = StorageKey::generate();
+        let identity = init_data_dir(&dir.join(format!("node{i}")).join("data"), &storage_key)?;
+        identities.push(identity);
+        keys.push(storage_key);
+    }
+    let ethers = setup.tools.ethers_bundle();
+    if ethers.is_none() {
+        eprintln!(
+            "note: ethers v5 not found in tools/node_modules; actions that use `ethers` will fail (run `make tools`)"
+        );
+    }
+    let mut nodes = Vec::new();
+    for (i, (port, key)) in ports.iter().zip(&keys).enumerate() {
+        let config = NodeConfig {
+            id: i as u32,
+            listen: format!("127.0.0.1:{port}").parse()?,
+            data_dir: PathBuf::from("data"),
+            storage_key: Some(key.to_hex().to_string()),
+            threshold: None,
+            presign_stock: setup.presign_stock,
+            presign_refill_below: setup.presign_refill_below,
+            presign_parallel: 2,
+            chain: Some(ChainConfig {
+                rpc_url: chain.0.to_string(),
+                node_set: chain.1.to_string(),
+                auth_domain: "localhost".into(),
+                nonce_max_age_secs: 600,
+            }),
+            // The node list lives in NodeSet.
+            peers: Vec::new(),
+            actions: ActionsConfig {
+                ethers_bundle: ethers.clone(),
+                ..ActionsConfig::default()
+            },
+        };
+        let path = dir.join(format!("node{i}")).join("node.toml");
+        write_private(&path, &toml::to_string(&config)?)?;
+        nodes.push(NetworkNode {
+            id: i as u32,
+            url: format!("http://127.0.0.1:{port}"),
+            config: format!("node{i}/node.toml"),
+        });
+    }
+    let network = NetworkFile {
+        version: 2,
+        threshold: threshold_for(n),
+        nodes,
+        rpc_url: None,
+        chain_id: None,
+        contracts: None,
+        dev_wallet: None,
+        anvil: None,
+    };
+    Ok((network, identities))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Starts one node process with its log in its directory.
+fn spawn_node(tools: &Tools, dir: &Path, node: &NetworkNode, args: &[String]) -> anyhow::Result<Child> {
+    let exe = tools.sigil()?;
+    let config = dir.join(&node.config);
+    let log_path = log_path(dir, node);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting node {}", node.id))
+}
