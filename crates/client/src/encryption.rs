@@ -53,19 +53,6 @@ impl Encrypted {
         )
         .map_err(|e| ClientError::Invalid(format!("conditions: {e}")))
     }
-
-    /// Whether exactly one condition field is set, as the nodes require.
-    fn has_one_condition_field(&self) -> bool {
-        [
-            &self.access_control_conditions,
-            &self.evm_contract_conditions,
-            &self.unified_access_control_conditions,
-        ]
-        .iter()
-        .filter(|field| field.is_some())
-        .count()
-            == 1
-    }
 }
 
 /// Decrypted data.
@@ -150,11 +137,6 @@ impl Client {
             ClientError::Invalid("the nodes report no BLS public shares to check shares against".into())
         })?;
         let conditions = encrypted.conditions()?;
-        if !encrypted.has_one_condition_field() {
-            return Err(ClientError::Invalid(
-                "conditions: give exactly one condition field".into(),
-            ));
-        }
         let data_hash: [u8; 32] = hex::decode(&encrypted.data_to_encrypt_hash)
             .ok()
             .and_then(|b| b.try_into().ok())

@@ -102,11 +102,6 @@ impl Error {
         &self.message
     }
 
-    /// An action's console output up to the error.
-    pub fn logs(&self) -> &[String] {
-        &self.logs
-    }
-
     /// The parts: kind, code, message, logs.
     pub fn into_parts(self) -> (Kind, String, String, Vec<String>) {
         (self.kind, self.code.into_owned(), self.message, self.logs)

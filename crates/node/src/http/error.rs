@@ -31,16 +31,6 @@ impl ApiError {
             ),
         }
     }
-
-    /// The stable code.
-    pub fn code(&self) -> &str {
-        self.error.code()
-    }
-
-    /// The status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
 }
 
 /// The status a kind of failure answers with.
