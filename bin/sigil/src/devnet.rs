@@ -207,10 +207,12 @@ impl Devnet {
                     bail!("node {} is not running", node.id);
                 };
                 if let Some(status) = child.try_wait()? {
+                    let log = log_path(&self.dir, node);
                     bail!(
-                        "node {} exited ({status}) while starting; see {}",
+                        "node {} exited ({status}) while starting; the end of {}:\n{}",
                         node.id,
-                        log_path(&self.dir, node).display()
+                        log.display(),
+                        log_tail(&log, 12)
                     );
                 }
             }
@@ -488,15 +490,44 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
     Ok((network, anvil))
 }
 
+/// The last `lines` lines of a log file (empty when it cannot be read).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `n` distinct loopback ports that are free now, drawn at random from below the kernel's ephemeral
+/// range: a port handed out by `bind(0)` is an ephemeral one, and any outbound connection on the
+/// machine (another test's client, say) can take it before the node binds it or while a killed
+/// node is down. Ports under the range are only ever taken by an explicit bind.
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("finding free loopback ports")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<anyhow::Result<Vec<u16>>>()
+    use rand_core::{OsRng, RngCore};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_000 + 2_000));
+    let mut ports = Vec::with_capacity(n);
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..(n * 200).max(1_000) {
+        if ports.len() == n {
+            break;
+        }
+        let port = low + (OsRng.next_u32() % u32::from(high - low)) as u16;
+        if ports.contains(&port) {
+            continue;
+        }
+        // Held until all are found, so two picks in one call never collide.
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    if ports.len() < n {
+        bail!("found only {} free loopback ports of {n} in {low}..{high}", ports.len());
+    }
+    Ok(ports)
 }
 
 /// Writes configs and data directories for `setup.nodes` nodes under `dir`; returns the network

@@ -552,7 +552,10 @@ impl Client {
                     }
                     exclude.extend(fresh);
                     exclude.sort_unstable();
-                    if self.nodes.len().saturating_sub(exclude.len()) < self.threshold {
+                    // Only reachable nodes count: a suspect may be one the handshake never
+                    // reached (the allocator still took it for live), and it costs nothing here.
+                    let left = self.nodes.iter().filter(|n| !exclude.contains(&n.id)).count();
+                    if left < self.threshold {
                         break;
                     }
                 }
