@@ -43,6 +43,9 @@ const SESSION_LEN: usize = 32 + 16;
 const TAG_LEN: usize = 16;
 /// Envelope bytes besides the body.
 pub const OVERHEAD: usize = HEADER_LEN + SESSION_LEN + TAG_LEN;
+/// The envelope's first bytes, header and session, that [`Endpoint::check_prefix`] authenticates
+/// before the body is read.
+pub const PREFIX_LEN: usize = HEADER_LEN + SESSION_LEN;
 /// Sessions of one peer a recipient remembers.
 const REMEMBERED_SESSIONS: usize = 4;
 
@@ -316,6 +319,82 @@ impl Endpoint {
         Ok(out)
     }
 
+    /// Checks an envelope's first [`PREFIX_LEN`] bytes before the rest of it (`len` bytes in all)
+    /// is read: the version, the addressee, the sender's pinned key, the length, and the session's
+    /// handshake, which only the claimed sender can have made. Returns the sender. A stranger fails
+    /// here, having sent 65 bytes; only the body's tag, checked by [`Endpoint::open`], tells a
+    /// genuine envelope from a replayed session with another body.
+    pub fn check_prefix(&self, prefix: &[u8], len: usize) -> Result<u32, MeshError> {
+        let prefix = prefix.get(..PREFIX_LEN).ok_or_else(|| MeshError::Malformed {
+            reason: "shorter than its header and session".into(),
+        })?;
+        if len < OVERHEAD {
+            return Err(MeshError::Malformed {
+                reason: "shorter than its header, session and tag".into(),
+            });
+        }
+        let (header, session) = prefix.split_at(HEADER_LEN);
+        let (claimed, _) = self.header(header, len - OVERHEAD)?;
+        let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
+        if self.known_session(claimed, session).is_none() {
+            let cipher = respond(&self.identity, claimed, self.me, &key, session)?;
+            self.remember(claimed, session, cipher);
+        }
+        Ok(claimed)
+    }
+
+    /// The sender and counter of an envelope's header, checked against this node and a body of
+    /// `body_len` bytes.
+    fn header(&self, header: &[u8], body_len: usize) -> Result<(u32, u64), MeshError> {
+        let field = |at: usize| -> [u8; 4] {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
+            b
+        };
+        let version = header.first().copied().unwrap_or_default();
+        if version != VERSION {
+            return Err(MeshError::Malformed {
+                reason: format!("envelope version {version}, expected {VERSION}"),
+            });
+        }
+        let claimed = u32::from_be_bytes(field(1));
+        let to = u32::from_be_bytes(field(5));
+        let mut counter = [0u8; 8];
+        counter.copy_from_slice(header.get(9..17).unwrap_or(&[0; 8]));
+        if to != self.me {
+            return Err(MeshError::NotForMe { to });
+        }
+        if body_len > MAX_BODY {
+            return Err(MeshError::TooLarge { len: body_len });
+        }
+        Ok((claimed, u64::from_be_bytes(counter)))
+    }
+
+    /// The cipher of a session of `peer` this node authenticated before.
+    fn known_session(&self, peer: u32, session: &[u8]) -> Option<ChaCha20Poly1305> {
+        self.receiving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer)
+            .and_then(|known| known.iter().find(|r| r.session.as_slice() == session))
+            .map(|r| r.cipher.clone())
+    }
+
+    /// Remembers an authenticated session of `peer` (its last [`REMEMBERED_SESSIONS`]).
+    fn remember(&self, peer: u32, session: &[u8], cipher: ChaCha20Poly1305) {
+        let mut remembered = [0u8; SESSION_LEN];
+        remembered.copy_from_slice(session);
+        let mut receiving = self.receiving.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = receiving.entry(peer).or_default();
+        if !known.iter().any(|r| r.session == remembered) {
+            known.push_front(Receiving {
+                session: remembered,
+                cipher,
+            });
+            known.truncate(REMEMBERED_SESSIONS);
+        }
+    }
+
     /// Opens an envelope addressed to this node.
     pub fn open(&self, envelope: &[u8]) -> Result<Opened, MeshError> {
         let malformed = |reason: &str| MeshError::Malformed {
@@ -328,26 +407,7 @@ impl Endpoint {
         let (ad, rest) = envelope.split_at(HEADER_LEN + SESSION_LEN);
         let (sealed, tag) = rest.split_at(body_len);
         let (header, session) = ad.split_at(HEADER_LEN);
-        let field = |at: usize| -> [u8; 4] {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
-            b
-        };
-        let version = header.first().copied().unwrap_or_default();
-        if version != VERSION {
-            return Err(malformed(&format!("envelope version {version}, expected {VERSION}")));
-        }
-        let claimed = u32::from_be_bytes(field(1));
-        let to = u32::from_be_bytes(field(5));
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(header.get(9..17).unwrap_or(&[0; 8]));
-        let counter = u64::from_be_bytes(counter);
-        if to != self.me {
-            return Err(MeshError::NotForMe { to });
-        }
-        if body_len > MAX_BODY {
-            return Err(MeshError::TooLarge { len: body_len });
-        }
+        let (claimed, counter) = self.header(header, body_len)?;
         let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
         let unauthenticated = MeshError::Unauthenticated { claimed };
         let mut body = sealed.to_vec();
@@ -355,14 +415,7 @@ impl Endpoint {
         let tag = &Tag::from(tag);
         // The lock only finds the session; decryption runs outside it, so a large body does not
         // hold up other envelopes.
-        let known = self
-            .receiving
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&claimed)
-            .and_then(|known| known.iter().find(|r| r.session.as_slice() == session))
-            .map(|r| r.cipher.clone());
-        match known {
+        match self.known_session(claimed, session) {
             Some(cipher) => cipher
                 .decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag)
                 .map_err(|_| unauthenticated)?,
@@ -372,17 +425,7 @@ impl Endpoint {
                 cipher
                     .decrypt_in_place_detached(&nonce(counter), ad, &mut body, tag)
                     .map_err(|_| unauthenticated)?;
-                let mut remembered = [0u8; SESSION_LEN];
-                remembered.copy_from_slice(session);
-                let mut receiving = self.receiving.lock().unwrap_or_else(PoisonError::into_inner);
-                let known = receiving.entry(claimed).or_default();
-                if !known.iter().any(|r| r.session == remembered) {
-                    known.push_front(Receiving {
-                        session: remembered,
-                        cipher,
-                    });
-                    known.truncate(REMEMBERED_SESSIONS);
-                }
+                self.remember(claimed, session, cipher);
             }
         }
         Ok(Opened { from: claimed, body })

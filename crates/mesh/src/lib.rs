@@ -17,6 +17,6 @@ mod envelope;
 mod identity;
 mod router;
 
-pub use envelope::{Endpoint, MeshError, Opened, SessionPolicy, MAX_BODY, OVERHEAD};
+pub use envelope::{Endpoint, MeshError, Opened, SessionPolicy, MAX_BODY, OVERHEAD, PREFIX_LEN};
 pub use identity::{Identity, NodeKey};
 pub use router::{Routed, Router, RouterConfig, SessionKey};

@@ -2,7 +2,7 @@
 //!
 //! Peers start a session (a DKG, a triple, a presignature) at slightly different times, so a message
 //! can arrive before this node opened the session it belongs to. The router keeps such messages for a
-//! while (bounded per session and in total) and hands them over when the session opens. Messages for
+//! while (bounded per session, per peer in bytes, and in sessions) and hands them over when the session opens. Messages for
 //! a session that already closed are dropped, and every open session has a deadline after which
 //! [`Router::expire`] reports it so the node can abort it. The clock is passed in: no I/O here.
 
@@ -20,6 +20,9 @@ pub struct RouterConfig {
     pub max_early_messages: usize,
     /// Bytes kept per not-yet-open session.
     pub max_early_bytes: usize,
+    /// Bytes kept for one peer across all not-yet-open sessions: a peer that sends for sessions
+    /// that never open fills only its own share.
+    pub max_early_bytes_per_peer: usize,
     /// Not-yet-open sessions tracked at once.
     pub max_early_sessions: usize,
     /// How long early messages, and the memory of closed sessions, are kept.
@@ -31,6 +34,7 @@ impl Default for RouterConfig {
         Self {
             max_early_messages: 1024,
             max_early_bytes: 16 << 20,
+            max_early_bytes_per_peer: 16 << 20,
             max_early_sessions: 4096,
             retention: Duration::from_secs(60),
         }
@@ -62,6 +66,8 @@ pub struct Router {
     config: RouterConfig,
     open: HashMap<SessionKey, Instant>,
     early: HashMap<SessionKey, Early>,
+    /// Early bytes kept per peer.
+    peer_bytes: HashMap<u32, usize>,
     closed: HashMap<SessionKey, Instant>,
     closed_order: VecDeque<(Instant, SessionKey)>,
 }
@@ -78,7 +84,14 @@ impl Router {
     /// Opens a session that must finish by `deadline`; returns the messages that arrived early, in order.
     pub fn open(&mut self, key: SessionKey, deadline: Instant) -> Vec<(u32, Vec<u8>)> {
         self.open.insert(key, deadline);
-        self.early.remove(&key).map(|e| e.messages).unwrap_or_default()
+        let early = self.early.remove(&key).map(|e| e.messages).unwrap_or_default();
+        release(&mut self.peer_bytes, &early);
+        early
+    }
+
+    /// Early bytes kept for `peer` now.
+    pub fn early_bytes_of(&self, peer: u32) -> usize {
+        self.peer_bytes.get(&peer).copied().unwrap_or(0)
     }
 
     /// Whether `key` is open.
@@ -102,12 +115,18 @@ impl Router {
             bytes: 0,
             messages: Vec::new(),
         });
+        let of_peer = self.peer_bytes.entry(from).or_default();
         if early.messages.len() >= self.config.max_early_messages
             || early.bytes + body.len() > self.config.max_early_bytes
+            || *of_peer + body.len() > self.config.max_early_bytes_per_peer
         {
+            if early.messages.is_empty() {
+                self.early.remove(&key);
+            }
             return Routed::DroppedFull;
         }
         early.bytes += body.len();
+        *of_peer += body.len();
         early.messages.push((from, body));
         Routed::Buffered
     }
@@ -115,7 +134,9 @@ impl Router {
     /// Closes a session; later messages for it are dropped for [`RouterConfig::retention`].
     pub fn close(&mut self, now: Instant, key: SessionKey) {
         self.open.remove(&key);
-        self.early.remove(&key);
+        if let Some(early) = self.early.remove(&key) {
+            release(&mut self.peer_bytes, &early.messages);
+        }
         self.closed.insert(key, now);
         self.closed_order.push_back((now, key));
     }
@@ -129,8 +150,14 @@ impl Router {
             self.close(now, *key);
         }
         let retention = self.config.retention;
-        self.early
-            .retain(|_, e| now.saturating_duration_since(e.since) < retention);
+        let peer_bytes = &mut self.peer_bytes;
+        self.early.retain(|_, e| {
+            let keep = now.saturating_duration_since(e.since) < retention;
+            if !keep {
+                release(peer_bytes, &e.messages);
+            }
+            keep
+        });
         while let Some((at, key)) = self.closed_order.front().copied() {
             if now.saturating_duration_since(at) < retention {
                 break;
@@ -141,5 +168,17 @@ impl Router {
             }
         }
         overdue
+    }
+}
+
+/// Takes `messages` off their senders' early byte counts.
+fn release(peer_bytes: &mut HashMap<u32, usize>, messages: &[(u32, Vec<u8>)]) {
+    for (from, body) in messages {
+        if let Some(bytes) = peer_bytes.get_mut(from) {
+            *bytes = bytes.saturating_sub(body.len());
+            if *bytes == 0 {
+                peer_bytes.remove(from);
+            }
+        }
     }
 }

@@ -55,6 +55,7 @@ fn early_buffering_is_bounded() {
     let config = RouterConfig {
         max_early_messages: 2,
         max_early_bytes: 10,
+        max_early_bytes_per_peer: 100,
         max_early_sessions: 2,
         retention: Duration::from_secs(5),
     };
@@ -85,4 +86,33 @@ fn early_buffering_is_bounded() {
         Routed::Buffered
     );
     assert!(router.open(key(1), now + Duration::from_secs(10)).is_empty());
+}
+
+#[test]
+fn one_peer_flooding_sessions_that_never_open_fills_only_its_own_share() {
+    let config = RouterConfig {
+        max_early_messages: 100,
+        max_early_bytes: 1_000,
+        max_early_bytes_per_peer: 2_500,
+        max_early_sessions: 1_000,
+        retention: Duration::from_secs(5),
+    };
+    let mut router = Router::new(config);
+    let now = Instant::now();
+    // Peer 7 sends 1 000 bytes for each of 100 sessions: only 2 500 bytes are kept.
+    let kept = (0..100u8)
+        .filter(|i| router.route(now, key(*i), 7, vec![0; 500]) == Routed::Buffered)
+        .count();
+    assert_eq!(kept, 5);
+    assert_eq!(router.early_bytes_of(7), 2_500);
+    // Another peer is not crowded out.
+    assert_eq!(router.route(now, key(200), 1, vec![0; 900]), Routed::Buffered);
+    // Opening, closing and expiry give the bytes back.
+    assert_eq!(router.open(key(0), now + Duration::from_secs(1)).len(), 1);
+    router.close(now, key(1));
+    assert_eq!(router.early_bytes_of(7), 1_500);
+    router.expire(now + Duration::from_secs(6));
+    assert_eq!(router.early_bytes_of(7), 0);
+    assert_eq!(router.early_bytes_of(1), 0);
+    assert_eq!(router.route(now + Duration::from_secs(6), key(150), 7, vec![0; 500]), Routed::Buffered);
 }
