@@ -19,7 +19,7 @@ use sigil_chain::alloy::providers::Provider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::{read_provider, ListedNode};
-use sigil_node::config::{ActionsConfig, ChainConfig, NodeConfig};
+use sigil_node::config::{ActionsConfig, ChainConfig, LimitsConfig, NodeConfig};
 use sigil_node::store::StorageKey;
 use sigil_node::{init_data_dir, PublicIdentity};
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
@@ -187,6 +187,11 @@ impl Devnet {
     /// Starts every node, in order, without extra arguments.
     pub fn start_nodes(&mut self) -> anyhow::Result<()> {
         (0..self.nodes.len()).try_for_each(|i| self.start_node(i, &[]))
+    }
+
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes.get(i)?.as_ref()?.id()
     }
 
     /// Takes node `i`'s process out of the network's hands (for a caller that stops it itself):
@@ -494,7 +499,7 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
 }
 
 /// `n` distinct loopback ports that are free now, drawn at random from below the kernel's ephemeral
@@ -572,6 +577,7 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
                 ethers_bundle: ethers.clone(),
                 ..ActionsConfig::default()
             },
+            limits: LimitsConfig::default(),
         };
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;

@@ -319,22 +319,22 @@ impl Endpoint {
         Ok(out)
     }
 
-    /// Checks an envelope's first [`PREFIX_LEN`] bytes before the rest of it (`len` bytes in all)
-    /// is read: the version, the addressee, the sender's pinned key, the length, and the session's
-    /// handshake, which only the claimed sender can have made. Returns the sender. A stranger fails
-    /// here, having sent 65 bytes; only the body's tag, checked by [`Endpoint::open`], tells a
-    /// genuine envelope from a replayed session with another body.
-    pub fn check_prefix(&self, prefix: &[u8], len: usize) -> Result<u32, MeshError> {
+    /// Checks an envelope's first [`PREFIX_LEN`] bytes before the rest of it (`len` bytes in all,
+    /// when known) is read: the version, the addressee, the sender's pinned key, the length, and
+    /// the session's handshake, which only the claimed sender can have made. Returns the sender.
+    /// A stranger fails here, having sent 65 bytes; only the body's tag, checked by
+    /// [`Endpoint::open`], tells a genuine envelope from a replayed session with another body.
+    pub fn check_prefix(&self, prefix: &[u8], len: Option<usize>) -> Result<u32, MeshError> {
         let prefix = prefix.get(..PREFIX_LEN).ok_or_else(|| MeshError::Malformed {
             reason: "shorter than its header and session".into(),
         })?;
-        if len < OVERHEAD {
+        if len.is_some_and(|len| len < OVERHEAD) {
             return Err(MeshError::Malformed {
                 reason: "shorter than its header, session and tag".into(),
             });
         }
         let (header, session) = prefix.split_at(HEADER_LEN);
-        let (claimed, _) = self.header(header, len - OVERHEAD)?;
+        let (claimed, _) = self.header(header, len.map_or(0, |len| len - OVERHEAD))?;
         let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
         if self.known_session(claimed, session).is_none() {
             let cipher = respond(&self.identity, claimed, self.me, &key, session)?;

@@ -51,6 +51,76 @@ pub struct NodeConfig {
     /// How actions run.
     #[serde(default)]
     pub actions: ActionsConfig,
+    /// Bounds on what peers and clients can make this node hold.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: bounds on what peers and clients can make a node hold. Each one has a metric
+/// that counts what it turned away (`sigil_mesh_dropped_total`, `sigil_early_dropped_total`,
+/// `sigil_http_refused_total`) or shows how full it is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Messages queued to one peer; when full, its oldest is dropped.
+    pub peer_queue_messages: usize,
+    /// Bytes queued to one peer; when full, its oldest messages are dropped.
+    pub peer_queue_bytes: usize,
+    /// Bytes of protocol messages kept for one peer's sessions that are not open yet.
+    pub early_bytes_per_peer: usize,
+    /// TCP connections one IP address may hold open (further ones are closed at once).
+    pub connections_per_ip: usize,
+    /// `/web` requests one IP address may have in flight (further ones: 503 `BUSY`).
+    pub requests_per_ip: usize,
+    /// `/web` requests per second one IP address may make on average (further ones: 429
+    /// `RATE_LIMITED`, with `Retry-After`).
+    pub rate_per_ip: u32,
+    /// Requests one IP address may make in a burst above `rate_per_ip`.
+    pub burst_per_ip: u32,
+    /// IP addresses whose rate and concurrency are tracked at once (the idlest are forgotten).
+    pub tracked_ips: usize,
+    /// PKPs whose public key and token id the node remembers.
+    pub known_keys: usize,
+    /// Entries of each chain registry cache (owners and permitted addresses, permitted actions).
+    pub registry_cache: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            peer_queue_messages: 4096,
+            peer_queue_bytes: 64 << 20,
+            early_bytes_per_peer: 16 << 20,
+            connections_per_ip: 512,
+            requests_per_ip: 256,
+            rate_per_ip: 1000,
+            burst_per_ip: 2000,
+            tracked_ips: 4096,
+            known_keys: 65_536,
+            registry_cache: 65_536,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("peer_queue_messages", self.peer_queue_messages),
+            ("peer_queue_bytes", self.peer_queue_bytes),
+            ("early_bytes_per_peer", self.early_bytes_per_peer),
+            ("connections_per_ip", self.connections_per_ip),
+            ("requests_per_ip", self.requests_per_ip),
+            ("rate_per_ip", self.rate_per_ip as usize),
+            ("burst_per_ip", self.burst_per_ip as usize),
+            ("tracked_ips", self.tracked_ips),
+            ("known_keys", self.known_keys),
+            ("registry_cache", self.registry_cache),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((key, _)) => Err(ConfigError::Invalid(format!("limits.{key} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `[actions]`: limits of each run and where code and libraries come from.
@@ -225,6 +295,7 @@ impl NodeConfig {
         if self.actions.max_concurrent == 0 {
             return Err(ConfigError::Invalid("actions.max_concurrent must be at least 1".into()));
         }
+        self.limits.check()?;
         if self.chain.is_some() {
             if !self.peers.is_empty() {
                 return Err(ConfigError::Invalid(
@@ -363,6 +434,7 @@ mod tests {
             chain: None,
             peers: peers(n),
             actions: ActionsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 

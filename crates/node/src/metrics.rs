@@ -76,9 +76,36 @@ impl SignPhase {
     }
 }
 
+/// A counter of what a bound turned away: its name, help line and label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// `sigil_mesh_rejected_total{reason}`: mesh bodies refused before or while they were opened.
+    MeshRejected,
+    /// `sigil_http_refused_total{reason}`: client requests turned away by a rate or concurrency
+    /// bound.
+    HttpRefused,
+}
+
+impl Refusal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::MeshRejected => "sigil_mesh_rejected_total",
+            Self::HttpRefused => "sigil_http_refused_total",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Self::MeshRejected => "Mesh bodies refused before or while their envelopes were opened, by reason.",
+            Self::HttpRefused => "Client requests turned away by a rate or concurrency bound, by reason.",
+        }
+    }
+}
+
 /// Request counts and latencies per endpoint, and the time sign requests spend in each phase.
 #[derive(Default)]
 pub struct Metrics {
+    refused: Mutex<BTreeMap<(Refusal, &'static str), u64>>,
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     phases: Mutex<BTreeMap<SignPhase, Histogram>>,
@@ -97,6 +124,21 @@ impl Metrics {
         }
     }
 
+    /// Counts one thing a bound turned away, with its reason.
+    pub fn refused(&self, what: Refusal, reason: &'static str) {
+        if let Ok(mut map) = self.refused.lock() {
+            *map.entry((what, reason)).or_default() += 1;
+        }
+    }
+
+    /// How many times `what` turned something away for `reason`.
+    pub fn refusals(&self, what: Refusal, reason: &'static str) -> u64 {
+        self.refused
+            .lock()
+            .map(|m| m.get(&(what, reason)).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     /// Records the time one sign request spent in `phase`.
     pub fn observe_phase(&self, phase: SignPhase, seconds: f64) {
         if let Ok(mut map) = self.phases.lock() {
@@ -108,6 +150,22 @@ impl Metrics {
 
     /// The request metrics in Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        if let Ok(map) = self.refused.lock() {
+            let mut last = None;
+            for ((what, reason), count) in map.iter() {
+                if last != Some(*what) {
+                    let _ = writeln!(
+                        out,
+                        "# HELP {} {}\n# TYPE {} counter",
+                        what.name(),
+                        what.help(),
+                        what.name()
+                    );
+                    last = Some(*what);
+                }
+                let _ = writeln!(out, "{}{{reason=\"{reason}\"}} {count}", what.name());
+            }
+        }
         out.push_str("# HELP sigil_http_requests_total HTTP requests served, by endpoint and status.\n");
         out.push_str("# TYPE sigil_http_requests_total counter\n");
         if let Ok(map) = self.requests.lock() {

@@ -125,7 +125,12 @@ pub async fn run(
             what: format!("listening on {}", settings.config.listen),
             source,
         })?;
-    let net = Net::start(me, identity, &settings.peers);
+    let limits = &settings.config.limits;
+    let queues = crate::mesh::net::QueueLimits {
+        messages: limits.peer_queue_messages,
+        bytes: limits.peer_queue_bytes,
+    };
+    let net = Net::start(me, identity, &settings.peers, queues);
     let threshold = settings.threshold;
     let epoch = Epoch::new(settings.epoch, threshold, settings.peers.clone());
     let taker = Taker::start(Arc::clone(&store))?;
@@ -136,7 +141,7 @@ pub async fn run(
         store,
         taker,
         net,
-        sessions: Arc::new(Sessions::default()),
+        sessions: Arc::new(Sessions::new(limits.early_bytes_per_peer)),
         metrics: Metrics::default(),
         options,
         signer,

@@ -328,6 +328,11 @@ impl Network {
         (signer, provider)
     }
 
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.devnet.pid(i)
+    }
+
     pub async fn metrics(&self, i: usize) -> String {
         reqwest::get(format!("{}/metrics", self.urls[i]))
             .await
@@ -335,6 +340,17 @@ impl Network {
             .text()
             .await
             .unwrap()
+    }
+
+    /// The value of the metric line `series ` (a name, with its labels if any) on node `i`; 0 when
+    /// absent.
+    pub async fn metric(&self, i: usize, series: &str) -> u64 {
+        self.metrics(i)
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} "))?.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+            .unwrap_or(0)
     }
 
     /// Stops every node gracefully (SIGTERM) and waits for it ([`Devnet::stop_nodes`]).

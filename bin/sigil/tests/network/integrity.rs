@@ -12,14 +12,8 @@ use crate::signing::{mint, sign_and_check, Owned};
 
 const READY: Duration = Duration::from_secs(120);
 
-/// The value of the metric line `name ` on node `i`.
 async fn metric(net: &Network, i: usize, name: &str) -> u64 {
-    net.metrics(i)
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-        .unwrap_or(0)
+    net.metric(i, name).await
 }
 
 /// Signs `count` times, each outcome with exactly `t` signers and its own presignature.

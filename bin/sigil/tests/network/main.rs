@@ -6,6 +6,7 @@ mod actions;
 mod chain;
 mod encryption;
 mod harness;
+mod hostile;
 mod integrity;
 mod signing;
 mod vouch;

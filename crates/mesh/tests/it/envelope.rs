@@ -235,7 +235,10 @@ fn a_prefix_tells_a_peer_from_a_stranger_before_the_body_is_read() {
     let envelope = net.seal(0, 1, b"a protocol message");
     // Checked cold (the session derived), then warm (remembered).
     for _ in 0..2 {
-        assert_eq!(net.nodes[1].check_prefix(&envelope[..PREFIX_LEN], envelope.len()), Ok(0));
+        assert_eq!(
+            net.nodes[1].check_prefix(&envelope[..PREFIX_LEN], Some(envelope.len())),
+            Ok(0)
+        );
     }
     assert_eq!(net.open(1, &envelope).unwrap().1, b"a protocol message");
     // A stranger's prefix, a pinned node impersonated, a wrong addressee, a short prefix or length,
@@ -243,36 +246,51 @@ fn a_prefix_tells_a_peer_from_a_stranger_before_the_body_is_read() {
     let stranger = Endpoint::new(9, Identity::generate().unwrap(), net.pinned(), SessionPolicy::default());
     let theirs = stranger.seal(1, b"hi").unwrap();
     assert_eq!(
-        net.nodes[1].check_prefix(&theirs[..PREFIX_LEN], theirs.len()),
+        net.nodes[1].check_prefix(&theirs[..PREFIX_LEN], Some(theirs.len())),
         Err(MeshError::UnknownPeer { claimed: 9 })
     );
-    let impostor = Endpoint::new(2, Identity::from_secret(net.secrets[0]), net.pinned(), SessionPolicy::default());
+    let impostor = Endpoint::new(
+        2,
+        Identity::from_secret(net.secrets[0]),
+        net.pinned(),
+        SessionPolicy::default(),
+    );
     let forged = impostor.seal(1, b"hi").unwrap();
     assert_eq!(
-        net.nodes[1].check_prefix(&forged[..PREFIX_LEN], forged.len()),
+        net.nodes[1].check_prefix(&forged[..PREFIX_LEN], Some(forged.len())),
         Err(MeshError::Unauthenticated { claimed: 2 })
     );
     assert_eq!(
-        net.nodes[2].check_prefix(&envelope[..PREFIX_LEN], envelope.len()),
+        net.nodes[2].check_prefix(&envelope[..PREFIX_LEN], Some(envelope.len())),
         Err(MeshError::NotForMe { to: 1 })
     );
-    assert!(net.nodes[1].check_prefix(&envelope[..PREFIX_LEN - 1], envelope.len()).is_err());
-    assert!(net.nodes[1].check_prefix(&envelope[..PREFIX_LEN], OVERHEAD - 1).is_err());
+    assert!(net.nodes[1]
+        .check_prefix(&envelope[..PREFIX_LEN - 1], Some(envelope.len()))
+        .is_err());
+    assert!(net.nodes[1]
+        .check_prefix(&envelope[..PREFIX_LEN], Some(OVERHEAD - 1))
+        .is_err());
     assert!(matches!(
-        net.nodes[1].check_prefix(&envelope[..PREFIX_LEN], OVERHEAD + MAX_BODY + 1),
+        net.nodes[1].check_prefix(&envelope[..PREFIX_LEN], Some(OVERHEAD + MAX_BODY + 1)),
         Err(MeshError::TooLarge { .. })
     ));
     let fresh = net.seal(2, 1, b"new session");
     for at in SESSION {
         let mut bad = fresh[..PREFIX_LEN].to_vec();
         bad[at] ^= 0x01;
-        assert!(net.nodes[1].check_prefix(&bad, fresh.len()).is_err(), "flip at {at}");
+        assert!(
+            net.nodes[1].check_prefix(&bad, Some(fresh.len())).is_err(),
+            "flip at {at}"
+        );
     }
     // A genuine prefix with a body someone else made passes the prefix, not the envelope.
     let mut swapped = envelope.clone();
     let end = swapped.len() - 1;
     swapped[end] ^= 0x01;
-    assert_eq!(net.nodes[1].check_prefix(&swapped[..PREFIX_LEN], swapped.len()), Ok(0));
+    assert_eq!(
+        net.nodes[1].check_prefix(&swapped[..PREFIX_LEN], Some(swapped.len())),
+        Ok(0)
+    );
     assert_eq!(net.open(1, &swapped), Err(MeshError::Unauthenticated { claimed: 0 }));
 }
 

@@ -114,5 +114,8 @@ fn one_peer_flooding_sessions_that_never_open_fills_only_its_own_share() {
     router.expire(now + Duration::from_secs(6));
     assert_eq!(router.early_bytes_of(7), 0);
     assert_eq!(router.early_bytes_of(1), 0);
-    assert_eq!(router.route(now + Duration::from_secs(6), key(150), 7, vec![0; 500]), Routed::Buffered);
+    assert_eq!(
+        router.route(now + Duration::from_secs(6), key(150), 7, vec![0; 500]),
+        Routed::Buffered
+    );
 }

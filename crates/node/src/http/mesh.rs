@@ -1,28 +1,37 @@
 //! `POST /mesh/send` (a batch of sealed envelopes, answered 204) and `POST /mesh/call` (one
-//! sealed call, answered with a sealed reply) over `mesh::dispatch`.
+//! sealed call, answered with a sealed reply) over `mesh::dispatch`. Bodies are streamed into a
+//! [`dispatch::Inbound`], which authenticates each envelope before it keeps the next: an
+//! unauthenticated sender is cut off after its first 69 bytes, and the rest of its body is never
+//! read.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use futures::StreamExt;
 
-use super::error::{body, ApiError};
-use crate::mesh::dispatch;
+use super::error::ApiError;
+use crate::error::Error;
+use crate::mesh::dispatch::{self, Inbound};
 use crate::node::Node;
 
-pub(super) async fn send(
-    State(node): State<Arc<Node>>,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    dispatch::receive(&node, &body(raw)?)?;
+/// Pushes `body` into `inbound` as it arrives; the first refusal ends the read.
+async fn stream(mut inbound: Inbound, body: Body) -> Result<Option<Vec<u8>>, Error> {
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
+        inbound.push(&chunk)?;
+    }
+    inbound.finish()
+}
+
+pub(super) async fn send(State(node): State<Arc<Node>>, body: Body) -> Result<StatusCode, ApiError> {
+    stream(Inbound::batch(&node), body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) async fn call(
-    State(node): State<Arc<Node>>,
-    raw: Result<Bytes, BytesRejection>,
-) -> Result<Vec<u8>, ApiError> {
-    Ok(dispatch::answer(&node, &body(raw)?).await?)
+pub(super) async fn call(State(node): State<Arc<Node>>, body: Body) -> Result<Vec<u8>, ApiError> {
+    let envelope = stream(Inbound::call(&node), body).await?.unwrap_or_default();
+    Ok(dispatch::answer(&node, &envelope).await?)
 }

@@ -30,8 +30,6 @@ mod pkp;
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// Largest body accepted on `/mesh` endpoints (one batch of envelopes).
-pub const MAX_MESH_BYTES: usize = 64 << 20;
 
 /// The router for one node.
 pub fn app(node: Arc<Node>) -> Router {
@@ -51,10 +49,11 @@ pub fn app(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::max(
             code_limit.saturating_mul(2).saturating_add(1 << 20),
         ));
+    // Mesh bodies are read by `mesh::frames`, which bounds them (`MAX_SEND_BYTES`, `MAX_FRAMES`,
+    // `MAX_FRAME_BYTES`) and authenticates each envelope before it keeps the next.
     let mesh = Router::new()
         .route("/mesh/send", post(mesh::send))
-        .route("/mesh/call", post(mesh::call))
-        .layer(DefaultBodyLimit::max(MAX_MESH_BYTES));
+        .route("/mesh/call", post(mesh::call));
     web.merge(actions)
         .merge(mesh)
         .fallback(not_found)

@@ -17,6 +17,7 @@ pub(super) async fn health(State(node): State<Arc<Node>>) -> Json<serde_json::Va
 pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let mut out = String::new();
     node.metrics.render(&mut out);
+    mesh_metrics(&node, &mut out);
     let up = node.live().len();
     metric(
         &mut out,
@@ -125,4 +126,52 @@ fn health_of(node: &Node) -> serde_json::Value {
         "presignatures": epoch.pool.stock(),
         "version": env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// The mesh's bounds: what its queues hold and what they dropped.
+fn mesh_metrics(node: &Node, out: &mut String) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dropped = &node.net.dropped;
+    out.push_str("# HELP sigil_mesh_dropped_total Outgoing mesh messages dropped, by reason.\n");
+    out.push_str("# TYPE sigil_mesh_dropped_total counter\n");
+    for (reason, count) in [
+        ("queue_full", &dropped.queue_full),
+        ("peer_down", &dropped.peer_down),
+        ("too_large", &dropped.too_large),
+        ("unreachable", &dropped.unreachable),
+    ] {
+        let _ = writeln!(
+            out,
+            "sigil_mesh_dropped_total{{reason=\"{reason}\"}} {}",
+            count.load(Relaxed)
+        );
+    }
+    let (messages, bytes) = node
+        .net
+        .peer_ids()
+        .into_iter()
+        .map(|peer| node.net.queued(peer))
+        .fold((0, 0), |(m, b), (pm, pb)| (m + pm, b + pb));
+    metric(
+        out,
+        "sigil_mesh_queued_messages",
+        "gauge",
+        "Messages waiting in the peers' send queues.",
+        messages,
+    );
+    metric(
+        out,
+        "sigil_mesh_queued_bytes",
+        "gauge",
+        "Bytes waiting in the peers' send queues.",
+        bytes,
+    );
+    metric(
+        out,
+        "sigil_early_dropped_total",
+        "counter",
+        "Protocol messages for sessions not open yet that the bounds of the early buffer dropped.",
+        node.sessions.early_dropped(),
+    );
 }

@@ -6,23 +6,103 @@
 use std::sync::Arc;
 
 use crate::error::{hex_bytes, Error, Kind};
-use crate::mesh::net::frames;
+use crate::mesh::frames::{FrameError, FrameReader, Framing, Ready};
 use crate::mesh::wire::{Call, Message, Reply};
+use crate::metrics::Refusal;
 use crate::node::Node;
 use crate::signing::pool::{allocate, AllocateCall};
 
-/// Opens each sealed envelope of a `/mesh/send` batch and hands its message to its service.
-/// Stops at the first envelope that does not open (`MESH_REJECTED`).
-pub fn receive(node: &Arc<Node>, raw: &[u8]) -> Result<(), Error> {
-    let frames = frames(raw).map_err(Error::bad_request)?;
-    for frame in frames {
-        let opened = match node.net.open(frame) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "rejected a mesh envelope");
-                return Err(Error::new(Kind::Forbidden, "MESH_REJECTED", e.to_string()));
+/// A body a peer is posting, checked as its bytes arrive ([`crate::mesh::frames`]): each
+/// envelope's prefix is authenticated before the envelope is kept, each envelope is opened and
+/// handed to its service before the next is read, and every envelope of a body must come from
+/// the same peer. The first failure ends the body: a stranger costs the 69 bytes of its first
+/// prefix, and nothing after a bad envelope is read.
+pub struct Inbound {
+    node: Arc<Node>,
+    reader: FrameReader,
+    from: Option<u32>,
+}
+
+impl Inbound {
+    /// A `/mesh/send` body: a batch of one-way messages.
+    pub fn batch(node: &Arc<Node>) -> Self {
+        Self::new(node, Framing::Batch)
+    }
+
+    /// A `/mesh/call` body: one call.
+    pub fn call(node: &Arc<Node>) -> Self {
+        Self::new(node, Framing::Single)
+    }
+
+    fn new(node: &Arc<Node>, framing: Framing) -> Self {
+        Self {
+            node: Arc::clone(node),
+            reader: FrameReader::new(framing),
+            from: None,
+        }
+    }
+
+    /// The next bytes of the body.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), Error> {
+        loop {
+            match self.reader.push(&mut chunk) {
+                Ok(None) => return Ok(()),
+                Ok(Some(Ready::Prefix { prefix, len })) => {
+                    let from = self
+                        .node
+                        .net
+                        .check_prefix(&prefix, len)
+                        .map_err(|e| self.reject("prefix", e.to_string()))?;
+                    if self.from.is_some_and(|first| first != from) {
+                        return Err(self.reject(
+                            "mixed_senders",
+                            format!(
+                                "a body from node {} carries an envelope from node {from}",
+                                self.from.unwrap_or(from)
+                            ),
+                        ));
+                    }
+                    self.from = Some(from);
+                }
+                Ok(Some(Ready::Frame(envelope))) => self.deliver(&envelope)?,
+                Err(e) => return Err(self.frame_error(e)),
             }
+        }
+    }
+
+    /// The body ended; for a call, the envelope it carried.
+    pub fn finish(self) -> Result<Option<Vec<u8>>, Error> {
+        let node = Arc::clone(&self.node);
+        self.reader.finish().map_err(|e| {
+            node.metrics.refused(Refusal::MeshRejected, "framing");
+            Error::bad_request(e.to_string())
+        })
+    }
+
+    fn frame_error(&self, e: FrameError) -> Error {
+        let reason = match e {
+            FrameError::TooManyFrames => "frames",
+            FrameError::TooLarge => "body_size",
+            FrameError::FrameSize { .. } => "frame_size",
+            FrameError::Truncated { .. } => "framing",
         };
+        self.node.metrics.refused(Refusal::MeshRejected, reason);
+        Error::new(Kind::TooLarge, "MESH_TOO_LARGE", e.to_string())
+    }
+
+    fn reject(&self, reason: &'static str, message: String) -> Error {
+        self.node.metrics.refused(Refusal::MeshRejected, reason);
+        tracing::warn!(reason, error = %message, "rejected a mesh body");
+        Error::new(Kind::Forbidden, "MESH_REJECTED", message)
+    }
+
+    /// Opens one envelope of a batch and hands its message to its service.
+    fn deliver(&self, envelope: &[u8]) -> Result<(), Error> {
+        let node = &self.node;
+        let opened = node
+            .net
+            .open(envelope)
+            .map_err(|e| self.reject("envelope", e.to_string()))?;
         match Message::decode(&opened.body) {
             Ok(Message::Protocol(session, bytes)) => {
                 node.sessions
@@ -38,16 +118,17 @@ pub fn receive(node: &Arc<Node>, raw: &[u8]) -> Result<(), Error> {
             Ok(Message::Action { request, topic, value }) => node.mailbox.put(request, &topic, opened.from, value),
             Err(e) => tracing::warn!(peer = opened.from, error = %e, "malformed mesh message"),
         }
+        Ok(())
     }
-    Ok(())
 }
 
-/// Opens a `/mesh/call` envelope, answers the call, and seals the reply to its sender.
+/// Opens a `/mesh/call` envelope (read by [`Inbound::call`]), answers the call, and seals the
+/// reply to its sender.
 pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
-    let opened = node
-        .net
-        .open(raw)
-        .map_err(|e| Error::new(Kind::Forbidden, "MESH_REJECTED", e.to_string()))?;
+    let opened = node.net.open(raw).map_err(|e| {
+        node.metrics.refused(Refusal::MeshRejected, "envelope");
+        Error::new(Kind::Forbidden, "MESH_REJECTED", e.to_string())
+    })?;
     let reply = match serde_json::from_slice::<Call>(&opened.body) {
         Ok(Call::Ping) => {
             let signed = node.sign_takes(node.store.takes().unwrap_or(0));

@@ -3,17 +3,132 @@
 //!
 //! Every peer has its own queue and sender task, so a slow or dead peer delays only its own
 //! messages. A failed batch is retried with backoff for a few seconds, then dropped: the protocol
-//! session that needed it fails at its deadline, it never hangs.
+//! session that needed it fails at its deadline, it never hangs. A queue is bounded in messages
+//! and bytes ([`QueueLimits`]) and drops its oldest message when full; nothing is queued to a
+//! peer marked down (its last batch or call failed), until a heartbeat finds it up again.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sigil_mesh::{Endpoint, Identity, MeshError, NodeKey, Opened, SessionPolicy};
-use tokio::sync::mpsc;
+use sigil_mesh::{Endpoint, Identity, MeshError, NodeKey, Opened, SessionPolicy, OVERHEAD};
+use tokio::sync::Notify;
 
-/// Messages in one `POST /mesh/send`.
-const MAX_BATCH: usize = 64;
+use crate::mesh::frames::{self, MAX_FRAMES, MAX_FRAME_BYTES, MAX_SEND_BYTES};
+
+/// Bounds of each peer's send queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Messages queued to one peer.
+    pub messages: usize,
+    /// Bytes queued to one peer.
+    pub bytes: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            messages: 4096,
+            bytes: 64 << 20,
+        }
+    }
+}
+
+/// Outgoing messages the mesh dropped, by reason.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    /// The peer's queue was full: its oldest message went.
+    pub queue_full: AtomicU64,
+    /// The peer was marked down.
+    pub peer_down: AtomicU64,
+    /// Larger than one envelope may be.
+    pub too_large: AtomicU64,
+    /// The peer stayed unreachable through every retry of a batch.
+    pub unreachable: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queued {
+    messages: VecDeque<Vec<u8>>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// One peer's bounded queue.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Queued>,
+    ready: Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `body`; returns how many old messages made room for it.
+    fn push(&self, body: Vec<u8>, limits: QueueLimits) -> u64 {
+        let mut dropped = 0;
+        {
+            let mut q = self.lock();
+            q.bytes += body.len();
+            q.messages.push_back(body);
+            while q.messages.len() > limits.messages.max(1) || (q.bytes > limits.bytes && q.messages.len() > 1) {
+                if let Some(old) = q.messages.pop_front() {
+                    q.bytes -= old.len();
+                    dropped += 1;
+                }
+            }
+        }
+        self.ready.notify_one();
+        dropped
+    }
+
+    /// Empties the queue; returns how many messages it held.
+    fn clear(&self) -> u64 {
+        let mut q = self.lock();
+        let n = q.messages.len() as u64;
+        q.messages.clear();
+        q.bytes = 0;
+        n
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits for messages, then takes a batch: at most [`MAX_FRAMES`], and at most
+    /// [`MAX_SEND_BYTES`] once sealed and framed. `None` once closed.
+    async fn next_batch(&self) -> Option<Vec<Vec<u8>>> {
+        loop {
+            {
+                let mut q = self.lock();
+                if q.closed {
+                    return None;
+                }
+                if !q.messages.is_empty() {
+                    let mut batch = Vec::new();
+                    let mut size = 0;
+                    while let Some(next) = q.messages.front() {
+                        let framed = 4 + OVERHEAD + next.len();
+                        if batch.len() == MAX_FRAMES || (!batch.is_empty() && size + framed > MAX_SEND_BYTES) {
+                            break;
+                        }
+                        size += framed;
+                        if let Some(message) = q.messages.pop_front() {
+                            q.bytes -= message.len();
+                            batch.push(message);
+                        }
+                    }
+                    return Some(batch);
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
 /// Backoff before each retry of a failed batch.
 const RETRY_BACKOFF_MS: [u64; 6] = [20, 50, 100, 250, 500, 1000];
 
@@ -48,7 +163,7 @@ pub enum NetError {
 
 struct Peer {
     url: String,
-    queue: mpsc::UnboundedSender<Vec<u8>>,
+    queue: Arc<Queue>,
 }
 
 /// This node's end of the mesh.
@@ -58,11 +173,22 @@ pub struct Net {
     peers: BTreeMap<u32, Peer>,
     http: reqwest::Client,
     up: Mutex<BTreeMap<u32, bool>>,
+    limits: QueueLimits,
+    /// Outgoing messages dropped, by reason.
+    pub dropped: Dropped,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for peer in self.peers.values() {
+            peer.queue.close();
+        }
+    }
 }
 
 impl Net {
     /// Starts one sender task per peer (other than `me`); must run inside a tokio runtime.
-    pub fn start(me: u32, identity: Identity, peers: &[(u32, String, NodeKey)]) -> Arc<Self> {
+    pub fn start(me: u32, identity: Identity, peers: &[(u32, String, NodeKey)], limits: QueueLimits) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(16)
             .tcp_nodelay(true)
@@ -74,13 +200,13 @@ impl Net {
             if *id == me {
                 continue;
             }
-            let (tx, rx) = mpsc::unbounded_channel();
-            receivers.push((*id, rx));
+            let queue = Arc::new(Queue::default());
+            receivers.push((*id, Arc::clone(&queue)));
             map.insert(
                 *id,
                 Peer {
                     url: url.clone(),
-                    queue: tx,
+                    queue,
                 },
             );
         }
@@ -91,9 +217,11 @@ impl Net {
             peers: map,
             http,
             up: Mutex::new(BTreeMap::new()),
+            limits,
+            dropped: Dropped::default(),
         });
-        for (id, rx) in receivers {
-            tokio::spawn(sender(Arc::downgrade(&net), id, rx));
+        for (id, queue) in receivers {
+            tokio::spawn(sender(Arc::downgrade(&net), id, queue));
         }
         net
     }
@@ -103,12 +231,29 @@ impl Net {
         self.me
     }
 
-    /// Queues a one-way message to `to`.
+    /// Queues a one-way message to `to`; drops it when `to` is marked down or the message is
+    /// larger than an envelope may be, and drops `to`'s oldest message when its queue is full.
     pub fn send(&self, to: u32, body: Vec<u8>) {
-        if let Some(peer) = self.peers.get(&to) {
-            // The receiver lives as long as `self`; a closed queue only happens during shutdown.
-            let _ = peer.queue.send(body);
+        let Some(peer) = self.peers.get(&to) else { return };
+        if body.len() + OVERHEAD > MAX_FRAME_BYTES {
+            tracing::warn!(peer = to, bytes = body.len(), "mesh message too large to send; dropped");
+            self.dropped.too_large.fetch_add(1, Ordering::Relaxed);
+        } else if self.is_down(to) {
+            self.dropped.peer_down.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let old = peer.queue.push(body, self.limits);
+            if old > 0 {
+                self.dropped.queue_full.fetch_add(old, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Messages waiting for `to`.
+    pub fn queued(&self, to: u32) -> (usize, usize) {
+        self.peers.get(&to).map_or((0, 0), |p| {
+            let q = p.queue.lock();
+            (q.messages.len(), q.bytes)
+        })
     }
 
     /// Sends `body` to `to` and waits for its sealed reply.
@@ -152,6 +297,12 @@ impl Net {
         self.endpoint.open(envelope)
     }
 
+    /// Authenticates an envelope's prefix before the rest is read (`len`: the envelope's length,
+    /// if declared); returns the sender. See [`Endpoint::check_prefix`].
+    pub fn check_prefix(&self, prefix: &[u8], len: Option<usize>) -> Result<u32, MeshError> {
+        self.endpoint.check_prefix(prefix, len)
+    }
+
     /// Seals a reply to `to`.
     pub fn seal_to(&self, to: u32, body: &[u8]) -> Result<Vec<u8>, NetError> {
         if !self.peers.contains_key(&to) {
@@ -160,11 +311,22 @@ impl Net {
         Ok(self.endpoint.seal(to, body)?)
     }
 
-    /// Records whether `peer` answered its last message.
+    /// Records whether `peer` answered its last message; marked down, its queue is emptied.
     pub fn mark(&self, peer: u32, up: bool) {
         if let Ok(mut map) = self.up.lock() {
             map.insert(peer, up);
         }
+        if !up {
+            if let Some(p) = self.peers.get(&peer) {
+                let n = p.queue.clear();
+                self.dropped.peer_down.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether `peer` is marked down (a peer never heard of yet is not).
+    fn is_down(&self, peer: u32) -> bool {
+        self.up.lock().map(|m| m.get(&peer) == Some(&false)).unwrap_or(false)
     }
 
     /// Whether `peer` answered its last message (this node is always up).
@@ -178,40 +340,18 @@ impl Net {
     }
 }
 
-/// Splits a `/mesh/send` body into its envelopes: `len:u32 | envelope`, repeated.
-pub fn frames(mut body: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        let (len, rest) = body.split_at_checked(4).ok_or("truncated frame length")?;
-        let len = u32::from_be_bytes(len.try_into().map_err(|_| "frame length")?) as usize;
-        let (frame, rest) = rest.split_at_checked(len).ok_or("truncated frame")?;
-        out.push(frame);
-        body = rest;
-    }
-    Ok(out)
-}
-
-async fn sender(net: std::sync::Weak<Net>, to: u32, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
-    while let Some(first) = rx.recv().await {
+async fn sender(net: std::sync::Weak<Net>, to: u32, queue: Arc<Queue>) {
+    while let Some(batch) = queue.next_batch().await {
         let Some(net) = net.upgrade() else { return };
         let Some(peer) = net.peers.get(&to) else { return };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
-            }
-        }
-        let mut body = Vec::new();
+        let mut sealed = Vec::with_capacity(batch.len());
         for message in &batch {
             match net.endpoint.seal(to, message) {
-                Ok(envelope) => {
-                    body.extend_from_slice(&(envelope.len() as u32).to_be_bytes());
-                    body.extend_from_slice(&envelope);
-                }
+                Ok(envelope) => sealed.push(envelope),
                 Err(e) => tracing::warn!(peer = to, error = %e, "cannot seal a message"),
             }
         }
+        let body = frames::batch(sealed.iter().map(Vec::as_slice));
         let url = format!("{}/mesh/send", peer.url);
         let mut attempt = 0;
         loop {
@@ -233,9 +373,11 @@ async fn sender(net: std::sync::Weak<Net>, to: u32, mut rx: mpsc::UnboundedRecei
                     break;
                 }
                 Err(e) => {
-                    net.mark(to, false);
                     let Some(wait) = RETRY_BACKOFF_MS.get(attempt) else {
                         tracing::debug!(peer = to, error = %e, dropped = batch.len(), "peer unreachable; messages dropped");
+                        net.dropped.unreachable.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        // Down until a heartbeat reaches it: nothing more is queued for it.
+                        net.mark(to, false);
                         break;
                     };
                     attempt += 1;
@@ -243,5 +385,73 @@ async fn sender(net: std::sync::Weak<Net>, to: u32, mut rx: mpsc::UnboundedRecei
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(limits: QueueLimits) -> Arc<Net> {
+        let me = Identity::generate().unwrap();
+        let peer = Identity::generate().unwrap();
+        // Port 9 on loopback: nothing listens, every batch fails.
+        let peers = [
+            (0, "http://127.0.0.1:9".to_string(), me.public()),
+            (1, "http://127.0.0.1:9".to_string(), peer.public()),
+        ];
+        Net::start(0, me, &peers, limits)
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_messages_and_stays_within_its_bounds() {
+        let queue = Queue::default();
+        let limits = QueueLimits {
+            messages: 3,
+            bytes: 100,
+        };
+        let dropped: u64 = (0..10u8).map(|i| queue.push(vec![i; 10], limits)).sum();
+        assert_eq!(dropped, 7);
+        let held: Vec<u8> = queue.lock().messages.iter().map(|m| m[0]).collect();
+        assert_eq!(held, [7, 8, 9], "the newest are kept");
+        let dropped = queue.push(vec![0; 95], limits);
+        assert_eq!(dropped, 3, "bytes bound: only the 95-byte message fits");
+        assert_eq!(queue.lock().bytes, 95);
+        // One message larger than the byte bound is still kept alone (it fits an envelope).
+        assert_eq!(queue.push(vec![0; 500], limits), 1);
+        assert_eq!(queue.lock().messages.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_queued_to_a_peer_marked_down_or_larger_than_an_envelope() {
+        let net = net(QueueLimits::default());
+        net.mark(1, false);
+        for _ in 0..100 {
+            net.send(1, vec![0; 1000]);
+        }
+        assert_eq!(net.queued(1), (0, 0));
+        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 100);
+        net.mark(1, true);
+        net.send(1, vec![0; MAX_FRAME_BYTES]);
+        assert_eq!(net.dropped.too_large.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_its_frame_count_and_body_size() {
+        let queue = Queue::default();
+        let limits = QueueLimits::default();
+        for _ in 0..100 {
+            queue.push(vec![0; 10], limits);
+        }
+        assert_eq!(queue.next_batch().await.unwrap().len(), MAX_FRAMES);
+        assert_eq!(queue.next_batch().await.unwrap().len(), 100 - MAX_FRAMES);
+        for _ in 0..5 {
+            queue.push(vec![0; 3 << 20], limits);
+        }
+        let batch = queue.next_batch().await.unwrap();
+        assert!(batch.iter().map(|m| m.len() + OVERHEAD + 4).sum::<usize>() <= MAX_SEND_BYTES);
+        assert_eq!(batch.len(), 5);
+        queue.close();
+        assert!(queue.next_batch().await.is_none());
     }
 }

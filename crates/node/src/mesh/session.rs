@@ -43,20 +43,35 @@ struct Hub {
 /// The routing table from session ids to running sessions.
 pub struct Sessions {
     hub: Mutex<Hub>,
+    early_dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Self {
-            hub: Mutex::new(Hub {
-                router: Router::new(RouterConfig::default()),
-                live: HashMap::new(),
-            }),
-        }
+        Self::new(RouterConfig::default().max_early_bytes_per_peer)
     }
 }
 
 impl Sessions {
+    /// A routing table keeping at most `early_bytes_per_peer` of early messages per peer.
+    pub fn new(early_bytes_per_peer: usize) -> Self {
+        Self {
+            hub: Mutex::new(Hub {
+                router: Router::new(RouterConfig {
+                    max_early_bytes_per_peer: early_bytes_per_peer,
+                    ..RouterConfig::default()
+                }),
+                live: HashMap::new(),
+            }),
+            early_dropped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Early messages dropped because a bound was reached.
+    pub fn early_dropped(&self) -> u64 {
+        self.early_dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Hands a protocol message from `from` to its session, or buffers it until the session opens.
     pub fn deliver(&self, from: u32, key: SessionKey, body: Vec<u8>) {
         let Ok(mut hub) = self.hub.lock() else { return };
@@ -67,7 +82,10 @@ impl Sessions {
                 }
             }
             Routed::Buffered | Routed::DroppedClosed => {}
-            Routed::DroppedFull => tracing::warn!(peer = from, "early-message buffer full; message dropped"),
+            Routed::DroppedFull => {
+                self.early_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(peer = from, "early-message buffer full; message dropped");
+            }
         }
     }
 

@@ -1,0 +1,107 @@
+//! Hostile traffic against real node processes: what a stranger on the network can make a node
+//! hold, and that it keeps serving afterwards.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::Network;
+use crate::signing::{mint, sign_and_check};
+
+const READY: Duration = Duration::from_secs(120);
+
+/// The peak resident memory of process `pid` (`VmHWM`), in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Posts `total` bytes made of `chunk` repeated to `path` over one raw connection, as fast as the
+/// node reads them; returns the status line the node answered with (or the empty string if it
+/// closed without one) and how many bytes it accepted before the write failed.
+async fn post_raw(url: &str, path: &str, chunk: &[u8], total: usize) -> (String, usize) {
+    let addr = url.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\ncontent-length: {total}\r\n\r\n"
+    );
+    let chunk = chunk.to_vec();
+    let writer = tokio::spawn(async move {
+        let mut sent = 0;
+        if write.write_all(head.as_bytes()).await.is_err() {
+            return sent;
+        }
+        while sent < total {
+            let n = chunk.len().min(total - sent);
+            if write.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+            sent += n;
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(read);
+    let sent = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("the node neither read nor refused the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    (text.lines().next().unwrap_or_default().to_string(), sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_sixty_mebibyte_mesh_body_is_cut_off_at_its_first_frame_and_costs_no_memory() {
+    let mut net = Network::start(3, 4, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
+    let pid = net.pid(0).unwrap();
+    let url = net.urls[0].clone();
+    let before = peak_kib(pid);
+    const BODY: usize = 60 << 20;
+    // Empty frames (a zero length field, repeated): refused at the first length field.
+    let (status, _) = post_raw(&url, "/mesh/send", &[0u8; 64 << 10], BODY).await;
+    assert!(status.contains(" 413 "), "empty frames: {status:?}");
+    // Frames of plausible length from a stranger: refused at the first frame's 65-byte prefix.
+    let mut frames = Vec::new();
+    for _ in 0..16 {
+        frames.extend_from_slice(&(4096u32).to_be_bytes());
+        frames.extend_from_slice(&[7u8; 4096]);
+    }
+    let (status, _) = post_raw(&url, "/mesh/send", &frames, BODY).await;
+    assert!(status.contains(" 403 "), "a stranger's frames: {status:?}");
+    // A stranger's call: refused at its prefix too.
+    let (status, _) = post_raw(&url, "/mesh/call", &[9u8; 64 << 10], BODY).await;
+    assert!(status.contains(" 403 "), "a stranger's call: {status:?}");
+    let after = peak_kib(pid);
+    assert!(
+        after.saturating_sub(before) < 16 << 10,
+        "peak memory grew by {} KiB over three 60 MiB bodies",
+        after.saturating_sub(before)
+    );
+    assert!(net.metric(0, "sigil_mesh_rejected_total{reason=\"frame_size\"}").await >= 1);
+    assert!(net.metric(0, "sigil_mesh_rejected_total{reason=\"prefix\"}").await >= 2);
+    // And the node still takes part in signing.
+    for _ in 0..3 {
+        sign_and_check(&client, &owned).await;
+    }
+}

@@ -1,0 +1,317 @@
+//! Reading what a peer posts, a frame at a time, sans-IO: the bytes of a `/mesh/send` body
+//! (`len:u32 | envelope`, repeated) or a `/mesh/call` body (one envelope) are pushed in as they
+//! arrive, and the reader hands out each envelope's prefix (header and session, to be
+//! authenticated before anything more is kept) and then the whole envelope. Nothing is
+//! allocated for a frame before its prefix arrived, and never more than the frame's declared
+//! length, itself at most [`MAX_FRAME_BYTES`]; a batch has at most [`MAX_FRAMES`] frames and
+//! [`MAX_SEND_BYTES`] bytes.
+
+use sigil_mesh::{OVERHEAD, PREFIX_LEN};
+
+/// Largest envelope a peer may post (its body at most this less [`OVERHEAD`]). The largest
+/// message nodes exchange is an action value (at most 1 MiB, JSON-escaped).
+pub const MAX_FRAME_BYTES: usize = 8 << 20;
+/// Frames in one `/mesh/send` body.
+pub const MAX_FRAMES: usize = 64;
+/// Bytes in one `/mesh/send` body, length fields included.
+pub const MAX_SEND_BYTES: usize = 16 << 20;
+/// Bytes of a length field.
+const LEN_BYTES: usize = 4;
+
+/// What the pushed bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// A `/mesh/send` body: length-prefixed envelopes.
+    Batch,
+    /// A `/mesh/call` body: one envelope, its length the body's.
+    Single,
+}
+
+/// Why a body was refused before its frames were opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// A frame declares more than [`MAX_FRAME_BYTES`] (or less than an envelope's overhead).
+    #[error("frame {index} declares {len} bytes; an envelope has {OVERHEAD} to {MAX_FRAME_BYTES}")]
+    FrameSize {
+        /// Position in the body, from 0.
+        index: usize,
+        /// The declared length.
+        len: usize,
+    },
+    /// More than [`MAX_FRAMES`] frames.
+    #[error("more than {MAX_FRAMES} frames in one body")]
+    TooManyFrames,
+    /// More than [`MAX_SEND_BYTES`] bytes.
+    #[error("body exceeds {MAX_SEND_BYTES} bytes")]
+    TooLarge,
+    /// The body ended inside a frame.
+    #[error("body ends inside frame {index}")]
+    Truncated {
+        /// The frame cut short.
+        index: usize,
+    },
+}
+
+/// The next thing the pushed bytes completed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// The first [`PREFIX_LEN`] bytes of an envelope of `len` bytes (`None`: the length is the
+    /// body's, not known yet): authenticate them before pushing more.
+    Prefix {
+        /// Header and session.
+        prefix: [u8; PREFIX_LEN],
+        /// The envelope's declared length.
+        len: Option<usize>,
+    },
+    /// A whole envelope (of a batch; a single envelope comes from [`FrameReader::finish`]).
+    Frame(Vec<u8>),
+}
+
+/// Reads frames from pushed bytes; see the module doc.
+#[derive(Debug)]
+pub struct FrameReader {
+    framing: Framing,
+    /// The length field being read.
+    len_bytes: Vec<u8>,
+    /// The declared length of the frame being read, once its length field is in.
+    len: Option<usize>,
+    /// The frame being read.
+    frame: Vec<u8>,
+    prefix_sent: bool,
+    frames: usize,
+    total: usize,
+}
+
+impl FrameReader {
+    /// A reader for a body of the given framing.
+    pub fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            len_bytes: Vec::with_capacity(LEN_BYTES),
+            len: None,
+            frame: Vec::new(),
+            prefix_sent: false,
+            frames: 0,
+            total: 0,
+        }
+    }
+
+    /// Envelopes completed so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Consumes bytes from the front of `data` until something is ready or `data` is empty. Call
+    /// again with the rest of `data` after handling what it returned.
+    pub fn push(&mut self, data: &mut &[u8]) -> Result<Option<Ready>, FrameError> {
+        while !data.is_empty() {
+            if self.framing == Framing::Batch && self.len.is_none() {
+                if self.frames >= MAX_FRAMES {
+                    return Err(FrameError::TooManyFrames);
+                }
+                let take = (LEN_BYTES - self.len_bytes.len()).min(data.len());
+                self.consume(data, take, false)?;
+                if self.len_bytes.len() < LEN_BYTES {
+                    continue;
+                }
+                let mut field = [0u8; LEN_BYTES];
+                field.copy_from_slice(&self.len_bytes);
+                let len = u32::from_be_bytes(field) as usize;
+                if !(OVERHEAD..=MAX_FRAME_BYTES).contains(&len) {
+                    return Err(FrameError::FrameSize {
+                        index: self.frames,
+                        len,
+                    });
+                }
+                self.len = Some(len);
+                continue;
+            }
+            // Until the prefix is checked, only the prefix is kept.
+            let limit = match (self.prefix_sent, self.len) {
+                (false, _) => PREFIX_LEN,
+                (true, Some(len)) => len,
+                (true, None) => MAX_FRAME_BYTES,
+            };
+            let take = limit.saturating_sub(self.frame.len()).min(data.len());
+            if take == 0 && self.framing == Framing::Single {
+                return Err(FrameError::FrameSize {
+                    index: 0,
+                    len: self.frame.len() + data.len(),
+                });
+            }
+            self.consume(data, take, true)?;
+            if !self.prefix_sent && self.frame.len() == PREFIX_LEN {
+                self.prefix_sent = true;
+                let mut prefix = [0u8; PREFIX_LEN];
+                prefix.copy_from_slice(&self.frame);
+                return Ok(Some(Ready::Prefix { prefix, len: self.len }));
+            }
+            if let Some(len) = self.len {
+                if self.frame.len() == len {
+                    self.len = None;
+                    self.len_bytes.clear();
+                    self.prefix_sent = false;
+                    self.frames += 1;
+                    return Ok(Some(Ready::Frame(std::mem::take(&mut self.frame))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The body ended: a batch must end between frames; a single envelope is returned whole.
+    pub fn finish(mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        match self.framing {
+            Framing::Batch if self.len.is_some() || !self.len_bytes.is_empty() => {
+                Err(FrameError::Truncated { index: self.frames })
+            }
+            Framing::Batch => Ok(None),
+            Framing::Single if self.frame.len() < OVERHEAD => Err(FrameError::Truncated { index: 0 }),
+            Framing::Single => {
+                self.frames = 1;
+                Ok(Some(std::mem::take(&mut self.frame)))
+            }
+        }
+    }
+
+    fn consume(&mut self, data: &mut &[u8], take: usize, into_frame: bool) -> Result<(), FrameError> {
+        self.total += take;
+        if self.total > MAX_SEND_BYTES {
+            return Err(FrameError::TooLarge);
+        }
+        let (head, rest) = data.split_at(take);
+        if into_frame {
+            if self.frame.capacity() == 0 {
+                self.frame.reserve_exact(PREFIX_LEN);
+            } else if self.prefix_sent && self.frame.len() == PREFIX_LEN {
+                // The declared length, now that a peer's prefix vouches for it.
+                if let Some(len) = self.len {
+                    self.frame.reserve_exact(len - PREFIX_LEN);
+                }
+            }
+            self.frame.extend_from_slice(head);
+        } else {
+            self.len_bytes.extend_from_slice(head);
+        }
+        *data = rest;
+        Ok(())
+    }
+}
+
+/// A `/mesh/send` body of `envelopes`, each with its length field.
+pub fn batch<'a>(envelopes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for envelope in envelopes {
+        body.extend_from_slice(&(envelope.len() as u32).to_be_bytes());
+        body.extend_from_slice(envelope);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(len: usize, fill: u8) -> Vec<u8> {
+        vec![fill; len]
+    }
+
+    /// Pushes `body` in chunks of `chunk` bytes; returns what came out, stopping at an error.
+    fn read(framing: Framing, body: &[u8], chunk: usize) -> (Vec<Ready>, Result<Option<Vec<u8>>, FrameError>) {
+        let mut reader = FrameReader::new(framing);
+        let mut out = Vec::new();
+        for piece in body.chunks(chunk.max(1)) {
+            let mut data = piece;
+            loop {
+                match reader.push(&mut data) {
+                    Ok(Some(ready)) => out.push(ready),
+                    Ok(None) => break,
+                    Err(e) => return (out, Err(e)),
+                }
+            }
+        }
+        (out, reader.finish())
+    }
+
+    #[test]
+    fn frames_come_out_whole_after_their_prefix_in_any_chunking() {
+        let a = envelope(OVERHEAD, 1);
+        let b = envelope(OVERHEAD + 1000, 2);
+        let body = batch([a.as_slice(), b.as_slice()]);
+        for chunk in [1, 3, 4, 7, 64, 65, 69, 1000, body.len()] {
+            let (out, end) = read(Framing::Batch, &body, chunk);
+            assert_eq!(end, Ok(None), "chunk {chunk}");
+            assert_eq!(out.len(), 4, "chunk {chunk}");
+            assert!(matches!(&out[0], Ready::Prefix { len: Some(l), .. } if *l == a.len()));
+            assert_eq!(out[1], Ready::Frame(a.clone()));
+            assert!(
+                matches!(&out[2], Ready::Prefix { prefix, len: Some(l) } if *l == b.len() && prefix[..] == b[..PREFIX_LEN])
+            );
+            assert_eq!(out[3], Ready::Frame(b.clone()));
+        }
+        let (out, end) = read(Framing::Single, &b, 10);
+        assert!(matches!(&out[..], [Ready::Prefix { len: None, .. }]));
+        assert_eq!(end, Ok(Some(b)));
+    }
+
+    #[test]
+    fn a_huge_declared_length_is_refused_before_anything_is_kept() {
+        let mut body = u32::MAX.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0u8; 100]);
+        let (out, end) = read(Framing::Batch, &body, 1 << 20);
+        assert!(out.is_empty());
+        assert_eq!(
+            end,
+            Err(FrameError::FrameSize {
+                index: 0,
+                len: u32::MAX as usize
+            })
+        );
+        let tiny = batch([&[0u8; 3][..]]);
+        assert!(matches!(
+            read(Framing::Batch, &tiny, 100).1,
+            Err(FrameError::FrameSize { .. })
+        ));
+    }
+
+    #[test]
+    fn before_its_prefix_is_checked_a_frame_holds_only_its_prefix() {
+        let big = envelope(MAX_FRAME_BYTES, 5);
+        let body = batch([big.as_slice()]);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let mut data = &body[..];
+        assert!(matches!(reader.push(&mut data), Ok(Some(Ready::Prefix { .. }))));
+        // The rest is still the caller's; the reader kept the prefix only.
+        assert_eq!(data.len(), body.len() - LEN_BYTES - PREFIX_LEN);
+        assert!(reader.frame.capacity() < 4 * PREFIX_LEN);
+    }
+
+    #[test]
+    fn frame_count_body_size_and_truncation_are_bounded() {
+        let small = envelope(OVERHEAD, 0);
+        let many: Vec<&[u8]> = (0..=MAX_FRAMES).map(|_| small.as_slice()).collect();
+        let (out, end) = read(Framing::Batch, &batch(many), 4096);
+        assert_eq!(end, Err(FrameError::TooManyFrames));
+        assert_eq!(out.len(), 2 * MAX_FRAMES);
+        let big = envelope(MAX_FRAME_BYTES, 0);
+        let body = batch([big.as_slice(), big.as_slice(), big.as_slice()]);
+        assert_eq!(read(Framing::Batch, &body, 1 << 20).1, Err(FrameError::TooLarge));
+        let cut = batch([small.as_slice()]);
+        for at in 1..cut.len() {
+            assert_eq!(
+                read(Framing::Batch, &cut[..at], 7).1,
+                Err(FrameError::Truncated { index: 0 }),
+                "cut at {at}"
+            );
+        }
+        assert_eq!(
+            read(Framing::Single, &small[..OVERHEAD - 1], 7).1,
+            Err(FrameError::Truncated { index: 0 })
+        );
+        let oversized = envelope(MAX_FRAME_BYTES + 1, 0);
+        assert!(matches!(
+            read(Framing::Single, &oversized, 1 << 20).1,
+            Err(FrameError::FrameSize { .. })
+        ));
+    }
+}
