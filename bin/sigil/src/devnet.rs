@@ -499,7 +499,9 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
+    all.get(all.len().saturating_sub(lines)..)
+        .unwrap_or_default()
+        .join("\n")
 }
 
 /// `n` distinct loopback ports that are free now, drawn at random from below the kernel's ephemeral
@@ -577,7 +579,13 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
                 ethers_bundle: ethers.clone(),
                 ..ActionsConfig::default()
             },
-            limits: LimitsConfig::default(),
+            // Every client of a dev network, benchmarks included, comes from 127.0.0.1: one
+            // address's rate is the whole network's.
+            limits: LimitsConfig {
+                rate_per_ip: 50_000,
+                burst_per_ip: 100_000,
+                ..LimitsConfig::default()
+            },
         };
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;

@@ -45,7 +45,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("chain.node_set {:?} is not an address", chain.node_set))?;
             let registry = Registry::connect(&chain.rpc_url, node_set)
                 .await
-                .with_context(|| format!("reading NodeSet {node_set} on {}", chain.rpc_url))?;
+                .with_context(|| format!("reading NodeSet {node_set} on {}", chain.rpc_url))?
+                .with_cache_capacity(settings.config.limits.registry_cache);
             let view = registry.node_set().await?;
             let peers: Vec<PeerConfig> = view
                 .nodes

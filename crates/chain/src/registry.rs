@@ -102,8 +102,12 @@ pub enum Standing {
     },
 }
 
-#[derive(Default)]
+/// Entries of each permission cache unless [`Registry::with_cache_capacity`] says otherwise.
+pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+
 struct Cache {
+    /// Entries each of `standing` and `actions` may hold.
+    capacity: usize,
     /// The head at the last sync: number and hash.
     block: Option<(u64, B256)>,
     /// Bumped by every invalidation: a read that started before one is not cached.
@@ -112,6 +116,38 @@ struct Cache {
     actions: HashMap<(U256, Vec<u8>), (bool, Instant)>,
     blocks: HashMap<B256, (u64, u64)>,
     key_ids: HashMap<U256, [u8; 32]>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_CACHE_CAPACITY,
+            block: None,
+            generation: 0,
+            standing: HashMap::new(),
+            actions: HashMap::new(),
+            blocks: HashMap::new(),
+            key_ids: HashMap::new(),
+        }
+    }
+}
+
+/// Inserts into a cache of at most `capacity` entries stamped with the time they were read: when
+/// full, expired entries go first, then arbitrary ones, down to seven eighths of `capacity`.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, (V, Instant)>, capacity: usize, key: K, value: V) {
+    if map.len() >= capacity && !map.contains_key(&key) {
+        map.retain(|_, (_, at)| at.elapsed() < MAX_AGE);
+        let keep = capacity.saturating_sub(capacity / 8 + 1);
+        let excess = map.len().saturating_sub(keep);
+        if excess > 0 {
+            let mut seen = 0;
+            map.retain(|_, _| {
+                seen += 1;
+                seen > excess
+            });
+        }
+    }
+    map.insert(key, (value, Instant::now()));
 }
 
 impl Cache {
@@ -204,6 +240,19 @@ impl Registry {
         })
     }
 
+    /// The same registry with each permission cache (owners and permitted addresses; permitted
+    /// actions) bounded to `capacity` entries (at least 8).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache.get_mut().capacity = capacity.max(8);
+        self
+    }
+
+    /// Entries in the permission caches now (owners and permitted addresses, permitted actions).
+    pub async fn cached(&self) -> (usize, usize) {
+        let cache = self.cache.lock().await;
+        (cache.standing.len(), cache.actions.len())
+    }
+
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
@@ -294,7 +343,8 @@ impl Registry {
         let mut cache = self.cache.lock().await;
         // An invalidation while we read may have been about this token: answer, but do not keep.
         if cache.generation == generation {
-            cache.standing.insert((token, address), (standing, Instant::now()));
+            let capacity = cache.capacity;
+            insert_bounded(&mut cache.standing, capacity, (token, address), standing);
         }
         Ok(standing)
     }
@@ -388,7 +438,8 @@ impl Registry {
             .map_err(call_error("PKPPermissions", "isPermittedAction"))?;
         let mut cache = self.cache.lock().await;
         if cache.generation == generation {
-            cache.actions.insert(key, (permitted, Instant::now()));
+            let capacity = cache.capacity;
+            insert_bounded(&mut cache.actions, capacity, key, permitted);
         }
         Ok(permitted)
     }
@@ -539,4 +590,24 @@ pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<
             attester: keys.attester,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_filled_by_many_distinct_keys_stays_within_its_capacity() {
+        let mut map: HashMap<u64, (bool, Instant)> = HashMap::new();
+        for key in 0..10_000u64 {
+            insert_bounded(&mut map, 64, key, true);
+            assert!(map.len() <= 64, "{} entries after key {key}", map.len());
+        }
+        // The newest entry is always kept; an entry already present is updated in place.
+        assert!(map.contains_key(&9_999));
+        let before = map.len();
+        insert_bounded(&mut map, 64, 9_999, false);
+        assert_eq!(map.len(), before);
+        assert_eq!(map.get(&9_999).map(|(v, _)| *v), Some(false));
+    }
 }

@@ -83,6 +83,10 @@ pub struct LimitsConfig {
     pub known_keys: usize,
     /// Entries of each chain registry cache (owners and permitted addresses, permitted actions).
     pub registry_cache: usize,
+    /// Reverse proxies in front of this node: for a connection from one of them, the client's
+    /// address is the last `X-Forwarded-For` entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LimitsConfig {
@@ -98,6 +102,7 @@ impl Default for LimitsConfig {
             tracked_ips: 4096,
             known_keys: 65_536,
             registry_cache: 65_536,
+            trusted_proxies: Vec::new(),
         }
     }
 }

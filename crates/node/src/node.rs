@@ -151,7 +151,7 @@ pub struct Node {
     /// Running protocol sessions.
     pub sessions: Arc<Sessions>,
     /// Request metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Command-line switches.
     pub options: RunOptions,
     /// The secp256k1 key this node signs its handshakes and the root-key record with.
@@ -231,12 +231,29 @@ impl Node {
         self.live().first() == Some(&self.me)
     }
 
-    /// Remembers a PKP's public key and token id, so later requests can name it by either.
+    /// Remembers a PKP's public key and token id, so later requests can name it by either; at
+    /// most `[limits] known_keys` PKPs (when full, an arbitrary eighth is forgotten: a request
+    /// naming one of those by public key is told to name it by key id, and one naming it by token
+    /// id finds it on chain again).
     pub fn remember_key(&self, key_id: KeyId, public_key: &[u8; 65], token_id: &[u8; 32]) {
+        let capacity = self.settings.config.limits.known_keys.saturating_mul(2).max(2);
         if let Ok(mut map) = self.known_keys.lock() {
+            if map.len() + 2 > capacity && !map.contains_key(public_key.as_slice()) {
+                let excess = map.len() + 2 - (capacity - capacity / 8);
+                let mut seen = 0;
+                map.retain(|_, _| {
+                    seen += 1;
+                    seen > excess
+                });
+            }
             map.insert(public_key.to_vec(), key_id);
             map.insert(token_id.to_vec(), key_id);
         }
+    }
+
+    /// PKP names (public keys and token ids) remembered now.
+    pub fn known_key_names(&self) -> usize {
+        self.known_keys.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// The public key of the PKP `key_id` under `root`, remembered (a derivation is a base-point

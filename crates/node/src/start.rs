@@ -142,7 +142,7 @@ pub async fn run(
         taker,
         net,
         sessions: Arc::new(Sessions::new(limits.early_bytes_per_peer)),
-        metrics: Metrics::default(),
+        metrics: Arc::new(Metrics::default()),
         options,
         signer,
         peers_ready: Mutex::new(HashMap::new()),
@@ -177,7 +177,10 @@ pub async fn run(
     }
     tasks.spawn(sweep(Arc::clone(&node)));
     tasks.spawn(bootstrap(Arc::clone(&node)));
-    let app = crate::http::app(Arc::clone(&node));
+    let guard = crate::http::guard::Guard::new(&node.settings.config.limits);
+    let app = crate::http::guarded_app(Arc::clone(&node), Arc::clone(&guard))
+        .into_make_service_with_connect_info::<crate::http::guard::PeerAddr>();
+    let listener = crate::http::guard::GuardedListener::new(listener, guard, Arc::clone(&node.metrics));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     tasks.abort_all();
     tracing::info!(node = me, "node stopped");

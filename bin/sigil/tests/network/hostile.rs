@@ -80,7 +80,7 @@ async fn a_strangers_sixty_mebibyte_mesh_body_is_cut_off_at_its_first_frame_and_
     const BODY: usize = 60 << 20;
     // Empty frames (a zero length field, repeated): refused at the first length field.
     let (status, _) = post_raw(&url, "/mesh/send", &[0u8; 64 << 10], BODY).await;
-    assert!(status.contains(" 413 "), "empty frames: {status:?}");
+    assert!(status.contains(" 400 "), "empty frames: {status:?}");
     // Frames of plausible length from a stranger: refused at the first frame's 65-byte prefix.
     let mut frames = Vec::new();
     for _ in 0..16 {
@@ -89,18 +89,80 @@ async fn a_strangers_sixty_mebibyte_mesh_body_is_cut_off_at_its_first_frame_and_
     }
     let (status, _) = post_raw(&url, "/mesh/send", &frames, BODY).await;
     assert!(status.contains(" 403 "), "a stranger's frames: {status:?}");
+    // A frame declaring 4 GiB: refused at its length field.
+    let (status, _) = post_raw(&url, "/mesh/send", &[0xff; 64 << 10], BODY).await;
+    assert!(status.contains(" 413 "), "a 4 GiB frame: {status:?}");
     // A stranger's call: refused at its prefix too.
     let (status, _) = post_raw(&url, "/mesh/call", &[9u8; 64 << 10], BODY).await;
     assert!(status.contains(" 403 "), "a stranger's call: {status:?}");
     let after = peak_kib(pid);
     assert!(
         after.saturating_sub(before) < 16 << 10,
-        "peak memory grew by {} KiB over three 60 MiB bodies",
+        "peak memory grew by {} KiB over four 60 MiB bodies",
         after.saturating_sub(before)
     );
     assert!(net.metric(0, "sigil_mesh_rejected_total{reason=\"frame_size\"}").await >= 1);
     assert!(net.metric(0, "sigil_mesh_rejected_total{reason=\"prefix\"}").await >= 2);
     // And the node still takes part in signing.
+    for _ in 0..3 {
+        sign_and_check(&client, &owned).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_flooding_requests_and_connections_is_held_to_its_rate_and_connections_and_the_node_recovers() {
+    let mut net = Network::start_configured(
+        3,
+        4,
+        |_| Vec::new(),
+        |config| {
+            config
+                .replace("rate_per_ip = 50000", "rate_per_ip = 20")
+                .replace("burst_per_ip = 100000", "burst_per_ip = 40")
+                .replace("connections_per_ip = 512", "connections_per_ip = 100")
+        },
+    )
+    .await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
+    let url = net.urls[0].clone();
+    // 200 requests as fast as one connection goes: the burst passes, the rest is told to wait.
+    let http = reqwest::Client::new();
+    let mut limited = 0;
+    for _ in 0..200 {
+        let response = http.get(format!("{url}/health")).send().await.unwrap();
+        if response.status() == 429 {
+            assert!(
+                response.headers().get("retry-after").is_some(),
+                "429 without Retry-After"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 100, "only {limited} of 200 requests were limited");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(net.metric(0, "sigil_http_refused_total{reason=\"rate\"}").await >= 100);
+    // 150 idle connections: the node keeps 100 per address and closes the rest at once.
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut closed = 0;
+    for stream in &mut held {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 50, "only {closed} of 150 connections were closed");
+    // Once the flood stops, the node serves again.
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(net.metric(0, "sigil_http_refused_total{reason=\"connections\"}").await >= 50);
     for _ in 0..3 {
         sign_and_check(&client, &owned).await;
     }

@@ -23,6 +23,7 @@ use error::ApiError;
 mod actions;
 mod encryption;
 pub mod error;
+pub mod guard;
 mod handshake;
 mod mesh;
 mod ops;
@@ -31,8 +32,16 @@ mod pkp;
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// The router for one node.
+/// The router for one node, without per-IP bounds (for in-process use).
 pub fn app(node: Arc<Node>) -> Router {
+    let guard = guard::Guard::new(&node.settings.config.limits);
+    guarded_app(node, guard)
+}
+
+/// The router for one node, every endpoint but the mesh under `guard`'s per-IP bounds (which
+/// count only when served through a [`guard::GuardedListener`]).
+pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
+    let limited = (guard, Arc::clone(&node.metrics));
     let web = Router::new()
         .route("/web/handshake", post(handshake::handshake))
         .route("/web/pkp/sign", post(pkp::sign))
@@ -55,6 +64,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .route("/mesh/send", post(mesh::send))
         .route("/mesh/call", post(mesh::call));
     web.merge(actions)
+        .layer(middleware::from_fn_with_state(limited, guard::limit))
         .merge(mesh)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -87,7 +87,11 @@ impl Inbound {
             FrameError::Truncated { .. } => "framing",
         };
         self.node.metrics.refused(Refusal::MeshRejected, reason);
-        Error::new(Kind::TooLarge, "MESH_TOO_LARGE", e.to_string())
+        match e {
+            FrameError::FrameSize { len, .. } if len < sigil_mesh::OVERHEAD => Error::bad_request(e.to_string()),
+            FrameError::Truncated { .. } => Error::bad_request(e.to_string()),
+            _ => Error::new(Kind::TooLarge, "MESH_TOO_LARGE", e.to_string()),
+        }
     }
 
     fn reject(&self, reason: &'static str, message: String) -> Error {

@@ -60,7 +60,7 @@ fn check_exclude(epoch: &Epoch, exclude: &[u32]) -> Result<(), Error> {
     Ok(())
 }
 
-fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, Error> {
+async fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, Error> {
     let unknown = |what: &str| {
         Error::new(
             Kind::NotFound,
@@ -76,7 +76,19 @@ fn resolve_key(node: &Node, request: &SignRequest) -> Result<KeyId, Error> {
         }
         (None, None, Some(token)) => {
             let token = hex_bytes::<32>("tokenId", token)?;
-            node.lookup_key(&token).ok_or_else(|| unknown("token id"))
+            if let Some(id) = node.lookup_key(&token) {
+                return Ok(id);
+            }
+            // Not seen here (or forgotten): the chain knows every minted token's key id.
+            let registry = node.registry()?;
+            let token = sigil_chain::alloy::primitives::U256::from_be_bytes(token);
+            if !registry.minted(token).await.map_err(Error::chain)? {
+                return Err(unknown("token id"));
+            }
+            match registry.key_id(token).await.map_err(Error::chain)? {
+                Some(id) => Ok(KeyId(id)),
+                None => Err(unknown("token id")),
+            }
         }
         (None, None, None) => Err(Error::bad_request("name the key: keyId, publicKey or tokenId")),
         _ => Err(Error::bad_request("give exactly one of keyId, publicKey, tokenId")),
@@ -105,7 +117,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
     };
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     check_exclude(&epoch, &request.exclude)?;
-    let key_id = resolve_key(node, &request)?;
+    let key_id = resolve_key(node, &request).await?;
     if key_id.0 == attester_key_id() {
         return Err(Error::new(
             Kind::Forbidden,

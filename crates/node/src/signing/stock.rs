@@ -17,6 +17,9 @@ const STALL_PENALTY: Duration = Duration::from_secs(30);
 
 const MAX_STALL_PENALTY: Duration = Duration::from_secs(600);
 
+/// One-second buckets of the presignature rate (a minute, and the second now running).
+pub const RATE_BUCKETS: usize = 61;
+
 /// One allocation in flight, shared by concurrent asks for the same request.
 pub(super) type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 
@@ -26,7 +29,9 @@ pub struct Pool {
     pub(super) added: Notify,
     pub(super) in_flight: AtomicUsize,
     pub(super) made: AtomicU64,
-    pub(super) made_at: Mutex<VecDeque<Instant>>,
+    /// Presignatures made per second over the last minute: at most [`RATE_BUCKETS`] one-second
+    /// buckets (start, count), however fast they are made.
+    pub(super) made_at: Mutex<VecDeque<(Instant, u64)>>,
     pub(super) allocated: AtomicU64,
     pub(super) conflicts: AtomicU64,
     pub(super) allocations: Mutex<HashMap<String, (Instant, Cell)>>,
@@ -125,23 +130,34 @@ impl Pool {
 
     /// Presignatures made per second over the last minute.
     pub fn rate(&self) -> f64 {
-        let Ok(mut times) = self.made_at.lock() else { return 0.0 };
+        let Ok(mut buckets) = self.made_at.lock() else {
+            return 0.0;
+        };
         let window = Duration::from_secs(60);
-        while times.front().is_some_and(|t| t.elapsed() > window) {
-            times.pop_front();
+        while buckets.front().is_some_and(|(start, _)| start.elapsed() > window) {
+            buckets.pop_front();
         }
-        match times.front() {
-            Some(first) if times.len() > 1 => times.len() as f64 / first.elapsed().as_secs_f64().max(1.0),
+        let made: u64 = buckets.iter().map(|(_, count)| count).sum();
+        match buckets.front() {
+            Some((first, _)) if made > 1 => made as f64 / first.elapsed().as_secs_f64().max(1.0),
             _ => 0.0,
         }
     }
 
+    /// One-second buckets the rate keeps.
+    pub fn rate_buckets(&self) -> usize {
+        self.made_at.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
     pub(super) fn record_made(&self) {
         self.made.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut times) = self.made_at.lock() {
-            times.push_back(Instant::now());
-            while times.len() > 100_000 {
-                times.pop_front();
+        if let Ok(mut buckets) = self.made_at.lock() {
+            match buckets.back_mut() {
+                Some((start, count)) if start.elapsed() < Duration::from_secs(1) => *count += 1,
+                _ => buckets.push_back((Instant::now(), 1)),
+            }
+            while buckets.len() > RATE_BUCKETS {
+                buckets.pop_front();
             }
         }
     }
@@ -199,5 +215,21 @@ impl AllocateError {
             Self::Stale { .. } => "STALE_CALL",
             Self::Store(_) => "INTERNAL",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_presignature_rate_keeps_a_minute_of_buckets_however_many_are_made() {
+        let pool = Pool::default();
+        for _ in 0..200_000 {
+            pool.record_made();
+        }
+        assert!(pool.rate_buckets() <= RATE_BUCKETS);
+        assert_eq!(pool.made.load(Ordering::Relaxed), 200_000);
+        assert!(pool.rate() > 1_000.0, "rate {}", pool.rate());
     }
 }

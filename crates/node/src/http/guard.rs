@@ -1,0 +1,465 @@
+//! Per-IP bounds on the public listener (`[limits]`): TCP connections one address may hold
+//! ([`GuardedListener`], which closes the ones over the bound as soon as they are accepted), and
+//! for every endpoint but the mesh, requests in flight (503 `BUSY`) and a request rate (a token
+//! bucket: 429 `RATE_LIMITED`), both answered with `Retry-After`. HTTP/1 serves one request at a
+//! time per connection, so a connection's concurrency is 1 by construction. The addresses
+//! tracked are bounded too ([`crate::config::LimitsConfig::tracked_ips`]): the idlest are
+//! forgotten, and while every tracked address is busy a new one is turned away.
+//!
+//! Behind a reverse proxy every client has the proxy's address; list the proxy in
+//! `trusted_proxies` and the client's address is taken from the last `X-Forwarded-For` entry.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::error::ApiError;
+use crate::config::LimitsConfig;
+use crate::error::{Error, Kind};
+use crate::metrics::{Metrics, Refusal};
+
+/// What one address holds and may still do.
+#[derive(Clone, Copy, Debug)]
+struct Usage {
+    connections: usize,
+    in_flight: usize,
+    tokens: f64,
+    last: Instant,
+}
+
+/// Why a request or connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Refused {
+    /// The address holds its bound of connections.
+    Connections,
+    /// The address has its bound of requests in flight.
+    Busy,
+    /// The address spent its rate; a token is back after this many seconds.
+    Rate(f64),
+    /// Every tracked address is busy; a new one is not tracked.
+    Untracked,
+}
+
+impl Refused {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::Connections => "connections",
+            Self::Busy => "in_flight",
+            Self::Rate(_) => "rate",
+            Self::Untracked => "tracked_ips",
+        }
+    }
+}
+
+/// The per-address bookkeeping, sans-IO: the clock is passed in.
+#[derive(Debug)]
+pub struct PerIp {
+    limits: LimitsConfig,
+    usage: HashMap<IpAddr, Usage>,
+}
+
+impl PerIp {
+    /// Empty, with these bounds.
+    pub fn new(limits: LimitsConfig) -> Self {
+        Self {
+            limits,
+            usage: HashMap::new(),
+        }
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.usage.len()
+    }
+
+    fn entry(&mut self, ip: IpAddr, now: Instant) -> Result<&mut Usage, Refused> {
+        if !self.usage.contains_key(&ip) && self.usage.len() >= self.limits.tracked_ips {
+            // Forget the idlest: nothing held, the bucket (nearly) full again.
+            let burst = f64::from(self.limits.burst_per_ip);
+            let rate = f64::from(self.limits.rate_per_ip);
+            let idle = self
+                .usage
+                .iter()
+                .filter(|(_, u)| u.connections == 0 && u.in_flight == 0)
+                .map(|(ip, u)| {
+                    (
+                        *ip,
+                        u.tokens + now.saturating_duration_since(u.last).as_secs_f64() * rate,
+                    )
+                })
+                .filter(|(_, tokens)| *tokens >= burst - 1.0)
+                .map(|(ip, _)| ip)
+                .next();
+            match idle {
+                Some(old) => {
+                    self.usage.remove(&old);
+                }
+                None => return Err(Refused::Untracked),
+            }
+        }
+        let burst = f64::from(self.limits.burst_per_ip);
+        Ok(self.usage.entry(ip).or_insert(Usage {
+            connections: 0,
+            in_flight: 0,
+            tokens: burst,
+            last: now,
+        }))
+    }
+
+    /// A connection from `ip` opens.
+    pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
+        let limit = self.limits.connections_per_ip;
+        let usage = self.entry(ip, now)?;
+        if usage.connections >= limit {
+            return Err(Refused::Connections);
+        }
+        usage.connections += 1;
+        Ok(())
+    }
+
+    /// A connection from `ip` closed.
+    pub fn disconnect(&mut self, ip: IpAddr) {
+        if let Some(usage) = self.usage.get_mut(&ip) {
+            usage.connections = usage.connections.saturating_sub(1);
+        }
+    }
+
+    /// A request from `ip` starts: it spends a token and holds a slot until [`PerIp::finish`].
+    pub fn begin(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
+        let (rate, burst, limit) = (
+            f64::from(self.limits.rate_per_ip),
+            f64::from(self.limits.burst_per_ip),
+            self.limits.requests_per_ip,
+        );
+        let usage = self.entry(ip, now)?;
+        usage.tokens = (usage.tokens + now.saturating_duration_since(usage.last).as_secs_f64() * rate).min(burst);
+        usage.last = now;
+        if usage.in_flight >= limit {
+            return Err(Refused::Busy);
+        }
+        if usage.tokens < 1.0 {
+            return Err(Refused::Rate((1.0 - usage.tokens) / rate));
+        }
+        usage.tokens -= 1.0;
+        usage.in_flight += 1;
+        Ok(())
+    }
+
+    /// A request from `ip` ended.
+    pub fn finish(&mut self, ip: IpAddr) {
+        if let Some(usage) = self.usage.get_mut(&ip) {
+            usage.in_flight = usage.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// The node's per-IP bounds, shared by the listener and the request layer.
+pub struct Guard {
+    per_ip: Mutex<PerIp>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl Guard {
+    /// With the node's `[limits]`.
+    pub fn new(limits: &LimitsConfig) -> Arc<Self> {
+        Arc::new(Self {
+            per_ip: Mutex::new(PerIp::new(limits.clone())),
+            trusted_proxies: limits.trusted_proxies.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PerIp> {
+        self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.lock().tracked()
+    }
+
+    /// The client's address: the peer's, or behind a trusted proxy the last `X-Forwarded-For`.
+    fn client(&self, peer: IpAddr, request: &Request) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse().ok())
+            .next_back()
+            .unwrap_or(peer)
+    }
+}
+
+/// The address of a connection, as the request layer sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, GuardedListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// A TCP listener that closes a connection at once when its address holds
+/// `connections_per_ip` already.
+pub struct GuardedListener {
+    inner: tokio::net::TcpListener,
+    guard: Arc<Guard>,
+    metrics: Arc<Metrics>,
+}
+
+impl GuardedListener {
+    /// Wraps `inner`.
+    pub fn new(inner: tokio::net::TcpListener, guard: Arc<Guard>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, guard, metrics }
+    }
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, as axum's own listener does.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let ip = addr.ip();
+            match self.guard.lock().connect(ip, Instant::now()) {
+                Ok(()) => {
+                    let _ = stream.set_nodelay(true);
+                    let counted = Counted {
+                        stream,
+                        ip,
+                        guard: Arc::clone(&self.guard),
+                    };
+                    return (counted, addr);
+                }
+                Err(refused) => {
+                    self.metrics.refused(Refusal::HttpRefused, refused.reason());
+                    drop(stream);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection counted against its address until it is dropped.
+pub struct Counted {
+    stream: tokio::net::TcpStream,
+    ip: IpAddr,
+    guard: Arc<Guard>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.guard.lock().disconnect(self.ip);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// A request slot, given back when the request ends (or is dropped).
+struct Slot {
+    guard: Arc<Guard>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.guard.lock().finish(self.ip);
+    }
+}
+
+/// The request layer: rate and concurrency per client address.
+pub(super) async fn limit(
+    State((guard, metrics)): State<(Arc<Guard>, Arc<Metrics>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(ConnectInfo(PeerAddr(peer))) = request.extensions().get::<ConnectInfo<PeerAddr>>().copied() else {
+        // Served without the guarded listener (an in-process test): nothing to count.
+        return next.run(request).await;
+    };
+    let ip = guard.client(peer.ip(), &request);
+    let began = guard.lock().begin(ip, Instant::now());
+    match began {
+        Ok(()) => {
+            let _slot = Slot {
+                guard: Arc::clone(&guard),
+                ip,
+            };
+            next.run(request).await
+        }
+        Err(refused) => {
+            metrics.refused(Refusal::HttpRefused, refused.reason());
+            refusal(refused)
+        }
+    }
+}
+
+/// The answer to a refused request: 429 or 503 with `Retry-After`.
+fn refusal(refused: Refused) -> Response {
+    let (status, code, message, retry) = match refused {
+        Refused::Rate(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "too many requests from this address; slow down".to_string(),
+            wait.ceil().max(1.0) as u64,
+        ),
+        Refused::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            "too many requests in flight from this address".to_string(),
+            1,
+        ),
+        Refused::Connections | Refused::Untracked => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            "this node is tracking as many client addresses as it may".to_string(),
+            1,
+        ),
+    };
+    let mut response = ApiError::from(Error::new(Kind::Unavailable, code, message)).into_response();
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits() -> LimitsConfig {
+        LimitsConfig {
+            connections_per_ip: 3,
+            requests_per_ip: 2,
+            rate_per_ip: 10,
+            burst_per_ip: 5,
+            tracked_ips: 2,
+            ..LimitsConfig::default()
+        }
+    }
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+    const C: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3));
+
+    #[test]
+    fn an_address_gets_its_connections_and_no_more_until_one_closes() {
+        let mut per_ip = PerIp::new(limits());
+        let now = Instant::now();
+        for _ in 0..3 {
+            per_ip.connect(A, now).unwrap();
+        }
+        assert_eq!(per_ip.connect(A, now), Err(Refused::Connections));
+        per_ip.connect(B, now).unwrap();
+        per_ip.disconnect(A);
+        per_ip.connect(A, now).unwrap();
+    }
+
+    #[test]
+    fn requests_in_flight_and_the_rate_are_bounded_and_come_back() {
+        let mut per_ip = PerIp::new(limits());
+        let now = Instant::now();
+        per_ip.begin(A, now).unwrap();
+        per_ip.begin(A, now).unwrap();
+        assert_eq!(per_ip.begin(A, now), Err(Refused::Busy));
+        per_ip.finish(A);
+        per_ip.finish(A);
+        // A burst of 5, two spent: three more, then the rate (10/s) says wait 0.1 s.
+        for _ in 0..3 {
+            per_ip.begin(A, now).unwrap();
+            per_ip.finish(A);
+        }
+        match per_ip.begin(A, now) {
+            Err(Refused::Rate(wait)) => assert!((wait - 0.1).abs() < 1e-9, "{wait}"),
+            other => panic!("{other:?}"),
+        }
+        per_ip.begin(A, now + Duration::from_millis(100)).unwrap();
+        per_ip.finish(A);
+        // Another address has its own bucket.
+        per_ip.begin(B, now).unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_addresses_keeps_the_table_bounded_and_busy_addresses_tracked() {
+        let mut per_ip = PerIp::new(limits());
+        let now = Instant::now();
+        per_ip.begin(A, now).unwrap();
+        per_ip.connect(B, now).unwrap();
+        // Both tracked addresses hold something: a third is turned away, not tracked.
+        assert_eq!(per_ip.begin(C, now), Err(Refused::Untracked));
+        assert_eq!(per_ip.tracked(), 2);
+        // Once B is idle and its bucket refilled, it is forgotten for C.
+        per_ip.disconnect(B);
+        per_ip.begin(C, now + Duration::from_secs(1)).unwrap();
+        assert_eq!(per_ip.tracked(), 2);
+        for i in 0..1000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+            let _ = per_ip.connect(ip, now + Duration::from_secs(2));
+            per_ip.disconnect(ip);
+        }
+        assert!(per_ip.tracked() <= 2);
+    }
+}
