@@ -1,11 +1,12 @@
 //! Multi-process tests: real `sigil` node processes and a real anvil on loopback, free ports,
-//! bounded in time.
+//! bounded in time; `hosts` puts each node in its own network namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod actions;
 mod chain;
 mod encryption;
 mod harness;
+mod hosts;
 mod integrity;
 mod signing;
 mod vouch;
