@@ -49,6 +49,7 @@ bench:
 	$(CARGO) build --release -p sigil
 	./target/release/sigil bench sign --nodes 5 --duration 10s --concurrency 1
 	./target/release/sigil bench sign --nodes 5 --duration 10s --concurrency 8
+	./target/release/sigil bench sign --nodes 5 --duration 10s --concurrency 1 --link-delay-ms 30
 	./target/release/sigil bench action --nodes 5 --duration 20s
 	./target/release/sigil bench decrypt --nodes 5 --duration 10s
 

@@ -1,5 +1,6 @@
-//! `sigil bench`: measurements of a real local network (node processes on loopback). Starts it with
-//! `sigil::devnet` and talks to it with `sigil::network`.
+//! `sigil bench`: measurements of a real local network (node processes on loopback, optionally
+//! behind delay links: a WAN on one machine). Starts it with `sigil::devnet` and `sigil::link`
+//! and talks to it with `sigil::network`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,8 @@ use rand_core::{OsRng, RngCore};
 use sigil_client::{Client, KeyRef};
 use tokio::sync::Mutex;
 
-use sigil::devnet::{Devnet, Setup};
+use sigil::devnet::{free_ports, Devnet, Host, Hosts, Setup};
+use sigil::link::Link;
 use sigil::network::{auth_sig, wallet, NetworkFile};
 
 /// `sigil bench` subcommands.
@@ -55,6 +57,11 @@ pub struct SignArgs {
     /// Directory for the benchmark network (default: a fresh temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// One-way delay, in milliseconds, of a link (a userspace proxy) in front of every node:
+    /// node-to-node and client-to-node traffic each take this long per direction, like nodes on
+    /// a WAN. 0: no links.
+    #[arg(long, default_value_t = 0)]
+    link_delay_ms: u64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -142,6 +149,7 @@ async fn measure_decrypt(args: &SignArgs, devnet: &mut Devnet) -> anyhow::Result
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
+            "link_delay_ms": args.link_delay_ms,
             "threshold": network.threshold,
             "duration_s": elapsed,
             "bytes": data.len(),
@@ -157,9 +165,10 @@ async fn measure_decrypt(args: &SignArgs, devnet: &mut Devnet) -> anyhow::Result
         println!("{json}");
     } else {
         println!(
-            "decrypt, {} nodes (threshold {}), 1 KiB under a balance condition, one request at a time, {elapsed:.1} s",
+            "decrypt, {} nodes (threshold {}){}, 1 KiB under a balance condition, one request at a time, {elapsed:.1} s",
             network.nodes.len(),
-            network.threshold
+            network.threshold,
+            links_note(args)
         );
         println!("  {:<34} {:>10}", "decryptions", runs);
         println!("  {:<34} {:>10}", "errors", failures.len());
@@ -258,6 +267,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct BenchNetwork {
     devnet: Devnet,
     keep: bool,
+    /// The links in front of the nodes (`--link-delay-ms`), alive as long as the network.
+    _links: Vec<Link>,
 }
 
 impl BenchNetwork {
@@ -269,15 +280,26 @@ impl BenchNetwork {
             Some(dir) => dir.clone(),
             None => std::env::temp_dir().join(format!("sigil-bench-{}-{}", std::process::id(), OsRng.next_u32())),
         };
+        let (links, hosts) = if args.link_delay_ms > 0 {
+            if args.dir.as_ref().is_some_and(|d| d.join("network.json").exists()) {
+                bail!("--link-delay-ms needs a fresh network: NodeSet lists the links' addresses");
+            }
+            let (links, hosts) = links(args.nodes, Duration::from_millis(args.link_delay_ms)).await?;
+            (links, Some(hosts))
+        } else {
+            (Vec::new(), None)
+        };
         let setup = Setup {
             nodes: args.nodes,
             presign_stock: stock,
             presign_refill_below: Some(1),
+            hosts,
             ..Setup::default()
         };
         let mut bench = Self {
             devnet: Devnet::prepare(&dir, &setup).await?,
             keep: args.dir.is_some(),
+            _links: links,
         };
         if let Err(e) = bench.devnet.start_nodes() {
             bench.stop().await;
@@ -292,6 +314,27 @@ impl BenchNetwork {
             let _ = std::fs::remove_dir_all(self.devnet.dir());
         }
     }
+}
+
+/// One link with `delay` in front of each of `n` nodes on loopback, and the hosts that make
+/// NodeSet list the links.
+async fn links(n: usize, delay: Duration) -> anyhow::Result<(Vec<Link>, Hosts)> {
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    let mut links = Vec::new();
+    let mut nodes = Vec::new();
+    for port in free_ports(n)? {
+        let listen = std::net::SocketAddr::new(loopback, port);
+        let link = Link::start(std::net::SocketAddr::new(loopback, 0), listen, delay)
+            .await
+            .context("starting a link")?;
+        nodes.push(Host {
+            listen,
+            url: Some(link.url()),
+            launch: Vec::new(),
+        });
+        links.push(link);
+    }
+    Ok((links, Hosts { anvil: None, nodes }))
 }
 
 async fn sign(args: SignArgs, actions: bool) -> anyhow::Result<ExitCode> {
@@ -407,6 +450,7 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
+            "link_delay_ms": args.link_delay_ms,
             "threshold": network.threshold,
             "duration_s": args.duration.as_secs_f64(),
             "concurrency": args.concurrency,
@@ -425,9 +469,10 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
         println!("{json}");
     } else {
         println!(
-            "sign, {} nodes (threshold {}), concurrency {}, {:.1} s",
+            "sign, {} nodes (threshold {}){}, concurrency {}, {:.1} s",
             network.nodes.len(),
             network.threshold,
+            links_note(args),
             args.concurrency,
             elapsed
         );
@@ -450,6 +495,14 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
         }
     }
     Ok(finish(&failures))
+}
+
+/// The heading's note on `--link-delay-ms`.
+fn links_note(args: &SignArgs) -> String {
+    match args.link_delay_ms {
+        0 => String::new(),
+        ms => format!(", {ms} ms one-way links"),
+    }
 }
 
 /// Prints the first failure; success only without any.
@@ -564,6 +617,7 @@ async fn measure_actions(
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
+            "link_delay_ms": args.link_delay_ms,
             "threshold": network.threshold,
             "duration_s": args.duration.as_secs_f64(),
             "stock": stock,
@@ -574,9 +628,10 @@ async fn measure_actions(
         println!("{json}");
     } else {
         println!(
-            "action, {} nodes (threshold {}), one request at a time",
+            "action, {} nodes (threshold {}){}, one request at a time",
             network.nodes.len(),
-            network.threshold
+            network.threshold,
+            links_note(args)
         );
         println!(
             "  {:<16} {:>6} {:>9} {:>9} {:>9} {:>9}",

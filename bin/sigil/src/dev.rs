@@ -47,6 +47,7 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
             artifacts: args.contracts,
         },
         tools: Tools::default(),
+        hosts: None,
     };
     let mut devnet = Devnet::prepare(&args.dir, &setup).await?;
     let network = devnet.network().clone();

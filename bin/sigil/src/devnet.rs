@@ -1,4 +1,5 @@
-//! A local network of node processes on free loopback ports: finding the pinned tools and the
+//! A local network of node processes on free loopback ports (or on hosts the caller gives: other
+//! addresses, network namespaces, links in front of the nodes): finding the pinned tools and the
 //! compiled contracts, starting and stopping anvil, deploying the contracts and writing the node
 //! configs and `network.json`, starting the nodes, waiting until they hold their root keys,
 //! recording the keys in NodeSet, restarting nodes that exit, and stopping it all.
@@ -9,6 +10,7 @@
 //! command module, and it prints only progress (stderr), never a command's output.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -128,6 +130,32 @@ pub struct Setup {
     pub chain: ChainChoice,
     /// Where the programs and files are.
     pub tools: Tools,
+    /// Where anvil and each node listen and how the nodes are reached and started (default:
+    /// loopback, a free port each, reached directly).
+    pub hosts: Option<Hosts>,
+}
+
+/// Where the processes of a network listen when they are not all on loopback: other addresses
+/// of this machine, network namespaces, links (proxies) in front of the nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Hosts {
+    /// The address anvil listens on; it must be reachable from every node and from the
+    /// commands run here (default: loopback).
+    pub anvil: Option<IpAddr>,
+    /// One per node, in order.
+    pub nodes: Vec<Host>,
+}
+
+/// Where one node listens, how the others and the clients reach it, and how it is started.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The address the node listens on.
+    pub listen: SocketAddr,
+    /// The URL NodeSet lists for it (default: `http://{listen}`), e.g. a link in front of it.
+    pub url: Option<String>,
+    /// A command the node's command line is handed to, e.g. `ip netns exec NAME` (default:
+    /// none, the node is started directly).
+    pub launch: Vec<String>,
 }
 
 /// A local network in a directory: its network file, its anvil (if it runs one) and its node
@@ -138,6 +166,8 @@ pub struct Devnet {
     tools: Tools,
     anvil: Option<Child>,
     nodes: Vec<Option<Child>>,
+    /// Each node's launch command ([`Host::launch`]); empty for none.
+    launch: Vec<Vec<String>>,
 }
 
 impl Devnet {
@@ -147,12 +177,23 @@ impl Devnet {
     pub async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<Self> {
         let (network, anvil) = prepare(dir, setup).await?;
         let nodes = network.nodes.iter().map(|_| None).collect();
+        let launch = (0..network.nodes.len())
+            .map(|i| {
+                setup
+                    .hosts
+                    .as_ref()
+                    .and_then(|h| h.nodes.get(i))
+                    .map(|h| h.launch.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         Ok(Self {
             dir: dir.to_path_buf(),
             network,
             tools: setup.tools.clone(),
             anvil,
             nodes,
+            launch,
         })
     }
 
@@ -180,7 +221,8 @@ impl Devnet {
         if slot.is_some() {
             bail!("node {} is running", node.id);
         }
-        *slot = Some(spawn_node(&self.tools, &self.dir, node, args)?);
+        let launch = self.launch.get(i).map(Vec::as_slice).unwrap_or_default();
+        *slot = Some(spawn_node(&self.tools, &self.dir, node, launch, args)?);
         Ok(())
     }
 
@@ -283,12 +325,13 @@ impl Devnet {
             })
             .collect();
         loop {
-            for ((node, slot), w) in self
+            for (((node, slot), w), launch) in self
                 .network
                 .nodes
                 .iter()
                 .zip(self.nodes.iter_mut())
                 .zip(watch.iter_mut())
+                .zip(&self.launch)
             {
                 let Some(child) = slot else {
                     continue;
@@ -309,7 +352,7 @@ impl Devnet {
                             w.delay = (w.delay * 2).min(RESTART_MAX);
                         }
                     }
-                    Some(at) if Instant::now() >= at => match spawn_node(&self.tools, &self.dir, node, &[]) {
+                    Some(at) if Instant::now() >= at => match spawn_node(&self.tools, &self.dir, node, launch, &[]) {
                         Ok(fresh) => {
                             *child = fresh;
                             w.started = Instant::now();
@@ -380,8 +423,8 @@ fn log_path(dir: &Path, node: &NetworkNode) -> PathBuf {
     dir.join(&node.config).with_file_name("node.log")
 }
 
-/// Starts anvil on loopback `port` with its state kept in `state`, and waits until it answers.
-async fn start_anvil(tools: &Tools, port: u16, state: &Path) -> anyhow::Result<Child> {
+/// Starts anvil on `host`:`port` with its state kept in `state`, and waits until it answers.
+async fn start_anvil(tools: &Tools, host: IpAddr, port: u16, state: &Path) -> anyhow::Result<Child> {
     let anvil = tools
         .find_tool("anvil")
         .context("anvil not found on PATH or in tools/node_modules/.bin: run `make tools`, or pass --rpc-url")?;
@@ -393,7 +436,7 @@ async fn start_anvil(tools: &Tools, port: u16, state: &Path) -> anyhow::Result<C
     let mut child = Command::new(&anvil)
         .args([
             "--host",
-            "127.0.0.1",
+            &host.to_string(),
             "--port",
             &port.to_string(),
             "--state-interval",
@@ -407,7 +450,7 @@ async fn start_anvil(tools: &Tools, port: u16, state: &Path) -> anyhow::Result<C
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", anvil.display()))?;
-    let url = format!("http://127.0.0.1:{port}");
+    let url = format!("http://{}", SocketAddr::new(host, port));
     let provider = read_provider(&url)?;
     let started = Instant::now();
     loop {
@@ -428,6 +471,11 @@ async fn start_anvil(tools: &Tools, port: u16, state: &Path) -> anyhow::Result<C
 async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Option<Child>)> {
     let n = setup.nodes;
     let chain = &setup.chain;
+    let anvil_host = setup
+        .hosts
+        .as_ref()
+        .and_then(|h| h.anvil)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let network_path = dir.join("network.json");
     if network_path.exists() {
         let existing = NetworkFile::load(&network_path)?;
@@ -439,7 +487,7 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
             );
         }
         let anvil = match &existing.anvil {
-            Some(info) => Some(start_anvil(&setup.tools, info.port, &dir.join(&info.state)).await?),
+            Some(info) => Some(start_anvil(&setup.tools, anvil_host, info.port, &dir.join(&info.state)).await?),
             None => None,
         };
         return Ok((existing, anvil));
@@ -454,9 +502,9 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
         None => {
             let port = free_ports(1)?.first().copied().context("no free port")?;
             let state = "anvil-state.json".to_string();
-            let child = start_anvil(&setup.tools, port, &dir.join(&state)).await?;
+            let child = start_anvil(&setup.tools, anvil_host, port, &dir.join(&state)).await?;
             (
-                format!("http://127.0.0.1:{port}"),
+                format!("http://{}", SocketAddr::new(anvil_host, port)),
                 Some(child),
                 Some(AnvilInfo { port, state }),
             )
@@ -508,7 +556,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
 /// range: a port handed out by `bind(0)` is an ephemeral one, and any outbound connection on the
 /// machine (another test's client, say) can take it before the node binds it or while a killed
 /// node is down. Ports under the range are only ever taken by an explicit bind.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     use rand_core::{OsRng, RngCore};
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -541,7 +589,30 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 /// (not yet written) and the nodes' identity keys.
 fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(NetworkFile, Vec<PublicIdentity>)> {
     let n = setup.nodes;
-    let ports = free_ports(n)?;
+    let hosts: Vec<(SocketAddr, String)> = match &setup.hosts {
+        Some(hosts) if !hosts.nodes.is_empty() => {
+            if hosts.nodes.len() != n {
+                bail!("{} hosts given for {n} nodes", hosts.nodes.len());
+            }
+            hosts
+                .nodes
+                .iter()
+                .map(|h| {
+                    (
+                        h.listen,
+                        h.url.clone().unwrap_or_else(|| format!("http://{}", h.listen)),
+                    )
+                })
+                .collect()
+        }
+        _ => free_ports(n)?
+            .into_iter()
+            .map(|port| {
+                let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+                (listen, format!("http://{listen}"))
+            })
+            .collect(),
+    };
     let mut keys = Vec::new();
     let mut identities = Vec::new();
     for i in 0..n {
@@ -557,10 +628,10 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
         );
     }
     let mut nodes = Vec::new();
-    for (i, (port, key)) in ports.iter().zip(&keys).enumerate() {
+    for (i, ((listen, url), key)) in hosts.into_iter().zip(&keys).enumerate() {
         let config = NodeConfig {
             id: i as u32,
-            listen: format!("127.0.0.1:{port}").parse()?,
+            listen,
             data_dir: PathBuf::from("data"),
             storage_key: Some(key.to_hex().to_string()),
             threshold: None,
@@ -591,7 +662,7 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
         write_private(&path, &toml::to_string(&config)?)?;
         nodes.push(NetworkNode {
             id: i as u32,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             config: format!("node{i}/node.toml"),
         });
     }
@@ -620,8 +691,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts one node process with its log in its directory.
-fn spawn_node(tools: &Tools, dir: &Path, node: &NetworkNode, args: &[String]) -> anyhow::Result<Child> {
+/// Starts one node process with its log in its directory, handed to `launch` if that is not
+/// empty.
+fn spawn_node(
+    tools: &Tools,
+    dir: &Path,
+    node: &NetworkNode,
+    launch: &[String],
+    args: &[String],
+) -> anyhow::Result<Child> {
     let exe = tools.sigil()?;
     let config = dir.join(&node.config);
     let log_path = log_path(dir, node);
@@ -630,7 +708,15 @@ fn spawn_node(tools: &Tools, dir: &Path, node: &NetworkNode, args: &[String]) ->
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    Command::new(exe)
+    let mut command = match launch.split_first() {
+        Some((program, launch_args)) => {
+            let mut command = Command::new(program);
+            command.args(launch_args).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    };
+    command
         .arg("node")
         .arg("--config")
         .arg(&config)

@@ -265,6 +265,19 @@ pub(crate) fn auth_value(auth: &AuthSig) -> Result<serde_json::Value, ClientErro
     serde_json::to_value(auth).map_err(|e| ClientError::Invalid(format!("authSig: {e}")))
 }
 
+/// An error and its causes, `: `-separated: reqwest's own text names only the URL, the cause
+/// (refused, no route to host, timed out) is further down.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// POSTs `body` to `url` and decodes the answer, keeping the node's error fields.
 async fn post_coded<T: for<'de> Deserialize<'de>>(
     http: &reqwest::Client,
@@ -277,12 +290,12 @@ async fn post_coded<T: for<'de> Deserialize<'de>>(
         .json(body)
         .send()
         .await
-        .map_err(|e| PostError::plain(format!("unreachable: {e}")))?;
+        .map_err(|e| PostError::plain(format!("unreachable: {}", with_causes(&e))))?;
     let status = response.status();
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| PostError::plain(format!("reading the answer: {e}")))?;
+        .map_err(|e| PostError::plain(format!("reading the answer: {}", with_causes(&e))))?;
     if !status.is_success() {
         return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => PostError {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sigil::devnet::{Devnet, Setup, Tools};
+use sigil::devnet::{Devnet, Hosts, Setup, Tools};
 use sigil_chain::alloy::providers::DynProvider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::Contracts;
@@ -220,11 +220,27 @@ impl Network {
         extra: impl Fn(usize) -> Vec<String>,
         edit: impl Fn(String) -> String,
     ) -> Self {
+        Self::start_setup(n, stock, None, extra, edit).await
+    }
+
+    /// [`Network::start`] on the given hosts (addresses, namespaces, links).
+    pub async fn start_on(n: usize, stock: usize, hosts: Hosts) -> Self {
+        Self::start_setup(n, stock, Some(hosts), |_| vec![], |config| config).await
+    }
+
+    async fn start_setup(
+        n: usize,
+        stock: usize,
+        hosts: Option<Hosts>,
+        extra: impl Fn(usize) -> Vec<String>,
+        edit: impl Fn(String) -> String,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let setup = Setup {
             nodes: n,
             presign_stock: stock,
             tools: tools(),
+            hosts,
             ..Setup::default()
         };
         let devnet = Devnet::prepare(dir.path(), &setup).await.unwrap();

@@ -1,5 +1,5 @@
 //! Multi-process tests: real `sigil` node processes and a real anvil on loopback, free ports,
-//! bounded in time.
+//! bounded in time; `hosts` puts each node in its own network namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod actions;
@@ -7,6 +7,7 @@ mod chain;
 mod encryption;
 mod harness;
 mod hostile;
+mod hosts;
 mod integrity;
 mod signing;
 mod vouch;
