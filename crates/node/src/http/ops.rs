@@ -18,6 +18,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let mut out = String::new();
     node.metrics.render(&mut out);
     mesh_metrics(&node, &mut out);
+    cache_metrics(&node, &mut out).await;
     let up = node.live().len();
     metric(
         &mut out,
@@ -174,4 +175,25 @@ fn mesh_metrics(node: &Node, out: &mut String) {
         "Protocol messages for sessions not open yet that the bounds of the early buffer dropped.",
         node.sessions.early_dropped(),
     );
+}
+
+/// How full the bounded caches are (`[limits] known_keys`, `registry_cache`).
+async fn cache_metrics(node: &Node, out: &mut String) {
+    metric(
+        out,
+        "sigil_known_pkp_names",
+        "gauge",
+        "PKP public keys and token ids this node remembers (two per PKP).",
+        node.known_key_names(),
+    );
+    if let Some(registry) = &node.options.registry {
+        let (standing, actions) = registry.cached().await;
+        metric(
+            out,
+            "sigil_registry_cache_entries",
+            "gauge",
+            "Entries of the chain permission caches (owners and permitted addresses, and permitted actions).",
+            standing + actions,
+        );
+    }
 }
