@@ -180,27 +180,23 @@ impl Namespaces {
 
     /// Cuts `minority` off: they reach each other and the chain, not the others nor this process.
     pub fn cut_off(&self, minority: &[usize]) {
-        for i in minority {
-            ip(&[
-                "link",
-                "set",
-                &format!("{}m{i}", self.prefix),
-                "master",
-                &self.bridge("p"),
-            ])
-            .unwrap();
-        }
+        self.move_to(minority, "p");
     }
 
     /// Joins `minority` to the others again.
     pub fn heal(&self, minority: &[usize]) {
-        for i in minority {
+        self.move_to(minority, "m");
+    }
+
+    /// Moves the mesh ends of `nodes` onto bridge `bridge`.
+    fn move_to(&self, nodes: &[usize], bridge: &str) {
+        for i in nodes {
             ip(&[
                 "link",
                 "set",
                 &format!("{}m{i}", self.prefix),
                 "master",
-                &self.bridge("m"),
+                &self.bridge(bridge),
             ])
             .unwrap();
         }
