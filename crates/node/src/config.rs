@@ -135,8 +135,21 @@ pub struct ActionsConfig {
     /// Per-run limits (`[actions.limits]`: wall_time in ms, memory_bytes, code_bytes,
     /// response_bytes, signatures, fetches, call_depth, log_bytes).
     pub limits: sigil_actions::Limits,
-    /// Actions running at once; further requests wait.
+    /// Actions running at once (and, separately, actions run as access-control conditions);
+    /// further requests wait up to `slot_wait_ms`.
     pub max_concurrent: usize,
+    /// How long a request waits for a free action (or condition) slot, in ms, before it is
+    /// refused with 503 `BUSY` and a `Retry-After` header (default 2000).
+    pub slot_wait_ms: u64,
+    /// Most bytes of code the action store (`POST /web/actions`, `actions.redb`) holds (default
+    /// 64 MiB). Each action is also bounded by `limits.code_bytes`.
+    pub store_max_bytes: u64,
+    /// Most actions the action store holds (default 4096).
+    pub store_max_actions: usize,
+    /// What storing does when the store is full: `"evict"` (default) removes the least recently
+    /// used actions (by last run, else store time) to make room; `"refuse"` answers 507
+    /// `ACTION_STORE_FULL`.
+    pub store_when_full: StoreWhenFull,
     /// ethers v5's UMD bundle (`ethers.umd.min.js`). Relative paths are relative to the config.
     pub ethers_bundle: Option<PathBuf>,
     /// An IPFS HTTP gateway (`{gateway}/ipfs/{cid}`) for code not in the node's action store.
@@ -151,11 +164,27 @@ impl Default for ActionsConfig {
         Self {
             limits: sigil_actions::Limits::default(),
             max_concurrent: 8,
+            slot_wait_ms: 2000,
+            store_max_bytes: 64 << 20,
+            store_max_actions: 4096,
+            store_when_full: StoreWhenFull::Evict,
             ethers_bundle: None,
             ipfs_gateway: None,
             rpc_urls: std::collections::BTreeMap::new(),
         }
     }
+}
+
+/// `[actions] store_when_full`: what a full action store does with new code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreWhenFull {
+    /// Removes the least recently used actions: code is addressed by its hash, so whoever needs
+    /// an evicted action can store it again.
+    #[default]
+    Evict,
+    /// Refuses the new code (507 `ACTION_STORE_FULL`) until the operator makes room.
+    Refuse,
 }
 
 /// Where the node reads the chain.
@@ -299,6 +328,11 @@ impl NodeConfig {
         self.resolve_paths(base);
         if self.actions.max_concurrent == 0 {
             return Err(ConfigError::Invalid("actions.max_concurrent must be at least 1".into()));
+        }
+        if self.actions.store_max_actions == 0 || self.actions.store_max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "actions.store_max_actions and actions.store_max_bytes must be at least 1".into(),
+            ));
         }
         self.limits.check()?;
         if self.chain.is_some() {

@@ -35,6 +35,9 @@ pub enum Kind {
     UpstreamTimeout,
     /// Not now: the node is starting, busy, or out of stock; retry shortly.
     Unavailable,
+    /// The node's storage for this kind of record is full, and stays full until its operator
+    /// makes room.
+    StorageFull,
 }
 
 /// A refusal or failure as a service reports it.
@@ -44,6 +47,7 @@ pub struct Error {
     code: Cow<'static, str>,
     message: String,
     logs: Vec<String>,
+    retry_after: Option<u64>,
 }
 
 impl Error {
@@ -54,6 +58,16 @@ impl Error {
             code: code.into(),
             message: message.into(),
             logs: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// `BUSY`: every slot of a bounded pool stayed taken while the request waited; worth
+    /// retrying after `retry_after_secs` seconds.
+    pub fn busy(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(Kind::Unavailable, "BUSY", message)
         }
     }
 
@@ -100,6 +114,11 @@ impl Error {
     /// The human message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Seconds after which a retry may succeed, for a refusal that is only "not now".
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The parts: kind, code, message, logs.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const BOUNDS: [f64; 13] = [
@@ -109,6 +110,71 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     phases: Mutex<BTreeMap<SignPhase, Histogram>>,
+    /// What the bounds of actions turned away.
+    pub actions: ActionCounters,
+}
+
+/// Counters of the action bounds (`[actions]`): refusals, evictions and decryption shares.
+#[derive(Default)]
+pub struct ActionCounters {
+    /// Runs refused because no action or condition slot freed up in `slot_wait_ms`.
+    pub busy: AtomicU64,
+    /// Code refused by the action store, by reason.
+    pub store_rejections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Actions evicted from the full action store.
+    pub store_evicted: AtomicU64,
+    /// Decryption shares checked inside actions (each received share once).
+    pub share_verifications: AtomicU64,
+    /// Decryption shares inside actions that did not verify (their sender is dropped).
+    pub shares_rejected: AtomicU64,
+}
+
+impl ActionCounters {
+    /// Counts one refusal of the action store.
+    pub fn store_rejected(&self, reason: &'static str) {
+        if let Ok(mut map) = self.store_rejections.lock() {
+            *map.entry(reason).or_default() += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        metric(
+            out,
+            "sigil_action_busy_total",
+            "counter",
+            "Action and condition runs refused with BUSY: no slot freed up in slot_wait_ms.",
+            count(&self.busy),
+        );
+        out.push_str("# HELP sigil_action_store_rejected_total Code the action store refused, by reason.\n");
+        out.push_str("# TYPE sigil_action_store_rejected_total counter\n");
+        if let Ok(map) = self.store_rejections.lock() {
+            for (reason, n) in map.iter() {
+                let _ = writeln!(out, "sigil_action_store_rejected_total{{reason=\"{reason}\"}} {n}");
+            }
+        }
+        metric(
+            out,
+            "sigil_action_store_evicted_total",
+            "counter",
+            "Actions evicted (least recently used) to make room in the full action store.",
+            count(&self.store_evicted),
+        );
+        metric(
+            out,
+            "sigil_decryption_share_verifications_total",
+            "counter",
+            "Decryption shares verified inside actions (each received share exactly once).",
+            count(&self.share_verifications),
+        );
+        metric(
+            out,
+            "sigil_decryption_shares_rejected_total",
+            "counter",
+            "Decryption shares inside actions that did not verify; their senders were dropped.",
+            count(&self.shares_rejected),
+        );
+    }
 }
 
 impl Metrics {
@@ -190,6 +256,7 @@ impl Metrics {
                 h.render(out, "sigil_sign_phase_seconds", "phase", phase.label());
             }
         }
+        self.actions.render(out);
     }
 }
 

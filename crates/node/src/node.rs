@@ -144,6 +144,8 @@ pub struct Node {
     pub me: u32,
     /// The data file.
     pub store: Arc<Store>,
+    /// Action code by CID, in a file of its own (`actions.redb`).
+    pub action_store: Arc<crate::actions::store::ActionStore>,
     /// Takes presignatures for sign requests, many per durable commit.
     pub taker: Taker,
     /// The mesh.

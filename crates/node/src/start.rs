@@ -16,6 +16,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_mesh::{Identity, NodeKey};
 use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
 
+use crate::actions::store::{ActionStore, Quota, ACTIONS_FILE};
 use crate::config::{ConfigError, Settings};
 use crate::epoch::{load_root_keys, save_root_keys, RootKeys, StoredRootKeys};
 use crate::epoch::{Epoch, EpochHandle};
@@ -81,6 +82,19 @@ fn identity(store: &Store) -> Result<Identity, StoreError> {
     Ok(fresh)
 }
 
+/// Opens the action store, moving in the code an older node kept in the data file.
+async fn open_action_store(settings: &Settings, store: &Store) -> Result<Arc<ActionStore>, NodeError> {
+    let path = settings.data_dir.join(ACTIONS_FILE);
+    let actions = Arc::new(ActionStore::open(&path, Quota::of(&settings.config.actions))?);
+    let wait = std::time::Duration::from_secs(60);
+    for (cid, code) in store.take_legacy_actions()? {
+        if let Err(e) = actions.put(cid.clone(), code, wait).await {
+            tracing::warn!(%cid, "action not moved to {ACTIONS_FILE}: {e}");
+        }
+    }
+    Ok(actions)
+}
+
 /// Runs the node until `shutdown` resolves.
 pub async fn run(
     settings: Settings,
@@ -135,10 +149,12 @@ pub async fn run(
     let epoch = Epoch::new(settings.epoch, threshold, settings.peers.clone());
     let taker = Taker::start(Arc::clone(&store))?;
     let peer_takes = store.peer_takes()?;
+    let action_store = open_action_store(&settings, &store).await?;
     let node = Arc::new(Node {
         me,
         epoch: EpochHandle::new(epoch),
         store,
+        action_store,
         taker,
         net,
         sessions: Arc::new(Sessions::new(limits.early_bytes_per_peer)),

@@ -49,7 +49,8 @@ const ALLOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("allocat
 const ALLOCATION_TIMES: TableDefinition<&[u8], ()> = TableDefinition::new("allocation_times");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-/// Action code by CID (public: stored in the clear).
+/// Action code by CID, as older nodes stored it here (public: in the clear); moved to
+/// `actions.redb` at start-up ([`Store::take_legacy_actions`]).
 const ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("actions");
 const AAD_DOMAIN: &[u8] = b"sigil-store/v1";
 /// Added to the used slots' count to give the take counter (raised by a purge): peers remember the
@@ -771,21 +772,30 @@ impl Store {
         .map(|v| Some(Zeroizing::new(v)))
     }
 
-    /// Stores action code under its CID (the caller computed the CID from the code).
-    pub fn put_action(&self, cid: &str, code: &[u8]) -> Result<(), StoreError> {
+    /// Removes and returns the action code an older node kept in this file (actions now live in
+    /// their own file, `actions::store`); empty once moved.
+    pub fn take_legacy_actions(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            match txn.open_table(ACTIONS) {
+                Ok(table) if table.is_empty().map_err(db_err)? => return Ok(Vec::new()),
+                Ok(_) => {}
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(db_err(e)),
+            }
+        }
         let txn = self.db.begin_write().map_err(db_err)?;
-        txn.open_table(ACTIONS)
-            .map_err(db_err)?
-            .insert(cid, code)
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)
-    }
-
-    /// The code stored under `cid`, if any.
-    pub fn action(&self, cid: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(ACTIONS).map_err(db_err)?;
-        Ok(table.get(cid).map_err(db_err)?.map(|v| v.value().to_vec()))
+        let mut moved = Vec::new();
+        {
+            let mut table = txn.open_table(ACTIONS).map_err(db_err)?;
+            for row in table.iter().map_err(db_err)? {
+                let (cid, code) = row.map_err(db_err)?;
+                moved.push((cid.value().to_string(), code.value().to_vec()));
+            }
+            table.retain(|_, _| false).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(moved)
     }
 }
 

@@ -369,6 +369,30 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
         .await
         .unwrap_or_else(|e| panic!("{e}: {e:?}"));
     assert_eq!(outcome.response.as_deref(), Some("6"));
+    // Each node checked each share it looked at once (at most one per node of the network, not
+    // one per share each time another arrived), and node 3, which always sees its own bad share
+    // first, dropped it and named itself.
+    for i in 0..4 {
+        let metrics = net.metrics(i).await;
+        let value = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let checked = value("sigil_decryption_share_verifications_total");
+        let rejected = value("sigil_decryption_shares_rejected_total");
+        assert!((3..=4).contains(&checked), "node {i} checked {checked} shares");
+        assert!(rejected <= 1, "node {i} rejected {rejected} shares");
+        if i == 3 {
+            assert_eq!(rejected, 1, "node 3 did not reject its own bad share");
+        }
+    }
+    assert!(
+        net.log(3).contains("node 3 sent a bad decryption share"),
+        "{}",
+        net.log(3)
+    );
 }
 
 /// A loopback API that answers "forecast: sunny" only to `Authorization: Bearer <key>`, and

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod actions;
+mod bounds;
 mod chain;
 mod encryption;
 mod harness;

@@ -1,6 +1,12 @@
 //! Encryption inside actions: `checkConditions`, `encrypt`, and `decryptAndCombine` /
 //! `decryptToSingleNode`, whose shares travel through the mailbox so the plaintext exists only
-//! inside the action. Uses `node`, `auth`, `encryption`, `actions::host`, `error`.
+//! inside the action. Each share is verified once, off the async runtime, and a sender of a bad
+//! one is dropped and named. Uses `node`, `auth`, `encryption`, `epoch`, `actions::host`, `error`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -14,6 +20,7 @@ use zeroize::Zeroizing;
 use super::host::HostInner;
 use crate::auth::authenticate;
 use crate::encryption::{decide, share_for};
+use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error};
 use crate::mesh::wire::Message;
 
@@ -101,6 +108,115 @@ impl HostInner {
         }))
     }
 
+    /// Waits for decryption shares over `identity` under `topic` and opens `ciphertext` with the
+    /// first `threshold` valid ones. Each share is verified exactly once, as it arrives, on a
+    /// blocking thread (a pairing check takes a millisecond); a sender whose share does not
+    /// verify is dropped and named. So a malicious node costs one pairing per decryption, not a
+    /// check of every share each time another arrives. Fails early once too few nodes of
+    /// `n_nodes` are left to make up the threshold.
+    #[allow(clippy::too_many_arguments)]
+    async fn collect_and_open(
+        &self,
+        keys: &Arc<RootKeys>,
+        threshold: usize,
+        n_nodes: usize,
+        topic: &str,
+        identity: &str,
+        ciphertext: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Zeroizing<Vec<u8>>, HostError> {
+        let node = &self.node;
+        let counters = &node.metrics.actions;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut good: BTreeMap<u32, BlsSignatureShare> = BTreeMap::new();
+        let mut bad: BTreeMap<u32, String> = BTreeMap::new();
+        while good.len() < threshold {
+            if good.len() + n_nodes.saturating_sub(good.len() + bad.len()) < threshold {
+                break;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let values = node
+                .mailbox
+                .wait(self.request, topic, left, |values| {
+                    values
+                        .keys()
+                        .any(|from| !good.contains_key(from) && !bad.contains_key(from))
+                })
+                .await;
+            let fresh: Vec<(u32, String)> = values
+                .into_iter()
+                .filter(|(from, _)| !good.contains_key(from) && !bad.contains_key(from))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            counters
+                .share_verifications
+                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+            let (keys, id) = (Arc::clone(keys), identity.to_string());
+            let checked = tokio::task::spawn_blocking(move || {
+                fresh
+                    .into_iter()
+                    .map(|(from, text)| {
+                        let share = hex::decode(&text)
+                            .map_err(|e| format!("not hex ({e})"))
+                            .and_then(|bytes| {
+                                BlsSignatureShare::from_bytes(PartyId(from), &bytes).map_err(|e| e.to_string())
+                            })
+                            .and_then(|share| {
+                                bls::verify_share(keys.bls.public(), &share, id.as_bytes())
+                                    .map(|()| share)
+                                    .map_err(|e| e.to_string())
+                            });
+                        (from, share)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| HostError::new("INTERNAL", e.to_string()))?;
+            for (from, share) in checked {
+                match share {
+                    Ok(share) => {
+                        good.insert(from, share);
+                    }
+                    Err(why) => {
+                        counters.shares_rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(sender = from, %why, "node {from} sent a bad decryption share; dropped");
+                        bad.insert(from, why);
+                    }
+                }
+            }
+        }
+        let named = || {
+            if bad.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = bad.iter().map(|(from, why)| format!("node {from}: {why}")).collect();
+                format!("; bad decryption shares from {}", list.join(", "))
+            }
+        };
+        if good.len() < threshold {
+            return Err(HostError::new(
+                "DECRYPT_FAILED",
+                format!(
+                    "{} of the {threshold} valid decryption shares needed arrived in {} s (the conditions may not hold for the other nodes, or they are down){}",
+                    good.len(),
+                    wait.as_secs(),
+                    named()
+                ),
+            ));
+        }
+        // Every share is verified, so the first `threshold` combine without further checks.
+        let shares: Vec<BlsSignatureShare> = good.into_values().take(threshold).collect();
+        let keys = Arc::clone(keys);
+        let id = identity.to_string();
+        let (opened, _) =
+            tokio::task::spawn_blocking(move || bls::open(keys.bls.public(), &shares, id.as_bytes(), &ciphertext))
+                .await
+                .map_err(|e| HostError::new("INTERNAL", e.to_string()))?;
+        opened.map_err(|e| HostError::new("DECRYPT_FAILED", format!("{e}{}", named())))
+    }
+
     /// `Lit.Actions.decryptAndCombine` / `decryptToSingleNode`.
     pub(crate) async fn decrypt(
         &self,
@@ -144,51 +260,20 @@ impl HostInner {
         } else {
             self.send_all(&topic, share);
         }
-        let package = keys.bls.public();
-        let threshold = epoch.threshold;
-        let mut tried = 0;
-        let mut opened = None;
-        let mut failure = None;
         // Other nodes may still be deciding the conditions (an action condition may take the
         // whole wall time): wait as long as the action itself may run.
         let wait = node.settings.config.actions.limits.wall_time;
-        node.mailbox
-            .wait(self.request, &topic, wait, |values| {
-                if values.len() < threshold || values.len() == tried {
-                    return false;
-                }
-                tried = values.len();
-                let shares: Vec<BlsSignatureShare> = values
-                    .iter()
-                    .filter_map(|(from, text)| {
-                        BlsSignatureShare::from_bytes(PartyId(*from), &hex::decode(text).ok()?).ok()
-                    })
-                    .collect();
-                match bls::open(package, &shares, identity.as_bytes(), &ciphertext) {
-                    (Ok(plaintext), _) => {
-                        opened = Some(plaintext);
-                        true
-                    }
-                    (Err(sigil_tss::TssError::NotEnoughShares { .. }), _) => false,
-                    (Err(e), _) => {
-                        failure = Some(e.to_string());
-                        true
-                    }
-                }
-            })
-            .await;
-        if let Some(reason) = failure {
-            return Err(HostError::new("DECRYPT_FAILED", reason));
-        }
-        let plaintext = opened.ok_or_else(|| {
-            HostError::new(
-                "DECRYPT_FAILED",
-                format!(
-                    "fewer than {threshold} nodes released a valid decryption share in {} s (the conditions may not hold for them, or they are down)",
-                    wait.as_secs()
-                ),
+        let plaintext = self
+            .collect_and_open(
+                &keys,
+                epoch.threshold,
+                epoch.peers.len(),
+                &topic,
+                &identity,
+                ciphertext,
+                wait,
             )
-        })?;
+            .await?;
         if <[u8; 32]>::from(Sha256::digest(plaintext.as_slice())) != data_hash {
             return Err(HostError::new(
                 "DECRYPT_FAILED",

@@ -2,6 +2,7 @@
 //! thread and answers with this node's response, logs and signature shares.
 //!
 //! * [`code`] — action code by CID (stored here, or from the IPFS gateway).
+//! * [`store`] — the bounded action store, `actions.redb`.
 //! * [`run`] — a run on its own thread, holding a slot; action conditions.
 //! * [`host`] — what an action asks of the node ([`host::ActionHost`]).
 //! * [`decrypt`] — `checkConditions`, `encrypt`, `decryptAndCombine` inside actions.
@@ -33,6 +34,7 @@ pub mod fetch;
 pub mod host;
 pub mod mailbox;
 pub mod run;
+pub mod store;
 
 /// How far a request's timestamp may be from this node's clock.
 const TIMESTAMP_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -98,10 +100,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         return Err(Error::not_ready());
     }
     // The slot goes with the thread: a client that hangs up does not free it early.
-    let slot = Arc::clone(&node.action_slots)
-        .acquire_owned()
-        .await
-        .map_err(|_| Error::internal("node shutting down"))?;
+    let slot = run::take_slot(node, &node.action_slots, "actions").await?;
     // What the nodes of this run share (mailbox, signature requests, Math.random) is keyed by the
     // whole request, not the caller's id alone: another request reusing the id cannot mix in.
     let run_id: [u8; 16] = {

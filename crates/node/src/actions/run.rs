@@ -14,9 +14,6 @@ use super::host::{ActionHost, HostInner, Mode};
 use crate::error::Error;
 use crate::node::Node;
 
-/// How long an action condition waits for a free condition slot.
-const CONDITION_SLOT_WAIT: Duration = Duration::from_secs(2);
-
 /// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
 const ACTION_THREAD_STACK: usize = 8 << 20;
 
@@ -51,20 +48,9 @@ pub(crate) async fn run_condition(
         id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
         id
     };
-    // A full pool is an answer ("busy"), not a queue: a flood of condition runs cannot hold
-    // requests open behind it.
-    let slot = tokio::time::timeout(CONDITION_SLOT_WAIT, Arc::clone(&node.condition_slots).acquire_owned())
+    let slot = take_slot(node, &node.condition_slots, "action conditions")
         .await
-        .map_err(|_| {
-            sigil_conditions::EnvError::new(
-                "BUSY",
-                format!(
-                    "node {} runs as many action conditions as it may; retry shortly",
-                    node.me
-                ),
-            )
-        })?
-        .map_err(|_| sigil_conditions::EnvError::new("BUSY", "node shutting down"))?;
+        .map_err(env_error)?;
     let run = RunRequest {
         code,
         cid: cid.to_string(),
@@ -79,6 +65,36 @@ pub(crate) async fn run_condition(
         Ok(_) => Ok(outcome.response.unwrap_or_else(|| "undefined".into())),
         Err(e) => Err(format!("{}: {e}", e.code())),
     })
+}
+
+/// Takes one of `slots`, waiting at most `[actions] slot_wait_ms`: a full pool is an answer
+/// (`BUSY`, with a time to retry after), not a queue, so a flood of slow actions cannot hold
+/// requests open behind it. `what` names the pool in the refusal.
+pub(crate) async fn take_slot(
+    node: &Node,
+    slots: &Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    let wait = Duration::from_millis(node.settings.config.actions.slot_wait_ms);
+    match tokio::time::timeout(wait, Arc::clone(slots).acquire_owned()).await {
+        Ok(Ok(slot)) => Ok(slot),
+        Ok(Err(_)) => Err(Error::internal("node shutting down")),
+        Err(_) => {
+            node.metrics
+                .actions
+                .busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(Error::busy(
+                format!(
+                    "node {} runs as many {what} as it may (max_concurrent = {}) and none finished within {} ms; retry shortly",
+                    node.me,
+                    node.settings.config.actions.max_concurrent,
+                    wait.as_millis()
+                ),
+                wait.as_secs().max(1),
+            ))
+        }
+    }
 }
 
 /// Runs `run` on its own thread (QuickJS blocks it) with `inner` as its host, holding `slot`

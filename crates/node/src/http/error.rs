@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -48,6 +48,7 @@ pub fn status(kind: Kind) -> StatusCode {
         Kind::Upstream => StatusCode::BAD_GATEWAY,
         Kind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
     }
 }
 
@@ -62,11 +63,18 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.error.retry_after();
         let (_, code, message, logs) = self.error.into_parts();
         let body = ErrorBody {
             error: ErrorFields { code, message, logs },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -102,4 +110,19 @@ pub fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiEr
 /// The body of a `POST` as a `T`.
 pub fn json_body<T: for<'de> Deserialize<'de>>(raw: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     parse_json(&body(raw)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_answers_503_with_retry_after_and_a_full_store_507() {
+        let busy = ApiError::from(Error::busy("all slots taken", 2)).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers().get(header::RETRY_AFTER).unwrap(), "2");
+        let full = ApiError::from(Error::new(Kind::StorageFull, "ACTION_STORE_FULL", "full")).into_response();
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(full.headers().get(header::RETRY_AFTER).is_none());
+    }
 }

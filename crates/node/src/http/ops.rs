@@ -99,6 +99,21 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "Nodes left out of new signing sets (as allocator) because they stalled a presignature run.",
         node.epoch().pool.penalized().len(),
     );
+    let (actions, bytes) = node.action_store.usage();
+    metric(
+        &mut out,
+        "sigil_action_store_actions",
+        "gauge",
+        "Actions in the action store.",
+        actions,
+    );
+    metric(
+        &mut out,
+        "sigil_action_store_bytes",
+        "gauge",
+        "Bytes of code in the action store.",
+        bytes,
+    );
     if let Some(fault) = node.options.fault() {
         let _ = std::fmt::Write::write_fmt(
             &mut out,
