@@ -30,7 +30,7 @@ pub mod alloc;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-pub use arbitrary::{Arbitrary, Unstructured};
+pub use arbitrary::{self, Arbitrary, Unstructured};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde_json::Value;
