@@ -7,7 +7,7 @@ NODES ?= 5
 TOOLS_BIN := $(CURDIR)/tools/node_modules/.bin
 FORGE := $(TOOLS_BIN)/forge
 
-.PHONY: dev test bench lint fmt clean tools contracts
+.PHONY: dev test fuzz bench lint fmt clean tools contracts
 
 ## Build in release mode and run a local network of $(NODES) node processes in .sigil/ (Ctrl-C stops it).
 dev: contracts
@@ -26,6 +26,13 @@ test: lint contracts
 	$(CARGO) test --workspace --doc
 	$(CARGO) run -q -p sigil -- demo --nodes 3 > /dev/null
 	@echo "make test: all checks passed"
+
+## Only the fuzz targets (tests named `fuzz_*`, driver in crates/fuzz), each for $(SECONDS) seconds from a
+## fresh seed instead of the 10^4 fixed cases `make test` runs; nextest runs two at a time on two cores,
+## so the whole run takes about (targets / 2) x SECONDS. A failure prints SIGIL_FUZZ_SEED=… to replay it.
+SECONDS ?= 60
+fuzz:
+	SIGIL_FUZZ_SECONDS=$(SECONDS) $(CARGO) nextest run --workspace --no-fail-fast -E 'test(/^fuzz::fuzz_/)'
 
 ## Install the pinned contract toolchain into tools/node_modules (again only when the lock file changes).
 tools: tools/node_modules/.stamp

@@ -63,7 +63,12 @@ impl BlsSignatureShare {
                 "BLS signature share for another signature scheme",
             ));
         }
-        Ok(Self { party, share })
+        let share = Self { party, share };
+        // blsful reads a prefix and ignores what follows; one share has one encoding.
+        if share.to_bytes() != bytes {
+            return Err(TssError::malformed(party, "BLS signature share: trailing bytes"));
+        }
+        Ok(share)
     }
 }
 

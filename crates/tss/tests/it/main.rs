@@ -6,6 +6,7 @@ mod bls;
 mod common;
 mod dkg;
 mod ecdsa;
+mod fuzz;
 mod persist;
 mod reshare;
 mod robustness;

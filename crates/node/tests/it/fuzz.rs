@@ -1,0 +1,148 @@
+//! Fuzzed decoders of what peers send a node (driver: `sigil-fuzz`; budget and replay in its docs).
+//!
+//! | target | decoder | corpus |
+//! |---|---|---|
+//! | `wire_message` | `mesh::wire::Message::decode` (`/mesh/send`, inside an envelope) | one message of every kind |
+//! | `wire_call` | `serde_json` into `mesh::wire::Call` (`/mesh/call`) | every call |
+//! | `wire_reply` | `serde_json` into `mesh::wire::Reply` (what a peer answers a call with) | every reply |
+//! | `mesh_frames` | `mesh::net::frames` (the `/mesh/send` body, before any envelope opens) | bodies of zero to three frames |
+//! | `signed_takes` | `store::SignedTakes::from_bytes`, `from_hex` (a peer's `proof`), `StorageKey::from_hex` | genuine encodings |
+//!
+//! The `/web` bodies are fuzzed as types in `sigil-primitives` (`tests/it/fuzz.rs`); the node's
+//! handlers parse those same types. Each case must return without panicking and allocate at most
+//! 64 × input + 1 MiB; what decodes must encode and decode to the same bytes.
+
+use serde_json::{json, Value};
+use sigil_fuzz::Target;
+use sigil_node::mesh::net::frames;
+use sigil_node::mesh::wire::{Call, Message, Reply, Start};
+use sigil_node::store::{SignedTakes, StorageKey};
+
+fn messages() -> Vec<Message> {
+    vec![
+        Message::Protocol([7; 32], vec![1, 2, 3, 4, 5]),
+        Message::Protocol([0; 32], Vec::new()),
+        Message::Start(Start {
+            seq: 42,
+            participants: vec![0, 2, 3],
+        }),
+        Message::Stored(u64::MAX),
+        Message::Failed {
+            seq: 9,
+            silent: vec![1, 4],
+        },
+        Message::Action {
+            request: [3; 16],
+            topic: "collect/name".into(),
+            value: "{\"a\":1}".into(),
+        },
+    ]
+}
+
+#[test]
+fn fuzz_wire_message() {
+    Target::new("wire_message")
+        .corpus(messages().iter().map(Message::encode))
+        .dict([
+            "\"seq\":",
+            "\"participants\":",
+            "\"silent\":",
+            "\"topic\":",
+            "\"value\":",
+            "[]",
+            "{}",
+        ])
+        .run(|bytes| {
+            if let Ok(message) = Message::decode(bytes) {
+                let encoded = message.encode();
+                let again = Message::decode(&encoded).unwrap();
+                assert_eq!(again.encode(), encoded);
+            }
+        });
+}
+
+fn calls() -> Vec<Value> {
+    vec![
+        json!({"type": "ping"}),
+        json!({"type": "witness"}),
+        json!({"type": "discard", "seqs": [1, 2, 18446744073709551615u64]}),
+        json!({"type": "allocate", "request": "00112233445566778899aabbccddeeff", "digest": "ab", "exclude": [3], "at": 1_700_000_000}),
+    ]
+}
+
+fn replies() -> Vec<Value> {
+    vec![
+        json!({"type": "pong", "ready": true, "takes": 5, "proof": "00"}),
+        json!({"type": "witnessed", "takes": 5, "proof": ""}),
+        json!({"type": "allocated", "pool": 1, "seq": 2, "participants": [0, 1], "entropy": "ff", "digest": "ee"}),
+        json!({"type": "dropped", "count": 3}),
+        json!({"type": "error", "code": "BAD", "message": "no"}),
+    ]
+}
+
+/// Decodes JSON as `T`; what decodes encodes to JSON that decodes to the same encoding.
+fn trip<T: serde::de::DeserializeOwned + serde::Serialize>(bytes: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<T>(bytes) {
+        let encoded = serde_json::to_vec(&value).unwrap();
+        let again: T = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(serde_json::to_vec(&again).unwrap(), encoded);
+    }
+}
+
+#[test]
+fn fuzz_wire_call() {
+    Target::new("wire_call")
+        .json(calls())
+        .dict(["\"type\":", "\"ping\"", "\"allocate\"", "\"discard\""])
+        .run(trip::<Call>);
+}
+
+#[test]
+fn fuzz_wire_reply() {
+    Target::new("wire_reply")
+        .json(replies())
+        .dict(["\"type\":", "\"pong\"", "\"allocated\"", "\"error\""])
+        .run(trip::<Reply>);
+}
+
+fn framed(frames: &[&[u8]]) -> Vec<u8> {
+    frames
+        .iter()
+        .flat_map(|f| (f.len() as u32).to_be_bytes().into_iter().chain(f.iter().copied()))
+        .collect()
+}
+
+#[test]
+fn fuzz_mesh_frames() {
+    let bodies = [
+        framed(&[]),
+        framed(&[b"one envelope"]),
+        framed(&[b"", b"a", &[0xee; 300]]),
+    ];
+    Target::new("mesh_frames").corpus(bodies).run(|bytes| {
+        if let Ok(split) = frames(bytes) {
+            assert_eq!(framed(&split), bytes, "frames must cover the body exactly");
+        }
+    });
+}
+
+#[test]
+fn fuzz_signed_takes() {
+    let genuine = SignedTakes {
+        takes: 77,
+        signature: [0x1b; 65],
+    };
+    Target::new("signed_takes")
+        .corpus([genuine.to_bytes().to_vec(), hex::encode([0xab; 32]).into_bytes()])
+        .run(|bytes| {
+            if let Some(takes) = SignedTakes::from_bytes(bytes) {
+                assert_eq!(takes.to_bytes().as_slice(), bytes);
+            }
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                if let Some(takes) = SignedTakes::from_hex(7, text) {
+                    assert_eq!(hex::encode(takes.signature), text.to_lowercase());
+                }
+                let _ = StorageKey::from_hex(text);
+            }
+        });
+}
