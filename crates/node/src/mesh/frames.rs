@@ -1,10 +1,10 @@
 //! Reading what a peer posts, a frame at a time, sans-IO: the bytes of a `/mesh/send` body
 //! (`len:u32 | envelope`, repeated) or a `/mesh/call` body (one envelope) are pushed in as they
 //! arrive, and the reader hands out each envelope's prefix (header and session, to be
-//! authenticated before anything more is kept) and then the whole envelope. Nothing is
-//! allocated for a frame before its prefix arrived, and never more than the frame's declared
-//! length, itself at most [`MAX_FRAME_BYTES`]; a batch has at most [`MAX_FRAMES`] frames and
-//! [`MAX_SEND_BYTES`] bytes.
+//! authenticated before anything more is kept) and then the whole envelope. A frame holds only
+//! its prefix until the prefix was handed out, then grows with the bytes that really arrive
+//! (never to its declared length ahead of them), up to [`MAX_FRAME_BYTES`]; a batch has at most
+//! [`MAX_FRAMES`] frames and [`MAX_SEND_BYTES`] bytes.
 
 use sigil_mesh::{OVERHEAD, PREFIX_LEN};
 
@@ -183,12 +183,9 @@ impl FrameReader {
         if into_frame {
             if self.frame.capacity() == 0 {
                 self.frame.reserve_exact(PREFIX_LEN);
-            } else if self.prefix_sent && self.frame.len() == PREFIX_LEN {
-                // The declared length, now that a peer's prefix vouches for it.
-                if let Some(len) = self.len {
-                    self.frame.reserve_exact(len - PREFIX_LEN);
-                }
             }
+            // Grown as bytes arrive, never to the declared length ahead of them: a replayed
+            // genuine prefix declaring 8 MiB costs only what its sender really sends.
             self.frame.extend_from_slice(head);
         } else {
             self.len_bytes.extend_from_slice(head);

@@ -5,7 +5,7 @@
 //! | `wire_message` | `mesh::wire::Message::decode` (`/mesh/send`, inside an envelope) | one message of every kind |
 //! | `wire_call` | `serde_json` into `mesh::wire::Call` (`/mesh/call`) | every call |
 //! | `wire_reply` | `serde_json` into `mesh::wire::Reply` (what a peer answers a call with) | every reply |
-//! | `mesh_frames` | `mesh::net::frames` (the `/mesh/send` body, before any envelope opens) | bodies of zero to three frames |
+//! | `mesh_frames` | `mesh::frames::FrameReader` (a `/mesh/send` or `/mesh/call` body, before any envelope opens), pushed in chunks of every size | bodies of zero to three frames |
 //! | `signed_takes` | `store::SignedTakes::from_bytes`, `from_hex` (a peer's `proof`), `StorageKey::from_hex` | genuine encodings |
 //!
 //! The `/web` bodies are fuzzed as types in `sigil-primitives` (`tests/it/fuzz.rs`); the node's
@@ -14,7 +14,7 @@
 
 use serde_json::{json, Value};
 use sigil_fuzz::Target;
-use sigil_node::mesh::net::frames;
+use sigil_node::mesh::frames::{batch, FrameReader, Framing, Ready};
 use sigil_node::mesh::wire::{Call, Message, Reply, Start};
 use sigil_node::store::{SignedTakes, StorageKey};
 
@@ -105,23 +105,52 @@ fn fuzz_wire_reply() {
         .run(trip::<Reply>);
 }
 
-fn framed(frames: &[&[u8]]) -> Vec<u8> {
-    frames
-        .iter()
-        .flat_map(|f| (f.len() as u32).to_be_bytes().into_iter().chain(f.iter().copied()))
-        .collect()
+/// Pushes `body` into a reader in chunks of `chunk` bytes: the envelopes it handed out (each
+/// after its prefix), or `None` when it refused the body.
+fn read(framing: Framing, body: &[u8], chunk: usize) -> Option<Vec<Vec<u8>>> {
+    let mut reader = FrameReader::new(framing);
+    let mut frames = Vec::new();
+    let mut prefix = None;
+    for piece in body.chunks(chunk.max(1)) {
+        let mut data = piece;
+        while let Some(ready) = reader.push(&mut data).ok()? {
+            match ready {
+                Ready::Prefix { prefix: p, .. } => {
+                    assert!(prefix.is_none(), "two prefixes without a frame between");
+                    prefix = Some(p);
+                }
+                Ready::Frame(frame) => {
+                    let p = prefix.take().expect("a frame before its prefix");
+                    assert_eq!(frame[..p.len()], p[..], "the prefix is the frame's start");
+                    frames.push(frame);
+                }
+            }
+        }
+    }
+    if let Some(single) = reader.finish().ok()? {
+        let p = prefix.take().expect("an envelope before its prefix");
+        assert_eq!(single[..p.len()], p[..], "the prefix is the envelope's start");
+        frames.push(single);
+    }
+    Some(frames)
 }
 
 #[test]
 fn fuzz_mesh_frames() {
+    let small = vec![0x11; sigil_mesh::OVERHEAD];
+    let larger = vec![0xee; sigil_mesh::OVERHEAD + 300];
     let bodies = [
-        framed(&[]),
-        framed(&[b"one envelope"]),
-        framed(&[b"", b"a", &[0xee; 300]]),
+        batch([]),
+        batch([small.as_slice()]),
+        batch([small.as_slice(), larger.as_slice(), small.as_slice()]),
     ];
     Target::new("mesh_frames").corpus(bodies).run(|bytes| {
-        if let Ok(split) = frames(bytes) {
-            assert_eq!(framed(&split), bytes, "frames must cover the body exactly");
+        let chunk = 1 + bytes.first().copied().unwrap_or(0) as usize;
+        if let Some(frames) = read(Framing::Batch, bytes, chunk) {
+            assert_eq!(batch(frames.iter().map(Vec::as_slice)), bytes, "frames must cover the body exactly");
+        }
+        if let Some(frames) = read(Framing::Single, bytes, chunk) {
+            assert_eq!(frames, [bytes.to_vec()], "one envelope is the whole body");
         }
     });
 }
