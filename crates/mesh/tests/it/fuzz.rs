@@ -93,6 +93,7 @@ fn fuzz_router_route() {
     let config = RouterConfig {
         max_early_messages: 4,
         max_early_bytes: 1024,
+        max_early_bytes_per_peer: 2048,
         max_early_sessions: 8,
         retention: Duration::from_secs(30),
     };
@@ -111,6 +112,7 @@ fn fuzz_router_route() {
                             Routed::Deliver(f, _) => assert!(open && f == from),
                             _ => assert!(!open),
                         }
+                        assert!(router.early_bytes_of(from) <= config.max_early_bytes_per_peer);
                     }
                     Op::Open { key: k, deadline_secs } => {
                         let early = router.open(key(k), now + Duration::from_secs(deadline_secs.into()));

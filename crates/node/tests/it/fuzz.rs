@@ -147,7 +147,11 @@ fn fuzz_mesh_frames() {
     Target::new("mesh_frames").corpus(bodies).run(|bytes| {
         let chunk = 1 + bytes.first().copied().unwrap_or(0) as usize;
         if let Some(frames) = read(Framing::Batch, bytes, chunk) {
-            assert_eq!(batch(frames.iter().map(Vec::as_slice)), bytes, "frames must cover the body exactly");
+            assert_eq!(
+                batch(frames.iter().map(Vec::as_slice)),
+                bytes,
+                "frames must cover the body exactly"
+            );
         }
         if let Some(frames) = read(Framing::Single, bytes, chunk) {
             assert_eq!(frames, [bytes.to_vec()], "one envelope is the whole body");
