@@ -183,11 +183,15 @@ impl FrameReader {
         if into_frame {
             if self.frame.capacity() == 0 {
                 self.frame.reserve_exact(PREFIX_LEN);
-            } else if self.prefix_sent && self.frame.len() == PREFIX_LEN {
-                // The declared length, now that a peer's prefix vouches for it.
-                if let Some(len) = self.len {
-                    self.frame.reserve_exact(len - PREFIX_LEN);
-                }
+            }
+            // Grown with the bytes received (doubling, never past the declared length), not to
+            // the declared length at once: a prefix replayed from a genuine envelope passes
+            // `check_prefix`, and its sender must not get 8 MiB kept for the 70 bytes it sent.
+            let needed = self.frame.len() + head.len();
+            if needed > self.frame.capacity() {
+                let cap = self.len.unwrap_or(MAX_FRAME_BYTES);
+                let grown = self.frame.capacity().saturating_mul(2).max(needed).min(cap.max(needed));
+                self.frame.reserve_exact(grown - self.frame.len());
             }
             self.frame.extend_from_slice(head);
         } else {
@@ -284,6 +288,36 @@ mod tests {
         // The rest is still the caller's; the reader kept the prefix only.
         assert_eq!(data.len(), body.len() - LEN_BYTES - PREFIX_LEN);
         assert!(reader.frame.capacity() < 4 * PREFIX_LEN);
+    }
+
+    #[test]
+    fn after_its_prefix_a_frame_keeps_memory_in_proportion_to_the_bytes_received() {
+        // A prefix that passes `check_prefix` (replayed from a genuine envelope) and a frame
+        // declaring MAX_FRAME_BYTES: one more byte must not get the whole length kept.
+        let mut body = (MAX_FRAME_BYTES as u32).to_be_bytes().to_vec();
+        body.extend_from_slice(&[5u8; PREFIX_LEN + 1]);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let mut data = &body[..];
+        assert!(matches!(reader.push(&mut data), Ok(Some(Ready::Prefix { .. }))));
+        assert_eq!(reader.push(&mut data), Ok(None));
+        assert_eq!(reader.frame.len(), PREFIX_LEN + 1);
+        assert!(
+            reader.frame.capacity() <= 4 * PREFIX_LEN,
+            "{} bytes kept for {} received",
+            reader.frame.capacity(),
+            LEN_BYTES + PREFIX_LEN + 1
+        );
+        // Growing to the whole frame stays within the declared length.
+        let big = envelope(MAX_FRAME_BYTES, 5);
+        let body = batch([big.as_slice()]);
+        let (out, end) = read(Framing::Batch, &body, 1000);
+        assert_eq!(end, Ok(None));
+        assert_eq!(out.len(), 2);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let mut data = &body[..];
+        let _ = reader.push(&mut data);
+        let _ = reader.push(&mut &data[..MAX_FRAME_BYTES - PREFIX_LEN - 1]);
+        assert!(reader.frame.capacity() <= MAX_FRAME_BYTES);
     }
 
     #[test]
