@@ -119,3 +119,24 @@ fn one_peer_flooding_sessions_that_never_open_fills_only_its_own_share() {
         Routed::Buffered
     );
 }
+
+#[test]
+fn one_peer_cannot_take_every_early_session_from_the_others() {
+    // A peer sends one byte each for sessions that will never open, well under its early bytes:
+    // an honest peer's early message for a session about to open must still be kept.
+    let config = RouterConfig::default();
+    let mut router = Router::new(config.clone());
+    let now = Instant::now();
+    for i in 0..config.max_early_sessions as u32 {
+        let mut id = [0xee; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        router.route(now, SessionKey(id), 6, vec![0]);
+    }
+    assert!(router.early_bytes_of(6) <= config.max_early_sessions);
+    assert_eq!(
+        router.route(now, key(1), 2, b"honest round 1".to_vec()),
+        Routed::Buffered,
+        "peer 6 holds {} early bytes and every early session",
+        router.early_bytes_of(6)
+    );
+}
