@@ -19,4 +19,4 @@ mod router;
 
 pub use envelope::{Endpoint, MeshError, Opened, SessionPolicy, MAX_BODY, OVERHEAD, PREFIX_LEN};
 pub use identity::{Identity, NodeKey};
-pub use router::{Routed, Router, RouterConfig, SessionKey};
+pub use router::{Routed, Router, RouterConfig, SessionKey, EARLY_MESSAGE_OVERHEAD};

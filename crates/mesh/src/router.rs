@@ -25,6 +25,9 @@ pub struct RouterConfig {
     pub max_early_bytes_per_peer: usize,
     /// Not-yet-open sessions tracked at once.
     pub max_early_sessions: usize,
+    /// Not-yet-open sessions one peer may start (a session is charged to the peer whose message
+    /// created its entry): no peer can take every slot from the others.
+    pub max_early_sessions_per_peer: usize,
     /// How long early messages, and the memory of closed sessions, are kept.
     pub retention: Duration,
 }
@@ -36,6 +39,7 @@ impl Default for RouterConfig {
             max_early_bytes: 16 << 20,
             max_early_bytes_per_peer: 16 << 20,
             max_early_sessions: 4096,
+            max_early_sessions_per_peer: 256,
             retention: Duration::from_secs(60),
         }
     }
@@ -54,7 +58,13 @@ pub enum Routed {
     DroppedFull,
 }
 
+/// Bytes each early message is charged on top of its body (its keeping costs memory even when
+/// the body is empty).
+pub const EARLY_MESSAGE_OVERHEAD: usize = 64;
+
 struct Early {
+    /// The peer whose message created the entry.
+    creator: u32,
     since: Instant,
     bytes: usize,
     messages: Vec<(u32, Vec<u8>)>,
@@ -68,6 +78,8 @@ pub struct Router {
     early: HashMap<SessionKey, Early>,
     /// Early bytes kept per peer.
     peer_bytes: HashMap<u32, usize>,
+    /// Early sessions started per peer.
+    peer_sessions: HashMap<u32, usize>,
     closed: HashMap<SessionKey, Instant>,
     closed_order: VecDeque<(Instant, SessionKey)>,
 }
@@ -84,9 +96,13 @@ impl Router {
     /// Opens a session that must finish by `deadline`; returns the messages that arrived early, in order.
     pub fn open(&mut self, key: SessionKey, deadline: Instant) -> Vec<(u32, Vec<u8>)> {
         self.open.insert(key, deadline);
-        let early = self.early.remove(&key).map(|e| e.messages).unwrap_or_default();
-        release(&mut self.peer_bytes, &early);
-        early
+        match self.early.remove(&key) {
+            Some(early) => {
+                self.forget(&early);
+                early.messages
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Early bytes kept for `peer` now.
@@ -107,26 +123,33 @@ impl Router {
         if self.closed.contains_key(&key) {
             return Routed::DroppedClosed;
         }
-        if !self.early.contains_key(&key) && self.early.len() >= self.config.max_early_sessions {
-            return Routed::DroppedFull;
-        }
-        let early = self.early.entry(key).or_insert_with(|| Early {
-            since: now,
-            bytes: 0,
-            messages: Vec::new(),
-        });
-        let of_peer = self.peer_bytes.entry(from).or_default();
-        if early.messages.len() >= self.config.max_early_messages
-            || early.bytes + body.len() > self.config.max_early_bytes
-            || *of_peer + body.len() > self.config.max_early_bytes_per_peer
-        {
-            if early.messages.is_empty() {
-                self.early.remove(&key);
+        if !self.early.contains_key(&key) {
+            let started = self.peer_sessions.get(&from).copied().unwrap_or(0);
+            if self.early.len() >= self.config.max_early_sessions || started >= self.config.max_early_sessions_per_peer
+            {
+                return Routed::DroppedFull;
             }
+        }
+        let cost = body.len() + EARLY_MESSAGE_OVERHEAD;
+        let of_peer = self.peer_bytes.get(&from).copied().unwrap_or(0);
+        let (count, bytes) = self.early.get(&key).map_or((0, 0), |e| (e.messages.len(), e.bytes));
+        if count >= self.config.max_early_messages
+            || bytes + cost > self.config.max_early_bytes
+            || of_peer + cost > self.config.max_early_bytes_per_peer
+        {
             return Routed::DroppedFull;
         }
-        early.bytes += body.len();
-        *of_peer += body.len();
+        let early = self.early.entry(key).or_insert_with(|| {
+            *self.peer_sessions.entry(from).or_default() += 1;
+            Early {
+                creator: from,
+                since: now,
+                bytes: 0,
+                messages: Vec::new(),
+            }
+        });
+        early.bytes += cost;
+        *self.peer_bytes.entry(from).or_default() += cost;
         early.messages.push((from, body));
         Routed::Buffered
     }
@@ -135,7 +158,7 @@ impl Router {
     pub fn close(&mut self, now: Instant, key: SessionKey) {
         self.open.remove(&key);
         if let Some(early) = self.early.remove(&key) {
-            release(&mut self.peer_bytes, &early.messages);
+            self.forget(&early);
         }
         self.closed.insert(key, now);
         self.closed_order.push_back((now, key));
@@ -150,14 +173,17 @@ impl Router {
             self.close(now, *key);
         }
         let retention = self.config.retention;
-        let peer_bytes = &mut self.peer_bytes;
-        self.early.retain(|_, e| {
-            let keep = now.saturating_duration_since(e.since) < retention;
-            if !keep {
-                release(peer_bytes, &e.messages);
+        let stale: Vec<SessionKey> = self
+            .early
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.since) >= retention)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            if let Some(early) = self.early.remove(&key) {
+                self.forget(&early);
             }
-            keep
-        });
+        }
         while let Some((at, key)) = self.closed_order.front().copied() {
             if now.saturating_duration_since(at) < retention {
                 break;
@@ -171,13 +197,21 @@ impl Router {
     }
 }
 
-/// Takes `messages` off their senders' early byte counts.
-fn release(peer_bytes: &mut HashMap<u32, usize>, messages: &[(u32, Vec<u8>)]) {
-    for (from, body) in messages {
-        if let Some(bytes) = peer_bytes.get_mut(from) {
-            *bytes = bytes.saturating_sub(body.len());
-            if *bytes == 0 {
-                peer_bytes.remove(from);
+impl Router {
+    /// Takes a removed entry off its creator's session count and its senders' byte counts.
+    fn forget(&mut self, early: &Early) {
+        if let Some(n) = self.peer_sessions.get_mut(&early.creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.peer_sessions.remove(&early.creator);
+            }
+        }
+        for (from, body) in &early.messages {
+            if let Some(bytes) = self.peer_bytes.get_mut(from) {
+                *bytes = bytes.saturating_sub(body.len() + EARLY_MESSAGE_OVERHEAD);
+                if *bytes == 0 {
+                    self.peer_bytes.remove(from);
+                }
             }
         }
     }

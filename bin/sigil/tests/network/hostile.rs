@@ -167,3 +167,76 @@ async fn one_address_flooding_requests_and_connections_is_held_to_its_rate_and_c
         sign_and_check(&client, &owned).await;
     }
 }
+
+/// A connection from `source` (any 127/8 address is loopback) to `addr`.
+async fn connect_from(source: std::net::Ipv4Addr, addr: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((source, 0)))?;
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// `GET /health` over a fresh connection from `source`: the status line, or the empty string if
+/// the node closed the connection without answering.
+async fn health_from(source: std::net::Ipv4Addr, addr: &str) -> String {
+    let Ok(mut stream) = connect_from(source, addr).await else {
+        return String::new();
+    };
+    let request = format!("GET /health HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_from_many_addresses_are_timed_out_and_do_not_lock_new_clients_out() {
+    // Slowloris from many addresses: each opens one connection, sends the start of a request and
+    // never finishes it. A stalled request must not hold its connection (and its address's place
+    // among the tracked addresses) for ever.
+    let mut net = Network::start_configured(
+        3,
+        4,
+        |_| Vec::new(),
+        |config| config.replace("tracked_ips = 4096", "tracked_ips = 8"),
+    )
+    .await;
+    let _client = net.wait_ready(READY).await;
+    let addr = net.urls[0].trim_start_matches("http://").to_string();
+    let before = health_from(std::net::Ipv4Addr::new(127, 0, 0, 250), &addr).await;
+    assert!(before.contains(" 200 "), "a client before the flood: {before:?}");
+    let mut stalled = Vec::new();
+    for n in 2..=40u8 {
+        if let Ok(mut stream) = connect_from(std::net::Ipv4Addr::new(127, 0, 0, n), &addr).await {
+            let _ = stream.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-a: ").await;
+            stalled.push(stream);
+        }
+    }
+    let started = std::time::Instant::now();
+    // Well past any reasonable header read timeout (hyper's own default is 30 s).
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let mut open = 0;
+    for stream in &mut stalled {
+        let mut buf = [0u8; 1];
+        if tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf))
+            .await
+            .is_err()
+        {
+            open += 1;
+        }
+    }
+    let after = health_from(std::net::Ipv4Addr::new(127, 0, 0, 251), &addr).await;
+    let refused = net.metric(0, "sigil_http_refused_total{reason=\"tracked_ips\"}").await;
+    assert!(
+        open == 0 && after.contains(" 200 "),
+        "after {:?}: {open} of {} stalled connections still open, a new client got {after:?} \
+         ({refused} connections refused as untracked)",
+        started.elapsed(),
+        stalled.len()
+    );
+}

@@ -95,6 +95,7 @@ fn fuzz_router_route() {
         max_early_bytes: 1024,
         max_early_bytes_per_peer: 2048,
         max_early_sessions: 8,
+        max_early_sessions_per_peer: 4,
         retention: Duration::from_secs(30),
     };
     Target::new("router_route")

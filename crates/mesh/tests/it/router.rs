@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use sigil_mesh::{Routed, Router, RouterConfig, SessionKey};
+use sigil_mesh::{Routed, Router, RouterConfig, SessionKey, EARLY_MESSAGE_OVERHEAD};
 
 fn key(n: u8) -> SessionKey {
     SessionKey([n; 32])
@@ -54,9 +54,11 @@ fn sessions_past_their_deadline_expire() {
 fn early_buffering_is_bounded() {
     let config = RouterConfig {
         max_early_messages: 2,
-        max_early_bytes: 10,
-        max_early_bytes_per_peer: 100,
+        // Two messages of 4 bytes and their overhead; not a 4 and a 7.
+        max_early_bytes: 2 * EARLY_MESSAGE_OVERHEAD + 10,
+        max_early_bytes_per_peer: 1000,
         max_early_sessions: 2,
+        max_early_sessions_per_peer: 100,
         retention: Duration::from_secs(5),
     };
     let mut router = Router::new(config);
@@ -93,29 +95,51 @@ fn one_peer_flooding_sessions_that_never_open_fills_only_its_own_share() {
     let config = RouterConfig {
         max_early_messages: 100,
         max_early_bytes: 1_000,
-        max_early_bytes_per_peer: 2_500,
+        max_early_bytes_per_peer: 5 * (500 + EARLY_MESSAGE_OVERHEAD),
         max_early_sessions: 1_000,
+        max_early_sessions_per_peer: 1_000,
         retention: Duration::from_secs(5),
     };
     let mut router = Router::new(config);
     let now = Instant::now();
-    // Peer 7 sends 1 000 bytes for each of 100 sessions: only 2 500 bytes are kept.
+    // Peer 7 sends 500 bytes for each of 100 sessions: only five messages' worth is kept.
     let kept = (0..100u8)
         .filter(|i| router.route(now, key(*i), 7, vec![0; 500]) == Routed::Buffered)
         .count();
     assert_eq!(kept, 5);
-    assert_eq!(router.early_bytes_of(7), 2_500);
+    assert_eq!(router.early_bytes_of(7), 5 * (500 + EARLY_MESSAGE_OVERHEAD));
     // Another peer is not crowded out.
     assert_eq!(router.route(now, key(200), 1, vec![0; 900]), Routed::Buffered);
     // Opening, closing and expiry give the bytes back.
     assert_eq!(router.open(key(0), now + Duration::from_secs(1)).len(), 1);
     router.close(now, key(1));
-    assert_eq!(router.early_bytes_of(7), 1_500);
+    assert_eq!(router.early_bytes_of(7), 3 * (500 + EARLY_MESSAGE_OVERHEAD));
     router.expire(now + Duration::from_secs(6));
     assert_eq!(router.early_bytes_of(7), 0);
     assert_eq!(router.early_bytes_of(1), 0);
     assert_eq!(
         router.route(now + Duration::from_secs(6), key(150), 7, vec![0; 500]),
         Routed::Buffered
+    );
+}
+
+#[test]
+fn one_peer_cannot_take_every_early_session_from_the_others() {
+    // A peer sends one byte each for sessions that will never open, well under its early bytes:
+    // an honest peer's early message for a session about to open must still be kept.
+    let config = RouterConfig::default();
+    let mut router = Router::new(config.clone());
+    let now = Instant::now();
+    for i in 0..config.max_early_sessions as u32 {
+        let mut id = [0xee; 32];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        router.route(now, SessionKey(id), 6, vec![0]);
+    }
+    assert!(router.early_bytes_of(6) <= config.max_early_sessions_per_peer * (1 + EARLY_MESSAGE_OVERHEAD));
+    assert_eq!(
+        router.route(now, key(1), 2, b"honest round 1".to_vec()),
+        Routed::Buffered,
+        "peer 6 holds {} early bytes and every early session",
+        router.early_bytes_of(6)
     );
 }

@@ -284,6 +284,36 @@ mod tests {
     }
 
     #[test]
+    fn after_its_prefix_a_frame_keeps_memory_in_proportion_to_the_bytes_received() {
+        // A prefix that passes `check_prefix` (replayed from a genuine envelope) and a frame
+        // declaring MAX_FRAME_BYTES: one more byte must not get the whole length kept.
+        let mut body = (MAX_FRAME_BYTES as u32).to_be_bytes().to_vec();
+        body.extend_from_slice(&[5u8; PREFIX_LEN + 1]);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let mut data = &body[..];
+        assert!(matches!(reader.push(&mut data), Ok(Some(Ready::Prefix { .. }))));
+        assert_eq!(reader.push(&mut data), Ok(None));
+        assert_eq!(reader.frame.len(), PREFIX_LEN + 1);
+        assert!(
+            reader.frame.capacity() <= 4 * PREFIX_LEN,
+            "{} bytes kept for {} received",
+            reader.frame.capacity(),
+            LEN_BYTES + PREFIX_LEN + 1
+        );
+        // Growing to the whole frame stays within the declared length.
+        let big = envelope(MAX_FRAME_BYTES, 5);
+        let body = batch([big.as_slice()]);
+        let (out, end) = read(Framing::Batch, &body, 1000);
+        assert_eq!(end, Ok(None));
+        assert_eq!(out.len(), 2);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let mut data = &body[..];
+        let _ = reader.push(&mut data);
+        let _ = reader.push(&mut &data[..MAX_FRAME_BYTES - PREFIX_LEN - 1]);
+        assert!(reader.frame.capacity() <= MAX_FRAME_BYTES);
+    }
+
+    #[test]
     fn frame_count_body_size_and_truncation_are_bounded() {
         let small = envelope(OVERHEAD, 0);
         let many: Vec<&[u8]> = (0..=MAX_FRAMES).map(|_| small.as_slice()).collect();
