@@ -216,6 +216,8 @@ impl Client {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(64)
+            // Nodes close connections idle for a minute (`[limits] idle_timeout_secs`); let go first.
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let chain = read_chain(network).await?;

@@ -70,6 +70,10 @@ pub struct LimitsConfig {
     pub early_bytes_per_peer: usize,
     /// TCP connections one IP address may hold open (further ones are closed at once).
     pub connections_per_ip: usize,
+    /// Seconds a connection may go without a byte read or written before it is closed: a request
+    /// stalled in its headers or body, or an idle keep-alive connection. Longer than the longest
+    /// request (an action's wall time, a sign waiting for the pool).
+    pub idle_timeout_secs: u64,
     /// `/web` requests one IP address may have in flight (further ones: 503 `BUSY`).
     pub requests_per_ip: usize,
     /// `/web` requests per second one IP address may make on average (further ones: 429
@@ -96,6 +100,7 @@ impl Default for LimitsConfig {
             peer_queue_bytes: 64 << 20,
             early_bytes_per_peer: 16 << 20,
             connections_per_ip: 512,
+            idle_timeout_secs: 60,
             requests_per_ip: 256,
             rate_per_ip: 1000,
             burst_per_ip: 2000,
@@ -114,6 +119,7 @@ impl LimitsConfig {
             ("peer_queue_bytes", self.peer_queue_bytes),
             ("early_bytes_per_peer", self.early_bytes_per_peer),
             ("connections_per_ip", self.connections_per_ip),
+            ("idle_timeout_secs", self.idle_timeout_secs as usize),
             ("requests_per_ip", self.requests_per_ip),
             ("rate_per_ip", self.rate_per_ip as usize),
             ("burst_per_ip", self.burst_per_ip as usize),

@@ -6,10 +6,14 @@
 //! tracked are bounded too ([`crate::config::LimitsConfig::tracked_ips`]): the idlest are
 //! forgotten, and while every tracked address is busy a new one is turned away.
 //!
+//! A connection that moves no byte for `idle_timeout_secs` is closed ([`Counted`]): a request
+//! stalled in its headers or body holds its connection, and its address's place, only that long.
+//!
 //! Behind a reverse proxy every client has the proxy's address; list the proxy in
 //! `trusted_proxies` and the client's address is taken from the last `X-Forwarded-For` entry.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -63,6 +67,18 @@ impl Refused {
     }
 }
 
+/// What one client is counted as: an IPv4 address, or an IPv6 /64 (one subscriber's usual
+/// allocation: counting single IPv6 addresses would give each of them 2⁶⁴ fresh limits).
+fn subnet(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
+}
+
 /// The per-address bookkeeping, sans-IO: the clock is passed in.
 #[derive(Debug)]
 pub struct PerIp {
@@ -85,6 +101,7 @@ impl PerIp {
     }
 
     fn entry(&mut self, ip: IpAddr, now: Instant) -> Result<&mut Usage, Refused> {
+        let ip = subnet(ip);
         if !self.usage.contains_key(&ip) && self.usage.len() >= self.limits.tracked_ips {
             // Forget the idlest: nothing held, the bucket (nearly) full again.
             let burst = f64::from(self.limits.burst_per_ip);
@@ -131,7 +148,7 @@ impl PerIp {
 
     /// A connection from `ip` closed.
     pub fn disconnect(&mut self, ip: IpAddr) {
-        if let Some(usage) = self.usage.get_mut(&ip) {
+        if let Some(usage) = self.usage.get_mut(&subnet(ip)) {
             usage.connections = usage.connections.saturating_sub(1);
         }
     }
@@ -159,7 +176,7 @@ impl PerIp {
 
     /// A request from `ip` ended.
     pub fn finish(&mut self, ip: IpAddr) {
-        if let Some(usage) = self.usage.get_mut(&ip) {
+        if let Some(usage) = self.usage.get_mut(&subnet(ip)) {
             usage.in_flight = usage.in_flight.saturating_sub(1);
         }
     }
@@ -169,6 +186,7 @@ impl PerIp {
 pub struct Guard {
     per_ip: Mutex<PerIp>,
     trusted_proxies: Vec<IpAddr>,
+    idle: std::time::Duration,
 }
 
 impl Guard {
@@ -177,6 +195,7 @@ impl Guard {
         Arc::new(Self {
             per_ip: Mutex::new(PerIp::new(limits.clone())),
             trusted_proxies: limits.trusted_proxies.clone(),
+            idle: std::time::Duration::from_secs(limits.idle_timeout_secs),
         })
     }
 
@@ -194,14 +213,16 @@ impl Guard {
         if !self.trusted_proxies.contains(&peer) {
             return peer;
         }
+        // Only the entry the proxy itself appended, the last one, is the proxy's word; one that
+        // does not parse leaves the proxy's own address (never an entry the client wrote).
         request
             .headers()
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse().ok())
             .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok())
             .unwrap_or(peer)
     }
 }
@@ -250,10 +271,13 @@ impl axum::serve::Listener for GuardedListener {
             match self.guard.lock().connect(ip, Instant::now()) {
                 Ok(()) => {
                     let _ = stream.set_nodelay(true);
+                    let idle = self.guard.idle;
                     let counted = Counted {
                         stream,
                         ip,
                         guard: Arc::clone(&self.guard),
+                        idle,
+                        deadline: Box::pin(tokio::time::sleep(idle)),
                     };
                     return (counted, addr);
                 }
@@ -270,11 +294,33 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
-/// A connection counted against its address until it is dropped.
+/// A connection counted against its address until it is dropped, and closed when it moves no
+/// byte for the idle timeout.
 pub struct Counted {
     stream: tokio::net::TcpStream,
     ip: IpAddr,
     guard: Arc<Guard>,
+    idle: std::time::Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Counted {
+    /// Bytes moved: the idle clock starts again.
+    fn moved(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// Nothing moved: an error once the idle timeout passed.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle for longer than limits.idle_timeout_secs",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl Drop for Counted {
@@ -285,13 +331,30 @@ impl Drop for Counted {
 
 impl AsyncRead for Counted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.stalled(cx),
+        }
     }
 }
 
 impl AsyncWrite for Counted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -307,7 +370,15 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -369,7 +440,13 @@ fn refusal(refused: Refused) -> Response {
             "too many requests in flight from this address".to_string(),
             1,
         ),
-        Refused::Connections | Refused::Untracked => (
+        Refused::Connections => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            "too many connections from this address".to_string(),
+            1,
+        ),
+        Refused::Untracked => (
             StatusCode::SERVICE_UNAVAILABLE,
             "BUSY",
             "this node is tracking as many client addresses as it may".to_string(),
@@ -405,6 +482,31 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
     const C: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3));
 
+    fn request(forwarded: &[&str]) -> Request {
+        let mut builder = axum::http::Request::builder().uri("/health");
+        for value in forwarded {
+            builder = builder.header("x-forwarded-for", *value);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_and_only_by_its_own_last_entry() {
+        let proxy = IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 9, 9));
+        let guard = Guard::new(&LimitsConfig {
+            trusted_proxies: vec![proxy],
+            ..LimitsConfig::default()
+        });
+        // A stranger's header is ignored.
+        assert_eq!(guard.client(A, &request(&["10.0.0.3"])), A);
+        // Behind the proxy: the entry it appended, not what the client wrote before it.
+        assert_eq!(guard.client(proxy, &request(&["10.0.0.3, 10.0.0.2"])), B);
+        assert_eq!(guard.client(proxy, &request(&["10.0.0.3", "10.0.0.2"])), B);
+        // An entry that does not parse leaves the proxy's address, not the client's forgery.
+        assert_eq!(guard.client(proxy, &request(&["10.0.0.3, unknown"])), proxy);
+        assert_eq!(guard.client(proxy, &request(&[])), proxy);
+    }
+
     #[test]
     fn an_address_gets_its_connections_and_no_more_until_one_closes() {
         let mut per_ip = PerIp::new(limits());
@@ -416,6 +518,19 @@ mod tests {
         per_ip.connect(B, now).unwrap();
         per_ip.disconnect(A);
         per_ip.connect(A, now).unwrap();
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_share_one_count() {
+        let mut per_ip = PerIp::new(limits());
+        let now = Instant::now();
+        for i in 0..3u128 {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::from((0x2001_0db8_0000_0001u128 << 64) | (i * 7919)));
+            per_ip.connect(ip, now).unwrap();
+        }
+        let another = IpAddr::V6(std::net::Ipv6Addr::from((0x2001_0db8_0000_0001u128 << 64) | 0xffff));
+        assert_eq!(per_ip.connect(another, now), Err(Refused::Connections));
+        assert_eq!(per_ip.tracked(), 1);
     }
 
     #[test]

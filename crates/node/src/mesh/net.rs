@@ -191,6 +191,9 @@ impl Net {
     pub fn start(me: u32, identity: Identity, peers: &[(u32, String, NodeKey)], limits: QueueLimits) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(16)
+            // Peers close connections idle for `[limits] idle_timeout_secs` (a minute by
+            // default); let go first.
+            .pool_idle_timeout(Duration::from_secs(20))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
