@@ -34,10 +34,13 @@ fn bad_condition(e: sigil_conditions::ConditionError) -> Error {
 }
 
 fn eval_error(e: EvalError) -> Error {
+    if e.error.code == "BUSY" {
+        // No condition slot freed up in `slot_wait_ms`: try again in a second.
+        return Error::busy(e.to_string(), 1);
+    }
     let status = match e.error.code.as_str() {
         "UNKNOWN_CHAIN" => Kind::Invalid,
         "ACTION_NOT_FOUND" => Kind::NotFound,
-        "BUSY" => Kind::Unavailable,
         "CONDITION_TIMEOUT" => Kind::UpstreamTimeout,
         "INTERNAL" => Kind::Internal,
         _ => Kind::Upstream,
@@ -107,4 +110,26 @@ pub async fn sign(
         share: hex::encode(share.to_bytes()),
         identity,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_waiting_for_a_slot_answer_busy_with_a_time_to_retry() {
+        let busy = eval_error(EvalError {
+            path: "[0]".into(),
+            error: sigil_conditions::EnvError::new("BUSY", "no action condition slot"),
+        });
+        assert_eq!(
+            (busy.kind(), busy.code(), busy.retry_after()),
+            (Kind::Unavailable, "BUSY", Some(1))
+        );
+        let other = eval_error(EvalError {
+            path: "[0]".into(),
+            error: sigil_conditions::EnvError::new("CHAIN_UNAVAILABLE", "down"),
+        });
+        assert_eq!((other.kind(), other.retry_after()), (Kind::Upstream, None));
+    }
 }
