@@ -5,7 +5,7 @@
 //! messages. A failed batch is retried with backoff for a few seconds, then dropped: the protocol
 //! session that needed it fails at its deadline, it never hangs. A queue is bounded in messages
 //! and bytes ([`QueueLimits`]) and drops its oldest message when full; nothing is queued to a
-//! peer marked down (its last batch or call failed), until a heartbeat finds it up again.
+//! peer a batch could not reach through every retry, until it answers again.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +40,7 @@ impl Default for QueueLimits {
 pub struct Dropped {
     /// The peer's queue was full: its oldest message went.
     pub queue_full: AtomicU64,
-    /// The peer was marked down.
+    /// The peer was given up on (a batch failed through every retry) and has not answered since.
     pub peer_down: AtomicU64,
     /// Larger than one envelope may be.
     pub too_large: AtomicU64,
@@ -173,6 +173,9 @@ pub struct Net {
     peers: BTreeMap<u32, Peer>,
     http: reqwest::Client,
     up: Mutex<BTreeMap<u32, bool>>,
+    /// Peers a batch could not reach through every retry, not heard from since: nothing is
+    /// queued for them.
+    given_up: Mutex<std::collections::BTreeSet<u32>>,
     limits: QueueLimits,
     /// Outgoing messages dropped, by reason.
     pub dropped: Dropped,
@@ -220,6 +223,7 @@ impl Net {
             peers: map,
             http,
             up: Mutex::new(BTreeMap::new()),
+            given_up: Mutex::new(std::collections::BTreeSet::new()),
             limits,
             dropped: Dropped::default(),
         });
@@ -234,7 +238,7 @@ impl Net {
         self.me
     }
 
-    /// Queues a one-way message to `to`; drops it when `to` is marked down or the message is
+    /// Queues a one-way message to `to`; drops it when `to` was given up on or the message is
     /// larger than an envelope may be, and drops `to`'s oldest message when its queue is full.
     pub fn send(&self, to: u32, body: Vec<u8>) {
         let Some(peer) = self.peers.get(&to) else { return };
@@ -314,22 +318,40 @@ impl Net {
         Ok(self.endpoint.seal(to, body)?)
     }
 
-    /// Records whether `peer` answered its last message; marked down, its queue is emptied.
+    /// Records whether `peer` answered its last message; an answer also ends [`Net::give_up`].
     pub fn mark(&self, peer: u32, up: bool) {
         if let Ok(mut map) = self.up.lock() {
             map.insert(peer, up);
         }
-        if !up {
-            if let Some(p) = self.peers.get(&peer) {
-                let n = p.queue.clear();
-                self.dropped.peer_down.fetch_add(n, Ordering::Relaxed);
-            }
+        if up {
+            self.given_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&peer);
         }
     }
 
-    /// Whether `peer` is marked down (a peer never heard of yet is not).
+    /// A batch to `peer` failed through every retry: it is marked down, its queue is emptied,
+    /// and nothing is queued for it until it answers again (a heartbeat, a call, a batch). A
+    /// single slow answer (a heartbeat that timed out) marks it down without dropping anything.
+    fn give_up(&self, peer: u32) {
+        self.mark(peer, false);
+        self.given_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer);
+        if let Some(p) = self.peers.get(&peer) {
+            let n = p.queue.clear();
+            self.dropped.peer_down.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether messages to `peer` are dropped rather than queued (see [`Net::give_up`]).
     fn is_down(&self, peer: u32) -> bool {
-        self.up.lock().map(|m| m.get(&peer) == Some(&false)).unwrap_or(false)
+        self.given_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&peer)
     }
 
     /// Whether `peer` answered its last message (this node is always up).
@@ -379,8 +401,8 @@ async fn sender(net: std::sync::Weak<Net>, to: u32, queue: Arc<Queue>) {
                     let Some(wait) = RETRY_BACKOFF_MS.get(attempt) else {
                         tracing::debug!(peer = to, error = %e, dropped = batch.len(), "peer unreachable; messages dropped");
                         net.dropped.unreachable.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        // Down until a heartbeat reaches it: nothing more is queued for it.
-                        net.mark(to, false);
+                        // Down until it answers again: nothing more is queued for it.
+                        net.give_up(to);
                         break;
                     };
                     attempt += 1;
@@ -426,15 +448,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_is_queued_to_a_peer_marked_down_or_larger_than_an_envelope() {
+    async fn nothing_is_queued_to_a_peer_given_up_on_or_larger_than_an_envelope() {
         let net = net(QueueLimits::default());
+        // A heartbeat that timed out marks it down but drops nothing.
         net.mark(1, false);
+        net.send(1, vec![0; 10]);
+        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 0);
+        // A batch that failed through every retry: the queue goes, and nothing more is queued.
+        net.give_up(1);
+        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 1);
         for _ in 0..100 {
             net.send(1, vec![0; 1000]);
         }
         assert_eq!(net.queued(1), (0, 0));
-        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 100);
+        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 101);
+        // Once it answers, messages are queued again.
         net.mark(1, true);
+        net.send(1, vec![0; 10]);
+        assert_eq!(net.dropped.peer_down.load(Ordering::Relaxed), 101);
         net.send(1, vec![0; MAX_FRAME_BYTES]);
         assert_eq!(net.dropped.too_large.load(Ordering::Relaxed), 1);
     }
