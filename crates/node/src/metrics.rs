@@ -197,14 +197,6 @@ impl Metrics {
         }
     }
 
-    /// How many times `what` turned something away for `reason`.
-    pub fn refusals(&self, what: Refusal, reason: &'static str) -> u64 {
-        self.refused
-            .lock()
-            .map(|m| m.get(&(what, reason)).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
     /// Records the time one sign request spent in `phase`.
     pub fn observe_phase(&self, phase: SignPhase, seconds: f64) {
         if let Ok(mut map) = self.phases.lock() {

@@ -203,11 +203,6 @@ impl Guard {
         self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Addresses tracked now.
-    pub fn tracked(&self) -> usize {
-        self.lock().tracked()
-    }
-
     /// The client's address: the peer's, or behind a trusted proxy the last `X-Forwarded-For`.
     fn client(&self, peer: IpAddr, request: &Request) -> IpAddr {
         if !self.trusted_proxies.contains(&peer) {

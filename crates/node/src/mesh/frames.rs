@@ -96,11 +96,6 @@ impl FrameReader {
         }
     }
 
-    /// Envelopes completed so far.
-    pub fn frames(&self) -> usize {
-        self.frames
-    }
-
     /// Consumes bytes from the front of `data` until something is ready or `data` is empty. Call
     /// again with the rest of `data` after handling what it returned.
     pub fn push(&mut self, data: &mut &[u8]) -> Result<Option<Ready>, FrameError> {
@@ -167,10 +162,7 @@ impl FrameReader {
             }
             Framing::Batch => Ok(None),
             Framing::Single if self.frame.len() < OVERHEAD => Err(FrameError::Truncated { index: 0 }),
-            Framing::Single => {
-                self.frames = 1;
-                Ok(Some(std::mem::take(&mut self.frame)))
-            }
+            Framing::Single => Ok(Some(std::mem::take(&mut self.frame))),
         }
     }
 
