@@ -297,8 +297,9 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         access_token: serde_json::to_string(&bob_auth).unwrap(),
     };
     let own = signing(&token_hex(pkp.token_id));
+    let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
-        .pkp_session(&pkp.public_key, &[method.clone()], None, &[own.clone()], HOUR)
+        .pkp_session(&pkp.public_key, &[method.clone()], None, &[own.clone(), run_any], HOUR)
         .await
         .unwrap();
     assert_eq!(session.capability().derived_via, "lit.bls");
@@ -309,6 +310,20 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .unwrap();
     let point = derive_public_key(client.ecdsa_root(), &KeyId(pkp.key_id));
     assert!(outcome.signature.verify(&point, &hash));
+
+    // An action run under the session sees the PKP as its caller, and the auth method it used.
+    let code = "Lit.Actions.setResponse({response: JSON.stringify([Lit.Auth.authSigAddress, Lit.Auth.authMethodContexts])});";
+    let ran = client
+        .execute(ActionCode::Code(code.into()), json!({}), Some(&session))
+        .await
+        .unwrap();
+    let seen: Value = serde_json::from_str(&ran.response.unwrap()).unwrap();
+    assert_eq!(seen[0].as_str().unwrap(), pkp.eth_address.to_checksum(None));
+    assert_eq!(seen[1][0]["authMethodType"], 1);
+    assert_eq!(
+        seen[1][0]["authMethodId"].as_str().unwrap(),
+        format!("0x{}", hex::encode(bob.address()))
+    );
 
     // The dev wallet minted it but controls nothing: the NFT belongs to the PKP itself.
     match client.pkp_sign(KeyRef::KeyId(pkp.key_id), hash, &dev_auth).await {

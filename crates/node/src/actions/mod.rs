@@ -102,6 +102,13 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         None
     };
     let auth_sig_address = principal.as_ref().map(|p| p.address().to_checksum(None));
+    let auth_method_contexts: Vec<serde_json::Value> = match &principal {
+        Some(crate::auth::Principal::Pkp { auth_methods, .. }) => auth_methods
+            .iter()
+            .filter_map(|m| serde_json::to_value(crate::auth::grant::AuthMethodContext::from(m)).ok())
+            .collect(),
+        _ => Vec::new(),
+    };
     if node.keys().is_none() {
         return Err(Error::not_ready());
     }
@@ -128,6 +135,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         cid: cid.to_string(),
         js_params,
         auth_sig_address,
+        auth_method_contexts,
         seed,
         now_ms: timestamp,
     };
