@@ -312,7 +312,8 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     assert!(outcome.signature.verify(&point, &hash));
 
     // An action run under the session sees the PKP as its caller, and the auth method it used.
-    let code = "Lit.Actions.setResponse({response: JSON.stringify([Lit.Auth.authSigAddress, Lit.Auth.authMethodContexts])});";
+    let code =
+        "Lit.Actions.setResponse({response: JSON.stringify([Lit.Auth.authSigAddress, Lit.Auth.authMethodContexts])});";
     let ran = client
         .execute(ActionCode::Code(code.into()), json!({}), Some(&session))
         .await
