@@ -18,16 +18,19 @@ use sigil_tss::PartyId;
 
 use crate::{list, post, request_id, Client, ClientError, NodeFailure};
 
+/// A request's `authSig` and `sessionSigs` fields.
+pub type Fields = (Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>);
+
 /// What a request proves its caller with: a [`Session`] or a bare [`AuthSig`].
 pub trait Credential: std::fmt::Debug + Send + Sync {
     /// The `authSig` and `sessionSigs` fields of a request.
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError>;
+    fn fields(&self) -> Result<Fields, ClientError>;
     /// The address the nodes will see as the caller (a wallet, or a PKP's own address).
     fn address(&self) -> Result<Address, ClientError>;
 }
 
 impl Credential for AuthSig {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         Ok((Some(crate::auth_value(self)?), None))
     }
 
@@ -39,7 +42,7 @@ impl Credential for AuthSig {
 }
 
 impl<T: Credential + ?Sized> Credential for Arc<T> {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         (**self).fields()
     }
 
@@ -92,7 +95,7 @@ impl Session {
 }
 
 impl Credential for Session {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         Ok((None, Some(self.inner.sigs.clone())))
     }
 

@@ -299,7 +299,13 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     let own = signing(&token_hex(pkp.token_id));
     let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
-        .pkp_session(&pkp.public_key, &[method.clone()], None, &[own.clone(), run_any], HOUR)
+        .pkp_session(
+            &pkp.public_key,
+            std::slice::from_ref(&method),
+            None,
+            &[own.clone(), run_any],
+            HOUR,
+        )
         .await
         .unwrap();
     assert_eq!(session.capability().derived_via, "lit.bls");
@@ -343,7 +349,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         access_token: serde_json::to_string(&client.auth_sig(&alice, "localhost", HOUR).await.unwrap()).unwrap(),
     };
     match client
-        .pkp_session(&pkp.public_key, &[alice_method], None, &[own.clone()], HOUR)
+        .pkp_session(&pkp.public_key, &[alice_method], None, std::slice::from_ref(&own), HOUR)
         .await
     {
         Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_NOT_PERMITTED"), "{text}"),
@@ -434,7 +440,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
             &gated.public_key,
             &[],
             Some(custom(no, "")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
@@ -447,7 +453,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
             &gated.public_key,
             &[],
             Some(custom(yes, "wrong")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
@@ -462,7 +468,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
             &gated.public_key,
             &[],
             Some(custom(stranger, "")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
