@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 pub use session::{Credential, CustomAuth, Session};
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
+pub use sigil_chain::session::SessionKey;
 pub use sigil_chain::siwe::AuthSig;
 use sigil_chain::siwe::SiweMessage;
 use sigil_chain::Contracts;

@@ -12,7 +12,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::session::SessionMessage;
 use sigil_chain::siwe::rfc3339;
 use sigil_client::pkp::NewAuthMethod;
-use sigil_client::{ActionCode, Client, ClientError, CustomAuth, KeyRef, Session};
+use sigil_client::{ActionCode, Client, ClientError, CustomAuth, KeyRef, Session, SessionKey};
 use sigil_primitives::{AuthMethod, Cid, Resource, ResourceAbility};
 use sigil_tss::derive::{derive_public_key, uncompressed, KeyId};
 
@@ -114,6 +114,13 @@ async fn a_wallet_session_works_only_for_its_node_its_time_and_what_it_grants() 
     );
     // ...and replayed to another node it is refused.
     assert_eq!(sign_at(url1, key_a, &mine).await, (401, "SESSION_WRONG_NODE".into()));
+
+    // The capability alone, lifted out of a session signature, is no authSig.
+    let lifted = serde_json::to_value(session.capability()).unwrap();
+    assert_eq!(
+        sign_at(url0, key_a, &lifted).await,
+        (401, "AUTH_IS_SESSION_CAPABILITY".into())
+    );
 
     // Expired, and not yet valid.
     let t = now();
@@ -292,14 +299,45 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .await
         .unwrap();
     let bob_auth = client.auth_sig(&bob, "localhost", HOUR).await.unwrap();
-    let method = AuthMethod {
-        auth_method_type: 1,
-        access_token: serde_json::to_string(&bob_auth).unwrap(),
-    };
     let own = signing(&token_hex(pkp.token_id));
+    // Bob's wallet proof must delegate to the very session key being granted: his ordinary
+    // authSig, or one delegating to another key, buys nothing.
+    for proof in [
+        bob_auth.clone(),
+        serde_json::from_str(
+            &client
+                .wallet_auth_method(&bob, "localhost", &SessionKey::random())
+                .await
+                .unwrap()
+                .access_token,
+        )
+        .unwrap(),
+    ] {
+        let stolen = AuthMethod {
+            auth_method_type: 1,
+            access_token: serde_json::to_string(&proof).unwrap(),
+        };
+        match client
+            .pkp_session(
+                SessionKey::random(),
+                &pkp.public_key,
+                &[stolen],
+                None,
+                std::slice::from_ref(&own),
+                HOUR,
+            )
+            .await
+        {
+            Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_NOT_FOR_THIS_SESSION"), "{text}"),
+            other => panic!("a proof for another session key got a session: {other:?}"),
+        }
+    }
+    let key = SessionKey::random();
+    let method = client.wallet_auth_method(&bob, "localhost", &key).await.unwrap();
     let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
         .pkp_session(
+            key,
             &pkp.public_key,
             std::slice::from_ref(&method),
             None,
@@ -344,12 +382,20 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     }
     // Alice's wallet is no auth method of it.
     let alice: PrivateKeySigner = ALICE_KEY.parse().unwrap();
-    let alice_method = AuthMethod {
-        auth_method_type: 1,
-        access_token: serde_json::to_string(&client.auth_sig(&alice, "localhost", HOUR).await.unwrap()).unwrap(),
-    };
+    let alice_key = SessionKey::random();
+    let alice_method = client
+        .wallet_auth_method(&alice, "localhost", &alice_key)
+        .await
+        .unwrap();
     match client
-        .pkp_session(&pkp.public_key, &[alice_method], None, std::slice::from_ref(&own), HOUR)
+        .pkp_session(
+            alice_key,
+            &pkp.public_key,
+            &[alice_method],
+            None,
+            std::slice::from_ref(&own),
+            HOUR,
+        )
         .await
     {
         Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_NOT_PERMITTED"), "{text}"),
@@ -381,10 +427,16 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         claimed.key_id,
         sigil_chain::claim_key_id(helper, 1, alice.address().as_slice())
     );
+    let claim_key = SessionKey::random();
+    let claim_method = client
+        .wallet_auth_method(&alice, "localhost", &claim_key)
+        .await
+        .unwrap();
     let alice_session = client
         .pkp_session(
+            claim_key,
             &claimed.public_key,
-            &[alice_method_of(&client, &alice).await],
+            &[claim_method],
             None,
             &[signing(&token_hex(claimed.token_id))],
             HOUR,
@@ -437,6 +489,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     };
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(no, "")),
@@ -450,6 +503,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     }
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(yes, "wrong")),
@@ -465,6 +519,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     let stranger = "Lit.Actions.setResponse({response: 'true'});";
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(stranger, "")),
@@ -479,6 +534,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     // Yes: exactly the listed resources — signing with this PKP, not decrypting.
     let granted = client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(yes, "open sesame")),

@@ -197,6 +197,12 @@ pub async fn authenticate_auth_sig(node: &Node, auth: Option<&serde_json::Value>
     let now = now();
     let verified = verified_auth(node, &auth, &expected(node)?, now)?;
     let message = &verified.message;
+    if message.uri.starts_with(sigil_chain::session::SESSION_URI_PREFIX) {
+        return Err(unauthorized(
+            "AUTH_IS_SESSION_CAPABILITY",
+            "this SIWE message delegates to a session key (its uri is lit:session:…): it counts only inside that key's session signatures, never as an authSig",
+        ));
+    }
     check_lifetime(message.issued_at, message.expiration_time, "authSig")?;
     let nonce = &message.nonce;
     let stale = |why: String| {

@@ -193,7 +193,13 @@ pub async fn claim(node: &Arc<Node>, request: ClaimRequest) -> Result<SignRespon
     check_exclude(&epoch, &request.exclude)?;
     let registry = node.registry()?;
     let keys = epoch.keys().ok_or_else(Error::not_ready)?;
-    let method = crate::auth::methods::resolve(node, &request.auth_method, None).await?;
+    let method = crate::auth::methods::resolve(
+        node,
+        &request.auth_method,
+        None,
+        crate::auth::methods::Purpose::Identify,
+    )
+    .await?;
     let key_id = KeyId(sigil_chain::claim_key_id(
         registry.contracts().pkp_helper,
         method.kind,
