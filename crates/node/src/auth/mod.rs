@@ -13,6 +13,8 @@ use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_S
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
+pub mod fetch;
+pub mod oidc;
 pub mod permission;
 
 /// Who a request speaks for, once its credentials are checked. Permissions, conditions
