@@ -4,12 +4,13 @@
 //!
 //! **JWTs.** RS256 and ES256 only (never `none`, never an HMAC algorithm: a public key must not
 //! double as a shared secret). The token's `iss` picks the configured issuer; its `kid` picks a
-//! key of that issuer's JWKS, which the node fetches itself and keeps per issuer (at most
-//! `jwks_max_keys` keys of at most `jwks_max_bytes`, for the response's `Cache-Control: max-age`
-//! clamped to `[jwks_min_ttl_secs, jwks_max_ttl_secs]`). A `kid` not in the set makes the node
-//! fetch it again — the issuer rotated its keys — at most once per `jwks_refetch_secs` per
-//! issuer, one request at a time; a failed fetch is not retried for [`FAILURE_BACKOFF`]. The
-//! key's own type fixes the algorithm, so a token cannot pick another one for it. Then the
+//! key of that issuer's JWKS, which the node fetches itself and keeps per issuer (bounded in
+//! `[auth.oauth]`: at most `jwks_max_keys` keys of at most `jwks_max_bytes`, kept for the
+//! response's `Cache-Control: max-age` clamped to `[jwks_min_ttl_secs, jwks_max_ttl_secs]`).
+//! A `kid` not in the set makes the node fetch it again — the issuer rotated its keys — at
+//! most once per `jwks_refetch_secs` per issuer, one request at a time; a failed fetch is not
+//! retried for [`FAILURE_BACKOFF`]. The key's own type fixes the algorithm, so a token cannot
+//! pick another one for it. Then the
 //! signature, `exp` (with [`CLOCK_SKEW_SECS`]), `nbf`, `iat` not in the future, `iss`, and an
 //! `aud` that is exactly one of the issuer's configured audiences. The auth method id is
 //! `keccak256("{sub}:{aud}")`, as Lit derives it for type 6.
@@ -119,26 +120,20 @@ fn default_app_pointer() -> String {
     "/application/id".into()
 }
 
-/// The OAuth/OIDC part of `[auth]`: issuers, userinfo endpoints, and the bounds of what the
-/// node fetches and keeps for them.
+/// `[auth.oauth]`: bounds of what the node fetches and keeps for OIDC issuers and userinfo
+/// endpoints.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
-pub struct OidcConfig {
-    /// OIDC issuers (`[[auth.oidc]]`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub oidc: Vec<IssuerConfig>,
-    /// Userinfo endpoints (`[[auth.userinfo]]`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub userinfo: Vec<UserinfoConfig>,
+pub struct OauthLimits {
     /// Deadline of one JWKS or userinfo request, connect to last byte, in ms (default 5000).
     pub fetch_timeout_ms: u64,
     /// Largest JWKS response, in bytes (default 256 KiB).
     pub jwks_max_bytes: usize,
     /// Most keys in one JWKS (default 32).
     pub jwks_max_keys: usize,
-    /// Shortest and longest time a JWKS is kept, whatever its `max-age` (default 60 s and 1 day).
+    /// Shortest time a JWKS is kept, whatever its `max-age` (default 60 s).
     pub jwks_min_ttl_secs: u64,
-    /// See `jwks_min_ttl_secs`.
+    /// Longest time a JWKS is kept, whatever its `max-age` (default 1 day).
     pub jwks_max_ttl_secs: u64,
     /// Least time between two fetches of one issuer's JWKS for an unknown `kid` (default 30 s).
     pub jwks_refetch_secs: u64,
@@ -150,11 +145,9 @@ pub struct OidcConfig {
     pub userinfo_cache_entries: usize,
 }
 
-impl Default for OidcConfig {
+impl Default for OauthLimits {
     fn default() -> Self {
         Self {
-            oidc: Vec::new(),
-            userinfo: Vec::new(),
             fetch_timeout_ms: 5000,
             jwks_max_bytes: 256 << 10,
             jwks_max_keys: 32,
@@ -168,25 +161,37 @@ impl Default for OidcConfig {
     }
 }
 
+/// What an [`Oidc`] verifier checks tokens against: `[auth]`'s issuers (`[[auth.oidc]]`),
+/// userinfo endpoints (`[[auth.userinfo]]`) and bounds (`[auth.oauth]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OidcConfig {
+    /// OIDC issuers.
+    pub oidc: Vec<IssuerConfig>,
+    /// Userinfo endpoints.
+    pub userinfo: Vec<UserinfoConfig>,
+    /// Bounds.
+    pub limits: OauthLimits,
+}
+
 impl OidcConfig {
     /// Checks the bounds and that every auth method type names one way to check a token: an
     /// issuer's audiences are disjoint from those of any other issuer of the same type (else one
     /// issuer could mint ids that belong to the other's users), and a userinfo type is its own.
     pub fn check(&self) -> Result<(), String> {
         let positive = [
-            ("fetch_timeout_ms", self.fetch_timeout_ms as usize),
-            ("jwks_max_bytes", self.jwks_max_bytes),
-            ("jwks_max_keys", self.jwks_max_keys),
-            ("jwks_min_ttl_secs", self.jwks_min_ttl_secs as usize),
-            ("jwks_refetch_secs", self.jwks_refetch_secs as usize),
-            ("userinfo_max_bytes", self.userinfo_max_bytes),
-            ("userinfo_cache_entries", self.userinfo_cache_entries),
+            ("fetch_timeout_ms", self.limits.fetch_timeout_ms as usize),
+            ("jwks_max_bytes", self.limits.jwks_max_bytes),
+            ("jwks_max_keys", self.limits.jwks_max_keys),
+            ("jwks_min_ttl_secs", self.limits.jwks_min_ttl_secs as usize),
+            ("jwks_refetch_secs", self.limits.jwks_refetch_secs as usize),
+            ("userinfo_max_bytes", self.limits.userinfo_max_bytes),
+            ("userinfo_cache_entries", self.limits.userinfo_cache_entries),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("auth.{key} must be at least 1"));
+            return Err(format!("auth.oauth.{key} must be at least 1"));
         }
-        if self.jwks_max_ttl_secs < self.jwks_min_ttl_secs {
-            return Err("auth.jwks_max_ttl_secs must be at least auth.jwks_min_ttl_secs".into());
+        if self.limits.jwks_max_ttl_secs < self.limits.jwks_min_ttl_secs {
+            return Err("auth.oauth.jwks_max_ttl_secs must be at least auth.oauth.jwks_min_ttl_secs".into());
         }
         let mut audiences: HashMap<u64, HashSet<&str>> = HashMap::new();
         let mut issuers = HashSet::new();
@@ -572,7 +577,7 @@ impl Oidc {
     /// A verifier for `config` (checked with [`OidcConfig::check`]).
     pub fn new(config: OidcConfig) -> Result<Self, String> {
         config.check()?;
-        let fetcher = Fetcher::new(Duration::from_millis(config.fetch_timeout_ms))?;
+        let fetcher = Fetcher::new(Duration::from_millis(config.limits.fetch_timeout_ms))?;
         let issuers = config
             .oidc
             .iter()
@@ -797,7 +802,7 @@ impl Oidc {
                 return Err(error.clone());
             }
         }
-        let refetch = Duration::from_secs(self.config.jwks_refetch_secs);
+        let refetch = Duration::from_secs(self.config.limits.jwks_refetch_secs);
         if current.is_some() {
             if state.last_refetch.is_some_and(|at| now.duration_since(at) < refetch) {
                 return Err(unknown());
@@ -830,7 +835,7 @@ impl Oidc {
         let url = &issuer.jwks_url;
         let fetched = self
             .fetcher
-            .get(url, None, self.config.jwks_max_bytes)
+            .get(url, None, self.config.limits.jwks_max_bytes)
             .await
             .map_err(from_fetch)?;
         if !(200..300).contains(&fetched.status) {
@@ -839,11 +844,11 @@ impl Oidc {
                 fetched.status
             )));
         }
-        let keys = parse_jwks(url, &fetched.body, self.config.jwks_max_keys)?;
+        let keys = parse_jwks(url, &fetched.body, self.config.limits.jwks_max_keys)?;
         let ttl = ttl(
             fetched.cache_control.as_deref(),
-            self.config.jwks_min_ttl_secs,
-            self.config.jwks_max_ttl_secs,
+            self.config.limits.jwks_min_ttl_secs,
+            self.config.limits.jwks_max_ttl_secs,
         );
         tracing::debug!(issuer = %issuer.issuer, keys = keys.len(), ttl_secs = ttl.as_secs(), "fetched JWKS");
         Ok(KeySet {
@@ -882,7 +887,7 @@ impl Oidc {
         };
         let now = Instant::now();
         if let Some((at, identity)) = self.userinfo.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
-            if now.duration_since(at) < Duration::from_secs(self.config.userinfo_cache_secs) {
+            if now.duration_since(at) < Duration::from_secs(self.config.limits.userinfo_cache_secs) {
                 self.counters.userinfo_cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(identity);
             }
@@ -891,7 +896,7 @@ impl Oidc {
         let url = &endpoint.url;
         let fetched = self
             .fetcher
-            .get(url, Some(token), self.config.userinfo_max_bytes)
+            .get(url, Some(token), self.config.limits.userinfo_max_bytes)
             .await
             .map_err(from_fetch)?;
         match fetched.status {
@@ -935,13 +940,13 @@ impl Oidc {
             }),
             user_id,
             app_id,
-            expires_at: unix_now() + self.config.userinfo_cache_secs,
+            expires_at: unix_now() + self.config.limits.userinfo_cache_secs,
         };
         if let Ok(mut cache) = self.userinfo.lock() {
-            if cache.len() >= self.config.userinfo_cache_entries {
-                let max_age = Duration::from_secs(self.config.userinfo_cache_secs);
+            if cache.len() >= self.config.limits.userinfo_cache_entries {
+                let max_age = Duration::from_secs(self.config.limits.userinfo_cache_secs);
                 cache.retain(|_, (at, _)| now.duration_since(*at) < max_age);
-                if cache.len() >= self.config.userinfo_cache_entries {
+                if cache.len() >= self.config.limits.userinfo_cache_entries {
                     cache.clear();
                 }
             }
