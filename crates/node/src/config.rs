@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sigil_mesh::NodeKey;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 
+use crate::auth::oidc::{IssuerConfig, OauthLimits, OidcConfig, UserinfoConfig};
 use crate::store::StorageKey;
 
 /// The environment variable that may hold the storage key instead of the config file.
@@ -73,6 +74,29 @@ pub struct AuthConfig {
     /// Principals whose rate is remembered (the idlest is forgotten first).
     #[serde(default = "default_tracked_principals")]
     pub tracked_principals: usize,
+    /// OpenID Connect issuers whose ID tokens are auth methods (`[[auth.oidc]]`: issuer,
+    /// jwks_url, audiences, auth_method_type = 6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc: Vec<IssuerConfig>,
+    /// OAuth providers whose access tokens are auth methods, checked at their userinfo endpoint
+    /// (`[[auth.userinfo]]`: url, auth_method_type, app_id, user_id_pointer, app_id_pointer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo: Vec<UserinfoConfig>,
+    /// Bounds of the JWKS and userinfo fetches and caches (`[auth.oauth]`).
+    #[serde(default)]
+    pub oauth: OauthLimits,
+}
+
+impl AuthConfig {
+    /// The issuers, userinfo endpoints and bounds the node's [`crate::auth::oidc::Oidc`]
+    /// verifier checks tokens against.
+    pub fn oidc_config(&self) -> OidcConfig {
+        OidcConfig {
+            oidc: self.oidc.clone(),
+            userinfo: self.userinfo.clone(),
+            limits: self.oauth.clone(),
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -81,6 +105,9 @@ impl Default for AuthConfig {
             rate_per_principal: default_principal_rate(),
             burst_per_principal: default_principal_burst(),
             tracked_principals: default_tracked_principals(),
+            oidc: Vec::new(),
+            userinfo: Vec::new(),
+            oauth: OauthLimits::default(),
         }
     }
 }
@@ -382,6 +409,7 @@ impl NodeConfig {
             ));
         }
         self.limits.check()?;
+        self.auth.oidc_config().check().map_err(ConfigError::Invalid)?;
         if self.chain.is_some() {
             if !self.peers.is_empty() {
                 return Err(ConfigError::Invalid(
@@ -596,5 +624,37 @@ mod tests {
         ));
         settings.adopt_peers(&peers(5), Some(4)).unwrap();
         assert_eq!(settings.threshold, 4);
+    }
+
+    #[test]
+    fn auth_oidc_issuers_and_userinfo_endpoints_parse_and_are_checked() {
+        let auth: AuthConfig = toml::from_str(
+            r#"
+            [[oidc]]
+            issuer = "https://accounts.google.com"
+            jwks_url = "https://www.googleapis.com/oauth2/v3/certs"
+            audiences = ["1234.apps.googleusercontent.com"]
+
+            [[userinfo]]
+            url = "https://discord.com/api/oauth2/@me"
+            auth_method_type = 4
+            app_id = "1052874239658692668"
+
+            [oauth]
+            fetch_timeout_ms = 2000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(auth.oidc[0].auth_method_type, crate::auth::oidc::GOOGLE_JWT_TYPE);
+        assert_eq!(auth.userinfo[0].user_id_pointer, "/user/id");
+        assert_eq!(auth.oauth.fetch_timeout_ms, 2000);
+        assert_eq!(auth.oauth.jwks_refetch_secs, 30);
+        let mut node = config(4, None);
+        node.auth = auth;
+        node.clone().check(Path::new("/")).unwrap();
+        // A plain-http issuer off loopback would let anyone on the path swap its keys.
+        node.auth.oidc[0].jwks_url = "http://www.googleapis.com/oauth2/v3/certs".into();
+        assert!(matches!(node.check(Path::new("/")), Err(ConfigError::Invalid(m)) if m.contains("jwks_url")));
+        assert!(toml::from_str::<AuthConfig>("[oauth]\nfetch_timeout = 1").is_err());
     }
 }

@@ -175,6 +175,9 @@ pub struct Node {
     pub(crate) verified_capabilities: Mutex<HashMap<[u8; 32], Arc<crate::auth::session::Capability>>>,
     /// Request rates per principal (`[auth]` rate_per_principal).
     pub(crate) principal_limits: Mutex<crate::auth::limits::PrincipalLimits>,
+    /// OIDC issuers' keys (JWKS, per issuer, bounded) and recent userinfo answers, for the
+    /// OAuth auth methods (`[auth]` oidc, userinfo, oauth).
+    pub oidc: crate::auth::oidc::Oidc,
     /// PKP public keys derived so far, by key id (with the root they were derived from).
     pub(crate) derived: Mutex<HashMap<[u8; 32], (ProjectivePoint, ProjectivePoint)>>,
     /// Values exchanged between the nodes running the same action request.

@@ -150,6 +150,8 @@ pub async fn run(
     let taker = Taker::start(Arc::clone(&store))?;
     let peer_takes = store.peer_takes()?;
     let action_store = open_action_store(&settings, &store).await?;
+    let oidc = crate::auth::oidc::Oidc::new(settings.config.auth.oidc_config())
+        .map_err(|e| NodeError::Config(ConfigError::Invalid(e)))?;
     let node = Arc::new(Node {
         me,
         epoch: EpochHandle::new(epoch),
@@ -173,6 +175,7 @@ pub async fn run(
             settings.config.auth.burst_per_principal,
             settings.config.auth.tracked_principals,
         )),
+        oidc,
         derived: Mutex::new(HashMap::new()),
         mailbox: crate::actions::mailbox::Mailbox::default(),
         action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod hosts;
 mod integrity;
+mod oidc;
 mod session_attacks;
 mod sessions;
 mod signing;

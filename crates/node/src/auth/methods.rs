@@ -56,6 +56,7 @@ pub async fn resolve(
     }
     match method.auth_method_type {
         AUTH_METHOD_ETH_WALLET => eth_wallet(node, method, purpose).await,
+        kind if node.oidc.is_jwt_type(kind) || node.oidc.is_access_token_type(kind) => oauth(node, method).await,
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",
@@ -136,4 +137,16 @@ async fn delegation(
         .map_err(|_| super::unauthorized("AUTH_STALE_NONCE", "the authSig's nonce is not a block hash"))?;
     super::fresh_block(node, nonce).await?;
     Ok(verified.address)
+}
+
+/// An OIDC ID token (type 6, Lit's Google JWT, or any configured issuer's type) or an OAuth
+/// access token checked at a userinfo endpoint (type 4, Lit's Discord, or another configured
+/// one): [`super::oidc`]. The id is `keccak256("{user}:{app}")`, as Lit derives it.
+async fn oauth(node: &Node, method: &AuthMethod) -> Result<Resolved, Error> {
+    let identity = node.oidc.verify(method.auth_method_type, &method.access_token).await?;
+    Ok(Resolved {
+        kind: identity.auth_method_type,
+        id: identity.id.to_vec(),
+        context: identity.context,
+    })
 }

@@ -18,9 +18,11 @@ use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_S
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
+pub mod fetch;
 pub mod grant;
 pub mod limits;
 pub mod methods;
+pub mod oidc;
 pub mod permission;
 pub mod session;
 

@@ -192,7 +192,8 @@ fn mesh_metrics(node: &Node, out: &mut String) {
     );
 }
 
-/// How full the bounded caches are (`[limits] known_keys`, `registry_cache`).
+/// How full the bounded caches are (`[limits] known_keys`, `registry_cache`, `[auth.oauth]`),
+/// and what the OIDC verifier fetched and refused.
 async fn cache_metrics(node: &Node, out: &mut String) {
     metric(
         out,
@@ -200,6 +201,43 @@ async fn cache_metrics(node: &Node, out: &mut String) {
         "gauge",
         "PKP public keys and token ids this node remembers (two per PKP).",
         node.known_key_names(),
+    );
+    let oidc = &node.oidc.counters;
+    use std::sync::atomic::Ordering::Relaxed as R;
+    for (name, kind, help, value) in [
+        (
+            "sigil_oidc_jwks_fetches_total",
+            "counter",
+            "JWKS documents fetched from OIDC issuers and accepted.",
+            oidc.jwks_fetches.load(R),
+        ),
+        (
+            "sigil_oidc_jwks_fetch_failures_total",
+            "counter",
+            "JWKS fetches that failed, timed out or were refused (too large, too many keys).",
+            oidc.jwks_fetch_failures.load(R),
+        ),
+        (
+            "sigil_oidc_userinfo_calls_total",
+            "counter",
+            "Calls to userinfo endpoints for OAuth access tokens.",
+            oidc.userinfo_calls.load(R),
+        ),
+        (
+            "sigil_oidc_refused_total",
+            "counter",
+            "OIDC ID tokens and OAuth access tokens refused.",
+            oidc.refused.load(R),
+        ),
+    ] {
+        metric(out, name, kind, help, value);
+    }
+    metric(
+        out,
+        "sigil_oidc_userinfo_cache_entries",
+        "gauge",
+        "Userinfo answers remembered (`[auth.oauth] userinfo_cache_entries`).",
+        node.oidc.userinfo_cached(),
     );
     if let Some(registry) = &node.options.registry {
         let (standing, actions) = registry.cached().await;
