@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use sigil_actions::{ActionError, RunRequest};
 use sigil_primitives::{Cid, ExecuteRequest, ExecuteResponse};
 
-use crate::auth::{authenticate, check_rate, Credentials};
+use crate::auth::check_rate;
+use crate::auth::credentials::{authenticate, Credentials};
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::Node;
 use code::{code_too_large, load_code};

@@ -3,27 +3,16 @@
 //! `Lit.Auth.authMethodContexts`. One function per type; [`resolve`] picks it. Uses `auth`,
 //! `node`, `error`.
 
-use serde::{Deserialize, Serialize};
 use sigil_chain::alloy::primitives::U256;
 use sigil_chain::registry::AUTH_METHOD_ETH_WALLET;
 use sigil_primitives::AuthMethod;
 
+use super::Resolved;
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
 /// Longest accepted proof (`accessToken`).
 pub const MAX_ACCESS_TOKEN_BYTES: usize = 16 * 1024;
-
-/// An auth method whose proof checked out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resolved {
-    /// Lit's type number.
-    pub kind: u64,
-    /// Its id within the type, as PKPPermissions holds it.
-    pub id: Vec<u8>,
-    /// What actions see of it (`Lit.Auth.authMethodContexts`); the same at every node.
-    pub context: serde_json::Value,
-}
 
 /// What a proof is presented for; a method whose proof can name it must.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
