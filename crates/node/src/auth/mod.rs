@@ -35,6 +35,17 @@ pub struct Resolved {
     pub context: serde_json::Value,
 }
 
+impl Resolved {
+    /// As `Lit.Auth.authMethodContexts` lists it: `{authMethodType, authMethodId, context}`.
+    pub fn lit_context(&self) -> serde_json::Value {
+        serde_json::json!({
+            "authMethodType": self.kind,
+            "authMethodId": format!("0x{}", hex::encode(&self.id)),
+            "context": self.context,
+        })
+    }
+}
+
 /// Who a request speaks for, once its credentials are checked. Permissions, conditions
 /// (`:userAddress`) and actions (`Lit.Auth`) all read it from here.
 #[derive(Clone, Debug, PartialEq, Eq)]
