@@ -14,6 +14,7 @@ use crate::error::{Error, Kind};
 use crate::node::Node;
 
 pub mod permission;
+pub mod webauthn;
 
 /// Who a request speaks for, once its credentials are checked. Permissions, conditions
 /// (`:userAddress`) and actions (`Lit.Auth`) all read it from here.
