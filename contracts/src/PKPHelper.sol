@@ -51,6 +51,34 @@ contract PKPHelper {
         pkpNft.transferFrom(address(this), msg.sender, tokenId);
     }
 
+    /// @notice An auth method to permit at mint: its type, id, the public key that proves it (a
+    ///         WebAuthn credential's COSE key; empty when the method has none) and its scopes.
+    struct NewAuthMethod {
+        uint256 authMethodType;
+        bytes id;
+        bytes userPubkey;
+        uint256 scopes;
+    }
+
+    /// @notice Mints a PKP and permits the given auth methods. With `sendToItself` the NFT goes to
+    ///         the PKP's own address, so only its auth methods control it: a key for someone
+    ///         without a wallet. Otherwise the caller receives it.
+    function mintWithAuthMethods(
+        bytes32 salt,
+        bytes calldata pubkey,
+        bytes calldata attestation,
+        NewAuthMethod[] calldata methods,
+        bool sendToItself
+    ) external returns (uint256 tokenId) {
+        tokenId = pkpNft.mint(_innerSalt(msg.sender, salt), pubkey, attestation);
+        for (uint256 i = 0; i < methods.length; i++) {
+            NewAuthMethod calldata m = methods[i];
+            permissions.addPermittedAuthMethodWithPubkey(tokenId, m.authMethodType, m.id, m.userPubkey, m.scopes);
+        }
+        address to = sendToItself ? pkpNft.getEthAddress(tokenId) : msg.sender;
+        pkpNft.transferFrom(address(this), to, tokenId);
+    }
+
     /// @notice Mints a PKP, permits exactly one action and burns the NFT, atomically: afterwards
     ///         no one can change the PKP's permissions, and only that action may use the key.
     ///         `ipfsCid` is the action's IPFS CIDv0 as its 34-byte SHA-256 multihash

@@ -32,6 +32,7 @@ contract PKPPermissions {
         mapping(address user => uint256) addressIndex;
         AuthMethod[] authMethods;
         mapping(bytes32 authKey => uint256) authMethodIndex;
+        mapping(bytes32 authKey => bytes) userPubkeys;
     }
 
     mapping(uint256 tokenId => Permissions) private _perms;
@@ -120,6 +121,28 @@ contract PKPPermissions {
         external
         onlyTokenOwner(tokenId)
     {
+        _addAuthMethod(tokenId, authMethodType, id, "", scopes);
+    }
+
+    /// @notice Permits an auth method together with the public key that proves it (a WebAuthn
+    ///         credential's COSE key): nodes verify the method's assertions against `userPubkey`.
+    function addPermittedAuthMethodWithPubkey(
+        uint256 tokenId,
+        uint256 authMethodType,
+        bytes calldata id,
+        bytes calldata userPubkey,
+        uint256 scopes
+    ) external onlyTokenOwner(tokenId) {
+        _addAuthMethod(tokenId, authMethodType, id, userPubkey, scopes);
+    }
+
+    function _addAuthMethod(
+        uint256 tokenId,
+        uint256 authMethodType,
+        bytes calldata id,
+        bytes memory userPubkey,
+        uint256 scopes
+    ) private {
         if (scopes == 0 || scopes & ~(SCOPE_SIGN_ANYTHING | SCOPE_PERSONAL_MESSAGE) != 0) {
             revert BadScopes(scopes);
         }
@@ -128,6 +151,7 @@ contract PKPPermissions {
         if (p.authMethodIndex[key] != 0) revert AlreadyPermitted();
         p.authMethods.push(AuthMethod({authMethodType: authMethodType, id: id, scopes: scopes}));
         p.authMethodIndex[key] = p.authMethods.length;
+        if (userPubkey.length != 0) p.userPubkeys[key] = userPubkey;
         emit PermittedAuthMethodAdded(tokenId, authMethodType, id, scopes);
     }
 
@@ -147,6 +171,7 @@ contract PKPPermissions {
         }
         p.authMethods.pop();
         delete p.authMethodIndex[key];
+        delete p.userPubkeys[key];
         emit PermittedAuthMethodRemoved(tokenId, authMethodType, id);
     }
 
@@ -189,6 +214,15 @@ contract PKPPermissions {
         Permissions storage p = _perms[tokenId];
         uint256 idx = p.authMethodIndex[_authKey(authMethodType, id)];
         return idx == 0 ? 0 : p.authMethods[idx - 1].scopes;
+    }
+
+    /// @notice The public key registered with a permitted auth method (empty if none).
+    function getUserPubkey(uint256 tokenId, uint256 authMethodType, bytes calldata id)
+        external
+        view
+        returns (bytes memory)
+    {
+        return _perms[tokenId].userPubkeys[_authKey(authMethodType, id)];
     }
 
     function _authKey(uint256 authMethodType, bytes memory id) private pure returns (bytes32) {

@@ -33,6 +33,55 @@ contract PKPHelperTest is Fixture {
         return attest(ATTESTER_KEY, helper.keyIdFor(user, salt), pubkey);
     }
 
+    // ---- mintWithAuthMethods ----
+
+    function _oneAuthMethod(uint256 kind, bytes memory id, bytes memory key, uint256 scope)
+        internal
+        pure
+        returns (PKPHelper.NewAuthMethod[] memory methods)
+    {
+        methods = new PKPHelper.NewAuthMethod[](1);
+        methods[0] = PKPHelper.NewAuthMethod({authMethodType: kind, id: id, userPubkey: key, scopes: scope});
+    }
+
+    function test_mintWithAuthMethods_sendToItself_ownsItselfAndHoldsTheCredentialKey() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        uint256 tokenId = helper.mintWithAuthMethods(
+            SALT, pubkey, att, _oneAuthMethod(3, hex"c0ffee", hex"a501020326200121", 1), true
+        );
+        address self = nft.getEthAddress(tokenId);
+        assertEq(nft.ownerOf(tokenId), self);
+        assertEq(perms.getAuthMethodScopes(tokenId, 3, hex"c0ffee"), 1);
+        assertEq(perms.getUserPubkey(tokenId, 3, hex"c0ffee"), hex"a501020326200121");
+        // neither the minter nor the helper controls it now
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.NotOwner.selector, tokenId, alice));
+        vm.prank(alice);
+        perms.addPermittedAddress(tokenId, alice);
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.NotOwner.selector, tokenId, address(helper)));
+        vm.prank(address(helper));
+        perms.addPermittedAddress(tokenId, alice);
+    }
+
+    function test_mintWithAuthMethods_toCaller() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.prank(alice);
+        uint256 tokenId = helper.mintWithAuthMethods(SALT, pubkey, att, _oneAuthMethod(6, hex"01", "", 2), false);
+        assertEq(nft.ownerOf(tokenId), alice);
+        assertEq(perms.getAuthMethodScopes(tokenId, 6, hex"01"), 2);
+        assertEq(perms.getUserPubkey(tokenId, 6, hex"01").length, 0);
+    }
+
+    function test_mintWithAuthMethods_badScopesRevertTheMint() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = _helperAttestation(alice, SALT, pubkey);
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.BadScopes.selector, 4));
+        vm.prank(alice);
+        helper.mintWithAuthMethods(SALT, pubkey, att, _oneAuthMethod(6, hex"01", "", 4), false);
+    }
+
     // ---- mintWithPermissions ----
 
     function test_mintWithPermissions_endsWithCallerAsOwner() public {

@@ -414,4 +414,20 @@ contract PKPPermissionsTest is Fixture {
         l = new address[](3);
         (l[0], l[1], l[2]) = (a, b, c);
     }
+
+    function test_userPubkey_setWithTheMethodAndGoneWithIt() public {
+        vm.prank(alice);
+        perms.addPermittedAuthMethodWithPubkey(tokenId, 3, hex"aa", hex"bbcc", 1);
+        assertEq(perms.getUserPubkey(tokenId, 3, hex"aa"), hex"bbcc");
+        assertEq(perms.getAuthMethodScopes(tokenId, 3, hex"aa"), 1);
+        vm.prank(alice);
+        perms.removePermittedAuthMethod(tokenId, 3, hex"aa");
+        assertEq(perms.getUserPubkey(tokenId, 3, hex"aa").length, 0);
+    }
+
+    function test_userPubkey_onlyTheOwnerSetsIt() public {
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.NotOwner.selector, tokenId, bob));
+        vm.prank(bob);
+        perms.addPermittedAuthMethodWithPubkey(tokenId, 3, hex"aa", hex"bbcc", 1);
+    }
 }

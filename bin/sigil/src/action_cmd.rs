@@ -85,7 +85,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
                 let signer = wallet(private_key, &network)?;
                 Some(auth_sig(&client, &signer).await?)
             };
-            match client.execute(code, params, auth.as_ref()).await {
+            match client.execute(code, params, auth.as_ref().map(|a| a as _)).await {
                 Ok(outcome) => {
                     for failure in &outcome.failures {
                         eprintln!("warning: {failure}");

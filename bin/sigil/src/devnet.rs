@@ -21,7 +21,7 @@ use sigil_chain::alloy::providers::Provider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::{read_provider, ListedNode};
-use sigil_node::config::{ActionsConfig, ChainConfig, LimitsConfig, NodeConfig};
+use sigil_node::config::{ActionsConfig, AuthConfig, ChainConfig, LimitsConfig, NodeConfig};
 use sigil_node::store::StorageKey;
 use sigil_node::{init_data_dir, PublicIdentity};
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
@@ -656,6 +656,12 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
                 rate_per_ip: 50_000,
                 burst_per_ip: 100_000,
                 ..LimitsConfig::default()
+            },
+            // Benchmarks sign as one wallet.
+            auth: AuthConfig {
+                rate_per_principal: 50_000,
+                burst_per_principal: 100_000,
+                ..AuthConfig::default()
             },
         };
         let path = dir.join(format!("node{i}")).join("node.toml");

@@ -87,7 +87,7 @@ pub async fn decrypt(network_path: &Path, private_key: Option<&str>, args: Decry
         let signer = wallet(private_key, &network)?;
         Some(auth_sig(&client, &signer).await?)
     };
-    match client.decrypt(&encrypted, auth.as_ref()).await {
+    match client.decrypt(&encrypted, auth.as_ref().map(|a| a as _)).await {
         Ok(decrypted) => {
             for failure in &decrypted.failures {
                 eprintln!("warning: {failure}");

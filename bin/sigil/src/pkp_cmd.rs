@@ -12,6 +12,7 @@ use sigil_chain::alloy::rpc::types::TransactionRequest;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::bindings::{PKPPermissions, PKPNFT};
 use sigil_chain::deploy::{send, wallet_provider};
+use sigil_client::pkp::NewAuthMethod;
 use sigil_client::{Client, PkpSigner};
 use sigil_primitives::Cid;
 
@@ -33,6 +34,46 @@ pub enum Command {
         /// The action's IPFS CIDv0 (`Qm…`).
         #[arg(long)]
         cid: String,
+    },
+    /// Mint a PKP that permits one auth method (Lit's type numbers: 1 wallet, 3 passkey, 6 OIDC
+    /// JWT…); with `--self-owned` the NFT goes to the PKP's own address, so only that auth method
+    /// controls it.
+    MintWithAuthMethod {
+        /// The auth method's type.
+        #[arg(long = "type")]
+        kind: u64,
+        /// Its id (0x hex): a wallet's address, a passkey's or an OIDC identity's auth method id.
+        #[arg(long)]
+        id: String,
+        /// The public key that proves it (0x hex; a passkey's COSE key).
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// Scope bits: 1 sign anything, 2 personal messages only.
+        #[arg(long, default_value_t = 1)]
+        scopes: u64,
+        /// Send the NFT to the PKP's own address.
+        #[arg(long)]
+        self_owned: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Permit an auth method to use a PKP you own.
+    GrantAuthMethod {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The auth method's type.
+        #[arg(long = "type")]
+        kind: u64,
+        /// Its id (0x hex).
+        #[arg(long)]
+        id: String,
+        /// The public key that proves it (0x hex).
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// Scope bits: 1 sign anything, 2 personal messages only.
+        #[arg(long, default_value_t = 1)]
+        scopes: u64,
     },
     /// Permit an address to sign with a PKP.
     GrantAddress {
@@ -163,6 +204,63 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             let receipt = send(&ctx.provider, call, "PKPPermissions.addPermittedAction").await?;
             println!(
                 "action {cid} may now use PKP {} (tx {})",
+                token_hex(token),
+                receipt.transaction_hash
+            );
+        }
+        Command::MintWithAuthMethod {
+            kind,
+            id,
+            pubkey,
+            scopes,
+            self_owned,
+            json,
+        } => {
+            let client = ctx.client().await?;
+            let auth = auth_sig(&client, &ctx.signer).await?;
+            let method = NewAuthMethod {
+                kind,
+                id: hex_arg("--id", &id)?,
+                user_pubkey: pubkey
+                    .as_deref()
+                    .map(|p| hex_arg("--pubkey", p))
+                    .transpose()?
+                    .unwrap_or_default(),
+                scopes,
+            };
+            eprintln!("minting a PKP for auth method type {kind} …");
+            let pkp = client
+                .mint_with_auth_methods(&ctx.provider, &auth, &contracts, &[method], self_owned)
+                .await?;
+            print_pkp(&pkp, json);
+        }
+        Command::GrantAuthMethod {
+            token: t,
+            kind,
+            id,
+            pubkey,
+            scopes,
+        } => {
+            let token = token(&t)?;
+            let id = hex_arg("--id", &id)?;
+            let pubkey = pubkey
+                .as_deref()
+                .map(|p| hex_arg("--pubkey", p))
+                .transpose()?
+                .unwrap_or_default();
+            let call = PKPPermissions::new(contracts.pkp_permissions, &ctx.provider)
+                .addPermittedAuthMethodWithPubkey(
+                    token,
+                    U256::from(kind),
+                    Bytes::from(id.clone()),
+                    Bytes::from(pubkey),
+                    U256::from(scopes),
+                )
+                .into_transaction_request();
+            let receipt = send(&ctx.provider, call, "PKPPermissions.addPermittedAuthMethodWithPubkey").await?;
+            println!(
+                "auth method type {kind} id 0x{} may now use PKP {} with scopes {scopes} (tx {})",
+                hex::encode(id),
                 token_hex(token),
                 receipt.transaction_hash
             );
@@ -375,4 +473,9 @@ pub async fn record_keys_cmd(network_path: &Path, private_key: Option<&str>) -> 
         println!("  not counted: {failure}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `0x`-hex command-line value.
+fn hex_arg(name: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    hex::decode(text.trim_start_matches("0x")).with_context(|| format!("{name}: expected hex"))
 }

@@ -185,6 +185,9 @@ pub struct RunRequest {
     pub js_params: serde_json::Map<String, serde_json::Value>,
     /// The address that signed the request's authSig, if any (`Lit.Auth.authSigAddress`).
     pub auth_sig_address: Option<String>,
+    /// The auth methods of the caller's session, if a network-granted one (each
+    /// `{authMethodType, authMethodId, context}`): `Lit.Auth.authMethodContexts`.
+    pub auth_method_contexts: Vec<serde_json::Value>,
     /// Seed of `Math.random`, the same on every node.
     pub seed: [u8; 16],
     /// What `Date.now()` returns, in milliseconds, the same on every node.

@@ -272,11 +272,12 @@
   const Auth = {
     actionIpfsIdStack: run.actionIpfsIdStack.slice(),
     authSigAddress: run.authSigAddress,
-    authMethodContexts: [],
+    authMethodContexts: run.authMethodContexts,
     resources: [],
     customAuthResource: "",
   };
   Object.freeze(Auth.actionIpfsIdStack);
+  Object.freeze(Auth.authMethodContexts);
   const Lit = { Actions: Object.freeze(Actions), Auth: Object.freeze(Auth) };
   Object.freeze(Lit);
   const fixed = (name, value) => Object.defineProperty(g, name, { value, writable: false, enumerable: false, configurable: false });

@@ -52,6 +52,7 @@ struct Shared {
     host: Arc<dyn Host>,
     tx: mpsc::Sender<Reply>,
     auth_sig_address: Option<String>,
+    auth_method_contexts: Vec<serde_json::Value>,
     seed: [u8; 16],
     now_ms: u64,
     response: Option<String>,
@@ -107,6 +108,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         host,
         tx,
         auth_sig_address: request.auth_sig_address.clone(),
+        auth_method_contexts: request.auth_method_contexts.clone(),
         seed: request.seed,
         now_ms: request.now_ms,
         response: None,
@@ -310,13 +312,14 @@ impl Driver<'_> {
                     .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_le_bytes))
                     .collect();
                 format!(
-                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"jsParams":{}}}"#,
+                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"authMethodContexts":{},"jsParams":{}}}"#,
                     serde_json::Value::from(seed),
                     s.now_ms,
                     serde_json::Value::from(stack.clone()),
                     s.auth_sig_address
                         .as_ref()
                         .map_or(serde_json::Value::Null, |a| serde_json::Value::from(a.as_str())),
+                    serde_json::Value::from(s.auth_method_contexts.clone()),
                     params
                 )
             };

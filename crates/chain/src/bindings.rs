@@ -103,7 +103,9 @@ sol! {
         function addPermittedAddress(uint256 tokenId, address user) external;
         function removePermittedAddress(uint256 tokenId, address user) external;
         function addPermittedAuthMethod(uint256 tokenId, uint256 authMethodType, bytes calldata id, uint256 scopes) external;
+        function addPermittedAuthMethodWithPubkey(uint256 tokenId, uint256 authMethodType, bytes calldata id, bytes calldata userPubkey, uint256 scopes) external;
         function removePermittedAuthMethod(uint256 tokenId, uint256 authMethodType, bytes calldata id) external;
+        function getUserPubkey(uint256 tokenId, uint256 authMethodType, bytes calldata id) external view returns (bytes memory);
         function getPermittedActions(uint256 tokenId) external view returns (bytes[] memory);
         function getPermittedAddresses(uint256 tokenId) external view returns (address[] memory);
         function getPermittedAuthMethods(uint256 tokenId) external view returns (AuthMethod[] memory);
@@ -129,6 +131,9 @@ sol! {
     /// Mint with permissions in one transaction, and Mint/Grant/Burn.
     #[sol(rpc)]
     contract PKPHelper {
+        struct NewAuthMethod { uint256 authMethodType; bytes id; bytes userPubkey; uint256 scopes; }
+
+        function mintWithAuthMethods(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, NewAuthMethod[] calldata methods, bool sendToItself) external returns (uint256 tokenId);
         function keyIdFor(address user, bytes32 salt) external view returns (bytes32);
         function mintWithPermissions(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes[] calldata actions, address[] calldata addresses) external returns (uint256 tokenId);
         function mintGrantBurn(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes calldata ipfsCid) external returns (uint256 tokenId);

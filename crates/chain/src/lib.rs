@@ -14,6 +14,7 @@
 pub mod bindings;
 pub mod deploy;
 pub mod registry;
+pub mod session;
 pub mod siwe;
 pub mod vouch;
 

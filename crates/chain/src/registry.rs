@@ -516,6 +516,28 @@ impl Registry {
             .map_err(call_error("PKPPermissions", "isPermittedAuthMethod"))
     }
 
+    /// Scopes of the auth method (`kind`, `id`) on PKP `token` (0: not permitted), read from the
+    /// chain, uncached: the check a session for that auth method repeats on every request.
+    pub async fn auth_method_scopes(&self, token: U256, kind: u64, id: &[u8]) -> Result<u64, ChainError> {
+        let scopes = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .getAuthMethodScopes(token, U256::from(kind), Bytes::copy_from_slice(id))
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getAuthMethodScopes"))?;
+        Ok(u64::try_from(scopes).unwrap_or(0))
+    }
+
+    /// The public key registered with auth method (`kind`, `id`) of PKP `token` (a WebAuthn
+    /// credential's COSE key; empty when none was registered), read from the chain.
+    pub async fn auth_method_pubkey(&self, token: U256, kind: u64, id: &[u8]) -> Result<Vec<u8>, ChainError> {
+        let key = PKPPermissions::new(self.contracts.pkp_permissions, &self.provider)
+            .getUserPubkey(token, U256::from(kind), Bytes::copy_from_slice(id))
+            .call()
+            .await
+            .map_err(call_error("PKPPermissions", "getUserPubkey"))?;
+        Ok(key.to_vec())
+    }
+
     /// The RPC URL this registry reads.
     pub fn rpc_url(&self) -> &str {
         &self.url

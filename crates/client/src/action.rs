@@ -11,7 +11,7 @@ use sigil_tss::derive::{checksum_address, eth_address};
 use sigil_tss::ecdsa::{combine, SignatureShare};
 use sigil_tss::PartyId;
 
-use crate::{decode_point, request_id, AuthSig, Client, ClientError, NodeFailure, SignOutcome};
+use crate::{decode_point, request_id, Client, ClientError, NodeFailure, SignOutcome};
 
 /// The action to run.
 #[derive(Clone, Debug)]
@@ -94,7 +94,7 @@ impl Client {
         &self,
         code: ActionCode,
         js_params: serde_json::Value,
-        auth: Option<&AuthSig>,
+        auth: Option<&dyn crate::Credential>,
     ) -> Result<ExecuteOutcome, ClientError> {
         if !js_params.is_object() && !js_params.is_null() {
             return Err(ClientError::Invalid("jsParams must be a JSON object".into()));
@@ -107,11 +107,13 @@ impl Client {
             ActionCode::Code(code) => (Some(code), None),
             ActionCode::Cid(cid) => (None, Some(cid)),
         };
+        let (auth_sig, session_sigs) = auth.map(|a| a.fields()).transpose()?.unwrap_or_default();
         let body = ExecuteRequest {
             code,
             ipfs_id,
             js_params: Some(js_params),
-            auth_sig: auth.map(crate::auth_value).transpose()?,
+            auth_sig,
+            session_sigs,
             request_id: hex::encode(request_id()),
             timestamp: Some(timestamp),
         };

@@ -13,7 +13,7 @@ use sigil_tss::bls::{self, BlsSignatureShare};
 use sigil_tss::{PartyId, TssError};
 use zeroize::Zeroizing;
 
-use crate::{AuthSig, Client, ClientError, NodeFailure};
+use crate::{Client, ClientError, NodeFailure};
 
 /// Version of [`Encrypted`].
 pub const ENCRYPTED_VERSION: u32 = 1;
@@ -120,7 +120,11 @@ impl Client {
     }
 
     /// Decrypts as the holder of `auth` (whose address the conditions test as `:userAddress`).
-    pub async fn decrypt(&self, encrypted: &Encrypted, auth: Option<&AuthSig>) -> Result<Decrypted, ClientError> {
+    pub async fn decrypt(
+        &self,
+        encrypted: &Encrypted,
+        auth: Option<&dyn crate::Credential>,
+    ) -> Result<Decrypted, ClientError> {
         if encrypted.version != ENCRYPTED_VERSION {
             return Err(ClientError::Invalid(format!(
                 "unknown encrypted-data version {}",
@@ -145,12 +149,14 @@ impl Client {
             .decode(encrypted.ciphertext.trim())
             .map_err(|e| ClientError::Invalid(format!("ciphertext: not base64 ({e})")))?;
         let identity = identity(&conditions.hash(), &data_hash);
+        let (auth_sig, session_sigs) = auth.map(|a| a.fields()).transpose()?.unwrap_or_default();
         let body = EncryptionSignRequest {
             access_control_conditions: encrypted.access_control_conditions.clone(),
             evm_contract_conditions: encrypted.evm_contract_conditions.clone(),
             unified_access_control_conditions: encrypted.unified_access_control_conditions.clone(),
             data_to_encrypt_hash: encrypted.data_to_encrypt_hash.clone(),
-            auth_sig: auth.map(crate::auth_value).transpose()?,
+            auth_sig,
+            session_sigs,
             ..EncryptionSignRequest::default()
         };
         let mut pending = self.to_every_node("/web/encryption/sign", &body, |http, url, body| async move {

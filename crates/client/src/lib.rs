@@ -32,6 +32,7 @@ mod encryption;
 #[cfg(feature = "test-passkey")]
 pub mod passkey;
 pub mod pkp;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,6 +45,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+pub use session::{Credential, CustomAuth, Session};
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 pub use sigil_chain::siwe::AuthSig;
@@ -346,6 +348,30 @@ impl Client {
         valid_for: Duration,
     ) -> Result<AuthSig, ClientError> {
         let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
+        let nonce = self.latest_blockhash().await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let message = SiweMessage {
+            domain: domain.to_string(),
+            address: wallet.address(),
+            statement: Some("Sign with my Sigil PKPs.".into()),
+            uri: format!("sigil://{domain}"),
+            version: "1".into(),
+            chain_id,
+            nonce,
+            issued_at: now,
+            expiration_time: Some(now + valid_for.as_secs()),
+            not_before: None,
+            request_id: None,
+            resources: Vec::new(),
+        };
+        AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()))
+    }
+
+    /// The chain's latest block hash as the nodes report it: the nonce of SIWE messages.
+    pub async fn latest_blockhash(&self) -> Result<String, ClientError> {
         let mut last = Vec::new();
         for node in &self.nodes {
             let url = format!("{}/web/handshake", node.url);
@@ -353,27 +379,7 @@ impl Client {
                 Ok(Handshake {
                     latest_blockhash: Some(nonce),
                     ..
-                }) => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
-                    let message = SiweMessage {
-                        domain: domain.to_string(),
-                        address: wallet.address(),
-                        statement: Some("Sign with my Sigil PKPs.".into()),
-                        uri: format!("sigil://{domain}"),
-                        version: "1".into(),
-                        chain_id,
-                        nonce,
-                        issued_at: now,
-                        expiration_time: Some(now + valid_for.as_secs()),
-                        not_before: None,
-                        request_id: None,
-                        resources: Vec::new(),
-                    };
-                    return AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()));
-                }
+                }) => return Ok(nonce),
                 Ok(_) => last.push(NodeFailure {
                     node: Some(node.id),
                     url: node.url.clone(),
@@ -440,14 +446,21 @@ impl Client {
 
     /// Signs the 32-byte prehash `hash` with a PKP, as the holder of `auth` (the PKP's owner, a
     /// permitted address or a permitted auth method; see [`Client::auth_sig`]).
-    pub async fn pkp_sign(&self, key: KeyRef, hash: [u8; 32], auth: &AuthSig) -> Result<SignOutcome, ClientError> {
+    pub async fn pkp_sign(
+        &self,
+        key: KeyRef,
+        hash: [u8; 32],
+        auth: &dyn Credential,
+    ) -> Result<SignOutcome, ClientError> {
         let KeyRef::KeyId(key_id) = key;
         let public_key = self.pkp_public_key(key);
+        let (auth_sig, session_sigs) = auth.fields()?;
         let body = SignRequest {
             key_id: Some(hex::encode(key_id)),
             to_sign: Some(hex::encode(hash).into()),
             request_id: hex::encode(request_id()),
-            auth_sig: Some(auth_value(auth)?),
+            auth_sig,
+            session_sigs,
             ..SignRequest::default()
         };
         self.threshold_sign(SignBody::Pkp(body), &public_key, hash).await
@@ -459,16 +472,18 @@ impl Client {
         &self,
         key: KeyRef,
         message: &[u8],
-        auth: &AuthSig,
+        auth: &dyn Credential,
     ) -> Result<SignOutcome, ClientError> {
         let KeyRef::KeyId(key_id) = key;
         let public_key = self.pkp_public_key(key);
         let hash = sigil_chain::alloy::primitives::eip191_hash_message(message).0;
+        let (auth_sig, session_sigs) = auth.fields()?;
         let body = SignRequest {
             key_id: Some(hex::encode(key_id)),
             message: Some(hex::encode(message)),
             request_id: hex::encode(request_id()),
-            auth_sig: Some(auth_value(auth)?),
+            auth_sig,
+            session_sigs,
             ..SignRequest::default()
         };
         self.threshold_sign(SignBody::Pkp(body), &public_key, hash).await
@@ -482,12 +497,10 @@ impl Client {
         &self,
         salt: [u8; 32],
         helper: Option<Address>,
-        auth: &AuthSig,
+        auth: &dyn Credential,
     ) -> Result<([u8; 32], [u8; 65]), ClientError> {
-        let minter: Address = auth
-            .address
-            .parse()
-            .map_err(|e| ClientError::Auth(format!("authSig address: {e}")))?;
+        let minter = auth.address()?;
+        let (auth_sig, session_sigs) = auth.fields()?;
         let key_id = sigil_chain::mint_key_id(minter, &salt, helper);
         let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
         let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
@@ -497,7 +510,8 @@ impl Client {
         let body = AttestRequest {
             salt: hex::encode(salt),
             via_helper: helper.is_some(),
-            auth_sig: Some(auth_value(auth)?),
+            auth_sig,
+            session_sigs,
             ..AttestRequest::default()
         };
         let outcome = self

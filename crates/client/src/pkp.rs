@@ -9,12 +9,11 @@ use sigil_chain::alloy::providers::DynProvider;
 use sigil_chain::alloy::signers::Signer;
 use sigil_chain::bindings::{PKPHelper, PKPNFT};
 use sigil_chain::deploy::send;
-use sigil_chain::siwe::AuthSig;
 use sigil_chain::Contracts;
 use sigil_tss::derive::{eth_address, uncompressed};
 use sigil_tss::ecdsa::EcdsaSignature;
 
-use crate::{request_id, Client, ClientError, KeyRef};
+use crate::{request_id, Client, ClientError, Credential, KeyRef};
 
 /// A freshly minted PKP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,15 +50,11 @@ impl Client {
     /// The key id a mint by the signer of `auth` with `salt` gets (through PKPHelper at `helper`).
     pub fn key_id_for(
         &self,
-        auth: &AuthSig,
+        auth: &dyn Credential,
         salt: &[u8; 32],
         helper: Option<Address>,
     ) -> Result<[u8; 32], ClientError> {
-        let minter: Address = auth
-            .address
-            .parse()
-            .map_err(|e| ClientError::Auth(format!("authSig address: {e}")))?;
-        Ok(sigil_chain::mint_key_id(minter, salt, helper))
+        Ok(sigil_chain::mint_key_id(auth.address()?, salt, helper))
     }
 
     /// Requests the mint of `key_id` on chain (`PKPNFT.requestMint`), paying the mint fee: the
@@ -90,7 +85,7 @@ impl Client {
     pub async fn mint_pkp(
         &self,
         wallet: &DynProvider,
-        auth: &AuthSig,
+        auth: &dyn Credential,
         contracts: &Contracts,
     ) -> Result<MintedPkp, ClientError> {
         let salt = B256::from(random32());
@@ -115,7 +110,7 @@ impl Client {
     pub async fn mint_grant_burn(
         &self,
         wallet: &DynProvider,
-        auth: &AuthSig,
+        auth: &dyn Credential,
         contracts: &Contracts,
         cid: &[u8],
     ) -> Result<MintedPkp, ClientError> {
@@ -137,6 +132,61 @@ impl Client {
     }
 }
 
+/// An auth method to permit at mint ([`Client::mint_with_auth_methods`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuthMethod {
+    /// Lit's type number.
+    pub kind: u64,
+    /// Its id within the type.
+    pub id: Vec<u8>,
+    /// The public key that proves it (a WebAuthn credential's COSE key), or empty.
+    pub user_pubkey: Vec<u8>,
+    /// Scope bits: 1 sign anything, 2 personal messages.
+    pub scopes: u64,
+}
+
+impl Client {
+    /// Mints a PKP permitting `methods` through PKPHelper (`mintWithAuthMethods`), paid and sent
+    /// by `wallet` (the signer of `auth`). With `send_to_itself` the NFT goes to the PKP's own
+    /// address, so only its auth methods control it: a key for someone without a wallet.
+    pub async fn mint_with_auth_methods(
+        &self,
+        wallet: &DynProvider,
+        auth: &dyn Credential,
+        contracts: &Contracts,
+        methods: &[NewAuthMethod],
+        send_to_itself: bool,
+    ) -> Result<MintedPkp, ClientError> {
+        let salt = B256::from(random32());
+        let key_id = self.key_id_for(auth, &salt.0, Some(contracts.pkp_helper))?;
+        self.request_mint(wallet, contracts, key_id).await?;
+        let (key_id, attestation) = self.mint_attestation(salt.0, Some(contracts.pkp_helper), auth).await?;
+        let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let methods = methods
+            .iter()
+            .map(|m| PKPHelper::NewAuthMethod {
+                authMethodType: U256::from(m.kind),
+                id: Bytes::copy_from_slice(&m.id),
+                userPubkey: Bytes::copy_from_slice(&m.user_pubkey),
+                scopes: U256::from(m.scopes),
+            })
+            .collect();
+        let call = PKPHelper::new(contracts.pkp_helper, wallet)
+            .mintWithAuthMethods(
+                salt,
+                Bytes::copy_from_slice(&public_key),
+                Bytes::copy_from_slice(&attestation),
+                methods,
+                send_to_itself,
+            )
+            .into_transaction_request();
+        let receipt = send(wallet, call, "PKPHelper.mintWithAuthMethods")
+            .await
+            .map_err(chain)?;
+        Ok(self.minted(key_id, receipt.transaction_hash))
+    }
+}
+
 fn random32() -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(&request_id());
@@ -150,21 +200,21 @@ fn random32() -> [u8; 32] {
 pub struct PkpSigner {
     client: Client,
     key_id: [u8; 32],
-    auth: AuthSig,
+    auth: std::sync::Arc<dyn Credential>,
     address: Address,
     chain_id: Option<ChainId>,
 }
 
 impl PkpSigner {
-    /// A signer for the PKP under `key_id`, authorised by `auth`.
-    pub fn new(client: Client, key_id: [u8; 32], auth: AuthSig) -> Self {
+    /// A signer for the PKP under `key_id`, authorised by `auth` (an auth signature or a session).
+    pub fn new(client: Client, key_id: [u8; 32], auth: impl Credential + 'static) -> Self {
         let point = client.pkp_public_key(KeyRef::KeyId(key_id));
         let chain_id = client.chain_id();
         Self {
             address: Address::from(eth_address(&point)),
             client,
             key_id,
-            auth,
+            auth: std::sync::Arc::new(auth),
             chain_id,
         }
     }
@@ -184,7 +234,7 @@ impl Signer for PkpSigner {
     async fn sign_hash(&self, hash: &B256) -> sigil_chain::alloy::signers::Result<Signature> {
         let outcome = self
             .client
-            .pkp_sign(KeyRef::KeyId(self.key_id), hash.0, &self.auth)
+            .pkp_sign(KeyRef::KeyId(self.key_id), hash.0, self.auth.as_ref())
             .await
             .map_err(sigil_chain::alloy::signers::Error::other)?;
         Ok(to_alloy(&outcome.signature))
@@ -195,7 +245,7 @@ impl Signer for PkpSigner {
     async fn sign_message(&self, message: &[u8]) -> sigil_chain::alloy::signers::Result<Signature> {
         let outcome = self
             .client
-            .pkp_sign_message(KeyRef::KeyId(self.key_id), message, &self.auth)
+            .pkp_sign_message(KeyRef::KeyId(self.key_id), message, self.auth.as_ref())
             .await
             .map_err(sigil_chain::alloy::signers::Error::other)?;
         Ok(to_alloy(&outcome.signature))

@@ -54,6 +54,47 @@ pub struct NodeConfig {
     /// Bounds on what peers and clients can make this node hold.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How callers authenticate: auth methods and per-principal rates.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: auth methods this node verifies, and how often one caller (a wallet or a PKP, over
+/// every session and address it uses) may sign, execute, decrypt or get a session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Requests a second one principal may make (sustained).
+    #[serde(default = "default_principal_rate")]
+    pub rate_per_principal: u32,
+    /// Requests one principal may make at once.
+    #[serde(default = "default_principal_burst")]
+    pub burst_per_principal: u32,
+    /// Principals whose rate is remembered (the idlest is forgotten first).
+    #[serde(default = "default_tracked_principals")]
+    pub tracked_principals: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_principal: default_principal_rate(),
+            burst_per_principal: default_principal_burst(),
+            tracked_principals: default_tracked_principals(),
+        }
+    }
+}
+
+fn default_principal_rate() -> u32 {
+    50
+}
+
+fn default_principal_burst() -> u32 {
+    200
+}
+
+fn default_tracked_principals() -> usize {
+    65_536
 }
 
 /// `[limits]`: bounds on what peers and clients can make a node hold. Each one has a metric
@@ -480,6 +521,7 @@ mod tests {
             peers: peers(n),
             actions: ActionsConfig::default(),
             limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 

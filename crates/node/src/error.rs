@@ -35,6 +35,8 @@ pub enum Kind {
     UpstreamTimeout,
     /// Not now: the node is starting, busy, or out of stock; retry shortly.
     Unavailable,
+    /// This caller sent more requests than its rate allows; retry after the given time.
+    RateLimited,
     /// The node's storage for this kind of record is full, and stays full until its operator
     /// makes room.
     StorageFull,
@@ -59,6 +61,14 @@ impl Error {
             message: message.into(),
             logs: Vec::new(),
             retry_after: None,
+        }
+    }
+
+    /// `RATE_LIMITED`: the caller is over its request rate; retry after `retry_after_secs`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(Kind::RateLimited, "RATE_LIMITED", message)
         }
     }
 

@@ -171,6 +171,10 @@ pub struct Node {
     /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
     /// expires, and the signature recovery need not run again (time limits are re-checked).
     pub(crate) verified_auth: Mutex<HashMap<[u8; 32], sigil_chain::siwe::VerifiedAuth>>,
+    /// Session capabilities already verified (wallet or network signed), by hash of their fields.
+    pub(crate) verified_capabilities: Mutex<HashMap<[u8; 32], Arc<crate::auth::session::Capability>>>,
+    /// Request rates per principal (`[auth]` rate_per_principal).
+    pub(crate) principal_limits: Mutex<crate::auth::limits::PrincipalLimits>,
     /// PKP public keys derived so far, by key id (with the root they were derived from).
     pub(crate) derived: Mutex<HashMap<[u8; 32], (ProjectivePoint, ProjectivePoint)>>,
     /// Values exchanged between the nodes running the same action request.

@@ -167,6 +167,12 @@ pub async fn run(
         witnessed: std::sync::atomic::AtomicBool::new(false),
         known_keys: Mutex::new(HashMap::new()),
         verified_auth: Mutex::new(HashMap::new()),
+        verified_capabilities: Mutex::new(HashMap::new()),
+        principal_limits: Mutex::new(crate::auth::limits::PrincipalLimits::new(
+            settings.config.auth.rate_per_principal,
+            settings.config.auth.burst_per_principal,
+            settings.config.auth.tracked_principals,
+        )),
         derived: Mutex::new(HashMap::new()),
         mailbox: crate::actions::mailbox::Mailbox::default(),
         action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),

@@ -194,6 +194,10 @@ pub struct SignRequest {
     /// a permitted address or a permitted Ethereum-wallet auth method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
+    /// Session signatures (Lit's `sessionSigs`), keyed by node URL as NodeSet lists it: each node
+    /// reads its own entry. A node's own entry may also come in `authSig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_sigs: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Node ids to leave out of the signing set (a retry after they failed or sent a bad share).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<u32>,
@@ -224,6 +228,10 @@ pub struct AttestRequest {
     /// The minter's auth signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
+    /// Session signatures (Lit's `sessionSigs`), keyed by node URL as NodeSet lists it: each node
+    /// reads its own entry. A node's own entry may also come in `authSig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_sigs: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Node ids to leave out of the signing set.
     #[serde(default)]
     pub exclude: Vec<u32>,
@@ -245,6 +253,10 @@ pub struct ExecuteRequest {
     /// The caller's auth signature (`Lit.Auth.authSigAddress`); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
+    /// Session signatures (Lit's `sessionSigs`), keyed by node URL as NodeSet lists it: each node
+    /// reads its own entry. A node's own entry may also come in `authSig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_sigs: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// 16 random bytes (hex), the same at every node: seeds `Math.random` and names signatures.
     pub request_id: String,
     /// What `Date.now()` returns (ms since 1970), the same at every node; within 5 minutes of
@@ -280,10 +292,99 @@ pub struct EncryptionSignRequest {
     /// conditions that name `:userAddress` do not hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_sig: Option<serde_json::Value>,
+    /// Session signatures (Lit's `sessionSigs`), keyed by node URL as NodeSet lists it: each node
+    /// reads its own entry. A node's own entry may also come in `authSig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_sigs: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Accepted for compatibility; each condition names its own chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
     /// Accepted for compatibility; the node answers with its current key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
+}
+
+/// An auth method as a request carries it (Lit's shape): its type and the proof of it.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthMethod {
+    /// Lit's type number: 1 Ethereum wallet, 3 WebAuthn passkey, 4 Discord, 6 OIDC (Google) JWT.
+    pub auth_method_type: u64,
+    /// The proof: an auth signature (JSON), a WebAuthn assertion (JSON), a JWT, an access token.
+    pub access_token: String,
+}
+
+/// A resource and the ability wanted on it (Lit's `resourceAbilityRequests` entry).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceAbility {
+    /// The resource.
+    pub resource: Resource,
+    /// `pkp-signing`, `lit-action-execution` or `access-control-condition-decryption`.
+    pub ability: String,
+}
+
+/// A resource as Lit names it: `{resource: "<tokenId>|<cid>|<hash>|*", resourcePrefix: "lit-pkp"}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    /// The part after `://`; `*` for every resource of the kind.
+    pub resource: String,
+    /// `lit-pkp`, `lit-litaction` or `lit-accesscontrolcondition`.
+    pub resource_prefix: String,
+}
+
+/// `POST /web/sign_session_key` body: auth methods prove who asks, and the network answers with
+/// its BLS signature shares over a SIWE capability for the PKP's session key.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignSessionKeyRequest {
+    /// The session's ed25519 public key, hex (32 bytes).
+    pub session_key: String,
+    /// Proofs of the auth methods; the PKP must permit each (with a signing scope).
+    #[serde(default)]
+    pub auth_methods: Vec<AuthMethod>,
+    /// The PKP (65 bytes uncompressed hex) the session acts for.
+    pub pkp_public_key: String,
+    /// What the session may do; `*` resources allowed.
+    pub resource_ability_requests: Vec<ResourceAbility>,
+    /// A recent block hash of the network's chain (the SIWE nonce).
+    pub nonce: String,
+    /// RFC 3339: when the capability starts (within the clock skew of every node).
+    pub issued_at: String,
+    /// RFC 3339: when it ends.
+    pub expiration: String,
+    /// Custom auth: the action (its CIDv0, which the PKP must permit) that decides, given
+    /// `jsParams`; the session is granted only if it `setResponse`s `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lit_action_ipfs_id: Option<String>,
+    /// Custom auth: the action's code (its CID must be permitted). Give this or `litActionIpfsId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Parameters of the custom auth action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub js_params: Option<serde_json::Value>,
+    /// 16 random bytes (hex), the same at every node: names the custom auth run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Accepted for compatibility: always BLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve_type: Option<String>,
+    /// Accepted for compatibility; the node answers with its current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+}
+
+/// `POST /web/sign_session_key` answer: one node's share of the capability.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignSessionKeyResponse {
+    /// The node that answered.
+    pub node_id: u32,
+    /// Its BLS signature share (hex) over the capability (`sigil_chain::session::capability_identity`).
+    pub signature_share: String,
+    /// The SIWE capability it signed; every honest node signs the same text.
+    pub siwe_message: String,
+    /// The PKP's Ethereum address (the capability's `address`).
+    pub pkp_eth_address: String,
 }

@@ -274,6 +274,28 @@ fn combine_verified(
     Ok(signature)
 }
 
+/// A combined signature's encoding: its G2 point, compressed (96 bytes).
+pub fn signature_bytes(signature: &Signature<Bls12381G2Impl>) -> [u8; 96] {
+    let point = match signature {
+        Signature::Basic(p) | Signature::MessageAugmentation(p) | Signature::ProofOfPossession(p) => *p,
+    };
+    G2Affine::from(point).to_compressed()
+}
+
+/// Checks a combined signature (as [`signature_bytes`] encodes it) over `identity` against the
+/// network key: what a node does with a capability the network signed.
+pub fn verify_signature(
+    package: &PublicKeyPackage<Bls12381G1>,
+    signature: &[u8],
+    identity: &[u8],
+) -> Result<(), TssError> {
+    let bytes: [u8; 96] = signature.try_into().map_err(|_| TssError::SignatureInvalid)?;
+    let point = Option::<G2Affine>::from(G2Affine::from_compressed(&bytes)).ok_or(TssError::SignatureInvalid)?;
+    Signature::<Bls12381G2Impl>::ProofOfPossession(G2Projective::from(point))
+        .verify(&public_key(package), identity)
+        .map_err(|_| TssError::SignatureInvalid)
+}
+
 /// Encrypts `plaintext` of any size so that only the holder of the network signature over `identity`
 /// can read it.
 pub fn encrypt(network_key: &G1Projective, identity: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, TssError> {

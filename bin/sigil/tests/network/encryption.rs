@@ -95,7 +95,7 @@ async fn opens(client: &Client, encrypted: &Encrypted, who: &AuthSig, plaintext:
 
 /// Decrypts and expects a refusal with `code`; returns the message.
 async fn refused(client: &Client, encrypted: &Encrypted, who: Option<&AuthSig>, code: &str) -> String {
-    match client.decrypt(encrypted, who).await {
+    match client.decrypt(encrypted, who.map(|a| a as _)).await {
         Err(ClientError::Decrypt { code: got, message, .. }) => {
             assert_eq!(got, code, "{message}");
             message

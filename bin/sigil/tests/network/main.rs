@@ -10,5 +10,6 @@ mod harness;
 mod hostile;
 mod hosts;
 mod integrity;
+mod sessions;
 mod signing;
 mod vouch;

@@ -183,13 +183,13 @@ fn lit_globals_are_frozen_and_auth_is_filled() {
     let code = r#"
         Lit.Actions.signEcdsa = null; LitActions.foo = 1;
         try { Lit = 5; } catch (e) {}
-        Lit.Actions.setResponse({ response: JSON.stringify([typeof Lit.Actions.signEcdsa, LitActions.foo, Lit.Auth.authSigAddress, Lit.Auth.actionIpfsIdStack.length, LitAuth === Lit.Auth]) });
+        Lit.Actions.setResponse({ response: JSON.stringify([typeof Lit.Actions.signEcdsa, LitActions.foo, Lit.Auth.authSigAddress, Lit.Auth.actionIpfsIdStack.length, LitAuth === Lit.Auth, Lit.Auth.authMethodContexts[0].context.sub]) });
     "#;
     let outcome = run(code);
     outcome.result.unwrap();
     assert_eq!(
         outcome.response.as_deref(),
-        Some(r#"["function",null,"0x70997970C51812dc3A010C7d01b50e0d17dc79C8",1,true]"#)
+        Some(r#"["function",null,"0x70997970C51812dc3A010C7d01b50e0d17dc79C8",1,true,"u"]"#)
     );
 }
 

@@ -18,7 +18,7 @@ use sigil_tss::PartyId;
 use zeroize::Zeroizing;
 
 use super::host::HostInner;
-use crate::auth::authenticate;
+use crate::auth::{authenticate, Credentials};
 use crate::encryption::{decide, share_for};
 use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error};
@@ -64,7 +64,7 @@ impl HostInner {
     async fn condition_context(&self, auth: Option<&Value>, action: &str) -> Result<Context, HostError> {
         let user = match auth {
             Some(auth) => Some(
-                authenticate(&self.node, Some(auth))
+                authenticate(&self.node, Credentials::new(Some(auth), None), None)
                     .await
                     .map_err(host_error)?
                     .address(),

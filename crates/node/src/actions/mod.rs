@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use sigil_actions::{ActionError, RunRequest};
 use sigil_primitives::{Cid, ExecuteRequest, ExecuteResponse};
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, check_rate, Credentials};
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::Node;
 use code::{code_too_large, load_code};
@@ -92,9 +92,22 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         Some(serde_json::Value::Object(map)) => map,
         Some(_) => return Err(Error::bad_request("jsParams must be a JSON object")),
     };
-    let auth_sig_address = match &request.auth_sig {
-        Some(auth) => Some(authenticate(node, Some(auth)).await?.address().to_checksum(None)),
-        None => None,
+    let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
+    let principal = if credentials.present() {
+        let need = sigil_chain::session::Need::action(&cid.to_string());
+        let principal = authenticate(node, credentials, Some(&need)).await?;
+        check_rate(node, &principal)?;
+        Some(principal)
+    } else {
+        None
+    };
+    let auth_sig_address = principal.as_ref().map(|p| p.address().to_checksum(None));
+    let auth_method_contexts: Vec<serde_json::Value> = match &principal {
+        Some(crate::auth::Principal::Pkp { auth_methods, .. }) => auth_methods
+            .iter()
+            .filter_map(|m| serde_json::to_value(crate::auth::grant::AuthMethodContext::from(m)).ok())
+            .collect(),
+        _ => Vec::new(),
     };
     if node.keys().is_none() {
         return Err(Error::not_ready());
@@ -122,6 +135,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         cid: cid.to_string(),
         js_params,
         auth_sig_address,
+        auth_method_contexts,
         seed,
         now_ms: timestamp,
     };

@@ -56,6 +56,7 @@ pub(crate) async fn run_condition(
         cid: cid.to_string(),
         js_params: serde_json::Map::new(),
         auth_sig_address: user.map(|a| a.to_checksum(None)),
+        auth_method_contexts: Vec::new(),
         seed,
         now_ms: now_ms(),
     };

@@ -1,101 +1,245 @@
 //! Who is asking: every request's credentials resolve to a [`Principal`] here, which permissions
 //! ([`permission`]), access-control conditions (`:userAddress`) and actions (`Lit.Auth`) use alike.
 //!
-//! Today a principal is an Ethereum wallet proven by an EIP-4361 auth signature (`authSig`) whose
-//! nonce is a recent block hash of this network's chain; verified signatures are remembered until
-//! they expire. Auth methods and session keys add variants to [`Principal`]. Uses `node` (the
-//! chain, the config) and `error`; never `http`.
+//! Credentials are either an EIP-4361 auth signature (`authSig`, a bearer token: weaker, kept
+//! for compatibility) whose nonce is a recent block hash of this network's chain, or a session
+//! signature ([`session`], Lit's `sessionSigs`) made for this node alone, whose capability comes
+//! from a wallet or from the network itself for a PKP's auth methods ([`grant`], [`methods`]).
+//! Verified signatures are remembered until they expire. Per-principal request rates are
+//! bounded in [`limits`]. Uses `node` (the chain, the config) and `error`; never `http`.
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
-use sigil_chain::alloy::primitives::{Address, B256};
+use sigil_chain::alloy::primitives::{Address, B256, U256};
+use sigil_chain::session::Need;
 use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_SECS};
 
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
+pub mod grant;
+pub mod limits;
+pub mod methods;
 pub mod permission;
+pub mod session;
 pub mod webauthn;
+
+pub use methods::Resolved;
 
 /// Who a request speaks for, once its credentials are checked. Permissions, conditions
 /// (`:userAddress`) and actions (`Lit.Auth`) all read it from here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Principal {
-    /// An Ethereum wallet, proven by an EIP-4361 auth signature.
+    /// An Ethereum wallet, proven by an auth signature or a session it delegated to.
     Wallet(Address),
+    /// A PKP, through a session the network granted it for its auth methods.
+    Pkp {
+        /// Its token id.
+        token: U256,
+        /// Its Ethereum address.
+        address: Address,
+        /// The auth methods (or custom auth action) the session was granted for.
+        auth_methods: Vec<Resolved>,
+        /// The custom auth action that granted it, if one did.
+        action: Option<String>,
+    },
 }
 
 impl Principal {
     /// The Ethereum address it acts as: the one PKP permissions and conditions test.
     pub fn address(&self) -> Address {
         match self {
-            Self::Wallet(address) => *address,
+            Self::Wallet(address) | Self::Pkp { address, .. } => *address,
+        }
+    }
+
+    /// The key its request rate is counted under.
+    pub fn rate_key(&self) -> [u8; 32] {
+        match self {
+            Self::Wallet(address) => address.into_word().0,
+            Self::Pkp { token, .. } => token.to_be_bytes(),
         }
     }
 }
 
-fn unauthorized(code: &'static str, message: impl Into<String>) -> Error {
+/// A request's credentials as its body carries them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Credentials<'a> {
+    /// `authSig`: an auth signature, or this node's session signature.
+    pub auth_sig: Option<&'a serde_json::Value>,
+    /// `sessionSigs`: session signatures by node URL.
+    pub session_sigs: Option<&'a BTreeMap<String, serde_json::Value>>,
+}
+
+impl<'a> Credentials<'a> {
+    /// The credentials of a request.
+    pub fn new(
+        auth_sig: Option<&'a serde_json::Value>,
+        session_sigs: Option<&'a BTreeMap<String, serde_json::Value>>,
+    ) -> Self {
+        Self { auth_sig, session_sigs }
+    }
+
+    /// Whether the request carries any.
+    pub fn present(&self) -> bool {
+        self.auth_sig.is_some() || self.session_sigs.is_some()
+    }
+}
+
+/// Resolves `credentials` to a principal. A session signature must be for this node and grant
+/// `need` (when given: what the request does); an auth signature grants everything its signer may
+/// do (see [`authenticate_auth_sig`]).
+pub async fn authenticate(node: &Node, credentials: Credentials<'_>, need: Option<&Need>) -> Result<Principal, Error> {
+    if let Some(value) = credentials.auth_sig {
+        if let Some(sig) = sigil_chain::session::SessionSig::from_value(value) {
+            let sig = sig.map_err(session::refusal)?;
+            return session::verify(node, &sig, need).await;
+        }
+    }
+    if let Some(map) = credentials.session_sigs {
+        let me = session::own_url(node)?;
+        let entry = map
+            .iter()
+            .find(|(url, _)| session::same_url(url, &me))
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                unauthorized(
+                    "SESSION_WRONG_NODE",
+                    format!(
+                        "sessionSigs has no entry for this node ({me}); it has {}",
+                        map.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+        let sig = sigil_chain::session::SessionSig::from_value(entry)
+            .unwrap_or_else(|| {
+                Err(sigil_chain::session::SessionError::Malformed(
+                    "a sessionSigs entry is not a session signature (derivedVia litSessionSignViaNacl)".into(),
+                ))
+            })
+            .map_err(session::refusal)?;
+        return session::verify(node, &sig, need).await;
+    }
+    authenticate_auth_sig(node, credentials.auth_sig).await
+}
+
+pub(crate) fn unauthorized(code: &'static str, message: impl Into<String>) -> Error {
     Error::new(Kind::Unauthenticated, code, message)
 }
 
 /// Longest accepted lifetime of an auth signature (expiration − issued at).
 pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 
+/// Spends one request of `principal`'s rate (`[auth]`): 429 `RATE_LIMITED` with `Retry-After`
+/// when it is over it.
+pub fn check_rate(node: &Node, principal: &Principal) -> Result<(), Error> {
+    let Ok(mut limits) = node.principal_limits.lock() else {
+        return Ok(());
+    };
+    limits
+        .spend(principal.rate_key(), std::time::Instant::now())
+        .map_err(|wait| {
+            let auth = &node.settings.config.auth;
+            Error::rate_limited(
+                format!(
+                    "{} is over its rate of {} requests a second (burst {}) at this node",
+                    principal.address(),
+                    auth.rate_per_principal,
+                    auth.burst_per_principal
+                ),
+                wait.ceil().max(1.0) as u64,
+            )
+        })
+}
+
+/// The node's SIWE expectations: its domain and chain.
+pub(crate) fn expected(node: &Node) -> Result<Expected, Error> {
+    let registry = node.registry()?;
+    let chain = chain_config(node)?;
+    Ok(Expected {
+        domain: chain.auth_domain.clone(),
+        chain_id: registry.chain_id(),
+    })
+}
+
+fn chain_config(node: &Node) -> Result<&crate::config::ChainConfig, Error> {
+    node.settings
+        .config
+        .chain
+        .as_ref()
+        .ok_or_else(|| Error::internal("a registry without a [chain] section in the config"))
+}
+
+/// Unix seconds by the node's clock.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Checks an auth signature: EIP-191 signature of an EIP-4361 message for this network's domain
 /// and chain, unexpired, not valid for longer than [`MAX_AUTH_LIFETIME_SECS`], and with a fresh
 /// nonce — the hash of a block of this chain at most `nonce_max_age_secs` older than the head,
 /// and (unless it is the head itself) no older than that by the clock either. Returns the signer
 /// as a [`Principal::Wallet`].
-pub async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Result<Principal, Error> {
-    let registry = node.registry()?;
-    let chain = node
-        .settings
-        .config
-        .chain
-        .as_ref()
-        .ok_or_else(|| Error::internal("a registry without a [chain] section in the config"))?;
+pub async fn authenticate_auth_sig(node: &Node, auth: Option<&serde_json::Value>) -> Result<Principal, Error> {
     let auth = auth.ok_or_else(|| {
         unauthorized(
             "AUTH_MISSING",
-            "authSig is required: an EIP-4361 (SIWE) message signed by the PKP's owner or a permitted address",
+            "authSig or sessionSigs is required: an EIP-4361 (SIWE) message signed by the PKP's owner or a permitted address, or a session signature for this node",
         )
     })?;
     let auth: AuthSig =
         serde_json::from_value(auth.clone()).map_err(|e| unauthorized("AUTH_MALFORMED", format!("authSig: {e}")))?;
-    let max_age = chain.nonce_max_age_secs;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let expected = Expected {
-        domain: chain.auth_domain.clone(),
-        chain_id: registry.chain_id(),
-    };
-    let verified = verified_auth(node, &auth, &expected, now)?;
+    let now = now();
+    let verified = verified_auth(node, &auth, &expected(node)?, now)?;
     let message = &verified.message;
-    if let Some(expires) = message.expiration_time {
-        let lifetime = expires.saturating_sub(message.issued_at);
-        if lifetime > MAX_AUTH_LIFETIME_SECS {
-            return Err(unauthorized(
-                "AUTH_LIFETIME_TOO_LONG",
-                format!("authSig is valid for {lifetime} s; at most {MAX_AUTH_LIFETIME_SECS} s is accepted"),
-            ));
-        }
-    }
+    check_lifetime(message.issued_at, message.expiration_time, "authSig")?;
+    let nonce = &message.nonce;
     let stale = |why: String| {
         let e = AuthError::StaleNonce(why);
         unauthorized(e.code(), e.to_string())
     };
-    let nonce = &message.nonce;
     let block_hash: B256 = nonce.parse().map_err(|_| {
         stale(format!(
             "nonce {nonce:?} is not a block hash; use a recent block hash (latestBlockhash from /web/handshake)"
         ))
     })?;
+    fresh_block(node, block_hash).await?;
+    Ok(Principal::Wallet(verified.address))
+}
+
+/// An auth signature or capability may live at most [`MAX_AUTH_LIFETIME_SECS`].
+pub(crate) fn check_lifetime(issued_at: u64, expires: Option<u64>, what: &str) -> Result<(), Error> {
+    if let Some(expires) = expires {
+        let lifetime = expires.saturating_sub(issued_at);
+        if lifetime > MAX_AUTH_LIFETIME_SECS {
+            return Err(unauthorized(
+                "AUTH_LIFETIME_TOO_LONG",
+                format!("{what} is valid for {lifetime} s; at most {MAX_AUTH_LIFETIME_SECS} s is accepted"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `block_hash` is a fresh block of this network's chain — at most
+/// `nonce_max_age_secs` older than the head, and (unless it is the head itself) no older than
+/// that by the clock either: the rule for authSig nonces and WebAuthn challenges.
+pub async fn fresh_block(node: &Node, block_hash: B256) -> Result<(), Error> {
+    let registry = node.registry()?;
+    let max_age = chain_config(node)?.nonce_max_age_secs;
+    let stale = |why: String| {
+        let e = AuthError::StaleNonce(why);
+        unauthorized(e.code(), e.to_string())
+    };
     let head = registry.sync().await.map_err(Error::chain)?;
     let (number, timestamp) = registry.block(block_hash).await.map_err(Error::chain)?.ok_or_else(|| {
         stale(format!(
-            "nonce {nonce} is not the hash of a block on chain {}",
+            "nonce {block_hash} is not the hash of a block on chain {}",
             registry.chain_id()
         ))
     })?;
@@ -106,13 +250,13 @@ pub async fn authenticate(node: &Node, auth: Option<&serde_json::Value>) -> Resu
             head.number
         )));
     }
-    let clock_age = now.saturating_sub(timestamp);
+    let clock_age = now().saturating_sub(timestamp);
     if block_hash != head.hash && clock_age > max_age {
         return Err(stale(format!(
             "nonce is block {number}, mined {clock_age} s ago (limit {max_age} s); use the latest block hash"
         )));
     }
-    Ok(Principal::Wallet(verified.address))
+    Ok(())
 }
 
 /// Most verified auth signatures a node remembers (the map is emptied when full).

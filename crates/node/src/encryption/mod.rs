@@ -22,7 +22,7 @@ use sigil_conditions::{identity, Conditions, Context, Environment, EvalError, Ve
 use sigil_primitives::EncryptionShare;
 use sigil_tss::bls::{self, BlsSignatureShare};
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, check_rate, Credentials};
 use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::{Fault, Node};
@@ -96,13 +96,19 @@ pub async fn sign(
     .map_err(bad_condition)?;
     let data_hash = hex_bytes::<32>("dataToEncryptHash", &request.data_to_encrypt_hash)?;
     let keys = node.keys().ok_or_else(Error::not_ready)?;
-    let user = match &request.auth_sig {
-        Some(auth) => Some(authenticate(node, Some(auth)).await?.address()),
-        None => None,
+    let conditions_hash = conditions.hash();
+    let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
+    let user = if credentials.present() {
+        let need = sigil_chain::session::Need::decryption(&hex::encode(conditions_hash), &hex::encode(data_hash));
+        let principal = authenticate(node, credentials, Some(&need)).await?;
+        check_rate(node, &principal)?;
+        Some(principal.address())
+    } else {
+        None
     };
     let context = Context { user, action: None };
     decide(node, env, &conditions, &context).await?;
-    let identity = identity(&conditions.hash(), &data_hash);
+    let identity = identity(&conditions_hash, &data_hash);
     let share = share_for(node, &keys, &identity)?;
     tracing::debug!(%identity, "decryption share released");
     Ok(EncryptionShare {

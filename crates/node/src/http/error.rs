@@ -48,6 +48,7 @@ pub fn status(kind: Kind) -> StatusCode {
         Kind::Upstream => StatusCode::BAD_GATEWAY,
         Kind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Kind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
     }
 }

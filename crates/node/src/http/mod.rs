@@ -21,6 +21,7 @@ use crate::node::Node;
 use error::ApiError;
 
 mod actions;
+mod auth;
 mod encryption;
 pub mod error;
 pub mod guard;
@@ -55,6 +56,8 @@ pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
     let actions = Router::new()
         .route("/web/execute", post(actions::execute))
         .route("/web/actions", post(actions::store))
+        // Custom auth carries action code too.
+        .route("/web/sign_session_key", post(auth::sign_session_key))
         .layer(DefaultBodyLimit::max(
             code_limit.saturating_mul(2).saturating_add(1 << 20),
         ));

@@ -13,7 +13,7 @@ use sigil_primitives::{AttestRequest, SignRequest, SignResponse, ATTESTATION_ATT
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 
 use super::share::threshold_share;
-use crate::auth::{authenticate, permission::authorize};
+use crate::auth::{authenticate, check_rate, permission::authorize, Credentials};
 use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::metrics::SignPhase;
@@ -130,7 +130,10 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
     let public_key = node.pkp_public_key(&root, &key_id);
     let public_bytes = uncompressed(&public_key);
     let started = Instant::now();
-    let principal = authenticate(node, request.auth_sig.as_ref()).await?;
+    let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
+    let need = sigil_chain::session::Need::pkp(sigil_chain::token_id(&public_bytes));
+    let principal = authenticate(node, credentials, Some(&need)).await?;
+    check_rate(node, &principal)?;
     authorize(node, &principal, &public_bytes, personal).await?;
     node.metrics
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
@@ -155,7 +158,10 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
     check_exclude(&epoch, &request.exclude)?;
     let registry = node.registry()?;
     let keys = epoch.keys().ok_or_else(Error::not_ready)?;
-    let minter = authenticate(node, request.auth_sig.as_ref()).await?.address();
+    let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
+    let principal = authenticate(node, credentials, None).await?;
+    check_rate(node, &principal)?;
+    let minter = principal.address();
     let key_id = KeyId(mint_key_id(
         minter,
         &salt,

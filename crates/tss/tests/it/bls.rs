@@ -193,3 +193,20 @@ fn the_fast_share_is_blsfuls_share() {
         }
     }
 }
+
+#[test]
+fn a_combined_signature_verifies_from_its_bytes_and_only_for_its_identity() {
+    let keys = dkg::<Bls12381G1>(4, 3);
+    let package = keys[0].public();
+    let signature = bls::combine(package, &sign_all(&keys[..3], IDENTITY), IDENTITY).unwrap();
+    let bytes = bls::signature_bytes(&signature);
+    bls::verify_signature(package, &bytes, IDENTITY).unwrap();
+    assert!(bls::verify_signature(package, &bytes, b"sigil-acc://other/data").is_err());
+    let mut flipped = bytes;
+    flipped[95] ^= 1;
+    assert!(bls::verify_signature(package, &flipped, IDENTITY).is_err());
+    assert!(bls::verify_signature(package, &bytes[..95], IDENTITY).is_err());
+    // one node's share alone is not the network's signature
+    let share = bls::sign_share(&keys[0], IDENTITY).unwrap().to_bytes();
+    assert!(bls::verify_signature(package, &share, IDENTITY).is_err());
+}
