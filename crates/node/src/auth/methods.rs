@@ -28,7 +28,6 @@ pub struct Resolved {
 /// Checks the proof of `method` and resolves it. `token` is the PKP it is presented for, when
 /// the method's key is registered with that PKP (WebAuthn).
 pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> Result<Resolved, Error> {
-    let _ = token;
     if method.access_token.len() > MAX_ACCESS_TOKEN_BYTES {
         return Err(Error::new(
             Kind::TooLarge,
@@ -41,6 +40,7 @@ pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> R
     }
     match method.auth_method_type {
         AUTH_METHOD_ETH_WALLET => eth_wallet(node, method).await,
+        super::webauthn::AUTH_METHOD_TYPE => super::webauthn::resolve(node, method, token).await,
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",

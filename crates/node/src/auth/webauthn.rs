@@ -20,7 +20,12 @@
 //!
 //! The auth method id is Lit's: `keccak256(utf8(rawId + ":lit"))` over the `rawId` text as sent
 //! ([`Assertion::auth_method_id`]). Only ES256 (COSE EC2 on P-256) credential keys are accepted.
-//! Uses nothing else of the crate.
+//!
+//! Everything above is sans-IO and uses nothing else of the crate. [`resolve`] is the node's
+//! side: the `[auth]` config as [`Policy`], the challenge's freshness (`auth::fresh_block`), the
+//! key from PKPPermissions (`userPubkey`), and the counter kept durably per (PKP, credential) in
+//! the store, advanced in one write transaction before the assertion counts. Uses `auth`,
+//! `node`, `store`, `error`.
 
 use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -32,7 +37,12 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::EncodedPoint;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sigil_chain::alloy::primitives::{keccak256, B256};
+use sigil_chain::alloy::primitives::{keccak256, B256, U256};
+use sigil_primitives::AuthMethod;
+
+use super::{fresh_block, Resolved};
+use crate::error::{Error, Kind};
+use crate::node::Node;
 
 /// Lit's `AuthMethodType` for WebAuthn passkeys.
 pub const AUTH_METHOD_TYPE: u64 = 3;
@@ -437,6 +447,97 @@ impl CredentialKey {
     }
 }
 
+
+impl From<WebauthnError> for Error {
+    fn from(e: WebauthnError) -> Self {
+        let kind = match e {
+            WebauthnError::TooLarge { .. } => Kind::TooLarge,
+            WebauthnError::BadKey(_) => Kind::Forbidden,
+            _ => Kind::Unauthenticated,
+        };
+        Error::new(kind, e.code(), e.to_string())
+    }
+}
+
+/// This node's relying-party policy, from `[auth]`; `None` when passkeys are not configured.
+fn policy(node: &Node) -> Option<Policy> {
+    let auth = &node.settings.config.auth;
+    Some(Policy {
+        rp_id: auth.webauthn_rp_id.clone()?,
+        origins: auth.webauthn_origins.clone(),
+        require_user_verified: auth.webauthn_require_uv,
+    })
+}
+
+/// The store's key of a credential's sign counter: PKP token id ‖ SHA-256(credential id).
+fn counter_key(token: U256, credential_id: &[u8]) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    let (pkp, credential) = key.split_at_mut(32);
+    pkp.copy_from_slice(&token.to_be_bytes::<32>());
+    credential.copy_from_slice(&Sha256::digest(credential_id));
+    key
+}
+
+/// Type 3: checks a passkey assertion presented for PKP `token` (see the module doc) and
+/// resolves it to Lit's auth method id. The new sign counter is stored before this returns.
+pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> Result<Resolved, Error> {
+    let policy = policy(node).ok_or_else(|| {
+        Error::new(
+            Kind::Invalid,
+            "WEBAUTHN_DISABLED",
+            "this node accepts no passkeys ([auth] webauthn_rp_id is not set)",
+        )
+    })?;
+    let token = token.ok_or_else(|| {
+        Error::new(
+            Kind::Invalid,
+            "WEBAUTHN_NEEDS_PKP",
+            "a passkey is checked against the credential key registered with a PKP: present it for one",
+        )
+    })?;
+    let assertion = Assertion::parse(&method.access_token)?;
+    let challenge = B256::try_from(assertion.challenge()).map_err(|_| WebauthnError::WrongChallenge)?;
+    fresh_block(node, challenge).await?;
+    let id = assertion.auth_method_id();
+    let registry = node.registry()?;
+    let cose = registry
+        .auth_method_pubkey(token, AUTH_METHOD_TYPE, id.as_slice())
+        .await
+        .map_err(Error::chain)?;
+    if cose.is_empty() {
+        return Err(Error::new(
+            Kind::Forbidden,
+            "WEBAUTHN_UNKNOWN_CREDENTIAL",
+            format!(
+                "no credential key is registered on PKP {token:#x} for passkey {} (auth method id {id})",
+                quote(&assertion.raw_id)
+            ),
+        ));
+    }
+    let key = CredentialKey::from_cose(&cose)?;
+    let counter_key = counter_key(token, assertion.credential_id());
+    let store = node.store.clone();
+    let last = store
+        .sign_counter(&counter_key)
+        .map_err(|e| Error::internal(format!("store: {e}")))?;
+    let verified = assertion.verify(&policy, challenge.as_slice(), &key, last)?;
+    // A request racing this one with the same counter read the same `last`; the transaction
+    // lets only one of them through.
+    let counter = verified.counter;
+    tokio::task::spawn_blocking(move || store.advance_sign_counter(&counter_key, counter, counter_advances))
+        .await
+        .map_err(|e| Error::internal(format!("store: {e}")))?
+        .map_err(|e| Error::internal(format!("store: {e}")))?
+        .map_err(|last| WebauthnError::CounterReplayed { got: counter, last })?;
+    Ok(Resolved {
+        kind: AUTH_METHOD_TYPE,
+        id: id.to_vec(),
+        context: serde_json::json!({
+            "credentialId": assertion.raw_id,
+            "userVerified": verified.user_verified,
+        }),
+    })
+}
 
 #[cfg(test)]
 mod tests {
