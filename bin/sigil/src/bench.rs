@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rand_core::{OsRng, RngCore};
-use sigil_client::{Client, KeyRef};
+use sigil_client::{Client, Credential, KeyRef};
+use sigil_primitives::{Resource, ResourceAbility};
 use tokio::sync::Mutex;
 
 use sigil::devnet::{free_ports, Devnet, Host, Hosts, Setup};
@@ -62,6 +63,13 @@ pub struct SignArgs {
     /// a WAN. 0: no links.
     #[arg(long, default_value_t = 0)]
     link_delay_ms: u64,
+    /// Sign with session signatures (a wallet session, one per node) instead of a bare
+    /// authSig; with both flags, requests alternate between the two and each gets its figures.
+    #[arg(long)]
+    sessions: bool,
+    /// With `--sessions`: also sign with the bare authSig, alternating, for a ratio in one run.
+    #[arg(long)]
+    compare_auth_sig: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -389,9 +397,33 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     if actions {
         return measure_actions(args, network, &client, &provider, pkp.token_id, &public_key, stock).await;
     }
+    // What each request proves its caller with: the authSig, a session, or both in turn.
+    let mut credentials: Vec<(&str, Arc<dyn Credential>)> = Vec::new();
+    if !args.sessions || args.compare_auth_sig {
+        credentials.push(("authSig", auth.clone()));
+    }
+    if args.sessions {
+        let token = hex::encode(pkp.token_id.to_be_bytes::<32>());
+        let requests = [ResourceAbility {
+            resource: Resource {
+                resource: token,
+                resource_prefix: "lit-pkp".into(),
+            },
+            ability: "pkp-signing".into(),
+        }];
+        let session = client
+            .wallet_session(&signer, "localhost", &requests, Duration::from_secs(3600))
+            .await?;
+        credentials.push(("sessionSigs", Arc::new(session)));
+    }
+    let credentials = Arc::new(credentials);
     let client = Arc::new(client);
-    // Warm the connections, then measure.
-    client.pkp_sign(KeyRef::KeyId(key_id), [0; 32], &auth).await?;
+    // Warm the connections (and each node's capability cache), then measure.
+    for (_, credential) in credentials.iter() {
+        client
+            .pkp_sign(KeyRef::KeyId(key_id), [0; 32], credential.as_ref())
+            .await?;
+    }
     eprintln!(
         "  signing for {:.1} s with {} in flight",
         args.duration.as_secs_f64(),
@@ -403,14 +435,18 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     let phases_before = phase_totals(&http, &network.urls()).await?;
     let until = Instant::now() + args.duration;
     // Stay within the stock (one presignature went to the mint attestation, one to the warm-up).
-    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(stock.saturating_sub(2)));
+    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(
+        stock.saturating_sub(1 + credentials.len()),
+    ));
+    let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let run_started = Instant::now();
     let workers = (0..args.concurrency).map(|_| {
         let client = Arc::clone(&client);
         let latencies = Arc::clone(&latencies);
         let failures = Arc::clone(&failures);
         let budget = Arc::clone(&budget);
-        let auth = Arc::clone(&auth);
+        let credentials = Arc::clone(&credentials);
+        let turn = Arc::clone(&turn);
         async move {
             while Instant::now() < until
                 && budget
@@ -423,13 +459,17 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
             {
                 let mut hash = [0u8; 32];
                 OsRng.fill_bytes(&mut hash);
+                let which = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % credentials.len();
+                let Some((_, credential)) = credentials.get(which) else {
+                    break;
+                };
                 let t = Instant::now();
-                let signed = client.pkp_sign(KeyRef::KeyId(key_id), hash, &auth).await;
+                let signed = client.pkp_sign(KeyRef::KeyId(key_id), hash, credential.as_ref()).await;
                 // The client has verified the signature; the check here is the benchmark's own.
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 match signed {
                     Ok(outcome) if outcome.signature.verify(&public_key, &hash) => {
-                        latencies.lock().await.push(ms);
+                        latencies.lock().await.push((which, ms));
                     }
                     Ok(_) => failures.lock().await.push("a signature did not verify".to_string()),
                     Err(e) => failures.lock().await.push(e.to_string()),
@@ -442,11 +482,27 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     let made_during = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_at_start;
     let left = metric(&http, &allocator, "sigil_presignature_stock").await?;
     let phases = phase_means(&phases_before, &phase_totals(&http, &network.urls()).await?);
-    let latencies = latencies.lock().await.clone();
+    let measured = latencies.lock().await.clone();
     let failures = failures.lock().await.clone();
-    let count = latencies.len();
+    let count = measured.len();
     let per_second = count as f64 / elapsed;
-    let (p50, p95, p99) = summary(latencies);
+    let (p50, p95, p99) = summary(measured.iter().map(|(_, ms)| *ms).collect());
+    // Per credential kind, when there is more than one.
+    let by_kind: Vec<(&str, (f64, f64, f64))> = if credentials.len() > 1 {
+        credentials
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                (
+                    *label,
+                    summary(measured.iter().filter(|(w, _)| *w == i).map(|(_, ms)| *ms).collect()),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let auth_label = credentials.iter().map(|(l, _)| *l).collect::<Vec<_>>().join("+");
     if args.json {
         let json = serde_json::json!({
             "nodes": network.nodes.len(),
@@ -464,6 +520,8 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
             "presign_per_second": presign_rate,
             "presign_per_second_while_signing": made_during / elapsed,
             "stock_left": left,
+            "auth": auth_label,
+            "by_auth": by_kind.iter().map(|(l, (p50, _, p99))| ((*l).to_string(), serde_json::json!({"p50_ms": p50, "p99_ms": p99}))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "node_phase_ms": phases.iter().map(|(p, ms)| (p.clone(), serde_json::json!(ms))).collect::<serde_json::Map<String, serde_json::Value>>(),
         });
         println!("{json}");
@@ -489,6 +547,14 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
             made_during / elapsed
         );
         println!("  {:<34} {:>10}", "stock left", left);
+        println!("  {:<34} {:>10}", "credential", auth_label);
+        for (label, (p50, _, p99)) in &by_kind {
+            println!("    {:<32} {:>10.2}", format!("{label} p50 ms"), p50);
+            println!("    {:<32} {:>10.2}", format!("{label} p99 ms"), p99);
+        }
+        if let [(_, (base, _, _)), (_, (session, _, _))] = by_kind.as_slice() {
+            println!("    {:<32} {:>10.3}", "sessionSigs / authSig p50", session / base);
+        }
         println!("  node time per request, mean over nodes:");
         for (phase, ms) in &phases {
             println!("    {:<32} {:>10.3}", format!("{phase} ms"), ms);

@@ -312,7 +312,8 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     assert!(outcome.signature.verify(&point, &hash));
 
     // An action run under the session sees the PKP as its caller, and the auth method it used.
-    let code = "Lit.Actions.setResponse({response: JSON.stringify([Lit.Auth.authSigAddress, Lit.Auth.authMethodContexts])});";
+    let code =
+        "Lit.Actions.setResponse({response: JSON.stringify([Lit.Auth.authSigAddress, Lit.Auth.authMethodContexts])});";
     let ran = client
         .execute(ActionCode::Code(code.into()), json!({}), Some(&session))
         .await
@@ -361,6 +362,42 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
             "{failures:?}"
         ),
         other => panic!("a PKP session signed with another PKP: {other:?}"),
+    }
+
+    // Claiming: Alice proves her wallet as an auth method and the dev wallet relays the claim;
+    // the PKP derived from her auth method is minted to itself, and her session signs with it.
+    let claimed = client
+        .claim_key(&dev_provider, &net.contracts(), &alice_method_of(&client, &alice).await)
+        .await
+        .unwrap();
+    let helper = net.contracts().pkp_helper;
+    assert_eq!(
+        claimed.key_id,
+        sigil_chain::claim_key_id(helper, 1, alice.address().as_slice())
+    );
+    let alice_session = client
+        .pkp_session(
+            &claimed.public_key,
+            &[alice_method_of(&client, &alice).await],
+            None,
+            &[signing(&token_hex(claimed.token_id))],
+            HOUR,
+        )
+        .await
+        .unwrap();
+    let outcome = client
+        .pkp_sign(KeyRef::KeyId(claimed.key_id), hash, &alice_session)
+        .await
+        .unwrap();
+    let point = derive_public_key(client.ecdsa_root(), &KeyId(claimed.key_id));
+    assert!(outcome.signature.verify(&point, &hash));
+    // The same key cannot be claimed twice.
+    match client
+        .claim_key(&dev_provider, &net.contracts(), &alice_method_of(&client, &alice).await)
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("ALREADY_MINTED"), "{e}"),
+        Ok(_) => panic!("a key was claimed twice"),
     }
 
     // Custom auth: a PKP permitting two actions, one that says yes, one that says no.
@@ -496,6 +533,14 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .unwrap();
     assert_eq!(dev_run.response.as_deref(), Some("still here"));
     net.stop().await;
+}
+
+/// Alice's wallet as an auth method (type 1): a fresh authSig as its access token.
+async fn alice_method_of(client: &Client, alice: &PrivateKeySigner) -> AuthMethod {
+    AuthMethod {
+        auth_method_type: 1,
+        access_token: serde_json::to_string(&client.auth_sig(alice, "localhost", HOUR).await.unwrap()).unwrap(),
+    }
 }
 
 fn pkp_address(client: &Client, key_id: [u8; 32]) -> sigil_chain::alloy::primitives::Address {

@@ -67,7 +67,9 @@ pub fn request(code: &str, params: serde_json::Value) -> RunRequest {
         cid: Cid::of_file(code.as_bytes()).unwrap().to_string(),
         js_params: params.as_object().cloned().unwrap_or_default(),
         auth_sig_address: Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into()),
-        auth_method_contexts: vec![serde_json::json!({"authMethodType": 6, "authMethodId": "0x01", "context": {"sub": "u"}})],
+        auth_method_contexts: vec![
+            serde_json::json!({"authMethodType": 6, "authMethodId": "0x01", "context": {"sub": "u"}}),
+        ],
         seed: [7; 16],
         now_ms: 1_700_000_000_000,
     }

@@ -49,6 +49,23 @@ pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> R
     }
 }
 
+/// `POST /web/auth_method_id`: proves an auth method and names its id and the key it may claim.
+pub async fn identify(
+    node: &Node,
+    request: sigil_primitives::AuthMethodIdRequest,
+) -> Result<sigil_primitives::AuthMethodIdResponse, Error> {
+    let method = resolve(node, &request.auth_method, None).await?;
+    let helper = node.registry()?.contracts().pkp_helper;
+    Ok(sigil_primitives::AuthMethodIdResponse {
+        auth_method_type: method.kind,
+        auth_method_id: format!("0x{}", hex::encode(&method.id)),
+        claim_key_id: format!(
+            "0x{}",
+            hex::encode(sigil_chain::claim_key_id(helper, method.kind, &method.id))
+        ),
+    })
+}
+
 /// Type 1: the access token is an auth signature (JSON); the id is the wallet's 20-byte address.
 async fn eth_wallet(node: &Node, method: &AuthMethod) -> Result<Resolved, Error> {
     let value: serde_json::Value = serde_json::from_str(&method.access_token).map_err(|e| {

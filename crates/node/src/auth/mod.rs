@@ -135,23 +135,24 @@ pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 /// Spends one request of `principal`'s rate (`[auth]`): 429 `RATE_LIMITED` with `Retry-After`
 /// when it is over it.
 pub fn check_rate(node: &Node, principal: &Principal) -> Result<(), Error> {
+    check_rate_of(node, principal.rate_key(), &principal.address().to_string())
+}
+
+/// [`check_rate`] for the caller counted under `key`, named `who` in the error.
+pub fn check_rate_of(node: &Node, key: [u8; 32], who: &str) -> Result<(), Error> {
     let Ok(mut limits) = node.principal_limits.lock() else {
         return Ok(());
     };
-    limits
-        .spend(principal.rate_key(), std::time::Instant::now())
-        .map_err(|wait| {
-            let auth = &node.settings.config.auth;
-            Error::rate_limited(
-                format!(
-                    "{} is over its rate of {} requests a second (burst {}) at this node",
-                    principal.address(),
-                    auth.rate_per_principal,
-                    auth.burst_per_principal
-                ),
-                wait.ceil().max(1.0) as u64,
-            )
-        })
+    limits.spend(key, std::time::Instant::now()).map_err(|wait| {
+        let auth = &node.settings.config.auth;
+        Error::rate_limited(
+            format!(
+                "{who} is over its rate of {} requests a second (burst {}) at this node",
+                auth.rate_per_principal, auth.burst_per_principal
+            ),
+            wait.ceil().max(1.0) as u64,
+        )
+    })
 }
 
 /// The node's SIWE expectations: its domain and chain.
