@@ -121,6 +121,12 @@ impl SoftPasskey {
         URL_SAFE_NO_PAD.encode(&self.credential_id)
     }
 
+    /// The auth method id Lit derives for this credential: `keccak256(utf8(rawId + ":lit"))`,
+    /// what PKPPermissions lists for it (type 3).
+    pub fn auth_method_id(&self) -> [u8; 32] {
+        sigil_chain::alloy::primitives::keccak256(format!("{}:lit", self.raw_id())).0
+    }
+
     /// The counter of the last assertion made.
     pub fn counter(&self) -> u32 {
         self.counter

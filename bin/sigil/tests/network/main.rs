@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod hosts;
 mod integrity;
+mod passkeys;
 mod sessions;
 mod signing;
 mod vouch;
