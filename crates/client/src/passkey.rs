@@ -138,15 +138,11 @@ impl SoftPasskey {
     pub fn cose_public_key(&self) -> Vec<u8> {
         let point = self.key.verifying_key().to_encoded_point(false);
         let coordinate = |c: Option<&p256::FieldBytes>| c.map(|c| c.to_vec()).unwrap_or_default();
-        CoseKeyBuilder::new_ec2_pub_key(
-            iana::EllipticCurve::P_256,
-            coordinate(point.x()),
-            coordinate(point.y()),
-        )
-        .algorithm(iana::Algorithm::ES256)
-        .build()
-        .to_vec()
-        .unwrap_or_default()
+        CoseKeyBuilder::new_ec2_pub_key(iana::EllipticCurve::P_256, coordinate(point.x()), coordinate(point.y()))
+            .algorithm(iana::Algorithm::ES256)
+            .build()
+            .to_vec()
+            .unwrap_or_default()
     }
 
     /// An honest assertion of `challenge` on `origin` (see [`Ceremony::new`]): the `accessToken`

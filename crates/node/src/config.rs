@@ -122,8 +122,13 @@ impl AuthConfig {
             return invalid("webauthn_origins must list at least one origin when webauthn_rp_id is set".into());
         }
         for origin in &self.webauthn_origins {
-            let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
-                return invalid(format!("webauthn_origins: {origin:?} must start with https:// or http://"));
+            let Some(rest) = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+            else {
+                return invalid(format!(
+                    "webauthn_origins: {origin:?} must start with https:// or http://"
+                ));
             };
             let host = rest.rsplit_once(':').map_or(rest, |(host, _)| host);
             if rest.contains('/') || !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
@@ -592,7 +597,11 @@ mod tests {
     fn passkey_origins_must_belong_to_the_relying_party() {
         assert!(passkeys(None, &[]).is_ok());
         assert!(passkeys(Some("localhost"), &["http://localhost:5173", "http://localhost"]).is_ok());
-        assert!(passkeys(Some("example.com"), &["https://example.com", "https://app.example.com:8443"]).is_ok());
+        assert!(passkeys(
+            Some("example.com"),
+            &["https://example.com", "https://app.example.com:8443"]
+        )
+        .is_ok());
         for (rp_id, origins) in [
             (None, &["https://example.com"][..]),
             (Some("example.com"), &[][..]),

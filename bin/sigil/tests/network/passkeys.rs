@@ -1,8 +1,8 @@
 //! Passkeys (WebAuthn, Lit's auth method 3) on a real network: a PKP that owns itself, with a
 //! passkey as its only auth method, gets a session from the network and sends an EIP-1559
 //! transaction that anvil mines; an assertion replayed (before and after a node restarts), one
-//! with a lower counter, one from another origin and one from an unregistered passkey are
-//! refused with their own codes.
+//! with a lower counter, one from another origin, one of a block the chain does not have and one
+//! from an unregistered passkey are refused with their own codes.
 
 use std::time::Duration;
 
@@ -126,7 +126,11 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
     let alice = ALICE_KEY.parse::<PrivateKeySigner>().unwrap().address();
     let before = dev_provider.get_balance(alice).await.unwrap();
     let provider = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(PkpSigner::new(client.clone(), pkp.key_id, session)))
+        .wallet(EthereumWallet::from(PkpSigner::new(
+            client.clone(),
+            pkp.key_id,
+            session,
+        )))
         .connect_http(net.anvil.url.parse().unwrap());
     let receipt = provider
         .send_transaction(
@@ -147,17 +151,30 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         .unwrap()
         .unwrap();
     assert_eq!(tx.inner.tx_type() as u8, 2, "an EIP-1559 transaction");
-    assert_eq!(dev_provider.get_balance(alice).await.unwrap() - before, U256::from(4242u64));
+    assert_eq!(
+        dev_provider.get_balance(alice).await.unwrap() - before,
+        U256::from(4242u64)
+    );
 
     // The same assertion again, a fresh one with a lower counter, one made on another page, and
     // one from a passkey the PKP never registered.
-    refused(&client, &pkp.public_key, pkp.token_id, first.clone(), "WEBAUTHN_COUNTER_REPLAYED").await;
-    let lower = assertion(&client, &mut passkey, |c| Ceremony {
-        counter: Some(0),
-        ..c
-    })
+    refused(
+        &client,
+        &pkp.public_key,
+        pkp.token_id,
+        first.clone(),
+        "WEBAUTHN_COUNTER_REPLAYED",
+    )
     .await;
-    refused(&client, &pkp.public_key, pkp.token_id, lower, "WEBAUTHN_COUNTER_REPLAYED").await;
+    let lower = assertion(&client, &mut passkey, |c| Ceremony { counter: Some(0), ..c }).await;
+    refused(
+        &client,
+        &pkp.public_key,
+        pkp.token_id,
+        lower,
+        "WEBAUTHN_COUNTER_REPLAYED",
+    )
+    .await;
     let phished = assertion(&client, &mut passkey, |c| Ceremony {
         origin: "https://evil.example",
         counter: Some(5),
@@ -165,9 +182,31 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
     })
     .await;
     refused(&client, &pkp.public_key, pkp.token_id, phished, "WEBAUTHN_WRONG_ORIGIN").await;
+    let stale = AuthMethod {
+        auth_method_type: 3,
+        access_token: passkey.assert(&Ceremony {
+            counter: Some(5),
+            ..Ceremony::new(&[0x55; 32], ORIGIN)
+        }),
+    };
+    refused(
+        &client,
+        &pkp.public_key,
+        pkp.token_id,
+        stale,
+        "WEBAUTHN_STALE_CHALLENGE",
+    )
+    .await;
     let mut stranger = SoftPasskey::new([12; 32], DEV_WEBAUTHN_RP_ID);
     let unknown = assertion(&client, &mut stranger, |c| c).await;
-    refused(&client, &pkp.public_key, pkp.token_id, unknown, "WEBAUTHN_UNKNOWN_CREDENTIAL").await;
+    refused(
+        &client,
+        &pkp.public_key,
+        pkp.token_id,
+        unknown,
+        "WEBAUTHN_UNKNOWN_CREDENTIAL",
+    )
+    .await;
 
     // The counter is durable: restarted, node 0 still refuses the first assertion, and takes
     // the passkey's next one.
@@ -179,14 +218,7 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         ask_one(&client, &url, &pkp.public_key, pkp.token_id, first).await,
         (401, "WEBAUTHN_COUNTER_REPLAYED".to_owned())
     );
-    let next = assertion(&client, &mut passkey, |c| Ceremony {
-        counter: Some(6),
-        ..c
-    })
-    .await;
-    assert_eq!(
-        ask_one(&client, &url, &pkp.public_key, pkp.token_id, next).await.0,
-        200
-    );
+    let next = assertion(&client, &mut passkey, |c| Ceremony { counter: Some(6), ..c }).await;
+    assert_eq!(ask_one(&client, &url, &pkp.public_key, pkp.token_id, next).await.0, 200);
     net.stop().await;
 }

@@ -274,8 +274,8 @@ impl Assertion {
             )));
         }
         let client_data_json = decode("clientDataJSON", &response.client_data_json, MAX_TOKEN_BYTES)?;
-        let client_data: ClientData = serde_json::from_slice(&client_data_json)
-            .map_err(|e| malformed(format!("clientDataJSON: {e}")))?;
+        let client_data: ClientData =
+            serde_json::from_slice(&client_data_json).map_err(|e| malformed(format!("clientDataJSON: {e}")))?;
         let challenge = decode("clientDataJSON.challenge", &client_data.challenge, MAX_TOKEN_BYTES)?;
         let signature = decode("signature", &response.signature, MAX_TOKEN_BYTES)?;
         Ok(Self {
@@ -358,7 +358,11 @@ impl Assertion {
             return Err(WebauthnError::UserNotVerified);
         }
         let signature = Signature::from_der(&self.signature).map_err(|_| WebauthnError::BadSignature)?;
-        let signed = [&self.authenticator_data[..], &Sha256::digest(&self.client_data_json)[..]].concat();
+        let signed = [
+            &self.authenticator_data[..],
+            &Sha256::digest(&self.client_data_json)[..],
+        ]
+        .concat();
         key.0
             .verify(&signed, &signature)
             .map_err(|_| WebauthnError::BadSignature)?;
@@ -447,7 +451,6 @@ impl CredentialKey {
     }
 }
 
-
 impl From<WebauthnError> for Error {
     fn from(e: WebauthnError) -> Self {
         let kind = match e {
@@ -497,7 +500,18 @@ pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> R
     })?;
     let assertion = Assertion::parse(&method.access_token)?;
     let challenge = B256::try_from(assertion.challenge()).map_err(|_| WebauthnError::WrongChallenge)?;
-    fresh_block(node, challenge).await?;
+    // The authSig nonce rule, under a code of this method's own.
+    fresh_block(node, challenge).await.map_err(|e| match e.code() {
+        "AUTH_STALE_NONCE" => Error::new(
+            Kind::Unauthenticated,
+            "WEBAUTHN_STALE_CHALLENGE",
+            format!(
+                "the passkey signed a challenge that is not a fresh block hash: {}",
+                e.message()
+            ),
+        ),
+        _ => e,
+    })?;
     let id = assertion.auth_method_id();
     let registry = node.registry()?;
     let cose = registry
@@ -604,7 +618,13 @@ mod tests {
         let mut pk = passkey();
         let token = pk.get(&BLOCK, ORIGIN);
         let verified = check(&token, &pk, 0).unwrap();
-        assert_eq!(verified, Verified { counter: 1, user_verified: true });
+        assert_eq!(
+            verified,
+            Verified {
+                counter: 1,
+                user_verified: true
+            }
+        );
         let assertion = Assertion::parse(&token).unwrap();
         assert_eq!(assertion.challenge(), BLOCK);
         assert_eq!(assertion.auth_method_id(), auth_method_id(&pk.raw_id()));
@@ -636,7 +656,10 @@ mod tests {
         let key = CredentialKey::from_cose(&cose).unwrap();
         assert_eq!(
             check_with(token, &key, &policy(), 6).unwrap(),
-            Verified { counter: 7, user_verified: true }
+            Verified {
+                counter: 7,
+                user_verified: true
+            }
         );
         assert_eq!(code(check_with(token, &key, &policy(), 7)), "WEBAUTHN_COUNTER_REPLAYED");
     }
@@ -653,7 +676,12 @@ mod tests {
     #[test]
     fn wrong_origin_is_refused() {
         let mut pk = passkey();
-        for origin in ["https://evil.example", "http://localhost:5174", "http://localhost:5173/", ""] {
+        for origin in [
+            "https://evil.example",
+            "http://localhost:5174",
+            "http://localhost:5173/",
+            "",
+        ] {
             let token = pk.get(&BLOCK, origin);
             assert_eq!(code(check(&token, &pk, 0)), "WEBAUTHN_WRONG_ORIGIN", "{origin}");
         }
@@ -760,7 +788,9 @@ mod tests {
         // Another key's signature spliced into this passkey's assertion.
         let mut other = other;
         let theirs: Value = serde_json::from_str(&other.get(&BLOCK, ORIGIN)).unwrap();
-        let spliced = edited(&token, |v| v["response"]["signature"] = theirs["response"]["signature"].clone());
+        let spliced = edited(&token, |v| {
+            v["response"]["signature"] = theirs["response"]["signature"].clone()
+        });
         assert_eq!(code(check(&spliced, &pk, 0)), "WEBAUTHN_BAD_SIGNATURE");
     }
 
@@ -821,7 +851,10 @@ mod tests {
         });
         assert_eq!(
             check(&token, &pk, 0).unwrap(),
-            Verified { counter: 1, user_verified: false }
+            Verified {
+                counter: 1,
+                user_verified: false
+            }
         );
         let strict = Policy {
             require_user_verified: true,
@@ -862,13 +895,17 @@ mod tests {
             edited(&token, |v| v["rawId"] = "a+b/".into()),
             edited(&token, |v| v["rawId"] = B64URL.encode([1; 1024]).into()),
             edited(&token, |v| v["rawId"] = 7.into()),
-            edited(&token, |v| v.as_object_mut().unwrap().remove("response").map(drop).unwrap()),
+            edited(&token, |v| {
+                v.as_object_mut().unwrap().remove("response").map(drop).unwrap()
+            }),
             edited(&token, |v| v["response"]["authenticatorData"] = "@@@".into()),
             edited(&token, |v| v["response"]["clientDataJSON"] = "%".into()),
             edited(&token, |v| v["response"]["signature"] = Value::Null),
             edited_bytes(&token, "authenticatorData", |d| d.truncate(36)),
             edited_bytes(&token, "clientDataJSON", |c| c.truncate(c.len() / 2)),
-            edited_bytes(&token, "clientDataJSON", |c| *c = b"{\"type\":\"webauthn.get\"}".to_vec()),
+            edited_bytes(&token, "clientDataJSON", |c| {
+                *c = b"{\"type\":\"webauthn.get\"}".to_vec()
+            }),
             edited_bytes(&token, "clientDataJSON", |c| *c = vec![0xff, 0xfe]),
             edited_bytes(&token, "clientDataJSON", |c| {
                 let mut value: Value = serde_json::from_slice(c).unwrap();
@@ -944,7 +981,14 @@ mod tests {
         let ec2 = |params: Vec<(i64, Cbor)>| cose(iana::KeyType::EC2, params, Some(iana::Algorithm::ES256));
         // coset will not write a key with a label twice; ciborium will.
         let mut duplicated_y = Vec::new();
-        let entries = [(1, Cbor::from(2)), (3, Cbor::from(-7)), (-1, p256.clone()), (-2, x.clone()), (-3, y.clone()), (-3, y.clone())];
+        let entries = [
+            (1, Cbor::from(2)),
+            (3, Cbor::from(-7)),
+            (-1, p256.clone()),
+            (-2, x.clone()),
+            (-3, y.clone()),
+            (-3, y.clone()),
+        ];
         let map = Cbor::Map(entries.into_iter().map(|(l, v)| (Cbor::from(l), v)).collect());
         coset::cbor::ser::into_writer(&map, &mut duplicated_y).unwrap();
         let mut off_curve = x.as_bytes().unwrap().clone();
@@ -954,16 +998,28 @@ mod tests {
             vec![0xa0],
             vec![0xff; 80],
             vec![0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-            cose(iana::KeyType::OKP, vec![(-1, Cbor::from(6)), (-2, x.clone())], Some(iana::Algorithm::EdDSA)),
+            cose(
+                iana::KeyType::OKP,
+                vec![(-1, Cbor::from(6)), (-2, x.clone())],
+                Some(iana::Algorithm::EdDSA),
+            ),
             cose(
                 iana::KeyType::EC2,
                 vec![(-1, p256.clone()), (-2, x.clone()), (-3, y.clone())],
                 Some(iana::Algorithm::ES384),
             ),
-            ec2(vec![(-1, Cbor::from(iana::EllipticCurve::P_384 as u64)), (-2, x.clone()), (-3, y.clone())]),
+            ec2(vec![
+                (-1, Cbor::from(iana::EllipticCurve::P_384 as u64)),
+                (-2, x.clone()),
+                (-3, y.clone()),
+            ]),
             ec2(vec![(-1, p256.clone()), (-2, x.clone())]),
             ec2(vec![(-1, p256.clone()), (-2, x.clone()), (-3, Cbor::Bool(true))]),
-            ec2(vec![(-1, p256.clone()), (-2, Cbor::Bytes(vec![1; 31])), (-3, y.clone())]),
+            ec2(vec![
+                (-1, p256.clone()),
+                (-2, Cbor::Bytes(vec![1; 31])),
+                (-3, y.clone()),
+            ]),
             ec2(vec![(-1, p256.clone()), (-2, Cbor::Bytes(off_curve)), (-3, y.clone())]),
             duplicated_y,
             [pk.cose_public_key(), vec![0]].concat(),
@@ -992,7 +1048,9 @@ mod tests {
                 got: String::new(),
                 cross_origin: false,
             },
-            WebauthnError::WrongRp { expected: String::new() },
+            WebauthnError::WrongRp {
+                expected: String::new(),
+            },
             WebauthnError::UserNotPresent,
             WebauthnError::UserNotVerified,
             WebauthnError::BadKey(String::new()),

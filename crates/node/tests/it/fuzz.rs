@@ -16,9 +16,9 @@
 
 use serde_json::{json, Value};
 use sigil_fuzz::Target;
+use sigil_node::auth::webauthn::{Assertion, CredentialKey, Policy};
 use sigil_node::mesh::frames::{batch, FrameReader, Framing, Ready};
 use sigil_node::mesh::wire::{Call, Message, Reply, Start};
-use sigil_node::auth::webauthn::{Assertion, CredentialKey, Policy};
 use sigil_node::store::{SignedTakes, StorageKey};
 
 fn messages() -> Vec<Message> {
