@@ -32,7 +32,6 @@ pub async fn resolve(
     token: Option<U256>,
     purpose: Purpose<'_>,
 ) -> Result<Resolved, Error> {
-    let _ = token;
     if method.access_token.len() > MAX_ACCESS_TOKEN_BYTES {
         return Err(Error::new(
             Kind::TooLarge,
@@ -46,6 +45,7 @@ pub async fn resolve(
     match method.auth_method_type {
         AUTH_METHOD_ETH_WALLET => eth_wallet(node, method, purpose).await,
         kind if node.oidc.is_jwt_type(kind) || node.oidc.is_access_token_type(kind) => oauth(node, method).await,
+        super::webauthn::AUTH_METHOD_TYPE => super::webauthn::resolve(node, method, token).await,
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",

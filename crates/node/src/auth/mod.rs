@@ -23,6 +23,7 @@ pub mod methods;
 pub mod oidc;
 pub mod permission;
 pub mod session;
+pub mod webauthn;
 
 /// An auth method whose proof checked out ([`methods::resolve`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
