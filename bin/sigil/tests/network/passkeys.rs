@@ -129,7 +129,7 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         .pkp_session(
             SessionKey::random(),
             &pkp.public_key,
-            &[first.clone()],
+            std::slice::from_ref(&first),
             None,
             &[signing(pkp.token_id)],
             HOUR,
