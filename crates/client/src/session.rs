@@ -151,6 +151,34 @@ impl Client {
         }
     }
 
+    /// `wallet`'s auth signature of a SIWE message for `domain` on this chain, nonce the latest
+    /// block hash, valid over `window` (unix seconds).
+    async fn siwe(
+        &self,
+        wallet: &PrivateKeySigner,
+        domain: &str,
+        statement: &str,
+        uri: String,
+        window: (u64, u64),
+        resources: Vec<String>,
+    ) -> Result<AuthSig, ClientError> {
+        let message = SiweMessage {
+            domain: domain.to_string(),
+            address: wallet.address(),
+            statement: Some(statement.into()),
+            uri,
+            version: "1".into(),
+            chain_id: self.chain_id.ok_or(ClientError::NoChain)?,
+            nonce: self.latest_blockhash().await?,
+            issued_at: window.0,
+            expiration_time: Some(window.1),
+            not_before: None,
+            request_id: None,
+            resources,
+        };
+        AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()))
+    }
+
     /// A session whose capability `wallet` signs: SIWE for `domain` (the nodes' `auth_domain`)
     /// with `uri` `lit:session:<key>` and a ReCap of `requests`, valid for `valid_for`.
     pub async fn wallet_session(
@@ -160,24 +188,18 @@ impl Client {
         requests: &[ResourceAbility],
         valid_for: Duration,
     ) -> Result<Session, ClientError> {
-        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
         let key = SessionKey::random();
         let window = window(valid_for);
-        let message = SiweMessage {
-            domain: domain.to_string(),
-            address: wallet.address(),
-            statement: Some("Sigil: I grant the session key the listed abilities.".into()),
-            uri: key.uri(),
-            version: "1".into(),
-            chain_id,
-            nonce: self.latest_blockhash().await?,
-            issued_at: window.0,
-            expiration_time: Some(window.1),
-            not_before: None,
-            request_id: None,
-            resources: vec![Recap::granting(requests).encode()],
-        };
-        let capability = AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()))?;
+        let capability = self
+            .siwe(
+                wallet,
+                domain,
+                "Sigil: I grant the session key the listed abilities.",
+                key.uri(),
+                window,
+                vec![Recap::granting(requests).encode()],
+            )
+            .await?;
         Ok(self.session(key, capability, wallet.address(), requests, window))
     }
 
@@ -190,23 +212,16 @@ impl Client {
         domain: &str,
         key: &SessionKey,
     ) -> Result<AuthMethod, ClientError> {
-        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
-        let window = window(Duration::from_secs(600));
-        let message = SiweMessage {
-            domain: domain.to_string(),
-            address: wallet.address(),
-            statement: Some("Sigil: I let the network grant this session key a session for my PKP.".into()),
-            uri: key.uri(),
-            version: "1".into(),
-            chain_id,
-            nonce: self.latest_blockhash().await?,
-            issued_at: window.0,
-            expiration_time: Some(window.1),
-            not_before: None,
-            request_id: None,
-            resources: Vec::new(),
-        };
-        let auth = AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()))?;
+        let auth = self
+            .siwe(
+                wallet,
+                domain,
+                "Sigil: I let the network grant this session key a session for my PKP.",
+                key.uri(),
+                window(Duration::from_secs(600)),
+                Vec::new(),
+            )
+            .await?;
         Ok(AuthMethod {
             auth_method_type: 1,
             access_token: serde_json::to_string(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?,

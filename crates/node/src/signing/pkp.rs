@@ -149,13 +149,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
 pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResponse, Error> {
     let epoch = node.epoch();
     let salt = hex_bytes::<32>("salt", &request.salt)?;
-    if request.attempt >= ATTESTATION_ATTEMPTS {
-        return Err(Error::bad_request(format!(
-            "attempt: {}, at most {}",
-            request.attempt,
-            ATTESTATION_ATTEMPTS - 1
-        )));
-    }
+    check_attempt(request.attempt)?;
     check_exclude(&epoch, &request.exclude)?;
     let registry = node.registry()?;
     let keys = epoch.keys().ok_or_else(Error::not_ready)?;
@@ -184,13 +178,7 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
 /// method the caller proves here, whose key id is `claim_key_id(PKPHelper, type, id)`.
 pub async fn claim(node: &Arc<Node>, request: ClaimRequest) -> Result<SignResponse, Error> {
     let epoch = node.epoch();
-    if request.attempt >= ATTESTATION_ATTEMPTS {
-        return Err(Error::bad_request(format!(
-            "attempt: {}, at most {}",
-            request.attempt,
-            ATTESTATION_ATTEMPTS - 1
-        )));
-    }
+    check_attempt(request.attempt)?;
     check_exclude(&epoch, &request.exclude)?;
     let registry = node.registry()?;
     let keys = epoch.keys().ok_or_else(Error::not_ready)?;
@@ -209,6 +197,17 @@ pub async fn claim(node: &Arc<Node>, request: ClaimRequest) -> Result<SignRespon
     let what = format!("auth method type {} id 0x{}", method.kind, hex::encode(&method.id));
     crate::auth::check_rate_of(node, key_id.0, &what)?;
     attest_key(node, &epoch, &keys, key_id, request.attempt, &request.exclude, &what).await
+}
+
+/// An attestation request may try at most [`ATTESTATION_ATTEMPTS`] signing sets.
+fn check_attempt(attempt: u8) -> Result<(), Error> {
+    if attempt >= ATTESTATION_ATTEMPTS {
+        return Err(Error::bad_request(format!(
+            "attempt: {attempt}, at most {}",
+            ATTESTATION_ATTEMPTS - 1
+        )));
+    }
+    Ok(())
 }
 
 /// The attestation share for `key_id` once its mint was requested and it is not minted yet;
