@@ -9,17 +9,28 @@
 //! [`AuthError::StaleNonce`].
 //!
 //! Everything here reads untrusted input: parsing is strict, bounded in size
-//! ([`MAX_MESSAGE_BYTES`], [`MAX_RESOURCES`]) and never panics. Times are unix seconds; the
-//! RFC 3339 conversions ([`rfc3339`], [`parse_rfc3339`]) are written out here so the crate needs
-//! no calendar dependency.
+//! ([`MAX_MESSAGE_BYTES`], [`MAX_RESOURCES`]) before any field is read, and never panics. The
+//! `siwe` crate reads and writes the EIP-4361 fields; this module adds what Sigil requires on
+//! top (the empty lines around the statement, canonical text, nonce and request ID alphabets, no
+//! control characters in the statement, an optional `scheme://` before the domain) and errors
+//! that name the offending line. Times are unix seconds; [`rfc3339`] and [`parse_rfc3339`]
+//! convert them with the `time` crate. Signatures are recovered with alloy, which also names
+//! the address a wrong signature recovers to.
 //!
 //! [EIP-4361]: https://eips.ethereum.org/EIPS/eip-4361
 //! [EIP-191]: https://eips.ethereum.org/EIPS/eip-191
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use alloy::primitives::{Address, Signature};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
+use iri_string::types::UriString;
 use serde::{Deserialize, Serialize};
+use siwe::{ParseError, TimeStamp};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// The only `derivedVia` value accepted: the signature is an EIP-191 `personal_sign`.
 pub const DERIVED_VIA: &str = "web3.eth.personal.sign";
@@ -33,14 +44,23 @@ pub const MAX_RESOURCES: usize = 64;
 /// How far a client's clock may run ahead of ours, in seconds, for `Issued At` and `Not Before`.
 pub const CLOCK_SKEW_SECS: u64 = 60;
 
-/// The only SIWE message version defined by EIP-4361.
-const VERSION: &str = "1";
-
 /// Ends the first line of every SIWE message, after the domain.
 const HEADER_SUFFIX: &str = " wants you to sign in with your Ethereum account:";
 
 /// Longest piece of offending input quoted back in an error message, in characters.
 const QUOTE_CHARS: usize = 64;
+
+/// The lines every message has after its statement, in this order.
+const REQUIRED_FIELDS: [&str; 5] = ["URI", "Version", "Chain ID", "Nonce", "Issued At"];
+
+/// The lines a message may have after `Issued At`, in this order, before `Resources:`.
+const OPTIONAL_FIELDS: [&str; 3] = ["Expiration Time", "Not Before", "Request ID"];
+
+/// Opens the list of resources, one `- <URI>` line each.
+const RESOURCES_LINE: &str = "Resources:";
+
+/// The last instant RFC 3339's four-digit years can write: 9999-12-31T23:59:59Z.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
 
 /// Why an auth signature was rejected.
 ///
@@ -173,11 +193,14 @@ pub struct VerifiedAuth {
 impl AuthSig {
     /// Signs a SIWE message with a local wallet (EIP-191 `personal_sign`).
     ///
-    /// Fails with [`AuthError::Malformed`] if the message would not parse back to itself once
-    /// rendered (for example an empty statement, a URI without a scheme, or a line break inside
-    /// a field), so every auth signature this makes is one [`AuthSig::verify`] can read.
+    /// Fails with [`AuthError::Malformed`] if the message cannot be rendered (a domain that is no
+    /// RFC 3986 authority, a URI without a scheme, a time after 9999) or would not parse back to
+    /// itself (an empty statement, a line break inside a field), so every auth signature this
+    /// makes is one [`AuthSig::verify`] can read.
     pub fn create(signer: &PrivateKeySigner, message: &SiweMessage) -> Result<Self, AuthError> {
-        let text = message.render();
+        let text = message
+            .text()
+            .map_err(|why| AuthError::Malformed(format!("the message cannot be written as EIP-4361 text: {why}")))?;
         let reparsed = SiweMessage::parse(&text)?;
         if reparsed != *message {
             return Err(AuthError::Malformed(format!(
@@ -311,9 +334,13 @@ pub struct SiweMessage {
 impl SiweMessage {
     /// Parses EIP-4361 text, following the specification's line order strictly.
     ///
-    /// Lines end with LF. The one leniency is the statement, which may hold any characters
-    /// except control characters, as wallets and reference parsers allow. Errors are
-    /// [`AuthError::Malformed`] and name the offending line and field.
+    /// Lines end with LF. The size and the number of resources are checked first, then the
+    /// `siwe` crate reads the fields, and the text must be exactly what that crate writes for
+    /// them (so `Chain ID: 031337` or a stray line is refused). Times may carry fractional seconds
+    /// and offsets, as JavaScript's `toISOString` writes them; the one other leniency is the
+    /// statement, which may hold any characters except control characters, as wallets and
+    /// reference parsers allow. Errors are [`AuthError::Malformed`] and name the offending line
+    /// and field.
     pub fn parse(text: &str) -> Result<Self, AuthError> {
         if text.len() > MAX_MESSAGE_BYTES {
             return Err(AuthError::Malformed(format!(
@@ -326,152 +353,53 @@ impl SiweMessage {
                 "the SIWE message contains a carriage return; lines must end with LF only".to_owned(),
             ));
         }
-        let mut lines = Lines::new(text);
-
-        let (n, header) = lines.next("header")?;
-        let domain = header.strip_suffix(HEADER_SUFFIX).ok_or_else(|| {
-            at_line(
-                n,
-                format!("expected \"<domain>{HEADER_SUFFIX}\", found {}", quote(header)),
-            )
-        })?;
-        check_domain(domain).map_err(|why| at_line(n, why))?;
-
-        let (n, address_line) = lines.next("address")?;
-        let address = parse_checksummed_address(address_line).map_err(|why| at_line(n, why))?;
-        lines.empty("address")?;
-
-        let (n, line) = lines.next("statement")?;
-        let statement = if line.is_empty() {
-            None
-        } else if line.starts_with("URI: ") {
-            return Err(at_line(
-                n,
-                "expected an empty line before the URI line; without a statement EIP-4361 puts \
-                 two empty lines after the address"
-                    .to_owned(),
-            ));
-        } else {
-            check_statement(line).map_err(|why| at_line(n, why))?;
-            lines.empty("statement")?;
-            Some(line.to_owned())
-        };
-
-        let (n, uri) = lines.field("URI")?;
-        check_uri(uri).map_err(|why| at_line(n, format!("URI: {why}")))?;
-
-        let (n, version) = lines.field("Version")?;
-        if version != VERSION {
-            return Err(at_line(
-                n,
-                format!("Version is {}, expected \"{VERSION}\"", quote(version)),
-            ));
-        }
-
-        let (n, chain_id) = lines.field("Chain ID")?;
-        let chain_id = parse_chain_id(chain_id).map_err(|why| at_line(n, format!("Chain ID: {why}")))?;
-
-        let (n, nonce) = lines.field("Nonce")?;
-        check_nonce(nonce).map_err(|why| at_line(n, format!("Nonce: {why}")))?;
-
-        let (n, issued_at) = lines.field("Issued At")?;
-        let issued_at = parse_time_field(n, "Issued At", issued_at)?;
-
-        let expiration_time = match lines.optional_field("Expiration Time") {
-            Some((n, value)) => Some(parse_time_field(n, "Expiration Time", value)?),
-            None => None,
-        };
-        let not_before = match lines.optional_field("Not Before") {
-            Some((n, value)) => Some(parse_time_field(n, "Not Before", value)?),
-            None => None,
-        };
-        let request_id = match lines.optional_field("Request ID") {
-            Some((n, value)) => {
-                check_request_id(value).map_err(|why| at_line(n, format!("Request ID: {why}")))?;
-                Some(value.to_owned())
-            }
-            None => None,
-        };
-
-        let mut resources = Vec::new();
-        if lines.peek() == Some("Resources:") {
-            lines.skip();
-            while let Some((n, line)) = lines.next_line() {
-                let resource = line.strip_prefix("- ").ok_or_else(|| {
-                    at_line(
-                        n,
-                        format!("expected a resource line \"- <URI>\", found {}", quote(line)),
-                    )
-                })?;
-                if resources.len() == MAX_RESOURCES {
-                    return Err(at_line(n, format!("more than {MAX_RESOURCES} resources")));
-                }
-                check_uri(resource).map_err(|why| at_line(n, format!("resource: {why}")))?;
-                resources.push(resource.to_owned());
-            }
-        }
-
-        if let Some((n, line)) = lines.next_line() {
-            return Err(at_line(
-                n,
-                format!(
-                    "unexpected line {}; after \"Issued At\" EIP-4361 allows only Expiration Time, \
-                     Not Before, Request ID and Resources, in that order, and nothing after them",
-                    quote(line)
-                ),
-            ));
-        }
-
-        Ok(SiweMessage {
-            domain: domain.to_owned(),
-            address,
-            statement,
-            uri: uri.to_owned(),
-            version: version.to_owned(),
-            chain_id,
-            nonce: nonce.to_owned(),
-            issued_at,
-            expiration_time,
-            not_before,
-            request_id,
-            resources,
-        })
+        let layout = Layout::of(text)?;
+        let message: siwe::Message = layout.body.parse().map_err(|err| layout.explain(err))?;
+        layout.check_canonical(&message)?;
+        layout.read(message)
     }
 
-    /// Renders the exact EIP-4361 text: EIP-55 checksummed address, times as
-    /// `YYYY-MM-DDTHH:MM:SSZ`, no trailing newline.
+    /// Renders the exact EIP-4361 text with the `siwe` crate: EIP-55 checksummed address, times
+    /// as `YYYY-MM-DDTHH:MM:SSZ`, no trailing newline.
     ///
     /// `parse(&m.render()) == Ok(m)` for every message [`AuthSig::create`] accepts. An empty
-    /// statement renders as no statement.
+    /// statement renders as no statement. A message that has no EIP-4361 text (a domain that is
+    /// no RFC 3986 authority, a URI or resource that is no URI, a version other than "1", a time
+    /// after 9999) renders as a one-line explanation in parentheses, which no parser reads as a
+    /// SIWE message; [`AuthSig::create`] refuses such a message with that explanation.
     pub fn render(&self) -> String {
-        let mut lines: Vec<String> = vec![
-            format!("{}{HEADER_SUFFIX}", self.domain),
-            self.address.to_checksum(None),
-            String::new(),
-        ];
-        if let Some(statement) = self.statement.as_deref().filter(|s| !s.is_empty()) {
-            lines.push(statement.to_owned());
-        }
-        lines.push(String::new());
-        lines.push(format!("URI: {}", self.uri));
-        lines.push(format!("Version: {}", self.version));
-        lines.push(format!("Chain ID: {}", self.chain_id));
-        lines.push(format!("Nonce: {}", self.nonce));
-        lines.push(format!("Issued At: {}", rfc3339(self.issued_at)));
-        if let Some(at) = self.expiration_time {
-            lines.push(format!("Expiration Time: {}", rfc3339(at)));
-        }
-        if let Some(at) = self.not_before {
-            lines.push(format!("Not Before: {}", rfc3339(at)));
-        }
-        if let Some(request_id) = &self.request_id {
-            lines.push(format!("Request ID: {request_id}"));
-        }
-        if !self.resources.is_empty() {
-            lines.push("Resources:".to_owned());
-            lines.extend(self.resources.iter().map(|resource| format!("- {resource}")));
-        }
-        lines.join("\n")
+        self.text()
+            .unwrap_or_else(|why| format!("(no EIP-4361 text for this message: {why})"))
+    }
+
+    /// The EIP-4361 text of this message, or why it has none.
+    fn text(&self) -> Result<String, String> {
+        let (scheme, authority) = split_scheme(&self.domain)?;
+        let message = siwe::Message {
+            domain: parse_as("the domain", "an RFC 3986 authority", authority)?,
+            address: self.address.into(),
+            statement: self.statement.clone().filter(|statement| !statement.is_empty()),
+            uri: parse_as("the URI", "an RFC 3986 URI", &self.uri)?,
+            version: parse_as("the version", "\"1\"", &self.version)?,
+            chain_id: self.chain_id,
+            nonce: self.nonce.clone(),
+            issued_at: timestamp("Issued At", self.issued_at)?,
+            expiration_time: self
+                .expiration_time
+                .map(|at| timestamp("Expiration Time", at))
+                .transpose()?,
+            not_before: self.not_before.map(|at| timestamp("Not Before", at)).transpose()?,
+            request_id: self.request_id.clone(),
+            resources: self
+                .resources
+                .iter()
+                .map(|resource| parse_as("the resource", "an RFC 3986 URI", resource))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(match scheme {
+            Some(scheme) => format!("{scheme}://{message}"),
+            None => message.to_string(),
+        })
     }
 
     /// Names the fields in which `self` and `other` differ.
@@ -494,68 +422,358 @@ impl SiweMessage {
     }
 }
 
-/// The lines of a SIWE message, numbered from 1.
-struct Lines<'a> {
-    inner: std::iter::Peekable<std::iter::Enumerate<std::str::Split<'a, char>>>,
+/// Where the parts of a message's text are, found before the `siwe` crate reads it.
+///
+/// The crate skips the lines around the statement without looking at them, knows no
+/// `scheme://` before the domain and names no line in its errors; this fills those gaps.
+struct Layout<'a> {
+    /// The lines of the whole text; line `n` (from 1) is `lines[n - 1]`.
+    lines: Vec<&'a str>,
+    /// The domain as written, with its scheme if it has one.
+    domain: &'a str,
+    /// The domain without its scheme: what the crate reads as an RFC 3986 authority.
+    authority: &'a str,
+    /// The text from the authority on (the text without `scheme://`): what the crate reads.
+    body: &'a str,
+    /// The index in `lines` of the `URI:` line, the first of [`REQUIRED_FIELDS`].
+    fields_at: usize,
 }
 
-impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
-        Lines {
-            inner: text.split('\n').enumerate().peekable(),
-        }
-    }
+impl<'a> Layout<'a> {
+    /// Checks the header, the empty lines around the statement and the number of resources.
+    fn of(text: &'a str) -> Result<Self, AuthError> {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let line = |idx: usize, what: &str| {
+            lines
+                .get(idx)
+                .copied()
+                .ok_or_else(|| AuthError::Malformed(format!("the SIWE message ends before its {what} line")))
+        };
+        let empty = |idx: usize, after: &str| {
+            let found = line(idx, &format!("empty line after the {after}"))?;
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(at_line(
+                    idx + 1,
+                    format!("expected an empty line after the {after}, found {}", quote(found)),
+                ))
+            }
+        };
 
-    fn next_line(&mut self) -> Option<(usize, &'a str)> {
-        self.inner.next().map(|(idx, line)| (idx + 1, line))
-    }
+        let header = line(0, "header")?;
+        let domain = header.strip_suffix(HEADER_SUFFIX).ok_or_else(|| {
+            at_line(
+                1,
+                format!("expected \"<domain>{HEADER_SUFFIX}\", found {}", quote(header)),
+            )
+        })?;
+        let (_, authority) = split_scheme(domain).map_err(|why| at_line(1, why))?;
+        let body = text.get(domain.len() - authority.len()..).unwrap_or_default();
 
-    fn peek(&mut self) -> Option<&'a str> {
-        self.inner.peek().map(|(_, line)| *line)
-    }
-
-    fn skip(&mut self) {
-        self.inner.next();
-    }
-
-    /// The next line, which must exist because the `what` line is required.
-    fn next(&mut self, what: &str) -> Result<(usize, &'a str), AuthError> {
-        self.next_line()
-            .ok_or_else(|| AuthError::Malformed(format!("the SIWE message ends before its {what} line")))
-    }
-
-    /// The empty line that must follow the `after` line.
-    fn empty(&mut self, after: &str) -> Result<(), AuthError> {
-        let (n, line) = self.next(&format!("empty line after the {after}"))?;
-        if line.is_empty() {
-            Ok(())
+        line(1, "address")?;
+        empty(2, "address")?;
+        let statement = line(3, "statement")?;
+        let fields_at = if statement.is_empty() {
+            4
+        } else if statement.starts_with("URI: ") {
+            return Err(at_line(
+                4,
+                "expected an empty line before the URI line; without a statement EIP-4361 puts \
+                 two empty lines after the address"
+                    .to_owned(),
+            ));
         } else {
-            Err(at_line(
-                n,
-                format!("expected an empty line after the {after}, found {}", quote(line)),
-            ))
+            empty(4, "statement")?;
+            5
+        };
+
+        if let Some(at) = lines.iter().skip(fields_at).position(|line| *line == RESOURCES_LINE) {
+            let first = fields_at + at + 1;
+            if lines.len().saturating_sub(first) > MAX_RESOURCES {
+                return Err(at_line(
+                    first + MAX_RESOURCES + 1,
+                    format!("more than {MAX_RESOURCES} resources"),
+                ));
+            }
+        }
+
+        Ok(Layout {
+            lines,
+            domain,
+            authority,
+            body,
+            fields_at,
+        })
+    }
+
+    /// Line `n` (from 1), if the text has it.
+    fn line(&self, n: usize) -> Option<&'a str> {
+        self.lines.get(n.checked_sub(1)?).copied()
+    }
+
+    /// The line number of the required field `name` (one of [`REQUIRED_FIELDS`]), and its
+    /// value if that line holds it.
+    fn required(&self, name: &str) -> (usize, Option<&'a str>) {
+        let idx = REQUIRED_FIELDS
+            .iter()
+            .position(|field| *field == name)
+            .unwrap_or_default();
+        let n = self.fields_at + idx + 1;
+        let value = self
+            .line(n)
+            .and_then(|line| line.strip_prefix(name)?.strip_prefix(": "));
+        (n, value)
+    }
+
+    /// The line number of the `name: value` line after the statement, and its value.
+    fn field(&self, name: &str) -> Option<(usize, &'a str)> {
+        let prefix = format!("{name}: ");
+        (self.fields_at + 1..=self.lines.len()).find_map(|n| Some((n, self.line(n)?.strip_prefix(&prefix)?)))
+    }
+
+    /// Turns the crate's error into one that names the line and the field.
+    fn explain(&self, err: ParseError) -> AuthError {
+        match err {
+            ParseError::Domain(err) => at_line(
+                1,
+                format!(
+                    "the domain {} is not an RFC 3986 authority: {err}",
+                    quote(self.authority)
+                ),
+            ),
+            ParseError::Format(what) => self.explain_format(what),
+            ParseError::Address(_) => self.explain_address(),
+            ParseError::Uri(err) => self.explain_uri(&err),
+            ParseError::TimeStamp(err) => self.explain_time(&err),
+            ParseError::ParseIntError(err) => {
+                let (n, value) = self.required("Chain ID");
+                at_line(
+                    n,
+                    format!(
+                        "Chain ID: {} is not a decimal number that fits in 64 bits: {err}",
+                        quote(value.unwrap_or_default())
+                    ),
+                )
+            }
+            ParseError::Never(never) => match never {},
         }
     }
 
-    /// The value of the required `name: value` line.
-    fn field(&mut self, name: &str) -> Result<(usize, &'a str), AuthError> {
-        let (n, line) = self.next(&format!("\"{name}\""))?;
-        let value = field_value(line, name)
-            .ok_or_else(|| at_line(n, format!("expected \"{name}: <value>\", found {}", quote(line))))?;
-        Ok((n, value))
+    /// Explains the crate's `Format` error, which holds either the tag of the line it expected
+    /// or a short description.
+    fn explain_format(&self, what: &str) -> AuthError {
+        match what {
+            "0x" | "Address is not in EIP-55 format" => self.explain_address(),
+            "Bad Version" => {
+                let (n, version) = self.required("Version");
+                at_line(
+                    n,
+                    format!("Version is {}, expected \"1\"", quote(version.unwrap_or_default())),
+                )
+            }
+            "Nonce must be longer than 8 characters" => {
+                let (n, nonce) = self.required("Nonce");
+                let why = check_nonce(nonce.unwrap_or_default()).err().unwrap_or_default();
+                at_line(n, format!("Nonce: {why}"))
+            }
+            "Unexpected Content" => self.explain_unexpected(),
+            "- " => {
+                let (n, found) = self
+                    .field_lines_after(RESOURCES_LINE)
+                    .find(|(_, line)| !line.starts_with("- "))
+                    .unwrap_or_default();
+                at_line(
+                    n,
+                    format!("expected a resource line \"- <URI>\", found {}", quote(found)),
+                )
+            }
+            _ => match REQUIRED_FIELDS
+                .iter()
+                .find(|name| what.strip_suffix(": ") == Some(**name))
+            {
+                Some(name) => {
+                    let (n, _) = self.required(name);
+                    match self.line(n) {
+                        Some(found) => at_line(n, format!("expected \"{name}: <value>\", found {}", quote(found))),
+                        None => AuthError::Malformed(format!("the SIWE message ends before its \"{name}\" line")),
+                    }
+                }
+                None => AuthError::Malformed(format!("the SIWE message is not EIP-4361: {what}")),
+            },
+        }
     }
 
-    /// The value of the optional `name: value` line, consumed only if it is next.
-    fn optional_field(&mut self, name: &str) -> Option<(usize, &'a str)> {
-        let (idx, line) = self.inner.peek().copied()?;
-        let value = field_value(line, name)?;
-        self.skip();
-        Some((idx + 1, value))
+    /// The numbered lines after the first line equal to `marker` (none if there is no such line).
+    fn field_lines_after(&self, marker: &str) -> impl Iterator<Item = (usize, &'a str)> + '_ {
+        let from = (self.fields_at + 1..=self.lines.len())
+            .find(|n| self.line(*n) == Some(marker))
+            .map_or(self.lines.len() + 1, |n| n + 1);
+        (from..=self.lines.len()).filter_map(move |n| Some((n, self.line(n)?)))
+    }
+
+    fn explain_address(&self) -> AuthError {
+        let found = self.line(2).unwrap_or_default();
+        let why = match parse_checksummed_address(found) {
+            Err(why) => why,
+            Ok(_) => format!("address {} is not accepted", quote(found)),
+        };
+        at_line(2, why)
+    }
+
+    /// Finds the first line after `Issued At` that is out of EIP-4361's order.
+    fn explain_unexpected(&self) -> AuthError {
+        let mut n = self.fields_at + REQUIRED_FIELDS.len() + 1;
+        for name in OPTIONAL_FIELDS {
+            if self.line(n).is_some_and(|line| line.starts_with(&format!("{name}: "))) {
+                n += 1;
+            }
+        }
+        let found = self.line(n).unwrap_or_default();
+        at_line(
+            n,
+            format!(
+                "unexpected line {}; after \"Issued At\" EIP-4361 allows only Expiration Time, \
+                 Not Before, Request ID and Resources, in that order, and nothing after them",
+                quote(found)
+            ),
+        )
+    }
+
+    fn explain_uri(&self, err: &impl Display) -> AuthError {
+        if let Some((n, uri)) = self.field("URI") {
+            if let Err(why) = parse_as::<UriString>("URI:", "an RFC 3986 URI", uri) {
+                return at_line(n, why);
+            }
+        }
+        for (n, line) in self.field_lines_after(RESOURCES_LINE) {
+            let resource = line.strip_prefix("- ").unwrap_or(line);
+            if let Err(why) = parse_as::<UriString>("resource", "an RFC 3986 URI", resource) {
+                return at_line(n, why);
+            }
+        }
+        AuthError::Malformed(format!("the SIWE message holds a URI that is not RFC 3986: {err}"))
+    }
+
+    fn explain_time(&self, err: &impl Display) -> AuthError {
+        for name in ["Issued At", "Expiration Time", "Not Before"] {
+            if let Some((n, value)) = self.field(name) {
+                if let Err(why) = parse_time(value) {
+                    return at_line(n, format!("{name}: {why}"));
+                }
+            }
+        }
+        AuthError::Malformed(format!("the SIWE message holds a time that is not RFC 3339: {err}"))
+    }
+
+    /// Requires the text to be what the crate writes for what it read.
+    ///
+    /// The one difference allowed is a `Resources:` line with no resources after it, which
+    /// EIP-4361's grammar allows and which the crate does not write back.
+    fn check_canonical(&self, message: &siwe::Message) -> Result<(), AuthError> {
+        let written = message.to_string();
+        if self.body == written || self.body.strip_suffix("\nResources:") == Some(written.as_str()) {
+            return Ok(());
+        }
+        let mut found = self.body.split('\n');
+        let mut expected = written.split('\n');
+        let mut n = 1;
+        loop {
+            match (found.next(), expected.next()) {
+                (Some(a), Some(b)) if a == b => n += 1,
+                (None, None) => return Ok(()),
+                (found, expected) => {
+                    let show = |line: Option<&str>| line.map_or_else(|| "the end of the message".to_owned(), quote);
+                    return Err(at_line(
+                        n,
+                        format!(
+                            "expected {}, found {}; EIP-4361 writes each field one way",
+                            show(expected),
+                            show(found)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Applies Sigil's rules to what the crate read, and converts it.
+    fn read(&self, message: siwe::Message) -> Result<SiweMessage, AuthError> {
+        if let Some(statement) = &message.statement {
+            check_statement(statement).map_err(|why| at_line(4, why))?;
+        }
+        let (nonce_line, _) = self.required("Nonce");
+        check_nonce(&message.nonce).map_err(|why| at_line(nonce_line, format!("Nonce: {why}")))?;
+        if let Some(request_id) = &message.request_id {
+            let n = self.field("Request ID").map_or(0, |(n, _)| n);
+            check_request_id(request_id).map_err(|why| at_line(n, format!("Request ID: {why}")))?;
+        }
+        // The crate keeps each time as written; Sigil's reading of it (a "T" before the time,
+        // 1970 to 9999) is `parse_rfc3339`'s.
+        let time = |name: &str, at: &TimeStamp| {
+            let n = self.field(name).map_or(0, |(n, _)| n);
+            parse_time(&at.to_string()).map_err(|why| at_line(n, format!("{name}: {why}")))
+        };
+        Ok(SiweMessage {
+            domain: self.domain.to_owned(),
+            address: Address::from(message.address),
+            issued_at: time("Issued At", &message.issued_at)?,
+            expiration_time: message
+                .expiration_time
+                .as_ref()
+                .map(|at| time("Expiration Time", at))
+                .transpose()?,
+            not_before: message
+                .not_before
+                .as_ref()
+                .map(|at| time("Not Before", at))
+                .transpose()?,
+            statement: message.statement,
+            uri: message.uri.into(),
+            version: match message.version {
+                siwe::Version::V1 => "1".to_owned(),
+            },
+            chain_id: message.chain_id,
+            nonce: message.nonce,
+            request_id: message.request_id,
+            resources: message.resources.into_iter().map(String::from).collect(),
+        })
     }
 }
 
-fn field_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    line.strip_prefix(name)?.strip_prefix(": ")
+/// Splits an optional `scheme://` off a domain, checking the scheme.
+fn split_scheme(domain: &str) -> Result<(Option<&str>, &str), String> {
+    let Some((scheme, authority)) = domain.split_once("://") else {
+        return Ok((None, domain));
+    };
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if valid {
+        Ok((Some(scheme), authority))
+    } else {
+        Err(format!(
+            "the domain's scheme {} is not an RFC 3986 scheme",
+            quote(scheme)
+        ))
+    }
+}
+
+/// Parses `text` as a `T` of the `siwe` crate, or says why `what` is not `kind`.
+fn parse_as<T>(what: &str, kind: &str, text: &str) -> Result<T, String>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    text.parse()
+        .map_err(|err| format!("{what} {} is not {kind}: {err}", quote(text)))
+}
+
+/// Unix seconds as the crate's time stamp, written without fractions.
+fn timestamp(name: &str, unix: u64) -> Result<TimeStamp, String> {
+    rfc3339(unix)
+        .parse()
+        .map_err(|_| format!("{name} {unix} is after 9999-12-31T23:59:59Z, the last time RFC 3339 can write"))
 }
 
 fn at_line(n: usize, why: String) -> AuthError {
@@ -570,64 +788,18 @@ fn quote(text: &str) -> String {
     }
 }
 
-fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
-}
-
-fn is_sub_delim(c: char) -> bool {
-    matches!(c, '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | ';' | '=')
-}
-
 /// RFC 3986 `pchar` (with `%` standing in for percent-encoding).
 fn is_pchar(c: char) -> bool {
-    is_unreserved(c) || is_sub_delim(c) || matches!(c, '%' | ':' | '@')
-}
-
-/// Any character that can appear in an RFC 3986 URI.
-fn is_uri_char(c: char) -> bool {
-    is_pchar(c) || matches!(c, '/' | '?' | '#' | '[' | ']')
-}
-
-fn check_domain(domain: &str) -> Result<(), String> {
-    if domain.is_empty() {
-        return Err("the domain before \" wants you to sign in\" is empty".to_owned());
-    }
-    // An RFC 3986 authority, optionally preceded by `scheme://`.
-    match domain.chars().find(|c| !(is_pchar(*c) || matches!(c, '/' | '[' | ']'))) {
-        Some(bad) => Err(format!(
-            "domain {} contains {bad:?}, which cannot appear in a domain",
-            quote(domain)
-        )),
-        None => Ok(()),
-    }
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '_' | '~' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | ';' | '=' | '%' | ':' | '@'
+        )
 }
 
 fn check_statement(statement: &str) -> Result<(), String> {
     match statement.chars().find(|c| c.is_control()) {
         Some(bad) => Err(format!("statement contains the control character {bad:?}")),
-        None => Ok(()),
-    }
-}
-
-fn check_uri(uri: &str) -> Result<(), String> {
-    let Some((scheme, _)) = uri.split_once(':') else {
-        return Err(format!(
-            "{} is not a URI: it has no scheme (like \"https:\")",
-            quote(uri)
-        ));
-    };
-    let mut scheme_chars = scheme.chars();
-    let scheme_ok = scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok {
-        return Err(format!(
-            "{} is not a URI: its scheme {} is invalid",
-            quote(uri),
-            quote(scheme)
-        ));
-    }
-    match uri.chars().find(|c| !is_uri_char(*c)) {
-        Some(bad) => Err(format!("{} is not a URI: it contains {bad:?}", quote(uri))),
         None => Ok(()),
     }
 }
@@ -652,20 +824,6 @@ fn check_nonce(nonce: &str) -> Result<(), String> {
             quote(nonce)
         ))
     }
-}
-
-fn parse_chain_id(text: &str) -> Result<u64, String> {
-    let canonical =
-        !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
-    if !canonical {
-        return Err(format!("{} is not a decimal number without leading zeros", quote(text)));
-    }
-    text.parse()
-        .map_err(|_| format!("{} does not fit in 64 bits", quote(text)))
-}
-
-fn parse_time_field(n: usize, name: &str, value: &str) -> Result<u64, AuthError> {
-    parse_time(value).map_err(|why| at_line(n, format!("{name}: {why}")))
 }
 
 /// Parses 0x-prefixed hex of exactly 20 bytes, in any letter case.
@@ -707,150 +865,47 @@ fn parse_signature(text: &str) -> Result<Signature, AuthError> {
 
 /// Formats unix seconds as RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SSZ`.
 ///
-/// Instants after 9999-12-31T23:59:59Z print with a longer year, which [`parse_rfc3339`]
-/// does not read.
+/// Instants after 9999-12-31T23:59:59Z, which RFC 3339's four-digit years cannot write, print
+/// as `unix time <seconds>`, which [`parse_rfc3339`] does not read.
 pub fn rfc3339(unix: u64) -> String {
-    // u64::MAX / 86_400 is far below i64::MAX, so the cast is exact.
-    let days = (unix / 86_400) as i64;
-    let secs_of_day = unix % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs_of_day / 3_600,
-        secs_of_day % 3_600 / 60,
-        secs_of_day % 60
-    )
+    i64::try_from(unix)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("unix time {unix}"))
 }
 
 /// Parses an RFC 3339 date-time into unix seconds.
 ///
 /// Accepts `YYYY-MM-DDTHH:MM:SS`, optional fractional seconds (dropped), then `Z` or a numeric
-/// offset like `+02:00`; `t` and `z` may be lowercase. Rejects impossible dates, leap seconds
-/// and instants before 1970 with [`AuthError::Malformed`].
+/// offset like `+02:00`; `t` and `z` may be lowercase. A leap second (`23:59:60` at the end of a
+/// month, UTC) reads as the second before it. Rejects impossible dates and instants before 1970
+/// or after 9999 (UTC) with [`AuthError::Malformed`].
 pub fn parse_rfc3339(text: &str) -> Result<u64, AuthError> {
     parse_time(text).map_err(AuthError::Malformed)
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = |why: &str| format!("{} is not an RFC 3339 time: {why}", quote(text));
-    let form = "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset like +02:00";
+    let bad = |why: &dyn Display| format!("{} is not an RFC 3339 time: {why}", quote(text));
     if text.len() > 64 {
-        return Err(bad("too long"));
+        return Err(bad(&"too long"));
     }
-    let b = text.as_bytes();
-    let sep = |idx: usize, allowed: &[u8]| b.get(idx).is_some_and(|c| allowed.contains(c));
-    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
-        digits(b, 0, 4),
-        digits(b, 5, 2),
-        digits(b, 8, 2),
-        digits(b, 11, 2),
-        digits(b, 14, 2),
-        digits(b, 17, 2),
-    ) else {
-        return Err(bad(form));
-    };
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
-        return Err(bad(form));
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|err| match err {
+        time::error::Parse::ParseFromDescription(_) => bad(&format!(
+            "{err}; expected YYYY-MM-DDTHH:MM:SS, optional fractional seconds, then Z or an offset like +02:00"
+        )),
+        _ => bad(&err),
+    })?;
+    // `time` accepts any character between the date and the time; RFC 3339's `date-time`, which
+    // EIP-4361 names, has only "T" (or "t").
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+        return Err(bad(&"expected \"T\" between the date and the time"));
     }
-
-    let mut rest = b.get(19..).unwrap_or_default();
-    if let Some(fraction) = rest.strip_prefix(b".") {
-        let n_digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n_digits == 0 {
-            return Err(bad("expected digits after the decimal point"));
-        }
-        rest = fraction.get(n_digits..).unwrap_or_default();
+    let unix = u64::try_from(at.unix_timestamp()).map_err(|_| bad(&"before 1970-01-01T00:00:00Z"))?;
+    if unix > LAST_RFC3339_SECOND {
+        return Err(bad(&"after 9999-12-31T23:59:59Z"));
     }
-    let offset_secs: i64 = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), ..] => {
-            let (Some(off_hour), Some(off_minute)) = (digits(rest, 1, 2), digits(rest, 4, 2)) else {
-                return Err(bad("expected an offset like +02:00"));
-            };
-            if rest.len() != 6 || rest.get(3) != Some(&b':') {
-                return Err(bad("expected an offset like +02:00"));
-            }
-            if off_hour > 23 || off_minute > 59 {
-                return Err(bad("offset out of range"));
-            }
-            let magnitude = i64::from(off_hour) * 3_600 + i64::from(off_minute) * 60;
-            if *sign == b'+' {
-                magnitude
-            } else {
-                -magnitude
-            }
-        }
-        _ => return Err(bad("expected Z or an offset like +02:00 after the seconds")),
-    };
-
-    if !(1..=12).contains(&month) {
-        return Err(bad("month out of range"));
-    }
-    if day < 1 || day > days_in_month(year, month) {
-        return Err(bad("no such day in that month"));
-    }
-    if hour > 23 || minute > 59 {
-        return Err(bad("time of day out of range"));
-    }
-    if second > 59 {
-        return Err(bad("seconds out of range (leap seconds are not accepted)"));
-    }
-
-    let local = days_from_civil(i64::from(year), month, day) * 86_400
-        + i64::from(hour) * 3_600
-        + i64::from(minute) * 60
-        + i64::from(second);
-    u64::try_from(local - offset_secs).map_err(|_| bad("before 1970-01-01T00:00:00Z"))
-}
-
-/// Reads `len` ASCII digits at `start` as a number.
-fn digits(bytes: &[u8], start: usize, len: usize) -> Option<u32> {
-    let field = bytes.get(start..start.checked_add(len)?)?;
-    field.iter().try_fold(0u32, |acc, c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
-}
-
-fn is_leap_year(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    Ok(unix)
 }
 
 #[cfg(test)]
@@ -1061,6 +1116,259 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
         }
     }
 
+    // ---- messages as Lit's JS clients write them ----
+    //
+    // Composed here in the shapes Lit's JS SDK writes (`createSiweMessage`,
+    // `createSiweMessageWithRecaps`, capacity delegation, `signSessionKey`): times from
+    // `toISOString` with milliseconds, a block-hash nonce, the ReCap sentence appended to the
+    // statement, `lit:` URIs and `urn:recap:` resources.
+
+    /// Checks a message as Lit's clients write it: the `siwe` crate writes it back byte for
+    /// byte, it parses to `expected`, renders back to the same text but for the dropped
+    /// fractional seconds, reads back to itself, and a `personal_sign` of the text by the dev key
+    /// verifies at `now` with a lowercase `address` field, as the SDK sends it.
+    fn check_lit(text: &str, expected: &SiweMessage, now: u64) {
+        let crate_text = text.parse::<siwe::Message>().unwrap().to_string();
+        assert_eq!(crate_text, text);
+        let parsed = SiweMessage::parse(text).unwrap();
+        assert_eq!(&parsed, expected);
+        assert_eq!(parsed.render(), without_fractions(text));
+        check_round_trip(&parsed);
+
+        let signature = signer(DEV_KEY).sign_message_sync(text.as_bytes()).unwrap();
+        let auth = AuthSig {
+            sig: format!("0x{}", hex::encode(signature.as_bytes())),
+            derived_via: DERIVED_VIA.to_owned(),
+            signed_message: text.to_owned(),
+            address: DEV_ADDRESS.to_lowercase(),
+        };
+        let expected_auth = Expected {
+            domain: expected.domain.clone(),
+            chain_id: expected.chain_id,
+        };
+        let verified = auth.verify(&expected_auth, now).unwrap();
+        assert_eq!(verified.message, parsed);
+    }
+
+    /// The text with the fractional seconds of its times removed, as [`SiweMessage::render`]
+    /// writes it.
+    fn without_fractions(text: &str) -> String {
+        let times = ["Issued At: ", "Expiration Time: ", "Not Before: "];
+        text.split('\n')
+            .map(|line| match line.rsplit_once('.') {
+                Some((head, tail)) if times.iter().any(|tag| line.starts_with(tag)) => {
+                    format!("{head}{}", tail.trim_start_matches(|c: char| c.is_ascii_digit()))
+                }
+                _ => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A Lit message with the fields most share; each test changes what its shape changes.
+    fn lit_message(statement: &str) -> SiweMessage {
+        SiweMessage {
+            domain: "localhost".to_owned(),
+            address: DEV_ADDRESS.parse().unwrap(),
+            statement: Some(statement.to_owned()),
+            uri: "lit:session:2ceea2a90af451a0622c2c887249922c1e83d2d22dd983de6afc001e069ba394".to_owned(),
+            version: "1".to_owned(),
+            chain_id: 1,
+            nonce: "0xb7259dc3a26b64dc29047edc2d016e9751c50ae3658e28700e9a415a296e2880".to_owned(),
+            issued_at: 1_772_439_330,
+            expiration_time: Some(1_772_525_730),
+            not_before: None,
+            request_id: None,
+            resources: Vec::new(),
+        }
+    }
+
+    /// A wallet grants a session key the abilities to run actions and sign with PKPs, with
+    /// the SDK's default statement (two spaces after its first sentence) and the ReCap sentence.
+    #[test]
+    fn lit_session_capability_from_a_wallet() {
+        let text = "localhost wants you to sign in with your Ethereum account:
+0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+
+This is a test statement.  You can put anything you want here. I further authorize the stated URI to perform the following actions on my behalf: (1) 'Threshold': 'Execution' for 'lit-litaction://*'. (2) 'Threshold': 'Signing' for 'lit-pkp://*'.
+
+URI: lit:session:2ceea2a90af451a0622c2c887249922c1e83d2d22dd983de6afc001e069ba394
+Version: 1
+Chain ID: 1
+Nonce: 0xb7259dc3a26b64dc29047edc2d016e9751c50ae3658e28700e9a415a296e2880
+Issued At: 2026-03-02T08:15:30.512Z
+Expiration Time: 2026-03-03T08:15:30.498Z
+Resources:
+- urn:recap:eyJhdHQiOnsibGl0LWxpdGFjdGlvbjovLyoiOnsiVGhyZXNob2xkL0V4ZWN1dGlvbiI6W3t9XX0sImxpdC1wa3A6Ly8qIjp7IlRocmVzaG9sZC9TaWduaW5nIjpbe31dfX0sInByZiI6W119";
+        let expected = SiweMessage {
+            resources: vec!["urn:recap:eyJhdHQiOnsibGl0LWxpdGFjdGlvbjovLyoiOnsiVGhyZXNob2xkL0V4ZWN1dGlvbiI6W3t9XX0sImxpdC1wa3A6Ly8qIjp7IlRocmVzaG9sZC9TaWduaW5nIjpbe31dfX0sInByZiI6W119".to_owned()],
+            ..lit_message(
+                "This is a test statement.  You can put anything you want here. I further authorize the \
+                 stated URI to perform the following actions on my behalf: (1) 'Threshold': 'Execution' \
+                 for 'lit-litaction://*'. (2) 'Threshold': 'Signing' for 'lit-pkp://*'.",
+            )
+        };
+        check_lit(text, &expected, 1_772_440_000);
+    }
+
+    /// A capacity credit owner delegates its credits: no statement of its own, so the ReCap
+    /// sentence follows a single space, and the URI is `lit:capability:delegation`.
+    #[test]
+    fn lit_capacity_delegation() {
+        let text = "localhost wants you to sign in with your Ethereum account:
+0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+
+ I further authorize the stated URI to perform the following actions on my behalf: (1) 'Auth': 'Auth' for 'lit-ratelimitincrease://4242'.
+
+URI: lit:capability:delegation
+Version: 1
+Chain ID: 1
+Nonce: 0x94e39ab60d4ea948dd8c8b1c38a6eb99405a01dbd1086d249806195690eb5794
+Issued At: 2026-01-15T19:04:11.027Z
+Expiration Time: 2026-01-22T19:04:11.025Z
+Resources:
+- urn:recap:eyJhdHQiOnsibGl0LXJhdGVsaW1pdGluY3JlYXNlOi8vNDI0MiI6eyJBdXRoL0F1dGgiOlt7ImRlbGVnYXRlX3RvIjpbIjcwOTk3OTcwYzUxODEyZGMzYTAxMGM3ZDAxYjUwZTBkMTdkYzc5YzgiXSwibmZ0X2lkIjpbIjQyNDIiXSwidXNlcyI6IjI1In1dfX0sInByZiI6W119";
+        let expected = SiweMessage {
+            uri: "lit:capability:delegation".to_owned(),
+            nonce: "0x94e39ab60d4ea948dd8c8b1c38a6eb99405a01dbd1086d249806195690eb5794".to_owned(),
+            issued_at: 1_768_503_851,
+            expiration_time: Some(1_769_108_651),
+            resources: vec!["urn:recap:eyJhdHQiOnsibGl0LXJhdGVsaW1pdGluY3JlYXNlOi8vNDI0MiI6eyJBdXRoL0F1dGgiOlt7ImRlbGVnYXRlX3RvIjpbIjcwOTk3OTcwYzUxODEyZGMzYTAxMGM3ZDAxYjUwZTBkMTdkYzc5YzgiXSwibmZ0X2lkIjpbIjQyNDIiXSwidXNlcyI6IjI1In1dfX0sInByZiI6W119".to_owned()],
+            ..lit_message(
+                " I further authorize the stated URI to perform the following actions on my behalf: \
+                 (1) 'Auth': 'Auth' for 'lit-ratelimitincrease://4242'.",
+            )
+        };
+        check_lit(text, &expected, 1_768_600_000);
+    }
+
+    /// A session the network grants a PKP (`signSessionKey`): `Issued At` in whole seconds,
+    /// `Expiration Time` with milliseconds, and two ReCap resources, the first one empty.
+    #[test]
+    fn lit_pkp_session_from_the_network() {
+        let text = "localhost:3000 wants you to sign in with your Ethereum account:
+0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+
+Lit Protocol PKP session signature I further authorize the stated URI to perform the following actions on my behalf: (1) 'Threshold': 'Signing' for 'lit-pkp://*'.
+
+URI: lit:session:6d13ae02b1963634d1c6fbefb03befe29fb2b9520fea5c5ac7ce234d3f4cc20c
+Version: 1
+Chain ID: 1
+Nonce: 0xbbcd0b69e968ad3169eebc775c418becc2056db2cc145784c1aaef2b4a1f0817
+Issued At: 2026-05-20T06:00:00Z
+Expiration Time: 2026-05-21T06:00:42.100Z
+Resources:
+- urn:recap:eyJhdHQiOnt9LCJwcmYiOltdfQ
+- urn:recap:eyJhdHQiOnsibGl0LXBrcDovLyoiOnsiVGhyZXNob2xkL1NpZ25pbmciOlt7fV19fSwicHJmIjpbXX0";
+        let expected = SiweMessage {
+            domain: "localhost:3000".to_owned(),
+            uri: "lit:session:6d13ae02b1963634d1c6fbefb03befe29fb2b9520fea5c5ac7ce234d3f4cc20c".to_owned(),
+            nonce: "0xbbcd0b69e968ad3169eebc775c418becc2056db2cc145784c1aaef2b4a1f0817".to_owned(),
+            issued_at: 1_779_256_800,
+            expiration_time: Some(1_779_343_242),
+            resources: vec![
+                "urn:recap:eyJhdHQiOnt9LCJwcmYiOltdfQ".to_owned(),
+                "urn:recap:eyJhdHQiOnsibGl0LXBrcDovLyoiOnsiVGhyZXNob2xkL1NpZ25pbmciOlt7fV19fSwicHJmIjpbXX0".to_owned(),
+            ],
+            ..lit_message(
+                "Lit Protocol PKP session signature I further authorize the stated URI to perform the \
+                 following actions on my behalf: (1) 'Threshold': 'Signing' for 'lit-pkp://*'.",
+            )
+        };
+        check_lit(text, &expected, 1_779_257_000);
+    }
+
+    /// A plain wallet `authSig` from a browser dapp: no statement (two empty lines), an http URI,
+    /// the SIWE library's 17-character nonce, no resources.
+    #[test]
+    fn lit_plain_auth_sig_without_statement() {
+        let text = "localhost:5173 wants you to sign in with your Ethereum account:
+0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+
+
+URI: http://localhost:5173/
+Version: 1
+Chain ID: 1
+Nonce: q7XbN2sLw9RkT4vYe
+Issued At: 2025-12-01T23:59:59.999Z
+Expiration Time: 2025-12-02T23:59:59.001Z";
+        let expected = SiweMessage {
+            domain: "localhost:5173".to_owned(),
+            statement: None,
+            uri: "http://localhost:5173/".to_owned(),
+            nonce: "q7XbN2sLw9RkT4vYe".to_owned(),
+            issued_at: 1_764_633_599,
+            expiration_time: Some(1_764_719_999),
+            ..lit_message("")
+        };
+        check_lit(text, &expected, 1_764_640_000);
+    }
+
+    /// Decryption under an access control condition, with a dapp's own statement in another
+    /// script: any character but a control character is allowed in a statement.
+    #[test]
+    fn lit_decryption_with_a_statement_in_any_script() {
+        let text = "app.example.org wants you to sign in with your Ethereum account:
+0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+
+Déchiffrer « mes notes » — ✓ 鍵 I further authorize the stated URI to perform the following actions on my behalf: (1) 'Threshold': 'Decryption' for 'lit-accesscontrolcondition://6ad810d2080dea1d737317c50d9949f0454151f7b8df588c07a1f7a495aac766'.
+
+URI: lit:session:2ceea2a90af451a0622c2c887249922c1e83d2d22dd983de6afc001e069ba394
+Version: 1
+Chain ID: 137
+Nonce: 0xcf553c6671071ee1614b35f9f0d9b5aa0254251b2c5d733a3ad88179cd1dea38
+Issued At: 2026-07-04T12:30:00.250Z
+Expiration Time: 2026-07-04T13:30:00.250Z
+Resources:
+- urn:recap:eyJhdHQiOnsibGl0LWFjY2Vzc2NvbnRyb2xjb25kaXRpb246Ly82YWQ4MTBkMjA4MGRlYTFkNzM3MzE3YzUwZDk5NDlmMDQ1NDE1MWY3YjhkZjU4OGMwN2ExZjdhNDk1YWFjNzY2Ijp7IlRocmVzaG9sZC9EZWNyeXB0aW9uIjpbe31dfX0sInByZiI6W119";
+        let expected = SiweMessage {
+            domain: "app.example.org".to_owned(),
+            chain_id: 137,
+            nonce: "0xcf553c6671071ee1614b35f9f0d9b5aa0254251b2c5d733a3ad88179cd1dea38".to_owned(),
+            issued_at: 1_783_168_200,
+            expiration_time: Some(1_783_171_800),
+            resources: vec!["urn:recap:eyJhdHQiOnsibGl0LWFjY2Vzc2NvbnRyb2xjb25kaXRpb246Ly82YWQ4MTBkMjA4MGRlYTFkNzM3MzE3YzUwZDk5NDlmMDQ1NDE1MWY3YjhkZjU4OGMwN2ExZjdhNDk1YWFjNzY2Ijp7IlRocmVzaG9sZC9EZWNyeXB0aW9uIjpbe31dfX0sInByZiI6W119".to_owned()],
+            ..lit_message(
+                "Déchiffrer « mes notes » — ✓ 鍵 I further authorize the stated URI to perform the \
+                 following actions on my behalf: (1) 'Threshold': 'Decryption' for \
+                 'lit-accesscontrolcondition://6ad810d2080dea1d737317c50d9949f0454151f7b8df588c07a1f7a495aac766'.",
+            )
+        };
+        check_lit(text, &expected, 1_783_168_300);
+    }
+
+    /// Sigil's own session capability, as `/web/sign_session_key` writes it, is one of these
+    /// shapes too: whole seconds, so it renders back byte for byte.
+    #[test]
+    fn sigil_session_capability_renders_back_byte_for_byte() {
+        let text = message().render();
+        assert_eq!(text.parse::<siwe::Message>().unwrap().to_string(), text);
+        assert_eq!(SiweMessage::parse(&text).unwrap().render(), text);
+    }
+
+    #[test]
+    fn a_scheme_before_the_domain_is_part_of_it() {
+        let m = SiweMessage {
+            domain: "https://sigil.example:8443".to_owned(),
+            ..message()
+        };
+        let text = m.render();
+        assert!(text.starts_with("https://sigil.example:8443 wants you"), "{text}");
+        check_round_trip(&m);
+    }
+
+    #[test]
+    fn an_empty_resources_list_is_accepted() {
+        let text = SiweMessage {
+            resources: Vec::new(),
+            ..message()
+        }
+        .render();
+        let m = SiweMessage::parse(&format!("{text}\nResources:")).unwrap();
+        assert!(m.resources.is_empty());
+        assert_eq!(m.render(), text);
+    }
+
     // ---- malformed messages ----
 
     fn with_line(text: &str, from: &str, to: &str) -> String {
@@ -1094,8 +1402,18 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             &with_line(&text, " wants you", " want you"),
             "line 1: expected \"<domain> wants you",
         );
-        check_malformed(&with_line(&text, "sigil.example", ""), "domain before");
-        check_malformed(&with_line(&text, "sigil.example", "sigil example"), "contains ' '");
+        check_malformed(
+            &with_line(&text, "sigil.example", ""),
+            "line 1: the domain \"\" is not an RFC 3986 authority",
+        );
+        check_malformed(
+            &with_line(&text, "sigil.example", "sigil example"),
+            "\"sigil example\" is not an RFC 3986 authority: invalid uri character",
+        );
+        check_malformed(
+            &with_line(&text, "sigil.example", "1ttp://sigil.example"),
+            "scheme \"1ttp\" is not an RFC 3986 scheme",
+        );
     }
 
     #[test]
@@ -1137,6 +1455,15 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             "line 4: expected an empty line before the URI line",
         );
         check_malformed(&text.replace('\n', "\r\n"), "carriage return");
+        // The `siwe` crate skips the lines around the statement without reading them.
+        check_malformed(
+            &with_line(&text, "92266\n\n", "92266\njunk\n"),
+            "line 3: expected an empty line after the address, found \"junk\"",
+        );
+        check_malformed(
+            &with_line(&text, "Sign in to Sigil.\n\n", "Sign in to Sigil.\njunk\n"),
+            "line 5: expected an empty line after the statement, found \"junk\"",
+        );
         let no_resources = SiweMessage {
             resources: Vec::new(),
             ..message()
@@ -1179,17 +1506,24 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
         check_malformed(&with_line(&text, "Chain ID: 31337", "Chain ID: +31337"), "Chain ID");
         check_malformed(
             &with_line(&text, "Chain ID: 31337", "Chain ID: 031337"),
-            "leading zeros",
+            "line 8: expected \"Chain ID: 31337\", found \"Chain ID: 031337\"",
         );
         check_malformed(
             &with_line(&text, "Chain ID: 31337", "Chain ID: 18446744073709551616"),
             "64 bits",
         );
-        check_malformed(&with_line(&text, "URI: lit:session:", "URI: "), "has no scheme");
-        check_malformed(&with_line(&text, "URI: lit:session:", "URI: 1it:session:"), "scheme");
+        check_malformed(
+            &with_line(&text, "URI: lit:session:", "URI: "),
+            "line 6: URI: \"6a1f1e8a00b61867b85eaf329d6fdf855220ac3e32f44ec13e4db0dd303dea6a\" is not an \
+             RFC 3986 URI: invalid IRI: expected an absolute IRI",
+        );
+        check_malformed(
+            &with_line(&text, "URI: lit:session:", "URI: 1it:session:"),
+            "invalid scheme",
+        );
         check_malformed(
             &with_line(&text, "URI: lit:session:", "URI: lit:ses sion:"),
-            "contains ' '",
+            "invalid path",
         );
         let nonce = "0xfe88c94d860f01a17f961bf4bdfb6e0c6cd10d3fda5cc861e805ca1240c58553";
         check_malformed(
@@ -1198,7 +1532,14 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
         );
         check_malformed(&with_line(&text, nonce, "0x"), "not a valid nonce");
         check_malformed(&with_line(&text, nonce, "abcd-efgh-ijkl"), "not a valid nonce");
-        check_malformed(&with_line(&text, "urn:recap:", "urn recap:"), "resource");
+        check_malformed(
+            &with_line(&text, nonce, "abcd efgh"),
+            "line 9: Nonce: \"abcd efgh\" is not a valid nonce",
+        );
+        check_malformed(
+            &with_line(&text, "urn:recap:", "urn recap:"),
+            "line 13: resource \"urn recap:",
+        );
         let request = SiweMessage {
             request_id: Some("ok".to_owned()),
             ..message()
@@ -1218,9 +1559,11 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             &bad("2026-11-21 09:59:00Z"),
             "line 10: Issued At: \"2026-11-21 09:59:00Z\" is not an RFC 3339 time",
         );
-        check_malformed(&bad("2026-11-21T09:59:00"), "expected Z or an offset");
-        check_malformed(&bad("2026-13-21T09:59:00Z"), "month out of range");
-        check_malformed(&bad("2023-02-29T09:59:00Z"), "no such day");
+        check_malformed(&bad("2026-11-21T09:59:00"), "then Z or an offset like +02:00");
+        check_malformed(&bad("2026-13-21T09:59:00Z"), "month was not in range");
+        check_malformed(&bad("2023-02-29T09:59:00Z"), "day was not in range");
+        check_malformed(&bad("1969-12-31T23:59:59Z"), "before 1970");
+        check_malformed(&bad("9999-12-31T23:59:59-01:00"), "after 9999-12-31T23:59:59Z");
         check_malformed(
             &with_line(&text, "Expiration Time: 2026-11-21T11:00:00Z", "Expiration Time: soon"),
             "Expiration Time: \"soon\"",
@@ -1582,6 +1925,28 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             ..message()
         };
         assert!(matches!(AuthSig::create(&key, &no_uri), Err(AuthError::Malformed(why)) if why.contains("URI")));
+        assert!(no_uri
+            .render()
+            .starts_with("(no EIP-4361 text for this message: the URI"));
+        let bad_domain = SiweMessage {
+            domain: "sigil example".to_owned(),
+            ..message()
+        };
+        assert!(matches!(AuthSig::create(&key, &bad_domain), Err(AuthError::Malformed(why)) if why.contains("domain")));
+        let far_future = SiweMessage {
+            expiration_time: Some(253_402_300_800),
+            ..message()
+        };
+        assert!(
+            matches!(AuthSig::create(&key, &far_future), Err(AuthError::Malformed(why)) if why.contains("Expiration Time"))
+        );
+        let version_two = SiweMessage {
+            version: "2".to_owned(),
+            ..message()
+        };
+        assert!(
+            matches!(AuthSig::create(&key, &version_two), Err(AuthError::Malformed(why)) if why.contains("version"))
+        );
     }
 
     #[test]
@@ -1644,8 +2009,11 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             assert_eq!(rfc3339(unix), text);
             check_time(text, unix);
         }
-        // Far-future instants still format without overflow.
-        assert!(rfc3339(u64::MAX).ends_with('Z'));
+        // Instants RFC 3339 cannot write print as unix seconds, which do not parse back.
+        for unix in [253_402_300_800, u64::MAX] {
+            assert_eq!(rfc3339(unix), format!("unix time {unix}"));
+            assert!(parse_rfc3339(&rfc3339(unix)).is_err());
+        }
     }
 
     #[test]
@@ -1655,6 +2023,14 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
         assert!(parse_rfc3339("2100-02-29T00:00:00Z").is_err());
         assert!(parse_rfc3339("2023-02-29T00:00:00Z").is_err());
         assert!(parse_rfc3339("2024-04-31T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn rfc3339_leap_seconds_read_as_the_second_before() {
+        check_time("2016-12-31T23:59:60Z", 1_483_228_799);
+        check_time("2017-01-01T00:59:60+01:00", 1_483_228_799);
+        assert!(parse_rfc3339("2026-11-21T10:00:60Z").is_err());
+        assert!(parse_rfc3339("2026-11-30T22:59:60Z").is_err());
     }
 
     #[test]
@@ -1692,6 +2068,9 @@ Expiration Time: 2023-07-18T13:07:41.371Z";
             "1969-12-31T23:59:59Z",
             "1970-01-01T00:00:00+00:01",
             "２026-11-21T10:00:00Z",
+            "2026-11-21 10:00:00Z",
+            "2026-11-21_10:00:00Z",
+            "9999-12-31T23:59:59-00:01",
         ] {
             let err = parse_rfc3339(text).unwrap_err();
             assert!(
