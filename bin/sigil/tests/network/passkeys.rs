@@ -146,7 +146,14 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
     let granted = session_key.public_hex();
     let first = assertion(&client, &mut passkey, &granted, |c| c).await;
     let session = client
-        .pkp_session(session_key, &key, &[first.clone()], None, &[signing(token)], HOUR)
+        .pkp_session(
+            session_key,
+            &key,
+            std::slice::from_ref(&first),
+            None,
+            &[signing(token)],
+            HOUR,
+        )
         .await
         .unwrap();
     assert_eq!(session.capability().derived_via, "lit.bls");

@@ -242,7 +242,7 @@ impl OidcConfig {
                 ("user_id_pointer", &endpoint.user_id_pointer),
                 ("app_id_pointer", &endpoint.app_id_pointer),
             ] {
-                if !(pointer.is_empty() && key == "app_id_pointer") && !pointer.starts_with('/') {
+                if !(pointer.starts_with('/') || pointer.is_empty() && key == "app_id_pointer") {
                     return Err(format!(
                         "auth.userinfo {}: {key} must be a JSON pointer such as /user/id",
                         endpoint.url

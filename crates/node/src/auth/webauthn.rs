@@ -346,7 +346,7 @@ impl Assertion {
         if self.challenge != challenge {
             return Err(WebauthnError::WrongChallenge);
         }
-        if self.cross_origin || !policy.origins.iter().any(|o| *o == self.origin) {
+        if self.cross_origin || !policy.origins.contains(&self.origin) {
             return Err(WebauthnError::WrongOrigin {
                 got: quote(&self.origin),
                 cross_origin: self.cross_origin,
