@@ -1,8 +1,10 @@
 //! Passkeys (WebAuthn, Lit's auth method 3) on a real network: a PKP that owns itself, with a
 //! passkey as its only auth method, gets a session from the network and sends an EIP-1559
-//! transaction that anvil mines; an assertion replayed (before and after a node restarts), one
-//! with a lower counter, one from another origin, one of a block the chain does not have and one
-//! from an unregistered passkey are refused with their own codes.
+//! transaction that anvil mines. Refused with their own codes: the assertion replayed (also at a
+//! node restarted since), one with a lower counter, one made on another page, one of a block the
+//! chain does not have, one from a passkey the PKP never registered, the assertion presented for
+//! another session key (a node that saw it cannot buy itself a session), and one that signed the
+//! block hash alone.
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::siwe::rfc3339;
 use sigil_client::passkey::{Ceremony, SoftPasskey};
 use sigil_client::pkp::NewAuthMethod;
-use sigil_client::{Client, ClientError, PkpSigner, SessionKey};
+use sigil_client::{Client, PkpSigner, SessionKey};
 use sigil_primitives::{AuthMethod, Resource, ResourceAbility, SignSessionKeyRequest};
 
 use crate::harness::{post, Network, ALICE_KEY, DEV_KEY};
@@ -35,44 +37,40 @@ fn signing(token: U256) -> ResourceAbility {
     }
 }
 
-/// A passkey assertion of the chain's latest block hash, made as `ceremony` describes.
-async fn assertion(client: &Client, passkey: &mut SoftPasskey, edit: impl FnOnce(Ceremony) -> Ceremony) -> AuthMethod {
+/// A passkey assertion for a session of `session_key` (hex): the challenge is the chain's latest
+/// block hash followed by the key, and the rest as `edit` makes the ceremony.
+async fn assertion(
+    client: &Client,
+    passkey: &mut SoftPasskey,
+    session_key: &str,
+    edit: impl FnOnce(Ceremony) -> Ceremony,
+) -> AuthMethod {
     let block: B256 = client.latest_blockhash().await.unwrap().parse().unwrap();
+    let challenge = [block.as_slice(), &hex::decode(session_key).unwrap()].concat();
     AuthMethod {
         auth_method_type: 3,
-        access_token: passkey.assert(&edit(Ceremony::new(block.as_slice(), ORIGIN))),
+        access_token: passkey.assert(&edit(Ceremony::new(&challenge, ORIGIN))),
     }
 }
 
-/// Asks every node for a session on the strength of `method` and expects each refusal to carry
-/// `code`.
-async fn refused(client: &Client, public_key: &[u8; 65], token: U256, method: AuthMethod, code: &str) {
-    match client
-        .pkp_session(
-            SessionKey::random(),
-            public_key,
-            &[method],
-            None,
-            &[signing(token)],
-            HOUR,
-        )
-        .await
-    {
-        Err(ClientError::Auth(text)) => assert!(text.contains(code), "expected {code}: {text}"),
-        other => panic!("expected {code}, got {other:?}"),
-    }
-}
-
-/// `/web/sign_session_key` at one node, for `method`: its status and error code.
-async fn ask_one(client: &Client, url: &str, public_key: &[u8; 65], token: U256, method: AuthMethod) -> (u16, String) {
+/// `/web/sign_session_key` at the node at `url`, for `method` and session key `session_key`
+/// (hex): the status and the error code.
+async fn ask(
+    client: &Client,
+    url: &str,
+    pkp: &[u8; 65],
+    token: U256,
+    session_key: &str,
+    method: &AuthMethod,
+) -> (u16, String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let body = SignSessionKeyRequest {
-        session_key: hex::encode([9u8; 32]),
-        auth_methods: vec![method],
-        pkp_public_key: hex::encode(public_key),
+        session_key: session_key.to_owned(),
+        auth_methods: vec![method.clone()],
+        pkp_public_key: hex::encode(pkp),
         resource_ability_requests: vec![signing(token)],
         nonce: client.latest_blockhash().await.unwrap(),
         issued_at: rfc3339(now),
@@ -85,6 +83,25 @@ async fn ask_one(client: &Client, url: &str, public_key: &[u8; 65], token: U256,
     )
     .await;
     (status, answer["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Every node refuses `method` for `session_key` with `status` and `code`.
+async fn refused_by_all(
+    net: &Network,
+    client: &Client,
+    pkp: &[u8; 65],
+    token: U256,
+    session_key: &str,
+    method: &AuthMethod,
+    (status, code): (u16, &str),
+) {
+    for url in &net.urls {
+        assert_eq!(
+            ask(client, url, pkp, token, session_key, method).await,
+            (status, code.to_owned()),
+            "{url}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +128,7 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         )
         .await
         .unwrap();
+    let (key, token) = (pkp.public_key, pkp.token_id);
     let fund = TransactionRequest::default()
         .with_to(pkp.eth_address)
         .with_value(U256::from(10u128.pow(18)));
@@ -124,14 +142,16 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         .status());
 
     // The passkey gets a session, and the session signs a transaction anvil mines.
-    let first = assertion(&client, &mut passkey, |c| c).await;
+    let session_key = SessionKey::random();
+    let granted = session_key.public_hex();
+    let first = assertion(&client, &mut passkey, &granted, |c| c).await;
     let session = client
         .pkp_session(
-            SessionKey::random(),
-            &pkp.public_key,
+            session_key,
+            &key,
             std::slice::from_ref(&first),
             None,
-            &[signing(pkp.token_id)],
+            &[signing(token)],
             HOUR,
         )
         .await
@@ -170,69 +190,86 @@ async fn a_pkp_with_only_a_passkey_sends_a_mined_transaction_and_replays_and_oth
         U256::from(4242u64)
     );
 
-    // The same assertion again, a fresh one with a lower counter, one made on another page, and
-    // one from a passkey the PKP never registered.
-    refused(
-        &client,
-        &pkp.public_key,
-        pkp.token_id,
-        first.clone(),
-        "WEBAUTHN_COUNTER_REPLAYED",
-    )
-    .await;
-    let lower = assertion(&client, &mut passkey, |c| Ceremony { counter: Some(0), ..c }).await;
-    refused(
-        &client,
-        &pkp.public_key,
-        pkp.token_id,
-        lower,
-        "WEBAUTHN_COUNTER_REPLAYED",
-    )
-    .await;
-    let phished = assertion(&client, &mut passkey, |c| Ceremony {
+    let replayed = (401, "WEBAUTHN_COUNTER_REPLAYED");
+    // The same assertion again, for the same session key.
+    refused_by_all(&net, &client, &key, token, &granted, &first, replayed).await;
+    // The same assertion for another session key: what a node that saw it would try.
+    let thief = hex::encode([0x77; 32]);
+    let not_for = (401, "WEBAUTHN_NOT_FOR_THIS_SESSION");
+    refused_by_all(&net, &client, &key, token, &thief, &first, not_for).await;
+    // As Lit's clients sign: the block hash alone, bound to no session.
+    let block: B256 = client.latest_blockhash().await.unwrap().parse().unwrap();
+    let unbound = AuthMethod {
+        auth_method_type: 3,
+        access_token: passkey.get(block.as_slice(), ORIGIN),
+    };
+    refused_by_all(&net, &client, &key, token, &granted, &unbound, not_for).await;
+    // A fresh assertion with a lower counter.
+    let lower = assertion(&client, &mut passkey, &granted, |c| Ceremony { counter: Some(0), ..c }).await;
+    refused_by_all(&net, &client, &key, token, &granted, &lower, replayed).await;
+    // Made on another page.
+    let phished = assertion(&client, &mut passkey, &granted, |c| Ceremony {
         origin: "https://evil.example",
-        counter: Some(5),
+        counter: Some(10),
         ..c
     })
     .await;
-    refused(&client, &pkp.public_key, pkp.token_id, phished, "WEBAUTHN_WRONG_ORIGIN").await;
+    refused_by_all(
+        &net,
+        &client,
+        &key,
+        token,
+        &granted,
+        &phished,
+        (401, "WEBAUTHN_WRONG_ORIGIN"),
+    )
+    .await;
+    // Of a block the chain does not have.
     let stale = AuthMethod {
         auth_method_type: 3,
         access_token: passkey.assert(&Ceremony {
-            counter: Some(5),
-            ..Ceremony::new(&[0x55; 32], ORIGIN)
+            counter: Some(10),
+            ..Ceremony::new(&[&[0x55; 32][..], &hex::decode(&granted).unwrap()].concat(), ORIGIN)
         }),
     };
-    refused(
+    refused_by_all(
+        &net,
         &client,
-        &pkp.public_key,
-        pkp.token_id,
-        stale,
-        "WEBAUTHN_STALE_CHALLENGE",
+        &key,
+        token,
+        &granted,
+        &stale,
+        (401, "WEBAUTHN_STALE_CHALLENGE"),
     )
     .await;
+    // From a passkey the PKP never registered.
     let mut stranger = SoftPasskey::new([12; 32], DEV_WEBAUTHN_RP_ID);
-    let unknown = assertion(&client, &mut stranger, |c| c).await;
-    refused(
+    let unknown = assertion(&client, &mut stranger, &granted, |c| c).await;
+    refused_by_all(
+        &net,
         &client,
-        &pkp.public_key,
-        pkp.token_id,
-        unknown,
-        "WEBAUTHN_UNKNOWN_CREDENTIAL",
+        &key,
+        token,
+        &granted,
+        &unknown,
+        (403, "WEBAUTHN_UNKNOWN_CREDENTIAL"),
     )
     .await;
 
-    // The counter is durable: restarted, node 0 still refuses the first assertion, and takes
+    // The counters are durable: restarted, node 0 still refuses the first assertion, and takes
     // the passkey's next one.
     net.kill(0);
     net.restart(0);
     net.wait_keys(READY).await;
     let url = net.urls[0].clone();
     assert_eq!(
-        ask_one(&client, &url, &pkp.public_key, pkp.token_id, first).await,
+        ask(&client, &url, &key, token, &granted, &first).await,
         (401, "WEBAUTHN_COUNTER_REPLAYED".to_owned())
     );
-    let next = assertion(&client, &mut passkey, |c| Ceremony { counter: Some(6), ..c }).await;
-    assert_eq!(ask_one(&client, &url, &pkp.public_key, pkp.token_id, next).await.0, 200);
+    let next = assertion(&client, &mut passkey, &granted, |c| Ceremony { counter: Some(11), ..c }).await;
+    assert_eq!(
+        ask(&client, &url, &key, token, &granted, &next).await,
+        (200, String::new())
+    );
     net.stop().await;
 }

@@ -45,7 +45,13 @@ pub async fn resolve(
     match method.auth_method_type {
         AUTH_METHOD_ETH_WALLET => eth_wallet(node, method, purpose).await,
         kind if node.oidc.is_jwt_type(kind) || node.oidc.is_access_token_type(kind) => oauth(node, method).await,
-        super::webauthn::AUTH_METHOD_TYPE => super::webauthn::resolve(node, method, token).await,
+        super::webauthn::AUTH_METHOD_TYPE => {
+            let session_key = match purpose {
+                Purpose::Session(key) => Some(key),
+                Purpose::Identify => None,
+            };
+            super::webauthn::resolve(node, method, token, session_key).await
+        }
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",

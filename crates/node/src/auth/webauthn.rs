@@ -6,7 +6,8 @@
 //! `{id, rawId, type: "public-key", response: {authenticatorData, clientDataJSON, signature,
 //! userHandle}}`, the byte fields base64url. Other members (`clientExtensionResults`,
 //! `authenticatorAttachment`, `userHandle`) are ignored. The challenge it signed is a recent block
-//! hash of this network's chain, as for `authSig` nonces.
+//! hash of this network's chain, as for `authSig` nonces, followed — when the assertion buys a
+//! session — by the session key being granted ([`session_challenge`]).
 //!
 //! [`Assertion::parse`] decodes a token, bounded in size ([`MAX_TOKEN_BYTES`]) and without
 //! panicking on any input; the caller then checks the challenge is a fresh block hash (that
@@ -102,6 +103,13 @@ pub enum WebauthnError {
     /// The signed challenge is not the one expected.
     #[error("the assertion signed another challenge; sign a recent block hash (latestBlockhash from /web/handshake)")]
     WrongChallenge,
+    /// For a session grant, the challenge is not the block hash followed by the session key
+    /// being granted ([`session_challenge`]).
+    #[error("{}", if *.unbound { "a passkey assertion for a session must sign a recent block hash followed by the session key being granted, not the block hash alone" } else { "the passkey assertion was made for another session key" })]
+    NotForThisSession {
+        /// Whether the challenge was a block hash alone (as Lit's clients sign it).
+        unbound: bool,
+    },
     /// The assertion was made on a page this node does not accept, or inside a frame of another
     /// site.
     #[error("the assertion was made for origin {got:?}{}, which this node does not accept", if *.cross_origin { " inside a cross-origin frame" } else { "" })]
@@ -147,6 +155,7 @@ impl WebauthnError {
             Self::TooLarge { .. } => "WEBAUTHN_TOO_LARGE",
             Self::WrongType(_) => "WEBAUTHN_WRONG_TYPE",
             Self::WrongChallenge => "WEBAUTHN_WRONG_CHALLENGE",
+            Self::NotForThisSession { .. } => "WEBAUTHN_NOT_FOR_THIS_SESSION",
             Self::WrongOrigin { .. } => "WEBAUTHN_WRONG_ORIGIN",
             Self::WrongRp { .. } => "WEBAUTHN_WRONG_RP",
             Self::UserNotPresent => "WEBAUTHN_USER_NOT_PRESENT",
@@ -387,6 +396,17 @@ pub struct Verified {
     pub user_verified: bool,
 }
 
+/// The challenge a passkey signs to get a session for `session_key` (its ed25519 public key):
+/// a recent block hash of the chain followed by the key, 64 bytes. Lit's clients sign the block
+/// hash alone, which binds the assertion to no session; nodes refuse that for a session.
+pub fn session_challenge(block: &B256, session_key: &[u8; 32]) -> [u8; 64] {
+    let mut challenge = [0u8; 64];
+    let (head, tail) = challenge.split_at_mut(32);
+    head.copy_from_slice(block.as_slice());
+    tail.copy_from_slice(session_key);
+    challenge
+}
+
 /// Lit's auth method id of a passkey credential: `keccak256(utf8(raw_id + ":lit"))`, `raw_id`
 /// being the credential id as the client wrote it (base64url).
 pub fn auth_method_id(raw_id: &str) -> B256 {
@@ -483,7 +503,17 @@ fn counter_key(token: U256, credential_id: &[u8]) -> [u8; 64] {
 
 /// Type 3: checks a passkey assertion presented for PKP `token` (see the module doc) and
 /// resolves it to Lit's auth method id. The new sign counter is stored before this returns.
-pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> Result<Resolved, Error> {
+///
+/// With `session_key` (hex: the key a session grant is for), the challenge must be
+/// [`session_challenge`] of a fresh block and that key, so an assertion a node or an eavesdropper
+/// sees cannot buy a session for a key of its own before the honest request reaches the others;
+/// otherwise (naming the method's id) a fresh block hash alone.
+pub async fn resolve(
+    node: &Node,
+    method: &AuthMethod,
+    token: Option<U256>,
+    session_key: Option<&str>,
+) -> Result<Resolved, Error> {
     let policy = policy(node).ok_or_else(|| {
         Error::new(
             Kind::Invalid,
@@ -499,9 +529,30 @@ pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> R
         )
     })?;
     let assertion = Assertion::parse(&method.access_token)?;
-    let challenge = B256::try_from(assertion.challenge()).map_err(|_| WebauthnError::WrongChallenge)?;
+    let block = assertion
+        .challenge()
+        .get(..32)
+        .and_then(|b| B256::try_from(b).ok())
+        .ok_or(WebauthnError::WrongChallenge)?;
+    let challenge = match session_key {
+        Some(key) => {
+            let key: [u8; 32] = hex::decode(key.trim_start_matches("0x"))
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| malformed("the session key is not 32 bytes of hex"))?;
+            let challenge = session_challenge(&block, &key);
+            if assertion.challenge() != challenge {
+                return Err(WebauthnError::NotForThisSession {
+                    unbound: assertion.challenge().len() == 32,
+                }
+                .into());
+            }
+            challenge.to_vec()
+        }
+        None => block.to_vec(),
+    };
     // The authSig nonce rule, under a code of this method's own.
-    fresh_block(node, challenge).await.map_err(|e| match e.code() {
+    fresh_block(node, block).await.map_err(|e| match e.code() {
         "AUTH_STALE_NONCE" => Error::new(
             Kind::Unauthenticated,
             "WEBAUTHN_STALE_CHALLENGE",
@@ -534,7 +585,7 @@ pub async fn resolve(node: &Node, method: &AuthMethod, token: Option<U256>) -> R
     let last = store
         .sign_counter(&counter_key)
         .map_err(|e| Error::internal(format!("store: {e}")))?;
-    let verified = assertion.verify(&policy, challenge.as_slice(), &key, last)?;
+    let verified = assertion.verify(&policy, &challenge, &key, last)?;
     // A request racing this one with the same counter read the same `last`; the transaction
     // lets only one of them through.
     let counter = verified.counter;
@@ -662,6 +713,24 @@ mod tests {
             }
         );
         assert_eq!(code(check_with(token, &key, &policy(), 7)), "WEBAUTHN_COUNTER_REPLAYED");
+    }
+
+    #[test]
+    fn a_session_challenge_is_the_block_hash_then_the_session_key() {
+        let block = B256::from([1; 32]);
+        let challenge = session_challenge(&block, &[2; 32]);
+        assert_eq!(challenge[..32], [1; 32]);
+        assert_eq!(challenge[32..], [2; 32]);
+        let mut pk = passkey();
+        let token = pk.get(&challenge, ORIGIN);
+        let assertion = Assertion::parse(&token).unwrap();
+        assert_eq!(assertion.challenge(), challenge);
+        assert!(assertion.verify(&policy(), &challenge, &key_of(&pk), 0).is_ok());
+        let other = session_challenge(&block, &[3; 32]);
+        assert_eq!(
+            assertion.verify(&policy(), &other, &key_of(&pk), 0).unwrap_err(),
+            WebauthnError::WrongChallenge
+        );
     }
 
     /// Lit's derivation (`keccak256(toUtf8Bytes(rawId + ":lit"))`), computed with ethers v5.
@@ -1044,6 +1113,7 @@ mod tests {
             WebauthnError::TooLarge { len: 0, max: 0 },
             WebauthnError::WrongType(String::new()),
             WebauthnError::WrongChallenge,
+            WebauthnError::NotForThisSession { unbound: true },
             WebauthnError::WrongOrigin {
                 got: String::new(),
                 cross_origin: false,
