@@ -238,11 +238,14 @@ impl OidcConfig {
             if endpoint.app_id.is_empty() {
                 return Err(format!("auth.userinfo {}: app_id is empty", endpoint.url));
             }
-            for (key, pointer) in [
-                ("user_id_pointer", &endpoint.user_id_pointer),
-                ("app_id_pointer", &endpoint.app_id_pointer),
-            ] {
-                if !(pointer.is_empty() && key == "app_id_pointer") && !pointer.starts_with('/') {
+            // The app id pointer may be empty (the provider does not say); the user's may not.
+            let pointers = [
+                ("user_id_pointer", &endpoint.user_id_pointer, false),
+                ("app_id_pointer", &endpoint.app_id_pointer, true),
+            ];
+            for (key, pointer, may_be_empty) in pointers {
+                let ok = pointer.starts_with('/') || (may_be_empty && pointer.is_empty());
+                if !ok {
                     return Err(format!(
                         "auth.userinfo {}: {key} must be a JSON pointer such as /user/id",
                         endpoint.url
