@@ -13,6 +13,7 @@ contract PKPHelper {
     PKPPermissions public immutable permissions;
 
     event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
+    event KeyClaimed(uint256 indexed tokenId, uint256 authMethodType, bytes id);
 
     /// @notice `ipfsCid` is not a CIDv0's binary form, the 34-byte SHA-256 multihash
     ///         `0x12 0x20 ‖ digest` (the text `Qm…` is its base58 encoding).
@@ -79,6 +80,26 @@ contract PKPHelper {
         pkpNft.transferFrom(address(this), to, tokenId);
     }
 
+    /// @notice Key id of the PKP that auth method (`authMethodType`, `id`) may claim: a key
+    ///         that exists (its public key is known) before anyone mints it.
+    function claimKeyIdFor(uint256 authMethodType, bytes calldata id) public view returns (bytes32) {
+        return pkpNft.keyIdFor(address(this), _claimSalt(authMethodType, id));
+    }
+
+    /// @notice Claims the PKP derived from an auth method: mints it (the attestation is given by
+    ///         the nodes only to whoever proves the auth method), permits that auth method to sign
+    ///         anything, and sends the NFT to the PKP's own address, so only the auth method
+    ///         controls it. Anyone may send the transaction: whoever does, the outcome is the same.
+    function claimKey(uint256 authMethodType, bytes calldata id, bytes calldata pubkey, bytes calldata attestation)
+        external
+        returns (uint256 tokenId)
+    {
+        tokenId = pkpNft.mint(_claimSalt(authMethodType, id), pubkey, attestation);
+        permissions.addPermittedAuthMethod(tokenId, authMethodType, id, 1);
+        pkpNft.transferFrom(address(this), pkpNft.getEthAddress(tokenId), tokenId);
+        emit KeyClaimed(tokenId, authMethodType, id);
+    }
+
     /// @notice Mints a PKP, permits exactly one action and burns the NFT, atomically: afterwards
     ///         no one can change the PKP's permissions, and only that action may use the key.
     ///         `ipfsCid` is the action's IPFS CIDv0 as its 34-byte SHA-256 multihash
@@ -97,6 +118,12 @@ contract PKPHelper {
 
     function _checkCid(bytes calldata ipfsCid) private pure {
         if (ipfsCid.length != 34 || ipfsCid[0] != 0x12 || ipfsCid[1] != 0x20) revert NotSha256Multihash(ipfsCid);
+    }
+
+    /// @dev keccak256("sigil-claim-v1" ‖ authMethodType (32 bytes) ‖ keccak256(id)): never a
+    ///      user's inner salt, which hashes 52 bytes.
+    function _claimSalt(uint256 authMethodType, bytes calldata id) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked("sigil-claim-v1", authMethodType, keccak256(id)));
     }
 
     function _innerSalt(address user, bytes32 salt) private pure returns (bytes32) {

@@ -82,6 +82,33 @@ contract PKPHelperTest is Fixture {
         helper.mintWithAuthMethods(SALT, pubkey, att, _oneAuthMethod(6, hex"01", "", 4), false);
     }
 
+    // ---- claimKey ----
+
+    function test_claimKey_mintsTheAuthMethodsOwnKeyToItself() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes32 keyId = helper.claimKeyIdFor(6, hex"abcd");
+        assertTrue(keyId != helper.claimKeyIdFor(6, hex"abce"));
+        assertTrue(keyId != helper.claimKeyIdFor(5, hex"abcd"));
+        bytes memory att = attest(ATTESTER_KEY, keyId, pubkey);
+        // anyone may send it; the PKP ends up owning itself with the auth method permitted
+        vm.prank(bob);
+        uint256 tokenId = helper.claimKey(6, hex"abcd", pubkey, att);
+        assertEq(nft.getKeyId(tokenId), keyId);
+        assertEq(nft.ownerOf(tokenId), nft.getEthAddress(tokenId));
+        assertEq(perms.getAuthMethodScopes(tokenId, 6, hex"abcd"), 1);
+        // a second claim of the same key id fails
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.KeyIdUsed.selector, keyId));
+        helper.claimKey(6, hex"abcd", pubkey, att);
+    }
+
+    function test_claimKey_anAttestationForAnotherAuthMethodIsRefused() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes memory att = attest(ATTESTER_KEY, helper.claimKeyIdFor(6, hex"abcd"), pubkey);
+        address recovered = recoverOf(nft.attestationDigest(helper.claimKeyIdFor(6, hex"ffff"), pubkey), att);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, recovered));
+        helper.claimKey(6, hex"ffff", pubkey, att);
+    }
+
     // ---- mintWithPermissions ----
 
     function test_mintWithPermissions_endsWithCallerAsOwner() public {

@@ -58,6 +58,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Claim the PKP derived from an auth method (PKPHelper `claimKey`): the network attests it to
+    /// whoever proves the method, and it is minted to itself with that method permitted. Your
+    /// wallet pays the gas and the mint fee.
+    Claim {
+        /// The auth method's type.
+        #[arg(long = "type")]
+        kind: u64,
+        /// Its proof: an authSig (JSON) for type 1, a JWT for OIDC, an access token…
+        #[arg(long)]
+        access_token: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Permit an auth method to use a PKP you own.
     GrantAuthMethod {
         /// Token id (decimal or 0x hex).
@@ -232,6 +246,20 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             let pkp = client
                 .mint_with_auth_methods(&ctx.provider, &auth, &contracts, &[method], self_owned)
                 .await?;
+            print_pkp(&pkp, json);
+        }
+        Command::Claim {
+            kind,
+            access_token,
+            json,
+        } => {
+            let client = ctx.client().await?;
+            let method = sigil_primitives::AuthMethod {
+                auth_method_type: kind,
+                access_token,
+            };
+            eprintln!("claiming the PKP of auth method type {kind} …");
+            let pkp = client.claim_key(&ctx.provider, &contracts, &method).await?;
             print_pkp(&pkp, json);
         }
         Command::GrantAuthMethod {

@@ -2,6 +2,8 @@
 //! window and the ReCap lookups (the capability itself is verified once per session and node,
 //! then remembered: `capability_first_use` is that one-time cost for a wallet's capability).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use sigil_chain::alloy::primitives::U256;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;

@@ -133,12 +133,15 @@ sol! {
     contract PKPHelper {
         struct NewAuthMethod { uint256 authMethodType; bytes id; bytes userPubkey; uint256 scopes; }
 
+        function claimKeyIdFor(uint256 authMethodType, bytes calldata id) external view returns (bytes32);
+        function claimKey(uint256 authMethodType, bytes calldata id, bytes calldata pubkey, bytes calldata attestation) external returns (uint256 tokenId);
         function mintWithAuthMethods(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, NewAuthMethod[] calldata methods, bool sendToItself) external returns (uint256 tokenId);
         function keyIdFor(address user, bytes32 salt) external view returns (bytes32);
         function mintWithPermissions(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes[] calldata actions, address[] calldata addresses) external returns (uint256 tokenId);
         function mintGrantBurn(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes calldata ipfsCid) external returns (uint256 tokenId);
 
         event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
+        event KeyClaimed(uint256 indexed tokenId, uint256 authMethodType, bytes id);
 
         error NotSha256Multihash(bytes ipfsCid);
     }

@@ -51,6 +51,20 @@ pub fn mint_key_id(minter: Address, salt: &[u8; 32], helper: Option<Address>) ->
     }
 }
 
+/// Key id of the PKP that auth method (`kind`, `id`) may claim through PKPHelper at `helper`
+/// (`PKPHelper.claimKeyIdFor`): `keccak256(helper ‖ keccak256("sigil-claim-v1" ‖ kind ‖ keccak256(id)))`.
+pub fn claim_key_id(helper: Address, kind: u64, id: &[u8]) -> [u8; 32] {
+    let salt = keccak256(
+        [
+            b"sigil-claim-v1".as_slice(),
+            &U256::from(kind).to_be_bytes::<32>(),
+            keccak256(id).as_slice(),
+        ]
+        .concat(),
+    );
+    keccak256([helper.as_slice(), salt.as_slice()].concat()).0
+}
+
 /// A PKP's token id: `uint256(keccak256(uncompressed public key))`.
 pub fn token_id(pubkey: &[u8; 65]) -> U256 {
     U256::from_be_bytes(keccak256(pubkey).0)

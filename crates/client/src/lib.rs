@@ -46,12 +46,13 @@ use serde::{Deserialize, Serialize};
 pub use session::{Credential, CustomAuth, Session};
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
+pub use sigil_chain::session::SessionKey;
 pub use sigil_chain::siwe::AuthSig;
 use sigil_chain::siwe::SiweMessage;
 use sigil_chain::Contracts;
 pub use sigil_primitives::Handshake;
 use sigil_primitives::HandshakeRequest;
-use sigil_primitives::{AttestRequest, ErrorBody, SignRequest, SignResponse};
+use sigil_primitives::{AttestRequest, ClaimRequest, ErrorBody, SignRequest, SignResponse};
 use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncompressed, KeyId};
 use sigil_tss::ecdsa::{combine, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
@@ -235,6 +236,8 @@ enum SignBody {
     Pkp(SignRequest),
     /// `POST /web/pkp/mint-attestation`.
     Attestation(AttestRequest),
+    /// `POST /web/pkp/claim`.
+    Claim(ClaimRequest),
 }
 
 impl SignBody {
@@ -250,6 +253,10 @@ impl SignBody {
                 body.attempt = attempt;
                 body.exclude = exclude.to_vec();
             }
+            Self::Claim(body) => {
+                body.attempt = attempt;
+                body.exclude = exclude.to_vec();
+            }
         }
     }
 
@@ -257,6 +264,7 @@ impl SignBody {
         let (path, value) = match self {
             Self::Pkp(body) => ("/web/pkp/sign", serde_json::to_value(body)),
             Self::Attestation(body) => ("/web/pkp/mint-attestation", serde_json::to_value(body)),
+            Self::Claim(body) => ("/web/pkp/claim", serde_json::to_value(body)),
         };
         Ok((path, value.map_err(|e| ClientError::Invalid(e.to_string()))?))
     }
@@ -516,6 +524,27 @@ impl Client {
             .threshold_sign(SignBody::Attestation(body), &attester, digest)
             .await?;
         Ok((key_id, outcome.signature.to_rsv()))
+    }
+
+    /// The network's attestation for the PKP that auth method `method` may claim (its key id,
+    /// `claim_key_id`), checked against the attester key: for PKPHelper `claimKey`. The mint of
+    /// that key id must have been requested on chain first.
+    pub async fn claim_attestation(
+        &self,
+        method: &sigil_primitives::AuthMethod,
+        key_id: [u8; 32],
+    ) -> Result<[u8; 65], ClientError> {
+        let attester = derive_public_key(&self.ecdsa_root, &KeyId(sigil_chain::attester_key_id()));
+        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
+        let pkp_nft = self.pkp_nft.ok_or(ClientError::NoChain)?;
+        let pubkey = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &pubkey);
+        let body = ClaimRequest {
+            auth_method: method.clone(),
+            ..ClaimRequest::default()
+        };
+        let outcome = self.threshold_sign(SignBody::Claim(body), &attester, digest).await?;
+        Ok(outcome.signature.to_rsv())
     }
 
     /// Sends `body` to `path` at every node at once with `send(http, url, body)`; the answers

@@ -187,6 +187,45 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Claims the PKP derived from auth method `method` (PKPHelper `claimKey`), paid and sent by
+    /// `wallet` (anyone: a relayer for someone without a wallet): a node tells the method's id
+    /// (`/web/auth_method_id`), the mint is requested, the network attests the key to whoever
+    /// proves the method, and the PKP is minted to itself with that method permitted.
+    pub async fn claim_key(
+        &self,
+        wallet: &DynProvider,
+        contracts: &Contracts,
+        method: &sigil_primitives::AuthMethod,
+    ) -> Result<MintedPkp, ClientError> {
+        let node = self.nodes.first().ok_or(ClientError::NoChain)?;
+        let body = sigil_primitives::AuthMethodIdRequest {
+            auth_method: method.clone(),
+        };
+        let answer: sigil_primitives::AuthMethodIdResponse =
+            crate::post(&self.http, &format!("{}/web/auth_method_id", node.url), &body)
+                .await
+                .map_err(ClientError::Auth)?;
+        let id = hex::decode(answer.auth_method_id.trim_start_matches("0x"))
+            .map_err(|e| ClientError::Invalid(format!("authMethodId: {e}")))?;
+        // Computed here, not taken from the node: the attestation binds it.
+        let key_id = sigil_chain::claim_key_id(contracts.pkp_helper, answer.auth_method_type, &id);
+        self.request_mint(wallet, contracts, key_id).await?;
+        let attestation = self.claim_attestation(method, key_id).await?;
+        let public_key = uncompressed(&self.pkp_public_key(KeyRef::KeyId(key_id)));
+        let call = PKPHelper::new(contracts.pkp_helper, wallet)
+            .claimKey(
+                U256::from(answer.auth_method_type),
+                Bytes::from(id),
+                Bytes::copy_from_slice(&public_key),
+                Bytes::copy_from_slice(&attestation),
+            )
+            .into_transaction_request();
+        let receipt = send(wallet, call, "PKPHelper.claimKey").await.map_err(chain)?;
+        Ok(self.minted(key_id, receipt.transaction_hash))
+    }
+}
+
 fn random32() -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(&request_id());

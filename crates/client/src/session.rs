@@ -18,16 +18,19 @@ use sigil_tss::PartyId;
 
 use crate::{list, post, request_id, Client, ClientError, NodeFailure};
 
+/// A request's `authSig` and `sessionSigs` fields.
+pub type Fields = (Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>);
+
 /// What a request proves its caller with: a [`Session`] or a bare [`AuthSig`].
 pub trait Credential: std::fmt::Debug + Send + Sync {
     /// The `authSig` and `sessionSigs` fields of a request.
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError>;
+    fn fields(&self) -> Result<Fields, ClientError>;
     /// The address the nodes will see as the caller (a wallet, or a PKP's own address).
     fn address(&self) -> Result<Address, ClientError>;
 }
 
 impl Credential for AuthSig {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         Ok((Some(crate::auth_value(self)?), None))
     }
 
@@ -39,7 +42,7 @@ impl Credential for AuthSig {
 }
 
 impl<T: Credential + ?Sized> Credential for Arc<T> {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         (**self).fields()
     }
 
@@ -92,7 +95,7 @@ impl Session {
 }
 
 impl Credential for Session {
-    fn fields(&self) -> Result<(Option<serde_json::Value>, Option<BTreeMap<String, serde_json::Value>>), ClientError> {
+    fn fields(&self) -> Result<Fields, ClientError> {
         Ok((None, Some(self.inner.sigs.clone())))
     }
 
@@ -178,19 +181,52 @@ impl Client {
         Ok(self.session(key, capability, wallet.address(), requests, window))
     }
 
-    /// A session for the PKP `pkp_public_key` (65 bytes), granted by the network for
-    /// `auth_methods` (and/or a custom auth action, `custom`): every node checks them and answers
-    /// `/web/sign_session_key` with a BLS share of one capability; `t` of them are combined and
-    /// checked here against the network key.
+    /// A wallet as an auth method for granting session key `key` (type 1): an auth signature
+    /// delegating to exactly that key (`uri` `lit:session:<key>`), so no node that sees it can
+    /// buy a session for another key with it.
+    pub async fn wallet_auth_method(
+        &self,
+        wallet: &PrivateKeySigner,
+        domain: &str,
+        key: &SessionKey,
+    ) -> Result<AuthMethod, ClientError> {
+        let chain_id = self.chain_id.ok_or(ClientError::NoChain)?;
+        let window = window(Duration::from_secs(600));
+        let message = SiweMessage {
+            domain: domain.to_string(),
+            address: wallet.address(),
+            statement: Some("Sigil: I let the network grant this session key a session for my PKP.".into()),
+            uri: key.uri(),
+            version: "1".into(),
+            chain_id,
+            nonce: self.latest_blockhash().await?,
+            issued_at: window.0,
+            expiration_time: Some(window.1),
+            not_before: None,
+            request_id: None,
+            resources: Vec::new(),
+        };
+        let auth = AuthSig::create(wallet, &message).map_err(|e| ClientError::Auth(e.to_string()))?;
+        Ok(AuthMethod {
+            auth_method_type: 1,
+            access_token: serde_json::to_string(&auth).map_err(|e| ClientError::Invalid(e.to_string()))?,
+        })
+    }
+
+    /// A session with key `key` (make one with [`SessionKey::random`]) for the PKP
+    /// `pkp_public_key` (65 bytes), granted by the network for `auth_methods` (and/or a custom
+    /// auth action, `custom`): every node checks them and answers `/web/sign_session_key` with a
+    /// BLS share of one capability; `t` of them are combined and checked here against the
+    /// network key.
     pub async fn pkp_session(
         &self,
+        key: SessionKey,
         pkp_public_key: &[u8; 65],
         auth_methods: &[AuthMethod],
         custom: Option<CustomAuth>,
         requests: &[ResourceAbility],
         valid_for: Duration,
     ) -> Result<Session, ClientError> {
-        let key = SessionKey::random();
         let window = window(valid_for);
         let custom = custom.unwrap_or_default();
         let body = SignSessionKeyRequest {

@@ -388,3 +388,38 @@ pub struct SignSessionKeyResponse {
     /// The PKP's Ethereum address (the capability's `address`).
     pub pkp_eth_address: String,
 }
+
+/// `POST /web/pkp/claim` body: the attestation for the PKP derived from an auth method, which
+/// the caller proves (PKPHelper `claimKey`). The mint of its key id must be requested first.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The auth method and its proof.
+    pub auth_method: AuthMethod,
+    /// Which try this is (0, 1 or 2).
+    #[serde(default)]
+    pub attempt: u8,
+    /// Node ids to leave out of the signing set.
+    #[serde(default)]
+    pub exclude: Vec<u32>,
+}
+
+/// `POST /web/auth_method_id` body: an auth method whose proof the node checks.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthMethodIdRequest {
+    /// The auth method and its proof.
+    pub auth_method: AuthMethod,
+}
+
+/// `POST /web/auth_method_id` answer: the proven auth method's id, and the key it may claim.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthMethodIdResponse {
+    /// Lit's type number.
+    pub auth_method_type: u64,
+    /// Its id, 0x-hex (what PKPPermissions lists).
+    pub auth_method_id: String,
+    /// The key id it may claim through PKPHelper, 0x-hex.
+    pub claim_key_id: String,
+}

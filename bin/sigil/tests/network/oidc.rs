@@ -16,7 +16,7 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 use sigil_chain::alloy::primitives::{keccak256, U256};
 use sigil_client::pkp::NewAuthMethod;
-use sigil_client::{ActionCode, Client, ClientError, KeyRef};
+use sigil_client::{ActionCode, Client, ClientError, KeyRef, SessionKey};
 use sigil_primitives::{AuthMethod, Resource, ResourceAbility};
 use sigil_tss::derive::{derive_public_key, KeyId};
 
@@ -119,7 +119,7 @@ fn run_any() -> ResourceAbility {
 /// Asks for a session with `token` as type 6 and returns the refusal (panics if granted).
 async fn refused(client: &Client, public_key: &[u8; 65], token_id: U256, auth: AuthMethod) -> String {
     match client
-        .pkp_session(public_key, &[auth], None, &[signing(token_id)], HOUR)
+        .pkp_session(SessionKey::random(), public_key, &[auth], None, &[signing(token_id)], HOUR)
         .await
     {
         Err(ClientError::Auth(text)) => text,
@@ -191,6 +191,7 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
     // The ID token gets a session, the session signs, and the signature verifies.
     let session = client
         .pkp_session(
+            SessionKey::random(),
             &pkp.public_key,
             &[method(6, key.sign(&claims()))],
             None,
@@ -222,6 +223,7 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
     // The access token gets a session too, checked at the userinfo endpoint.
     let session = client
         .pkp_session(
+            SessionKey::random(),
             &pkp.public_key,
             &[method(4, DISCORD_TOKEN.into())],
             None,

@@ -12,7 +12,7 @@ use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::session::SessionMessage;
 use sigil_chain::siwe::rfc3339;
 use sigil_client::pkp::NewAuthMethod;
-use sigil_client::{ActionCode, Client, ClientError, CustomAuth, KeyRef, Session};
+use sigil_client::{ActionCode, Client, ClientError, CustomAuth, KeyRef, Session, SessionKey};
 use sigil_primitives::{AuthMethod, Cid, Resource, ResourceAbility};
 use sigil_tss::derive::{derive_public_key, uncompressed, KeyId};
 
@@ -114,6 +114,13 @@ async fn a_wallet_session_works_only_for_its_node_its_time_and_what_it_grants() 
     );
     // ...and replayed to another node it is refused.
     assert_eq!(sign_at(url1, key_a, &mine).await, (401, "SESSION_WRONG_NODE".into()));
+
+    // The capability alone, lifted out of a session signature, is no authSig.
+    let lifted = serde_json::to_value(session.capability()).unwrap();
+    assert_eq!(
+        sign_at(url0, key_a, &lifted).await,
+        (401, "AUTH_IS_SESSION_CAPABILITY".into())
+    );
 
     // Expired, and not yet valid.
     let t = now();
@@ -292,14 +299,51 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .await
         .unwrap();
     let bob_auth = client.auth_sig(&bob, "localhost", HOUR).await.unwrap();
-    let method = AuthMethod {
-        auth_method_type: 1,
-        access_token: serde_json::to_string(&bob_auth).unwrap(),
-    };
     let own = signing(&token_hex(pkp.token_id));
+    // Bob's wallet proof must delegate to the very session key being granted: his ordinary
+    // authSig, or one delegating to another key, buys nothing.
+    for proof in [
+        bob_auth.clone(),
+        serde_json::from_str(
+            &client
+                .wallet_auth_method(&bob, "localhost", &SessionKey::random())
+                .await
+                .unwrap()
+                .access_token,
+        )
+        .unwrap(),
+    ] {
+        let stolen = AuthMethod {
+            auth_method_type: 1,
+            access_token: serde_json::to_string(&proof).unwrap(),
+        };
+        match client
+            .pkp_session(
+                SessionKey::random(),
+                &pkp.public_key,
+                &[stolen],
+                None,
+                std::slice::from_ref(&own),
+                HOUR,
+            )
+            .await
+        {
+            Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_NOT_FOR_THIS_SESSION"), "{text}"),
+            other => panic!("a proof for another session key got a session: {other:?}"),
+        }
+    }
+    let key = SessionKey::random();
+    let method = client.wallet_auth_method(&bob, "localhost", &key).await.unwrap();
     let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
-        .pkp_session(&pkp.public_key, &[method.clone()], None, &[own.clone(), run_any], HOUR)
+        .pkp_session(
+            key,
+            &pkp.public_key,
+            std::slice::from_ref(&method),
+            None,
+            &[own.clone(), run_any],
+            HOUR,
+        )
         .await
         .unwrap();
     assert_eq!(session.capability().derived_via, "lit.bls");
@@ -338,12 +382,20 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     }
     // Alice's wallet is no auth method of it.
     let alice: PrivateKeySigner = ALICE_KEY.parse().unwrap();
-    let alice_method = AuthMethod {
-        auth_method_type: 1,
-        access_token: serde_json::to_string(&client.auth_sig(&alice, "localhost", HOUR).await.unwrap()).unwrap(),
-    };
+    let alice_key = SessionKey::random();
+    let alice_method = client
+        .wallet_auth_method(&alice, "localhost", &alice_key)
+        .await
+        .unwrap();
     match client
-        .pkp_session(&pkp.public_key, &[alice_method], None, &[own.clone()], HOUR)
+        .pkp_session(
+            alice_key,
+            &pkp.public_key,
+            &[alice_method],
+            None,
+            std::slice::from_ref(&own),
+            HOUR,
+        )
         .await
     {
         Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_NOT_PERMITTED"), "{text}"),
@@ -362,6 +414,48 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
             "{failures:?}"
         ),
         other => panic!("a PKP session signed with another PKP: {other:?}"),
+    }
+
+    // Claiming: Alice proves her wallet as an auth method and the dev wallet relays the claim;
+    // the PKP derived from her auth method is minted to itself, and her session signs with it.
+    let claimed = client
+        .claim_key(&dev_provider, &net.contracts(), &alice_method_of(&client, &alice).await)
+        .await
+        .unwrap();
+    let helper = net.contracts().pkp_helper;
+    assert_eq!(
+        claimed.key_id,
+        sigil_chain::claim_key_id(helper, 1, alice.address().as_slice())
+    );
+    let claim_key = SessionKey::random();
+    let claim_method = client
+        .wallet_auth_method(&alice, "localhost", &claim_key)
+        .await
+        .unwrap();
+    let alice_session = client
+        .pkp_session(
+            claim_key,
+            &claimed.public_key,
+            &[claim_method],
+            None,
+            &[signing(&token_hex(claimed.token_id))],
+            HOUR,
+        )
+        .await
+        .unwrap();
+    let outcome = client
+        .pkp_sign(KeyRef::KeyId(claimed.key_id), hash, &alice_session)
+        .await
+        .unwrap();
+    let point = derive_public_key(client.ecdsa_root(), &KeyId(claimed.key_id));
+    assert!(outcome.signature.verify(&point, &hash));
+    // The same key cannot be claimed twice.
+    match client
+        .claim_key(&dev_provider, &net.contracts(), &alice_method_of(&client, &alice).await)
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("ALREADY_MINTED"), "{e}"),
+        Ok(_) => panic!("a key was claimed twice"),
     }
 
     // Custom auth: a PKP permitting two actions, one that says yes, one that says no.
@@ -395,10 +489,11 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     };
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(no, "")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
@@ -408,10 +503,11 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     }
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(yes, "wrong")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
@@ -423,10 +519,11 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     let stranger = "Lit.Actions.setResponse({response: 'true'});";
     match client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(stranger, "")),
-            &[gated_signing.clone()],
+            std::slice::from_ref(&gated_signing),
             HOUR,
         )
         .await
@@ -437,6 +534,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     // Yes: exactly the listed resources — signing with this PKP, not decrypting.
     let granted = client
         .pkp_session(
+            SessionKey::random(),
             &gated.public_key,
             &[],
             Some(custom(yes, "open sesame")),
@@ -497,6 +595,14 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .unwrap();
     assert_eq!(dev_run.response.as_deref(), Some("still here"));
     net.stop().await;
+}
+
+/// Alice's wallet as an auth method (type 1): a fresh authSig as its access token.
+async fn alice_method_of(client: &Client, alice: &PrivateKeySigner) -> AuthMethod {
+    AuthMethod {
+        auth_method_type: 1,
+        access_token: serde_json::to_string(&client.auth_sig(alice, "localhost", HOUR).await.unwrap()).unwrap(),
+    }
 }
 
 fn pkp_address(client: &Client, key_id: [u8; 32]) -> sigil_chain::alloy::primitives::Address {

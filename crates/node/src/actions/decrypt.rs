@@ -61,10 +61,17 @@ impl HostInner {
     /// Who asks, inside an action: the address of the `authSig` given to the call (none without
     /// one: the run's own `authSig` is not lent to the action, or any action a user runs could
     /// decrypt everything locked to that user), and the action itself (`:currentActionIpfsId`).
-    async fn condition_context(&self, auth: Option<&Value>, action: &str) -> Result<Context, HostError> {
+    /// A session signature passed here must grant `need` (decrypting those data, or — for
+    /// `checkConditions` — every data under those conditions), as it must outside actions.
+    async fn condition_context(
+        &self,
+        auth: Option<&Value>,
+        action: &str,
+        need: &sigil_chain::session::Need,
+    ) -> Result<Context, HostError> {
         let user = match auth {
             Some(auth) => Some(
-                authenticate(&self.node, Credentials::new(Some(auth), None), None)
+                authenticate(&self.node, Credentials::new(Some(auth), None), Some(need))
                     .await
                     .map_err(host_error)?
                     .address(),
@@ -85,7 +92,8 @@ impl HostInner {
         action: &str,
     ) -> Result<Value, HostError> {
         let conditions = action_conditions(conditions)?;
-        let context = self.condition_context(auth, action).await?;
+        let need = sigil_chain::session::Need::decryption(&hex::encode(conditions.hash()), "*");
+        let context = self.condition_context(auth, action, &need).await?;
         match decide(&self.node, self.environment()?, &conditions, &context).await {
             Ok(()) => Ok(json!(true)),
             Err(e) if e.code() == "CONDITION_FAILED" => Ok(json!(false)),
@@ -235,7 +243,8 @@ impl HostInner {
             .map_err(|e| bad(format!("ciphertext: not base64 ({e})")))?;
         let epoch = node.epoch();
         let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
-        let context = self.condition_context(auth, action).await?;
+        let need = sigil_chain::session::Need::decryption(&hex::encode(conditions.hash()), &hex::encode(data_hash));
+        let context = self.condition_context(auth, action, &need).await?;
         decide(node, self.environment()?, &conditions, &context)
             .await
             .map_err(host_error)?;

@@ -133,18 +133,16 @@ pub async fn sign_session_key(
             format!("PKP {token:#x} is not minted on chain {}", registry.chain_id()),
         ));
     }
-    let principal_key = Principal::Pkp {
-        token,
-        address,
-        auth_methods: Vec::new(),
-        action: None,
-    };
-    super::check_rate(node, &principal_key)?;
-
     // Who asks: each auth method proven and permitted, or a permitted action that says yes.
     let mut resolved = Vec::with_capacity(request.auth_methods.len());
     for method in &request.auth_methods {
-        let method = methods::resolve(node, method, Some(token)).await?;
+        let method = methods::resolve(
+            node,
+            method,
+            Some(token),
+            methods::Purpose::Session(&request.session_key),
+        )
+        .await?;
         let scopes = registry
             .auth_method_scopes(token, method.kind, &method.id)
             .await
@@ -169,6 +167,18 @@ pub async fn sign_session_key(
             "give authMethods the PKP permits, or a custom auth action (litActionIpfsId or code) it permits",
         ));
     }
+
+    // Counted against the PKP only once the caller proved it speaks for it: strangers cannot
+    // spend a PKP's rate (they are bounded per address by `[limits]`).
+    super::check_rate(
+        node,
+        &Principal::Pkp {
+            token,
+            address,
+            auth_methods: Vec::new(),
+            action: None,
+        },
+    )?;
 
     // The capability: the same text at every honest node.
     let nonce: B256 = request

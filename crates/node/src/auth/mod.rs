@@ -136,23 +136,24 @@ pub const MAX_AUTH_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 /// Spends one request of `principal`'s rate (`[auth]`): 429 `RATE_LIMITED` with `Retry-After`
 /// when it is over it.
 pub fn check_rate(node: &Node, principal: &Principal) -> Result<(), Error> {
+    check_rate_of(node, principal.rate_key(), &principal.address().to_string())
+}
+
+/// [`check_rate`] for the caller counted under `key`, named `who` in the error.
+pub fn check_rate_of(node: &Node, key: [u8; 32], who: &str) -> Result<(), Error> {
     let Ok(mut limits) = node.principal_limits.lock() else {
         return Ok(());
     };
-    limits
-        .spend(principal.rate_key(), std::time::Instant::now())
-        .map_err(|wait| {
-            let auth = &node.settings.config.auth;
-            Error::rate_limited(
-                format!(
-                    "{} is over its rate of {} requests a second (burst {}) at this node",
-                    principal.address(),
-                    auth.rate_per_principal,
-                    auth.burst_per_principal
-                ),
-                wait.ceil().max(1.0) as u64,
-            )
-        })
+    limits.spend(key, std::time::Instant::now()).map_err(|wait| {
+        let auth = &node.settings.config.auth;
+        Error::rate_limited(
+            format!(
+                "{who} is over its rate of {} requests a second (burst {}) at this node",
+                auth.rate_per_principal, auth.burst_per_principal
+            ),
+            wait.ceil().max(1.0) as u64,
+        )
+    })
 }
 
 /// The node's SIWE expectations: its domain and chain.
@@ -198,6 +199,12 @@ pub async fn authenticate_auth_sig(node: &Node, auth: Option<&serde_json::Value>
     let now = now();
     let verified = verified_auth(node, &auth, &expected(node)?, now)?;
     let message = &verified.message;
+    if message.uri.starts_with(sigil_chain::session::SESSION_URI_PREFIX) {
+        return Err(unauthorized(
+            "AUTH_IS_SESSION_CAPABILITY",
+            "this SIWE message delegates to a session key (its uri is lit:session:…): it counts only inside that key's session signatures, never as an authSig",
+        ));
+    }
     check_lifetime(message.issued_at, message.expiration_time, "authSig")?;
     let nonce = &message.nonce;
     let stale = |why: String| {

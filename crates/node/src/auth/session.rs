@@ -21,6 +21,8 @@ use crate::node::Node;
 
 /// Most verified capabilities a node remembers (the map is emptied when full).
 const VERIFIED_CAPABILITY_CACHE: usize = 4096;
+/// Most capabilities one session signature may carry (each may cost a chain read or a pairing).
+pub const MAX_CAPABILITIES: usize = 4;
 
 /// A capability that passed its checks: whom it speaks for, what it grants, until when.
 #[derive(Clone, Debug)]
@@ -94,6 +96,12 @@ pub async fn verify(node: &Node, sig: &SessionSig, need: Option<&Need>) -> Resul
             ))));
         }
     }
+    if message.capabilities.len() > MAX_CAPABILITIES {
+        return Err(refusal(SessionError::Malformed(format!(
+            "{} capabilities; at most {MAX_CAPABILITIES}",
+            message.capabilities.len()
+        ))));
+    }
     if message.capabilities.is_empty() {
         return Err(refusal(SessionError::NotGranted(
             "anything: the session has no capabilities".into(),
@@ -119,7 +127,10 @@ pub async fn verify(node: &Node, sig: &SessionSig, need: Option<&Need>) -> Resul
                         need.uri()
                     ))));
                 }
-                _ => return Ok(cap.principal.clone()),
+                _ => {
+                    still_permitted(node, &cap.principal).await?;
+                    return Ok(cap.principal.clone());
+                }
             },
             Err(e) => last_error = Some(e),
         }
@@ -154,7 +165,7 @@ async fn capability(node: &Node, index: usize, auth: &AuthSig, now: u64) -> Resu
     let bad = |why: String| refusal(SessionError::BadCapability { index, why });
     let cap = match auth.derived_via.as_str() {
         DERIVED_VIA => wallet_capability(node, auth, now).await,
-        DERIVED_VIA_BLS => network_capability(node, auth, now),
+        DERIVED_VIA_BLS => network_capability(node, auth, now).await,
         other => Err(format!("derivedVia {other:?} is neither a wallet's nor the network's")),
     }
     .map_err(bad)?;
@@ -210,8 +221,49 @@ async fn wallet_capability(node: &Node, auth: &AuthSig, now: u64) -> Result<Capa
     })
 }
 
-/// A capability the network signed with its BLS key for a PKP (`/web/sign_session_key`).
-fn network_capability(node: &Node, auth: &AuthSig, now: u64) -> Result<Capability, String> {
+/// A PKP's network-granted session counts only while one of the auth methods it was granted for
+/// is still permitted (or its custom auth action is): revoking the method ends its sessions at
+/// once, read from the chain on every request.
+async fn still_permitted(node: &Node, principal: &Principal) -> Result<(), Error> {
+    let Principal::Pkp {
+        token,
+        auth_methods,
+        action,
+        ..
+    } = principal
+    else {
+        return Ok(());
+    };
+    let registry = node.registry()?;
+    for method in auth_methods {
+        if registry
+            .auth_method_scopes(*token, method.kind, &method.id)
+            .await
+            .map_err(Error::chain)?
+            != 0
+        {
+            return Ok(());
+        }
+    }
+    if let Some(cid) = action.as_deref().and_then(|c| c.parse::<sigil_primitives::Cid>().ok()) {
+        if registry
+            .is_permitted_action(*token, cid.as_bytes())
+            .await
+            .map_err(Error::chain)?
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::new(
+        crate::error::Kind::Forbidden,
+        "SESSION_REVOKED",
+        format!("PKP {token:#x} no longer permits the auth methods (or the action) its session was granted for"),
+    ))
+}
+
+/// A capability the network signed with its BLS key for a PKP (`/web/sign_session_key`); the
+/// pairing check runs on a blocking thread.
+async fn network_capability(node: &Node, auth: &AuthSig, now: u64) -> Result<Capability, String> {
     let message = SiweMessage::parse(&auth.signed_message).map_err(|e| e.to_string())?;
     let expected = expected(node).map_err(|e| e.to_string())?;
     if message.domain != expected.domain || message.chain_id != expected.chain_id {
@@ -233,12 +285,11 @@ fn network_capability(node: &Node, auth: &AuthSig, now: u64) -> Result<Capabilit
     }
     let signature = hex::decode(auth.sig.trim_start_matches("0x")).map_err(|_| "sig is not hex")?;
     let keys = node.keys().ok_or("this node holds no root keys yet")?;
-    sigil_tss::bls::verify_signature(
-        keys.bls.public(),
-        &signature,
-        &capability_identity(&auth.signed_message),
-    )
-    .map_err(|_| "the network's BLS signature over it does not verify".to_string())?;
+    let identity = capability_identity(&auth.signed_message);
+    tokio::task::spawn_blocking(move || sigil_tss::bls::verify_signature(keys.bls.public(), &signature, &identity))
+        .await
+        .map_err(|e| format!("verifying: {e}"))?
+        .map_err(|_| "the network's BLS signature over it does not verify".to_string())?;
     let session_key = delegate(&message)?;
     let recap = Recap::of(&message.resources)?;
     let context = recap

@@ -47,6 +47,8 @@ pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
         .route("/web/handshake", post(handshake::handshake))
         .route("/web/pkp/sign", post(pkp::sign))
         .route("/web/pkp/mint-attestation", post(pkp::mint_attestation))
+        .route("/web/pkp/claim", post(pkp::claim))
+        .route("/web/auth_method_id", post(auth::auth_method_id))
         .route("/web/encryption/sign", post(encryption::sign))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))

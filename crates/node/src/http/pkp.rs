@@ -1,4 +1,5 @@
-//! `POST /web/pkp/sign` and `POST /web/pkp/mint-attestation` over `signing::pkp`.
+//! `POST /web/pkp/sign`, `POST /web/pkp/mint-attestation` and `POST /web/pkp/claim` over
+//! `signing::pkp`.
 
 use std::sync::Arc;
 
@@ -24,4 +25,11 @@ pub(super) async fn mint_attestation(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SignResponse>, ApiError> {
     Ok(Json(pkp::attest(&node, json_body(raw)?).await?))
+}
+
+pub(super) async fn claim(
+    State(node): State<Arc<Node>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<SignResponse>, ApiError> {
+    Ok(Json(pkp::claim(&node, json_body(raw)?).await?))
 }

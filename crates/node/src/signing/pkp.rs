@@ -9,7 +9,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::eip191_hash_message;
 use sigil_chain::{attestation_digest, attester_key_id, mint_key_id};
-use sigil_primitives::{AttestRequest, SignRequest, SignResponse, ATTESTATION_ATTEMPTS};
+use sigil_primitives::{AttestRequest, ClaimRequest, SignRequest, SignResponse, ATTESTATION_ATTEMPTS};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 
 use super::share::threshold_share;
@@ -167,6 +167,61 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
         &salt,
         request.via_helper.then_some(registry.contracts().pkp_helper),
     ));
+    attest_key(
+        node,
+        &epoch,
+        &keys,
+        key_id,
+        request.attempt,
+        &request.exclude,
+        &format!("salt 0x{}", hex::encode(salt)),
+    )
+    .await
+}
+
+/// A claim (PKPHelper `claimKey`): the attestation share for the PKP derived from an auth
+/// method the caller proves here, whose key id is `claim_key_id(PKPHelper, type, id)`.
+pub async fn claim(node: &Arc<Node>, request: ClaimRequest) -> Result<SignResponse, Error> {
+    let epoch = node.epoch();
+    if request.attempt >= ATTESTATION_ATTEMPTS {
+        return Err(Error::bad_request(format!(
+            "attempt: {}, at most {}",
+            request.attempt,
+            ATTESTATION_ATTEMPTS - 1
+        )));
+    }
+    check_exclude(&epoch, &request.exclude)?;
+    let registry = node.registry()?;
+    let keys = epoch.keys().ok_or_else(Error::not_ready)?;
+    let method = crate::auth::methods::resolve(
+        node,
+        &request.auth_method,
+        None,
+        crate::auth::methods::Purpose::Identify,
+    )
+    .await?;
+    let key_id = KeyId(sigil_chain::claim_key_id(
+        registry.contracts().pkp_helper,
+        method.kind,
+        &method.id,
+    ));
+    let what = format!("auth method type {} id 0x{}", method.kind, hex::encode(&method.id));
+    crate::auth::check_rate_of(node, key_id.0, &what)?;
+    attest_key(node, &epoch, &keys, key_id, request.attempt, &request.exclude, &what).await
+}
+
+/// The attestation share for `key_id` once its mint was requested and it is not minted yet;
+/// `what` names the mint in errors.
+async fn attest_key(
+    node: &Arc<Node>,
+    epoch: &Arc<crate::epoch::Epoch>,
+    keys: &crate::epoch::RootKeys,
+    key_id: KeyId,
+    attempt: u8,
+    exclude: &[u32],
+    what: &str,
+) -> Result<SignResponse, Error> {
+    let registry = node.registry()?;
     let root = *keys.ecdsa.public_key();
     let pubkey = uncompressed(&derive_public_key(&root, &key_id));
     let token = sigil_chain::token_id(&pubkey);
@@ -174,10 +229,7 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
         return Err(Error::new(
             Kind::Conflict,
             "ALREADY_MINTED",
-            format!(
-                "PKP {token:#x} (salt 0x{}) is already minted; use a fresh salt",
-                hex::encode(salt)
-            ),
+            format!("PKP {token:#x} ({what}) is already minted"),
         ));
     }
     if !registry.mint_requested(key_id.0).await.map_err(Error::chain)? {
@@ -194,7 +246,7 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
         let mut h = Sha256::new();
         h.update(b"sigil-attestation-request/v1");
         h.update(key_id.0);
-        h.update([request.attempt]);
+        h.update([attempt]);
         let digest: [u8; 32] = h.finalize().into();
         let mut id = [0u8; 16];
         id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
@@ -203,12 +255,12 @@ pub async fn attest(node: &Arc<Node>, request: AttestRequest) -> Result<SignResp
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
     threshold_share(
         node,
-        &epoch,
+        epoch,
         &root,
         KeyId(attester_key_id()),
         digest,
         request_id,
-        &request.exclude,
+        exclude,
     )
     .await
 }
