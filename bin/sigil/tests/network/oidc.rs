@@ -119,7 +119,14 @@ fn run_any() -> ResourceAbility {
 /// Asks for a session with `token` as type 6 and returns the refusal (panics if granted).
 async fn refused(client: &Client, public_key: &[u8; 65], token_id: U256, auth: AuthMethod) -> String {
     match client
-        .pkp_session(SessionKey::random(), public_key, &[auth], None, &[signing(token_id)], HOUR)
+        .pkp_session(
+            SessionKey::random(),
+            public_key,
+            &[auth],
+            None,
+            &[signing(token_id)],
+            HOUR,
+        )
         .await
     {
         Err(ClientError::Auth(text)) => text,
