@@ -29,6 +29,11 @@ use tokio::process::{Child, Command};
 
 use crate::network::{health_all, record_keys, wallet, AnvilInfo, DevWallet, NetworkFile, NetworkNode};
 
+/// The WebAuthn relying-party id of a dev network's nodes: passkeys registered on `localhost`.
+pub const DEV_WEBAUTHN_RP_ID: &str = "localhost";
+/// The origins a dev network's nodes accept passkey assertions from (a dev server's usual ports).
+pub const DEV_WEBAUTHN_ORIGINS: [&str; 2] = ["http://localhost:5173", "http://localhost:3000"];
+
 /// Private key of anvil's first funded account: the dev wallet, NodeSet's admin in a dev network.
 pub const DEV_PRIVATE_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
@@ -661,6 +666,8 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
             auth: AuthConfig {
                 rate_per_principal: 50_000,
                 burst_per_principal: 100_000,
+                webauthn_rp_id: Some(DEV_WEBAUTHN_RP_ID.into()),
+                webauthn_origins: DEV_WEBAUTHN_ORIGINS.iter().map(|o| o.to_string()).collect(),
                 ..AuthConfig::default()
             },
         };

@@ -29,6 +29,8 @@
 mod action;
 mod connect;
 mod encryption;
+#[cfg(feature = "test-passkey")]
+pub mod passkey;
 pub mod pkp;
 pub mod session;
 

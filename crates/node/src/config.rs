@@ -74,6 +74,18 @@ pub struct AuthConfig {
     /// Principals whose rate is remembered (the idlest is forgotten first).
     #[serde(default = "default_tracked_principals")]
     pub tracked_principals: usize,
+    /// The WebAuthn relying-party id passkeys (auth method 3) are registered for: a domain such
+    /// as `example.com` (`localhost` in development). Unset: passkeys are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn_rp_id: Option<String>,
+    /// Origins (`https://app.example.com`, compared exactly) whose pages may make passkey
+    /// assertions; each one's host is the relying-party id or a subdomain of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webauthn_origins: Vec<String>,
+    /// Whether a passkey must also have verified the user (the UV flag: PIN or biometrics), not
+    /// only seen them (UP). Off by default: security keys without a PIN only show presence.
+    #[serde(default)]
+    pub webauthn_require_uv: bool,
     /// OpenID Connect issuers whose ID tokens are auth methods (`[[auth.oidc]]`: issuer,
     /// jwks_url, audiences, auth_method_type = 6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -108,7 +120,51 @@ impl Default for AuthConfig {
             oidc: Vec::new(),
             userinfo: Vec::new(),
             oauth: OauthLimits::default(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
+            webauthn_require_uv: false,
         }
+    }
+}
+
+impl AuthConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |why: String| Err(ConfigError::Invalid(format!("auth.{why}")));
+        let Some(rp_id) = &self.webauthn_rp_id else {
+            if self.webauthn_origins.is_empty() {
+                return Ok(());
+            }
+            return invalid("webauthn_origins is set without webauthn_rp_id".into());
+        };
+        let is_domain = !rp_id.is_empty()
+            && rp_id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !is_domain {
+            return invalid(format!(
+                "webauthn_rp_id {rp_id:?} must be a lowercase domain, without scheme or port"
+            ));
+        }
+        if self.webauthn_origins.is_empty() {
+            return invalid("webauthn_origins must list at least one origin when webauthn_rp_id is set".into());
+        }
+        for origin in &self.webauthn_origins {
+            let Some(rest) = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+            else {
+                return invalid(format!(
+                    "webauthn_origins: {origin:?} must start with https:// or http://"
+                ));
+            };
+            let host = rest.rsplit_once(':').map_or(rest, |(host, _)| host);
+            if rest.contains('/') || !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+                return invalid(format!(
+                    "webauthn_origins: {origin:?} must be scheme://host[:port] with host {rp_id} or a subdomain of it"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -410,6 +466,7 @@ impl NodeConfig {
         }
         self.limits.check()?;
         self.auth.oidc_config().check().map_err(ConfigError::Invalid)?;
+        self.auth.check()?;
         if self.chain.is_some() {
             if !self.peers.is_empty() {
                 return Err(ConfigError::Invalid(
@@ -555,6 +612,41 @@ mod tests {
 
     fn threshold_of(n: usize, threshold: Option<usize>) -> Result<usize, ConfigError> {
         config(n, threshold).check(Path::new("/")).map(|s| s.threshold)
+    }
+
+    fn passkeys(rp_id: Option<&str>, origins: &[&str]) -> Result<Settings, ConfigError> {
+        let mut config = config(4, None);
+        config.auth.webauthn_rp_id = rp_id.map(str::to_owned);
+        config.auth.webauthn_origins = origins.iter().map(|o| o.to_string()).collect();
+        config.check(Path::new("/"))
+    }
+
+    #[test]
+    fn passkey_origins_must_belong_to_the_relying_party() {
+        assert!(passkeys(None, &[]).is_ok());
+        assert!(passkeys(Some("localhost"), &["http://localhost:5173", "http://localhost"]).is_ok());
+        assert!(passkeys(
+            Some("example.com"),
+            &["https://example.com", "https://app.example.com:8443"]
+        )
+        .is_ok());
+        for (rp_id, origins) in [
+            (None, &["https://example.com"][..]),
+            (Some("example.com"), &[][..]),
+            (Some(""), &["https://example.com"][..]),
+            (Some("Example.com"), &["https://example.com"][..]),
+            (Some("https://example.com"), &["https://example.com"][..]),
+            (Some("example.com"), &["https://evil.com"][..]),
+            (Some("example.com"), &["https://notexample.com"][..]),
+            (Some("example.com"), &["https://example.com/"][..]),
+            (Some("example.com"), &["example.com"][..]),
+            (Some("example.com"), &["https://example.com.evil.com"][..]),
+        ] {
+            assert!(
+                matches!(passkeys(rp_id, origins), Err(ConfigError::Invalid(ref m)) if m.starts_with("auth.webauthn_")),
+                "{rp_id:?} {origins:?}"
+            );
+        }
     }
 
     #[test]

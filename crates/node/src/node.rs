@@ -171,8 +171,9 @@ pub struct Node {
     /// Auth signatures already verified, by hash of their fields: a wallet reuses one until it
     /// expires, and the signature recovery need not run again (time limits are re-checked).
     pub(crate) verified_auth: Mutex<HashMap<[u8; 32], sigil_chain::siwe::VerifiedAuth>>,
-    /// Session capabilities already verified (wallet or network signed), by hash of their fields.
-    pub(crate) verified_capabilities: Mutex<HashMap<[u8; 32], Arc<crate::auth::session::Capability>>>,
+    /// Session capabilities already verified (wallet or network signed), by hash of their fields:
+    /// `auth::session::Capability` values, kept opaque here so the node does not depend on `auth`.
+    pub(crate) verified_capabilities: Mutex<HashMap<[u8; 32], Arc<dyn std::any::Any + Send + Sync>>>,
     /// Request rates per principal (`[auth]` rate_per_principal).
     pub(crate) principal_limits: Mutex<crate::auth::limits::PrincipalLimits>,
     /// OIDC issuers' keys (JWKS, per issuer, bounded) and recent userinfo answers, for the

@@ -63,6 +63,10 @@ const TAKES: &str = "takes-floor";
 const RESERVED_IDS: TableDefinition<&[u8], ()> = TableDefinition::new("reserved_presignatures");
 /// The highest take counter each peer reported, with that peer's signature over it (`SignedTakes`).
 const PEER_TAKES: TableDefinition<u32, &[u8]> = TableDefinition::new("peer_takes");
+/// The last sign counter accepted for each passkey credential of each PKP: PKP token id (32,
+/// big-endian) ‖ SHA-256 of the credential id (32) → counter. Written only for an assertion that
+/// verified against the credential key registered on chain, so a stranger cannot fill it.
+const SIGN_COUNTERS: TableDefinition<&[u8], u32> = TableDefinition::new("webauthn_sign_counters");
 const NONCE_LEN: usize = 12;
 
 /// A take counter as its node signed it (see `crate::vouch`): peers keep the highest they saw
@@ -241,6 +245,7 @@ impl Store {
         txn.open_table(RESERVED_IDS).map_err(db_err)?;
         txn.open_table(SECRETS).map_err(db_err)?;
         txn.open_table(ACTIONS).map_err(db_err)?;
+        txn.open_table(SIGN_COUNTERS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             db,
@@ -742,6 +747,45 @@ impl Store {
         };
         txn.commit().map_err(db_err)?;
         Ok(value)
+    }
+
+    /// The last sign counter stored for the passkey credential `credential` (see
+    /// [`Store::advance_sign_counter`]); 0 if none was.
+    pub fn sign_counter(&self, credential: &[u8]) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SIGN_COUNTERS).map_err(db_err)?;
+        Ok(table.get(credential).map_err(db_err)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Durably stores `counter` as the last sign counter of `credential` if `advances(last,
+    /// counter)` holds for the stored one (0 if none), in one write transaction: of two requests
+    /// carrying the same counter, only the first passes. Returns the stored counter it was
+    /// checked against, as `Err` when it did not advance. A counter of 0 that advances (the
+    /// credential keeps no counter) is not written.
+    pub fn advance_sign_counter(
+        &self,
+        credential: &[u8],
+        counter: u32,
+        advances: impl FnOnce(u32, u32) -> bool,
+    ) -> Result<Result<(), u32>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let outcome = {
+            let mut table = txn.open_table(SIGN_COUNTERS).map_err(db_err)?;
+            let last = table.get(credential).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            if !advances(last, counter) {
+                Err(last)
+            } else {
+                if counter != 0 {
+                    table.insert(credential, counter).map_err(db_err)?;
+                }
+                Ok(())
+            }
+        };
+        match outcome {
+            Ok(()) if counter != 0 => txn.commit().map_err(db_err)?,
+            _ => txn.abort().map_err(db_err)?,
+        }
+        Ok(outcome)
     }
 
     /// Stores a small secret (such as the node identity) sealed under `name`.

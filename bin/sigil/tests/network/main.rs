@@ -11,6 +11,7 @@ mod hostile;
 mod hosts;
 mod integrity;
 mod oidc;
+mod passkeys;
 mod session_attacks;
 mod sessions;
 mod signing;

@@ -18,7 +18,7 @@ use sigil_tss::PartyId;
 use zeroize::Zeroizing;
 
 use super::host::HostInner;
-use crate::auth::{authenticate, Credentials};
+use crate::auth::credentials::{authenticate, Credentials};
 use crate::encryption::{decide, share_for};
 use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error};

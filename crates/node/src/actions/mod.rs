@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use sigil_actions::{ActionError, RunRequest};
 use sigil_primitives::{Cid, ExecuteRequest, ExecuteResponse};
 
-use crate::auth::{authenticate, check_rate, Credentials};
+use crate::auth::check_rate;
+use crate::auth::credentials::{authenticate, Credentials};
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::Node;
 use code::{code_too_large, load_code};
@@ -103,10 +104,9 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
     };
     let auth_sig_address = principal.as_ref().map(|p| p.address().to_checksum(None));
     let auth_method_contexts: Vec<serde_json::Value> = match &principal {
-        Some(crate::auth::Principal::Pkp { auth_methods, .. }) => auth_methods
-            .iter()
-            .filter_map(|m| serde_json::to_value(crate::auth::grant::AuthMethodContext::from(m)).ok())
-            .collect(),
+        Some(crate::auth::Principal::Pkp { auth_methods, .. }) => {
+            auth_methods.iter().map(crate::auth::Resolved::lit_context).collect()
+        }
         _ => Vec::new(),
     };
     if node.keys().is_none() {

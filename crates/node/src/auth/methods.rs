@@ -3,27 +3,16 @@
 //! `Lit.Auth.authMethodContexts`. One function per type; [`resolve`] picks it. Uses `auth`,
 //! `node`, `error`.
 
-use serde::{Deserialize, Serialize};
 use sigil_chain::alloy::primitives::U256;
 use sigil_chain::registry::AUTH_METHOD_ETH_WALLET;
 use sigil_primitives::AuthMethod;
 
+use super::Resolved;
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
 /// Longest accepted proof (`accessToken`).
 pub const MAX_ACCESS_TOKEN_BYTES: usize = 16 * 1024;
-
-/// An auth method whose proof checked out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resolved {
-    /// Lit's type number.
-    pub kind: u64,
-    /// Its id within the type, as PKPPermissions holds it.
-    pub id: Vec<u8>,
-    /// What actions see of it (`Lit.Auth.authMethodContexts`); the same at every node.
-    pub context: serde_json::Value,
-}
 
 /// What a proof is presented for; a method whose proof can name it must.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +32,6 @@ pub async fn resolve(
     token: Option<U256>,
     purpose: Purpose<'_>,
 ) -> Result<Resolved, Error> {
-    let _ = token;
     if method.access_token.len() > MAX_ACCESS_TOKEN_BYTES {
         return Err(Error::new(
             Kind::TooLarge,
@@ -57,6 +45,7 @@ pub async fn resolve(
     match method.auth_method_type {
         AUTH_METHOD_ETH_WALLET => eth_wallet(node, method, purpose).await,
         kind if node.oidc.is_jwt_type(kind) || node.oidc.is_access_token_type(kind) => oauth(node, method).await,
+        super::webauthn::AUTH_METHOD_TYPE => super::webauthn::resolve(node, method, token).await,
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",

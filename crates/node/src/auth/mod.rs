@@ -8,16 +8,14 @@
 //! Verified signatures are remembered until they expire. Per-principal request rates are
 //! bounded in [`limits`]. Uses `node` (the chain, the config) and `error`; never `http`.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::{Address, B256, U256};
-use sigil_chain::session::Need;
 use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_SECS};
 
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
+pub mod credentials;
 pub mod fetch;
 pub mod grant;
 pub mod limits;
@@ -25,8 +23,29 @@ pub mod methods;
 pub mod oidc;
 pub mod permission;
 pub mod session;
+pub mod webauthn;
 
-pub use methods::Resolved;
+/// An auth method whose proof checked out ([`methods::resolve`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resolved {
+    /// Lit's type number.
+    pub kind: u64,
+    /// Its id within the type, as PKPPermissions holds it.
+    pub id: Vec<u8>,
+    /// What actions see of it (`Lit.Auth.authMethodContexts`); the same at every node.
+    pub context: serde_json::Value,
+}
+
+impl Resolved {
+    /// As `Lit.Auth.authMethodContexts` lists it: `{authMethodType, authMethodId, context}`.
+    pub fn lit_context(&self) -> serde_json::Value {
+        serde_json::json!({
+            "authMethodType": self.kind,
+            "authMethodId": format!("0x{}", hex::encode(&self.id)),
+            "context": self.context,
+        })
+    }
+}
 
 /// Who a request speaks for, once its credentials are checked. Permissions, conditions
 /// (`:userAddress`) and actions (`Lit.Auth`) all read it from here.
@@ -63,67 +82,6 @@ impl Principal {
             Self::Pkp { token, .. } => token.to_be_bytes(),
         }
     }
-}
-
-/// A request's credentials as its body carries them.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Credentials<'a> {
-    /// `authSig`: an auth signature, or this node's session signature.
-    pub auth_sig: Option<&'a serde_json::Value>,
-    /// `sessionSigs`: session signatures by node URL.
-    pub session_sigs: Option<&'a BTreeMap<String, serde_json::Value>>,
-}
-
-impl<'a> Credentials<'a> {
-    /// The credentials of a request.
-    pub fn new(
-        auth_sig: Option<&'a serde_json::Value>,
-        session_sigs: Option<&'a BTreeMap<String, serde_json::Value>>,
-    ) -> Self {
-        Self { auth_sig, session_sigs }
-    }
-
-    /// Whether the request carries any.
-    pub fn present(&self) -> bool {
-        self.auth_sig.is_some() || self.session_sigs.is_some()
-    }
-}
-
-/// Resolves `credentials` to a principal. A session signature must be for this node and grant
-/// `need` (when given: what the request does); an auth signature grants everything its signer may
-/// do (see [`authenticate_auth_sig`]).
-pub async fn authenticate(node: &Node, credentials: Credentials<'_>, need: Option<&Need>) -> Result<Principal, Error> {
-    if let Some(value) = credentials.auth_sig {
-        if let Some(sig) = sigil_chain::session::SessionSig::from_value(value) {
-            let sig = sig.map_err(session::refusal)?;
-            return session::verify(node, &sig, need).await;
-        }
-    }
-    if let Some(map) = credentials.session_sigs {
-        let me = session::own_url(node)?;
-        let entry = map
-            .iter()
-            .find(|(url, _)| session::same_url(url, &me))
-            .map(|(_, v)| v)
-            .ok_or_else(|| {
-                unauthorized(
-                    "SESSION_WRONG_NODE",
-                    format!(
-                        "sessionSigs has no entry for this node ({me}); it has {}",
-                        map.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-        let sig = sigil_chain::session::SessionSig::from_value(entry)
-            .unwrap_or_else(|| {
-                Err(sigil_chain::session::SessionError::Malformed(
-                    "a sessionSigs entry is not a session signature (derivedVia litSessionSignViaNacl)".into(),
-                ))
-            })
-            .map_err(session::refusal)?;
-        return session::verify(node, &sig, need).await;
-    }
-    authenticate_auth_sig(node, credentials.auth_sig).await
 }
 
 pub(crate) fn unauthorized(code: &'static str, message: impl Into<String>) -> Error {

@@ -152,7 +152,8 @@ async fn capability(node: &Node, index: usize, auth: &AuthSig, now: u64) -> Resu
         .verified_capabilities
         .lock()
         .ok()
-        .and_then(|m| m.get(&key).cloned());
+        .and_then(|m| m.get(&key).cloned())
+        .and_then(|c| c.downcast::<Capability>().ok());
     if let Some(cap) = cached {
         if cap.expires <= now {
             return Err(refusal(SessionError::BadCapability {
@@ -174,7 +175,7 @@ async fn capability(node: &Node, index: usize, auth: &AuthSig, now: u64) -> Resu
         if map.len() >= VERIFIED_CAPABILITY_CACHE {
             map.clear();
         }
-        map.insert(key, cap.clone());
+        map.insert(key, cap.clone() as Arc<dyn std::any::Any + Send + Sync>);
     }
     Ok(cap)
 }

@@ -22,7 +22,8 @@ use sigil_conditions::{identity, Conditions, Context, Environment, EvalError, Ve
 use sigil_primitives::EncryptionShare;
 use sigil_tss::bls::{self, BlsSignatureShare};
 
-use crate::auth::{authenticate, check_rate, Credentials};
+use crate::auth::check_rate;
+use crate::auth::credentials::{authenticate, Credentials};
 use crate::epoch::RootKeys;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::node::{Fault, Node};

@@ -13,7 +13,8 @@ use sigil_primitives::{AttestRequest, ClaimRequest, SignRequest, SignResponse, A
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 
 use super::share::threshold_share;
-use crate::auth::{authenticate, check_rate, permission::authorize, Credentials};
+use crate::auth::credentials::{authenticate, Credentials};
+use crate::auth::{check_rate, permission::authorize};
 use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::metrics::SignPhase;

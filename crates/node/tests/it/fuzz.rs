@@ -7,6 +7,8 @@
 //! | `wire_reply` | `serde_json` into `mesh::wire::Reply` (what a peer answers a call with) | every reply |
 //! | `mesh_frames` | `mesh::frames::FrameReader` (a `/mesh/send` or `/mesh/call` body, before any envelope opens), pushed in chunks of every size | bodies of zero to three frames |
 //! | `signed_takes` | `store::SignedTakes::from_bytes`, `from_hex` (a peer's `proof`), `StorageKey::from_hex` | genuine encodings |
+//! | `webauthn_assertion` | `auth::webauthn::Assertion::parse` and `verify` (a passkey auth method's `accessToken`) | assertions of a software passkey |
+//! | `webauthn_cose_key` | `auth::webauthn::CredentialKey::from_cose` (the `userPubkey` registered on chain) | the passkey's COSE key |
 //!
 //! The `/web` bodies are fuzzed as types in `sigil-primitives` (`tests/it/fuzz.rs`); the node's
 //! handlers parse those same types. Each case must return without panicking and allocate at most
@@ -14,6 +16,7 @@
 
 use serde_json::{json, Value};
 use sigil_fuzz::Target;
+use sigil_node::auth::webauthn::{Assertion, CredentialKey, Policy};
 use sigil_node::mesh::frames::{batch, FrameReader, Framing, Ready};
 use sigil_node::mesh::wire::{Call, Message, Reply, Start};
 use sigil_node::store::{SignedTakes, StorageKey};
@@ -177,5 +180,50 @@ fn fuzz_signed_takes() {
                 }
                 let _ = StorageKey::from_hex(text);
             }
+        });
+}
+
+#[test]
+fn fuzz_webauthn_assertion() {
+    let mut passkey = sigil_client::passkey::SoftPasskey::new([5; 32], "localhost");
+    let key = CredentialKey::from_cose(&passkey.cose_public_key()).unwrap();
+    let policy = Policy {
+        rp_id: "localhost".into(),
+        origins: vec!["http://localhost:5173".into()],
+        require_user_verified: false,
+    };
+    let tokens: Vec<Value> = (0..3)
+        .map(|i| serde_json::from_str(&passkey.get(&[i; 32], "http://localhost:5173")).unwrap())
+        .collect();
+    Target::new("webauthn_assertion")
+        .json(tokens)
+        .dict([
+            "\"rawId\":",
+            "\"response\":",
+            "\"authenticatorData\":",
+            "\"clientDataJSON\":",
+            "\"signature\":",
+            "\"public-key\"",
+            "\"webauthn.get\"",
+        ])
+        .run(|bytes| {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return;
+            };
+            if let Ok(assertion) = Assertion::parse(text) {
+                let challenge = assertion.challenge().to_vec();
+                let _ = assertion.verify(&policy, &challenge, &key, assertion.counter().saturating_sub(1));
+                let _ = assertion.auth_method_id();
+            }
+        });
+}
+
+#[test]
+fn fuzz_webauthn_cose_key() {
+    let passkey = sigil_client::passkey::SoftPasskey::new([6; 32], "localhost");
+    Target::new("webauthn_cose_key")
+        .corpus([passkey.cose_public_key()])
+        .run(|bytes| {
+            let _ = CredentialKey::from_cose(bytes);
         });
 }

@@ -697,3 +697,40 @@ async fn reserved_presignatures_passed_over_are_given_up_not_kept_forever() {
         Err(StoreError::Discarded(_))
     ));
 }
+
+#[test]
+fn sign_counters_only_advance_survive_a_restart_and_let_one_of_two_racers_through() {
+    use sigil_node::auth::webauthn::counter_advances;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let (a, b) = ([1u8; 64], [2u8; 64]);
+    {
+        let store = Store::open(&path, &key).unwrap();
+        assert_eq!(store.sign_counter(&a).unwrap(), 0);
+        // A credential without a counter stays at 0 and writes nothing.
+        assert_eq!(store.advance_sign_counter(&a, 0, counter_advances).unwrap(), Ok(()));
+        assert_eq!(store.advance_sign_counter(&a, 5, counter_advances).unwrap(), Ok(()));
+        assert_eq!(store.advance_sign_counter(&a, 5, counter_advances).unwrap(), Err(5));
+        assert_eq!(store.advance_sign_counter(&a, 4, counter_advances).unwrap(), Err(5));
+        assert_eq!(store.advance_sign_counter(&a, 0, counter_advances).unwrap(), Err(5));
+        // Another credential (or the same one on another PKP) has its own counter.
+        assert_eq!(store.advance_sign_counter(&b, 1, counter_advances).unwrap(), Ok(()));
+    }
+    let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+    assert_eq!(
+        (store.sign_counter(&a).unwrap(), store.sign_counter(&b).unwrap()),
+        (5, 1)
+    );
+    assert_eq!(store.advance_sign_counter(&a, 5, counter_advances).unwrap(), Err(5));
+    // Two requests carrying counter 6, both having read 5: one passes.
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || store.advance_sign_counter(&a, 6, counter_advances).unwrap())
+        })
+        .collect();
+    let outcomes: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    assert!(outcomes.contains(&Err(6)), "{outcomes:?}");
+}
