@@ -176,7 +176,8 @@ pub struct OidcConfig {
 impl OidcConfig {
     /// Checks the bounds and that every auth method type names one way to check a token: an
     /// issuer's audiences are disjoint from those of any other issuer of the same type (else one
-    /// issuer could mint ids that belong to the other's users), and a userinfo type is its own.
+    /// issuer could mint ids that belong to the other's users) unless both publish the same JWKS
+    /// (one issuer under two names), and a userinfo type is its own.
     pub fn check(&self) -> Result<(), String> {
         let positive = [
             ("fetch_timeout_ms", self.limits.fetch_timeout_ms as usize),
@@ -193,7 +194,7 @@ impl OidcConfig {
         if self.limits.jwks_max_ttl_secs < self.limits.jwks_min_ttl_secs {
             return Err("auth.oauth.jwks_max_ttl_secs must be at least auth.oauth.jwks_min_ttl_secs".into());
         }
-        let mut audiences: HashMap<u64, HashSet<&str>> = HashMap::new();
+        let mut audiences: HashMap<u64, HashMap<&str, &str>> = HashMap::new();
         let mut issuers = HashSet::new();
         for issuer in &self.oidc {
             let name = &issuer.issuer;
@@ -215,13 +216,18 @@ impl OidcConfig {
                     issuer.auth_method_type
                 ));
             }
+            // Audiences are shared only by names of one issuer, which publish the same keys
+            // (Google signs as both `https://accounts.google.com` and `accounts.google.com`).
             let taken = audiences.entry(issuer.auth_method_type).or_default();
             for aud in &issuer.audiences {
-                if !taken.insert(aud) {
-                    return Err(format!(
-                        "auth.oidc {name}: audience {aud} of type {} is already another issuer's",
-                        issuer.auth_method_type
-                    ));
+                match taken.insert(aud, &issuer.jwks_url) {
+                    Some(jwks) if jwks != issuer.jwks_url.as_str() => {
+                        return Err(format!(
+                            "auth.oidc {name}: audience {aud} of type {} is already another issuer's",
+                            issuer.auth_method_type
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }
@@ -238,11 +244,14 @@ impl OidcConfig {
             if endpoint.app_id.is_empty() {
                 return Err(format!("auth.userinfo {}: app_id is empty", endpoint.url));
             }
-            for (key, pointer) in [
-                ("user_id_pointer", &endpoint.user_id_pointer),
-                ("app_id_pointer", &endpoint.app_id_pointer),
-            ] {
-                if !(pointer.starts_with('/') || pointer.is_empty() && key == "app_id_pointer") {
+            // The app id pointer may be empty (the provider does not say); the user's may not.
+            let pointers = [
+                ("user_id_pointer", &endpoint.user_id_pointer, false),
+                ("app_id_pointer", &endpoint.app_id_pointer, true),
+            ];
+            for (key, pointer, may_be_empty) in pointers {
+                let ok = pointer.starts_with('/') || (may_be_empty && pointer.is_empty());
+                if !ok {
                     return Err(format!(
                         "auth.userinfo {}: {key} must be a JSON pointer such as /user/id",
                         endpoint.url

@@ -750,7 +750,13 @@ fn configuration_keeps_ids_unambiguous() {
     };
     assert!(check(vec![issuer("https://a", "x", 6), issuer("https://b", "y", 6)]).is_ok());
     assert!(check(vec![issuer("https://a", "x", 6), issuer("https://b", "x", 7)]).is_ok());
-    assert!(check(vec![issuer("https://a", "x", 6), issuer("https://b", "x", 6)]).is_err());
+    assert!(
+        check(vec![issuer("https://a", "x", 6), issuer("https://b", "x", 6)]).is_ok(),
+        "one issuer, two names"
+    );
+    let mut elsewhere = issuer("https://b", "x", 6);
+    elsewhere.jwks_url = "https://other-keys.example/jwks".into();
+    assert!(check(vec![issuer("https://a", "x", 6), elsewhere]).is_err());
     assert!(check(vec![issuer("https://a", "x", 6), issuer("https://a", "y", 6)]).is_err());
     assert!(check(vec![issuer("https://a", "x", 1)]).is_err());
     let mut plain = issuer("https://a", "x", 6);
