@@ -188,6 +188,9 @@ pub struct RunRequest {
     /// The auth methods of the caller's session, if a network-granted one (each
     /// `{authMethodType, authMethodId, context}`): `Lit.Auth.authMethodContexts`.
     pub auth_method_contexts: Vec<serde_json::Value>,
+    /// More fields of `Lit.Auth`, each added unless `Lit.Auth` has it already (a custom auth
+    /// action deciding a session grant sees `sessionKey` and `pkpPublicKey` here).
+    pub auth_extra: serde_json::Map<String, serde_json::Value>,
     /// Seed of `Math.random`, the same on every node.
     pub seed: [u8; 16],
     /// What `Date.now()` returns, in milliseconds, the same on every node.

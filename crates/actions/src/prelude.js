@@ -276,6 +276,9 @@
     resources: [],
     customAuthResource: "",
   };
+  for (const [key, value] of Object.entries(run.authExtra || {})) {
+    if (!(key in Auth)) Auth[key] = value;
+  }
   Object.freeze(Auth.actionIpfsIdStack);
   Object.freeze(Auth.authMethodContexts);
   const Lit = { Actions: Object.freeze(Actions), Auth: Object.freeze(Auth) };

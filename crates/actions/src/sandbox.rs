@@ -53,6 +53,7 @@ struct Shared {
     tx: mpsc::Sender<Reply>,
     auth_sig_address: Option<String>,
     auth_method_contexts: Vec<serde_json::Value>,
+    auth_extra: serde_json::Map<String, serde_json::Value>,
     seed: [u8; 16],
     now_ms: u64,
     response: Option<String>,
@@ -109,6 +110,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         tx,
         auth_sig_address: request.auth_sig_address.clone(),
         auth_method_contexts: request.auth_method_contexts.clone(),
+        auth_extra: request.auth_extra.clone(),
         seed: request.seed,
         now_ms: request.now_ms,
         response: None,
@@ -312,7 +314,7 @@ impl Driver<'_> {
                     .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_le_bytes))
                     .collect();
                 format!(
-                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"authMethodContexts":{},"jsParams":{}}}"#,
+                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"authMethodContexts":{},"authExtra":{},"jsParams":{}}}"#,
                     serde_json::Value::from(seed),
                     s.now_ms,
                     serde_json::Value::from(stack.clone()),
@@ -320,6 +322,7 @@ impl Driver<'_> {
                         .as_ref()
                         .map_or(serde_json::Value::Null, |a| serde_json::Value::from(a.as_str())),
                     serde_json::Value::from(s.auth_method_contexts.clone()),
+                    serde_json::Value::Object(s.auth_extra.clone()),
                     params
                 )
             };

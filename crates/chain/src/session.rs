@@ -416,6 +416,27 @@ impl Recap {
         })
     }
 
+    /// Whether it grants all that `request` (one of Lit's `resourceAbilityRequests`) asks: a
+    /// named resource as [`Recap::grants`] says, a `*` request only through `prefix://*`.
+    pub fn covers(&self, request: &ResourceAbility) -> bool {
+        let Some(ability) = Ability::from_lit_name(&request.ability) else {
+            return false;
+        };
+        if request.resource.resource_prefix != ability.prefix() {
+            return false;
+        }
+        match normalise(ability, &request.resource.resource) {
+            None => false,
+            Some(resource) if resource == "*" => {
+                let wildcard = format!("{}://*", ability.prefix());
+                self.att
+                    .get(&wildcard)
+                    .is_some_and(|a| a.contains_key(ability.recap_name()) || a.contains_key("*/*"))
+            }
+            Some(resource) => self.grants(&Need { ability, resource }),
+        }
+    }
+
     /// The caveats of the auth-context entry ([`AUTH_CONTEXT_RESOURCE`], `Auth/Auth`), if any.
     pub fn auth_context(&self) -> Option<&serde_json::Value> {
         self.att.get(AUTH_CONTEXT_RESOURCE)?.get("Auth/Auth")?.first()
@@ -519,6 +540,23 @@ mod tests {
         assert!(Recap::decode("urn:other:e30").is_err());
         assert!(Recap::of(&[]).is_err());
         assert!(Recap::of(&[recap.encode(), recap.encode()]).is_err());
+    }
+
+    #[test]
+    fn a_recap_covers_a_request_only_when_it_grants_all_of_it() {
+        let recap = Recap::granting(&[
+            ra("lit-pkp", "0xabcd", "pkp-signing"),
+            ra("lit-litaction", "*", "lit-action-execution"),
+        ]);
+        assert!(recap.covers(&ra("lit-pkp", "abcd", "pkp-signing")));
+        assert!(recap.covers(&ra("lit-litaction", "QmAny", "lit-action-execution")));
+        assert!(recap.covers(&ra("lit-litaction", "*", "lit-action-execution")));
+        // one PKP delegated is not every PKP, and signing is not decryption
+        assert!(!recap.covers(&ra("lit-pkp", "*", "pkp-signing")));
+        assert!(!recap.covers(&ra("lit-pkp", "abce", "pkp-signing")));
+        assert!(!recap.covers(&ra("lit-accesscontrolcondition", "*", "access-control-condition-decryption")));
+        assert!(!recap.covers(&ra("lit-pkp", "abcd", "lit-action-execution")));
+        assert!(!recap.covers(&ra("lit-pkp", "abcd", "no-such-ability")));
     }
 
     #[test]

@@ -205,12 +205,16 @@ impl Client {
 
     /// A wallet as an auth method for granting session key `key` (type 1): an auth signature
     /// delegating to exactly that key (`uri` `lit:session:<key>`), so no node that sees it can
-    /// buy a session for another key with it.
+    /// buy a session for another key with it. It is valid for `valid_for`, and a session it
+    /// buys ends no later. With `scope`, it lists (as a ReCap) the only abilities the network may
+    /// grant on its strength; empty, whatever the request asks and the PKP permits.
     pub async fn wallet_auth_method(
         &self,
         wallet: &PrivateKeySigner,
         domain: &str,
         key: &SessionKey,
+        scope: &[ResourceAbility],
+        valid_for: Duration,
     ) -> Result<AuthMethod, ClientError> {
         let auth = self
             .siwe(
@@ -218,8 +222,12 @@ impl Client {
                 domain,
                 "Sigil: I let the network grant this session key a session for my PKP.",
                 key.uri(),
-                window(Duration::from_secs(600)),
-                Vec::new(),
+                window(valid_for),
+                if scope.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Recap::granting(scope).encode()]
+                },
             )
             .await?;
         Ok(AuthMethod {
@@ -320,7 +328,12 @@ impl Client {
                 signed_message: answer.siwe_message,
                 address: address.to_checksum(None),
             };
-            return Ok(self.session(key, capability, address, requests, window));
+            // The network ends a session no later than the proofs it was bought with.
+            let ends = SiweMessage::parse(&capability.signed_message)
+                .ok()
+                .and_then(|m| m.expiration_time)
+                .map_or(window.1, |e| e.min(window.1));
+            return Ok(self.session(key, capability, address, requests, (window.0, ends)));
         }
         Err(ClientError::Auth(format!(
             "fewer than {} nodes granted the session: {}",

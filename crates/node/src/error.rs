@@ -105,6 +105,12 @@ impl Error {
         Self::new(Kind::Upstream, "CHAIN_UNAVAILABLE", e.to_string())
     }
 
+    /// The same error, worth retrying after `retry_after_secs` seconds.
+    pub fn with_retry_after(mut self, retry_after_secs: u64) -> Self {
+        self.retry_after = Some(retry_after_secs);
+        self
+    }
+
     /// The same error carrying an action's console output.
     pub fn with_logs(mut self, logs: Vec<String>) -> Self {
         self.logs = logs;

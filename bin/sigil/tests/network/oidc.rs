@@ -116,11 +116,17 @@ fn run_any() -> ResourceAbility {
     }
 }
 
-/// Asks for a session with `token` as type 6 and returns the refusal (panics if granted).
-async fn refused(client: &Client, public_key: &[u8; 65], token_id: U256, auth: AuthMethod) -> String {
+/// Asks for a session for `key` with `auth` and returns the refusal (panics if granted).
+async fn refused_for(
+    client: &Client,
+    key: SessionKey,
+    public_key: &[u8; 65],
+    token_id: U256,
+    auth: AuthMethod,
+) -> String {
     match client
         .pkp_session(
-            SessionKey::random(),
+            key,
             public_key,
             &[auth],
             None,
@@ -132,6 +138,11 @@ async fn refused(client: &Client, public_key: &[u8; 65], token_id: U256, auth: A
         Err(ClientError::Auth(text)) => text,
         other => panic!("granted: {other:?}"),
     }
+}
+
+/// An ID token bound to `key` (its `nonce`), as a client sets it in the authorization request.
+fn bound(claims: Value, key: &SessionKey) -> Value {
+    with(claims, "nonce", json!(key.public_hex()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +170,7 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
     .await;
     let auth = format!(
         "\n[[auth.oidc]]\nissuer = \"{ISS}\"\njwks_url = \"{issuer}/jwks\"\naudiences = [\"{AUD}\"]\n\n\
-         [[auth.userinfo]]\nurl = \"{issuer}/userinfo\"\nauth_method_type = 4\napp_id = \"{APP}\"\n"
+         [[auth.userinfo]]\nurl = \"{issuer}/userinfo\"\nauth_method_type = 4\napp_id = \"{APP}\"\nsessions = true\n"
     );
     let mut net = Network::start_configured(3, 8, |_| vec![], |config| config + &auth).await;
     let client = net.wait_ready(READY).await;
@@ -195,12 +206,15 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
         .unwrap();
     let point = derive_public_key(client.ecdsa_root(), &KeyId(pkp.key_id));
 
-    // The ID token gets a session, the session signs, and the signature verifies.
+    // The ID token, its nonce naming the session key, gets a session; the session signs, and
+    // the signature verifies.
+    let session_key = SessionKey::random();
+    let id_token = key.sign(&bound(claims(), &session_key));
     let session = client
         .pkp_session(
-            SessionKey::random(),
+            session_key,
             &pkp.public_key,
-            &[method(6, key.sign(&claims()))],
+            &[method(6, id_token.clone())],
             None,
             &[signing(pkp.token_id), run_any()],
             HOUR,
@@ -245,41 +259,63 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
         .unwrap();
     assert!(outcome.signature.verify(&point, &hash));
 
-    // The adversary's tokens, each refused by every node with its own code.
+    // A node the token was shown to tries it for a session key of its own: refused everywhere.
     let (public_key, token_id) = (&pkp.public_key, pkp.token_id);
-    let cases = [
+    let text = refused_for(&client, SessionKey::random(), public_key, token_id, method(6, id_token)).await;
+    assert!(text.contains("OIDC_NOT_FOR_THIS_SESSION"), "{text}");
+    // So does a token that names no session key.
+    let text = refused_for(&client, SessionKey::random(), public_key, token_id, method(6, key.sign(&claims()))).await;
+    assert!(text.contains("OIDC_NOT_FOR_THIS_SESSION"), "{text}");
+
+    // The adversary's tokens, each bound to the session key asked for and each refused by every
+    // node with its own code.
+    type Make<'a> = Box<dyn Fn(&SessionKey) -> String + 'a>;
+    let cases: Vec<(&str, Make, &str)> = vec![
         (
             "expired",
-            key.sign(&with(claims(), "exp", json!(now() - 600))),
+            Box::new(|k| key.sign(&bound(with(claims(), "exp", json!(now() - 600)), k))),
             "OIDC_EXPIRED",
         ),
         (
             "another audience",
-            key.sign(&with(claims(), "aud", json!("someone-elses-app"))),
+            Box::new(|k| key.sign(&bound(with(claims(), "aud", json!("someone-elses-app")), k))),
             "OIDC_WRONG_AUDIENCE",
         ),
-        ("a key not in the JWKS", stranger.sign(&claims()), "OIDC_UNKNOWN_KEY"),
+        (
+            "a key not in the JWKS",
+            Box::new(|k| stranger.sign(&bound(claims(), k))),
+            "OIDC_UNKNOWN_KEY",
+        ),
         (
             "another key under the issuer's kid",
-            stranger.sign_as(key.kid, &claims()),
+            Box::new(|k| stranger.sign_as(key.kid, &bound(claims(), k))),
             "OIDC_BAD_SIGNATURE",
         ),
         (
             "another issuer",
-            key.sign(&with(claims(), "iss", json!("https://evil.example"))),
+            Box::new(|k| key.sign(&bound(with(claims(), "iss", json!("https://evil.example")), k))),
             "OIDC_WRONG_ISSUER",
         ),
         (
             "a valid token of another user",
-            key.sign(&with(claims(), "sub", json!("someone-else"))),
+            Box::new(|k| key.sign(&bound(with(claims(), "sub", json!("someone-else")), k))),
             "AUTH_METHOD_NOT_PERMITTED",
         ),
     ];
-    for (what, token, code) in cases {
-        let text = refused(&client, public_key, token_id, method(6, token)).await;
+    for (what, make, code) in cases {
+        let session_key = SessionKey::random();
+        let token = make(&session_key);
+        let text = refused_for(&client, session_key, public_key, token_id, method(6, token)).await;
         assert!(text.contains(code), "{what}: {text}");
     }
-    let text = refused(&client, public_key, token_id, method(4, "stolen-or-made-up".into())).await;
+    let text = refused_for(
+        &client,
+        SessionKey::random(),
+        public_key,
+        token_id,
+        method(4, "stolen-or-made-up".into()),
+    )
+    .await;
     assert!(text.contains("OIDC_TOKEN_REJECTED"), "{text}");
 
     // Each node fetched the JWKS once, and once more for the unknown kid (rate-limited).

@@ -306,7 +306,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         bob_auth.clone(),
         serde_json::from_str(
             &client
-                .wallet_auth_method(&bob, "localhost", &SessionKey::random())
+                .wallet_auth_method(&bob, "localhost", &SessionKey::random(), &[], HOUR)
                 .await
                 .unwrap()
                 .access_token,
@@ -333,7 +333,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         }
     }
     let key = SessionKey::random();
-    let method = client.wallet_auth_method(&bob, "localhost", &key).await.unwrap();
+    let method = client.wallet_auth_method(&bob, "localhost", &key, &[], HOUR).await.unwrap();
     let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
         .pkp_session(
@@ -354,6 +354,64 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .unwrap();
     let point = derive_public_key(client.ecdsa_root(), &KeyId(pkp.key_id));
     assert!(outcome.signature.verify(&point, &hash));
+
+    // A delegation that lists its abilities buys no more than those: Bob lets the network grant
+    // only signing with this PKP, so a request that also asks to decrypt is refused.
+    let decrypt_any = ability("lit-accesscontrolcondition", "*", "access-control-condition-decryption");
+    let scoped_key = SessionKey::random();
+    let scoped = client
+        .wallet_auth_method(&bob, "localhost", &scoped_key, std::slice::from_ref(&own), HOUR)
+        .await
+        .unwrap();
+    match client
+        .pkp_session(
+            scoped_key,
+            &pkp.public_key,
+            &[scoped],
+            None,
+            &[own.clone(), decrypt_any],
+            HOUR,
+        )
+        .await
+    {
+        Err(ClientError::Auth(text)) => assert!(text.contains("AUTH_METHOD_SCOPE_EXCEEDED"), "{text}"),
+        other => panic!("a signing-only delegation bought a decrypting session: {other:?}"),
+    }
+    // Within its scope it is granted, and the session ends when the delegation does (ten
+    // minutes), however long the request asked for.
+    let scoped_key = SessionKey::random();
+    let scoped = client
+        .wallet_auth_method(
+            &bob,
+            "localhost",
+            &scoped_key,
+            std::slice::from_ref(&own),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    let short = client
+        .pkp_session(
+            scoped_key,
+            &pkp.public_key,
+            &[scoped],
+            None,
+            std::slice::from_ref(&own),
+            HOUR,
+        )
+        .await
+        .unwrap();
+    let capability = sigil_chain::siwe::SiweMessage::parse(&short.capability().signed_message).unwrap();
+    let ends = capability.expiration_time.unwrap();
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(ends <= unix_now + 600, "the capability ends at {ends}, past the delegation");
+    client
+        .pkp_sign(KeyRef::KeyId(pkp.key_id), [4u8; 32], &short)
+        .await
+        .unwrap();
 
     // An action run under the session sees the PKP as its caller, and the auth method it used.
     let code =
@@ -384,7 +442,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     let alice: PrivateKeySigner = ALICE_KEY.parse().unwrap();
     let alice_key = SessionKey::random();
     let alice_method = client
-        .wallet_auth_method(&alice, "localhost", &alice_key)
+        .wallet_auth_method(&alice, "localhost", &alice_key, &[], HOUR)
         .await
         .unwrap();
     match client
@@ -429,7 +487,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     );
     let claim_key = SessionKey::random();
     let claim_method = client
-        .wallet_auth_method(&alice, "localhost", &claim_key)
+        .wallet_auth_method(&alice, "localhost", &claim_key, &[], HOUR)
         .await
         .unwrap();
     let alice_session = client
@@ -559,6 +617,52 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         Err(ClientError::Decrypt { code, .. }) => assert_eq!(code, "SESSION_RESOURCE_NOT_REQUESTED"),
         other => panic!("a signing-only custom session decrypted: {other:?}"),
     }
+
+    // Lit's custom auth pattern: the action decides on the auth methods the request proves
+    // (here Alice's wallet, which the PKP does not list) and sees the session key it grants.
+    let lit_style = "Lit.Actions.setResponse({response: String(Lit.Auth.authMethodContexts.some(m => m.authMethodType === 1 && m.authMethodId === jsParams.alice) && Lit.Auth.sessionKey === jsParams.key && Lit.Auth.pkpPublicKey === jsParams.pkp)});";
+    let lit_style_cid = Cid::of_file(lit_style.as_bytes()).unwrap();
+    let (ok, _, err) = crate::harness::cli(
+        &net,
+        DEV_KEY,
+        &[
+            "pkp",
+            "grant-action",
+            &format!("{:#x}", gated.token_id),
+            "--cid",
+            &lit_style_cid.to_string(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let alice_key = SessionKey::random();
+    let alice_method = client
+        .wallet_auth_method(&alice, "localhost", &alice_key, &[], HOUR)
+        .await
+        .unwrap();
+    let params = json!({
+        "alice": format!("0x{}", hex::encode(alice.address())),
+        "key": format!("0x{}", alice_key.public_hex()),
+        "pkp": format!("0x{}", hex::encode(gated.public_key)),
+    });
+    let decided = client
+        .pkp_session(
+            alice_key,
+            &gated.public_key,
+            &[alice_method],
+            Some(CustomAuth {
+                code: Some(lit_style.into()),
+                ipfs_id: None,
+                js_params: Some(params),
+            }),
+            &[signing(&token_hex(gated.token_id))],
+            HOUR,
+        )
+        .await
+        .unwrap();
+    client
+        .pkp_sign(KeyRef::KeyId(gated.key_id), hash, &decided)
+        .await
+        .unwrap();
 
     // One principal's rate: Bob (burst 8, then 1 a second) is turned away with 429 and
     // Retry-After; a request from another principal still goes through meanwhile.

@@ -70,6 +70,7 @@ pub fn request(code: &str, params: serde_json::Value) -> RunRequest {
         auth_method_contexts: vec![
             serde_json::json!({"authMethodType": 6, "authMethodId": "0x01", "context": {"sub": "u"}}),
         ],
+        auth_extra: serde_json::Map::new(),
         seed: [7; 16],
         now_ms: 1_700_000_000_000,
     }

@@ -194,6 +194,20 @@ fn lit_globals_are_frozen_and_auth_is_filled() {
 }
 
 #[test]
+fn extra_auth_fields_are_added_but_never_replace_lit_s_own() {
+    let code = r#"Lit.Actions.setResponse({ response: JSON.stringify([Lit.Auth.sessionKey, Lit.Auth.authSigAddress, Object.isFrozen(Lit.Auth)]) });"#;
+    let mut request = request(code, json!({}));
+    request.auth_extra.insert("sessionKey".into(), json!("ab12"));
+    request.auth_extra.insert("authSigAddress".into(), json!("0xforged"));
+    let outcome = sigil_actions::run(&config(Limits::default()), request, Arc::new(TestHost::default()));
+    outcome.result.unwrap();
+    assert_eq!(
+        outcome.response.as_deref(),
+        Some(r#"["ab12","0x70997970C51812dc3A010C7d01b50e0d17dc79C8",true]"#)
+    );
+}
+
+#[test]
 fn child_actions_share_the_response_and_stop_at_depth_five() {
     let host = Arc::new(TestHost::default());
     // A chain of children, each calling the next; the deepest sets the response.

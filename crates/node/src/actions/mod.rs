@@ -57,8 +57,27 @@ fn action_error(error: ActionError, logs: Vec<String>) -> Error {
     Error::new(status, code, error.to_string()).with_logs(logs)
 }
 
+/// Who a run is for, as `Lit.Auth` shows it, when the node itself decides rather than the
+/// request's credentials (a custom auth action deciding a session grant).
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// `Lit.Auth.authMethodContexts`: each `{authMethodType, authMethodId, context}`.
+    pub auth_method_contexts: Vec<serde_json::Value>,
+    /// Further `Lit.Auth` fields.
+    pub auth_extra: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Runs an action and returns this node's response, logs and signature shares.
 pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<ExecuteResponse, Error> {
+    run_action(node, request, None).await
+}
+
+/// Runs an action for `caller` (the request's credentials are not read).
+pub async fn execute_for(node: &Arc<Node>, request: ExecuteRequest, caller: Caller) -> Result<ExecuteResponse, Error> {
+    run_action(node, request, Some(caller)).await
+}
+
+async fn run_action(node: &Arc<Node>, request: ExecuteRequest, caller: Option<Caller>) -> Result<ExecuteResponse, Error> {
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     let now = now_ms();
     let timestamp = match request.timestamp {
@@ -94,7 +113,9 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         Some(_) => return Err(Error::bad_request("jsParams must be a JSON object")),
     };
     let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
-    let principal = if credentials.present() {
+    let principal = if caller.is_some() {
+        None
+    } else if credentials.present() {
         let need = sigil_chain::session::Need::action(&cid.to_string());
         let principal = authenticate(node, credentials, Some(&need)).await?;
         check_rate(node, &principal)?;
@@ -103,11 +124,16 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         None
     };
     let auth_sig_address = principal.as_ref().map(|p| p.address().to_checksum(None));
-    let auth_method_contexts: Vec<serde_json::Value> = match &principal {
-        Some(crate::auth::Principal::Pkp { auth_methods, .. }) => {
-            auth_methods.iter().map(crate::auth::Resolved::lit_context).collect()
-        }
-        _ => Vec::new(),
+    let Caller {
+        auth_method_contexts,
+        auth_extra,
+    } = match (caller, &principal) {
+        (Some(caller), _) => caller,
+        (None, Some(crate::auth::Principal::Pkp { auth_methods, .. })) => Caller {
+            auth_method_contexts: auth_methods.iter().map(crate::auth::Resolved::lit_context).collect(),
+            auth_extra: serde_json::Map::new(),
+        },
+        (None, _) => Caller::default(),
     };
     if node.keys().is_none() {
         return Err(Error::not_ready());
@@ -124,6 +150,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         h.update(timestamp.to_be_bytes());
         h.update(serde_json::Value::Object(js_params.clone()).to_string().as_bytes());
         h.update(auth_sig_address.as_deref().unwrap_or("").as_bytes());
+        h.update(serde_json::Value::Object(auth_extra.clone()).to_string().as_bytes());
         let digest: [u8; 32] = h.finalize().into();
         let mut id = [0u8; 16];
         id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
@@ -136,6 +163,7 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
         js_params,
         auth_sig_address,
         auth_method_contexts,
+        auth_extra,
         seed,
         now_ms: timestamp,
     };

@@ -57,6 +57,7 @@ pub(crate) async fn run_condition(
         js_params: serde_json::Map::new(),
         auth_sig_address: user.map(|a| a.to_checksum(None)),
         auth_method_contexts: Vec::new(),
+        auth_extra: serde_json::Map::new(),
         seed,
         now_ms: now_ms(),
     };

@@ -55,6 +55,7 @@ impl From<&AuthMethodContext> for Resolved {
             kind: c.auth_method_type,
             id: hex::decode(c.auth_method_id.trim_start_matches("0x")).unwrap_or_default(),
             context: c.context.clone(),
+            expires_at: None,
         }
     }
 }
@@ -133,16 +134,20 @@ pub async fn sign_session_key(
             format!("PKP {token:#x} is not minted on chain {}", registry.chain_id()),
         ));
     }
-    // Who asks: each auth method proven and permitted, or a permitted action that says yes.
+    // Who asks: each auth method proven and permitted, or a permitted action that says yes
+    // (which sees the proven auth methods, permitted or not, and decides).
+    let custom = request.code.is_some() || request.lit_action_ipfs_id.is_some();
     let mut resolved = Vec::with_capacity(request.auth_methods.len());
     for method in &request.auth_methods {
-        let method = methods::resolve(
-            node,
-            method,
-            Some(token),
-            methods::Purpose::Session(&request.session_key),
-        )
-        .await?;
+        let purpose = methods::Purpose::Session {
+            key: &request.session_key,
+            requests,
+        };
+        let method = methods::resolve(node, method, Some(token), purpose).await?;
+        if custom {
+            resolved.push(method);
+            continue;
+        }
         let scopes = registry
             .auth_method_scopes(token, method.kind, &method.id)
             .await
@@ -160,7 +165,7 @@ pub async fn sign_session_key(
         }
         resolved.push(method);
     }
-    let action = custom_auth(node, &request, token).await?;
+    let action = custom_auth(node, &request, token, &resolved).await?;
     if resolved.is_empty() && action.is_none() {
         return Err(unauthorized(
             "AUTH_MISSING",
@@ -187,7 +192,12 @@ pub async fn sign_session_key(
         .map_err(|_| invalid("BAD_NONCE", "nonce is a recent block hash (0x, 32 bytes)"))?;
     fresh_block(node, nonce).await?;
     let issued_at = parse_rfc3339(&request.issued_at).map_err(|e| invalid("BAD_TIME", format!("issuedAt: {e}")))?;
-    let expiration = parse_rfc3339(&request.expiration).map_err(|e| invalid("BAD_TIME", format!("expiration: {e}")))?;
+    let requested = parse_rfc3339(&request.expiration).map_err(|e| invalid("BAD_TIME", format!("expiration: {e}")))?;
+    // A session ends no later than the proofs it was bought with.
+    let expiration = resolved
+        .iter()
+        .filter_map(|r| r.expires_at)
+        .fold(requested, u64::min);
     let now = now();
     if issued_at > now + CLOCK_SKEW_SECS || issued_at + node_max_age(node) < now {
         return Err(invalid(
@@ -196,7 +206,11 @@ pub async fn sign_session_key(
         ));
     }
     if expiration <= now {
-        return Err(invalid("BAD_TIME", "expiration is in the past"));
+        return Err(if expiration < requested {
+            unauthorized("AUTH_METHOD_EXPIRED", "an auth method's proof has expired")
+        } else {
+            invalid("BAD_TIME", "expiration is in the past")
+        });
     }
     check_lifetime(issued_at, Some(expiration), "the session")?;
     let mut recap = Recap::granting(requests);
@@ -249,8 +263,15 @@ fn node_max_age(node: &Node) -> u64 {
 
 /// Custom auth: runs the action the request names (its CID must be a permitted action of the
 /// PKP) with the request's `jsParams`; `Some(cid)` when it answered `true`, 403
-/// `CUSTOM_AUTH_REFUSED` otherwise. `None` when the request names no action.
-async fn custom_auth(node: &Arc<Node>, request: &SignSessionKeyRequest, token: U256) -> Result<Option<String>, Error> {
+/// `CUSTOM_AUTH_REFUSED` otherwise. `None` when the request names no action. The action sees the
+/// proven auth methods in `Lit.Auth.authMethodContexts`, and `Lit.Auth.sessionKey` and
+/// `Lit.Auth.pkpPublicKey` (both 0x-hex) say what it decides on.
+async fn custom_auth(
+    node: &Arc<Node>,
+    request: &SignSessionKeyRequest,
+    token: U256,
+    proven: &[Resolved],
+) -> Result<Option<String>, Error> {
     let cid = match (&request.code, &request.lit_action_ipfs_id) {
         (None, None) => return Ok(None),
         (Some(code), None) => Cid::of_file(code.as_bytes()).map_err(|e| Error::bad_request(e.to_string()))?,
@@ -275,7 +296,15 @@ async fn custom_auth(node: &Arc<Node>, request: &SignSessionKeyRequest, token: U
         .request_id
         .clone()
         .ok_or_else(|| Error::bad_request("custom auth needs requestId (16 bytes hex, the same at every node)"))?;
-    let outcome = crate::actions::execute(
+    let hex0x = |text: &str| format!("0x{}", text.trim_start_matches("0x").to_ascii_lowercase());
+    let mut auth_extra = serde_json::Map::new();
+    auth_extra.insert("sessionKey".into(), hex0x(&request.session_key).into());
+    auth_extra.insert("pkpPublicKey".into(), hex0x(&request.pkp_public_key).into());
+    let caller = crate::actions::Caller {
+        auth_method_contexts: proven.iter().map(Resolved::lit_context).collect(),
+        auth_extra,
+    };
+    let outcome = crate::actions::execute_for(
         node,
         ExecuteRequest {
             code: request.code.clone(),
@@ -284,6 +313,7 @@ async fn custom_auth(node: &Arc<Node>, request: &SignSessionKeyRequest, token: U
             request_id,
             ..ExecuteRequest::default()
         },
+        caller,
     )
     .await?;
     let yes = outcome.response.as_deref().map(str::trim).is_some_and(|r| {

@@ -34,6 +34,11 @@ pub struct Resolved {
     pub id: Vec<u8>,
     /// What actions see of it (`Lit.Auth.authMethodContexts`); the same at every node.
     pub context: serde_json::Value,
+    /// When its proof stops being valid, in seconds since the Unix epoch, where the proof says
+    /// so the same at every node (an ID token's `exp`, a wallet delegation's expiration): a
+    /// session it buys ends no later.
+    #[serde(skip)]
+    pub expires_at: Option<u64>,
 }
 
 impl Resolved {

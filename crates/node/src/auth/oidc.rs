@@ -13,17 +13,24 @@
 //! pick another one for it. Then the
 //! signature, `exp` (with [`CLOCK_SKEW_SECS`]), `nbf`, `iat` not in the future, `iss`, and an
 //! `aud` that is exactly one of the issuer's configured audiences. The auth method id is
-//! `keccak256("{sub}:{aud}")`, as Lit derives it for type 6.
+//! `keccak256("{sub}:{aud}")`, as Lit derives it for type 6. A token presented for a session
+//! grant must carry the session key (hex) as its `nonce` claim — the client sets it in the
+//! authorization request — so a node that sees the token cannot buy a session for its own key.
 //!
 //! **Access tokens.** `GET {url}` with `Authorization: Bearer {token}`; a 2xx JSON answer names
 //! the user (at `user_id_pointer`) and, where the provider says it, the application the token
 //! was issued to (at `app_id_pointer`), which must be the configured `app_id` — otherwise a
 //! token a user gave to any other application would open their PKPs here. The id is
-//! `keccak256("{user id}:{app_id}")`, as Lit derives it for Discord. Answers are remembered for
-//! `userinfo_cache_secs` (at most `userinfo_cache_entries`), by a hash of the token.
+//! `keccak256("{user id}:{app_id}")`, as Lit derives it for Discord. Answers, and refusals, are
+//! remembered for `userinfo_cache_secs` (at most `userinfo_cache_entries`), by a hash of the
+//! token, and the node calls the endpoints at most `userinfo_calls_per_sec` times a second in
+//! all, so strangers posting made-up tokens cannot turn it into a client hammering the provider.
+//! An access token names no session key, so one a node has seen could buy that node a session:
+//! an endpoint's tokens buy sessions only where it opts in (`sessions = true`).
 //!
-//! Uses [`fetch`](super::fetch) for HTTP and [`crate::error`]; nothing else of the crate. The
-//! node holds one [`Oidc`] and calls [`Oidc::verify_jwt`] / [`Oidc::verify_access_token`].
+//! Uses [`fetch`](super::fetch) for HTTP, [`limits`](super::limits) for the call budget and
+//! [`crate::error`]; nothing else of the crate. The node holds one [`Oidc`] and calls
+//! [`Oidc::verify`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,6 +117,11 @@ pub struct UserinfoConfig {
     /// token the provider accepts counts as one for `app_id`.
     #[serde(default = "default_app_pointer")]
     pub app_id_pointer: String,
+    /// Whether its tokens may buy sessions (default false). An access token cannot name the
+    /// session key it is for, so any node it is shown to could use it, for as long as the
+    /// provider accepts it, to get a session of its own for the same PKP.
+    #[serde(default)]
+    pub sessions: bool,
 }
 
 fn default_user_pointer() -> String {
@@ -143,6 +155,8 @@ pub struct OauthLimits {
     pub userinfo_cache_secs: u64,
     /// Most userinfo answers remembered (default 4096).
     pub userinfo_cache_entries: usize,
+    /// Most userinfo calls a second, all endpoints together (default 20, bursts of twice that).
+    pub userinfo_calls_per_sec: u32,
 }
 
 impl Default for OauthLimits {
@@ -157,6 +171,7 @@ impl Default for OauthLimits {
             userinfo_max_bytes: 64 << 10,
             userinfo_cache_secs: 60,
             userinfo_cache_entries: 4096,
+            userinfo_calls_per_sec: 20,
         }
     }
 }
@@ -187,6 +202,7 @@ impl OidcConfig {
             ("jwks_refetch_secs", self.limits.jwks_refetch_secs as usize),
             ("userinfo_max_bytes", self.limits.userinfo_max_bytes),
             ("userinfo_cache_entries", self.limits.userinfo_cache_entries),
+            ("userinfo_calls_per_sec", self.limits.userinfo_calls_per_sec as usize),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("auth.oauth.{key} must be at least 1"));
@@ -336,6 +352,23 @@ pub enum OidcError {
     /// No issuer or userinfo endpoint has this auth method type.
     #[error("auth method type {0} is not configured on this network")]
     NotConfigured(u64),
+    /// A token presented for a session grant does not name that session key as its `nonce`.
+    #[error("an ID token buys a session only for the key its nonce claim names: want nonce {want}, the token has {found:?}")]
+    NotForThisSession {
+        /// The session key being granted.
+        want: String,
+        /// The token's `nonce`, if any.
+        found: Option<String>,
+    },
+    /// This endpoint's access tokens do not buy sessions (`sessions` is off).
+    #[error("access tokens of auth method type {0} do not buy sessions on this network: an access token names no session key, so the nodes it is shown to could reuse it")]
+    NoSessions(u64),
+    /// The node made as many userinfo calls as `userinfo_calls_per_sec` allows.
+    #[error("too many access tokens to check right now; retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds until a call is allowed.
+        retry_after_secs: u64,
+    },
 }
 
 impl OidcError {
@@ -354,6 +387,9 @@ impl OidcError {
             Self::BadIssuerResponse(_) => "OIDC_BAD_ISSUER_RESPONSE",
             Self::TokenRejected { .. } => "OIDC_TOKEN_REJECTED",
             Self::NotConfigured(_) => "OIDC_NOT_CONFIGURED",
+            Self::NotForThisSession { .. } => "OIDC_NOT_FOR_THIS_SESSION",
+            Self::NoSessions(_) => "OIDC_NO_SESSIONS",
+            Self::Busy { .. } => "OIDC_BUSY",
         }
     }
 
@@ -361,6 +397,8 @@ impl OidcError {
         match self {
             Self::IssuerUnreachable(_) | Self::BadIssuerResponse(_) => Kind::Upstream,
             Self::NotConfigured(_) => Kind::Invalid,
+            Self::NoSessions(_) => Kind::Forbidden,
+            Self::Busy { .. } => Kind::RateLimited,
             _ => Kind::Unauthenticated,
         }
     }
@@ -368,7 +406,11 @@ impl OidcError {
 
 impl From<OidcError> for Error {
     fn from(e: OidcError) -> Self {
-        Error::new(e.kind(), e.code(), e.to_string())
+        let error = Error::new(e.kind(), e.code(), e.to_string());
+        match e {
+            OidcError::Busy { retry_after_secs } => error.with_retry_after(retry_after_secs),
+            _ => error,
+        }
     }
 }
 
@@ -577,7 +619,10 @@ pub struct Oidc {
     config: OidcConfig,
     issuers: Vec<Issuer>,
     fetcher: Fetcher,
-    userinfo: Mutex<HashMap<[u8; 32], (Instant, Identity)>>,
+    /// Recent userinfo answers by token hash: who it named, or why the endpoint refused it.
+    userinfo: Mutex<HashMap<[u8; 32], (Instant, Result<Identity, OidcError>)>>,
+    /// The budget of userinfo calls (one bucket).
+    userinfo_budget: Mutex<super::limits::PrincipalLimits>,
     /// What it fetched and refused.
     pub counters: OidcCounters,
 }
@@ -596,11 +641,13 @@ impl Oidc {
                 fetching: tokio::sync::Mutex::new(FetchState::default()),
             })
             .collect();
+        let rate = config.limits.userinfo_calls_per_sec;
         Ok(Self {
             config,
             issuers,
             fetcher,
             userinfo: Mutex::new(HashMap::new()),
+            userinfo_budget: Mutex::new(super::limits::PrincipalLimits::new(rate, rate.saturating_mul(2), 1)),
             counters: OidcCounters::default(),
         })
     }
@@ -621,25 +668,39 @@ impl Oidc {
     }
 
     /// Checks an auth method of a configured type: an ID token for an issuer's type, an access
-    /// token for a userinfo endpoint's.
-    pub async fn verify(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
-        if self.is_jwt_type(auth_method_type) {
-            self.verify_jwt(auth_method_type, token).await
+    /// token for a userinfo endpoint's. With `session_key` (hex), the token is presented to buy
+    /// a session for that key: an ID token's `nonce` must name it, and an access token's
+    /// endpoint must allow sessions.
+    pub async fn verify(
+        &self,
+        auth_method_type: u64,
+        token: &str,
+        session_key: Option<&str>,
+    ) -> Result<Identity, OidcError> {
+        let result = if self.is_jwt_type(auth_method_type) {
+            self.check_jwt(auth_method_type, token, session_key).await
         } else {
-            self.verify_access_token(auth_method_type, token).await
-        }
-    }
-
-    /// Checks an ID token of `auth_method_type` (see the module docs) and returns who it names.
-    pub async fn verify_jwt(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
-        let result = self.check_jwt(auth_method_type, token).await;
+            self.check_access_token(auth_method_type, token, session_key.is_some())
+                .await
+        };
         if result.is_err() {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    async fn check_jwt(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
+    /// Checks an ID token of `auth_method_type` (see the module docs), not for a session, and
+    /// returns who it names.
+    pub async fn verify_jwt(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
+        self.verify(auth_method_type, token, None).await
+    }
+
+    async fn check_jwt(
+        &self,
+        auth_method_type: u64,
+        token: &str,
+        session_key: Option<&str>,
+    ) -> Result<Identity, OidcError> {
         let malformed = |why: &str| OidcError::Malformed(why.to_string());
         if token.len() > MAX_TOKEN_BYTES {
             return Err(OidcError::Malformed(format!("over {MAX_TOKEN_BYTES} bytes")));
@@ -742,6 +803,16 @@ impl Oidc {
                 })
             }
         };
+        if let Some(key) = session_key {
+            let want = key.trim_start_matches("0x").to_ascii_lowercase();
+            let found = claims.get("nonce").and_then(|n| n.as_str());
+            if found.map(|n| n.trim_start_matches("0x").to_ascii_lowercase()) != Some(want.clone()) {
+                return Err(OidcError::NotForThisSession {
+                    want,
+                    found: found.map(str::to_owned),
+                });
+            }
+        }
         let exp = claims.get("exp").and_then(|e| e.as_u64()).unwrap_or(0);
         let mut context = serde_json::json!({
             "authMethodType": auth_method_type,
@@ -867,22 +938,26 @@ impl Oidc {
     }
 
     /// Checks an access token of `auth_method_type` with its userinfo endpoint (see the module
-    /// docs) and returns who it names.
+    /// docs), not for a session, and returns who it names.
     pub async fn verify_access_token(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
-        let result = self.check_access_token(auth_method_type, token).await;
-        if result.is_err() {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.verify(auth_method_type, token, None).await
     }
 
-    async fn check_access_token(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
+    async fn check_access_token(
+        &self,
+        auth_method_type: u64,
+        token: &str,
+        for_session: bool,
+    ) -> Result<Identity, OidcError> {
         let endpoint = self
             .config
             .userinfo
             .iter()
             .find(|u| u.auth_method_type == auth_method_type)
             .ok_or(OidcError::NotConfigured(auth_method_type))?;
+        if for_session && !endpoint.sessions {
+            return Err(OidcError::NoSessions(auth_method_type));
+        }
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(OidcError::Malformed(format!(
                 "an access token is 1 to {MAX_TOKEN_BYTES} visible ASCII characters"
@@ -895,13 +970,47 @@ impl Oidc {
             h.finalize().into()
         };
         let now = Instant::now();
-        if let Some((at, identity)) = self.userinfo.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
+        if let Some((at, answer)) = self.userinfo.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
             if now.duration_since(at) < Duration::from_secs(self.config.limits.userinfo_cache_secs) {
                 self.counters.userinfo_cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(identity);
+                return answer;
             }
         }
+        let budget = self.userinfo_budget.lock().ok().map(|mut b| b.spend([0; 32], now));
+        if let Some(Err(wait)) = budget {
+            return Err(OidcError::Busy {
+                retry_after_secs: wait.ceil().max(1.0) as u64,
+            });
+        }
         self.counters.userinfo_calls.fetch_add(1, Ordering::Relaxed);
+        let answer = self.ask_userinfo(endpoint, auth_method_type, token).await;
+        // Answers and refusals are remembered; an unreachable endpoint is asked again.
+        let remember = match &answer {
+            Ok(_) | Err(OidcError::TokenRejected { .. } | OidcError::WrongAudience { .. }) => true,
+            Err(_) => false,
+        };
+        if remember {
+            if let Ok(mut cache) = self.userinfo.lock() {
+                if cache.len() >= self.config.limits.userinfo_cache_entries {
+                    let max_age = Duration::from_secs(self.config.limits.userinfo_cache_secs);
+                    cache.retain(|_, (at, _)| now.duration_since(*at) < max_age);
+                    if cache.len() >= self.config.limits.userinfo_cache_entries {
+                        cache.clear();
+                    }
+                }
+                cache.insert(cache_key, (now, answer.clone()));
+            }
+        }
+        answer
+    }
+
+    /// One call to `endpoint` with `token`.
+    async fn ask_userinfo(
+        &self,
+        endpoint: &UserinfoConfig,
+        auth_method_type: u64,
+        token: &str,
+    ) -> Result<Identity, OidcError> {
         let url = &endpoint.url;
         let fetched = self
             .fetcher
@@ -951,16 +1060,6 @@ impl Oidc {
             app_id,
             expires_at: unix_now() + self.config.limits.userinfo_cache_secs,
         };
-        if let Ok(mut cache) = self.userinfo.lock() {
-            if cache.len() >= self.config.limits.userinfo_cache_entries {
-                let max_age = Duration::from_secs(self.config.limits.userinfo_cache_secs);
-                cache.retain(|_, (at, _)| now.duration_since(*at) < max_age);
-                if cache.len() >= self.config.limits.userinfo_cache_entries {
-                    cache.clear();
-                }
-            }
-            cache.insert(cache_key, (now, identity.clone()));
-        }
         Ok(identity)
     }
 

@@ -601,6 +601,7 @@ pub async fn resolve(
             "credentialId": assertion.raw_id,
             "userVerified": verified.user_verified,
         }),
+        expires_at: None,
     })
 }
 

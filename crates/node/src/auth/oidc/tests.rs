@@ -195,6 +195,7 @@ impl LocalIssuer {
                 app_id: "1052874239658692668".into(),
                 user_id_pointer: "/user/id".into(),
                 app_id_pointer: "/application/id".into(),
+                sessions: false,
             }],
             limits: OauthLimits {
                 fetch_timeout_ms: 1000,
@@ -686,7 +687,78 @@ async fn an_access_token_names_the_user_as_lit_derives_discord_ids() {
     // Remembered: a second check within userinfo_cache_secs asks nobody.
     oidc.verify_access_token(4, "good-token").await.expect("cached");
     assert_eq!(issuer.served.userinfo_hits.load(Ordering::SeqCst), 1);
-    assert!(oidc.verify(4, "good-token").await.is_ok());
+    assert!(oidc.verify(4, "good-token", None).await.is_ok());
+}
+
+// ---- tokens presented for a session grant
+
+#[tokio::test]
+async fn an_id_token_buys_a_session_only_for_the_key_its_nonce_names() {
+    let issuer = LocalIssuer::start(&[rsa_keys()[0].jwk()]).await;
+    let oidc = issuer.verifier();
+    let mine = "ab".repeat(32);
+    let bound = rsa_keys()[0].sign(&with(claims(), "nonce", json!(mine.to_uppercase())));
+    oidc.verify(6, &bound, Some(&mine)).await.expect("bound to this key");
+    oidc.verify(6, &bound, Some(&format!("0x{mine}")))
+        .await
+        .expect("0x and letter case do not matter");
+    // The node the token was shown to tries it for its own session key.
+    let theirs = "cd".repeat(32);
+    let err = oidc.verify(6, &bound, Some(&theirs)).await.expect_err("another key");
+    assert_eq!(err.code(), "OIDC_NOT_FOR_THIS_SESSION");
+    // A token with no nonce names no session at all; it still names its user.
+    let unbound = rsa_keys()[0].sign(&claims());
+    let err = oidc.verify(6, &unbound, Some(&mine)).await.expect_err("no nonce");
+    assert_eq!(err.code(), "OIDC_NOT_FOR_THIS_SESSION");
+    oidc.verify(6, &unbound, None).await.expect("identifies");
+}
+
+#[tokio::test]
+async fn access_tokens_buy_sessions_only_where_the_endpoint_allows_it() {
+    let issuer = LocalIssuer::start(&[]).await;
+    issuer.served.users.lock().expect("lock").insert(
+        "good-token".into(),
+        discord_answer("80351110224678912", "1052874239658692668"),
+    );
+    let session = "ab".repeat(32);
+    let oidc = issuer.verifier();
+    let err = oidc
+        .verify(4, "good-token", Some(&session))
+        .await
+        .expect_err("sessions off");
+    assert_eq!(err.code(), "OIDC_NO_SESSIONS");
+    assert_eq!(
+        issuer.served.userinfo_hits.load(Ordering::SeqCst),
+        0,
+        "refused before asking"
+    );
+    let mut config = issuer.config();
+    config.userinfo[0].sessions = true;
+    let oidc = Oidc::new(config).expect("verifier");
+    oidc.verify(4, "good-token", Some(&session)).await.expect("opted in");
+}
+
+#[tokio::test]
+async fn made_up_access_tokens_cost_the_provider_one_call_each_within_a_budget() {
+    let issuer = LocalIssuer::start(&[]).await;
+    let mut config = issuer.config();
+    config.limits.userinfo_calls_per_sec = 1;
+    let oidc = Oidc::new(config).expect("verifier");
+    let hits = || issuer.served.userinfo_hits.load(Ordering::SeqCst);
+    // The same refused token again is answered from memory.
+    for _ in 0..5 {
+        let err = oidc.verify_access_token(4, "made-up-1").await.expect_err("refused");
+        assert_eq!(err.code(), "OIDC_TOKEN_REJECTED");
+    }
+    assert_eq!(hits(), 1);
+    // Fresh ones spend the budget (a burst of 2 at 1 a second), then wait.
+    oidc.verify_access_token(4, "made-up-2").await.expect_err("refused");
+    let err = oidc.verify_access_token(4, "made-up-3").await.expect_err("over budget");
+    assert_eq!(err.code(), "OIDC_BUSY");
+    assert_eq!(hits(), 2, "no call over the budget");
+    let error = crate::error::Error::from(err);
+    assert_eq!(error.kind(), crate::error::Kind::RateLimited);
+    assert!(error.retry_after().is_some());
 }
 
 #[tokio::test]
@@ -728,7 +800,11 @@ async fn a_rejected_or_odd_access_token_is_refused() {
         "OIDC_MALFORMED"
     );
     assert_eq!(code(oidc.verify_access_token(5, "good").await), "OIDC_NOT_CONFIGURED");
-    assert_eq!(oidc.userinfo_cached(), 0, "refusals are not remembered");
+    assert_eq!(
+        oidc.userinfo_cached(),
+        1,
+        "the endpoint's refusal is remembered; odd answers and malformed tokens are not"
+    );
 }
 
 // ---- configuration
