@@ -554,7 +554,11 @@ mod tests {
         // one PKP delegated is not every PKP, and signing is not decryption
         assert!(!recap.covers(&ra("lit-pkp", "*", "pkp-signing")));
         assert!(!recap.covers(&ra("lit-pkp", "abce", "pkp-signing")));
-        assert!(!recap.covers(&ra("lit-accesscontrolcondition", "*", "access-control-condition-decryption")));
+        assert!(!recap.covers(&ra(
+            "lit-accesscontrolcondition",
+            "*",
+            "access-control-condition-decryption"
+        )));
         assert!(!recap.covers(&ra("lit-pkp", "abcd", "lit-action-execution")));
         assert!(!recap.covers(&ra("lit-pkp", "abcd", "no-such-ability")));
     }

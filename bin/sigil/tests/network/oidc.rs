@@ -125,14 +125,7 @@ async fn refused_for(
     auth: AuthMethod,
 ) -> String {
     match client
-        .pkp_session(
-            key,
-            public_key,
-            &[auth],
-            None,
-            &[signing(token_id)],
-            HOUR,
-        )
+        .pkp_session(key, public_key, &[auth], None, &[signing(token_id)], HOUR)
         .await
     {
         Err(ClientError::Auth(text)) => text,
@@ -264,7 +257,14 @@ async fn a_pkp_owned_by_an_oidc_identity_signs_and_bad_tokens_are_refused_with_t
     let text = refused_for(&client, SessionKey::random(), public_key, token_id, method(6, id_token)).await;
     assert!(text.contains("OIDC_NOT_FOR_THIS_SESSION"), "{text}");
     // So does a token that names no session key.
-    let text = refused_for(&client, SessionKey::random(), public_key, token_id, method(6, key.sign(&claims()))).await;
+    let text = refused_for(
+        &client,
+        SessionKey::random(),
+        public_key,
+        token_id,
+        method(6, key.sign(&claims())),
+    )
+    .await;
     assert!(text.contains("OIDC_NOT_FOR_THIS_SESSION"), "{text}");
 
     // The adversary's tokens, each bound to the session key asked for and each refused by every

@@ -209,7 +209,10 @@ async fn attack_unauthenticated_grants_do_not_spend_a_pkps_rate() {
         .await
         .unwrap();
     let key = SessionKey::random();
-    let method = client.wallet_auth_method(&bob, "localhost", &key, &[], HOUR).await.unwrap();
+    let method = client
+        .wallet_auth_method(&bob, "localhost", &key, &[], HOUR)
+        .await
+        .unwrap();
     let session = client
         .pkp_session(key, &pkp.public_key, &[method], None, &[signing("*")], HOUR)
         .await

@@ -333,7 +333,10 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         }
     }
     let key = SessionKey::random();
-    let method = client.wallet_auth_method(&bob, "localhost", &key, &[], HOUR).await.unwrap();
+    let method = client
+        .wallet_auth_method(&bob, "localhost", &key, &[], HOUR)
+        .await
+        .unwrap();
     let run_any = ability("lit-litaction", "*", "lit-action-execution");
     let session = client
         .pkp_session(
@@ -407,7 +410,10 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!(ends <= unix_now + 600, "the capability ends at {ends}, past the delegation");
+    assert!(
+        ends <= unix_now + 600,
+        "the capability ends at {ends}, past the delegation"
+    );
     client
         .pkp_sign(KeyRef::KeyId(pkp.key_id), [4u8; 32], &short)
         .await

@@ -77,7 +77,11 @@ pub async fn execute_for(node: &Arc<Node>, request: ExecuteRequest, caller: Call
     run_action(node, request, Some(caller)).await
 }
 
-async fn run_action(node: &Arc<Node>, request: ExecuteRequest, caller: Option<Caller>) -> Result<ExecuteResponse, Error> {
+async fn run_action(
+    node: &Arc<Node>,
+    request: ExecuteRequest,
+    caller: Option<Caller>,
+) -> Result<ExecuteResponse, Error> {
     let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
     let now = now_ms();
     let timestamp = match request.timestamp {

@@ -194,10 +194,7 @@ pub async fn sign_session_key(
     let issued_at = parse_rfc3339(&request.issued_at).map_err(|e| invalid("BAD_TIME", format!("issuedAt: {e}")))?;
     let requested = parse_rfc3339(&request.expiration).map_err(|e| invalid("BAD_TIME", format!("expiration: {e}")))?;
     // A session ends no later than the proofs it was bought with.
-    let expiration = resolved
-        .iter()
-        .filter_map(|r| r.expires_at)
-        .fold(requested, u64::min);
+    let expiration = resolved.iter().filter_map(|r| r.expires_at).fold(requested, u64::min);
     let now = now();
     if issued_at > now + CLOCK_SKEW_SECS || issued_at + node_max_age(node) < now {
         return Err(invalid(

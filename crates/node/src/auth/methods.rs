@@ -55,9 +55,7 @@ pub async fn resolve(
         kind if node.oidc.is_jwt_type(kind) || node.oidc.is_access_token_type(kind) => {
             oauth(node, method, purpose).await
         }
-        super::webauthn::AUTH_METHOD_TYPE => {
-            super::webauthn::resolve(node, method, token, purpose.session_key()).await
-        }
+        super::webauthn::AUTH_METHOD_TYPE => super::webauthn::resolve(node, method, token, purpose.session_key()).await,
         other => Err(Error::new(
             Kind::Invalid,
             "UNSUPPORTED_AUTH_METHOD",
@@ -104,10 +102,7 @@ async fn eth_wallet(node: &Node, method: &AuthMethod, purpose: Purpose<'_>) -> R
         )
     })?;
     let (address, expires_at) = match purpose {
-        Purpose::Identify => (
-            super::authenticate_auth_sig(node, Some(&value)).await?.address(),
-            None,
-        ),
+        Purpose::Identify => (super::authenticate_auth_sig(node, Some(&value)).await?.address(), None),
         Purpose::Session { key, requests } => delegation(node, &value, key, requests).await?,
     };
     Ok(Resolved {
@@ -154,7 +149,11 @@ async fn delegation(
         .parse()
         .map_err(|_| super::unauthorized("AUTH_STALE_NONCE", "the authSig's nonce is not a block hash"))?;
     super::fresh_block(node, nonce).await?;
-    if message.resources.iter().any(|r| r.starts_with(sigil_chain::session::RECAP_PREFIX)) {
+    if message
+        .resources
+        .iter()
+        .any(|r| r.starts_with(sigil_chain::session::RECAP_PREFIX))
+    {
         let recap = Recap::of(&message.resources)
             .map_err(|e| super::unauthorized("AUTH_MALFORMED", format!("the authSig's ReCap: {e}")))?;
         if let Some(missing) = requests.iter().find(|r| !recap.covers(r)) {

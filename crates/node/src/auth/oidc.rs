@@ -353,7 +353,9 @@ pub enum OidcError {
     #[error("auth method type {0} is not configured on this network")]
     NotConfigured(u64),
     /// A token presented for a session grant does not name that session key as its `nonce`.
-    #[error("an ID token buys a session only for the key its nonce claim names: want nonce {want}, the token has {found:?}")]
+    #[error(
+        "an ID token buys a session only for the key its nonce claim names: want nonce {want}, the token has {found:?}"
+    )]
     NotForThisSession {
         /// The session key being granted.
         want: String,
