@@ -679,12 +679,17 @@ impl Oidc {
         token: &str,
         session_key: Option<&str>,
     ) -> Result<Identity, OidcError> {
-        let result = if self.is_jwt_type(auth_method_type) {
-            self.check_jwt(auth_method_type, token, session_key).await
+        if self.is_jwt_type(auth_method_type) {
+            self.counted(self.check_jwt(auth_method_type, token, session_key).await)
         } else {
-            self.check_access_token(auth_method_type, token, session_key.is_some())
-                .await
-        };
+            self.counted(
+                self.check_access_token(auth_method_type, token, session_key.is_some())
+                    .await,
+            )
+        }
+    }
+
+    fn counted(&self, result: Result<Identity, OidcError>) -> Result<Identity, OidcError> {
         if result.is_err() {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -694,7 +699,7 @@ impl Oidc {
     /// Checks an ID token of `auth_method_type` (see the module docs), not for a session, and
     /// returns who it names.
     pub async fn verify_jwt(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
-        self.verify(auth_method_type, token, None).await
+        self.counted(self.check_jwt(auth_method_type, token, None).await)
     }
 
     async fn check_jwt(
@@ -942,7 +947,7 @@ impl Oidc {
     /// Checks an access token of `auth_method_type` with its userinfo endpoint (see the module
     /// docs), not for a session, and returns who it names.
     pub async fn verify_access_token(&self, auth_method_type: u64, token: &str) -> Result<Identity, OidcError> {
-        self.verify(auth_method_type, token, None).await
+        self.counted(self.check_access_token(auth_method_type, token, false).await)
     }
 
     async fn check_access_token(
