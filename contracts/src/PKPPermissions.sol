@@ -37,6 +37,11 @@ contract PKPPermissions {
 
     mapping(uint256 tokenId => Permissions) private _perms;
 
+    // The key an auth method id was first registered with, on any PKP (keccak256 of the key):
+    // a passkey's credential id is public, so without this anyone could list a victim's id with
+    // their own key on their own PKP, and actions would see the victim's passkey.
+    mapping(bytes32 authKey => bytes32 pubkeyHash) private _boundPubkeys;
+
     event PermittedActionAdded(uint256 indexed tokenId, bytes ipfsCid);
     event PermittedActionRemoved(uint256 indexed tokenId, bytes ipfsCid);
     event PermittedAddressAdded(uint256 indexed tokenId, address user);
@@ -49,6 +54,7 @@ contract PKPPermissions {
     error AlreadyPermitted();
     error NotPermitted();
     error BadScopes(uint256 scopes);
+    error PubkeyBoundElsewhere(uint256 authMethodType, bytes id);
 
     modifier onlyTokenOwner(uint256 tokenId) {
         address owner = pkpNft.ownerOrZero(tokenId);
@@ -151,7 +157,13 @@ contract PKPPermissions {
         if (p.authMethodIndex[key] != 0) revert AlreadyPermitted();
         p.authMethods.push(AuthMethod({authMethodType: authMethodType, id: id, scopes: scopes}));
         p.authMethodIndex[key] = p.authMethods.length;
-        if (userPubkey.length != 0) p.userPubkeys[key] = userPubkey;
+        if (userPubkey.length != 0) {
+            bytes32 hash = keccak256(userPubkey);
+            bytes32 bound = _boundPubkeys[key];
+            if (bound == bytes32(0)) _boundPubkeys[key] = hash;
+            else if (bound != hash) revert PubkeyBoundElsewhere(authMethodType, id);
+            p.userPubkeys[key] = userPubkey;
+        }
         emit PermittedAuthMethodAdded(tokenId, authMethodType, id, scopes);
     }
 

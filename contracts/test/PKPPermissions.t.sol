@@ -425,6 +425,24 @@ contract PKPPermissionsTest is Fixture {
         assertEq(perms.getUserPubkey(tokenId, 3, hex"aa").length, 0);
     }
 
+    function test_userPubkey_anIdKeepsItsFirstKeyOnEveryPkp() public {
+        vm.prank(alice);
+        perms.addPermittedAuthMethodWithPubkey(tokenId, 3, hex"aa", hex"bbcc", 1);
+        // Bob lists Alice's (public) credential id on his own PKP with his own key: refused.
+        uint256 bobs = mintAs(bob, bytes32(uint256(2)), pubkeyFor(2));
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.PubkeyBoundElsewhere.selector, 3, hex"aa"));
+        vm.prank(bob);
+        perms.addPermittedAuthMethodWithPubkey(bobs, 3, hex"aa", hex"ddee", 1);
+        // With the same key it may be listed again (the same passkey on two PKPs), also after removal.
+        vm.prank(bob);
+        perms.addPermittedAuthMethodWithPubkey(bobs, 3, hex"aa", hex"bbcc", 1);
+        vm.prank(alice);
+        perms.removePermittedAuthMethod(tokenId, 3, hex"aa");
+        vm.expectRevert(abi.encodeWithSelector(PKPPermissions.PubkeyBoundElsewhere.selector, 3, hex"aa"));
+        vm.prank(alice);
+        perms.addPermittedAuthMethodWithPubkey(tokenId, 3, hex"aa", hex"ffff", 1);
+    }
+
     function test_userPubkey_onlyTheOwnerSetsIt() public {
         vm.expectRevert(abi.encodeWithSelector(PKPPermissions.NotOwner.selector, tokenId, bob));
         vm.prank(bob);

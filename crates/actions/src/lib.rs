@@ -210,8 +210,11 @@ pub struct Config {
 /// What a run leaves behind, also when it failed.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// The last `Lit.Actions.setResponse` value.
+    /// The last `Lit.Actions.setResponse` value (children of `call` share it with their parent).
     pub response: Option<String>,
+    /// The last value the top-level action set itself: what a decision (custom auth) reads, so a
+    /// child it calls cannot answer for it.
+    pub root_response: Option<String>,
     /// Console lines, in order.
     pub logs: Vec<String>,
     /// `Ok` when the action finished without an uncaught error.

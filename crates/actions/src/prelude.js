@@ -276,9 +276,12 @@
     resources: [],
     customAuthResource: "",
   };
+  // The node may fill Lit's empty `resources` (a custom auth action: what it is asked to grant)
+  // and add fields of its own; it never replaces who the caller is.
   for (const [key, value] of Object.entries(run.authExtra || {})) {
-    if (!(key in Auth)) Auth[key] = value;
+    if (!(key in Auth) || key === "resources") Auth[key] = value;
   }
+  Object.freeze(Auth.resources);
   Object.freeze(Auth.actionIpfsIdStack);
   Object.freeze(Auth.authMethodContexts);
   const Lit = { Actions: Object.freeze(Actions), Auth: Object.freeze(Auth) };

@@ -57,6 +57,7 @@ struct Shared {
     seed: [u8; 16],
     now_ms: u64,
     response: Option<String>,
+    root_response: Option<String>,
     logs: Vec<String>,
     log_bytes: usize,
     logs_truncated: bool,
@@ -114,6 +115,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         seed: request.seed,
         now_ms: request.now_ms,
         response: None,
+        root_response: None,
         logs: Vec::new(),
         log_bytes: 0,
         logs_truncated: false,
@@ -158,16 +160,21 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         deadline,
     };
     let result = driver.drive(&request, &rx);
-    let (response, logs) = {
+    let (response, root_response, logs) = {
         let mut s = shared.borrow_mut();
         s.pending.clear();
         s.rejections.clear();
-        (s.response.take(), std::mem::take(&mut s.logs))
+        (s.response.take(), s.root_response.take(), std::mem::take(&mut s.logs))
     };
     drop(runs);
     runtime.set_host_promise_rejection_tracker(None);
     runtime.set_interrupt_handler(None);
-    Outcome { response, logs, result }
+    Outcome {
+        response,
+        root_response,
+        logs,
+        result,
+    }
 }
 
 /// Drops the run's persistent handles (see [`run`]).
@@ -205,6 +212,7 @@ fn clip(mut text: String) -> String {
 fn failed(error: ActionError) -> Outcome {
     Outcome {
         response: None,
+        root_response: None,
         logs: Vec::new(),
         result: Err(error),
     }
@@ -654,7 +662,11 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                             },
                         ));
                     }
-                    shared.borrow_mut().response = Some(response);
+                    let mut s = shared.borrow_mut();
+                    if run == 0 {
+                        s.root_response = Some(response.clone());
+                    }
+                    s.response = Some(response);
                     Ok(())
                 },
             )?,

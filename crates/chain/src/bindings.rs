@@ -126,6 +126,7 @@ sol! {
         error AlreadyPermitted();
         error NotPermitted();
         error BadScopes(uint256 scopes);
+        error PubkeyBoundElsewhere(uint256 authMethodType, bytes id);
     }
 
     /// Mint with permissions in one transaction, and Mint/Grant/Burn.

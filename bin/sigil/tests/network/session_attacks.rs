@@ -10,6 +10,20 @@
 //!   which is the same bucket its own sessions sign/execute/decrypt under;
 //! - inside an action, `checkConditions`/`decryptAndCombine` accept a session signature with no
 //!   `need`: a session that grants only signing decrypts everything locked to its wallet.
+//!
+//! Review of 02dba97 (proofs bound to the session they buy, custom auth deciding on unpermitted
+//! auth methods, userinfo budget). Again each test asserts the SECURE behaviour:
+//!
+//! - a passkey's auth method id (`keccak256(rawId ‖ ":lit")`) is bound to its key only per PKP,
+//!   so anyone registers a victim's credential id with their own key on their own PKP and their
+//!   session's `Lit.Auth.authMethodContexts` claims the victim's passkey;
+//! - a custom auth action cannot see what it grants (`Lit.Auth.resources` stays empty), so an
+//!   action meant to refuse signing sessions grants them;
+//! - the response a child action set is the parent's answer unless the parent overrides it: a
+//!   custom auth action that binds a verified ticket to `Lit.Auth.sessionKey` and stays silent
+//!   when the binding fails grants the session to a key the ticket was never for;
+//! - the userinfo call budget is one bucket for the whole node: one client posting made-up access
+//!   tokens turns every other client's valid token away with `OIDC_BUSY`.
 
 use std::time::Duration;
 
@@ -307,6 +321,250 @@ async fn attack_a_signing_session_does_not_decrypt_inside_an_action() {
         response.as_deref(),
         Some("dev's secret"),
         "ATTACK: a session granting only pkp-signing decrypted the wallet's data inside an action"
+    );
+    net.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review of 02dba97.
+
+/// An action that answers whether `Lit.Auth.authMethodContexts` lists the passkey `victim`
+/// (its auth method id, 0x-hex), as an action gating on "the caller holds passkey X" would.
+const HOLDS_VICTIMS_PASSKEY: &str = "Lit.Actions.setResponse({response: String(Lit.Auth.authMethodContexts.some(m => m.authMethodType === 3 && m.authMethodId === jsParams.victim))});";
+
+/// Anyone claims a victim's passkey: the credential id is public (every node sees it in every
+/// assertion, and it names the auth method), a passkey's key is registered per PKP, and the id is
+/// derived from the credential id alone. The attacker mints a PKP that lists the victim's id with
+/// the attacker's own key, asserts with their key under the victim's `rawId` (not signed by
+/// WebAuthn), and the session's auth context — which later actions trust — names the victim's
+/// passkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_passkey_id_registered_with_another_key_does_not_pass_as_the_victims() {
+    use sigil::devnet::{DEV_WEBAUTHN_ORIGINS, DEV_WEBAUTHN_RP_ID};
+    use sigil_client::passkey::{Ceremony, SoftPasskey};
+
+    let mut net = Network::start(3, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let (dev, dev_provider) = net.wallet(DEV_KEY);
+    let dev_auth = client.auth_sig(&dev, "localhost", HOUR).await.unwrap();
+    // The victim's passkey: only its credential id is needed, and that is public.
+    let victim = SoftPasskey::new([21; 32], DEV_WEBAUTHN_RP_ID);
+    let victim_id = format!("0x{}", hex::encode(victim.auth_method_id()));
+    // The victim registered it on their PKP, which is how its id became public.
+    client
+        .mint_with_auth_methods(
+            &dev_provider,
+            &dev_auth,
+            &net.contracts(),
+            &[NewAuthMethod {
+                kind: 3,
+                id: victim.auth_method_id().to_vec(),
+                user_pubkey: victim.cose_public_key(),
+                scopes: 1,
+            }],
+            true,
+        )
+        .await
+        .unwrap();
+    // The attacker's PKP lists the victim's passkey id with the attacker's key.
+    let mut attacker = SoftPasskey::new([22; 32], DEV_WEBAUTHN_RP_ID);
+    let minted = client
+        .mint_with_auth_methods(
+            &dev_provider,
+            &dev_auth,
+            &net.contracts(),
+            &[NewAuthMethod {
+                kind: 3,
+                id: victim.auth_method_id().to_vec(),
+                user_pubkey: attacker.cose_public_key(),
+                scopes: 1,
+            }],
+            true,
+        )
+        .await;
+    let pkp = match minted {
+        Err(e) => {
+            // Secure: the chain binds a passkey id to the key it was first registered with
+            // (PKPPermissions.PubkeyBoundElsewhere; the victim's mint above went through).
+            eprintln!("the attacker's mint was refused: {e}");
+            net.stop().await;
+            return;
+        }
+        Ok(pkp) => pkp,
+    };
+    let key = SessionKey::random();
+    let block = client.latest_blockhash().await.unwrap();
+    let block = hex::decode(block.trim_start_matches("0x")).unwrap();
+    let challenge = [block.as_slice(), &hex::decode(key.public_hex()).unwrap()].concat();
+    let mut assertion: Value =
+        serde_json::from_str(&attacker.assert(&Ceremony::new(&challenge, DEV_WEBAUTHN_ORIGINS[0]))).unwrap();
+    assertion["id"] = json!(victim.raw_id());
+    assertion["rawId"] = json!(victim.raw_id());
+    let method = AuthMethod {
+        auth_method_type: 3,
+        access_token: assertion.to_string(),
+    };
+    let granted = client
+        .pkp_session(
+            key,
+            &pkp.public_key,
+            &[method],
+            None,
+            &[ability("lit-litaction", "*", "lit-action-execution")],
+            HOUR,
+        )
+        .await;
+    let Ok(session) = granted else {
+        net.stop().await;
+        return;
+    };
+    let ran = client
+        .execute(
+            ActionCode::Code(HOLDS_VICTIMS_PASSKEY.into()),
+            json!({ "victim": victim_id }),
+            Some(&session),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        ran.response.as_deref(),
+        Some("true"),
+        "ATTACK: a session proven with the attacker's key shows actions the victim's passkey {victim_id}"
+    );
+    net.stop().await;
+}
+
+/// The PKP's owner permits a custom auth action meant to grant sessions for anything but
+/// signing. `Lit.Auth.resources` — where Lit's actions read what the session asks for — is always
+/// empty here (and nothing else says what is asked, nor for how long), so the action cannot tell
+/// and grants a signing session, which signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_custom_auth_action_sees_the_abilities_it_grants() {
+    let mut net = Network::start(3, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let (dev, dev_provider) = net.wallet(DEV_KEY);
+    let dev_auth = client.auth_sig(&dev, "localhost", HOUR).await.unwrap();
+    let pkp = client
+        .mint_with_auth_methods(&dev_provider, &dev_auth, &net.contracts(), &[], false)
+        .await
+        .unwrap();
+    let no_signing = "Lit.Actions.setResponse({response: String(!Lit.Auth.resources.some(r => /pkp-signing|lit-pkp|Threshold\\/Signing/.test(JSON.stringify(r))))});";
+    let cid = sigil_primitives::Cid::of_file(no_signing.as_bytes()).unwrap();
+    let (ok, _, err) = crate::harness::cli(
+        &net,
+        DEV_KEY,
+        &[
+            "pkp",
+            "grant-action",
+            &format!("{:#x}", pkp.token_id),
+            "--cid",
+            &cid.to_string(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let granted = client
+        .pkp_session(
+            SessionKey::random(),
+            &pkp.public_key,
+            &[],
+            Some(sigil_client::CustomAuth {
+                code: Some(no_signing.into()),
+                ipfs_id: None,
+                js_params: None,
+            }),
+            &[signing(&hex::encode(pkp.token_id.to_be_bytes::<32>()))],
+            HOUR,
+        )
+        .await;
+    if let Ok(session) = &granted {
+        let signed = client.pkp_sign(KeyRef::KeyId(pkp.key_id), [8u8; 32], session).await;
+        assert!(
+            signed.is_err(),
+            "ATTACK: an action that refuses signing sessions granted one, and it signed"
+        );
+    }
+    assert!(
+        granted.is_err(),
+        "ATTACK: a custom auth action meant to refuse signing sessions granted one (it cannot see what is asked)"
+    );
+    net.stop().await;
+}
+
+/// Lit's custom auth pattern done right: the owner signs the session key it allows (a ticket),
+/// a shared verifier action checks the signature, and the PKP's action grants only when the
+/// ticket names `Lit.Auth.sessionKey` — and stays silent otherwise (no response is a refusal).
+/// The verifier's "true" is still the run's response, so a node that saw the owner's ticket
+/// replays it for a session key of its own and is granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_child_actions_answer_is_not_the_custom_auth_answer() {
+    use sigil_chain::alloy::signers::SignerSync;
+
+    let mut net = Network::start(3, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let (dev, dev_provider) = net.wallet(DEV_KEY);
+    let dev_auth = client.auth_sig(&dev, "localhost", HOUR).await.unwrap();
+    let pkp = client
+        .mint_with_auth_methods(&dev_provider, &dev_auth, &net.contracts(), &[], false)
+        .await
+        .unwrap();
+    let verifier = "Lit.Actions.setResponse({response: String(ethers.utils.verifyMessage(message, signature).toLowerCase() === signer.toLowerCase())});";
+    let (verifier_cid, _) = client.store_action(verifier).await.unwrap();
+    let owner = format!("{:#x}", dev.address());
+    let gate = format!(
+        r#"(async () => {{
+            const ok = await Lit.Actions.call({{ ipfsId: "{verifier_cid}", params: {{ message: jsParams.ticket, signature: jsParams.signature, signer: "{owner}" }} }});
+            if (String(ok) === "true" && jsParams.ticket === Lit.Auth.sessionKey) Lit.Actions.setResponse({{ response: "true" }});
+        }})();"#
+    );
+    let cid = sigil_primitives::Cid::of_file(gate.as_bytes()).unwrap();
+    let (ok, _, err) = crate::harness::cli(
+        &net,
+        DEV_KEY,
+        &[
+            "pkp",
+            "grant-action",
+            &format!("{:#x}", pkp.token_id),
+            "--cid",
+            &cid.to_string(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let custom = |ticket: &str, signature: &str| sigil_client::CustomAuth {
+        code: Some(gate.clone()),
+        ipfs_id: None,
+        js_params: Some(json!({ "ticket": ticket, "signature": signature })),
+    };
+    let requests = [signing(&hex::encode(pkp.token_id.to_be_bytes::<32>()))];
+    // The owner's ticket for the owner's session key works.
+    let owners_key = SessionKey::random();
+    let ticket = format!("0x{}", owners_key.public_hex());
+    let signature = dev.sign_message_sync(ticket.as_bytes()).unwrap();
+    let signature = format!("0x{}", hex::encode(signature.as_bytes()));
+    client
+        .pkp_session(
+            owners_key,
+            &pkp.public_key,
+            &[],
+            Some(custom(&ticket, &signature)),
+            &requests,
+            HOUR,
+        )
+        .await
+        .unwrap();
+    // A node that saw it replays the ticket for its own key.
+    let granted = client
+        .pkp_session(
+            SessionKey::random(),
+            &pkp.public_key,
+            &[],
+            Some(custom(&ticket, &signature)),
+            &requests,
+            HOUR,
+        )
+        .await;
+    assert!(
+        granted.is_err(),
+        "ATTACK: the verifier child's \"true\" granted a session to a key the owner's ticket does not name"
     );
     net.stop().await;
 }

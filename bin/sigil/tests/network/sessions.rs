@@ -525,13 +525,17 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     // Custom auth: a PKP permitting two actions, one that says yes, one that says no.
     let yes = "Lit.Actions.setResponse({response: jsParams.password === 'open sesame' ? 'true' : 'false'});";
     let no = "Lit.Actions.setResponse({response: 'false'});";
+    // Lit's custom auth pattern: the action decides on the auth methods the request proves and
+    // sees the session key it grants.
+    let lit_style = "Lit.Actions.setResponse({response: String(Lit.Auth.authMethodContexts.some(m => m.authMethodType === 1 && m.authMethodId === jsParams.alice) && Lit.Auth.sessionKey === jsParams.key && Lit.Auth.pkpPublicKey === jsParams.pkp)});";
     let yes_cid = Cid::of_file(yes.as_bytes()).unwrap();
     let no_cid = Cid::of_file(no.as_bytes()).unwrap();
+    let lit_style_cid = Cid::of_file(lit_style.as_bytes()).unwrap();
     let gated = client
         .mint_with_auth_methods(&dev_provider, &dev_auth, &net.contracts(), &[], false)
         .await
         .unwrap();
-    for cid in [&yes_cid, &no_cid] {
+    for cid in [&yes_cid, &no_cid, &lit_style_cid] {
         let (ok, _, err) = crate::harness::cli(
             &net,
             DEV_KEY,
@@ -624,22 +628,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         other => panic!("a signing-only custom session decrypted: {other:?}"),
     }
 
-    // Lit's custom auth pattern: the action decides on the auth methods the request proves
-    // (here Alice's wallet, which the PKP does not list) and sees the session key it grants.
-    let lit_style = "Lit.Actions.setResponse({response: String(Lit.Auth.authMethodContexts.some(m => m.authMethodType === 1 && m.authMethodId === jsParams.alice) && Lit.Auth.sessionKey === jsParams.key && Lit.Auth.pkpPublicKey === jsParams.pkp)});";
-    let lit_style_cid = Cid::of_file(lit_style.as_bytes()).unwrap();
-    let (ok, _, err) = crate::harness::cli(
-        &net,
-        DEV_KEY,
-        &[
-            "pkp",
-            "grant-action",
-            &format!("{:#x}", gated.token_id),
-            "--cid",
-            &lit_style_cid.to_string(),
-        ],
-    );
-    assert!(ok, "{err}");
+    // The Lit-style action grants a session on Alice's wallet, which the PKP does not list.
     let alice_key = SessionKey::random();
     let alice_method = client
         .wallet_auth_method(&alice, "localhost", &alice_key, &[], HOUR)

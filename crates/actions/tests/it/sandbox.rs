@@ -208,6 +208,19 @@ fn extra_auth_fields_are_added_but_never_replace_lit_s_own() {
 }
 
 #[test]
+fn the_root_response_is_only_what_the_top_level_action_set() {
+    let host = Arc::new(TestHost::default());
+    let child = host.with_action(r#"Lit.Actions.setResponse({ response: "true" });"#);
+    let code = format!(
+        r#"(async () => {{ Lit.Actions.setResponse({{ response: "mine" }}); await Lit.Actions.call({{ ipfsId: "{child}", params: {{}} }}); }})();"#
+    );
+    let outcome = sigil_actions::run(&config(Limits::default()), request(&code, json!({})), host);
+    outcome.result.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("true"), "the child's came last");
+    assert_eq!(outcome.root_response.as_deref(), Some("mine"));
+}
+
+#[test]
 fn child_actions_share_the_response_and_stop_at_depth_five() {
     let host = Arc::new(TestHost::default());
     // A chain of children, each calling the next; the deepest sets the response.
@@ -224,6 +237,7 @@ fn child_actions_share_the_response_and_stop_at_depth_five() {
     outcome.result.unwrap();
     assert_eq!(outcome.response.as_deref(), Some("leaf 6 5"));
     assert_eq!(outcome.logs, vec!["child said leaf 6 5"]);
+    assert_eq!(outcome.root_response, None, "the top-level action set nothing itself");
 
     // One more level is refused.
     let deeper =

@@ -72,7 +72,8 @@ pub async fn execute(node: &Arc<Node>, request: ExecuteRequest) -> Result<Execut
     run_action(node, request, None).await
 }
 
-/// Runs an action for `caller` (the request's credentials are not read).
+/// Runs an action for `caller` (the request's credentials are not read) and answers with the
+/// response the top-level action set itself: a child it `call`s cannot answer for it.
 pub async fn execute_for(node: &Arc<Node>, request: ExecuteRequest, caller: Caller) -> Result<ExecuteResponse, Error> {
     run_action(node, request, Some(caller)).await
 }
@@ -117,6 +118,7 @@ async fn run_action(
         Some(_) => return Err(Error::bad_request("jsParams must be a JSON object")),
     };
     let credentials = Credentials::new(request.auth_sig.as_ref(), request.session_sigs.as_ref());
+    let decision = caller.is_some();
     let principal = if caller.is_some() {
         None
     } else if credentials.present() {
@@ -180,7 +182,11 @@ async fn run_action(
     let signatures = inner.signed.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(ExecuteResponse {
         node_id: node.me,
-        response: outcome.response,
+        response: if decision {
+            outcome.root_response
+        } else {
+            outcome.response
+        },
         logs: outcome.logs,
         signatures,
         single_node: inner.single_node.lock().ok().and_then(|s| *s),

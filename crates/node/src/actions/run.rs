@@ -122,6 +122,7 @@ pub(crate) async fn run_on_thread(
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sigil_actions::run(&config, run, host)))
                     .unwrap_or_else(|_| sigil_actions::Outcome {
                         response: None,
+                        root_response: None,
                         logs: Vec::new(),
                         result: Err(ActionError::Engine("the action runtime panicked".into())),
                     });

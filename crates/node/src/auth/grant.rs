@@ -260,9 +260,12 @@ fn node_max_age(node: &Node) -> u64 {
 
 /// Custom auth: runs the action the request names (its CID must be a permitted action of the
 /// PKP) with the request's `jsParams`; `Some(cid)` when it answered `true`, 403
-/// `CUSTOM_AUTH_REFUSED` otherwise. `None` when the request names no action. The action sees the
-/// proven auth methods in `Lit.Auth.authMethodContexts`, and `Lit.Auth.sessionKey` and
-/// `Lit.Auth.pkpPublicKey` (both 0x-hex) say what it decides on.
+/// `CUSTOM_AUTH_REFUSED` otherwise (only the response the action set itself counts, not one a
+/// child it calls set). `None` when the request names no action. The action sees the proven auth
+/// methods in `Lit.Auth.authMethodContexts`; `Lit.Auth.sessionKey` and `Lit.Auth.pkpPublicKey`
+/// (both 0x-hex), `Lit.Auth.resources` (`prefix://resource` of each request),
+/// `Lit.Auth.resourceAbilityRequests`, `Lit.Auth.issuedAt` and `Lit.Auth.expiration` say what it
+/// decides on.
 async fn custom_auth(
     node: &Arc<Node>,
     request: &SignSessionKeyRequest,
@@ -297,6 +300,18 @@ async fn custom_auth(
     let mut auth_extra = serde_json::Map::new();
     auth_extra.insert("sessionKey".into(), hex0x(&request.session_key).into());
     auth_extra.insert("pkpPublicKey".into(), hex0x(&request.pkp_public_key).into());
+    let requests = &request.resource_ability_requests;
+    let resources: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|r| format!("{}://{}", r.resource.resource_prefix, r.resource.resource).into())
+        .collect();
+    auth_extra.insert("resources".into(), resources.into());
+    auth_extra.insert(
+        "resourceAbilityRequests".into(),
+        serde_json::to_value(requests).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    auth_extra.insert("issuedAt".into(), request.issued_at.clone().into());
+    auth_extra.insert("expiration".into(), request.expiration.clone().into());
     let caller = crate::actions::Caller {
         auth_method_contexts: proven.iter().map(Resolved::lit_context).collect(),
         auth_extra,

@@ -615,6 +615,9 @@ pub struct OidcCounters {
     pub refused: AtomicU64,
 }
 
+/// A userinfo answer and when it came.
+type Answer = (Instant, Result<Identity, OidcError>);
+
 /// Checks ID tokens and access tokens against the configured issuers and endpoints; holds each
 /// issuer's JWKS and the recent userinfo answers.
 pub struct Oidc {
@@ -622,7 +625,7 @@ pub struct Oidc {
     issuers: Vec<Issuer>,
     fetcher: Fetcher,
     /// Recent userinfo answers by token hash: who it named, or why the endpoint refused it.
-    userinfo: Mutex<HashMap<[u8; 32], (Instant, Result<Identity, OidcError>)>>,
+    userinfo: Mutex<HashMap<[u8; 32], Answer>>,
     /// The budget of userinfo calls (one bucket).
     userinfo_budget: Mutex<super::limits::PrincipalLimits>,
     /// What it fetched and refused.

@@ -597,9 +597,13 @@ pub async fn resolve(
     Ok(Resolved {
         kind: AUTH_METHOD_TYPE,
         id: id.to_vec(),
+        // A credential id is public and the PKP's owner registers the key that goes with it, so
+        // the id means something only together with the key and the PKP it is registered on.
         context: serde_json::json!({
             "credentialId": assertion.raw_id,
             "userVerified": verified.user_verified,
+            "pkpTokenId": format!("{token:#x}"),
+            "publicKeyHash": format!("{:#x}", sigil_chain::alloy::primitives::keccak256(&cose)),
         }),
         expires_at: None,
     })
