@@ -25,6 +25,40 @@ pub const DEV_KEY: &str = sigil::devnet::DEV_PRIVATE_KEY;
 pub const ALICE_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 pub const BOB_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 
+/// A PKP the dev wallet mints to itself (it owns itself), with `wallet`'s address as its only
+/// auth method (type 1, scope 1: sign anything).
+pub async fn wallet_owned_pkp(
+    net: &Network,
+    client: &Client,
+    wallet: sigil_chain::alloy::primitives::Address,
+) -> sigil_client::pkp::MintedPkp {
+    let (dev, dev_provider) = net.wallet(DEV_KEY);
+    let dev_auth = client
+        .auth_sig(&dev, "localhost", Duration::from_secs(3600))
+        .await
+        .expect("the dev wallet's authSig");
+    let only = sigil_client::pkp::NewAuthMethod {
+        kind: 1,
+        id: wallet.to_vec(),
+        user_pubkey: Vec::new(),
+        scopes: 1,
+    };
+    client
+        .mint_with_auth_methods(&dev_provider, &dev_auth, &net.contracts(), &[only], true)
+        .await
+        .expect("minting a self-owned PKP")
+}
+
+/// `sigil pkp grant-action` as the dev wallet: PKP `token` permits the action `cid`.
+pub fn grant_action(net: &Network, token: sigil_chain::alloy::primitives::U256, cid: &sigil_primitives::Cid) {
+    let (ok, _, err) = cli(
+        net,
+        DEV_KEY,
+        &["pkp", "grant-action", &format!("{token:#x}"), "--cid", &cid.to_string()],
+    );
+    assert!(ok, "grant-action {cid} on {token:#x}: {err}");
+}
+
 /// Runs the CLI against the network as `key`; returns (success, stdout, stderr).
 pub fn cli(net: &Network, key: &str, args: &[&str]) -> (bool, String, String) {
     let out = sigil()

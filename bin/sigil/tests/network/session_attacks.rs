@@ -120,24 +120,8 @@ async fn attack_a_wallet_session_capability_is_not_a_bearer_auth_sig() {
 async fn attack_a_received_capability_does_not_buy_a_network_session() {
     let mut net = Network::start(3, 8, |_| vec![]).await;
     let client = net.wait_ready(READY).await;
-    let (dev, dev_provider) = net.wallet(DEV_KEY);
-    let dev_auth = client.auth_sig(&dev, "localhost", HOUR).await.unwrap();
     let bob: PrivateKeySigner = BOB_KEY.parse().unwrap();
-    let pkp = client
-        .mint_with_auth_methods(
-            &dev_provider,
-            &dev_auth,
-            &net.contracts(),
-            &[NewAuthMethod {
-                kind: 1,
-                id: bob.address().to_vec(),
-                user_pubkey: Vec::new(),
-                scopes: 1,
-            }],
-            true,
-        )
-        .await
-        .unwrap();
+    let pkp = crate::harness::wallet_owned_pkp(&net, &client, bob.address()).await;
     // Bob opens a narrow session: running one action, nothing else.
     let narrow = client
         .wallet_session(
@@ -204,24 +188,8 @@ async fn attack_unauthenticated_grants_do_not_spend_a_pkps_rate() {
     )
     .await;
     let client = net.wait_ready(READY).await;
-    let (dev, dev_provider) = net.wallet(DEV_KEY);
-    let dev_auth = client.auth_sig(&dev, "localhost", HOUR).await.unwrap();
     let bob: PrivateKeySigner = BOB_KEY.parse().unwrap();
-    let pkp = client
-        .mint_with_auth_methods(
-            &dev_provider,
-            &dev_auth,
-            &net.contracts(),
-            &[NewAuthMethod {
-                kind: 1,
-                id: bob.address().to_vec(),
-                user_pubkey: Vec::new(),
-                scopes: 1,
-            }],
-            true,
-        )
-        .await
-        .unwrap();
+    let pkp = crate::harness::wallet_owned_pkp(&net, &client, bob.address()).await;
     let key = SessionKey::random();
     let method = client
         .wallet_auth_method(&bob, "localhost", &key, &[], HOUR)
@@ -450,18 +418,7 @@ async fn attack_a_custom_auth_action_sees_the_abilities_it_grants() {
         .unwrap();
     let no_signing = "Lit.Actions.setResponse({response: String(!Lit.Auth.resources.some(r => /pkp-signing|lit-pkp|Threshold\\/Signing/.test(JSON.stringify(r))))});";
     let cid = sigil_primitives::Cid::of_file(no_signing.as_bytes()).unwrap();
-    let (ok, _, err) = crate::harness::cli(
-        &net,
-        DEV_KEY,
-        &[
-            "pkp",
-            "grant-action",
-            &format!("{:#x}", pkp.token_id),
-            "--cid",
-            &cid.to_string(),
-        ],
-    );
-    assert!(ok, "{err}");
+    crate::harness::grant_action(&net, pkp.token_id, &cid);
     let granted = client
         .pkp_session(
             SessionKey::random(),
@@ -517,18 +474,7 @@ async fn attack_a_child_actions_answer_is_not_the_custom_auth_answer() {
         }})();"#
     );
     let cid = sigil_primitives::Cid::of_file(gate.as_bytes()).unwrap();
-    let (ok, _, err) = crate::harness::cli(
-        &net,
-        DEV_KEY,
-        &[
-            "pkp",
-            "grant-action",
-            &format!("{:#x}", pkp.token_id),
-            "--cid",
-            &cid.to_string(),
-        ],
-    );
-    assert!(ok, "{err}");
+    crate::harness::grant_action(&net, pkp.token_id, &cid);
     let custom = |ticket: &str, signature: &str| sigil_client::CustomAuth {
         code: Some(gate.clone()),
         ipfs_id: None,

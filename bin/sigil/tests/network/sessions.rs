@@ -11,7 +11,6 @@ use sigil_chain::alloy::primitives::U256;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::session::SessionMessage;
 use sigil_chain::siwe::rfc3339;
-use sigil_client::pkp::NewAuthMethod;
 use sigil_client::{ActionCode, Client, ClientError, CustomAuth, KeyRef, Session, SessionKey};
 use sigil_primitives::{AuthMethod, Cid, Resource, ResourceAbility};
 use sigil_tss::derive::{derive_public_key, uncompressed, KeyId};
@@ -283,21 +282,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
     let bob: PrivateKeySigner = BOB_KEY.parse().unwrap();
 
     // A PKP that owns itself, with Bob's wallet as its only auth method.
-    let pkp = client
-        .mint_with_auth_methods(
-            &dev_provider,
-            &dev_auth,
-            &net.contracts(),
-            &[NewAuthMethod {
-                kind: 1,
-                id: bob.address().to_vec(),
-                user_pubkey: Vec::new(),
-                scopes: 1,
-            }],
-            true,
-        )
-        .await
-        .unwrap();
+    let pkp = crate::harness::wallet_owned_pkp(&net, &client, bob.address()).await;
     let bob_auth = client.auth_sig(&bob, "localhost", HOUR).await.unwrap();
     let own = signing(&token_hex(pkp.token_id));
     // Bob's wallet proof must delegate to the very session key being granted: his ordinary
@@ -536,18 +521,7 @@ async fn a_pkp_with_only_an_auth_method_gets_a_session_and_custom_auth_grants_ex
         .await
         .unwrap();
     for cid in [&yes_cid, &no_cid, &lit_style_cid] {
-        let (ok, _, err) = crate::harness::cli(
-            &net,
-            DEV_KEY,
-            &[
-                "pkp",
-                "grant-action",
-                &format!("{:#x}", gated.token_id),
-                "--cid",
-                &cid.to_string(),
-            ],
-        );
-        assert!(ok, "{err}");
+        crate::harness::grant_action(&net, gated.token_id, cid);
     }
     let gated_signing = signing(&token_hex(gated.token_id));
     let custom = |code: &str, password: &str| CustomAuth {
