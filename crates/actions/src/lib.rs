@@ -9,10 +9,18 @@
 //! Every run is bounded by [`Limits`]: wall time (also for CPU-bound code inside promise jobs and
 //! regular expressions, through QuickJS's interrupt handler), memory, code size, response size,
 //! signatures, fetches and nested calls. A hit limit ends the run with a typed [`ActionError`].
-//! `Math.random` and `Date.now` come from the request, so every node computes the same thing.
+//!
+//! The web platform actions expect (Lit's runtime is Deno) is there: timers that can be cleared,
+//! `URL`, `TextEncoder`, `AbortController`, `Headers`/`Request`/`Response`, `structuredClone`, and
+//! `crypto.subtle` backed by RustCrypto ([`platform`]). Every node computes the same thing:
+//! `Date.now` comes from the request, and `crypto.getRandomValues`, `crypto.randomUUID` and
+//! `Math.random` draw from one stream keyed by a seed the host gives ([`HostOp::Randomness`]) the
+//! first time a run draws; a node derives it from a threshold signature of the network, so the
+//! nodes agree on it and no caller can know it in advance.
 //!
 //! [`run`] blocks its thread until the action is done: call it off the async workers.
 
+mod platform;
 mod sandbox;
 
 use std::collections::BTreeMap;
@@ -191,8 +199,6 @@ pub struct RunRequest {
     /// More fields of `Lit.Auth`, each added unless `Lit.Auth` has it already (a custom auth
     /// action deciding a session grant sees `sessionKey` and `pkpPublicKey` here).
     pub auth_extra: serde_json::Map<String, serde_json::Value>,
-    /// Seed of `Math.random`, the same on every node.
-    pub seed: [u8; 16],
     /// What `Date.now()` returns, in milliseconds, the same on every node.
     pub now_ms: u64,
 }
@@ -259,14 +265,14 @@ pub enum HostOp {
         method: String,
         /// Request headers.
         headers: BTreeMap<String, String>,
-        /// Request body.
+        /// Request body, base64. The answer is `{status, statusText, headers, url, redirected,
+        /// body}` with the body in base64 too.
         body: Option<String>,
     },
-    /// Resolve after `ms` milliseconds (`setTimeout`).
-    Sleep {
-        /// Delay.
-        ms: u64,
-    },
+    /// The run's 32-byte random seed, hex (asked once per run, when it first draws randomness;
+    /// the run waits for it). Every node of the run must answer the same seed, and no caller may
+    /// be able to compute it.
+    Randomness,
     /// Whether this node runs `runOnce` block `name` (one node does).
     RunOnceLeader {
         /// The block's name.

@@ -2,16 +2,19 @@
 //! started by `Lit.Actions.call`), host operations as promises settled from a channel.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value};
+use rquickjs::{Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, TypedArray, Value};
 use sha3::{Digest, Keccak256};
 use sigil_primitives::Cid;
 
+use crate::platform::{self, PlatformError};
 use crate::{ActionError, Completion, Config, Host, HostError, HostOp, Limit, Outcome, RunRequest};
 
 const PRELUDE: &str = include_str!("prelude.js");
@@ -19,6 +22,11 @@ const PRELUDE: &str = include_str!("prelude.js");
 const MAX_STACK: usize = 1024 * 1024;
 
 type Reply = (u64, Result<serde_json::Value, HostError>);
+
+/// Most timers (`setTimeout`, `setInterval`) one run may have waiting at once.
+const MAX_TIMERS: usize = 10_000;
+/// Most bytes one `crypto.getRandomValues` call fills (WebCrypto's quota).
+const MAX_RANDOM_BYTES: usize = 65_536;
 
 /// A promise the action awaits.
 struct Pending {
@@ -54,8 +62,23 @@ struct Shared {
     auth_sig_address: Option<String>,
     auth_method_contexts: Vec<serde_json::Value>,
     auth_extra: serde_json::Map<String, serde_json::Value>,
-    seed: [u8; 16],
     now_ms: u64,
+    deadline: Instant,
+    /// Set once the deadline has passed (by the interrupt handler, or a native call that waited).
+    fired: Rc<Cell<bool>>,
+    /// The host's answers; read by the loop, and by a native call that must wait for one.
+    rx: Rc<mpsc::Receiver<Reply>>,
+    /// Answers that arrived while a native call waited for another, settled by the loop next.
+    deferred: VecDeque<Reply>,
+    /// Waiting timers by (due time, arming order): (run, timer id).
+    timers: BTreeMap<(Instant, u64), (usize, u64)>,
+    /// Where each waiting timer sits in `timers`.
+    timer_slots: HashMap<(usize, u64), (Instant, u64)>,
+    timer_order: u64,
+    /// Each context's timer callback (the prelude's dispatcher).
+    timer_fns: HashMap<usize, Persistent<Function<'static>>>,
+    /// The run's random stream, keyed by the network's agreed seed once a run first draws.
+    rng: Option<ChaCha20Rng>,
     response: Option<String>,
     root_response: Option<String>,
     logs: Vec<String>,
@@ -105,6 +128,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         })));
     }
     let (tx, rx) = mpsc::channel();
+    let rx = Rc::new(rx);
     let shared: SharedRef = Rc::new(RefCell::new(Shared {
         config: config.clone(),
         host,
@@ -112,8 +136,16 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         auth_sig_address: request.auth_sig_address.clone(),
         auth_method_contexts: request.auth_method_contexts.clone(),
         auth_extra: request.auth_extra.clone(),
-        seed: request.seed,
         now_ms: request.now_ms,
+        deadline,
+        fired: Rc::clone(&fired),
+        rx: Rc::clone(&rx),
+        deferred: VecDeque::new(),
+        timers: BTreeMap::new(),
+        timer_slots: HashMap::new(),
+        timer_order: 0,
+        timer_fns: HashMap::new(),
+        rng: None,
         response: None,
         root_response: None,
         logs: Vec::new(),
@@ -164,6 +196,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         let mut s = shared.borrow_mut();
         s.pending.clear();
         s.rejections.clear();
+        s.timer_fns.clear();
         (s.response.take(), s.root_response.take(), std::mem::take(&mut s.logs))
     };
     drop(runs);
@@ -186,6 +219,7 @@ impl Drop for Release {
             s.pending.clear();
             s.rejections.clear();
             s.to_start.clear();
+            s.timer_fns.clear();
         }
     }
 }
@@ -234,6 +268,11 @@ impl Driver<'_> {
         }
         loop {
             self.run_jobs()?;
+            let deferred = self.shared.borrow_mut().deferred.pop_front();
+            if let Some((id, result)) = deferred {
+                self.settle(id, result);
+                continue;
+            }
             let ready = std::mem::take(&mut self.shared.borrow_mut().to_start);
             if !ready.is_empty() {
                 for (parent_run, id, cid, code, params) in ready {
@@ -244,12 +283,21 @@ impl Driver<'_> {
             if self.finish_children() {
                 continue;
             }
-            if self.shared.borrow().pending.is_empty() {
-                break;
+            if self.fire_due_timer()? {
+                continue;
             }
-            let wait = self.deadline.saturating_duration_since(Instant::now());
+            let next_timer = {
+                let s = self.shared.borrow();
+                if s.pending.is_empty() && s.timers.is_empty() {
+                    break;
+                }
+                s.timers.keys().next().map(|(due, _)| *due)
+            };
+            let until = next_timer.map_or(self.deadline, |due| due.min(self.deadline));
+            let wait = until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok((id, result)) => self.settle(id, result),
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < self.deadline => {}
                 Err(_) => return Err(ActionError::Timeout(self.shared.borrow().config.limits.wall_time)),
             }
         }
@@ -257,6 +305,37 @@ impl Driver<'_> {
         match first {
             Some(message) => Err(self.classify(message)),
             None => Ok(()),
+        }
+    }
+
+    /// Runs the callback of the first timer that is due, if any. True if one ran.
+    fn fire_due_timer(&mut self) -> Result<bool, ActionError> {
+        let due = {
+            let mut s = self.shared.borrow_mut();
+            match s.timers.first_key_value() {
+                Some((&(at, order), &(run, id))) if at <= Instant::now() => {
+                    s.timers.remove(&(at, order));
+                    s.timer_slots.remove(&(run, id));
+                    Some((run, id))
+                }
+                _ => None,
+            }
+        };
+        let Some((run, id)) = due else { return Ok(false) };
+        let Some(info) = self.runs.get(run) else { return Ok(true) };
+        let callback = self.shared.borrow().timer_fns.get(&run).cloned();
+        let Some(callback) = callback else { return Ok(true) };
+        let failed = info.context.with(|ctx| -> Option<String> {
+            let f = callback.restore(&ctx).ok()?;
+            match f.call::<_, ()>((id as f64,)) {
+                Ok(()) => None,
+                Err(e) => Some(caught(&ctx, e)),
+            }
+        });
+        match failed {
+            // A timer callback that throws ends the run, as an uncaught error does in Deno.
+            Some(message) => Err(self.classify(message)),
+            None => Ok(true),
         }
     }
 
@@ -316,14 +395,8 @@ impl Driver<'_> {
             install(&ctx, self.shared, index, &stack).map_err(|e| caught(&ctx, e))?;
             let run = {
                 let s = self.shared.borrow();
-                let seed: Vec<u32> = s
-                    .seed
-                    .chunks_exact(4)
-                    .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_le_bytes))
-                    .collect();
                 format!(
-                    r#"{{"seed":{},"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"authMethodContexts":{},"authExtra":{},"jsParams":{}}}"#,
-                    serde_json::Value::from(seed),
+                    r#"{{"now":{},"actionIpfsIdStack":{},"authSigAddress":{},"authMethodContexts":{},"authExtra":{},"jsParams":{}}}"#,
                     s.now_ms,
                     serde_json::Value::from(stack.clone()),
                     s.auth_sig_address
@@ -372,7 +445,10 @@ impl Driver<'_> {
         {
             let s = self.shared.borrow();
             for (index, run) in self.runs.iter().enumerate().skip(1) {
-                if !run.finished && !s.pending.values().any(|p| p.run == index) {
+                if !run.finished
+                    && !s.pending.values().any(|p| p.run == index)
+                    && !s.timer_slots.keys().any(|(r, _)| *r == index)
+                {
                     done.push(index);
                 }
             }
@@ -572,78 +648,36 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
     let top: Rc<str> = Rc::from(stack.last().map_or("", String::as_str));
     let depth = stack.len().saturating_sub(1);
 
-    {
+    for (name, with_id) in [("op", false), ("opWithId", true)] {
         let shared = Rc::clone(shared);
         let top = Rc::clone(&top);
         bridge.set(
-            "op",
-            Function::new(
-                ctx.clone(),
-                move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Promise<'js>> {
-                    let op: HostOp = serde_json::from_str(&json)
-                        .map_err(|e| Exception::throw_type(&ctx, &format!("bad host call: {e}")))?;
-                    let limits = shared.borrow().config.limits.clone();
-                    match &op {
-                        HostOp::Sign { .. } | HostOp::SignMessage { .. } => {
-                            let used = shared.borrow().signatures;
-                            if used >= limits.signatures {
-                                return Err(throw(
-                                    &ctx,
-                                    &shared,
-                                    ActionError::Limit {
-                                        limit: Limit::Signatures,
-                                        max: limits.signatures,
-                                    },
-                                ));
-                            }
-                            shared.borrow_mut().signatures += 1;
-                        }
-                        HostOp::Fetch { url, .. } => {
-                            let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-                            if !matches!(scheme.as_deref(), Some("http" | "https")) {
-                                return Err(Exception::throw_type(
-                                    &ctx,
-                                    &format!("fetch: only http and https URLs can be fetched, not {url:?}"),
-                                ));
-                            }
-                            let used = shared.borrow().fetches;
-                            if used >= limits.fetches {
-                                return Err(throw(
-                                    &ctx,
-                                    &shared,
-                                    ActionError::Limit {
-                                        limit: Limit::Fetches,
-                                        max: limits.fetches,
-                                    },
-                                ));
-                            }
-                            shared.borrow_mut().fetches += 1;
-                        }
-                        HostOp::LoadAction { .. } => {
-                            return Err(Exception::throw_type(&ctx, "bad host call: use Lit.Actions.call"));
-                        }
-                        HostOp::Broadcast { value, .. } | HostOp::RunOncePublish { value, .. }
-                            if value.len() > limits.shared_value_bytes =>
-                        {
-                            return Err(throw(
-                                &ctx,
-                                &shared,
-                                ActionError::Limit {
-                                    limit: Limit::SharedValueSize,
-                                    max: limits.shared_value_bytes,
-                                },
-                            ));
-                        }
-                        _ => {}
-                    }
-                    count_host_call(&ctx, &shared)?;
-                    let (promise, id) = promise(&ctx, &shared, run, Kind::Op)?;
-                    start_op(&shared, &top, op, id);
-                    Ok(promise)
-                },
-            )?,
+            name,
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Value<'js>> {
+                let (promise, id) = start_host_op(&ctx, &shared, run, &top, &json)?;
+                if !with_id {
+                    return Ok(promise.into_value());
+                }
+                let pair = rquickjs::Array::new(ctx.clone())?;
+                pair.set(0, promise)?;
+                pair.set(1, id as f64)?;
+                Ok(pair.into_value())
+            })?,
         )?;
     }
+    {
+        // An aborted fetch: its answer, when it comes, settles nothing, and the run does not
+        // wait for it.
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "cancel",
+            Function::new(ctx.clone(), move |id: f64| {
+                shared.borrow_mut().pending.remove(&(id as u64));
+            })?,
+        )?;
+    }
+    install_timers(ctx, &bridge, shared, run)?;
+    install_platform(ctx, &bridge, shared, &top)?;
     {
         let shared = Rc::clone(shared);
         bridge.set(
@@ -757,4 +791,307 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
         )?;
     }
     ctx.globals().set("__sigil", bridge)
+}
+
+/// Parses and starts a host operation for the action `top` of run `run`: its promise and id.
+fn start_host_op<'js>(
+    ctx: &Ctx<'js>,
+    shared: &SharedRef,
+    run: usize,
+    top: &str,
+    json: &str,
+) -> rquickjs::Result<(Promise<'js>, u64)> {
+    let op: HostOp =
+        serde_json::from_str(json).map_err(|e| Exception::throw_type(ctx, &format!("bad host call: {e}")))?;
+    let limits = shared.borrow().config.limits.clone();
+    match &op {
+        HostOp::Sign { .. } | HostOp::SignMessage { .. } => {
+            let used = shared.borrow().signatures;
+            if used >= limits.signatures {
+                return Err(throw(
+                    ctx,
+                    shared,
+                    ActionError::Limit {
+                        limit: Limit::Signatures,
+                        max: limits.signatures,
+                    },
+                ));
+            }
+            shared.borrow_mut().signatures += 1;
+        }
+        HostOp::Fetch { url, .. } => {
+            let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                return Err(Exception::throw_type(
+                    ctx,
+                    &format!("fetch: only http and https URLs can be fetched, not {url:?}"),
+                ));
+            }
+            let used = shared.borrow().fetches;
+            if used >= limits.fetches {
+                return Err(throw(
+                    ctx,
+                    shared,
+                    ActionError::Limit {
+                        limit: Limit::Fetches,
+                        max: limits.fetches,
+                    },
+                ));
+            }
+            shared.borrow_mut().fetches += 1;
+        }
+        HostOp::LoadAction { .. } | HostOp::Randomness => {
+            return Err(Exception::throw_type(
+                ctx,
+                "bad host call: use Lit.Actions.call or crypto.getRandomValues",
+            ));
+        }
+        HostOp::Broadcast { value, .. } | HostOp::RunOncePublish { value, .. }
+            if value.len() > limits.shared_value_bytes =>
+        {
+            return Err(throw(
+                ctx,
+                shared,
+                ActionError::Limit {
+                    limit: Limit::SharedValueSize,
+                    max: limits.shared_value_bytes,
+                },
+            ));
+        }
+        _ => {}
+    }
+    count_host_call(ctx, shared)?;
+    let (promise, id) = promise(ctx, shared, run, Kind::Op)?;
+    start_op(shared, top, op, id);
+    Ok((promise, id))
+}
+
+/// `__sigil.timer(id, ms)` arms (or re-arms) timer `id` of this run, `__sigil.clearTimer(id)`
+/// disarms it, and `__sigil.onTimer(fn)` names the function the loop calls with the id of each
+/// timer that is due. A cleared timer keeps nothing waiting: the run ends without it.
+fn install_timers<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRef, run: usize) -> rquickjs::Result<()> {
+    {
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "timer",
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: f64, ms: f64| -> rquickjs::Result<()> {
+                let id = id as u64;
+                let delay = if ms.is_finite() && ms > 0.0 {
+                    Duration::from_secs_f64(ms.min(1e9) / 1000.0)
+                } else {
+                    Duration::ZERO
+                };
+                let mut s = shared.borrow_mut();
+                if let Some(slot) = s.timer_slots.remove(&(run, id)) {
+                    s.timers.remove(&slot);
+                }
+                if s.timers.len() >= MAX_TIMERS {
+                    return Err(Exception::throw_range(
+                        &ctx,
+                        &format!("setTimeout: more than {MAX_TIMERS} timers are waiting"),
+                    ));
+                }
+                let due = Instant::now() + delay;
+                let order = s.timer_order;
+                s.timer_order += 1;
+                s.timers.insert((due, order), (run, id));
+                s.timer_slots.insert((run, id), (due, order));
+                Ok(())
+            })?,
+        )?;
+    }
+    {
+        let shared = Rc::clone(shared);
+        bridge.set(
+            "clearTimer",
+            Function::new(ctx.clone(), move |id: f64| {
+                let mut s = shared.borrow_mut();
+                if let Some(slot) = s.timer_slots.remove(&(run, id as u64)) {
+                    s.timers.remove(&slot);
+                }
+            })?,
+        )?;
+    }
+    let shared = Rc::clone(shared);
+    bridge.set(
+        "onTimer",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, f: Function<'js>| {
+            shared.borrow_mut().timer_fns.insert(run, Persistent::save(&ctx, f));
+        })?,
+    )
+}
+
+fn platform_error(ctx: &Ctx<'_>, e: PlatformError) -> rquickjs::Error {
+    match Exception::from_message(ctx.clone(), &e.message) {
+        Ok(error) => {
+            let _ = error.set("name", e.name);
+            ctx.throw(error.into_value())
+        }
+        Err(e) => e,
+    }
+}
+
+fn bytes<'js>(ctx: &Ctx<'js>, data: Vec<u8>) -> rquickjs::Result<TypedArray<'js, u8>> {
+    TypedArray::new(ctx.clone(), data)
+}
+
+/// Encoding, URL parsing, `crypto.subtle` and the agreed random stream (see [`platform`]).
+fn install_platform<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRef, top: &Rc<str>) -> rquickjs::Result<()> {
+    bridge.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: rquickjs::String<'js>| {
+            let text = text.to_string().unwrap_or_default();
+            bytes(&ctx, text.into_bytes())
+        })?,
+    )?;
+    bridge.set(
+        "utf8Decode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
+            let data = platform::bytes_of(&binary, "TextDecoder.decode").map_err(|e| platform_error(&ctx, e))?;
+            Ok(String::from_utf8_lossy(&data).into_owned())
+        })?,
+    )?;
+    bridge.set(
+        "b64Decode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| {
+            let data = platform::base64_decode(&text).map_err(|e| platform_error(&ctx, e))?;
+            bytes(&ctx, data)
+        })?,
+    )?;
+    bridge.set(
+        "b64Encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
+            let data = platform::bytes_of(&binary, "btoa").map_err(|e| platform_error(&ctx, e))?;
+            Ok(platform::base64_encode(&data))
+        })?,
+    )?;
+    bridge.set(
+        "urlParse",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, input: String, base: Option<String>| -> rquickjs::Result<String> {
+                platform::parse_url(&input, base.as_deref())
+                    .map(|v| v.to_string())
+                    .map_err(|e| platform_error(&ctx, e))
+            },
+        )?,
+    )?;
+    bridge.set(
+        "urlSet",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, href: String, part: String, value: String| -> rquickjs::Result<String> {
+                platform::set_url_part(&href, &part, &value)
+                    .map(|v| v.to_string())
+                    .map_err(|e| platform_error(&ctx, e))
+            },
+        )?,
+    )?;
+    bridge.set(
+        "digest",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, algorithm: String, data: String| {
+            let run = || platform::digest(&algorithm, &platform::bytes_of(&data, "digest")?);
+            bytes(&ctx, run().map_err(|e| platform_error(&ctx, e))?)
+        })?,
+    )?;
+    bridge.set(
+        "hmac",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, hash: String, key: String, data: String| {
+            let run = || {
+                platform::hmac(
+                    &hash,
+                    &platform::bytes_of(&key, "HMAC key")?,
+                    &platform::bytes_of(&data, "HMAC data")?,
+                )
+            };
+            bytes(&ctx, run().map_err(|e| platform_error(&ctx, e))?)
+        })?,
+    )?;
+    bridge.set(
+        "aesGcm",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, encrypt: bool, key: String, iv: String, data: String, aad: String| {
+                let run = || {
+                    platform::aes_gcm(
+                        encrypt,
+                        &platform::bytes_of(&key, "AES-GCM key")?,
+                        &platform::bytes_of(&iv, "AES-GCM iv")?,
+                        &platform::bytes_of(&data, "AES-GCM data")?,
+                        &platform::bytes_of(&aad, "AES-GCM additionalData")?,
+                    )
+                };
+                bytes(&ctx, run().map_err(|e| platform_error(&ctx, e))?)
+            },
+        )?,
+    )?;
+    let shared = Rc::clone(shared);
+    let top = Rc::clone(top);
+    bridge.set(
+        "random",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, n: f64| -> rquickjs::Result<TypedArray<'js, u8>> {
+            let n = if n.is_finite() && n > 0.0 { n as usize } else { 0 };
+            if n > MAX_RANDOM_BYTES {
+                return Err(platform_error(
+                    &ctx,
+                    PlatformError {
+                        name: "QuotaExceededError",
+                        message: format!("getRandomValues: {n} bytes asked, at most {MAX_RANDOM_BYTES} per call"),
+                    },
+                ));
+            }
+            if shared.borrow().rng.is_none() {
+                let seed = wait_for_seed(&ctx, &shared, &top)?;
+                shared.borrow_mut().rng = Some(ChaCha20Rng::from_seed(seed));
+            }
+            let mut out = vec![0u8; n];
+            if let Some(rng) = shared.borrow_mut().rng.as_mut() {
+                rng.fill_bytes(&mut out);
+            }
+            bytes(&ctx, out)
+        })?,
+    )
+}
+
+/// Asks the host for the run's random seed and blocks this thread until it answers (or the run's
+/// deadline passes). Other answers that arrive meanwhile wait for the loop.
+fn wait_for_seed(ctx: &Ctx<'_>, shared: &SharedRef, top: &str) -> rquickjs::Result<[u8; 32]> {
+    count_host_call(ctx, shared)?;
+    let (id, rx, deadline, fired) = {
+        let mut s = shared.borrow_mut();
+        let id = s.next_id;
+        s.next_id += 1;
+        (id, Rc::clone(&s.rx), s.deadline, Rc::clone(&s.fired))
+    };
+    start_op(shared, top, HostOp::Randomness, id);
+    let answer = loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok((got, answer)) if got == id => break answer,
+            Ok(other) => shared.borrow_mut().deferred.push_back(other),
+            Err(_) => {
+                fired.set(true);
+                return Err(Exception::throw_internal(ctx, "the action ran past its time limit"));
+            }
+        }
+    };
+    match answer {
+        Ok(value) => {
+            let seed = value
+                .as_str()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            seed.ok_or_else(|| Exception::throw_internal(ctx, "randomness: the node answered no 32-byte seed"))
+        }
+        Err(e) => {
+            let message = clip(e.message);
+            {
+                let mut s = shared.borrow_mut();
+                if s.host_errors.len() < MAX_HOST_ERRORS {
+                    s.host_errors.insert(message.clone(), e.code);
+                }
+            }
+            Err(Exception::throw_message(ctx, &message))
+        }
+    }
 }

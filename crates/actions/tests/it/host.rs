@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::json;
 use sigil_actions::{Completion, Config, Host, HostError, HostOp, Limits, Outcome, RunRequest};
@@ -14,6 +13,8 @@ use sigil_primitives::Cid;
 pub struct TestHost {
     pub ops: Mutex<Vec<(HostOp, String)>>,
     pub actions: Mutex<HashMap<String, String>>,
+    /// The seed `Randomness` answers (all 7s when unset).
+    pub seed: Mutex<Option<[u8; 32]>>,
 }
 
 impl TestHost {
@@ -35,18 +36,16 @@ impl Host for TestHost {
             HostOp::LoadAction { cid } => self.actions.lock().unwrap().get(cid).cloned(),
             _ => None,
         };
+        let seed = self.seed.lock().unwrap().unwrap_or([7; 32]);
         std::thread::spawn(move || {
             let result = match op {
                 HostOp::Sign { combine: false, .. } | HostOp::SignMessage { .. } => Ok(json!("success")),
                 HostOp::Sign { combine: true, .. } => Ok(json!(r#"{"r":"02ab","s":"cd","v":0}"#)),
                 HostOp::Fetch { url, .. } => Ok(json!({
                     "status": 200, "statusText": "OK", "headers": {"content-type": "text/plain"},
-                    "url": url, "body": "hello"
+                    "url": url, "body": "aGVsbG8="
                 })),
-                HostOp::Sleep { ms } => {
-                    std::thread::sleep(Duration::from_millis(ms));
-                    Ok(json!(null))
-                }
+                HostOp::Randomness => Ok(json!(hex::encode(seed))),
                 HostOp::RunOnceLeader { .. } => Ok(json!(true)),
                 HostOp::RunOncePublish { .. } => Ok(json!(null)),
                 HostOp::Broadcast { value, .. } => Ok(json!([value, "other"])),
@@ -71,7 +70,6 @@ pub fn request(code: &str, params: serde_json::Value) -> RunRequest {
             serde_json::json!({"authMethodType": 6, "authMethodId": "0x01", "context": {"sub": "u"}}),
         ],
         auth_extra: serde_json::Map::new(),
-        seed: [7; 16],
         now_ms: 1_700_000_000_000,
     }
 }

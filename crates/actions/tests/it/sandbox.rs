@@ -162,16 +162,21 @@ fn responses_are_limited() {
 }
 
 #[test]
-fn random_and_time_are_fixed_by_the_request() {
+fn random_comes_from_the_host_s_seed_and_time_from_the_request() {
     let code = "Lit.Actions.setResponse({ response: JSON.stringify([Math.random(), Math.random(), Date.now(), new Date().getTime()]) });";
     let host = Arc::new(TestHost::default());
     let a = sigil_actions::run(&config(Limits::default()), request(code, json!({})), host.clone());
     let b = sigil_actions::run(&config(Limits::default()), request(code, json!({})), host.clone());
-    let mut other = request(code, json!({}));
-    other.seed = [8; 16];
-    let c = sigil_actions::run(&config(Limits::default()), other, host);
+    *host.seed.lock().unwrap() = Some([8; 32]);
+    let c = sigil_actions::run(&config(Limits::default()), request(code, json!({})), host.clone());
     assert_eq!(a.response, b.response);
     assert_ne!(a.response, c.response);
+    // One seed per run, asked for when the run first draws, and never by a run that does not.
+    let asked = |host: &TestHost| host.ops().iter().filter(|(op, _)| *op == HostOp::Randomness).count();
+    assert_eq!(asked(&host), 3);
+    let quiet = Arc::new(TestHost::default());
+    sigil_actions::run(&config(Limits::default()), request("Lit.Actions.setResponse({response: 'x'})", json!({})), quiet.clone()).result.unwrap();
+    assert_eq!(asked(&quiet), 0);
     let values: Vec<f64> = serde_json::from_str(a.response.as_deref().unwrap()).unwrap();
     assert!(values[0] >= 0.0 && values[0] < 1.0 && values[0] != values[1]);
     assert_eq!(values[2], 1_700_000_000_000.0);
