@@ -74,7 +74,14 @@
   }
   g.DOMException = DOMException;
   // A native error named like a DOMException becomes one.
-  const domError = (e) => (e && typeof e.name === "string" && e.name in DOM_CODES && !(e instanceof DOMException) ? new DOMException(e.message, e.name) : e);
+  const domError = (e) => {
+    if (!e || typeof e.name !== "string" || e instanceof DOMException) return e;
+    if (e.name in DOM_CODES) return new DOMException(e.message, e.name);
+    if (e.name === "TypeError" && !(e instanceof TypeError)) return new TypeError(e.message);
+    return e;
+  };
+  // Calls the native half, turning its named errors into the platform's classes.
+  const native = (fn, ...args) => { try { return fn(...args); } catch (e) { throw domError(e); } };
   class Event {
     constructor(type, init = {}) { this.type = String(type); this.bubbles = !!init.bubbles; this.cancelable = !!init.cancelable; this.defaultPrevented = false; this.target = null; this.currentTarget = null; this.timeStamp = 0; }
     preventDefault() { if (this.cancelable) this.defaultPrevented = true; }
@@ -251,7 +258,7 @@
   const URL_PARTS = ["href", "origin", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"];
   class URL {
     constructor(input, base) {
-      const parts = parse(bridge.urlParse(String(input instanceof URL ? input.href : input), base === undefined ? undefined : String(base instanceof URL ? base.href : base)));
+      const parts = parse(native(bridge.urlParse, String(input instanceof URL ? input.href : input), base === undefined ? undefined : String(base instanceof URL ? base.href : base)));
       Object.defineProperty(this, "_parts", { value: parts, writable: true });
       Object.defineProperty(this, "_params", { value: new URLSearchParams(parts.search), writable: true });
       this._params._url = this;
@@ -259,7 +266,7 @@
     static canParse(input, base) { try { new URL(input, base); return true; } catch (_) { return false; } }
     static parse(input, base) { try { return new URL(input, base); } catch (_) { return null; } }
     _set(part, value) {
-      this._parts = parse(bridge.urlSet(this._parts.href, part, String(value)));
+      this._parts = parse(native(bridge.urlSet, this._parts.href, part, String(value)));
       if (part === "search" || part === "href") this._params._parse(this._parts.search);
     }
     _setSearch(text) { this._parts = parse(bridge.urlSet(this._parts.href, "search", text)); }

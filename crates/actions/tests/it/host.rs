@@ -39,6 +39,15 @@ impl Host for TestHost {
         let seed = self.seed.lock().unwrap().unwrap_or([7; 32]);
         std::thread::spawn(move || {
             let result = match op {
+                // A fetch that answers only after the test is long over.
+                HostOp::Fetch { ref url, .. } if url.contains("/hang") => {
+                    std::thread::sleep(std::time::Duration::from_secs(30));
+                    Ok(json!(null))
+                }
+                HostOp::Fetch { ref url, ref body, .. } if url.contains("/echo") => Ok(json!({
+                    "status": 201, "statusText": "Created", "headers": {"content-type": "application/octet-stream", "x-seen": "1"},
+                    "url": url, "redirected": true, "body": body.clone().unwrap_or_default()
+                })),
                 HostOp::Sign { combine: false, .. } | HostOp::SignMessage { .. } => Ok(json!("success")),
                 HostOp::Sign { combine: true, .. } => Ok(json!(r#"{"r":"02ab","s":"cd","v":0}"#)),
                 HostOp::Fetch { url, .. } => Ok(json!({
