@@ -21,6 +21,7 @@ use sigil_chain::alloy::providers::Provider;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_chain::deploy::{deploy, set_nodes, wallet_provider};
 use sigil_chain::registry::{read_provider, ListedNode};
+use sigil_node::actions::egress::EgressConfig;
 use sigil_node::config::{ActionsConfig, AuthConfig, ChainConfig, LimitsConfig, NodeConfig};
 use sigil_node::store::StorageKey;
 use sigil_node::{init_data_dir, PublicIdentity};
@@ -653,6 +654,12 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
             peers: Vec::new(),
             actions: ActionsConfig {
                 ethers_bundle: ethers.clone(),
+                // A dev network's actions reach what runs on this machine (test servers, a local
+                // IPFS gateway); the node's own listener stays closed to them.
+                egress: EgressConfig {
+                    allow: vec!["127.0.0.0/8".into(), "[::1]".into()],
+                    ..EgressConfig::default()
+                },
                 ..ActionsConfig::default()
             },
             // Every client of a dev network, benchmarks included, comes from 127.0.0.1: one

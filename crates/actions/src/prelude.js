@@ -571,7 +571,8 @@
       if (signal) signal.addEventListener("abort", onAbort, { once: true });
       promise.then(parse).then(
         (r) => { if (done) return; done = true; if (signal) signal.removeEventListener("abort", onAbort); resolve(fetched(r)); },
-        (e) => { if (done) return; done = true; if (signal) signal.removeEventListener("abort", onAbort); reject(new TypeError(e && e.message ? e.message : String(e))); },
+        // The node's error as it is, so an uncaught one keeps its code (FETCH_BLOCKED, FETCH_FAILED).
+        (e) => { if (done) return; done = true; if (signal) signal.removeEventListener("abort", onAbort); reject(e); },
       );
     });
   };

@@ -322,7 +322,9 @@ impl Driver<'_> {
             }
         };
         let Some((run, id)) = due else { return Ok(false) };
-        let Some(info) = self.runs.get(run) else { return Ok(true) };
+        let Some(info) = self.runs.get(run) else {
+            return Ok(true);
+        };
         let callback = self.shared.borrow().timer_fns.get(&run).cloned();
         let Some(callback) = callback else { return Ok(true) };
         let failed = info.context.with(|ctx| -> Option<String> {
@@ -653,16 +655,19 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
         let top = Rc::clone(&top);
         bridge.set(
             name,
-            Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Value<'js>> {
-                let (promise, id) = start_host_op(&ctx, &shared, run, &top, &json)?;
-                if !with_id {
-                    return Ok(promise.into_value());
-                }
-                let pair = rquickjs::Array::new(ctx.clone())?;
-                pair.set(0, promise)?;
-                pair.set(1, id as f64)?;
-                Ok(pair.into_value())
-            })?,
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Value<'js>> {
+                    let (promise, id) = start_host_op(&ctx, &shared, run, &top, &json)?;
+                    if !with_id {
+                        return Ok(promise.into_value());
+                    }
+                    let pair = rquickjs::Array::new(ctx.clone())?;
+                    pair.set(0, promise)?;
+                    pair.set(1, id as f64)?;
+                    Ok(pair.into_value())
+                },
+            )?,
         )?;
     }
     {
@@ -874,30 +879,33 @@ fn install_timers<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRef,
         let shared = Rc::clone(shared);
         bridge.set(
             "timer",
-            Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: f64, ms: f64| -> rquickjs::Result<()> {
-                let id = id as u64;
-                let delay = if ms.is_finite() && ms > 0.0 {
-                    Duration::from_secs_f64(ms.min(1e9) / 1000.0)
-                } else {
-                    Duration::ZERO
-                };
-                let mut s = shared.borrow_mut();
-                if let Some(slot) = s.timer_slots.remove(&(run, id)) {
-                    s.timers.remove(&slot);
-                }
-                if s.timers.len() >= MAX_TIMERS {
-                    return Err(Exception::throw_range(
-                        &ctx,
-                        &format!("setTimeout: more than {MAX_TIMERS} timers are waiting"),
-                    ));
-                }
-                let due = Instant::now() + delay;
-                let order = s.timer_order;
-                s.timer_order += 1;
-                s.timers.insert((due, order), (run, id));
-                s.timer_slots.insert((run, id), (due, order));
-                Ok(())
-            })?,
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, id: f64, ms: f64| -> rquickjs::Result<()> {
+                    let id = id as u64;
+                    let delay = if ms.is_finite() && ms > 0.0 {
+                        Duration::from_secs_f64(ms.min(1e9) / 1000.0)
+                    } else {
+                        Duration::ZERO
+                    };
+                    let mut s = shared.borrow_mut();
+                    if let Some(slot) = s.timer_slots.remove(&(run, id)) {
+                        s.timers.remove(&slot);
+                    }
+                    if s.timers.len() >= MAX_TIMERS {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            &format!("setTimeout: more than {MAX_TIMERS} timers are waiting"),
+                        ));
+                    }
+                    let due = Instant::now() + delay;
+                    let order = s.timer_order;
+                    s.timer_order += 1;
+                    s.timers.insert((due, order), (run, id));
+                    s.timer_slots.insert((run, id), (due, order));
+                    Ok(())
+                },
+            )?,
         )?;
     }
     {
@@ -936,7 +944,12 @@ fn bytes<'js>(ctx: &Ctx<'js>, data: Vec<u8>) -> rquickjs::Result<TypedArray<'js,
 }
 
 /// Encoding, URL parsing, `crypto.subtle` and the agreed random stream (see [`platform`]).
-fn install_platform<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRef, top: &Rc<str>) -> rquickjs::Result<()> {
+fn install_platform<'js>(
+    ctx: &Ctx<'js>,
+    bridge: &Object<'js>,
+    shared: &SharedRef,
+    top: &Rc<str>,
+) -> rquickjs::Result<()> {
     bridge.set(
         "utf8Encode",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, text: rquickjs::String<'js>| {
@@ -946,10 +959,13 @@ fn install_platform<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRe
     )?;
     bridge.set(
         "utf8Decode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
-            let data = platform::bytes_of(&binary, "TextDecoder.decode").map_err(|e| platform_error(&ctx, e))?;
-            Ok(String::from_utf8_lossy(&data).into_owned())
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
+                let data = platform::bytes_of(&binary, "TextDecoder.decode").map_err(|e| platform_error(&ctx, e))?;
+                Ok(String::from_utf8_lossy(&data).into_owned())
+            },
+        )?,
     )?;
     bridge.set(
         "b64Decode",
@@ -960,10 +976,13 @@ fn install_platform<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRe
     )?;
     bridge.set(
         "b64Encode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
-            let data = platform::bytes_of(&binary, "btoa").map_err(|e| platform_error(&ctx, e))?;
-            Ok(platform::base64_encode(&data))
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, binary: String| -> rquickjs::Result<String> {
+                let data = platform::bytes_of(&binary, "btoa").map_err(|e| platform_error(&ctx, e))?;
+                Ok(platform::base64_encode(&data))
+            },
+        )?,
     )?;
     bridge.set(
         "urlParse",
@@ -1029,27 +1048,30 @@ fn install_platform<'js>(ctx: &Ctx<'js>, bridge: &Object<'js>, shared: &SharedRe
     let top = Rc::clone(top);
     bridge.set(
         "random",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, n: f64| -> rquickjs::Result<TypedArray<'js, u8>> {
-            let n = if n.is_finite() && n > 0.0 { n as usize } else { 0 };
-            if n > MAX_RANDOM_BYTES {
-                return Err(platform_error(
-                    &ctx,
-                    PlatformError {
-                        name: "QuotaExceededError",
-                        message: format!("getRandomValues: {n} bytes asked, at most {MAX_RANDOM_BYTES} per call"),
-                    },
-                ));
-            }
-            if shared.borrow().rng.is_none() {
-                let seed = wait_for_seed(&ctx, &shared, &top)?;
-                shared.borrow_mut().rng = Some(ChaCha20Rng::from_seed(seed));
-            }
-            let mut out = vec![0u8; n];
-            if let Some(rng) = shared.borrow_mut().rng.as_mut() {
-                rng.fill_bytes(&mut out);
-            }
-            bytes(&ctx, out)
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, n: f64| -> rquickjs::Result<TypedArray<'js, u8>> {
+                let n = if n.is_finite() && n > 0.0 { n as usize } else { 0 };
+                if n > MAX_RANDOM_BYTES {
+                    return Err(platform_error(
+                        &ctx,
+                        PlatformError {
+                            name: "QuotaExceededError",
+                            message: format!("getRandomValues: {n} bytes asked, at most {MAX_RANDOM_BYTES} per call"),
+                        },
+                    ));
+                }
+                if shared.borrow().rng.is_none() {
+                    let seed = wait_for_seed(&ctx, &shared, &top)?;
+                    shared.borrow_mut().rng = Some(ChaCha20Rng::from_seed(seed));
+                }
+                let mut out = vec![0u8; n];
+                if let Some(rng) = shared.borrow_mut().rng.as_mut() {
+                    rng.fill_bytes(&mut out);
+                }
+                bytes(&ctx, out)
+            },
+        )?,
     )
 }
 

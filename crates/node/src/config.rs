@@ -284,9 +284,15 @@ pub struct ActionsConfig {
     pub ethers_bundle: Option<PathBuf>,
     /// An IPFS HTTP gateway (`{gateway}/ipfs/{cid}`) for code not in the node's action store.
     pub ipfs_gateway: Option<String>,
-    /// RPC URLs by chain name for `Lit.Actions.getRpcUrl`; the node's own chain is always
-    /// available by its chain id.
+    /// RPC URLs by chain name, for conditions and the actions' `Lit.Actions.getRpcUrl`; the
+    /// node's own chain is always available by its chain id.
     pub rpc_urls: std::collections::BTreeMap<String, String>,
+    /// What `getRpcUrl` hands to actions for a chain whose URL in `rpc_urls` (or `[chain]
+    /// rpc_url`) carries a credential: an action's code and logs are public, so a URL with a user,
+    /// a password or a query string is never handed out. Put an API key in a path only here.
+    pub public_rpc_urls: std::collections::BTreeMap<String, String>,
+    /// Where actions may connect (`[actions.egress]`).
+    pub egress: crate::actions::egress::EgressConfig,
 }
 
 impl Default for ActionsConfig {
@@ -301,6 +307,8 @@ impl Default for ActionsConfig {
             ethers_bundle: None,
             ipfs_gateway: None,
             rpc_urls: std::collections::BTreeMap::new(),
+            public_rpc_urls: std::collections::BTreeMap::new(),
+            egress: crate::actions::egress::EgressConfig::default(),
         }
     }
 }
@@ -501,6 +509,11 @@ impl NodeConfig {
         if let Some(path) = &self.actions.ethers_bundle {
             if path.is_relative() {
                 self.actions.ethers_bundle = Some(base.join(path));
+            }
+        }
+        if let Some(path) = &self.actions.egress.extra_ca_file {
+            if path.is_relative() {
+                self.actions.egress.extra_ca_file = Some(base.join(path));
             }
         }
     }

@@ -183,6 +183,8 @@ pub struct Node {
     pub(crate) derived: Mutex<HashMap<[u8; 32], (ProjectivePoint, ProjectivePoint)>>,
     /// Values exchanged between the nodes running the same action request.
     pub mailbox: crate::actions::mailbox::Mailbox,
+    /// The actions' `fetch`, under the egress policy.
+    pub(crate) fetcher: crate::actions::fetch::Fetcher,
     /// Action runs allowed at once.
     pub(crate) action_slots: Arc<tokio::sync::Semaphore>,
     /// Actions run as access-control conditions allowed at once.
@@ -327,11 +329,61 @@ impl Node {
         ))
     }
 
+    /// The RPC URL `Lit.Actions.getRpcUrl` hands to actions for `chain`: `[actions]
+    /// public_rpc_urls`, else the node's own URL if it carries no credential (no user, password
+    /// or query string). Actions' code and logs are public; a node's credentials are not.
+    pub fn public_rpc_url(&self, chain: &str) -> Result<String, Error> {
+        let public = &self.settings.config.actions.public_rpc_urls;
+        if let Some(url) = public.get(chain) {
+            return Ok(url.clone());
+        }
+        if let Some(registry) = &self.options.registry {
+            if chain.is_empty() || chain == "sigil" || chain == registry.chain_id().to_string() {
+                if let Some(url) = public
+                    .get("sigil")
+                    .or_else(|| public.get(&registry.chain_id().to_string()))
+                {
+                    return Ok(url.clone());
+                }
+            }
+        }
+        let url = self.rpc_url(chain)?;
+        if carries_credential(&url) {
+            return Err(Error::new(
+                Kind::Invalid,
+                "RPC_URL_PRIVATE",
+                format!("node {}'s RPC URL for chain {chain:?} carries a credential, so actions are not given it; its operator can set [actions] public_rpc_urls.{chain}", self.me),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Every RPC URL this node may hand to actions or read conditions from.
+    pub(crate) fn action_rpc_urls(settings: &crate::config::Settings, registry: Option<&str>) -> Vec<String> {
+        let actions = &settings.config.actions;
+        actions
+            .rpc_urls
+            .values()
+            .chain(actions.public_rpc_urls.values())
+            .cloned()
+            .chain(registry.map(str::to_string))
+            .collect()
+    }
+
     /// Peers that answered their last ping as ready (holding root key shares).
     pub fn peers_ready(&self) -> usize {
         self.peers_ready
             .lock()
             .map(|m| m.values().filter(|r| **r).count())
             .unwrap_or(0)
+    }
+}
+
+/// Whether a URL carries a credential an action must not see: a user or password, or a query
+/// string (where API keys usually go).
+pub(crate) fn carries_credential(url: &str) -> bool {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => uri.authority().is_some_and(|a| a.as_str().contains('@')) || uri.query().is_some(),
+        Err(_) => true,
     }
 }

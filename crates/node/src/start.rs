@@ -152,8 +152,15 @@ pub async fn run(
     let action_store = open_action_store(&settings, &store).await?;
     let oidc = crate::auth::oidc::Oidc::new(settings.config.auth.oidc_config())
         .map_err(|e| NodeError::Config(ConfigError::Invalid(e)))?;
+    let fetcher = crate::actions::fetch::Fetcher::new(
+        &settings.config.actions.egress,
+        settings.config.listen,
+        &Node::action_rpc_urls(&settings, options.registry.as_ref().map(|r| r.rpc_url())),
+    )
+    .map_err(|e| NodeError::Config(ConfigError::Invalid(e)))?;
     let node = Arc::new(Node {
         me,
+        fetcher,
         epoch: EpochHandle::new(epoch),
         store,
         action_store,

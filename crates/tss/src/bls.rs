@@ -253,7 +253,10 @@ fn combine_unchecked(shares: &[BlsSignatureShare]) -> Result<Signature<Bls12381G
     Ok(Signature::ProofOfPossession(G2Projective::from(point)))
 }
 
-fn combine_verified(
+/// Combines shares already checked one by one (with [`verify_share`]) into the signature over
+/// `identity`, and checks the signature against the network key: one pairing check, not one per
+/// share again.
+pub fn combine_verified(
     package: &PublicKeyPackage<Bls12381G1>,
     shares: &[BlsSignatureShare],
     identity: &[u8],

@@ -12,6 +12,7 @@ mod hosts;
 mod integrity;
 mod oidc;
 mod passkeys;
+mod platform;
 mod session_attacks;
 mod sessions;
 mod signing;

@@ -15,7 +15,9 @@ fn eval(body: &str) -> Value {
         "(async () => {{ const out = await (async () => {{ {body} }})(); Lit.Actions.setResponse({{ response: JSON.stringify(out) }}); }})();"
     );
     let outcome = run(&code);
-    outcome.result.unwrap_or_else(|e| panic!("{body}: {e} (logs {:?})", outcome.logs));
+    outcome
+        .result
+        .unwrap_or_else(|e| panic!("{body}: {e} (logs {:?})", outcome.logs));
     serde_json::from_str(outcome.response.as_deref().unwrap_or("null")).unwrap()
 }
 

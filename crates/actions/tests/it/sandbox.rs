@@ -175,7 +175,13 @@ fn random_comes_from_the_host_s_seed_and_time_from_the_request() {
     let asked = |host: &TestHost| host.ops().iter().filter(|(op, _)| *op == HostOp::Randomness).count();
     assert_eq!(asked(&host), 3);
     let quiet = Arc::new(TestHost::default());
-    sigil_actions::run(&config(Limits::default()), request("Lit.Actions.setResponse({response: 'x'})", json!({})), quiet.clone()).result.unwrap();
+    sigil_actions::run(
+        &config(Limits::default()),
+        request("Lit.Actions.setResponse({response: 'x'})", json!({})),
+        quiet.clone(),
+    )
+    .result
+    .unwrap();
     assert_eq!(asked(&quiet), 0);
     let values: Vec<f64> = serde_json::from_str(a.response.as_deref().unwrap()).unwrap();
     assert!(values[0] >= 0.0 && values[0] < 1.0 && values[0] != values[1]);

@@ -53,6 +53,28 @@ fn action_conditions(value: &Value) -> Result<Conditions, HostError> {
     Conditions::parse(field, conditions).map_err(|e| HostError::new("BAD_CONDITION", e.to_string()))
 }
 
+/// The shares [`HostInner::collect_shares`] gathered: at most a threshold of valid ones, and
+/// why each rejected sender's share was refused.
+pub(crate) struct Collected {
+    pub(crate) good: Vec<BlsSignatureShare>,
+    pub(crate) bad: BTreeMap<u32, String>,
+}
+
+impl Collected {
+    /// "; bad … shares from node 2: …", or nothing when every share was good.
+    pub(crate) fn named_bad(&self) -> String {
+        if self.bad.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self
+            .bad
+            .iter()
+            .map(|(from, why)| format!("node {from}: {why}"))
+            .collect();
+        format!("; bad shares from {}", list.join(", "))
+    }
+}
+
 fn data_hash(text: &str) -> Result<[u8; 32], HostError> {
     hex_bytes::<32>("dataToEncryptHash", text).map_err(host_error)
 }
@@ -117,11 +139,7 @@ impl HostInner {
     }
 
     /// Waits for decryption shares over `identity` under `topic` and opens `ciphertext` with the
-    /// first `threshold` valid ones. Each share is verified exactly once, as it arrives, on a
-    /// blocking thread (a pairing check takes a millisecond); a sender whose share does not
-    /// verify is dropped and named. So a malicious node costs one pairing per decryption, not a
-    /// check of every share each time another arrives. Fails early once too few nodes of
-    /// `n_nodes` are left to make up the threshold.
+    /// first `threshold` valid ones (see [`HostInner::collect_shares`]).
     #[allow(clippy::too_many_arguments)]
     async fn collect_and_open(
         &self,
@@ -133,6 +151,45 @@ impl HostInner {
         ciphertext: Vec<u8>,
         wait: Duration,
     ) -> Result<Zeroizing<Vec<u8>>, HostError> {
+        let collected = self
+            .collect_shares(keys, threshold, n_nodes, topic, identity, wait)
+            .await?;
+        let named = collected.named_bad();
+        let Collected { good, .. } = collected;
+        if good.len() < threshold {
+            return Err(HostError::new(
+                "DECRYPT_FAILED",
+                format!(
+                    "{} of the {threshold} valid decryption shares needed arrived in {} s (the conditions may not hold for the other nodes, or they are down){named}",
+                    good.len(),
+                    wait.as_secs(),
+                ),
+            ));
+        }
+        let keys = Arc::clone(keys);
+        let id = identity.to_string();
+        let (opened, _) =
+            tokio::task::spawn_blocking(move || bls::open(keys.bls.public(), &good, id.as_bytes(), &ciphertext))
+                .await
+                .map_err(|e| HostError::new("INTERNAL", e.to_string()))?;
+        opened.map_err(|e| HostError::new("DECRYPT_FAILED", format!("{e}{named}")))
+    }
+
+    /// Waits for BLS signature shares over `identity` under `topic` until `threshold` valid ones
+    /// are in (or `wait` ends). Each share is verified exactly once, as it arrives, on a blocking
+    /// thread (a pairing check takes a millisecond); a sender whose share does not verify is
+    /// dropped and named. So a malicious node costs one pairing per run, not a check of every
+    /// share each time another arrives. Stops early once too few nodes of `n_nodes` are left to
+    /// make up the threshold.
+    pub(crate) async fn collect_shares(
+        &self,
+        keys: &Arc<RootKeys>,
+        threshold: usize,
+        n_nodes: usize,
+        topic: &str,
+        identity: &str,
+        wait: Duration,
+    ) -> Result<Collected, HostError> {
         let node = &self.node;
         let counters = &node.metrics.actions;
         let deadline = tokio::time::Instant::now() + wait;
@@ -189,43 +246,18 @@ impl HostInner {
                     }
                     Err(why) => {
                         counters.shares_rejected.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(sender = from, %why, "node {from} sent a bad decryption share; dropped");
+                        tracing::warn!(sender = from, %why, %topic, "node {from} sent a bad signature share; dropped");
                         bad.insert(from, why);
                     }
                 }
             }
         }
-        let named = || {
-            if bad.is_empty() {
-                String::new()
-            } else {
-                let list: Vec<String> = bad.iter().map(|(from, why)| format!("node {from}: {why}")).collect();
-                format!("; bad decryption shares from {}", list.join(", "))
-            }
-        };
-        if good.len() < threshold {
-            return Err(HostError::new(
-                "DECRYPT_FAILED",
-                format!(
-                    "{} of the {threshold} valid decryption shares needed arrived in {} s (the conditions may not hold for the other nodes, or they are down){}",
-                    good.len(),
-                    wait.as_secs(),
-                    named()
-                ),
-            ));
-        }
-        // Every share is verified, so the first `threshold` combine without further checks.
-        let shares: Vec<BlsSignatureShare> = good.into_values().take(threshold).collect();
-        let keys = Arc::clone(keys);
-        let id = identity.to_string();
-        let (opened, _) =
-            tokio::task::spawn_blocking(move || bls::open(keys.bls.public(), &shares, id.as_bytes(), &ciphertext))
-                .await
-                .map_err(|e| HostError::new("INTERNAL", e.to_string()))?;
-        opened.map_err(|e| HostError::new("DECRYPT_FAILED", format!("{e}{}", named())))
+        Ok(Collected {
+            good: good.into_values().take(threshold).collect(),
+            bad,
+        })
     }
 
-    /// `Lit.Actions.decryptAndCombine` / `decryptToSingleNode`.
     pub(crate) async fn decrypt(
         &self,
         conditions: &Value,

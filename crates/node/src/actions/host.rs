@@ -20,14 +20,14 @@ use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
 use sigil_tss::PartyId;
 
 use super::code::load_code;
-use super::fetch::fetch;
 use crate::error::{hex_bytes, Error};
 use crate::mesh::wire::Message;
 use crate::node::Node;
 use crate::signing::share::threshold_share;
 
-/// How long a node waits for the others in `broadcastAndCollect` and `signAndCombineEcdsa`.
-const COLLECT_WAIT: Duration = Duration::from_secs(10);
+/// How long a node waits for the others in `broadcastAndCollect`, `signAndCombineEcdsa` and for
+/// the shares of a random seed.
+pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(10);
 
 /// What a run may ask of the node.
 #[derive(Clone)]
@@ -139,11 +139,12 @@ impl HostInner {
             | HostOp::Broadcast { .. }
             | HostOp::Encrypt { .. }
             | HostOp::Decrypt { .. }
+            | HostOp::Randomness
             | HostOp::CheckConditions { .. } = op
             {
                 return Err(HostError::new(
                     "NOT_IN_CONDITION",
-                    "an action run as an access-control condition can fetch and read the chain and permissions, but not sign, encrypt, decrypt, check conditions or talk to other nodes",
+                    "an action run as an access-control condition can fetch and read the chain and permissions, but not sign, encrypt, decrypt, check conditions, draw random numbers or talk to other nodes",
                 ));
             }
         }
@@ -171,12 +172,8 @@ impl HostInner {
                 method,
                 headers,
                 body,
-            } => fetch(url, method, headers, body).await,
-            HostOp::Sleep { ms } => {
-                let max = node.settings.config.actions.limits.wall_time;
-                tokio::time::sleep(Duration::from_millis(ms).min(max)).await;
-                Ok(serde_json::Value::Null)
-            }
+            } => node.fetcher.fetch(url, method, headers, body).await,
+            HostOp::Randomness => self.randomness().await,
             HostOp::RunOnceLeader { .. } => {
                 let leader = node.live().into_iter().min().unwrap_or(node.me);
                 Ok(json!(leader == node.me))
@@ -212,7 +209,7 @@ impl HostInner {
                     .await;
                 Ok(json!(values.into_values().collect::<Vec<_>>()))
             }
-            HostOp::RpcUrl { chain } => node.rpc_url(&chain).map(|url| json!(url)).map_err(host_error),
+            HostOp::RpcUrl { chain } => node.public_rpc_url(&chain).map(|url| json!(url)).map_err(host_error),
             HostOp::IsPermittedAction { token_id, ipfs_id } => {
                 let cid: Cid = ipfs_id.parse().map_err(|e| bad(format!("ipfsId: {e}")))?;
                 let registry = node.registry().map_err(host_error)?;

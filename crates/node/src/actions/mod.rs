@@ -7,8 +7,9 @@
 //! * [`host`] — what an action asks of the node ([`host::ActionHost`]).
 //! * [`decrypt`] — `checkConditions`, `encrypt`, `decryptAndCombine` inside actions.
 //! * [`env`] — what conditions read on a node ([`env::NodeEnv`]).
-//! * [`fetch`] — HTTP for actions.
+//! * [`fetch`] — HTTP(S) for actions, under [`egress`], the policy of where they may connect.
 //! * [`mailbox`] — values between the nodes running the same request.
+//! * [`random`] — the run's agreed random seed, a threshold signature of the network.
 //!
 //! Uses `node`, `auth`, `signing`, `encryption`, `mesh`, `error`; never `http`.
 
@@ -30,10 +31,12 @@ use run::{now_ms, run_on_thread};
 
 pub mod code;
 pub mod decrypt;
+pub mod egress;
 pub mod env;
 pub mod fetch;
 pub mod host;
 pub mod mailbox;
+pub mod random;
 pub mod run;
 pub mod store;
 
@@ -45,10 +48,12 @@ fn action_error(error: ActionError, logs: Vec<String>) -> Error {
         ActionError::Timeout(_) => Kind::TimedOut,
         ActionError::OutOfMemory(_) | ActionError::Limit { .. } | ActionError::Script(_) => Kind::Failed,
         ActionError::Host { code, .. } => match code.as_str() {
-            "NOT_PERMITTED" | "NOT_MINTED" | "RESERVED_KEY" | "CONDITION_FAILED" => Kind::Forbidden,
-            "BAD_CONDITION" | "UNKNOWN_CHAIN" => Kind::Invalid,
+            "NOT_PERMITTED" | "NOT_MINTED" | "RESERVED_KEY" | "CONDITION_FAILED" | "FETCH_BLOCKED" => Kind::Forbidden,
+            "BAD_CONDITION" | "UNKNOWN_CHAIN" | "RPC_URL_PRIVATE" => Kind::Invalid,
             "NODES_DISAGREED" | "DUPLICATE_SIG_NAME" => Kind::Conflict,
-            "CHAIN_UNAVAILABLE" | "POOL_EMPTY" | "NO_ALLOCATOR" | "NOT_READY" => Kind::Unavailable,
+            "CHAIN_UNAVAILABLE" | "POOL_EMPTY" | "NO_ALLOCATOR" | "NOT_READY" | "RANDOMNESS_FAILED" => {
+                Kind::Unavailable
+            }
             _ => Kind::Failed,
         },
         ActionError::Engine(_) => Kind::Internal,
@@ -146,8 +151,9 @@ async fn run_action(
     }
     // The slot goes with the thread: a client that hangs up does not free it early.
     let slot = run::take_slot(node, &node.action_slots, "actions").await?;
-    // What the nodes of this run share (mailbox, signature requests, Math.random) is keyed by the
-    // whole request, not the caller's id alone: another request reusing the id cannot mix in.
+    // What the nodes of this run share (mailbox, signature requests, the random seed) is keyed by
+    // the whole request, not the caller's id alone: another request reusing the id cannot mix in,
+    // and the random bytes of a run cannot be learnt beforehand by running it with other params.
     let run_id: [u8; 16] = {
         let mut h = Sha256::new();
         h.update(b"sigil-action-run/v1");
@@ -162,7 +168,6 @@ async fn run_action(
         id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
         id
     };
-    let seed = run_id;
     let run = RunRequest {
         code,
         cid: cid.to_string(),
@@ -170,7 +175,6 @@ async fn run_action(
         auth_sig_address,
         auth_method_contexts,
         auth_extra,
-        seed,
         now_ms: timestamp,
     };
     let inner = Arc::new(HostInner::new(node, run_id, Mode::Full(Arc::new(NodeEnv::new(node)))));

@@ -58,7 +58,6 @@ pub(crate) async fn run_condition(
         auth_sig_address: user.map(|a| a.to_checksum(None)),
         auth_method_contexts: Vec::new(),
         auth_extra: serde_json::Map::new(),
-        seed,
         now_ms: now_ms(),
     };
     let inner = Arc::new(HostInner::new(node, seed, Mode::Condition));
@@ -107,6 +106,7 @@ pub(crate) async fn run_on_thread(
     inner: Arc<HostInner>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<sigil_actions::Outcome, Error> {
+    let name = format!("action-{}", hex::encode(inner.request.get(..4).unwrap_or_default()));
     let host = Arc::new(ActionHost(inner));
     let config = sigil_actions::Config {
         limits: node.settings.config.actions.limits.clone(),
@@ -114,7 +114,7 @@ pub(crate) async fn run_on_thread(
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name(format!("action-{}", hex::encode(run.seed.get(..4).unwrap_or_default())))
+        .name(name)
         .stack_size(ACTION_THREAD_STACK)
         .spawn(move || {
             let _slot = slot;

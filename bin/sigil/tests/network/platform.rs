@@ -1,0 +1,269 @@
+//! The actions' web platform on a real network (3 node processes, anvil): an ethers provider
+//! action that finishes at once (its request timers are cleared), HTTPS to a server with a
+//! certificate from the test's own CA, the egress policy refusing internal addresses (also
+//! behind a redirect, also the node's own listener), and random bytes every node agrees on that
+//! fewer than t nodes cannot make.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sigil_client::{ActionCode, ClientError};
+use sigil_primitives::ExecuteRequest;
+
+use crate::harness::{http_server, post, Network, DEV_KEY};
+
+const READY: Duration = Duration::from_secs(120);
+
+/// A test CA's PEM and an HTTPS server on 127.0.0.1 with a certificate it issued, answering by
+/// path: `/price` a JSON body, `/to/{url}` a 302 to `{url}`. Returns (CA PEM, base URL).
+async fn https_server() -> (String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Sigil test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut read = 0;
+                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                    match tls.read(&mut buf[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..read]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let reply = match path.strip_prefix("/to/") {
+                    Some(target) => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                    None => {
+                        let body = r#"{"usd":42.5}"#;
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                };
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (ca_cert.pem(), url)
+}
+
+/// The error code an execution failed with.
+fn code_of(result: Result<sigil_client::ExecuteOutcome, ClientError>) -> (String, String) {
+    match result {
+        Err(ClientError::Action { code, message, .. }) => (code, message),
+        Ok(outcome) => panic!("expected an error, got {:?}", outcome.response),
+        Err(e) => panic!("expected an action error, got {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_reach_inside() {
+    let (ca, https) = https_server().await;
+    let https_port = https.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    // The default policy, opened only for the test's HTTPS server and (to show that a node's
+    // own listener stays closed anyway) the node's own port, plus the test CA.
+    let ca_path = ca_file.display().to_string();
+    let mut net = Network::start_configured(
+        3,
+        8,
+        |_| Vec::new(),
+        move |config| {
+            let allow_line = config
+                .lines()
+                .find(|l| l.starts_with("allow = "))
+                .expect("the dev config has an egress allow list")
+                .to_string();
+            let listen = config
+                .lines()
+                .find_map(|l| l.strip_prefix("listen = "))
+                .expect("the config has a listen address")
+                .trim_matches('"')
+                .to_string();
+            // Past the 10 s a node waits for the others' shares of a random seed, not 30 s.
+            config.replace("wall_time = 30000", "wall_time = 15000").replace(
+                &allow_line,
+                &format!("allow = [\"127.0.0.1:{https_port}\", \"{listen}\"]\nextra_ca_file = {ca_path:?}"),
+            )
+        },
+    )
+    .await;
+    let client = net.wait_ready(READY).await;
+    let run = |code: &str, params: serde_json::Value| {
+        let client = &client;
+        let code = code.to_string();
+        async move { client.execute(ActionCode::Code(code), params, None).await }
+    };
+
+    // The most common Lit pattern: an ethers provider on getRpcUrl. Every call succeeds and the
+    // run ends as soon as the action does (ethers clears its 120 s request timers).
+    let dev = sigil_chain::alloy::signers::local::PrivateKeySigner::from_bytes(
+        &hex::decode(DEV_KEY.trim_start_matches("0x"))
+            .unwrap()
+            .as_slice()
+            .try_into()
+            .unwrap(),
+    )
+    .unwrap()
+    .address();
+    let provider = r#"(async () => {
+        const provider = new ethers.providers.JsonRpcProvider(await Lit.Actions.getRpcUrl({ chain: "sigil" }));
+        const network = await provider.getNetwork();
+        const balance = await provider.getBalance(wallet);
+        const nft = new ethers.Contract(pkpNft, ["function name() view returns (string)"], provider);
+        Lit.Actions.setResponse({ response: JSON.stringify({ chainId: network.chainId, balance: balance.toString(), name: await nft.name() }) });
+    })();"#;
+    let params = json!({ "wallet": dev.to_string(), "pkpNft": net.contracts().pkp_nft.to_string() });
+    let started = Instant::now();
+    let outcome = run(provider, params).await.unwrap();
+    let took = started.elapsed();
+    let answer: serde_json::Value = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    let balance = net
+        .anvil
+        .rpc("eth_getBalance", json!([dev.to_string(), "latest"]))
+        .await;
+    let balance = u128::from_str_radix(balance.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(answer["chainId"], json!(31337));
+    assert_eq!(answer["balance"], json!(balance.to_string()));
+    assert!(answer["name"].as_str().unwrap().len() > 1, "{answer}");
+    eprintln!("ethers provider action: {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(10), "the provider action took {took:?}");
+
+    // HTTPS to a server whose certificate the test's own CA issued.
+    let price = r#"(async () => {
+        const r = await fetch(url + "/price", { headers: { accept: "application/json" } });
+        Lit.Actions.setResponse({ response: JSON.stringify([r.status, (await r.json()).usd]) });
+    })();"#;
+    let outcome = run(price, json!({ "url": https })).await.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("[200,42.5]"));
+
+    // Internal addresses, directly and behind a redirect from an allowed host: FETCH_BLOCKED.
+    let (inside, hits) = http_server(Arc::new(|_, _| (200, "internal secret".into()))).await;
+    let fetch_one =
+        "(async () => { const r = await fetch(url); Lit.Actions.setResponse({ response: await r.text() }); })();";
+    for url in [
+        inside.clone(),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        "http://[::1]:9/".to_string(),
+        format!("{https}/to/{inside}/"),
+        format!("{https}/to/http://169.254.169.254/latest/meta-data/"),
+    ] {
+        let (code, message) = code_of(run(fetch_one, json!({ "url": url })).await);
+        assert_eq!(code, "FETCH_BLOCKED", "{url}: {message}");
+        assert!(message.contains("may not reach"), "{url}: {message}");
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing reached the internal server"
+    );
+    // Each node's own listener stays closed although `allow` names it: each node is refused
+    // exactly one of the three node URLs as its own (the others are loopback, closed by default).
+    let own = r#"(async () => {
+        let mine = 0;
+        for (const u of urls) {
+            try { await fetch(u + "/health"); } catch (e) { if (/own address/.test(e.message)) mine++; }
+        }
+        Lit.Actions.setResponse({ response: String(mine) });
+    })();"#;
+    let outcome = run(own, json!({ "urls": net.urls })).await.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some("1"));
+
+    // Random bytes: the same on every node for one request, other bytes for another request.
+    let random = r#"(async () => {
+        const bytes = Array.from(crypto.getRandomValues(new Uint8Array(16)));
+        Lit.Actions.setResponse({ response: JSON.stringify([bytes, crypto.randomUUID(), Math.random()]) });
+    })();"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let every_node = |request_id: &str| {
+        let body = serde_json::to_string(&ExecuteRequest {
+            code: Some(random.to_string()),
+            ipfs_id: None,
+            js_params: Some(json!({})),
+            auth_sig: None,
+            session_sigs: None,
+            request_id: request_id.to_string(),
+            timestamp: Some(now),
+        })
+        .unwrap();
+        let urls = net.urls.clone();
+        async move {
+            let targets: Vec<String> = urls.iter().map(|u| format!("{u}/web/execute")).collect();
+            let calls = targets.iter().map(|t| post(t, body.clone()));
+            futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .map(|(status, answer)| {
+                    assert_eq!(status, 200, "{answer}");
+                    answer["response"].as_str().unwrap().to_string()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = every_node(&"ab".repeat(16)).await;
+    let again = every_node(&"ab".repeat(16)).await;
+    let other = every_node(&"cd".repeat(16)).await;
+    assert!(first.iter().all(|r| *r == first[0]), "nodes disagree: {first:?}");
+    assert_eq!(first, again);
+    assert!(other.iter().all(|r| *r == other[0]), "nodes disagree: {other:?}");
+    assert_ne!(first[0], other[0]);
+    // The old scheme seeded Math.random by the request alone, which the caller knows: the bytes
+    // now come from the network's signature, which fewer than t nodes cannot make. With one node
+    // of three up, a run that draws fails instead of drawing something else.
+    net.kill(1);
+    net.kill(2);
+    let (status, answer) = post(
+        &format!("{}/web/execute", net.urls[0]),
+        serde_json::to_string(&ExecuteRequest {
+            code: Some(random.to_string()),
+            ipfs_id: None,
+            js_params: Some(json!({})),
+            auth_sig: None,
+            session_sigs: None,
+            request_id: "ef".repeat(16),
+            timestamp: None,
+        })
+        .unwrap(),
+    )
+    .await;
+    assert_ne!(status, 200, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("RANDOMNESS_FAILED"), "{answer}");
+}
