@@ -22,7 +22,8 @@ use sigil::network::{auth_sig, wallet, NetworkFile};
 pub enum Command {
     /// Threshold signing latency and throughput with presignatures stocked.
     Sign(SignArgs),
-    /// Action latency: a trivial action, and an action that signs once.
+    /// Action latency: a trivial action, one that draws random bytes (the network's agreed
+    /// seed), one that reads the chain through an ethers provider, and one that signs once.
     Action(SignArgs),
     /// Decryption latency end to end: t shares released after a balance condition, verified,
     /// combined, and the data decrypted (`--stock` and `--concurrency` are not used).
@@ -31,6 +32,17 @@ pub enum Command {
 
 /// The action `bench action` runs without signing.
 const TRIVIAL_ACTION: &str = "Lit.Actions.setResponse({ response: 'ok' });";
+/// The action `bench action` runs to draw agreed randomness (a threshold signature per run).
+const RANDOM_ACTION: &str =
+    "Lit.Actions.setResponse({ response: String(crypto.getRandomValues(new Uint8Array(16)).length) });";
+/// The action `bench action` runs to load ethers only (what the provider action pays first).
+const ETHERS_LOAD_ACTION: &str = "Lit.Actions.setResponse({ response: typeof ethers.utils });";
+/// The action `bench action` runs to read the chain the way most Lit actions do.
+const ETHERS_ACTION: &str = r#"(async () => {
+  const provider = new ethers.providers.JsonRpcProvider(await Lit.Actions.getRpcUrl({ chain: "sigil" }));
+  const [network, balance] = [await provider.getNetwork(), await provider.getBalance(wallet)];
+  Lit.Actions.setResponse({ response: String(network.chainId > 0 && balance.gte(0)) });
+})();"#;
 /// The action `bench action` runs to sign once (a fresh hash per run, as an array of bytes).
 const SIGNING_ACTION: &str = r#"(async () => {
   await Lit.Actions.signEcdsa({ toSign: hash, publicKey, sigName: "bench" });
@@ -645,7 +657,7 @@ async fn measure_actions(
             None,
         )
         .await?;
-    let half = args.duration / 2;
+    let half = args.duration / 5;
     eprintln!("  trivial action for {:.1} s", half.as_secs_f64());
     let (trivial, mut failures, trivial_s) = time_action(
         client,
@@ -656,6 +668,40 @@ async fn measure_actions(
         |o| o.response.as_deref() == Some("ok"),
     )
     .await;
+    eprintln!("  random-drawing action for {:.1} s", half.as_secs_f64());
+    let (random, random_failures, random_s) = time_action(
+        client,
+        RANDOM_ACTION,
+        || serde_json::json!({}),
+        half,
+        usize::MAX,
+        |o| o.response.as_deref() == Some("16"),
+    )
+    .await;
+    failures.extend(random_failures);
+    eprintln!("  ethers-loading action for {:.1} s", half.as_secs_f64());
+    let (load, load_failures, load_s) = time_action(
+        client,
+        ETHERS_LOAD_ACTION,
+        || serde_json::json!({}),
+        half,
+        usize::MAX,
+        |o| o.response.as_deref() == Some("object"),
+    )
+    .await;
+    failures.extend(load_failures);
+    eprintln!("  ethers provider action for {:.1} s", half.as_secs_f64());
+    let wallet = "0x000000000000000000000000000000000000dEaD";
+    let (ethers, ethers_failures, ethers_s) = time_action(
+        client,
+        ETHERS_ACTION,
+        || serde_json::json!({ "wallet": wallet }),
+        half,
+        usize::MAX,
+        |o| o.response.as_deref() == Some("true"),
+    )
+    .await;
+    failures.extend(ethers_failures);
     eprintln!(
         "  signing action for {:.1} s (at most {} runs: the stock)",
         half.as_secs_f64(),
@@ -678,6 +724,11 @@ async fn measure_actions(
     .await;
     failures.extend(sign_failures);
     let (trivial_runs, signing_runs) = (trivial.len(), signing.len());
+    let (random_runs, ethers_runs) = (random.len(), ethers.len());
+    let (r50, r95, r99) = summary(random);
+    let (e50, e95, e99) = summary(ethers);
+    let load_runs = load.len();
+    let (l50, l95, l99) = summary(load);
     let (t50, t95, t99) = summary(trivial);
     let (s50, s95, s99) = summary(signing);
     if args.json {
@@ -689,6 +740,9 @@ async fn measure_actions(
             "stock": stock,
             "errors": failures.len(),
             "trivial": { "runs": trivial_runs, "p50_ms": t50, "p95_ms": t95, "p99_ms": t99, "per_second": trivial_runs as f64 / trivial_s },
+            "random": { "runs": random_runs, "p50_ms": r50, "p95_ms": r95, "p99_ms": r99, "per_second": random_runs as f64 / random_s },
+            "ethers_load": { "runs": load_runs, "p50_ms": l50, "p95_ms": l95, "p99_ms": l99, "per_second": load_runs as f64 / load_s },
+            "ethers_provider": { "runs": ethers_runs, "p50_ms": e50, "p95_ms": e95, "p99_ms": e99, "per_second": ethers_runs as f64 / ethers_s },
             "sign": { "runs": signing_runs, "p50_ms": s50, "p95_ms": s95, "p99_ms": s99, "per_second": signing_runs as f64 / signing_s },
         });
         println!("{json}");
@@ -712,6 +766,21 @@ async fn measure_actions(
             t99,
             trivial_runs as f64 / trivial_s
         );
+        for (name, runs, p50, p95, p99, secs) in [
+            ("draws randomness", random_runs, r50, r95, r99, random_s),
+            ("loads ethers", load_runs, l50, l95, l99, load_s),
+            ("ethers provider", ethers_runs, e50, e95, e99, ethers_s),
+        ] {
+            println!(
+                "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
+                name,
+                runs,
+                p50,
+                p95,
+                p99,
+                runs as f64 / secs
+            );
+        }
         println!(
             "  {:<16} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}",
             "signs once",

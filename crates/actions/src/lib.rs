@@ -403,6 +403,11 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// The operation's id, as [`Host::cancel`] names it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Delivers the result. A run that has already ended ignores it.
     pub fn finish(self, result: Result<serde_json::Value, HostError>) {
         let _ = self.tx.send((self.id, result));
@@ -414,4 +419,13 @@ pub trait Host: Send + Sync + 'static {
     /// Starts `op` for the action with CID `action` (the top of its `actionIpfsIdStack`) and
     /// returns at once; `done` is finished when the operation completes.
     fn start(&self, op: HostOp, action: &str, done: Completion);
+
+    /// The run no longer waits for operation `id` (an aborted `fetch`): stop it if it still runs.
+    fn cancel(&self, id: u64) {
+        let _ = id;
+    }
+
+    /// The run is over: stop whatever of its operations still runs (those it cancelled, or all
+    /// of them when it failed or ran out of time).
+    fn finished(&self) {}
 }

@@ -105,7 +105,9 @@
       event.currentTarget = this;
       const handler = this["on" + event.type];
       if (typeof handler === "function") handler.call(this, event);
-      for (const l of (this._listeners.get(event.type) || []).slice()) {
+      const list = (this._listeners.get(event.type) || []).slice();
+      for (let i = 0; i < list.length; i++) {
+        const l = list[i];
         if (l.once) this.removeEventListener(event.type, l.fn);
         if (typeof l.fn === "function") l.fn.call(this, event); else l.fn.handleEvent(event);
       }
@@ -560,11 +562,12 @@
     const body = request._bytes ? bridge.b64Encode(binary(request._bytes)) : null;
     let started;
     try {
-      started = bridge.opWithId(stringify({ op: "fetch", url: request.url, method: request.method, headers, body }));
+      started = bridge.fetch(stringify({ op: "fetch", url: request.url, method: request.method, headers, body }));
     } catch (e) {
       return Promise.reject(e);
     }
-    const [promise, id] = started;
+    // Own elements of a native array: no iterator an action could have replaced.
+    const promise = started[0], id = started[1];
     return new Promise((resolve, reject) => {
       let done = false;
       const onAbort = () => { if (done) return; done = true; bridge.cancel(id); reject(signal.reason); };

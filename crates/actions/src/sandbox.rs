@@ -35,13 +35,15 @@ struct Pending {
     resolve: Persistent<Function<'static>>,
     reject: Persistent<Function<'static>>,
     kind: Kind,
+    /// A `fetch`: the action may abort it.
+    cancellable: bool,
 }
 
 enum Kind {
     /// A host operation: resolves to its JSON answer.
     Op,
     /// `call`: the child's code is being loaded.
-    LoadChild { cid: String, params: String },
+    LoadChild { cid: String, params: String, label: String },
     /// `call`: the child runs; resolves to the response when it is done.
     Child,
 }
@@ -77,8 +79,11 @@ struct Shared {
     timer_order: u64,
     /// Each context's timer callback (the prelude's dispatcher).
     timer_fns: HashMap<usize, Persistent<Function<'static>>>,
-    /// The run's random stream, keyed by the network's agreed seed once a run first draws.
-    rng: Option<ChaCha20Rng>,
+    /// The run's agreed seed, asked for when the run first draws.
+    seed: Option<[u8; 32]>,
+    /// Each context's random stream, keyed by the seed and the context's place in the run (see
+    /// [`stream`]), so a child's draws never depend on when its parent's draw.
+    rngs: HashMap<usize, ChaCha20Rng>,
     response: Option<String>,
     root_response: Option<String>,
     logs: Vec<String>,
@@ -93,7 +98,7 @@ struct Shared {
     host_errors: HashMap<String, String>,
     rejections: Vec<(Persistent<Value<'static>>, String)>,
     /// Children whose code arrived, to start from the loop (not from inside a callback).
-    to_start: Vec<(usize, u64, String, String, String)>,
+    to_start: Vec<(usize, u64, String, String, String, String)>,
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
@@ -145,7 +150,8 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         timer_slots: HashMap::new(),
         timer_order: 0,
         timer_fns: HashMap::new(),
-        rng: None,
+        seed: None,
+        rngs: HashMap::new(),
         response: None,
         root_response: None,
         logs: Vec::new(),
@@ -200,6 +206,8 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         (s.response.take(), s.root_response.take(), std::mem::take(&mut s.logs))
     };
     drop(runs);
+    let host = Arc::clone(&shared.borrow().host);
+    host.finished();
     runtime.set_host_promise_rejection_tracker(None);
     runtime.set_interrupt_handler(None);
     Outcome {
@@ -263,7 +271,7 @@ struct Driver<'a> {
 impl Driver<'_> {
     fn drive(&mut self, request: &RunRequest, rx: &mpsc::Receiver<Reply>) -> Result<(), ActionError> {
         let params = serde_json::Value::Object(request.js_params.clone()).to_string();
-        if let Err(message) = self.start(&request.code, vec![request.cid.clone()], &params, None) {
+        if let Err(message) = self.start(&request.code, vec![request.cid.clone()], &params, None, "0") {
             return Err(self.classify(message));
         }
         loop {
@@ -275,8 +283,8 @@ impl Driver<'_> {
             }
             let ready = std::mem::take(&mut self.shared.borrow_mut().to_start);
             if !ready.is_empty() {
-                for (parent_run, id, cid, code, params) in ready {
-                    self.start_child(parent_run, id, cid, &code, &params);
+                for (parent_run, id, cid, code, params, label) in ready {
+                    self.start_child(parent_run, id, cid, &code, &params, &label);
                 }
                 continue;
             }
@@ -390,11 +398,18 @@ impl Driver<'_> {
     }
 
     /// Creates a context for an action, installs the globals and evaluates its code.
-    fn start(&mut self, code: &str, stack: Vec<String>, params: &str, parent: Option<u64>) -> Result<(), String> {
+    fn start(
+        &mut self,
+        code: &str,
+        stack: Vec<String>,
+        params: &str,
+        parent: Option<u64>,
+        label: &str,
+    ) -> Result<(), String> {
         let context = Context::full(self.runtime).map_err(|e| e.to_string())?;
         let index = self.runs.len();
         let outcome = context.with(|ctx| -> Result<(), String> {
-            install(&ctx, self.shared, index, &stack).map_err(|e| caught(&ctx, e))?;
+            install(&ctx, self.shared, index, &stack, label).map_err(|e| caught(&ctx, e))?;
             let run = {
                 let s = self.shared.borrow();
                 format!(
@@ -425,14 +440,14 @@ impl Driver<'_> {
         outcome
     }
 
-    fn start_child(&mut self, parent_run: usize, id: u64, cid: String, code: &str, params: &str) {
+    fn start_child(&mut self, parent_run: usize, id: u64, cid: String, code: &str, params: &str, label: &str) {
         let Some(parent) = self.runs.get(parent_run) else {
             return;
         };
         let mut stack = parent.stack.clone();
         stack.push(cid);
         let index = self.runs.len();
-        if let Err(message) = self.start(code, stack, params, Some(id)) {
+        if let Err(message) = self.start(code, stack, params, Some(id), label) {
             // Only a child whose context was made has an entry to close.
             if let Some(child) = self.runs.get_mut(index) {
                 child.finished = true;
@@ -477,7 +492,7 @@ impl Driver<'_> {
             }
         };
         match (kind, result) {
-            (Kind::LoadChild { cid, params }, Ok(code)) => {
+            (Kind::LoadChild { cid, params, label }, Ok(code)) => {
                 let code = code.as_str().unwrap_or_default().to_string();
                 match self.check_child(&cid, &code) {
                     Ok(()) => {
@@ -489,7 +504,7 @@ impl Driver<'_> {
                             }
                             None => return,
                         };
-                        s.to_start.push((run, id, cid, code, params));
+                        s.to_start.push((run, id, cid, code, params, label));
                     }
                     Err(message) => self.reject(id, &message),
                 }
@@ -613,6 +628,7 @@ fn promise<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, kind: Kind) -> r
             resolve: Persistent::save(ctx, resolve),
             reject: Persistent::save(ctx, reject),
             kind,
+            cancellable: false,
         },
     );
     Ok((promise, id))
@@ -645,12 +661,14 @@ fn start_op(shared: &SharedRef, stack_top: &str, op: HostOp, id: u64) {
 }
 
 /// Defines `__sigil`, the native half of the prelude, for run `run`.
-fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]) -> rquickjs::Result<()> {
+/// `label` names the context's place in the run: `0` for the root, `{parent}/{n}` for the
+/// parent's `n`th `call`.
+fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String], label: &str) -> rquickjs::Result<()> {
     let bridge = Object::new(ctx.clone())?;
     let top: Rc<str> = Rc::from(stack.last().map_or("", String::as_str));
     let depth = stack.len().saturating_sub(1);
 
-    for (name, with_id) in [("op", false), ("opWithId", true)] {
+    for (name, with_id) in [("op", false), ("fetch", true)] {
         let shared = Rc::clone(shared);
         let top = Rc::clone(&top);
         bridge.set(
@@ -658,7 +676,7 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
             Function::new(
                 ctx.clone(),
                 move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<Value<'js>> {
-                    let (promise, id) = start_host_op(&ctx, &shared, run, &top, &json)?;
+                    let (promise, id) = start_host_op(&ctx, &shared, run, &top, &json, with_id)?;
                     if !with_id {
                         return Ok(promise.into_value());
                     }
@@ -672,17 +690,28 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
     }
     {
         // An aborted fetch: its answer, when it comes, settles nothing, and the run does not
-        // wait for it.
+        // wait for it. Only a fetch of this very context can be cancelled.
         let shared = Rc::clone(shared);
         bridge.set(
             "cancel",
             Function::new(ctx.clone(), move |id: f64| {
-                shared.borrow_mut().pending.remove(&(id as u64));
+                let id = id as u64;
+                let host = {
+                    let mut s = shared.borrow_mut();
+                    match s.pending.get(&id) {
+                        Some(p) if p.cancellable && p.run == run => {
+                            s.pending.remove(&id);
+                            Arc::clone(&s.host)
+                        }
+                        _ => return,
+                    }
+                };
+                host.cancel(id);
             })?,
         )?;
     }
     install_timers(ctx, &bridge, shared, run)?;
-    install_platform(ctx, &bridge, shared, &top)?;
+    install_platform(ctx, &bridge, shared, &top, run, label)?;
     {
         let shared = Rc::clone(shared);
         bridge.set(
@@ -742,6 +771,8 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
     {
         let shared = Rc::clone(shared);
         let top = Rc::clone(&top);
+        let parent_label = label.to_string();
+        let calls = Cell::new(0u64);
         bridge.set(
             "call",
             Function::new(
@@ -762,9 +793,12 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                         return Err(Exception::throw_type(&ctx, &format!("call: {e}")));
                     }
                     count_host_call(&ctx, &shared)?;
+                    let n = calls.get();
+                    calls.set(n + 1);
                     let kind = Kind::LoadChild {
                         cid: cid.clone(),
                         params,
+                        label: format!("{parent_label}/{n}"),
                     };
                     let (promise, id) = promise(&ctx, &shared, run, kind)?;
                     start_op(&shared, &top, HostOp::LoadAction { cid }, id);
@@ -799,15 +833,20 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
 }
 
 /// Parses and starts a host operation for the action `top` of run `run`: its promise and id.
+/// `fetch` operations go through `__sigil.fetch` only (`is_fetch`), which makes them cancellable.
 fn start_host_op<'js>(
     ctx: &Ctx<'js>,
     shared: &SharedRef,
     run: usize,
     top: &str,
     json: &str,
+    is_fetch: bool,
 ) -> rquickjs::Result<(Promise<'js>, u64)> {
     let op: HostOp =
         serde_json::from_str(json).map_err(|e| Exception::throw_type(ctx, &format!("bad host call: {e}")))?;
+    if matches!(op, HostOp::Fetch { .. }) != is_fetch {
+        return Err(Exception::throw_type(ctx, "bad host call: fetch goes through fetch()"));
+    }
     let limits = shared.borrow().config.limits.clone();
     match &op {
         HostOp::Sign { .. } | HostOp::SignMessage { .. } => {
@@ -867,6 +906,9 @@ fn start_host_op<'js>(
     }
     count_host_call(ctx, shared)?;
     let (promise, id) = promise(ctx, shared, run, Kind::Op)?;
+    if let Some(p) = shared.borrow_mut().pending.get_mut(&id) {
+        p.cancellable = is_fetch;
+    }
     start_op(shared, top, op, id);
     Ok((promise, id))
 }
@@ -944,11 +986,22 @@ fn bytes<'js>(ctx: &Ctx<'js>, data: Vec<u8>) -> rquickjs::Result<TypedArray<'js,
 }
 
 /// Encoding, URL parsing, `crypto.subtle` and the agreed random stream (see [`platform`]).
+/// The random stream of the context `label` of a run with `seed`.
+fn stream(seed: &[u8; 32], label: &str) -> ChaCha20Rng {
+    let mut h = sha2::Sha256::new();
+    sha2::Digest::update(&mut h, b"sigil-action-random-stream/v1");
+    sha2::Digest::update(&mut h, seed);
+    sha2::Digest::update(&mut h, label.as_bytes());
+    ChaCha20Rng::from_seed(sha2::Digest::finalize(h).into())
+}
+
 fn install_platform<'js>(
     ctx: &Ctx<'js>,
     bridge: &Object<'js>,
     shared: &SharedRef,
     top: &Rc<str>,
+    run: usize,
+    label: &str,
 ) -> rquickjs::Result<()> {
     bridge.set(
         "utf8Encode",
@@ -1046,6 +1099,7 @@ fn install_platform<'js>(
     )?;
     let shared = Rc::clone(shared);
     let top = Rc::clone(top);
+    let label = label.to_string();
     bridge.set(
         "random",
         Function::new(
@@ -1061,14 +1115,22 @@ fn install_platform<'js>(
                         },
                     ));
                 }
-                if shared.borrow().rng.is_none() {
-                    let seed = wait_for_seed(&ctx, &shared, &top)?;
-                    shared.borrow_mut().rng = Some(ChaCha20Rng::from_seed(seed));
-                }
+                let known = shared.borrow().seed;
+                let seed = match known {
+                    Some(seed) => seed,
+                    None => {
+                        let seed = wait_for_seed(&ctx, &shared, &top)?;
+                        shared.borrow_mut().seed = Some(seed);
+                        seed
+                    }
+                };
                 let mut out = vec![0u8; n];
-                if let Some(rng) = shared.borrow_mut().rng.as_mut() {
-                    rng.fill_bytes(&mut out);
-                }
+                shared
+                    .borrow_mut()
+                    .rngs
+                    .entry(run)
+                    .or_insert_with(|| stream(&seed, &label))
+                    .fill_bytes(&mut out);
                 bytes(&ctx, out)
             },
         )?,

@@ -358,15 +358,18 @@ impl Node {
         Ok(url)
     }
 
-    /// Every RPC URL this node may hand to actions or read conditions from.
+    /// Every RPC URL this node may hand to actions (see [`Node::public_rpc_url`]): the egress
+    /// policy lets actions reach their hosts.
     pub(crate) fn action_rpc_urls(settings: &crate::config::Settings, registry: Option<&str>) -> Vec<String> {
         let actions = &settings.config.actions;
         actions
             .rpc_urls
             .values()
-            .chain(actions.public_rpc_urls.values())
-            .cloned()
-            .chain(registry.map(str::to_string))
+            .map(String::as_str)
+            .chain(registry)
+            .filter(|u| !carries_credential(u))
+            .chain(actions.public_rpc_urls.values().map(String::as_str))
+            .map(str::to_string)
             .collect()
     }
 

@@ -253,9 +253,10 @@ fn combine_unchecked(shares: &[BlsSignatureShare]) -> Result<Signature<Bls12381G
     Ok(Signature::ProofOfPossession(G2Projective::from(point)))
 }
 
-/// Combines shares already checked one by one (with [`verify_share`]) into the signature over
-/// `identity`, and checks the signature against the network key: one pairing check, not one per
-/// share again.
+/// Combines the first threshold of distinct shares into the signature over `identity` and checks
+/// only the result against the network key: one pairing check, not one per share. With shares
+/// not checked one by one (with [`verify_share`]), a bad one makes this fail (`SignatureInvalid`)
+/// and the caller checks them singly to find and drop it.
 pub fn combine_verified(
     package: &PublicKeyPackage<Bls12381G1>,
     shares: &[BlsSignatureShare],

@@ -15,6 +15,9 @@ pub struct TestHost {
     pub actions: Mutex<HashMap<String, String>>,
     /// The seed `Randomness` answers (all 7s when unset).
     pub seed: Mutex<Option<[u8; 32]>>,
+    /// Operations the run cancelled, and how often it said it was finished.
+    pub cancelled: Mutex<Vec<u64>>,
+    pub finished: std::sync::atomic::AtomicUsize,
 }
 
 impl TestHost {
@@ -30,6 +33,14 @@ impl TestHost {
 }
 
 impl Host for TestHost {
+    fn cancel(&self, id: u64) {
+        self.cancelled.lock().unwrap().push(id);
+    }
+
+    fn finished(&self) {
+        self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn start(&self, op: HostOp, action: &str, done: Completion) {
         self.ops.lock().unwrap().push((op.clone(), action.to_string()));
         let code = match &op {
@@ -39,6 +50,10 @@ impl Host for TestHost {
         let seed = self.seed.lock().unwrap().unwrap_or([7; 32]);
         std::thread::spawn(move || {
             let result = match op {
+                HostOp::Broadcast { ref name, ref value } if name == "slow" => {
+                    std::thread::sleep(std::time::Duration::from_millis(800));
+                    Ok(json!([value, "other"]))
+                }
                 // A fetch that answers only after the test is long over.
                 HostOp::Fetch { ref url, .. } if url.contains("/hang") => {
                     std::thread::sleep(std::time::Duration::from_secs(30));

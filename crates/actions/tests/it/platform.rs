@@ -298,3 +298,64 @@ fn random_values_and_uuids_come_from_the_run_s_stream() {
     let asked = host.ops().iter().filter(|(op, _)| *op == HostOp::Randomness).count();
     assert_eq!(asked, 3);
 }
+
+#[test]
+fn an_action_cannot_cancel_anything_but_its_own_fetch() {
+    // The attack: a replaced array iterator once fed `cancel` the id of another operation, so a
+    // pending broadcast (or signature) vanished and the run ended without it.
+    let code = r#"(async () => {
+        const slow = Lit.Actions.broadcastAndCollect({ name: "slow", value: "v" });
+        const iterate = Array.prototype[Symbol.iterator];
+        Array.prototype[Symbol.iterator] = function () {
+            return this.length === 2 && this[0] instanceof Promise ? iterate.call([this[0], 0]) : iterate.call(this);
+        };
+        const c = new AbortController();
+        const f = fetch("http://127.0.0.1:9/hang", { signal: c.signal }).catch((e) => e.name);
+        c.abort();
+        const aborted = await f;
+        Lit.Actions.setResponse({ response: JSON.stringify([aborted, await slow]) });
+    })();"#;
+    let started = Instant::now();
+    let (outcome, host) = run_with(code, json!({}), Limits::default());
+    outcome.result.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some(r#"["AbortError",["v","other"]]"#));
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "the run did not wait for its broadcast"
+    );
+    // The host heard of the one aborted fetch (id 1: the broadcast is 0), and of the run's end.
+    assert_eq!(*host.cancelled.lock().unwrap(), vec![1]);
+    assert_eq!(host.finished.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_child_action_draws_the_same_bytes_whenever_its_parent_draws() {
+    let host = Arc::new(TestHost::default());
+    let child = host.with_action(
+        "Lit.Actions.setResponse({ response: JSON.stringify(Array.from(crypto.getRandomValues(new Uint8Array(4)))) });",
+    );
+    let draw_then_call = format!(
+        "(async () => {{ const mine = Array.from(crypto.getRandomValues(new Uint8Array(4))); const theirs = await Lit.Actions.call({{ ipfsId: {child:?} }}); Lit.Actions.setResponse({{ response: JSON.stringify([mine, JSON.parse(theirs)]) }}); }})();"
+    );
+    let call_then_draw = format!(
+        "(async () => {{ const theirs = await Lit.Actions.call({{ ipfsId: {child:?} }}); const mine = Array.from(crypto.getRandomValues(new Uint8Array(4))); Lit.Actions.setResponse({{ response: JSON.stringify([mine, JSON.parse(theirs)]) }}); }})();"
+    );
+    let a = sigil_actions::run(
+        &config(Limits::default()),
+        request(&draw_then_call, json!({})),
+        host.clone(),
+    );
+    let b = sigil_actions::run(
+        &config(Limits::default()),
+        request(&call_then_draw, json!({})),
+        host.clone(),
+    );
+    a.result.unwrap();
+    b.result.unwrap();
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(a.response.as_deref().unwrap()).unwrap(),
+        serde_json::from_str(b.response.as_deref().unwrap()).unwrap(),
+    );
+    assert_eq!(a, b, "each context's draws are its own, whatever the order");
+    assert_ne!(a[0], a[1], "the child's stream is not the parent's");
+}

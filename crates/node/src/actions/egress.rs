@@ -26,6 +26,14 @@ pub struct EgressConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// Redirects one `fetch` follows (default 5); each target is checked like the first.
     pub max_redirects: usize,
+    /// Fetches the whole node runs at once, for every action (default 32); more wait for a
+    /// free one within their deadline.
+    pub max_in_flight: usize,
+    /// Response bytes the node holds at once for every fetch in flight (default 64 MiB): a body
+    /// that finds no room within its deadline fails (`FETCH_FAILED`, the node is busy).
+    pub max_buffered_bytes: usize,
+    /// DNS lookups at once (default 8): a resolver that never answers holds a thread each.
+    pub max_lookups: usize,
 }
 
 impl Default for EgressConfig {
@@ -34,6 +42,9 @@ impl Default for EgressConfig {
             allow: Vec::new(),
             extra_ca_file: None,
             max_redirects: 5,
+            max_in_flight: 32,
+            max_buffered_bytes: 64 << 20,
+            max_lookups: 8,
         }
     }
 }
@@ -117,7 +128,7 @@ pub fn blocked_class(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_private() {
@@ -130,30 +141,53 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         Some("unspecified")
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         Some("multicast or reserved")
+    } else if (a, b) == (192, 0) && c == 0 || (a == 198 && (18..20).contains(&b)) {
+        // IETF protocol assignments (192.0.0.0/24) and benchmarking (198.18.0.0/15).
+        Some("special-purpose")
+    } else if (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113) {
+        Some("documentation")
     } else {
         None
     }
 }
 
+/// The IPv4 address an IPv6 address stands for, where one is embedded in it: IPv4-compatible
+/// (`::a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4
+/// (`2002:AABB:CCDD::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        _ => None,
+    }
+}
+
 fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_unspecified() {
         Some("unspecified")
-    } else if first & 0xfe00 == 0xfc00 {
+    } else if s[0] & 0xfe00 == 0xfc00 {
         Some("private (unique local)")
-    } else if first & 0xffc0 == 0xfe80 {
+    } else if s[0] & 0xffc0 == 0xfe80 {
         Some("link-local")
+    } else if s[0] & 0xffc0 == 0xfec0 {
+        Some("site-local")
     } else if ip.is_multicast() {
         Some("multicast or reserved")
-    } else if let Some(v4) = ip.to_ipv4() {
-        // IPv4-compatible (::a.b.c.d) and NAT64 forms of a blocked IPv4 address.
-        if first == 0 || (first == 0x64 && ip.segments()[1] == 0xff9b) {
-            v4_class(v4)
-        } else {
-            None
-        }
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // Local-use NAT64 (64:ff9b:1::/48): whatever it translates to is someone's network.
+        Some("private (local NAT64)")
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo (2001::/32) tunnels to an address it only obfuscates.
+        Some("tunnelled (Teredo)")
+    } else if s[0] == 0x2001 && s[1] == 0xdb8 {
+        Some("documentation")
+    } else if let Some(v4) = embedded_v4(ip) {
+        v4_class(v4)
     } else {
         None
     }
@@ -194,7 +228,7 @@ impl Policy {
         let own = ip == own_ip || (own_ip.is_unspecified() && blocked_class(ip).is_some());
         if addr.port() == self.own.port() && own {
             return Err(Blocked(format!(
-                "{addr} is this node's own address, which actions may not reach"
+                "{host} is (or resolves to) this node's own address, which actions may not reach"
             )));
         }
         if self.rpc.iter().any(|(h, p)| h == host && *p == addr.port()) {
@@ -204,8 +238,9 @@ impl Policy {
             return Ok(());
         }
         match blocked_class(ip) {
+            // The message names the class, not the address: an action must not map internal names.
             Some(class) => Err(Blocked(format!(
-                "{addr} is a {class} address, which actions may not reach (an operator can open it with [actions.egress] allow)"
+                "{host} is (or resolves to) a {class} address, which actions may not reach (an operator can open it with [actions.egress] allow)"
             ))),
             None => Ok(()),
         }
@@ -267,10 +302,26 @@ mod tests {
             "[::ffff:127.0.0.1]:80",
             "[::ffff:169.254.169.254]:80",
             "[64:ff9b::a00:1]:80",
+            "[64:ff9b::a9fe:a9fe]:80",
+            "[64:ff9b:1::1]:80",
+            "[2002:7f00:1::1]:80",
+            "[2002:a9fe:a9fe::]:80",
+            "[2001:0:4136:e378::1]:80",
+            "[::ffff:0:a00:1]:80",
+            "[fec0::1]:80",
+            "192.0.0.8:80",
+            "198.18.0.1:80",
+            "[::a00:1]:80",
         ] {
             assert!(p.check("x", addr(blocked)).is_err(), "{blocked}");
         }
-        for open in ["93.184.216.34:443", "[2606:2800:220:1::1]:443", "8.8.8.8:53"] {
+        for open in [
+            "93.184.216.34:443",
+            "[2606:2800:220:1::1]:443",
+            "8.8.8.8:53",
+            "[64:ff9b::808:808]:53",
+            "[2002:808:808::1]:53",
+        ] {
             assert_eq!(p.check("x", addr(open)), Ok(()), "{open}");
         }
     }

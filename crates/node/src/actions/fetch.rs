@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -58,7 +58,27 @@ pub struct Fetcher {
     policy: Policy,
     tls: tokio_rustls::TlsConnector,
     max_redirects: usize,
+    /// Fetches in flight, node-wide.
+    in_flight: Arc<tokio::sync::Semaphore>,
+    /// Response bytes held, node-wide, in KiB.
+    buffered: Arc<tokio::sync::Semaphore>,
+    /// DNS lookups at once.
+    lookups: Arc<tokio::sync::Semaphore>,
 }
+
+/// Headers that belong to one connection, not to the request: the node sets its own.
+const HOP_BY_HOP: [&str; 10] = [
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 impl Fetcher {
     /// The fetcher of a node listening on `own` that hands `rpc_urls` to actions.
@@ -88,10 +108,19 @@ impl Fetcher {
             .map_err(|e| format!("TLS: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        if config.max_in_flight == 0 || config.max_buffered_bytes < 1024 || config.max_lookups == 0 {
+            return Err(
+                "actions.egress: max_in_flight and max_lookups must be at least 1, max_buffered_bytes at least 1024"
+                    .into(),
+            );
+        }
         Ok(Self {
             policy,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             max_redirects: config.max_redirects,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+            buffered: Arc::new(tokio::sync::Semaphore::new(config.max_buffered_bytes / 1024)),
+            lookups: Arc::new(tokio::sync::Semaphore::new(config.max_lookups)),
         })
     }
 
@@ -114,7 +143,15 @@ impl Fetcher {
         };
         let method =
             http::Method::from_bytes(method.as_bytes()).map_err(|_| bad(format!("fetch: method {method:?}")))?;
-        match tokio::time::timeout(FETCH_TIMEOUT, self.follow(url.clone(), method, headers, body)).await {
+        let exchange = async {
+            let _slot = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| bad("fetch: shutting down"))?;
+            self.follow(url.clone(), method, headers, body).await
+        };
+        match tokio::time::timeout(FETCH_TIMEOUT, exchange).await {
             Ok(result) => result,
             Err(_) => Err(HostError::new(
                 "FETCH_FAILED",
@@ -181,18 +218,7 @@ impl Fetcher {
                     })
                     .or_insert(value);
             }
-            let bytes = Limited::new(response.into_body(), FETCH_MAX_BYTES)
-                .collect()
-                .await
-                .map_err(|e| {
-                    let why = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                        format!("the body is over {FETCH_MAX_BYTES} bytes")
-                    } else {
-                        format!("reading the body: {e}")
-                    };
-                    HostError::new("FETCH_FAILED", format!("fetch {url}: {why}"))
-                })?
-                .to_bytes();
+            let bytes = self.read_body(&url, response.into_body()).await?;
             return Ok(json!({
                 "status": status.as_u16(),
                 "statusText": status.canonical_reason().unwrap_or(""),
@@ -202,6 +228,34 @@ impl Fetcher {
                 "body": base64::engine::general_purpose::STANDARD.encode(&bytes),
             }));
         }
+    }
+
+    /// Reads a body of at most [`FETCH_MAX_BYTES`], each chunk only once the node-wide budget
+    /// (`max_buffered_bytes`) has room for it.
+    async fn read_body(&self, url: &str, mut body: hyper::body::Incoming) -> Result<Vec<u8>, HostError> {
+        let failed = |why: String| HostError::new("FETCH_FAILED", format!("fetch {url}: {why}"));
+        let mut out = Vec::new();
+        let mut held = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| failed(format!("reading the body: {e}")))?;
+            let Ok(chunk) = frame.into_data() else { continue };
+            if out.len() + chunk.len() > FETCH_MAX_BYTES {
+                return Err(failed(format!("the body is over {FETCH_MAX_BYTES} bytes")));
+            }
+            let kib = u32::try_from(chunk.len().div_ceil(1024)).unwrap_or(u32::MAX);
+            match Arc::clone(&self.buffered).try_acquire_many_owned(kib) {
+                Ok(permit) => held.push(permit),
+                // Wait for room, within the fetch's own deadline.
+                Err(_) => held.push(
+                    Arc::clone(&self.buffered)
+                        .acquire_many_owned(kib)
+                        .await
+                        .map_err(|_| failed("shutting down".into()))?,
+                ),
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
     /// One request to `uri` over a new connection to an allowed address.
@@ -226,10 +280,13 @@ impl Fetcher {
         let (host, port) = url_host_port(url).ok_or_else(|| bad(format!("fetch: {url:?} has no host")))?;
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|e| failed(format!("cannot resolve {host}: {e}")))?
-                .collect(),
+            Err(_) => {
+                let _lookup = self.lookups.acquire().await.map_err(|_| bad("fetch: shutting down"))?;
+                tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| failed(format!("cannot resolve {host}: {e}")))?
+                    .collect()
+            }
         };
         let mut refusal = None;
         let mut allowed = Vec::new();
@@ -267,7 +324,7 @@ impl Fetcher {
         let mut request = http::Request::builder().method(method.clone()).uri(path);
         let mut has_user_agent = false;
         for (name, value) in headers {
-            if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
+            if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 continue;
             }
             has_user_agent |= name.eq_ignore_ascii_case("user-agent");

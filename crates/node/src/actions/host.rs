@@ -50,6 +50,9 @@ pub(crate) struct HostInner {
     names: Mutex<Vec<String>>,
     /// Set by `decryptToSingleNode`: the node that decrypts.
     pub(crate) single_node: Mutex<Option<u32>>,
+    /// The run's operations still running, by id: a cancelled fetch, and everything once the
+    /// run is over, is aborted rather than left to finish for no one.
+    tasks: Mutex<BTreeMap<u64, tokio::task::AbortHandle>>,
 }
 
 impl HostInner {
@@ -74,6 +77,7 @@ impl HostInner {
             signed: Mutex::new(BTreeMap::new()),
             names: Mutex::new(Vec::new()),
             single_node: Mutex::new(None),
+            tasks: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -85,9 +89,38 @@ impl Host for ActionHost {
     fn start(&self, op: HostOp, action: &str, done: Completion) {
         let inner = Arc::clone(&self.0);
         let action = action.to_string();
-        self.0.handle.spawn(async move {
-            done.finish(inner.op(op, &action).await);
+        let id = done.id();
+        // Held until the task is registered, so its own removal comes after.
+        let mut tasks = self.0.tasks.lock().ok();
+        let task = self.0.handle.spawn(async move {
+            let result = inner.op(op, &action).await;
+            if let Ok(mut tasks) = inner.tasks.lock() {
+                tasks.remove(&id);
+            }
+            done.finish(result);
         });
+        if let Some(tasks) = tasks.as_mut() {
+            tasks.insert(id, task.abort_handle());
+        }
+    }
+
+    fn cancel(&self, id: u64) {
+        let task = self.0.tasks.lock().ok().and_then(|mut t| t.remove(&id));
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
+
+    fn finished(&self) {
+        let tasks = self
+            .0
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks.into_values() {
+            task.abort();
+        }
     }
 }
 
