@@ -325,6 +325,32 @@ pub enum HostOp {
         /// Auth method id (hex).
         user_id: String,
     },
+    /// `getPermittedAuthMethodScopes`: whether each scope id below `max_scope_id` is on.
+    PermittedAuthMethodScopes {
+        /// 0x-hex token id.
+        token_id: String,
+        /// Auth method type.
+        auth_method_type: u64,
+        /// Auth method id (hex).
+        user_id: String,
+        /// How many scope ids to answer for (at most 256).
+        max_scope_id: u64,
+    },
+    /// `getLatestNonce`: the transaction count of `address` on `chain` (0x-hex).
+    LatestNonce {
+        /// 0x address.
+        address: String,
+        /// Chain name.
+        chain: String,
+    },
+    /// `callContract`: an `eth_call` of a serialized (unsigned) transaction on `chain`; the
+    /// answer is the returned data, 0x-hex.
+    CallContract {
+        /// Chain name.
+        chain: String,
+        /// The transaction, as ethers' `serializeTransaction` makes it (hex).
+        txn: String,
+    },
     /// `getPermittedActions`.
     PermittedActions {
         /// 0x-hex token id.

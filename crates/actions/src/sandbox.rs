@@ -18,6 +18,8 @@ use crate::platform::{self, PlatformError};
 use crate::{ActionError, Completion, Config, Host, HostError, HostOp, Limit, Outcome, RunRequest};
 
 const PRELUDE: &str = include_str!("prelude.js");
+/// The web platform, evaluated on first use (`__sigil.platform()`).
+const PLATFORM: &str = include_str!("platform.js");
 /// QuickJS's own stack bound; the thread running [`run`] needs more than this.
 const MAX_STACK: usize = 1024 * 1024;
 
@@ -807,6 +809,12 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
             )?,
         )?;
     }
+    bridge.set(
+        "platform",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+            ctx.eval_with_options(PLATFORM, options("sigil-platform.js"))
+        })?,
+    )?;
     {
         let shared = Rc::clone(shared);
         bridge.set(

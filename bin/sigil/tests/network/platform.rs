@@ -144,8 +144,13 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
         const provider = new ethers.providers.JsonRpcProvider(await Lit.Actions.getRpcUrl({ chain: "sigil" }));
         const network = await provider.getNetwork();
         const balance = await provider.getBalance(wallet);
-        const nft = new ethers.Contract(pkpNft, ["function name() view returns (string)"], provider);
-        Lit.Actions.setResponse({ response: JSON.stringify({ chainId: network.chainId, balance: balance.toString(), name: await nft.name() }) });
+        const abi = ["function name() view returns (string)"];
+        const nft = new ethers.Contract(pkpNft, abi, provider);
+        // Lit's own chain reads: a nonce, and a call of a serialized transaction.
+        const nonce = await Lit.Actions.getLatestNonce({ address: wallet, chain: "sigil" });
+        const txn = ethers.utils.serializeTransaction({ to: pkpNft, data: new ethers.utils.Interface(abi).encodeFunctionData("name") });
+        const called = ethers.utils.defaultAbiCoder.decode(["string"], await Lit.Actions.callContract({ chain: "sigil", txn }))[0];
+        Lit.Actions.setResponse({ response: JSON.stringify({ chainId: network.chainId, balance: balance.toString(), name: await nft.name(), called, nonce }) });
     })();"#;
     let params = json!({ "wallet": dev.to_string(), "pkpNft": net.contracts().pkp_nft.to_string() });
     let started = Instant::now();
@@ -160,6 +165,12 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
     assert_eq!(answer["chainId"], json!(31337));
     assert_eq!(answer["balance"], json!(balance.to_string()));
     assert!(answer["name"].as_str().unwrap().len() > 1, "{answer}");
+    assert_eq!(answer["called"], answer["name"]);
+    let nonce = net
+        .anvil
+        .rpc("eth_getTransactionCount", json!([dev.to_string(), "latest"]))
+        .await;
+    assert_eq!(answer["nonce"], nonce, "{answer}");
     eprintln!("ethers provider action: {} ms", took.as_millis());
     assert!(took < Duration::from_secs(10), "the provider action took {took:?}");
 
@@ -266,4 +277,122 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
     .await;
     assert_ne!(status, 200, "{answer}");
     assert_eq!(answer["error"]["code"], json!("RANDOMNESS_FAILED"), "{answer}");
+}
+
+/// Seed 004: an action that builds an EIP-1559 transaction, signs it with
+/// `signAndCombineEcdsa`, serializes it with ethers and sends it inside `runOnce`.
+const SEND: &str = r#"(async () => {
+  const provider = new ethers.providers.JsonRpcProvider(await Lit.Actions.getRpcUrl({ chain: "sigil" }));
+  const from = ethers.utils.computeAddress(publicKey);
+  const tx = {
+    type: 2, chainId: 31337, nonce: await provider.getTransactionCount(from), to,
+    value: ethers.utils.parseEther("0.01"), gasLimit: 21000,
+    maxFeePerGas: ethers.utils.parseUnits("2", "gwei"), maxPriorityFeePerGas: ethers.utils.parseUnits("1", "gwei"),
+  };
+  const hash = ethers.utils.arrayify(ethers.utils.keccak256(ethers.utils.serializeTransaction(tx)));
+  const sig = JSON.parse(await Lit.Actions.signAndCombineEcdsa({ toSign: hash, publicKey, sigName: "tx" }));
+  const raw = ethers.utils.serializeTransaction(tx, ethers.utils.joinSignature({ r: "0x" + sig.r.substring(2), s: "0x" + sig.s, v: sig.v }));
+  const sent = await Lit.Actions.runOnce({ waitForResponse: true, name: "send" }, async () => {
+    // The test's cue: the sender has signed and is about to send.
+    if (delay > 0) { await fetch(cue); await new Promise((resolve) => setTimeout(resolve, delay)); }
+    return (await provider.sendTransaction(raw)).hash;
+  });
+  Lit.Actions.setResponse({ response: sent });
+})();"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_signs_and_sends_a_transaction_once_also_when_its_sender_dies() {
+    let mut net = Network::start_configured(
+        3,
+        8,
+        |_| Vec::new(),
+        |config| config.replace("wall_time = 30000", "wall_time = 15000"),
+    )
+    .await;
+    let client = net.wait_ready(READY).await;
+    let out = crate::harness::sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args(["--private-key", DEV_KEY, "pkp", "mint", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token: sigil_chain::alloy::primitives::U256 = minted["tokenId"].as_str().unwrap().parse().unwrap();
+    let pkp = minted["ethAddress"].as_str().unwrap().to_string();
+    crate::harness::grant_action(&net, token, &sigil_primitives::Cid::of_file(SEND.as_bytes()).unwrap());
+    net.anvil
+        .rpc("anvil_setBalance", json!([pkp, "0xde0b6b3a7640000"]))
+        .await;
+    let to = "0x000000000000000000000000000000000000bEEF";
+    let nonce = |net: &Network| {
+        let rpc = net.anvil.url.clone();
+        let pkp = pkp.clone();
+        async move {
+            let anvil = crate::harness::Anvil { url: rpc };
+            let n = anvil.rpc("eth_getTransactionCount", json!([pkp, "latest"])).await;
+            u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        }
+    };
+    let public_key = minted["publicKey"].clone();
+    let (cue, cued) = http_server(Arc::new(|_, _| (200, "ok".into()))).await;
+    let params = move |delay: u64| json!({ "publicKey": public_key, "to": to, "delay": delay, "cue": cue });
+
+    // Every node signs; one sends; all answer its hash; the chain has exactly one transaction.
+    let outcome = client
+        .execute(ActionCode::Code(SEND.to_string()), params(0), None)
+        .await
+        .unwrap();
+    let hash = outcome.response.clone().unwrap();
+    let receipt = net.anvil.rpc("eth_getTransactionReceipt", json!([hash])).await;
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    assert_eq!(receipt["from"].as_str().unwrap().to_lowercase(), pkp.to_lowercase());
+    assert_eq!(nonce(&net).await, 1);
+    let balance = net.anvil.rpc("eth_getBalance", json!([to, "latest"])).await;
+    assert_eq!(balance, json!("0x2386f26fc10000"), "0.01 ETH arrived");
+
+    // The node that runs `runOnce` (the lowest live one, node 0) dies while it waits to send:
+    // the run fails cleanly or another node sends once; never twice.
+    let running = {
+        let client = client.clone();
+        let params = params(6000);
+        tokio::spawn(async move { client.execute(ActionCode::Code(SEND.to_string()), params, None).await })
+    };
+    let waited = Instant::now();
+    while cued.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the sender never reached runOnce"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    net.kill(0);
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(40), running)
+        .await
+        .expect("the run ends within its bounds")
+        .unwrap();
+    eprintln!(
+        "after the kill: {:?} in {:?}",
+        result.as_ref().map(|o| o.response.clone()),
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = nonce(&net).await;
+    match result {
+        Ok(outcome) => {
+            assert_eq!(after, 2, "a run that answered sent exactly one transaction");
+            let receipt = net
+                .anvil
+                .rpc("eth_getTransactionReceipt", json!([outcome.response.unwrap()]))
+                .await;
+            assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+        }
+        Err(e) => {
+            assert!(after <= 2, "never two transactions: nonce {after}");
+            // The nodes that waited for node 0 say why, well before their time is up.
+            assert!(e.to_string().contains("RUN_ONCE_LEADER_DOWN"), "{e}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        }
+    }
 }

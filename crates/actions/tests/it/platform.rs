@@ -359,3 +359,51 @@ fn a_child_action_draws_the_same_bytes_whenever_its_parent_draws() {
     assert_eq!(a, b, "each context's draws are its own, whatever the order");
     assert_ne!(a[0], a[1], "the child's stream is not the parent's");
 }
+
+#[test]
+fn lit_s_byte_helpers_and_aes_decrypt_work_on_what_subtle_made() {
+    let out = eval(
+        "const key = new Uint8Array(32).fill(9);
+         const iv = new Uint8Array(12).fill(3);
+         const k = await crypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
+         const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, k, new TextEncoder().encode('gm')));
+         const ciphertext = new Uint8Array(12 + sealed.length); ciphertext.set(iv); ciphertext.set(sealed, 12);
+         const plain = await Lit.Actions.aesDecrypt({ symmetricKey: key, ciphertext });
+         let wrong = null;
+         try { await Lit.Actions.aesDecrypt({ symmetricKey: new Uint8Array(32), ciphertext }); } catch (e) { wrong = /does not decrypt/.test(e.message); }
+         const A = Lit.Actions;
+         return [plain, wrong, A.uint8arrayToString(A.uint8arrayFromString('hé'), 'base16'), A.uint8arrayToString(A.uint8arrayFromString('aGk=', 'base64')), A.uint8arrayToString(new Uint8Array([104, 105]), 'base64')];",
+    );
+    assert_eq!(out, json!(["gm", true, "68c3a9", "hi", "aGk="]));
+}
+
+#[test]
+fn chain_reads_reach_the_host_in_lit_s_shapes() {
+    let code = r#"(async () => {
+        await Lit.Actions.getLatestNonce({ address: "0x000000000000000000000000000000000000dEaD", chain: "sigil" });
+        await Lit.Actions.callContract({ chain: "sigil", txn: "0xde80" });
+        await Lit.Actions.getPermittedAuthMethodScopes({ tokenId: "12", authMethodType: 1, userId: new Uint8Array([1, 2]), maxScopeId: 3 });
+    })();"#;
+    let (outcome, host) = run_with(code, json!({}), Limits::default());
+    outcome.result.unwrap();
+    let ops: Vec<HostOp> = host.ops().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(
+        ops,
+        vec![
+            HostOp::LatestNonce {
+                address: "0x000000000000000000000000000000000000dEaD".into(),
+                chain: "sigil".into()
+            },
+            HostOp::CallContract {
+                chain: "sigil".into(),
+                txn: "0xde80".into()
+            },
+            HostOp::PermittedAuthMethodScopes {
+                token_id: "0xc".into(),
+                auth_method_type: 1,
+                user_id: "0102".into(),
+                max_scope_id: 3
+            },
+        ]
+    );
+}

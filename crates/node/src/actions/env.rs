@@ -32,7 +32,8 @@ impl NodeEnv {
         Self { node: Arc::clone(node) }
     }
 
-    fn provider(&self, chain: &str) -> Result<DynProvider, EnvError> {
+    /// The provider of `chain` (the registry's own for the network's chain), kept per URL.
+    pub(crate) fn provider(&self, chain: &str) -> Result<DynProvider, EnvError> {
         let url = self
             .node
             .rpc_url(chain)

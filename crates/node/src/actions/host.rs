@@ -218,17 +218,33 @@ impl HostInner {
             HostOp::RunOnceWait { name } => {
                 // Only the leader's value counts: another node cannot answer for it.
                 let leader = node.live().into_iter().min().unwrap_or(node.me);
-                let wait = node.settings.config.actions.limits.wall_time;
-                let mut values = node
-                    .mailbox
-                    .wait(self.request, &format!("once/{name}"), wait, |v| v.contains_key(&leader))
-                    .await;
-                values.remove(&leader).map(serde_json::Value::String).ok_or_else(|| {
-                    HostError::new(
-                        "RUN_ONCE_TIMEOUT",
-                        format!("runOnce {name:?}: node {leader}, which runs it, sent no result"),
-                    )
-                })
+                let deadline = tokio::time::Instant::now() + node.settings.config.actions.limits.wall_time;
+                let topic = format!("once/{name}");
+                // Checked every half second: a leader that goes down answers nothing, and the
+                // run says so instead of waiting out its time.
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let step = left.min(Duration::from_millis(500));
+                    let mut values = node
+                        .mailbox
+                        .wait(self.request, &topic, step, |v| v.contains_key(&leader))
+                        .await;
+                    if let Some(value) = values.remove(&leader) {
+                        return Ok(serde_json::Value::String(value));
+                    }
+                    if !node.live().contains(&leader) {
+                        return Err(HostError::new(
+                            "RUN_ONCE_LEADER_DOWN",
+                            format!("runOnce {name:?}: node {leader}, which runs it, went down before it answered; whether it did its work (sent a transaction, say) is unknown: check before running again"),
+                        ));
+                    }
+                    if left.is_zero() {
+                        return Err(HostError::new(
+                            "RUN_ONCE_TIMEOUT",
+                            format!("runOnce {name:?}: node {leader}, which runs it, sent no result"),
+                        ));
+                    }
+                }
             }
             HostOp::Broadcast { name, value } => {
                 let topic = format!("collect/{name}");
@@ -273,6 +289,51 @@ impl HostInner {
                     .await
                     .map(|b| json!(b))
                     .map_err(|e| host_error(Error::chain(e)))
+            }
+            HostOp::PermittedAuthMethodScopes {
+                token_id,
+                auth_method_type,
+                user_id,
+                max_scope_id,
+            } => {
+                let id = hex::decode(&user_id).map_err(|e| bad(format!("userId: not hex ({e})")))?;
+                if max_scope_id > 256 {
+                    return Err(bad("maxScopeId: at most 256"));
+                }
+                let registry = node.registry().map_err(host_error)?;
+                let list = registry
+                    .permitted_auth_methods(parse_token(&token_id)?)
+                    .await
+                    .map_err(|e| host_error(Error::chain(e)))?;
+                let scopes = list
+                    .iter()
+                    .find(|(kind, method, _)| *kind == U256::from(auth_method_type) && *method == id)
+                    .map_or(U256::ZERO, |(_, _, scopes)| *scopes);
+                Ok(json!((0..max_scope_id)
+                    .map(|bit| usize::try_from(bit).is_ok_and(|b| scopes.bit(b)))
+                    .collect::<Vec<_>>()))
+            }
+            HostOp::LatestNonce { address, chain } => {
+                let address: Address = address.parse().map_err(|_| bad(format!("address {address:?}")))?;
+                let env = super::env::NodeEnv::new(node);
+                let provider = env
+                    .provider(&chain)
+                    .map_err(|e| HostError::new(e.code.clone(), e.to_string()))?;
+                let nonce = sigil_chain::alloy::providers::Provider::get_transaction_count(&provider, address)
+                    .await
+                    .map_err(|e| HostError::new("CHAIN_UNAVAILABLE", format!("chain {chain:?}: {e}")))?;
+                Ok(json!(format!("{nonce:#x}")))
+            }
+            HostOp::CallContract { chain, txn } => {
+                let call = super::evm::decode_call(&txn)?;
+                let env = super::env::NodeEnv::new(node);
+                let answer = sigil_conditions::Environment::call(&env, &chain, call.to, call.data)
+                    .await
+                    .map_err(|e| HostError::new(e.code.clone(), e.to_string()))?;
+                match answer {
+                    Ok(data) => Ok(json!(format!("0x{}", hex::encode(data)))),
+                    Err(revert) => Err(HostError::new("CALL_REVERTED", format!("callContract: {revert}"))),
+                }
             }
             HostOp::PermittedActions { token_id } => {
                 let registry = node.registry().map_err(host_error)?;

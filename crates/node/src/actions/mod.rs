@@ -7,6 +7,7 @@
 //! * [`host`] — what an action asks of the node ([`host::ActionHost`]).
 //! * [`decrypt`] — `checkConditions`, `encrypt`, `decryptAndCombine` inside actions.
 //! * [`env`] — what conditions read on a node ([`env::NodeEnv`]).
+//! * [`evm`] — `getLatestNonce` and `callContract` (a serialized transaction decoded for a call).
 //! * [`fetch`] — HTTP(S) for actions, under [`egress`], the policy of where they may connect.
 //! * [`mailbox`] — values between the nodes running the same request.
 //! * [`random`] — the run's agreed random seed, a threshold signature of the network.
@@ -33,6 +34,7 @@ pub mod code;
 pub mod decrypt;
 pub mod egress;
 pub mod env;
+pub mod evm;
 pub mod fetch;
 pub mod host;
 pub mod mailbox;
