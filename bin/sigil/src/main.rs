@@ -13,6 +13,7 @@ mod dev;
 mod encrypt_cmd;
 mod node_cmd;
 mod pkp_cmd;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,10 @@ enum Command {
     /// NodeSet administration.
     #[command(subcommand)]
     Admin(pkp_cmd::AdminCommand),
+    /// Check that a signature can only have come from one action: the PKP is this network's, was
+    /// minted, granted and burned in one transaction, permits that action alone, and the file is
+    /// that action. Exits 0 only if every link holds.
+    Verify(verify_cmd::Args),
     /// Show each node's health; exits 0 only when the network can sign.
     Status(client_cmd::StatusArgs),
     /// Measure the network.
@@ -99,6 +104,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 pkp_cmd::record_keys_cmd(&cli.network, cli.private_key.as_deref()).await
             }
             Command::Status(args) => client_cmd::status(&cli.network, args).await,
+            Command::Verify(args) => verify_cmd::run(&cli.network, args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Demo(_) => Ok(ExitCode::SUCCESS),
         }

@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod registry;
 pub mod session;
 pub mod siwe;
+pub mod verify;
 pub mod vouch;
 
 pub use alloy;

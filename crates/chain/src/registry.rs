@@ -412,6 +412,11 @@ impl Registry {
         Ok(!requester.is_zero())
     }
 
+    /// Whether PKP `token` was minted and burned since. Read from the chain, uncached.
+    pub async fn burned(&self, token: U256) -> Result<bool, ChainError> {
+        Ok(self.ownership(token).await?.1)
+    }
+
     /// Whether PKP `token` was ever minted (owned now, or burned). Read from the chain, uncached.
     pub async fn minted(&self, token: U256) -> Result<bool, ChainError> {
         let (owner, burned) = self.ownership(token).await?;

@@ -398,3 +398,18 @@ pub async fn key_confirmations(network: &Network) -> Result<KeyConfirmations, Cl
         recorded,
     })
 }
+
+impl Network {
+    /// The seeds' chain of trust for one signature, read from this network's chain: the PKP is
+    /// this network's, was minted, granted and burned in one transaction, permits only the
+    /// claim's action, and the code (if given) is that action. See [`sigil_chain::verify`].
+    pub async fn verify_signature(
+        &self,
+        claim: &sigil_chain::verify::Claim<'_>,
+    ) -> Result<sigil_chain::verify::Report, crate::ClientError> {
+        let registry = sigil_chain::registry::Registry::connect(&self.rpc_url, self.node_set)
+            .await
+            .map_err(|e| crate::ClientError::Chain(e.to_string()))?;
+        Ok(sigil_chain::verify::verify(&registry, claim).await)
+    }
+}

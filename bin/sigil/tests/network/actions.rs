@@ -124,6 +124,88 @@ async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() 
         "{out}"
     );
 
+    // `sigil verify`: the chain of trust of the certifier's signature, link by link.
+    let (ok, out, stderr) = cli(
+        &net,
+        &[
+            "action",
+            "run",
+            prime_path,
+            "--params",
+            &json!({ "number": 7919, "publicKey": public_key }).to_string(),
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let certified = out["signatures"]["prime"].to_string();
+    let verify = |signature: &str, file: &str| {
+        let (ok, report, stderr) = cli(
+            &net,
+            &[
+                "verify",
+                "--signature",
+                signature,
+                "--message",
+                "prime:7919",
+                "--action",
+                file,
+                "--json",
+            ],
+        );
+        assert_eq!(ok, report["holds"] == json!(true), "{report} {stderr}");
+        let failed: Vec<String> = report["links"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{report} {stderr}"))
+            .iter()
+            .filter(|l| l["ok"] == json!(false))
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        (ok, failed, report)
+    };
+    let (ok, failed, report) = verify(&certified, prime_path);
+    assert!(ok && failed.is_empty(), "{report}");
+    assert_eq!(
+        report["address"].as_str().unwrap().to_lowercase(),
+        address.to_lowercase()
+    );
+    // Another file is another program: the PKP does not permit it.
+    let (ok, failed, _) = verify(&certified, edited_path);
+    assert!(!ok);
+    assert_eq!(failed, vec!["only-action"]);
+    // Another message: the signature recovers to some other key, no PKP of this network.
+    let (ok, report, _) = cli(
+        &net,
+        &[
+            "verify",
+            "--signature",
+            &certified,
+            "--message",
+            "prime:7907",
+            "--action",
+            prime_path,
+            "--json",
+        ],
+    );
+    assert!(!ok);
+    assert_eq!(report["links"][1]["name"], "minted", "{report}");
+    assert_eq!(report["links"][1]["ok"], false, "{report}");
+    // The same code behind a PKP its owner kept, with a second permitted action: it signs the
+    // same message, and verify refuses both links.
+    let (ok, kept, stderr) = cli(&net, &["pkp", "mint", "--json"]);
+    assert!(ok, "{stderr}");
+    let kept_token = kept["tokenId"].as_str().unwrap().to_string();
+    for code in [PRIME, "Lit.Actions.setResponse({ response: 'other' });"] {
+        let cid = sigil_primitives::Cid::of_file(code.as_bytes()).unwrap().to_string();
+        let (ok, _, stderr) = cli(&net, &["pkp", "grant-action", &kept_token, "--cid", &cid]);
+        assert!(ok, "{stderr}");
+    }
+    let params = json!({ "number": 7919, "publicKey": kept["publicKey"] }).to_string();
+    let (ok, out, stderr) = cli(&net, &["action", "run", prime_path, "--params", &params, "--json"]);
+    assert!(ok, "{stderr}");
+    let (ok, failed, report) = verify(&out["signatures"]["prime"].to_string(), prime_path);
+    assert!(!ok, "{report}");
+    assert_eq!(failed, vec!["mint-grant-burn", "only-action"], "{report}");
+
     // Stored on the nodes, the same code runs by CID.
     let (ok, deployed, stderr) = cli(&net, &["action", "deploy", prime_path]);
     assert!(ok, "{stderr}");
