@@ -41,17 +41,19 @@ fn signature_bytes(text: &str) -> anyhow::Result<Vec<u8>> {
     if text.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(text).context("--signature is not JSON")?;
         let part = |field: &str| -> anyhow::Result<Vec<u8>> {
-            let hex_text = value[field]
-                .as_str()
+            let hex_text = value
+                .get(field)
+                .and_then(|v| v.as_str())
                 .with_context(|| format!("--signature has no string {field:?}"))?;
             let bytes = hex::decode(hex_text.trim_start_matches("0x"))
                 .with_context(|| format!("--signature {field} is not hex"))?;
             anyhow::ensure!(bytes.len() == 32, "--signature {field} must be 32 bytes");
             Ok(bytes)
         };
-        let v = value["v"]
-            .as_u64()
-            .or_else(|| value["recoveryId"].as_u64())
+        let v = value
+            .get("v")
+            .or_else(|| value.get("recoveryId"))
+            .and_then(|v| v.as_u64())
             .context("--signature has no number v")?;
         let mut out = part("r")?;
         out.extend(part("s")?);
@@ -90,7 +92,9 @@ pub async fn run(network: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let report = file.network()?.verify_signature(&claim).await?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;
-        value["holds"] = serde_json::Value::Bool(report.holds());
+        if let Some(object) = value.as_object_mut() {
+            object.insert("holds".into(), serde_json::Value::Bool(report.holds()));
+        }
         println!("{value}");
     } else {
         for link in &report.links {
