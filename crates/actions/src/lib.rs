@@ -325,6 +325,35 @@ pub enum HostOp {
         /// Auth method id (hex).
         user_id: String,
     },
+    /// `signAsAction`: sign with the running action's own key (derived from its CID; no mint)
+    /// and resolve to the whole signature.
+    SignAsAction {
+        /// The message (hex); the scheme hashes it.
+        message: String,
+        /// The name of the signature.
+        sig_name: String,
+        /// Lit's scheme name (`EcdsaK256Sha256`).
+        signing_scheme: String,
+    },
+    /// `getActionPublicKey`: the public key of action `cid` (0x-hex, uncompressed).
+    ActionPublicKey {
+        /// Base58 CID.
+        cid: String,
+        /// Lit's scheme name.
+        signing_scheme: String,
+    },
+    /// `verifyActionSignature`: whether `signature` (as `signAsAction` resolved) signs `message`
+    /// under action `cid`'s key.
+    VerifyActionSignature {
+        /// Base58 CID.
+        cid: String,
+        /// Lit's scheme name.
+        signing_scheme: String,
+        /// The message (hex).
+        message: String,
+        /// The signature, as `signAsAction` resolved it.
+        signature: String,
+    },
     /// `getPermittedAuthMethodScopes`: whether each scope id below `max_scope_id` is on.
     PermittedAuthMethodScopes {
         /// 0x-hex token id.

@@ -191,6 +191,17 @@
       const bytes = typeof message === "string" ? Array.from(utf8Encode(message)) : toBytes(message, "message");
       return op("signMessage", { message: hex(bytes), publicKey: pubkey(publicKey), sigName: sigName(name) });
     },
+    // The action's own key, derived from its CID (no mint): only this code can sign with it.
+    signAsAction: async ({ toSign, sigName: name, signingScheme = "EcdsaK256Sha256" }) => {
+      const bytes = typeof toSign === "string" ? Array.from(utf8Encode(toSign)) : toBytes(toSign, "toSign");
+      return op("signAsAction", { message: hex(bytes), sigName: sigName(name), signingScheme: String(signingScheme) });
+    },
+    getActionPublicKey: async ({ signingScheme = "EcdsaK256Sha256", actionIpfsCid }) =>
+      op("actionPublicKey", { cid: String(actionIpfsCid), signingScheme: String(signingScheme) }),
+    verifyActionSignature: async ({ signingScheme = "EcdsaK256Sha256", actionIpfsCid, toSign, signOutput }) => {
+      const bytes = typeof toSign === "string" ? Array.from(utf8Encode(toSign)) : toBytes(toSign, "toSign");
+      return op("verifyActionSignature", { cid: String(actionIpfsCid), signingScheme: String(signingScheme), message: hex(bytes), signature: typeof signOutput === "string" ? signOutput : stringify(signOutput) });
+    },
     setResponse: ({ response }) => {
       bridge.setResponse(typeof response === "string" ? response : String(response));
     },

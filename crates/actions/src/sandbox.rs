@@ -857,7 +857,7 @@ fn start_host_op<'js>(
     }
     let limits = shared.borrow().config.limits.clone();
     match &op {
-        HostOp::Sign { .. } | HostOp::SignMessage { .. } => {
+        HostOp::Sign { .. } | HostOp::SignMessage { .. } | HostOp::SignAsAction { .. } => {
             let used = shared.borrow().signatures;
             if used >= limits.signatures {
                 return Err(throw(

@@ -174,6 +174,66 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
     eprintln!("ethers provider action: {} ms", took.as_millis());
     assert!(took < Duration::from_secs(10), "the provider action took {took:?}");
 
+    // The action's own key: no mint, only this code signs with it, and the client derives the
+    // same public key from the root key and the CID.
+    let identity = r#"(async () => {
+        const me = Lit.Auth.actionIpfsIdStack[0];
+        const sig = await Lit.Actions.signAsAction({ toSign: "attested", sigName: "me", signingScheme: "EcdsaK256Sha256" });
+        const key = await Lit.Actions.getActionPublicKey({ signingScheme: "EcdsaK256Sha256", actionIpfsCid: me });
+        const ok = await Lit.Actions.verifyActionSignature({ signingScheme: "EcdsaK256Sha256", actionIpfsCid: me, toSign: "attested", signOutput: sig });
+        const forOther = await Lit.Actions.verifyActionSignature({ signingScheme: "EcdsaK256Sha256", actionIpfsCid: other, toSign: "attested", signOutput: sig });
+        const otherMessage = await Lit.Actions.verifyActionSignature({ signingScheme: "EcdsaK256Sha256", actionIpfsCid: me, toSign: "forged", signOutput: sig });
+        Lit.Actions.setResponse({ response: JSON.stringify({ sig: JSON.parse(sig), key, ok, forOther, otherMessage }) });
+    })();"#;
+    let other = sigil_primitives::Cid::of_file(b"another action").unwrap().to_string();
+    let outcome = run(identity, json!({ "other": other })).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (
+            answer["ok"].clone(),
+            answer["forOther"].clone(),
+            answer["otherMessage"].clone()
+        ),
+        (json!(true), json!(false), json!(false)),
+        "{answer}"
+    );
+    let cid = sigil_primitives::Cid::of_file(identity.as_bytes()).unwrap();
+    let key_id = sigil_node::actions::host::action_key_id(&cid);
+    let expected = client.pkp_public_key(sigil_client::KeyRef::KeyId(key_id));
+    assert_eq!(
+        answer["key"].as_str().unwrap(),
+        format!("0x{}", hex::encode(sigil_tss::derive::uncompressed(&expected)))
+    );
+    let sig = &answer["sig"];
+    let part = |f: &str| -> [u8; 32] {
+        let h = hex::decode(sig[f].as_str().unwrap()).unwrap();
+        h[h.len() - 32..].try_into().unwrap()
+    };
+    let signature = sigil_tss::ecdsa::EcdsaSignature {
+        r: part("r"),
+        s: part("s"),
+        recovery_id: sig["v"].as_u64().unwrap() as u8,
+    };
+    let hash: [u8; 32] = <sigil_tss::k256::sha2::Sha256 as sigil_tss::k256::sha2::Digest>::digest(b"attested").into();
+    assert_eq!(
+        signature.recover_address(&hash).unwrap(),
+        sigil_tss::derive::eth_address(&expected)
+    );
+    // The attack: the action's key through the PKP signing endpoint, as a stranger would ask.
+    let (wallet, _) = net.wallet(DEV_KEY);
+    let auth = client
+        .auth_sig(&wallet, "localhost", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let refused = client
+        .pkp_sign(sigil_client::KeyRef::KeyId(key_id), [5; 32], &auth)
+        .await;
+    let why = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        why.contains("NOT_MINTED"),
+        "an action's key signs only inside that action: {why}"
+    );
+
     // HTTPS to a server whose certificate the test's own CA issued.
     let price = r#"(async () => {
         const r = await fetch(url + "/price", { headers: { accept: "application/json" } });

@@ -148,6 +148,15 @@ fn parse_token(text: &str) -> Result<U256, HostError> {
     parsed.map_err(|_| bad(format!("tokenId {text:?}: expected a decimal or 0x-hex number")))
 }
 
+/// The key id of action `cid`'s own key: `keccak256("sigil-action-key/v1" ‖ CID bytes)`, a
+/// 53-byte preimage. A PKP's key id is `keccak256(minter ‖ salt)` over 52 bytes (PKPNFT, also
+/// through PKPHelper), so no PKP can be minted with an action's key.
+pub fn action_key_id(cid: &Cid) -> [u8; 32] {
+    let mut preimage = b"sigil-action-key/v1".to_vec();
+    preimage.extend_from_slice(cid.as_bytes());
+    sigil_chain::alloy::primitives::keccak256(preimage).0
+}
+
 /// The allocation request id of signature `sig_name` of action request `request`.
 fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
     let mut h = Sha256::new();
@@ -166,6 +175,7 @@ impl HostInner {
         if matches!(self.mode, Mode::Condition) {
             if let HostOp::Sign { .. }
             | HostOp::SignMessage { .. }
+            | HostOp::SignAsAction { .. }
             | HostOp::RunOnceLeader { .. }
             | HostOp::RunOncePublish { .. }
             | HostOp::RunOnceWait { .. }
@@ -290,6 +300,34 @@ impl HostInner {
                     .map(|b| json!(b))
                     .map_err(|e| host_error(Error::chain(e)))
             }
+            HostOp::SignAsAction {
+                message,
+                sig_name,
+                signing_scheme,
+            } => {
+                check_scheme(&signing_scheme)?;
+                let bytes = hex::decode(&message).map_err(|e| bad(format!("toSign: not hex ({e})")))?;
+                self.sign_as_action(&bytes, &sig_name, action).await
+            }
+            HostOp::ActionPublicKey { cid, signing_scheme } => {
+                check_scheme(&signing_scheme)?;
+                Ok(json!(format!(
+                    "0x{}",
+                    hex::encode(uncompressed(&self.action_public_key(&cid)?))
+                )))
+            }
+            HostOp::VerifyActionSignature {
+                cid,
+                signing_scheme,
+                message,
+                signature,
+            } => {
+                check_scheme(&signing_scheme)?;
+                let point = self.action_public_key(&cid)?;
+                let bytes = hex::decode(&message).map_err(|e| bad(format!("toSign: not hex ({e})")))?;
+                let hash: [u8; 32] = Sha256::digest(&bytes).into();
+                Ok(json!(verify_signature_json(&signature, &point, &hash)))
+            }
             HostOp::PermittedAuthMethodScopes {
                 token_id,
                 auth_method_type,
@@ -403,6 +441,46 @@ impl HostInner {
         }
     }
 
+    /// `signAsAction`: signs SHA-256(`message`) with the key of action `action` (which only that
+    /// action can use) and answers the whole signature.
+    async fn sign_as_action(
+        &self,
+        message: &[u8],
+        sig_name: &str,
+        action: &str,
+    ) -> Result<serde_json::Value, HostError> {
+        let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
+        self.claim_sig_name(sig_name)?;
+        let epoch = self.node.epoch();
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let key_id = KeyId(action_key_id(&cid));
+        let point = self.node.pkp_public_key(keys.ecdsa.public_key(), &key_id);
+        let hash: [u8; 32] = Sha256::digest(message).into();
+        self.sign_with(&epoch, point, key_id, hash, sig_name, true).await
+    }
+
+    /// `getActionPublicKey`: the uncompressed public key of action `cid`, 0x-hex.
+    pub(crate) fn action_public_key(&self, cid: &str) -> Result<ProjectivePoint, HostError> {
+        let cid: Cid = cid.parse().map_err(|e| bad(format!("actionIpfsCid: {e}")))?;
+        let keys = self.node.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        Ok(self
+            .node
+            .pkp_public_key(keys.ecdsa.public_key(), &KeyId(action_key_id(&cid))))
+    }
+
+    /// Reserves `sig_name` for this run: each signature has its own name.
+    fn claim_sig_name(&self, sig_name: &str) -> Result<(), HostError> {
+        let mut names = self.names.lock().map_err(|_| HostError::new("INTERNAL", "lock"))?;
+        if names.iter().any(|n| n == sig_name) {
+            return Err(HostError::new(
+                "DUPLICATE_SIG_NAME",
+                format!("sigName {sig_name:?} is used twice in this action; give each signature its own name"),
+            ));
+        }
+        names.push(sig_name.to_string());
+        Ok(())
+    }
+
     pub(crate) fn send_all(&self, topic: &str, value: String) {
         let node = &self.node;
         for peer in node.net.peer_ids() {
@@ -428,16 +506,7 @@ impl HostInner {
         action: &str,
     ) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
-        {
-            let mut names = self.names.lock().map_err(|_| HostError::new("INTERNAL", "lock"))?;
-            if names.iter().any(|n| n == sig_name) {
-                return Err(HostError::new(
-                    "DUPLICATE_SIG_NAME",
-                    format!("sigName {sig_name:?} is used twice in this action; give each signature its own name"),
-                ));
-            }
-            names.push(sig_name.to_string());
-        }
+        self.claim_sig_name(sig_name)?;
         let point = parse_point(public_key)?;
         let public_bytes = uncompressed(&point);
         let token = sigil_chain::token_id(&public_bytes);
@@ -476,8 +545,27 @@ impl HostInner {
             ));
         }
         node.remember_key(KeyId(key_id), &public_bytes, &sigil_tss::derive::token_id(&point));
+        self.sign_with(&epoch, point, KeyId(key_id), hash, sig_name, combine)
+            .await
+    }
+
+    /// Signs `hash` with the key `key_id` (whose public key is `point`) under this run's
+    /// `sig_name`: this node's share for the client, or with `combine` the whole signature.
+    async fn sign_with(
+        &self,
+        epoch: &Arc<crate::epoch::Epoch>,
+        point: ProjectivePoint,
+        key_id: KeyId,
+        hash: [u8; 32],
+        sig_name: &str,
+        combine: bool,
+    ) -> Result<serde_json::Value, HostError> {
+        let node = &self.node;
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let root = *keys.ecdsa.public_key();
+        let public_bytes = uncompressed(&point);
         let request = signature_request(&self.request, sig_name);
-        let share = match threshold_share(node, &epoch, &root, KeyId(key_id), hash, request, &[]).await {
+        let share = match threshold_share(node, epoch, &root, key_id, hash, request, &[]).await {
             Ok(share) => Some(share),
             // This node holds no share of the presignature: the others sign.
             Err(e) if e.code() == "NOT_A_SIGNER" => None,
@@ -551,4 +639,46 @@ impl HostInner {
         .to_string();
         Ok(serde_json::Value::String(text))
     }
+}
+
+/// The one signing scheme action keys have today.
+fn check_scheme(scheme: &str) -> Result<(), HostError> {
+    if scheme == "EcdsaK256Sha256" {
+        Ok(())
+    } else {
+        Err(HostError::new(
+            "UNSUPPORTED_SCHEME",
+            format!("signing scheme {scheme:?} is not supported for action keys yet (use EcdsaK256Sha256)"),
+        ))
+    }
+}
+
+/// Whether `{r, s, v}` (as `signAndCombineEcdsa` and `signAsAction` answer, `r` the compressed
+/// R point) is a signature of `hash` by `point`.
+fn verify_signature_json(text: &str, point: &ProjectivePoint, hash: &[u8; 32]) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    let field = |name: &str| -> Option<[u8; 32]> {
+        let text = value.get(name)?.as_str()?.trim_start_matches("0x");
+        let bytes = hex::decode(text).ok()?;
+        // `r` carries the R point's prefix byte.
+        let bytes = if bytes.len() == 33 {
+            bytes.get(1..)?.to_vec()
+        } else {
+            bytes
+        };
+        bytes.try_into().ok()
+    };
+    let (Some(r), Some(s), Some(v)) = (field("r"), field("s"), value.get("v").and_then(|v| v.as_u64())) else {
+        return false;
+    };
+    let signature = ecdsa::EcdsaSignature {
+        r,
+        s,
+        recovery_id: u8::try_from(v % 27).unwrap_or(0),
+    };
+    signature
+        .recover_address(hash)
+        .is_ok_and(|address| address == sigil_tss::derive::eth_address(point))
 }
