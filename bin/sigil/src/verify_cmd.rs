@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sigil_chain::alloy::primitives::{keccak256, B256};
 use sigil_chain::verify::Claim;
 use sigil_primitives::Cid;
 
@@ -18,12 +17,14 @@ pub struct Args {
     /// --json` prints for it.
     #[arg(long)]
     signature: String,
-    /// The 32-byte hash that was signed, hex.
-    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
-    hash: Option<String>,
     /// The message whose keccak256 was signed (as `ethers.utils.keccak256(toUtf8Bytes(message))`).
-    #[arg(long)]
+    /// A bare hash is not accepted: anyone can make a signature that recovers to any key from a
+    /// hash of their choosing, but not from a message.
+    #[arg(long, conflicts_with = "message_hex", required_unless_present = "message_hex")]
     message: Option<String>,
+    /// The message as hex bytes, when it is not text.
+    #[arg(long)]
+    message_hex: Option<String>,
     /// The action's code: it must hash to the CID the PKP permits.
     #[arg(long, conflicts_with = "cid", required_unless_present = "cid")]
     action: Option<PathBuf>,
@@ -66,13 +67,10 @@ fn signature_bytes(text: &str) -> anyhow::Result<Vec<u8>> {
 pub async fn run(network: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let file = NetworkFile::load(network)?;
     let signature = signature_bytes(&args.signature)?;
-    let hash: B256 = match (&args.hash, &args.message) {
-        (Some(h), _) => {
-            let bytes = hex::decode(h.trim_start_matches("0x")).context("--hash is not hex")?;
-            B256::try_from(bytes.as_slice()).map_err(|_| anyhow::anyhow!("--hash must be 32 bytes"))?
-        }
-        (None, Some(m)) => keccak256(m.as_bytes()),
-        (None, None) => anyhow::bail!("give --hash or --message"),
+    let message: Vec<u8> = match (&args.message, &args.message_hex) {
+        (Some(m), _) => m.as_bytes().to_vec(),
+        (None, Some(h)) => hex::decode(h.trim_start_matches("0x")).context("--message-hex is not hex")?,
+        (None, None) => anyhow::bail!("give --message or --message-hex"),
     };
     let code = match &args.action {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
@@ -85,7 +83,7 @@ pub async fn run(network: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     let claim = Claim {
         signature: &signature,
-        hash,
+        message: &message,
         cid,
         code: code.as_deref(),
     };

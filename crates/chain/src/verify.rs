@@ -1,16 +1,18 @@
 //! The seeds' chain of trust, checked link by link: a signature made by a PKP of this network,
-//! a PKP minted, granted and burned in one transaction (so its permissions never changed and no
-//! owner ever could sign with it), one permitted action and nothing else, and that action's code.
-//! If every link holds, only that code can have made the signature.
+//! a PKP minted and burned in one transaction (so at no block did it have an owner who could sign
+//! with it, and its permissions never changed: PKPHelper's Mint/Grant/Burn does this), one
+//! permitted action and nothing else, and that action's code. If every link holds, only that code
+//! can have made the signature (nodes also refuse custom-auth sessions for burned PKPs).
+//!
+//! The claim carries the message, not a bare hash: for any key, anyone can make a "signature"
+//! that recovers to it from a hash they choose, but not from a hash of a message they choose.
 
-use alloy::primitives::{Signature, B256, U256};
+use alloy::primitives::{keccak256, Signature, B256, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
 use serde::Serialize;
 use sigil_primitives::Cid;
 
-use crate::bindings::PKPHelper;
 use crate::registry::Registry;
 
 /// One link of the chain of trust, checked.
@@ -46,8 +48,8 @@ impl Report {
 pub struct Claim<'a> {
     /// 65 bytes `r ‖ s ‖ v` (v 0/1 or 27/28).
     pub signature: &'a [u8],
-    /// The 32-byte hash that was signed.
-    pub hash: B256,
+    /// The message whose keccak256 was signed (as `ethers.utils.keccak256(message)`).
+    pub message: &'a [u8],
     /// The action's CID, as the PKP should permit it.
     pub cid: Cid,
     /// The action's code, if given: it must hash to `cid`.
@@ -82,7 +84,7 @@ pub async fn verify(registry: &Registry, claim: &Claim<'_>) -> Report {
             Signature::from_raw_array(&raw).map_err(|e| format!("not a signature: {e}"))
         })
         .and_then(|sig| {
-            sig.recover_from_prehash(&claim.hash)
+            sig.recover_from_prehash(&keccak256(claim.message))
                 .map_err(|e| format!("recovers to no key: {e}"))
         });
     let key = match recovered {
@@ -126,23 +128,18 @@ pub async fn verify(registry: &Registry, claim: &Claim<'_>) -> Report {
             return report(links, Some(token), Some(address));
         }
     }
-    // 2. Minted, granted and burned in one transaction: the helper's event for this token, and
-    //    the token burned.
-    links.push(match mint_grant_burn(registry, token).await {
-        Ok(Some((tx, cid_bytes))) => {
-            let granted = Cid::from_bytes(&cid_bytes)
-                .map(|c| c.to_string())
-                .unwrap_or_else(|_| format!("0x{}", hex::encode(&cid_bytes)));
-            link(
-                "mint-grant-burn",
-                true,
-                format!("minted, granted {granted} and burned in transaction {tx:#x}: its permissions can never change"),
-            )
-        }
+    // 2. Minted and burned in one transaction: PKPNFT's Transfer from 0 and to 0 for this token,
+    //    in the same transaction. Nodes read state between blocks, so no block ever saw it owned.
+    links.push(match minted_and_burned_in(registry, token).await {
+        Ok(Some(tx)) => link(
+            "mint-grant-burn",
+            true,
+            format!("minted, granted and burned in transaction {tx:#x}: it never had an owner, and its permissions can never change"),
+        ),
         Ok(None) => link(
             "mint-grant-burn",
             false,
-            format!("PKP {token:#x} was not minted, granted and burned in one transaction: it had an owner, who could sign with it or change what it permits"),
+            format!("PKP {token:#x} was not minted and burned in one transaction: it had an owner, who could sign with it or change what it permits"),
         ),
         Err(e) => link("mint-grant-burn", false, format!("reading the chain: {e}")),
     });
@@ -163,26 +160,36 @@ pub async fn verify(registry: &Registry, claim: &Claim<'_>) -> Report {
     report(links, Some(token), Some(address))
 }
 
-/// The transaction and CID of PKPHelper's `MintGrantBurned` event for `token`, if the token is
-/// burned and the event is there.
-async fn mint_grant_burn(registry: &Registry, token: U256) -> Result<Option<(B256, Vec<u8>)>, String> {
+/// The transaction that both minted and burned `token` (PKPNFT's ERC-721 `Transfer` from and to
+/// the zero address), if one did and the token is burned.
+async fn minted_and_burned_in(registry: &Registry, token: U256) -> Result<Option<B256>, String> {
     let burned = registry.burned(token).await.map_err(|e| e.to_string())?;
     if !burned {
         return Ok(None);
     }
+    let transfer = keccak256("Transfer(address,address,uint256)");
     let filter = Filter::new()
-        .address(registry.contracts().pkp_helper)
-        .event_signature(PKPHelper::MintGrantBurned::SIGNATURE_HASH)
-        .topic1(B256::from(token))
+        .address(registry.contracts().pkp_nft)
+        .event_signature(transfer)
+        .topic3(B256::from(token))
         .from_block(0);
     let logs = registry.provider().get_logs(&filter).await.map_err(|e| e.to_string())?;
-    for log in logs {
-        let Some(tx) = log.transaction_hash else { continue };
-        if let Ok(event) = PKPHelper::MintGrantBurned::decode_log(&log.inner) {
-            return Ok(Some((tx, event.data.ipfsCid.to_vec())));
+    let (mut minted, mut burned_in) = (None, None);
+    for log in &logs {
+        let (Some(tx), [_, from, to, ..]) = (log.transaction_hash, log.topics()) else {
+            continue;
+        };
+        if from.is_zero() {
+            minted = Some(tx);
+        }
+        if to.is_zero() {
+            burned_in = Some(tx);
         }
     }
-    Ok(None)
+    Ok(match (minted, burned_in) {
+        (Some(m), Some(b)) if m == b => Some(m),
+        _ => None,
+    })
 }
 
 async fn only_action(registry: &Registry, token: U256, cid: &Cid) -> Link {

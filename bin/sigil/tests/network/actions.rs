@@ -79,7 +79,7 @@ fn assert_signature(signature: &serde_json::Value, hash: &[u8; 32], address: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() {
     let mut net = Network::start(5, 8, |_| Vec::new()).await;
-    net.wait_ready(READY).await;
+    let client = net.wait_ready(READY).await;
     let dir = net.dir.path();
     let prime = dir.join("prime.js");
     std::fs::write(&prime, PRIME).unwrap();
@@ -189,6 +189,36 @@ async fn the_prime_certifier_signs_primes_only_and_only_its_own_code_can_sign() 
     assert!(!ok);
     assert_eq!(report["links"][1]["name"], "minted", "{report}");
     assert_eq!(report["links"][1]["ok"], false, "{report}");
+    // The attack: the certifier's code as a custom auth action, to get a session that signs
+    // anything with the burned PKP. A burned PKP signs only inside its actions.
+    let refused = client
+        .pkp_session(
+            sigil_client::SessionKey::random(),
+            &hex::decode(public_key.trim_start_matches("0x"))
+                .unwrap()
+                .try_into()
+                .unwrap(),
+            &[],
+            Some(sigil_client::CustomAuth {
+                code: Some(PRIME.into()),
+                ipfs_id: None,
+                js_params: Some(json!({ "number": 7919, "publicKey": public_key })),
+            }),
+            &[sigil_primitives::ResourceAbility {
+                resource: sigil_primitives::Resource {
+                    resource: "*".into(),
+                    resource_prefix: "lit-pkp".into(),
+                },
+                ability: "pkp-signing".into(),
+            }],
+            Duration::from_secs(600),
+        )
+        .await;
+    match refused {
+        Err(e) => assert!(e.to_string().contains("PKP_BURNED"), "{e}"),
+        Ok(_) => panic!("ATTACK: a burned PKP's action granted a session"),
+    }
+
     // The same code behind a PKP its owner kept, with a second permitted action: it signs the
     // same message, and verify refuses both links.
     let (ok, kept, stderr) = cli(&net, &["pkp", "mint", "--json"]);

@@ -114,8 +114,7 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
                 .expect("the config has a listen address")
                 .trim_matches('"')
                 .to_string();
-            // Past the 10 s a node waits for the others' shares of a random seed, not 30 s.
-            config.replace("wall_time = 30000", "wall_time = 15000").replace(
+            config.replace(
                 &allow_line,
                 &format!("allow = [\"127.0.0.1:{https_port}\", \"{listen}\"]\nextra_ca_file = {ca_path:?}"),
             )
@@ -232,6 +231,25 @@ async fn actions_use_ethers_providers_https_and_agreed_randomness_and_cannot_rea
     assert!(
         why.contains("NOT_MINTED"),
         "an action's key signs only inside that action: {why}"
+    );
+
+    // The attack: a parent fills the mailbox topic its child will use, then calls it. The child
+    // collects only what the nodes running it sent under its own name.
+    let child = r#"(async () => {
+        const values = await Lit.Actions.broadcastAndCollect({ name: "price", value: "honest" });
+        Lit.Actions.setResponse({ response: JSON.stringify(values) });
+    })();"#;
+    let (child_cid, _) = client.store_action(child).await.unwrap();
+    let parent = r#"(async () => {
+        await Lit.Actions.broadcastAndCollect({ name: "price", value: "evil" });
+        const seen = await Lit.Actions.call({ ipfsId: child });
+        Lit.Actions.setResponse({ response: seen });
+    })();"#;
+    let outcome = run(parent, json!({ "child": child_cid })).await.unwrap();
+    let seen: Vec<String> = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|v| v == "honest"),
+        "the parent's values reached its child: {seen:?}"
     );
 
     // HTTPS to a server whose certificate the test's own CA issued.
@@ -362,13 +380,7 @@ const SEND: &str = r#"(async () => {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_signs_and_sends_a_transaction_once_also_when_its_sender_dies() {
-    let mut net = Network::start_configured(
-        3,
-        8,
-        |_| Vec::new(),
-        |config| config.replace("wall_time = 30000", "wall_time = 15000"),
-    )
-    .await;
+    let mut net = Network::start(3, 8, |_| Vec::new()).await;
     let client = net.wait_ready(READY).await;
     let out = crate::harness::sigil()
         .arg("--network")

@@ -25,6 +25,9 @@ use crate::mesh::wire::Message;
 use crate::node::Node;
 use crate::signing::share::threshold_share;
 
+/// How long the `runOnce` leader must look down before the others give up on it.
+const LEADER_DOWN_AFTER: Duration = Duration::from_secs(3);
+
 /// How long a node waits for the others in `broadcastAndCollect`, `signAndCombineEcdsa` and for
 /// the shares of a random seed.
 pub(crate) const COLLECT_WAIT: Duration = Duration::from_secs(10);
@@ -222,16 +225,18 @@ impl HostInner {
                 Ok(json!(leader == node.me))
             }
             HostOp::RunOncePublish { name, value } => {
-                self.send_all(&format!("once/{name}"), value);
+                self.send_all(&format!("once/{action}/{name}"), value);
                 Ok(serde_json::Value::Null)
             }
             HostOp::RunOnceWait { name } => {
                 // Only the leader's value counts: another node cannot answer for it.
                 let leader = node.live().into_iter().min().unwrap_or(node.me);
                 let deadline = tokio::time::Instant::now() + node.settings.config.actions.limits.wall_time;
-                let topic = format!("once/{name}");
-                // Checked every half second: a leader that goes down answers nothing, and the
-                // run says so instead of waiting out its time.
+                let topic = format!("once/{action}/{name}");
+                // Checked every half second: a leader that stays down for LEADER_DOWN_AFTER
+                // answers nothing, and the run says so instead of waiting out its time (one
+                // missed heartbeat is not enough: the leader may be slow, and still send).
+                let mut down_since: Option<tokio::time::Instant> = None;
                 loop {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     let step = left.min(Duration::from_millis(500));
@@ -242,7 +247,9 @@ impl HostInner {
                     if let Some(value) = values.remove(&leader) {
                         return Ok(serde_json::Value::String(value));
                     }
-                    if !node.live().contains(&leader) {
+                    if node.live().contains(&leader) {
+                        down_since = None;
+                    } else if down_since.get_or_insert_with(tokio::time::Instant::now).elapsed() >= LEADER_DOWN_AFTER {
                         return Err(HostError::new(
                             "RUN_ONCE_LEADER_DOWN",
                             format!("runOnce {name:?}: node {leader}, which runs it, went down before it answered; whether it did its work (sent a transaction, say) is unknown: check before running again"),
@@ -257,7 +264,7 @@ impl HostInner {
                 }
             }
             HostOp::Broadcast { name, value } => {
-                let topic = format!("collect/{name}");
+                let topic = format!("collect/{action}/{name}");
                 self.send_all(&topic, value);
                 let live = node.live();
                 let values = node

@@ -292,6 +292,15 @@ async fn custom_auth(
             format!("action {cid} is not a permitted action of PKP {token:#x}"),
         ));
     }
+    // A burned PKP signs only inside its actions (Mint/Grant/Burn: "only this code can sign"):
+    // a session from its action would hand its key to whoever holds the session.
+    if registry.burned(token).await.map_err(Error::chain)? {
+        return Err(Error::new(
+            Kind::Forbidden,
+            "PKP_BURNED",
+            format!("PKP {token:#x} was burned: its key signs only inside its permitted actions, so no custom auth action can grant a session for it"),
+        ));
+    }
     let request_id = request
         .request_id
         .clone()
