@@ -389,7 +389,7 @@ async fn a_bad_share_is_named_and_decryption_still_succeeds() {
         }
     }
     assert!(
-        net.log(3).contains("node 3 sent a bad decryption share"),
+        net.log(3).contains("node 3 sent a bad signature share"),
         "{}",
         net.log(3)
     );

@@ -360,10 +360,8 @@ impl HostInner {
             }
             HostOp::LatestNonce { address, chain } => {
                 let address: Address = address.parse().map_err(|_| bad(format!("address {address:?}")))?;
-                let env = super::env::NodeEnv::new(node);
-                let provider = env
-                    .provider(&chain)
-                    .map_err(|e| HostError::new(e.code.clone(), e.to_string()))?;
+                let provider =
+                    super::chains::provider(node, &chain).map_err(|e| HostError::new(e.code.clone(), e.to_string()))?;
                 let nonce = sigil_chain::alloy::providers::Provider::get_transaction_count(&provider, address)
                     .await
                     .map_err(|e| HostError::new("CHAIN_UNAVAILABLE", format!("chain {chain:?}: {e}")))?;
@@ -371,8 +369,7 @@ impl HostInner {
             }
             HostOp::CallContract { chain, txn } => {
                 let call = super::evm::decode_call(&txn)?;
-                let env = super::env::NodeEnv::new(node);
-                let answer = sigil_conditions::Environment::call(&env, &chain, call.to, call.data)
+                let answer = super::chains::call(node, &chain, call.to, call.data)
                     .await
                     .map_err(|e| HostError::new(e.code.clone(), e.to_string()))?;
                 match answer {

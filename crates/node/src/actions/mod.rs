@@ -1,6 +1,7 @@
 //! Actions on a node: [`execute`] runs an action in the sandbox (`sigil-actions`) on its own
 //! thread and answers with this node's response, logs and signature shares.
 //!
+//! * [`chains`] — a provider per chain, and `eth_call`, for actions and conditions.
 //! * [`code`] — action code by CID (stored here, or from the IPFS gateway).
 //! * [`store`] — the bounded action store, `actions.redb`.
 //! * [`run`] — a run on its own thread, holding a slot; action conditions.
@@ -30,6 +31,7 @@ use host::HostInner;
 use host::Mode;
 use run::{now_ms, run_on_thread};
 
+pub mod chains;
 pub mod code;
 pub mod decrypt;
 pub mod egress;
