@@ -159,3 +159,15 @@ pub fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], Err
     raw.try_into()
         .map_err(|_| Error::bad_request(format!("{field}: {len} bytes, expected {N}")))
 }
+
+/// An error and its sources, on one line ("client error (Connect): tcp connect error: …").
+pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

@@ -5,7 +5,7 @@
 //! hostname that resolves to an internal address or a redirect to one is refused
 //! (`FETCH_BLOCKED`) before a byte is sent. HTTPS is rustls with the webpki roots (plus
 //! `[actions.egress] extra_ca_file`). Each fetch has one deadline covering DNS, connect, TLS,
-//! redirects and body, and a body size limit. Uses `actions::egress`.
+//! redirects and body, and a body size limit. Uses `actions::egress`, `error`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +23,7 @@ use sigil_actions::HostError;
 use tokio::net::TcpStream;
 
 use super::egress::{url_host_port, EgressConfig, Policy};
+use crate::error::source_chain;
 
 /// How long one `fetch` may take, redirects included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -360,11 +361,13 @@ async fn exchange<IO>(
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| chain(&e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| source_chain(&e))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    sender.send_request(request).await.map_err(|e| chain(&e))
+    sender.send_request(request).await.map_err(|e| source_chain(&e))
 }
 
 /// A redirect's `Location`, resolved against the URL it came from.
@@ -387,18 +390,6 @@ fn resolve_location(base: &str, location: &str) -> Option<String> {
 
 fn bad(message: impl Into<String>) -> HostError {
     HostError::new("BAD_REQUEST", message)
-}
-
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[cfg(test)]

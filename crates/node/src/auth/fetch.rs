@@ -4,7 +4,7 @@
 //! reqwest is built on; plain HTTP is accepted only to a loopback host (a test issuer, a sidecar).
 //! Every request has one deadline covering connect, headers and body, follows no redirect (a
 //! bearer token is never carried to another host), and reads at most a given number of bytes.
-//! Uses nothing else of the crate.
+//! Uses `error`.
 
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::error::source_chain;
 
 /// Why a GET failed. The messages name the URL but never a token.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -134,7 +136,11 @@ impl Fetcher {
             .body(Empty::<Bytes>::new())
             .map_err(|e| failed(format!("request: {e}")))?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| failed(chain(&e)))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| failed(source_chain(&e)))?;
             let status = response.status().as_u16();
             let cache_control = response
                 .headers()
@@ -178,18 +184,6 @@ impl Fetcher {
                 ms: self.timeout.as_millis(),
             })?
     }
-}
-
-/// An error and its sources, on one line ("client error (Connect): tcp connect error: …").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[cfg(test)]
