@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use sandbox::run;
+pub use sandbox::{run, run_warm, Warm};
 
 /// Bounds on one action run (Lit's defaults).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,6 +86,8 @@ struct Shared {
     /// Each context's random stream, keyed by the seed and the context's place in the run (see
     /// [`stream`]), so a child's draws never depend on when its parent's draw.
     rngs: HashMap<usize, ChaCha20Rng>,
+    /// ethers as a warm runtime loaded it, for the top-level context's first use.
+    warm_ethers: Option<Persistent<Value<'static>>>,
     response: Option<String>,
     root_response: Option<String>,
     logs: Vec<String>,
@@ -109,6 +111,72 @@ type SharedRef = Rc<RefCell<Shared>>;
 ///
 /// The thread needs a stack of a few MiB (QuickJS is bounded to 1 MiB of it).
 pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome {
+    run_in(config, request, host, None)
+}
+
+/// Runs one action as [`run`] does, in `warm`: its top-level context starts with ethers already
+/// evaluated, so an action that uses ethers does not pay for loading it.
+pub fn run_warm(config: &Config, request: RunRequest, host: Arc<dyn Host>, warm: Warm) -> Outcome {
+    run_in(config, request, host, Some(warm))
+}
+
+/// A runtime made ready for one run before the run is known: a fresh context in which only the
+/// configured ethers bundle has been evaluated (no action code, no run state). It is used by at
+/// most one run and then dropped, so nothing passes from one run to the next. Made and used on
+/// one thread.
+pub struct Warm {
+    // Dropped in this order: the handle before its context, the context before its runtime.
+    ethers: Persistent<Value<'static>>,
+    context: Context,
+    runtime: Runtime,
+}
+
+/// Where ethers looks for `crypto` while it loads (`anyGlobal.crypto`, captured once): in a warm
+/// runtime the run's `crypto` does not exist yet, so ethers captures this object, which forwards to
+/// whatever `crypto` is when it draws. The prelude then replaces the global with its own.
+const WARM_CRYPTO: &str = "Object.defineProperty(globalThis, 'crypto', { configurable: true, writable: true, enumerable: false, value: Object.freeze({ getRandomValues(array) { return globalThis.crypto.getRandomValues(array); } }) });";
+
+impl Warm {
+    /// Makes a runtime with `config`'s limits and evaluates the ethers bundle in its context.
+    ///
+    /// # Errors
+    /// [`ActionError::Engine`] if no bundle is configured, it cannot be read, or it fails to load.
+    pub fn new(config: &Config) -> Result<Self, ActionError> {
+        let engine = |e: &dyn std::fmt::Display| ActionError::Engine(format!("preparing a runtime: {e}"));
+        let path = config
+            .ethers_bundle
+            .as_ref()
+            .ok_or_else(|| engine(&"no ethers bundle is configured"))?;
+        let bundle =
+            std::fs::read_to_string(path).map_err(|e| engine(&format!("cannot read {}: {e}", path.display())))?;
+        let runtime = Runtime::new().map_err(|e| engine(&e))?;
+        runtime.set_memory_limit(config.limits.memory_bytes);
+        runtime.set_max_stack_size(MAX_STACK);
+        let context = Context::full(&runtime).map_err(|e| engine(&e))?;
+        let ethers = context.with(|ctx| -> Result<Persistent<Value<'static>>, String> {
+            ctx.eval::<(), _>(WARM_CRYPTO).map_err(|e| caught(&ctx, e))?;
+            let exports: Value = ctx
+                .eval_with_options(ethers_source(&bundle), options("ethers.umd.min.js"))
+                .map_err(|e| caught(&ctx, e))?;
+            Ok(Persistent::save(&ctx, exports))
+        });
+        let ethers = ethers.map_err(|e| engine(&format!("loading ethers: {e}")))?;
+        Ok(Warm {
+            ethers,
+            context,
+            runtime,
+        })
+    }
+}
+
+/// ethers' UMD bundle wrapped so that it takes its CommonJS branch and returns its exports.
+fn ethers_source(bundle: &str) -> String {
+    format!(
+        "(function () {{ var module = {{ exports: {{}} }}; var exports = module.exports;\n{bundle}\n;return module.exports; }})()"
+    )
+}
+
+fn run_in(config: &Config, request: RunRequest, host: Arc<dyn Host>, warm: Option<Warm>) -> Outcome {
     let limits = &config.limits;
     if request.code.len() > limits.code_bytes {
         return failed(ActionError::Limit {
@@ -116,9 +184,16 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
             max: limits.code_bytes,
         });
     }
-    let runtime = match Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return failed(ActionError::Engine(e.to_string())),
+    let (runtime, first_context, warm_ethers) = match warm {
+        Some(Warm {
+            ethers,
+            context,
+            runtime,
+        }) => (runtime, Some(context), Some(ethers)),
+        None => match Runtime::new() {
+            Ok(rt) => (rt, None, None),
+            Err(e) => return failed(ActionError::Engine(e.to_string())),
+        },
     };
     let deadline = Instant::now() + limits.wall_time;
     runtime.set_memory_limit(limits.memory_bytes);
@@ -154,6 +229,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         timer_fns: HashMap::new(),
         seed: None,
         rngs: HashMap::new(),
+        warm_ethers,
         response: None,
         root_response: None,
         logs: Vec::new(),
@@ -194,6 +270,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
     let _release = Release(Rc::clone(&shared));
     let mut driver = Driver {
         runtime: &runtime,
+        first_context,
         shared: &shared,
         runs: &mut runs,
         fired: &fired,
@@ -205,6 +282,7 @@ pub fn run(config: &Config, request: RunRequest, host: Arc<dyn Host>) -> Outcome
         s.pending.clear();
         s.rejections.clear();
         s.timer_fns.clear();
+        s.warm_ethers = None;
         (s.response.take(), s.root_response.take(), std::mem::take(&mut s.logs))
     };
     drop(runs);
@@ -230,6 +308,7 @@ impl Drop for Release {
             s.rejections.clear();
             s.to_start.clear();
             s.timer_fns.clear();
+            s.warm_ethers = None;
         }
     }
 }
@@ -264,6 +343,8 @@ fn failed(error: ActionError) -> Outcome {
 
 struct Driver<'a> {
     runtime: &'a Runtime,
+    /// A warm runtime's context, for the top-level action.
+    first_context: Option<Context>,
     shared: &'a SharedRef,
     runs: &'a mut Vec<RunInfo>,
     fired: &'a Rc<Cell<bool>>,
@@ -408,8 +489,11 @@ impl Driver<'_> {
         parent: Option<u64>,
         label: &str,
     ) -> Result<(), String> {
-        let context = Context::full(self.runtime).map_err(|e| e.to_string())?;
         let index = self.runs.len();
+        let context = match self.first_context.take().filter(|_| index == 0) {
+            Some(context) => context,
+            None => Context::full(self.runtime).map_err(|e| e.to_string())?,
+        };
         let outcome = context.with(|ctx| -> Result<(), String> {
             install(&ctx, self.shared, index, &stack, label).map_err(|e| caught(&ctx, e))?;
             let run = {
@@ -820,6 +904,14 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
         bridge.set(
             "ethers",
             Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+                let warm = if run == 0 {
+                    shared.borrow_mut().warm_ethers.take()
+                } else {
+                    None
+                };
+                if let Some(ethers) = warm {
+                    return ethers.restore(&ctx);
+                }
                 let path = shared.borrow().config.ethers_bundle.clone();
                 let Some(path) = path else {
                     return Err(Exception::throw_message(
@@ -830,10 +922,7 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                 let bundle = std::fs::read_to_string(&path).map_err(|e| {
                     Exception::throw_message(&ctx, &format!("ethers: cannot read {}: {e}", path.display()))
                 })?;
-                let source = format!(
-                    "(function () {{ var module = {{ exports: {{}} }}; var exports = module.exports;\n{bundle}\n;return module.exports; }})()"
-                );
-                ctx.eval_with_options(source, options("ethers.umd.min.js"))
+                ctx.eval_with_options(ethers_source(&bundle), options("ethers.umd.min.js"))
             })?,
         )?;
     }

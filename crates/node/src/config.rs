@@ -282,6 +282,10 @@ pub struct ActionsConfig {
     pub store_when_full: StoreWhenFull,
     /// ethers v5's UMD bundle (`ethers.umd.min.js`). Relative paths are relative to the config.
     pub ethers_bundle: Option<PathBuf>,
+    /// Runtimes with ethers already evaluated that the node keeps ready for actions whose code
+    /// names `ethers` (default 2; 0 turns them off). They are made once the node's first such
+    /// action has run, about 20 MiB each, and each is used by one run and then replaced.
+    pub warm_ethers: usize,
     /// An IPFS HTTP gateway (`{gateway}/ipfs/{cid}`) for code not in the node's action store.
     pub ipfs_gateway: Option<String>,
     /// RPC URLs by chain name, for conditions and the actions' `Lit.Actions.getRpcUrl`; the
@@ -305,6 +309,7 @@ impl Default for ActionsConfig {
             store_max_actions: 4096,
             store_when_full: StoreWhenFull::Evict,
             ethers_bundle: None,
+            warm_ethers: 2,
             ipfs_gateway: None,
             rpc_urls: std::collections::BTreeMap::new(),
             public_rpc_urls: std::collections::BTreeMap::new(),

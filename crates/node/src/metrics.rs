@@ -127,6 +127,10 @@ pub struct ActionCounters {
     pub share_verifications: AtomicU64,
     /// Decryption shares inside actions that did not verify (their sender is dropped).
     pub shares_rejected: AtomicU64,
+    /// Runs of code that names ethers on a spare runtime with ethers loaded (`warm_ethers`).
+    pub warm_runs: AtomicU64,
+    /// Runs of code that names ethers that found no spare ready and loaded ethers themselves.
+    pub cold_runs: AtomicU64,
 }
 
 impl ActionCounters {
@@ -159,6 +163,18 @@ impl ActionCounters {
             "counter",
             "Actions evicted (least recently used) to make room in the full action store.",
             count(&self.store_evicted),
+        );
+        out.push_str("# HELP sigil_action_ethers_runs_total Runs of code that names ethers: on a spare runtime with ethers loaded (warm) or loading it (cold).\n");
+        out.push_str("# TYPE sigil_action_ethers_runs_total counter\n");
+        let _ = writeln!(
+            out,
+            "sigil_action_ethers_runs_total{{runtime=\"warm\"}} {}",
+            count(&self.warm_runs)
+        );
+        let _ = writeln!(
+            out,
+            "sigil_action_ethers_runs_total{{runtime=\"cold\"}} {}",
+            count(&self.cold_runs)
         );
         metric(
             out,

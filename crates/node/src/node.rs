@@ -189,6 +189,8 @@ pub struct Node {
     pub(crate) action_slots: Arc<tokio::sync::Semaphore>,
     /// Actions run as access-control conditions allowed at once.
     pub(crate) condition_slots: Arc<tokio::sync::Semaphore>,
+    /// Runtimes with ethers loaded, for the actions that use it (`[actions] warm_ethers`).
+    pub spares: Arc<crate::actions::warm::Spares>,
 }
 
 impl Node {

@@ -187,6 +187,14 @@ pub async fn run(
         mailbox: crate::actions::mailbox::Mailbox::default(),
         action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
         condition_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
+        spares: crate::actions::warm::Spares::new(
+            sigil_actions::Config {
+                limits: settings.config.actions.limits.clone(),
+                ethers_bundle: settings.config.actions.ethers_bundle.clone(),
+            },
+            settings.config.actions.warm_ethers,
+            crate::actions::run::ACTION_THREAD_STACK,
+        ),
         settings,
     });
     tracing::info!(

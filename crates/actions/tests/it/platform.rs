@@ -407,3 +407,79 @@ fn chain_reads_reach_the_host_in_lit_s_shapes() {
         ]
     );
 }
+
+/// A warm runtime (ethers evaluated before the run is known) gives an action exactly what a cold
+/// one does: the same ethers, drawing from the run's agreed stream (a random wallet is the same
+/// wallet), the run's clock and globals; and a warm runtime serves one run only.
+#[test]
+fn a_warm_runtime_runs_ethers_actions_as_a_cold_one_does() {
+    let code = r#"(async () => {
+        const wallet = new ethers.Wallet(ethers.utils.randomBytes(32));
+        const bytes = ethers.utils.randomBytes(8);
+        const sig = await wallet.signMessage("hi");
+        globalThis.leftBehind = "by run one";
+        Lit.Actions.setResponse({ response: JSON.stringify([wallet.address, ethers.utils.hexlify(bytes), sig, Date.now(), typeof crypto.subtle, ethers.version]) });
+    })();"#;
+    let limits = Limits::default();
+    let cold = sigil_actions::run(
+        &config(limits.clone()),
+        request(code, json!({})),
+        Arc::new(TestHost::default()),
+    );
+    cold.result
+        .clone()
+        .unwrap_or_else(|e| panic!("cold: {e} {:?}", cold.logs));
+    let warm = sigil_actions::Warm::new(&config(limits.clone())).unwrap();
+    let hot = sigil_actions::run_warm(
+        &config(limits.clone()),
+        request(code, json!({})),
+        Arc::new(TestHost::default()),
+        warm,
+    );
+    hot.result
+        .clone()
+        .unwrap_or_else(|e| panic!("warm: {e} {:?}", hot.logs));
+    assert_eq!(hot.response, cold.response);
+    let v: Value = serde_json::from_str(hot.response.as_deref().unwrap()).unwrap();
+    assert_eq!(v[3], 1_700_000_000_000u64);
+    assert_eq!(v[4], "object");
+
+    // Another seed, another wallet: the warm runtime's ethers draws from the run, not from the
+    // runtime it was loaded in.
+    let host = Arc::new(TestHost::default());
+    *host.seed.lock().unwrap() = Some([9; 32]);
+    let warm = sigil_actions::Warm::new(&config(limits.clone())).unwrap();
+    let other = sigil_actions::run_warm(&config(limits.clone()), request(code, json!({})), host, warm);
+    let w: Value = serde_json::from_str(other.response.as_deref().unwrap()).unwrap();
+    assert_ne!(w[0], v[0]);
+
+    // What one warm run left in its globals is not in the next.
+    let probe = r#"(async () => { Lit.Actions.setResponse({ response: String(typeof leftBehind) + "," + ethers.utils.id("x") }); })();"#;
+    let warm = sigil_actions::Warm::new(&config(limits.clone())).unwrap();
+    let next = sigil_actions::run_warm(
+        &config(limits),
+        request(probe, json!({})),
+        Arc::new(TestHost::default()),
+        warm,
+    );
+    next.result.unwrap();
+    assert_eq!(
+        next.response.as_deref(),
+        Some("undefined,0x7521d1cadbcfa91eec65aa16715b94ffc1c9654ba57ea2ef1a2127bca1127a83")
+    );
+}
+
+#[test]
+fn a_warm_runtime_needs_an_ethers_bundle() {
+    let mut config = config(Limits::default());
+    config.ethers_bundle = None;
+    let Err(e) = sigil_actions::Warm::new(&config) else {
+        panic!("made a warm runtime without ethers")
+    };
+    assert!(e.to_string().contains("no ethers bundle"), "{e}");
+    config.ethers_bundle = Some("/nonexistent/ethers.js".into());
+    let Err(e) = sigil_actions::Warm::new(&config) else {
+        panic!("made a warm runtime without ethers")
+    };
+    assert!(e.to_string().contains("/nonexistent/ethers.js"), "{e}");
+}

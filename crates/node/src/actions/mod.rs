@@ -12,6 +12,7 @@
 //! * [`fetch`] — HTTP(S) for actions, under [`egress`], the policy of where they may connect.
 //! * [`mailbox`] — values between the nodes running the same request.
 //! * [`random`] — the run's agreed random seed, a threshold signature of the network.
+//! * [`warm`] — runtimes with ethers loaded, kept ready for the actions that use it.
 //!
 //! Uses `node`, `auth`, `signing`, `encryption`, `mesh`, `error`; never `http`.
 
@@ -43,6 +44,7 @@ pub mod mailbox;
 pub mod random;
 pub mod run;
 pub mod store;
+pub mod warm;
 
 /// How far a request's timestamp may be from this node's clock.
 const TIMESTAMP_SKEW_MS: u64 = 5 * 60 * 1000;

@@ -1,21 +1,24 @@
 //! Running an action: each run on its own thread (QuickJS blocks it) holding a slot, with the
 //! node as its host; and actions run as access-control conditions, read-only, on condition slots.
-//! Uses `node`, `actions::host`, `actions::code`, `error`.
+//! An action that uses ethers runs on a spare runtime ([`super::warm`]) when one is ready.
+//! Uses `node`, `actions::host`, `actions::code`, `actions::warm`, `error`.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sigil_actions::{ActionError, RunRequest};
+use sigil_actions::RunRequest;
 use sigil_primitives::Cid;
 
 use super::code::load_code;
 use super::host::{ActionHost, HostInner, Mode};
+use super::warm::{panicked, Job, Spares};
 use crate::error::Error;
 use crate::node::Node;
 
 /// Stack of the thread an action runs on (QuickJS itself is bounded to 1 MiB).
-const ACTION_THREAD_STACK: usize = 8 << 20;
+pub(crate) const ACTION_THREAD_STACK: usize = 8 << 20;
 
 /// Runs action `cid` as an access-control condition: its code, then `method(...params)`; the
 /// result is returned as text (a string as is, anything else as JSON). The run is read-only
@@ -113,6 +116,28 @@ pub(crate) async fn run_on_thread(
         ethers_bundle: node.settings.config.actions.ethers_bundle.clone(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let host: Arc<dyn sigil_actions::Host> = host;
+    let (run, host, slot, tx) = if Spares::wants(&run.code) {
+        match node.spares.offer(Job {
+            run,
+            host,
+            slot,
+            done: tx,
+        }) {
+            None => {
+                node.metrics.actions.warm_runs.fetch_add(1, Ordering::Relaxed);
+                return rx
+                    .await
+                    .map_err(|_| Error::internal("the action thread stopped without an answer"));
+            }
+            Some(job) => {
+                node.metrics.actions.cold_runs.fetch_add(1, Ordering::Relaxed);
+                (job.run, job.host, job.slot, job.done)
+            }
+        }
+    } else {
+        (run, host, slot, tx)
+    };
     std::thread::Builder::new()
         .name(name)
         .stack_size(ACTION_THREAD_STACK)
@@ -120,12 +145,7 @@ pub(crate) async fn run_on_thread(
             let _slot = slot;
             let outcome =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sigil_actions::run(&config, run, host)))
-                    .unwrap_or_else(|_| sigil_actions::Outcome {
-                        response: None,
-                        root_response: None,
-                        logs: Vec::new(),
-                        result: Err(ActionError::Engine("the action runtime panicked".into())),
-                    });
+                    .unwrap_or_else(|_| panicked());
             let _ = tx.send(outcome);
         })
         .map_err(|e| Error::internal(format!("cannot start the action thread: {e}")))?;

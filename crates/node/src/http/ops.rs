@@ -19,6 +19,13 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     node.metrics.render(&mut out);
     mesh_metrics(&node, &mut out);
     cache_metrics(&node, &mut out).await;
+    metric(
+        &mut out,
+        "sigil_action_spares_ready",
+        "gauge",
+        "Runtimes with ethers loaded, ready for the next actions that use it ([actions] warm_ethers).",
+        node.spares.ready(),
+    );
     let up = node.live().len();
     metric(
         &mut out,
