@@ -14,6 +14,7 @@ contract PKPHelper {
 
     event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
     event KeyClaimed(uint256 indexed tokenId, uint256 authMethodType, bytes id);
+    event ActionKeyClaimed(uint256 indexed tokenId, bytes ipfsCid, bytes32 derivedKeyId);
 
     /// @notice `ipfsCid` is not a CIDv0's binary form, the 34-byte SHA-256 multihash
     ///         `0x12 0x20 ‖ digest` (the text `Qm…` is its base58 encoding).
@@ -100,6 +101,29 @@ contract PKPHelper {
         emit KeyClaimed(tokenId, authMethodType, id);
     }
 
+    /// @notice Key id of the PKP that action `ipfsCid` claims as `derivedKeyId` (its
+    ///         `Lit.Actions.claimKey`): a key that exists (its public key is known) before anyone
+    ///         mints it, and that no other action can claim.
+    function actionClaimKeyIdFor(bytes calldata ipfsCid, bytes32 derivedKeyId) public view returns (bytes32) {
+        return pkpNft.keyIdFor(address(this), _actionClaimSalt(ipfsCid, derivedKeyId));
+    }
+
+    /// @notice Mints the PKP an action claimed (`Lit.Actions.claimKey`): the network attests it
+    ///         only while that action runs and asks for it. The PKP permits that action and owns
+    ///         itself, so only the action (signing with the PKP) can ever change its permissions.
+    ///         Anyone may send the transaction: whoever does, the outcome is the same, and the
+    ///         attestation is bound to `ipfsCid`, so it mints nothing for another action.
+    function claimActionKey(bytes calldata ipfsCid, bytes32 derivedKeyId, bytes calldata pubkey, bytes calldata attestation)
+        external
+        returns (uint256 tokenId)
+    {
+        _checkCid(ipfsCid);
+        tokenId = pkpNft.mint(_actionClaimSalt(ipfsCid, derivedKeyId), pubkey, attestation);
+        permissions.addPermittedAction(tokenId, ipfsCid);
+        pkpNft.transferFrom(address(this), pkpNft.getEthAddress(tokenId), tokenId);
+        emit ActionKeyClaimed(tokenId, ipfsCid, derivedKeyId);
+    }
+
     /// @notice Mints a PKP, permits exactly one action and burns the NFT, atomically: afterwards
     ///         no one can change the PKP's permissions, and only that action may use the key.
     ///         `ipfsCid` is the action's IPFS CIDv0 as its 34-byte SHA-256 multihash
@@ -124,6 +148,12 @@ contract PKPHelper {
     ///      user's inner salt, which hashes 52 bytes.
     function _claimSalt(uint256 authMethodType, bytes calldata id) private pure returns (bytes32) {
         return keccak256(abi.encodePacked("sigil-claim-v1", authMethodType, keccak256(id)));
+    }
+
+    /// @dev keccak256("sigil-action-claim-v1" ‖ ipfsCid (34 bytes) ‖ derivedKeyId): never a
+    ///      user's inner salt (52 bytes hashed) nor an auth method's claim salt (another tag).
+    function _actionClaimSalt(bytes calldata ipfsCid, bytes32 derivedKeyId) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked("sigil-action-claim-v1", ipfsCid, derivedKeyId));
     }
 
     function _innerSalt(address user, bytes32 salt) private pure returns (bytes32) {

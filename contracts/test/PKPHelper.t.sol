@@ -109,6 +109,45 @@ contract PKPHelperTest is Fixture {
         helper.claimKey(6, hex"ffff", pubkey, att);
     }
 
+    // ---- claimActionKey ----
+
+    function test_claimActionKey_mintsTheActionsKeyToItselfPermittingOnlyThatAction() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes32 derived = keccak256("QmAction_alice");
+        bytes32 keyId = helper.actionClaimKeyIdFor(cidOf("one"), derived);
+        assertTrue(keyId != helper.actionClaimKeyIdFor(cidOf("two"), derived));
+        assertTrue(keyId != helper.actionClaimKeyIdFor(cidOf("one"), keccak256("QmAction_bob")));
+        bytes memory att = attest(ATTESTER_KEY, keyId, pubkey);
+        vm.prank(bob);
+        uint256 tokenId = helper.claimActionKey(cidOf("one"), derived, pubkey, att);
+        assertEq(nft.getKeyId(tokenId), keyId);
+        assertEq(nft.ownerOf(tokenId), nft.getEthAddress(tokenId));
+        assertTrue(perms.isPermittedAction(tokenId, cidOf("one")));
+        assertEq(perms.getPermittedActions(tokenId).length, 1);
+        assertEq(perms.getPermittedAddresses(tokenId).length, 0);
+        bytes memory one = cidOf("one");
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.KeyIdUsed.selector, keyId));
+        helper.claimActionKey(one, derived, pubkey, att);
+    }
+
+    function test_claimActionKey_anAttestationMintsNothingForAnotherAction() public {
+        bytes memory pubkey = pubkeyFor(1);
+        bytes32 derived = keccak256("QmAction_alice");
+        bytes memory att = attest(ATTESTER_KEY, helper.actionClaimKeyIdFor(cidOf("one"), derived), pubkey);
+        bytes memory one = cidOf("one");
+        bytes memory evil = cidOf("evil");
+        // a front-runner swapping in its own action's CID gets no PKP
+        address recovered = recoverOf(nft.attestationDigest(helper.actionClaimKeyIdFor(evil, derived), pubkey), att);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, recovered));
+        helper.claimActionKey(evil, derived, pubkey, att);
+        // nor for another derived key id of the same action
+        recovered = recoverOf(nft.attestationDigest(helper.actionClaimKeyIdFor(one, bytes32(uint256(1))), pubkey), att);
+        vm.expectRevert(abi.encodeWithSelector(PKPNFT.BadAttestation.selector, recovered));
+        helper.claimActionKey(one, bytes32(uint256(1)), pubkey, att);
+        vm.expectRevert(abi.encodeWithSelector(PKPHelper.NotSha256Multihash.selector, bytes(hex"1220")));
+        helper.claimActionKey(hex"1220", derived, pubkey, att);
+    }
+
     // ---- mintWithPermissions ----
 
     function test_mintWithPermissions_endsWithCallerAsOwner() public {

@@ -203,6 +203,9 @@ pub struct RunRequest {
     pub now_ms: u64,
 }
 
+/// Longest `keyId` a `claimKey` takes, in bytes.
+pub const MAX_CLAIM_KEY_ID: usize = 256;
+
 /// Runtime settings shared by every run of a node.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -334,6 +337,13 @@ pub enum HostOp {
         sig_name: String,
         /// Lit's scheme name (`EcdsaK256Sha256`).
         signing_scheme: String,
+    },
+    /// `claimKey`: the network's attestation of the PKP the running action claims as `keyId`
+    /// (derived from its CID and `keyId`), for whoever mints it. Resolves to the claim's
+    /// `derivedKeyId`.
+    ClaimKey {
+        /// The action's name for the key (a user id, say): at most [`MAX_CLAIM_KEY_ID`] bytes.
+        key_id: String,
     },
     /// `getActionPublicKey`: the public key of action `cid` (0x-hex, uncompressed).
     ActionPublicKey {

@@ -196,6 +196,12 @@
       const bytes = typeof toSign === "string" ? Array.from(utf8Encode(toSign)) : toBytes(toSign, "toSign");
       return op("signAsAction", { message: hex(bytes), sigName: sigName(name), signingScheme: String(signingScheme) });
     },
+    // A key for `keyId` that only this action can claim, minted by anyone with the attestation
+    // the client gets (`claims[keyId]`); resolves to its derivedKeyId.
+    claimKey: ({ keyId }) => {
+      if (typeof keyId !== "string" || keyId === "") throw new TypeError("claimKey: keyId: expected a non-empty string");
+      return op("claimKey", { keyId });
+    },
     getActionPublicKey: async ({ signingScheme = "EcdsaK256Sha256", actionIpfsCid }) =>
       op("actionPublicKey", { cid: String(actionIpfsCid), signingScheme: String(signingScheme) }),
     verifyActionSignature: async ({ signingScheme = "EcdsaK256Sha256", actionIpfsCid, toSign, signOutput }) => {

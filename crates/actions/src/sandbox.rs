@@ -946,7 +946,17 @@ fn start_host_op<'js>(
     }
     let limits = shared.borrow().config.limits.clone();
     match &op {
-        HostOp::Sign { .. } | HostOp::SignMessage { .. } | HostOp::SignAsAction { .. } => {
+        HostOp::ClaimKey { key_id } if key_id.is_empty() || key_id.len() > crate::MAX_CLAIM_KEY_ID => {
+            return Err(Exception::throw_type(
+                ctx,
+                &format!(
+                    "claimKey: keyId must be 1 to {} bytes, not {}",
+                    crate::MAX_CLAIM_KEY_ID,
+                    key_id.len()
+                ),
+            ));
+        }
+        HostOp::Sign { .. } | HostOp::SignMessage { .. } | HostOp::SignAsAction { .. } | HostOp::ClaimKey { .. } => {
             let used = shared.borrow().signatures;
             if used >= limits.signatures {
                 return Err(throw(

@@ -136,6 +136,8 @@ sol! {
 
         function claimKeyIdFor(uint256 authMethodType, bytes calldata id) external view returns (bytes32);
         function claimKey(uint256 authMethodType, bytes calldata id, bytes calldata pubkey, bytes calldata attestation) external returns (uint256 tokenId);
+        function actionClaimKeyIdFor(bytes calldata ipfsCid, bytes32 derivedKeyId) external view returns (bytes32);
+        function claimActionKey(bytes calldata ipfsCid, bytes32 derivedKeyId, bytes calldata pubkey, bytes calldata attestation) external returns (uint256 tokenId);
         function mintWithAuthMethods(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, NewAuthMethod[] calldata methods, bool sendToItself) external returns (uint256 tokenId);
         function keyIdFor(address user, bytes32 salt) external view returns (bytes32);
         function mintWithPermissions(bytes32 salt, bytes calldata pubkey, bytes calldata attestation, bytes[] calldata actions, address[] calldata addresses) external returns (uint256 tokenId);
@@ -143,6 +145,7 @@ sol! {
 
         event MintGrantBurned(uint256 indexed tokenId, bytes ipfsCid, address minter);
         event KeyClaimed(uint256 indexed tokenId, uint256 authMethodType, bytes id);
+        event ActionKeyClaimed(uint256 indexed tokenId, bytes ipfsCid, bytes32 derivedKeyId);
 
         error NotSha256Multihash(bytes ipfsCid);
     }

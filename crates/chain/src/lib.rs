@@ -66,6 +66,20 @@ pub fn claim_key_id(helper: Address, kind: u64, id: &[u8]) -> [u8; 32] {
     keccak256([helper.as_slice(), salt.as_slice()].concat()).0
 }
 
+/// The `derivedKeyId` of `Lit.Actions.claimKey({ keyId })` run by action `cid` (its `Qm…` text):
+/// `keccak256(utf8(cid ‖ "_" ‖ keyId))`, as Lit computes it.
+pub fn action_claim_derived_key_id(cid: &str, key_id: &str) -> [u8; 32] {
+    keccak256(format!("{cid}_{key_id}").as_bytes()).0
+}
+
+/// Key id of the PKP that action `cid` (its 34-byte multihash) claims as `derived`
+/// (`PKPHelper.actionClaimKeyIdFor`):
+/// `keccak256(helper ‖ keccak256("sigil-action-claim-v1" ‖ cid ‖ derived))`.
+pub fn action_claim_key_id(helper: Address, cid: &[u8], derived: &[u8; 32]) -> [u8; 32] {
+    let salt = keccak256([b"sigil-action-claim-v1".as_slice(), cid, derived.as_slice()].concat());
+    keccak256([helper.as_slice(), salt.as_slice()].concat()).0
+}
+
 /// A PKP's token id: `uint256(keccak256(uncompressed public key))`.
 pub fn token_id(pubkey: &[u8; 65]) -> U256 {
     U256::from_be_bytes(keccak256(pubkey).0)

@@ -31,10 +31,31 @@ pub struct ExecuteOutcome {
     pub logs: Vec<String>,
     /// The combined signatures by `sigName`, each verified against its PKP key.
     pub signatures: BTreeMap<String, SignOutcome>,
+    /// The keys the action claimed (`Lit.Actions.claimKey`) by `keyId`, each with the network's
+    /// attestation checked against the attester key: mint one with [`Client::claim_action_key`].
+    pub claims: BTreeMap<String, ActionKeyClaim>,
     /// The nodes whose answers were taken.
     pub agreeing: Vec<u32>,
     /// Nodes that failed, answered differently or sent bad shares.
     pub failures: Vec<NodeFailure>,
+}
+
+/// A key an action claimed: the PKP derived from the claiming action's CID and its `keyId`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionKeyClaim {
+    /// The claiming action's CID.
+    pub cid: String,
+    /// Lit's `derivedKeyId`: `keccak256(utf8(cid ‖ "_" ‖ keyId))`.
+    pub derived_key_id: [u8; 32],
+    /// The PKP's key id (`PKPHelper.actionClaimKeyIdFor(cid, derivedKeyId)`).
+    pub key_id: [u8; 32],
+    /// The PKP's public key, derived here from the root key and `key_id`.
+    pub public_key: [u8; 65],
+    /// Its Ethereum address.
+    pub eth_address: String,
+    /// The network's attestation (r ‖ s ‖ v) that PKPNFT checks; `None` when the PKP was minted
+    /// already.
+    pub attestation: Option<[u8; 65]>,
 }
 
 /// The part of an answer that must be identical at `t` nodes. After `decryptToSingleNode` only
@@ -46,8 +67,8 @@ fn agreement_key(answer: &ExecuteResponse) -> String {
         .map(|(name, s)| (name, (&s.to_sign, &s.public_key)))
         .collect();
     match answer.single_node {
-        Some(node) => serde_json::json!([{ "singleNode": node }, signatures]).to_string(),
-        None => serde_json::json!([answer.response, signatures]).to_string(),
+        Some(node) => serde_json::json!([{ "singleNode": node }, signatures, answer.claims]).to_string(),
+        None => serde_json::json!([answer.response, signatures, answer.claims]).to_string(),
     }
 }
 
@@ -226,14 +247,66 @@ impl Client {
                 },
             );
         }
+        let claims = self.claims_of(first, &mut signatures)?;
         let failures = std::mem::take(failures);
         Some(ExecuteOutcome {
             response,
             logs: first.logs.clone(),
             signatures,
+            claims,
             agreeing: group.iter().map(|a| a.node_id).collect(),
             failures,
         })
+    }
+
+    /// The claims of an agreed answer, each checked here: its derivedKeyId from its CID and
+    /// keyId, its public key from the root key, and its attestation (taken out of `signatures`)
+    /// made by the attester key over the digest PKPNFT checks. `None` if one does not hold.
+    fn claims_of(
+        &self,
+        answer: &ExecuteResponse,
+        signatures: &mut BTreeMap<String, SignOutcome>,
+    ) -> Option<BTreeMap<String, ActionKeyClaim>> {
+        let mut claims = BTreeMap::new();
+        for (name, claim) in &answer.claims {
+            let derived = sigil_chain::action_claim_derived_key_id(&claim.cid, name);
+            if hex::encode(derived) != claim.derived_key_id {
+                return None;
+            }
+            let key_id: [u8; 32] = hex::decode(&claim.key_id).ok()?.try_into().ok()?;
+            let point = self.pkp_public_key(crate::KeyRef::KeyId(key_id));
+            let public_key = sigil_tss::derive::uncompressed(&point);
+            let attestation = match signatures.remove(&format!("claim/{name}")) {
+                None if claim.minted => None,
+                None => return None,
+                Some(signed) => {
+                    let attester = sigil_tss::derive::derive_public_key(
+                        &self.ecdsa_root,
+                        &sigil_tss::derive::KeyId(sigil_chain::attester_key_id()),
+                    );
+                    let digest = sigil_chain::attestation_digest(self.chain_id?, self.pkp_nft?, &key_id, &public_key);
+                    let entry = answer.signatures.get(&format!("claim/{name}"))?;
+                    if signed.public_key != sigil_tss::derive::uncompressed(&attester)
+                        || entry.to_sign != hex::encode(digest)
+                    {
+                        return None;
+                    }
+                    Some(signed.signature.to_rsv())
+                }
+            };
+            claims.insert(
+                name.clone(),
+                ActionKeyClaim {
+                    cid: claim.cid.clone(),
+                    derived_key_id: derived,
+                    key_id,
+                    public_key,
+                    eth_address: checksum_address(&eth_address(&point)),
+                    attestation,
+                },
+            );
+        }
+        Some(claims)
     }
 
     /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.

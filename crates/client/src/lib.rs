@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-pub use action::{ActionCode, ExecuteOutcome};
+pub use action::{ActionCode, ActionKeyClaim, ExecuteOutcome};
 pub use connect::{key_confirmations, KeyConfirmations, Network};
 pub use encryption::{Decrypted, Encrypted, ENCRYPTED_VERSION};
 use futures::stream::{FuturesUnordered, StreamExt};

@@ -226,6 +226,49 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Mints the PKP an action claimed (PKPHelper `claimActionKey`), sent by `wallet` (anyone:
+    /// the outcome is the same whoever sends it): the PKP permits the claiming action and owns
+    /// itself. The claim's key id is checked against `contracts` first.
+    pub async fn claim_action_key(
+        &self,
+        wallet: &DynProvider,
+        contracts: &Contracts,
+        claim: &crate::ActionKeyClaim,
+    ) -> Result<MintedPkp, ClientError> {
+        let cid: sigil_primitives::Cid = claim
+            .cid
+            .parse()
+            .map_err(|e| ClientError::Invalid(format!("claim CID: {e}")))?;
+        let key_id = sigil_chain::action_claim_key_id(contracts.pkp_helper, cid.as_bytes(), &claim.derived_key_id);
+        if key_id != claim.key_id {
+            return Err(ClientError::Invalid(format!(
+                "the claim's key id 0x{} is not PKPHelper {}'s for action {} (0x{})",
+                hex::encode(claim.key_id),
+                contracts.pkp_helper,
+                claim.cid,
+                hex::encode(key_id)
+            )));
+        }
+        let attestation = claim.attestation.ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "the PKP {} claimed by action {} is minted already",
+                claim.eth_address, claim.cid
+            ))
+        })?;
+        let call = PKPHelper::new(contracts.pkp_helper, wallet)
+            .claimActionKey(
+                Bytes::copy_from_slice(cid.as_bytes()),
+                B256::from(claim.derived_key_id),
+                Bytes::copy_from_slice(&claim.public_key),
+                Bytes::copy_from_slice(&attestation),
+            )
+            .into_transaction_request();
+        let receipt = send(wallet, call, "PKPHelper.claimActionKey").await.map_err(chain)?;
+        Ok(self.minted(key_id, receipt.transaction_hash))
+    }
+}
+
 fn random32() -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..16].copy_from_slice(&request_id());

@@ -129,6 +129,28 @@ pub struct ExecuteResponse {
     /// is the run's response (the others agree on everything else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_node: Option<u32>,
+    /// The keys the action claimed (`Lit.Actions.claimKey`), by its `keyId`. Each one's
+    /// attestation share is in `signatures` under `claim/{keyId}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub claims: std::collections::BTreeMap<String, ActionClaim>,
+}
+
+/// A key an action claimed: the PKP derived from the claiming action's CID and the action's
+/// `keyId`, which PKPHelper `claimActionKey` mints with the network's attestation.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionClaim {
+    /// The claiming action's IPFS CIDv0 (a child of `call` claims as itself).
+    pub cid: String,
+    /// Lit's `derivedKeyId`: `keccak256(utf8(cid ‖ "_" ‖ keyId))`, hex.
+    pub derived_key_id: String,
+    /// The PKP's key id (`PKPHelper.actionClaimKeyIdFor(cid, derivedKeyId)`), hex.
+    pub key_id: String,
+    /// The PKP's public key, 65 bytes uncompressed hex.
+    pub public_key: String,
+    /// True when the PKP is minted already: no attestation was made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub minted: bool,
 }
 
 /// A signature an action asked for: what it signs, and this node's share if it holds one of

@@ -498,3 +498,143 @@ async fn an_action_signs_and_sends_a_transaction_once_also_when_its_sender_dies(
         }
     }
 }
+
+/// An action claims a key per user (`Lit.Actions.claimKey`), anyone mints it with the network's
+/// attestation, and then only that action can sign with it. The adversary: another action
+/// claiming the same keyId, a relayer swapping its own action's CID into the mint, and an
+/// action naming its own signature like a claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_claims_a_key_that_only_it_can_use() {
+    use sigil_chain::alloy::primitives::{Bytes, B256};
+    use sigil_chain::bindings::{PKPHelper, PKPPermissions, PKPNFT};
+
+    const CLAIMER: &str = r#"(async () => {
+  const derived = await Lit.Actions.claimKey({ keyId: userId });
+  if (publicKey) await Lit.Actions.signEcdsa({ toSign: hash, publicKey, sigName: "user" });
+  Lit.Actions.setResponse({ response: derived });
+})();"#;
+    let mut net = Network::start(3, 8, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
+    let (cid, _) = client.store_action(CLAIMER).await.unwrap();
+    let (_, wallet) = net.wallet(DEV_KEY);
+    let contracts = net.contracts();
+    let hash = [7u8; 32];
+    let params = |user: &str, key: Option<&[u8; 65]>| json!({ "userId": user, "publicKey": key.map(|k| format!("0x{}", hex::encode(k))), "hash": hash.to_vec() });
+
+    let outcome = client
+        .execute(ActionCode::Cid(cid.clone()), params("alice", None), None)
+        .await
+        .unwrap();
+    let claim = outcome
+        .claims
+        .get("alice")
+        .expect("the run claimed alice's key")
+        .clone();
+    // Lit's derivedKeyId, and the key id PKPHelper computes for this action.
+    let derived = sigil_chain::action_claim_derived_key_id(&cid, "alice");
+    assert_eq!(claim.derived_key_id, derived);
+    assert_eq!(outcome.response, Some(format!("0x{}", hex::encode(derived))));
+    let helper = PKPHelper::new(contracts.pkp_helper, &wallet);
+    let cid_bytes = sigil_primitives::Cid::of_file(CLAIMER.as_bytes())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let on_chain = helper
+        .actionClaimKeyIdFor(Bytes::from(cid_bytes.clone()), B256::from(derived))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(on_chain.0, claim.key_id);
+    assert!(
+        !outcome.signatures.contains_key("claim/alice"),
+        "the attestation is the claim's, not a signature"
+    );
+
+    // Another action claiming "alice" gets another key, and its attestation mints nothing for
+    // the first action's CID (a relayer swapping CIDs gets a revert).
+    let impostor = client
+        .execute(
+            ActionCode::Code(format!("{CLAIMER}\n// another action")),
+            params("alice", None),
+            None,
+        )
+        .await
+        .unwrap();
+    let stolen = impostor.claims.get("alice").unwrap().clone();
+    assert_ne!(stolen.public_key, claim.public_key);
+    let swapped = helper
+        .claimActionKey(
+            Bytes::from(cid_bytes.clone()),
+            B256::from(stolen.derived_key_id),
+            Bytes::copy_from_slice(&stolen.public_key),
+            Bytes::copy_from_slice(&stolen.attestation.unwrap()),
+        )
+        .call()
+        .await;
+    assert!(swapped.is_err(), "a claim of another action minted a key for this one");
+
+    // Anyone mints the claim: the PKP owns itself and permits exactly this action.
+    let minted = client.claim_action_key(&wallet, &contracts, &claim).await.unwrap();
+    assert_eq!(minted.public_key, claim.public_key);
+    let owner = PKPNFT::new(contracts.pkp_nft, &wallet)
+        .ownerOf(minted.token_id)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(owner, minted.eth_address);
+    let actions = PKPPermissions::new(contracts.pkp_permissions, &wallet)
+        .getPermittedActions(minted.token_id)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(actions, vec![Bytes::from(cid_bytes)]);
+
+    // Now the action signs with alice's key; claiming again costs no attestation.
+    let signed = client
+        .execute(
+            ActionCode::Cid(cid.clone()),
+            params("alice", Some(&claim.public_key)),
+            None,
+        )
+        .await
+        .unwrap();
+    let point = sigil_tss::derive::derive_public_key(client.ecdsa_root(), &sigil_tss::derive::KeyId(claim.key_id));
+    assert!(signed.signatures["user"].signature.verify(&point, &hash));
+    assert_eq!(signed.claims["alice"].attestation, None);
+    match client
+        .claim_action_key(&wallet, &contracts, &signed.claims["alice"])
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("minted already"), "{e}"),
+        Ok(_) => panic!("a claimed key was minted twice"),
+    }
+    // The other action cannot sign with it, and no action names a signature like a claim.
+    match client
+        .execute(
+            ActionCode::Code(format!("{CLAIMER}\n// another action")),
+            params("bob", Some(&claim.public_key)),
+            None,
+        )
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("NOT_PERMITTED"), "{e}"),
+        Ok(o) => panic!("another action signed with a claimed key: {:?}", o.response),
+    }
+    let reserved = format!(
+        "(async () => {{ await Lit.Actions.signEcdsa({{ toSign: {:?}, publicKey: {:?}, sigName: \"claim/alice\" }}); }})();",
+        hash.to_vec(),
+        format!("0x{}", hex::encode(claim.public_key))
+    );
+    match client.execute(ActionCode::Code(reserved), json!({}), None).await {
+        Err(e) => assert!(e.to_string().contains("RESERVED_SIG_NAME"), "{e}"),
+        Ok(_) => panic!("an action signed under a claim's name"),
+    }
+    // A keyId too long is refused in the sandbox.
+    match client
+        .execute(ActionCode::Cid(cid), params(&"x".repeat(257), None), None)
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("keyId must be 1 to 256 bytes"), "{e}"),
+        Ok(_) => panic!("claimed a 257-byte keyId"),
+    }
+}

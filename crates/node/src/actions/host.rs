@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sigil_actions::{Completion, Host, HostError, HostOp};
 use sigil_chain::alloy::primitives::{eip191_hash_message, Address, U256};
 use sigil_chain::attester_key_id;
-use sigil_primitives::{ActionShare, Cid};
+use sigil_primitives::{ActionClaim, ActionShare, Cid};
 use sigil_tss::derive::{uncompressed, KeyId};
 use sigil_tss::ecdsa::{self, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
@@ -51,6 +51,8 @@ pub(crate) struct HostInner {
     pub(crate) signed: Mutex<BTreeMap<String, ActionShare>>,
     /// Every sigName used in this run (with or without a share here).
     names: Mutex<Vec<String>>,
+    /// The keys claimed in this run (`claimKey`), by keyId.
+    pub(crate) claims: Mutex<BTreeMap<String, ActionClaim>>,
     /// Set by `decryptToSingleNode`: the node that decrypts.
     pub(crate) single_node: Mutex<Option<u32>>,
     /// The run's operations still running, by id: a cancelled fetch, and everything once the
@@ -79,6 +81,7 @@ impl HostInner {
             mode,
             signed: Mutex::new(BTreeMap::new()),
             names: Mutex::new(Vec::new()),
+            claims: Mutex::new(BTreeMap::new()),
             single_node: Mutex::new(None),
             tasks: Mutex::new(BTreeMap::new()),
         }
@@ -161,6 +164,9 @@ pub fn action_key_id(cid: &Cid) -> [u8; 32] {
 }
 
 /// The allocation request id of signature `sig_name` of action request `request`.
+/// Where `claimKey`'s attestation shares sit among a run's signatures: `claim/{keyId}`.
+pub const CLAIM_PREFIX: &str = "claim/";
+
 fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(b"sigil-action-sign/v1");
@@ -179,6 +185,7 @@ impl HostInner {
             if let HostOp::Sign { .. }
             | HostOp::SignMessage { .. }
             | HostOp::SignAsAction { .. }
+            | HostOp::ClaimKey { .. }
             | HostOp::RunOnceLeader { .. }
             | HostOp::RunOncePublish { .. }
             | HostOp::RunOnceWait { .. }
@@ -316,6 +323,7 @@ impl HostInner {
                 let bytes = hex::decode(&message).map_err(|e| bad(format!("toSign: not hex ({e})")))?;
                 self.sign_as_action(&bytes, &sig_name, action).await
             }
+            HostOp::ClaimKey { key_id } => self.claim_key(&key_id, action).await,
             HostOp::ActionPublicKey { cid, signing_scheme } => {
                 check_scheme(&signing_scheme)?;
                 Ok(json!(format!(
@@ -454,7 +462,7 @@ impl HostInner {
         action: &str,
     ) -> Result<serde_json::Value, HostError> {
         let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
-        self.claim_sig_name(sig_name)?;
+        self.reserve_sig_name(sig_name)?;
         let epoch = self.node.epoch();
         let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let key_id = KeyId(action_key_id(&cid));
@@ -472,7 +480,70 @@ impl HostInner {
             .pkp_public_key(keys.ecdsa.public_key(), &KeyId(action_key_id(&cid))))
     }
 
-    /// Reserves `sig_name` for this run: each signature has its own name.
+    /// `claimKey`: this node's share of the network's attestation of the PKP that action `action`
+    /// claims as `key_id` — key id `action_claim_key_id(PKPHelper, cid, derivedKeyId)`, so the
+    /// attestation mints it for this action only (PKPHelper `claimActionKey`). The share is the
+    /// run's signature `claim/{key_id}`; a PKP minted already gets no attestation (and spends no
+    /// presignature). Resolves to the derivedKeyId.
+    async fn claim_key(&self, key_id: &str, action: &str) -> Result<serde_json::Value, HostError> {
+        let node = &self.node;
+        let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
+        let sig_name = format!("{CLAIM_PREFIX}{key_id}");
+        self.claim_sig_name(&sig_name).map_err(|_| {
+            HostError::new(
+                "DUPLICATE_CLAIM",
+                format!("claimKey {key_id:?} is made twice in this run; claim each key once"),
+            )
+        })?;
+        let registry = node.registry().map_err(host_error)?;
+        let derived = sigil_chain::action_claim_derived_key_id(action, key_id);
+        let pkp_key_id = sigil_chain::action_claim_key_id(registry.contracts().pkp_helper, cid.as_bytes(), &derived);
+        let epoch = node.epoch();
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let root = *keys.ecdsa.public_key();
+        let point = node.pkp_public_key(&root, &KeyId(pkp_key_id));
+        let pubkey = uncompressed(&point);
+        let minted = registry
+            .minted(sigil_chain::token_id(&pubkey))
+            .await
+            .map_err(|e| host_error(Error::chain(e)))?;
+        if !minted {
+            let digest = sigil_chain::attestation_digest(
+                registry.chain_id(),
+                registry.contracts().pkp_nft,
+                &pkp_key_id,
+                &pubkey,
+            );
+            let attester = node.pkp_public_key(&root, &KeyId(attester_key_id()));
+            self.sign_with(&epoch, attester, KeyId(attester_key_id()), digest, &sig_name, false)
+                .await?;
+        }
+        let claim = ActionClaim {
+            cid: action.to_string(),
+            derived_key_id: hex::encode(derived),
+            key_id: hex::encode(pkp_key_id),
+            public_key: hex::encode(pubkey),
+            minted,
+        };
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.insert(key_id.to_string(), claim);
+        }
+        Ok(json!(format!("0x{}", hex::encode(derived))))
+    }
+
+    /// Reserves `sig_name` for this run: each signature has its own name, and `claim/…` names
+    /// are `claimKey`'s ([`Self::claim_key`]).
+    fn reserve_sig_name(&self, sig_name: &str) -> Result<(), HostError> {
+        if sig_name.starts_with(CLAIM_PREFIX) {
+            return Err(HostError::new(
+                "RESERVED_SIG_NAME",
+                format!("sigName {sig_name:?}: names starting with {CLAIM_PREFIX:?} are claimKey's"),
+            ));
+        }
+        self.claim_sig_name(sig_name)
+    }
+
+    /// Reserves `sig_name` for this run.
     fn claim_sig_name(&self, sig_name: &str) -> Result<(), HostError> {
         let mut names = self.names.lock().map_err(|_| HostError::new("INTERNAL", "lock"))?;
         if names.iter().any(|n| n == sig_name) {
@@ -510,7 +581,7 @@ impl HostInner {
         action: &str,
     ) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
-        self.claim_sig_name(sig_name)?;
+        self.reserve_sig_name(sig_name)?;
         let point = parse_point(public_key)?;
         let public_bytes = uncompressed(&point);
         let token = sigil_chain::token_id(&public_bytes);

@@ -190,6 +190,7 @@ async fn run_action(
         return Err(action_error(error, outcome.logs));
     }
     let signatures = inner.signed.lock().map(|s| s.clone()).unwrap_or_default();
+    let claims = inner.claims.lock().map(|c| c.clone()).unwrap_or_default();
     Ok(ExecuteResponse {
         node_id: node.me,
         response: if decision {
@@ -200,5 +201,6 @@ async fn run_action(
         logs: outcome.logs,
         signatures,
         single_node: inner.single_node.lock().ok().and_then(|s| *s),
+        claims,
     })
 }
