@@ -1,6 +1,7 @@
 //! `sigil action cid|deploy|run`: IPFS CIDs of action files, storing them on the nodes, running them.
 //! Uses `sigil::network`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,6 +37,10 @@ pub enum Command {
         /// Send no auth signature (Lit.Auth.authSigAddress is then null).
         #[arg(long)]
         no_auth: bool,
+        /// Mint the keys the action claimed (`Lit.Actions.claimKey`) with the wallet of
+        /// --private-key: each PKP owns itself and permits only the claiming action.
+        #[arg(long)]
+        mint_claims: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -69,6 +74,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             cid,
             params,
             no_auth,
+            mint_claims,
             json,
         } => {
             let params: serde_json::Value = serde_json::from_str(&params).context("--params must be a JSON object")?;
@@ -90,7 +96,12 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
                     for failure in &outcome.failures {
                         eprintln!("warning: {failure}");
                     }
-                    print_outcome(&outcome, json);
+                    let minted = if mint_claims {
+                        mint(&client, &network, private_key, &outcome).await?
+                    } else {
+                        BTreeMap::new()
+                    };
+                    print_outcome(&outcome, &minted, json);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(ClientError::Action {
@@ -123,7 +134,44 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
     }
 }
 
-fn print_outcome(outcome: &sigil_client::ExecuteOutcome, json: bool) {
+/// Mints every claim of `outcome` that is not minted yet; the mint transaction of each, by keyId.
+async fn mint(
+    client: &Client,
+    network: &NetworkFile,
+    private_key: Option<&str>,
+    outcome: &sigil_client::ExecuteOutcome,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let signer = wallet(private_key, network)?;
+    let provider = sigil_chain::deploy::wallet_provider(network.rpc_url()?, signer)?;
+    let contracts = network.contracts()?;
+    let mut minted = BTreeMap::new();
+    for (key, claim) in &outcome.claims {
+        if claim.attestation.is_none() {
+            eprintln!("claim {key:?}: PKP {} is minted already", claim.eth_address);
+            continue;
+        }
+        eprintln!("claim {key:?}: minting PKP {}", claim.eth_address);
+        let pkp = client
+            .claim_action_key(&provider, &contracts, claim)
+            .await
+            .with_context(|| format!("minting the key claimed as {key:?}"))?;
+        minted.insert(key.clone(), format!("{:#x}", pkp.tx_hash));
+    }
+    Ok(minted)
+}
+
+fn print_outcome(outcome: &sigil_client::ExecuteOutcome, minted: &BTreeMap<String, String>, json: bool) {
+    let claim_json = |key: &String, c: &sigil_client::ActionKeyClaim| {
+        serde_json::json!({
+            "derivedKeyId": format!("0x{}", hex::encode(c.derived_key_id)),
+            "keyId": format!("0x{}", hex::encode(c.key_id)),
+            "publicKey": format!("0x{}", hex::encode(c.public_key)),
+            "ethAddress": c.eth_address,
+            "tokenId": sigil_chain::token_id(&c.public_key).to_string(),
+            "attestation": c.attestation.map(|a| format!("0x{}", hex::encode(a))),
+            "mintTx": minted.get(key),
+        })
+    };
     if json {
         let signatures: serde_json::Map<String, serde_json::Value> = outcome
             .signatures
@@ -142,9 +190,15 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, json: bool) {
                 )
             })
             .collect();
+        let claims: serde_json::Map<String, serde_json::Value> = outcome
+            .claims
+            .iter()
+            .map(|(k, c)| (k.clone(), claim_json(k, c)))
+            .collect();
         let out = serde_json::json!({
             "response": outcome.response,
             "signatures": signatures,
+            "claims": claims,
             "logs": outcome.logs,
             "nodes": outcome.agreeing,
         });
@@ -162,6 +216,16 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, json: bool) {
         println!("  s        0x{}", hex::encode(sig.s));
         println!("  v        {}", sig.recovery_id);
         println!("  address  {}", s.address);
+    }
+    for (key, c) in &outcome.claims {
+        println!("claim      {key}");
+        println!("  address  {}", c.eth_address);
+        println!("  keyId    0x{}", hex::encode(c.key_id));
+        match (minted.get(key), c.attestation) {
+            (Some(tx), _) => println!("  minted   {tx}"),
+            (None, Some(_)) => println!("  minted   no (mint it with --mint-claims)"),
+            (None, None) => println!("  minted   already"),
+        }
     }
     for line in &outcome.logs {
         println!("log        {line}");

@@ -247,7 +247,17 @@ impl Client {
                 },
             );
         }
-        let claims = self.claims_of(first, &mut signatures)?;
+        let claims = match self.claims_of(first, &mut signatures) {
+            Ok(claims) => claims,
+            Err(reason) => {
+                failures.extend(group.iter().map(|a| NodeFailure {
+                    node: Some(a.node_id),
+                    url: String::new(),
+                    reason: reason.clone(),
+                }));
+                return None;
+            }
+        };
         let failures = std::mem::take(failures);
         Some(ExecuteOutcome {
             response,
@@ -261,35 +271,45 @@ impl Client {
 
     /// The claims of an agreed answer, each checked here: its derivedKeyId from its CID and
     /// keyId, its public key from the root key, and its attestation (taken out of `signatures`)
-    /// made by the attester key over the digest PKPNFT checks. `None` if one does not hold.
+    /// made by the attester key over the digest PKPNFT checks. An error names what does not hold.
     fn claims_of(
         &self,
         answer: &ExecuteResponse,
         signatures: &mut BTreeMap<String, SignOutcome>,
-    ) -> Option<BTreeMap<String, ActionKeyClaim>> {
+    ) -> Result<BTreeMap<String, ActionKeyClaim>, String> {
         let mut claims = BTreeMap::new();
         for (name, claim) in &answer.claims {
+            let bad = |what: &str| format!("claim {name:?} of action {}: {what}", claim.cid);
             let derived = sigil_chain::action_claim_derived_key_id(&claim.cid, name);
             if hex::encode(derived) != claim.derived_key_id {
-                return None;
+                return Err(bad("its derivedKeyId is not keccak256(cid_keyId)"));
             }
-            let key_id: [u8; 32] = hex::decode(&claim.key_id).ok()?.try_into().ok()?;
+            let key_id: [u8; 32] = hex::decode(&claim.key_id)
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| bad("its key id is not 32 bytes of hex"))?;
             let point = self.pkp_public_key(crate::KeyRef::KeyId(key_id));
             let public_key = sigil_tss::derive::uncompressed(&point);
             let attestation = match signatures.remove(&format!("claim/{name}")) {
                 None if claim.minted => None,
-                None => return None,
+                None => return Err(bad("no attestation came with it")),
                 Some(signed) => {
                     let attester = sigil_tss::derive::derive_public_key(
                         &self.ecdsa_root,
                         &sigil_tss::derive::KeyId(sigil_chain::attester_key_id()),
                     );
-                    let digest = sigil_chain::attestation_digest(self.chain_id?, self.pkp_nft?, &key_id, &public_key);
-                    let entry = answer.signatures.get(&format!("claim/{name}"))?;
+                    let (Some(chain_id), Some(pkp_nft)) = (self.chain_id, self.pkp_nft) else {
+                        return Err(bad("this client knows no chain to check the attestation against"));
+                    };
+                    let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &public_key);
+                    let signed_digest = answer
+                        .signatures
+                        .get(&format!("claim/{name}"))
+                        .map(|e| e.to_sign.as_str());
                     if signed.public_key != sigil_tss::derive::uncompressed(&attester)
-                        || entry.to_sign != hex::encode(digest)
+                        || signed_digest != Some(hex::encode(digest).as_str())
                     {
-                        return None;
+                        return Err(bad("its attestation is not the attester's over this key's mint"));
                     }
                     Some(signed.signature.to_rsv())
                 }
@@ -306,7 +326,7 @@ impl Client {
                 },
             );
         }
-        Some(claims)
+        Ok(claims)
     }
 
     /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.

@@ -629,6 +629,36 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
         Err(e) => assert!(e.to_string().contains("RESERVED_SIG_NAME"), "{e}"),
         Ok(_) => panic!("an action signed under a claim's name"),
     }
+    // The CLI: run, print the claim, and mint it.
+    let out = crate::harness::sigil()
+        .arg("--network")
+        .arg(net.network_file())
+        .args([
+            "--private-key",
+            DEV_KEY,
+            "action",
+            "run",
+            "--cid",
+            &cid,
+            "--mint-claims",
+            "--json",
+            "--params",
+        ])
+        .arg(params("carol", None).to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let carol = &printed["claims"]["carol"];
+    assert!(carol["mintTx"].as_str().unwrap().starts_with("0x"), "{printed}");
+    let token: sigil_chain::alloy::primitives::U256 = carol["tokenId"].as_str().unwrap().parse().unwrap();
+    let owner = PKPNFT::new(contracts.pkp_nft, &wallet)
+        .ownerOf(token)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(owner.to_string(), carol["ethAddress"].as_str().unwrap());
+
     // A keyId too long is refused in the sandbox.
     match client
         .execute(ActionCode::Cid(cid), params(&"x".repeat(257), None), None)
