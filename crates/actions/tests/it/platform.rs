@@ -483,3 +483,40 @@ fn a_warm_runtime_needs_an_ethers_bundle() {
     };
     assert!(e.to_string().contains("/nonexistent/ethers.js"), "{e}");
 }
+
+/// `claimKey` reaches the host as one op per key, Lit's way (not awaited is fine), counts as a
+/// signature against the run's limit, and refuses an empty or oversized keyId in the sandbox.
+#[test]
+fn claim_key_reaches_the_host_and_counts_as_a_signature() {
+    let code = r#"Lit.Actions.claimKey({ keyId: "alice" }); Lit.Actions.claimKey({ keyId: "bob" });"#;
+    let (outcome, host) = run_with(code, json!({}), Limits::default());
+    outcome.result.unwrap();
+    let ops: Vec<HostOp> = host.ops().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(
+        ops,
+        vec![
+            HostOp::ClaimKey { key_id: "alice".into() },
+            HostOp::ClaimKey { key_id: "bob".into() }
+        ]
+    );
+    let limits = Limits {
+        signatures: 1,
+        ..Limits::default()
+    };
+    let (outcome, _) = run_with(code, json!({}), limits);
+    assert!(
+        matches!(outcome.result, Err(ActionError::Limit { .. })),
+        "{:?}",
+        outcome.result
+    );
+    for bad in ["\"\"", "\"x\".repeat(257)", "7"] {
+        let (outcome, host) = run_with(
+            &format!("Lit.Actions.claimKey({{ keyId: {bad} }});"),
+            json!({}),
+            Limits::default(),
+        );
+        let e = outcome.result.unwrap_err().to_string();
+        assert!(e.contains("keyId"), "{bad}: {e}");
+        assert!(host.ops().is_empty());
+    }
+}
