@@ -24,6 +24,9 @@
 //!   when the binding fails grants the session to a key the ticket was never for;
 //! - the userinfo call budget is one bucket for the whole node: one client posting made-up access
 //!   tokens turns every other client's valid token away with `OIDC_BUSY`.
+//!
+//! And one on request ids: `/web/pkp/sign` took the caller's request id as the allocator's, so a
+//! PKP owner could take the (public) ids of someone else's mint attestation first.
 
 use std::time::Duration;
 
@@ -513,4 +516,54 @@ async fn attack_a_child_actions_answer_is_not_the_custom_auth_answer() {
         "ATTACK: the verifier child's \"true\" granted a session to a key the owner's ticket does not name"
     );
     net.stop().await;
+}
+
+/// The id the nodes give the attestation of a mint of `key_id` (its `attempt`): public, since
+/// key ids of requested mints are on chain.
+fn attestation_request_id(key_id: &[u8; 32], attempt: u8) -> [u8; 16] {
+    use sigil_tss::k256::sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"sigil-attestation-request/v1");
+    h.update(key_id);
+    h.update([attempt]);
+    let digest: [u8; 32] = h.finalize().into();
+    digest[..16].try_into().unwrap()
+}
+
+/// A PKP owner sends `/web/pkp/sign` with the request ids the attestation of someone else's
+/// requested mint will use (every attempt), hoping to bind them to its own digest first so the
+/// victim's mint can never be attested. Sign request ids are tagged, so the victim mints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_sign_request_cannot_take_the_ids_of_a_pending_mints_attestation() {
+    let mut net = Network::start(3, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let attacker = mint(&net, &client, 1).await;
+    let (bob, bob_provider) = net.wallet(BOB_KEY);
+    let bob_auth = client.auth_sig(&bob, "localhost", HOUR).await.unwrap();
+    let salt = [5u8; 32];
+    let key_id = sigil_chain::mint_key_id(bob.address(), &salt, None);
+    client
+        .request_mint(&bob_provider, &net.contracts(), key_id)
+        .await
+        .unwrap();
+    for attempt in 0..sigil_primitives::ATTESTATION_ATTEMPTS {
+        for url in &net.urls {
+            let body = json!({
+                "keyId": hex::encode(attacker.key_ids[0]),
+                "toSign": hex::encode([0xee; 32]),
+                "requestId": hex::encode(attestation_request_id(&key_id, attempt)),
+                "authSig": serde_json::to_value(&attacker.auth).unwrap(),
+            });
+            post(&format!("{url}/web/pkp/sign"), body.to_string()).await;
+        }
+    }
+    let (attested, attestation) = client.mint_attestation(salt, None, &bob_auth).await.unwrap();
+    assert_eq!(attested, key_id);
+    let pubkey = uncompressed(&derive_public_key(client.ecdsa_root(), &KeyId(key_id)));
+    let digest = sigil_chain::attestation_digest(client.chain_id().unwrap(), net.contracts().pkp_nft, &key_id, &pubkey);
+    let signature = sigil_chain::alloy::primitives::Signature::from_raw(&attestation).unwrap();
+    let signer = signature
+        .recover_address_from_prehash(&sigil_chain::alloy::primitives::B256::from(digest))
+        .unwrap();
+    assert_eq!(signer.to_checksum(None), client.attester_address());
 }

@@ -116,7 +116,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
         (None, None) => return Err(Error::bad_request("give toSign (a 32-byte hash) or message (hex)")),
         (Some(_), Some(_)) => return Err(Error::bad_request("give either toSign or message, not both")),
     };
-    let request_id = hex_bytes::<16>("requestId", &request.request_id)?;
+    let request_id = sign_request_id(&hex_bytes::<16>("requestId", &request.request_id)?);
     check_exclude(&epoch, &request.exclude)?;
     let key_id = resolve_key(node, &request).await?;
     if key_id.0 == attester_key_id() {
@@ -140,6 +140,20 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
     threshold_share(node, &epoch, &root, key_id, hash, request_id, &request.exclude).await
+}
+
+/// The allocator's request id of a `/web/pkp/sign` request whose caller chose `raw`: tagged,
+/// like the ids of attestations and of signatures inside actions (each hashed under its own tag),
+/// so no caller can pick an id another kind of request will use — an attestation's id is public
+/// (its key id and attempt), and taking it first would bind it to the caller's digest.
+fn sign_request_id(raw: &[u8; 16]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"sigil-pkp-sign-request/v1");
+    h.update(raw);
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    id
 }
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
