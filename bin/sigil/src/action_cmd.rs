@@ -37,8 +37,13 @@ pub enum Command {
         /// Send no auth signature (Lit.Auth.authSigAddress is then null).
         #[arg(long)]
         no_auth: bool,
-        /// Mint the keys the action claimed (`Lit.Actions.claimKey`) with the wallet of
-        /// --private-key: each PKP owns itself and permits only the claiming action.
+        /// Before the run, request (and pay for) the mint of the key the action will claim as
+        /// this keyId (`Lit.Actions.claimKey`): the nodes attest only requested claims. Repeat it
+        /// for several keys.
+        #[arg(long, value_name = "KEY_ID")]
+        request_claim: Vec<String>,
+        /// Mint the keys the action claimed with the wallet of --private-key: each PKP owns
+        /// itself and permits only the claiming action.
         #[arg(long)]
         mint_claims: bool,
         /// Print one JSON object.
@@ -74,6 +79,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             cid,
             params,
             no_auth,
+            request_claim,
             mint_claims,
             json,
         } => {
@@ -85,6 +91,21 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             };
             let network = NetworkFile::load(network_path)?;
             let client = Client::connect(&network.network()?).await?;
+            if !request_claim.is_empty() {
+                let cid = match &code {
+                    ActionCode::Code(code) => Cid::of_file(code.as_bytes())?.to_string(),
+                    ActionCode::Cid(cid) => cid.clone(),
+                };
+                let signer = wallet(private_key, &network)?;
+                let provider = sigil_chain::deploy::wallet_provider(network.rpc_url()?, signer)?;
+                for key in &request_claim {
+                    let key_id = client
+                        .request_action_claim(&provider, &network.contracts()?, &cid, key)
+                        .await
+                        .with_context(|| format!("requesting the mint of the key claimed as {key:?}"))?;
+                    eprintln!("claim {key:?}: mint of key id 0x{} requested", hex::encode(key_id));
+                }
+            }
             let auth = if no_auth {
                 None
             } else {
@@ -146,10 +167,6 @@ async fn mint(
     let contracts = network.contracts()?;
     let mut minted = BTreeMap::new();
     for (key, claim) in &outcome.claims {
-        if claim.attestation.is_none() {
-            eprintln!("claim {key:?}: PKP {} is minted already", claim.eth_address);
-            continue;
-        }
         eprintln!("claim {key:?}: minting PKP {}", claim.eth_address);
         let pkp = client
             .claim_action_key(&provider, &contracts, claim)
@@ -168,7 +185,7 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, minted: &BTreeMap<Strin
             "publicKey": format!("0x{}", hex::encode(c.public_key)),
             "ethAddress": c.eth_address,
             "tokenId": sigil_chain::token_id(&c.public_key).to_string(),
-            "attestation": c.attestation.map(|a| format!("0x{}", hex::encode(a))),
+            "attestation": format!("0x{}", hex::encode(c.attestation)),
             "mintTx": minted.get(key),
         })
     };
@@ -221,10 +238,9 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, minted: &BTreeMap<Strin
         println!("claim      {key}");
         println!("  address  {}", c.eth_address);
         println!("  keyId    0x{}", hex::encode(c.key_id));
-        match (minted.get(key), c.attestation) {
-            (Some(tx), _) => println!("  minted   {tx}"),
-            (None, Some(_)) => println!("  minted   no (mint it with --mint-claims)"),
-            (None, None) => println!("  minted   already"),
+        match minted.get(key) {
+            Some(tx) => println!("  minted   {tx}"),
+            None => println!("  minted   not by this run (--mint-claims mints it)"),
         }
     }
     for line in &outcome.logs {

@@ -875,9 +875,12 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &SharedRef, run: usize, stack: &[String]
                             },
                         ));
                     }
-                    if let Err(e) = cid.parse::<Cid>() {
-                        return Err(Exception::throw_type(&ctx, &format!("call: {e}")));
-                    }
+                    // The canonical text from here on: the child's stack, its claims and its key
+                    // are named by it, never by a padded spelling of the same CID.
+                    let cid = match cid.parse::<Cid>() {
+                        Ok(cid) => cid.to_string(),
+                        Err(e) => return Err(Exception::throw_type(&ctx, &format!("call: {e}"))),
+                    };
                     count_host_call(&ctx, &shared)?;
                     let n = calls.get();
                     calls.set(n + 1);

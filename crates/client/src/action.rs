@@ -53,9 +53,8 @@ pub struct ActionKeyClaim {
     pub public_key: [u8; 65],
     /// Its Ethereum address.
     pub eth_address: String,
-    /// The network's attestation (r ‖ s ‖ v) that PKPNFT checks; `None` when the PKP was minted
-    /// already.
-    pub attestation: Option<[u8; 65]>,
+    /// The network's attestation (r ‖ s ‖ v) that PKPNFT checks.
+    pub attestation: [u8; 65],
 }
 
 /// The part of an answer that must be identical at `t` nodes. After `decryptToSingleNode` only
@@ -291,7 +290,6 @@ impl Client {
             let point = self.pkp_public_key(crate::KeyRef::KeyId(key_id));
             let public_key = sigil_tss::derive::uncompressed(&point);
             let attestation = match signatures.remove(&format!("claim/{name}")) {
-                None if claim.minted => None,
                 None => return Err(bad("no attestation came with it")),
                 Some(signed) => {
                     let attester = sigil_tss::derive::derive_public_key(
@@ -311,7 +309,7 @@ impl Client {
                     {
                         return Err(bad("its attestation is not the attester's over this key's mint"));
                     }
-                    Some(signed.signature.to_rsv())
+                    signed.signature.to_rsv()
                 }
             };
             claims.insert(

@@ -227,6 +227,25 @@ impl Client {
 }
 
 impl Client {
+    /// Requests the mint (`PKPNFT.requestMint`, paying the mint fee) of the key that action
+    /// `cid` will claim as `key_id` with `Lit.Actions.claimKey`: the nodes attest a claim only
+    /// once its mint was requested. Returns the PKP's key id.
+    pub async fn request_action_claim(
+        &self,
+        wallet: &DynProvider,
+        contracts: &Contracts,
+        cid: &str,
+        key_id: &str,
+    ) -> Result<[u8; 32], ClientError> {
+        let cid: sigil_primitives::Cid = cid
+            .parse()
+            .map_err(|e| ClientError::Invalid(format!("claim CID: {e}")))?;
+        let derived = sigil_chain::action_claim_derived_key_id(&cid.to_string(), key_id);
+        let pkp_key_id = sigil_chain::action_claim_key_id(contracts.pkp_helper, cid.as_bytes(), &derived);
+        self.request_mint(wallet, contracts, pkp_key_id).await?;
+        Ok(pkp_key_id)
+    }
+
     /// Mints the PKP an action claimed (PKPHelper `claimActionKey`), sent by `wallet` (anyone:
     /// the outcome is the same whoever sends it): the PKP permits the claiming action and owns
     /// itself. The claim's key id is checked against `contracts` first.
@@ -250,12 +269,19 @@ impl Client {
                 hex::encode(key_id)
             )));
         }
-        let attestation = claim.attestation.ok_or_else(|| {
-            ClientError::Invalid(format!(
-                "the PKP {} claimed by action {} is minted already",
+        let token = sigil_chain::token_id(&claim.public_key);
+        let owner = PKPNFT::new(contracts.pkp_nft, wallet)
+            .ownerOrZero(token)
+            .call()
+            .await
+            .map_err(|e| ClientError::Chain(format!("PKPNFT.ownerOrZero: {e}")))?;
+        if !owner.is_zero() {
+            return Err(ClientError::Invalid(format!(
+                "the PKP {} claimed by action {} is minted already (owned by {owner})",
                 claim.eth_address, claim.cid
-            ))
-        })?;
+            )));
+        }
+        let attestation = claim.attestation;
         let call = PKPHelper::new(contracts.pkp_helper, wallet)
             .claimActionKey(
                 Bytes::copy_from_slice(cid.as_bytes()),

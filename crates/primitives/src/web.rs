@@ -148,9 +148,6 @@ pub struct ActionClaim {
     pub key_id: String,
     /// The PKP's public key, 65 bytes uncompressed hex.
     pub public_key: String,
-    /// True when the PKP is minted already: no attestation was made.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub minted: bool,
 }
 
 /// A signature an action asked for: what it signs, and this node's share if it holds one of

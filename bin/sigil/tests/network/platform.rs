@@ -521,6 +521,18 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
     let hash = [7u8; 32];
     let params = |user: &str, key: Option<&[u8; 65]>| json!({ "userId": user, "publicKey": key.map(|k| format!("0x{}", hex::encode(k))), "hash": hash.to_vec() });
 
+    // The nodes attest a claim only once its mint was requested (and paid for).
+    match client
+        .execute(ActionCode::Cid(cid.clone()), params("alice", None), None)
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("MINT_NOT_REQUESTED"), "{e}"),
+        Ok(_) => panic!("a claim was attested without a mint request"),
+    }
+    client
+        .request_action_claim(&wallet, &contracts, &cid, "alice")
+        .await
+        .unwrap();
     let outcome = client
         .execute(ActionCode::Cid(cid.clone()), params("alice", None), None)
         .await
@@ -552,12 +564,16 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
 
     // Another action claiming "alice" gets another key, and its attestation mints nothing for
     // the first action's CID (a relayer swapping CIDs gets a revert).
+    let impostor_code = format!("{CLAIMER}\n// another action");
+    let impostor_cid = sigil_primitives::Cid::of_file(impostor_code.as_bytes())
+        .unwrap()
+        .to_string();
+    client
+        .request_action_claim(&wallet, &contracts, &impostor_cid, "alice")
+        .await
+        .unwrap();
     let impostor = client
-        .execute(
-            ActionCode::Code(format!("{CLAIMER}\n// another action")),
-            params("alice", None),
-            None,
-        )
+        .execute(ActionCode::Code(impostor_code.clone()), params("alice", None), None)
         .await
         .unwrap();
     let stolen = impostor.claims.get("alice").unwrap().clone();
@@ -567,7 +583,7 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
             Bytes::from(cid_bytes.clone()),
             B256::from(stolen.derived_key_id),
             Bytes::copy_from_slice(&stolen.public_key),
-            Bytes::copy_from_slice(&stolen.attestation.unwrap()),
+            Bytes::copy_from_slice(&stolen.attestation),
         )
         .call()
         .await;
@@ -589,7 +605,7 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
         .unwrap();
     assert_eq!(actions, vec![Bytes::from(cid_bytes)]);
 
-    // Now the action signs with alice's key; claiming again costs no attestation.
+    // Now the action signs with alice's key; a claim of a minted key mints nothing again.
     let signed = client
         .execute(
             ActionCode::Cid(cid.clone()),
@@ -600,7 +616,6 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
         .unwrap();
     let point = sigil_tss::derive::derive_public_key(client.ecdsa_root(), &sigil_tss::derive::KeyId(claim.key_id));
     assert!(signed.signatures["user"].signature.verify(&point, &hash));
-    assert_eq!(signed.claims["alice"].attestation, None);
     match client
         .claim_action_key(&wallet, &contracts, &signed.claims["alice"])
         .await
@@ -611,8 +626,8 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
     // The other action cannot sign with it, and no action names a signature like a claim.
     match client
         .execute(
-            ActionCode::Code(format!("{CLAIMER}\n// another action")),
-            params("bob", Some(&claim.public_key)),
+            ActionCode::Code(impostor_code),
+            params("alice", Some(&claim.public_key)),
             None,
         )
         .await
@@ -640,6 +655,8 @@ async fn an_action_claims_a_key_that_only_it_can_use() {
             "run",
             "--cid",
             &cid,
+            "--request-claim",
+            "carol",
             "--mint-claims",
             "--json",
             "--params",

@@ -520,3 +520,36 @@ fn claim_key_reaches_the_host_and_counts_as_a_signature() {
         assert!(host.ops().is_empty());
     }
 }
+
+/// ethers captures `self` and `crypto` when it loads: in a warm runtime it has loaded before the
+/// run's jsParams become globals, so a caller's `self` param cannot change what ethers draws from
+/// (the node runs every action that names ethers in a warm runtime, spare or not).
+#[test]
+fn a_warm_runtime_s_ethers_ignores_globals_the_params_set() {
+    let code = r#"(async () => { Lit.Actions.setResponse({ response: ethers.utils.hexlify(ethers.utils.randomBytes(4)) }); })();"#;
+    let limits = Limits::default();
+    let run = |params: Value| {
+        let warm = sigil_actions::Warm::new(&config(limits.clone())).unwrap();
+        sigil_actions::run_warm(
+            &config(limits.clone()),
+            request(code, params),
+            Arc::new(TestHost::default()),
+            warm,
+        )
+    };
+    let plain = run(json!({}));
+    let shadowed = run(json!({ "self": {}, "window": {} }));
+    plain.result.unwrap();
+    shadowed
+        .result
+        .clone()
+        .unwrap_or_else(|e| panic!("{e} {:?}", shadowed.logs));
+    assert_eq!(plain.response, shadowed.response);
+    // Loaded lazily, after the params, ethers would look for crypto on the caller's `self`.
+    let cold = sigil_actions::run(
+        &config(limits.clone()),
+        request(code, json!({ "self": {} })),
+        Arc::new(TestHost::default()),
+    );
+    assert!(cold.result.is_err(), "{:?}", cold.response);
+}

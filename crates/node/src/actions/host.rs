@@ -483,8 +483,10 @@ impl HostInner {
     /// `claimKey`: this node's share of the network's attestation of the PKP that action `action`
     /// claims as `key_id` — key id `action_claim_key_id(PKPHelper, cid, derivedKeyId)`, so the
     /// attestation mints it for this action only (PKPHelper `claimActionKey`). The share is the
-    /// run's signature `claim/{key_id}`; a PKP minted already gets no attestation (and spends no
-    /// presignature). Resolves to the derivedKeyId.
+    /// run's signature `claim/{key_id}`. As every attestation, it needs the mint requested on
+    /// chain first (`PKPNFT.requestMint`, gas and the mint fee) and is rate limited per key id;
+    /// whether the PKP is minted already is the client's to read (nodes reading the chain
+    /// mid-run could disagree). Resolves to the derivedKeyId.
     async fn claim_key(&self, key_id: &str, action: &str) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
         let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
@@ -496,34 +498,39 @@ impl HostInner {
             )
         })?;
         let registry = node.registry().map_err(host_error)?;
-        let derived = sigil_chain::action_claim_derived_key_id(action, key_id);
+        let derived = sigil_chain::action_claim_derived_key_id(&cid.to_string(), key_id);
         let pkp_key_id = sigil_chain::action_claim_key_id(registry.contracts().pkp_helper, cid.as_bytes(), &derived);
         let epoch = node.epoch();
         let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let root = *keys.ecdsa.public_key();
         let point = node.pkp_public_key(&root, &KeyId(pkp_key_id));
         let pubkey = uncompressed(&point);
-        let minted = registry
-            .minted(sigil_chain::token_id(&pubkey))
+        let requested = registry
+            .mint_requested(pkp_key_id)
             .await
             .map_err(|e| host_error(Error::chain(e)))?;
-        if !minted {
-            let digest = sigil_chain::attestation_digest(
-                registry.chain_id(),
-                registry.contracts().pkp_nft,
-                &pkp_key_id,
-                &pubkey,
-            );
-            let attester = node.pkp_public_key(&root, &KeyId(attester_key_id()));
-            self.sign_with(&epoch, attester, KeyId(attester_key_id()), digest, &sig_name, false)
-                .await?;
+        if !requested {
+            return Err(HostError::new(
+                "MINT_NOT_REQUESTED",
+                format!(
+                    "claimKey {key_id:?}: no mint request for its key id 0x{} on chain {}: call PKPNFT.requestMint(PKPHelper.actionClaimKeyIdFor(cid, derivedKeyId)) first (it costs gas and the mint fee)",
+                    hex::encode(pkp_key_id),
+                    registry.chain_id()
+                ),
+            ));
         }
+        crate::auth::check_rate_of(node, pkp_key_id, &format!("claimKey {key_id:?} of action {cid}"))
+            .map_err(host_error)?;
+        let digest =
+            sigil_chain::attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &pkp_key_id, &pubkey);
+        let attester = node.pkp_public_key(&root, &KeyId(attester_key_id()));
+        self.sign_with(&epoch, attester, KeyId(attester_key_id()), digest, &sig_name, false)
+            .await?;
         let claim = ActionClaim {
-            cid: action.to_string(),
+            cid: cid.to_string(),
             derived_key_id: hex::encode(derived),
             key_id: hex::encode(pkp_key_id),
             public_key: hex::encode(pubkey),
-            minted,
         };
         if let Ok(mut claims) = self.claims.lock() {
             claims.insert(key_id.to_string(), claim);

@@ -117,7 +117,8 @@ pub(crate) async fn run_on_thread(
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let host: Arc<dyn sigil_actions::Host> = host;
-    let (run, host, slot, tx) = if Spares::wants(&run.code) {
+    let wants_ethers = Spares::wants(&run.code) && config.ethers_bundle.is_some();
+    let (run, host, slot, tx) = if wants_ethers {
         match node.spares.offer(Job {
             run,
             host,
@@ -143,9 +144,14 @@ pub(crate) async fn run_on_thread(
         .stack_size(ACTION_THREAD_STACK)
         .spawn(move || {
             let _slot = slot;
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sigil_actions::run(&config, run, host)))
-                    .unwrap_or_else(|_| panicked());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // As on a spare: ethers evaluated before the run, so the run is the same.
+                match wants_ethers.then(|| sigil_actions::Warm::new(&config)) {
+                    Some(Ok(warm)) => sigil_actions::run_warm(&config, run, host, warm),
+                    _ => sigil_actions::run(&config, run, host),
+                }
+            }))
+            .unwrap_or_else(|_| panicked());
             let _ = tx.send(outcome);
         })
         .map_err(|e| Error::internal(format!("cannot start the action thread: {e}")))?;

@@ -5,11 +5,16 @@
 //! passes between runs.
 //!
 //! Spares are started when the node's first run that uses ethers asks for one (`[actions]
-//! warm_ethers` of them, about 20 MiB each), so a node that never runs ethers pays nothing.
+//! warm_ethers` of them, about 20 MiB each), so a node that never runs ethers pays nothing. A run
+//! that finds none ready makes the same kind of runtime on its own thread first, so a run is the
+//! same warm or not (ethers captures some globals when it loads; an action's jsParams must not be
+//! among them on one node and not on another). Making a spare takes no action slot: at most
+//! `warm_ethers` threads do it at once, and after a failure none for a minute.
 //! Uses nothing of the crate.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use sigil_actions::{ActionError, Host, Outcome, RunRequest};
 
@@ -32,7 +37,12 @@ pub struct Spares {
     ready: Mutex<Vec<mpsc::SyncSender<Job>>>,
     /// Spare threads alive (ready, running, or making their runtime).
     threads: AtomicUsize,
+    /// Set when a runtime could not be made: no spares are started again before then.
+    paused_until: Mutex<Option<Instant>>,
 }
+
+/// How long the node stops making spares after one could not be made.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
 impl Spares {
     /// Spares for runs with `config`, `target` of them, on threads with `stack` bytes of stack.
@@ -45,6 +55,7 @@ impl Spares {
             stack,
             ready: Mutex::new(Vec::new()),
             threads: AtomicUsize::new(0),
+            paused_until: Mutex::new(None),
         })
     }
 
@@ -77,8 +88,15 @@ impl Spares {
         self.ready.lock().map_or(0, |ready| ready.len())
     }
 
-    /// Starts spare threads until `target` are alive.
+    /// Starts spare threads until `target` are alive (unless paused after a failure).
     fn fill(self: &Arc<Self>) {
+        let paused = self
+            .paused_until
+            .lock()
+            .map_or(true, |until| until.is_some_and(|t| Instant::now() < t));
+        if paused {
+            return;
+        }
         while self
             .threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -105,11 +123,23 @@ impl Spares {
 /// runtime cannot be made.
 fn spare(pool: &Weak<Spares>, config: &sigil_actions::Config) {
     loop {
-        let warm = match sigil_actions::Warm::new(config) {
-            Ok(warm) => warm,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot prepare a spare action runtime; actions load ethers themselves");
+        let made = std::panic::catch_unwind(|| sigil_actions::Warm::new(config));
+        let warm = match made {
+            Ok(Ok(warm)) => warm,
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the runtime panicked".into(),
+                };
+                tracing::warn!(
+                    %error,
+                    pause_s = PAUSE_AFTER_FAILURE.as_secs(),
+                    "cannot prepare a spare action runtime; actions load ethers themselves"
+                );
                 if let Some(pool) = pool.upgrade() {
+                    if let Ok(mut until) = pool.paused_until.lock() {
+                        *until = Some(Instant::now() + PAUSE_AFTER_FAILURE);
+                    }
                     pool.threads.fetch_sub(1, Ordering::AcqRel);
                 }
                 return;
@@ -140,5 +170,69 @@ pub(crate) fn panicked() -> Outcome {
         root_response: None,
         logs: Vec::new(),
         result: Err(ActionError::Engine("the action runtime panicked".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn start(&self, _: sigil_actions::HostOp, _: &str, _: sigil_actions::Completion) {}
+    }
+
+    fn job() -> Job {
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        Job {
+            run: RunRequest {
+                code: "ethers".into(),
+                cid: String::new(),
+                js_params: serde_json::Map::new(),
+                auth_sig_address: None,
+                auth_method_contexts: Vec::new(),
+                auth_extra: serde_json::Map::new(),
+                now_ms: 0,
+            },
+            host: Arc::new(NoHost),
+            slot: slots.try_acquire_owned().expect("a free slot"),
+            done: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    /// A bundle that cannot be loaded: the spares fail once, the pool pauses, and runs are
+    /// handed back (to load ethers themselves) without a thread started per run.
+    #[test]
+    fn a_bundle_that_cannot_load_pauses_the_spares_instead_of_retrying_per_run() {
+        let config = sigil_actions::Config {
+            limits: sigil_actions::Limits::default(),
+            ethers_bundle: Some("/nonexistent/ethers.umd.min.js".into()),
+        };
+        let spares = Spares::new(config, 2, 4 << 20);
+        assert!(spares.offer(job()).is_some(), "no spare is ready yet");
+        let started = Instant::now();
+        while spares.threads.load(Ordering::Acquire) > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10), "the spares never gave up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(spares.paused_until.lock().unwrap().is_some());
+        for _ in 0..10 {
+            assert!(spares.offer(job()).is_some());
+            assert_eq!(
+                spares.threads.load(Ordering::Acquire),
+                0,
+                "a spare was started while paused"
+            );
+        }
+        assert_eq!(spares.ready(), 0);
+    }
+
+    /// Without a bundle there are no spares at all.
+    #[test]
+    fn without_a_bundle_runs_are_handed_back() {
+        let spares = Spares::new(sigil_actions::Config::default(), 2, 4 << 20);
+        assert!(spares.offer(job()).is_some());
+        assert_eq!(spares.threads.load(Ordering::Acquire), 0);
     }
 }
