@@ -370,3 +370,28 @@ fn hostile_errors_and_call_floods_end_cleanly() {
         outcome.result
     );
 }
+
+/// A parent that pads its child's CID (whitespace the CID parser trims) does not make the child
+/// run under another name: its stack, its claims and its key use the canonical CID.
+#[test]
+fn a_child_runs_under_its_canonical_cid_however_the_parent_spells_it() {
+    let host = Arc::new(TestHost::default());
+    let child = host.with_action(
+        r#"(async () => { Lit.Actions.claimKey({ keyId: "alice" }); Lit.Actions.setResponse({ response: Lit.Auth.actionIpfsIdStack[1] }); })();"#,
+    );
+    let code =
+        format!(r#"(async () => {{ await Lit.Actions.call({{ ipfsId: " {child}\u00a0", params: {{}} }}); }})();"#);
+    let outcome = sigil_actions::run(&config(Limits::default()), request(&code, json!({})), host.clone());
+    outcome.result.unwrap();
+    assert_eq!(outcome.response.as_deref(), Some(child.as_str()));
+    let ops = host.ops();
+    assert!(
+        ops.contains(&(HostOp::LoadAction { cid: child.clone() }, ops[0].1.clone())),
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter()
+            .any(|(op, action)| matches!(op, HostOp::ClaimKey { .. }) && *action == child),
+        "{ops:?}"
+    );
+}
