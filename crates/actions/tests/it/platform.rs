@@ -377,6 +377,13 @@ fn lit_s_byte_helpers_and_aes_decrypt_work_on_what_subtle_made() {
     assert_eq!(out, json!(["gm", true, "68c3a9", "hi", "aGk="]));
 }
 
+/// The host operations a run of `code` started, in order (the run must succeed).
+fn ops_of(code: &str) -> Vec<HostOp> {
+    let (outcome, host) = run_with(code, json!({}), Limits::default());
+    outcome.result.unwrap();
+    host.ops().into_iter().map(|(op, _)| op).collect()
+}
+
 #[test]
 fn chain_reads_reach_the_host_in_lit_s_shapes() {
     let code = r#"(async () => {
@@ -384,9 +391,7 @@ fn chain_reads_reach_the_host_in_lit_s_shapes() {
         await Lit.Actions.callContract({ chain: "sigil", txn: "0xde80" });
         await Lit.Actions.getPermittedAuthMethodScopes({ tokenId: "12", authMethodType: 1, userId: new Uint8Array([1, 2]), maxScopeId: 3 });
     })();"#;
-    let (outcome, host) = run_with(code, json!({}), Limits::default());
-    outcome.result.unwrap();
-    let ops: Vec<HostOp> = host.ops().into_iter().map(|(op, _)| op).collect();
+    let ops = ops_of(code);
     assert_eq!(
         ops,
         vec![
@@ -489,9 +494,7 @@ fn a_warm_runtime_needs_an_ethers_bundle() {
 #[test]
 fn claim_key_reaches_the_host_and_counts_as_a_signature() {
     let code = r#"Lit.Actions.claimKey({ keyId: "alice" }); Lit.Actions.claimKey({ keyId: "bob" });"#;
-    let (outcome, host) = run_with(code, json!({}), Limits::default());
-    outcome.result.unwrap();
-    let ops: Vec<HostOp> = host.ops().into_iter().map(|(op, _)| op).collect();
+    let ops = ops_of(code);
     assert_eq!(
         ops,
         vec![
