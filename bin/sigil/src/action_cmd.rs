@@ -167,6 +167,12 @@ async fn mint(
     let contracts = network.contracts()?;
     let mut minted = BTreeMap::new();
     for (key, claim) in &outcome.claims {
+        if claim.attestation.is_none() {
+            eprintln!(
+                "claim {key:?}: the nodes made no attestation (mint not requested, or the attempt used already); not minted"
+            );
+            continue;
+        }
         eprintln!("claim {key:?}: minting PKP {}", claim.eth_address);
         let pkp = client
             .claim_action_key(&provider, &contracts, claim)
@@ -185,7 +191,7 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, minted: &BTreeMap<Strin
             "publicKey": format!("0x{}", hex::encode(c.public_key)),
             "ethAddress": c.eth_address,
             "tokenId": sigil_chain::token_id(&c.public_key).to_string(),
-            "attestation": format!("0x{}", hex::encode(c.attestation)),
+            "attestation": c.attestation.map(|a| format!("0x{}", hex::encode(a))),
             "mintTx": minted.get(key),
         })
     };
@@ -238,9 +244,10 @@ fn print_outcome(outcome: &sigil_client::ExecuteOutcome, minted: &BTreeMap<Strin
         println!("claim      {key}");
         println!("  address  {}", c.eth_address);
         println!("  keyId    0x{}", hex::encode(c.key_id));
-        match minted.get(key) {
-            Some(tx) => println!("  minted   {tx}"),
-            None => println!("  minted   not by this run (--mint-claims mints it)"),
+        match (minted.get(key), c.attestation) {
+            (Some(tx), _) => println!("  minted   {tx}"),
+            (None, Some(_)) => println!("  minted   not by this run (--mint-claims mints it)"),
+            (None, None) => println!("  attested no (mint not requested, or this attempt used already)"),
         }
     }
     for line in &outcome.logs {

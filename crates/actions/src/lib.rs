@@ -340,10 +340,13 @@ pub enum HostOp {
     },
     /// `claimKey`: the network's attestation of the PKP the running action claims as `keyId`
     /// (derived from its CID and `keyId`), for whoever mints it. Resolves to the claim's
-    /// `derivedKeyId`.
+    /// `derivedKeyId`, also where the node made no attestation share (the client learns that).
     ClaimKey {
         /// The action's name for the key (a user id, say): at most [`MAX_CLAIM_KEY_ID`] bytes.
         key_id: String,
+        /// Which of the claim's three attestation attempts (0 unless an earlier one failed).
+        #[serde(default)]
+        attempt: u8,
     },
     /// `getActionPublicKey`: the public key of action `cid` (0x-hex, uncompressed).
     ActionPublicKey {

@@ -198,9 +198,10 @@
     },
     // A key for `keyId` that only this action can claim, minted by anyone with the attestation
     // the client gets (`claims[keyId]`); resolves to its derivedKeyId.
-    claimKey: ({ keyId }) => {
+    claimKey: ({ keyId, attempt = 0 }) => {
       if (typeof keyId !== "string" || keyId === "") throw new TypeError("claimKey: keyId: expected a non-empty string");
-      return op("claimKey", { keyId });
+      if (!Number.isInteger(attempt) || attempt < 0 || attempt > 2) throw new TypeError("claimKey: attempt: expected 0, 1 or 2");
+      return op("claimKey", { keyId, attempt });
     },
     getActionPublicKey: async ({ signingScheme = "EcdsaK256Sha256", actionIpfsCid }) =>
       op("actionPublicKey", { cid: String(actionIpfsCid), signingScheme: String(signingScheme) }),
@@ -312,7 +313,15 @@
     configurable: true,
     enumerable: false,
     get() {
-      const ethers = bridge.ethers();
+      // ethers reads some globals while it loads (`self`, `crypto`, `__awaiter`, `process`…):
+      // those the caller's jsParams set are hidden from it meanwhile.
+      const hidden = [];
+      for (const key of Object.keys(run.jsParams)) {
+        const d = Object.getOwnPropertyDescriptor(g, key);
+        if (d && d.configurable) { hidden.push([key, d]); delete g[key]; }
+      }
+      let ethers;
+      try { ethers = bridge.ethers(); } finally { for (const [key, d] of hidden) Object.defineProperty(g, key, d); }
       Object.defineProperty(g, "ethers", { value: ethers, writable: false, configurable: false });
       return ethers;
     },

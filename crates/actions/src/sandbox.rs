@@ -949,7 +949,7 @@ fn start_host_op<'js>(
     }
     let limits = shared.borrow().config.limits.clone();
     match &op {
-        HostOp::ClaimKey { key_id } if key_id.is_empty() || key_id.len() > crate::MAX_CLAIM_KEY_ID => {
+        HostOp::ClaimKey { key_id, .. } if key_id.is_empty() || key_id.len() > crate::MAX_CLAIM_KEY_ID => {
             return Err(Exception::throw_type(
                 ctx,
                 &format!(

@@ -53,8 +53,10 @@ pub struct ActionKeyClaim {
     pub public_key: [u8; 65],
     /// Its Ethereum address.
     pub eth_address: String,
-    /// The network's attestation (r ‖ s ‖ v) that PKPNFT checks.
-    pub attestation: [u8; 65],
+    /// The network's attestation (r ‖ s ‖ v) that PKPNFT checks; `None` when the nodes made
+    /// none (the claim's mint was not requested on chain, or this attempt's presignature was used
+    /// by an earlier run: `claimKey({ keyId, attempt })` takes attempts 0 to 2).
+    pub attestation: Option<[u8; 65]>,
 }
 
 /// The part of an answer that must be identical at `t` nodes. After `decryptToSingleNode` only
@@ -176,7 +178,7 @@ impl Client {
             if group.len() < self.threshold {
                 continue;
             }
-            if let Some(outcome) = self.combine_group(group, &mut failures) {
+            if let Some(outcome) = self.combine_group(group, &mut failures, false) {
                 let mut outcome = outcome;
                 for (other, answers) in &groups {
                     if *other != key {
@@ -192,12 +194,24 @@ impl Client {
                 return Ok(outcome);
             }
         }
+        // Every answer is in: a group of `t` still short of a claim's attestation takes it
+        // without one.
+        for group in groups.values().filter(|g| g.len() >= self.threshold) {
+            if let Some(outcome) = self.combine_group(group, &mut failures.clone(), true) {
+                return Ok(outcome);
+            }
+        }
         Err(self.execute_error(groups, errors, failures))
     }
 
     /// Combines the shares of a group of identical answers; `None` while some signature lacks
     /// `t` shares that fit.
-    fn combine_group(&self, group: &[ExecuteResponse], failures: &mut Vec<NodeFailure>) -> Option<ExecuteOutcome> {
+    fn combine_group(
+        &self,
+        group: &[ExecuteResponse],
+        failures: &mut Vec<NodeFailure>,
+        last: bool,
+    ) -> Option<ExecuteOutcome> {
         let first = group.first()?;
         // After decryptToSingleNode the response is the decrypting node's: wait for its answer.
         let response = match first.single_node {
@@ -206,7 +220,8 @@ impl Client {
         };
         let mut signatures = BTreeMap::new();
         let mut bad_nodes: Vec<(u32, String)> = Vec::new();
-        for (name, entry) in &first.signatures {
+        // Claims' attestations are combined by `claims_of`.
+        for (name, entry) in first.signatures.iter().filter(|(name, _)| !name.starts_with("claim/")) {
             let point = decode_point(&entry.public_key)?;
             let hash: [u8; 32] = hex::decode(&entry.to_sign).ok()?.try_into().ok()?;
             let shares: Vec<SignatureShare> = group
@@ -246,8 +261,9 @@ impl Client {
                 },
             );
         }
-        let claims = match self.claims_of(first, &mut signatures) {
-            Ok(claims) => claims,
+        let claims = match self.claims_of(group, last) {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return None,
             Err(reason) => {
                 failures.extend(group.iter().map(|a| NodeFailure {
                     node: Some(a.node_id),
@@ -268,14 +284,24 @@ impl Client {
         })
     }
 
-    /// The claims of an agreed answer, each checked here: its derivedKeyId from its CID and
-    /// keyId, its public key from the root key, and its attestation (taken out of `signatures`)
-    /// made by the attester key over the digest PKPNFT checks. An error names what does not hold.
+    /// The claims of a group of agreeing answers, each checked here: its derivedKeyId from its
+    /// CID and keyId, its public key from the root key, its `claim/{keyId}` entry naming the
+    /// attester key and the digest PKPNFT checks, and its attestation combined from the group's
+    /// shares. A claim no node attested (its mint was not requested, or its attempt was used)
+    /// has none; one with some shares but fewer than `t` waits for more answers (`Ok(None)`)
+    /// unless this is the `last` look. An error names what does not hold.
     fn claims_of(
         &self,
-        answer: &ExecuteResponse,
-        signatures: &mut BTreeMap<String, SignOutcome>,
-    ) -> Result<BTreeMap<String, ActionKeyClaim>, String> {
+        group: &[ExecuteResponse],
+        last: bool,
+    ) -> Result<Option<BTreeMap<String, ActionKeyClaim>>, String> {
+        let Some(answer) = group.first() else {
+            return Ok(Some(BTreeMap::new()));
+        };
+        let attester = sigil_tss::derive::derive_public_key(
+            &self.ecdsa_root,
+            &sigil_tss::derive::KeyId(sigil_chain::attester_key_id()),
+        );
         let mut claims = BTreeMap::new();
         for (name, claim) in &answer.claims {
             let bad = |what: &str| format!("claim {name:?} of action {}: {what}", claim.cid);
@@ -289,27 +315,35 @@ impl Client {
                 .ok_or_else(|| bad("its key id is not 32 bytes of hex"))?;
             let point = self.pkp_public_key(crate::KeyRef::KeyId(key_id));
             let public_key = sigil_tss::derive::uncompressed(&point);
-            let attestation = match signatures.remove(&format!("claim/{name}")) {
-                None => return Err(bad("no attestation came with it")),
-                Some(signed) => {
-                    let attester = sigil_tss::derive::derive_public_key(
-                        &self.ecdsa_root,
-                        &sigil_tss::derive::KeyId(sigil_chain::attester_key_id()),
-                    );
-                    let (Some(chain_id), Some(pkp_nft)) = (self.chain_id, self.pkp_nft) else {
-                        return Err(bad("this client knows no chain to check the attestation against"));
-                    };
-                    let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &public_key);
-                    let signed_digest = answer
-                        .signatures
-                        .get(&format!("claim/{name}"))
-                        .map(|e| e.to_sign.as_str());
-                    if signed.public_key != sigil_tss::derive::uncompressed(&attester)
-                        || signed_digest != Some(hex::encode(digest).as_str())
-                    {
-                        return Err(bad("its attestation is not the attester's over this key's mint"));
-                    }
-                    signed.signature.to_rsv()
+            let (Some(chain_id), Some(pkp_nft)) = (self.chain_id, self.pkp_nft) else {
+                return Err(bad("this client knows no chain to check the attestation against"));
+            };
+            let digest = sigil_chain::attestation_digest(chain_id, pkp_nft, &key_id, &public_key);
+            let sig_name = format!("claim/{name}");
+            let entry = answer
+                .signatures
+                .get(&sig_name)
+                .ok_or_else(|| bad("no attestation entry came with it"))?;
+            if entry.public_key != hex::encode(sigil_tss::derive::uncompressed(&attester))
+                || entry.to_sign != hex::encode(digest)
+            {
+                return Err(bad("its attestation entry is not the attester's over this key's mint"));
+            }
+            let shares: Vec<SignatureShare> = group
+                .iter()
+                .filter_map(|a| {
+                    let share = a.signatures.get(&sig_name)?.share.as_ref()?;
+                    let bytes = hex::decode(&share.share).ok()?;
+                    SignatureShare::from_bytes(PartyId(a.node_id), &bytes).ok()
+                })
+                .collect();
+            let attestation = if shares.is_empty() {
+                None
+            } else {
+                match combine(&attester, &digest, self.threshold, &shares) {
+                    Ok(signature) => Some(signature.to_rsv()),
+                    Err(_) if last => None,
+                    Err(_) => return Ok(None),
                 }
             };
             claims.insert(
@@ -324,7 +358,7 @@ impl Client {
                 },
             );
         }
-        Ok(claims)
+        Ok(Some(claims))
     }
 
     /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.

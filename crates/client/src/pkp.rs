@@ -270,18 +270,29 @@ impl Client {
             )));
         }
         let token = sigil_chain::token_id(&claim.public_key);
-        let owner = PKPNFT::new(contracts.pkp_nft, wallet)
+        let nft = PKPNFT::new(contracts.pkp_nft, wallet);
+        let owner = nft
             .ownerOrZero(token)
             .call()
             .await
             .map_err(|e| ClientError::Chain(format!("PKPNFT.ownerOrZero: {e}")))?;
-        if !owner.is_zero() {
+        let burned = nft
+            .isBurned(token)
+            .call()
+            .await
+            .map_err(|e| ClientError::Chain(format!("PKPNFT.isBurned: {e}")))?;
+        if !owner.is_zero() || burned {
             return Err(ClientError::Invalid(format!(
-                "the PKP {} claimed by action {} is minted already (owned by {owner})",
+                "the PKP {} claimed by action {} is minted already",
                 claim.eth_address, claim.cid
             )));
         }
-        let attestation = claim.attestation;
+        let attestation = claim.attestation.ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "the network made no attestation for the key {} claimed by action {}: request its mint (request_action_claim), then run the action again (if an earlier run used the attempt, with claimKey({{ keyId, attempt: 1 }}))",
+                claim.eth_address, claim.cid
+            ))
+        })?;
         let call = PKPHelper::new(contracts.pkp_helper, wallet)
             .claimActionKey(
                 Bytes::copy_from_slice(cid.as_bytes()),

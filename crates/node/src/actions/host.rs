@@ -167,6 +167,19 @@ pub fn action_key_id(cid: &Cid) -> [u8; 32] {
 /// Where `claimKey`'s attestation shares sit among a run's signatures: `claim/{keyId}`.
 pub const CLAIM_PREFIX: &str = "claim/";
 
+/// The allocator's request id of a claim's attestation: by key id and attempt only, so every run
+/// that claims the key asks for the same presignature.
+fn claim_request_id(key_id: &[u8; 32], attempt: u8) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(b"sigil-action-claim-request/v1");
+    h.update(key_id);
+    h.update([attempt]);
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    id
+}
+
 fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(b"sigil-action-sign/v1");
@@ -323,7 +336,7 @@ impl HostInner {
                 let bytes = hex::decode(&message).map_err(|e| bad(format!("toSign: not hex ({e})")))?;
                 self.sign_as_action(&bytes, &sig_name, action).await
             }
-            HostOp::ClaimKey { key_id } => self.claim_key(&key_id, action).await,
+            HostOp::ClaimKey { key_id, attempt } => self.claim_key(&key_id, attempt, action).await,
             HostOp::ActionPublicKey { cid, signing_scheme } => {
                 check_scheme(&signing_scheme)?;
                 Ok(json!(format!(
@@ -487,9 +500,15 @@ impl HostInner {
     /// chain first (`PKPNFT.requestMint`, gas and the mint fee) and is rate limited per key id;
     /// whether the PKP is minted already is the client's to read (nodes reading the chain
     /// mid-run could disagree). Resolves to the derivedKeyId.
-    async fn claim_key(&self, key_id: &str, action: &str) -> Result<serde_json::Value, HostError> {
+    async fn claim_key(&self, key_id: &str, attempt: u8, action: &str) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
         let cid: Cid = action.parse().map_err(|e| bad(format!("action CID: {e}")))?;
+        if attempt >= sigil_primitives::ATTESTATION_ATTEMPTS {
+            return Err(bad(format!(
+                "claimKey {key_id:?}: attempt {attempt}, at most {}",
+                sigil_primitives::ATTESTATION_ATTEMPTS - 1
+            )));
+        }
         let sig_name = format!("{CLAIM_PREFIX}{key_id}");
         self.claim_sig_name(&sig_name).map_err(|_| {
             HostError::new(
@@ -503,29 +522,22 @@ impl HostInner {
         let epoch = node.epoch();
         let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let root = *keys.ecdsa.public_key();
-        let point = node.pkp_public_key(&root, &KeyId(pkp_key_id));
-        let pubkey = uncompressed(&point);
-        let requested = registry
-            .mint_requested(pkp_key_id)
-            .await
-            .map_err(|e| host_error(Error::chain(e)))?;
-        if !requested {
-            return Err(HostError::new(
-                "MINT_NOT_REQUESTED",
-                format!(
-                    "claimKey {key_id:?}: no mint request for its key id 0x{} on chain {}: call PKPNFT.requestMint(PKPHelper.actionClaimKeyIdFor(cid, derivedKeyId)) first (it costs gas and the mint fee)",
-                    hex::encode(pkp_key_id),
-                    registry.chain_id()
-                ),
-            ));
-        }
-        crate::auth::check_rate_of(node, pkp_key_id, &format!("claimKey {key_id:?} of action {cid}"))
-            .map_err(host_error)?;
+        let pubkey = uncompressed(&node.pkp_public_key(&root, &KeyId(pkp_key_id)));
         let digest =
             sigil_chain::attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &pkp_key_id, &pubkey);
         let attester = node.pkp_public_key(&root, &KeyId(attester_key_id()));
-        self.sign_with(&epoch, attester, KeyId(attester_key_id()), digest, &sig_name, false)
-            .await?;
+        let what = format!("claimKey {key_id:?} of action {cid}");
+        let share = self
+            .claim_share(&epoch, &root, pkp_key_id, digest, attempt, &what)
+            .await;
+        let entry = ActionShare {
+            to_sign: hex::encode(digest),
+            public_key: hex::encode(uncompressed(&attester)),
+            share,
+        };
+        if let Ok(mut signed) = self.signed.lock() {
+            signed.insert(sig_name, entry);
+        }
         let claim = ActionClaim {
             cid: cid.to_string(),
             derived_key_id: hex::encode(derived),
@@ -536,6 +548,51 @@ impl HostInner {
             claims.insert(key_id.to_string(), claim);
         }
         Ok(json!(format!("0x{}", hex::encode(derived))))
+    }
+
+    /// This node's share of a claim's attestation, or none: when the claim's mint was not
+    /// requested on chain (gas and the mint fee, as for every attestation), the key id is over its
+    /// rate, or the presignature of this (key id, attempt) was used already. Whatever this node
+    /// finds, the action sees the same answer as on every other node: what the chain and the
+    /// allocator say reaches only the client, as a claim with or without an attestation. The
+    /// request id is fixed by the key id and the attempt (at most three), so one paid request
+    /// spends at most three presignatures, however often the action runs.
+    async fn claim_share(
+        &self,
+        epoch: &Arc<crate::epoch::Epoch>,
+        root: &ProjectivePoint,
+        pkp_key_id: [u8; 32],
+        digest: [u8; 32],
+        attempt: u8,
+        what: &str,
+    ) -> Option<sigil_primitives::SignResponse> {
+        let node = &self.node;
+        let registry = node.registry().ok()?;
+        match registry.mint_requested(pkp_key_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%what, key_id = %hex::encode(pkp_key_id), "no attestation: the claim's mint was not requested");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%what, error = %e, "no attestation: cannot read the claim's mint request");
+                return None;
+            }
+        }
+        if let Err(e) = crate::auth::check_rate_of(node, pkp_key_id, what) {
+            tracing::info!(%what, error = %e.message(), "no attestation: over the key id's rate");
+            return None;
+        }
+        let request = claim_request_id(&pkp_key_id, attempt);
+        match threshold_share(node, epoch, root, KeyId(attester_key_id()), digest, request, &[]).await {
+            Ok(share) => Some(share),
+            Err(e) => {
+                if e.code() != "NOT_A_SIGNER" {
+                    tracing::info!(%what, code = e.code(), "no attestation share from this node");
+                }
+                None
+            }
+        }
     }
 
     /// Reserves `sig_name` for this run: each signature has its own name, and `claim/…` names

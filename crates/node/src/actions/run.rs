@@ -145,10 +145,17 @@ pub(crate) async fn run_on_thread(
         .spawn(move || {
             let _slot = slot;
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // As on a spare: ethers evaluated before the run, so the run is the same.
+                // As on a spare: ethers evaluated before the run, so the run is the same. If that
+                // cannot be done here, the run fails rather than load ethers after its params.
                 match wants_ethers.then(|| sigil_actions::Warm::new(&config)) {
                     Some(Ok(warm)) => sigil_actions::run_warm(&config, run, host, warm),
-                    _ => sigil_actions::run(&config, run, host),
+                    Some(Err(error)) => sigil_actions::Outcome {
+                        response: None,
+                        root_response: None,
+                        logs: Vec::new(),
+                        result: Err(error),
+                    },
+                    None => sigil_actions::run(&config, run, host),
                 }
             }))
             .unwrap_or_else(|_| panicked());
