@@ -23,7 +23,7 @@ use super::code::load_code;
 use crate::error::{hex_bytes, Error};
 use crate::mesh::wire::Message;
 use crate::node::Node;
-use crate::signing::share::threshold_share;
+use crate::signing::share::{request_id, threshold_share};
 
 /// How long the `runOnce` leader must look down before the others give up on it.
 const LEADER_DOWN_AFTER: Duration = Duration::from_secs(3);
@@ -170,25 +170,11 @@ pub const CLAIM_PREFIX: &str = "claim/";
 /// The allocator's request id of a claim's attestation: by key id and attempt only, so every run
 /// that claims the key asks for the same presignature.
 fn claim_request_id(key_id: &[u8; 32], attempt: u8) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"sigil-action-claim-request/v1");
-    h.update(key_id);
-    h.update([attempt]);
-    let digest: [u8; 32] = h.finalize().into();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-    id
+    request_id(b"sigil-action-claim-request/v1", &[key_id, &[attempt]])
 }
 
 fn signature_request(request: &[u8; 16], sig_name: &str) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"sigil-action-sign/v1");
-    h.update(request);
-    h.update(sig_name.as_bytes());
-    let digest: [u8; 32] = h.finalize().into();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-    id
+    request_id(b"sigil-action-sign/v1", &[request, sig_name.as_bytes()])
 }
 
 impl HostInner {

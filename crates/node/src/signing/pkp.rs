@@ -6,13 +6,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::eip191_hash_message;
 use sigil_chain::{attestation_digest, attester_key_id, mint_key_id};
 use sigil_primitives::{AttestRequest, ClaimRequest, SignRequest, SignResponse, ATTESTATION_ATTEMPTS};
 use sigil_tss::derive::{derive_public_key, token_id, uncompressed, KeyId};
 
-use super::share::threshold_share;
+use super::share::{request_id, threshold_share};
 use crate::auth::credentials::{authenticate, Credentials};
 use crate::auth::{check_rate, permission::authorize};
 use crate::epoch::Epoch;
@@ -147,13 +146,7 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
 /// so no caller can pick an id another kind of request will use — an attestation's id is public
 /// (its key id and attempt), and taking it first would bind it to the caller's digest.
 fn sign_request_id(raw: &[u8; 16]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"sigil-pkp-sign-request/v1");
-    h.update(raw);
-    let digest: [u8; 32] = h.finalize().into();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-    id
+    request_id(b"sigil-pkp-sign-request/v1", &[raw])
 }
 
 /// A share of the network's attestation that the PKP under `keyId` exists: the attester key
@@ -256,25 +249,7 @@ async fn attest_key(
             ),
         ));
     }
-    let request_id: [u8; 16] = {
-        let mut h = Sha256::new();
-        h.update(b"sigil-attestation-request/v1");
-        h.update(key_id.0);
-        h.update([attempt]);
-        let digest: [u8; 32] = h.finalize().into();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-        id
-    };
+    let request = request_id(b"sigil-attestation-request/v1", &[&key_id.0, &[attempt]]);
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
-    threshold_share(
-        node,
-        epoch,
-        &root,
-        KeyId(attester_key_id()),
-        digest,
-        request_id,
-        exclude,
-    )
-    .await
+    threshold_share(node, epoch, &root, KeyId(attester_key_id()), digest, request, exclude).await
 }

@@ -35,6 +35,21 @@ impl From<AllocateError> for Error {
     }
 }
 
+/// The allocator's id for a request of one kind: SHA-256 of the kind's `tag` and `parts`, cut to
+/// 16 bytes. Every kind (`/web/pkp/sign`, mint attestations, action signatures, claims) has its
+/// own tag, so no caller can choose an id another kind will use.
+pub(crate) fn request_id(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(tag);
+    for part in parts {
+        h.update(part);
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    id
+}
+
 /// Takes this request's presignature (marking it used) and returns this node's share of the
 /// signature of `hash` under the key derived by `key_id`.
 ///
