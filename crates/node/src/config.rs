@@ -192,8 +192,17 @@ pub struct LimitsConfig {
     pub peer_queue_bytes: usize,
     /// Bytes of protocol messages kept for one peer's sessions that are not open yet.
     pub early_bytes_per_peer: usize,
+    /// Bytes of mesh envelopes whose header passed its check but whose authentication tag is not
+    /// verified yet, across every body being read (one replayed genuine header passes the check,
+    /// so this bounds what a stranger holding one can make the node keep); past it, `/mesh`
+    /// answers 503 `BUSY`.
+    pub mesh_unverified_bytes: usize,
     /// TCP connections one IP address may hold open (further ones are closed at once).
     pub connections_per_ip: usize,
+    /// More TCP connections an address of the node list may hold, for the mesh only: connections
+    /// from there that carry public API requests stay within `connections_per_ip`, so a client
+    /// behind a node's address (one NAT) cannot take them.
+    pub peer_connections: usize,
     /// Seconds a connection may go without a byte read or written before it is closed: a request
     /// stalled in its headers or body, or an idle keep-alive connection. Longer than the longest
     /// request (an action's wall time, a sign waiting for the pool).
@@ -223,7 +232,9 @@ impl Default for LimitsConfig {
             peer_queue_messages: 4096,
             peer_queue_bytes: 64 << 20,
             early_bytes_per_peer: 16 << 20,
+            mesh_unverified_bytes: 64 << 20,
             connections_per_ip: 512,
+            peer_connections: 64,
             idle_timeout_secs: 60,
             requests_per_ip: 256,
             rate_per_ip: 1000,
@@ -242,7 +253,9 @@ impl LimitsConfig {
             ("peer_queue_messages", self.peer_queue_messages),
             ("peer_queue_bytes", self.peer_queue_bytes),
             ("early_bytes_per_peer", self.early_bytes_per_peer),
+            ("mesh_unverified_bytes", self.mesh_unverified_bytes),
             ("connections_per_ip", self.connections_per_ip),
+            ("peer_connections", self.peer_connections),
             ("idle_timeout_secs", self.idle_timeout_secs as usize),
             ("requests_per_ip", self.requests_per_ip),
             ("rate_per_ip", self.rate_per_ip as usize),

@@ -38,14 +38,18 @@ pub enum Fault {
     /// Tells a restarting peer it saw a far higher take counter from it than it did (the proof
     /// is the peer's real signature over another count), to make it discard its stock.
     InflatedWitness,
+    /// Asks the allocator for each request's presignature with another digest than the one it
+    /// computed (to bind the request id before the honest nodes ask), and releases no share.
+    SquatRequests,
 }
 
 impl Fault {
-    const ALL: [Fault; 4] = [
+    const ALL: [Fault; 5] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
         Self::InflatedWitness,
+        Self::SquatRequests,
     ];
 
     /// The name used on the command line and in metrics.
@@ -55,6 +59,7 @@ impl Fault {
             Self::DoubleBind => "double-bind",
             Self::SilentPresigner => "silent-presigner",
             Self::InflatedWitness => "inflated-witness",
+            Self::SquatRequests => "squat-requests",
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct Node {
     pub net: Arc<Net>,
     /// Running protocol sessions.
     pub sessions: Arc<Sessions>,
+    /// What the mesh bodies being read hold of envelopes not yet authenticated.
+    pub unverified: crate::mesh::frames::Unverified,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
     /// Command-line switches.

@@ -167,6 +167,7 @@ pub async fn run(
         taker,
         net,
         sessions: Arc::new(Sessions::new(limits.early_bytes_per_peer)),
+        unverified: crate::mesh::frames::Unverified::new(limits.mesh_unverified_bytes),
         metrics: Arc::new(Metrics::default()),
         options,
         signer,
@@ -217,7 +218,11 @@ pub async fn run(
     }
     tasks.spawn(sweep(Arc::clone(&node)));
     tasks.spawn(bootstrap(Arc::clone(&node)));
-    let guard = crate::http::guard::Guard::new(&node.settings.config.limits);
+    let peer_urls: Vec<String> = node.epoch().peers.iter().map(|(_, url, _)| url.clone()).collect();
+    let guard = crate::http::guard::Guard::new(
+        &node.settings.config.limits,
+        crate::http::guard::addresses_of(&peer_urls).await,
+    );
     let app = crate::http::guarded_app(Arc::clone(&node), Arc::clone(&guard))
         .into_make_service_with_connect_info::<crate::http::guard::PeerAddr>();
     let listener = crate::http::guard::GuardedListener::new(listener, guard, Arc::clone(&node.metrics));

@@ -244,3 +244,125 @@ async fn stalled_connections_from_many_addresses_are_timed_out_and_do_not_lock_n
         stalled.len()
     );
 }
+
+/// Opens a `/mesh/send` to `url` whose first frame is a genuine envelope's length field and
+/// prefix followed by `extra` bytes of its body, and leaves it open: its answer if one comes
+/// within 5 s (the stream is returned to keep the body unfinished).
+async fn hold_frame(url: &str, envelope: &[u8], extra: usize) -> (Option<String>, tokio::net::TcpStream) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mesh/send HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+        4 + envelope.len()
+    );
+    let mut body = (envelope.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&envelope[..sigil_mesh::PREFIX_LEN + extra]);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The bytes of a real frame, never its end: the tag is never verified.
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&body)).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let status = (!answer.is_empty()).then(|| {
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    (status, stream)
+}
+
+/// A genuine envelope's prefix passes the header check, so whoever holds one (captured off the
+/// wire, or here sealed with a stopped node's own identity) can make a node keep the bytes that
+/// follow until the envelope ends. The adversary opens bodies that each hold 900 KiB of such a
+/// frame and never finish it; the node keeps at most `limits.mesh_unverified_bytes` (2 MiB here)
+/// of them in all, answers the body past it 503 `BUSY`, frees the bytes when the bodies go, and
+/// keeps signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_holding_genuine_prefixes_are_held_to_the_unverified_bytes_budget_and_freed() {
+    let mut net = Network::start_configured(
+        3,
+        4,
+        |_| Vec::new(),
+        |config| config.replace("mesh_unverified_bytes = 67108864", "mesh_unverified_bytes = 2097152"),
+    )
+    .await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
+    // Node 2's identity, from its data file once it stopped: the envelope it seals is genuine.
+    net.kill(2);
+    let store = crate::harness::open_store(&net.config(2), &net.data_dir(2));
+    let secret: [u8; 32] = store
+        .secret("identity")
+        .unwrap()
+        .unwrap()
+        .as_slice()
+        .try_into()
+        .unwrap();
+    drop(store);
+    // The pinned keys, as NodeSet lists them.
+    let (_, provider) = net.wallet(crate::harness::DEV_KEY);
+    let listed = sigil_chain::bindings::NodeSet::new(net.contracts().node_set, &provider)
+        .getNodes()
+        .call()
+        .await
+        .unwrap();
+    let pinned: Vec<(u32, sigil_mesh::NodeKey)> = listed
+        .iter()
+        .map(|node| (node.id, sigil_mesh::NodeKey(node.identityKey.0)))
+        .collect();
+    let endpoint = sigil_mesh::Endpoint::new(
+        2,
+        sigil_mesh::Identity::from_secret(secret),
+        pinned,
+        sigil_mesh::SessionPolicy::default(),
+    );
+    let envelope = endpoint.seal(0, &vec![0u8; 1 << 20]).unwrap();
+    let url = net.urls[0].clone();
+    const HELD: usize = 900 << 10;
+    let mut open = Vec::new();
+    for i in 0..2 {
+        let (status, stream) = hold_frame(&url, &envelope, HELD).await;
+        assert_eq!(status, None, "body {i} was answered: its bytes fit the budget");
+        open.push(stream);
+    }
+    let held = net.metric(0, "sigil_mesh_unverified_bytes").await;
+    assert!(
+        (2 * HELD as u64..=2 << 20).contains(&held),
+        "two bodies hold {held} unverified bytes"
+    );
+    let (status, _third) = hold_frame(&url, &envelope, HELD).await;
+    let status = status.expect("the body past the budget was not refused");
+    assert!(status.contains(" 503 "), "past the budget: {status}");
+    assert!(net.metric(0, "sigil_mesh_unverified_bytes").await <= 2 << 20);
+    assert!(
+        net.metric(0, "sigil_mesh_rejected_total{reason=\"unverified_bytes\"}")
+            .await
+            >= 1
+    );
+    drop(open);
+    drop(_third);
+    let started = std::time::Instant::now();
+    while net.metric(0, "sigil_mesh_unverified_bytes").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the bytes of closed bodies stay charged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two of three nodes still sign.
+    sign_and_check(&client, &owned).await;
+}

@@ -277,3 +277,66 @@ async fn forty_unfunded_wallets_asking_for_mint_attestations_spend_no_presignatu
     let owned = mint(&net, &client, 1).await;
     assert_eq!(owned.key_ids.len(), 1);
 }
+
+/// A peer that binds a request id first cannot take the request from the others: allocations are
+/// keyed by request id and digest. The adversary is node 1. It asks the allocator for every
+/// request's presignature with a digest of its own (and releases no share), and it is asked first,
+/// alone, for all three attempts of a mint attestation (whose request ids every node derives from
+/// the key id the same way), so it has bound each of them before any honest node asks.
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_binding_every_attestation_request_first_with_another_digest_does_not_stop_the_mint() {
+    use sigil_chain::alloy::primitives::Bytes;
+    let mut net = Network::start(4, 12, |i| {
+        if i == 1 {
+            vec!["--fault".into(), "squat-requests".into()]
+        } else {
+            vec![]
+        }
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
+    let (signer, provider) = net.wallet(crate::harness::DEV_KEY);
+    let auth = client
+        .auth_sig(&signer, "localhost", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let salt = rand_hash();
+    let key_id = client.key_id_for(&auth, &salt, None).unwrap();
+    client.request_mint(&provider, &net.contracts(), key_id).await.unwrap();
+    for attempt in 0..3 {
+        let body = serde_json::json!({"salt": hex::encode(salt), "authSig": auth, "attempt": attempt}).to_string();
+        let (status, json) = crate::harness::post(&format!("{}/web/pkp/mint-attestation", net.urls[1]), body).await;
+        assert_eq!(status, 502, "attempt {attempt}: {json}");
+    }
+    assert_eq!(
+        net.log(1)
+            .matches("TEST FAULT: asked for this request's presignature with another digest")
+            .count(),
+        3,
+        "node 1 did not squat the three attempts:\n{}",
+        net.log(1)
+    );
+    let (key, attestation) = client.mint_attestation(salt, None, &auth).await.unwrap();
+    assert_eq!(key, key_id);
+    let pubkey = sigil_tss::derive::uncompressed(&client.pkp_public_key(sigil_client::KeyRef::KeyId(key)));
+    sigil_chain::bindings::PKPNFT::new(net.contracts().pkp_nft, &provider)
+        .mint(
+            salt.into(),
+            Bytes::copy_from_slice(&pubkey),
+            Bytes::copy_from_slice(&attestation),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    // The minted key signs, with the squatter in the network.
+    let owned = Owned {
+        key_ids: vec![key_id],
+        auth,
+    };
+    let mut presignatures = BTreeSet::new();
+    sign_many(&client, &owned, 3, &mut presignatures).await;
+}

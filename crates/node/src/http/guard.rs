@@ -9,10 +9,16 @@
 //! A connection that moves no byte for `idle_timeout_secs` is closed ([`Counted`]): a request
 //! stalled in its headers or body holds its connection, and its address's place, only that long.
 //!
+//! The addresses of the node list get `peer_connections` more connections, which only the mesh can
+//! use: a connection from such an address that carries a request of the public API counts as a
+//! client's, and those stay within `connections_per_ip`. A client behind the same address as a
+//! node (one NAT) therefore cannot take the node's mesh connections, and the node list's addresses
+//! are always tracked.
+//!
 //! Behind a reverse proxy every client has the proxy's address; list the proxy in
 //! `trusted_proxies` and the client's address is taken from the last `X-Forwarded-For` entry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +44,8 @@ use crate::metrics::{Metrics, Refusal};
 #[derive(Clone, Copy, Debug)]
 struct Usage {
     connections: usize,
+    /// At an address of the node list: its connections that carried a public API request.
+    clients: usize,
     in_flight: usize,
     tokens: f64,
     last: Instant,
@@ -84,6 +92,10 @@ fn subnet(ip: IpAddr) -> IpAddr {
 pub struct PerIp {
     limits: LimitsConfig,
     usage: HashMap<IpAddr, Usage>,
+    /// The node list's addresses (as [`subnet`] counts them).
+    peers: HashSet<IpAddr>,
+    /// At the node list's addresses: the connections counted as clients'.
+    client_connections: HashSet<SocketAddr>,
 }
 
 impl PerIp {
@@ -92,7 +104,15 @@ impl PerIp {
         Self {
             limits,
             usage: HashMap::new(),
+            peers: HashSet::new(),
+            client_connections: HashSet::new(),
         }
+    }
+
+    /// The addresses of the node list: they get `peer_connections` more connections for the
+    /// mesh, and are always tracked.
+    pub fn set_peers(&mut self, peers: impl IntoIterator<Item = IpAddr>) {
+        self.peers = peers.into_iter().map(subnet).collect();
     }
 
     /// Addresses tracked now.
@@ -102,14 +122,14 @@ impl PerIp {
 
     fn entry(&mut self, ip: IpAddr, now: Instant) -> Result<&mut Usage, Refused> {
         let ip = subnet(ip);
-        if !self.usage.contains_key(&ip) && self.usage.len() >= self.limits.tracked_ips {
+        if !self.usage.contains_key(&ip) && !self.peers.contains(&ip) && self.usage.len() >= self.limits.tracked_ips {
             // Forget the idlest: nothing held, the bucket (nearly) full again.
             let burst = f64::from(self.limits.burst_per_ip);
             let rate = f64::from(self.limits.rate_per_ip);
             let idle = self
                 .usage
                 .iter()
-                .filter(|(_, u)| u.connections == 0 && u.in_flight == 0)
+                .filter(|(ip, u)| u.connections == 0 && u.in_flight == 0 && !self.peers.contains(*ip))
                 .map(|(ip, u)| {
                     (
                         *ip,
@@ -129,6 +149,7 @@ impl PerIp {
         let burst = f64::from(self.limits.burst_per_ip);
         Ok(self.usage.entry(ip).or_insert(Usage {
             connections: 0,
+            clients: 0,
             in_flight: 0,
             tokens: burst,
             last: now,
@@ -137,7 +158,10 @@ impl PerIp {
 
     /// A connection from `ip` opens.
     pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
-        let limit = self.limits.connections_per_ip;
+        let mut limit = self.limits.connections_per_ip;
+        if self.peers.contains(&subnet(ip)) {
+            limit = limit.saturating_add(self.limits.peer_connections);
+        }
         let usage = self.entry(ip, now)?;
         if usage.connections >= limit {
             return Err(Refused::Connections);
@@ -146,10 +170,35 @@ impl PerIp {
         Ok(())
     }
 
-    /// A connection from `ip` closed.
-    pub fn disconnect(&mut self, ip: IpAddr) {
-        if let Some(usage) = self.usage.get_mut(&subnet(ip)) {
+    /// Connection `addr` (opened, at an address of the node list or not) carries a public API
+    /// request: at a node list address, it counts as a client's from now on, and is refused if
+    /// the clients there hold `connections_per_ip` already.
+    pub fn client_request(&mut self, addr: SocketAddr) -> Result<(), Refused> {
+        let ip = subnet(addr.ip());
+        if !self.peers.contains(&ip) || self.client_connections.contains(&addr) {
+            return Ok(());
+        }
+        let limit = self.limits.connections_per_ip;
+        let Some(usage) = self.usage.get_mut(&ip) else {
+            return Ok(());
+        };
+        if usage.clients >= limit {
+            return Err(Refused::Connections);
+        }
+        usage.clients += 1;
+        self.client_connections.insert(addr);
+        Ok(())
+    }
+
+    /// Connection `addr` closed.
+    pub fn disconnect(&mut self, addr: SocketAddr) {
+        let ip = subnet(addr.ip());
+        let client = self.client_connections.remove(&addr);
+        if let Some(usage) = self.usage.get_mut(&ip) {
             usage.connections = usage.connections.saturating_sub(1);
+            if client {
+                usage.clients = usage.clients.saturating_sub(1);
+            }
         }
     }
 
@@ -190,10 +239,12 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// With the node's `[limits]`.
-    pub fn new(limits: &LimitsConfig) -> Arc<Self> {
+    /// With the node's `[limits]`, and the addresses of the node list.
+    pub fn new(limits: &LimitsConfig, peers: impl IntoIterator<Item = IpAddr>) -> Arc<Self> {
+        let mut per_ip = PerIp::new(limits.clone());
+        per_ip.set_peers(peers);
         Arc::new(Self {
-            per_ip: Mutex::new(PerIp::new(limits.clone())),
+            per_ip: Mutex::new(per_ip),
             trusted_proxies: limits.trusted_proxies.clone(),
             idle: std::time::Duration::from_secs(limits.idle_timeout_secs),
         })
@@ -220,6 +271,26 @@ impl Guard {
             .and_then(|ip| ip.trim().parse().ok())
             .unwrap_or(peer)
     }
+}
+
+/// The IP addresses of the node list's URLs: an address as written, or what its host name
+/// resolves to now (within 2 s; a name that does not resolve adds nothing).
+pub async fn addresses_of(urls: &[String]) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for url in urls {
+        let Ok(parsed) = reqwest::Url::parse(url) else { continue };
+        let Some(host) = parsed.host_str() else { continue };
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            out.push(ip);
+            continue;
+        }
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let lookup = tokio::net::lookup_host((host.to_string(), port));
+        if let Ok(Ok(found)) = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
+            out.extend(found.map(|a| a.ip()));
+        }
+    }
+    out
 }
 
 /// The address of a connection, as the request layer sees it.
@@ -269,7 +340,7 @@ impl axum::serve::Listener for GuardedListener {
                     let idle = self.guard.idle;
                     let counted = Counted {
                         stream,
-                        ip,
+                        addr,
                         guard: Arc::clone(&self.guard),
                         idle,
                         deadline: Box::pin(tokio::time::sleep(idle)),
@@ -293,7 +364,7 @@ impl axum::serve::Listener for GuardedListener {
 /// byte for the idle timeout.
 pub struct Counted {
     stream: tokio::net::TcpStream,
-    ip: IpAddr,
+    addr: SocketAddr,
     guard: Arc<Guard>,
     idle: std::time::Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -320,7 +391,7 @@ impl Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.guard.lock().disconnect(self.ip);
+        self.guard.lock().disconnect(self.addr);
     }
 }
 
@@ -404,7 +475,12 @@ pub(super) async fn limit(
         return next.run(request).await;
     };
     let ip = guard.client(peer.ip(), &request);
-    let began = guard.lock().begin(ip, Instant::now());
+    let began = {
+        let mut per_ip = guard.lock();
+        per_ip
+            .client_request(peer)
+            .and_then(|()| per_ip.begin(ip, Instant::now()))
+    };
     match began {
         Ok(()) => {
             let _slot = Slot {
@@ -488,10 +564,13 @@ mod tests {
     #[test]
     fn only_a_trusted_proxy_names_the_client_and_only_by_its_own_last_entry() {
         let proxy = IpAddr::V4(std::net::Ipv4Addr::new(10, 9, 9, 9));
-        let guard = Guard::new(&LimitsConfig {
-            trusted_proxies: vec![proxy],
-            ..LimitsConfig::default()
-        });
+        let guard = Guard::new(
+            &LimitsConfig {
+                trusted_proxies: vec![proxy],
+                ..LimitsConfig::default()
+            },
+            [],
+        );
         // A stranger's header is ignored.
         assert_eq!(guard.client(A, &request(&["10.0.0.3"])), A);
         // Behind the proxy: the entry it appended, not what the client wrote before it.
@@ -511,7 +590,7 @@ mod tests {
         }
         assert_eq!(per_ip.connect(A, now), Err(Refused::Connections));
         per_ip.connect(B, now).unwrap();
-        per_ip.disconnect(A);
+        per_ip.disconnect(SocketAddr::new(A, 1));
         per_ip.connect(A, now).unwrap();
     }
 
@@ -562,14 +641,54 @@ mod tests {
         assert_eq!(per_ip.begin(C, now), Err(Refused::Untracked));
         assert_eq!(per_ip.tracked(), 2);
         // Once B is idle and its bucket refilled, it is forgotten for C.
-        per_ip.disconnect(B);
+        per_ip.disconnect(SocketAddr::new(B, 1));
         per_ip.begin(C, now + Duration::from_secs(1)).unwrap();
         assert_eq!(per_ip.tracked(), 2);
         for i in 0..1000u32 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i));
             let _ = per_ip.connect(ip, now + Duration::from_secs(2));
-            per_ip.disconnect(ip);
+            per_ip.disconnect(SocketAddr::new(ip, 1));
         }
         assert!(per_ip.tracked() <= 2);
+    }
+
+    /// The adversary: a client behind the same address as a node (one NAT), opening connections
+    /// and sending public API requests on them to take every connection the address may hold.
+    #[test]
+    fn a_client_at_a_nodes_address_keeps_to_its_connections_and_leaves_the_mesh_its_own() {
+        let mut per_ip = PerIp::new(LimitsConfig {
+            peer_connections: 2,
+            ..limits()
+        });
+        per_ip.set_peers([A]);
+        let now = Instant::now();
+        let conn = |port: u16| SocketAddr::new(A, port);
+        // The client's three connections (connections_per_ip) carry requests: allowed.
+        for port in 1..=3 {
+            per_ip.connect(A, now).unwrap();
+            per_ip.client_request(conn(port)).unwrap();
+            // A second request on the same connection counts it once.
+            per_ip.client_request(conn(port)).unwrap();
+        }
+        // A fourth connection opens (the mesh's reserve) but may carry no request of the API.
+        per_ip.connect(A, now).unwrap();
+        assert_eq!(per_ip.client_request(conn(4)), Err(Refused::Connections));
+        // The node's mesh connections still open, up to the reserve (2) on top of the three.
+        per_ip.connect(A, now).unwrap();
+        assert_eq!(per_ip.connect(A, now), Err(Refused::Connections));
+        // A client connection closing frees a client place.
+        per_ip.disconnect(conn(1));
+        per_ip.disconnect(conn(4));
+        per_ip.connect(A, now).unwrap();
+        per_ip.client_request(conn(6)).unwrap();
+        // Another address has no reserve: its fourth connection is refused.
+        for _ in 0..3 {
+            per_ip.connect(B, now).unwrap();
+        }
+        assert_eq!(per_ip.connect(B, now), Err(Refused::Connections));
+        // The node's address stays tracked however full the table is.
+        assert_eq!(per_ip.begin(C, now), Err(Refused::Untracked));
+        per_ip.disconnect(conn(2));
+        per_ip.connect(A, now).unwrap();
     }
 }

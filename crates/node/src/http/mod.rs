@@ -35,7 +35,7 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The router for one node, without per-IP bounds (for in-process use).
 pub fn app(node: Arc<Node>) -> Router {
-    let guard = guard::Guard::new(&node.settings.config.limits);
+    let guard = guard::Guard::new(&node.settings.config.limits, []);
     guarded_app(node, guard)
 }
 

@@ -197,6 +197,13 @@ fn mesh_metrics(node: &Node, out: &mut String) {
         "Protocol messages for sessions not open yet that the bounds of the early buffer dropped.",
         node.sessions.early_dropped(),
     );
+    metric(
+        out,
+        "sigil_mesh_unverified_bytes",
+        "gauge",
+        "Bytes of mesh envelopes being read whose header passed its check and whose authentication is not verified yet ([limits] mesh_unverified_bytes).",
+        node.unverified.held(),
+    );
 }
 
 /// How full the bounded caches are (`[limits] known_keys`, `registry_cache`, `[auth.oauth]`),

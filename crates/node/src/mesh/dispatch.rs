@@ -17,10 +17,38 @@ use crate::signing::pool::{allocate, AllocateCall};
 /// handed to its service before the next is read, and every envelope of a body must come from
 /// the same peer. The first failure ends the body: a stranger costs the 69 bytes of its first
 /// prefix, and nothing after a bad envelope is read.
+///
+/// The bytes an envelope holds between its prefix check and its authentication are charged to
+/// the node-wide [`crate::mesh::frames::Unverified`] budget (a replayed genuine prefix passes the
+/// check): past it the body is refused with `BUSY`, and a body's charge ends with it.
 pub struct Inbound {
     node: Arc<Node>,
     reader: FrameReader,
     from: Option<u32>,
+    charge: Charge,
+}
+
+/// What one body has charged to the node's unverified-bytes budget; given back when dropped.
+struct Charge {
+    node: Arc<Node>,
+    held: usize,
+}
+
+impl Charge {
+    /// The body now holds `to` unverified bytes: false if that does not fit the budget.
+    fn to(&mut self, to: usize) -> bool {
+        let fits = self.node.unverified.charge(self.held, to);
+        if fits {
+            self.held = to;
+        }
+        fits
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.node.unverified.charge(self.held, 0);
+    }
 }
 
 impl Inbound {
@@ -39,13 +67,30 @@ impl Inbound {
             node: Arc::clone(node),
             reader: FrameReader::new(framing),
             from: None,
+            charge: Charge {
+                node: Arc::clone(node),
+                held: 0,
+            },
         }
     }
 
     /// The next bytes of the body.
     pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), Error> {
         loop {
-            match self.reader.push(&mut chunk) {
+            let pushed = self.reader.push(&mut chunk);
+            if !self.charge.to(self.reader.unverified()) {
+                self.node.metrics.refused(Refusal::MeshRejected, "unverified_bytes");
+                return Err(Error::new(
+                    Kind::Unavailable,
+                    "BUSY",
+                    format!(
+                        "node {} holds {} bytes of mesh envelopes not yet authenticated, its limit (limits.mesh_unverified_bytes); retry shortly",
+                        self.node.me,
+                        self.node.unverified.held()
+                    ),
+                ));
+            }
+            match pushed {
                 Ok(None) => return Ok(()),
                 Ok(Some(Ready::Prefix { prefix, len })) => {
                     let from = self

@@ -6,6 +6,8 @@
 //! (never to its declared length ahead of them), up to [`MAX_FRAME_BYTES`]; a batch has at most
 //! [`MAX_FRAMES`] frames and [`MAX_SEND_BYTES`] bytes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use sigil_mesh::{OVERHEAD, PREFIX_LEN};
 
 /// Largest envelope a peer may post (its body at most this less [`OVERHEAD`]). The largest
@@ -154,6 +156,16 @@ impl FrameReader {
         Ok(None)
     }
 
+    /// Bytes of the frame being read after its prefix was handed out: kept, but not authenticated
+    /// until the whole envelope is in.
+    pub fn unverified(&self) -> usize {
+        if self.prefix_sent {
+            self.frame.len()
+        } else {
+            0
+        }
+    }
+
     /// The body ended: a batch must end between frames; a single envelope is returned whole.
     pub fn finish(mut self) -> Result<Option<Vec<u8>>, FrameError> {
         match self.framing {
@@ -184,6 +196,44 @@ impl FrameReader {
         }
         *data = rest;
         Ok(())
+    }
+}
+
+/// The bytes every body being read holds of envelopes not authenticated yet
+/// ([`FrameReader::unverified`]), against one node-wide limit.
+#[derive(Debug)]
+pub struct Unverified {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl Unverified {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            held: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// A reader that held `from` bytes now holds `to`: false, and nothing charged, if the growth
+    /// does not fit.
+    pub fn charge(&self, from: usize, to: usize) -> bool {
+        if to <= from {
+            self.held.fetch_sub(from - to, Ordering::Relaxed);
+            return true;
+        }
+        let grow = to - from;
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(grow).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
     }
 }
 

@@ -30,6 +30,7 @@ use sigil_tss::ecdsa::{presigning, triple_generation};
 use sigil_tss::{PartyId, SessionId};
 use tokio::sync::{OnceCell, Semaphore};
 
+use super::stock::request_id;
 pub use super::stock::{AllocateError, ALLOCATE_WINDOW_SECS};
 use crate::epoch::Epoch;
 use crate::mesh::session::SessionError;
@@ -45,6 +46,9 @@ const SILENCE_DEADLINE: Duration = Duration::from_secs(10);
 pub const ALLOCATION_WAIT: Duration = Duration::from_secs(25);
 /// How long concurrent asks for one request share one in-memory answer.
 const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
+/// Most allocations kept in memory at once (about 200 bytes each): a peer asking for many
+/// requests gets `BUSY` past it, and the table stays bounded however fast it asks.
+const MAX_ALLOCATIONS: usize = 16_384;
 /// How long allocation records are kept (much longer than the replay window).
 const ALLOCATION_RECORD_SECS: u64 = 3600;
 /// Presignature runs this node joins at once on one owner's orders.
@@ -815,9 +819,12 @@ pub struct AllocateCall<'a> {
     pub at: u64,
 }
 
-/// Allocates a presignature of this node's pool to sign request `call.request`; every caller
-/// asking for the same request gets the same allocation (also across restarts), and `digest` must
-/// match the one it was made for.
+/// Allocates a presignature of this node's pool to sign `call.digest` for request `call.request`;
+/// every caller asking for the same request and digest gets the same allocation (also across
+/// restarts). An allocation is keyed by both, so a caller asking first with another digest (a
+/// malicious peer squatting a request id every node derives the same way, such as a claim's or an
+/// attestation's) gets a presignature of its own and takes nothing from the others; nodes that
+/// disagree on what to sign each get theirs, and no set of `t` shares forms over either digest.
 pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Allocation, AllocateError> {
     let epoch = node.epoch();
     let skew = unix_now().abs_diff(call.at);
@@ -834,6 +841,7 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| AllocateError::Conflict(call.request.to_string()))?;
+    let key = allocation_key(&request_bytes, call.digest);
     let cell = {
         let mut map = epoch
             .pool
@@ -841,20 +849,28 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
             .lock()
             .map_err(|_| AllocateError::Store("allocation table poisoned".into()))?;
         map.retain(|_, (at, _)| at.elapsed() < ALLOCATION_MEMORY);
+        if map.len() >= MAX_ALLOCATIONS && !map.contains_key(&key) {
+            return Err(AllocateError::Busy(node.me));
+        }
         Arc::clone(
-            &map.entry(call.request.to_string())
+            &map.entry(key)
                 .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())))
                 .1,
         )
     };
     let allocation = cell
-        .get_or_init(|| allocate_once(node, request_bytes, call.digest, &exclude))
+        .get_or_init(|| allocate_once(node, key, call.digest, &exclude))
         .await
         .clone()?;
     if allocation.digest != call.digest {
         return Err(AllocateError::Conflict(call.request.to_string()));
     }
     Ok(allocation)
+}
+
+/// The key of the allocation for `request` and `digest`, in memory and in the store.
+fn allocation_key(request: &[u8; 16], digest: &str) -> [u8; 16] {
+    request_id(b"sigil-allocation/v1", &[request, digest.as_bytes()])
 }
 
 async fn allocate_once(

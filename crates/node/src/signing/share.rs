@@ -13,6 +13,7 @@ use sigil_tss::k256::ProjectivePoint;
 
 use super::pool::{allocate, pool_id_in, AllocateCall, AllocateError};
 use super::scheme::{Ecdsa, Scheme};
+pub(crate) use super::stock::request_id;
 use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
 use crate::mesh::net::NetError;
@@ -26,28 +27,13 @@ const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 impl From<AllocateError> for Error {
     fn from(e: AllocateError) -> Self {
         let status = match &e {
-            AllocateError::PoolEmpty(_) => Kind::Unavailable,
+            AllocateError::PoolEmpty(_) | AllocateError::Busy(_) => Kind::Unavailable,
             AllocateError::Conflict(_) => Kind::Conflict,
             AllocateError::Stale { .. } => Kind::Upstream,
             AllocateError::Store(_) => Kind::Internal,
         };
         Self::new(status, e.code(), e.to_string())
     }
-}
-
-/// The allocator's id for a request of one kind: SHA-256 of the kind's `tag` and `parts`, cut to
-/// 16 bytes. Every kind (`/web/pkp/sign`, mint attestations, action signatures, claims) has its
-/// own tag, so no caller can choose an id another kind will use.
-pub(crate) fn request_id(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(tag);
-    for part in parts {
-        h.update(part);
-    }
-    let digest: [u8; 32] = h.finalize().into();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
-    id
 }
 
 /// Takes this request's presignature (marking it used) and returns this node's share of the
@@ -85,6 +71,16 @@ pub(crate) async fn threshold_share(
         ));
     }
     let request_hex = hex::encode(request_id);
+    if node.has_fault(Fault::SquatRequests) {
+        let junk = hex::encode(Sha256::digest(format!("squat {digest}")));
+        let squatted = allocation(node, epoch, &request_hex, &junk, exclude).await;
+        tracing::warn!(request = %request_hex, ok = squatted.is_ok(), "TEST FAULT: asked for this request's presignature with another digest");
+        return Err(Error::new(
+            Kind::Upstream,
+            "ALLOCATOR_ERROR",
+            format!("node {} misbehaves on purpose (test fault squat-requests)", node.me),
+        ));
+    }
     let started = Instant::now();
     let (allocator, allocation) = allocation(node, epoch, &request_hex, &digest, exclude).await?;
     node.metrics
@@ -301,6 +297,7 @@ fn allocator_error(code: &str, message: String) -> Error {
     let (kind, code) = match code {
         "POOL_EMPTY" => (Kind::Unavailable, "POOL_EMPTY"),
         "NOT_READY" => (Kind::Unavailable, "NOT_READY"),
+        "BUSY" => (Kind::Unavailable, "BUSY"),
         "REQUEST_CONFLICT" => (Kind::Conflict, "REQUEST_CONFLICT"),
         "BAD_REQUEST" => (Kind::Invalid, "BAD_REQUEST"),
         _ => (Kind::Upstream, "ALLOCATOR_ERROR"),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::mesh::wire::Allocation;
@@ -23,6 +24,21 @@ pub const RATE_BUCKETS: usize = 61;
 /// One allocation in flight, shared by concurrent asks for the same request.
 pub(super) type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 
+/// The allocator's id for a request of one kind: SHA-256 of the kind's `tag` and `parts`, cut to
+/// 16 bytes. Every kind (`/web/pkp/sign`, mint attestations, action signatures, claims) has its
+/// own tag, so no caller can choose an id another kind will use.
+pub(crate) fn request_id(tag: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(tag);
+    for part in parts {
+        h.update(part);
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0u8; 16]));
+    id
+}
+
 /// The pool state of one node.
 pub struct Pool {
     pub(super) stock: Mutex<VecDeque<(u64, Vec<u32>)>>,
@@ -34,7 +50,7 @@ pub struct Pool {
     pub(super) made_at: Mutex<VecDeque<(Instant, u64)>>,
     pub(super) allocated: AtomicU64,
     pub(super) conflicts: AtomicU64,
-    pub(super) allocations: Mutex<HashMap<String, (Instant, Cell)>>,
+    pub(super) allocations: Mutex<HashMap<[u8; 16], (Instant, Cell)>>,
     /// Allocations answered but not yet recorded; written about once a second.
     pub(super) records: Mutex<Vec<AllocationOrder>>,
     pub(super) member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
@@ -201,6 +217,10 @@ pub enum AllocateError {
         /// Distance to now.
         skew: u64,
     },
+    /// The allocator holds as many allocations in memory as it may; new ones wait for old ones
+    /// to expire.
+    #[error("node {0} is answering as many allocations as it keeps in memory; retry shortly")]
+    Busy(u32),
     /// Storage failed.
     #[error("allocation storage: {0}")]
     Store(String),
@@ -213,6 +233,7 @@ impl AllocateError {
             Self::PoolEmpty(_) => "POOL_EMPTY",
             Self::Conflict(_) => "REQUEST_CONFLICT",
             Self::Stale { .. } => "STALE_CALL",
+            Self::Busy(_) => "BUSY",
             Self::Store(_) => "INTERNAL",
         }
     }
