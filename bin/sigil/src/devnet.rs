@@ -641,6 +641,7 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
             data_dir: PathBuf::from("data"),
             storage_key: Some(key.to_hex().to_string()),
             threshold: None,
+            mesh_source_address: None,
             presign_stock: setup.presign_stock,
             presign_refill_below: setup.presign_refill_below,
             presign_parallel: 2,

@@ -6,7 +6,8 @@
 //! both node-to-node and client-to-node traffic cross them. Each link runs an accept task and two
 //! tasks per connection, one per direction; all end when the link is dropped or cut.
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +23,23 @@ const CHUNKS_IN_FLIGHT: usize = 256;
 /// The largest chunk one read takes.
 const CHUNK: usize = 64 * 1024;
 
+/// What a link lets through: nothing (`all`), or every source but `from`.
+#[derive(Clone, Debug, Default)]
+struct Cut {
+    all: bool,
+    from: BTreeSet<IpAddr>,
+}
+
+impl Cut {
+    fn refuses(&self, source: IpAddr) -> bool {
+        self.all || self.from.contains(&source)
+    }
+}
+
 /// A delay proxy in front of one TCP address. Dropping it closes every connection through it.
 pub struct Link {
     addr: SocketAddr,
-    cut: Arc<watch::Sender<bool>>,
+    cut: Arc<watch::Sender<Cut>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -36,7 +50,7 @@ impl Link {
     pub async fn start(listen: SocketAddr, target: SocketAddr, delay: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let cut = Arc::new(watch::channel(false).0);
+        let cut = Arc::new(watch::channel(Cut::default()).0);
         let accept = tokio::spawn(accept(listener, target, delay, Arc::clone(&cut)));
         Ok(Self { addr, cut, accept })
     }
@@ -54,25 +68,40 @@ impl Link {
     /// Cuts the link: open connections are closed and new ones are closed as soon as accepted,
     /// until [`Link::heal`].
     pub fn cut(&self) {
-        self.cut.send_replace(true);
+        self.cut.send_modify(|cut| cut.all = true);
+    }
+
+    /// Cuts the link for connections from `source` only, until [`Link::heal_from`].
+    pub fn cut_from(&self, source: IpAddr) {
+        self.cut.send_modify(|cut| {
+            cut.from.insert(source);
+        });
+    }
+
+    /// Lets connections from `source` through again.
+    pub fn heal_from(&self, source: IpAddr) {
+        self.cut.send_modify(|cut| {
+            cut.from.remove(&source);
+        });
     }
 
     /// Lets connections through again.
     pub fn heal(&self) {
-        self.cut.send_replace(false);
+        self.cut.send_modify(|cut| cut.all = false);
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        self.cut.send_replace(true);
+        self.cut.send_modify(|cut| cut.all = true);
         self.accept.abort();
     }
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, delay: Duration, cut: Arc<watch::Sender<bool>>) {
-    while let Ok((inbound, _)) = listener.accept().await {
-        if *cut.borrow() {
+async fn accept(listener: TcpListener, target: SocketAddr, delay: Duration, cut: Arc<watch::Sender<Cut>>) {
+    while let Ok((inbound, source)) = listener.accept().await {
+        let source = source.ip();
+        if cut.borrow().refuses(source) {
             continue;
         }
         let mut cut = cut.subscribe();
@@ -89,7 +118,7 @@ async fn accept(listener: TcpListener, target: SocketAddr, delay: Duration, cut:
             // Dropping `forward` closes both sockets.
             tokio::select! {
                 () = forward => {}
-                _ = cut.wait_for(|cut| *cut) => {}
+                _ = cut.wait_for(|cut| cut.refuses(source)) => {}
             }
         });
     }
@@ -171,6 +200,44 @@ mod tests {
         assert_eq!(got, sent);
         assert!(elapsed >= delay * 2, "{elapsed:?}");
         assert!(elapsed < delay * 2 + Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_link_cut_from_one_source_closes_only_that_sources_connections() {
+        let link = Link::start("127.0.0.1:0".parse().unwrap(), echo().await, Duration::ZERO)
+            .await
+            .unwrap();
+        let connect_from = |source: &str| {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            socket.connect(link.addr())
+        };
+        let mut cut_off = connect_from("127.0.0.7").await.unwrap();
+        let mut other = connect_from("127.0.0.8").await.unwrap();
+        let mut buf = [0u8; 4];
+        for stream in [&mut cut_off, &mut other] {
+            stream.write_all(b"ping").await.unwrap();
+            stream.read_exact(&mut buf).await.unwrap();
+        }
+        link.cut_from("127.0.0.7".parse().unwrap());
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), cut_off.read_to_end(&mut rest)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+        let mut fresh = connect_from("127.0.0.7").await.unwrap();
+        let _ = fresh.write_all(b"ping").await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), fresh.read(&mut buf)).await;
+        assert!(matches!(answer, Ok(Ok(0)) | Ok(Err(_))), "{answer:?}");
+        // The other source's connection stays up.
+        other.write_all(b"pong").await.unwrap();
+        other.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+        link.heal_from("127.0.0.7".parse().unwrap());
+        let mut healed = connect_from("127.0.0.7").await.unwrap();
+        healed.write_all(b"ping").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), healed.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

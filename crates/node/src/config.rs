@@ -31,6 +31,10 @@ pub struct NodeConfig {
     /// Shares needed to sign (default ⌈2n/3⌉; at least ⌈2n/3⌉ and 2, at most n).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<usize>,
+    /// The local address this node's connections to its peers leave from (default: the one the
+    /// system picks), e.g. the address the peers' firewalls allow on a host with several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_source_address: Option<std::net::IpAddr>,
     /// Presignatures this node keeps in stock while it allocates (it is the lowest live node).
     #[serde(default = "default_stock")]
     pub presign_stock: usize,
@@ -630,6 +634,7 @@ mod tests {
             data_dir: PathBuf::from("data"),
             storage_key: None,
             threshold,
+            mesh_source_address: None,
             presign_stock: default_stock(),
             presign_refill_below: None,
             presign_parallel: default_parallel(),

@@ -144,7 +144,13 @@ pub async fn run(
         messages: limits.peer_queue_messages,
         bytes: limits.peer_queue_bytes,
     };
-    let net = Net::start(me, identity, &settings.peers, queues);
+    let net = Net::start(
+        me,
+        identity,
+        &settings.peers,
+        queues,
+        settings.config.mesh_source_address,
+    );
     let threshold = settings.threshold;
     let epoch = Epoch::new(settings.epoch, threshold, settings.peers.clone());
     let taker = Taker::start(Arc::clone(&store))?;

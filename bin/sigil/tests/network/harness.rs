@@ -262,6 +262,11 @@ impl Network {
         Self::start_setup(n, stock, Some(hosts), |_| vec![], |config| config).await
     }
 
+    /// [`Network::start_on`], with each node's `node.toml` passed through `edit` first.
+    pub async fn start_on_configured(n: usize, stock: usize, hosts: Hosts, edit: impl Fn(String) -> String) -> Self {
+        Self::start_setup(n, stock, Some(hosts), |_| vec![], edit).await
+    }
+
     async fn start_setup(
         n: usize,
         stock: usize,

@@ -442,13 +442,20 @@ async fn seven_hosts_cut_in_two_the_minority_cannot_sign_the_majority_does_and_a
     .await;
 }
 
-/// The same on loopback, without namespaces: a link in front of every node, the `minority`'s
-/// links cut and healed. A link cannot tell which node calls (NodeSet lists one URL per node), so
-/// the cut is one way — nobody reaches the minority, while the minority still reaches the others —
-/// and what the minority's own side says is checked only with namespaces.
+/// Node `i`'s own loopback address, its connections' source in [`check_cut_links`].
+fn source_of(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 20 + i as u8))
+}
+
+/// The same on loopback, without namespaces: a link in front of every node, and each node's
+/// connections leaving from its own loopback address (`mesh_source_address`). The cut is two
+/// ways: each side's links refuse the other side's source addresses, so the `minority` sees only
+/// itself, which its nodes' own health (asked at their listen addresses, past the links) must
+/// say, and the majority sees only itself.
 async fn check_cut_links(test: &str, n: usize, minority: &[usize]) {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut links = Vec::new();
+    let mut listens = Vec::new();
     let mut nodes = Vec::new();
     for port in sigil::devnet::free_ports(n).unwrap() {
         let listen = SocketAddr::new(loopback, port);
@@ -461,19 +468,58 @@ async fn check_cut_links(test: &str, n: usize, minority: &[usize]) {
             launch: Vec::new(),
         });
         links.push(link);
+        listens.push(listen);
     }
-    let mut net = Network::start_on(n, 4, Hosts { anvil: None, nodes }).await;
+    let mut net = Network::start_on_configured(n, 4, Hosts { anvil: None, nodes }, |config| {
+        let id: usize = config
+            .lines()
+            .find_map(|l| l.strip_prefix("id = "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        format!("mesh_source_address = \"{}\"\n{config}", source_of(id))
+    })
+    .await;
     let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let started = Instant::now();
     let mut presignatures = BTreeSet::new();
     sign_once(&client, &owned, &mut presignatures).await;
-    for i in minority {
-        links[*i].cut();
+    // Each side's links refuse the other side's nodes.
+    let other_side = |j: usize| -> Vec<usize> {
+        (0..n)
+            .filter(|k| minority.contains(k) != minority.contains(&j))
+            .collect()
+    };
+    for (j, link) in links.iter().enumerate() {
+        other_side(j).into_iter().for_each(|k| link.cut_from(source_of(k)));
+    }
+    // Each node of the minority sees only the minority.
+    for m in minority {
+        let url = format!("http://{}/health", listens[*m]);
+        until(
+            Duration::from_secs(90),
+            &format!("node {m} still sees nodes of the other side"),
+            || async {
+                let health: Option<serde_json::Value> = async {
+                    reqwest::Client::new()
+                        .get(&url)
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()
+                }
+                .await;
+                health.and_then(|h| h["peersUp"].as_u64()) == Some(minority.len() as u64)
+            },
+        )
+        .await;
     }
     majority_keeps_signing(&net, &client, &owned, &mut presignatures, minority).await;
-    for i in minority {
-        links[*i].heal();
+    for (j, link) in links.iter().enumerate() {
+        other_side(j).into_iter().for_each(|k| link.heal_from(source_of(k)));
     }
     every_node_signs_again(&mut net, &owned, &mut presignatures).await;
     eprintln!(
@@ -484,9 +530,9 @@ async fn check_cut_links(test: &str, n: usize, minority: &[usize]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seven_nodes_on_loopback_two_links_cut_the_rest_sign_and_all_sign_again_after_the_heal() {
+async fn seven_nodes_on_loopback_two_cut_off_both_ways_the_rest_sign_and_all_sign_again_after_the_heal() {
     check_cut_links(
-        "seven_nodes_on_loopback_two_links_cut_the_rest_sign_and_all_sign_again_after_the_heal",
+        "seven_nodes_on_loopback_two_cut_off_both_ways_the_rest_sign_and_all_sign_again_after_the_heal",
         7,
         &[5, 6],
     )

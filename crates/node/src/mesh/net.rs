@@ -191,8 +191,16 @@ impl Drop for Net {
 
 impl Net {
     /// Starts one sender task per peer (other than `me`); must run inside a tokio runtime.
-    pub fn start(me: u32, identity: Identity, peers: &[(u32, String, NodeKey)], limits: QueueLimits) -> Arc<Self> {
+    /// Connections to peers leave from `source` when it is set.
+    pub fn start(
+        me: u32,
+        identity: Identity,
+        peers: &[(u32, String, NodeKey)],
+        limits: QueueLimits,
+        source: Option<std::net::IpAddr>,
+    ) -> Arc<Self> {
         let http = reqwest::Client::builder()
+            .local_address(source)
             .pool_max_idle_per_host(16)
             // Peers close connections idle for `[limits] idle_timeout_secs` (a minute by
             // default); let go first.
@@ -425,7 +433,7 @@ mod tests {
             (0, "http://127.0.0.1:9".to_string(), me.public()),
             (1, "http://127.0.0.1:9".to_string(), peer.public()),
         ];
-        Net::start(0, me, &peers, limits)
+        Net::start(0, me, &peers, limits, None)
     }
 
     #[test]
