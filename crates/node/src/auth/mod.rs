@@ -15,6 +15,7 @@ use sigil_chain::siwe::{AuthError, AuthSig, Expected, VerifiedAuth, CLOCK_SKEW_S
 use crate::error::{Error, Kind};
 use crate::node::Node;
 
+pub mod caller;
 pub mod credentials;
 pub mod fetch;
 pub mod grant;

@@ -157,6 +157,12 @@ pub struct OauthLimits {
     pub userinfo_cache_entries: usize,
     /// Most userinfo calls a second, all endpoints together (default 20, bursts of twice that).
     pub userinfo_calls_per_sec: u32,
+    /// Most of them a second for tokens sent from one client address (an IPv4 address or an IPv6
+    /// /64; default 5, bursts of twice that), so one address sending made-up tokens cannot spend
+    /// the whole budget and turn away another's valid one.
+    pub userinfo_calls_per_caller_per_sec: u32,
+    /// Client addresses whose userinfo rate is remembered (default 4096; the idlest forgotten).
+    pub userinfo_tracked_callers: usize,
 }
 
 impl Default for OauthLimits {
@@ -172,6 +178,8 @@ impl Default for OauthLimits {
             userinfo_cache_secs: 60,
             userinfo_cache_entries: 4096,
             userinfo_calls_per_sec: 20,
+            userinfo_calls_per_caller_per_sec: 5,
+            userinfo_tracked_callers: 4096,
         }
     }
 }
@@ -203,6 +211,11 @@ impl OidcConfig {
             ("userinfo_max_bytes", self.limits.userinfo_max_bytes),
             ("userinfo_cache_entries", self.limits.userinfo_cache_entries),
             ("userinfo_calls_per_sec", self.limits.userinfo_calls_per_sec as usize),
+            (
+                "userinfo_calls_per_caller_per_sec",
+                self.limits.userinfo_calls_per_caller_per_sec as usize,
+            ),
+            ("userinfo_tracked_callers", self.limits.userinfo_tracked_callers),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("auth.oauth.{key} must be at least 1"));
@@ -611,6 +624,8 @@ pub struct OidcCounters {
     pub userinfo_calls: AtomicU64,
     /// Access tokens answered from the userinfo cache.
     pub userinfo_cache_hits: AtomicU64,
+    /// Access tokens not checked because their client address spent its share of the budget.
+    pub userinfo_caller_refused: AtomicU64,
     /// Tokens refused (any reason).
     pub refused: AtomicU64,
 }
@@ -628,6 +643,8 @@ pub struct Oidc {
     userinfo: Mutex<HashMap<[u8; 32], Answer>>,
     /// The budget of userinfo calls (one bucket).
     userinfo_budget: Mutex<super::limits::PrincipalLimits>,
+    /// Its share per client address ([`super::caller`]).
+    userinfo_per_caller: Mutex<super::limits::PrincipalLimits>,
     /// What it fetched and refused.
     pub counters: OidcCounters,
 }
@@ -647,12 +664,18 @@ impl Oidc {
             })
             .collect();
         let rate = config.limits.userinfo_calls_per_sec;
+        let per_caller = super::limits::PrincipalLimits::new(
+            config.limits.userinfo_calls_per_caller_per_sec,
+            config.limits.userinfo_calls_per_caller_per_sec.saturating_mul(2),
+            config.limits.userinfo_tracked_callers,
+        );
         Ok(Self {
             config,
             issuers,
             fetcher,
             userinfo: Mutex::new(HashMap::new()),
             userinfo_budget: Mutex::new(super::limits::PrincipalLimits::new(rate, rate.saturating_mul(2), 1)),
+            userinfo_per_caller: Mutex::new(per_caller),
             counters: OidcCounters::default(),
         })
     }
@@ -985,6 +1008,18 @@ impl Oidc {
                 self.counters.userinfo_cache_hits.fetch_add(1, Ordering::Relaxed);
                 return answer;
             }
+        }
+        // The caller's share first: one address's made-up tokens stop at it, and leave the rest
+        // of the budget to the others.
+        let share = super::caller::address().and_then(|caller| {
+            let mut table = self.userinfo_per_caller.lock().ok()?;
+            table.spend(super::caller::key(caller), now).err()
+        });
+        if let Some(wait) = share {
+            self.counters.userinfo_caller_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(OidcError::Busy {
+                retry_after_secs: wait.ceil().max(1.0) as u64,
+            });
         }
         let budget = self.userinfo_budget.lock().ok().map(|mut b| b.spend([0; 32], now));
         if let Some(Err(wait)) = budget {

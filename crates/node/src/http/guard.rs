@@ -487,7 +487,7 @@ pub(super) async fn limit(
                 guard: Arc::clone(&guard),
                 ip,
             };
-            next.run(request).await
+            crate::auth::caller::scope(subnet(ip), next.run(request)).await
         }
         Err(refused) => {
             metrics.refused(Refusal::HttpRefused, refused.reason());

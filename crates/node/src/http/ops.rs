@@ -238,6 +238,12 @@ async fn cache_metrics(node: &Node, out: &mut String) {
             oidc.userinfo_calls.load(R),
         ),
         (
+            "sigil_oidc_userinfo_caller_refused_total",
+            "counter",
+            "Access tokens not checked because their client address had spent its share of the userinfo budget (`[auth.oauth] userinfo_calls_per_caller_per_sec`).",
+            oidc.userinfo_caller_refused.load(R),
+        ),
+        (
             "sigil_oidc_refused_total",
             "counter",
             "OIDC ID tokens and OAuth access tokens refused.",

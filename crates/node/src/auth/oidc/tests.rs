@@ -761,6 +761,39 @@ async fn made_up_access_tokens_cost_the_provider_one_call_each_within_a_budget()
     assert!(error.retry_after().is_some());
 }
 
+/// The adversary: one client address sending made-up access tokens as fast as it can, to spend
+/// the node-wide userinfo budget so that another address's valid token is turned away.
+#[tokio::test]
+async fn made_up_access_tokens_from_one_address_do_not_turn_away_another_addresss_valid_one() {
+    let issuer = LocalIssuer::start(&[]).await;
+    issuer.served.users.lock().expect("lock").insert(
+        "valid".into(),
+        discord_answer("80351110224678912", "1052874239658692668"),
+    );
+    let mut config = issuer.config();
+    config.limits.userinfo_calls_per_sec = 4;
+    config.limits.userinfo_calls_per_caller_per_sec = 1;
+    let oidc = Oidc::new(config).expect("verifier");
+    let attacker: std::net::IpAddr = "10.0.0.66".parse().expect("ip");
+    let victim: std::net::IpAddr = "10.0.0.7".parse().expect("ip");
+    let mut busy = 0;
+    for i in 0..50 {
+        let token = format!("made-up-{i}");
+        let answer = crate::auth::caller::scope(attacker, oidc.verify_access_token(4, &token)).await;
+        if answer.expect_err("made up").code() == "OIDC_BUSY" {
+            busy += 1;
+        }
+    }
+    // The attacker's share is a burst of 2: the other 48 never reached the provider.
+    assert_eq!(busy, 48);
+    assert_eq!(issuer.served.userinfo_hits.load(Ordering::SeqCst), 2);
+    assert_eq!(oidc.counters.userinfo_caller_refused.load(Ordering::Relaxed), 48);
+    let identity = crate::auth::caller::scope(victim, oidc.verify_access_token(4, "valid"))
+        .await
+        .expect("the victim's valid token is checked");
+    assert_eq!(identity.auth_method_type, 4);
+}
+
 #[tokio::test]
 async fn an_access_token_for_another_application_is_refused() {
     let issuer = LocalIssuer::start(&[]).await;
