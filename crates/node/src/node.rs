@@ -41,15 +41,20 @@ pub enum Fault {
     /// Asks the allocator for each request's presignature with another digest than the one it
     /// computed (to bind the request id before the honest nodes ask), and releases no share.
     SquatRequests,
+    /// Sends its peers a stream of pool notices for runs that do not exist (stored, failed naming
+    /// every node), presignature orders it may not give, protocol messages for sessions nobody
+    /// opens, action values for requests nobody runs, and malformed allocation calls.
+    FloodPeers,
 }
 
 impl Fault {
-    const ALL: [Fault; 5] = [
+    const ALL: [Fault; 6] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
         Self::InflatedWitness,
         Self::SquatRequests,
+        Self::FloodPeers,
     ];
 
     /// The name used on the command line and in metrics.
@@ -60,6 +65,7 @@ impl Fault {
             Self::SilentPresigner => "silent-presigner",
             Self::InflatedWitness => "inflated-witness",
             Self::SquatRequests => "squat-requests",
+            Self::FloodPeers => "flood-peers",
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::epoch::{load_root_keys, save_root_keys, RootKeys, StoredRootKeys};
 use crate::epoch::{Epoch, EpochHandle};
 use crate::mesh::net::Net;
 use crate::mesh::session::Sessions;
-use crate::mesh::wire::{Call, Reply};
+use crate::mesh::wire::{Call, Message, Reply};
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeError, RunOptions, DATA_FILE};
 use crate::store::{SignedTakes, StorageKey, Store, StoreError, Taker};
@@ -223,6 +223,9 @@ pub async fn run(
         tasks.spawn(heartbeat(Arc::clone(&node), peer));
     }
     tasks.spawn(sweep(Arc::clone(&node)));
+    if node.has_fault(crate::node::Fault::FloodPeers) {
+        tasks.spawn(flood_peers(Arc::clone(&node)));
+    }
     tasks.spawn(bootstrap(Arc::clone(&node)));
     let peer_urls: Vec<String> = node.epoch().peers.iter().map(|(_, url, _)| url.clone()).collect();
     let guard = crate::http::guard::Guard::new(
@@ -239,6 +242,73 @@ pub async fn run(
         what: "serving HTTP".into(),
         source,
     })
+}
+
+/// The `flood-peers` test fault: every 200 ms, to every peer, notices and calls an honest node
+/// never sends (see [`crate::node::Fault::FloodPeers`]).
+async fn flood_peers(node: Arc<Node>) {
+    use rand_core::{OsRng, RngCore};
+    let mut sent: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ids: Vec<u32> = node.epoch().ids().collect();
+        for peer in node.net.peer_ids() {
+            for _ in 0..20 {
+                let seq = OsRng.next_u64();
+                node.net.send(peer, Message::Stored(seq).encode());
+                node.net.send(
+                    peer,
+                    Message::Failed {
+                        seq,
+                        silent: ids.clone(),
+                    }
+                    .encode(),
+                );
+                let mut session = [0u8; 32];
+                OsRng.fill_bytes(&mut session);
+                node.net.send(peer, Message::Protocol(session, vec![7; 256]).encode());
+                let mut request = [0u8; 16];
+                OsRng.fill_bytes(&mut request);
+                node.net.send(
+                    peer,
+                    Message::Action {
+                        request,
+                        topic: "once/flood".into(),
+                        value: "x".repeat(256),
+                    }
+                    .encode(),
+                );
+            }
+            // A well-formed order for a signing set of t nodes with this one in it, which this
+            // node then never runs.
+            let threshold = node.epoch().threshold;
+            let mut participants: Vec<u32> = std::iter::once(node.me)
+                .chain(ids.iter().copied().filter(|id| *id != node.me))
+                .take(threshold)
+                .collect();
+            participants.sort_unstable();
+            let start = crate::mesh::wire::Start {
+                seq: OsRng.next_u64(),
+                participants,
+            };
+            node.net.send(peer, Message::Start(start).encode());
+            let malformed = serde_json::to_vec(&Call::Allocate {
+                request: "not hex".into(),
+                digest: "zz".into(),
+                exclude: (0..1000).collect(),
+                at: crate::node::unix_now(),
+            })
+            .unwrap_or_default();
+            let node = Arc::clone(&node);
+            tokio::spawn(async move {
+                let _ = node.net.call(peer, &malformed, Duration::from_secs(1)).await;
+            });
+        }
+        sent += 1;
+        if sent % 25 == 1 {
+            tracing::warn!(rounds = sent, "TEST FAULT: flooding peers");
+        }
+    }
 }
 
 async fn heartbeat(node: Arc<Node>, peer: u32) {

@@ -366,3 +366,71 @@ async fn bodies_holding_genuine_prefixes_are_held_to_the_unverified_bytes_budget
     // Two of three nodes still sign.
     sign_and_check(&client, &owned).await;
 }
+
+/// The adversary is node 3, a member of the network: every 200 ms it sends each peer forty notices
+/// for presignature runs that do not exist (stored; failed, naming every node silent), protocol
+/// messages for sessions nobody opens, action values for requests nobody runs, a well-formed
+/// presignature order it never runs itself, and a malformed allocation call. The others keep
+/// signing with exactly `t` signers, bench no honest node, and their memory stays bounded.
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_pool_notices_orders_and_stray_messages_changes_nothing_for_the_others() {
+    let mut net = Network::start(4, 16, |i| {
+        if i == 3 {
+            vec!["--fault".into(), "flood-peers".into()]
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
+    let before: Vec<u64> = (0..3).map(|i| peak_kib(net.pid(i).unwrap())).collect();
+    // Twelve seconds of flood, a signature every 1.5 s (the pool refills meanwhile).
+    let mut signed = 0;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let hash = [signed as u8; 32];
+        if let Err(e) = client
+            .pkp_sign(sigil_client::KeyRef::KeyId(owned.key_ids[0]), hash, &owned.auth)
+            .await
+        {
+            for i in 0..4 {
+                eprintln!(
+                    "node {i}: {}",
+                    net.log(i)
+                        .lines()
+                        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                        .take(25)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            panic!("{e}");
+        }
+        signed += 1;
+    }
+    assert!(
+        net.log(3).contains("TEST FAULT: flooding peers"),
+        "node 3 did not flood"
+    );
+    for (i, before) in before.iter().enumerate() {
+        let grew = peak_kib(net.pid(i).unwrap()).saturating_sub(*before);
+        assert!(
+            grew < 96 << 10,
+            "node {i}'s peak memory grew by {grew} KiB under the flood"
+        );
+        for line in net
+            .log(i)
+            .lines()
+            .filter(|l| l.contains("node stalled a presignature run"))
+        {
+            assert!(
+                line.contains("node=3"),
+                "node {i} benched an honest node on the flooder's word: {line}"
+            );
+        }
+    }
+    eprintln!("{signed} signatures while node 3 flooded");
+}
