@@ -201,6 +201,18 @@ pub struct LimitsConfig {
     /// so this bounds what a stranger holding one can make the node keep); past it, `/mesh`
     /// answers 503 `BUSY`.
     pub mesh_unverified_bytes: usize,
+    /// Allocation asks one node may have open at this node, as allocator, that `t` nodes have
+    /// not joined yet (each one holds its mesh call for up to 10 s); further ones get `BUSY`.
+    pub open_asks_per_node: usize,
+    /// Bytes of action values (`runOnce`, `broadcastAndCollect`) one peer may have waiting in this
+    /// node's mailbox for runs of this node (values past it are dropped).
+    pub mailbox_bytes_per_peer: usize,
+    /// Allocations one node's asks may open without waiting for `t` nodes to ask (a token bucket:
+    /// a token comes back when `t` nodes have asked). An allocation nobody else asks for signs
+    /// nothing, so this bounds what a member asking for requests nobody made can spend.
+    pub solo_allocations: u32,
+    /// Solo tokens refilled per minute.
+    pub solo_allocations_per_min: u32,
     /// TCP connections one IP address may hold open (further ones are closed at once).
     pub connections_per_ip: usize,
     /// More TCP connections an address of the node list may hold, for the mesh only: connections
@@ -237,6 +249,10 @@ impl Default for LimitsConfig {
             peer_queue_bytes: 64 << 20,
             early_bytes_per_peer: 16 << 20,
             mesh_unverified_bytes: 64 << 20,
+            open_asks_per_node: 128,
+            mailbox_bytes_per_peer: 16 << 20,
+            solo_allocations: 64,
+            solo_allocations_per_min: 60,
             connections_per_ip: 512,
             peer_connections: 64,
             idle_timeout_secs: 60,
@@ -258,6 +274,9 @@ impl LimitsConfig {
             ("peer_queue_bytes", self.peer_queue_bytes),
             ("early_bytes_per_peer", self.early_bytes_per_peer),
             ("mesh_unverified_bytes", self.mesh_unverified_bytes),
+            ("open_asks_per_node", self.open_asks_per_node),
+            ("mailbox_bytes_per_peer", self.mailbox_bytes_per_peer),
+            ("solo_allocations", self.solo_allocations as usize),
             ("connections_per_ip", self.connections_per_ip),
             ("peer_connections", self.peer_connections),
             ("idle_timeout_secs", self.idle_timeout_secs as usize),

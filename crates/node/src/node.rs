@@ -45,16 +45,20 @@ pub enum Fault {
     /// every node), presignature orders it may not give, protocol messages for sessions nobody
     /// opens, action values for requests nobody runs, and malformed allocation calls.
     FloodPeers,
+    /// Asks every peer, 200 times a second, for presignatures of requests nobody made (random
+    /// request ids and digests), to drain the allocator's pool.
+    DrainPool,
 }
 
 impl Fault {
-    const ALL: [Fault; 6] = [
+    const ALL: [Fault; 7] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
         Self::InflatedWitness,
         Self::SquatRequests,
         Self::FloodPeers,
+        Self::DrainPool,
     ];
 
     /// The name used on the command line and in metrics.
@@ -66,6 +70,7 @@ impl Fault {
             Self::InflatedWitness => "inflated-witness",
             Self::SquatRequests => "squat-requests",
             Self::FloodPeers => "flood-peers",
+            Self::DrainPool => "drain-pool",
         }
     }
 }
@@ -163,8 +168,10 @@ pub struct Node {
     pub net: Arc<Net>,
     /// Running protocol sessions.
     pub sessions: Arc<Sessions>,
-    /// What the mesh bodies being read hold of envelopes not yet authenticated.
-    pub unverified: crate::mesh::frames::Unverified,
+    /// What the mesh bodies being read hold of envelopes not yet authenticated: those from the
+    /// node list's addresses, and those from anywhere else, each within its own budget, so a
+    /// stranger holding replayed prefixes cannot take the budget the peers' bodies need.
+    pub unverified: crate::mesh::frames::Budgets,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
     /// Command-line switches.

@@ -173,7 +173,7 @@ pub async fn run(
         taker,
         net,
         sessions: Arc::new(Sessions::new(limits.early_bytes_per_peer)),
-        unverified: crate::mesh::frames::Unverified::new(limits.mesh_unverified_bytes),
+        unverified: crate::mesh::frames::Budgets::new(limits.mesh_unverified_bytes),
         metrics: Arc::new(Metrics::default()),
         options,
         signer,
@@ -191,7 +191,7 @@ pub async fn run(
         )),
         oidc,
         derived: Mutex::new(HashMap::new()),
-        mailbox: crate::actions::mailbox::Mailbox::default(),
+        mailbox: crate::actions::mailbox::Mailbox::new(limits.mailbox_bytes_per_peer),
         action_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
         condition_slots: Arc::new(tokio::sync::Semaphore::new(settings.config.actions.max_concurrent)),
         spares: crate::actions::warm::Spares::new(
@@ -226,12 +226,14 @@ pub async fn run(
     if node.has_fault(crate::node::Fault::FloodPeers) {
         tasks.spawn(flood_peers(Arc::clone(&node)));
     }
+    if node.has_fault(crate::node::Fault::DrainPool) {
+        tasks.spawn(drain_pool(Arc::clone(&node)));
+    }
     tasks.spawn(bootstrap(Arc::clone(&node)));
     let peer_urls: Vec<String> = node.epoch().peers.iter().map(|(_, url, _)| url.clone()).collect();
-    let guard = crate::http::guard::Guard::new(
-        &node.settings.config.limits,
-        crate::http::guard::addresses_of(&peer_urls).await,
-    );
+    let listed = crate::http::guard::addresses_of(&peer_urls).await;
+    node.unverified.set_listed(listed.iter().copied());
+    let guard = crate::http::guard::Guard::new(&node.settings.config.limits, listed);
     let app = crate::http::guarded_app(Arc::clone(&node), Arc::clone(&guard))
         .into_make_service_with_connect_info::<crate::http::guard::PeerAddr>();
     let listener = crate::http::guard::GuardedListener::new(listener, guard, Arc::clone(&node.metrics));
@@ -307,6 +309,39 @@ async fn flood_peers(node: Arc<Node>) {
         sent += 1;
         if sent % 25 == 1 {
             tracing::warn!(rounds = sent, "TEST FAULT: flooding peers");
+        }
+    }
+}
+
+/// The `drain-pool` test fault: every 100 ms, 20 allocation calls to every peer for requests
+/// nobody made (see [`crate::node::Fault::DrainPool`]).
+async fn drain_pool(node: Arc<Node>) {
+    use rand_core::{OsRng, RngCore};
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for peer in node.net.peer_ids() {
+            for _ in 0..20 {
+                let mut request = [0u8; 16];
+                let mut digest = [0u8; 32];
+                OsRng.fill_bytes(&mut request);
+                OsRng.fill_bytes(&mut digest);
+                let call = serde_json::to_vec(&Call::Allocate {
+                    request: hex::encode(request),
+                    digest: hex::encode(digest),
+                    exclude: Vec::new(),
+                    at: crate::node::unix_now(),
+                })
+                .unwrap_or_default();
+                let node = Arc::clone(&node);
+                tokio::spawn(async move {
+                    let _ = node.net.call(peer, &call, Duration::from_secs(15)).await;
+                });
+            }
+        }
+        rounds += 1;
+        if rounds % 50 == 1 {
+            tracing::warn!(rounds, "TEST FAULT: asking for presignatures of requests nobody made");
         }
     }
 }

@@ -546,16 +546,18 @@ async fn attack_a_sign_request_cannot_take_the_ids_of_a_pending_mints_attestatio
         .request_mint(&bob_provider, &net.contracts(), key_id)
         .await
         .unwrap();
+    // To every node at once, as a client signs (the allocator spends a presignature only for a
+    // request t nodes ask for).
     for attempt in 0..sigil_primitives::ATTESTATION_ATTEMPTS {
-        for url in &net.urls {
-            let body = json!({
-                "keyId": hex::encode(attacker.key_ids[0]),
-                "toSign": hex::encode([0xee; 32]),
-                "requestId": hex::encode(attestation_request_id(&key_id, attempt)),
-                "authSig": serde_json::to_value(&attacker.auth).unwrap(),
-            });
-            post(&format!("{url}/web/pkp/sign"), body.to_string()).await;
-        }
+        let body = json!({
+            "keyId": hex::encode(attacker.key_ids[0]),
+            "toSign": hex::encode([0xee; 32]),
+            "requestId": hex::encode(attestation_request_id(&key_id, attempt)),
+            "authSig": serde_json::to_value(&attacker.auth).unwrap(),
+        })
+        .to_string();
+        let urls: Vec<String> = net.urls.iter().map(|url| format!("{url}/web/pkp/sign")).collect();
+        futures::future::join_all(urls.iter().map(|url| post(url, body.clone()))).await;
     }
     let (attested, attestation) = client.mint_attestation(salt, None, &bob_auth).await.unwrap();
     assert_eq!(attested, key_id);

@@ -1,8 +1,10 @@
 //! Values exchanged between the nodes running the same action request, by (request id, topic)
 //! and sender: a value sent over the mesh waits here until the local run asks for it. Bounded in
-//! slots and time. Uses nothing else of the crate.
+//! slots and time, and per sender in values and bytes, so one peer's values cannot crowd out the
+//! others'. Uses nothing else of the crate.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,39 +16,81 @@ const MAILBOX_TTL: Duration = Duration::from_secs(300);
 /// Most (request, topic) slots the mailbox holds.
 const MAILBOX_SLOTS: usize = 10_000;
 
+/// Most values one sender has in the mailbox at once.
+const VALUES_PER_SENDER: usize = MAILBOX_SLOTS / 4;
+
+/// What a value costs its sender beyond its bytes (slot and map overhead).
+const VALUE_OVERHEAD: usize = 128;
+
 /// When a slot was opened, and the value of each sender.
 type Slot = (Instant, BTreeMap<u32, String>);
 
-/// Values from the nodes running the same request, by (request id, topic) and sender.
 #[derive(Default)]
+struct Held {
+    slots: HashMap<([u8; 16], String), Slot>,
+    /// Per sender: values and bytes held.
+    senders: HashMap<u32, (usize, usize)>,
+}
+
+/// Values from the nodes running the same request, by (request id, topic) and sender.
 pub struct Mailbox {
-    slots: Mutex<HashMap<([u8; 16], String), Slot>>,
+    held: Mutex<Held>,
     changed: Notify,
+    bytes_per_sender: usize,
+    dropped: AtomicU64,
 }
 
 impl Mailbox {
-    /// Records `from`'s value (the first one per sender counts).
+    /// A mailbox where each sender holds at most `bytes_per_sender` bytes of values.
+    pub fn new(bytes_per_sender: usize) -> Self {
+        Self {
+            held: Mutex::new(Held::default()),
+            changed: Notify::new(),
+            bytes_per_sender,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Values dropped because the mailbox or their sender's share of it was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records `from`'s value (the first one per sender counts), unless the mailbox is full or
+    /// `from` already holds its share of values or bytes.
     pub fn put(&self, request: [u8; 16], topic: &str, from: u32, value: String) {
-        if let Ok(mut slots) = self.slots.lock() {
-            if slots.len() >= MAILBOX_SLOTS && !slots.contains_key(&(request, topic.to_string())) {
-                tracing::warn!("action mailbox full; dropping a value");
+        if let Ok(mut held) = self.held.lock() {
+            let Held { slots, senders } = &mut *held;
+            let key = (request, topic.to_string());
+            if slots.get(&key).is_some_and(|(_, values)| values.contains_key(&from)) {
                 return;
             }
+            let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+            let (count, bytes) = senders.entry(from).or_insert((0, 0));
+            let full = (slots.len() >= MAILBOX_SLOTS && !slots.contains_key(&key))
+                || *count >= VALUES_PER_SENDER
+                || *bytes + cost > self.bytes_per_sender;
+            if full {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(from, "action mailbox full for this sender; dropping a value");
+                return;
+            }
+            *count += 1;
+            *bytes += cost;
             slots
-                .entry((request, topic.to_string()))
+                .entry(key)
                 .or_insert_with(|| (Instant::now(), BTreeMap::new()))
                 .1
-                .entry(from)
-                .or_insert(value);
+                .insert(from, value);
         }
         self.changed.notify_waiters();
     }
 
     fn snapshot(&self, request: [u8; 16], topic: &str) -> BTreeMap<u32, String> {
-        self.slots
+        self.held
             .lock()
             .ok()
-            .and_then(|s| s.get(&(request, topic.to_string())).map(|(_, v)| v.clone()))
+            .and_then(|h| h.slots.get(&(request, topic.to_string())).map(|(_, v)| v.clone()))
             .unwrap_or_default()
     }
 
@@ -76,8 +120,54 @@ impl Mailbox {
 
     /// Forgets old values.
     pub fn sweep(&self) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.retain(|_, (at, _)| at.elapsed() < MAILBOX_TTL);
+        if let Ok(mut held) = self.held.lock() {
+            let Held { slots, senders } = &mut *held;
+            slots.retain(|(_, topic), (at, values)| {
+                let keep = at.elapsed() < MAILBOX_TTL;
+                if !keep {
+                    for (from, value) in values.iter() {
+                        if let Some((count, bytes)) = senders.get_mut(from) {
+                            *count = count.saturating_sub(1);
+                            *bytes = bytes.saturating_sub(value.len() + topic.len() + VALUE_OVERHEAD);
+                        }
+                    }
+                }
+                keep
+            });
+            senders.retain(|_, (count, _)| *count > 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sender_holds_only_its_share_and_the_others_still_get_theirs_in() {
+        let mailbox = Mailbox::new(4 << 20);
+        // A peer sends one-mebibyte values for requests nobody runs: four fit, the rest drop.
+        for i in 0..40u8 {
+            mailbox.put([i; 16], "once/x", 3, "v".repeat(1 << 20));
+        }
+        assert_eq!(mailbox.dropped(), 37);
+        // Small values: its count is bounded too.
+        let mut small = 0;
+        for i in 0..(VALUES_PER_SENDER as u32 + 100) {
+            let mut request = [0u8; 16];
+            request[..4].copy_from_slice(&i.to_be_bytes());
+            request[15] = 1;
+            mailbox.put(request, "t", 3, "x".into());
+            small += 1;
+        }
+        assert!(small > VALUES_PER_SENDER);
+        assert!(mailbox.held.lock().unwrap().senders[&3].0 <= VALUES_PER_SENDER);
+        // Another node's value still goes in, and a second value per sender and slot is ignored.
+        mailbox.put([7; 16], "t", 0, "honest".into());
+        mailbox.put([7; 16], "t", 0, "again".into());
+        assert_eq!(
+            mailbox.snapshot([7; 16], "t").get(&0).map(String::as_str),
+            Some("honest")
+        );
     }
 }

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use futures::StreamExt;
 
 use super::error::ApiError;
+use super::guard::PeerAddr;
 use crate::error::Error;
 use crate::mesh::dispatch::{self, Inbound};
 use crate::node::Node;
@@ -26,12 +27,23 @@ async fn stream(mut inbound: Inbound, body: Body) -> Result<Option<Vec<u8>>, Err
     inbound.finish()
 }
 
-pub(super) async fn send(State(node): State<Arc<Node>>, body: Body) -> Result<StatusCode, ApiError> {
-    stream(Inbound::batch(&node), body).await?;
+/// The address a body comes from (the connection's), if the server recorded it.
+fn source(request: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    request
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|ConnectInfo(PeerAddr(addr))| addr.ip())
+}
+
+pub(super) async fn send(State(node): State<Arc<Node>>, request: Request) -> Result<StatusCode, ApiError> {
+    let source = source(request.extensions());
+    stream(Inbound::batch(&node, source), request.into_body()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) async fn call(State(node): State<Arc<Node>>, body: Body) -> Result<Vec<u8>, ApiError> {
-    let envelope = stream(Inbound::call(&node), body).await?.unwrap_or_default();
+pub(super) async fn call(State(node): State<Arc<Node>>, request: Request) -> Result<Vec<u8>, ApiError> {
+    let source = source(request.extensions());
+    let envelope = stream(Inbound::call(&node, source), request.into_body())
+        .await?
+        .unwrap_or_default();
     Ok(dispatch::answer(&node, &envelope).await?)
 }

@@ -94,6 +94,27 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     );
     metric(
         &mut out,
+        "sigil_action_mailbox_dropped_total",
+        "counter",
+        "Action values from peers dropped because the mailbox, or their sender's share of it (limits.mailbox_bytes_per_peer, 2500 values), was full.",
+        node.mailbox.dropped(),
+    );
+    metric(
+        &mut out,
+        "sigil_allocations_unconfirmed_total",
+        "counter",
+        "Allocation asks refused because fewer than t nodes asked for their request within the wait (a member asking for requests nobody made).",
+        node.epoch().pool.unconfirmed(),
+    );
+    metric(
+        &mut out,
+        "sigil_allocations_over_share_total",
+        "counter",
+        "Allocation asks refused because their node had limits.open_asks_per_node asks open that t nodes had not joined.",
+        node.epoch().pool.over_share(),
+    );
+    metric(
+        &mut out,
         "sigil_presignature_conflicts_total",
         "counter",
         "Sign requests refused because their presignature was already used for another request (an allocator bound it twice).",

@@ -3,6 +3,7 @@
 //! (ping, witness, allocate, discard) answered. Uses `node`, `signing::pool`, `mesh`, `error`;
 //! never `http`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::{hex_bytes, Error, Kind};
@@ -28,16 +29,18 @@ pub struct Inbound {
     charge: Charge,
 }
 
-/// What one body has charged to the node's unverified-bytes budget; given back when dropped.
+/// What one body has charged to its unverified-bytes budget (the node list's, or everyone
+/// else's: [`crate::mesh::frames::Budgets`]); given back when dropped.
 struct Charge {
     node: Arc<Node>,
+    source: Option<IpAddr>,
     held: usize,
 }
 
 impl Charge {
     /// The body now holds `to` unverified bytes: false if that does not fit the budget.
     fn to(&mut self, to: usize) -> bool {
-        let fits = self.node.unverified.charge(self.held, to);
+        let fits = self.node.unverified.for_source(self.source).charge(self.held, to);
         if fits {
             self.held = to;
         }
@@ -47,28 +50,29 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.node.unverified.charge(self.held, 0);
+        self.node.unverified.for_source(self.source).charge(self.held, 0);
     }
 }
 
 impl Inbound {
-    /// A `/mesh/send` body: a batch of one-way messages.
-    pub fn batch(node: &Arc<Node>) -> Self {
-        Self::new(node, Framing::Batch)
+    /// A `/mesh/send` body from `source`: a batch of one-way messages.
+    pub fn batch(node: &Arc<Node>, source: Option<IpAddr>) -> Self {
+        Self::new(node, Framing::Batch, source)
     }
 
-    /// A `/mesh/call` body: one call.
-    pub fn call(node: &Arc<Node>) -> Self {
-        Self::new(node, Framing::Single)
+    /// A `/mesh/call` body from `source`: one call.
+    pub fn call(node: &Arc<Node>, source: Option<IpAddr>) -> Self {
+        Self::new(node, Framing::Single, source)
     }
 
-    fn new(node: &Arc<Node>, framing: Framing) -> Self {
+    fn new(node: &Arc<Node>, framing: Framing, source: Option<IpAddr>) -> Self {
         Self {
             node: Arc::clone(node),
             reader: FrameReader::new(framing),
             from: None,
             charge: Charge {
                 node: Arc::clone(node),
+                source,
                 held: 0,
             },
         }
@@ -84,9 +88,9 @@ impl Inbound {
                     Kind::Unavailable,
                     "BUSY",
                     format!(
-                        "node {} holds {} bytes of mesh envelopes not yet authenticated, its limit (limits.mesh_unverified_bytes); retry shortly",
+                        "node {} holds {} bytes of mesh envelopes not yet authenticated from addresses like this one, its limit (limits.mesh_unverified_bytes); retry shortly",
                         self.node.me,
-                        self.node.unverified.held()
+                        self.node.unverified.for_source(self.charge.source).held()
                     ),
                 ));
             }
@@ -224,13 +228,17 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
                     code: "NOT_ALLOCATOR".into(),
                     message: format!("node {} is not the allocator: a lower node is live", node.me),
                 }
-            } else if hex_bytes::<16>("requestId", &request).is_err() || hex_bytes::<32>("digest", &digest).is_err() {
+            } else if hex_bytes::<16>("requestId", &request).is_err()
+                || hex_bytes::<32>("digest", &digest).is_err()
+                || exclude.len() > node.epoch().peers.len()
+            {
                 Reply::Error {
                     code: "BAD_REQUEST".into(),
                     message: "allocation request with a malformed id".into(),
                 }
             } else {
                 let call = AllocateCall {
+                    from: opened.from,
                     request: &request,
                     digest: &digest,
                     exclude: &exclude,

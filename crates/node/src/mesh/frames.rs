@@ -13,6 +13,9 @@ use sigil_mesh::{OVERHEAD, PREFIX_LEN};
 /// Largest envelope a peer may post (its body at most this less [`OVERHEAD`]). The largest
 /// message nodes exchange is an action value (at most 1 MiB, JSON-escaped).
 pub const MAX_FRAME_BYTES: usize = 8 << 20;
+/// Largest `/mesh/call` envelope: calls are small (the largest, a discard of 1024 slots, is about
+/// 25 KiB), and a call is held while it is answered (an allocation waits up to 35 s).
+pub const MAX_CALL_BYTES: usize = 64 << 10;
 /// Frames in one `/mesh/send` body.
 pub const MAX_FRAMES: usize = 64;
 /// Bytes in one `/mesh/send` body, length fields included.
@@ -127,7 +130,7 @@ impl FrameReader {
             let limit = match (self.prefix_sent, self.len) {
                 (false, _) => PREFIX_LEN,
                 (true, Some(len)) => len,
-                (true, None) => MAX_FRAME_BYTES,
+                (true, None) => MAX_CALL_BYTES,
             };
             let take = limit.saturating_sub(self.frame.len()).min(data.len());
             if take == 0 && self.framing == Framing::Single {
@@ -160,7 +163,8 @@ impl FrameReader {
     /// until the whole envelope is in.
     pub fn unverified(&self) -> usize {
         if self.prefix_sent {
-            self.frame.len()
+            // What the buffer holds, not what it was filled with: it grows by doubling.
+            self.frame.capacity()
         } else {
             0
         }
@@ -185,11 +189,16 @@ impl FrameReader {
         }
         let (head, rest) = data.split_at(take);
         if into_frame {
-            if self.frame.capacity() == 0 {
-                self.frame.reserve_exact(PREFIX_LEN);
-            }
             // Grown as bytes arrive, never to the declared length ahead of them: a replayed
-            // genuine prefix declaring 8 MiB costs only what its sender really sends.
+            // genuine prefix declaring 8 MiB costs only what its sender really sends. Doubling,
+            // but never past the declared length, so what is charged (the capacity) stays
+            // within twice what arrived and within the frame's size.
+            let want = self.frame.len() + head.len();
+            if want > self.frame.capacity() {
+                let ceiling = self.len.unwrap_or(MAX_CALL_BYTES).max(want);
+                let grown = (self.frame.capacity() * 2).max(PREFIX_LEN).clamp(want, ceiling);
+                self.frame.reserve_exact(grown - self.frame.len());
+            }
             self.frame.extend_from_slice(head);
         } else {
             self.len_bytes.extend_from_slice(head);
@@ -234,6 +243,54 @@ impl Unverified {
                 held.checked_add(grow).filter(|total| *total <= self.limit)
             })
             .is_ok()
+    }
+}
+
+/// The two unverified-bytes budgets of a node: one for bodies from the node list's addresses,
+/// one for bodies from anywhere else (each `limit` bytes).
+#[derive(Debug)]
+pub struct Budgets {
+    listed: Unverified,
+    others: Unverified,
+    addresses: std::sync::OnceLock<std::collections::HashSet<std::net::IpAddr>>,
+}
+
+impl Budgets {
+    /// Two budgets of `limit` bytes each; until [`Budgets::set_listed`], every body is charged
+    /// to the others' budget.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            listed: Unverified::new(limit),
+            others: Unverified::new(limit),
+            addresses: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The node list's addresses (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn set_listed(&self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
+        let _ = self.addresses.set(addresses.into_iter().map(canonical).collect());
+    }
+
+    /// The budget a body from `source` is charged to.
+    pub fn for_source(&self, source: Option<std::net::IpAddr>) -> &Unverified {
+        let listed = source.is_some_and(|ip| self.addresses.get().is_some_and(|a| a.contains(&canonical(ip))));
+        if listed {
+            &self.listed
+        } else {
+            &self.others
+        }
+    }
+
+    /// Bytes held now, in both budgets.
+    pub fn held(&self) -> usize {
+        self.listed.held() + self.others.held()
+    }
+}
+
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -377,10 +434,60 @@ mod tests {
             read(Framing::Single, &small[..OVERHEAD - 1], 7).1,
             Err(FrameError::Truncated { index: 0 })
         );
-        let oversized = envelope(MAX_FRAME_BYTES + 1, 0);
+        let oversized = envelope(MAX_CALL_BYTES + 1, 0);
         assert!(matches!(
             read(Framing::Single, &oversized, 1 << 20).1,
             Err(FrameError::FrameSize { .. })
         ));
+    }
+
+    #[test]
+    fn bodies_from_the_node_lists_addresses_have_a_budget_strangers_cannot_take() {
+        let budgets = Budgets::new(1000);
+        let peer: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+        budgets.set_listed([peer]);
+        assert!(budgets.for_source(Some(stranger)).charge(0, 1000));
+        assert!(
+            !budgets.for_source(Some(stranger)).charge(0, 1),
+            "the strangers' budget is full"
+        );
+        assert!(
+            !budgets.for_source(None).charge(0, 1),
+            "an unknown source is a stranger"
+        );
+        assert!(
+            budgets.for_source(Some(peer)).charge(0, 1000),
+            "the peers' is untouched"
+        );
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert!(
+            !budgets.for_source(Some(mapped)).charge(0, 1),
+            "an IPv4-mapped peer address is the peer's"
+        );
+        assert_eq!(budgets.held(), 2000);
+    }
+
+    #[test]
+    fn what_a_frame_is_charged_covers_its_buffer_and_stays_within_its_declared_length() {
+        let body = envelope(300_000, 3);
+        let mut reader = FrameReader::new(Framing::Batch);
+        let framed = batch([body.as_slice()]);
+        let mut fed = 0;
+        for chunk in framed.chunks(4096).take(40) {
+            let mut data = chunk;
+            while !data.is_empty() {
+                if reader.push(&mut data).is_err() {
+                    break;
+                }
+            }
+            fed += chunk.len();
+            assert!(reader.unverified() <= body.len(), "charged past the frame's length");
+            assert!(reader.unverified() >= reader.frame.len(), "charged less than held");
+            assert!(
+                reader.unverified() <= 2 * fed.max(PREFIX_LEN),
+                "charged far past what arrived"
+            );
+        }
     }
 }

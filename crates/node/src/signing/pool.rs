@@ -28,9 +28,9 @@ use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use sigil_tss::ecdsa::{presigning, triple_generation};
 use sigil_tss::{PartyId, SessionId};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::stock::request_id;
+use super::stock::{request_id, Solo};
 pub use super::stock::{AllocateError, ALLOCATE_WINDOW_SECS};
 use crate::epoch::Epoch;
 use crate::mesh::session::SessionError;
@@ -44,11 +44,16 @@ const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
 const SILENCE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a sign request waits for a presignature when the stock is empty.
 pub const ALLOCATION_WAIT: Duration = Duration::from_secs(25);
-/// How long concurrent asks for one request share one in-memory answer.
-const ALLOCATION_MEMORY: Duration = Duration::from_secs(120);
-/// Most allocations kept in memory at once (about 200 bytes each): a peer asking for many
-/// requests gets `BUSY` past it, and the table stays bounded however fast it asks.
-const MAX_ALLOCATIONS: usize = 16_384;
+/// How long concurrent asks for one request share one in-memory answer (a later ask finds the
+/// stored record): longer than an ask can take ([`QUORUM_WAIT`] and [`ALLOCATION_WAIT`]). With
+/// [`MAX_ALLOCATIONS`], it bounds the allocator's sustained rate at about 1 000 a second.
+const ALLOCATION_MEMORY: Duration = Duration::from_secs(60);
+/// How long the allocator waits for `t` nodes to ask for one request before it refuses it
+/// (`UNCONFIRMED`). The signers of an action may reach its `sign` call seconds apart.
+pub const QUORUM_WAIT: Duration = Duration::from_secs(10);
+/// Most allocations kept in memory at once (about 300 bytes each): past it asks get `BUSY`,
+/// and the table stays bounded however fast they come.
+const MAX_ALLOCATIONS: usize = 65_536;
 /// How long allocation records are kept (much longer than the replay window).
 const ALLOCATION_RECORD_SECS: u64 = 3600;
 /// Presignature runs this node joins at once on one owner's orders.
@@ -809,6 +814,8 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
 
 /// What an allocation call asks for.
 pub struct AllocateCall<'a> {
+    /// The node asking (authenticated by the mesh; this node's own id for its own ask).
+    pub from: u32,
     /// The client's request id (16 bytes hex).
     pub request: &'a str,
     /// `sha256(keyId | hash)` hex.
@@ -819,12 +826,21 @@ pub struct AllocateCall<'a> {
     pub at: u64,
 }
 
-/// Allocates a presignature of this node's pool to sign `call.digest` for request `call.request`;
-/// every caller asking for the same request and digest gets the same allocation (also across
-/// restarts). An allocation is keyed by both, so a caller asking first with another digest (a
-/// malicious peer squatting a request id every node derives the same way, such as a claim's or an
-/// attestation's) gets a presignature of its own and takes nothing from the others; nodes that
-/// disagree on what to sign each get theirs, and no set of `t` shares forms over either digest.
+/// Allocates a presignature of this node's pool to sign `call.digest` for request `call.request`.
+///
+/// Every signer asks, so a request that `t` distinct nodes never ask for signs nothing. A node's
+/// ask that opens an allocation is answered at once while the node has *solo* tokens
+/// (`limits.solo_allocations`, refilled at `limits.solo_allocations_per_min`; a token comes back
+/// when `t` nodes have asked), and otherwise once `t` nodes have asked, within [`QUORUM_WAIT`]
+/// (`UNCONFIRMED` after it). So a member asking for requests nobody made spends at most its
+/// tokens, while honest asks, joined within milliseconds, keep theirs. One node holds at most
+/// `limits.open_asks_per_node` asks nobody joined (`BUSY` past it), so its waiting calls stay few.
+///
+/// Every caller asking for the same request, digest and exclusions gets the same allocation (also
+/// across restarts). An allocation is keyed by all three, so a caller asking first with another
+/// digest (a malicious peer squatting a request id every node derives the same way, such as a
+/// claim's or an attestation's) or other exclusions opens an allocation of its own and takes
+/// nothing from the others.
 pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Allocation, AllocateError> {
     let epoch = node.epoch();
     let skew = unix_now().abs_diff(call.at);
@@ -833,32 +849,54 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
     }
     // At most n − t valid node ids can be left out, or no set remains.
     let n = epoch.peers.len() as u32;
+    let t = epoch.threshold;
+    if call.from >= n {
+        return Err(AllocateError::Conflict(call.request.to_string()));
+    }
     let mut exclude: Vec<u32> = call.exclude.iter().copied().filter(|id| *id < n).collect();
     exclude.sort_unstable();
     exclude.dedup();
-    exclude.truncate((n as usize).saturating_sub(epoch.threshold));
+    exclude.truncate((n as usize).saturating_sub(t));
     let request_bytes: [u8; 16] = hex::decode(call.request)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| AllocateError::Conflict(call.request.to_string()))?;
-    let key = allocation_key(&request_bytes, call.digest);
-    let cell = {
-        let mut map = epoch
+    let key = allocation_key(&request_bytes, call.digest, &exclude);
+    let asked = {
+        let mut table = epoch
             .pool
             .allocations
             .lock()
             .map_err(|_| AllocateError::Store("allocation table poisoned".into()))?;
-        map.retain(|_, (at, _)| at.elapsed() < ALLOCATION_MEMORY);
-        if map.len() >= MAX_ALLOCATIONS && !map.contains_key(&key) {
+        table.expire(ALLOCATION_MEMORY, QUORUM_WAIT, t);
+        if table.entries.len() >= MAX_ALLOCATIONS && !table.entries.contains_key(&key) {
             return Err(AllocateError::Busy(node.me));
         }
-        Arc::clone(
-            &map.entry(key)
-                .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())))
-                .1,
-        )
+        let limits = &node.settings.config.limits;
+        let solo = Solo {
+            burst: limits.solo_allocations,
+            per_min: limits.solo_allocations_per_min,
+        };
+        let Some(asked) = table.open(key, call.from, limits.open_asks_per_node, solo) else {
+            epoch.pool.over_share.fetch_add(1, Ordering::Relaxed);
+            return Err(AllocateError::TooManyOpen(call.from));
+        };
+        if asked.ask(call.from, t) {
+            table.close(&asked, solo);
+        }
+        asked
     };
-    let allocation = cell
+    if !asked.early && !asked.quorum(t, QUORUM_WAIT).await {
+        epoch.pool.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        return Err(AllocateError::Unconfirmed {
+            allocator: node.me,
+            asked: asked.askers(),
+            needed: t,
+            wait_secs: QUORUM_WAIT.as_secs(),
+        });
+    }
+    let allocation = asked
+        .cell
         .get_or_init(|| allocate_once(node, key, call.digest, &exclude))
         .await
         .clone()?;
@@ -868,9 +906,10 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
     Ok(allocation)
 }
 
-/// The key of the allocation for `request` and `digest`, in memory and in the store.
-fn allocation_key(request: &[u8; 16], digest: &str) -> [u8; 16] {
-    request_id(b"sigil-allocation/v1", &[request, digest.as_bytes()])
+/// The key of the allocation for `request`, `digest` and `exclude`, in memory and in the store.
+fn allocation_key(request: &[u8; 16], digest: &str, exclude: &[u32]) -> [u8; 16] {
+    let exclude: Vec<u8> = exclude.iter().flat_map(|id| id.to_be_bytes()).collect();
+    request_id(b"sigil-allocation/v2", &[request, digest.as_bytes(), &exclude])
 }
 
 async fn allocate_once(

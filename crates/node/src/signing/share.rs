@@ -27,7 +27,10 @@ const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 impl From<AllocateError> for Error {
     fn from(e: AllocateError) -> Self {
         let status = match &e {
-            AllocateError::PoolEmpty(_) | AllocateError::Busy(_) => Kind::Unavailable,
+            AllocateError::PoolEmpty(_)
+            | AllocateError::Busy(_)
+            | AllocateError::TooManyOpen(_)
+            | AllocateError::Unconfirmed { .. } => Kind::Unavailable,
             AllocateError::Conflict(_) => Kind::Conflict,
             AllocateError::Stale { .. } => Kind::Upstream,
             AllocateError::Store(_) => Kind::Internal,
@@ -73,8 +76,13 @@ pub(crate) async fn threshold_share(
     let request_hex = hex::encode(request_id);
     if node.has_fault(Fault::SquatRequests) {
         let junk = hex::encode(Sha256::digest(format!("squat {digest}")));
-        let squatted = allocation(node, epoch, &request_hex, &junk, exclude).await;
-        tracing::warn!(request = %request_hex, ok = squatted.is_ok(), "TEST FAULT: asked for this request's presignature with another digest");
+        tracing::warn!(request = %request_hex, "TEST FAULT: asked for this request's presignature with another digest");
+        // The allocator holds an ask nobody joins until its wait ends: not worth waiting for.
+        let (squatter, request, exclude) = (Arc::clone(node), request_hex.clone(), exclude.to_vec());
+        tokio::spawn(async move {
+            let epoch = squatter.epoch();
+            let _ = allocation(&squatter, &epoch, &request, &junk, &exclude).await;
+        });
         return Err(Error::new(
             Kind::Upstream,
             "ALLOCATOR_ERROR",
@@ -255,6 +263,7 @@ async fn allocation(
     for (id, _, _) in &epoch.peers {
         if *id == node.me {
             let call = AllocateCall {
+                from: node.me,
                 request,
                 digest,
                 exclude,
@@ -298,6 +307,7 @@ fn allocator_error(code: &str, message: String) -> Error {
         "POOL_EMPTY" => (Kind::Unavailable, "POOL_EMPTY"),
         "NOT_READY" => (Kind::Unavailable, "NOT_READY"),
         "BUSY" => (Kind::Unavailable, "BUSY"),
+        "UNCONFIRMED" => (Kind::Unavailable, "UNCONFIRMED"),
         "REQUEST_CONFLICT" => (Kind::Conflict, "REQUEST_CONFLICT"),
         "BAD_REQUEST" => (Kind::Invalid, "BAD_REQUEST"),
         _ => (Kind::Upstream, "ALLOCATOR_ERROR"),

@@ -24,6 +24,154 @@ pub const RATE_BUCKETS: usize = 61;
 /// One allocation in flight, shared by concurrent asks for the same request.
 pub(super) type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 
+/// One allocation asked for: the nodes that asked, and its answer. A signature needs `t`
+/// signers and each asks, so an allocation that `t` nodes never ask for is *solo*: it signs
+/// nothing. A node may open only a few solo allocations at once ([`Solo`]); past them its new
+/// asks are answered once `t` nodes have asked, so `t − 1` colluding members asking for
+/// requests nobody made spend a bounded number of presignatures.
+#[derive(Debug)]
+pub(super) struct Asked {
+    pub(super) at: Instant,
+    /// The node that asked first: its open asks are counted against its share of the table.
+    pub(super) first: u32,
+    /// Answered without waiting for `t` askers, on a token of the first asker's [`Solo`] bucket
+    /// (given back when `t` nodes have asked).
+    pub(super) early: bool,
+    askers: Mutex<Vec<u32>>,
+    quorum: Notify,
+    pub(super) cell: Cell,
+}
+
+impl Asked {
+    /// Adds `node` to the askers; true if its ask is the `t`-th (it wakes the waiting).
+    pub(super) fn ask(&self, node: u32, t: usize) -> bool {
+        let Ok(mut askers) = self.askers.lock() else {
+            return false;
+        };
+        if askers.contains(&node) || askers.len() >= t {
+            return false;
+        }
+        askers.push(node);
+        let joined = askers.len() == t;
+        if joined {
+            self.quorum.notify_waiters();
+        }
+        joined
+    }
+
+    /// How many distinct nodes asked.
+    pub(super) fn askers(&self) -> usize {
+        self.askers.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Waits until `t` nodes have asked, at most `wait`; false if they did not.
+    pub(super) async fn quorum(&self, t: usize, wait: Duration) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.quorum.notified();
+            if self.askers() >= t {
+                return true;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return self.askers() >= t;
+            }
+        }
+    }
+}
+
+/// How many solo allocations one node may open: a token bucket of `burst` tokens refilled at
+/// `per_min` a minute. A token is spent when the node's ask opens an allocation answered at once,
+/// and given back when `t` nodes have asked for it; an allocation nobody joins keeps its token.
+#[derive(Clone, Copy, Debug)]
+pub struct Solo {
+    /// Tokens when full.
+    pub burst: u32,
+    /// Tokens refilled per minute.
+    pub per_min: u32,
+}
+
+/// The allocations in memory, with how many asks each node opened that `t` nodes have not yet
+/// joined (one node may hold only its share of the table with asks nobody else makes), and each
+/// node's [`Solo`] tokens.
+#[derive(Debug, Default)]
+pub(super) struct Allocations {
+    pub(super) entries: HashMap<[u8; 16], Arc<Asked>>,
+    open: HashMap<u32, usize>,
+    /// Per node: tokens left, and when they were last refilled.
+    tokens: HashMap<u32, (f64, Instant)>,
+}
+
+impl Allocations {
+    /// The entry for `key`, opened by `node` if new (None when `node` already holds `share`
+    /// open asks); a new entry is answered at once if `node` has a [`Solo`] token left.
+    pub(super) fn open(&mut self, key: [u8; 16], node: u32, share: usize, solo: Solo) -> Option<Arc<Asked>> {
+        if let Some(asked) = self.entries.get(&key) {
+            return Some(Arc::clone(asked));
+        }
+        let open = self.open.entry(node).or_insert(0);
+        if *open >= share {
+            return None;
+        }
+        *open += 1;
+        let now = Instant::now();
+        let burst = f64::from(solo.burst);
+        let (tokens, last) = self.tokens.entry(node).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * f64::from(solo.per_min) / 60.0).min(burst);
+        *last = now;
+        let early = *tokens >= 1.0;
+        if early {
+            *tokens -= 1.0;
+        }
+        let asked = Arc::new(Asked {
+            at: now,
+            first: node,
+            early,
+            askers: Mutex::new(Vec::new()),
+            quorum: Notify::new(),
+            cell: Arc::new(OnceCell::new()),
+        });
+        self.entries.insert(key, Arc::clone(&asked));
+        Some(asked)
+    }
+
+    /// `t` nodes asked for `asked`: it no longer counts against its first asker, who gets its
+    /// token back.
+    pub(super) fn close(&mut self, asked: &Asked, solo: Solo) {
+        self.release(asked.first);
+        if asked.early {
+            if let Some((tokens, _)) = self.tokens.get_mut(&asked.first) {
+                *tokens = (*tokens + 1.0).min(f64::from(solo.burst));
+            }
+        }
+    }
+
+    fn release(&mut self, first: u32) {
+        if let Some(open) = self.open.get_mut(&first) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.open.remove(&first);
+            }
+        }
+    }
+
+    /// Drops entries older than `memory`, and asks that `t` nodes did not join within `wait`.
+    pub(super) fn expire(&mut self, memory: Duration, wait: Duration, t: usize) {
+        let mut closed = Vec::new();
+        self.entries.retain(|_, asked| {
+            let age = asked.at.elapsed();
+            let joined = asked.askers() >= t;
+            let keep = age < memory && (joined || age < wait);
+            if !keep && !joined {
+                closed.push(asked.first);
+            }
+            keep
+        });
+        for first in closed {
+            self.release(first);
+        }
+    }
+}
+
 /// The allocator's id for a request of one kind: SHA-256 of the kind's `tag` and `parts`, cut to
 /// 16 bytes. Every kind (`/web/pkp/sign`, mint attestations, action signatures, claims) has its
 /// own tag, so no caller can choose an id another kind will use.
@@ -50,7 +198,11 @@ pub struct Pool {
     pub(super) made_at: Mutex<VecDeque<(Instant, u64)>>,
     pub(super) allocated: AtomicU64,
     pub(super) conflicts: AtomicU64,
-    pub(super) allocations: Mutex<HashMap<[u8; 16], (Instant, Cell)>>,
+    /// Asks refused because fewer than `t` nodes asked for their request.
+    pub(super) unconfirmed: AtomicU64,
+    /// Asks refused because their node had as many open asks as it may.
+    pub(super) over_share: AtomicU64,
+    pub(super) allocations: Mutex<Allocations>,
     /// Allocations answered but not yet recorded; written about once a second.
     pub(super) records: Mutex<Vec<AllocationOrder>>,
     pub(super) member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
@@ -86,7 +238,9 @@ impl Default for Pool {
             made_at: Mutex::new(VecDeque::new()),
             allocated: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
-            allocations: Mutex::new(HashMap::new()),
+            unconfirmed: AtomicU64::new(0),
+            over_share: AtomicU64::new(0),
+            allocations: Mutex::new(Allocations::default()),
             records: Mutex::new(Vec::new()),
             member_runs: Mutex::new(HashMap::new()),
             confirmed: Mutex::new(HashMap::new()),
@@ -118,6 +272,16 @@ impl Pool {
     /// Presignatures this node allocated since it started.
     pub fn allocated(&self) -> u64 {
         self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Allocation asks refused because fewer than `t` nodes asked for their request.
+    pub fn unconfirmed(&self) -> u64 {
+        self.unconfirmed.load(Ordering::Relaxed)
+    }
+
+    /// Allocation asks refused because their node had `limits.open_asks_per_node` open.
+    pub fn over_share(&self) -> u64 {
+        self.over_share.load(Ordering::Relaxed)
     }
 
     /// Requests refused because their presignature had been used for another request.
@@ -221,6 +385,22 @@ pub enum AllocateError {
     /// to expire.
     #[error("node {0} is answering as many allocations as it keeps in memory; retry shortly")]
     Busy(u32),
+    /// Fewer than `t` nodes asked for this request within the wait: a signature needs `t` signers,
+    /// so no presignature is spent on it.
+    #[error("only {asked} of the t = {needed} nodes a signature needs asked node {allocator} for this request's presignature within {wait_secs} s")]
+    Unconfirmed {
+        /// The allocator.
+        allocator: u32,
+        /// Distinct nodes that asked.
+        asked: usize,
+        /// The threshold.
+        needed: usize,
+        /// How long the allocator waited.
+        wait_secs: u64,
+    },
+    /// The asking node already has as many asks open that no other node joined as it may.
+    #[error("node {0} has as many allocation asks open that no other node made as it may; retry shortly")]
+    TooManyOpen(u32),
     /// Storage failed.
     #[error("allocation storage: {0}")]
     Store(String),
@@ -233,7 +413,8 @@ impl AllocateError {
             Self::PoolEmpty(_) => "POOL_EMPTY",
             Self::Conflict(_) => "REQUEST_CONFLICT",
             Self::Stale { .. } => "STALE_CALL",
-            Self::Busy(_) => "BUSY",
+            Self::Busy(_) | Self::TooManyOpen(_) => "BUSY",
+            Self::Unconfirmed { .. } => "UNCONFIRMED",
             Self::Store(_) => "INTERNAL",
         }
     }
@@ -242,6 +423,93 @@ impl AllocateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No solo tokens: every allocation waits for `t` askers.
+    const NONE: Solo = Solo { burst: 0, per_min: 0 };
+
+    #[tokio::test]
+    async fn an_allocation_opens_only_when_t_distinct_nodes_ask() {
+        let mut table = Allocations::default();
+        let asked = table.open([1; 16], 3, 10, NONE).unwrap();
+        // The same node asking again does not count twice.
+        assert!(!asked.ask(3, 2));
+        assert!(!asked.ask(3, 2));
+        assert!(!asked.quorum(2, Duration::from_millis(20)).await);
+        let waiting = {
+            let asked = Arc::clone(&asked);
+            tokio::spawn(async move { asked.quorum(2, Duration::from_secs(5)).await })
+        };
+        let again = table.open([1; 16], 0, 10, NONE).unwrap();
+        assert!(again.ask(0, 2), "the second distinct node completes t = 2");
+        assert!(waiting.await.unwrap(), "the waiting ask is woken");
+        // More askers past t change nothing.
+        assert!(!again.ask(1, 2));
+        assert_eq!(again.askers(), 2);
+    }
+
+    #[test]
+    fn a_node_holds_only_its_share_of_asks_nobody_joined_and_gets_it_back_as_they_expire() {
+        let mut table = Allocations::default();
+        for i in 0..4u8 {
+            let asked = table.open([i; 16], 2, 4, NONE).unwrap();
+            asked.ask(2, 3);
+        }
+        assert!(table.open([9; 16], 2, 4, NONE).is_none(), "a fifth open ask is refused");
+        // Another node still opens its own, and joins the ones already open.
+        assert!(table.open([9; 16], 0, 4, NONE).is_some());
+        assert!(
+            table.open([0; 16], 2, 4, NONE).is_some(),
+            "an existing entry is not a new open ask"
+        );
+        // Joined by t nodes, an ask no longer counts against its opener.
+        let joined = table.open([1; 16], 0, 4, NONE).unwrap();
+        joined.ask(0, 3);
+        let joined = table.open([1; 16], 1, 4, NONE).unwrap();
+        if joined.ask(1, 3) {
+            table.close(&joined, NONE);
+        }
+        assert!(table.open([10; 16], 2, 4, NONE).is_some());
+        assert!(table.open([11; 16], 2, 4, NONE).is_none());
+        // Open asks expire after the wait; joined ones stay for the memory time.
+        table.expire(Duration::from_secs(120), Duration::ZERO, 3);
+        assert_eq!(table.entries.len(), 1, "only the joined entry stays");
+        assert!(table.entries.contains_key(&[1; 16]));
+        assert!(
+            table.open([12; 16], 2, 4, NONE).is_some(),
+            "expired asks give the opener its share back"
+        );
+    }
+
+    #[test]
+    fn a_node_opens_solo_allocations_only_on_its_tokens_and_gets_them_back_when_t_nodes_join() {
+        let solo = Solo { burst: 2, per_min: 0 };
+        let mut table = Allocations::default();
+        let first = table.open([1; 16], 3, 100, solo).unwrap();
+        assert!(first.early);
+        assert!(table.open([2; 16], 3, 100, solo).unwrap().early);
+        assert!(
+            !table.open([3; 16], 3, 100, solo).unwrap().early,
+            "two tokens, two at once"
+        );
+        assert!(
+            table.open([4; 16], 0, 100, solo).unwrap().early,
+            "another node has its own"
+        );
+        // t nodes joined the first one: node 3 gets its token back.
+        first.ask(3, 2);
+        if first.ask(1, 2) {
+            table.close(&first, solo);
+        }
+        assert!(table.open([5; 16], 3, 100, solo).unwrap().early);
+        assert!(!table.open([6; 16], 3, 100, solo).unwrap().early);
+        // Tokens refill with time.
+        let refilling = Solo {
+            burst: 2,
+            per_min: 60_000,
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(table.open([7; 16], 3, 100, refilling).unwrap().early);
+    }
 
     #[test]
     fn the_presignature_rate_keeps_a_minute_of_buckets_however_many_are_made() {
