@@ -234,16 +234,12 @@ pub async fn run(
     let listed = crate::http::guard::addresses_of(&peer_urls).await;
     node.unverified.set_listed(listed.iter().copied());
     let guard = crate::http::guard::Guard::new(&node.settings.config.limits, listed);
-    let app = crate::http::guarded_app(Arc::clone(&node), Arc::clone(&guard))
-        .into_make_service_with_connect_info::<crate::http::guard::PeerAddr>();
+    let app = crate::http::guarded_app(Arc::clone(&node), Arc::clone(&guard));
     let listener = crate::http::guard::GuardedListener::new(listener, guard, Arc::clone(&node.metrics));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    crate::http::serve::serve(listener, app, shutdown).await;
     tasks.abort_all();
     tracing::info!(node = me, "node stopped");
-    served.map_err(|source| NodeError::Io {
-        what: "serving HTTP".into(),
-        source,
-    })
+    Ok(())
 }
 
 /// The `flood-peers` test fault: every 200 ms, to every peer, notices and calls an honest node

@@ -247,6 +247,60 @@ async fn stalled_connections_from_many_addresses_are_timed_out_and_do_not_lock_n
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_request_heads_are_cut_off_at_sixty_four_kibibytes_and_cost_little_memory() {
+    // 400 connections from four addresses, each sending 400 KiB of a request head that never
+    // ends: a connection buffers at most 64 KiB of a request it has not parsed.
+    let mut net = Network::start(3, 4, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let addr = net.urls[0].trim_start_matches("http://").to_string();
+    let before = peak_kib(net.pid(0).unwrap());
+    let mut writers = Vec::new();
+    for n in 0..400u32 {
+        let source = std::net::Ipv4Addr::new(127, 0, 1, 2 + (n % 4) as u8);
+        let addr = addr.clone();
+        writers.push(tokio::spawn(async move {
+            let Ok(mut stream) = connect_from(source, &addr).await else {
+                return (false, stream_closed(None));
+            };
+            let mut head = b"GET /health HTTP/1.1\r\nhost: x\r\nx-a: ".to_vec();
+            head.resize(400 << 10, b'a');
+            let written = tokio::time::timeout(Duration::from_secs(10), stream.write_all(&head)).await;
+            let complete = matches!(written, Ok(Ok(())));
+            (complete, stream_closed(Some(stream)))
+        }));
+    }
+    let mut cut = 0;
+    for writer in writers {
+        let (complete, closed) = writer.await.unwrap();
+        if !complete || closed.await {
+            cut += 1;
+        }
+    }
+    let grew = peak_kib(net.pid(0).unwrap()).saturating_sub(before);
+    assert!(cut >= 390, "only {cut} of 400 unfinished heads were cut off");
+    assert!(
+        grew < 48 << 10,
+        "peak memory grew by {grew} KiB over 400 unfinished heads"
+    );
+    sign_and_check(&client, &owned).await;
+}
+
+/// Resolves to true if the node closes (or answers and closes) `stream` within 5 s.
+async fn stream_closed(stream: Option<tokio::net::TcpStream>) -> bool {
+    let Some(mut stream) = stream else { return true };
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Opens a `/mesh/send` to `url` whose first frame is a genuine envelope's length field and
 /// prefix followed by `extra` bytes of its body, and leaves it open: its answer if one comes
 /// within 5 s (the stream is returned to keep the body unfinished).

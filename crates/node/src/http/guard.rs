@@ -27,12 +27,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::error::ApiError;
@@ -296,12 +294,6 @@ pub async fn addresses_of(urls: &[String]) -> Vec<IpAddr> {
 /// The address of a connection, as the request layer sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, GuardedListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// A TCP listener that closes a connection at once when its address holds
 /// `connections_per_ip` already.

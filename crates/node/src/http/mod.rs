@@ -29,6 +29,7 @@ mod handshake;
 mod mesh;
 mod ops;
 mod pkp;
+pub mod serve;
 
 /// Largest body accepted on `/web` endpoints.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;

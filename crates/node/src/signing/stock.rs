@@ -99,7 +99,13 @@ pub(super) struct Allocations {
     open: HashMap<u32, usize>,
     /// Per node: tokens left, and when they were last refilled.
     tokens: HashMap<u32, (f64, Instant)>,
+    /// When [`Allocations::expire`] last went through the entries.
+    swept: Option<Instant>,
 }
+
+/// How often [`Allocations::expire`] goes through the entries: a pass over a full table takes
+/// about a millisecond, too long for every ask.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 impl Allocations {
     /// The entry for `key`, opened by `node` if new (None when `node` already holds `share`
@@ -154,8 +160,13 @@ impl Allocations {
         }
     }
 
-    /// Drops entries older than `memory`, and asks that `t` nodes did not join within `wait`.
+    /// Drops entries older than `memory`, and asks that `t` nodes did not join within `wait`; at
+    /// most every [`SWEEP_EVERY`].
     pub(super) fn expire(&mut self, memory: Duration, wait: Duration, t: usize) {
+        if self.swept.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+            return;
+        }
+        self.swept = Some(Instant::now());
         let mut closed = Vec::new();
         self.entries.retain(|_, asked| {
             let age = asked.at.elapsed();
