@@ -201,11 +201,13 @@ pub struct LimitsConfig {
     /// so this bounds what a stranger holding one can make the node keep); past it, `/mesh`
     /// answers 503 `BUSY`.
     pub mesh_unverified_bytes: usize,
-    /// Allocation asks one node may have open at this node, as allocator, that `t` nodes have
-    /// not joined yet (each one holds its mesh call for up to 10 s); further ones get `BUSY`.
+    /// Allocations one node may have open at this node, as allocator, that `t` nodes have not
+    /// asked for yet (their calls wait up to 10 s); a newer one pushes its oldest out, whose
+    /// waiting calls get `UNCONFIRMED` at once.
     pub open_asks_per_node: usize,
     /// Bytes of action values (`runOnce`, `broadcastAndCollect`) one peer may have waiting in this
-    /// node's mailbox for runs of this node (values past it are dropped).
+    /// node's mailbox (values past it are dropped; one request's values from one peer are held to
+    /// 2 MiB, and a run's values are forgotten when it ends here).
     pub mailbox_bytes_per_peer: usize,
     /// Allocations one node's asks may open without waiting for `t` nodes to ask (a token bucket:
     /// a token comes back when `t` nodes have asked). An allocation nobody else asks for signs
@@ -250,7 +252,7 @@ impl Default for LimitsConfig {
             early_bytes_per_peer: 16 << 20,
             mesh_unverified_bytes: 64 << 20,
             open_asks_per_node: 128,
-            mailbox_bytes_per_peer: 16 << 20,
+            mailbox_bytes_per_peer: 32 << 20,
             solo_allocations: 64,
             solo_allocations_per_min: 60,
             connections_per_ip: 512,

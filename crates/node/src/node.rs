@@ -43,7 +43,8 @@ pub enum Fault {
     SquatRequests,
     /// Sends its peers a stream of pool notices for runs that do not exist (stored, failed naming
     /// every node), presignature orders it may not give, protocol messages for sessions nobody
-    /// opens, action values for requests nobody runs, and malformed allocation calls.
+    /// opens (a new session every 0.8 s), action values for requests nobody runs, and malformed
+    /// allocation calls.
     FloodPeers,
     /// Asks every peer, 200 times a second, for presignatures of requests nobody made (random
     /// request ids and digests), to drain the allocator's pool.

@@ -564,3 +564,55 @@ async fn a_member_asking_for_presignatures_of_requests_nobody_made_spends_none()
     assert!(over >= 1000, "only {over} of node 3's asks were refused past its share");
     assert!(net.metric(0, "sigil_presignature_stock").await >= 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_each_sign_request_to_one_node_only_does_not_stop_the_others_signing() {
+    // Within its own PKP's rate, a client sends every node, 25 times a second, sign requests
+    // with fresh ids that no other node receives: each makes its node open an allocation nobody
+    // joins. A node's share of those is bounded by pushing its oldest out, never by refusing a
+    // new one, so full requests keep signing.
+    let mut net = Network::start(3, 8, |_| Vec::new()).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    sign_and_check(&client, &owned).await;
+    let (auth_sig, _) = sigil_client::Credential::fields(&owned.auth).unwrap();
+    let key_id = hex::encode(owned.key_ids[0]);
+    let http = reqwest::Client::builder()
+        .local_address(Some("127.0.0.77".parse().unwrap()))
+        .build()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for url in net.urls.clone() {
+        let (http, stop, auth_sig, key_id) = (http.clone(), stop.clone(), auth_sig.clone(), key_id.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (mut request, mut hash) = ([0u8; 16], [0u8; 32]);
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut request);
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut hash);
+                let body = serde_json::json!({
+                    "keyId": key_id,
+                    "toSign": hex::encode(hash),
+                    "requestId": hex::encode(request),
+                    "authSig": auth_sig,
+                });
+                let (http, url) = (http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let _ = http.post(format!("{url}/web/pkp/sign")).json(&body).send().await;
+                });
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }));
+    }
+    // Past every node's 64 solo tokens and 128 open asks.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for _ in 0..5 {
+        sign_and_check(&client, &owned).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        let _ = attacker.await;
+    }
+    let pushed_out = net.metric(0, "sigil_allocations_over_share_total").await;
+    assert!(pushed_out >= 50, "only {pushed_out} asks nobody joined were pushed out");
+}

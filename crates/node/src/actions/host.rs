@@ -88,6 +88,15 @@ impl HostInner {
     }
 }
 
+impl Drop for HostInner {
+    /// The run is over: the values the nodes sent for it are no longer needed here.
+    fn drop(&mut self) {
+        if matches!(self.mode, Mode::Full(_)) {
+            self.node.mailbox.finish(self.request);
+        }
+    }
+}
+
 /// The node side of one action run.
 pub struct ActionHost(pub(crate) Arc<HostInner>);
 

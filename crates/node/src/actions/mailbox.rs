@@ -1,7 +1,8 @@
 //! Values exchanged between the nodes running the same action request, by (request id, topic)
 //! and sender: a value sent over the mesh waits here until the local run asks for it. Bounded in
-//! slots and time, and per sender in values and bytes, so one peer's values cannot crowd out the
-//! others'. Uses nothing else of the crate.
+//! slots and time, per sender in values and bytes, and per sender and request in bytes, so one
+//! peer's values (or one run's) cannot crowd out the others'; a run's values are forgotten when
+//! it ends here. Uses nothing else of the crate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,10 @@ const VALUES_PER_SENDER: usize = MAILBOX_SLOTS / 4;
 /// What a value costs its sender beyond its bytes (slot and map overhead).
 const VALUE_OVERHEAD: usize = 128;
 
+/// Most bytes of values one sender has in the mailbox for one request: one run cannot fill its
+/// sender's share of every node's mailbox for the others' runs.
+const BYTES_PER_SENDER_AND_REQUEST: usize = 2 << 20;
+
 /// When a slot was opened, and the value of each sender.
 type Slot = (Instant, BTreeMap<u32, String>);
 
@@ -30,6 +35,30 @@ struct Held {
     slots: HashMap<([u8; 16], String), Slot>,
     /// Per sender: values and bytes held.
     senders: HashMap<u32, (usize, usize)>,
+    /// Per sender and request: bytes held.
+    runs: HashMap<(u32, [u8; 16]), usize>,
+}
+
+impl Held {
+    /// Gives back what the values of one slot cost their senders.
+    fn release(&mut self, request: [u8; 16], topic: &str, values: &BTreeMap<u32, String>) {
+        for (from, value) in values {
+            let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+            if let Some((count, bytes)) = self.senders.get_mut(from) {
+                *count = count.saturating_sub(1);
+                *bytes = bytes.saturating_sub(cost);
+                if *count == 0 {
+                    self.senders.remove(from);
+                }
+            }
+            if let Some(bytes) = self.runs.get_mut(&(*from, request)) {
+                *bytes = bytes.saturating_sub(cost);
+                if *bytes == 0 {
+                    self.runs.remove(&(*from, request));
+                }
+            }
+        }
+    }
 }
 
 /// Values from the nodes running the same request, by (request id, topic) and sender.
@@ -60,23 +89,25 @@ impl Mailbox {
     /// `from` already holds its share of values or bytes.
     pub fn put(&self, request: [u8; 16], topic: &str, from: u32, value: String) {
         if let Ok(mut held) = self.held.lock() {
-            let Held { slots, senders } = &mut *held;
+            let Held { slots, senders, runs } = &mut *held;
             let key = (request, topic.to_string());
             if slots.get(&key).is_some_and(|(_, values)| values.contains_key(&from)) {
                 return;
             }
             let cost = value.len() + topic.len() + VALUE_OVERHEAD;
-            let (count, bytes) = senders.entry(from).or_insert((0, 0));
+            let (count, bytes) = senders.get(&from).copied().unwrap_or((0, 0));
+            let run = runs.get(&(from, request)).copied().unwrap_or(0);
             let full = (slots.len() >= MAILBOX_SLOTS && !slots.contains_key(&key))
-                || *count >= VALUES_PER_SENDER
-                || *bytes + cost > self.bytes_per_sender;
+                || count >= VALUES_PER_SENDER
+                || bytes + cost > self.bytes_per_sender
+                || run + cost > BYTES_PER_SENDER_AND_REQUEST;
             if full {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(from, "action mailbox full for this sender; dropping a value");
                 return;
             }
-            *count += 1;
-            *bytes += cost;
+            senders.insert(from, (count + 1, bytes + cost));
+            runs.insert((from, request), run + cost);
             slots
                 .entry(key)
                 .or_insert_with(|| (Instant::now(), BTreeMap::new()))
@@ -120,21 +151,28 @@ impl Mailbox {
 
     /// Forgets old values.
     pub fn sweep(&self) {
+        self.remove(|_, at| at.elapsed() >= MAILBOX_TTL);
+    }
+
+    /// Forgets the values of `request`: its run on this node is over. (Values that still arrive
+    /// for it are kept until the sweep, within their senders' shares.)
+    pub fn finish(&self, request: [u8; 16]) {
+        self.remove(|r, _| *r == request);
+    }
+
+    fn remove(&self, gone: impl Fn(&[u8; 16], &Instant) -> bool) {
         if let Ok(mut held) = self.held.lock() {
-            let Held { slots, senders } = &mut *held;
-            slots.retain(|(_, topic), (at, values)| {
-                let keep = at.elapsed() < MAILBOX_TTL;
-                if !keep {
-                    for (from, value) in values.iter() {
-                        if let Some((count, bytes)) = senders.get_mut(from) {
-                            *count = count.saturating_sub(1);
-                            *bytes = bytes.saturating_sub(value.len() + topic.len() + VALUE_OVERHEAD);
-                        }
-                    }
+            let keys: Vec<([u8; 16], String)> = held
+                .slots
+                .iter()
+                .filter(|((request, _), (at, _))| gone(request, at))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in keys {
+                if let Some((_, values)) = held.slots.remove(&key) {
+                    held.release(key.0, &key.1, &values);
                 }
-                keep
-            });
-            senders.retain(|_, (count, _)| *count > 0);
+            }
         }
     }
 }
@@ -169,5 +207,25 @@ mod tests {
             mailbox.snapshot([7; 16], "t").get(&0).map(String::as_str),
             Some("honest")
         );
+    }
+
+    #[test]
+    fn one_run_holds_at_most_its_share_of_a_sender_and_gives_it_back_when_it_finishes() {
+        let mailbox = Mailbox::new(16 << 20);
+        // One run's values from one sender (the leader's runOnce results): 2 MiB, not its 16.
+        for i in 0..300u32 {
+            mailbox.put([1; 16], &format!("once/{i}"), 0, "v".repeat(60_000));
+        }
+        let held = |m: &Mailbox| m.held.lock().unwrap().senders.get(&0).map_or(0, |s| s.1);
+        assert!(held(&mailbox) <= BYTES_PER_SENDER_AND_REQUEST);
+        // Another run's value from the same sender still goes in.
+        mailbox.put([2; 16], "once/x", 0, "honest".into());
+        assert_eq!(mailbox.snapshot([2; 16], "once/x").len(), 1);
+        // The first run ends here: its values are forgotten and their bytes given back.
+        mailbox.finish([1; 16]);
+        assert_eq!(held(&mailbox), "honest".len() + "once/x".len() + VALUE_OVERHEAD);
+        assert!(!mailbox.held.lock().unwrap().runs.contains_key(&(0, [1; 16])));
+        mailbox.put([1; 16], "once/0", 0, "again".into());
+        assert_eq!(mailbox.snapshot([1; 16], "once/0").len(), 1);
     }
 }

@@ -96,7 +96,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         &mut out,
         "sigil_action_mailbox_dropped_total",
         "counter",
-        "Action values from peers dropped because the mailbox, or their sender's share of it (limits.mailbox_bytes_per_peer, 2500 values), was full.",
+        "Action values from peers dropped because the mailbox, or their sender's share of it (limits.mailbox_bytes_per_peer, 2500 values, 2 MiB per request), was full.",
         node.mailbox.dropped(),
     );
     metric(
@@ -110,7 +110,7 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         &mut out,
         "sigil_allocations_over_share_total",
         "counter",
-        "Allocation asks refused because their node had limits.open_asks_per_node asks open that t nodes had not joined.",
+        "Allocations nobody joined, pushed out by newer ones of their node past limits.open_asks_per_node.",
         node.epoch().pool.over_share(),
     );
     metric(

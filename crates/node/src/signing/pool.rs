@@ -834,7 +834,9 @@ pub struct AllocateCall<'a> {
 /// when `t` nodes have asked), and otherwise once `t` nodes have asked, within [`QUORUM_WAIT`]
 /// (`UNCONFIRMED` after it). So a member asking for requests nobody made spends at most its
 /// tokens, while honest asks, joined within milliseconds, keep theirs. One node holds at most
-/// `limits.open_asks_per_node` asks nobody joined (`BUSY` past it), so its waiting calls stay few.
+/// `limits.open_asks_per_node` asks nobody joined: a newer one pushes its oldest out (its
+/// waiting calls get `UNCONFIRMED` at once), so its waiting calls stay few and an honest
+/// request it opens is never refused for them.
 ///
 /// Every caller asking for the same request, digest and exclusions gets the same allocation (also
 /// across restarts). An allocation is keyed by all three, so a caller asking first with another
@@ -877,10 +879,10 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
             burst: limits.solo_allocations,
             per_min: limits.solo_allocations_per_min,
         };
-        let Some(asked) = table.open(key, call.from, limits.open_asks_per_node, solo) else {
+        let (asked, pushed_out) = table.open(key, call.from, limits.open_asks_per_node, solo);
+        if pushed_out {
             epoch.pool.over_share.fetch_add(1, Ordering::Relaxed);
-            return Err(AllocateError::TooManyOpen(call.from));
-        };
+        }
         if asked.ask(call.from, t) {
             table.close(&asked, solo);
         }

@@ -27,10 +27,9 @@ const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 impl From<AllocateError> for Error {
     fn from(e: AllocateError) -> Self {
         let status = match &e {
-            AllocateError::PoolEmpty(_)
-            | AllocateError::Busy(_)
-            | AllocateError::TooManyOpen(_)
-            | AllocateError::Unconfirmed { .. } => Kind::Unavailable,
+            AllocateError::PoolEmpty(_) | AllocateError::Busy(_) | AllocateError::Unconfirmed { .. } => {
+                Kind::Unavailable
+            }
             AllocateError::Conflict(_) => Kind::Conflict,
             AllocateError::Stale { .. } => Kind::Upstream,
             AllocateError::Store(_) => Kind::Internal,

@@ -3,7 +3,7 @@
 //! hands presignatures out is [`super::pool`]. Uses only `store` and `mesh::wire` types.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ pub(super) type Cell = Arc<OnceCell<Result<Allocation, AllocateError>>>;
 /// requests nobody made spend a bounded number of presignatures.
 #[derive(Debug)]
 pub(super) struct Asked {
+    key: [u8; 16],
     pub(super) at: Instant,
     /// The node that asked first: its open asks are counted against its share of the table.
     pub(super) first: u32,
@@ -38,6 +39,8 @@ pub(super) struct Asked {
     /// (given back when `t` nodes have asked).
     pub(super) early: bool,
     askers: Mutex<Vec<u32>>,
+    /// Set when the entry was pushed out by newer asks of its first asker.
+    dropped: AtomicBool,
     quorum: Notify,
     pub(super) cell: Cell,
 }
@@ -64,7 +67,8 @@ impl Asked {
         self.askers.lock().map(|a| a.len()).unwrap_or(0)
     }
 
-    /// Waits until `t` nodes have asked, at most `wait`; false if they did not.
+    /// Waits until `t` nodes have asked, at most `wait`; false if they did not, or if the entry
+    /// was pushed out meanwhile.
     pub(super) async fn quorum(&self, t: usize, wait: Duration) -> bool {
         let until = tokio::time::Instant::now() + wait;
         loop {
@@ -72,10 +76,18 @@ impl Asked {
             if self.askers() >= t {
                 return true;
             }
+            if self.dropped.load(Ordering::Relaxed) {
+                return false;
+            }
             if tokio::time::timeout_at(until, notified).await.is_err() {
                 return self.askers() >= t;
             }
         }
+    }
+
+    fn drop_out(&self) {
+        self.dropped.store(true, Ordering::Relaxed);
+        self.quorum.notify_waiters();
     }
 }
 
@@ -90,13 +102,14 @@ pub struct Solo {
     pub per_min: u32,
 }
 
-/// The allocations in memory, with how many asks each node opened that `t` nodes have not yet
-/// joined (one node may hold only its share of the table with asks nobody else makes), and each
-/// node's [`Solo`] tokens.
+/// The allocations in memory; per node, the entries it opened that `t` nodes have not joined
+/// yet, oldest first (at most a share of them: a newer one pushes the oldest out, so a client or
+/// member making one node ask for requests nobody else makes holds only that node's share, and
+/// never keeps it from opening an honest request's); and each node's [`Solo`] tokens.
 #[derive(Debug, Default)]
 pub(super) struct Allocations {
     pub(super) entries: HashMap<[u8; 16], Arc<Asked>>,
-    open: HashMap<u32, usize>,
+    open: HashMap<u32, VecDeque<[u8; 16]>>,
     /// Per node: tokens left, and when they were last refilled.
     tokens: HashMap<u32, (f64, Instant)>,
     /// When [`Allocations::expire`] last went through the entries.
@@ -108,17 +121,23 @@ pub(super) struct Allocations {
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 impl Allocations {
-    /// The entry for `key`, opened by `node` if new (None when `node` already holds `share`
-    /// open asks); a new entry is answered at once if `node` has a [`Solo`] token left.
-    pub(super) fn open(&mut self, key: [u8; 16], node: u32, share: usize, solo: Solo) -> Option<Arc<Asked>> {
+    /// The entry for `key`, opened by `node` if new, and whether an older entry of `node` was
+    /// pushed out for it (when `node` already had `share` open); a new entry is answered at once
+    /// if `node` has a [`Solo`] token left.
+    pub(super) fn open(&mut self, key: [u8; 16], node: u32, share: usize, solo: Solo) -> (Arc<Asked>, bool) {
         if let Some(asked) = self.entries.get(&key) {
-            return Some(Arc::clone(asked));
+            return (Arc::clone(asked), false);
         }
-        let open = self.open.entry(node).or_insert(0);
-        if *open >= share {
-            return None;
+        let open = self.open.entry(node).or_default();
+        let mut pushed_out = false;
+        while open.len() >= share.max(1) {
+            let Some(oldest) = open.pop_front() else { break };
+            if let Some(asked) = self.entries.remove(&oldest) {
+                asked.drop_out();
+                pushed_out = true;
+            }
         }
-        *open += 1;
+        open.push_back(key);
         let now = Instant::now();
         let burst = f64::from(solo.burst);
         let (tokens, last) = self.tokens.entry(node).or_insert((burst, now));
@@ -129,21 +148,25 @@ impl Allocations {
             *tokens -= 1.0;
         }
         let asked = Arc::new(Asked {
+            key,
             at: now,
             first: node,
             early,
             askers: Mutex::new(Vec::new()),
+            dropped: AtomicBool::new(false),
             quorum: Notify::new(),
             cell: Arc::new(OnceCell::new()),
         });
         self.entries.insert(key, Arc::clone(&asked));
-        Some(asked)
+        (asked, pushed_out)
     }
 
     /// `t` nodes asked for `asked`: it no longer counts against its first asker, who gets its
     /// token back.
     pub(super) fn close(&mut self, asked: &Asked, solo: Solo) {
-        self.release(asked.first);
+        if let Some(open) = self.open.get_mut(&asked.first) {
+            open.retain(|key| *key != asked.key);
+        }
         if asked.early {
             if let Some((tokens, _)) = self.tokens.get_mut(&asked.first) {
                 *tokens = (*tokens + 1.0).min(f64::from(solo.burst));
@@ -151,35 +174,29 @@ impl Allocations {
         }
     }
 
-    fn release(&mut self, first: u32) {
-        if let Some(open) = self.open.get_mut(&first) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                self.open.remove(&first);
-            }
-        }
-    }
-
-    /// Drops entries older than `memory`, and asks that `t` nodes did not join within `wait`; at
-    /// most every [`SWEEP_EVERY`].
+    /// Drops entries older than `memory`, and asks that `t` nodes did not join within `wait`
+    /// unless they were answered at once (their answer may still be on its way to a late
+    /// signer); at most every [`SWEEP_EVERY`].
     pub(super) fn expire(&mut self, memory: Duration, wait: Duration, t: usize) {
         if self.swept.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
             return;
         }
         self.swept = Some(Instant::now());
-        let mut closed = Vec::new();
         self.entries.retain(|_, asked| {
             let age = asked.at.elapsed();
-            let joined = asked.askers() >= t;
-            let keep = age < memory && (joined || age < wait);
-            if !keep && !joined {
-                closed.push(asked.first);
-            }
-            keep
+            age < memory && (asked.early || age < wait || asked.askers() >= t)
         });
-        for first in closed {
-            self.release(first);
-        }
+        let entries = &self.entries;
+        self.open.retain(|_, open| {
+            open.retain(|key| entries.contains_key(key));
+            !open.is_empty()
+        });
+    }
+
+    /// Entries `node` opened that `t` nodes have not joined.
+    #[cfg(test)]
+    fn open_of(&self, node: u32) -> usize {
+        self.open.get(&node).map_or(0, VecDeque::len)
     }
 }
 
@@ -211,7 +228,7 @@ pub struct Pool {
     pub(super) conflicts: AtomicU64,
     /// Asks refused because fewer than `t` nodes asked for their request.
     pub(super) unconfirmed: AtomicU64,
-    /// Asks refused because their node had as many open asks as it may.
+    /// Asks nobody joined, pushed out by newer asks of their node past its share.
     pub(super) over_share: AtomicU64,
     pub(super) allocations: Mutex<Allocations>,
     /// Allocations answered but not yet recorded; written about once a second.
@@ -290,7 +307,7 @@ impl Pool {
         self.unconfirmed.load(Ordering::Relaxed)
     }
 
-    /// Allocation asks refused because their node had `limits.open_asks_per_node` open.
+    /// Asks nobody joined, pushed out by newer asks of their node past `limits.open_asks_per_node`.
     pub fn over_share(&self) -> u64 {
         self.over_share.load(Ordering::Relaxed)
     }
@@ -409,9 +426,6 @@ pub enum AllocateError {
         /// How long the allocator waited.
         wait_secs: u64,
     },
-    /// The asking node already has as many asks open that no other node joined as it may.
-    #[error("node {0} has as many allocation asks open that no other node made as it may; retry shortly")]
-    TooManyOpen(u32),
     /// Storage failed.
     #[error("allocation storage: {0}")]
     Store(String),
@@ -424,7 +438,7 @@ impl AllocateError {
             Self::PoolEmpty(_) => "POOL_EMPTY",
             Self::Conflict(_) => "REQUEST_CONFLICT",
             Self::Stale { .. } => "STALE_CALL",
-            Self::Busy(_) | Self::TooManyOpen(_) => "BUSY",
+            Self::Busy(_) => "BUSY",
             Self::Unconfirmed { .. } => "UNCONFIRMED",
             Self::Store(_) => "INTERNAL",
         }
@@ -441,7 +455,7 @@ mod tests {
     #[tokio::test]
     async fn an_allocation_opens_only_when_t_distinct_nodes_ask() {
         let mut table = Allocations::default();
-        let asked = table.open([1; 16], 3, 10, NONE).unwrap();
+        let asked = table.open([1; 16], 3, 10, NONE).0;
         // The same node asking again does not count twice.
         assert!(!asked.ask(3, 2));
         assert!(!asked.ask(3, 2));
@@ -450,7 +464,7 @@ mod tests {
             let asked = Arc::clone(&asked);
             tokio::spawn(async move { asked.quorum(2, Duration::from_secs(5)).await })
         };
-        let again = table.open([1; 16], 0, 10, NONE).unwrap();
+        let again = table.open([1; 16], 0, 10, NONE).0;
         assert!(again.ask(0, 2), "the second distinct node completes t = 2");
         assert!(waiting.await.unwrap(), "the waiting ask is woken");
         // More askers past t change nothing.
@@ -458,68 +472,71 @@ mod tests {
         assert_eq!(again.askers(), 2);
     }
 
-    #[test]
-    fn a_node_holds_only_its_share_of_asks_nobody_joined_and_gets_it_back_as_they_expire() {
+    #[tokio::test]
+    async fn a_nodes_asks_nobody_joined_push_out_its_oldest_and_never_block_a_new_one() {
         let mut table = Allocations::default();
+        let mut first = Vec::new();
         for i in 0..4u8 {
-            let asked = table.open([i; 16], 2, 4, NONE).unwrap();
+            let (asked, pushed) = table.open([i; 16], 2, 4, NONE);
+            assert!(!pushed);
             asked.ask(2, 3);
+            first.push(asked);
         }
-        assert!(table.open([9; 16], 2, 4, NONE).is_none(), "a fifth open ask is refused");
-        // Another node still opens its own, and joins the ones already open.
-        assert!(table.open([9; 16], 0, 4, NONE).is_some());
-        assert!(
-            table.open([0; 16], 2, 4, NONE).is_some(),
-            "an existing entry is not a new open ask"
-        );
+        let waiting = {
+            let oldest = Arc::clone(&first[0]);
+            tokio::spawn(async move { oldest.quorum(3, Duration::from_secs(5)).await })
+        };
+        // A fifth pushes the oldest out: its waiting ask ends at once.
+        let (fifth, pushed) = table.open([9; 16], 2, 4, NONE);
+        assert!(pushed);
+        assert!(!tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap());
+        assert!(!table.entries.contains_key(&[0; 16]));
+        assert_eq!(table.open_of(2), 4);
+        // Another node joins the open ones without pushing anything out, and opens its own.
+        fifth.ask(2, 3);
+        assert!(!table.open([9; 16], 0, 4, NONE).1);
+        assert!(!table.open([20; 16], 0, 4, NONE).1);
         // Joined by t nodes, an ask no longer counts against its opener.
-        let joined = table.open([1; 16], 0, 4, NONE).unwrap();
+        let joined = table.open([1; 16], 0, 4, NONE).0;
         joined.ask(0, 3);
-        let joined = table.open([1; 16], 1, 4, NONE).unwrap();
+        let joined = table.open([1; 16], 1, 4, NONE).0;
         if joined.ask(1, 3) {
             table.close(&joined, NONE);
         }
-        assert!(table.open([10; 16], 2, 4, NONE).is_some());
-        assert!(table.open([11; 16], 2, 4, NONE).is_none());
+        assert_eq!(table.open_of(2), 3);
         // Open asks expire after the wait; joined ones stay for the memory time.
         table.expire(Duration::from_secs(120), Duration::ZERO, 3);
         assert_eq!(table.entries.len(), 1, "only the joined entry stays");
         assert!(table.entries.contains_key(&[1; 16]));
-        assert!(
-            table.open([12; 16], 2, 4, NONE).is_some(),
-            "expired asks give the opener its share back"
-        );
+        assert_eq!(table.open_of(2), 0, "expired asks leave their opener's share");
     }
 
     #[test]
     fn a_node_opens_solo_allocations_only_on_its_tokens_and_gets_them_back_when_t_nodes_join() {
         let solo = Solo { burst: 2, per_min: 0 };
         let mut table = Allocations::default();
-        let first = table.open([1; 16], 3, 100, solo).unwrap();
+        let first = table.open([1; 16], 3, 100, solo).0;
         assert!(first.early);
-        assert!(table.open([2; 16], 3, 100, solo).unwrap().early);
-        assert!(
-            !table.open([3; 16], 3, 100, solo).unwrap().early,
-            "two tokens, two at once"
-        );
-        assert!(
-            table.open([4; 16], 0, 100, solo).unwrap().early,
-            "another node has its own"
-        );
+        assert!(table.open([2; 16], 3, 100, solo).0.early);
+        assert!(!table.open([3; 16], 3, 100, solo).0.early, "two tokens, two at once");
+        assert!(table.open([4; 16], 0, 100, solo).0.early, "another node has its own");
         // t nodes joined the first one: node 3 gets its token back.
         first.ask(3, 2);
         if first.ask(1, 2) {
             table.close(&first, solo);
         }
-        assert!(table.open([5; 16], 3, 100, solo).unwrap().early);
-        assert!(!table.open([6; 16], 3, 100, solo).unwrap().early);
+        assert!(table.open([5; 16], 3, 100, solo).0.early);
+        assert!(!table.open([6; 16], 3, 100, solo).0.early);
         // Tokens refill with time.
         let refilling = Solo {
             burst: 2,
             per_min: 60_000,
         };
         std::thread::sleep(Duration::from_millis(5));
-        assert!(table.open([7; 16], 3, 100, refilling).unwrap().early);
+        assert!(table.open([7; 16], 3, 100, refilling).0.early);
     }
 
     #[test]
