@@ -197,9 +197,10 @@ pub struct LimitsConfig {
     /// Bytes of protocol messages kept for one peer's sessions that are not open yet.
     pub early_bytes_per_peer: usize,
     /// Bytes of mesh envelopes whose header passed its check but whose authentication tag is not
-    /// verified yet, across every body being read (one replayed genuine header passes the check,
-    /// so this bounds what a stranger holding one can make the node keep); past it, `/mesh`
-    /// answers 503 `BUSY`.
+    /// verified yet, across the bodies being read (one replayed genuine header passes the check,
+    /// so this bounds what a stranger holding one can make the node keep); bodies from the node
+    /// list's addresses have a budget of this size of their own. Past it, `/mesh` answers 503
+    /// `BUSY`.
     pub mesh_unverified_bytes: usize,
     /// Allocations one node may have open at this node, as allocator, that `t` nodes have not
     /// asked for yet (their calls wait up to 10 s); a newer one pushes its oldest out, whose

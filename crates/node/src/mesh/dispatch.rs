@@ -20,8 +20,9 @@ use crate::signing::pool::{allocate, AllocateCall};
 /// prefix, and nothing after a bad envelope is read.
 ///
 /// The bytes an envelope holds between its prefix check and its authentication are charged to
-/// the node-wide [`crate::mesh::frames::Unverified`] budget (a replayed genuine prefix passes the
-/// check): past it the body is refused with `BUSY`, and a body's charge ends with it.
+/// the budget of its source ([`crate::mesh::frames::Budgets`]: the node list's addresses, or
+/// everyone else; a replayed genuine prefix passes the check): past it the body is refused with
+/// `BUSY`, and a body's charge ends with it.
 pub struct Inbound {
     node: Arc<Node>,
     reader: FrameReader,

@@ -208,8 +208,8 @@ impl FrameReader {
     }
 }
 
-/// The bytes every body being read holds of envelopes not authenticated yet
-/// ([`FrameReader::unverified`]), against one node-wide limit.
+/// The bytes the bodies being read hold of envelopes not authenticated yet
+/// ([`FrameReader::unverified`]), against one limit: one of the two [`Budgets`].
 #[derive(Debug)]
 pub struct Unverified {
     held: AtomicUsize,
