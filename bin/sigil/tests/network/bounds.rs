@@ -237,3 +237,48 @@ async fn a_flood_of_action_stores_does_not_stall_signing() {
     };
     assert_eq!(on_nodes, stored as u64, "signing took {signing:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_running_request_sent_to_one_node_is_refused_and_the_first_run_still_collects() {
+    let mut net = Network::start(3, 2, |_| Vec::new()).await;
+    net.wait_ready(READY).await;
+    // Two rounds between the nodes, a pause between them: a second run of the same request on
+    // node 0 would read the first's values, and clear them for it if it ended first.
+    let code = r#"(async () => {
+        const a = await Lit.Actions.broadcastAndCollect({ name: "a", value: "v" });
+        await new Promise((r) => setTimeout(r, 1500));
+        const b = await Lit.Actions.broadcastAndCollect({ name: "b", value: "w" });
+        Lit.Actions.setResponse({ response: JSON.stringify([a, b]) });
+    })();"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let body = json!({ "code": code, "requestId": request_id(), "timestamp": now });
+    let runs = (0..3).map(|i| execute_on(&net, i, body.clone()));
+    let copy = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        execute_on(&net, 0, body.clone()).await
+    };
+    let (answers, (status, _, refused)) = tokio::join!(futures::future::join_all(runs), copy);
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "REQUEST_CONFLICT", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already runs on node 0"),
+        "{refused}"
+    );
+    let expected = r#"[["v","v","v"],["w","w","w"]]"#;
+    for (i, (status, _, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "node {i}: {answer}");
+        assert_eq!(answer["response"], expected, "node {i}: {answer}");
+    }
+    // Once the run is over, the same request may run again (and gets the same answer).
+    let again = futures::future::join_all((0..3).map(|i| execute_on(&net, i, body.clone()))).await;
+    for (i, (status, _, answer)) in again.iter().enumerate() {
+        assert_eq!(*status, 200, "node {i}: {answer}");
+        assert_eq!(answer["response"], expected, "node {i}: {answer}");
+    }
+}

@@ -72,8 +72,33 @@ impl HostInner {
         }
     }
 
-    /// The host of one run of `request`.
-    pub(crate) fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode) -> Self {
+    /// The host of the `/web/execute` run of `request`, deciding conditions in `env`; refused
+    /// with `REQUEST_CONFLICT` while the same request already runs here (the two runs would
+    /// share what the nodes send for it, and the first to end would clear it for the other).
+    pub(crate) fn full(
+        node: &Arc<Node>,
+        request: [u8; 16],
+        env: Arc<dyn sigil_conditions::Environment>,
+    ) -> Result<Self, crate::error::Error> {
+        if !node.mailbox.begin(request) {
+            return Err(crate::error::Error::new(
+                crate::error::Kind::Conflict,
+                "REQUEST_CONFLICT",
+                format!(
+                    "this request (its requestId, action, jsParams and timestamp) already runs on node {}; wait for that run's answer, or send a new requestId",
+                    node.me
+                ),
+            ));
+        }
+        Ok(Self::new(node, request, Mode::Full(env)))
+    }
+
+    /// The host of an action run as an access-control condition, under `seed`.
+    pub(crate) fn condition(node: &Arc<Node>, seed: [u8; 16]) -> Self {
+        Self::new(node, seed, Mode::Condition)
+    }
+
+    fn new(node: &Arc<Node>, request: [u8; 16], mode: Mode) -> Self {
         Self {
             node: Arc::clone(node),
             handle: tokio::runtime::Handle::current(),
@@ -89,7 +114,8 @@ impl HostInner {
 }
 
 impl Drop for HostInner {
-    /// The run is over: the values the nodes sent for it are no longer needed here.
+    /// The run is over: the values the nodes sent for it are no longer needed here, and the
+    /// request may run again.
     fn drop(&mut self) {
         if matches!(self.mode, Mode::Full(_)) {
             self.node.mailbox.finish(self.request);

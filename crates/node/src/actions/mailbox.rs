@@ -2,9 +2,11 @@
 //! and sender: a value sent over the mesh waits here until the local run asks for it. Bounded in
 //! slots and time, per sender in values and bytes, and per sender and request in bytes, so one
 //! peer's values (or one run's) cannot crowd out the others'; a run's values are forgotten when
-//! it ends here. Uses nothing else of the crate.
+//! it ends here. One request runs at most once at a time on a node ([`Mailbox::begin`]): a second
+//! run would read the first's values, and clear them when it ended first. Uses nothing else of
+//! the crate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,6 +39,8 @@ struct Held {
     senders: HashMap<u32, (usize, usize)>,
     /// Per sender and request: bytes held.
     runs: HashMap<(u32, [u8; 16]), usize>,
+    /// The requests running here (each holds an action slot, so at most `max_concurrent`).
+    running: HashSet<[u8; 16]>,
 }
 
 impl Held {
@@ -89,7 +93,9 @@ impl Mailbox {
     /// `from` already holds its share of values or bytes.
     pub fn put(&self, request: [u8; 16], topic: &str, from: u32, value: String) {
         if let Ok(mut held) = self.held.lock() {
-            let Held { slots, senders, runs } = &mut *held;
+            let Held {
+                slots, senders, runs, ..
+            } = &mut *held;
             let key = (request, topic.to_string());
             if slots.get(&key).is_some_and(|(_, values)| values.contains_key(&from)) {
                 return;
@@ -154,10 +160,19 @@ impl Mailbox {
         self.remove(|_, at| at.elapsed() >= MAILBOX_TTL);
     }
 
-    /// Forgets the values of `request`: its run on this node is over. (Values that still arrive
-    /// for it are kept until the sweep, within their senders' shares.)
+    /// Marks `request` as running here, unless it already runs: then false, and the caller
+    /// refuses the second run. Every `true` is followed by [`Mailbox::finish`].
+    pub fn begin(&self, request: [u8; 16]) -> bool {
+        self.held.lock().is_ok_and(|mut held| held.running.insert(request))
+    }
+
+    /// Forgets the values of `request`: its run on this node is over, and it may run again.
+    /// (Values that still arrive for it are kept until the sweep, within their senders' shares.)
     pub fn finish(&self, request: [u8; 16]) {
         self.remove(|r, _| *r == request);
+        if let Ok(mut held) = self.held.lock() {
+            held.running.remove(&request);
+        }
     }
 
     fn remove(&self, gone: impl Fn(&[u8; 16], &Instant) -> bool) {
@@ -206,6 +221,21 @@ mod tests {
         assert_eq!(
             mailbox.snapshot([7; 16], "t").get(&0).map(String::as_str),
             Some("honest")
+        );
+    }
+
+    #[test]
+    fn a_request_runs_once_at_a_time_and_again_after_it_finished() {
+        let mailbox = Mailbox::new(4 << 20);
+        assert!(mailbox.begin([1; 16]));
+        assert!(!mailbox.begin([1; 16]), "a second run of a running request is refused");
+        assert!(mailbox.begin([2; 16]), "another request runs beside it");
+        mailbox.put([1; 16], "t", 0, "first run's".into());
+        mailbox.finish([1; 16]);
+        assert!(mailbox.snapshot([1; 16], "t").is_empty());
+        assert!(
+            mailbox.begin([1; 16]),
+            "after the first run ended, the request may run again"
         );
     }
 

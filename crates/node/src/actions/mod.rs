@@ -29,7 +29,6 @@ use crate::node::Node;
 use code::{code_too_large, load_code};
 use env::NodeEnv;
 use host::HostInner;
-use host::Mode;
 use run::{now_ms, run_on_thread};
 
 pub mod chains;
@@ -183,7 +182,7 @@ async fn run_action(
         auth_extra,
         now_ms: timestamp,
     };
-    let inner = Arc::new(HostInner::new(node, run_id, Mode::Full(Arc::new(NodeEnv::new(node)))));
+    let inner = Arc::new(HostInner::full(node, run_id, Arc::new(NodeEnv::new(node)))?);
     let outcome = run_on_thread(node, run, Arc::clone(&inner), slot).await?;
     if let Err(error) = outcome.result {
         tracing::info!(%cid, code = error.code(), "action failed");

@@ -12,7 +12,7 @@ use sigil_actions::RunRequest;
 use sigil_primitives::Cid;
 
 use super::code::load_code;
-use super::host::{ActionHost, HostInner, Mode};
+use super::host::{ActionHost, HostInner};
 use super::warm::{panicked, Job, Spares};
 use crate::error::Error;
 use crate::node::Node;
@@ -22,7 +22,7 @@ pub(crate) const ACTION_THREAD_STACK: usize = 8 << 20;
 
 /// Runs action `cid` as an access-control condition: its code, then `method(...params)`; the
 /// result is returned as text (a string as is, anything else as JSON). The run is read-only
-/// ([`Mode::Condition`]) and takes a condition slot, never an action slot, so an action that
+/// ([`super::host::Mode::Condition`]) and takes a condition slot, never an action slot, so an action that
 /// decrypts cannot wait on a slot its own condition needs.
 pub(crate) async fn run_condition(
     node: &Arc<Node>,
@@ -63,7 +63,7 @@ pub(crate) async fn run_condition(
         auth_extra: serde_json::Map::new(),
         now_ms: now_ms(),
     };
-    let inner = Arc::new(HostInner::new(node, seed, Mode::Condition));
+    let inner = Arc::new(HostInner::condition(node, seed));
     let outcome = run_on_thread(node, run, inner, slot).await.map_err(env_error)?;
     Ok(match outcome.result {
         Ok(_) => Ok(outcome.response.unwrap_or_else(|| "undefined".into())),

@@ -20,8 +20,8 @@ use crate::signing::pool::{allocate, AllocateCall};
 /// prefix, and nothing after a bad envelope is read.
 ///
 /// The bytes an envelope holds between its prefix check and its authentication are charged to
-/// the budget of its source ([`crate::mesh::frames::Budgets`]: the node list's addresses, or
-/// everyone else; a replayed genuine prefix passes the check): past it the body is refused with
+/// the budget of its source ([`crate::mesh::frames::Budgets`]: its address's share if it is one
+/// of the node list's, else everyone else's; a replayed genuine prefix passes the check): past it the body is refused with
 /// `BUSY`, and a body's charge ends with it.
 pub struct Inbound {
     node: Arc<Node>,
@@ -30,7 +30,7 @@ pub struct Inbound {
     charge: Charge,
 }
 
-/// What one body has charged to its unverified-bytes budget (the node list's, or everyone
+/// What one body has charged to its unverified-bytes budget (its listed address's, or everyone
 /// else's: [`crate::mesh::frames::Budgets`]); given back when dropped.
 struct Charge {
     node: Arc<Node>,
@@ -89,7 +89,7 @@ impl Inbound {
                     Kind::Unavailable,
                     "BUSY",
                     format!(
-                        "node {} holds {} bytes of mesh envelopes not yet authenticated from addresses like this one, its limit (limits.mesh_unverified_bytes); retry shortly",
+                        "node {} holds {} bytes of mesh envelopes not yet authenticated from this address (or, for an address not in the node list, from all such addresses), its limit (limits.mesh_unverified_bytes); retry shortly",
                         self.node.me,
                         self.node.unverified.for_source(self.charge.source).held()
                     ),

@@ -246,44 +246,54 @@ impl Unverified {
     }
 }
 
-/// The two unverified-bytes budgets of a node: one for bodies from the node list's addresses,
-/// one for bodies from anywhere else (each `limit` bytes).
+/// The unverified-bytes budgets of a node: one for bodies from anywhere but the node list's
+/// addresses (`limit` bytes), and one for each of those addresses, a share of `limit` (at least
+/// [`MAX_FRAME_BYTES`], so the largest genuine envelope always fits): a member replaying
+/// prefixes from its own address fills its own share, not the one the other peers need. All of
+/// them together hold at most `limit + max(limit, addresses × MAX_FRAME_BYTES)` bytes.
 #[derive(Debug)]
 pub struct Budgets {
-    listed: Unverified,
+    limit: usize,
     others: Unverified,
-    addresses: std::sync::OnceLock<std::collections::HashSet<std::net::IpAddr>>,
+    listed: std::sync::OnceLock<std::collections::HashMap<std::net::IpAddr, Unverified>>,
 }
 
 impl Budgets {
-    /// Two budgets of `limit` bytes each; until [`Budgets::set_listed`], every body is charged
-    /// to the others' budget.
+    /// The strangers' budget of `limit` bytes; until [`Budgets::set_listed`], every body is
+    /// charged to it.
     pub fn new(limit: usize) -> Self {
         Self {
-            listed: Unverified::new(limit),
+            limit,
             others: Unverified::new(limit),
-            addresses: std::sync::OnceLock::new(),
+            listed: std::sync::OnceLock::new(),
         }
     }
 
-    /// The node list's addresses (IPv4-mapped IPv6 addresses count as IPv4).
+    /// The node list's addresses (IPv4-mapped IPv6 addresses count as IPv4), each given its
+    /// share of the limit. Only the first call counts.
     pub fn set_listed(&self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
-        let _ = self.addresses.set(addresses.into_iter().map(canonical).collect());
+        let addresses: std::collections::HashSet<std::net::IpAddr> = addresses.into_iter().map(canonical).collect();
+        let share = (self.limit / addresses.len().max(1)).max(MAX_FRAME_BYTES.min(self.limit));
+        let _ = self
+            .listed
+            .set(addresses.into_iter().map(|ip| (ip, Unverified::new(share))).collect());
     }
 
-    /// The budget a body from `source` is charged to.
+    /// The budget a body from `source` is charged to: its address's share if it is one of the
+    /// node list's, else the strangers'.
     pub fn for_source(&self, source: Option<std::net::IpAddr>) -> &Unverified {
-        let listed = source.is_some_and(|ip| self.addresses.get().is_some_and(|a| a.contains(&canonical(ip))));
-        if listed {
-            &self.listed
-        } else {
-            &self.others
-        }
+        source
+            .and_then(|ip| self.listed.get()?.get(&canonical(ip)))
+            .unwrap_or(&self.others)
     }
 
-    /// Bytes held now, in both budgets.
+    /// Bytes held now, in every budget.
     pub fn held(&self) -> usize {
-        self.listed.held() + self.others.held()
+        self.others.held()
+            + self
+                .listed
+                .get()
+                .map_or(0, |listed| listed.values().map(Unverified::held).sum())
     }
 }
 
@@ -466,6 +476,30 @@ mod tests {
             "an IPv4-mapped peer address is the peer's"
         );
         assert_eq!(budgets.held(), 2000);
+    }
+
+    #[test]
+    fn a_member_filling_its_addresss_share_leaves_the_other_members_theirs() {
+        let limit = 4 * MAX_FRAME_BYTES;
+        let budgets = Budgets::new(limit);
+        let members: Vec<std::net::IpAddr> = (1..=4).map(|i| format!("10.0.0.{i}").parse().unwrap()).collect();
+        budgets.set_listed(members.iter().copied().chain([members[0]]));
+        let share = limit / 4;
+        // The member at 10.0.0.1 holds replayed prefixes up to its share, and no further.
+        assert!(budgets.for_source(Some(members[0])).charge(0, share));
+        assert!(!budgets.for_source(Some(members[0])).charge(share, share + 1));
+        // Every other member still has its whole share.
+        for member in &members[1..] {
+            assert!(budgets.for_source(Some(*member)).charge(0, share), "{member}");
+        }
+        assert_eq!(budgets.held(), limit);
+        // Many addresses: each share is still one largest envelope, however small the limit's part.
+        let many = Budgets::new(limit);
+        many.set_listed((0..100u8).map(|i| std::net::IpAddr::from([10, 1, 0, i])));
+        assert!(many.for_source(Some([10, 1, 0, 7].into())).charge(0, MAX_FRAME_BYTES));
+        assert!(!many
+            .for_source(Some([10, 1, 0, 7].into()))
+            .charge(MAX_FRAME_BYTES, MAX_FRAME_BYTES + 1));
     }
 
     #[test]
