@@ -10,8 +10,14 @@ FORGE := $(TOOLS_BIN)/forge
 .PHONY: dev test fuzz bench lint fmt clean tools contracts
 
 ## Build in release mode and run a local network of $(NODES) node processes in .sigil/ (Ctrl-C stops it).
-dev: contracts
-	$(CARGO) build --release -p sigil
+## The contracts (npm tools, solc) are built beside the Rust build, their output in target/contracts.log.
+dev:
+	@mkdir -p target
+	@$(MAKE) --no-print-directory contracts > target/contracts.log 2>&1 & contracts=$$!; \
+	$(CARGO) build --release -p sigil; built=$$?; \
+	wait $$contracts; made=$$?; \
+	if [ $$made -ne 0 ]; then cat target/contracts.log; echo "make dev: building the contracts failed"; exit $$made; fi; \
+	exit $$built
 	./target/release/sigil dev --nodes $(NODES) --dir .sigil
 
 ## Everything CI runs: formatting, lints (also on tests and benches), contract tests, all tests (with the

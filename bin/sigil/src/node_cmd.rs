@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use std::sync::Arc;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::registry::Registry;
@@ -27,14 +29,28 @@ pub struct Args {
     fault: Option<Fault>,
 }
 
+/// The log filter `SIGIL_LOG` asks for ("debug", "info,sigil_node=debug"); `info` when it is
+/// unset or cannot be read, which the node then says.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    match setting.map(str::parse::<tracing_subscriber::filter::Targets>) {
+        None => info(),
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            eprintln!("SIGIL_LOG: {e}; logging at info");
+            info()
+        }
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with(log_filter(std::env::var("SIGIL_LOG").ok().as_deref()))
         .init();
     let mut settings = NodeConfig::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
     let registry = match settings.config.chain.clone() {
@@ -106,4 +122,25 @@ pub async fn shutdown() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn sigil_log_sets_levels_per_target_and_a_bad_setting_falls_back_to_info() {
+        let info = log_filter(None);
+        assert!(info.would_enable("sigil_node::mesh", &Level::INFO));
+        assert!(!info.would_enable("sigil_node::mesh", &Level::DEBUG));
+        let some = log_filter(Some("info,sigil_node::mesh=debug"));
+        assert!(some.would_enable("sigil_node::mesh::net", &Level::DEBUG));
+        assert!(!some.would_enable("sigil_node::signing", &Level::DEBUG));
+        assert!(some.would_enable("hyper", &Level::INFO));
+        assert!(log_filter(Some("debug")).would_enable("alloy", &Level::DEBUG));
+        let bad = log_filter(Some("sigil_node=loud"));
+        assert!(bad.would_enable("sigil_node", &Level::INFO));
+        assert!(!bad.would_enable("sigil_node", &Level::DEBUG));
+    }
 }

@@ -199,8 +199,8 @@ pub struct LimitsConfig {
     /// Bytes of mesh envelopes whose header passed its check but whose authentication tag is not
     /// verified yet, across the bodies being read (one replayed genuine header passes the check,
     /// so this bounds what a stranger holding one can make the node keep); bodies from the node
-    /// list's addresses have a budget of this size of their own. Past it, `/mesh` answers 503
-    /// `BUSY`.
+    /// list's addresses have a budget of this size of their own, in which each address has a share
+    /// (this / addresses, at least 8 MiB). Past it, `/mesh` answers 503 `BUSY`.
     pub mesh_unverified_bytes: usize,
     /// Allocations one node may have open at this node, as allocator, that `t` nodes have not
     /// asked for yet (their calls wait up to 10 s); a newer one pushes its oldest out, whose
@@ -208,7 +208,8 @@ pub struct LimitsConfig {
     pub open_asks_per_node: usize,
     /// Bytes of action values (`runOnce`, `broadcastAndCollect`) one peer may have waiting in this
     /// node's mailbox (values past it are dropped; one request's values from one peer are held to
-    /// 2 MiB, and a run's values are forgotten when it ends here).
+    /// 2 MiB, and a run's values are forgotten when it ends here). Values for requests not running
+    /// here have a quarter of this of their own, and at most 512 values, kept 30 s.
     pub mailbox_bytes_per_peer: usize,
     /// Allocations one node's asks may open without waiting for `t` nodes to ask (a token bucket:
     /// a token comes back when `t` nodes have asked). An allocation nobody else asks for signs
@@ -218,6 +219,10 @@ pub struct LimitsConfig {
     pub solo_allocations_per_min: u32,
     /// TCP connections one IP address may hold open (further ones are closed at once).
     pub connections_per_ip: usize,
+    /// TCP connections all addresses outside the node list may hold open together (further
+    /// ones are closed at once): keep it below the process's open-file limit, less what the
+    /// node's peers and its own outgoing connections and files need.
+    pub max_connections: usize,
     /// More TCP connections an address of the node list may hold, for the mesh only: connections
     /// from there that carry public API requests stay within `connections_per_ip`, so a client
     /// behind a node's address (one NAT) cannot take them.
@@ -257,6 +262,7 @@ impl Default for LimitsConfig {
             solo_allocations: 64,
             solo_allocations_per_min: 60,
             connections_per_ip: 512,
+            max_connections: 8192,
             peer_connections: 64,
             idle_timeout_secs: 60,
             requests_per_ip: 256,
@@ -281,6 +287,7 @@ impl LimitsConfig {
             ("mailbox_bytes_per_peer", self.mailbox_bytes_per_peer),
             ("solo_allocations", self.solo_allocations as usize),
             ("connections_per_ip", self.connections_per_ip),
+            ("max_connections", self.max_connections),
             ("peer_connections", self.peer_connections),
             ("idle_timeout_secs", self.idle_timeout_secs as usize),
             ("requests_per_ip", self.requests_per_ip),

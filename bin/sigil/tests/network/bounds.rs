@@ -282,3 +282,40 @@ async fn a_copy_of_a_running_request_sent_to_one_node_is_refused_and_the_first_r
         assert_eq!(answer["response"], expected, "node {i}: {answer}");
     }
 }
+
+/// The adversary: runs sent to node 0 only, a thousand `broadcastAndCollect` values each, that
+/// the other nodes receive for requests they never run, to fill node 0's share of their
+/// mailboxes so that the runs they do run lose node 0's values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_sent_to_one_node_only_do_not_take_the_mailbox_the_other_nodes_runs_need() {
+    let mut net = Network::start(3, 2, |_| Vec::new()).await;
+    net.wait_ready(READY).await;
+    let flood = r#"(async () => {
+        const names = Array.from({ length: 990 }, (_, i) => "f" + i);
+        await Promise.race([
+            Promise.all(names.map((name) => Lit.Actions.broadcastAndCollect({ name, value: "x" }))),
+            new Promise((r) => setTimeout(r, 1500)),
+        ]);
+        Lit.Actions.setResponse({ response: "flooded" });
+    })();"#;
+    for _ in 0..3 {
+        let (status, _, answer) = execute_on(&net, 0, code_body(flood)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // A run on every node: node 0 is the runOnce leader (lowest id), and the others need its value.
+    let once = r#"(async () => {
+        const v = await Lit.Actions.runOnce({ waitForResponse: true, name: "tx" }, async () => "sent");
+        const all = await Lit.Actions.broadcastAndCollect({ name: "b", value: "v" });
+        Lit.Actions.setResponse({ response: v + " " + all.length });
+    })();"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let body = json!({ "code": once, "requestId": request_id(), "timestamp": now });
+    let answers = futures::future::join_all((0..3).map(|i| execute_on(&net, i, body.clone()))).await;
+    for (i, (status, _, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "node {i}: {answer}");
+        assert_eq!(answer["response"], "sent 3", "node {i}: {answer}");
+    }
+}

@@ -616,3 +616,47 @@ async fn a_client_sending_each_sign_request_to_one_node_only_does_not_stop_the_o
     let pushed_out = net.metric(0, "sigil_allocations_over_share_total").await;
     assert!(pushed_out >= 50, "only {pushed_out} asks nobody joined were pushed out");
 }
+
+/// The adversary: a stranger posting a mesh body a byte every 5 s (each byte resets the idle
+/// timeout), to hold its connection and a descriptor for as long as it likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_body_trickled_a_byte_at_a_time_is_cut_off_before_its_first_envelope_arrives() {
+    let mut net = Network::start(3, 2, |_| Vec::new()).await;
+    net.wait_ready(READY).await;
+    let addr = net.urls[0].trim_start_matches("http://").to_string();
+    let mut stream = connect_from(std::net::Ipv4Addr::new(127, 0, 0, 79), &addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mesh/send HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\ncontent-length: 1000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A plausible length field, then the prefix a byte at a time: it is checked only once whole.
+    stream.write_all(&1000u32.to_be_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    // At most 60 s of trickling: the node must answer and close well before.
+    while started.elapsed() < Duration::from_secs(60) {
+        if stream.write_all(&[0]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "the trickle held its connection {:?}: {answer}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("BODY_TIMEOUT"), "{answer}");
+    // The node serves as before.
+    assert!(health_from(std::net::Ipv4Addr::new(127, 0, 0, 80), &addr)
+        .await
+        .contains("200"));
+}

@@ -2,7 +2,9 @@
 //! and sender: a value sent over the mesh waits here until the local run asks for it. Bounded in
 //! slots and time, per sender in values and bytes, and per sender and request in bytes, so one
 //! peer's values (or one run's) cannot crowd out the others'; a run's values are forgotten when
-//! it ends here. One request runs at most once at a time on a node ([`Mailbox::begin`]): a second
+//! it ends here. Values for a request that does not run here (yet) are *early*: they have a
+//! smaller share of their own per sender and are kept [`EARLY_TTL`], so runs sent to one node
+//! only, whose values every other node receives, cannot take the share the runs here need. One request runs at most once at a time on a node ([`Mailbox::begin`]): a second
 //! run would read the first's values, and clear them when it ended first. Uses nothing else of
 //! the crate.
 
@@ -22,6 +24,13 @@ const MAILBOX_SLOTS: usize = 10_000;
 /// Most values one sender has in the mailbox at once.
 const VALUES_PER_SENDER: usize = MAILBOX_SLOTS / 4;
 
+/// How long values for a request that never starts here are kept: a run starts on every node
+/// within moments of the others (the client sends it to all at once).
+const EARLY_TTL: Duration = Duration::from_secs(30);
+
+/// Most early values (for requests not running here) one sender has in the mailbox at once.
+const EARLY_VALUES_PER_SENDER: usize = 512;
+
 /// What a value costs its sender beyond its bytes (slot and map overhead).
 const VALUE_OVERHEAD: usize = 128;
 
@@ -35,8 +44,10 @@ type Slot = (Instant, BTreeMap<u32, String>);
 #[derive(Default)]
 struct Held {
     slots: HashMap<([u8; 16], String), Slot>,
-    /// Per sender: values and bytes held.
+    /// Per sender: values and bytes held for requests running here.
     senders: HashMap<u32, (usize, usize)>,
+    /// Per sender: values and bytes held for requests not running here.
+    early: HashMap<u32, (usize, usize)>,
     /// Per sender and request: bytes held.
     runs: HashMap<(u32, [u8; 16]), usize>,
     /// The requests running here (each holds an action slot, so at most `max_concurrent`).
@@ -44,15 +55,25 @@ struct Held {
 }
 
 impl Held {
+    /// What `from` holds in the share a value for `request` counts against.
+    fn share(&mut self, request: &[u8; 16]) -> &mut HashMap<u32, (usize, usize)> {
+        if self.running.contains(request) {
+            &mut self.senders
+        } else {
+            &mut self.early
+        }
+    }
+
     /// Gives back what the values of one slot cost their senders.
     fn release(&mut self, request: [u8; 16], topic: &str, values: &BTreeMap<u32, String>) {
         for (from, value) in values {
             let cost = value.len() + topic.len() + VALUE_OVERHEAD;
-            if let Some((count, bytes)) = self.senders.get_mut(from) {
+            let share = self.share(&request);
+            if let Some((count, bytes)) = share.get_mut(from) {
                 *count = count.saturating_sub(1);
                 *bytes = bytes.saturating_sub(cost);
                 if *count == 0 {
-                    self.senders.remove(from);
+                    share.remove(from);
                 }
             }
             if let Some(bytes) = self.runs.get_mut(&(*from, request)) {
@@ -60,6 +81,54 @@ impl Held {
                 if *bytes == 0 {
                     self.runs.remove(&(*from, request));
                 }
+            }
+        }
+    }
+
+    /// Forgets `from`'s oldest early value (for a request not running here, other than
+    /// `request`); false if it has none.
+    fn evict_oldest_early(&mut self, from: u32, request: [u8; 16]) -> bool {
+        let oldest = self
+            .slots
+            .iter()
+            .filter(|((r, _), (_, values))| *r != request && !self.running.contains(r) && values.contains_key(&from))
+            .min_by_key(|(_, (at, _))| *at)
+            .map(|(key, _)| key.clone());
+        let Some(key) = oldest else { return false };
+        let Some((_, values)) = self.slots.get_mut(&key) else {
+            return false;
+        };
+        let Some(value) = values.remove(&from) else {
+            return false;
+        };
+        if values.is_empty() {
+            self.slots.remove(&key);
+        }
+        self.release(key.0, &key.1, &BTreeMap::from([(from, value)]));
+        true
+    }
+
+    /// `request` starts here: the early values it has move to their senders' running shares.
+    fn promote(&mut self, request: [u8; 16]) {
+        let Self {
+            slots, senders, early, ..
+        } = self;
+        for ((r, topic), (_, values)) in slots.iter() {
+            if *r != request {
+                continue;
+            }
+            for (from, value) in values {
+                let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+                if let Some((count, bytes)) = early.get_mut(from) {
+                    *count = count.saturating_sub(1);
+                    *bytes = bytes.saturating_sub(cost);
+                    if *count == 0 {
+                        early.remove(from);
+                    }
+                }
+                let (count, bytes) = senders.entry(*from).or_insert((0, 0));
+                *count += 1;
+                *bytes += cost;
             }
         }
     }
@@ -93,26 +162,56 @@ impl Mailbox {
     /// `from` already holds its share of values or bytes.
     pub fn put(&self, request: [u8; 16], topic: &str, from: u32, value: String) {
         if let Ok(mut held) = self.held.lock() {
+            let running = held.running.contains(&request);
+            let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+            if !running {
+                // An early share that is full makes room by its sender's oldest early value: a
+                // flood of values for runs that never start here is pushed out by the values of
+                // a run about to start, rather than keeping them out for its whole time.
+                let most_bytes = self.bytes_per_sender / 4;
+                while held
+                    .early
+                    .get(&from)
+                    .is_some_and(|(count, bytes)| *count >= EARLY_VALUES_PER_SENDER || bytes + cost > most_bytes)
+                {
+                    if !held.evict_oldest_early(from, request) {
+                        break;
+                    }
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let Held {
-                slots, senders, runs, ..
+                slots,
+                senders,
+                early,
+                runs,
+                ..
             } = &mut *held;
             let key = (request, topic.to_string());
             if slots.get(&key).is_some_and(|(_, values)| values.contains_key(&from)) {
                 return;
             }
-            let cost = value.len() + topic.len() + VALUE_OVERHEAD;
-            let (count, bytes) = senders.get(&from).copied().unwrap_or((0, 0));
+            let (share, most_values, most_bytes) = if running {
+                (senders, VALUES_PER_SENDER, self.bytes_per_sender)
+            } else {
+                (early, EARLY_VALUES_PER_SENDER, self.bytes_per_sender / 4)
+            };
+            let (count, bytes) = share.get(&from).copied().unwrap_or((0, 0));
             let run = runs.get(&(from, request)).copied().unwrap_or(0);
             let full = (slots.len() >= MAILBOX_SLOTS && !slots.contains_key(&key))
-                || count >= VALUES_PER_SENDER
-                || bytes + cost > self.bytes_per_sender
+                || count >= most_values
+                || bytes + cost > most_bytes
                 || run + cost > BYTES_PER_SENDER_AND_REQUEST;
             if full {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(from, "action mailbox full for this sender; dropping a value");
+                tracing::warn!(
+                    from,
+                    early = !running,
+                    "action mailbox full for this sender; dropping a value"
+                );
                 return;
             }
-            senders.insert(from, (count + 1, bytes + cost));
+            share.insert(from, (count + 1, bytes + cost));
             runs.insert((from, request), run + cost);
             slots
                 .entry(key)
@@ -155,32 +254,40 @@ impl Mailbox {
         }
     }
 
-    /// Forgets old values.
+    /// Forgets old values: early ones (for requests not running here) after [`EARLY_TTL`].
     pub fn sweep(&self) {
-        self.remove(|_, at| at.elapsed() >= MAILBOX_TTL);
+        self.remove(|running, _, at| at.elapsed() >= if running { MAILBOX_TTL } else { EARLY_TTL });
     }
 
     /// Marks `request` as running here, unless it already runs: then false, and the caller
     /// refuses the second run. Every `true` is followed by [`Mailbox::finish`].
     pub fn begin(&self, request: [u8; 16]) -> bool {
-        self.held.lock().is_ok_and(|mut held| held.running.insert(request))
+        self.held.lock().is_ok_and(|mut held| {
+            let fresh = held.running.insert(request);
+            if fresh {
+                held.promote(request);
+            }
+            fresh
+        })
     }
 
     /// Forgets the values of `request`: its run on this node is over, and it may run again.
     /// (Values that still arrive for it are kept until the sweep, within their senders' shares.)
     pub fn finish(&self, request: [u8; 16]) {
-        self.remove(|r, _| *r == request);
+        self.remove(|_, r, _| *r == request);
         if let Ok(mut held) = self.held.lock() {
             held.running.remove(&request);
         }
     }
 
-    fn remove(&self, gone: impl Fn(&[u8; 16], &Instant) -> bool) {
+    /// Forgets the slots `gone(running here, request, opened at)` picks.
+    fn remove(&self, gone: impl Fn(bool, &[u8; 16], &Instant) -> bool) {
         if let Ok(mut held) = self.held.lock() {
+            let running = &held.running;
             let keys: Vec<([u8; 16], String)> = held
                 .slots
                 .iter()
-                .filter(|((request, _), (at, _))| gone(request, at))
+                .filter(|((request, _), (at, _))| gone(running.contains(request), request, at))
                 .map(|(key, _)| key.clone())
                 .collect();
             for key in keys {
@@ -199,8 +306,9 @@ mod tests {
     #[test]
     fn one_sender_holds_only_its_share_and_the_others_still_get_theirs_in() {
         let mailbox = Mailbox::new(4 << 20);
-        // A peer sends one-mebibyte values for requests nobody runs: four fit, the rest drop.
+        // A peer sends one-mebibyte values for requests running here: four fit, the rest drop.
         for i in 0..40u8 {
+            mailbox.begin([i; 16]);
             mailbox.put([i; 16], "once/x", 3, "v".repeat(1 << 20));
         }
         assert_eq!(mailbox.dropped(), 37);
@@ -210,12 +318,14 @@ mod tests {
             let mut request = [0u8; 16];
             request[..4].copy_from_slice(&i.to_be_bytes());
             request[15] = 1;
+            mailbox.begin(request);
             mailbox.put(request, "t", 3, "x".into());
             small += 1;
         }
         assert!(small > VALUES_PER_SENDER);
         assert!(mailbox.held.lock().unwrap().senders[&3].0 <= VALUES_PER_SENDER);
         // Another node's value still goes in, and a second value per sender and slot is ignored.
+        mailbox.begin([7; 16]);
         mailbox.put([7; 16], "t", 0, "honest".into());
         mailbox.put([7; 16], "t", 0, "again".into());
         assert_eq!(
@@ -242,6 +352,8 @@ mod tests {
     #[test]
     fn one_run_holds_at_most_its_share_of_a_sender_and_gives_it_back_when_it_finishes() {
         let mailbox = Mailbox::new(16 << 20);
+        mailbox.begin([1; 16]);
+        mailbox.begin([2; 16]);
         // One run's values from one sender (the leader's runOnce results): 2 MiB, not its 16.
         for i in 0..300u32 {
             mailbox.put([1; 16], &format!("once/{i}"), 0, "v".repeat(60_000));
@@ -257,5 +369,53 @@ mod tests {
         assert!(!mailbox.held.lock().unwrap().runs.contains_key(&(0, [1; 16])));
         mailbox.put([1; 16], "once/0", 0, "again".into());
         assert_eq!(mailbox.snapshot([1; 16], "once/0").len(), 1);
+    }
+
+    /// The adversary: runs sent to one node only, whose values every other node receives for
+    /// requests it never runs, three of a thousand values each.
+    #[test]
+    fn values_for_requests_never_run_here_do_not_take_the_share_runs_here_need() {
+        let mailbox = Mailbox::new(32 << 20);
+        for r in 0..3u8 {
+            for i in 0..1000 {
+                mailbox.put([r; 16], &format!("collect/x/f{i}"), 0, "x".into());
+            }
+        }
+        assert!(mailbox.held.lock().unwrap().early[&0].0 <= EARLY_VALUES_PER_SENDER);
+        assert_eq!(mailbox.dropped(), 3000 - EARLY_VALUES_PER_SENDER as u64);
+        // The same sender's value for a run about to start here pushes the oldest flood value out.
+        mailbox.put([7; 16], "once/x/tx", 0, "about to start".into());
+        assert_eq!(mailbox.snapshot([7; 16], "once/x/tx").len(), 1);
+        assert!(
+            mailbox.snapshot([0; 16], "collect/x/f0").is_empty(),
+            "the oldest went first"
+        );
+        assert_eq!(mailbox.snapshot([2; 16], "collect/x/f999").len(), 1, "the newest stay");
+        assert!(mailbox.held.lock().unwrap().early[&0].0 <= EARLY_VALUES_PER_SENDER);
+        // A run here still gets the same sender's values.
+        mailbox.begin([9; 16]);
+        mailbox.put([9; 16], "once/x/tx", 0, "sent".into());
+        assert_eq!(mailbox.snapshot([9; 16], "once/x/tx").len(), 1);
+        // An honest value that arrives before its run starts here (from another sender, whose
+        // early share is its own) is kept, and counts as the run's once it starts.
+        mailbox.put([8; 16], "once/x/tx", 1, "early".into());
+        assert!(mailbox.begin([8; 16]));
+        assert_eq!(mailbox.snapshot([8; 16], "once/x/tx").len(), 1);
+        {
+            let held = mailbox.held.lock().unwrap();
+            assert!(!held.early.contains_key(&1));
+            assert_eq!(held.senders[&1].0, 1);
+        }
+        // Early values are forgotten after EARLY_TTL, the running ones are not.
+        if let Ok(mut held) = mailbox.held.lock() {
+            for (at, _) in held.slots.values_mut() {
+                *at = at.checked_sub(EARLY_TTL).unwrap_or(*at);
+            }
+        }
+        mailbox.sweep();
+        let held = mailbox.held.lock().unwrap();
+        assert!(!held.early.contains_key(&0), "the flood's values are gone");
+        assert_eq!(held.slots.len(), 2, "the two running requests' values stay");
+        assert_eq!(held.senders[&0].0, 1);
     }
 }

@@ -60,6 +60,8 @@ pub enum Refused {
     Rate(f64),
     /// Every tracked address is busy; a new one is not tracked.
     Untracked,
+    /// The node holds `max_connections` connections from addresses outside the node list.
+    Full,
 }
 
 impl Refused {
@@ -69,6 +71,7 @@ impl Refused {
             Self::Busy => "in_flight",
             Self::Rate(_) => "rate",
             Self::Untracked => "tracked_ips",
+            Self::Full => "max_connections",
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct PerIp {
     peers: HashSet<IpAddr>,
     /// At the node list's addresses: the connections counted as clients'.
     client_connections: HashSet<SocketAddr>,
+    /// Connections open from addresses outside the node list.
+    others: usize,
 }
 
 impl PerIp {
@@ -104,6 +109,7 @@ impl PerIp {
             usage: HashMap::new(),
             peers: HashSet::new(),
             client_connections: HashSet::new(),
+            others: 0,
         }
     }
 
@@ -155,16 +161,26 @@ impl PerIp {
     }
 
     /// A connection from `ip` opens.
+    ///
+    /// Connections from outside the node list are at most `max_connections` together, below
+    /// the process's descriptors, so that addresses from many subnets cannot take every
+    /// descriptor the node's peers and its own outgoing connections need.
     pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
         let mut limit = self.limits.connections_per_ip;
-        if self.peers.contains(&subnet(ip)) {
+        let peer = self.peers.contains(&subnet(ip));
+        if peer {
             limit = limit.saturating_add(self.limits.peer_connections);
+        } else if self.others >= self.limits.max_connections {
+            return Err(Refused::Full);
         }
         let usage = self.entry(ip, now)?;
         if usage.connections >= limit {
             return Err(Refused::Connections);
         }
         usage.connections += 1;
+        if !peer {
+            self.others += 1;
+        }
         Ok(())
     }
 
@@ -192,6 +208,9 @@ impl PerIp {
     pub fn disconnect(&mut self, addr: SocketAddr) {
         let ip = subnet(addr.ip());
         let client = self.client_connections.remove(&addr);
+        if !self.peers.contains(&ip) {
+            self.others = self.others.saturating_sub(1);
+        }
         if let Some(usage) = self.usage.get_mut(&ip) {
             usage.connections = usage.connections.saturating_sub(1);
             if client {
@@ -272,7 +291,8 @@ impl Guard {
 }
 
 /// The IP addresses of the node list's URLs: an address as written, or what its host name
-/// resolves to now (within 2 s; a name that does not resolve adds nothing).
+/// resolves to now (within 2 s; a name that does not resolve adds nothing), at most one IPv4 and
+/// one IPv6 address per name: a member cannot list hundreds of addresses by its DNS.
 pub async fn addresses_of(urls: &[String]) -> Vec<IpAddr> {
     let mut out = Vec::new();
     for url in urls {
@@ -285,7 +305,9 @@ pub async fn addresses_of(urls: &[String]) -> Vec<IpAddr> {
         let port = parsed.port_or_known_default().unwrap_or(80);
         let lookup = tokio::net::lookup_host((host.to_string(), port));
         if let Ok(Ok(found)) = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
-            out.extend(found.map(|a| a.ip()));
+            let found: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+            out.extend(found.iter().find(|ip| ip.is_ipv4()).copied());
+            out.extend(found.iter().find(|ip| ip.is_ipv6()).copied());
         }
     }
     out
@@ -515,6 +537,12 @@ fn refusal(refused: Refused) -> Response {
             "this node is tracking as many client addresses as it may".to_string(),
             1,
         ),
+        Refused::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            "this node holds as many client connections as it may".to_string(),
+            1,
+        ),
     };
     let mut response = ApiError::from(Error::new(Kind::Unavailable, code, message)).into_response();
     *response.status_mut() = status;
@@ -682,5 +710,30 @@ mod tests {
         assert_eq!(per_ip.begin(C, now), Err(Refused::Untracked));
         per_ip.disconnect(conn(2));
         per_ip.connect(A, now).unwrap();
+    }
+
+    /// The adversary: stalled connections from many subnets, to take every descriptor.
+    #[test]
+    fn connections_from_many_addresses_stop_at_max_connections_and_the_node_lists_still_open() {
+        let mut per_ip = PerIp::new(LimitsConfig {
+            max_connections: 10,
+            tracked_ips: 100,
+            ..limits()
+        });
+        per_ip.set_peers([A]);
+        let now = Instant::now();
+        let others: Vec<IpAddr> = (0..5u8).map(|i| IpAddr::from([10, 9, i, 1])).collect();
+        for ip in &others {
+            per_ip.connect(*ip, now).unwrap();
+            per_ip.connect(*ip, now).unwrap();
+        }
+        assert_eq!(per_ip.connect(IpAddr::from([10, 9, 9, 1]), now), Err(Refused::Full));
+        // The node list's address still connects.
+        per_ip.connect(A, now).unwrap();
+        // One closing makes room for one more.
+        per_ip.disconnect(SocketAddr::new(others[0], 1));
+        per_ip.disconnect(SocketAddr::new(A, 1));
+        per_ip.connect(IpAddr::from([10, 9, 9, 1]), now).unwrap();
+        assert_eq!(per_ip.connect(IpAddr::from([10, 9, 9, 2]), now), Err(Refused::Full));
     }
 }

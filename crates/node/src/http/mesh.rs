@@ -13,14 +13,35 @@ use futures::StreamExt;
 
 use super::error::ApiError;
 use super::guard::PeerAddr;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::mesh::dispatch::{self, Inbound};
 use crate::node::Node;
+
+/// How long a body may take to deliver its first whole envelope: a stranger trickling a byte at
+/// a time (each byte resets the idle timeout) would otherwise hold its connection for as long as
+/// it likes before its sender is authenticated. Ample for the largest envelope over a slow link.
+const FIRST_ENVELOPE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Pushes `body` into `inbound` as it arrives; the first refusal ends the read.
 async fn stream(mut inbound: Inbound, body: Body) -> Result<Option<Vec<u8>>, Error> {
     let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
+    let deadline = tokio::time::Instant::now() + FIRST_ENVELOPE_WITHIN;
+    loop {
+        let next = if inbound.authenticated() {
+            chunks.next().await
+        } else {
+            tokio::time::timeout_at(deadline, chunks.next()).await.map_err(|_| {
+                Error::new(
+                    Kind::TimedOut,
+                    "BODY_TIMEOUT",
+                    format!(
+                        "the body's first envelope did not arrive whole within {} s",
+                        FIRST_ENVELOPE_WITHIN.as_secs()
+                    ),
+                )
+            })?
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
         inbound.push(&chunk)?;
     }

@@ -20,13 +20,16 @@ use crate::signing::pool::{allocate, AllocateCall};
 /// prefix, and nothing after a bad envelope is read.
 ///
 /// The bytes an envelope holds between its prefix check and its authentication are charged to
-/// the budget of its source ([`crate::mesh::frames::Budgets`]: its address's share if it is one
-/// of the node list's, else everyone else's; a replayed genuine prefix passes the check): past it the body is refused with
+/// the budget of its source ([`crate::mesh::frames::Budgets`]: its address's share of the
+/// listed budget if it is one of the node list's, else everyone else's; a replayed genuine
+/// prefix passes the check): past it the body is refused with
 /// `BUSY`, and a body's charge ends with it.
 pub struct Inbound {
     node: Arc<Node>,
     reader: FrameReader,
     from: Option<u32>,
+    /// An envelope of this body was opened (authenticated).
+    opened: bool,
     charge: Charge,
 }
 
@@ -41,7 +44,7 @@ struct Charge {
 impl Charge {
     /// The body now holds `to` unverified bytes: false if that does not fit the budget.
     fn to(&mut self, to: usize) -> bool {
-        let fits = self.node.unverified.for_source(self.source).charge(self.held, to);
+        let fits = self.node.unverified.charge(self.source, self.held, to);
         if fits {
             self.held = to;
         }
@@ -51,7 +54,7 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.node.unverified.for_source(self.source).charge(self.held, 0);
+        self.node.unverified.charge(self.source, self.held, 0);
     }
 }
 
@@ -71,12 +74,18 @@ impl Inbound {
             node: Arc::clone(node),
             reader: FrameReader::new(framing),
             from: None,
+            opened: false,
             charge: Charge {
                 node: Arc::clone(node),
                 source,
                 held: 0,
             },
         }
+    }
+
+    /// Whether a whole envelope of this body has been authenticated: its sender is a peer.
+    pub fn authenticated(&self) -> bool {
+        self.opened
     }
 
     /// The next bytes of the body.
@@ -91,7 +100,7 @@ impl Inbound {
                     format!(
                         "node {} holds {} bytes of mesh envelopes not yet authenticated from this address (or, for an address not in the node list, from all such addresses), its limit (limits.mesh_unverified_bytes); retry shortly",
                         self.node.me,
-                        self.node.unverified.for_source(self.charge.source).held()
+                        self.node.unverified.held_for(self.charge.source)
                     ),
                 ));
             }
@@ -114,7 +123,10 @@ impl Inbound {
                     }
                     self.from = Some(from);
                 }
-                Ok(Some(Ready::Frame(envelope))) => self.deliver(&envelope)?,
+                Ok(Some(Ready::Frame(envelope))) => {
+                    self.deliver(&envelope)?;
+                    self.opened = true;
+                }
                 Err(e) => return Err(self.frame_error(e)),
             }
         }

@@ -247,30 +247,33 @@ impl Unverified {
 }
 
 /// The unverified-bytes budgets of a node: one for bodies from anywhere but the node list's
-/// addresses (`limit` bytes), and one for each of those addresses, a share of `limit` (at least
-/// [`MAX_FRAME_BYTES`], so the largest genuine envelope always fits): a member replaying
-/// prefixes from its own address fills its own share, not the one the other peers need. All of
-/// them together hold at most `limit + max(limit, addresses × MAX_FRAME_BYTES)` bytes.
+/// addresses (`limit` bytes), and one for those addresses together (`limit` bytes), in which
+/// each address has a share (`limit / addresses`, at least [`MAX_FRAME_BYTES`] so the largest
+/// genuine envelope always fits): a member replaying prefixes from its own addresses fills
+/// only their shares, not what the other peers need, and all of them together hold at most
+/// `2 × limit` bytes.
 #[derive(Debug)]
 pub struct Budgets {
     limit: usize,
     others: Unverified,
+    listed_total: Unverified,
     listed: std::sync::OnceLock<std::collections::HashMap<std::net::IpAddr, Unverified>>,
 }
 
 impl Budgets {
-    /// The strangers' budget of `limit` bytes; until [`Budgets::set_listed`], every body is
-    /// charged to it.
+    /// Budgets of `limit` bytes; until [`Budgets::set_listed`], every body is charged to the
+    /// strangers'.
     pub fn new(limit: usize) -> Self {
         Self {
             limit,
             others: Unverified::new(limit),
+            listed_total: Unverified::new(limit),
             listed: std::sync::OnceLock::new(),
         }
     }
 
     /// The node list's addresses (IPv4-mapped IPv6 addresses count as IPv4), each given its
-    /// share of the limit. Only the first call counts.
+    /// share of the listed budget. Only the first call counts.
     pub fn set_listed(&self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
         let addresses: std::collections::HashSet<std::net::IpAddr> = addresses.into_iter().map(canonical).collect();
         let share = (self.limit / addresses.len().max(1)).max(MAX_FRAME_BYTES.min(self.limit));
@@ -279,21 +282,36 @@ impl Budgets {
             .set(addresses.into_iter().map(|ip| (ip, Unverified::new(share))).collect());
     }
 
-    /// The budget a body from `source` is charged to: its address's share if it is one of the
-    /// node list's, else the strangers'.
-    pub fn for_source(&self, source: Option<std::net::IpAddr>) -> &Unverified {
-        source
-            .and_then(|ip| self.listed.get()?.get(&canonical(ip)))
-            .unwrap_or(&self.others)
+    fn share(&self, source: Option<std::net::IpAddr>) -> Option<&Unverified> {
+        source.and_then(|ip| self.listed.get()?.get(&canonical(ip)))
+    }
+
+    /// A body from `source` that held `from` unverified bytes now holds `to`: false, and nothing
+    /// charged, if that does not fit its address's share and the listed budget (for one of the
+    /// node list's addresses) or the strangers' budget.
+    pub fn charge(&self, source: Option<std::net::IpAddr>, from: usize, to: usize) -> bool {
+        let Some(share) = self.share(source) else {
+            return self.others.charge(from, to);
+        };
+        if !self.listed_total.charge(from, to) {
+            return false;
+        }
+        if !share.charge(from, to) {
+            self.listed_total.charge(to, from);
+            return false;
+        }
+        true
+    }
+
+    /// Bytes held now by bodies from `source`'s address (one of the node list's) or from all
+    /// strangers.
+    pub fn held_for(&self, source: Option<std::net::IpAddr>) -> usize {
+        self.share(source).unwrap_or(&self.others).held()
     }
 
     /// Bytes held now, in every budget.
     pub fn held(&self) -> usize {
-        self.others.held()
-            + self
-                .listed
-                .get()
-                .map_or(0, |listed| listed.values().map(Unverified::held).sum())
+        self.others.held() + self.listed_total.held()
     }
 }
 
@@ -457,22 +475,13 @@ mod tests {
         let peer: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         let stranger: std::net::IpAddr = "10.0.0.9".parse().unwrap();
         budgets.set_listed([peer]);
-        assert!(budgets.for_source(Some(stranger)).charge(0, 1000));
-        assert!(
-            !budgets.for_source(Some(stranger)).charge(0, 1),
-            "the strangers' budget is full"
-        );
-        assert!(
-            !budgets.for_source(None).charge(0, 1),
-            "an unknown source is a stranger"
-        );
-        assert!(
-            budgets.for_source(Some(peer)).charge(0, 1000),
-            "the peers' is untouched"
-        );
+        assert!(budgets.charge(Some(stranger), 0, 1000));
+        assert!(!budgets.charge(Some(stranger), 0, 1), "the strangers' budget is full");
+        assert!(!budgets.charge(None, 0, 1), "an unknown source is a stranger");
+        assert!(budgets.charge(Some(peer), 0, 1000), "the peers' is untouched");
         let mapped: std::net::IpAddr = "::ffff:10.0.0.2".parse().unwrap();
         assert!(
-            !budgets.for_source(Some(mapped)).charge(0, 1),
+            !budgets.charge(Some(mapped), 0, 1),
             "an IPv4-mapped peer address is the peer's"
         );
         assert_eq!(budgets.held(), 2000);
@@ -486,20 +495,37 @@ mod tests {
         budgets.set_listed(members.iter().copied().chain([members[0]]));
         let share = limit / 4;
         // The member at 10.0.0.1 holds replayed prefixes up to its share, and no further.
-        assert!(budgets.for_source(Some(members[0])).charge(0, share));
-        assert!(!budgets.for_source(Some(members[0])).charge(share, share + 1));
+        assert!(budgets.charge(Some(members[0]), 0, share));
+        assert!(!budgets.charge(Some(members[0]), share, share + 1));
+        assert_eq!(budgets.held_for(Some(members[0])), share);
         // Every other member still has its whole share.
         for member in &members[1..] {
-            assert!(budgets.for_source(Some(*member)).charge(0, share), "{member}");
+            assert!(budgets.charge(Some(*member), 0, share), "{member}");
         }
         assert_eq!(budgets.held(), limit);
-        // Many addresses: each share is still one largest envelope, however small the limit's part.
-        let many = Budgets::new(limit);
-        many.set_listed((0..100u8).map(|i| std::net::IpAddr::from([10, 1, 0, i])));
-        assert!(many.for_source(Some([10, 1, 0, 7].into())).charge(0, MAX_FRAME_BYTES));
-        assert!(!many
-            .for_source(Some([10, 1, 0, 7].into()))
-            .charge(MAX_FRAME_BYTES, MAX_FRAME_BYTES + 1));
+        // Given back, it is free again.
+        assert!(budgets.charge(Some(members[0]), share, 0));
+        assert_eq!(budgets.held(), limit - share);
+    }
+
+    /// The adversary: a member whose host name resolves to hundreds of addresses, each with a
+    /// share of one largest envelope, holding a frame's worth of replayed prefixes from each.
+    #[test]
+    fn many_listed_addresses_together_hold_no_more_than_the_listed_budget() {
+        let limit = 64 << 20;
+        let budgets = Budgets::new(limit);
+        let address = |i: u16| std::net::IpAddr::from([0x2001, 0xdb8, i, 0, 0, 0, 0, 1]);
+        budgets.set_listed((0..700u16).map(address));
+        let held = (0..700u16)
+            .filter(|i| budgets.charge(Some(address(*i)), 0, MAX_FRAME_BYTES))
+            .count()
+            * MAX_FRAME_BYTES;
+        assert_eq!(held, limit, "eight shares fill the listed budget, no more");
+        assert_eq!(budgets.held(), limit);
+        // A refused charge leaves nothing behind, and the strangers' budget is untouched.
+        assert!(!budgets.charge(Some(address(699)), 0, 1));
+        assert_eq!(budgets.held(), limit);
+        assert!(budgets.charge(None, 0, limit));
     }
 
     #[test]
