@@ -298,8 +298,8 @@ async fn runs_sent_to_one_node_only_do_not_take_the_mailbox_the_other_nodes_runs
         ]);
         Lit.Actions.setResponse({ response: "flooded" });
     })();"#;
-    for _ in 0..3 {
-        let (status, _, answer) = execute_on(&net, 0, code_body(flood)).await;
+    let floods = futures::future::join_all((0..3).map(|_| execute_on(&net, 0, code_body(flood)))).await;
+    for (status, _, answer) in floods {
         assert_eq!(status, 200, "{answer}");
     }
     // A run on every node: node 0 is the runOnce leader (lowest id), and the others need its value.

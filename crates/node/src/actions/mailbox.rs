@@ -8,7 +8,7 @@
 //! run would read the first's values, and clear them when it ended first. Uses nothing else of
 //! the crate.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,6 +48,10 @@ struct Held {
     senders: HashMap<u32, (usize, usize)>,
     /// Per sender: values and bytes held for requests not running here.
     early: HashMap<u32, (usize, usize)>,
+    /// Per sender and request not running here: the topics it put early values in, oldest
+    /// first (some may be gone since; they are skipped, and a sender's queues are compacted
+    /// when they grow past four shares).
+    early_order: HashMap<u32, HashMap<[u8; 16], VecDeque<String>>>,
     /// Per sender and request: bytes held.
     runs: HashMap<(u32, [u8; 16]), usize>,
     /// The requests running here (each holds an action slot, so at most `max_concurrent`).
@@ -85,31 +89,76 @@ impl Held {
         }
     }
 
-    /// Forgets `from`'s oldest early value (for a request not running here, other than
-    /// `request`); false if it has none.
-    fn evict_oldest_early(&mut self, from: u32, request: [u8; 16]) -> bool {
-        let oldest = self
-            .slots
-            .iter()
-            .filter(|((r, _), (_, values))| *r != request && !self.running.contains(r) && values.contains_key(&from))
-            .min_by_key(|(_, (at, _))| *at)
-            .map(|(key, _)| key.clone());
-        let Some(key) = oldest else { return false };
-        let Some((_, values)) = self.slots.get_mut(&key) else {
-            return false;
-        };
-        let Some(value) = values.remove(&from) else {
-            return false;
-        };
-        if values.is_empty() {
-            self.slots.remove(&key);
+    /// Forgets one of `from`'s early values, the oldest of the request (not running here) for
+    /// which it holds the most bytes: a flood for one request gives way before a run's few
+    /// values do. False if it has none. O(requests the sender has early values for, at most its
+    /// 512 values) per value evicted.
+    fn evict_oldest_early(&mut self, from: u32) -> bool {
+        loop {
+            let Some(queues) = self.early_order.get_mut(&from) else {
+                return false;
+            };
+            let runs = &self.runs;
+            let Some(victim) = queues
+                .keys()
+                .max_by_key(|r| runs.get(&(from, **r)).copied().unwrap_or(0))
+                .copied()
+            else {
+                return false;
+            };
+            let topic = queues.get_mut(&victim).and_then(VecDeque::pop_front);
+            if queues.get(&victim).is_none_or(VecDeque::is_empty) {
+                queues.remove(&victim);
+            }
+            if queues.is_empty() {
+                self.early_order.remove(&from);
+            }
+            let Some(topic) = topic else { continue };
+            if self.running.contains(&victim) {
+                continue;
+            }
+            let key = (victim, topic);
+            let Some((_, values)) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            let Some(value) = values.remove(&from) else { continue };
+            if values.is_empty() {
+                self.slots.remove(&key);
+            }
+            self.release(key.0, &key.1, &BTreeMap::from([(from, value)]));
+            return true;
         }
-        self.release(key.0, &key.1, &BTreeMap::from([(from, value)]));
-        true
+    }
+
+    /// Notes that `from` put an early value in slot `key`.
+    fn queue_early(&mut self, from: u32, key: ([u8; 16], String)) {
+        let Self {
+            slots,
+            running,
+            early_order,
+            ..
+        } = self;
+        let queues = early_order.entry(from).or_default();
+        queues.entry(key.0).or_default().push_back(key.1);
+        if queues.values().map(VecDeque::len).sum::<usize>() > 4 * EARLY_VALUES_PER_SENDER {
+            queues.retain(|r, topics| {
+                topics.retain(|t| {
+                    !running.contains(r)
+                        && slots
+                            .get(&(*r, t.clone()))
+                            .is_some_and(|(_, values)| values.contains_key(&from))
+                });
+                !topics.is_empty()
+            });
+        }
     }
 
     /// `request` starts here: the early values it has move to their senders' running shares.
     fn promote(&mut self, request: [u8; 16]) {
+        for queues in self.early_order.values_mut() {
+            queues.remove(&request);
+        }
+        self.early_order.retain(|_, queues| !queues.is_empty());
         let Self {
             slots, senders, early, ..
         } = self;
@@ -164,17 +213,43 @@ impl Mailbox {
         if let Ok(mut held) = self.held.lock() {
             let running = held.running.contains(&request);
             let cost = value.len() + topic.len() + VALUE_OVERHEAD;
-            if !running {
+            let duplicate = held
+                .slots
+                .get(&(request, topic.to_string()))
+                .is_some_and(|(_, values)| values.contains_key(&from));
+            let run = held.runs.get(&(from, request)).copied().unwrap_or(0);
+            let most_early_bytes = self.bytes_per_sender / 4;
+            let admissible = cost <= most_early_bytes && run + cost <= BYTES_PER_SENDER_AND_REQUEST;
+            if !running && !duplicate && admissible {
                 // An early share that is full makes room by its sender's oldest early value: a
                 // flood of values for runs that never start here is pushed out by the values of
                 // a run about to start, rather than keeping them out for its whole time.
-                let most_bytes = self.bytes_per_sender / 4;
                 while held
                     .early
                     .get(&from)
-                    .is_some_and(|(count, bytes)| *count >= EARLY_VALUES_PER_SENDER || bytes + cost > most_bytes)
+                    .is_some_and(|(count, bytes)| *count >= EARLY_VALUES_PER_SENDER || bytes + cost > most_early_bytes)
                 {
-                    if !held.evict_oldest_early(from, request) {
+                    if !held.evict_oldest_early(from) {
+                        break;
+                    }
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if running && !duplicate {
+                // A full mailbox makes room for a running request's value by early values, from
+                // the sender holding the most: values for runs that never start here cannot keep
+                // out the values of the runs that do.
+                let key = (request, topic.to_string());
+                for _ in 0..64 {
+                    if held.slots.len() < MAILBOX_SLOTS || held.slots.contains_key(&key) {
+                        break;
+                    }
+                    let most = held
+                        .early
+                        .iter()
+                        .max_by_key(|(_, (count, _))| *count)
+                        .map(|(from, _)| *from);
+                    if !most.is_some_and(|most| held.evict_oldest_early(most)) {
                         break;
                     }
                     self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -214,10 +289,13 @@ impl Mailbox {
             share.insert(from, (count + 1, bytes + cost));
             runs.insert((from, request), run + cost);
             slots
-                .entry(key)
+                .entry(key.clone())
                 .or_insert_with(|| (Instant::now(), BTreeMap::new()))
                 .1
                 .insert(from, value);
+            if !running {
+                held.queue_early(from, key);
+            }
         }
         self.changed.notify_waiters();
     }
@@ -274,8 +352,10 @@ impl Mailbox {
     /// Forgets the values of `request`: its run on this node is over, and it may run again.
     /// (Values that still arrive for it are kept until the sweep, within their senders' shares.)
     pub fn finish(&self, request: [u8; 16]) {
-        self.remove(|_, r, _| *r == request);
+        // One critical section: a value put between forgetting the values and the running mark
+        // would be counted as running and given back as early.
         if let Ok(mut held) = self.held.lock() {
+            Self::remove_held(&mut held, |_, r, _| *r == request);
             held.running.remove(&request);
         }
     }
@@ -283,17 +363,21 @@ impl Mailbox {
     /// Forgets the slots `gone(running here, request, opened at)` picks.
     fn remove(&self, gone: impl Fn(bool, &[u8; 16], &Instant) -> bool) {
         if let Ok(mut held) = self.held.lock() {
-            let running = &held.running;
-            let keys: Vec<([u8; 16], String)> = held
-                .slots
-                .iter()
-                .filter(|((request, _), (at, _))| gone(running.contains(request), request, at))
-                .map(|(key, _)| key.clone())
-                .collect();
-            for key in keys {
-                if let Some((_, values)) = held.slots.remove(&key) {
-                    held.release(key.0, &key.1, &values);
-                }
+            Self::remove_held(&mut held, gone);
+        }
+    }
+
+    fn remove_held(held: &mut Held, gone: impl Fn(bool, &[u8; 16], &Instant) -> bool) {
+        let running = &held.running;
+        let keys: Vec<([u8; 16], String)> = held
+            .slots
+            .iter()
+            .filter(|((request, _), (at, _))| gone(running.contains(request), request, at))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            if let Some((_, values)) = held.slots.remove(&key) {
+                held.release(key.0, &key.1, &values);
             }
         }
     }
@@ -417,5 +501,63 @@ mod tests {
         assert!(!held.early.contains_key(&0), "the flood's values are gone");
         assert_eq!(held.slots.len(), 2, "the two running requests' values stay");
         assert_eq!(held.senders[&0].0, 1);
+    }
+
+    /// The adversary: a flood of early values for one request, sent to push out the one early
+    /// value of a run that is about to start here; then duplicates, and values after the run.
+    #[test]
+    fn a_runs_early_value_outlasts_a_flood_for_another_request_and_every_count_returns_to_zero() {
+        let mailbox = Mailbox::new(32 << 20);
+        mailbox.put([5; 16], "once/x/tx", 0, "honest".into());
+        for i in 0..600 {
+            mailbox.put([6; 16], &format!("collect/x/f{i}"), 0, "x".into());
+        }
+        assert!(mailbox.begin([5; 16]));
+        assert_eq!(
+            mailbox.snapshot([5; 16], "once/x/tx").len(),
+            1,
+            "the flood gave way first"
+        );
+        // Duplicates of a value held evict nothing.
+        let dropped = mailbox.dropped();
+        for _ in 0..1000 {
+            mailbox.put([6; 16], "collect/x/f599", 0, "x".into());
+        }
+        assert_eq!(mailbox.dropped(), dropped);
+        // A value too large for any early share evicts nothing either.
+        mailbox.put([6; 16], "big", 0, "v".repeat(9 << 20));
+        assert_eq!(mailbox.held.lock().unwrap().early[&0].0, EARLY_VALUES_PER_SENDER - 1);
+        // The run ends; a value still arriving for it, then the sweep once the early ones are old.
+        mailbox.finish([5; 16]);
+        mailbox.put([5; 16], "late", 1, "v".into());
+        if let Ok(mut held) = mailbox.held.lock() {
+            for (at, _) in held.slots.values_mut() {
+                *at = at.checked_sub(EARLY_TTL).unwrap_or(*at);
+            }
+        }
+        mailbox.sweep();
+        let held = mailbox.held.lock().unwrap();
+        assert!(held.slots.is_empty(), "{:?}", held.slots.len());
+        assert!(held.senders.is_empty(), "{:?}", held.senders);
+        assert!(held.early.is_empty(), "{:?}", held.early);
+        assert!(held.runs.is_empty(), "{:?}", held.runs);
+    }
+
+    /// The adversary: many senders' early values together filling every slot of the mailbox
+    /// (runs sent to one node only, on a large network), to keep out a running request's values.
+    #[test]
+    fn a_mailbox_full_of_early_values_makes_room_for_a_running_requests_value() {
+        let mailbox = Mailbox::new(32 << 20);
+        let senders = (MAILBOX_SLOTS / EARLY_VALUES_PER_SENDER) as u32 + 1;
+        for from in 0..senders {
+            for i in 0..EARLY_VALUES_PER_SENDER {
+                mailbox.put([from as u8; 16], &format!("f{i}"), from, "x".into());
+            }
+        }
+        assert_eq!(mailbox.held.lock().unwrap().slots.len(), MAILBOX_SLOTS);
+        assert!(mailbox.begin([200; 16]));
+        mailbox.put([200; 16], "once/x/tx", 0, "sent".into());
+        assert_eq!(mailbox.snapshot([200; 16], "once/x/tx").len(), 1);
+        assert!(mailbox.held.lock().unwrap().slots.len() <= MAILBOX_SLOTS);
     }
 }

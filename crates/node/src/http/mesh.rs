@@ -17,33 +17,37 @@ use crate::error::{Error, Kind};
 use crate::mesh::dispatch::{self, Inbound};
 use crate::node::Node;
 
-/// How long a body may take to deliver its first whole envelope: a stranger trickling a byte at
-/// a time (each byte resets the idle timeout) would otherwise hold its connection for as long as
-/// it likes before its sender is authenticated. Ample for the largest envelope over a slow link.
-const FIRST_ENVELOPE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a body may take to deliver each whole envelope (the first from the body's start,
+/// each next from the one before): a sender trickling a byte at a time (each byte resets the
+/// idle timeout), a stranger or one replaying a captured envelope, would otherwise hold its
+/// connection as long as it likes. Ample for the largest envelope over a slow link; a peer
+/// gives up on a batch after 10 s.
+const ENVELOPE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Pushes `body` into `inbound` as it arrives; the first refusal ends the read.
 async fn stream(mut inbound: Inbound, body: Body) -> Result<Option<Vec<u8>>, Error> {
     let mut chunks = body.into_data_stream();
-    let deadline = tokio::time::Instant::now() + FIRST_ENVELOPE_WITHIN;
+    let mut deadline = tokio::time::Instant::now() + ENVELOPE_WITHIN;
+    let mut opened = 0;
     loop {
-        let next = if inbound.authenticated() {
-            chunks.next().await
-        } else {
-            tokio::time::timeout_at(deadline, chunks.next()).await.map_err(|_| {
-                Error::new(
-                    Kind::TimedOut,
-                    "BODY_TIMEOUT",
-                    format!(
-                        "the body's first envelope did not arrive whole within {} s",
-                        FIRST_ENVELOPE_WITHIN.as_secs()
-                    ),
-                )
-            })?
-        };
+        let next = tokio::time::timeout_at(deadline, chunks.next()).await.map_err(|_| {
+            Error::new(
+                Kind::TimedOut,
+                "BODY_TIMEOUT",
+                format!(
+                    "envelope {} of the body did not arrive whole within {} s",
+                    opened + 1,
+                    ENVELOPE_WITHIN.as_secs()
+                ),
+            )
+        })?;
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Error::bad_request(format!("reading the body: {e}")))?;
         inbound.push(&chunk)?;
+        if inbound.opened() > opened {
+            opened = inbound.opened();
+            deadline = tokio::time::Instant::now() + ENVELOPE_WITHIN;
+        }
     }
     inbound.finish()
 }

@@ -28,8 +28,8 @@ pub struct Inbound {
     node: Arc<Node>,
     reader: FrameReader,
     from: Option<u32>,
-    /// An envelope of this body was opened (authenticated).
-    opened: bool,
+    /// Envelopes of this body opened (authenticated) so far.
+    opened: usize,
     charge: Charge,
 }
 
@@ -74,7 +74,7 @@ impl Inbound {
             node: Arc::clone(node),
             reader: FrameReader::new(framing),
             from: None,
-            opened: false,
+            opened: 0,
             charge: Charge {
                 node: Arc::clone(node),
                 source,
@@ -83,8 +83,8 @@ impl Inbound {
         }
     }
 
-    /// Whether a whole envelope of this body has been authenticated: its sender is a peer.
-    pub fn authenticated(&self) -> bool {
+    /// How many whole envelopes of this body have been authenticated and handed on.
+    pub fn opened(&self) -> usize {
         self.opened
     }
 
@@ -125,7 +125,7 @@ impl Inbound {
                 }
                 Ok(Some(Ready::Frame(envelope))) => {
                     self.deliver(&envelope)?;
-                    self.opened = true;
+                    self.opened += 1;
                 }
                 Err(e) => return Err(self.frame_error(e)),
             }

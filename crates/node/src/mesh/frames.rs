@@ -247,17 +247,23 @@ impl Unverified {
 }
 
 /// The unverified-bytes budgets of a node: one for bodies from anywhere but the node list's
-/// addresses (`limit` bytes), and one for those addresses together (`limit` bytes), in which
-/// each address has a share (`limit / addresses`, at least [`MAX_FRAME_BYTES`] so the largest
-/// genuine envelope always fits): a member replaying prefixes from its own addresses fills
-/// only their shares, not what the other peers need, and all of them together hold at most
-/// `2 × limit` bytes.
+/// addresses (`limit` bytes), and one for those addresses together, in which each address has a
+/// share (`limit / addresses`, at least [`MAX_FRAME_BYTES`] so the largest genuine envelope
+/// always fits) and which is the sum of the shares (`max(limit, addresses × MAX_FRAME_BYTES)`;
+/// a host name counts with at most two addresses): a member replaying prefixes from its own
+/// addresses fills only their shares, never what the other peers need.
 #[derive(Debug)]
 pub struct Budgets {
     limit: usize,
     others: Unverified,
-    listed_total: Unverified,
-    listed: std::sync::OnceLock<std::collections::HashMap<std::net::IpAddr, Unverified>>,
+    listed: std::sync::OnceLock<Listed>,
+}
+
+/// The node list's budget: its total, and each address's share of it.
+#[derive(Debug)]
+struct Listed {
+    total: Unverified,
+    shares: std::collections::HashMap<std::net::IpAddr, Unverified>,
 }
 
 impl Budgets {
@@ -267,7 +273,6 @@ impl Budgets {
         Self {
             limit,
             others: Unverified::new(limit),
-            listed_total: Unverified::new(limit),
             listed: std::sync::OnceLock::new(),
         }
     }
@@ -277,27 +282,31 @@ impl Budgets {
     pub fn set_listed(&self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
         let addresses: std::collections::HashSet<std::net::IpAddr> = addresses.into_iter().map(canonical).collect();
         let share = (self.limit / addresses.len().max(1)).max(MAX_FRAME_BYTES.min(self.limit));
-        let _ = self
-            .listed
-            .set(addresses.into_iter().map(|ip| (ip, Unverified::new(share))).collect());
+        let total = self.limit.max(share.saturating_mul(addresses.len()));
+        let _ = self.listed.set(Listed {
+            total: Unverified::new(total),
+            shares: addresses.into_iter().map(|ip| (ip, Unverified::new(share))).collect(),
+        });
     }
 
-    fn share(&self, source: Option<std::net::IpAddr>) -> Option<&Unverified> {
-        source.and_then(|ip| self.listed.get()?.get(&canonical(ip)))
+    fn share(&self, source: Option<std::net::IpAddr>) -> Option<(&Unverified, &Unverified)> {
+        let listed = self.listed.get()?;
+        let share = listed.shares.get(&canonical(source?))?;
+        Some((&listed.total, share))
     }
 
     /// A body from `source` that held `from` unverified bytes now holds `to`: false, and nothing
     /// charged, if that does not fit its address's share and the listed budget (for one of the
     /// node list's addresses) or the strangers' budget.
     pub fn charge(&self, source: Option<std::net::IpAddr>, from: usize, to: usize) -> bool {
-        let Some(share) = self.share(source) else {
+        let Some((total, share)) = self.share(source) else {
             return self.others.charge(from, to);
         };
-        if !self.listed_total.charge(from, to) {
+        if !total.charge(from, to) {
             return false;
         }
         if !share.charge(from, to) {
-            self.listed_total.charge(to, from);
+            total.charge(to, from);
             return false;
         }
         true
@@ -306,18 +315,23 @@ impl Budgets {
     /// Bytes held now by bodies from `source`'s address (one of the node list's) or from all
     /// strangers.
     pub fn held_for(&self, source: Option<std::net::IpAddr>) -> usize {
-        self.share(source).unwrap_or(&self.others).held()
+        self.share(source).map_or(&self.others, |(_, share)| share).held()
     }
 
     /// Bytes held now, in every budget.
     pub fn held(&self) -> usize {
-        self.others.held() + self.listed_total.held()
+        self.others.held() + self.listed.get().map_or(0, |listed| listed.total.held())
     }
 }
 
+/// What an address is counted as: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by its /64, as
+/// the listener counts connections (a peer's temporary IPv6 source addresses are its own).
 fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
         v4 => v4,
     }
 }
@@ -484,6 +498,13 @@ mod tests {
             !budgets.charge(Some(mapped), 0, 1),
             "an IPv4-mapped peer address is the peer's"
         );
+        let v6 = Budgets::new(1000);
+        v6.set_listed(["2001:db8:0:1::10".parse().unwrap()]);
+        assert!(v6.charge(Some("2001:db8:0:1::beef".parse().unwrap()), 0, 1000));
+        assert!(
+            !v6.charge(Some("2001:db8:0:1::10".parse().unwrap()), 0, 1),
+            "one /64 is one peer's"
+        );
         assert_eq!(budgets.held(), 2000);
     }
 
@@ -508,24 +529,28 @@ mod tests {
         assert_eq!(budgets.held(), limit - share);
     }
 
-    /// The adversary: a member whose host name resolves to hundreds of addresses, each with a
-    /// share of one largest envelope, holding a frame's worth of replayed prefixes from each.
+    /// The adversary: colluding members, each holding a largest envelope's worth of replayed
+    /// prefixes from its address, on a network with more addresses than the limit has shares.
     #[test]
-    fn many_listed_addresses_together_hold_no_more_than_the_listed_budget() {
+    fn every_listed_address_keeps_its_share_however_many_there_are() {
         let limit = 64 << 20;
         let budgets = Budgets::new(limit);
         let address = |i: u16| std::net::IpAddr::from([0x2001, 0xdb8, i, 0, 0, 0, 0, 1]);
-        budgets.set_listed((0..700u16).map(address));
-        let held = (0..700u16)
-            .filter(|i| budgets.charge(Some(address(*i)), 0, MAX_FRAME_BYTES))
-            .count()
-            * MAX_FRAME_BYTES;
-        assert_eq!(held, limit, "eight shares fill the listed budget, no more");
-        assert_eq!(budgets.held(), limit);
-        // A refused charge leaves nothing behind, and the strangers' budget is untouched.
-        assert!(!budgets.charge(Some(address(699)), 0, 1));
-        assert_eq!(budgets.held(), limit);
+        budgets.set_listed((0..20u16).map(address));
+        // Eight members fill their shares: the other twelve still have theirs.
+        for i in 0..8u16 {
+            assert!(budgets.charge(Some(address(i)), 0, MAX_FRAME_BYTES));
+            assert!(!budgets.charge(Some(address(i)), MAX_FRAME_BYTES, MAX_FRAME_BYTES + 1));
+        }
+        for i in 8..20u16 {
+            assert!(budgets.charge(Some(address(i)), 0, MAX_FRAME_BYTES), "address {i}");
+        }
+        assert_eq!(budgets.held(), 20 * MAX_FRAME_BYTES);
+        assert_eq!(budgets.held_for(Some(address(0))), MAX_FRAME_BYTES);
+        // A refused charge left nothing behind, and the strangers' budget is untouched.
         assert!(budgets.charge(None, 0, limit));
+        assert!(budgets.charge(Some(address(0)), MAX_FRAME_BYTES, 0));
+        assert_eq!(budgets.held(), 19 * MAX_FRAME_BYTES + limit);
     }
 
     #[test]
