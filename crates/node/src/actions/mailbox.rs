@@ -31,6 +31,10 @@ const EARLY_TTL: Duration = Duration::from_secs(30);
 /// Most early values (for requests not running here) one sender has in the mailbox at once.
 const EARLY_VALUES_PER_SENDER: usize = 512;
 
+/// Longest topic of an early value (a topic is `once/…`, `collect/…` with the name the action
+/// chose); an early value with a longer one is dropped.
+const EARLY_TOPIC_BYTES: usize = 256;
+
 /// What a value costs its sender beyond its bytes (slot and map overhead).
 const VALUE_OVERHEAD: usize = 128;
 
@@ -48,10 +52,10 @@ struct Held {
     senders: HashMap<u32, (usize, usize)>,
     /// Per sender: values and bytes held for requests not running here.
     early: HashMap<u32, (usize, usize)>,
-    /// Per sender and request not running here: the topics it put early values in, oldest
-    /// first (some may be gone since; they are skipped, and a sender's queues are compacted
-    /// when they grow past four shares).
-    early_order: HashMap<u32, HashMap<[u8; 16], VecDeque<String>>>,
+    /// Per sender: the slots it put early values in, oldest first. Entries whose value is gone
+    /// or whose request runs since are skipped when evicting, dropped on every sweep, and
+    /// compacted away when a queue passes four shares; topics are at most [`EARLY_TOPIC_BYTES`].
+    early_order: HashMap<u32, VecDeque<([u8; 16], String)>>,
     /// Per sender and request: bytes held.
     runs: HashMap<(u32, [u8; 16]), usize>,
     /// The requests running here (each holds an action slot, so at most `max_concurrent`).
@@ -89,35 +93,22 @@ impl Held {
         }
     }
 
-    /// Forgets one of `from`'s early values, the oldest of the request (not running here) for
-    /// which it holds the most bytes: a flood for one request gives way before a run's few
-    /// values do. False if it has none. O(requests the sender has early values for, at most its
-    /// 512 values) per value evicted.
+    /// Whether `from`'s early value for `key` is still held, early.
+    fn holds_early(&self, from: u32, key: &([u8; 16], String)) -> bool {
+        !self.running.contains(&key.0)
+            && self
+                .slots
+                .get(key)
+                .is_some_and(|(_, values)| values.contains_key(&from))
+    }
+
+    /// Forgets `from`'s oldest early value; false if it has none. Amortized O(1): each queued
+    /// entry is looked at once.
     fn evict_oldest_early(&mut self, from: u32) -> bool {
-        loop {
-            let Some(queues) = self.early_order.get_mut(&from) else {
-                return false;
-            };
-            let runs = &self.runs;
-            let Some(victim) = queues
-                .keys()
-                .max_by_key(|r| runs.get(&(from, **r)).copied().unwrap_or(0))
-                .copied()
-            else {
-                return false;
-            };
-            let topic = queues.get_mut(&victim).and_then(VecDeque::pop_front);
-            if queues.get(&victim).is_none_or(VecDeque::is_empty) {
-                queues.remove(&victim);
-            }
-            if queues.is_empty() {
-                self.early_order.remove(&from);
-            }
-            let Some(topic) = topic else { continue };
-            if self.running.contains(&victim) {
+        while let Some(key) = self.early_order.get_mut(&from).and_then(VecDeque::pop_front) {
+            if !self.holds_early(from, &key) {
                 continue;
             }
-            let key = (victim, topic);
             let Some((_, values)) = self.slots.get_mut(&key) else {
                 continue;
             };
@@ -126,39 +117,54 @@ impl Held {
                 self.slots.remove(&key);
             }
             self.release(key.0, &key.1, &BTreeMap::from([(from, value)]));
+            self.prune_order();
             return true;
         }
+        self.early_order.remove(&from);
+        false
+    }
+
+    /// Forgets one early value of the sender holding the most; false if there are none.
+    /// O(senders).
+    fn evict_early_of_most(&mut self) -> bool {
+        let most = self
+            .early
+            .iter()
+            .max_by_key(|(_, (count, _))| *count)
+            .map(|(from, _)| *from);
+        most.is_some_and(|most| self.evict_oldest_early(most))
     }
 
     /// Notes that `from` put an early value in slot `key`.
     fn queue_early(&mut self, from: u32, key: ([u8; 16], String)) {
-        let Self {
-            slots,
-            running,
-            early_order,
-            ..
-        } = self;
-        let queues = early_order.entry(from).or_default();
-        queues.entry(key.0).or_default().push_back(key.1);
-        if queues.values().map(VecDeque::len).sum::<usize>() > 4 * EARLY_VALUES_PER_SENDER {
-            queues.retain(|r, topics| {
-                topics.retain(|t| {
-                    !running.contains(r)
-                        && slots
-                            .get(&(*r, t.clone()))
-                            .is_some_and(|(_, values)| values.contains_key(&from))
-                });
-                !topics.is_empty()
-            });
+        self.early_order.entry(from).or_default().push_back(key);
+        if self
+            .early_order
+            .get(&from)
+            .is_some_and(|q| q.len() > 4 * EARLY_VALUES_PER_SENDER)
+        {
+            self.compact_order(from);
         }
+    }
+
+    /// Drops `from`'s queue entries whose value is gone or no longer early. O(its entries).
+    fn compact_order(&mut self, from: u32) {
+        if let Some(mut queue) = self.early_order.remove(&from) {
+            queue.retain(|key| self.holds_early(from, key));
+            if !queue.is_empty() {
+                self.early_order.insert(from, queue);
+            }
+        }
+    }
+
+    /// Drops the queues of senders with no early values left.
+    fn prune_order(&mut self) {
+        let early = &self.early;
+        self.early_order.retain(|from, _| early.contains_key(from));
     }
 
     /// `request` starts here: the early values it has move to their senders' running shares.
     fn promote(&mut self, request: [u8; 16]) {
-        for queues in self.early_order.values_mut() {
-            queues.remove(&request);
-        }
-        self.early_order.retain(|_, queues| !queues.is_empty());
         let Self {
             slots, senders, early, ..
         } = self;
@@ -180,6 +186,7 @@ impl Held {
                 *bytes += cost;
             }
         }
+        self.prune_order();
     }
 }
 
@@ -208,96 +215,86 @@ impl Mailbox {
     }
 
     /// Records `from`'s value (the first one per sender counts), unless the mailbox is full or
-    /// `from` already holds its share of values or bytes.
+    /// `from` already holds its share of values or bytes. An early value (for a request not
+    /// running here) pushes out its sender's oldest early value when its sender's early share
+    /// is full; a value that finds every slot taken pushes out an early value of the sender
+    /// holding the most. Nothing is pushed out for a value that would be refused anyway.
     pub fn put(&self, request: [u8; 16], topic: &str, from: u32, value: String) {
-        if let Ok(mut held) = self.held.lock() {
-            let running = held.running.contains(&request);
-            let cost = value.len() + topic.len() + VALUE_OVERHEAD;
-            let duplicate = held
-                .slots
-                .get(&(request, topic.to_string()))
-                .is_some_and(|(_, values)| values.contains_key(&from));
-            let run = held.runs.get(&(from, request)).copied().unwrap_or(0);
-            let most_early_bytes = self.bytes_per_sender / 4;
-            let admissible = cost <= most_early_bytes && run + cost <= BYTES_PER_SENDER_AND_REQUEST;
-            if !running && !duplicate && admissible {
-                // An early share that is full makes room by its sender's oldest early value: a
-                // flood of values for runs that never start here is pushed out by the values of
-                // a run about to start, rather than keeping them out for its whole time.
-                while held
-                    .early
-                    .get(&from)
-                    .is_some_and(|(count, bytes)| *count >= EARLY_VALUES_PER_SENDER || bytes + cost > most_early_bytes)
-                {
-                    if !held.evict_oldest_early(from) {
-                        break;
-                    }
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            if running && !duplicate {
-                // A full mailbox makes room for a running request's value by early values, from
-                // the sender holding the most: values for runs that never start here cannot keep
-                // out the values of the runs that do.
-                let key = (request, topic.to_string());
-                for _ in 0..64 {
-                    if held.slots.len() < MAILBOX_SLOTS || held.slots.contains_key(&key) {
-                        break;
-                    }
-                    let most = held
-                        .early
-                        .iter()
-                        .max_by_key(|(_, (count, _))| *count)
-                        .map(|(from, _)| *from);
-                    if !most.is_some_and(|most| held.evict_oldest_early(most)) {
-                        break;
-                    }
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let Held {
-                slots,
-                senders,
-                early,
-                runs,
-                ..
-            } = &mut *held;
-            let key = (request, topic.to_string());
-            if slots.get(&key).is_some_and(|(_, values)| values.contains_key(&from)) {
-                return;
-            }
-            let (share, most_values, most_bytes) = if running {
-                (senders, VALUES_PER_SENDER, self.bytes_per_sender)
-            } else {
-                (early, EARLY_VALUES_PER_SENDER, self.bytes_per_sender / 4)
-            };
-            let (count, bytes) = share.get(&from).copied().unwrap_or((0, 0));
-            let run = runs.get(&(from, request)).copied().unwrap_or(0);
-            let full = (slots.len() >= MAILBOX_SLOTS && !slots.contains_key(&key))
-                || count >= most_values
-                || bytes + cost > most_bytes
-                || run + cost > BYTES_PER_SENDER_AND_REQUEST;
-            if full {
+        let stored = self
+            .held
+            .lock()
+            .is_ok_and(|mut held| self.put_held(&mut held, request, topic, from, value));
+        if stored {
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn put_held(&self, held: &mut Held, request: [u8; 16], topic: &str, from: u32, value: String) -> bool {
+        let key = (request, topic.to_string());
+        if held
+            .slots
+            .get(&key)
+            .is_some_and(|(_, values)| values.contains_key(&from))
+        {
+            return false;
+        }
+        let running = held.running.contains(&request);
+        let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+        let run = held.runs.get(&(from, request)).copied().unwrap_or(0);
+        let (most_values, most_bytes) = if running {
+            (VALUES_PER_SENDER, self.bytes_per_sender)
+        } else {
+            (EARLY_VALUES_PER_SENDER, self.bytes_per_sender / 4)
+        };
+        let share_of = |held: &Held| {
+            let share = if running { &held.senders } else { &held.early };
+            share.get(&from).copied().unwrap_or((0, 0))
+        };
+        let share_full = |(count, bytes): (usize, usize)| count >= most_values || bytes + cost > most_bytes;
+        let admissible = cost <= most_bytes
+            && run + cost <= BYTES_PER_SENDER_AND_REQUEST
+            && (running || topic.len() <= EARLY_TOPIC_BYTES)
+            && (!running || !share_full(share_of(held)));
+        if admissible && !running {
+            while share_full(share_of(held)) && held.evict_oldest_early(from) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    from,
-                    early = !running,
-                    "action mailbox full for this sender; dropping a value"
-                );
-                return;
-            }
-            share.insert(from, (count + 1, bytes + cost));
-            runs.insert((from, request), run + cost);
-            slots
-                .entry(key.clone())
-                .or_insert_with(|| (Instant::now(), BTreeMap::new()))
-                .1
-                .insert(from, value);
-            if !running {
-                held.queue_early(from, key);
             }
         }
-        self.changed.notify_waiters();
+        if admissible {
+            for _ in 0..64 {
+                if held.slots.len() < MAILBOX_SLOTS || held.slots.contains_key(&key) || !held.evict_early_of_most() {
+                    break;
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (count, bytes) = share_of(held);
+        if !admissible
+            || share_full((count, bytes))
+            || (held.slots.len() >= MAILBOX_SLOTS && !held.slots.contains_key(&key))
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                from,
+                early = !running,
+                "action mailbox full for this sender; dropping a value"
+            );
+            return false;
+        }
+        let share = if running { &mut held.senders } else { &mut held.early };
+        share.insert(from, (count + 1, bytes + cost));
+        // Read again: the evictions above may have taken some of this request's own values.
+        let run = held.runs.get(&(from, request)).copied().unwrap_or(0);
+        held.runs.insert((from, request), run + cost);
+        held.slots
+            .entry(key.clone())
+            .or_insert_with(|| (Instant::now(), BTreeMap::new()))
+            .1
+            .insert(from, value);
+        if !running {
+            held.queue_early(from, key);
+        }
+        true
     }
 
     fn snapshot(&self, request: [u8; 16], topic: &str) -> BTreeMap<u32, String> {
@@ -332,9 +329,18 @@ impl Mailbox {
         }
     }
 
-    /// Forgets old values: early ones (for requests not running here) after [`EARLY_TTL`].
+    /// Forgets old values: early ones (for requests not running here) after [`EARLY_TTL`]; and
+    /// the queue entries of early values gone.
     pub fn sweep(&self) {
-        self.remove(|running, _, at| at.elapsed() >= if running { MAILBOX_TTL } else { EARLY_TTL });
+        if let Ok(mut held) = self.held.lock() {
+            Self::remove_held(&mut held, |running, _, at| {
+                at.elapsed() >= if running { MAILBOX_TTL } else { EARLY_TTL }
+            });
+            let senders: Vec<u32> = held.early_order.keys().copied().collect();
+            for from in senders {
+                held.compact_order(from);
+            }
+        }
     }
 
     /// Marks `request` as running here, unless it already runs: then false, and the caller
@@ -361,12 +367,6 @@ impl Mailbox {
     }
 
     /// Forgets the slots `gone(running here, request, opened at)` picks.
-    fn remove(&self, gone: impl Fn(bool, &[u8; 16], &Instant) -> bool) {
-        if let Ok(mut held) = self.held.lock() {
-            Self::remove_held(&mut held, gone);
-        }
-    }
-
     fn remove_held(held: &mut Held, gone: impl Fn(bool, &[u8; 16], &Instant) -> bool) {
         let running = &held.running;
         let keys: Vec<([u8; 16], String)> = held
@@ -503,31 +503,48 @@ mod tests {
         assert_eq!(held.senders[&0].0, 1);
     }
 
-    /// The adversary: a flood of early values for one request, sent to push out the one early
-    /// value of a run that is about to start here; then duplicates, and values after the run.
+    /// The adversary: floods of early values (many requests of one value, one request of many),
+    /// duplicates, oversized values and long topics, then values after a run ended; a run's
+    /// value that arrives after the flood still gets in, nothing the flood could not take is
+    /// pushed out, and every count returns to zero.
     #[test]
-    fn a_runs_early_value_outlasts_a_flood_for_another_request_and_every_count_returns_to_zero() {
+    fn early_floods_push_out_only_older_early_values_and_every_count_returns_to_zero() {
         let mailbox = Mailbox::new(32 << 20);
-        mailbox.put([5; 16], "once/x/tx", 0, "honest".into());
+        for i in 0..600u32 {
+            let mut r = [9u8; 16];
+            r[..4].copy_from_slice(&i.to_be_bytes());
+            mailbox.put(r, "c", 0, "x".into());
+        }
         for i in 0..600 {
             mailbox.put([6; 16], &format!("collect/x/f{i}"), 0, "x".into());
         }
+        mailbox.put([5; 16], "once/x/tx", 0, "s".repeat(200));
         assert!(mailbox.begin([5; 16]));
         assert_eq!(
             mailbox.snapshot([5; 16], "once/x/tx").len(),
             1,
-            "the flood gave way first"
+            "the newest early value stays"
         );
-        // Duplicates of a value held evict nothing.
-        let dropped = mailbox.dropped();
+        let early = |m: &Mailbox| m.held.lock().unwrap().early.get(&0).map_or(0, |e| e.0);
+        let before = early(&mailbox);
+        assert_eq!(before, EARLY_VALUES_PER_SENDER - 1);
+        // Duplicates, a value too large for any early share, a long topic, a value over the
+        // per-request bytes: nothing is pushed out for them.
         for _ in 0..1000 {
             mailbox.put([6; 16], "collect/x/f599", 0, "x".into());
         }
-        assert_eq!(mailbox.dropped(), dropped);
-        // A value too large for any early share evicts nothing either.
         mailbox.put([6; 16], "big", 0, "v".repeat(9 << 20));
-        assert_eq!(mailbox.held.lock().unwrap().early[&0].0, EARLY_VALUES_PER_SENDER - 1);
-        // The run ends; a value still arriving for it, then the sweep once the early ones are old.
+        mailbox.put([6; 16], &"t".repeat(EARLY_TOPIC_BYTES + 1), 0, "x".into());
+        assert_eq!(early(&mailbox), before);
+        assert_eq!(mailbox.snapshot([6; 16], "collect/x/f599").len(), 1);
+        // The queue of early values stays within four shares however many come and go.
+        for i in 0..5000u32 {
+            let mut r = [8u8; 16];
+            r[..4].copy_from_slice(&i.to_be_bytes());
+            mailbox.put(r, "c", 0, "x".into());
+        }
+        assert!(mailbox.held.lock().unwrap().early_order[&0].len() <= 4 * EARLY_VALUES_PER_SENDER + 1);
+        // The run ends; a value still arriving for it; then the sweep once the early ones are old.
         mailbox.finish([5; 16]);
         mailbox.put([5; 16], "late", 1, "v".into());
         if let Ok(mut held) = mailbox.held.lock() {
@@ -541,6 +558,28 @@ mod tests {
         assert!(held.senders.is_empty(), "{:?}", held.senders);
         assert!(held.early.is_empty(), "{:?}", held.early);
         assert!(held.runs.is_empty(), "{:?}", held.runs);
+        assert!(held.early_order.is_empty(), "{:?}", held.early_order.len());
+    }
+
+    /// The adversary: every slot taken by other senders' early values, so that a sender below
+    /// its share (the runOnce leader, flooded nowhere) could put nothing.
+    #[test]
+    fn a_full_mailbox_makes_room_for_a_sender_below_its_share_and_not_for_a_refused_value() {
+        let mailbox = Mailbox::new(32 << 20);
+        for from in 1..=20u32 {
+            for i in 0..500 {
+                mailbox.put([from as u8; 16], &format!("f{i}"), from, "x".into());
+            }
+        }
+        assert_eq!(mailbox.held.lock().unwrap().slots.len(), MAILBOX_SLOTS);
+        mailbox.put([200; 16], "once/x/tx", 0, "sent".into());
+        assert!(mailbox.begin([200; 16]));
+        assert_eq!(mailbox.snapshot([200; 16], "once/x/tx").len(), 1);
+        // A value refused anyway (over 2 MiB for one request) pushes nothing out.
+        let early: usize = mailbox.held.lock().unwrap().early.values().map(|e| e.0).sum();
+        mailbox.put([200; 16], "huge", 99, "v".repeat(3 << 20));
+        let after: usize = mailbox.held.lock().unwrap().early.values().map(|e| e.0).sum();
+        assert_eq!(after, early);
     }
 
     /// The adversary: many senders' early values together filling every slot of the mailbox
@@ -559,5 +598,70 @@ mod tests {
         mailbox.put([200; 16], "once/x/tx", 0, "sent".into());
         assert_eq!(mailbox.snapshot([200; 16], "once/x/tx").len(), 1);
         assert!(mailbox.held.lock().unwrap().slots.len() <= MAILBOX_SLOTS);
+    }
+
+    /// What the counts must be: recomputed from the slots, each value in the share of whether
+    /// its request runs here.
+    fn check_counts(mailbox: &Mailbox) {
+        let held = mailbox.held.lock().unwrap();
+        let mut senders: HashMap<u32, (usize, usize)> = HashMap::new();
+        let mut early: HashMap<u32, (usize, usize)> = HashMap::new();
+        let mut runs: HashMap<(u32, [u8; 16]), usize> = HashMap::new();
+        for ((request, topic), (_, values)) in &held.slots {
+            for (from, value) in values {
+                let cost = value.len() + topic.len() + VALUE_OVERHEAD;
+                let share = if held.running.contains(request) {
+                    &mut senders
+                } else {
+                    &mut early
+                };
+                let entry = share.entry(*from).or_insert((0, 0));
+                entry.0 += 1;
+                entry.1 += cost;
+                *runs.entry((*from, *request)).or_insert(0) += cost;
+            }
+        }
+        assert_eq!(held.senders, senders);
+        assert_eq!(held.early, early);
+        assert_eq!(held.runs, runs);
+        assert!(held.slots.len() <= MAILBOX_SLOTS);
+        for (from, (count, _)) in &held.early {
+            assert!(*count <= EARLY_VALUES_PER_SENDER, "sender {from}");
+        }
+    }
+
+    /// Random puts, starts, ends and sweeps: the counts always equal what the slots hold.
+    #[test]
+    fn counts_always_match_the_slots_under_random_operations() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mailbox = Mailbox::new(64 << 10);
+        for step in 0..20_000 {
+            let request = [(rng.next_u32() % 12) as u8; 16];
+            match rng.next_u32() % 10 {
+                0 => {
+                    mailbox.begin(request);
+                }
+                1 => mailbox.finish(request),
+                2 if step % 97 == 0 => {
+                    if let Ok(mut held) = mailbox.held.lock() {
+                        for (at, _) in held.slots.values_mut() {
+                            *at = at.checked_sub(EARLY_TTL).unwrap_or(*at);
+                        }
+                    }
+                    mailbox.sweep();
+                }
+                _ => {
+                    let topic = format!("t{}", rng.next_u32() % 40);
+                    let from = rng.next_u32() % 4;
+                    let len = [1usize, 100, 4000, 20_000][(rng.next_u32() % 4) as usize];
+                    mailbox.put(request, &topic, from, "v".repeat(len));
+                }
+            }
+            if step % 50 == 0 {
+                check_counts(&mailbox);
+            }
+        }
+        check_counts(&mailbox);
     }
 }
