@@ -147,10 +147,13 @@ impl Held {
         }
     }
 
-    /// Drops `from`'s queue entries whose value is gone or no longer early. O(its entries).
+    /// Drops `from`'s queue entries whose value is gone or no longer early, and repeats (a
+    /// request that started and ended here and whose value came again is queued twice).
+    /// O(its entries).
     fn compact_order(&mut self, from: u32) {
         if let Some(mut queue) = self.early_order.remove(&from) {
-            queue.retain(|key| self.holds_early(from, key));
+            let mut seen = HashSet::new();
+            queue.retain(|key| self.holds_early(from, key) && seen.insert(key.clone()));
             if !queue.is_empty() {
                 self.early_order.insert(from, queue);
             }
@@ -273,12 +276,16 @@ impl Mailbox {
             || share_full((count, bytes))
             || (held.slots.len() >= MAILBOX_SLOTS && !held.slots.contains_key(&key))
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                from,
-                early = !running,
-                "action mailbox full for this sender; dropping a value"
-            );
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed);
+            // One line per thousand: a flooding peer cannot write a log line per message.
+            if dropped % 1000 == 0 {
+                tracing::warn!(
+                    from,
+                    early = !running,
+                    dropped = dropped + 1,
+                    "action mailbox full for this sender; dropping values (sigil_action_mailbox_dropped_total)"
+                );
+            }
             return false;
         }
         let share = if running { &mut held.senders } else { &mut held.early };
@@ -628,6 +635,9 @@ mod tests {
         for (from, (count, _)) in &held.early {
             assert!(*count <= EARLY_VALUES_PER_SENDER, "sender {from}");
         }
+        for (from, queue) in &held.early_order {
+            assert!(queue.len() <= 4 * EARLY_VALUES_PER_SENDER + 1, "sender {from}");
+        }
     }
 
     /// Random puts, starts, ends and sweeps: the counts always equal what the slots hold.
@@ -635,33 +645,63 @@ mod tests {
     fn counts_always_match_the_slots_under_random_operations() {
         use rand_chacha::rand_core::{RngCore, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mailbox = Mailbox::new(64 << 10);
-        for step in 0..20_000 {
-            let request = [(rng.next_u32() % 12) as u8; 16];
-            match rng.next_u32() % 10 {
-                0 => {
-                    mailbox.begin(request);
-                }
-                1 => mailbox.finish(request),
-                2 if step % 97 == 0 => {
-                    if let Ok(mut held) = mailbox.held.lock() {
-                        for (at, _) in held.slots.values_mut() {
-                            *at = at.checked_sub(EARLY_TTL).unwrap_or(*at);
-                        }
+        // Small shares first (bytes bind), then large ones with many senders and keys (counts,
+        // the slot cap and the make-room evictions bind).
+        for (bytes, senders, requests, topics, steps, ends, sweeps) in [
+            (64 << 10, 4, 12, 40, 20_000, 10, 97),
+            (64 << 20, 24, 100, 1000, 100_000, 400, 40_009),
+        ] {
+            let mailbox = Mailbox::new(bytes);
+            let mut most_slots = 0;
+            for step in 0..steps {
+                let request = [(rng.next_u32() % requests) as u8; 16];
+                match rng.next_u32() % ends {
+                    0 => {
+                        mailbox.begin(request);
                     }
-                    mailbox.sweep();
+                    1 => mailbox.finish(request),
+                    2 if step % sweeps == 0 => {
+                        if let Ok(mut held) = mailbox.held.lock() {
+                            for (at, _) in held.slots.values_mut() {
+                                *at = at.checked_sub(EARLY_TTL).unwrap_or(*at);
+                            }
+                        }
+                        mailbox.sweep();
+                    }
+                    _ => {
+                        let topic = format!("t{}", rng.next_u32() % topics);
+                        let from = rng.next_u32() % senders;
+                        let len = [1usize, 1, 100, 4000, 20_000, 3 << 20][(rng.next_u32() % 6) as usize];
+                        mailbox.put(request, &topic, from, "v".repeat(len));
+                    }
                 }
-                _ => {
-                    let topic = format!("t{}", rng.next_u32() % 40);
-                    let from = rng.next_u32() % 4;
-                    let len = [1usize, 100, 4000, 20_000][(rng.next_u32() % 4) as usize];
-                    mailbox.put(request, &topic, from, "v".repeat(len));
+                if step % 500 == 0 {
+                    check_counts(&mailbox);
                 }
+                most_slots = most_slots.max(mailbox.held.lock().unwrap().slots.len());
             }
-            if step % 50 == 0 {
-                check_counts(&mailbox);
+            check_counts(&mailbox);
+            if senders > 4 {
+                assert_eq!(most_slots, MAILBOX_SLOTS, "the slot cap was reached");
             }
         }
+    }
+
+    /// The adversary: a client re-running one request on a node again and again (it picks the
+    /// request id), so that the same early value is queued once per run.
+    #[test]
+    fn a_request_run_again_and_again_does_not_grow_the_early_queue() {
+        let mailbox = Mailbox::new(32 << 20);
+        mailbox.put([9; 16], "keep", 0, "x".into());
+        for _ in 0..3000 {
+            mailbox.put([1; 16], "t", 0, "x".into());
+            mailbox.begin([1; 16]);
+            mailbox.finish([1; 16]);
+        }
+        mailbox.put([1; 16], "t", 0, "x".into());
+        assert!(mailbox.held.lock().unwrap().early_order[&0].len() <= 4 * EARLY_VALUES_PER_SENDER + 1);
+        mailbox.sweep();
+        assert_eq!(mailbox.held.lock().unwrap().early_order[&0].len(), 2);
         check_counts(&mailbox);
     }
 }
