@@ -48,6 +48,15 @@ fn code_body(code: &str) -> Value {
     json!({ "code": code, "requestId": request_id() })
 }
 
+/// A body every node runs as the same request: one request id and one timestamp.
+fn shared_body(code: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    json!({ "code": code, "requestId": request_id(), "timestamp": now })
+}
+
 fn cid_body(cid: &str) -> Value {
     json!({ "ipfsId": cid, "requestId": request_id() })
 }
@@ -250,11 +259,7 @@ async fn a_copy_of_a_running_request_sent_to_one_node_is_refused_and_the_first_r
         const b = await Lit.Actions.broadcastAndCollect({ name: "b", value: "w" });
         Lit.Actions.setResponse({ response: JSON.stringify([a, b]) });
     })();"#;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let body = json!({ "code": code, "requestId": request_id(), "timestamp": now });
+    let body = shared_body(code);
     let runs = (0..3).map(|i| execute_on(&net, i, body.clone()));
     let copy = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -308,11 +313,7 @@ async fn runs_sent_to_one_node_only_do_not_take_the_mailbox_the_other_nodes_runs
         const all = await Lit.Actions.broadcastAndCollect({ name: "b", value: "v" });
         Lit.Actions.setResponse({ response: v + " " + all.length });
     })();"#;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let body = json!({ "code": once, "requestId": request_id(), "timestamp": now });
+    let body = shared_body(once);
     let answers = futures::future::join_all((0..3).map(|i| execute_on(&net, i, body.clone()))).await;
     for (i, (status, _, answer)) in answers.iter().enumerate() {
         assert_eq!(*status, 200, "node {i}: {answer}");
