@@ -4,9 +4,9 @@
 //! peer's values (or one run's) cannot crowd out the others'; a run's values are forgotten when
 //! it ends here. Values for a request that does not run here (yet) are *early*: they have a
 //! smaller share of their own per sender and are kept [`EARLY_TTL`], so runs sent to one node
-//! only, whose values every other node receives, cannot take the share the runs here need. One request runs at most once at a time on a node ([`Mailbox::begin`]): a second
-//! run would read the first's values, and clear them when it ended first. Uses nothing else of
-//! the crate.
+//! only, whose values every other node receives, cannot take the share the runs here need.
+//! One request runs at most once at a time on a node ([`Mailbox::begin`]): a second run would
+//! read the first's values, and clear them when it ended first. Uses nothing else of the crate.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,8 +102,8 @@ impl Held {
                 .is_some_and(|(_, values)| values.contains_key(&from))
     }
 
-    /// Forgets `from`'s oldest early value; false if it has none. Amortized O(1): each queued
-    /// entry is looked at once.
+    /// Forgets `from`'s oldest early value; false if it has none. Each queued entry is looked
+    /// at once, and an eviction costs O(senders) more (dropping emptied queues).
     fn evict_oldest_early(&mut self, from: u32) -> bool {
         while let Some(key) = self.early_order.get_mut(&from).and_then(VecDeque::pop_front) {
             if !self.holds_early(from, &key) {
