@@ -102,8 +102,8 @@ impl Held {
                 .is_some_and(|(_, values)| values.contains_key(&from))
     }
 
-    /// Forgets `from`'s oldest early value; false if it has none. Each queued entry is looked
-    /// at once, and an eviction costs O(senders) more (dropping emptied queues).
+    /// Forgets `from`'s oldest early value; false if it has none. Amortized O(1): each queued
+    /// entry is looked at once.
     fn evict_oldest_early(&mut self, from: u32) -> bool {
         while let Some(key) = self.early_order.get_mut(&from).and_then(VecDeque::pop_front) {
             if !self.holds_early(from, &key) {
@@ -117,7 +117,9 @@ impl Held {
                 self.slots.remove(&key);
             }
             self.release(key.0, &key.1, &BTreeMap::from([(from, value)]));
-            self.prune_order();
+            if !self.early.contains_key(&from) {
+                self.early_order.remove(&from);
+            }
             return true;
         }
         self.early_order.remove(&from);

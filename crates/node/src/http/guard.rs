@@ -36,6 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::error::ApiError;
 use crate::config::LimitsConfig;
 use crate::error::{Error, Kind};
+use crate::mesh::frames::subnet;
 use crate::metrics::{Metrics, Refusal};
 
 /// What one address holds and may still do.
@@ -73,18 +74,6 @@ impl Refused {
             Self::Untracked => "tracked_ips",
             Self::Full => "max_connections",
         }
-    }
-}
-
-/// What one client is counted as: an IPv4 address, or an IPv6 /64 (one subscriber's usual
-/// allocation: counting single IPv6 addresses would give each of them 2⁶⁴ fresh limits).
-fn subnet(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
-        v4 => v4,
     }
 }
 

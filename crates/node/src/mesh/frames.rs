@@ -280,7 +280,7 @@ impl Budgets {
     /// The node list's addresses (IPv4-mapped IPv6 addresses count as IPv4), each given its
     /// share of the listed budget. Only the first call counts.
     pub fn set_listed(&self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
-        let addresses: std::collections::HashSet<std::net::IpAddr> = addresses.into_iter().map(canonical).collect();
+        let addresses: std::collections::HashSet<std::net::IpAddr> = addresses.into_iter().map(subnet).collect();
         let share = (self.limit / addresses.len().max(1)).max(MAX_FRAME_BYTES.min(self.limit));
         let total = self.limit.max(share.saturating_mul(addresses.len()));
         let _ = self.listed.set(Listed {
@@ -291,7 +291,7 @@ impl Budgets {
 
     fn share(&self, source: Option<std::net::IpAddr>) -> Option<(&Unverified, &Unverified)> {
         let listed = self.listed.get()?;
-        let share = listed.shares.get(&canonical(source?))?;
+        let share = listed.shares.get(&subnet(source?))?;
         Some((&listed.total, share))
     }
 
@@ -324,9 +324,11 @@ impl Budgets {
     }
 }
 
-/// What an address is counted as: IPv4 (also IPv4-mapped IPv6) as it is, IPv6 by its /64, as
-/// the listener counts connections (a peer's temporary IPv6 source addresses are its own).
-fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+/// What one client or peer address is counted as, by the listener's limits and by these
+/// budgets alike: an IPv4 address (also IPv4-mapped IPv6), or an IPv6 /64 (one subscriber's
+/// usual allocation: counting single IPv6 addresses would give each of them 2⁶⁴ fresh limits,
+/// and a peer's temporary IPv6 source addresses are its own).
+pub fn subnet(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
         std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => std::net::IpAddr::V4(v4),
