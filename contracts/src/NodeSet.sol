@@ -7,7 +7,10 @@ import {Signatures} from "./Signatures.sol";
 /// @notice The current set of Sigil nodes, the signing threshold, and the network's root public
 ///         keys and attestation address as the nodes vouched for them. Every change of the node
 ///         list starts a new epoch; the root keys of an epoch are recorded only with the signatures
-///         of `threshold` distinct nodes of that epoch. The root keys and the attester are
+///         of `threshold` distinct nodes of that epoch. After the first record the node set
+///         changes by proposal: the admin proposes the next epoch, the nodes reshare, and the
+///         epoch advances only when the proposed nodes show they hold the same keys
+///         (`proposeEpoch`, `confirmEpoch`). The root keys and the attester are
 ///         written once: a later epoch's record must repeat them (its nodes hold new shares of the
 ///         same keys), so an admin who lists nodes it controls still cannot change them. Choosing
 ///         the node list remains the admin's trust.
@@ -61,11 +64,27 @@ contract NodeSet {
     address public pkpHelper;
 
     Node[] private _nodes;
-    /// @dev Per epoch, each node's position in that epoch's list plus one (0: not a node).
-    mapping(uint64 epoch => mapping(address signer => uint256)) private _signerSlot;
-    /// @dev Per epoch, the node ids its list uses.
-    mapping(uint64 epoch => mapping(uint32 id => bool)) private _idTaken;
+    /// @dev Per stored list (numbered from 1 as they are stored, by `setNodes` or `proposeEpoch`),
+    ///      each node's position in it plus one (0: not a node of that list).
+    mapping(uint64 list => mapping(address signer => uint256)) private _signerSlot;
+    /// @dev Per stored list, the node ids it uses.
+    mapping(uint64 list => mapping(uint32 id => bool)) private _idTaken;
+    /// @dev Lists stored so far; the number of the latest.
+    uint64 private _lists;
+    /// @dev The list of each epoch.
+    mapping(uint64 epoch => uint64 list) private _epochList;
     mapping(uint64 epoch => RootKeys) private _rootKeys;
+
+    /// @dev The proposed next epoch's nodes, its threshold (0: no proposal) and its list number.
+    Node[] private _proposed;
+    uint32 private _proposedThreshold;
+    uint64 private _proposedList;
+    /// @dev The signer each node id was first listed with in an epoch, and the id (plus one) each
+    ///      signer was first listed with: a proposal keeps a node and its id together, so an id
+    ///      never passes to another node and a node never changes its id. A withdrawn proposal
+    ///      binds nothing.
+    mapping(uint32 id => address signer) private _idSigner;
+    mapping(address signer => uint64) private _signerId;
 
     /// @notice A new node list and threshold took effect as epoch `epoch`.
     event NodesSet(uint64 epoch, uint32 threshold, uint256 nodeCount);
@@ -77,6 +96,13 @@ contract NodeSet {
     event AdminTransferred(address previousAdmin, address newAdmin);
     /// @notice The network's PKP contracts were recorded.
     event ContractsSet(address pkpNft, address pkpPermissions, address pkpHelper);
+    /// @notice The admin proposed the node list and threshold of epoch `epoch`; the nodes of the
+    ///         current epoch and of the proposed one now reshare the root keys.
+    event EpochProposed(uint64 epoch, uint32 threshold, uint256 nodeCount);
+    /// @notice The proposal of epoch `epoch` was withdrawn by the admin (or replaced by `setNodes`).
+    event ProposalCancelled(uint64 epoch);
+    /// @notice The proposed nodes proved they hold the same root keys: epoch `epoch` began.
+    event EpochAdvanced(uint64 epoch, uint32 threshold, uint256 nodeCount);
 
     /// @notice `caller` is not the admin.
     error NotAdmin(address caller);
@@ -99,6 +125,12 @@ contract NodeSet {
     /// @notice Signature `index` is malformed, high-s, not by a current node, or by a node
     ///         already counted.
     error BadKeySignature(uint256 index);
+    /// @notice The current epoch `epoch` has no root-key record yet, so it cannot hand its keys on.
+    error KeysNotRecorded(uint64 epoch);
+    /// @notice Epoch `epoch` is proposed already; `cancelProposal` withdraws it.
+    error ProposalPending(uint64 epoch);
+    /// @notice No next epoch is proposed.
+    error NoProposal();
     /// @notice Only `valid` signatures were given where `threshold` are needed.
     error NotEnoughSignatures(uint256 valid, uint32 threshold);
 
@@ -118,15 +150,74 @@ contract NodeSet {
     ///      fewer than 2 nodes is always refused. Anything else reverts with `BadThreshold`. A list
     ///      longer than `MAX_NODES` reverts with `TooManyNodes`; a node whose signer is zero, or
     ///      whose signer or id an earlier node has, with `BadNode(index)`.
+    ///      A pending proposal is cancelled. `setNodes` is how a network starts; once its keys are
+    ///      recorded, the node set changes by `proposeEpoch`, whose nodes reshare the keys, while
+    ///      a list set here would need keys it cannot have (`recordKeys` insists on the first).
     function setNodes(Node[] calldata nodes_, uint32 threshold_) external onlyAdmin {
-        uint256 n = nodes_.length;
-        if (n > MAX_NODES) revert TooManyNodes(n);
-        if (threshold_ < 2 || threshold_ > n || threshold_ < (2 * n + 2) / 3) revert BadThreshold(threshold_, n);
+        _checkList(nodes_, threshold_);
+        _cancelProposal();
         uint64 next = epoch + 1;
-        _storeNodes(nodes_, next);
+        delete _nodes;
+        uint64 list = _storeList(nodes_, _nodes, false);
+        _bindIds(_nodes);
+        _epochList[next] = list;
         threshold = threshold_;
         epoch = next;
-        emit NodesSet(next, threshold_, n);
+        emit NodesSet(next, threshold_, nodes_.length);
+    }
+
+    /// @notice Proposes the next epoch: its node list and threshold, under the rules of
+    ///         `setNodes`. The nodes of both epochs reshare the root keys; the epoch advances
+    ///         when `confirmEpoch` shows the new nodes hold them. Only with the current epoch's
+    ///         keys recorded (`KeysNotRecorded`), one proposal at a time (`ProposalPending`).
+    ///         Node ids are the nodes' own: an id listed before stays with the signer it was first
+    ///         listed with, and a signer with its id (`BadNode(index)` for a node that takes
+    ///         another's id or changes its own).
+    function proposeEpoch(Node[] calldata nodes_, uint32 threshold_) external onlyAdmin {
+        uint64 current = epoch;
+        if (current == 0 || keysEpoch != current) revert KeysNotRecorded(current);
+        if (_proposedThreshold != 0) revert ProposalPending(current + 1);
+        _checkList(nodes_, threshold_);
+        delete _proposed;
+        _proposedList = _storeList(nodes_, _proposed, true);
+        _proposedThreshold = threshold_;
+        emit EpochProposed(current + 1, threshold_, nodes_.length);
+    }
+
+    /// @notice Withdraws the proposed epoch (reverts `NoProposal` when there is none).
+    function cancelProposal() external onlyAdmin {
+        if (_proposedThreshold == 0) revert NoProposal();
+        _cancelProposal();
+    }
+
+    /// @notice Starts the proposed epoch once its nodes show they hold the network's root keys:
+    ///         the same ECDSA key, BLS key and attester as the first record (`KeysChanged`
+    ///         otherwise), with the BLS public shares of the new nodes, signed as for `recordKeys`
+    ///         over `rootKeysDigest(epoch + 1, …)` by at least the proposed threshold of distinct
+    ///         proposed nodes. Anyone may call. The record is the new epoch's `recordKeys`.
+    function confirmEpoch(
+        bytes calldata ecdsaKey,
+        bytes calldata blsKey,
+        bytes32 blsShares,
+        address attester_,
+        bytes[] calldata signatures
+    ) external {
+        uint32 threshold_ = _proposedThreshold;
+        if (threshold_ == 0) revert NoProposal();
+        _checkKeys(ecdsaKey, blsKey, attester_);
+        uint64 next = epoch + 1;
+        uint256 valid =
+            _countSigners(_proposedList, rootKeysDigest(next, ecdsaKey, blsKey, blsShares, attester_), signatures);
+        if (valid < threshold_) revert NotEnoughSignatures(valid, threshold_);
+        _rootKeys[next] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});
+        _advance(next, threshold_, attester_);
+    }
+
+    /// @notice The proposed next epoch: its number, threshold and nodes (0, 0 and none when no
+    ///         epoch is proposed).
+    function proposal() external view returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_) {
+        if (_proposedThreshold == 0) return (0, 0, new Node[](0));
+        return (epoch + 1, _proposedThreshold, _proposed);
     }
 
     /// @notice Digest the nodes sign to vouch for the root keys of `epoch_`:
@@ -173,15 +264,10 @@ contract NodeSet {
         uint64 current = epoch;
         if (current == 0) revert NoNodes();
         if (keysEpoch == current) revert KeysAlreadyRecorded(current);
-        if (!_wellFormed(ecdsaKey, blsKey, attester_)) revert BadKeys();
-        if (keysEpoch != 0) {
-            RootKeys storage first = _rootKeys[keysEpoch];
-            if (
-                keccak256(ecdsaKey) != keccak256(first.ecdsaKey) || keccak256(blsKey) != keccak256(first.blsKey)
-                    || attester_ != first.attester
-            ) revert KeysChanged();
-        }
-        uint256 valid = _countSigners(rootKeysDigest(current, ecdsaKey, blsKey, blsShares, attester_), signatures);
+        _checkKeys(ecdsaKey, blsKey, attester_);
+        uint256 valid = _countSigners(
+            _epochList[current], rootKeysDigest(current, ecdsaKey, blsKey, blsShares, attester_), signatures
+        );
         if (valid < threshold) revert NotEnoughSignatures(valid, threshold);
         _rootKeys[current] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});
         attester = attester_;
@@ -234,18 +320,84 @@ contract NodeSet {
         return _nodes.length;
     }
 
-    /// @dev Replaces the stored list with `nodes_` and indexes its signers and ids under `epoch_`.
-    function _storeNodes(Node[] calldata nodes_, uint64 epoch_) private {
-        mapping(address => uint256) storage slotOf = _signerSlot[epoch_];
-        mapping(uint32 => bool) storage idTaken = _idTaken[epoch_];
-        delete _nodes;
+    /// @dev Reverts unless `nodes_` and `threshold_` satisfy the rules of `setNodes`.
+    function _checkList(Node[] calldata nodes_, uint32 threshold_) private pure {
+        uint256 n = nodes_.length;
+        if (n > MAX_NODES) revert TooManyNodes(n);
+        if (threshold_ < 2 || threshold_ > n || threshold_ < (2 * n + 2) / 3) revert BadThreshold(threshold_, n);
+    }
+
+    /// @dev Appends `nodes_` to the empty `into` as a new list, indexing its signers and ids under
+    ///      a fresh list number, which it returns. With `keepIds`, an id bound to another signer,
+    ///      or a signer bound to another id (`_bindIds`), is refused.
+    function _storeList(Node[] calldata nodes_, Node[] storage into, bool keepIds) private returns (uint64 list) {
+        list = ++_lists;
+        mapping(address => uint256) storage slotOf = _signerSlot[list];
+        mapping(uint32 => bool) storage idTaken = _idTaken[list];
         for (uint256 i = 0; i < nodes_.length; i++) {
             Node calldata node = nodes_[i];
             if (node.signer == address(0) || slotOf[node.signer] != 0 || idTaken[node.id]) revert BadNode(i);
+            if (keepIds) {
+                address bound = _idSigner[node.id];
+                uint64 boundId = _signerId[node.signer];
+                if ((bound != address(0) && bound != node.signer) || (boundId != 0 && boundId != uint64(node.id) + 1)) {
+                    revert BadNode(i);
+                }
+            }
             slotOf[node.signer] = i + 1;
             idTaken[node.id] = true;
-            _nodes.push(node);
+            into.push(node);
         }
+    }
+
+    /// @dev Reverts with `BadKeys` unless the keys are well formed, and with `KeysChanged` unless
+    ///      they and the attester are those of the first record (when there is one).
+    function _checkKeys(bytes calldata ecdsaKey, bytes calldata blsKey, address attester_) private view {
+        if (!_wellFormed(ecdsaKey, blsKey, attester_)) revert BadKeys();
+        if (keysEpoch == 0) return;
+        RootKeys storage first = _rootKeys[keysEpoch];
+        if (
+            keccak256(ecdsaKey) != keccak256(first.ecdsaKey) || keccak256(blsKey) != keccak256(first.blsKey)
+                || attester_ != first.attester
+        ) revert KeysChanged();
+    }
+
+    /// @dev Makes the proposed list epoch `next` with threshold `threshold_`, its keys recorded.
+    function _advance(uint64 next, uint32 threshold_, address attester_) private {
+        delete _nodes;
+        uint256 n = _proposed.length;
+        for (uint256 i = 0; i < n; i++) {
+            _nodes.push(_proposed[i]);
+        }
+        _bindIds(_nodes);
+        _epochList[next] = _proposedList;
+        delete _proposed;
+        _proposedThreshold = 0;
+        _proposedList = 0;
+        threshold = threshold_;
+        epoch = next;
+        keysEpoch = next;
+        emit NodesSet(next, threshold_, n);
+        emit KeysRecorded(next, attester_);
+        emit EpochAdvanced(next, threshold_, n);
+    }
+
+    /// @dev Binds each id of `nodes_` to its signer and back, where neither is bound yet.
+    function _bindIds(Node[] storage nodes_) private {
+        for (uint256 i = 0; i < nodes_.length; i++) {
+            Node storage node = nodes_[i];
+            if (_idSigner[node.id] == address(0)) _idSigner[node.id] = node.signer;
+            if (_signerId[node.signer] == 0) _signerId[node.signer] = uint64(node.id) + 1;
+        }
+    }
+
+    /// @dev Drops the proposed epoch, if any, with `ProposalCancelled`.
+    function _cancelProposal() private {
+        if (_proposedThreshold == 0) return;
+        delete _proposed;
+        _proposedThreshold = 0;
+        _proposedList = 0;
+        emit ProposalCancelled(epoch + 1);
     }
 
     /// @dev Whether the keys have the form `recordKeys` requires and the attester is not zero.
@@ -259,9 +411,9 @@ contract NodeSet {
     }
 
     /// @dev Number of `signatures` over `digest`; reverts with `BadKeySignature(index)` at the
-    ///      first one that is not by a current node or is by a node counted before.
-    function _countSigners(bytes32 digest, bytes[] calldata signatures) private view returns (uint256) {
-        mapping(address => uint256) storage slotOf = _signerSlot[epoch];
+    ///      first one that is not by a node of list `list` or is by a node counted before.
+    function _countSigners(uint64 list, bytes32 digest, bytes[] calldata signatures) private view returns (uint256) {
+        mapping(address => uint256) storage slotOf = _signerSlot[list];
         uint256 counted; // bit i: the node at position i signed
         for (uint256 i = 0; i < signatures.length; i++) {
             uint256 slot = slotOf[Signatures.recover(digest, signatures[i])];

@@ -753,6 +753,229 @@ contract NodeSetTest is Base {
         assertEq(nodeSet.attester(), address(0));
     }
 
+    // ---- epochs by proposal: proposeEpoch, confirmEpoch, cancelProposal ----
+
+    /// @dev Three nodes (ids 1–3, threshold 2) whose test keys are recorded: epoch 1.
+    function _recordedThree() internal {
+        _threeNodes();
+        _record(ATTESTER, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER)));
+    }
+
+    /// @dev Nodes `from`..`to` of `nodes(to)` (1-based, as `_range`).
+    function _slice(uint256 from, uint256 to) internal pure returns (NodeSet.Node[] memory list) {
+        NodeSet.Node[] memory all = nodes(to);
+        list = new NodeSet.Node[](to - from + 1);
+        for (uint256 i = 0; i < list.length; i++) {
+            list[i] = all[from - 1 + i];
+        }
+    }
+
+    /// @dev The next epoch's digest of the test keys with the new nodes' `shares`.
+    function _nextDigest(bytes32 shares) internal view returns (bytes32) {
+        return nodeSet.rootKeysDigest(nodeSet.epoch() + 1, ECDSA_KEY, BLS_KEY, shares, ATTESTER);
+    }
+
+    function _confirm(bytes32 shares, bytes[] memory sigs) internal {
+        nodeSet.confirmEpoch(ECDSA_KEY, BLS_KEY, shares, ATTESTER, sigs);
+    }
+
+    function test_proposeEpoch_thenConfirm_advancesWithTheSameKeys() public {
+        _recordedThree();
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.EpochProposed(2, 4, 5);
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(5), 4);
+
+        // until the new nodes confirm, epoch 1 stands
+        (uint64 next, uint32 t, NodeSet.Node[] memory proposed) = nodeSet.proposal();
+        assertEq(next, 2);
+        assertEq(t, 4);
+        assertEq(proposed.length, 5);
+        assertEq(proposed[4].id, 5);
+        assertEq(nodeSet.epoch(), 1);
+        assertEq(nodeSet.threshold(), 2);
+        assertEq(nodeSet.nodeCount(), 3);
+
+        // four of the five, the two joining nodes among them, with their new BLS shares
+        bytes32 shares = keccak256("epoch 2 shares");
+        bytes[] memory sigs = _signedBy(_range(2, 5), _nextDigest(shares));
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.NodesSet(2, 4, 5);
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.KeysRecorded(2, ATTESTER);
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.EpochAdvanced(2, 4, 5);
+        vm.prank(stranger);
+        _confirm(shares, sigs);
+
+        assertEq(nodeSet.epoch(), 2);
+        assertEq(nodeSet.threshold(), 4);
+        assertEq(nodeSet.nodeCount(), 5);
+        assertEq(nodeSet.getNodes()[3].signer, vm.addr(NODE_KEY_BASE + 3));
+        assertEq(nodeSet.keysEpoch(), 2);
+        assertEq(nodeSet.attester(), ATTESTER);
+        assertEq(nodeSet.rootKeysOf(2).blsShares, shares);
+        _assertTestKeys(nodeSet.rootKeysOf(1), ATTESTER);
+        (next, t, proposed) = nodeSet.proposal();
+        assertEq(next, 0);
+        assertEq(t, 0);
+        assertEq(proposed.length, 0);
+        // the confirmation was the epoch's record
+        bytes[] memory again = _signedBy(_range(1, 4), _digest(ATTESTER));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.KeysAlreadyRecorded.selector, uint64(2)));
+        _record(ATTESTER, again);
+
+        // and the next change is proposed the same way: three leave, node 1 among them
+        vm.prank(admin);
+        nodeSet.proposeEpoch(_slice(3, 5), 2);
+        bytes32 shares3 = keccak256("epoch 3 shares");
+        // a node that leaves cannot count towards the new set
+        bytes[] memory withLeaver = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 2), _nextDigest(shares3));
+        bytes[] memory stayers = _signedBy(_range(4, 5), _nextDigest(shares3));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+        _confirm(shares3, withLeaver);
+        _confirm(shares3, stayers);
+        assertEq(nodeSet.epoch(), 3);
+        assertEq(nodeSet.nodeCount(), 3);
+        assertEq(nodeSet.getNodes()[0].id, 3);
+    }
+
+    function test_proposeEpoch_onlyTheAdminAfterTheKeysOneAtATime() public {
+        _threeNodes();
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.KeysNotRecorded.selector, uint64(1)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        _record(ATTESTER, _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 1), _digest(ATTESTER)));
+
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotAdmin.selector, stranger));
+        vm.prank(stranger);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadThreshold.selector, uint32(2), uint256(4)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 2);
+
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.ProposalPending.selector, uint64(2)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(5), 4);
+    }
+
+    /// @dev Ids are the nodes' own: a proposal cannot give a listed id to another signer, not even
+    ///      the id of a node that left epochs ago.
+    function test_proposeEpoch_refusesAnIdListedBeforeWithAnotherSigner() public {
+        _recordedThree();
+        NodeSet.Node[] memory list = nodes(4);
+        list[3].id = 2; // the new node takes node 2's id, node 2 moves to id 9
+        list[1].id = 9;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(1)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(list, 3);
+        list[1].id = 2; // node 2 keeps its id: now the new node is the culprit
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(3)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(list, 3);
+
+        // node 1 leaves; a stranger later listed under id 1 is refused
+        vm.prank(admin);
+        nodeSet.proposeEpoch(_slice(2, 4), 2);
+        bytes32 shares = keccak256("without node 1");
+        bytes[] memory sigs = _signedBy(_range(2, 3), _nextDigest(shares));
+        _confirm(shares, sigs);
+        NodeSet.Node[] memory back = _slice(2, 5);
+        back[3].id = 1;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(3)));
+        vm.prank(admin);
+        nodeSet.proposeEpoch(back, 3);
+        // node 1 itself may come back under its id
+        NodeSet.Node[] memory returning = nodes(4);
+        vm.prank(admin);
+        nodeSet.proposeEpoch(returning, 3);
+    }
+
+    /// @dev A withdrawn proposal binds no id: a mistyped signer does not take an id for good.
+    function test_cancelProposal_leavesItsIdsFree() public {
+        _recordedThree();
+        NodeSet.Node[] memory typo = nodes(4);
+        typo[3].signer = address(0x7790);
+        vm.prank(admin);
+        nodeSet.proposeEpoch(typo, 3);
+        vm.prank(admin);
+        nodeSet.cancelProposal();
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        (, uint32 t, NodeSet.Node[] memory proposed) = nodeSet.proposal();
+        assertEq(t, 3);
+        assertEq(proposed[3].signer, vm.addr(NODE_KEY_BASE + 3));
+    }
+
+    function test_confirmEpoch_refusesTooFewOtherKeysOtherEpochsAndNoProposal() public {
+        _recordedThree();
+        bytes32 shares = keccak256("epoch 2 shares");
+        bytes[] memory sigs = _signedBy(_range(1, 3), _nextDigest(shares));
+        vm.expectRevert(NodeSet.NoProposal.selector);
+        _confirm(shares, sigs);
+
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(5), 4);
+        // t_new − 1 = 3 of the new nodes
+        sigs = _signedBy(_range(3, 5), _nextDigest(shares));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(3), uint32(4)));
+        _confirm(shares, sigs);
+        // the current epoch's digest (epoch 1) signed by the new nodes: not a confirmation
+        bytes[] memory oldEpoch =
+            _signedBy(_range(2, 5), nodeSet.rootKeysDigest(1, ECDSA_KEY, BLS_KEY, shares, ATTESTER));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+        _confirm(shares, oldEpoch);
+        // other keys or another attester, with t_new valid signatures over them: refused
+        bytes memory otherEcdsa = abi.encodePacked(bytes1(0x02), keccak256("another ecdsa key"));
+        sigs = _signedBy(_range(2, 5), nodeSet.rootKeysDigest(2, otherEcdsa, BLS_KEY, shares, ATTESTER));
+        vm.expectRevert(NodeSet.KeysChanged.selector);
+        nodeSet.confirmEpoch(otherEcdsa, BLS_KEY, shares, ATTESTER, sigs);
+        address evil = address(0xE711);
+        sigs = _signedBy(_range(2, 5), nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, evil));
+        vm.expectRevert(NodeSet.KeysChanged.selector);
+        nodeSet.confirmEpoch(ECDSA_KEY, BLS_KEY, shares, evil, sigs);
+        assertEq(nodeSet.epoch(), 1);
+        assertEq(nodeSet.nodeCount(), 3);
+    }
+
+    function test_cancelProposal_dropsItAndItsNodesCountForNothing() public {
+        _recordedThree();
+        vm.expectRevert(NodeSet.NoProposal.selector);
+        vm.prank(admin);
+        nodeSet.cancelProposal();
+
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(5), 4);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotAdmin.selector, stranger));
+        vm.prank(stranger);
+        nodeSet.cancelProposal();
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.ProposalCancelled(2);
+        vm.prank(admin);
+        nodeSet.cancelProposal();
+        bytes32 shares = keccak256("epoch 2 shares");
+        bytes[] memory sigs = _signedBy(_range(2, 5), _nextDigest(shares));
+        vm.expectRevert(NodeSet.NoProposal.selector);
+        _confirm(shares, sigs);
+
+        // a new proposal without node 5: node 5's signature from the cancelled one is not counted
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        sigs = _signedBy(_range(3, 5), _nextDigest(shares));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(2)));
+        _confirm(shares, sigs);
+
+        // setNodes, the admin's reset, cancels a pending proposal too
+        vm.expectEmit(address(nodeSet));
+        emit NodeSet.ProposalCancelled(2);
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(3), 2);
+        (uint64 next,,) = nodeSet.proposal();
+        assertEq(next, 0);
+    }
+
     function test_transferAdmin_onlyRecordsThePendingAdmin() public {
         vm.expectEmit(address(nodeSet));
         emit NodeSet.AdminTransferStarted(admin, stranger);

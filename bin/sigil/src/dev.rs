@@ -33,6 +33,10 @@ pub struct Args {
     /// Compiled contracts (`forge build` output); default `contracts/out` here or beside the binary's checkout.
     #[arg(long)]
     contracts: Option<PathBuf>,
+    /// The nodes' ids, comma-separated and distinct, one per node (default: 0 to n − 1), e.g.
+    /// `--ids 3,8,21,40,77`. A node keeps its id across epochs; it is not a place in the list.
+    #[arg(long, value_delimiter = ',')]
+    ids: Option<Vec<u32>>,
 }
 
 /// Runs `sigil dev`: prepares (or restarts) the network, starts and watches its nodes until Ctrl-C.
@@ -48,6 +52,7 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
         },
         tools: Tools::default(),
         hosts: None,
+        ids: args.ids,
     };
     let mut devnet = Devnet::prepare(&args.dir, &setup).await?;
     let network = devnet.network().clone();

@@ -139,6 +139,9 @@ pub struct Setup {
     /// Where anvil and each node listen and how the nodes are reached and started (default:
     /// loopback, a free port each, reached directly).
     pub hosts: Option<Hosts>,
+    /// The nodes' ids, one per node, distinct (default: 0 to n − 1). A node's id is its own,
+    /// not its place in the list.
+    pub ids: Option<Vec<u32>>,
 }
 
 /// Where the processes of a network listen when they are not all on loopback: other addresses
@@ -619,6 +622,21 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
             })
             .collect(),
     };
+    let ids: Vec<u32> = match &setup.ids {
+        Some(ids) => {
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if ids.len() != n || distinct.len() != n {
+                bail!(
+                    "{} node ids given for {n} nodes; each node needs its own id: {ids:?}",
+                    ids.len()
+                );
+            }
+            ids.clone()
+        }
+        None => (0..n as u32).collect(),
+    };
     let mut keys = Vec::new();
     let mut identities = Vec::new();
     for i in 0..n {
@@ -634,9 +652,9 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
         );
     }
     let mut nodes = Vec::new();
-    for (i, ((listen, url), key)) in hosts.into_iter().zip(&keys).enumerate() {
+    for (i, (((listen, url), key), id)) in hosts.into_iter().zip(&keys).zip(ids).enumerate() {
         let config = NodeConfig {
-            id: i as u32,
+            id,
             listen,
             data_dir: PathBuf::from("data"),
             storage_key: Some(key.to_hex().to_string()),
@@ -682,7 +700,7 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
         let path = dir.join(format!("node{i}")).join("node.toml");
         write_private(&path, &toml::to_string(&config)?)?;
         nodes.push(NetworkNode {
-            id: i as u32,
+            id,
             url,
             config: format!("node{i}/node.toml"),
         });

@@ -11,6 +11,7 @@ mod client_cmd;
 mod demo;
 mod dev;
 mod encrypt_cmd;
+mod epoch_cmd;
 mod node_cmd;
 mod pkp_cmd;
 mod verify_cmd;
@@ -102,6 +103,9 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Decrypt(args) => encrypt_cmd::decrypt(&cli.network, cli.private_key.as_deref(), args).await,
             Command::Admin(pkp_cmd::AdminCommand::RecordKeys) => {
                 pkp_cmd::record_keys_cmd(&cli.network, cli.private_key.as_deref()).await
+            }
+            Command::Admin(pkp_cmd::AdminCommand::Epoch(command)) => {
+                epoch_cmd::run(&cli.network, cli.private_key.as_deref(), command).await
             }
             Command::Status(args) => client_cmd::status(&cli.network, args).await,
             Command::Verify(args) => verify_cmd::run(&cli.network, args).await,

@@ -143,6 +143,10 @@ pub enum AdminCommand {
     /// Record the network's root keys and mint attester in NodeSet, with the signatures of at
     /// least `threshold` nodes (any funded wallet may send it; a no-op once recorded).
     RecordKeys,
+    /// Change the node set: propose the next epoch (nodes joining and leaving, a new threshold),
+    /// withdraw the proposal, or show it.
+    #[command(subcommand)]
+    Epoch(crate::epoch_cmd::EpochCommand),
 }
 
 struct Ctx {

@@ -26,6 +26,10 @@ sol! {
         function getNodes() external view returns (Node[] memory);
         function nodeCount() external view returns (uint256);
         function setNodes(Node[] calldata nodes_, uint32 threshold_) external;
+        function proposeEpoch(Node[] calldata nodes_, uint32 threshold_) external;
+        function cancelProposal() external;
+        function confirmEpoch(bytes calldata ecdsaKey, bytes calldata blsKey, bytes32 blsShares, address attester_, bytes[] calldata signatures) external;
+        function proposal() external view returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_);
         function keysEpoch() external view returns (uint64);
         function rootKeys() external view returns (RootKeys memory);
         function rootKeysOf(uint64 epoch_) external view returns (RootKeys memory);
@@ -40,6 +44,9 @@ sol! {
         event ContractsSet(address pkpNft, address pkpPermissions, address pkpHelper);
         event AdminTransferStarted(address admin, address pendingAdmin);
         event AdminTransferred(address previousAdmin, address newAdmin);
+        event EpochProposed(uint64 epoch, uint32 threshold, uint256 nodeCount);
+        event ProposalCancelled(uint64 epoch);
+        event EpochAdvanced(uint64 epoch, uint32 threshold, uint256 nodeCount);
 
         error NotAdmin(address caller);
         error BadThreshold(uint32 threshold, uint256 nodes);
@@ -52,6 +59,9 @@ sol! {
         error TooManyNodes(uint256 nodes);
         error BadKeySignature(uint256 index);
         error NotEnoughSignatures(uint256 valid, uint32 threshold);
+        error KeysNotRecorded(uint64 epoch);
+        error ProposalPending(uint64 epoch);
+        error NoProposal();
     }
 
     /// The PKP NFT: one token per key, minted against the network's attestation.

@@ -116,14 +116,33 @@ pub async fn deploy(provider: &DynProvider, artifacts: &Path, admin: Address) ->
     })
 }
 
-/// Replaces the node list in NodeSet (admin only); the epoch goes up by one.
+/// Replaces the node list in NodeSet (admin only); the epoch goes up by one and a pending
+/// proposal is cancelled.
 pub async fn set_nodes(
     provider: &DynProvider,
     node_set: Address,
     nodes: &[ListedNode],
     threshold: u32,
 ) -> Result<(), ChainError> {
-    let list = nodes
+    let call = NodeSet::new(node_set, provider)
+        .setNodes(listed(nodes), threshold)
+        .into_transaction_request();
+    send(provider, call, "NodeSet.setNodes").await.map(drop)
+}
+
+/// The epoch NodeSet's admin proposed and the nodes are to reshare into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its number: the current epoch's plus one.
+    pub epoch: u64,
+    /// Its threshold.
+    pub threshold: u32,
+    /// Its nodes, in the order proposed.
+    pub nodes: Vec<ListedNode>,
+}
+
+fn listed(nodes: &[ListedNode]) -> Vec<NodeSet::Node> {
+    nodes
         .iter()
         .map(|node| NodeSet::Node {
             id: node.id,
@@ -131,11 +150,72 @@ pub async fn set_nodes(
             signer: node.signer,
             url: node.url.clone(),
         })
-        .collect();
-    let call = NodeSet::new(node_set, provider)
-        .setNodes(list, threshold)
-        .into_transaction_request();
-    send(provider, call, "NodeSet.setNodes").await.map(drop)
+        .collect()
+}
+
+/// What NodeSet answered `call` with when it refused it: its error's signature and arguments
+/// (`BadNode(uint256) 2`) when the revert data names one (every argument of NodeSet's errors is
+/// one word), else the RPC's message.
+fn refused(call: &'static str, error: &alloy::contract::Error) -> ChainError {
+    let named = error.as_revert_data().and_then(|data| {
+        let (selector, args) = data.split_at_checked(4)?;
+        let signature = NodeSet::NodeSetErrors::signature_by_selector(selector.try_into().ok()?)?;
+        let words: Vec<String> = args
+            .chunks(32)
+            .map(|word| alloy::primitives::U256::from_be_slice(word).to_string())
+            .collect();
+        Some(format!("{signature} {}", words.join(" ")).trim_end().to_string())
+    });
+    let reason = named.unwrap_or_else(|| error.to_string());
+    ChainError::Contract {
+        contract: "NodeSet",
+        call,
+        reason,
+    }
+}
+
+/// Proposes the next epoch in NodeSet (admin only): its node list and threshold. The call is
+/// simulated first, so a refusal names NodeSet's reason (`ProposalPending`, `KeysNotRecorded`,
+/// `BadNode { index }` for a node that takes another's id or changes its own, `BadThreshold`).
+pub async fn propose_epoch(
+    provider: &DynProvider,
+    node_set: Address,
+    nodes: &[ListedNode],
+    threshold: u32,
+) -> Result<(), ChainError> {
+    let contract = NodeSet::new(node_set, provider);
+    let call = contract.proposeEpoch(listed(nodes), threshold);
+    call.call().await.map_err(|e| refused("proposeEpoch", &e))?;
+    send(provider, call.into_transaction_request(), "NodeSet.proposeEpoch")
+        .await
+        .map(drop)
+}
+
+/// Withdraws the proposed epoch (admin only; `NoProposal` when there is none).
+pub async fn cancel_proposal(provider: &DynProvider, node_set: Address) -> Result<(), ChainError> {
+    let contract = NodeSet::new(node_set, provider);
+    let call = contract.cancelProposal();
+    call.call().await.map_err(|e| refused("cancelProposal", &e))?;
+    send(provider, call.into_transaction_request(), "NodeSet.cancelProposal")
+        .await
+        .map(drop)
+}
+
+/// The proposed next epoch, if any.
+pub async fn proposal(provider: &DynProvider, node_set: Address) -> Result<Option<Proposal>, ChainError> {
+    let answer = NodeSet::new(node_set, provider)
+        .proposal()
+        .call()
+        .await
+        .map_err(|e| refused("proposal", &e))?;
+    if answer.threshold_ == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Proposal {
+        epoch: answer.epoch_,
+        threshold: answer.threshold_,
+        nodes: answer.nodes_.into_iter().map(ListedNode::from).collect(),
+    }))
 }
 
 /// Records the network's root keys (and so its mint attester) in NodeSet for the current epoch,

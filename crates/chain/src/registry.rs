@@ -63,6 +63,17 @@ pub struct ListedNode {
     pub url: String,
 }
 
+impl From<NodeSet::Node> for ListedNode {
+    fn from(node: NodeSet::Node) -> Self {
+        Self {
+            id: node.id,
+            identity_key: node.identityKey.0,
+            signer: node.signer,
+            url: node.url,
+        }
+    }
+}
+
 /// The chain head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head {
@@ -600,15 +611,7 @@ pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<
         epoch,
         threshold,
         attester,
-        nodes: nodes
-            .into_iter()
-            .map(|n| ListedNode {
-                id: n.id,
-                identity_key: n.identityKey.0,
-                signer: n.signer,
-                url: n.url,
-            })
-            .collect(),
+        nodes: nodes.into_iter().map(ListedNode::from).collect(),
         keys_epoch,
         keys: RootKeys {
             ecdsa: keys.ecdsaKey.to_vec(),

@@ -587,14 +587,10 @@ impl Settings {
                 "{n} peers listed; a network has {MIN_PARTIES} to {MAX_PARTIES} nodes (this one included)"
             )));
         }
+        // A node's id is its own, kept across epochs (DESIGN §9), not its place in the list: any
+        // distinct ids will do, and the peers are kept sorted by id.
         let mut peers = Vec::with_capacity(n);
-        for (index, peer) in list.iter().enumerate() {
-            if peer.id as usize != index {
-                return Err(ConfigError::Invalid(format!(
-                    "peers must be listed by id 0..{n}: entry {index} has id {}",
-                    peer.id
-                )));
-            }
+        for peer in list {
             let key = NodeKey::from_hex(&peer.key)
                 .ok_or_else(|| ConfigError::Invalid(format!("peer {}: key must be 64 hex characters", peer.id)))?;
             if !peer.url.starts_with("http://") && !peer.url.starts_with("https://") {
@@ -605,9 +601,14 @@ impl Settings {
             }
             peers.push((peer.id, peer.url.trim_end_matches('/').to_string(), key));
         }
-        if self.config.id as usize >= n {
+        peers.sort_unstable_by_key(|(id, _, _)| *id);
+        if let Some((twice, _)) = peers.iter().zip(peers.iter().skip(1)).find(|(a, b)| a.0 == b.0) {
+            return Err(ConfigError::Invalid(format!("peer id {} is listed twice", twice.0)));
+        }
+        if !peers.iter().any(|(id, _, _)| *id == self.config.id) {
+            let ids: Vec<u32> = peers.iter().map(|(id, _, _)| *id).collect();
             return Err(ConfigError::Invalid(format!(
-                "id {} is not among the {n} peers",
+                "id {} is not among the peers' ids {ids:?}",
                 self.config.id
             )));
         }
@@ -781,6 +782,32 @@ mod tests {
         ));
         settings.adopt_peers(&peers(5), Some(4)).unwrap();
         assert_eq!(settings.threshold, 4);
+    }
+
+    #[test]
+    fn peer_ids_are_the_nodes_own_in_any_order_but_distinct_and_this_nodes_among_them() {
+        let with_ids = |ids: &[u32], me: u32| {
+            let mut config = config(ids.len(), None);
+            config.id = me;
+            for (peer, id) in config.peers.iter_mut().zip(ids) {
+                peer.id = *id;
+            }
+            config.check(Path::new("/"))
+        };
+        let settings = with_ids(&[77, 3, 40, 8, 21], 40).unwrap();
+        let ids: Vec<u32> = settings.peers.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!(ids, [3, 8, 21, 40, 77], "kept sorted by id");
+        assert_eq!(settings.threshold, 4);
+        // The key listed with id 40 stays with id 40 once sorted.
+        assert_eq!(settings.peers[3].2, NodeKey::from_hex(&hex::encode([3u8; 32])).unwrap());
+
+        let twice = with_ids(&[5, 9, 5, 2], 9).err().unwrap().to_string();
+        assert!(twice.contains("peer id 5 is listed twice"), "{twice}");
+        let stranger = with_ids(&[5, 9, 12, 2], 0).err().unwrap().to_string();
+        assert!(
+            stranger.contains("id 0 is not among the peers' ids [2, 5, 9, 12]"),
+            "{stranger}"
+        );
     }
 
     #[test]

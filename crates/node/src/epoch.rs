@@ -141,6 +141,12 @@ impl Epoch {
         self.peers.iter().map(|(id, _, _)| *id)
     }
 
+    /// Whether `id` names a node of this epoch. Ids are the nodes' own, kept across epochs, not
+    /// places in the list: `id < n` says nothing.
+    pub fn contains(&self, id: u32) -> bool {
+        self.peers.binary_search_by_key(&id, |(id, _, _)| *id).is_ok()
+    }
+
     /// The store record names of the ECDSA and BLS root key shares made in epoch `number`.
     pub fn root_records(number: u64) -> (String, String) {
         (format!("ecdsa-root/epoch-{number}"), format!("bls-root/epoch-{number}"))

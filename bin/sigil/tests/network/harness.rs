@@ -254,23 +254,29 @@ impl Network {
         extra: impl Fn(usize) -> Vec<String>,
         edit: impl Fn(String) -> String,
     ) -> Self {
-        Self::start_setup(n, stock, None, extra, edit).await
+        Self::start_setup(n, stock, None, None, extra, edit).await
+    }
+
+    /// [`Network::start`] of nodes with the given ids, one per node in list order.
+    pub async fn start_with_ids(ids: Vec<u32>, stock: usize) -> Self {
+        Self::start_setup(ids.len(), stock, None, Some(ids), |_| vec![], |config| config).await
     }
 
     /// [`Network::start`] on the given hosts (addresses, namespaces, links).
     pub async fn start_on(n: usize, stock: usize, hosts: Hosts) -> Self {
-        Self::start_setup(n, stock, Some(hosts), |_| vec![], |config| config).await
+        Self::start_setup(n, stock, Some(hosts), None, |_| vec![], |config| config).await
     }
 
     /// [`Network::start_on`], with each node's `node.toml` passed through `edit` first.
     pub async fn start_on_configured(n: usize, stock: usize, hosts: Hosts, edit: impl Fn(String) -> String) -> Self {
-        Self::start_setup(n, stock, Some(hosts), |_| vec![], edit).await
+        Self::start_setup(n, stock, Some(hosts), None, |_| vec![], edit).await
     }
 
     async fn start_setup(
         n: usize,
         stock: usize,
         hosts: Option<Hosts>,
+        ids: Option<Vec<u32>>,
         extra: impl Fn(usize) -> Vec<String>,
         edit: impl Fn(String) -> String,
     ) -> Self {
@@ -280,6 +286,7 @@ impl Network {
             presign_stock: stock,
             tools: tools(),
             hosts,
+            ids,
             ..Setup::default()
         };
         let devnet = Devnet::prepare(dir.path(), &setup).await.unwrap();
@@ -330,7 +337,14 @@ impl Network {
         self.devnet.register(None).await.unwrap();
         loop {
             match Client::connect(&self.chain()).await {
-                Ok(client) if (0..self.urls.len()).all(|i| client.nodes().iter().any(|n| n.id as usize == i)) => {
+                Ok(client)
+                    if self
+                        .devnet
+                        .network()
+                        .nodes
+                        .iter()
+                        .all(|node| client.nodes().iter().any(|n| n.id == node.id)) =>
+                {
                     return client
                 }
                 other => assert!(

@@ -6,6 +6,7 @@ mod actions;
 mod bounds;
 mod chain;
 mod encryption;
+mod epochs;
 mod harness;
 mod hostile;
 mod hosts;

@@ -477,3 +477,63 @@ async fn sigil_dev_keeps_serving_when_a_node_is_killed_and_restarts_it() {
     cli_sign(&network, token, &"ac".repeat(32));
     stop_sigil_dev(&mut dev).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ids_are_the_nodes_own_not_their_places_in_the_list() {
+    // Listed out of order, none of them 0..n: every id is a node's own (DESIGN §9), as after
+    // epochs in which nodes joined and left.
+    let ids = vec![77, 3, 40, 8, 21];
+    let mut net = Network::start_with_ids(ids.clone(), 6).await;
+    let client = net.wait_ready(READY).await;
+    assert_eq!(client.threshold(), 4);
+    let known: BTreeSet<u32> = client.nodes().iter().map(|n| n.id).collect();
+    assert_eq!(known, ids.iter().copied().collect());
+    let owned = mint(&net, &client, 1).await;
+    for _ in 0..3 {
+        let outcome = sign_and_check(&client, &owned).await;
+        assert!(
+            outcome.signers.iter().all(|s| known.contains(s)),
+            "{:?}",
+            outcome.signers
+        );
+    }
+
+    // `exclude` names nodes by their ids: one that is no node's is refused, whatever its size.
+    let sign_url = format!("{}/web/pkp/sign", net.urls[0]);
+    for stranger in [0u32, 4, 1000] {
+        let body = serde_json::json!({
+            "keyId": hex::encode(owned.key_ids[0]),
+            "toSign": hex::encode(random::<32>()),
+            "requestId": hex::encode(random::<16>()),
+            "authSig": owned.auth,
+            "exclude": [stranger],
+        });
+        let (status, json) = post(&sign_url, body.to_string()).await;
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{json}"
+        );
+        assert!(json["error"]["message"].as_str().unwrap().contains("exclude"), "{json}");
+    }
+
+    // Threshold decryption combines shares by id.
+    let conditions = serde_json::json!([{
+        "contractAddress": "", "standardContractType": "timestamp",
+        "chain": "sigil", "method": "eth_getBlockByNumber", "parameters": ["latest"],
+        "returnValueTest": { "comparator": ">=", "value": "1" },
+    }]);
+    let sealed = client.encrypt(&conditions, b"combined by id").unwrap();
+    let opened = client.decrypt(&sealed, Some(&owned.auth)).await.unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"combined by id");
+
+    // The node with id 40 (third in the list) dies: the sets the allocator picks leave it out,
+    // and the client names it by its id.
+    net.kill(2);
+    for _ in 0..3 {
+        let outcome = sign_and_check(&client, &owned).await;
+        assert!(!outcome.signers.contains(&40), "{:?}", outcome.signers);
+    }
+    let opened = client.decrypt(&sealed, Some(&owned.auth)).await.unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"combined by id");
+}

@@ -48,8 +48,11 @@ fn check_exclude(epoch: &Epoch, exclude: &[u32]) -> Result<(), Error> {
     let mut ids = exclude.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    if ids.len() != exclude.len() || ids.iter().any(|id| *id as usize >= n) {
-        return Err(Error::bad_request(format!("exclude: distinct node ids below {n}")));
+    if ids.len() != exclude.len() || ids.iter().any(|id| !epoch.contains(*id)) {
+        let known: Vec<u32> = epoch.ids().collect();
+        return Err(Error::bad_request(format!(
+            "exclude: distinct ids of this network's nodes {known:?}"
+        )));
     }
     if ids.len() > n - epoch.threshold {
         return Err(Error::bad_request(format!(

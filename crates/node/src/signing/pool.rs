@@ -689,11 +689,10 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
     let mut sorted = start.participants.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    let n = epoch.peers.len() as u32;
     if sorted != start.participants
         || !sorted.contains(&node.me)
         || sorted.len() != epoch.threshold
-        || sorted.iter().any(|p| *p >= n)
+        || sorted.iter().any(|p| !epoch.contains(*p))
     {
         return Err(format!(
             "bad signing set from node {owner}: {:?} (exactly {} distinct nodes, this one among them)",
@@ -849,16 +848,16 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
     if skew > ALLOCATE_WINDOW_SECS {
         return Err(AllocateError::Stale { at: call.at, skew });
     }
-    // At most n − t valid node ids can be left out, or no set remains.
-    let n = epoch.peers.len() as u32;
+    // At most n − t of the epoch's node ids can be left out, or no set remains.
+    let n = epoch.peers.len();
     let t = epoch.threshold;
-    if call.from >= n {
+    if !epoch.contains(call.from) {
         return Err(AllocateError::Conflict(call.request.to_string()));
     }
-    let mut exclude: Vec<u32> = call.exclude.iter().copied().filter(|id| *id < n).collect();
+    let mut exclude: Vec<u32> = call.exclude.iter().copied().filter(|id| epoch.contains(*id)).collect();
     exclude.sort_unstable();
     exclude.dedup();
-    exclude.truncate((n as usize).saturating_sub(t));
+    exclude.truncate(n.saturating_sub(t));
     let request_bytes: [u8; 16] = hex::decode(call.request)
         .ok()
         .and_then(|b| b.try_into().ok())
