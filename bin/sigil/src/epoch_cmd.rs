@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use sigil_chain::alloy::primitives::Address;
-use sigil_chain::deploy::{cancel_proposal, proposal, propose_epoch, wallet_provider, Proposal};
-use sigil_chain::registry::{read_node_set, ListedNode};
+use sigil_chain::deploy::{cancel_proposal, propose_epoch, wallet_provider};
+use sigil_chain::registry::{read_node_set, read_proposal, ListedNode, Proposal};
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 
 use sigil::network::{wallet, NetworkFile};
@@ -57,7 +57,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: EpochC
             propose_epoch(&provider, node_set, &nodes, threshold)
                 .await
                 .context("NodeSet refused the proposal")?;
-            let proposed = proposal(&provider, node_set)
+            let proposed = read_proposal(&provider, node_set)
                 .await?
                 .context("the proposal is not on chain after its transaction")?;
             println!("proposed in NodeSet {node_set}:");
@@ -76,7 +76,7 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: EpochC
                 current.threshold,
                 ids(&current.nodes)
             );
-            match proposal(&provider, node_set).await? {
+            match read_proposal(&provider, node_set).await? {
                 Some(proposed) => print_proposal(&proposed),
                 None => println!("no epoch is proposed"),
             }

@@ -130,17 +130,6 @@ pub async fn set_nodes(
     send(provider, call, "NodeSet.setNodes").await.map(drop)
 }
 
-/// The epoch NodeSet's admin proposed and the nodes are to reshare into.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
-    /// Its number: the current epoch's plus one.
-    pub epoch: u64,
-    /// Its threshold.
-    pub threshold: u32,
-    /// Its nodes, in the order proposed.
-    pub nodes: Vec<ListedNode>,
-}
-
 fn listed(nodes: &[ListedNode]) -> Vec<NodeSet::Node> {
     nodes
         .iter()
@@ -156,7 +145,7 @@ fn listed(nodes: &[ListedNode]) -> Vec<NodeSet::Node> {
 /// What NodeSet answered `call` with when it refused it: its error's signature and arguments
 /// (`BadNode(uint256) 2`) when the revert data names one (every argument of NodeSet's errors is
 /// one word), else the RPC's message.
-fn refused(call: &'static str, error: &alloy::contract::Error) -> ChainError {
+pub(crate) fn refused(call: &'static str, error: &alloy::contract::Error) -> ChainError {
     let named = error.as_revert_data().and_then(|data| {
         let (selector, args) = data.split_at_checked(4)?;
         let signature = NodeSet::NodeSetErrors::signature_by_selector(selector.try_into().ok()?)?;
@@ -199,23 +188,6 @@ pub async fn cancel_proposal(provider: &DynProvider, node_set: Address) -> Resul
     send(provider, call.into_transaction_request(), "NodeSet.cancelProposal")
         .await
         .map(drop)
-}
-
-/// The proposed next epoch, if any.
-pub async fn proposal(provider: &DynProvider, node_set: Address) -> Result<Option<Proposal>, ChainError> {
-    let answer = NodeSet::new(node_set, provider)
-        .proposal()
-        .call()
-        .await
-        .map_err(|e| refused("proposal", &e))?;
-    if answer.threshold_ == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Proposal {
-        epoch: answer.epoch_,
-        threshold: answer.threshold_,
-        nodes: answer.nodes_.into_iter().map(ListedNode::from).collect(),
-    }))
 }
 
 /// Records the network's root keys (and so its mint attester) in NodeSet for the current epoch,

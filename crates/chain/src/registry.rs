@@ -590,6 +590,53 @@ fn event_token(topics: &[B256]) -> Option<U256> {
     topics.get(index).map(|t| U256::from_be_bytes(t.0))
 }
 
+/// The epoch NodeSet's admin proposed and the nodes are to reshare into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// Its number: the current epoch's plus one.
+    pub epoch: u64,
+    /// Its threshold.
+    pub threshold: u32,
+    /// Its nodes, in the order proposed.
+    pub nodes: Vec<ListedNode>,
+}
+
+/// The proposed next epoch at `node_set`, if any.
+pub async fn read_proposal(provider: &DynProvider, node_set: Address) -> Result<Option<Proposal>, ChainError> {
+    let answer = NodeSet::new(node_set, provider)
+        .proposal()
+        .call()
+        .await
+        .map_err(|e| crate::deploy::refused("proposal", &e))?;
+    if answer.threshold_ == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Proposal {
+        epoch: answer.epoch_,
+        threshold: answer.threshold_,
+        nodes: answer.nodes_.into_iter().map(ListedNode::from).collect(),
+    }))
+}
+
+/// NodeSet's current epoch number at `node_set`.
+pub async fn read_epoch(provider: &DynProvider, node_set: Address) -> Result<u64, ChainError> {
+    NodeSet::new(node_set, provider)
+        .epoch()
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "epoch"))
+}
+
+/// NodeSet's current node list at `node_set`.
+pub async fn read_nodes(provider: &DynProvider, node_set: Address) -> Result<Vec<ListedNode>, ChainError> {
+    let nodes = NodeSet::new(node_set, provider)
+        .getNodes()
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "getNodes"))?;
+    Ok(nodes.into_iter().map(ListedNode::from).collect())
+}
+
 /// Reads the node set at `node_set`.
 pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<NodeSetView, ChainError> {
     let set = NodeSet::new(node_set, provider);

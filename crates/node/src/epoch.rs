@@ -219,12 +219,14 @@ pub fn load_root_keys(store: &Store) -> Result<StoredRootKeys, StoreError> {
     )
 }
 
-/// Stores the root key shares made in epoch `number`. The `root-epoch` record is written first:
-/// a crash after it leaves no share (the DKG runs again) or one (it never does), never two shares
-/// under names no load reads.
+/// Stores the root key shares made in epoch `number` and names that epoch in the `root-epoch`
+/// record, in one transaction: a crash leaves both shares and the record or none of them (the
+/// DKG runs again), never one share, which a restart refuses as a damaged file.
 pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(), StoreError> {
-    store.put_secret(ROOT_EPOCH, &number.to_be_bytes())?;
     let (ecdsa, bls) = Epoch::root_records(number);
-    store.put_key_share(&ecdsa, &keys.ecdsa)?;
-    store.put_key_share(&bls, &keys.bls)
+    store.put_secret_and_key_shares(
+        (ROOT_EPOCH, &number.to_be_bytes()),
+        (&ecdsa, &keys.ecdsa),
+        (&bls, &keys.bls),
+    )
 }

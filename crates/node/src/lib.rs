@@ -12,7 +12,8 @@
 //!   (conditions, decryption shares), [`mesh::dispatch`] (what peers send).
 //! * State: [`node`] (the state every task shares), [`epoch`] (keys, peers, threshold and pool
 //!   of one epoch, behind a swappable handle), [`vouch`] (what the node signs for clients and
-//!   the chain).
+//!   the chain), [`follow`] (NodeSet read while running: the epoch on chain, membership, the
+//!   proposed next epoch).
 //! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
 //!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
 //! * [`start`] — start-up and the background tasks; wires everything together.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod encryption;
 pub mod epoch;
 pub mod error;
+pub mod follow;
 pub mod http;
 pub mod mesh;
 mod metrics;

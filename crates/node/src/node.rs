@@ -212,6 +212,22 @@ pub struct Node {
     pub(crate) condition_slots: Arc<tokio::sync::Semaphore>,
     /// Runtimes with ethers loaded, for the actions that use it (`[actions] warm_ethers`).
     pub spares: Arc<crate::actions::warm::Spares>,
+    /// NodeSet as the node last read it while running (`follow`); none before the first read or
+    /// without a chain.
+    pub(crate) chain_view: Mutex<Option<ChainView>>,
+}
+
+/// What NodeSet says now, as `follow` reads it every few seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainView {
+    /// NodeSet's current epoch.
+    pub epoch: u64,
+    /// Whether this node (its id with its signer) is among that epoch's nodes.
+    pub member: bool,
+    /// The ids of that epoch's nodes, in list order.
+    pub nodes: Vec<u32>,
+    /// The proposed next epoch, if any.
+    pub proposal: Option<sigil_chain::registry::Proposal>,
 }
 
 impl Node {
@@ -314,6 +330,28 @@ impl Node {
     /// The key id of a PKP named by its uncompressed public key or token id, if seen before.
     pub fn lookup_key(&self, name: &[u8]) -> Option<KeyId> {
         self.known_keys.lock().ok().and_then(|m| m.get(name).copied())
+    }
+
+    /// NodeSet as last read while running (see [`ChainView`]).
+    pub fn chain_view(&self) -> Option<ChainView> {
+        self.chain_view.lock().ok().and_then(|view| view.clone())
+    }
+
+    /// `NOT_A_MEMBER` once NodeSet has moved to an epoch without this node: it serves no client
+    /// request from then on (health and metrics stay, and say so).
+    pub fn left(&self) -> Option<Error> {
+        let view = self.chain_view()?;
+        if view.member || view.epoch <= self.epoch().number {
+            return None;
+        }
+        Some(Error::new(
+            Kind::Unavailable,
+            "NOT_A_MEMBER",
+            format!(
+                "node {} is not among the nodes of epoch {} in NodeSet ({:?}); it no longer serves",
+                self.me, view.epoch, view.nodes
+            ),
+        ))
     }
 
     /// The chain registry; `NO_CHAIN` without one (such a node signs nothing).

@@ -202,6 +202,7 @@ pub async fn run(
             settings.config.actions.warm_ethers,
             crate::actions::run::ACTION_THREAD_STACK,
         ),
+        chain_view: Mutex::new(None),
         settings,
     });
     tracing::info!(
@@ -230,6 +231,7 @@ pub async fn run(
         tasks.spawn(drain_pool(Arc::clone(&node)));
     }
     tasks.spawn(bootstrap(Arc::clone(&node)));
+    tasks.spawn(crate::follow::follow(Arc::clone(&node)));
     let peer_urls: Vec<String> = node.epoch().peers.iter().map(|(_, url, _)| url.clone()).collect();
     let listed = crate::http::guard::addresses_of(&peer_urls).await;
     node.unverified.set_listed(listed.iter().copied());

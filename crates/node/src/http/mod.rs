@@ -51,9 +51,11 @@ pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
         .route("/web/pkp/claim", post(pkp::claim))
         .route("/web/auth_method_id", post(auth::auth_method_id))
         .route("/web/encryption/sign", post(encryption::sign))
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    // Health and metrics stay up on a node that left: they say so.
+    let ops = Router::new()
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics));
     // Action code may be large: these two take the code limit, with room for JSON escaping.
     let code_limit = node.settings.config.actions.limits.code_bytes;
     let actions = Router::new()
@@ -70,6 +72,8 @@ pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
         .route("/mesh/send", post(mesh::send))
         .route("/mesh/call", post(mesh::call));
     web.merge(actions)
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), members_only))
+        .merge(ops)
         .layer(middleware::from_fn_with_state(limited, guard::limit))
         .merge(mesh)
         .fallback(not_found)
@@ -89,6 +93,15 @@ async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) -> R
     node.metrics
         .observe(&endpoint, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// Refuses every client request with `NOT_A_MEMBER` once NodeSet has moved to an epoch without
+/// this node ([`Node::left`]).
+async fn members_only(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    match node.left() {
+        Some(error) => axum::response::IntoResponse::into_response(ApiError::from(error)),
+        None => next.run(request).await,
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -159,8 +159,16 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
 fn health_of(node: &Node) -> serde_json::Value {
     let epoch = node.epoch();
     let ready = node.keys().is_some();
+    let view = node.chain_view();
+    let status = if node.left().is_some() {
+        "left"
+    } else if ready {
+        "ok"
+    } else {
+        "starting"
+    };
     serde_json::json!({
-        "status": if ready { "ok" } else { "starting" },
+        "status": status,
         "nodeId": node.me,
         "rootKeys": ready,
         "peersUp": node.live().len(),
@@ -168,6 +176,18 @@ fn health_of(node: &Node) -> serde_json::Value {
         "nodes": epoch.peers.len(),
         "threshold": epoch.threshold,
         "presignatures": epoch.pool.stock(),
+        "epoch": epoch.number,
+        // NodeSet as last read: its epoch, whether this node is in it, the proposed next epoch.
+        "chain": view.map(|view| serde_json::json!({
+            "epoch": view.epoch,
+            "member": view.member,
+            "nodes": view.nodes,
+            "proposal": view.proposal.map(|p| serde_json::json!({
+                "epoch": p.epoch,
+                "threshold": p.threshold,
+                "nodes": p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            })),
+        })),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }

@@ -120,7 +120,8 @@ fn root_keys_load_by_epoch_and_from_legacy_files() {
     legacy.put_key_share("ecdsa-root", &ecdsa[0]).unwrap();
     legacy.put_key_share("bls-root", &bls[0]).unwrap();
     assert_eq!(secret_of(load_root_keys(&legacy).unwrap()), secrets[1]);
-    // One share without the other (a crash between the two writes): refused, not "fresh".
+    // One share without the other (a damaged file, or one written before both shares and the
+    // record went in one transaction): refused, not "fresh".
     let (_dir, half) = open();
     half.put_secret("root-epoch", &0u64.to_be_bytes()).unwrap();
     half.put_key_share("ecdsa-root/epoch-0", &ecdsa[1]).unwrap();

@@ -1,0 +1,113 @@
+//! Following NodeSet while the node runs: every few seconds it reads the current epoch on chain,
+//! whether this node (its id with its signer) is among its nodes, and the proposed next epoch,
+//! keeps that in [`Node::chain_view`], and logs each change once. A node that NodeSet has moved
+//! to an epoch without it stops serving clients ([`Node::left`]); `/health` shows the view.
+//! Two chain calls a round (the epoch, the proposal), and the node list when the epoch moved.
+//! Uses `node` and `sigil_chain` only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sigil_chain::registry::{read_epoch, read_nodes, read_proposal, ListedNode, Proposal};
+
+use crate::node::{ChainView, Node};
+
+/// How often NodeSet is read.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+
+/// Reads NodeSet every [`FOLLOW_EVERY`] until the node stops; does nothing without a chain.
+pub async fn follow(node: Arc<Node>) {
+    let Some(registry) = node.options.registry.clone() else {
+        return;
+    };
+    let node_set = registry.contracts().node_set;
+    let mut failing = false;
+    loop {
+        let last = node.chain_view();
+        // Two calls a round; the node list only when the epoch moved.
+        let read = async {
+            let provider = registry.provider();
+            let epoch = read_epoch(provider, node_set).await?;
+            let (member, nodes) = match &last {
+                Some(last) if last.epoch == epoch => (last.member, last.nodes.clone()),
+                _ => {
+                    let listed = read_nodes(provider, node_set).await?;
+                    (is_me(&node, &listed), listed.iter().map(|n| n.id).collect())
+                }
+            };
+            let proposal = read_proposal(provider, node_set).await?;
+            Ok::<_, sigil_chain::ChainError>(ChainView {
+                epoch,
+                member,
+                nodes,
+                proposal,
+            })
+        };
+        match read.await {
+            Ok(view) => {
+                failing = false;
+                if let Ok(mut held) = node.chain_view.lock() {
+                    *held = Some(view.clone());
+                }
+                report(&node, last.as_ref(), &view);
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read NodeSet; the last view stands");
+                }
+                failing = true;
+            }
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+fn is_me(node: &Node, nodes: &[ListedNode]) -> bool {
+    let signer = node.signer.address();
+    nodes.iter().any(|n| n.id == node.me && n.signer == signer)
+}
+
+/// Logs what changed between `before` and `now`, once per change.
+fn report(node: &Node, before: Option<&ChainView>, now: &ChainView) {
+    if before.map(|b| (&b.proposal, b.epoch)) != Some((&now.proposal, now.epoch)) {
+        if let Some(proposed) = &now.proposal {
+            let part = if proposed.nodes.iter().any(|n| n.id == node.me) {
+                if now.member {
+                    "stays"
+                } else {
+                    "joins"
+                }
+            } else {
+                "leaves"
+            };
+            tracing::info!(
+                epoch = proposed.epoch,
+                threshold = proposed.threshold,
+                nodes = ?ids(proposed),
+                "epoch proposed in NodeSet; this node {part}"
+            );
+        } else if before.is_some_and(|b| b.proposal.is_some() && b.epoch == now.epoch) {
+            tracing::info!(epoch = now.epoch + 1, "the proposed epoch was withdrawn");
+        }
+    }
+    let running = node.epoch().number;
+    if now.epoch > running && before.is_none_or(|b| b.epoch != now.epoch) {
+        if now.member {
+            tracing::warn!(
+                chain_epoch = now.epoch,
+                epoch = running,
+                "NodeSet is at a later epoch than this node runs; restart it to follow"
+            );
+        } else {
+            tracing::error!(
+                chain_epoch = now.epoch,
+                nodes = ?now.nodes,
+                "this node is not among the nodes of NodeSet's current epoch; it no longer serves clients"
+            );
+        }
+    }
+}
+
+fn ids(proposed: &Proposal) -> Vec<u32> {
+    proposed.nodes.iter().map(|n| n.id).collect()
+}
