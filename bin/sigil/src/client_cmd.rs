@@ -134,6 +134,20 @@ pub async fn status(network_path: &Path, args: StatusArgs) -> anyhow::Result<Exi
                 None => println!("  node {}  {}  DOWN", node.id, node.url),
             }
         }
+        // NodeSet as the nodes follow it: a proposed next epoch, if one is pending.
+        let proposal = health
+            .iter()
+            .flatten()
+            .find_map(|h| h.get("chain")?.get("proposal").filter(|p| !p.is_null()).cloned());
+        if let Some(p) = proposal {
+            let field = |name: &str| p.get(name).cloned().unwrap_or_default();
+            println!(
+                "epoch {} is proposed in NodeSet: threshold {}, nodes {}",
+                field("epoch"),
+                field("threshold"),
+                field("nodes")
+            );
+        }
         match &connected {
             Ok(_) => println!("the network can sign ({ready} nodes hold root key shares)"),
             Err(e) => println!("the network cannot sign: {e}"),

@@ -92,6 +92,12 @@ async fn the_admin_proposes_and_withdraws_an_epoch_ids_stay_with_their_nodes_and
         "{}",
         net.log(1)
     );
+    let (ok, out, err) = cli(&net, DEV_KEY, &["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("epoch 2 is proposed in NodeSet: threshold 3, nodes [1,2,3,7]"),
+        "{out}"
+    );
     sign_and_check(&client, &owned).await;
 
     let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "cancel"]);
