@@ -38,6 +38,9 @@ contract NodeSet {
 
     /// @notice Domain tag at the start of every root-key digest.
     bytes internal constant ROOT_KEYS_TAG = "sigil-root-keys-v1";
+    /// @notice Domain tag at the start of every confirmation digest (`confirmEpoch`): never the
+    ///         same bytes as a root-key record, so neither serves for the other.
+    bytes internal constant CONFIRMATION_TAG = "sigil-epoch-confirmation-v1";
     /// @notice Most nodes a list may hold: `recordKeys` marks the nodes it counted in one 256-bit
     ///         word, one bit per position in the list.
     uint256 internal constant MAX_NODES = 256;
@@ -47,7 +50,7 @@ contract NodeSet {
     /// @notice The account `transferAdmin` named, which becomes admin when it calls `acceptAdmin`;
     ///         zero when no transfer is pending.
     address public pendingAdmin;
-    /// @notice Starts at 0; each `setNodes` increments it.
+    /// @notice Starts at 0; each `setNodes` and each `confirmEpoch` increments it.
     uint64 public epoch;
     /// @notice Number of nodes needed to use a key.
     uint32 public threshold;
@@ -79,10 +82,11 @@ contract NodeSet {
     Node[] private _proposed;
     uint32 private _proposedThreshold;
     uint64 private _proposedList;
-    /// @dev The signer each node id was first listed with in an epoch, and the id (plus one) each
-    ///      signer was first listed with: a proposal keeps a node and its id together, so an id
-    ///      never passes to another node and a node never changes its id. A withdrawn proposal
-    ///      binds nothing.
+    /// @dev The signer each node id was first listed with in an epoch whose keys were recorded,
+    ///      and the id (plus one) each such signer was listed with: a proposal, and `setNodes`
+    ///      once keys exist, keep a node and its id together, so an id never passes to another
+    ///      node and a node never changes its id. A withdrawn proposal, or a list that never got
+    ///      its keys, binds nothing.
     mapping(uint32 id => address signer) private _idSigner;
     mapping(address signer => uint64) private _signerId;
 
@@ -122,8 +126,8 @@ contract NodeSet {
     error KeysChanged();
     /// @notice A root key has the wrong length or form, or the attester is zero.
     error BadKeys();
-    /// @notice Signature `index` is malformed, high-s, not by a current node, or by a node
-    ///         already counted.
+    /// @notice Signature `index` is malformed, high-s, not by a node of the list it must come
+    ///         from (the current epoch's, or the proposed one's), or by a node already counted.
     error BadKeySignature(uint256 index);
     /// @notice The current epoch `epoch` has no root-key record yet, so it cannot hand its keys on.
     error KeysNotRecorded(uint64 epoch);
@@ -152,14 +156,15 @@ contract NodeSet {
     ///      whose signer or id an earlier node has, with `BadNode(index)`.
     ///      A pending proposal is cancelled. `setNodes` is how a network starts; once its keys are
     ///      recorded, the node set changes by `proposeEpoch`, whose nodes reshare the keys, while
-    ///      a list set here would need keys it cannot have (`recordKeys` insists on the first).
+    ///      a list set here would need keys it cannot have (`recordKeys` insists on the first),
+    ///      and may not give an id to another signer or a signer another id (`BadNode(index)`).
     function setNodes(Node[] calldata nodes_, uint32 threshold_) external onlyAdmin {
         _checkList(nodes_, threshold_);
         _cancelProposal();
         uint64 next = epoch + 1;
         delete _nodes;
-        uint64 list = _storeList(nodes_, _nodes, false);
-        _bindIds(_nodes);
+        // Once keys exist, ids are the nodes': the reset may not hand one to another signer.
+        uint64 list = _storeList(nodes_, _nodes, keysEpoch != 0);
         _epochList[next] = list;
         threshold = threshold_;
         epoch = next;
@@ -192,9 +197,10 @@ contract NodeSet {
 
     /// @notice Starts the proposed epoch once its nodes show they hold the network's root keys:
     ///         the same ECDSA key, BLS key and attester as the first record (`KeysChanged`
-    ///         otherwise), with the BLS public shares of the new nodes, signed as for `recordKeys`
-    ///         over `rootKeysDigest(epoch + 1, …)` by at least the proposed threshold of distinct
-    ///         proposed nodes. Anyone may call. The record is the new epoch's `recordKeys`.
+    ///         otherwise), with the BLS public shares of the new nodes, signed (as for
+    ///         `recordKeys`, each r ‖ s ‖ v) by at least the proposed threshold of distinct
+    ///         proposed nodes over `confirmationDigest(epoch + 1, proposalId, …)`. Anyone may
+    ///         call. The record is the new epoch's `recordKeys`.
     function confirmEpoch(
         bytes calldata ecdsaKey,
         bytes calldata blsKey,
@@ -206,18 +212,44 @@ contract NodeSet {
         if (threshold_ == 0) revert NoProposal();
         _checkKeys(ecdsaKey, blsKey, attester_);
         uint64 next = epoch + 1;
-        uint256 valid =
-            _countSigners(_proposedList, rootKeysDigest(next, ecdsaKey, blsKey, blsShares, attester_), signatures);
+        uint256 valid = _countSigners(
+            _proposedList, confirmationDigest(next, _proposedList, ecdsaKey, blsKey, blsShares, attester_), signatures
+        );
         if (valid < threshold_) revert NotEnoughSignatures(valid, threshold_);
         _rootKeys[next] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});
         _advance(next, threshold_, attester_);
     }
 
-    /// @notice The proposed next epoch: its number, threshold and nodes (0, 0 and none when no
-    ///         epoch is proposed).
-    function proposal() external view returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_) {
-        if (_proposedThreshold == 0) return (0, 0, new Node[](0));
-        return (epoch + 1, _proposedThreshold, _proposed);
+    /// @notice The proposed next epoch: its number, threshold and nodes, and the proposal's id
+    ///         (never the same for two proposals, a withdrawn one's included), which its
+    ///         confirmations sign (0, 0, none and 0 when no epoch is proposed).
+    function proposal()
+        external
+        view
+        returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_, uint64 proposalId)
+    {
+        if (_proposedThreshold == 0) return (0, 0, new Node[](0), 0);
+        return (epoch + 1, _proposedThreshold, _proposed, _proposedList);
+    }
+
+    /// @notice Digest the proposed nodes sign to confirm they hold the root keys in the epoch of
+    ///         proposal `proposalId`: keccak256("sigil-epoch-confirmation-v1" ‖ chainid (32 bytes)
+    ///         ‖ this contract (20 bytes) ‖ epoch (32 bytes) ‖ proposalId (32 bytes) ‖
+    ///         keccak256(ecdsaKey) ‖ keccak256(blsKey) ‖ blsShares (32 bytes) ‖ attester (20 bytes)).
+    ///         The proposal id ties a confirmation to one proposal: signatures made for a withdrawn
+    ///         proposal, or for another proposal of the same epoch, confirm nothing else.
+    function confirmationDigest(
+        uint64 epoch_,
+        uint64 proposalId,
+        bytes calldata ecdsaKey,
+        bytes calldata blsKey,
+        bytes32 blsShares,
+        address attester_
+    ) public view returns (bytes32) {
+        // In two parts (the same bytes as one), for the compiler's stack.
+        bytes memory head =
+            abi.encodePacked(CONFIRMATION_TAG, block.chainid, address(this), uint256(epoch_), uint256(proposalId));
+        return keccak256(abi.encodePacked(head, keccak256(ecdsaKey), keccak256(blsKey), blsShares, attester_));
     }
 
     /// @notice Digest the nodes sign to vouch for the root keys of `epoch_`:
@@ -270,6 +302,7 @@ contract NodeSet {
         );
         if (valid < threshold) revert NotEnoughSignatures(valid, threshold);
         _rootKeys[current] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});
+        _bindIds(_nodes);
         attester = attester_;
         keysEpoch = current;
         emit KeysRecorded(current, attester_);
@@ -377,6 +410,7 @@ contract NodeSet {
         threshold = threshold_;
         epoch = next;
         keysEpoch = next;
+        attester = attester_;
         emit NodesSet(next, threshold_, n);
         emit KeysRecorded(next, attester_);
         emit EpochAdvanced(next, threshold_, n);

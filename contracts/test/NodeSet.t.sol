@@ -770,9 +770,10 @@ contract NodeSetTest is Base {
         }
     }
 
-    /// @dev The next epoch's digest of the test keys with the new nodes' `shares`.
+    /// @dev The pending proposal's confirmation digest of the test keys with the new nodes' `shares`.
     function _nextDigest(bytes32 shares) internal view returns (bytes32) {
-        return nodeSet.rootKeysDigest(nodeSet.epoch() + 1, ECDSA_KEY, BLS_KEY, shares, ATTESTER);
+        (uint64 next,,, uint64 id) = nodeSet.proposal();
+        return nodeSet.confirmationDigest(next, id, ECDSA_KEY, BLS_KEY, shares, ATTESTER);
     }
 
     function _confirm(bytes32 shares, bytes[] memory sigs) internal {
@@ -787,7 +788,8 @@ contract NodeSetTest is Base {
         nodeSet.proposeEpoch(nodes(5), 4);
 
         // until the new nodes confirm, epoch 1 stands
-        (uint64 next, uint32 t, NodeSet.Node[] memory proposed) = nodeSet.proposal();
+        (uint64 next, uint32 t, NodeSet.Node[] memory proposed, uint64 id) = nodeSet.proposal();
+        assertTrue(id != 0);
         assertEq(next, 2);
         assertEq(t, 4);
         assertEq(proposed.length, 5);
@@ -816,7 +818,8 @@ contract NodeSetTest is Base {
         assertEq(nodeSet.attester(), ATTESTER);
         assertEq(nodeSet.rootKeysOf(2).blsShares, shares);
         _assertTestKeys(nodeSet.rootKeysOf(1), ATTESTER);
-        (next, t, proposed) = nodeSet.proposal();
+        (next, t, proposed, id) = nodeSet.proposal();
+        assertEq(id, 0);
         assertEq(next, 0);
         assertEq(t, 0);
         assertEq(proposed.length, 0);
@@ -904,7 +907,7 @@ contract NodeSetTest is Base {
         nodeSet.cancelProposal();
         vm.prank(admin);
         nodeSet.proposeEpoch(nodes(4), 3);
-        (, uint32 t, NodeSet.Node[] memory proposed) = nodeSet.proposal();
+        (, uint32 t, NodeSet.Node[] memory proposed,) = nodeSet.proposal();
         assertEq(t, 3);
         assertEq(proposed[3].signer, vm.addr(NODE_KEY_BASE + 3));
     }
@@ -922,22 +925,95 @@ contract NodeSetTest is Base {
         sigs = _signedBy(_range(3, 5), _nextDigest(shares));
         vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(3), uint32(4)));
         _confirm(shares, sigs);
-        // the current epoch's digest (epoch 1) signed by the new nodes: not a confirmation
-        bytes[] memory oldEpoch =
-            _signedBy(_range(2, 5), nodeSet.rootKeysDigest(1, ECDSA_KEY, BLS_KEY, shares, ATTESTER));
-        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
-        _confirm(shares, oldEpoch);
+        // what the new nodes signed for something else is not a confirmation: the current epoch's
+        // record (epoch 1), a root-key record of epoch 2 (another tag), or another proposal's id
+        (,,, uint64 id) = nodeSet.proposal();
+        bytes32[3] memory others = [
+            nodeSet.rootKeysDigest(1, ECDSA_KEY, BLS_KEY, shares, ATTESTER),
+            nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, ATTESTER),
+            nodeSet.confirmationDigest(2, id + 1, ECDSA_KEY, BLS_KEY, shares, ATTESTER)
+        ];
+        for (uint256 i = 0; i < 3; i++) {
+            bytes[] memory elsewhere = _signedBy(_range(2, 5), others[i]);
+            vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+            _confirm(shares, elsewhere);
+        }
         // other keys or another attester, with t_new valid signatures over them: refused
         bytes memory otherEcdsa = abi.encodePacked(bytes1(0x02), keccak256("another ecdsa key"));
-        sigs = _signedBy(_range(2, 5), nodeSet.rootKeysDigest(2, otherEcdsa, BLS_KEY, shares, ATTESTER));
+        sigs = _signedBy(_range(2, 5), nodeSet.confirmationDigest(2, id, otherEcdsa, BLS_KEY, shares, ATTESTER));
         vm.expectRevert(NodeSet.KeysChanged.selector);
         nodeSet.confirmEpoch(otherEcdsa, BLS_KEY, shares, ATTESTER, sigs);
         address evil = address(0xE711);
-        sigs = _signedBy(_range(2, 5), nodeSet.rootKeysDigest(2, ECDSA_KEY, BLS_KEY, shares, evil));
+        sigs = _signedBy(_range(2, 5), nodeSet.confirmationDigest(2, id, ECDSA_KEY, BLS_KEY, shares, evil));
         vm.expectRevert(NodeSet.KeysChanged.selector);
         nodeSet.confirmEpoch(ECDSA_KEY, BLS_KEY, shares, evil, sigs);
         assertEq(nodeSet.epoch(), 1);
         assertEq(nodeSet.nodeCount(), 3);
+    }
+
+    /// @dev Confirmations are for one proposal: the public signatures of a withdrawn proposal do
+    ///      not confirm the next one, not even for the same list, and a proposal's signatures do
+    ///      not record the keys of an epoch `setNodes` starts under the same number.
+    function test_confirmEpoch_countsOnlyConfirmationsOfThisProposal() public {
+        _recordedThree();
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        bytes32 shares = keccak256("shares of the withdrawn reshare");
+        bytes[] memory withdrawn = _signedBy(_range(1, 3), _nextDigest(shares));
+        vm.prank(admin);
+        nodeSet.cancelProposal();
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+        _confirm(shares, withdrawn);
+        // one honest signature of the withdrawn proposal plus two of this one: still short
+        bytes[] memory current = _signedBy(_range(2, 3), _nextDigest(shares));
+        bytes[] memory mixed = new bytes[](3);
+        mixed[0] = withdrawn[0];
+        mixed[1] = current[0];
+        mixed[2] = current[1];
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+        _confirm(shares, mixed);
+        // a reset to epoch 2 with the same nodes: the proposal's signatures record nothing
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
+        nodeSet.recordKeys(ECDSA_KEY, BLS_KEY, shares, ATTESTER, withdrawn);
+        assertEq(nodeSet.keysEpoch(), 1);
+    }
+
+    /// @dev Once keys exist, the admin's reset keeps ids with their nodes too: it cannot seat a
+    ///      node of its own at a victim's id (and so at the victim's share) or move a node's id.
+    function test_setNodes_afterTheKeysKeepsIdsWithTheirNodes() public {
+        _recordedThree();
+        NodeSet.Node[] memory seated = nodes(3);
+        seated[1].signer = vm.addr(0xE7111); // the admin's node at node 2's id
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(1)));
+        vm.prank(admin);
+        nodeSet.setNodes(seated, 2);
+        NodeSet.Node[] memory moved = nodes(3);
+        moved[2].id = 9;
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.BadNode.selector, uint256(2)));
+        vm.prank(admin);
+        nodeSet.setNodes(moved, 2);
+        // the same nodes, and a new one with a new id, are fine
+        vm.prank(admin);
+        nodeSet.setNodes(nodes(4), 3);
+        assertEq(nodeSet.epoch(), 2);
+    }
+
+    /// @dev Before any keys, a list binds nothing: a mistyped signer set at the start does not
+    ///      lock the real node out of its id.
+    function test_setNodes_beforeTheKeysBindsNoId() public {
+        NodeSet.Node[] memory typo = nodes(3);
+        typo[2].signer = address(0x7790);
+        vm.prank(admin);
+        nodeSet.setNodes(typo, 2);
+        _recordedThree();
+        vm.prank(admin);
+        nodeSet.proposeEpoch(nodes(4), 3);
+        (uint64 next,,,) = nodeSet.proposal();
+        assertEq(next, 3);
     }
 
     function test_cancelProposal_dropsItAndItsNodesCountForNothing() public {
@@ -972,7 +1048,7 @@ contract NodeSetTest is Base {
         emit NodeSet.ProposalCancelled(2);
         vm.prank(admin);
         nodeSet.setNodes(nodes(3), 2);
-        (uint64 next,,) = nodeSet.proposal();
+        (uint64 next,,,) = nodeSet.proposal();
         assertEq(next, 0);
     }
 

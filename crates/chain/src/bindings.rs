@@ -29,7 +29,8 @@ sol! {
         function proposeEpoch(Node[] calldata nodes_, uint32 threshold_) external;
         function cancelProposal() external;
         function confirmEpoch(bytes calldata ecdsaKey, bytes calldata blsKey, bytes32 blsShares, address attester_, bytes[] calldata signatures) external;
-        function proposal() external view returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_);
+        function proposal() external view returns (uint64 epoch_, uint32 threshold_, Node[] memory nodes_, uint64 proposalId);
+        function confirmationDigest(uint64 epoch_, uint64 proposalId, bytes calldata ecdsaKey, bytes calldata blsKey, bytes32 blsShares, address attester_) external view returns (bytes32);
         function keysEpoch() external view returns (uint64);
         function rootKeys() external view returns (RootKeys memory);
         function rootKeysOf(uint64 epoch_) external view returns (RootKeys memory);

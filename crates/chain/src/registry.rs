@@ -599,6 +599,8 @@ pub struct Proposal {
     pub threshold: u32,
     /// Its nodes, in the order proposed.
     pub nodes: Vec<ListedNode>,
+    /// The proposal's id, which its confirmations sign (never the same for two proposals).
+    pub id: u64,
 }
 
 /// The proposed next epoch at `node_set`, if any.
@@ -615,6 +617,7 @@ pub async fn read_proposal(provider: &DynProvider, node_set: Address) -> Result<
         epoch: answer.epoch_,
         threshold: answer.threshold_,
         nodes: answer.nodes_.into_iter().map(ListedNode::from).collect(),
+        id: answer.proposalId,
     }))
 }
 
