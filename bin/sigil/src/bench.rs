@@ -382,7 +382,13 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     devnet.register(None).await?;
     let network = devnet.network();
     let http = reqwest::Client::new();
-    let allocator = network.nodes.first().map(|n| n.url.clone()).unwrap_or_default();
+    // The allocator is the lowest id, wherever it is listed.
+    let allocator = network
+        .nodes
+        .iter()
+        .min_by_key(|n| n.id)
+        .map(|n| n.url.clone())
+        .unwrap_or_default();
     let started = Instant::now();
     let made_before = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
     loop {

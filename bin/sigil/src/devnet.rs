@@ -495,6 +495,13 @@ async fn prepare(dir: &Path, setup: &Setup) -> anyhow::Result<(NetworkFile, Opti
                 existing.nodes.len()
             );
         }
+        let ids: Vec<u32> = existing.nodes.iter().map(|node| node.id).collect();
+        if setup.ids.as_ref().is_some_and(|wanted| *wanted != ids) {
+            bail!(
+                "{} holds a network of node ids {ids:?}; use another --dir for other ids",
+                dir.display()
+            );
+        }
         let anvil = match &existing.anvil {
             Some(info) => Some(start_anvil(&setup.tools, anvil_host, info.port, &dir.join(&info.state)).await?),
             None => None,

@@ -143,15 +143,23 @@ fn listed(nodes: &[ListedNode]) -> Vec<NodeSet::Node> {
 }
 
 /// What NodeSet answered `call` with when it refused it: its error's signature and arguments
-/// (`BadNode(uint256) 2`) when the revert data names one (every argument of NodeSet's errors is
-/// one word), else the RPC's message.
+/// (`BadNode(uint256) 2`, `NotAdmin(address) 0x70…`) when the revert data names one (every
+/// argument of NodeSet's errors is one word: a number or an address), else the RPC's message.
 pub(crate) fn refused(call: &'static str, error: &alloy::contract::Error) -> ChainError {
     let named = error.as_revert_data().and_then(|data| {
         let (selector, args) = data.split_at_checked(4)?;
         let signature = NodeSet::NodeSetErrors::signature_by_selector(selector.try_into().ok()?)?;
+        let types = signature.split_once('(')?.1.trim_end_matches(')').split(',');
         let words: Vec<String> = args
             .chunks(32)
-            .map(|word| alloy::primitives::U256::from_be_slice(word).to_string())
+            .zip(types)
+            .map(|(word, kind)| match kind {
+                "address" => word
+                    .get(12..32)
+                    .and_then(|bytes| <[u8; 20]>::try_from(bytes).ok())
+                    .map_or_else(|| hex::encode(word), |bytes| Address::from(bytes).to_string()),
+                _ => alloy::primitives::U256::from_be_slice(word).to_string(),
+            })
             .collect();
         Some(format!("{signature} {}", words.join(" ")).trim_end().to_string())
     });

@@ -604,7 +604,13 @@ impl Client {
                 Err(round) => {
                     valid = valid.max(round.valid);
                     merge(&mut failures, round.failures);
-                    let fresh: Vec<u32> = round.suspects.into_iter().filter(|s| !exclude.contains(s)).collect();
+                    // Suspects come from what nodes report: only ids of this network's nodes are
+                    // excluded (a node naming a made-up id would have every retry refused).
+                    let fresh: Vec<u32> = round
+                        .suspects
+                        .into_iter()
+                        .filter(|s| !exclude.contains(s) && self.nodes.iter().any(|n| n.id == *s))
+                        .collect();
                     if fresh.is_empty() && !round.retry {
                         break;
                     }

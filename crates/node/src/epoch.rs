@@ -101,7 +101,8 @@ pub struct Epoch {
 
 impl Epoch {
     /// Epoch `number` of `peers` with threshold `threshold`, before its root keys exist.
-    pub fn new(number: u64, threshold: usize, peers: Vec<(u32, String, NodeKey)>) -> Self {
+    pub fn new(number: u64, threshold: usize, mut peers: Vec<(u32, String, NodeKey)>) -> Self {
+        peers.sort_unstable_by_key(|(id, _, _)| *id);
         let mut hasher = Sha256::new();
         hasher.update(b"sigil-network/v1");
         hasher.update((threshold as u32).to_be_bytes());

@@ -2,7 +2,7 @@
 //! whether this node (its id with its signer) is among its nodes, and the proposed next epoch,
 //! keeps that in [`Node::chain_view`], and logs each change once. A node that NodeSet has moved
 //! to an epoch without it stops serving clients ([`Node::left`]); `/health` shows the view.
-//! Two chain calls a round (the epoch, the proposal), and the node list when the epoch moved.
+//! Three chain calls a round: the epoch, the node list, the proposal.
 //! Uses `node` and `sigil_chain` only.
 
 use std::sync::Arc;
@@ -15,6 +15,9 @@ use crate::node::{ChainView, Node};
 /// How often NodeSet is read.
 pub const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 
+/// How long one round of reads may take before it counts as failed.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads NodeSet every [`FOLLOW_EVERY`] until the node stops; does nothing without a chain.
 pub async fn follow(node: Arc<Node>) {
     let Some(registry) = node.options.registry.clone() else {
@@ -22,38 +25,56 @@ pub async fn follow(node: Arc<Node>) {
     };
     let node_set = registry.contracts().node_set;
     let mut failing = false;
+    let mut proposal_failing = false;
     loop {
         let last = node.chain_view();
-        // Two calls a round; the node list only when the epoch moved.
+        // The epoch and the list every round (a lagging RPC backend or a reorg heals by the
+        // next one); the proposal apart, so that a NodeSet without proposals still is followed.
         let read = async {
             let provider = registry.provider();
             let epoch = read_epoch(provider, node_set).await?;
-            let (member, nodes) = match &last {
-                Some(last) if last.epoch == epoch => (last.member, last.nodes.clone()),
-                _ => {
-                    let listed = read_nodes(provider, node_set).await?;
-                    (is_me(&node, &listed), listed.iter().map(|n| n.id).collect())
-                }
-            };
-            let proposal = read_proposal(provider, node_set).await?;
-            Ok::<_, sigil_chain::ChainError>(ChainView {
-                epoch,
-                member,
-                nodes,
-                proposal,
-            })
+            let listed = read_nodes(provider, node_set).await?;
+            Ok::<_, sigil_chain::ChainError>((epoch, listed, read_proposal(provider, node_set).await))
         };
-        match read.await {
-            Ok(view) => {
+        match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(Ok((epoch, listed, proposal))) => {
                 failing = false;
+                let proposal = match proposal {
+                    Ok(proposal) => {
+                        proposal_failing = false;
+                        proposal
+                    }
+                    Err(e) => {
+                        if !proposal_failing {
+                            tracing::warn!(error = %e, "cannot read NodeSet's proposal; none is shown");
+                        }
+                        proposal_failing = true;
+                        None
+                    }
+                };
+                let view = Arc::new(ChainView {
+                    epoch,
+                    member: is_me(&node, &listed),
+                    nodes: listed.iter().map(|n| n.id).collect(),
+                    proposal,
+                });
                 if let Ok(mut held) = node.chain_view.lock() {
-                    *held = Some(view.clone());
+                    *held = Some(Arc::clone(&view));
                 }
-                report(&node, last.as_ref(), &view);
+                report(&node, last.as_deref(), &view);
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 if !failing {
                     tracing::warn!(error = %e, "cannot read NodeSet; the last view stands");
+                }
+                failing = true;
+            }
+            Err(_) => {
+                if !failing {
+                    tracing::warn!(
+                        seconds = READ_TIMEOUT.as_secs(),
+                        "NodeSet did not answer in time; the last view stands"
+                    );
                 }
                 failing = true;
             }

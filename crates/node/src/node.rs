@@ -214,7 +214,7 @@ pub struct Node {
     pub spares: Arc<crate::actions::warm::Spares>,
     /// NodeSet as the node last read it while running (`follow`); none before the first read or
     /// without a chain.
-    pub(crate) chain_view: Mutex<Option<ChainView>>,
+    pub(crate) chain_view: Mutex<Option<Arc<ChainView>>>,
 }
 
 /// What NodeSet says now, as `follow` reads it every few seconds.
@@ -333,7 +333,7 @@ impl Node {
     }
 
     /// NodeSet as last read while running (see [`ChainView`]).
-    pub fn chain_view(&self) -> Option<ChainView> {
+    pub fn chain_view(&self) -> Option<Arc<ChainView>> {
         self.chain_view.lock().ok().and_then(|view| view.clone())
     }
 

@@ -182,7 +182,7 @@ fn health_of(node: &Node) -> serde_json::Value {
             "epoch": view.epoch,
             "member": view.member,
             "nodes": view.nodes,
-            "proposal": view.proposal.map(|p| serde_json::json!({
+            "proposal": view.proposal.as_ref().map(|p| serde_json::json!({
                 "epoch": p.epoch,
                 "threshold": p.threshold,
                 "nodes": p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
