@@ -406,6 +406,25 @@ contract NodeSetTest is Base {
     /// Fixed vector, shared with the nodes: chain 31337, NodeSet at
     /// 0x5FbDB2315678afecb367f032d93F642f64180aa3, epoch 1, the test keys (BLS_SHARES =
     /// keccak256("bls shares")), attester 0x83Ae…1f3C; signed by node key 0x1001.
+    /// @dev The preimage and digest `sigil_chain::vouch` checks `confirmation_digest` against.
+    function test_confirmationDigest_vector() public {
+        address at = 0x5FbDB2315678afecb367f032d93F642f64180aa3;
+        bytes32 digest = 0xd66f9275e771309974e6d7cd6762c1702e6393d2c9d4efb198c414b2897a9daa;
+        bytes memory preimage = hex"736967696c2d65706f63682d636f6e6669726d6174696f6e2d7631"
+            hex"0000000000000000000000000000000000000000000000000000000000007a69"
+            hex"5fbdb2315678afecb367f032d93f642f64180aa3"
+            hex"0000000000000000000000000000000000000000000000000000000000000002"
+            hex"0000000000000000000000000000000000000000000000000000000000000007"
+            hex"aa61b794ba668ff67c7b8d037034adcca06964c0dffdb3eae70e8666faa5a63d"
+            hex"6ba4c1ecb5f18e31856de71ad4840e3dd098bcbf589b7b67f238606bc0ac0412"
+            hex"37fbe4ba720b3f13e6d31983199f869d9512d7a843819dfd7cfc031059d9014d"
+            hex"83ae882be86b8ab6c4eb270ee2b0c0383ec41f3c";
+        assertEq(keccak256(preimage), digest);
+        vm.chainId(31337);
+        vm.etch(at, address(nodeSet).code);
+        assertEq(NodeSet(at).confirmationDigest(2, 7, ECDSA_KEY, BLS_KEY, BLS_SHARES, ATTESTER), digest);
+    }
+
     function test_rootKeysDigest_vector() public {
         address at = 0x5FbDB2315678afecb367f032d93F642f64180aa3;
         bytes32 digest = 0x18bc47230d8fa36c2c3a289a99ef5baef68ebb462d670ef0fc6d38b0750db77d;

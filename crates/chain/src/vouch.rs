@@ -55,6 +55,26 @@ pub fn root_keys_digest(chain_id: u64, node_set: Address, epoch: u64, keys: &Roo
     keccak256(&data)
 }
 
+/// What `NodeSet.confirmEpoch` checks signatures over (as `NodeSet.confirmationDigest`): the
+/// nodes of proposal `proposal_id`, the next epoch `epoch`, confirm they hold `keys`.
+/// `keccak256("sigil-epoch-confirmation-v1" ‖ chainId (32) ‖ NodeSet (20) ‖ epoch (32) ‖
+/// proposal id (32) ‖ keccak256(ecdsa) ‖ keccak256(bls) ‖ blsShares (32) ‖ attester (20))`: another
+/// tag than [`root_keys_digest`], so a confirmation is never a key record, and the proposal id,
+/// so it confirms no other proposal.
+pub fn confirmation_digest(chain_id: u64, node_set: Address, epoch: u64, proposal_id: u64, keys: &RootKeys) -> B256 {
+    let mut data = Vec::with_capacity(27 + 32 + 20 + 32 + 32 + 32 * 3 + 20);
+    data.extend_from_slice(b"sigil-epoch-confirmation-v1");
+    data.extend_from_slice(&U256::from(chain_id).to_be_bytes::<32>());
+    data.extend_from_slice(node_set.as_slice());
+    data.extend_from_slice(&U256::from(epoch).to_be_bytes::<32>());
+    data.extend_from_slice(&U256::from(proposal_id).to_be_bytes::<32>());
+    data.extend_from_slice(keccak256(&keys.ecdsa).as_slice());
+    data.extend_from_slice(keccak256(&keys.bls).as_slice());
+    data.extend_from_slice(&keys.bls_shares);
+    data.extend_from_slice(keys.attester.as_slice());
+    keccak256(&data)
+}
+
 /// A digest of the nodes' BLS public shares: `keccak256(‖ id (4 bytes BE) ‖ share (48 bytes))` in
 /// increasing id order (fixed widths, so no two share maps give one digest). Clients check
 /// decryption shares one by one against these.
@@ -222,6 +242,28 @@ mod tests {
             hex::encode(sign_digest(&node, &digest)),
             "8faa5833e7c2729cae4bfa050f6ebb2a1efab2cba5babd69dd322a49726aa8956e53d904a155d6dc875fc08d5612261328e8756aace3ba1cdd688b83d75cf85b1b"
         );
+    }
+
+    /// The vector `contracts/test/NodeSet.t.sol` checks `NodeSet.confirmationDigest` against.
+    #[test]
+    fn the_confirmation_digest_matches_the_contracts_vector_and_is_no_key_record() {
+        let keys = RootKeys {
+            ecdsa: hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap(),
+            bls: hex::decode(
+                "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb",
+            )
+            .unwrap(),
+            bls_shares: keccak256(b"bls shares").0,
+            attester: "0x83Ae882bE86b8Ab6C4Eb270ee2B0c0383EC41f3C".parse().unwrap(),
+        };
+        let node_set: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap();
+        let digest = confirmation_digest(31337, node_set, 2, 7, &keys);
+        assert_eq!(
+            hex::encode(digest),
+            "d66f9275e771309974e6d7cd6762c1702e6393d2c9d4efb198c414b2897a9daa"
+        );
+        assert_ne!(digest, root_keys_digest(31337, node_set, 2, &keys));
+        assert_ne!(digest, confirmation_digest(31337, node_set, 2, 8, &keys));
     }
 
     #[test]
