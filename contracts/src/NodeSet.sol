@@ -175,9 +175,9 @@ contract NodeSet {
     ///         `setNodes`. The nodes of both epochs reshare the root keys; the epoch advances
     ///         when `confirmEpoch` shows the new nodes hold them. Only with the current epoch's
     ///         keys recorded (`KeysNotRecorded`), one proposal at a time (`ProposalPending`).
-    ///         Node ids are the nodes' own: an id listed before stays with the signer it was first
-    ///         listed with, and a signer with its id (`BadNode(index)` for a node that takes
-    ///         another's id or changes its own).
+    ///         Node ids are the nodes' own: an id stays with the signer it had in the first epoch
+    ///         whose keys were recorded, and a signer with its id (`BadNode(index)` for a node
+    ///         that takes another's id or changes its own).
     function proposeEpoch(Node[] calldata nodes_, uint32 threshold_) external onlyAdmin {
         uint64 current = epoch;
         if (current == 0 || keysEpoch != current) revert KeysNotRecorded(current);

@@ -43,11 +43,19 @@ impl RootKeys {
 /// `keccak256("sigil-root-keys-v1" ‖ chainId ‖ NodeSet ‖ epoch ‖ keccak256(ecdsa) ‖ keccak256(bls) ‖ blsShares ‖ attester)`,
 /// integers as 32-byte big-endian words, addresses as 20 bytes.
 pub fn root_keys_digest(chain_id: u64, node_set: Address, epoch: u64, keys: &RootKeys) -> B256 {
-    let mut data = Vec::with_capacity(18 + 32 + 20 + 32 + 32 * 3 + 20);
-    data.extend_from_slice(b"sigil-root-keys-v1");
+    keys_digest(b"sigil-root-keys-v1", chain_id, node_set, &[epoch], keys)
+}
+
+/// `keccak256(tag ‖ chainId ‖ NodeSet ‖ each of words ‖ keccak256(ecdsa) ‖ keccak256(bls) ‖
+/// blsShares ‖ attester)`, integers as 32-byte big-endian words, addresses as 20 bytes.
+fn keys_digest(tag: &[u8], chain_id: u64, node_set: Address, words: &[u64], keys: &RootKeys) -> B256 {
+    let mut data = Vec::with_capacity(tag.len() + 32 + 20 + 32 * words.len() + 32 * 3 + 20);
+    data.extend_from_slice(tag);
     data.extend_from_slice(&U256::from(chain_id).to_be_bytes::<32>());
     data.extend_from_slice(node_set.as_slice());
-    data.extend_from_slice(&U256::from(epoch).to_be_bytes::<32>());
+    for word in words {
+        data.extend_from_slice(&U256::from(*word).to_be_bytes::<32>());
+    }
     data.extend_from_slice(keccak256(&keys.ecdsa).as_slice());
     data.extend_from_slice(keccak256(&keys.bls).as_slice());
     data.extend_from_slice(&keys.bls_shares);
@@ -62,17 +70,13 @@ pub fn root_keys_digest(chain_id: u64, node_set: Address, epoch: u64, keys: &Roo
 /// tag than [`root_keys_digest`], so a confirmation is never a key record, and the proposal id,
 /// so it confirms no other proposal.
 pub fn confirmation_digest(chain_id: u64, node_set: Address, epoch: u64, proposal_id: u64, keys: &RootKeys) -> B256 {
-    let mut data = Vec::with_capacity(27 + 32 + 20 + 32 + 32 + 32 * 3 + 20);
-    data.extend_from_slice(b"sigil-epoch-confirmation-v1");
-    data.extend_from_slice(&U256::from(chain_id).to_be_bytes::<32>());
-    data.extend_from_slice(node_set.as_slice());
-    data.extend_from_slice(&U256::from(epoch).to_be_bytes::<32>());
-    data.extend_from_slice(&U256::from(proposal_id).to_be_bytes::<32>());
-    data.extend_from_slice(keccak256(&keys.ecdsa).as_slice());
-    data.extend_from_slice(keccak256(&keys.bls).as_slice());
-    data.extend_from_slice(&keys.bls_shares);
-    data.extend_from_slice(keys.attester.as_slice());
-    keccak256(&data)
+    keys_digest(
+        b"sigil-epoch-confirmation-v1",
+        chain_id,
+        node_set,
+        &[epoch, proposal_id],
+        keys,
+    )
 }
 
 /// A digest of the nodes' BLS public shares: `keccak256(‖ id (4 bytes BE) ‖ share (48 bytes))` in
@@ -217,9 +221,8 @@ mod tests {
         assert_eq!(signer_of(&digest, &twin.as_bytes()), None);
     }
 
-    /// The vector `contracts/test/NodeSet.t.sol` checks `NodeSet.rootKeysDigest` against.
-    #[test]
-    fn the_digest_and_signature_match_the_contracts_vector() {
+    /// The keys and NodeSet address of the vectors `contracts/test/NodeSet.t.sol` checks too.
+    fn vector_keys() -> (RootKeys, Address) {
         let keys = RootKeys {
             ecdsa: hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap(),
             bls: hex::decode(
@@ -229,7 +232,13 @@ mod tests {
             bls_shares: keccak256(b"bls shares").0,
             attester: "0x83Ae882bE86b8Ab6C4Eb270ee2B0c0383EC41f3C".parse().unwrap(),
         };
-        let node_set: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap();
+        (keys, "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap())
+    }
+
+    /// The vector `contracts/test/NodeSet.t.sol` checks `NodeSet.rootKeysDigest` against.
+    #[test]
+    fn the_digest_and_signature_match_the_contracts_vector() {
+        let (keys, node_set) = vector_keys();
         let digest = root_keys_digest(31337, node_set, 1, &keys);
         assert_eq!(
             hex::encode(digest),
@@ -247,16 +256,7 @@ mod tests {
     /// The vector `contracts/test/NodeSet.t.sol` checks `NodeSet.confirmationDigest` against.
     #[test]
     fn the_confirmation_digest_matches_the_contracts_vector_and_is_no_key_record() {
-        let keys = RootKeys {
-            ecdsa: hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap(),
-            bls: hex::decode(
-                "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb",
-            )
-            .unwrap(),
-            bls_shares: keccak256(b"bls shares").0,
-            attester: "0x83Ae882bE86b8Ab6C4Eb270ee2B0c0383EC41f3C".parse().unwrap(),
-        };
-        let node_set: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3".parse().unwrap();
+        let (keys, node_set) = vector_keys();
         let digest = confirmation_digest(31337, node_set, 2, 7, &keys);
         assert_eq!(
             hex::encode(digest),
