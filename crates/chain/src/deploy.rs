@@ -172,8 +172,9 @@ pub(crate) fn refused(call: &'static str, error: &alloy::contract::Error) -> Cha
 }
 
 /// Proposes the next epoch in NodeSet (admin only): its node list and threshold. The call is
-/// simulated first, so a refusal names NodeSet's reason (`ProposalPending`, `KeysNotRecorded`,
-/// `BadNode { index }` for a node that takes another's id or changes its own, `BadThreshold`).
+/// simulated first, so a refusal names NodeSet's reason (`ProposalPending(uint64) 2`,
+/// `KeysNotRecorded(uint64) 1`, `BadNode(uint256) 3` for a node that takes another's id or
+/// changes its own, `BadThreshold(uint32,uint256) 2 4`).
 pub async fn propose_epoch(
     provider: &DynProvider,
     node_set: Address,

@@ -605,11 +605,15 @@ impl Client {
                     valid = valid.max(round.valid);
                     merge(&mut failures, round.failures);
                     // Suspects come from what nodes report: only ids of this network's nodes are
-                    // excluded (a node naming a made-up id would have every retry refused).
+                    // excluded, reachable from here or not (a node naming a made-up id would have
+                    // every retry refused).
+                    let listed = |id: &u32| {
+                        self.nodes.iter().any(|n| n.id == *id) || self.unreachable.iter().any(|f| f.node == Some(*id))
+                    };
                     let fresh: Vec<u32> = round
                         .suspects
                         .into_iter()
-                        .filter(|s| !exclude.contains(s) && self.nodes.iter().any(|n| n.id == *s))
+                        .filter(|s| !exclude.contains(s) && listed(s))
                         .collect();
                     if fresh.is_empty() && !round.retry {
                         break;
