@@ -643,14 +643,14 @@ pub async fn read_nodes(provider: &DynProvider, node_set: Address) -> Result<Vec
 /// Reads the node set at `node_set`.
 pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<NodeSetView, ChainError> {
     let set = NodeSet::new(node_set, provider);
-    let epoch = set.epoch().call().await.map_err(call_error("NodeSet", "epoch"))?;
+    let epoch = read_epoch(provider, node_set).await?;
     let threshold = set
         .threshold()
         .call()
         .await
         .map_err(call_error("NodeSet", "threshold"))?;
     let attester = set.attester().call().await.map_err(call_error("NodeSet", "attester"))?;
-    let nodes = set.getNodes().call().await.map_err(call_error("NodeSet", "getNodes"))?;
+    let nodes = read_nodes(provider, node_set).await?;
     let keys_epoch = set
         .keysEpoch()
         .call()
@@ -661,7 +661,7 @@ pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<
         epoch,
         threshold,
         attester,
-        nodes: nodes.into_iter().map(ListedNode::from).collect(),
+        nodes,
         keys_epoch,
         keys: RootKeys {
             ecdsa: keys.ecdsaKey.to_vec(),
