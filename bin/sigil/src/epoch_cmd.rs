@@ -1,15 +1,16 @@
-//! `sigil admin epoch`: the NodeSet admin proposes the next epoch (nodes that join and leave, a
-//! new threshold), withdraws a proposal, and shows the current and proposed epochs. Only the
-//! chain side: the nodes of both epochs reshare the root keys, and `confirmEpoch` starts the new
-//! epoch once its nodes show they hold them.
+//! `sigil admin epoch`: the NodeSet admin proposes the next epoch (nodes that leave, a new
+//! threshold), withdraws a proposal, and shows the current and proposed epochs; `confirm` starts
+//! the proposed epoch once its nodes show they hold the reshared root keys. The nodes reshare on
+//! their own when they read the proposal (`sigil_node::reshare`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use sigil_chain::alloy::primitives::Address;
-use sigil_chain::deploy::{cancel_proposal, propose_epoch, wallet_provider};
+use sigil_chain::deploy::{cancel_proposal, confirm_epoch, propose_epoch, wallet_provider};
 use sigil_chain::registry::{read_node_set, read_proposal, ListedNode, Proposal};
+use sigil_client::epoch_confirmations;
 use sigil_tss::{threshold_for, MAX_PARTIES, MIN_PARTIES};
 
 use sigil::network::{wallet, NetworkFile};
@@ -30,6 +31,15 @@ pub enum EpochCommand {
         /// The new epoch's threshold (default ⌈2n/3⌉ of its nodes).
         #[arg(long)]
         threshold: Option<u32>,
+    },
+    /// Start the proposed epoch: collect the proposed nodes' confirmations that they hold the
+    /// reshared root keys and send them to NodeSet (anyone may; the signatures authorise it).
+    Confirm {
+        /// Confirm with the threshold of confirmations even if some proposed nodes give none
+        /// (by default every proposed node must confirm the same shares, so that none of them
+        /// starts the epoch without its share).
+        #[arg(long)]
+        allow_missing: bool,
     },
     /// Withdraw the proposed epoch.
     Cancel,
@@ -62,6 +72,35 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: EpochC
                 .context("the proposal is not on chain after its transaction")?;
             println!("proposed in NodeSet {node_set}:");
             print_proposal(&proposed);
+        }
+        EpochCommand::Confirm { allow_missing } => {
+            let confirmations = epoch_confirmations(&network.network()?)
+                .await?
+                .context("no epoch is proposed in NodeSet")?;
+            let proposal = &confirmations.proposal;
+            let need = proposal.threshold as usize;
+            let have = confirmations.signatures.len();
+            for failure in &confirmations.failures {
+                println!("  {failure}");
+            }
+            if have < need || (!allow_missing && have < proposal.nodes.len()) {
+                bail!(
+                    "{have} of the {} proposed nodes confirm the reshared keys of epoch {} (NodeSet needs {need}{}); the reshare may still be running: try again shortly",
+                    proposal.nodes.len(),
+                    proposal.epoch,
+                    if allow_missing { "" } else { ", and without --allow-missing every proposed node must" }
+                );
+            }
+            let signatures: Vec<[u8; 65]> = confirmations.signatures.iter().take(need).map(|(_, s)| *s).collect();
+            confirm_epoch(&provider, node_set, &confirmations.keys, &signatures)
+                .await
+                .context("NodeSet refused the confirmation")?;
+            println!(
+                "epoch {} started in NodeSet {node_set}: threshold {}, nodes {} ({have} confirmations)",
+                proposal.epoch,
+                proposal.threshold,
+                ids(&proposal.nodes)
+            );
         }
         EpochCommand::Cancel => {
             cancel_proposal(&provider, node_set)

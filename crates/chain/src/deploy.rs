@@ -199,6 +199,31 @@ pub async fn cancel_proposal(provider: &DynProvider, node_set: Address) -> Resul
         .map(drop)
 }
 
+/// Starts the proposed epoch in NodeSet with the record its nodes confirmed and at least its
+/// threshold of their signatures over
+/// [`confirmation_digest`](crate::vouch::confirmation_digest). Anyone may send it. The call is
+/// simulated first, so a refusal names NodeSet's reason (`NotEnoughSignatures(uint256,uint32)`,
+/// `KeysChanged()`, `NoProposal()`).
+pub async fn confirm_epoch(
+    provider: &DynProvider,
+    node_set: Address,
+    keys: &RootKeys,
+    signatures: &[[u8; 65]],
+) -> Result<(), ChainError> {
+    let contract = NodeSet::new(node_set, provider);
+    let call = contract.confirmEpoch(
+        keys.ecdsa.clone().into(),
+        keys.bls.clone().into(),
+        FixedBytes(keys.bls_shares),
+        keys.attester,
+        signatures.iter().map(|s| s.to_vec().into()).collect(),
+    );
+    call.call().await.map_err(|e| refused("confirmEpoch", &e))?;
+    send(provider, call.into_transaction_request(), "NodeSet.confirmEpoch")
+        .await
+        .map(drop)
+}
+
 /// Records the network's root keys (and so its mint attester) in NodeSet for the current epoch,
 /// with at least `threshold` node signatures over [`root_keys_digest`](crate::vouch::root_keys_digest).
 /// Anyone may send it: the signatures authorise it.

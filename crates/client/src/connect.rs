@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use rand_core::{OsRng, RngCore};
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::providers::Provider;
-use sigil_chain::registry::{read_node_set, read_provider, ListedNode, NodeSetView};
-use sigil_chain::vouch::{bls_shares_digest, handshake_digest, root_keys_digest, signer_of, HandshakeClaim, RootKeys};
-use sigil_primitives::{Handshake, HandshakeRequest};
+use sigil_chain::registry::{read_node_set, read_proposal, read_provider, ListedNode, NodeSetView, Proposal};
+use sigil_chain::vouch::{
+    bls_shares_digest, confirmation_digest, handshake_digest, root_keys_digest, signer_of, HandshakeClaim, RootKeys,
+};
+use sigil_primitives::{EpochConfirmation, Handshake, HandshakeRequest};
 
 use crate::{bls_package, decode_point, post, Client, ClientError, NodeFailure, NodeHandle};
 
@@ -213,14 +215,20 @@ impl Client {
     }
 
     async fn connect_inner(network: &Network, urls: Option<&BTreeMap<u32, String>>) -> Result<Self, ClientError> {
+        let chain = read_chain(network).await?;
+        // Every request names the epoch this client connected in: a node of a later epoch
+        // answers `EPOCH_CHANGED` ([`ClientError::epoch_changed`]) rather than shares this
+        // client would check against the old epoch's node set.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(EPOCH_HEADER, reqwest::header::HeaderValue::from(chain.view.epoch));
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(64)
             // Nodes close connections idle for a minute (`[limits] idle_timeout_secs`); let go first.
             .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .default_headers(headers)
             .build()
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let chain = read_chain(network).await?;
         if chain.view.keys.is_empty() || chain.view.keys_epoch != chain.view.epoch {
             return Err(ClientError::KeysNotRecorded {
                 node_set: network.node_set.to_string(),
@@ -303,6 +311,9 @@ impl Client {
         })
     }
 }
+
+/// The header naming the epoch a client connected in (the node's `http::EPOCH_HEADER`).
+pub const EPOCH_HEADER: &str = "x-sigil-epoch";
 
 /// Whether a handshake's BLS public shares are for exactly the nodes NodeSet lists.
 fn same_ids(h: &Handshake, view: &NodeSetView) -> bool {
@@ -397,6 +408,154 @@ pub async fn key_confirmations(network: &Network) -> Result<KeyConfirmations, Cl
         failures,
         recorded,
     })
+}
+
+/// The record of a proposed epoch most of its nodes sign, with their signatures, for
+/// `NodeSet.confirmEpoch` (`sigil admin epoch confirm`).
+#[derive(Clone, Debug)]
+pub struct EpochConfirmations {
+    /// The proposal.
+    pub proposal: Proposal,
+    /// The record: the same root public keys, the new epoch's BLS public shares.
+    pub keys: RootKeys,
+    /// The proposed nodes that signed it, and their signatures (each checked against the signer
+    /// the proposal lists).
+    pub signatures: Vec<(u32, [u8; 65])>,
+    /// Proposed nodes that gave no usable confirmation, or confirmed another record, and why.
+    pub failures: Vec<NodeFailure>,
+}
+
+/// Asks every node of the proposed epoch for its confirmation that it holds the reshared root
+/// keys (`GET /web/epoch/confirmation`), checks each signature against the signer the proposal
+/// lists, and returns the record most nodes signed. `None` when no epoch is proposed.
+pub async fn epoch_confirmations(network: &Network) -> Result<Option<EpochConfirmations>, ClientError> {
+    let chain = |e: String| ClientError::Chain(format!("{}: {e}", network.rpc_url));
+    let provider = read_provider(&network.rpc_url).map_err(|e| chain(e.to_string()))?;
+    let chain_id = provider.get_chain_id().await.map_err(|e| chain(e.to_string()))?;
+    let Some(proposal) = read_proposal(&provider, network.node_set)
+        .await
+        .map_err(|e| chain(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let http = reqwest::Client::new();
+    let asks = proposal.nodes.iter().map(|listed| {
+        let http = &http;
+        async move {
+            let url = format!("{}/web/epoch/confirmation", listed.url);
+            let answer = async {
+                let response = http
+                    .get(&url)
+                    .timeout(crate::REQUEST_TIMEOUT)
+                    .send()
+                    .await
+                    .map_err(|e| format!("unreachable: {e}"))?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
+                if !status.is_success() {
+                    return Err(format!("{}: {}", status.as_u16(), String::from_utf8_lossy(&bytes)));
+                }
+                serde_json::from_slice::<EpochConfirmation>(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+            };
+            answer.await
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut failures = Vec::new();
+    let mut signed: Vec<(u32, RootKeys, [u8; 65])> = Vec::new();
+    for (listed, answer) in proposal.nodes.iter().zip(answers) {
+        match answer.and_then(|c| check_confirmation(&c, listed, &proposal, chain_id, network.node_set)) {
+            Ok((keys, signature)) => signed.push((listed.id, keys, signature)),
+            Err(reason) => failures.push(NodeFailure {
+                node: Some(listed.id),
+                url: listed.url.clone(),
+                reason,
+            }),
+        }
+    }
+    let count = |keys: &RootKeys| signed.iter().filter(|(_, k, _)| k == keys).count();
+    let Some(keys) = signed.iter().map(|(_, k, _)| k).max_by_key(|k| count(k)).cloned() else {
+        return Ok(Some(EpochConfirmations {
+            keys: RootKeys::default(),
+            proposal,
+            signatures: Vec::new(),
+            failures,
+        }));
+    };
+    let mut signatures = Vec::new();
+    for (id, theirs, signature) in signed {
+        if theirs == keys {
+            signatures.push((id, signature));
+        } else {
+            let url = proposal
+                .nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| n.url.clone())
+                .unwrap_or_default();
+            failures.push(NodeFailure {
+                node: Some(id),
+                url,
+                reason: "confirms other new shares than most proposed nodes".into(),
+            });
+        }
+    }
+    Ok(Some(EpochConfirmations {
+        proposal,
+        keys,
+        signatures,
+        failures,
+    }))
+}
+
+/// Checks one node's confirmation: for this proposal, naming exactly the proposed nodes' shares,
+/// signed by the signer the proposal lists for it.
+fn check_confirmation(
+    c: &EpochConfirmation,
+    listed: &ListedNode,
+    proposal: &Proposal,
+    chain_id: u64,
+    node_set: Address,
+) -> Result<(RootKeys, [u8; 65]), String> {
+    if c.node_id != listed.id {
+        return Err(format!("answers as node {}", c.node_id));
+    }
+    if c.epoch != proposal.epoch || c.proposal_id != proposal.id {
+        return Err(format!(
+            "confirms proposal {} of epoch {}, not proposal {} of epoch {}",
+            c.proposal_id, c.epoch, proposal.id, proposal.epoch
+        ));
+    }
+    if c.bls_public_shares.len() != proposal.nodes.len()
+        || !proposal.nodes.iter().all(|n| c.bls_public_shares.contains_key(&n.id))
+    {
+        return Err("its BLS public shares are not those of the proposed nodes".into());
+    }
+    let mut shares = Vec::with_capacity(c.bls_public_shares.len());
+    for (id, share) in &c.bls_public_shares {
+        let bytes = hex::decode(share)
+            .ok()
+            .and_then(|b| <[u8; 48]>::try_from(b).ok())
+            .ok_or_else(|| format!("BLS public share {id} is not 48 bytes of hex"))?;
+        shares.push((*id, bytes));
+    }
+    let keys = RootKeys {
+        ecdsa: hex::decode(&c.ecdsa_public_key).map_err(|_| "ECDSA key is not hex")?,
+        bls: hex::decode(&c.bls_public_key).map_err(|_| "BLS key is not hex")?,
+        bls_shares: bls_shares_digest(shares.iter().map(|(id, s)| (*id, s))),
+        attester: c.attester.parse().map_err(|_| "attester is not an address")?,
+    };
+    let signature = c
+        .signature
+        .as_deref()
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 65]>::try_from(b).ok())
+        .ok_or("no signature")?;
+    let digest = confirmation_digest(chain_id, node_set, proposal.epoch, proposal.id, &keys);
+    if signer_of(&digest, &signature) != Some(listed.signer) {
+        return Err("its confirmation is not signed by the signer the proposal lists".into());
+    }
+    Ok((keys, signature))
 }
 
 impl Network {

@@ -39,7 +39,9 @@ use std::fmt;
 use std::time::Duration;
 
 pub use action::{ActionCode, ActionKeyClaim, ExecuteOutcome};
-pub use connect::{key_confirmations, KeyConfirmations, Network};
+pub use connect::{
+    epoch_confirmations, key_confirmations, EpochConfirmations, KeyConfirmations, Network, EPOCH_HEADER,
+};
 pub use encryption::{Decrypted, Encrypted, ENCRYPTED_VERSION};
 use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};
@@ -168,6 +170,26 @@ pub enum ClientError {
         /// Every node that failed, and why.
         failures: Vec<NodeFailure>,
     },
+}
+
+impl ClientError {
+    /// Whether a node answered `EPOCH_CHANGED` (the network moved to a later epoch than this
+    /// client connected in) or that it is switching to NodeSet's new epoch: connect again
+    /// ([`Client::connect`]) and retry.
+    pub fn epoch_changed(&self) -> bool {
+        let failures = match self {
+            Self::NotReady { failures, .. }
+            | Self::Sign { failures, .. }
+            | Self::Decrypt { failures, .. }
+            | Self::Action { failures, .. } => failures.as_slice(),
+            _ => &[],
+        };
+        let code = match self {
+            Self::Decrypt { code, .. } | Self::Action { code, .. } => code.as_str(),
+            _ => "",
+        };
+        code == "EPOCH_CHANGED" || failures.iter().any(|f| f.reason.contains("EPOCH_CHANGED"))
+    }
 }
 
 /// A node of the connected network.

@@ -131,6 +131,11 @@ impl Epoch {
         self.keys.set(Arc::new(keys)).is_ok()
     }
 
+    /// Installs shares already shared with a reshare's record (false if the epoch has keys).
+    pub fn set_shared_keys(&self, keys: Arc<RootKeys>) -> bool {
+        self.keys.set(keys).is_ok()
+    }
+
     /// The public keys and their signed record, computed once by `make` after the keys exist.
     pub fn public_keys(&self, make: impl FnOnce(&RootKeys) -> SignedPublicKeys) -> Option<Arc<SignedPublicKeys>> {
         let keys = self.keys()?;
@@ -191,21 +196,28 @@ const ROOT_EPOCH: &str = "root-epoch";
 pub enum StoredRootKeys {
     /// Nothing: this network has not run its DKG yet.
     None,
-    /// Both shares.
-    Both(Box<RootKeys>),
+    /// Both shares, and the epoch that made them (`None` in a data file from before records
+    /// named their epoch).
+    Both(Option<u64>, Box<RootKeys>),
     /// One share without the other: the file is damaged, and the DKG must not run again.
     Partial,
+    /// None any more: this node erased them when NodeSet moved to epoch `.0` without it (the
+    /// DKG must not run again either).
+    Erased(u64),
 }
 
 /// Reads the root key shares: those of the epoch named by the `root-epoch` record, or, in a data
 /// file from before records named their epoch, the legacy names.
 pub fn load_root_keys(store: &Store) -> Result<StoredRootKeys, StoreError> {
-    let (ecdsa, bls) = match store.secret(ROOT_EPOCH)? {
-        Some(bytes) => {
-            let number = <[u8; 8]>::try_from(bytes.as_slice())
-                .map_err(|_| StoreError::Database("the stored root-key epoch is not 8 bytes".into()))?;
-            Epoch::root_records(u64::from_be_bytes(number))
-        }
+    let number = match store.secret(ROOT_EPOCH)? {
+        Some(bytes) => Some(u64::from_be_bytes(
+            <[u8; 8]>::try_from(bytes.as_slice())
+                .map_err(|_| StoreError::Database("the stored root-key epoch is not 8 bytes".into()))?,
+        )),
+        None => None,
+    };
+    let (ecdsa, bls) = match number {
+        Some(number) => Epoch::root_records(number),
         None => (LEGACY_ROOT_RECORDS.0.to_string(), LEGACY_ROOT_RECORDS.1.to_string()),
     };
     Ok(
@@ -213,8 +225,13 @@ pub fn load_root_keys(store: &Store) -> Result<StoredRootKeys, StoreError> {
             store.key_share::<Secp256k1>(&ecdsa)?,
             store.key_share::<Bls12381G1>(&bls)?,
         ) {
-            (Some(ecdsa), Some(bls)) => StoredRootKeys::Both(Box::new(RootKeys { ecdsa, bls })),
-            (None, None) => StoredRootKeys::None,
+            (Some(ecdsa), Some(bls)) => StoredRootKeys::Both(number, Box::new(RootKeys { ecdsa, bls })),
+            (None, None) => match store.secret(ERASED)? {
+                Some(bytes) => StoredRootKeys::Erased(u64::from_be_bytes(
+                    <[u8; 8]>::try_from(bytes.as_slice()).unwrap_or_default(),
+                )),
+                None => StoredRootKeys::None,
+            },
             _ => StoredRootKeys::Partial,
         },
     )
@@ -230,4 +247,90 @@ pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(),
         (&ecdsa, &keys.ecdsa),
         (&bls, &keys.bls),
     )
+}
+
+/// The record naming the reshared epoch whose shares this node holds but NodeSet has not
+/// confirmed yet: epoch (8 bytes) ‖ proposal id (8 bytes), both big-endian.
+const NEXT_EPOCH: &str = "next-epoch";
+
+/// Root key shares a reshare gave this node for a proposed epoch, before NodeSet confirms it.
+pub struct NextRootKeys {
+    /// The proposed epoch.
+    pub epoch: u64,
+    /// The proposal they were made for.
+    pub proposal: u64,
+    /// The shares.
+    pub keys: RootKeys,
+}
+
+/// Stores the shares a reshare made for epoch `epoch` of proposal `proposal`, beside the
+/// current ones (which stay current until NodeSet confirms the new epoch), in one transaction.
+pub fn save_next_root_keys(store: &Store, epoch: u64, proposal: u64, keys: &RootKeys) -> Result<(), StoreError> {
+    let (ecdsa, bls) = Epoch::root_records(epoch);
+    let mut named = [0u8; 16];
+    named[..8].copy_from_slice(&epoch.to_be_bytes());
+    named[8..].copy_from_slice(&proposal.to_be_bytes());
+    store.put_secret_and_key_shares((NEXT_EPOCH, &named), (&ecdsa, &keys.ecdsa), (&bls, &keys.bls))
+}
+
+/// The shares of a reshared epoch not confirmed yet, if this node holds any.
+pub fn load_next_root_keys(store: &Store) -> Result<Option<NextRootKeys>, StoreError> {
+    let Some(named) = store.secret(NEXT_EPOCH)? else {
+        return Ok(None);
+    };
+    let named = <[u8; 16]>::try_from(named.as_slice())
+        .map_err(|_| StoreError::Database("the stored next-epoch record is not 16 bytes".into()))?;
+    let epoch = u64::from_be_bytes(named[..8].try_into().unwrap_or_default());
+    let proposal = u64::from_be_bytes(named[8..].try_into().unwrap_or_default());
+    let (ecdsa, bls) = Epoch::root_records(epoch);
+    Ok(
+        match (
+            store.key_share::<Secp256k1>(&ecdsa)?,
+            store.key_share::<Bls12381G1>(&bls)?,
+        ) {
+            (Some(ecdsa), Some(bls)) => Some(NextRootKeys {
+                epoch,
+                proposal,
+                keys: RootKeys { ecdsa, bls },
+            }),
+            _ => None,
+        },
+    )
+}
+
+/// Makes the shares of epoch `epoch` the current ones and erases every other root key share
+/// (the previous epoch's included), in one transaction. Returns the shares erased.
+pub fn switch_root_keys(store: &Store, epoch: u64) -> Result<usize, StoreError> {
+    let (ecdsa, bls) = Epoch::root_records(epoch);
+    store.settle_key_shares(
+        Some((ROOT_EPOCH, &epoch.to_be_bytes())),
+        &[NEXT_EPOCH],
+        &[ecdsa.as_str(), bls.as_str()],
+    )
+}
+
+/// Erases every root key share this node holds, of every epoch: what a node does once NodeSet
+/// moved to an epoch without it. Returns the shares erased.
+pub fn erase_root_keys(store: &Store, epoch: u64) -> Result<usize, StoreError> {
+    store.settle_key_shares(Some((ERASED, &epoch.to_be_bytes())), &[ROOT_EPOCH, NEXT_EPOCH], &[])
+}
+
+/// The record of the epoch in which this node erased its root key shares (8 bytes).
+const ERASED: &str = "root-erased";
+
+/// What this node holds of a proposed epoch: its new shares, their public parts, and its
+/// signature over the confirmation `NodeSet.confirmEpoch` checks.
+pub struct NextEpoch {
+    /// The proposed epoch.
+    pub epoch: u64,
+    /// The proposal reshared for.
+    pub proposal: u64,
+    /// The new shares.
+    pub keys: Arc<RootKeys>,
+    /// Their public parts.
+    pub public: PublicKeys,
+    /// The confirmation digest (the record's identity: equal records give equal digests).
+    pub digest: [u8; 32],
+    /// This node's signature over `digest` (None without a chain).
+    pub signature: Option<[u8; 65]>,
 }

@@ -13,7 +13,8 @@
 //! * State: [`node`] (the state every task shares), [`epoch`] (keys, peers, threshold and pool
 //!   of one epoch, behind a swappable handle), [`vouch`] (what the node signs for clients and
 //!   the chain), [`follow`] (NodeSet read while running: the epoch on chain, membership, the
-//!   proposed next epoch).
+//!   proposed next epoch), [`reshare`] (the root keys reshared into a proposed epoch, and the
+//!   switch to it once NodeSet confirms it).
 //! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
 //!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
 //! * [`start`] — start-up and the background tasks; wires everything together.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod mesh;
 mod metrics;
 pub mod node;
+pub mod reshare;
 pub mod signing;
 pub mod start;
 pub mod store;

@@ -215,6 +215,12 @@ pub struct Node {
     /// NodeSet as the node last read it while running (`follow`); none before the first read or
     /// without a chain.
     pub(crate) chain_view: Mutex<Option<Arc<ChainView>>>,
+    /// The new shares a reshare gave this node for the proposed epoch, until NodeSet confirms it.
+    pub(crate) next: Mutex<Option<Arc<crate::epoch::NextEpoch>>>,
+    /// The reshare run this node takes part in now: its id and its task.
+    pub(crate) resharing: Mutex<Option<([u8; 32], tokio::task::JoinHandle<()>)>>,
+    /// The latest NodeSet epoch this node settled into (switched to, or left out of).
+    pub(crate) settled: std::sync::atomic::AtomicU64,
 }
 
 /// What NodeSet says now, as `follow` reads it every few seconds.
@@ -341,8 +347,19 @@ impl Node {
     /// request from then on (health and metrics stay, and say so).
     pub fn left(&self) -> Option<Error> {
         let view = self.chain_view()?;
-        if view.member || view.epoch <= self.epoch().number {
+        let running = self.epoch().number;
+        if view.epoch <= running {
             return None;
+        }
+        if view.member {
+            return Some(Error::new(
+                Kind::Unavailable,
+                "EPOCH_CHANGED",
+                format!(
+                    "NodeSet is at epoch {}; node {} still runs epoch {running} and serves again once it switched",
+                    view.epoch, self.me
+                ),
+            ));
         }
         Some(Error::new(
             Kind::Unavailable,
@@ -352,6 +369,11 @@ impl Node {
                 self.me, view.epoch, view.nodes
             ),
         ))
+    }
+
+    /// The new shares a reshare gave this node for the proposed epoch, until NodeSet confirms it.
+    pub fn next_epoch(&self) -> Option<Arc<crate::epoch::NextEpoch>> {
+        self.next.lock().ok().and_then(|next| next.clone())
     }
 
     /// The chain registry; `NO_CHAIN` without one (such a node signs nothing).

@@ -203,6 +203,9 @@ pub async fn run(
             crate::actions::run::ACTION_THREAD_STACK,
         ),
         chain_view: Mutex::new(None),
+        next: Mutex::new(None),
+        resharing: Mutex::new(None),
+        settled: std::sync::atomic::AtomicU64::new(0),
         settings,
     });
     tracing::info!(
@@ -232,6 +235,7 @@ pub async fn run(
     }
     tasks.spawn(bootstrap(Arc::clone(&node)));
     tasks.spawn(crate::follow::follow(Arc::clone(&node)));
+    tasks.spawn(crate::reshare::watch(Arc::clone(&node)));
     let peer_urls: Vec<String> = node.epoch().peers.iter().map(|(_, url, _)| url.clone()).collect();
     let listed = crate::http::guard::addresses_of(&peer_urls).await;
     node.unverified.set_listed(listed.iter().copied());
@@ -417,10 +421,39 @@ async fn bootstrap(node: Arc<Node>) {
     let store = Arc::clone(&node.store);
     let loaded = tokio::task::spawn_blocking(move || load_root_keys(&store)).await;
     let keys = match loaded {
-        Ok(Ok(StoredRootKeys::Both(keys))) => {
+        Ok(Ok(StoredRootKeys::Both(stored, keys))) if stored.is_none_or(|n| n == epoch.number) => {
             let keys = *keys;
             tracing::info!(node = node.me, "root key shares loaded; DKG is not run again");
             keys
+        }
+        Ok(Ok(StoredRootKeys::Both(Some(stored), _))) if stored < epoch.number => {
+            match crate::reshare::resume_switch(&node, &epoch).await {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::error!(
+                        stored,
+                        epoch = epoch.number,
+                        "this node holds the root key shares of epoch {stored}, not of NodeSet's epoch {}: {e}; it serves nothing",
+                        epoch.number
+                    );
+                    return;
+                }
+            }
+        }
+        Ok(Ok(StoredRootKeys::Both(stored, _))) => {
+            tracing::error!(
+                stored = stored.unwrap_or_default(),
+                epoch = epoch.number,
+                "this node holds root key shares of a later epoch than NodeSet's; it serves nothing"
+            );
+            return;
+        }
+        Ok(Ok(StoredRootKeys::Erased(at))) => {
+            tracing::error!(
+                erased_in = at,
+                "this node erased its root key shares when NodeSet's epoch {at} left it out; it serves nothing and the DKG does not run again"
+            );
+            return;
         }
         Ok(Ok(StoredRootKeys::None)) => match first_dkg(&node, &epoch).await {
             Some(keys) => {
@@ -453,7 +486,10 @@ async fn bootstrap(node: Arc<Node>) {
     discard_reserved(&node).await;
     // Only a store known not to be rolled back may hand presignatures out ahead of requests.
     node.taker.start_reserving();
-    crate::signing::pool::run(node).await;
+    // One pool per epoch: `run` returns when the node switches to the next one.
+    loop {
+        crate::signing::pool::run(Arc::clone(&node)).await;
+    }
 }
 
 /// Presignatures this node took ahead of their requests before it stopped are never used (their

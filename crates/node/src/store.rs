@@ -330,6 +330,47 @@ impl Store {
         txn.commit().map_err(db_err)
     }
 
+    /// In one transaction: stores the small secret `secret` (if any), removes the secrets named
+    /// in `forget`, and removes every key share whose name is not in `keep`. Returns the key
+    /// shares removed. Resharing uses it to make one epoch's shares the current ones and erase
+    /// the others, so a crash leaves the old state or the new one, never a mix.
+    pub fn settle_key_shares(
+        &self,
+        secret: Option<(&str, &[u8])>,
+        forget: &[&str],
+        keep: &[&str],
+    ) -> Result<usize, StoreError> {
+        let sealed = match secret {
+            Some((name, bytes)) => Some((name, self.seal("secrets", name.as_bytes(), bytes)?)),
+            None => None,
+        };
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut secrets = txn.open_table(SECRETS).map_err(db_err)?;
+            for name in forget {
+                secrets.remove(*name).map_err(db_err)?;
+            }
+            if let Some((name, sealed)) = &sealed {
+                secrets.insert(*name, sealed.as_slice()).map_err(db_err)?;
+            }
+        }
+        let removed = {
+            let mut shares = txn.open_table(KEY_SHARES).map_err(db_err)?;
+            let names: Vec<String> = shares
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_string()))
+                .filter(|name| !keep.contains(&name.as_str()))
+                .collect();
+            for name in &names {
+                shares.remove(name.as_str()).map_err(db_err)?;
+            }
+            names.len()
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(removed)
+    }
+
     /// This node's share of the root key `name`, if it has one.
     pub fn key_share<C: Curve>(&self, name: &str) -> Result<Option<KeyShare<C>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;

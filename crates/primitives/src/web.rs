@@ -83,6 +83,31 @@ pub struct Handshake {
     pub keys_signature: Option<String>,
 }
 
+/// `GET /web/epoch/confirmation` answer: the new root key shares a node holds for the epoch
+/// NodeSet's admin proposed (after the reshare), with its signature for `NodeSet.confirmEpoch`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochConfirmation {
+    /// The node that answered.
+    pub node_id: u32,
+    /// The proposed epoch.
+    pub epoch: u64,
+    /// The proposal the shares were reshared for (NodeSet's proposal id).
+    pub proposal_id: u64,
+    /// ECDSA root public key, SEC1 compressed hex (the same as the current epoch's).
+    pub ecdsa_public_key: String,
+    /// BLS root public key (G1, compressed) hex (the same as the current epoch's).
+    pub bls_public_key: String,
+    /// Each proposed node's new BLS public key share (G1, compressed hex), by node id.
+    pub bls_public_shares: std::collections::BTreeMap<u32, String>,
+    /// The mint attester (the same as the current epoch's).
+    pub attester: String,
+    /// The node's signature (65 bytes r ‖ s ‖ v, hex) over
+    /// `sigil_chain::vouch::confirmation_digest` of this record (absent without a chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
 /// A node as the handshake lists it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]

@@ -23,7 +23,7 @@ use crate::harness::{cli, http_server, Network, ALICE_KEY, BOB_KEY, DEV_KEY};
 const READY: Duration = Duration::from_secs(120);
 const CHAIN: &str = "sigil";
 
-fn basic(standard: &str, contract: &str, method: &str, params: &[&str], comparator: &str, value: &str) -> Value {
+pub fn basic(standard: &str, contract: &str, method: &str, params: &[&str], comparator: &str, value: &str) -> Value {
     json!({
         "contractAddress": contract, "standardContractType": standard, "chain": CHAIN, "method": method,
         "parameters": params, "returnValueTest": { "comparator": comparator, "value": value }
@@ -52,7 +52,7 @@ fn owns(nft: Address, token: u64) -> Value {
     )
 }
 
-fn timestamp(comparator: &str, value: u64) -> Value {
+pub fn timestamp(comparator: &str, value: u64) -> Value {
     basic(
         "timestamp",
         "",

@@ -184,3 +184,231 @@ async fn the_admin_proposes_and_withdraws_an_epoch_ids_stay_with_their_nodes_and
     let (status, _) = post(&format!("{}/web/handshake", net.urls[3]), "{}").await;
     assert_eq!(status, 503);
 }
+
+/// What the client workload saw while the epochs changed.
+#[derive(Default, Debug)]
+struct Workload {
+    /// Signatures and decryptions that succeeded (after retries).
+    done: u64,
+    /// Tries that failed and were retried.
+    retried: u64,
+    /// Retries after `EPOCH_CHANGED` (the client connected again).
+    reconnects: u64,
+    /// Operations that failed through every retry, with the last error.
+    failed: Vec<String>,
+    /// Sign latencies in ms with the epoch the client was connected in.
+    sign_ms: Vec<(u64, f64)>,
+}
+
+/// Signs with a PKP minted in epoch 1 and decrypts a ciphertext made in epoch 1, in turn, until
+/// `stop`; every operation is retried (connecting again when a node says the epoch changed) up to
+/// 20 times over ~30 s.
+async fn workload(
+    net_chain: sigil_client::Network,
+    mut client: sigil_client::Client,
+    owned: crate::signing::Owned,
+    sealed: sigil_client::Encrypted,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Workload {
+    use sigil_client::KeyRef;
+    let mut seen = Workload::default();
+    let mut turn = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        turn += 1;
+        let mut last = String::new();
+        let mut ok = false;
+        for _ in 0..20 {
+            let started = Instant::now();
+            let result = if turn % 2 == 0 {
+                let hash: [u8; 32] = rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+                    .to_be_bytes()
+                    .repeat(4)
+                    .try_into()
+                    .unwrap();
+                client
+                    .pkp_sign(KeyRef::KeyId(owned.key_ids[0]), hash, &owned.auth)
+                    .await
+                    .map(|outcome| {
+                        let pkp = sigil_tss::derive::derive_public_key(
+                            client.ecdsa_root(),
+                            &sigil_tss::derive::KeyId(owned.key_ids[0]),
+                        );
+                        assert!(outcome.signature.verify(&pkp, &hash));
+                        seen.sign_ms
+                            .push((client.epoch(), started.elapsed().as_secs_f64() * 1e3));
+                    })
+            } else {
+                client.decrypt(&sealed, Some(&owned.auth)).await.map(|d| {
+                    assert_eq!(d.plaintext.as_slice(), b"sealed in epoch 1");
+                })
+            };
+            match result {
+                Ok(()) => {
+                    ok = true;
+                    break;
+                }
+                Err(e) => {
+                    seen.retried += 1;
+                    last = e.to_string();
+                    if e.epoch_changed() {
+                        seen.reconnects += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // Connecting again is cheap: the chain says which epoch and nodes to trust.
+                    if let Ok(fresh) = sigil_client::Client::connect(&net_chain).await {
+                        client = fresh;
+                    }
+                }
+            }
+        }
+        if ok {
+            seen.done += 1;
+        } else {
+            seen.failed.push(last);
+        }
+    }
+    seen
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `sigil admin epoch confirm` until the proposed nodes all confirm (the reshare runs on its
+/// own once they read the proposal), or panics after 90 s.
+fn confirm(net: &Network) -> String {
+    let started = Instant::now();
+    loop {
+        let (ok, out, err) = cli(net, DEV_KEY, &["admin", "epoch", "confirm"]);
+        if ok {
+            return out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "never confirmed: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_reshares_into_fewer_nodes_then_a_higher_threshold_and_serves_throughout() {
+    let mut net = Network::start(5, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    assert_eq!(client.threshold(), 4);
+    let owned = mint(&net, &client, 1).await;
+    let conditions = serde_json::json!([crate::encryption::timestamp(">=", 1)]);
+    let sealed = client.encrypt(&conditions, b"sealed in epoch 1").unwrap();
+    let ecdsa_root = *client.ecdsa_root();
+    let bls_root = client.bls_root().to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(workload(
+        net.chain(),
+        client.clone(),
+        crate::signing::Owned {
+            key_ids: owned.key_ids.clone(),
+            auth: owned.auth.clone(),
+        },
+        sealed.clone(),
+        std::sync::Arc::clone(&stop),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Epoch 2: node 0 (the allocator: the lowest id) leaves; 4 nodes, threshold ⌈2·4/3⌉ = 3.
+    let proposed = Instant::now();
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--remove", "0"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("epoch 2 proposed: threshold 3, nodes 1, 2, 3, 4"), "{out}");
+    // The nodes reshare on their own; until NodeSet confirms, epoch 1 serves.
+    every_health(&net, &[1, 2, 3, 4], |h| h["reshared"]["epoch"] == 2 && h["epoch"] == 1).await;
+    let out = confirm(&net);
+    assert!(out.contains("epoch 2 started"), "{out}");
+    let to_epoch_2 = proposed.elapsed();
+    every_health(&net, &[1, 2, 3, 4], |h| {
+        h["status"] == "ok" && h["epoch"] == 2 && h["threshold"] == 3 && h["reshared"].is_null()
+    })
+    .await;
+    every_health(&net, &[0], |h| h["status"] == "left").await;
+    assert!(
+        net.log(0).contains("root key shares and presignatures are erased"),
+        "{}",
+        net.log(0)
+    );
+    assert!(net.log(1).contains("switched to NodeSet's new epoch"), "{}", net.log(1));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Epoch 3: the same nodes, threshold 4.
+    let proposed = Instant::now();
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--threshold", "4"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("epoch 3 proposed: threshold 4, nodes 1, 2, 3, 4"), "{out}");
+    let out = confirm(&net);
+    assert!(out.contains("epoch 3 started"), "{out}");
+    let to_epoch_3 = proposed.elapsed();
+    every_health(&net, &[1, 2, 3, 4], |h| h["epoch"] == 3 && h["threshold"] == 4).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let seen = load.await.unwrap();
+    assert!(seen.failed.is_empty(), "operations failed: {seen:?}");
+    assert!(seen.done >= 10, "{seen:?}");
+
+    // The keys never changed: a client connecting now finds the same roots, a PKP minted in
+    // epoch 1 signs, and a ciphertext made in epoch 1 decrypts.
+    let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    assert_eq!(now.epoch(), 3);
+    assert_eq!(now.threshold(), 4);
+    assert_eq!(*now.ecdsa_root(), ecdsa_root);
+    assert_eq!(now.bls_root(), bls_root);
+    let outcome = sign_and_check(&now, &owned).await;
+    assert_eq!(outcome.signers.len(), 4);
+    let opened = now.decrypt(&sealed, Some(&owned.auth)).await.unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"sealed in epoch 1");
+    assert!(!opened.shares_from.contains(&0), "{:?}", opened.shares_from);
+
+    // The node that left holds no root key share any more, of any epoch, and never runs the
+    // DKG again.
+    net.kill(0);
+    let store = crate::harness::open_store(&net.config(0), &net.data_dir(0));
+    match sigil_node::epoch::load_root_keys(&store).unwrap() {
+        sigil_node::epoch::StoredRootKeys::Erased(2) => {}
+        sigil_node::epoch::StoredRootKeys::Erased(n) => panic!("erased in epoch {n}"),
+        sigil_node::epoch::StoredRootKeys::Both(n, _) => panic!("root key shares of epoch {n:?} remain"),
+        sigil_node::epoch::StoredRootKeys::Partial => panic!("one root key share remains"),
+        sigil_node::epoch::StoredRootKeys::None => panic!("a fresh file, on which the DKG would run"),
+    }
+    assert!(sigil_node::epoch::load_next_root_keys(&store).unwrap().is_none());
+    for epoch in 1..=3 {
+        let (ecdsa, bls) = sigil_node::epoch::Epoch::root_records(epoch);
+        assert!(store.key_share::<sigil_tss::Secp256k1>(&ecdsa).unwrap().is_none());
+        assert!(store.key_share::<sigil_tss::Bls12381G1>(&bls).unwrap().is_none());
+    }
+    assert_eq!(store.presignature_count().unwrap(), 0);
+
+    let mut by_epoch: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+    for (epoch, ms) in &seen.sign_ms {
+        by_epoch.entry(*epoch).or_default().push(*ms);
+    }
+    println!(
+        "epoch changes: proposal to epoch 2 on chain {:.1} s, to epoch 3 {:.1} s; {} operations, {} retried tries ({} after EPOCH_CHANGED), {} failed",
+        to_epoch_2.as_secs_f64(),
+        to_epoch_3.as_secs_f64(),
+        seen.done,
+        seen.retried,
+        seen.reconnects,
+        seen.failed.len()
+    );
+    for (epoch, mut ms) in by_epoch {
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "  sign in epoch {epoch}: n={} p50 {:.1} ms p99 {:.1} ms",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
+    }
+}

@@ -23,6 +23,7 @@ use error::ApiError;
 mod actions;
 mod auth;
 mod encryption;
+mod epoch;
 pub mod error;
 pub mod guard;
 mod handshake;
@@ -51,6 +52,7 @@ pub fn guarded_app(node: Arc<Node>, guard: Arc<guard::Guard>) -> Router {
         .route("/web/pkp/claim", post(pkp::claim))
         .route("/web/auth_method_id", post(auth::auth_method_id))
         .route("/web/encryption/sign", post(encryption::sign))
+        .route("/web/epoch/confirmation", get(epoch::confirmation))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     // Health and metrics stay up on a node that left: they say so.
     let ops = Router::new()
@@ -98,11 +100,36 @@ async fn track(State(node): State<Arc<Node>>, request: Request, next: Next) -> R
 /// Refuses every client request with `NOT_A_MEMBER` once NodeSet has moved to an epoch without
 /// this node ([`Node::left`]).
 async fn members_only(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
-    match node.left() {
-        Some(error) => axum::response::IntoResponse::into_response(ApiError::from(error)),
-        None => next.run(request).await,
+    if let Some(error) = node.left().or_else(|| stale_client(&node, &request)) {
+        return axum::response::IntoResponse::into_response(ApiError::from(error));
     }
+    next.run(request).await
 }
+
+/// `EPOCH_CHANGED` for a client that says (header [`EPOCH_HEADER`]) it connected in an earlier
+/// epoch: the node set, threshold and BLS public shares it checks answers against are no longer
+/// this epoch's, so it must connect again (read NodeSet, handshake) and retry.
+fn stale_client(node: &Node, request: &Request) -> Option<Error> {
+    let theirs: u64 = request
+        .headers()
+        .get(EPOCH_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let current = node.epoch().number;
+    (theirs < current).then(|| {
+        Error::new(
+            Kind::Conflict,
+            "EPOCH_CHANGED",
+            format!("the network moved from epoch {theirs} to epoch {current}: connect again and retry"),
+        )
+    })
+}
+
+/// The header in which a client names the epoch it connected in.
+pub const EPOCH_HEADER: &str = "x-sigil-epoch";
 
 async fn not_found() -> ApiError {
     Error::new(Kind::NotFound, "NOT_FOUND", "no such endpoint").into()

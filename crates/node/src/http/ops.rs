@@ -160,13 +160,13 @@ fn health_of(node: &Node) -> serde_json::Value {
     let epoch = node.epoch();
     let ready = node.keys().is_some();
     let view = node.chain_view();
-    let status = if node.left().is_some() {
-        "left"
-    } else if ready {
-        "ok"
-    } else {
-        "starting"
+    let status = match node.left().as_ref().map(|e| e.code()) {
+        Some("NOT_A_MEMBER") => "left",
+        Some(_) => "switching",
+        None if ready => "ok",
+        None => "starting",
     };
+    let next = node.next_epoch();
     serde_json::json!({
         "status": status,
         "nodeId": node.me,
@@ -187,6 +187,12 @@ fn health_of(node: &Node) -> serde_json::Value {
                 "threshold": p.threshold,
                 "nodes": p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
             })),
+        })),
+        // The reshared shares this node holds for the proposed epoch, until NodeSet confirms it.
+        "reshared": next.map(|n| serde_json::json!({
+            "epoch": n.epoch,
+            "proposal": n.proposal,
+            "threshold": n.keys.ecdsa.threshold(),
         })),
         "version": env!("CARGO_PKG_VERSION"),
     })

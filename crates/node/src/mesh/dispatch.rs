@@ -266,6 +266,22 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
                 }
             }
         }
+        Ok(Call::Reshare { proposal, run, dealers }) if dealers.len() <= node.epoch().peers.len() => {
+            match crate::reshare::accept(node, opened.from, proposal, run, &dealers) {
+                Ok(()) => Reply::Resharing,
+                Err((code, message)) => Reply::Error {
+                    code: code.into(),
+                    message,
+                },
+            }
+        }
+        Ok(Call::Reshare { .. }) => Reply::Error {
+            code: "BAD_REQUEST".into(),
+            message: "more dealers than nodes".into(),
+        },
+        Ok(Call::NextKeys { proposal }) => Reply::NextKeys {
+            digest: crate::reshare::held(node, proposal).map(hex::encode),
+        },
         Err(e) => Reply::Error {
             code: "BAD_REQUEST".into(),
             message: format!("mesh call: {e}"),

@@ -169,6 +169,21 @@ pub enum Call {
         #[serde(default)]
         at: u64,
     },
+    /// The leader of a reshare into the proposed epoch asks the caller's peer to run its part
+    /// (`crate::reshare`); the peer checks the run against the proposal it read from NodeSet.
+    Reshare {
+        /// The proposal's id in NodeSet.
+        proposal: u64,
+        /// The leader's number for this run.
+        run: u64,
+        /// The dealers: nodes of the current epoch, at least its threshold.
+        dealers: Vec<u32>,
+    },
+    /// Which new shares of `proposal` the peer holds ([`Reply::NextKeys`]).
+    NextKeys {
+        /// The proposal's id in NodeSet.
+        proposal: u64,
+    },
 }
 
 /// A presignature bound to one sign request.
@@ -217,6 +232,13 @@ pub enum Reply {
     Dropped {
         /// Slots removed.
         count: usize,
+    },
+    /// To [`Call::Reshare`]: the peer runs its part.
+    Resharing,
+    /// To [`Call::NextKeys`]: the confirmation digest of the new shares held (hex), if any.
+    NextKeys {
+        /// `confirmationDigest` of the record, hex.
+        digest: Option<String>,
     },
     /// A refusal with a stable code.
     Error {

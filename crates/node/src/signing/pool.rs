@@ -191,6 +191,11 @@ pub async fn run(node: Arc<Node>) {
     let mut last_records = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if !Arc::ptr_eq(&node.epoch(), &epoch) {
+            // The node switched epochs: this pool's presignatures were discarded with its shares.
+            tracing::info!(epoch = epoch.number, "presignature pool of the previous epoch stopped");
+            return;
+        }
         if last_records.elapsed() > Duration::from_secs(1) {
             last_records = Instant::now();
             write_records(&node).await;

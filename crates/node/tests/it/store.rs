@@ -99,9 +99,10 @@ fn root_keys_load_by_epoch_and_from_legacy_files() {
         (dir, store)
     };
     let secret_of = |stored: StoredRootKeys| match stored {
-        StoredRootKeys::Both(keys) => *keys.ecdsa.secret(),
+        StoredRootKeys::Both(_, keys) => *keys.ecdsa.secret(),
         StoredRootKeys::None => panic!("no root keys loaded"),
         StoredRootKeys::Partial => panic!("taken for a damaged file"),
+        StoredRootKeys::Erased(_) => panic!("taken for erased"),
     };
     // Fresh: nothing.
     let (_dir, store) = open();
@@ -129,6 +130,55 @@ fn root_keys_load_by_epoch_and_from_legacy_files() {
     let (_dir, legacy_half) = open();
     legacy_half.put_key_share("ecdsa-root", &ecdsa[1]).unwrap();
     assert!(matches!(load_root_keys(&legacy_half).unwrap(), StoredRootKeys::Partial));
+}
+
+#[test]
+fn reshared_shares_wait_beside_the_current_ones_then_replace_them_and_a_leaving_node_erases_all() {
+    use sigil_node::epoch::{
+        erase_root_keys, load_next_root_keys, load_root_keys, save_next_root_keys, save_root_keys, switch_root_keys,
+        RootKeys, StoredRootKeys,
+    };
+    let mut ecdsa = dkg::<Secp256k1>();
+    let mut bls = dkg::<Bls12381G1>();
+    let secrets: Vec<_> = ecdsa.iter().map(|k| *k.secret()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
+    let current = RootKeys {
+        ecdsa: ecdsa.remove(0),
+        bls: bls.remove(0),
+    };
+    let next = RootKeys {
+        ecdsa: ecdsa.remove(0),
+        bls: bls.remove(0),
+    };
+    save_root_keys(&store, 1, &current).unwrap();
+    save_next_root_keys(&store, 2, 7, &next).unwrap();
+    // The current epoch's shares stay current until the switch.
+    match load_root_keys(&store).unwrap() {
+        StoredRootKeys::Both(Some(1), keys) => assert_eq!(*keys.ecdsa.secret(), secrets[0]),
+        _ => panic!("epoch 1's shares are not the current ones"),
+    }
+    let waiting = load_next_root_keys(&store).unwrap().unwrap();
+    assert_eq!((waiting.epoch, waiting.proposal), (2, 7));
+    assert_eq!(*waiting.keys.ecdsa.secret(), secrets[1]);
+    // The switch makes them current and erases epoch 1's, in one transaction.
+    assert_eq!(switch_root_keys(&store, 2).unwrap(), 2);
+    match load_root_keys(&store).unwrap() {
+        StoredRootKeys::Both(Some(2), keys) => assert_eq!(*keys.ecdsa.secret(), secrets[1]),
+        _ => panic!("epoch 2's shares are not the current ones"),
+    }
+    assert!(load_next_root_keys(&store).unwrap().is_none());
+    assert!(store.key_share::<Secp256k1>("ecdsa-root/epoch-1").unwrap().is_none());
+    assert!(store.key_share::<Bls12381G1>("bls-root/epoch-1").unwrap().is_none());
+    // A node the next epoch leaves out erases everything, and the file says so: it is not a
+    // fresh file on which the DKG would run again.
+    save_next_root_keys(&store, 3, 8, &current).unwrap();
+    assert_eq!(erase_root_keys(&store, 3).unwrap(), 4);
+    assert!(matches!(load_root_keys(&store).unwrap(), StoredRootKeys::Erased(3)));
+    assert!(load_next_root_keys(&store).unwrap().is_none());
+    for name in ["ecdsa-root/epoch-2", "ecdsa-root/epoch-3"] {
+        assert!(store.key_share::<Secp256k1>(name).unwrap().is_none());
+    }
 }
 
 /// A pool's slot counter under a new name continues the old one, so a slot number an old
