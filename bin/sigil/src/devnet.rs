@@ -235,6 +235,47 @@ impl Devnet {
         Ok(())
     }
 
+    /// Creates a node NodeSet does not list yet, to join the network through an epoch change
+    /// (`sigil admin epoch propose --add`): its directory, data (identity and signing key) and
+    /// config made like the others', on a free loopback port, and a slot to start it in. The
+    /// network file lists it from now on. Returns its index and what NodeSet is to list for it.
+    pub fn add_node(&mut self, id: u32) -> anyhow::Result<(usize, ListedNode)> {
+        if self.network.nodes.iter().any(|n| n.id == id) {
+            bail!("node id {id} is taken in this network");
+        }
+        let first = self.network.nodes.first().context("this network has no node")?;
+        let text = std::fs::read_to_string(self.dir.join(&first.config))
+            .with_context(|| format!("reading {}", first.config))?;
+        let mut config: NodeConfig = toml::from_str(&text).context("node 0's config")?;
+        let i = self.network.nodes.len();
+        let port = free_ports(1)?.first().copied().context("no free port")?;
+        config.id = id;
+        config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let storage_key = StorageKey::generate();
+        config.storage_key = Some(storage_key.to_hex().to_string());
+        let node_dir = self.dir.join(format!("node{i}"));
+        let identity = init_data_dir(&node_dir.join("data"), &storage_key)?;
+        write_private(&node_dir.join("node.toml"), &toml::to_string(&config)?)?;
+        let url = format!("http://{}", config.listen);
+        self.network.nodes.push(NetworkNode {
+            id,
+            url: url.clone(),
+            config: format!("node{i}/node.toml"),
+        });
+        self.network.save(&self.network_path())?;
+        self.nodes.push(None);
+        self.launch.push(Vec::new());
+        Ok((
+            i,
+            ListedNode {
+                id,
+                identity_key: identity.key.0,
+                signer: identity.signer,
+                url,
+            },
+        ))
+    }
+
     /// Starts every node, in order, without extra arguments.
     pub fn start_nodes(&mut self) -> anyhow::Result<()> {
         (0..self.nodes.len()).try_for_each(|i| self.start_node(i, &[]))

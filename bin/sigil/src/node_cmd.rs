@@ -10,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use sigil_chain::alloy::primitives::Address;
-use sigil_chain::registry::Registry;
+use sigil_chain::registry::{read_proposal, Registry};
 use sigil_node::config::PeerConfig;
 #[cfg(feature = "test-faults")]
 use sigil_node::Fault;
@@ -64,8 +64,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading NodeSet {node_set} on {}", chain.rpc_url))?
                 .with_cache_capacity(settings.config.limits.registry_cache);
             let view = registry.node_set().await?;
-            let peers: Vec<PeerConfig> = view
-                .nodes
+            let me = settings.config.id;
+            // A node joining the proposed epoch is not in the current list: it meets the current
+            // nodes and the other proposed ones, and waits for the reshare.
+            let mut listed = view.nodes.clone();
+            if !listed.iter().any(|n| n.id == me) {
+                let proposal = read_proposal(registry.provider(), node_set).await?;
+                if let Some(proposal) = proposal.filter(|p| p.nodes.iter().any(|n| n.id == me)) {
+                    tracing::info!(
+                        epoch = proposal.epoch,
+                        "this node joins the epoch proposed in NodeSet; it serves once NodeSet confirms it"
+                    );
+                    settings.members = Some(view.nodes.iter().map(|n| n.id).collect());
+                    for node in proposal.nodes {
+                        if !listed.iter().any(|n| n.id == node.id) {
+                            listed.push(node);
+                        }
+                    }
+                }
+            }
+            let peers: Vec<PeerConfig> = listed
                 .iter()
                 .map(|node| PeerConfig {
                     id: node.id,
@@ -73,14 +91,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     key: hex::encode(node.identity_key),
                 })
                 .collect();
-            settings.signer = view
-                .nodes
+            settings.signer = listed
                 .iter()
                 .find(|node| node.id == settings.config.id)
                 .map(|node| node.signer.to_string());
+            // A joining node's list holds both epochs' nodes: the current threshold is checked
+            // against the current nodes only, by NodeSet.
+            let threshold = settings.members.is_none().then_some(view.threshold as usize);
             settings
-                .adopt_peers(&peers, Some(view.threshold as usize))
+                .adopt_peers(&peers, threshold)
                 .with_context(|| format!("the node list in NodeSet {node_set}"))?;
+            settings.threshold = view.threshold as usize;
             settings.epoch = view.epoch;
             tracing::info!(chain = registry.chain_id(), %node_set, epoch = view.epoch, nodes = peers.len(), "node set read from the chain");
             Some(Arc::new(registry))

@@ -221,7 +221,7 @@ struct Receiving {
 pub struct Endpoint {
     me: u32,
     identity: Identity,
-    pinned: BTreeMap<u32, NodeKey>,
+    pinned: std::sync::RwLock<BTreeMap<u32, NodeKey>>,
     policy: SessionPolicy,
     sending: Mutex<BTreeMap<u32, Sending>>,
     receiving: Mutex<BTreeMap<u32, VecDeque<Receiving>>>,
@@ -232,7 +232,7 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("me", &self.me)
             .field("identity", &self.identity)
-            .field("peers", &self.pinned.keys().collect::<Vec<_>>())
+            .field("peers", &self.pinned_keys().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -248,10 +248,35 @@ impl Endpoint {
         Self {
             me,
             identity,
-            pinned: pinned.into_iter().filter(|(id, _)| *id != me).collect(),
+            pinned: std::sync::RwLock::new(pinned.into_iter().filter(|(id, _)| *id != me).collect()),
             policy,
             sending: Mutex::new(BTreeMap::new()),
             receiving: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn pinned_keys(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u32, NodeKey>> {
+        self.pinned.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key pinned for peer `id`, if any.
+    pub fn pinned_key(&self, id: u32) -> Option<NodeKey> {
+        self.pinned_keys().get(&id).copied()
+    }
+
+    /// Pins `key` for a new peer `id` (a node joining the network). A pin never changes: false,
+    /// and nothing done, when `id` is this node or already pinned to another key.
+    pub fn pin(&self, id: u32, key: NodeKey) -> bool {
+        if id == self.me {
+            return false;
+        }
+        let mut pinned = self.pinned.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match pinned.get(&id) {
+            Some(existing) => *existing == key,
+            None => {
+                pinned.insert(id, key);
+                true
+            }
         }
     }
 
@@ -270,7 +295,7 @@ impl Endpoint {
         if body.len() > MAX_BODY {
             return Err(MeshError::TooLarge { len: body.len() });
         }
-        let to_key = *self.pinned.get(&to).ok_or(MeshError::UnknownPeer { claimed: to })?;
+        let to_key = self.pinned_key(to).ok_or(MeshError::UnknownPeer { claimed: to })?;
         let expired = |s: &Sending| s.next >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age;
         let mut started: Option<([u8; SESSION_LEN], ChaCha20Poly1305)> = None;
         // Reserve a counter under the lock; the handshake and the encryption run outside it.
@@ -335,7 +360,7 @@ impl Endpoint {
         }
         let (header, session) = prefix.split_at(HEADER_LEN);
         let (claimed, _) = self.header(header, len.map_or(0, |len| len - OVERHEAD))?;
-        let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
+        let key = self.pinned_key(claimed).ok_or(MeshError::UnknownPeer { claimed })?;
         if self.known_session(claimed, session).is_none() {
             let cipher = respond(&self.identity, claimed, self.me, &key, session)?;
             self.remember(claimed, session, cipher);
@@ -408,7 +433,7 @@ impl Endpoint {
         let (sealed, tag) = rest.split_at(body_len);
         let (header, session) = ad.split_at(HEADER_LEN);
         let (claimed, counter) = self.header(header, body_len)?;
-        let key = *self.pinned.get(&claimed).ok_or(MeshError::UnknownPeer { claimed })?;
+        let key = self.pinned_key(claimed).ok_or(MeshError::UnknownPeer { claimed })?;
         let unauthenticated = MeshError::Unauthenticated { claimed };
         let mut body = sealed.to_vec();
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| malformed("tag"))?;

@@ -494,6 +494,9 @@ pub struct Settings {
     /// The signing address NodeSet lists for this node (with a chain); a node whose signing key
     /// is another refuses to start.
     pub signer: Option<String>,
+    /// For a node that joins the proposed epoch: the ids of the current epoch's nodes (`peers`
+    /// then lists the proposed nodes too). `None` for a node of the current epoch.
+    pub members: Option<Vec<u32>>,
 }
 
 impl NodeConfig {
@@ -540,6 +543,7 @@ impl NodeConfig {
                 data_dir,
                 epoch: 1,
                 signer: None,
+                members: None,
             });
         }
         let mut settings = Settings {
@@ -548,6 +552,7 @@ impl NodeConfig {
             threshold: 0,
             epoch: 1,
             signer: None,
+            members: None,
             config: self,
         };
         let peers = settings.config.peers.clone();

@@ -19,7 +19,7 @@ use sigil_chain::vouch::bls_shares_digest;
 use sigil_mesh::NodeKey;
 use sigil_tss::derive::{derive_public_key, eth_address, KeyId};
 use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
-use sigil_tss::{Bls12381G1, KeyShare, Secp256k1};
+use sigil_tss::{Bls12381G1, KeyShare, PublicKeyPackage, Secp256k1};
 
 use crate::signing::stock::Pool;
 use crate::store::{Store, StoreError};
@@ -47,8 +47,12 @@ pub struct PublicKeys {
 impl PublicKeys {
     /// Reads them off this node's key shares.
     pub fn of(keys: &RootKeys) -> Self {
-        let ecdsa_root = keys.ecdsa.public_key();
-        let package = keys.bls.public();
+        Self::of_packages(keys.ecdsa.public(), keys.bls.public())
+    }
+
+    /// Reads them off the public key packages of the two root keys.
+    pub fn of_packages(ecdsa: &PublicKeyPackage<Secp256k1>, package: &PublicKeyPackage<Bls12381G1>) -> Self {
+        let ecdsa_root = ecdsa.public_key();
         let bls_shares = package
             .parties()
             .into_iter()
@@ -61,7 +65,7 @@ impl PublicKeys {
             .collect();
         Self {
             ecdsa: ecdsa_root.to_affine().to_encoded_point(true).as_bytes().to_vec(),
-            bls: keys.bls.public_key().to_bytes().as_ref().to_vec(),
+            bls: package.public_key().to_bytes().as_ref().to_vec(),
             bls_shares,
             attester: Address::from(eth_address(&derive_public_key(ecdsa_root, &KeyId(attester_key_id())))),
         }

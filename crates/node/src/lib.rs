@@ -14,7 +14,7 @@
 //!   of one epoch, behind a swappable handle), [`vouch`] (what the node signs for clients and
 //!   the chain), [`follow`] (NodeSet read while running: the epoch on chain, membership, the
 //!   proposed next epoch), [`reshare`] (the root keys reshared into a proposed epoch, and the
-//!   switch to it once NodeSet confirms it).
+//!   switch to it once NodeSet confirms it), [`liveness`] (peer heartbeats).
 //! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
 //!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
 //! * [`start`] — start-up and the background tasks; wires everything together.
@@ -27,6 +27,7 @@ pub mod epoch;
 pub mod error;
 pub mod follow;
 pub mod http;
+pub mod liveness;
 pub mod mesh;
 mod metrics;
 pub mod node;

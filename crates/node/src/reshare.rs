@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use sigil_chain::registry::{ListedNode, NodeSetView, Proposal};
 use sigil_chain::vouch::{confirmation_digest, sign_digest};
 use sigil_mesh::NodeKey;
-use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
+use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, Secp256k1, SessionId, Vss};
 
 use crate::epoch::{
     erase_root_keys, load_next_root_keys, save_next_root_keys, switch_root_keys, Epoch, NextEpoch, NextRootKeys,
@@ -137,14 +137,11 @@ pub fn plan(current: &Epoch, proposal: &Proposal, leader: u32, run: u64, dealers
         ));
     }
     for node in &proposal.nodes {
-        match current.peers.iter().find(|(id, _, _)| *id == node.id) {
-            Some((_, _, key)) if key.0 == node.identity_key => {}
-            Some(_) => return Err(format!("node {} comes with another mesh key", node.id)),
-            None => {
-                return Err(format!(
-                    "node {} joins: joining a running network is not supported yet",
-                    node.id
-                ))
+        // A node of the current epoch keeps its mesh key; a joining one is pinned as NodeSet
+        // lists it ([`ensure_peers`]).
+        if let Some((_, _, key)) = current.peers.iter().find(|(id, _, _)| *id == node.id) {
+            if key.0 != node.identity_key {
+                return Err(format!("node {} comes with another mesh key", node.id));
             }
         }
     }
@@ -185,33 +182,63 @@ pub fn plan(current: &Epoch, proposal: &Proposal, leader: u32, run: u64, dealers
     })
 }
 
+/// A leader's [`Call::Reshare`], as a participant receives it.
+pub struct Asked<'a> {
+    /// The leader.
+    pub from: u32,
+    /// NodeSet's proposal id.
+    pub proposal: u64,
+    /// The leader's run number.
+    pub run: u64,
+    /// The dealers.
+    pub dealers: &'a [u32],
+    /// The current epoch's public key packages (ECDSA, BLS), hex.
+    pub packages: &'a (String, String),
+}
+
+/// What a run starts from: the current epoch's public key packages and, for a node of that
+/// epoch, its shares.
+struct Old {
+    ecdsa: PublicKeyPackage<Secp256k1>,
+    bls: PublicKeyPackage<Bls12381G1>,
+    shares: Option<Arc<RootKeys>>,
+}
+
 /// Answers a leader's [`Call::Reshare`]: checks the plan against the proposal this node read from
-/// NodeSet, then runs its part in the background (a newer run replaces one still running).
-pub fn accept(
-    node: &Arc<Node>,
-    from: u32,
-    proposal: u64,
-    run: u64,
-    dealers: &[u32],
-) -> Result<(), (&'static str, String)> {
+/// NodeSet, then runs its part in the background (a newer run replaces one still running). A
+/// joining node, which holds no share, takes the packages the leader sent only if they are the
+/// ones NodeSet records.
+pub async fn accept(node: &Arc<Node>, asked: Asked<'_>) -> Result<(), (&'static str, String)> {
     let current = node.epoch();
     let read = node
         .chain_view()
         .and_then(|view| view.proposal.clone())
-        .filter(|p| p.id == proposal);
+        .filter(|p| p.id == asked.proposal);
     let Some(read) = read else {
         return Err((
             "NOT_READY",
-            format!("node {} has not read proposal {proposal} from NodeSet", node.me),
+            format!("node {} has not read proposal {} from NodeSet", node.me, asked.proposal),
         ));
     };
-    if current.keys().is_none() {
-        return Err(("NOT_READY", format!("node {} holds no root key shares", node.me)));
-    }
-    let plan = plan(&current, &read, from, run, dealers).map_err(|e| ("BAD_REQUEST", e))?;
+    let plan = plan(&current, &read, asked.from, asked.run, asked.dealers).map_err(|e| ("BAD_REQUEST", e))?;
     if !plan.participants().contains(&node.me) {
         return Err(("BAD_REQUEST", format!("node {} is not part of this reshare", node.me)));
     }
+    let old = match current.keys() {
+        Some(keys) => Old {
+            ecdsa: keys.ecdsa.public().clone(),
+            bls: keys.bls.public().clone(),
+            shares: Some(keys),
+        },
+        None if !current.contains(node.me) => joining_packages(node, &current, asked.packages)
+            .await
+            .map_err(|e| ("BAD_REQUEST", e))?,
+        None => return Err(("NOT_READY", format!("node {} holds no root key shares", node.me))),
+    };
+    start_run(node, current, plan, old)
+}
+
+fn start_run(node: &Arc<Node>, current: Arc<Epoch>, plan: Plan, old: Old) -> Result<(), (&'static str, String)> {
     let Ok(mut running) = node.resharing.lock() else {
         return Err(("INTERNAL", "reshare state poisoned".into()));
     };
@@ -222,15 +249,67 @@ pub fn accept(
         }
         task.abort();
     }
-    let task = tokio::spawn(run_part(Arc::clone(node), current, plan));
+    let task = tokio::spawn(run_part(Arc::clone(node), current, plan, old));
     *running = Some((id.0, task));
     Ok(())
 }
 
+/// The current epoch's public key packages as a leader sent them to a joining node, checked
+/// against the record NodeSet keeps of the current epoch: the same root keys, the same BLS
+/// public shares, the current threshold and nodes. (The ECDSA public shares are not on chain; a
+/// wrong set only makes the run fail, as the honest dealers' commitments then disagree with it.)
+async fn joining_packages(node: &Arc<Node>, current: &Epoch, packages: &(String, String)) -> Result<Old, String> {
+    let registry = node
+        .options
+        .registry
+        .clone()
+        .ok_or("no chain to check the packages against")?;
+    let decode = |text: &str| hex::decode(text).map_err(|_| "a package is not hex".to_string());
+    let ecdsa = PublicKeyPackage::<Secp256k1>::from_bytes(&decode(&packages.0)?).map_err(|e| e.to_string())?;
+    let bls = PublicKeyPackage::<Bls12381G1>::from_bytes(&decode(&packages.1)?).map_err(|e| e.to_string())?;
+    let ids: Vec<PartyId> = current.ids().map(PartyId).collect();
+    for (parties, threshold) in [(ecdsa.parties(), ecdsa.threshold()), (bls.parties(), bls.threshold())] {
+        if parties != ids || threshold != current.threshold {
+            return Err(format!(
+                "the packages are not those of epoch {}'s nodes and threshold",
+                current.number
+            ));
+        }
+    }
+    let view = registry.node_set().await.map_err(|e| e.to_string())?;
+    if view.keys_epoch != current.number || PublicKeys::of_packages(&ecdsa, &bls).record() != view.keys {
+        return Err(format!(
+            "the packages are not the root keys NodeSet records for epoch {}",
+            current.number
+        ));
+    }
+    Ok(Old {
+        ecdsa,
+        bls,
+        shares: None,
+    })
+}
+
+/// Pins and pings every proposed node this node's mesh does not know yet (nodes that join), as
+/// NodeSet lists them. Fails for a node listed with another mesh key than the one pinned.
+fn ensure_peers(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> {
+    for listed in &proposal.nodes {
+        match node.net.add_peer(listed.id, &listed.url, NodeKey(listed.identity_key)) {
+            Ok(true) => {
+                tracing::info!(peer = listed.id, url = %listed.url, "a node joining the proposed epoch is now a mesh peer");
+                tokio::spawn(crate::liveness::heartbeat(Arc::clone(node), listed.id));
+            }
+            Ok(false) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
 /// This node's part of one run; a proposed node stores its new shares and signs them.
-async fn run_part(node: Arc<Node>, current: Arc<Epoch>, plan: Plan) {
+async fn run_part(node: Arc<Node>, current: Arc<Epoch>, plan: Plan, old: Old) {
     let started = Instant::now();
-    match reshare(&node, &current, &plan).await {
+    match reshare(&node, &current, &plan, &old).await {
         Ok(Some(keys)) => {
             let store = Arc::clone(&node.store);
             let (epoch, proposal) = (plan.epoch, plan.proposal);
@@ -267,18 +346,17 @@ async fn run_part(node: Arc<Node>, current: Arc<Epoch>, plan: Plan) {
     }
 }
 
-async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan) -> Result<Option<RootKeys>, String> {
-    let keys = current.keys().ok_or("no root key shares to reshare")?;
+async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> Result<Option<RootKeys>, String> {
     let me = PartyId(node.me);
     let dealers: Vec<PartyId> = plan.dealers.iter().copied().map(PartyId).collect();
     let receivers: Vec<PartyId> = plan.receivers.iter().copied().map(PartyId).collect();
-    let dealing = plan.dealers.contains(&node.me);
+    let shares = old.shares.as_deref().filter(|_| plan.dealers.contains(&node.me));
     let ecdsa = Vss::<Secp256k1>::reshare(
         plan.session(current, "secp256k1"),
         me,
-        keys.ecdsa.public(),
+        &old.ecdsa,
         &dealers,
-        dealing.then_some(&keys.ecdsa),
+        shares.map(|k| &k.ecdsa),
         &receivers,
         plan.threshold,
     )
@@ -286,9 +364,9 @@ async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan) -> Result<Optio
     let bls = Vss::<Bls12381G1>::reshare(
         plan.session(current, "bls12-381"),
         me,
-        keys.bls.public(),
+        &old.bls,
         &dealers,
-        dealing.then_some(&keys.bls),
+        shares.map(|k| &k.bls),
         &receivers,
         plan.threshold,
     )
@@ -342,6 +420,10 @@ pub async fn watch(node: Arc<Node>) {
         let Some(proposal) = view.proposal.clone().filter(|p| p.epoch == current.number + 1) else {
             continue;
         };
+        if let Err(e) = ensure_peers(&node, &proposal) {
+            leading.note(format!("cannot meet the proposed nodes: {e}"));
+            continue;
+        }
         if current.keys().is_some() && node.live().first() == Some(&node.me) {
             leading.step(&node, &current, &proposal).await;
         }
@@ -389,7 +471,7 @@ impl Leading {
             Ok(plan) => plan,
             Err(e) => return self.note(e),
         };
-        if let Some(down) = plan.receivers.iter().find(|id| !live.contains(id)) {
+        if let Some(down) = plan.receivers.iter().find(|id| !node.net.is_up(**id)) {
             return self.note(format!("proposed node {down} is not reachable"));
         }
         if self.all_hold_the_same(node, &plan).await {
@@ -412,10 +494,15 @@ impl Leading {
             threshold = plan.threshold,
             "starting a reshare run"
         );
+        let Some(keys) = current.keys() else { return };
         let call = serde_json::to_vec(&Call::Reshare {
             proposal: plan.proposal,
             run: plan.run,
             dealers: plan.dealers.clone(),
+            packages: (
+                hex::encode(keys.ecdsa.public().to_bytes()),
+                hex::encode(keys.bls.public().to_bytes()),
+            ),
         })
         .unwrap_or_default();
         let mut asks = tokio::task::JoinSet::new();
@@ -437,7 +524,12 @@ impl Leading {
             // The participants that accepted give up on the run at its deadline.
             return self.note(format!("participants refused the run: {}", refused.join("; ")));
         }
-        if let Err((code, message)) = accept(node, node.me, plan.proposal, plan.run, &plan.dealers) {
+        let old = Old {
+            ecdsa: keys.ecdsa.public().clone(),
+            bls: keys.bls.public().clone(),
+            shares: Some(Arc::clone(&keys)),
+        };
+        if let Err((code, message)) = start_run(node, Arc::clone(current), plan, old) {
             self.note(format!("{code} {message}"));
         }
     }
@@ -496,7 +588,14 @@ async fn settle(node: &Arc<Node>, current: &Arc<Epoch>, chain_epoch: u64) {
         .nodes
         .iter()
         .any(|n| n.id == node.me && n.signer == node.signer.address());
-    let outcome = if !me {
+    let outcome = if !me && view.keys_epoch != view.epoch {
+        // An admin's reset of the node list (setNodes), not an epoch its nodes confirmed: nothing
+        // shows the new nodes hold the keys, so this node keeps its shares (and serves no client).
+        Err(Retry::Never(format!(
+            "NodeSet's epoch {} leaves this node out, but its nodes never confirmed holding the root keys; this node keeps its shares",
+            view.epoch
+        )))
+    } else if !me {
         leave(node, chain_epoch).await
     } else {
         switch(node, current, &view).await
@@ -579,7 +678,7 @@ async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> R
             view.epoch
         )));
     }
-    let peers = match peers_of(current, &view.nodes) {
+    let peers = match peers_of(node, &view.nodes) {
         Ok(peers) => peers,
         Err(e) => return Err(Retry::Never(e)),
     };
@@ -611,17 +710,20 @@ async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> R
     Ok(())
 }
 
-/// The peers of the new epoch, as this node's mesh knows them: every listed node must be a node
-/// of the current epoch with the same mesh key.
-fn peers_of(current: &Epoch, nodes: &[ListedNode]) -> Result<Vec<(u32, String, NodeKey)>, String> {
+/// The peers of the new epoch as NodeSet lists them; each must be a mesh peer pinned to the
+/// listed key (the nodes that joined were pinned while the epoch was proposed).
+fn peers_of(node: &Node, nodes: &[ListedNode]) -> Result<Vec<(u32, String, NodeKey)>, String> {
+    let known = node.net.peer_ids();
     nodes
         .iter()
-        .map(|n| match current.peers.iter().find(|(id, _, _)| *id == n.id) {
-            Some((id, url, key)) if key.0 == n.identity_key => Ok((*id, url.clone(), *key)),
-            _ => Err(format!(
-                "node {} of the new epoch is not a node of the current one with the same mesh key",
-                n.id
-            )),
+        .map(|n| {
+            if n.id != node.me && !known.contains(&n.id) {
+                return Err(format!(
+                    "node {} of the new epoch is not a mesh peer of this node",
+                    n.id
+                ));
+            }
+            Ok((n.id, n.url.clone(), NodeKey(n.identity_key)))
         })
         .collect()
 }
@@ -661,4 +763,35 @@ pub async fn resume_switch(node: &Arc<Node>, epoch: &Epoch) -> Result<RootKeys, 
         "switched at start-up to the epoch NodeSet confirmed while this node was down"
     );
     Ok(next.keys)
+}
+
+/// The epoch of the reshared shares stored here, if any.
+pub async fn stored_next(node: &Arc<Node>) -> Option<u64> {
+    let store = Arc::clone(&node.store);
+    match tokio::task::spawn_blocking(move || load_next_root_keys(&store)).await {
+        Ok(Ok(next)) => next.map(|n| n.epoch),
+        _ => None,
+    }
+}
+
+/// Whether NodeSet records root keys already (a DKG must then never run again). False without
+/// a chain; a chain that does not answer counts as recorded (the DKG waits for a restart).
+pub async fn keys_recorded(node: &Arc<Node>) -> bool {
+    match node.options.registry.as_ref() {
+        None => false,
+        Some(registry) => {
+            let mut said = false;
+            loop {
+                match registry.node_set().await {
+                    Ok(view) => return view.keys_epoch != 0,
+                    Err(e) if !said => {
+                        tracing::warn!(error = %e, "cannot read NodeSet; the DKG waits until it answers");
+                        said = true;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }

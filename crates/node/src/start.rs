@@ -34,8 +34,6 @@ const SIGNER: &str = "signer";
 
 const DKG_DEADLINE: Duration = Duration::from_secs(60);
 
-const HEARTBEAT: Duration = Duration::from_millis(500);
-
 /// What NodeSet lists for a node: the public halves of the keys in its data directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublicIdentity {
@@ -152,7 +150,17 @@ pub async fn run(
         settings.config.mesh_source_address,
     );
     let threshold = settings.threshold;
-    let epoch = Epoch::new(settings.epoch, threshold, settings.peers.clone());
+    // A joining node's peers are both epochs' nodes; its current epoch is that of the others.
+    let members: Vec<(u32, String, NodeKey)> = match &settings.members {
+        Some(ids) => settings
+            .peers
+            .iter()
+            .filter(|(id, _, _)| ids.contains(id))
+            .cloned()
+            .collect(),
+        None => settings.peers.clone(),
+    };
+    let epoch = Epoch::new(settings.epoch, threshold, members);
     let taker = Taker::start(Arc::clone(&store))?;
     let peer_takes = store.peer_takes()?;
     let action_store = open_action_store(&settings, &store).await?;
@@ -224,7 +232,7 @@ pub async fn run(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for peer in node.net.peer_ids() {
-        tasks.spawn(heartbeat(Arc::clone(&node), peer));
+        tasks.spawn(crate::liveness::heartbeat(Arc::clone(&node), peer));
     }
     tasks.spawn(sweep(Arc::clone(&node)));
     if node.has_fault(crate::node::Fault::FloodPeers) {
@@ -353,40 +361,6 @@ async fn drain_pool(node: Arc<Node>) {
     }
 }
 
-async fn heartbeat(node: Arc<Node>, peer: u32) {
-    let ping = serde_json::to_vec(&Call::Ping).unwrap_or_default();
-    let mut was_up = None;
-    loop {
-        let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
-        let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
-            Ok(Ok(Reply::Pong { ready, takes, proof })) => {
-                if let (Some(signed), Ok(mut seen)) = (SignedTakes::from_hex(takes, &proof), node.peer_takes.lock()) {
-                    // An equal count replaces a kept one too, so a stale signature does not stay.
-                    if seen.get(&peer).is_none_or(|s| s.takes <= takes) {
-                        seen.insert(peer, signed);
-                    }
-                }
-                (true, ready)
-            }
-            Ok(_) => (true, false),
-            Err(_) => (false, false),
-        };
-        node.net.mark(peer, up);
-        if let Ok(mut map) = node.peers_ready.lock() {
-            map.insert(peer, ready);
-        }
-        if was_up != Some(up) {
-            if up {
-                tracing::info!(peer, "peer up");
-            } else if was_up.is_some() {
-                tracing::warn!(peer, "peer down");
-            }
-            was_up = Some(up);
-        }
-        tokio::time::sleep(HEARTBEAT).await;
-    }
-}
-
 async fn sweep(node: Arc<Node>) {
     let mut saved: HashMap<u32, SignedTakes> = HashMap::new();
     loop {
@@ -455,13 +429,52 @@ async fn bootstrap(node: Arc<Node>) {
             );
             return;
         }
-        Ok(Ok(StoredRootKeys::None)) => match first_dkg(&node, &epoch).await {
-            Some(keys) => {
-                node.witnessed.store(true, std::sync::atomic::Ordering::Release);
-                keys
+        Ok(Ok(StoredRootKeys::None)) if !epoch.contains(node.me) => {
+            // A fresh node joining the proposed epoch: the reshare gives it its shares, and the
+            // switch installs them. Nothing in its store can have been rolled back.
+            tracing::info!(
+                epoch = epoch.number + 1,
+                "this node joins the proposed epoch: it waits for the reshare and serves once NodeSet confirms it"
+            );
+            node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+            while node.keys().is_none() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            None => return,
-        },
+            node.taker.start_reserving();
+            loop {
+                crate::signing::pool::run(Arc::clone(&node)).await;
+            }
+        }
+        Ok(Ok(StoredRootKeys::None)) => {
+            if let Some(next) = crate::reshare::stored_next(&node).await {
+                // Shares a reshare gave this node (it joined), for the epoch NodeSet is at now.
+                match crate::reshare::resume_switch(&node, &epoch).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        tracing::error!(
+                            reshared = next,
+                            epoch = epoch.number,
+                            "this node holds reshared shares but not those of NodeSet's epoch: {e}; it serves nothing"
+                        );
+                        return;
+                    }
+                }
+            } else if crate::reshare::keys_recorded(&node).await {
+                tracing::error!(
+                    epoch = epoch.number,
+                    "NodeSet records this network's root keys already, and this node holds no share of them (it missed the reshare that would have given it one); it serves nothing and runs no DKG"
+                );
+                return;
+            } else {
+                match first_dkg(&node, &epoch).await {
+                    Some(keys) => {
+                        node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+                        keys
+                    }
+                    None => return,
+                }
+            }
+        }
         Ok(Ok(StoredRootKeys::Partial)) => {
             tracing::error!("only one of the two root key shares is stored; refusing to run DKG again");
             return;

@@ -12,7 +12,7 @@ use crate::signing::{mint, sign_and_check};
 
 const READY: Duration = Duration::from_secs(120);
 
-/// Waits until `check` holds for the `/health` of every node in `nodes`, or panics after 20 s
+/// Waits until `check` holds for the `/health` of every node in `nodes`, or panics after 30 s
 /// (nodes read NodeSet every 2 s).
 async fn every_health(net: &Network, nodes: &[usize], check: impl Fn(&serde_json::Value) -> bool) {
     let started = Instant::now();
@@ -20,20 +20,23 @@ async fn every_health(net: &Network, nodes: &[usize], check: impl Fn(&serde_json
         let mut last = serde_json::Value::Null;
         let mut all = true;
         for i in nodes {
-            last = reqwest::get(format!("{}/health", net.urls[*i]))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            // A node still starting is not listening yet: that is a "no".
+            last = match reqwest::get(format!("{}/health", net.urls[*i])).await {
+                Ok(answer) => answer.json().await.unwrap_or_default(),
+                Err(e) => serde_json::json!({ "node": i, "unreachable": e.to_string() }),
+            };
             all &= check(&last);
         }
         if all {
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "health never matched: {last}"
+            started.elapsed() < Duration::from_secs(30),
+            "health never matched: {last}; logs:\n{}",
+            nodes
+                .iter()
+                .map(|i| format!("--- node {i}\n{}", net.log(*i)))
+                .collect::<String>()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -295,7 +298,7 @@ fn confirm(net: &Network) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_network_reshares_into_fewer_nodes_then_a_higher_threshold_and_serves_throughout() {
+async fn five_nodes_grow_to_seven_shrink_to_four_and_raise_the_threshold_while_a_client_signs_and_decrypts() {
     let mut net = Network::start(5, 8, |_| vec![]).await;
     let client = net.wait_ready(READY).await;
     assert_eq!(client.threshold(), 4);
@@ -318,38 +321,81 @@ async fn the_network_reshares_into_fewer_nodes_then_a_higher_threshold_and_serve
     ));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Epoch 2: node 0 (the allocator: the lowest id) leaves; 4 nodes, threshold ⌈2·4/3⌉ = 3.
+    // Epoch 2: nodes 5 and 6 join; 7 nodes, threshold ⌈2·7/3⌉ = 5. They start once proposed:
+    // they find themselves in NodeSet's proposal, not in its list.
+    let (i5, add5) = net.add_node(5);
+    let (i6, add6) = net.add_node(6);
     let proposed = Instant::now();
-    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--remove", "0"]);
+    let (ok, out, err) = cli(
+        &net,
+        DEV_KEY,
+        &["admin", "epoch", "propose", "--add", &add5, "--add", &add6],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("epoch 2 proposed: threshold 3, nodes 1, 2, 3, 4"), "{out}");
-    // The nodes reshare on their own; until NodeSet confirms, epoch 1 serves.
-    every_health(&net, &[1, 2, 3, 4], |h| h["reshared"]["epoch"] == 2 && h["epoch"] == 1).await;
+    assert!(
+        out.contains("epoch 2 proposed: threshold 5, nodes 0, 1, 2, 3, 4, 5, 6"),
+        "{out}"
+    );
+    net.restart(i5);
+    net.restart(i6);
+    // Every proposed node reshares on its own; until NodeSet confirms, epoch 1 serves.
+    every_health(&net, &[0, 1, 2, 3, 4, 5, 6], |h| {
+        h["reshared"]["epoch"] == 2 && h["epoch"] == 1
+    })
+    .await;
+    assert!(
+        net.log(i5).contains("this node joins the epoch proposed in NodeSet"),
+        "{}",
+        net.log(i5)
+    );
     let out = confirm(&net);
     assert!(out.contains("epoch 2 started"), "{out}");
     let to_epoch_2 = proposed.elapsed();
-    every_health(&net, &[1, 2, 3, 4], |h| {
-        h["status"] == "ok" && h["epoch"] == 2 && h["threshold"] == 3 && h["reshared"].is_null()
+    every_health(&net, &[0, 1, 2, 3, 4, 5, 6], |h| {
+        h["status"] == "ok" && h["epoch"] == 2 && h["threshold"] == 5 && h["reshared"].is_null()
     })
     .await;
-    every_health(&net, &[0], |h| h["status"] == "left").await;
-    assert!(
-        net.log(0).contains("root key shares and presignatures are erased"),
-        "{}",
-        net.log(0)
-    );
-    assert!(net.log(1).contains("switched to NodeSet's new epoch"), "{}", net.log(1));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Epoch 3: the same nodes, threshold 4.
+    // Epoch 3: three leave (node 0, the allocator, node 1, and node 5 that just joined); 4 nodes,
+    // threshold 3.
     let proposed = Instant::now();
-    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--threshold", "4"]);
+    let (ok, out, err) = cli(
+        &net,
+        DEV_KEY,
+        &[
+            "admin", "epoch", "propose", "--remove", "0", "--remove", "1", "--remove", "5",
+        ],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("epoch 3 proposed: threshold 4, nodes 1, 2, 3, 4"), "{out}");
+    assert!(out.contains("epoch 3 proposed: threshold 3, nodes 2, 3, 4, 6"), "{out}");
+    every_health(&net, &[2, 3, 4, i6], |h| h["reshared"]["epoch"] == 3).await;
     let out = confirm(&net);
     assert!(out.contains("epoch 3 started"), "{out}");
     let to_epoch_3 = proposed.elapsed();
-    every_health(&net, &[1, 2, 3, 4], |h| h["epoch"] == 3 && h["threshold"] == 4).await;
+    every_health(&net, &[2, 3, 4, i6], |h| {
+        h["status"] == "ok" && h["epoch"] == 3 && h["threshold"] == 3
+    })
+    .await;
+    every_health(&net, &[0, 1, i5], |h| h["status"] == "left").await;
+    for i in [0, 1, i5] {
+        assert!(
+            net.log(i).contains("root key shares and presignatures are erased"),
+            "{}",
+            net.log(i)
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Epoch 4: the same nodes, threshold 4.
+    let proposed = Instant::now();
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--threshold", "4"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("epoch 4 proposed: threshold 4, nodes 2, 3, 4, 6"), "{out}");
+    let out = confirm(&net);
+    assert!(out.contains("epoch 4 started"), "{out}");
+    let to_epoch_4 = proposed.elapsed();
+    every_health(&net, &[2, 3, 4, i6], |h| h["epoch"] == 4 && h["threshold"] == 4).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     stop.store(true, std::sync::atomic::Ordering::Release);
@@ -360,7 +406,7 @@ async fn the_network_reshares_into_fewer_nodes_then_a_higher_threshold_and_serve
     // The keys never changed: a client connecting now finds the same roots, a PKP minted in
     // epoch 1 signs, and a ciphertext made in epoch 1 decrypts.
     let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
-    assert_eq!(now.epoch(), 3);
+    assert_eq!(now.epoch(), 4);
     assert_eq!(now.threshold(), 4);
     assert_eq!(*now.ecdsa_root(), ecdsa_root);
     assert_eq!(now.bls_root(), bls_root);
@@ -368,35 +414,42 @@ async fn the_network_reshares_into_fewer_nodes_then_a_higher_threshold_and_serve
     assert_eq!(outcome.signers.len(), 4);
     let opened = now.decrypt(&sealed, Some(&owned.auth)).await.unwrap();
     assert_eq!(opened.plaintext.as_slice(), b"sealed in epoch 1");
-    assert!(!opened.shares_from.contains(&0), "{:?}", opened.shares_from);
+    assert!(
+        opened.shares_from.iter().all(|id| [2, 3, 4, 6].contains(id)),
+        "{:?}",
+        opened.shares_from
+    );
 
-    // The node that left holds no root key share any more, of any epoch, and never runs the
-    // DKG again.
-    net.kill(0);
-    let store = crate::harness::open_store(&net.config(0), &net.data_dir(0));
-    match sigil_node::epoch::load_root_keys(&store).unwrap() {
-        sigil_node::epoch::StoredRootKeys::Erased(2) => {}
-        sigil_node::epoch::StoredRootKeys::Erased(n) => panic!("erased in epoch {n}"),
-        sigil_node::epoch::StoredRootKeys::Both(n, _) => panic!("root key shares of epoch {n:?} remain"),
-        sigil_node::epoch::StoredRootKeys::Partial => panic!("one root key share remains"),
-        sigil_node::epoch::StoredRootKeys::None => panic!("a fresh file, on which the DKG would run"),
+    // The nodes that left hold no root key share any more, of any epoch, nor a presignature,
+    // and never run the DKG again.
+    for i in [0, 1, i5] {
+        net.kill(i);
+        let store = crate::harness::open_store(&net.config(i), &net.data_dir(i));
+        match sigil_node::epoch::load_root_keys(&store).unwrap() {
+            sigil_node::epoch::StoredRootKeys::Erased(3) => {}
+            sigil_node::epoch::StoredRootKeys::Erased(n) => panic!("erased in epoch {n}"),
+            sigil_node::epoch::StoredRootKeys::Both(n, _) => panic!("root key shares of epoch {n:?} remain"),
+            sigil_node::epoch::StoredRootKeys::Partial => panic!("one root key share remains"),
+            sigil_node::epoch::StoredRootKeys::None => panic!("a fresh file, on which the DKG would run"),
+        }
+        assert!(sigil_node::epoch::load_next_root_keys(&store).unwrap().is_none());
+        for epoch in 1..=4 {
+            let (ecdsa, bls) = sigil_node::epoch::Epoch::root_records(epoch);
+            assert!(store.key_share::<sigil_tss::Secp256k1>(&ecdsa).unwrap().is_none());
+            assert!(store.key_share::<sigil_tss::Bls12381G1>(&bls).unwrap().is_none());
+        }
+        assert_eq!(store.presignature_count().unwrap(), 0);
     }
-    assert!(sigil_node::epoch::load_next_root_keys(&store).unwrap().is_none());
-    for epoch in 1..=3 {
-        let (ecdsa, bls) = sigil_node::epoch::Epoch::root_records(epoch);
-        assert!(store.key_share::<sigil_tss::Secp256k1>(&ecdsa).unwrap().is_none());
-        assert!(store.key_share::<sigil_tss::Bls12381G1>(&bls).unwrap().is_none());
-    }
-    assert_eq!(store.presignature_count().unwrap(), 0);
 
     let mut by_epoch: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
     for (epoch, ms) in &seen.sign_ms {
         by_epoch.entry(*epoch).or_default().push(*ms);
     }
     println!(
-        "epoch changes: proposal to epoch 2 on chain {:.1} s, to epoch 3 {:.1} s; {} operations, {} retried tries ({} after EPOCH_CHANGED), {} failed",
+        "epoch changes: proposal to epoch on chain 5→7 {:.1} s, 7→4 {:.1} s, t 3→4 {:.1} s; {} operations, {} retried tries ({} after EPOCH_CHANGED), {} failed",
         to_epoch_2.as_secs_f64(),
         to_epoch_3.as_secs_f64(),
+        to_epoch_4.as_secs_f64(),
         seen.done,
         seen.retried,
         seen.reconnects,

@@ -317,6 +317,24 @@ impl Network {
         std::fs::read_to_string(self.dir.path().join(format!("node{i}/node.log"))).unwrap_or_default()
     }
 
+    /// Creates a node NodeSet does not list yet ([`Devnet::add_node`]; start it with
+    /// [`Network::restart`] once it is proposed); returns its index and the `--add` argument
+    /// that proposes it.
+    pub fn add_node(&mut self, id: u32) -> (usize, String) {
+        let (i, listed) = self.devnet.add_node(id).unwrap();
+        self.urls.push(listed.url.clone());
+        (
+            i,
+            format!(
+                "{},{},{},{}",
+                listed.id,
+                hex::encode(listed.identity_key),
+                listed.signer,
+                listed.url
+            ),
+        )
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self, i: usize) {
         if let Some(child) = self.devnet.take_node(i) {

@@ -266,8 +266,20 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
                 }
             }
         }
-        Ok(Call::Reshare { proposal, run, dealers }) if dealers.len() <= node.epoch().peers.len() => {
-            match crate::reshare::accept(node, opened.from, proposal, run, &dealers) {
+        Ok(Call::Reshare {
+            proposal,
+            run,
+            dealers,
+            packages,
+        }) if dealers.len() <= node.epoch().peers.len() => {
+            let asked = crate::reshare::Asked {
+                from: opened.from,
+                proposal,
+                run,
+                dealers: &dealers,
+                packages: &packages,
+            };
+            match crate::reshare::accept(node, asked).await {
                 Ok(()) => Reply::Resharing,
                 Err((code, message)) => Reply::Error {
                     code: code.into(),

@@ -156,11 +156,15 @@ pub enum NetError {
         /// The body, shortened.
         body: String,
     },
+    /// A peer is listed with another mesh key than the one pinned for it.
+    #[error("node {0} is listed with another mesh key than the one pinned for it")]
+    KeyChanged(u32),
     /// Sealing or opening failed.
     #[error(transparent)]
     Mesh(#[from] MeshError),
 }
 
+#[derive(Clone)]
 struct Peer {
     url: String,
     queue: Arc<Queue>,
@@ -170,7 +174,8 @@ struct Peer {
 pub struct Net {
     me: u32,
     endpoint: Endpoint,
-    peers: BTreeMap<u32, Peer>,
+    /// Peers by id; nodes joining the network are added ([`Net::add_peer`]), none is removed.
+    peers: std::sync::RwLock<BTreeMap<u32, Peer>>,
     http: reqwest::Client,
     up: Mutex<BTreeMap<u32, bool>>,
     /// Peers a batch could not reach through every retry, not heard from since: nothing is
@@ -183,7 +188,7 @@ pub struct Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for peer in self.peers.values() {
+        for peer in self.peers.read().unwrap_or_else(PoisonError::into_inner).values() {
             peer.queue.close();
         }
     }
@@ -228,7 +233,7 @@ impl Net {
         let net = Arc::new(Self {
             me,
             endpoint: Endpoint::new(me, identity, pinned, SessionPolicy::default()),
-            peers: map,
+            peers: std::sync::RwLock::new(map),
             http,
             up: Mutex::new(BTreeMap::new()),
             given_up: Mutex::new(std::collections::BTreeSet::new()),
@@ -249,7 +254,7 @@ impl Net {
     /// Queues a one-way message to `to`; drops it when `to` was given up on or the message is
     /// larger than an envelope may be, and drops `to`'s oldest message when its queue is full.
     pub fn send(&self, to: u32, body: Vec<u8>) {
-        let Some(peer) = self.peers.get(&to) else { return };
+        let Some(peer) = self.peer(to) else { return };
         if body.len() + OVERHEAD > MAX_FRAME_BYTES {
             tracing::warn!(peer = to, bytes = body.len(), "mesh message too large to send; dropped");
             self.dropped.too_large.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +270,7 @@ impl Net {
 
     /// Messages waiting for `to`.
     pub fn queued(&self, to: u32) -> (usize, usize) {
-        self.peers.get(&to).map_or((0, 0), |p| {
+        self.peer(to).map_or((0, 0), |p| {
             let q = p.queue.lock();
             (q.messages.len(), q.bytes)
         })
@@ -273,7 +278,7 @@ impl Net {
 
     /// Sends `body` to `to` and waits for its sealed reply.
     pub async fn call(&self, to: u32, body: &[u8], timeout: Duration) -> Result<Vec<u8>, NetError> {
-        let peer = self.peers.get(&to).ok_or(NetError::UnknownPeer(to))?;
+        let peer = self.peer(to).ok_or(NetError::UnknownPeer(to))?;
         let envelope = self.endpoint.seal(to, body)?;
         let unreachable = |e: reqwest::Error| NetError::Unreachable {
             node: to,
@@ -320,7 +325,7 @@ impl Net {
 
     /// Seals a reply to `to`.
     pub fn seal_to(&self, to: u32, body: &[u8]) -> Result<Vec<u8>, NetError> {
-        if !self.peers.contains_key(&to) {
+        if self.peer(to).is_none() {
             return Err(NetError::UnknownPeer(to));
         }
         Ok(self.endpoint.seal(to, body)?)
@@ -348,7 +353,7 @@ impl Net {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer);
-        if let Some(p) = self.peers.get(&peer) {
+        if let Some(p) = self.peer(peer) {
             let n = p.queue.clear();
             self.dropped.peer_down.fetch_add(n, Ordering::Relaxed);
         }
@@ -369,14 +374,60 @@ impl Net {
 
     /// Peer ids, this node excluded.
     pub fn peer_ids(&self) -> Vec<u32> {
-        self.peers.keys().copied().collect()
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn peer(&self, id: u32) -> Option<Peer> {
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Adds a node joining the network as a peer at `url` with mesh key `key` (as NodeSet lists
+    /// it) and starts its sender task. `Ok(true)` when added, `Ok(false)` for this node or a peer
+    /// known with that key (its URL is kept); an error, changing nothing, for a peer known with
+    /// another key (a pin never changes).
+    pub fn add_peer(self: &Arc<Self>, id: u32, url: &str, key: NodeKey) -> Result<bool, NetError> {
+        if id == self.me {
+            return Ok(false);
+        }
+        let queue = {
+            let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+            if peers.contains_key(&id) || self.endpoint.pinned_key(id).is_some() {
+                return match self.endpoint.pinned_key(id) {
+                    Some(pinned) if pinned == key => Ok(false),
+                    _ => Err(NetError::KeyChanged(id)),
+                };
+            }
+            if !self.endpoint.pin(id, key) {
+                return Err(NetError::KeyChanged(id));
+            }
+            let queue = Arc::new(Queue::default());
+            peers.insert(
+                id,
+                Peer {
+                    url: url.to_string(),
+                    queue: Arc::clone(&queue),
+                },
+            );
+            queue
+        };
+        tokio::spawn(sender(Arc::downgrade(self), id, queue));
+        Ok(true)
     }
 }
 
 async fn sender(net: std::sync::Weak<Net>, to: u32, queue: Arc<Queue>) {
     while let Some(batch) = queue.next_batch().await {
         let Some(net) = net.upgrade() else { return };
-        let Some(peer) = net.peers.get(&to) else { return };
+        let Some(peer) = net.peer(to) else { return };
         let mut sealed = Vec::with_capacity(batch.len());
         for message in &batch {
             match net.endpoint.seal(to, message) {

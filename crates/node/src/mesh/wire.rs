@@ -178,6 +178,10 @@ pub enum Call {
         run: u64,
         /// The dealers: nodes of the current epoch, at least its threshold.
         dealers: Vec<u32>,
+        /// The current epoch's public key packages (ECDSA, BLS; hex), for a joining node: it
+        /// checks them against NodeSet's record before it uses them.
+        #[serde(default)]
+        packages: (String, String),
     },
     /// Which new shares of `proposal` the peer holds ([`Reply::NextKeys`]).
     NextKeys {
