@@ -135,7 +135,8 @@ contract NodeSet {
     error ProposalPending(uint64 epoch);
     /// @notice No next epoch is proposed.
     error NoProposal();
-    /// @notice Only `valid` signatures were given where `threshold` are needed.
+    /// @notice Only `valid` signatures were given where `threshold` are needed (for
+    ///         `confirmEpoch`: every proposed node).
     error NotEnoughSignatures(uint256 valid, uint32 threshold);
 
     modifier onlyAdmin() {
@@ -198,9 +199,12 @@ contract NodeSet {
     /// @notice Starts the proposed epoch once its nodes show they hold the network's root keys:
     ///         the same ECDSA key, BLS key and attester as the first record (`KeysChanged`
     ///         otherwise), with the BLS public shares of the new nodes, signed (as for
-    ///         `recordKeys`, each r ‖ s ‖ v) by at least the proposed threshold of distinct
-    ///         proposed nodes over `confirmationDigest(epoch + 1, proposalId, …)`. Anyone may
-    ///         call. The record is the new epoch's `recordKeys`.
+    ///         `recordKeys`, each r ‖ s ‖ v) by every proposed node over
+    ///         `confirmationDigest(epoch + 1, proposalId, …)`. Every one, not the threshold: a
+    ///         reshare can finish at some nodes and not others (a node may withhold its last
+    ///         message from some), and an epoch confirmed by fewer than all could leave fewer
+    ///         than its threshold of honest holders. A proposed node that cannot confirm is
+    ///         proposed out again. Anyone may call. The record is the new epoch's `recordKeys`.
     function confirmEpoch(
         bytes calldata ecdsaKey,
         bytes calldata blsKey,
@@ -215,7 +219,10 @@ contract NodeSet {
         uint256 valid = _countSigners(
             _proposedList, confirmationDigest(next, _proposedList, ecdsaKey, blsKey, blsShares, attester_), signatures
         );
-        if (valid < threshold_) revert NotEnoughSignatures(valid, threshold_);
+        // casting to 'uint32' is safe because a list holds at most MAX_NODES nodes
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint32 everyone = uint32(_proposed.length);
+        if (valid < everyone) revert NotEnoughSignatures(valid, everyone);
         _rootKeys[next] = RootKeys({ecdsaKey: ecdsaKey, blsKey: blsKey, blsShares: blsShares, attester: attester_});
         _advance(next, threshold_, attester_);
     }

@@ -817,9 +817,9 @@ contract NodeSetTest is Base {
         assertEq(nodeSet.threshold(), 2);
         assertEq(nodeSet.nodeCount(), 3);
 
-        // four of the five, the two joining nodes among them, with their new BLS shares
+        // all five, the two joining nodes among them, with their new BLS shares
         bytes32 shares = keccak256("epoch 2 shares");
-        bytes[] memory sigs = _signedBy(_range(2, 5), _nextDigest(shares));
+        bytes[] memory sigs = _signedBy(_range(1, 5), _nextDigest(shares));
         vm.expectEmit(address(nodeSet));
         emit NodeSet.NodesSet(2, 4, 5);
         vm.expectEmit(address(nodeSet));
@@ -853,7 +853,7 @@ contract NodeSetTest is Base {
         bytes32 shares3 = keccak256("epoch 3 shares");
         // a node that leaves cannot count towards the new set
         bytes[] memory withLeaver = _signedBy(_keys(NODE_KEY_BASE, NODE_KEY_BASE + 2), _nextDigest(shares3));
-        bytes[] memory stayers = _signedBy(_range(4, 5), _nextDigest(shares3));
+        bytes[] memory stayers = _signedBy(_range(3, 5), _nextDigest(shares3));
         vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
         _confirm(shares3, withLeaver);
         _confirm(shares3, stayers);
@@ -902,7 +902,7 @@ contract NodeSetTest is Base {
         vm.prank(admin);
         nodeSet.proposeEpoch(_slice(2, 4), 2);
         bytes32 shares = keccak256("without node 1");
-        bytes[] memory sigs = _signedBy(_range(2, 3), _nextDigest(shares));
+        bytes[] memory sigs = _signedBy(_range(2, 4), _nextDigest(shares));
         _confirm(shares, sigs);
         NodeSet.Node[] memory back = _slice(2, 5);
         back[3].id = 1;
@@ -940,9 +940,9 @@ contract NodeSetTest is Base {
 
         vm.prank(admin);
         nodeSet.proposeEpoch(nodes(5), 4);
-        // t_new − 1 = 3 of the new nodes
-        sigs = _signedBy(_range(3, 5), _nextDigest(shares));
-        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(3), uint32(4)));
+        // t_new = 4 of the 5 new nodes: every one must confirm
+        sigs = _signedBy(_range(2, 5), _nextDigest(shares));
+        vm.expectRevert(abi.encodeWithSelector(NodeSet.NotEnoughSignatures.selector, uint256(4), uint32(5)));
         _confirm(shares, sigs);
         // what the new nodes signed for something else is not a confirmation: the current epoch's
         // record (epoch 1), a root-key record of epoch 2 (another tag), or another proposal's id
@@ -957,13 +957,13 @@ contract NodeSetTest is Base {
             vm.expectRevert(abi.encodeWithSelector(NodeSet.BadKeySignature.selector, uint256(0)));
             _confirm(shares, elsewhere);
         }
-        // other keys or another attester, with t_new valid signatures over them: refused
+        // other keys or another attester, with every valid signature over them: refused
         bytes memory otherEcdsa = abi.encodePacked(bytes1(0x02), keccak256("another ecdsa key"));
-        sigs = _signedBy(_range(2, 5), nodeSet.confirmationDigest(2, id, otherEcdsa, BLS_KEY, shares, ATTESTER));
+        sigs = _signedBy(_range(1, 5), nodeSet.confirmationDigest(2, id, otherEcdsa, BLS_KEY, shares, ATTESTER));
         vm.expectRevert(NodeSet.KeysChanged.selector);
         nodeSet.confirmEpoch(otherEcdsa, BLS_KEY, shares, ATTESTER, sigs);
         address evil = address(0xE711);
-        sigs = _signedBy(_range(2, 5), nodeSet.confirmationDigest(2, id, ECDSA_KEY, BLS_KEY, shares, evil));
+        sigs = _signedBy(_range(1, 5), nodeSet.confirmationDigest(2, id, ECDSA_KEY, BLS_KEY, shares, evil));
         vm.expectRevert(NodeSet.KeysChanged.selector);
         nodeSet.confirmEpoch(ECDSA_KEY, BLS_KEY, shares, evil, sigs);
         assertEq(nodeSet.epoch(), 1);

@@ -34,13 +34,9 @@ pub enum EpochCommand {
     },
     /// Start the proposed epoch: collect the proposed nodes' confirmations that they hold the
     /// reshared root keys and send them to NodeSet (anyone may; the signatures authorise it).
-    Confirm {
-        /// Confirm with the threshold of confirmations even if some proposed nodes give none
-        /// (by default every proposed node must confirm the same shares, so that none of them
-        /// starts the epoch without its share).
-        #[arg(long)]
-        allow_missing: bool,
-    },
+    /// NodeSet needs every proposed node's confirmation of the same shares; a node that cannot
+    /// give one is proposed out again (`cancel`, then `propose --remove`).
+    Confirm,
     /// Withdraw the proposed epoch.
     Cancel,
     /// Show the current epoch and the proposed one, if any.
@@ -73,25 +69,23 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: EpochC
             println!("proposed in NodeSet {node_set}:");
             print_proposal(&proposed);
         }
-        EpochCommand::Confirm { allow_missing } => {
+        EpochCommand::Confirm => {
             let confirmations = epoch_confirmations(&network.network()?)
                 .await?
                 .context("no epoch is proposed in NodeSet")?;
             let proposal = &confirmations.proposal;
-            let need = proposal.threshold as usize;
             let have = confirmations.signatures.len();
             for failure in &confirmations.failures {
                 println!("  {failure}");
             }
-            if have < need || (!allow_missing && have < proposal.nodes.len()) {
+            if have < proposal.nodes.len() {
                 bail!(
-                    "{have} of the {} proposed nodes confirm the reshared keys of epoch {} (NodeSet needs {need}{}); the reshare may still be running: try again shortly",
+                    "{have} of the {} proposed nodes confirm the same reshared keys of epoch {} (NodeSet needs every one); the reshare may still be running: try again shortly",
                     proposal.nodes.len(),
                     proposal.epoch,
-                    if allow_missing { "" } else { ", and without --allow-missing every proposed node must" }
                 );
             }
-            let signatures: Vec<[u8; 65]> = confirmations.signatures.iter().take(need).map(|(_, s)| *s).collect();
+            let signatures: Vec<[u8; 65]> = confirmations.signatures.iter().map(|(_, s)| *s).collect();
             confirm_epoch(&provider, node_set, &confirmations.keys, &signatures)
                 .await
                 .context("NodeSet refused the confirmation")?;

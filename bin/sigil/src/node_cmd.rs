@@ -83,6 +83,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            if !listed.iter().any(|n| n.id == me) && view.keys_epoch == view.epoch {
+                // Left out of an epoch its nodes confirmed while this node was down.
+                let erased = sigil_node::retire(&settings, view.epoch, &view.keys)?;
+                anyhow::bail!(
+                    "node {me} is not among the nodes of NodeSet {node_set}'s epoch {} nor of a proposed one{}",
+                    view.epoch,
+                    if erased > 0 {
+                        "; its root key shares were erased"
+                    } else {
+                        ""
+                    }
+                );
+            }
             let peers: Vec<PeerConfig> = listed
                 .iter()
                 .map(|node| PeerConfig {

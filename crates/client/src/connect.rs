@@ -455,7 +455,7 @@ pub async fn epoch_confirmations(network: &Network) -> Result<Option<EpochConfir
                 if !status.is_success() {
                     return Err(format!("{}: {}", status.as_u16(), String::from_utf8_lossy(&bytes)));
                 }
-                serde_json::from_slice::<EpochConfirmation>(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+                serde_json::from_slice::<Vec<EpochConfirmation>>(&bytes).map_err(|e| format!("unexpected answer: {e}"))
             };
             answer.await
         }
@@ -464,8 +464,25 @@ pub async fn epoch_confirmations(network: &Network) -> Result<Option<EpochConfir
     let mut failures = Vec::new();
     let mut signed: Vec<(u32, RootKeys, [u8; 65])> = Vec::new();
     for (listed, answer) in proposal.nodes.iter().zip(answers) {
-        match answer.and_then(|c| check_confirmation(&c, listed, &proposal, chain_id, network.node_set)) {
-            Ok((keys, signature)) => signed.push((listed.id, keys, signature)),
+        // A node may hold several records (runs that finished at some nodes only); each valid one
+        // counts for its record.
+        let checked: Result<Vec<_>, String> = answer.and_then(|all| {
+            let mut good = Vec::new();
+            let mut last = "no confirmation".to_string();
+            for c in all.iter().take(8) {
+                match check_confirmation(c, listed, &proposal, chain_id, network.node_set) {
+                    Ok(confirmed) => good.push(confirmed),
+                    Err(reason) => last = reason,
+                }
+            }
+            if good.is_empty() {
+                Err(last)
+            } else {
+                Ok(good)
+            }
+        });
+        match checked {
+            Ok(good) => signed.extend(good.into_iter().map(|(keys, signature)| (listed.id, keys, signature))),
             Err(reason) => failures.push(NodeFailure {
                 node: Some(listed.id),
                 url: listed.url.clone(),
@@ -482,20 +499,18 @@ pub async fn epoch_confirmations(network: &Network) -> Result<Option<EpochConfir
             failures,
         }));
     };
-    let mut signatures = Vec::new();
-    for (id, theirs, signature) in signed {
-        if theirs == keys {
-            signatures.push((id, signature));
-        } else {
-            let url = proposal
-                .nodes
-                .iter()
-                .find(|n| n.id == id)
-                .map(|n| n.url.clone())
-                .unwrap_or_default();
+    let mut signatures: Vec<(u32, [u8; 65])> = Vec::new();
+    for (id, theirs, signature) in &signed {
+        if *theirs == keys {
+            signatures.push((*id, *signature));
+        }
+    }
+    for listed in &proposal.nodes {
+        let confirmed_any = signed.iter().any(|(id, _, _)| *id == listed.id);
+        if confirmed_any && !signatures.iter().any(|(id, _)| *id == listed.id) {
             failures.push(NodeFailure {
-                node: Some(id),
-                url,
+                node: Some(listed.id),
+                url: listed.url.clone(),
                 reason: "confirms other new shares than most proposed nodes".into(),
             });
         }

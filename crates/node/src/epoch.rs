@@ -22,7 +22,7 @@ use sigil_tss::k256::elliptic_curve::sec1::ToEncodedPoint;
 use sigil_tss::{Bls12381G1, KeyShare, PublicKeyPackage, Secp256k1};
 
 use crate::signing::stock::Pool;
-use crate::store::{Store, StoreError};
+use crate::store::{KeysWrite, Store, StoreError};
 
 /// This node's shares of the network's root keys.
 pub struct RootKeys {
@@ -253,9 +253,25 @@ pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(),
     )
 }
 
-/// The record naming the reshared epoch whose shares this node holds but NodeSet has not
-/// confirmed yet: epoch (8 bytes) ‖ proposal id (8 bytes), both big-endian.
+/// The index of the reshared shares this node holds for proposed epochs, oldest first: entries of
+/// epoch (8 bytes) ‖ proposal id (8) ‖ confirmation digest (32), integers big-endian.
 const NEXT_EPOCH: &str = "next-epoch";
+const NEXT_ENTRY: usize = 48;
+
+/// Most reshared records kept at once. A record a node signed is never overwritten by a later
+/// run (NodeSet may confirm either); beyond this many, the oldest goes.
+pub const MAX_NEXT: usize = 4;
+
+/// Which reshared record: its epoch, proposal and confirmation digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextRef {
+    /// The proposed epoch.
+    pub epoch: u64,
+    /// The proposal.
+    pub proposal: u64,
+    /// The confirmation digest.
+    pub digest: [u8; 32],
+}
 
 /// Root key shares a reshare gave this node for a proposed epoch, before NodeSet confirms it.
 pub struct NextRootKeys {
@@ -263,60 +279,159 @@ pub struct NextRootKeys {
     pub epoch: u64,
     /// The proposal they were made for.
     pub proposal: u64,
+    /// Their confirmation digest (`sigil_chain::vouch::confirmation_digest`): which record they are.
+    pub digest: [u8; 32],
     /// The shares.
     pub keys: RootKeys,
 }
 
-/// Stores the shares a reshare made for epoch `epoch` of proposal `proposal`, beside the
-/// current ones (which stay current until NodeSet confirms the new epoch), in one transaction.
-pub fn save_next_root_keys(store: &Store, epoch: u64, proposal: u64, keys: &RootKeys) -> Result<(), StoreError> {
-    let (ecdsa, bls) = Epoch::root_records(epoch);
-    let mut named = [0u8; 16];
-    named[..8].copy_from_slice(&epoch.to_be_bytes());
-    named[8..].copy_from_slice(&proposal.to_be_bytes());
-    store.put_secret_and_key_shares((NEXT_EPOCH, &named), (&ecdsa, &keys.ecdsa), (&bls, &keys.bls))
+/// The store record names of reshared shares for epoch `epoch` with confirmation `digest`: never
+/// the names of an epoch's current shares, so no late run can overwrite those.
+fn next_records(epoch: u64, digest: &[u8; 32]) -> (String, String) {
+    let id = hex::encode(&digest[..8]);
+    (
+        format!("ecdsa-root/next/{epoch}/{id}"),
+        format!("bls-root/next/{epoch}/{id}"),
+    )
 }
 
-/// The shares of a reshared epoch not confirmed yet, if this node holds any.
-pub fn load_next_root_keys(store: &Store) -> Result<Option<NextRootKeys>, StoreError> {
-    let Some(named) = store.secret(NEXT_EPOCH)? else {
-        return Ok(None);
+fn read_index(store: &Store) -> Result<Vec<(u64, u64, [u8; 32])>, StoreError> {
+    let Some(bytes) = store.secret(NEXT_EPOCH)? else {
+        return Ok(Vec::new());
     };
-    let named = <[u8; 16]>::try_from(named.as_slice())
-        .map_err(|_| StoreError::Database("the stored next-epoch record is not 16 bytes".into()))?;
-    let epoch = u64::from_be_bytes(named[..8].try_into().unwrap_or_default());
-    let proposal = u64::from_be_bytes(named[8..].try_into().unwrap_or_default());
-    let (ecdsa, bls) = Epoch::root_records(epoch);
-    Ok(
-        match (
+    if bytes.len() % NEXT_ENTRY != 0 {
+        return Err(StoreError::Database("the stored next-epoch index is damaged".into()));
+    }
+    Ok(bytes
+        .chunks_exact(NEXT_ENTRY)
+        .map(|entry| {
+            let number = |range: std::ops::Range<usize>| {
+                u64::from_be_bytes(<[u8; 8]>::try_from(&entry[range]).unwrap_or_default())
+            };
+            let digest = <[u8; 32]>::try_from(&entry[16..]).unwrap_or_default();
+            (number(0..8), number(8..16), digest)
+        })
+        .collect())
+}
+
+fn encode_index(entries: &[(u64, u64, [u8; 32])]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * NEXT_ENTRY);
+    for (epoch, proposal, digest) in entries {
+        out.extend_from_slice(&epoch.to_be_bytes());
+        out.extend_from_slice(&proposal.to_be_bytes());
+        out.extend_from_slice(digest);
+    }
+    out
+}
+
+/// Stores reshared shares beside the current ones (which stay current until NodeSet confirms the
+/// new epoch) and beside other runs' (at most [`MAX_NEXT`]; the oldest goes), in one
+/// transaction. Storing the same record again changes nothing.
+pub fn save_next_root_keys(store: &Store, next: NextRef, keys: &RootKeys) -> Result<(), StoreError> {
+    let mut index = read_index(store)?;
+    if index.iter().any(|(e, _, d)| *e == next.epoch && *d == next.digest) {
+        return Ok(());
+    }
+    index.push((next.epoch, next.proposal, next.digest));
+    let mut evicted = Vec::new();
+    while index.len() > MAX_NEXT {
+        let (epoch, _, digest) = index.remove(0);
+        let (ecdsa, bls) = next_records(epoch, &digest);
+        evicted.extend([ecdsa, bls]);
+    }
+    let evicted: Vec<&str> = evicted.iter().map(String::as_str).collect();
+    let encoded = encode_index(&index);
+    let (ecdsa, bls) = next_records(next.epoch, &next.digest);
+    store
+        .rewrite_keys(KeysWrite {
+            put_secrets: &[(NEXT_EPOCH, &encoded)],
+            forget_secrets: &[],
+            shares: Some(((&ecdsa, &keys.ecdsa), (&bls, &keys.bls))),
+            keep: None,
+            remove: &evicted,
+            purge_one_time: false,
+        })
+        .map(drop)
+}
+
+/// Every reshared record this node holds for a proposed epoch, oldest first.
+pub fn load_next_root_keys(store: &Store) -> Result<Vec<NextRootKeys>, StoreError> {
+    let mut out = Vec::new();
+    for (epoch, proposal, digest) in read_index(store)? {
+        let (ecdsa, bls) = next_records(epoch, &digest);
+        if let (Some(ecdsa), Some(bls)) = (
             store.key_share::<Secp256k1>(&ecdsa)?,
             store.key_share::<Bls12381G1>(&bls)?,
         ) {
-            (Some(ecdsa), Some(bls)) => Some(NextRootKeys {
+            out.push(NextRootKeys {
                 epoch,
                 proposal,
+                digest,
                 keys: RootKeys { ecdsa, bls },
-            }),
-            _ => None,
-        },
-    )
+            });
+        }
+    }
+    Ok(out)
 }
 
-/// Makes the shares of epoch `epoch` the current ones and erases every other root key share
-/// (the previous epoch's included), in one transaction. Returns the shares erased.
-pub fn switch_root_keys(store: &Store, epoch: u64) -> Result<usize, StoreError> {
+/// Drops the reshared records `keep` refuses (given epoch and proposal): those of an epoch
+/// already settled, or of a withdrawn proposal. One transaction; returns the shares dropped.
+pub fn prune_next_root_keys(store: &Store, keep: impl Fn(u64, u64) -> bool) -> Result<usize, StoreError> {
+    let index = read_index(store)?;
+    let (kept, stale): (Vec<_>, Vec<_>) = index.into_iter().partition(|(e, p, _)| keep(*e, *p));
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let names: Vec<String> = stale
+        .iter()
+        .flat_map(|(e, _, d)| {
+            let (ecdsa, bls) = next_records(*e, d);
+            [ecdsa, bls]
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let encoded = encode_index(&kept);
+    store
+        .rewrite_keys(KeysWrite::<Secp256k1, Bls12381G1> {
+            put_secrets: &[(NEXT_EPOCH, &encoded)],
+            forget_secrets: &[],
+            shares: None,
+            keep: None,
+            remove: &names,
+            purge_one_time: false,
+        })
+        .map(|(removed, _)| removed)
+}
+
+/// Makes `keys` (reshared for epoch `epoch`, the record NodeSet confirmed) the current shares and,
+/// in the same transaction, erases every other root key share (the previous epoch's, other runs')
+/// and every presignature and triple (they belong to the previous epoch's shares). Returns the
+/// shares erased and the presignatures discarded.
+pub fn switch_root_keys(store: &Store, epoch: u64, keys: &RootKeys) -> Result<(usize, usize), StoreError> {
     let (ecdsa, bls) = Epoch::root_records(epoch);
-    store.settle_key_shares(
-        Some((ROOT_EPOCH, &epoch.to_be_bytes())),
-        &[NEXT_EPOCH],
-        &[ecdsa.as_str(), bls.as_str()],
-    )
+    store.rewrite_keys(KeysWrite {
+        put_secrets: &[(ROOT_EPOCH, &epoch.to_be_bytes())],
+        forget_secrets: &[NEXT_EPOCH],
+        shares: Some(((&ecdsa, &keys.ecdsa), (&bls, &keys.bls))),
+        keep: Some(&[]),
+        remove: &[],
+        purge_one_time: true,
+    })
 }
 
-/// Erases every root key share this node holds, of every epoch: what a node does once NodeSet
-/// moved to an epoch without it. Returns the shares erased.
-pub fn erase_root_keys(store: &Store, epoch: u64) -> Result<usize, StoreError> {
-    store.settle_key_shares(Some((ERASED, &epoch.to_be_bytes())), &[ROOT_EPOCH, NEXT_EPOCH], &[])
+/// Erases every root key share this node holds, of every epoch, and every presignature and
+/// triple, in one transaction, and records that it did (in epoch `epoch`): what a node does once
+/// NodeSet moved to an epoch without it. Returns the shares erased and the presignatures
+/// discarded.
+pub fn erase_root_keys(store: &Store, epoch: u64) -> Result<(usize, usize), StoreError> {
+    store.rewrite_keys(KeysWrite::<Secp256k1, Bls12381G1> {
+        put_secrets: &[(ERASED, &epoch.to_be_bytes())],
+        forget_secrets: &[ROOT_EPOCH, NEXT_EPOCH],
+        shares: None,
+        keep: Some(&[]),
+        remove: &[],
+        purge_one_time: true,
+    })
 }
 
 /// The record of the epoch in which this node erased its root key shares (8 bytes).

@@ -114,10 +114,10 @@ fn report(node: &Node, before: Option<&ChainView>, now: &ChainView) {
     let running = node.epoch().number;
     if now.epoch > running && before.is_none_or(|b| b.epoch != now.epoch) {
         if now.member {
-            tracing::warn!(
+            tracing::info!(
                 chain_epoch = now.epoch,
                 epoch = running,
-                "NodeSet is at a later epoch than this node runs; restart it to follow"
+                "NodeSet started a later epoch; this node switches to it"
             );
         } else {
             tracing::error!(

@@ -39,4 +39,4 @@ pub mod vouch;
 
 pub use config::{NodeConfig, PeerConfig, Settings};
 pub use node::{Fault, Node, NodeError, RunOptions};
-pub use start::{init_data_dir, run, PublicIdentity};
+pub use start::{init_data_dir, retire, run, PublicIdentity};

@@ -19,17 +19,22 @@ pub async fn heartbeat(node: Arc<Node>, peer: u32) {
     loop {
         let reply = node.net.call(peer, &ping, Duration::from_secs(1)).await;
         let (up, ready) = match reply.as_deref().map(serde_json::from_slice::<Reply>) {
-            Ok(Ok(Reply::Pong { ready, takes, proof })) => {
+            Ok(Ok(Reply::Pong {
+                ready,
+                epoch,
+                takes,
+                proof,
+            })) => {
                 if let (Some(signed), Ok(mut seen)) = (SignedTakes::from_hex(takes, &proof), node.peer_takes.lock()) {
                     // An equal count replaces a kept one too, so a stale signature does not stay.
                     if seen.get(&peer).is_none_or(|s| s.takes <= takes) {
                         seen.insert(peer, signed);
                     }
                 }
-                (true, ready)
+                (true, (ready, epoch))
             }
-            Ok(_) => (true, false),
-            Err(_) => (false, false),
+            Ok(_) => (true, (false, 0)),
+            Err(_) => (false, (false, 0)),
         };
         node.net.mark(peer, up);
         if let Ok(mut map) = node.peers_ready.lock() {

@@ -181,7 +181,9 @@ pub struct Node {
     pub(crate) signer: PrivateKeySigner,
     /// The current epoch: keys, peers, threshold, pool.
     pub(crate) epoch: EpochHandle,
-    pub(crate) peers_ready: Mutex<HashMap<u32, bool>>,
+    /// Each peer's last answer to a ping: whether it holds root key shares, and the epoch it
+    /// runs (0: too old to say).
+    pub(crate) peers_ready: Mutex<HashMap<u32, (bool, u64)>>,
     /// The highest take counter each peer reported, as it signed it (see [`Store::takes`]).
     pub(crate) peer_takes: Mutex<HashMap<u32, SignedTakes>>,
     /// This node's last signed take counter (see [`Node::sign_takes`]).
@@ -216,7 +218,11 @@ pub struct Node {
     /// without a chain.
     pub(crate) chain_view: Mutex<Option<Arc<ChainView>>>,
     /// The new shares a reshare gave this node for the proposed epoch, until NodeSet confirms it.
-    pub(crate) next: Mutex<Option<Arc<crate::epoch::NextEpoch>>>,
+    pub(crate) next: Mutex<Vec<Arc<crate::epoch::NextEpoch>>>,
+    /// Saving reshared shares and switching epochs, one at a time.
+    pub(crate) key_writes: tokio::sync::Mutex<()>,
+    /// Participants the last failed run this node led names (silent, or caught cheating).
+    pub(crate) reshare_suspects: Mutex<Vec<u32>>,
     /// The reshare run this node takes part in now: its id and its task.
     pub(crate) resharing: Mutex<Option<([u8; 32], tokio::task::JoinHandle<()>)>>,
     /// The latest NodeSet epoch this node settled into (switched to, or left out of).
@@ -252,17 +258,22 @@ impl Node {
         self.epoch().ids().filter(|id| self.net.is_up(*id)).collect()
     }
 
-    /// Node ids reachable and holding root key shares, this one included (if it has them), sorted.
+    /// Node ids reachable and holding root key shares of this node's epoch, this one included
+    /// (if it has them), sorted: a peer still in the previous epoch (or already in the next)
+    /// refuses this epoch's presignature orders.
     pub fn ready(&self) -> Vec<u32> {
         let ready = self.peers_ready.lock().map(|m| m.clone()).unwrap_or_default();
-        let me_ready = self.keys().is_some();
+        let epoch = self.epoch();
+        let me_ready = epoch.keys().is_some();
         self.live()
             .into_iter()
             .filter(|id| {
                 if *id == self.me {
                     me_ready
                 } else {
-                    ready.get(id).copied().unwrap_or(false)
+                    ready
+                        .get(id)
+                        .is_some_and(|(ready, theirs)| *ready && (*theirs == 0 || *theirs == epoch.number))
                 }
             })
             .collect()
@@ -371,9 +382,10 @@ impl Node {
         ))
     }
 
-    /// The new shares a reshare gave this node for the proposed epoch, until NodeSet confirms it.
-    pub fn next_epoch(&self) -> Option<Arc<crate::epoch::NextEpoch>> {
-        self.next.lock().ok().and_then(|next| next.clone())
+    /// The reshared records this node holds for the proposed epoch, oldest first, until NodeSet
+    /// confirms one.
+    pub fn next_epochs(&self) -> Vec<Arc<crate::epoch::NextEpoch>> {
+        self.next.lock().map(|next| next.clone()).unwrap_or_default()
     }
 
     /// The chain registry; `NO_CHAIN` without one (such a node signs nothing).
@@ -460,7 +472,7 @@ impl Node {
     pub fn peers_ready(&self) -> usize {
         self.peers_ready
             .lock()
-            .map(|m| m.values().filter(|r| **r).count())
+            .map(|m| m.values().filter(|(ready, _)| *ready).count())
             .unwrap_or(0)
     }
 }

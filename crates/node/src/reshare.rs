@@ -11,14 +11,22 @@
 //! 3. A proposed node stores its new shares beside the current ones ([`save_next_root_keys`]) and
 //!    signs the confirmation `NodeSet.confirmEpoch` checks; `GET /web/epoch/confirmation` serves
 //!    it ([`NextEpoch`]).
-//! 4. The leader asks every proposed node which record it holds ([`Call::NextKeys`]); while they
-//!    differ (a run that finished at some nodes only) it starts another run.
-//! 5. Anyone sends `confirmEpoch` with the new threshold of confirmations
-//!    (`sigil admin epoch confirm`).
-//! 6. When `follow` sees NodeSet at the new epoch, a member checks its new shares against the
-//!    confirmed record and switches ([`switch_root_keys`] erases the old shares in the same
-//!    transaction; every presignature and triple of the old epoch is discarded); a node the epoch
-//!    leaves out erases every root key share it holds ([`erase_root_keys`]).
+//! 4. The leader asks every proposed node which records it holds ([`Call::NextKeys`]); while no
+//!    record is held by all (a run that finished at some nodes only) it starts another run. A
+//!    record a node signed is never replaced (at most `epoch::MAX_NEXT` are kept), so NodeSet
+//!    may confirm any of them; once one is held everywhere, the leader starts no more runs.
+//!    Only the lowest live node of the current epoch leads: a participant refuses runs from any
+//!    other, and the leader leaves out of later runs the dealers that refused, sent nothing or
+//!    were caught cheating (as long as the current threshold of dealers remains).
+//! 5. Anyone sends `confirmEpoch` with every proposed node's confirmation of one record
+//!    (`sigil admin epoch confirm`): all of them, so that no confirmed epoch has fewer honest
+//!    holders than its threshold.
+//! 6. When `follow` sees NodeSet at the new epoch, a member takes the stored record NodeSet
+//!    confirmed and switches: [`switch_root_keys`] makes it current and, in the same
+//!    transaction, erases every other root key share and every presignature and triple. A node
+//!    the epoch leaves out, or that holds no share of the confirmed record, erases every root key
+//!    share it holds ([`erase_root_keys`]). Saving a run's shares and switching never interleave
+//!    (`Node::key_writes`), and a run that ends after its proposal was settled stores nothing.
 //!
 //! A proposal whose nodes are not all nodes of the current epoch (a node joining) is not reshared
 //! yet: the leader says so, and the proposal waits until the admin withdraws it.
@@ -35,8 +43,8 @@ use sigil_mesh::NodeKey;
 use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, Secp256k1, SessionId, Vss};
 
 use crate::epoch::{
-    erase_root_keys, load_next_root_keys, save_next_root_keys, switch_root_keys, Epoch, NextEpoch, NextRootKeys,
-    PublicKeys, RootKeys,
+    erase_root_keys, load_next_root_keys, prune_next_root_keys, save_next_root_keys, switch_root_keys, Epoch,
+    NextEpoch, NextRef, PublicKeys, RootKeys, MAX_NEXT,
 };
 use crate::mesh::wire::{Call, Reply};
 use crate::node::Node;
@@ -47,19 +55,17 @@ const RESHARE_DEADLINE: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often [`watch`] looks at the chain view.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
-/// How often the leader checks again that every proposed node holds the same new shares.
-const RECHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// The new shares with their public parts and this node's confirmation over them.
-fn next_epoch(node: &Node, next: NextRootKeys) -> NextEpoch {
-    let public = PublicKeys::of(&next.keys);
+fn next_epoch(node: &Node, epoch: u64, proposal: u64, keys: Arc<RootKeys>) -> NextEpoch {
+    let public = PublicKeys::of(&keys);
     let (digest, signature) = match node.options.registry.as_ref() {
         Some(registry) => {
             let digest = confirmation_digest(
                 registry.chain_id(),
                 registry.contracts().node_set,
-                next.epoch,
-                next.proposal,
+                epoch,
+                proposal,
                 &public.record(),
             );
             (digest.0, Some(sign_digest(&node.signer, &digest)))
@@ -67,12 +73,24 @@ fn next_epoch(node: &Node, next: NextRootKeys) -> NextEpoch {
         None => ([0u8; 32], None),
     };
     NextEpoch {
-        epoch: next.epoch,
-        proposal: next.proposal,
-        keys: Arc::new(next.keys),
+        epoch,
+        proposal,
+        keys,
         public,
         digest,
         signature,
+    }
+}
+
+/// Keeps `next` among the reshared records held in memory (at most [`MAX_NEXT`], oldest out).
+fn remember(node: &Node, next: Arc<NextEpoch>) {
+    if let Ok(mut held) = node.next.lock() {
+        if !held.iter().any(|n| n.digest == next.digest) {
+            held.push(next);
+        }
+        while held.len() > MAX_NEXT {
+            held.remove(0);
+        }
     }
 }
 
@@ -220,6 +238,18 @@ pub async fn accept(node: &Arc<Node>, asked: Asked<'_>) -> Result<(), (&'static 
             format!("node {} has not read proposal {} from NodeSet", node.me, asked.proposal),
         ));
     };
+    // One leader at a time: the lowest live node of the current epoch, as this node sees it. A
+    // node that is not cannot start runs here (nor stop the leader's).
+    if node.live().first() != Some(&asked.from) {
+        return Err((
+            "NOT_LEADER",
+            format!(
+                "node {} does not lead the reshare: node {:?} is the lowest live node here",
+                asked.from,
+                node.live().first()
+            ),
+        ));
+    }
     let plan = plan(&current, &read, asked.from, asked.run, asked.dealers).map_err(|e| ("BAD_REQUEST", e))?;
     if !plan.participants().contains(&node.me) {
         return Err(("BAD_REQUEST", format!("node {} is not part of this reshare", node.me)));
@@ -247,6 +277,7 @@ fn start_run(node: &Arc<Node>, current: Arc<Epoch>, plan: Plan, old: Old) -> Res
         if *running_id == id.0 && !task.is_finished() {
             return Ok(());
         }
+        // The leader gave up on its previous run and starts another.
         task.abort();
     }
     let task = tokio::spawn(run_part(Arc::clone(node), current, plan, old));
@@ -306,30 +337,47 @@ fn ensure_peers(node: &Arc<Node>, proposal: &Proposal) -> Result<(), String> {
     Ok(())
 }
 
-/// This node's part of one run; a proposed node stores its new shares and signs them.
+/// This node's part of one run; a proposed node stores its new shares beside any it holds for the
+/// proposal already (a record it signed is never replaced) and signs them.
 async fn run_part(node: Arc<Node>, current: Arc<Epoch>, plan: Plan, old: Old) {
     let started = Instant::now();
     match reshare(&node, &current, &plan, &old).await {
         Ok(Some(keys)) => {
+            let next = Arc::new(next_epoch(&node, plan.epoch, plan.proposal, Arc::new(keys)));
+            // Saving and switching never interleave: a run that finishes once its proposal was
+            // confirmed or withdrawn, or the epoch switched, stores nothing.
+            let _writing = node.key_writes.lock().await;
+            let proposal_now = node.chain_view().and_then(|v| v.proposal.as_ref().map(|p| p.id));
+            if !Arc::ptr_eq(&node.epoch(), &current) || proposal_now != Some(plan.proposal) {
+                tracing::info!(
+                    epoch = plan.epoch,
+                    proposal = plan.proposal,
+                    "a reshare run finished after its proposal was settled or withdrawn; its shares are dropped"
+                );
+                return;
+            }
             let store = Arc::clone(&node.store);
-            let (epoch, proposal) = (plan.epoch, plan.proposal);
-            let saved =
-                tokio::task::spawn_blocking(move || save_next_root_keys(&store, epoch, proposal, &keys).map(|()| keys))
-                    .await;
+            let saving = Arc::clone(&next);
+            let saved = tokio::task::spawn_blocking(move || {
+                let at = NextRef {
+                    epoch: saving.epoch,
+                    proposal: saving.proposal,
+                    digest: saving.digest,
+                };
+                save_next_root_keys(&store, at, &saving.keys)
+            })
+            .await;
             match saved {
-                Ok(Ok(keys)) => {
-                    let next = next_epoch(&node, NextRootKeys { epoch, proposal, keys });
+                Ok(Ok(())) => {
                     tracing::info!(
-                        epoch,
-                        proposal,
+                        epoch = plan.epoch,
+                        proposal = plan.proposal,
                         ms = started.elapsed().as_millis() as u64,
                         threshold = plan.threshold,
                         dealers = ?plan.dealers,
                         "root keys reshared into the proposed epoch and stored; the current epoch serves until NodeSet confirms it"
                     );
-                    if let Ok(mut held) = node.next.lock() {
-                        *held = Some(Arc::new(next));
-                    }
+                    remember(&node, next);
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot store the reshared root key shares"),
                 Err(e) => tracing::error!(error = %e, "cannot store the reshared root key shares"),
@@ -340,13 +388,47 @@ async fn run_part(node: Arc<Node>, current: Arc<Epoch>, plan: Plan, old: Old) {
             ms = started.elapsed().as_millis() as u64,
             "dealt this node's root key shares to the proposed epoch, which leaves it out"
         ),
-        Err(e) => {
-            tracing::warn!(epoch = plan.epoch, run = plan.run, leader = plan.leader, error = %e, "reshare run failed")
+        Err(failure) => {
+            tracing::warn!(epoch = plan.epoch, run = plan.run, leader = plan.leader, error = %failure.text, suspects = ?failure.suspects, "reshare run failed");
+            if plan.leader == node.me {
+                if let Ok(mut suspects) = node.reshare_suspects.lock() {
+                    suspects.extend(failure.suspects);
+                }
+            }
         }
     }
 }
 
-async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> Result<Option<RootKeys>, String> {
+/// Why a run failed, and the participants that sent nothing or were proven to cheat.
+struct Failure {
+    text: String,
+    suspects: Vec<u32>,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Self {
+            text,
+            suspects: Vec::new(),
+        }
+    }
+}
+
+impl From<crate::mesh::session::SessionError> for Failure {
+    fn from(e: crate::mesh::session::SessionError) -> Self {
+        let suspects = match &e {
+            crate::mesh::session::SessionError::Timeout { silent, .. } => silent.clone(),
+            crate::mesh::session::SessionError::Protocol(tss) => tss.culprit().map(|p| p.0).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            text: e.to_string(),
+            suspects,
+        }
+    }
+}
+
+async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> Result<Option<RootKeys>, Failure> {
     let me = PartyId(node.me);
     let dealers: Vec<PartyId> = plan.dealers.iter().copied().map(PartyId).collect();
     let receivers: Vec<PartyId> = plan.receivers.iter().copied().map(PartyId).collect();
@@ -360,7 +442,7 @@ async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> R
         &receivers,
         plan.threshold,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failure::from(e.to_string()))?;
     let bls = Vss::<Bls12381G1>::reshare(
         plan.session(current, "bls12-381"),
         me,
@@ -370,26 +452,62 @@ async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> R
         &receivers,
         plan.threshold,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failure::from(e.to_string()))?;
     let participants: Vec<PartyId> = plan.participants().into_iter().map(PartyId).collect();
     let (ecdsa, bls) = tokio::join!(
         node.sessions
             .run(&node.net, ecdsa, participants.clone(), RESHARE_DEADLINE),
         node.sessions.run(&node.net, bls, participants, RESHARE_DEADLINE),
     );
-    match (ecdsa.map_err(|e| e.to_string())?, bls.map_err(|e| e.to_string())?) {
+    match (ecdsa?, bls?) {
         (Some(ecdsa), Some(bls)) => Ok(Some(RootKeys { ecdsa, bls })),
         (None, None) => Ok(None),
-        _ => Err("the reshare gave this node one new share without the other".into()),
+        _ => Err(Failure::from(
+            "the reshare gave this node one new share without the other".to_string(),
+        )),
     }
 }
 
-/// The confirmation digest of the new shares this node holds for `proposal`, if any.
-pub fn held(node: &Node, proposal: u64) -> Option<[u8; 32]> {
+/// The confirmation digests of the reshared records this node holds for `proposal`.
+pub fn held(node: &Node, proposal: u64) -> Vec<[u8; 32]> {
     node.next
         .lock()
-        .ok()
-        .and_then(|next| next.as_ref().filter(|n| n.proposal == proposal).map(|n| n.digest))
+        .map(|next| {
+            next.iter()
+                .filter(|n| n.proposal == proposal)
+                .map(|n| n.digest)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Drops the reshared records (in memory and stored) that are not for `proposal` of the next
+/// epoch: a withdrawn proposal's, or a settled epoch's.
+async fn forget_others(node: &Arc<Node>, current: &Epoch, proposal: Option<u64>) {
+    let stale = node
+        .next
+        .lock()
+        .map(|next| {
+            next.iter()
+                .any(|n| Some(n.proposal) != proposal || n.epoch != current.number + 1)
+        })
+        .unwrap_or(false);
+    if !stale {
+        return;
+    }
+    let _writing = node.key_writes.lock().await;
+    let store = Arc::clone(&node.store);
+    let next_epoch = current.number + 1;
+    let pruned = tokio::task::spawn_blocking(move || {
+        prune_next_root_keys(&store, |epoch, p| epoch == next_epoch && Some(p) == proposal)
+    })
+    .await;
+    if let Ok(Ok(dropped)) = pruned {
+        if let Ok(mut next) = node.next.lock() {
+            next.retain(|n| Some(n.proposal) == proposal && n.epoch == next_epoch);
+        }
+        tracing::info!(dropped, "reshared shares of a withdrawn proposal dropped");
+    }
 }
 
 /// Reshares into proposed epochs and switches to them once NodeSet confirms them, until the node
@@ -398,14 +516,20 @@ pub async fn watch(node: Arc<Node>) {
     if node.options.registry.is_none() {
         return;
     }
-    // A reshare stored before a restart is served again.
+    // Reshared records stored before a restart are served again; those of settled epochs go.
     let store = Arc::clone(&node.store);
-    if let Ok(Ok(Some(next))) = tokio::task::spawn_blocking(move || load_next_root_keys(&store)).await {
-        if next.epoch > node.epoch().number {
-            let next = next_epoch(&node, next);
-            if let Ok(mut held) = node.next.lock() {
-                *held = Some(Arc::new(next));
-            }
+    let number = node.epoch().number;
+    let loaded = tokio::task::spawn_blocking(move || {
+        prune_next_root_keys(&store, |epoch, _| epoch > number)?;
+        load_next_root_keys(&store)
+    })
+    .await;
+    if let Ok(Ok(records)) = loaded {
+        for next in records {
+            remember(
+                &node,
+                Arc::new(next_epoch(&node, next.epoch, next.proposal, Arc::new(next.keys))),
+            );
         }
     }
     let mut leading = Leading::default();
@@ -417,9 +541,9 @@ pub async fn watch(node: Arc<Node>) {
             settle(&node, &current, view.epoch).await;
             continue;
         }
-        let Some(proposal) = view.proposal.clone().filter(|p| p.epoch == current.number + 1) else {
-            continue;
-        };
+        let proposal = view.proposal.clone().filter(|p| p.epoch == current.number + 1);
+        forget_others(&node, &current, proposal.as_ref().map(|p| p.id)).await;
+        let Some(proposal) = proposal else { continue };
         if let Err(e) = ensure_peers(&node, &proposal) {
             leading.note(format!("cannot meet the proposed nodes: {e}"));
             continue;
@@ -433,10 +557,23 @@ pub async fn watch(node: Arc<Node>) {
 /// The leader's memory of the proposal it leads.
 #[derive(Default)]
 struct Leading {
-    /// The proposal, and when its nodes were last seen holding the same new shares.
-    settled: Option<(u64, Instant)>,
+    /// The proposal whose nodes all hold one same record: nothing more to run for it.
+    settled: Option<u64>,
+    /// Dealers left out of the next runs of the proposal (they refused, sent nothing, or were
+    /// caught cheating), with the proposal.
+    suspects: (u64, std::collections::BTreeSet<u32>),
     /// The last complaint logged, and when (each is logged once a minute at most).
     said: Option<(String, Instant)>,
+}
+
+/// What the proposed nodes say they hold.
+enum Held {
+    /// One record, at every proposed node.
+    Everywhere,
+    /// Some node holds no record that all others hold.
+    Missing,
+    /// Some node did not answer: ask again.
+    Unknown(String),
 }
 
 impl Leading {
@@ -452,10 +589,8 @@ impl Leading {
     }
 
     async fn step(&mut self, node: &Arc<Node>, current: &Arc<Epoch>, proposal: &Proposal) {
-        if let Some((id, at)) = self.settled {
-            if id == proposal.id && at.elapsed() < RECHECK_EVERY {
-                return;
-            }
+        if self.settled == Some(proposal.id) {
+            return;
         }
         if node
             .resharing
@@ -466,26 +601,46 @@ impl Leading {
         {
             return;
         }
+        if self.suspects.0 != proposal.id {
+            self.suspects = (proposal.id, Default::default());
+        }
+        if let Ok(mut found) = node.reshare_suspects.lock() {
+            self.suspects.1.extend(found.drain(..));
+        }
+        let Some(keys) = current.keys() else { return };
+        // Every live node of the current epoch deals, but those suspected in an earlier run of
+        // this proposal, as long as the threshold of dealers remains.
         let live = node.live();
-        let plan = match plan(current, proposal, node.me, OsRng.next_u64(), &live) {
+        let trusted: Vec<u32> = live
+            .iter()
+            .copied()
+            .filter(|id| !self.suspects.1.contains(id))
+            .collect();
+        let dealers = if trusted.len() >= current.threshold && trusted.contains(&node.me) {
+            trusted
+        } else {
+            live
+        };
+        let plan = match plan(current, proposal, node.me, OsRng.next_u64(), &dealers) {
             Ok(plan) => plan,
             Err(e) => return self.note(e),
         };
         if let Some(down) = plan.receivers.iter().find(|id| !node.net.is_up(**id)) {
             return self.note(format!("proposed node {down} is not reachable"));
         }
-        if self.all_hold_the_same(node, &plan).await {
-            if self.settled.is_none_or(|(id, _)| id != proposal.id) {
+        match self.held(node, &plan).await {
+            Held::Everywhere => {
                 tracing::info!(
                     epoch = proposal.epoch,
                     proposal = proposal.id,
                     "every proposed node holds the same new root key shares; NodeSet can confirm the epoch (sigil admin epoch confirm)"
                 );
+                self.settled = Some(proposal.id);
+                return;
             }
-            self.settled = Some((proposal.id, Instant::now()));
-            return;
+            Held::Unknown(why) => return self.note(why),
+            Held::Missing => {}
         }
-        self.settled = None;
         tracing::info!(
             epoch = plan.epoch,
             proposal = plan.proposal,
@@ -494,7 +649,6 @@ impl Leading {
             threshold = plan.threshold,
             "starting a reshare run"
         );
-        let Some(keys) = current.keys() else { return };
         let call = serde_json::to_vec(&Call::Reshare {
             proposal: plan.proposal,
             run: plan.run,
@@ -513,12 +667,16 @@ impl Leading {
         let mut refused = Vec::new();
         while let Some(answer) = asks.join_next().await {
             let Ok((peer, answer)) = answer else { continue };
-            match answer.as_deref().map(serde_json::from_slice::<Reply>) {
-                Ok(Ok(Reply::Resharing)) => {}
-                Ok(Ok(Reply::Error { code, message })) => refused.push(format!("node {peer}: {code} {message}")),
-                Ok(_) => refused.push(format!("node {peer}: an answer that is not one")),
-                Err(e) => refused.push(format!("node {peer}: {e}")),
+            let why = match answer.as_deref().map(serde_json::from_slice::<Reply>) {
+                Ok(Ok(Reply::Resharing)) => continue,
+                Ok(Ok(Reply::Error { code, message })) => format!("{code} {message}"),
+                Ok(_) => "an answer that is not one".to_string(),
+                Err(e) => e.to_string(),
+            };
+            if !plan.receivers.contains(&peer) {
+                self.suspects.1.insert(peer);
             }
+            refused.push(format!("node {peer}: {why}"));
         }
         if !refused.is_empty() {
             // The participants that accepted give up on the run at its deadline.
@@ -534,8 +692,9 @@ impl Leading {
         }
     }
 
-    /// Whether every proposed node holds new shares of the proposal, and the same ones.
-    async fn all_hold_the_same(&self, node: &Arc<Node>, plan: &Plan) -> bool {
+    /// Whether one record is held by every proposed node. A record once held is never replaced,
+    /// so a node that did not answer is asked again rather than given a new run.
+    async fn held(&self, node: &Arc<Node>, plan: &Plan) -> Held {
         let call = serde_json::to_vec(&Call::NextKeys {
             proposal: plan.proposal,
         })
@@ -543,32 +702,33 @@ impl Leading {
         let mut asks = tokio::task::JoinSet::new();
         for peer in plan.receivers.iter().copied().filter(|p| *p != node.me) {
             let (node, call) = (Arc::clone(node), call.clone());
-            asks.spawn(async move { node.net.call(peer, &call, CALL_TIMEOUT).await });
+            asks.spawn(async move { (peer, node.net.call(peer, &call, CALL_TIMEOUT).await) });
         }
-        let mut digests = Vec::new();
+        let mut lists: Vec<Vec<String>> = Vec::new();
         if plan.receivers.contains(&node.me) {
-            digests.push(held(node, plan.proposal).map(hex::encode));
+            lists.push(held(node, plan.proposal).iter().map(hex::encode).collect());
         }
         while let Some(answer) = asks.join_next().await {
-            let digest = match answer
-                .ok()
-                .and_then(|a| a.ok())
-                .map(|b| serde_json::from_slice::<Reply>(&b))
-            {
-                Some(Ok(Reply::NextKeys { digest })) => digest,
-                _ => None,
-            };
-            digests.push(digest);
+            let Ok((peer, answer)) = answer else { continue };
+            match answer.map(|b| serde_json::from_slice::<Reply>(&b)) {
+                Ok(Ok(Reply::NextKeys { digests })) => lists.push(digests),
+                _ => return Held::Unknown(format!("proposed node {peer} did not say which shares it holds")),
+            }
         }
-        digests
+        let everywhere = lists
             .first()
-            .is_some_and(|first| first.is_some() && digests.iter().all(|d| d == first))
+            .is_some_and(|first| first.iter().any(|d| lists.iter().all(|list| list.contains(d))));
+        if everywhere {
+            Held::Everywhere
+        } else {
+            Held::Missing
+        }
     }
 }
 
-/// NodeSet is at a later epoch than this node runs: a member switches to it with the new shares
-/// it holds, if they are the confirmed ones; a node left out erases its shares. Runs once per
-/// chain epoch (a failed read is tried again).
+/// NodeSet is at a later epoch than this node runs: a member switches to it with the reshared
+/// record NodeSet confirmed; a node left out erases its shares. Runs once per chain epoch (a
+/// failed read is tried again).
 async fn settle(node: &Arc<Node>, current: &Arc<Epoch>, chain_epoch: u64) {
     if node.settled.load(std::sync::atomic::Ordering::Acquire) >= chain_epoch {
         return;
@@ -588,15 +748,16 @@ async fn settle(node: &Arc<Node>, current: &Arc<Epoch>, chain_epoch: u64) {
         .nodes
         .iter()
         .any(|n| n.id == node.me && n.signer == node.signer.address());
-    let outcome = if !me && view.keys_epoch != view.epoch {
+    let confirmed = view.keys_epoch == view.epoch;
+    let outcome = if !confirmed {
         // An admin's reset of the node list (setNodes), not an epoch its nodes confirmed: nothing
         // shows the new nodes hold the keys, so this node keeps its shares (and serves no client).
         Err(Retry::Never(format!(
-            "NodeSet's epoch {} leaves this node out, but its nodes never confirmed holding the root keys; this node keeps its shares",
+            "NodeSet moved to epoch {} without its nodes confirming they hold the root keys; this node keeps its shares",
             view.epoch
         )))
     } else if !me {
-        leave(node, chain_epoch).await
+        leave(node, chain_epoch, "NodeSet's new epoch leaves this node out").await
     } else {
         switch(node, current, &view).await
     };
@@ -617,39 +778,38 @@ enum Retry {
     Never(String),
 }
 
-/// Erases every root key share and one-time secret: NodeSet moved to an epoch without this node.
-async fn leave(node: &Arc<Node>, chain_epoch: u64) -> Result<(), Retry> {
-    stop_serving(node);
+/// Erases every root key share and one-time secret (NodeSet confirmed an epoch in which this
+/// node holds no share), in one transaction.
+async fn leave(node: &Arc<Node>, chain_epoch: u64, why: &str) -> Result<(), Retry> {
+    let _writing = node.key_writes.lock().await;
+    stop_runs(node);
     let store = Arc::clone(&node.store);
     let erased = tokio::task::spawn_blocking(move || {
         if let crate::epoch::StoredRootKeys::Erased(_) = crate::epoch::load_root_keys(&store)? {
             // Erased when an earlier epoch left this node out.
-            return Ok((0, 0));
+            return Ok(None);
         }
-        let shares = erase_root_keys(&store, chain_epoch)?;
-        let takes = store.takes()?;
-        let presignatures = store.purge_one_time(takes, 0)?;
-        Ok::<_, crate::store::StoreError>((shares, presignatures))
+        erase_root_keys(&store, chain_epoch).map(Some)
     })
     .await
     .map_err(|e| Retry::Later(e.to_string()))?
     .map_err(|e| Retry::Later(e.to_string()))?;
-    if erased == (0, 0) {
-        return Ok(());
+    if let Some((shares, presignatures)) = erased {
+        tracing::warn!(
+            epoch = chain_epoch,
+            shares,
+            presignatures,
+            "{why}: its root key shares and presignatures are erased"
+        );
     }
-    tracing::warn!(
-        epoch = chain_epoch,
-        shares = erased.0,
-        presignatures = erased.1,
-        "NodeSet's new epoch leaves this node out: its root key shares and presignatures are erased"
-    );
     Ok(())
 }
 
-/// Forgets the shares held in memory (requests already running finish with their own copy).
-fn stop_serving(node: &Node) {
+/// Stops the reshare run and forgets the reshared records held in memory (requests already
+/// running finish with their own copy of the current shares).
+fn stop_runs(node: &Node) {
     if let Ok(mut next) = node.next.lock() {
-        *next = None;
+        next.clear();
     }
     if let Ok(mut running) = node.resharing.lock() {
         if let Some((_, task)) = running.take() {
@@ -658,53 +818,68 @@ fn stop_serving(node: &Node) {
     }
 }
 
+/// The reshared record stored here that NodeSet confirmed for epoch `view.epoch`, if any.
+async fn confirmed_record(node: &Arc<Node>, view: &NodeSetView) -> Result<Option<RootKeys>, String> {
+    let store = Arc::clone(&node.store);
+    let records = tokio::task::spawn_blocking(move || load_next_root_keys(&store))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(records
+        .into_iter()
+        .find(|n| n.epoch == view.epoch && PublicKeys::of(&n.keys).record() == view.keys)
+        .map(|n| n.keys))
+}
+
 async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> Result<(), Retry> {
     if view.epoch != current.number + 1 {
-        return Err(Retry::Never(format!(
-            "it runs epoch {} and missed the reshare into epoch {}",
-            current.number, view.epoch
-        )));
+        return leave(
+            node,
+            view.epoch,
+            &format!(
+                "this node runs epoch {} and missed the reshare into NodeSet's epoch {}",
+                current.number, view.epoch
+            ),
+        )
+        .await;
     }
-    let next = node.next.lock().ok().and_then(|n| n.clone());
-    let Some(next) = next.filter(|n| n.epoch == view.epoch) else {
-        return Err(Retry::Never(format!(
-            "it holds no shares of epoch {} (it missed the reshare)",
-            view.epoch
-        )));
-    };
-    if view.keys_epoch != view.epoch || next.public.record() != view.keys {
-        return Err(Retry::Never(format!(
-            "NodeSet confirmed other shares for epoch {} than this node holds",
-            view.epoch
-        )));
-    }
-    let peers = match peers_of(node, &view.nodes) {
-        Ok(peers) => peers,
-        Err(e) => return Err(Retry::Never(e)),
+    let peers = peers_of(node, &view.nodes).map_err(Retry::Never)?;
+    let _writing = node.key_writes.lock().await;
+    stop_runs(node);
+    let keys = match confirmed_record(node, view).await.map_err(Retry::Later)? {
+        Some(keys) => keys,
+        None => {
+            drop(_writing);
+            // Its old share cannot serve the confirmed epoch, and kept it would only add to what
+            // the old epoch's dishonest holders have.
+            return leave(
+                node,
+                view.epoch,
+                &format!(
+                    "this node holds no share of the record NodeSet confirmed for epoch {}",
+                    view.epoch
+                ),
+            )
+            .await;
+        }
     };
     let store = Arc::clone(&node.store);
     let number = view.epoch;
-    let settled = tokio::task::spawn_blocking(move || {
-        let shares = switch_root_keys(&store, number)?;
-        let takes = store.takes()?;
-        let presignatures = store.purge_one_time(takes, 0)?;
-        Ok::<_, crate::store::StoreError>((shares, presignatures))
-    })
-    .await
-    .map_err(|e| Retry::Later(e.to_string()))?
-    .map_err(|e| Retry::Later(e.to_string()))?;
+    let keys = Arc::new(keys);
+    let writing = Arc::clone(&keys);
+    let (shares, presignatures) = tokio::task::spawn_blocking(move || switch_root_keys(&store, number, &writing))
+        .await
+        .map_err(|e| Retry::Later(e.to_string()))?
+        .map_err(|e| Retry::Later(e.to_string()))?;
     let epoch = Epoch::new(number, view.threshold as usize, peers);
-    epoch.set_shared_keys(Arc::clone(&next.keys));
+    epoch.set_shared_keys(keys);
     node.epoch.replace(epoch);
-    if let Ok(mut held) = node.next.lock() {
-        *held = None;
-    }
     tracing::info!(
         epoch = number,
         threshold = view.threshold,
         nodes = ?view.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
-        old_shares_erased = settled.0,
-        presignatures_discarded = settled.1,
+        shares_erased = shares,
+        presignatures_discarded = presignatures,
         "switched to NodeSet's new epoch: same root public keys, new shares"
     );
     Ok(())
@@ -728,9 +903,9 @@ fn peers_of(node: &Node, nodes: &[ListedNode]) -> Result<Vec<(u32, String, NodeK
         .collect()
 }
 
-/// At start-up, for a node that holds the shares of the epoch before NodeSet's: the switch it did
-/// not make before it stopped (NodeSet confirmed the epoch meanwhile). Makes the stored new shares
-/// current if they are the confirmed ones.
+/// At start-up, for a node that holds the shares of the epoch before NodeSet's (or none, having
+/// joined): the switch it did not make before it stopped (NodeSet confirmed the epoch meanwhile).
+/// Makes the stored reshared record current if it is the confirmed one.
 pub async fn resume_switch(node: &Arc<Node>, epoch: &Epoch) -> Result<RootKeys, String> {
     let registry = node
         .options
@@ -738,38 +913,31 @@ pub async fn resume_switch(node: &Arc<Node>, epoch: &Epoch) -> Result<RootKeys, 
         .clone()
         .ok_or("no chain to check the new shares against")?;
     let view = registry.node_set().await.map_err(|e| e.to_string())?;
-    let store = Arc::clone(&node.store);
-    let next = tokio::task::spawn_blocking(move || load_next_root_keys(&store))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
-        .filter(|n| n.epoch == epoch.number)
-        .ok_or("it holds no shares of that epoch (it missed the reshare)")?;
-    if view.keys_epoch != epoch.number || PublicKeys::of(&next.keys).record() != view.keys {
-        return Err("NodeSet confirmed other shares than this node holds".into());
+    if view.keys_epoch != epoch.number {
+        return Err(format!("NodeSet confirmed no record for epoch {}", epoch.number));
     }
+    let _writing = node.key_writes.lock().await;
+    let keys = confirmed_record(node, &view)
+        .await?
+        .ok_or("it holds no share of the record NodeSet confirmed (it missed the reshare)")?;
     let store = Arc::clone(&node.store);
     let number = epoch.number;
-    tokio::task::spawn_blocking(move || {
-        switch_root_keys(&store, number)?;
-        let takes = store.takes()?;
-        store.purge_one_time(takes, 0)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    let keys = tokio::task::spawn_blocking(move || switch_root_keys(&store, number, &keys).map(|_| keys))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     tracing::info!(
         epoch = number,
         "switched at start-up to the epoch NodeSet confirmed while this node was down"
     );
-    Ok(next.keys)
+    Ok(keys)
 }
 
 /// The epoch of the reshared shares stored here, if any.
 pub async fn stored_next(node: &Arc<Node>) -> Option<u64> {
     let store = Arc::clone(&node.store);
     match tokio::task::spawn_blocking(move || load_next_root_keys(&store)).await {
-        Ok(Ok(next)) => next.map(|n| n.epoch),
+        Ok(Ok(next)) => next.iter().map(|n| n.epoch).max(),
         _ => None,
     }
 }

@@ -57,6 +57,28 @@ pub fn init_data_dir(data_dir: &std::path::Path, key: &StorageKey) -> Result<Pub
     })
 }
 
+/// For a node NodeSet no longer lists, in an epoch its nodes confirmed with `recorded` as its
+/// root keys: erases the root key shares and one-time secrets its data file still holds (it was
+/// down when the epoch that left it out began). Only shares of those very root keys are erased,
+/// so a node pointed at another network's NodeSet loses nothing. Returns the shares erased.
+pub fn retire(settings: &Settings, epoch: u64, recorded: &sigil_chain::vouch::RootKeys) -> Result<usize, NodeError> {
+    let key = settings.storage_key()?;
+    let store = Store::open(&settings.data_dir.join(DATA_FILE), &key)?;
+    match load_root_keys(&store)? {
+        StoredRootKeys::Both(_, keys) if crate::epoch::PublicKeys::of(&keys).ecdsa == recorded.ecdsa => {
+            let (shares, presignatures) = crate::epoch::erase_root_keys(&store, epoch)?;
+            tracing::warn!(
+                epoch,
+                shares,
+                presignatures,
+                "NodeSet's epoch {epoch} leaves this node out: its root key shares and presignatures are erased"
+            );
+            Ok(shares)
+        }
+        _ => Ok(0),
+    }
+}
+
 fn signing_key(store: &Store) -> Result<PrivateKeySigner, StoreError> {
     if let Some(secret) = store.secret(SIGNER)? {
         // A stored key that does not parse is never replaced: NodeSet lists its address.
@@ -211,7 +233,9 @@ pub async fn run(
             crate::actions::run::ACTION_THREAD_STACK,
         ),
         chain_view: Mutex::new(None),
-        next: Mutex::new(None),
+        next: Mutex::new(Vec::new()),
+        key_writes: tokio::sync::Mutex::new(()),
+        reshare_suspects: Mutex::new(Vec::new()),
         resharing: Mutex::new(None),
         settled: std::sync::atomic::AtomicU64::new(0),
         settings,

@@ -330,45 +330,70 @@ impl Store {
         txn.commit().map_err(db_err)
     }
 
-    /// In one transaction: stores the small secret `secret` (if any), removes the secrets named
-    /// in `forget`, and removes every key share whose name is not in `keep`. Returns the key
-    /// shares removed. Resharing uses it to make one epoch's shares the current ones and erase
-    /// the others, so a crash leaves the old state or the new one, never a mix.
-    pub fn settle_key_shares(
-        &self,
-        secret: Option<(&str, &[u8])>,
-        forget: &[&str],
-        keep: &[&str],
-    ) -> Result<usize, StoreError> {
-        let sealed = match secret {
-            Some((name, bytes)) => Some((name, self.seal("secrets", name.as_bytes(), bytes)?)),
-            None => None,
+    /// Changes the root-key records in one transaction (see [`KeysWrite`]): after a crash the file
+    /// holds the old records or the new ones, never a mix. Returns the key shares removed and
+    /// the presignatures discarded.
+    pub fn rewrite_keys<A: Curve, B: Curve>(&self, w: KeysWrite<'_, A, B>) -> Result<(usize, usize), StoreError> {
+        let mut sealed_secrets = Vec::with_capacity(w.put_secrets.len());
+        for (name, bytes) in w.put_secrets {
+            sealed_secrets.push((*name, self.seal("secrets", name.as_bytes(), bytes)?));
+        }
+        let sealed_shares = match &w.shares {
+            Some(((a, first), (b, second))) => vec![
+                (*a, self.seal("key_shares", a.as_bytes(), &first.to_bytes())?),
+                (*b, self.seal("key_shares", b.as_bytes(), &second.to_bytes())?),
+            ],
+            None => Vec::new(),
         };
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut secrets = txn.open_table(SECRETS).map_err(db_err)?;
-            for name in forget {
+            for name in w.forget_secrets {
                 secrets.remove(*name).map_err(db_err)?;
             }
-            if let Some((name, sealed)) = &sealed {
+            for (name, sealed) in &sealed_secrets {
                 secrets.insert(*name, sealed.as_slice()).map_err(db_err)?;
             }
         }
         let removed = {
             let mut shares = txn.open_table(KEY_SHARES).map_err(db_err)?;
+            let written: Vec<&str> = sealed_shares.iter().map(|(name, _)| *name).collect();
             let names: Vec<String> = shares
                 .iter()
                 .map_err(db_err)?
                 .filter_map(|e| e.ok().map(|(k, _)| k.value().to_string()))
-                .filter(|name| !keep.contains(&name.as_str()))
+                .filter(|name| {
+                    w.remove.contains(&name.as_str())
+                        || w.keep
+                            .is_some_and(|keep| !keep.contains(&name.as_str()) && !written.contains(&name.as_str()))
+                })
                 .collect();
             for name in &names {
                 shares.remove(name.as_str()).map_err(db_err)?;
             }
+            for (name, sealed) in &sealed_shares {
+                shares.insert(*name, sealed.as_slice()).map_err(db_err)?;
+            }
             names.len()
         };
+        let discarded = if w.purge_one_time {
+            let takes = {
+                let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
+                let floor = txn
+                    .open_table(COUNTERS)
+                    .map_err(db_err)?
+                    .get(TAKES)
+                    .map_err(db_err)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                used.saturating_add(floor)
+            };
+            purge_in(&txn, takes, 0)?
+        } else {
+            0
+        };
         txn.commit().map_err(db_err)?;
-        Ok(removed)
+        Ok((removed, discarded))
     }
 
     /// This node's share of the root key `name`, if it has one.
@@ -676,37 +701,9 @@ impl Store {
     /// used. Returns the presignatures discarded.
     pub fn purge_one_time(&self, takes: u64, counter_floor: u64) -> Result<usize, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let discarded = clear(&txn, PRESIGNATURES)?;
-        {
-            let mut used = txn.open_table(USED).map_err(db_err)?;
-            for key in &discarded {
-                used.insert(key.as_slice(), 1).map_err(db_err)?;
-            }
-        }
-        for table in [TRIPLES, POOL_SLOTS, LEASED] {
-            clear(&txn, table)?;
-        }
-        {
-            let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
-            let all: Vec<(String, u64)> = counters
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|e| e.ok().map(|(k, v)| (k.value().to_string(), v.value())))
-                .collect();
-            // Slot counters only: the take floor is set below, and peers' counters are theirs.
-            for (name, value) in all.into_iter().filter(|(name, _)| name.starts_with("presign-seq/")) {
-                counters
-                    .insert(name.as_str(), value.max(counter_floor))
-                    .map_err(db_err)?;
-            }
-            let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
-            let floor = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
-            counters
-                .insert(TAKES, floor.max(takes.saturating_sub(used)))
-                .map_err(db_err)?;
-        }
+        let discarded = purge_in(&txn, takes, counter_floor)?;
         txn.commit().map_err(db_err)?;
-        Ok(discarded.len())
+        Ok(discarded)
     }
 
     /// Whether slot `id` holds a presignature or was ever used (an order to fill it again is a replay).
@@ -921,6 +918,60 @@ fn used_mark(binding: &[u8; 32]) -> u64 {
 }
 
 /// Inside `txn`: removes every entry of `table` and returns the keys removed.
+/// One change of the root-key records ([`Store::rewrite_keys`]), in this order: secrets put and
+/// removed, key shares removed (`remove`, and with `keep` every one not kept or written), the
+/// two key shares `shares` written, and with `purge_one_time` every presignature and triple
+/// discarded (as [`Store::purge_one_time`] with the current take counter).
+pub struct KeysWrite<'a, A: Curve, B: Curve> {
+    /// Secrets to put (name, bytes).
+    pub put_secrets: &'a [(&'a str, &'a [u8])],
+    /// Secrets to remove.
+    pub forget_secrets: &'a [&'a str],
+    /// The two key shares to write (name, share).
+    pub shares: Option<((&'a str, &'a KeyShare<A>), (&'a str, &'a KeyShare<B>))>,
+    /// `Some(names)`: every key share neither named here nor written is removed.
+    pub keep: Option<&'a [&'a str]>,
+    /// Key shares to remove.
+    pub remove: &'a [&'a str],
+    /// Whether every presignature and triple goes too.
+    pub purge_one_time: bool,
+}
+
+/// [`Store::purge_one_time`] inside the write transaction `txn`; returns the presignatures
+/// discarded.
+fn purge_in(txn: &redb::WriteTransaction, takes: u64, counter_floor: u64) -> Result<usize, StoreError> {
+    let discarded = clear(txn, PRESIGNATURES)?;
+    {
+        let mut used = txn.open_table(USED).map_err(db_err)?;
+        for key in &discarded {
+            used.insert(key.as_slice(), 1).map_err(db_err)?;
+        }
+    }
+    for table in [TRIPLES, POOL_SLOTS, LEASED] {
+        clear(txn, table)?;
+    }
+    {
+        let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
+        let all: Vec<(String, u64)> = counters
+            .iter()
+            .map_err(db_err)?
+            .filter_map(|e| e.ok().map(|(k, v)| (k.value().to_string(), v.value())))
+            .collect();
+        // Slot counters only: the take floor is set below, and peers' counters are theirs.
+        for (name, value) in all.into_iter().filter(|(name, _)| name.starts_with("presign-seq/")) {
+            counters
+                .insert(name.as_str(), value.max(counter_floor))
+                .map_err(db_err)?;
+        }
+        let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
+        let floor = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+        counters
+            .insert(TAKES, floor.max(takes.saturating_sub(used)))
+            .map_err(db_err)?;
+    }
+    Ok(discarded.len())
+}
+
 fn clear(txn: &redb::WriteTransaction, table: TableDefinition<&[u8], &[u8]>) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut table = txn.open_table(table).map_err(db_err)?;
     let keys = table

@@ -166,7 +166,7 @@ fn health_of(node: &Node) -> serde_json::Value {
         None if ready => "ok",
         None => "starting",
     };
-    let next = node.next_epoch();
+    let next = node.next_epochs();
     serde_json::json!({
         "status": status,
         "nodeId": node.me,
@@ -189,10 +189,11 @@ fn health_of(node: &Node) -> serde_json::Value {
             })),
         })),
         // The reshared shares this node holds for the proposed epoch, until NodeSet confirms it.
-        "reshared": next.map(|n| serde_json::json!({
+        "reshared": next.last().map(|n| serde_json::json!({
             "epoch": n.epoch,
             "proposal": n.proposal,
             "threshold": n.keys.ecdsa.threshold(),
+            "records": next.len(),
         })),
         "version": env!("CARGO_PKG_VERSION"),
     })

@@ -198,8 +198,10 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
     let reply = match serde_json::from_slice::<Call>(&opened.body) {
         Ok(Call::Ping) => {
             let signed = node.sign_takes(node.store.takes().unwrap_or(0));
+            let epoch = node.epoch();
             Reply::Pong {
-                ready: node.keys().is_some(),
+                ready: epoch.keys().is_some(),
+                epoch: epoch.number,
                 takes: signed.takes,
                 proof: hex::encode(signed.signature),
             }
@@ -292,7 +294,7 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
             message: "more dealers than nodes".into(),
         },
         Ok(Call::NextKeys { proposal }) => Reply::NextKeys {
-            digest: crate::reshare::held(node, proposal).map(hex::encode),
+            digests: crate::reshare::held(node, proposal).iter().map(hex::encode).collect(),
         },
         Err(e) => Reply::Error {
             code: "BAD_REQUEST".into(),

@@ -214,6 +214,9 @@ pub enum Reply {
     Pong {
         /// Whether the root keys exist on that node.
         ready: bool,
+        /// The epoch that node runs (a peer of another epoch is not ready for this one's work).
+        #[serde(default)]
+        epoch: u64,
         /// Presignatures that node ever took (its store's take counter).
         #[serde(default)]
         takes: u64,
@@ -239,10 +242,10 @@ pub enum Reply {
     },
     /// To [`Call::Reshare`]: the peer runs its part.
     Resharing,
-    /// To [`Call::NextKeys`]: the confirmation digest of the new shares held (hex), if any.
+    /// To [`Call::NextKeys`]: the confirmation digests of the reshared records held (hex).
     NextKeys {
-        /// `confirmationDigest` of the record, hex.
-        digest: Option<String>,
+        /// `confirmationDigest` of each record, hex (at most `epoch::MAX_NEXT`).
+        digests: Vec<String>,
     },
     /// A refusal with a stable code.
     Error {

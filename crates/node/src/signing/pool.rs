@@ -99,11 +99,11 @@ fn slot_counters(epoch: &Epoch, owner: u32) -> (String, String) {
     )
 }
 
-fn session_id(node: &Node, owner: u32, seq: u64, label: &str) -> SessionId {
+fn session_id(epoch: &Epoch, owner: u32, seq: u64, label: &str) -> SessionId {
     let mut h = Sha256::new();
     h.update(b"sigil-presign/v2");
     h.update(label.as_bytes());
-    h.update(pool_id(node, owner));
+    h.update(pool_id_in(epoch, owner));
     h.update(seq.to_be_bytes());
     SessionId(h.finalize().into())
 }
@@ -383,7 +383,7 @@ async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
     }
     let seq = start.seq;
     let wait = if start.participants.contains(&node.me) {
-        match make(&node, node.me, &start).await {
+        match make(&node, &epoch, node.me, &start).await {
             Ok(()) => STORED_WAIT,
             Err(e) => {
                 tracing::warn!(seq, error = %e, "presignature failed");
@@ -402,9 +402,13 @@ async fn order(node: Arc<Node>, start: Start, _guard: InFlight) {
         return;
     }
     let id = PresignatureId {
-        pool: pool_id(&node, node.me),
+        pool: pool_id_in(&epoch, node.me),
         seq,
     };
+    let _writing = node.key_writes.lock().await;
+    if !Arc::ptr_eq(&node.epoch(), &epoch) || node.left().is_some() {
+        return;
+    }
     let store = Arc::clone(&node.store);
     let participants = start.participants.clone();
     match tokio::task::spawn_blocking(move || store.add_slot(id, &participants)).await {
@@ -728,7 +732,7 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
     let node = Arc::clone(node);
     tokio::spawn(async move {
         let id = PresignatureId {
-            pool: pool_id(&node, owner),
+            pool: pool_id_in(&epoch, owner),
             seq: start.seq,
         };
         let store = Arc::clone(&node.store);
@@ -745,7 +749,7 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
             }
             _ => return,
         }
-        match make(&node, owner, &start).await {
+        match make(&node, &epoch, owner, &start).await {
             Ok(()) => node.net.send(owner, Message::Stored(start.seq).encode()),
             Err(e) => {
                 tracing::warn!(owner, seq = start.seq, error = %e, "presignature failed");
@@ -771,6 +775,8 @@ enum MakeError {
     Store(#[from] StoreError),
     #[error("storage task failed")]
     Join,
+    #[error("the node switched epochs (or left) during the run; the presignature is not stored")]
+    EpochChanged,
 }
 
 impl MakeError {
@@ -783,13 +789,16 @@ impl MakeError {
 }
 
 /// Two triples, then the presignature, then storage: this node's part of one presignature.
-async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeError> {
-    let keys = node.keys().ok_or(MakeError::NotReady)?;
+/// Everything is of `epoch` (the one the order came in): its shares, threshold and pool. A run
+/// that ends after the node switched epochs stores nothing (its presignature would outlive its
+/// epoch's shares).
+async fn make(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &Start) -> Result<(), MakeError> {
+    let keys = epoch.keys().ok_or(MakeError::NotReady)?;
     let parties: Vec<PartyId> = start.participants.iter().map(|p| PartyId(*p)).collect();
     let me = PartyId(node.me);
-    let t = node.epoch().threshold;
-    let t0 = triple_generation(session_id(node, owner, start.seq, "triple0"), me, &parties, t)?;
-    let t1 = triple_generation(session_id(node, owner, start.seq, "triple1"), me, &parties, t)?;
+    let t = epoch.threshold;
+    let t0 = triple_generation(session_id(epoch, owner, start.seq, "triple0"), me, &parties, t)?;
+    let t1 = triple_generation(session_id(epoch, owner, start.seq, "triple1"), me, &parties, t)?;
     let (t0, t1) = tokio::join!(
         node.sessions
             .run_within(&node.net, t0, parties.clone(), TRIPLE_DEADLINE, SILENCE_DEADLINE),
@@ -797,7 +806,7 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
             .run_within(&node.net, t1, parties.clone(), TRIPLE_DEADLINE, SILENCE_DEADLINE),
     );
     let run = presigning(
-        session_id(node, owner, start.seq, "presign"),
+        session_id(epoch, owner, start.seq, "presign"),
         &keys.ecdsa,
         &parties,
         t0?,
@@ -805,14 +814,19 @@ async fn make(node: &Arc<Node>, owner: u32, start: &Start) -> Result<(), MakeErr
     )?;
     let presignature = node.sessions.run(&node.net, run, parties, PRESIGN_DEADLINE).await?;
     let id = PresignatureId {
-        pool: pool_id(node, owner),
+        pool: pool_id_in(epoch, owner),
         seq: start.seq,
     };
+    // Not while the node switches epochs (which discards every presignature), nor after.
+    let _writing = node.key_writes.lock().await;
+    if !Arc::ptr_eq(&node.epoch(), epoch) || node.left().is_some() {
+        return Err(MakeError::EpochChanged);
+    }
     let store = Arc::clone(&node.store);
     tokio::task::spawn_blocking(move || store.put_presignature(id, &presignature))
         .await
         .map_err(|_| MakeError::Join)??;
-    node.epoch().pool.record_made();
+    epoch.pool.record_made();
     Ok(())
 }
 

@@ -133,50 +133,97 @@ fn root_keys_load_by_epoch_and_from_legacy_files() {
 }
 
 #[test]
-fn reshared_shares_wait_beside_the_current_ones_then_replace_them_and_a_leaving_node_erases_all() {
+fn reshared_shares_wait_beside_the_current_ones_never_replace_another_run_and_a_leaving_node_erases_all() {
     use sigil_node::epoch::{
-        erase_root_keys, load_next_root_keys, load_root_keys, save_next_root_keys, save_root_keys, switch_root_keys,
-        RootKeys, StoredRootKeys,
+        erase_root_keys, load_next_root_keys, load_root_keys, prune_next_root_keys, save_next_root_keys,
+        save_root_keys, switch_root_keys, NextRef, RootKeys, StoredRootKeys, MAX_NEXT,
     };
     let mut ecdsa = dkg::<Secp256k1>();
     let mut bls = dkg::<Bls12381G1>();
     let secrets: Vec<_> = ecdsa.iter().map(|k| *k.secret()).collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("node.redb"), &StorageKey::generate()).unwrap();
-    let current = RootKeys {
+    let mut take = || RootKeys {
         ecdsa: ecdsa.remove(0),
         bls: bls.remove(0),
     };
-    let next = RootKeys {
-        ecdsa: ecdsa.remove(0),
-        bls: bls.remove(0),
+    let current = take();
+    let run_a = take();
+    let run_b = take();
+    let at = |proposal: u64, digest: u8| NextRef {
+        epoch: 2,
+        proposal,
+        digest: [digest; 32],
     };
     save_root_keys(&store, 1, &current).unwrap();
-    save_next_root_keys(&store, 2, 7, &next).unwrap();
+    save_next_root_keys(&store, at(7, 0xA), &run_a).unwrap();
+    // A second run of the same proposal is kept beside the first, which it does not replace.
+    save_next_root_keys(&store, at(7, 0xB), &run_b).unwrap();
+    save_next_root_keys(&store, at(7, 0xB), &run_b).unwrap();
     // The current epoch's shares stay current until the switch.
     match load_root_keys(&store).unwrap() {
         StoredRootKeys::Both(Some(1), keys) => assert_eq!(*keys.ecdsa.secret(), secrets[0]),
         _ => panic!("epoch 1's shares are not the current ones"),
     }
-    let waiting = load_next_root_keys(&store).unwrap().unwrap();
-    assert_eq!((waiting.epoch, waiting.proposal), (2, 7));
-    assert_eq!(*waiting.keys.ecdsa.secret(), secrets[1]);
-    // The switch makes them current and erases epoch 1's, in one transaction.
-    assert_eq!(switch_root_keys(&store, 2).unwrap(), 2);
+    let waiting = load_next_root_keys(&store).unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!(
+        (waiting[0].epoch, waiting[0].proposal, waiting[0].digest),
+        (2, 7, [0xA; 32])
+    );
+    assert_eq!(*waiting[0].keys.ecdsa.secret(), secrets[1]);
+    assert_eq!(*waiting[1].keys.ecdsa.secret(), secrets[2]);
+    // NodeSet confirmed run A: it becomes current; epoch 1's shares, run B's, and the one-time
+    // material go, in one transaction.
+    assert_eq!(switch_root_keys(&store, 2, &waiting[0].keys).unwrap(), (6, 0));
     match load_root_keys(&store).unwrap() {
         StoredRootKeys::Both(Some(2), keys) => assert_eq!(*keys.ecdsa.secret(), secrets[1]),
         _ => panic!("epoch 2's shares are not the current ones"),
     }
-    assert!(load_next_root_keys(&store).unwrap().is_none());
+    assert!(load_next_root_keys(&store).unwrap().is_empty());
     assert!(store.key_share::<Secp256k1>("ecdsa-root/epoch-1").unwrap().is_none());
     assert!(store.key_share::<Bls12381G1>("bls-root/epoch-1").unwrap().is_none());
+    // Bounded: beyond MAX_NEXT records the oldest goes; a withdrawn proposal's are pruned.
+    for digest in 0..=MAX_NEXT as u8 {
+        let keys = RootKeys {
+            ecdsa: waiting[1].keys.ecdsa.clone(),
+            bls: waiting[1].keys.bls.clone(),
+        };
+        save_next_root_keys(
+            &store,
+            NextRef {
+                epoch: 3,
+                proposal: 8,
+                digest: [digest; 32],
+            },
+            &keys,
+        )
+        .unwrap();
+    }
+    let kept = load_next_root_keys(&store).unwrap();
+    assert_eq!(kept.len(), MAX_NEXT);
+    assert_eq!(kept[0].digest, [1; 32]);
+    assert_eq!(
+        prune_next_root_keys(&store, |_, proposal| proposal != 8).unwrap(),
+        2 * MAX_NEXT
+    );
+    assert!(load_next_root_keys(&store).unwrap().is_empty());
     // A node the next epoch leaves out erases everything, and the file says so: it is not a
     // fresh file on which the DKG would run again.
-    save_next_root_keys(&store, 3, 8, &current).unwrap();
-    assert_eq!(erase_root_keys(&store, 3).unwrap(), 4);
+    save_next_root_keys(
+        &store,
+        NextRef {
+            epoch: 3,
+            proposal: 9,
+            digest: [9; 32],
+        },
+        &current,
+    )
+    .unwrap();
+    assert_eq!(erase_root_keys(&store, 3).unwrap(), (4, 0));
     assert!(matches!(load_root_keys(&store).unwrap(), StoredRootKeys::Erased(3)));
-    assert!(load_next_root_keys(&store).unwrap().is_none());
-    for name in ["ecdsa-root/epoch-2", "ecdsa-root/epoch-3"] {
+    assert!(load_next_root_keys(&store).unwrap().is_empty());
+    for name in ["ecdsa-root/epoch-2", "ecdsa-root/next/3/0909090909090909"] {
         assert!(store.key_share::<Secp256k1>(name).unwrap().is_none());
     }
 }
