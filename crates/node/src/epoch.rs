@@ -306,9 +306,9 @@ fn read_index(store: &Store) -> Result<Vec<(u64, u64, [u8; 32])>, StoreError> {
         .chunks_exact(NEXT_ENTRY)
         .map(|entry| {
             let number = |range: std::ops::Range<usize>| {
-                u64::from_be_bytes(<[u8; 8]>::try_from(&entry[range]).unwrap_or_default())
+                u64::from_be_bytes(entry.get(range).and_then(|b| b.try_into().ok()).unwrap_or_default())
             };
-            let digest = <[u8; 32]>::try_from(&entry[16..]).unwrap_or_default();
+            let digest = entry.get(16..).and_then(|b| b.try_into().ok()).unwrap_or_default();
             (number(0..8), number(8..16), digest)
         })
         .collect())

@@ -918,6 +918,9 @@ fn used_mark(binding: &[u8; 32]) -> u64 {
 }
 
 /// Inside `txn`: removes every entry of `table` and returns the keys removed.
+/// Two key shares to write, each with its record name.
+pub type SharePair<'a, A, B> = ((&'a str, &'a KeyShare<A>), (&'a str, &'a KeyShare<B>));
+
 /// One change of the root-key records ([`Store::rewrite_keys`]), in this order: secrets put and
 /// removed, key shares removed (`remove`, and with `keep` every one not kept or written), the
 /// two key shares `shares` written, and with `purge_one_time` every presignature and triple
@@ -928,7 +931,7 @@ pub struct KeysWrite<'a, A: Curve, B: Curve> {
     /// Secrets to remove.
     pub forget_secrets: &'a [&'a str],
     /// The two key shares to write (name, share).
-    pub shares: Option<((&'a str, &'a KeyShare<A>), (&'a str, &'a KeyShare<B>))>,
+    pub shares: Option<SharePair<'a, A, B>>,
     /// `Some(names)`: every key share neither named here nor written is removed.
     pub keep: Option<&'a [&'a str]>,
     /// Key shares to remove.
