@@ -49,10 +49,13 @@ pub enum Fault {
     /// Asks every peer, 200 times a second, for presignatures of requests nobody made (random
     /// request ids and digests), to drain the allocator's pool.
     DrainPool,
+    /// As a dealer of a reshare, sends every receiver a share that fails its commitment check
+    /// (a valid scalar, off by one).
+    BadReshareDealer,
 }
 
 impl Fault {
-    const ALL: [Fault; 7] = [
+    const ALL: [Fault; 8] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
@@ -60,6 +63,7 @@ impl Fault {
         Self::SquatRequests,
         Self::FloodPeers,
         Self::DrainPool,
+        Self::BadReshareDealer,
     ];
 
     /// The name used on the command line and in metrics.
@@ -72,6 +76,7 @@ impl Fault {
             Self::SquatRequests => "squat-requests",
             Self::FloodPeers => "flood-peers",
             Self::DrainPool => "drain-pool",
+            Self::BadReshareDealer => "bad-reshare-dealer",
         }
     }
 }

@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 use sigil_chain::registry::{ListedNode, NodeSetView, Proposal};
 use sigil_chain::vouch::{confirmation_digest, sign_digest};
 use sigil_mesh::NodeKey;
-use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, Secp256k1, SessionId, Vss};
+use sigil_tss::{Bls12381G1, Outgoing, PartyId, Protocol, PublicKeyPackage, Secp256k1, SessionId, Step, Vss};
 
 use crate::epoch::{
     erase_root_keys, load_next_root_keys, prune_next_root_keys, save_next_root_keys, switch_root_keys, Epoch,
@@ -454,10 +454,10 @@ async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> R
     )
     .map_err(|e| Failure::from(e.to_string()))?;
     let participants: Vec<PartyId> = plan.participants().into_iter().map(PartyId).collect();
+    let corrupt = shares.is_some() && node.has_fault(crate::Fault::BadReshareDealer);
     let (ecdsa, bls) = tokio::join!(
-        node.sessions
-            .run(&node.net, ecdsa, participants.clone(), RESHARE_DEADLINE),
-        node.sessions.run(&node.net, bls, participants, RESHARE_DEADLINE),
+        run_one(node, ecdsa, participants.clone(), corrupt),
+        run_one(node, bls, participants, corrupt),
     );
     match (ecdsa?, bls?) {
         (Some(ecdsa), Some(bls)) => Ok(Some(RootKeys { ecdsa, bls })),
@@ -465,6 +465,61 @@ async fn reshare(node: &Arc<Node>, current: &Epoch, plan: &Plan, old: &Old) -> R
         _ => Err(Failure::from(
             "the reshare gave this node one new share without the other".to_string(),
         )),
+    }
+}
+
+async fn run_one<P>(
+    node: &Arc<Node>,
+    protocol: P,
+    participants: Vec<PartyId>,
+    corrupt: bool,
+) -> Result<P::Output, crate::mesh::session::SessionError>
+where
+    P: Protocol + Send + 'static,
+    P::Output: Send + 'static,
+{
+    if corrupt {
+        tracing::warn!("TEST FAULT: dealing reshare shares that fail their commitment check");
+        node.sessions
+            .run(&node.net, CorruptShares(protocol), participants, RESHARE_DEADLINE)
+            .await
+    } else {
+        node.sessions
+            .run(&node.net, protocol, participants, RESHARE_DEADLINE)
+            .await
+    }
+}
+
+/// The `bad-reshare-dealer` test fault ([`crate::Fault::BadReshareDealer`]): every private
+/// message (a dealt share) leaves with its last byte changed, still a valid scalar, so the
+/// receiver's commitment check catches it and names this node.
+struct CorruptShares<P>(P);
+
+impl<P: Protocol> Protocol for CorruptShares<P> {
+    type Output = P::Output;
+
+    fn me(&self) -> PartyId {
+        self.0.me()
+    }
+
+    fn session(&self) -> SessionId {
+        self.0.session()
+    }
+
+    fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), sigil_tss::TssError> {
+        self.0.handle(from, bytes)
+    }
+
+    fn poke(&mut self) -> Result<Step<P::Output>, sigil_tss::TssError> {
+        Ok(match self.0.poke()? {
+            Step::Send(Outgoing::ToOne(to, mut bytes)) => {
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 1;
+                }
+                Step::Send(Outgoing::ToOne(to, bytes))
+            }
+            other => other,
+        })
     }
 }
 
@@ -484,6 +539,11 @@ pub fn held(node: &Node, proposal: u64) -> Vec<[u8; 32]> {
 /// Drops the reshared records (in memory and stored) that are not for `proposal` of the next
 /// epoch: a withdrawn proposal's, or a settled epoch's.
 async fn forget_others(node: &Arc<Node>, current: &Epoch, proposal: Option<u64>) {
+    // Not before the node holds its epoch's shares: at start-up, the record of an epoch NodeSet
+    // confirmed while the node was down is what it switches to (`resume_switch`).
+    if current.keys().is_none() {
+        return;
+    }
     let stale = node
         .next
         .lock()
@@ -518,12 +578,17 @@ pub async fn watch(node: Arc<Node>) {
     }
     // Reshared records stored before a restart are served again; those of settled epochs go.
     let store = Arc::clone(&node.store);
-    let number = node.epoch().number;
+    let writing = node.key_writes.lock().await;
     let loaded = tokio::task::spawn_blocking(move || {
-        prune_next_root_keys(&store, |epoch, _| epoch > number)?;
+        // Only records of epochs up to that of the stored root shares are stale: a later one may
+        // be the epoch NodeSet confirmed while this node was down.
+        if let crate::epoch::StoredRootKeys::Both(Some(root), _) = crate::epoch::load_root_keys(&store)? {
+            prune_next_root_keys(&store, |epoch, _| epoch > root)?;
+        }
         load_next_root_keys(&store)
     })
     .await;
+    drop(writing);
     if let Ok(Ok(records)) = loaded {
         for next in records {
             remember(

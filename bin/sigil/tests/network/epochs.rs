@@ -477,3 +477,75 @@ async fn five_nodes_grow_to_seven_shrink_to_four_and_raise_the_threshold_while_a
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dealer_that_deals_bad_shares_is_named_and_the_reshare_completes_without_it() {
+    let mut net = Network::start(5, 4, |i| {
+        if i == 4 {
+            vec!["--fault".into(), "bad-reshare-dealer".into()]
+        } else {
+            vec![]
+        }
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    // The same five nodes, threshold 5: node 4 deals bad shares in the first run.
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--threshold", "5"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("epoch 2 proposed: threshold 5, nodes 0, 1, 2, 3, 4"),
+        "{out}"
+    );
+    every_health(&net, &[0, 1, 2, 3, 4], |h| h["reshared"]["epoch"] == 2).await;
+    // The receivers caught node 4's shares and named it; the leader ran again without it as a
+    // dealer (node 4 still receives: it stays in the epoch).
+    let leader = net.log(0);
+    assert!(
+        leader.contains("reshare run failed") && leader.contains("suspects=[4]"),
+        "{leader}"
+    );
+    assert!(leader.contains("dealers=[0, 1, 2, 3]"), "{leader}");
+    let out = confirm(&net);
+    assert!(out.contains("epoch 2 started"), "{out}");
+    every_health(&net, &[0, 1, 2, 3, 4], |h| h["epoch"] == 2 && h["threshold"] == 5).await;
+    let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    assert_eq!((now.epoch(), now.threshold()), (2, 5));
+    assert_eq!(now.ecdsa_root(), client.ecdsa_root());
+    sign_and_check(&now, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_killed_during_a_reshare_and_before_the_switch_come_back_into_the_new_epoch() {
+    let mut net = Network::start(5, 4, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let (ok, _, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--threshold", "5"]);
+    assert!(ok, "{err}");
+    // The leader dies at once (kill -9), and comes back: a run needs every proposed node, so the
+    // reshare waits for it, then completes.
+    net.kill(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    net.restart(0);
+    every_health(&net, &[0, 1, 2, 3, 4], |h| h["reshared"]["epoch"] == 2).await;
+    // A node killed after it stored its new shares serves them again after its restart.
+    net.kill(3);
+    net.restart(3);
+    every_health(&net, &[3], |h| h["reshared"]["epoch"] == 2 && h["epoch"] == 1).await;
+    let out = confirm(&net);
+    assert!(out.contains("epoch 2 started"), "{out}");
+    // Killed right after NodeSet confirmed (before it switched, most likely): after its restart
+    // it starts in the new epoch with the confirmed shares.
+    net.kill(2);
+    every_health(&net, &[0, 1, 3, 4], |h| h["epoch"] == 2 && h["status"] == "ok").await;
+    net.restart(2);
+    every_health(&net, &[2], |h| {
+        h["epoch"] == 2 && h["status"] == "ok" && h["rootKeys"] == true
+    })
+    .await;
+    let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    assert_eq!((now.epoch(), now.threshold()), (2, 5));
+    assert_eq!(now.nodes().len(), 5);
+    let outcome = sign_and_check(&now, &owned).await;
+    assert_eq!(outcome.signers.len(), 5);
+}
