@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use alloy::eips::BlockNumberOrTag;
+use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
@@ -605,8 +605,17 @@ pub struct Proposal {
 
 /// The proposed next epoch at `node_set`, if any.
 pub async fn read_proposal(provider: &DynProvider, node_set: Address) -> Result<Option<Proposal>, ChainError> {
+    read_proposal_at(provider, node_set, BlockId::latest()).await
+}
+
+async fn read_proposal_at(
+    provider: &DynProvider,
+    node_set: Address,
+    at: BlockId,
+) -> Result<Option<Proposal>, ChainError> {
     let answer = NodeSet::new(node_set, provider)
         .proposal()
+        .block(at)
         .call()
         .await
         .map_err(|e| crate::deploy::refused("proposal", &e))?;
@@ -623,8 +632,13 @@ pub async fn read_proposal(provider: &DynProvider, node_set: Address) -> Result<
 
 /// NodeSet's current epoch number at `node_set`.
 pub async fn read_epoch(provider: &DynProvider, node_set: Address) -> Result<u64, ChainError> {
+    read_epoch_at(provider, node_set, BlockId::latest()).await
+}
+
+async fn read_epoch_at(provider: &DynProvider, node_set: Address, at: BlockId) -> Result<u64, ChainError> {
     NodeSet::new(node_set, provider)
         .epoch()
+        .block(at)
         .call()
         .await
         .map_err(call_error("NodeSet", "epoch"))
@@ -632,31 +646,71 @@ pub async fn read_epoch(provider: &DynProvider, node_set: Address) -> Result<u64
 
 /// NodeSet's current node list at `node_set`.
 pub async fn read_nodes(provider: &DynProvider, node_set: Address) -> Result<Vec<ListedNode>, ChainError> {
+    read_nodes_at(provider, node_set, BlockId::latest()).await
+}
+
+async fn read_nodes_at(provider: &DynProvider, node_set: Address, at: BlockId) -> Result<Vec<ListedNode>, ChainError> {
     let nodes = NodeSet::new(node_set, provider)
         .getNodes()
+        .block(at)
         .call()
         .await
         .map_err(call_error("NodeSet", "getNodes"))?;
     Ok(nodes.into_iter().map(ListedNode::from).collect())
 }
 
-/// Reads the node set at `node_set`.
+/// The latest block: reads pinned to it see one state of NodeSet, never half of one
+/// transaction's effects (a torn read of the epoch before and the key record after).
+async fn pin(provider: &DynProvider) -> Result<BlockId, ChainError> {
+    let number = provider.get_block_number().await.map_err(|e| ChainError::Rpc {
+        url: "eth_blockNumber".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(BlockId::number(number))
+}
+
+/// NodeSet's epoch, node list and proposal, read at one block. The proposal is an error of its
+/// own (a NodeSet without proposals still answers the rest).
+pub async fn read_view(
+    provider: &DynProvider,
+    node_set: Address,
+) -> Result<(u64, Vec<ListedNode>, Result<Option<Proposal>, ChainError>), ChainError> {
+    let at = pin(provider).await?;
+    let epoch = read_epoch_at(provider, node_set, at).await?;
+    let nodes = read_nodes_at(provider, node_set, at).await?;
+    Ok((epoch, nodes, read_proposal_at(provider, node_set, at).await))
+}
+
+/// Reads the node set at `node_set`, every field at one block.
 pub async fn read_node_set(provider: &DynProvider, node_set: Address) -> Result<NodeSetView, ChainError> {
+    let at = pin(provider).await?;
     let set = NodeSet::new(node_set, provider);
-    let epoch = read_epoch(provider, node_set).await?;
+    let epoch = read_epoch_at(provider, node_set, at).await?;
     let threshold = set
         .threshold()
+        .block(at)
         .call()
         .await
         .map_err(call_error("NodeSet", "threshold"))?;
-    let attester = set.attester().call().await.map_err(call_error("NodeSet", "attester"))?;
-    let nodes = read_nodes(provider, node_set).await?;
+    let attester = set
+        .attester()
+        .block(at)
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "attester"))?;
+    let nodes = read_nodes_at(provider, node_set, at).await?;
     let keys_epoch = set
         .keysEpoch()
+        .block(at)
         .call()
         .await
         .map_err(call_error("NodeSet", "keysEpoch"))?;
-    let keys = set.rootKeys().call().await.map_err(call_error("NodeSet", "rootKeys"))?;
+    let keys = set
+        .rootKeys()
+        .block(at)
+        .call()
+        .await
+        .map_err(call_error("NodeSet", "rootKeys"))?;
     Ok(NodeSetView {
         epoch,
         threshold,

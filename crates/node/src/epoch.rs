@@ -258,8 +258,10 @@ pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(),
 const NEXT_EPOCH: &str = "next-epoch";
 const NEXT_ENTRY: usize = 48;
 
-/// Most reshared records kept at once. A record a node signed is never overwritten by a later
-/// run (NodeSet may confirm either); beyond this many, the oldest goes.
+/// Most reshared records kept at once. A record a node signed is never overwritten or dropped
+/// while its proposal is pending (NodeSet may confirm any of them): once this many are held for
+/// one proposal, the node takes part in no further run of it (the admin withdraws and proposes
+/// again).
 pub const MAX_NEXT: usize = 4;
 
 /// Which reshared record: its epoch, proposal and confirmation digest.
@@ -288,7 +290,7 @@ pub struct NextRootKeys {
 /// The store record names of reshared shares for epoch `epoch` with confirmation `digest`: never
 /// the names of an epoch's current shares, so no late run can overwrite those.
 fn next_records(epoch: u64, digest: &[u8; 32]) -> (String, String) {
-    let id = hex::encode(&digest[..8]);
+    let id = hex::encode(digest);
     (
         format!("ecdsa-root/next/{epoch}/{id}"),
         format!("bls-root/next/{epoch}/{id}"),
@@ -332,13 +334,21 @@ pub fn save_next_root_keys(store: &Store, next: NextRef, keys: &RootKeys) -> Res
     if index.iter().any(|(e, _, d)| *e == next.epoch && *d == next.digest) {
         return Ok(());
     }
-    index.push((next.epoch, next.proposal, next.digest));
+    // Records of other proposals (withdrawn: ids are never reused) make room; a record of this
+    // proposal never goes while it is pending, since NodeSet may still confirm it.
     let mut evicted = Vec::new();
-    while index.len() > MAX_NEXT {
-        let (epoch, _, digest) = index.remove(0);
+    while index.len() >= MAX_NEXT {
+        let Some(at) = index.iter().position(|(_, p, _)| *p != next.proposal) else {
+            return Err(StoreError::Database(format!(
+                "{MAX_NEXT} reshared records of proposal {} are held already",
+                next.proposal
+            )));
+        };
+        let (epoch, _, digest) = index.remove(at);
         let (ecdsa, bls) = next_records(epoch, &digest);
         evicted.extend([ecdsa, bls]);
     }
+    index.push((next.epoch, next.proposal, next.digest));
     let evicted: Vec<&str> = evicted.iter().map(String::as_str).collect();
     let encoded = encode_index(&index);
     let (ecdsa, bls) = next_records(next.epoch, &next.digest);

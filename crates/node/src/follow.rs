@@ -2,13 +2,14 @@
 //! whether this node (its id with its signer) is among its nodes, and the proposed next epoch,
 //! keeps that in [`Node::chain_view`], and logs each change once. A node that NodeSet has moved
 //! to an epoch without it stops serving clients ([`Node::left`]); `/health` shows the view.
-//! Three chain calls a round: the epoch, the node list, the proposal.
+//! Four chain calls a round: the block number, then the epoch, the node list and the proposal
+//! at that block.
 //! Uses `node` and `sigil_chain` only.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sigil_chain::registry::{read_epoch, read_nodes, read_proposal, ListedNode, Proposal};
+use sigil_chain::registry::{read_view, ListedNode, Proposal};
 
 use crate::node::{ChainView, Node};
 
@@ -30,12 +31,8 @@ pub async fn follow(node: Arc<Node>) {
         let last = node.chain_view();
         // The epoch and the list every round (a lagging RPC backend or a reorg heals by the
         // next one); the proposal apart, so that a NodeSet without proposals still is followed.
-        let read = async {
-            let provider = registry.provider();
-            let epoch = read_epoch(provider, node_set).await?;
-            let listed = read_nodes(provider, node_set).await?;
-            Ok::<_, sigil_chain::ChainError>((epoch, listed, read_proposal(provider, node_set).await))
-        };
+        // All three at one block: never the epoch before a confirmation and the proposal after.
+        let read = read_view(registry.provider(), node_set);
         match tokio::time::timeout(READ_TIMEOUT, read).await {
             Ok(Ok((epoch, listed, proposal))) => {
                 failing = false;

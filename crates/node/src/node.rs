@@ -232,6 +232,8 @@ pub struct Node {
     pub(crate) resharing: Mutex<Option<([u8; 32], tokio::task::JoinHandle<()>)>>,
     /// The latest NodeSet epoch this node settled into (switched to, or left out of).
     pub(crate) settled: std::sync::atomic::AtomicU64,
+    /// The latest NodeSet epoch a failed settle was logged for (once per epoch).
+    pub(crate) settle_said: std::sync::atomic::AtomicU64,
 }
 
 /// What NodeSet says now, as `follow` reads it every few seconds.

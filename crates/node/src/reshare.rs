@@ -28,8 +28,9 @@
 //!    share it holds ([`erase_root_keys`]). Saving a run's shares and switching never interleave
 //!    (`Node::key_writes`), and a run that ends after its proposal was settled stores nothing.
 //!
-//! A proposal whose nodes are not all nodes of the current epoch (a node joining) is not reshared
-//! yet: the leader says so, and the proposal waits until the admin withdraws it.
+//! A node joining the network starts from NodeSet's proposal (it is in the proposed list, not the
+//! current one): the current nodes pin and ping it as NodeSet lists it, and it takes the current
+//! public key packages the leader sends only once they match NodeSet's record.
 //! Uses `node`, `epoch`, `mesh`, `signing::pool` (to stop the old epoch's pool) and `sigil_chain`.
 
 use std::sync::Arc;
@@ -53,6 +54,23 @@ use crate::node::Node;
 const RESHARE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a participant has to accept a run, or to say which record it holds.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each ready node of the current epoch leads the reshare before the next one does:
+/// a leader that starts nothing, or whose runs fail, is replaced within one turn.
+const LEAD_SLOT: Duration = Duration::from_secs(20);
+/// How often a leader asks again whether every proposed node still holds the shared record.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// The number of the current leadership turn.
+fn lead_slot() -> u64 {
+    crate::node::unix_now() / LEAD_SLOT.as_secs()
+}
+
+/// The node leading in turn `slot`: the ready nodes (sorted) take turns.
+fn leader_in(ready: &[u32], slot: u64) -> Option<u32> {
+    let n = u64::try_from(ready.len()).ok().filter(|n| *n > 0)?;
+    ready.get(usize::try_from(slot % n).ok()?).copied()
+}
+
 /// How often [`watch`] looks at the chain view.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -238,15 +256,27 @@ pub async fn accept(node: &Arc<Node>, asked: Asked<'_>) -> Result<(), (&'static 
             format!("node {} has not read proposal {} from NodeSet", node.me, asked.proposal),
         ));
     };
-    // One leader at a time: the lowest live node of the current epoch, as this node sees it. A
-    // node that is not cannot start runs here (nor stop the leader's).
-    if node.live().first() != Some(&asked.from) {
+    // One leader at a time, the ready nodes of the current epoch taking turns (this slot's or,
+    // at the boundary, the last one's, as this node sees them). Another cannot start runs here
+    // (nor stop the leader's).
+    let ready = node.ready();
+    let slot = lead_slot();
+    if leader_in(&ready, slot) != Some(asked.from) && leader_in(&ready, slot.saturating_sub(1)) != Some(asked.from) {
         return Err((
             "NOT_LEADER",
             format!(
-                "node {} does not lead the reshare: node {:?} is the lowest live node here",
+                "node {} does not lead the reshare now: node {:?} does",
                 asked.from,
-                node.live().first()
+                leader_in(&ready, slot)
+            ),
+        ));
+    }
+    if held(node, asked.proposal).len() >= MAX_NEXT {
+        return Err((
+            "RESHARE_FULL",
+            format!(
+                "node {} holds {MAX_NEXT} reshared records of proposal {} already; withdraw it and propose again",
+                node.me, asked.proposal
             ),
         ));
     }
@@ -538,12 +568,18 @@ pub fn held(node: &Node, proposal: u64) -> Vec<[u8; 32]> {
 
 /// Drops the reshared records (in memory and stored) that are not for `proposal` of the next
 /// epoch: a withdrawn proposal's, or a settled epoch's.
-async fn forget_others(node: &Arc<Node>, current: &Epoch, proposal: Option<u64>) {
+///
+/// Only on positive evidence: NodeSet shows another proposal for the next epoch (proposal ids
+/// are never reused, so the records of the one before can never be confirmed). A read that shows
+/// no proposal proves nothing (the read may have failed, or straddled the confirming block), so
+/// it drops nothing; the switch erases what is left.
+async fn forget_others(node: &Arc<Node>, current: &Epoch, proposal: u64) {
     // Not before the node holds its epoch's shares: at start-up, the record of an epoch NodeSet
     // confirmed while the node was down is what it switches to (`resume_switch`).
     if current.keys().is_none() {
         return;
     }
+    let proposal = Some(proposal);
     let stale = node
         .next
         .lock()
@@ -606,14 +642,15 @@ pub async fn watch(node: Arc<Node>) {
             settle(&node, &current, view.epoch).await;
             continue;
         }
-        let proposal = view.proposal.clone().filter(|p| p.epoch == current.number + 1);
-        forget_others(&node, &current, proposal.as_ref().map(|p| p.id)).await;
-        let Some(proposal) = proposal else { continue };
+        let Some(proposal) = view.proposal.clone().filter(|p| p.epoch == current.number + 1) else {
+            continue;
+        };
+        forget_others(&node, &current, proposal.id).await;
         if let Err(e) = ensure_peers(&node, &proposal) {
             leading.note(format!("cannot meet the proposed nodes: {e}"));
             continue;
         }
-        if current.keys().is_some() && node.live().first() == Some(&node.me) {
+        if current.keys().is_some() && leader_in(&node.ready(), lead_slot()) == Some(node.me) {
             leading.step(&node, &current, &proposal).await;
         }
     }
@@ -622,8 +659,9 @@ pub async fn watch(node: Arc<Node>) {
 /// The leader's memory of the proposal it leads.
 #[derive(Default)]
 struct Leading {
-    /// The proposal whose nodes all hold one same record: nothing more to run for it.
-    settled: Option<u64>,
+    /// The proposal whose nodes all hold one same record, and when that was last seen: nothing
+    /// more to run for it (checked again every [`RECHECK_EVERY`]).
+    settled: Option<(u64, Instant)>,
     /// Dealers left out of the next runs of the proposal (they refused, sent nothing, or were
     /// caught cheating), with the proposal.
     suspects: (u64, std::collections::BTreeSet<u32>),
@@ -654,7 +692,10 @@ impl Leading {
     }
 
     async fn step(&mut self, node: &Arc<Node>, current: &Arc<Epoch>, proposal: &Proposal) {
-        if self.settled == Some(proposal.id) {
+        if self
+            .settled
+            .is_some_and(|(id, at)| id == proposal.id && at.elapsed() < RECHECK_EVERY)
+        {
             return;
         }
         if node
@@ -695,16 +736,24 @@ impl Leading {
         }
         match self.held(node, &plan).await {
             Held::Everywhere => {
-                tracing::info!(
-                    epoch = proposal.epoch,
-                    proposal = proposal.id,
-                    "every proposed node holds the same new root key shares; NodeSet can confirm the epoch (sigil admin epoch confirm)"
-                );
-                self.settled = Some(proposal.id);
+                if self.settled.is_none_or(|(id, _)| id != proposal.id) {
+                    tracing::info!(
+                        epoch = proposal.epoch,
+                        proposal = proposal.id,
+                        "every proposed node holds the same new root key shares; NodeSet can confirm the epoch (sigil admin epoch confirm)"
+                    );
+                }
+                self.settled = Some((proposal.id, Instant::now()));
                 return;
             }
             Held::Unknown(why) => return self.note(why),
             Held::Missing => {}
+        }
+        if held(node, proposal.id).len() >= MAX_NEXT {
+            return self.note(format!(
+                "{MAX_NEXT} runs of proposal {} finished here without one record held by every proposed node; withdraw it and propose again",
+                proposal.id
+            ));
         }
         tracing::info!(
             epoch = plan.epoch,
@@ -817,8 +866,9 @@ async fn settle(node: &Arc<Node>, current: &Arc<Epoch>, chain_epoch: u64) {
     let outcome = if !confirmed {
         // An admin's reset of the node list (setNodes), not an epoch its nodes confirmed: nothing
         // shows the new nodes hold the keys, so this node keeps its shares (and serves no client).
-        Err(Retry::Never(format!(
-            "NodeSet moved to epoch {} without its nodes confirming they hold the root keys; this node keeps its shares",
+        // Read again later: a confirmation may only now be landing.
+        Err(Retry::Later(format!(
+            "NodeSet is at epoch {} without its nodes having confirmed they hold the root keys; this node keeps its shares",
             view.epoch
         )))
     } else if !me {
@@ -829,7 +879,10 @@ async fn settle(node: &Arc<Node>, current: &Arc<Epoch>, chain_epoch: u64) {
     match outcome {
         Ok(()) => node.settled.store(chain_epoch, std::sync::atomic::Ordering::Release),
         Err(Retry::Later(e)) => {
-            tracing::warn!(epoch = chain_epoch, error = %e, "cannot settle into NodeSet's new epoch yet; trying again")
+            if node.settle_said.swap(chain_epoch, std::sync::atomic::Ordering::AcqRel) != chain_epoch {
+                tracing::warn!(epoch = chain_epoch, error = %e, "cannot settle into NodeSet's new epoch yet; trying again every 5 s");
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
         Err(Retry::Never(e)) => {
             tracing::error!(epoch = chain_epoch, error = %e, "this node cannot serve NodeSet's new epoch");
@@ -859,6 +912,11 @@ async fn leave(node: &Arc<Node>, chain_epoch: u64, why: &str) -> Result<(), Retr
     .await
     .map_err(|e| Retry::Later(e.to_string()))?
     .map_err(|e| Retry::Later(e.to_string()))?;
+    // The shares in memory go too: this node takes part in nothing from now on.
+    // (Its number stays: the node still reports, and is refused as, one NodeSet left behind.)
+    let current = node.epoch();
+    node.epoch
+        .replace(Epoch::new(current.number, current.threshold, Vec::new()));
     if let Some((shares, presignatures)) = erased {
         tracing::warn!(
             epoch = chain_epoch,
@@ -914,18 +972,13 @@ async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> R
     let keys = match confirmed_record(node, view).await.map_err(Retry::Later)? {
         Some(keys) => keys,
         None => {
-            drop(_writing);
-            // Its old share cannot serve the confirmed epoch, and kept it would only add to what
-            // the old epoch's dishonest holders have.
-            return leave(
-                node,
-                view.epoch,
-                &format!(
-                    "this node holds no share of the record NodeSet confirmed for epoch {}",
-                    view.epoch
-                ),
-            )
-            .await;
+            // NodeSet needs every proposed node's confirmation, so this should not happen; if it
+            // does (a lost record), the old share is kept rather than erased on a guess, and the
+            // node serves nothing until the admin proposes it out or it is restored.
+            return Err(Retry::Never(format!(
+                "this node holds no share of the record NodeSet confirmed for epoch {}; it keeps its old shares and serves nothing",
+                view.epoch
+            )));
         }
     };
     let store = Arc::clone(&node.store);

@@ -238,6 +238,7 @@ pub async fn run(
         reshare_suspects: Mutex::new(Vec::new()),
         resharing: Mutex::new(None),
         settled: std::sync::atomic::AtomicU64::new(0),
+        settle_said: std::sync::atomic::AtomicU64::new(0),
         settings,
     });
     tracing::info!(

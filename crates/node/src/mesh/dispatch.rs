@@ -232,7 +232,13 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
             exclude,
             at,
         }) => {
-            if node.keys().is_none() {
+            if !node.epoch().contains(opened.from) {
+                // A peer pinned for a proposal (a joining node) is not a member yet.
+                Reply::Error {
+                    code: "NOT_A_MEMBER".into(),
+                    message: format!("node {} is not a node of this epoch", opened.from),
+                }
+            } else if node.keys().is_none() {
                 Reply::Error {
                     code: "NOT_READY".into(),
                     message: Error::not_ready().message().to_string(),

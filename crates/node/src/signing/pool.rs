@@ -695,6 +695,12 @@ pub fn failed(node: &Node, from: u32, seq: u64, silent: &[u32]) {
 /// Joins presignature `start.seq` of `owner`'s pool, on the owner's order.
 pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
     let epoch = node.epoch();
+    if !epoch.contains(owner) {
+        return Err(format!(
+            "node {owner} is not a node of epoch {}; order ignored",
+            epoch.number
+        ));
+    }
     let mut sorted = start.participants.clone();
     sorted.sort_unstable();
     sorted.dedup();

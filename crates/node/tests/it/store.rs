@@ -183,31 +183,35 @@ fn reshared_shares_wait_beside_the_current_ones_never_replace_another_run_and_a_
     assert!(load_next_root_keys(&store).unwrap().is_empty());
     assert!(store.key_share::<Secp256k1>("ecdsa-root/epoch-1").unwrap().is_none());
     assert!(store.key_share::<Bls12381G1>("bls-root/epoch-1").unwrap().is_none());
-    // Bounded: beyond MAX_NEXT records the oldest goes; a withdrawn proposal's are pruned.
-    for digest in 0..=MAX_NEXT as u8 {
-        let keys = RootKeys {
-            ecdsa: waiting[1].keys.ecdsa.clone(),
-            bls: waiting[1].keys.bls.clone(),
-        };
-        save_next_root_keys(
-            &store,
-            NextRef {
-                epoch: 3,
-                proposal: 8,
-                digest: [digest; 32],
-            },
-            &keys,
-        )
-        .unwrap();
+    // Bounded without ever dropping a record of a pending proposal: past MAX_NEXT records of
+    // one proposal the next is refused (an attacker running runs cannot push out the record it
+    // holds signatures of); a withdrawn proposal's records make room, or are pruned.
+    let copy = || RootKeys {
+        ecdsa: waiting[1].keys.ecdsa.clone(),
+        bls: waiting[1].keys.bls.clone(),
+    };
+    let of = |proposal: u64, digest: u8| NextRef {
+        epoch: 3,
+        proposal,
+        digest: [digest; 32],
+    };
+    for digest in 0..MAX_NEXT as u8 {
+        save_next_root_keys(&store, of(8, digest), &copy()).unwrap();
     }
+    assert!(save_next_root_keys(&store, of(8, 0xEE), &copy()).is_err());
     let kept = load_next_root_keys(&store).unwrap();
     assert_eq!(kept.len(), MAX_NEXT);
-    assert_eq!(kept[0].digest, [1; 32]);
+    assert_eq!(kept[0].digest, [0; 32]);
+    // Proposal 8 was withdrawn: a record of proposal 9 takes the place of one of 8's.
+    save_next_root_keys(&store, of(9, 0x99), &copy()).unwrap();
+    let kept = load_next_root_keys(&store).unwrap();
+    assert_eq!(kept.len(), MAX_NEXT);
+    assert_eq!(kept.last().map(|n| n.proposal), Some(9));
     assert_eq!(
-        prune_next_root_keys(&store, |_, proposal| proposal != 8).unwrap(),
-        2 * MAX_NEXT
+        prune_next_root_keys(&store, |_, proposal| proposal == 9).unwrap(),
+        2 * (MAX_NEXT - 1)
     );
-    assert!(load_next_root_keys(&store).unwrap().is_empty());
+    assert_eq!(load_next_root_keys(&store).unwrap().len(), 1);
     // A node the next epoch leaves out erases everything, and the file says so: it is not a
     // fresh file on which the DKG would run again.
     save_next_root_keys(
@@ -220,11 +224,15 @@ fn reshared_shares_wait_beside_the_current_ones_never_replace_another_run_and_a_
         &current,
     )
     .unwrap();
-    assert_eq!(erase_root_keys(&store, 3).unwrap(), (4, 0));
+    // (epoch 2's shares, proposal 9's two records)
+    assert_eq!(erase_root_keys(&store, 3).unwrap(), (6, 0));
     assert!(matches!(load_root_keys(&store).unwrap(), StoredRootKeys::Erased(3)));
     assert!(load_next_root_keys(&store).unwrap().is_empty());
-    for name in ["ecdsa-root/epoch-2", "ecdsa-root/next/3/0909090909090909"] {
-        assert!(store.key_share::<Secp256k1>(name).unwrap().is_none());
+    for name in [
+        "ecdsa-root/epoch-2".to_string(),
+        format!("ecdsa-root/next/3/{}", "09".repeat(32)),
+    ] {
+        assert!(store.key_share::<Secp256k1>(&name).unwrap().is_none());
     }
 }
 
