@@ -29,6 +29,9 @@ pub enum Command {
     /// Decryption latency end to end: t shares released after a balance condition, verified,
     /// combined, and the data decrypted (`--stock` and `--concurrency` are not used).
     Decrypt(SignArgs),
+    /// Signing while the network changes epoch (two nodes join): how long the change takes,
+    /// requests failed and retried, and sign latency before, during and after it.
+    Epoch(crate::bench_epoch::EpochArgs),
 }
 
 /// The action `bench action` runs without signing.
@@ -110,6 +113,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign(args, false).await,
         Command::Action(args) => sign(args, true).await,
         Command::Decrypt(args) => decrypt(args).await,
+        Command::Epoch(args) => crate::bench_epoch::run(args).await,
     }
 }
 
@@ -275,7 +279,7 @@ fn phase_means(
     means
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

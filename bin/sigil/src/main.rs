@@ -7,6 +7,7 @@
 
 mod action_cmd;
 mod bench;
+mod bench_epoch;
 mod client_cmd;
 mod demo;
 mod dev;

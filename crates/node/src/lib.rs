@@ -15,6 +15,7 @@
 //!   the chain), [`follow`] (NodeSet read while running: the epoch on chain, membership, the
 //!   proposed next epoch), [`reshare`] (the root keys reshared into a proposed epoch, and the
 //!   switch to it once NodeSet confirms it), [`liveness`] (peer heartbeats).
+//! * [`faults`]: test-only protocol wrappers behind [`Fault`].
 //! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
 //!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
 //! * [`start`] — start-up and the background tasks; wires everything together.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod encryption;
 pub mod epoch;
 pub mod error;
+pub mod faults;
 pub mod follow;
 pub mod http;
 pub mod liveness;

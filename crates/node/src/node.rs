@@ -52,10 +52,13 @@ pub enum Fault {
     /// As a dealer of a reshare, sends every receiver a share that fails its commitment check
     /// (a valid scalar, off by one).
     BadReshareDealer,
+    /// In the first DKG, sends its confirmation to every node but the highest other one, which
+    /// then never finishes while the others do.
+    WithholdDkgConfirmation,
 }
 
 impl Fault {
-    const ALL: [Fault; 8] = [
+    const ALL: [Fault; 9] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
@@ -64,6 +67,7 @@ impl Fault {
         Self::FloodPeers,
         Self::DrainPool,
         Self::BadReshareDealer,
+        Self::WithholdDkgConfirmation,
     ];
 
     /// The name used on the command line and in metrics.
@@ -77,6 +81,7 @@ impl Fault {
             Self::FloodPeers => "flood-peers",
             Self::DrainPool => "drain-pool",
             Self::BadReshareDealer => "bad-reshare-dealer",
+            Self::WithholdDkgConfirmation => "withhold-dkg-confirmation",
         }
     }
 }

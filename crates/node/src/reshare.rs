@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use sigil_chain::registry::{ListedNode, NodeSetView, Proposal};
 use sigil_chain::vouch::{confirmation_digest, sign_digest};
 use sigil_mesh::NodeKey;
-use sigil_tss::{Bls12381G1, Outgoing, PartyId, Protocol, PublicKeyPackage, Secp256k1, SessionId, Step, Vss};
+use sigil_tss::{Bls12381G1, PartyId, Protocol, PublicKeyPackage, Secp256k1, SessionId, Vss};
 
 use crate::epoch::{
     erase_root_keys, load_next_root_keys, prune_next_root_keys, save_next_root_keys, switch_root_keys, Epoch,
@@ -290,10 +290,11 @@ pub async fn accept(node: &Arc<Node>, asked: Asked<'_>) -> Result<(), (&'static 
             bls: keys.bls.public().clone(),
             shares: Some(keys),
         },
-        None if !current.contains(node.me) => joining_packages(node, &current, asked.packages)
+        // A joining node, or one of the epoch whose first DKG did not finish here: it receives
+        // (it is no dealer) with the packages NodeSet vouches for.
+        None => joining_packages(node, &current, asked.packages)
             .await
             .map_err(|e| ("BAD_REQUEST", e))?,
-        None => return Err(("NOT_READY", format!("node {} holds no root key shares", node.me))),
     };
     start_run(node, current, plan, old)
 }
@@ -511,45 +512,17 @@ where
     if corrupt {
         tracing::warn!("TEST FAULT: dealing reshare shares that fail their commitment check");
         node.sessions
-            .run(&node.net, CorruptShares(protocol), participants, RESHARE_DEADLINE)
+            .run(
+                &node.net,
+                crate::faults::CorruptShares(protocol),
+                participants,
+                RESHARE_DEADLINE,
+            )
             .await
     } else {
         node.sessions
             .run(&node.net, protocol, participants, RESHARE_DEADLINE)
             .await
-    }
-}
-
-/// The `bad-reshare-dealer` test fault ([`crate::Fault::BadReshareDealer`]): every private
-/// message (a dealt share) leaves with its last byte changed, still a valid scalar, so the
-/// receiver's commitment check catches it and names this node.
-struct CorruptShares<P>(P);
-
-impl<P: Protocol> Protocol for CorruptShares<P> {
-    type Output = P::Output;
-
-    fn me(&self) -> PartyId {
-        self.0.me()
-    }
-
-    fn session(&self) -> SessionId {
-        self.0.session()
-    }
-
-    fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), sigil_tss::TssError> {
-        self.0.handle(from, bytes)
-    }
-
-    fn poke(&mut self) -> Result<Step<P::Output>, sigil_tss::TssError> {
-        Ok(match self.0.poke()? {
-            Step::Send(Outgoing::ToOne(to, mut bytes)) => {
-                if let Some(last) = bytes.last_mut() {
-                    *last ^= 1;
-                }
-                Step::Send(Outgoing::ToOne(to, bytes))
-            }
-            other => other,
-        })
     }
 }
 
@@ -714,10 +687,12 @@ impl Leading {
             self.suspects.1.extend(found.drain(..));
         }
         let Some(keys) = current.keys() else { return };
-        // Every live node of the current epoch deals, but those suspected in an earlier run of
-        // this proposal, as long as the threshold of dealers remains.
-        let live = node.live();
-        let trusted: Vec<u32> = live
+        // Every ready node of the current epoch deals, but those suspected in an earlier run of
+        // this proposal, as long as the threshold of dealers remains. (A node of the epoch
+        // without its shares, whose first DKG did not finish, cannot deal; it receives like a
+        // joining node.)
+        let ready = node.ready();
+        let trusted: Vec<u32> = ready
             .iter()
             .copied()
             .filter(|id| !self.suspects.1.contains(id))
@@ -725,7 +700,7 @@ impl Leading {
         let dealers = if trusted.len() >= current.threshold && trusted.contains(&node.me) {
             trusted
         } else {
-            live
+            ready
         };
         let plan = match plan(current, proposal, node.me, OsRng.next_u64(), &dealers) {
             Ok(plan) => plan,

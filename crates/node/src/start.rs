@@ -461,14 +461,7 @@ async fn bootstrap(node: Arc<Node>) {
                 epoch = epoch.number + 1,
                 "this node joins the proposed epoch: it waits for the reshare and serves once NodeSet confirms it"
             );
-            node.witnessed.store(true, std::sync::atomic::Ordering::Release);
-            while node.keys().is_none() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            node.taker.start_reserving();
-            loop {
-                crate::signing::pool::run(Arc::clone(&node)).await;
-            }
+            return wait_for_reshare(node).await;
         }
         Ok(Ok(StoredRootKeys::None)) => {
             if let Some(next) = crate::reshare::stored_next(&node).await {
@@ -496,6 +489,9 @@ async fn bootstrap(node: Arc<Node>) {
                         node.witnessed.store(true, std::sync::atomic::Ordering::Release);
                         keys
                     }
+                    // The other nodes finished the DKG and recorded the keys without this one:
+                    // a reshare (the admin proposes the same nodes again) gives it its shares.
+                    None if crate::reshare::keys_recorded(&node).await => return wait_for_reshare(node).await,
                     None => return,
                 }
             }
@@ -525,6 +521,20 @@ async fn bootstrap(node: Arc<Node>) {
     // Only a store known not to be rolled back may hand presignatures out ahead of requests.
     node.taker.start_reserving();
     // One pool per epoch: `run` returns when the node switches to the next one.
+    loop {
+        crate::signing::pool::run(Arc::clone(&node)).await;
+    }
+}
+
+/// For a node of this network without root key shares of its own (it joins, or its first DKG
+/// finished at the others only): waits until a reshare gives it shares and the switch installs
+/// them, then runs the presignature pools. Nothing in its store can have been rolled back.
+async fn wait_for_reshare(node: Arc<Node>) {
+    node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+    while node.keys().is_none() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    node.taker.start_reserving();
     loop {
         crate::signing::pool::run(Arc::clone(&node)).await;
     }
@@ -644,6 +654,49 @@ async fn check_rollback(node: &Arc<Node>) -> bool {
     true
 }
 
+/// Resolves once NodeSet records root keys, checked every 2 s after the first 10 s of a run (a
+/// DKG takes well under a second; a node a second late must not give up its own run). Never
+/// without a chain.
+async fn recorded_elsewhere(node: &Arc<Node>) {
+    let Some(registry) = node.options.registry.clone() else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    loop {
+        if registry.node_set().await.is_ok_and(|view| view.keys_epoch != 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// One curve's DKG run, with the `withhold-dkg-confirmation` test fault when `withhold` names its
+/// victim.
+async fn dkg_run<P>(
+    node: &Arc<Node>,
+    protocol: P,
+    parties: &[PartyId],
+    withhold: Option<PartyId>,
+) -> Result<P::Output, crate::mesh::session::SessionError>
+where
+    P: sigil_tss::Protocol + Send + 'static,
+    P::Output: Send + 'static,
+{
+    match withhold {
+        Some(victim) => {
+            let faulty = crate::faults::WithholdConfirmation::new(protocol, parties, victim);
+            node.sessions
+                .run(&node.net, faulty, parties.to_vec(), DKG_DEADLINE)
+                .await
+        }
+        None => {
+            node.sessions
+                .run(&node.net, protocol, parties.to_vec(), DKG_DEADLINE)
+                .await
+        }
+    }
+}
+
 async fn first_dkg(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
     let parties: Vec<PartyId> = epoch.peers.iter().map(|(id, _, _)| PartyId(*id)).collect();
     let n = parties.len();
@@ -685,10 +738,28 @@ async fn first_dkg(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
                 return None;
             }
         };
-        let (ecdsa, bls) = tokio::join!(
-            node.sessions.run(&node.net, ecdsa, parties.clone(), DKG_DEADLINE),
-            node.sessions.run(&node.net, bls, parties.clone(), DKG_DEADLINE),
-        );
+        // A run that the others finished without this node (one withheld its confirmation from
+        // it) ends when NodeSet records their keys, not at every retry's deadline forever.
+        let withhold = node
+            .has_fault(crate::node::Fault::WithholdDkgConfirmation)
+            .then(|| parties.iter().copied().filter(|p| p.0 != node.me).max())
+            .flatten();
+        let runs = async {
+            tokio::join!(
+                dkg_run(node, ecdsa, &parties, withhold),
+                dkg_run(node, bls, &parties, withhold),
+            )
+        };
+        let (ecdsa, bls) = tokio::select! {
+            both = runs => both,
+            () = recorded_elsewhere(node) => {
+                tracing::error!(
+                    attempt,
+                    "NodeSet records root keys the other nodes made without this one (a confirmation never reached it); it takes no part in the DKG again and gets its shares from a reshare: propose the same nodes again (sigil admin epoch propose)"
+                );
+                return None;
+            }
+        };
         match (ecdsa, bls) {
             (Ok(Some(ecdsa)), Ok(Some(bls))) => {
                 let store = Arc::clone(&node.store);

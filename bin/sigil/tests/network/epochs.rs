@@ -281,6 +281,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Signs with `client` once the new epoch's pool has stock: right after a switch (and a restart)
+/// the allocator makes its first presignatures, which with `t = n` need every node; a client
+/// retries `POOL_EMPTY` the same way.
+async fn sign_when_stocked(client: &sigil_client::Client, owned: &crate::signing::Owned) -> sigil_client::SignOutcome {
+    let started = Instant::now();
+    loop {
+        let key_id = owned.key_ids[0];
+        let mut hash = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut hash);
+        match client
+            .pkp_sign(sigil_client::KeyRef::KeyId(key_id), hash, &owned.auth)
+            .await
+        {
+            Ok(outcome) => {
+                let pkp = sigil_tss::derive::derive_public_key(client.ecdsa_root(), &sigil_tss::derive::KeyId(key_id));
+                assert!(outcome.signature.verify(&pkp, &hash));
+                return outcome;
+            }
+            Err(e) if e.to_string().contains("POOL_EMPTY") && started.elapsed() < Duration::from_secs(150) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("no signature after {:?}: {e}", started.elapsed()),
+        }
+    }
+}
+
 /// Runs `sigil admin epoch confirm` until the proposed nodes all confirm (the reshare runs on its
 /// own once they read the proposal), or panics after 90 s.
 fn confirm(net: &Network) -> String {
@@ -422,7 +448,7 @@ async fn five_nodes_grow_to_seven_shrink_to_four_and_raise_the_threshold_while_a
     assert_eq!(now.threshold(), 4);
     assert_eq!(*now.ecdsa_root(), ecdsa_root);
     assert_eq!(now.bls_root(), bls_root);
-    let outcome = sign_and_check(&now, &owned).await;
+    let outcome = sign_when_stocked(&now, &owned).await;
     assert_eq!(outcome.signers.len(), 4);
     let opened = now.decrypt(&sealed, Some(&owned.auth)).await.unwrap();
     assert_eq!(opened.plaintext.as_slice(), b"sealed in epoch 1");
@@ -512,7 +538,8 @@ async fn a_dealer_that_deals_bad_shares_is_named_and_the_reshare_completes_witho
     let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
     assert_eq!((now.epoch(), now.threshold()), (2, 5));
     assert_eq!(now.ecdsa_root(), client.ecdsa_root());
-    sign_and_check(&now, &owned).await;
+    let outcome = sign_when_stocked(&now, &owned).await;
+    assert_eq!(outcome.signers.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,6 +573,50 @@ async fn nodes_killed_during_a_reshare_and_before_the_switch_come_back_into_the_
     let now = sigil_client::Client::connect(&net.chain()).await.unwrap();
     assert_eq!((now.epoch(), now.threshold()), (2, 5));
     assert_eq!(now.nodes().len(), 5);
-    let outcome = sign_and_check(&now, &owned).await;
+    let outcome = sign_when_stocked(&now, &owned).await;
     assert_eq!(outcome.signers.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_dkg_that_one_node_never_finishes_is_recorded_without_it_and_a_reshare_gives_it_its_shares() {
+    // Node 0 sends its DKG confirmation to nodes 1 and 2 only: they and node 0 finish, node 3
+    // never does (an unreliable broadcast).
+    let net = Network::start(4, 4, |i| {
+        if i == 0 {
+            vec!["--fault".into(), "withhold-dkg-confirmation".into()]
+        } else {
+            vec![]
+        }
+    })
+    .await;
+    every_health(&net, &[0, 1, 2], |h| h["rootKeys"] == true).await;
+    every_health(&net, &[3], |h| h["rootKeys"] == false).await;
+    // Three of four nodes are the threshold: they record the keys.
+    let (ok, out) = net.record_keys();
+    assert!(ok, "{out}");
+    // Node 3 stops retrying a DKG nobody else runs, and says what to do.
+    let started = Instant::now();
+    while !net
+        .log(3)
+        .contains("NodeSet records root keys the other nodes made without this one")
+    {
+        assert!(started.elapsed() < Duration::from_secs(40), "{}", net.log(3));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The same nodes proposed again: the three that hold shares deal, node 3 receives.
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("epoch 2 proposed: threshold 3, nodes 0, 1, 2, 3"), "{out}");
+    every_health(&net, &[0, 1, 2, 3], |h| h["reshared"]["epoch"] == 2).await;
+    let out = confirm(&net);
+    assert!(out.contains("epoch 2 started"), "{out}");
+    every_health(&net, &[0, 1, 2, 3], |h| {
+        h["epoch"] == 2 && h["status"] == "ok" && h["rootKeys"] == true
+    })
+    .await;
+    // Every node's handshake now matches NodeSet's record, node 3's included.
+    let client = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    assert_eq!(client.nodes().len(), 4, "{:?}", client.unreachable());
+    let owned = mint(&net, &client, 1).await;
+    sign_when_stocked(&client, &owned).await;
 }

@@ -118,3 +118,39 @@ fn refresh_and_reshare_at_every_size() {
     check_every_size::<Secp256k1>();
     check_every_size::<Bls12381G1>();
 }
+
+/// Proactive refresh: a node that leaves keeps nothing useful. Its old share and `t_new − 1` new
+/// shares do not make the key (while `t_new` new shares do), so an adversary holding the old share
+/// of a removed node and fewer than `t_new` new shares learns nothing.
+#[test]
+fn a_removed_nodes_old_share_does_not_combine_with_new_ones() {
+    use sigil_tss::k256::{ProjectivePoint, Scalar};
+    let old = dkg::<Secp256k1>(5, 4);
+    let key = *old[0].public_key();
+    let four = ids(0..4);
+    let new = reshare(&old, &ids(0..5), &four, 3);
+    // `(x, secret)` points, x = id + 1: the value at 0 of the polynomial through them.
+    let at_zero = |points: &[(u64, Scalar)]| -> ProjectivePoint {
+        let mut sum = Scalar::ZERO;
+        for (i, (xi, yi)) in points.iter().enumerate() {
+            let mut weight = Scalar::ONE;
+            for (j, (xj, _)) in points.iter().enumerate() {
+                if i != j {
+                    let (xi, xj) = (Scalar::from(*xi), Scalar::from(*xj));
+                    weight *= xj * (xj - xi).invert().unwrap();
+                }
+            }
+            sum += weight * yi;
+        }
+        ProjectivePoint::GENERATOR * sum
+    };
+    let point = |share: &KeyShare<Secp256k1>| (u64::from(share.me().0) + 1, *share.secret());
+    // Three new shares make the key...
+    assert_eq!(at_zero(&[point(&new[0]), point(&new[1]), point(&new[2])]), key);
+    // ...the leaver's old share with two new ones does not, whichever two.
+    for (a, b) in [(0, 1), (1, 2), (2, 3), (0, 3)] {
+        assert_ne!(at_zero(&[point(&old[4]), point(&new[a]), point(&new[b])]), key);
+    }
+    // Nor does an old share of a node that stays, in place of its new one.
+    assert_ne!(at_zero(&[point(&old[0]), point(&new[1]), point(&new[2])]), key);
+}
