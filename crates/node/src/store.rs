@@ -377,17 +377,10 @@ impl Store {
             names.len()
         };
         let discarded = if w.purge_one_time {
-            let takes = {
-                let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
-                let floor = txn
-                    .open_table(COUNTERS)
-                    .map_err(db_err)?
-                    .get(TAKES)
-                    .map_err(db_err)?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                used.saturating_add(floor)
-            };
+            let takes = takes_in(
+                &txn.open_table(USED).map_err(db_err)?,
+                &txn.open_table(COUNTERS).map_err(db_err)?,
+            )?;
             purge_in(&txn, takes, 0)?
         } else {
             0
@@ -648,15 +641,10 @@ impl Store {
     /// plus the floor a purge set.
     pub fn takes(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let used = txn.open_table(USED).map_err(db_err)?.len().map_err(db_err)?;
-        let floor = txn
-            .open_table(COUNTERS)
-            .map_err(db_err)?
-            .get(TAKES)
-            .map_err(db_err)?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        Ok(used.saturating_add(floor))
+        takes_in(
+            &txn.open_table(USED).map_err(db_err)?,
+            &txn.open_table(COUNTERS).map_err(db_err)?,
+        )
     }
 
     /// The highest take counter each peer reported, with its signature, by peer id.
@@ -938,6 +926,15 @@ pub struct KeysWrite<'a, A: Curve, B: Curve> {
     pub remove: &'a [&'a str],
     /// Whether every presignature and triple goes too.
     pub purge_one_time: bool,
+}
+
+/// [`Store::takes`] from one transaction's tables of used presignatures and of counters.
+fn takes_in(
+    used: &impl redb::ReadableTableMetadata,
+    counters: &impl redb::ReadableTable<&'static str, u64>,
+) -> Result<u64, StoreError> {
+    let floor = counters.get(TAKES).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+    Ok(used.len().map_err(db_err)?.saturating_add(floor))
 }
 
 /// [`Store::purge_one_time`] inside the write transaction `txn`; returns the presignatures
