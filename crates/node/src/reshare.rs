@@ -2,36 +2,36 @@
 //! serving, and switching to it once NodeSet confirms it (DESIGN §9).
 //!
 //! 1. `follow` reads the proposal into [`Node::chain_view`]; [`watch`] looks at it every second.
-//! 2. The *leader*, the lowest live node of the current epoch, picks the dealers (every live node
-//!    of the current epoch, at least its threshold) and a fresh run number, and sends
-//!    [`Call::Reshare`] to every dealer and proposed node. Each checks the plan against the
-//!    proposal it read from NodeSet itself ([`plan`]) and runs its part: both root keys go through
-//!    `Vss::reshare`, so the public keys stay and every share is new (an old share is useless
-//!    beside new ones).
-//! 3. A proposed node stores its new shares beside the current ones ([`save_next_root_keys`]) and
-//!    signs the confirmation `NodeSet.confirmEpoch` checks; `GET /web/epoch/confirmation` serves
-//!    it ([`NextEpoch`]).
-//! 4. The leader asks every proposed node which records it holds ([`Call::NextKeys`]); while no
-//!    record is held by all (a run that finished at some nodes only) it starts another run. A
-//!    record a node signed is never replaced (at most `epoch::MAX_NEXT` are kept), so NodeSet
-//!    may confirm any of them; once one is held everywhere, the leader starts no more runs.
-//!    Only the lowest live node of the current epoch leads: a participant refuses runs from any
-//!    other, and the leader leaves out of later runs the dealers that refused, sent nothing or
-//!    were caught cheating (as long as the current threshold of dealers remains).
+//!    The current nodes pin and ping the proposed nodes that join, as NodeSet lists them.
+//! 2. The *leader* — the ready nodes of the current epoch take 20 s turns, and a
+//!    participant refuses runs from any other — picks the dealers (every ready node of the current
+//!    epoch but those an earlier run of the proposal caught refusing, silent or cheating, while the
+//!    current threshold remains) and a fresh run number, and sends [`Call::Reshare`] to every
+//!    dealer and proposed node. Each checks the run against the proposal it read from NodeSet
+//!    itself ([`plan`]) and runs its part: both root keys go through `Vss::reshare`, so the public
+//!    keys stay and every share is new (an old share is useless beside new ones). A node without
+//!    shares of the current epoch (one joining, or one whose first DKG did not finish) receives,
+//!    with the current public key packages the leader sends, once they match NodeSet's record.
+//! 3. A proposed node stores its new shares under names of their own, beside the current ones
+//!    and beside other runs' ([`save_next_root_keys`]), and signs the confirmation
+//!    `NodeSet.confirmEpoch` checks; `GET /web/epoch/confirmation` serves them ([`NextEpoch`]). A
+//!    record it signed is never replaced or dropped while its proposal is pending (at most
+//!    `epoch::MAX_NEXT`; then it refuses more runs); the records of a proposal go once NodeSet
+//!    shows another.
+//! 4. The leader asks every proposed node which records it holds ([`Call::NextKeys`]) and runs
+//!    again until one record is held by all (a run can finish at some nodes only).
 //! 5. Anyone sends `confirmEpoch` with every proposed node's confirmation of one record
 //!    (`sigil admin epoch confirm`): all of them, so that no confirmed epoch has fewer honest
 //!    holders than its threshold.
 //! 6. When `follow` sees NodeSet at the new epoch, a member takes the stored record NodeSet
 //!    confirmed and switches: [`switch_root_keys`] makes it current and, in the same
 //!    transaction, erases every other root key share and every presignature and triple. A node
-//!    the epoch leaves out, or that holds no share of the confirmed record, erases every root key
-//!    share it holds ([`erase_root_keys`]). Saving a run's shares and switching never interleave
+//!    the epoch leaves out erases every root key share it holds ([`erase_root_keys`]), in memory
+//!    too; a member that finds no share of the confirmed record keeps its old ones and serves
+//!    nothing. Saving a run's shares, storing presignatures and switching never interleave
 //!    (`Node::key_writes`), and a run that ends after its proposal was settled stores nothing.
 //!
-//! A node joining the network starts from NodeSet's proposal (it is in the proposed list, not the
-//! current one): the current nodes pin and ping it as NodeSet lists it, and it takes the current
-//! public key packages the leader sends only once they match NodeSet's record.
-//! Uses `node`, `epoch`, `mesh`, `signing::pool` (to stop the old epoch's pool) and `sigil_chain`.
+//! Uses `node`, `epoch`, `liveness`, `faults`, `mesh` and `sigil_chain`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
