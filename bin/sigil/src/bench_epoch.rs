@@ -24,8 +24,16 @@ pub struct EpochArgs {
     #[arg(long, default_value_t = 5)]
     nodes: usize,
     /// How long to sign before the change, and again after every node switched, in seconds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     settle_secs: u64,
+    /// Presignatures each epoch's pool keeps in stock (the first epoch's is filled before the
+    /// signing starts; the new epoch's fills after the switch).
+    #[arg(long, default_value_t = 64)]
+    stock: usize,
+    /// Directory for the benchmark network, kept afterwards with the node logs (default: a fresh
+    /// temporary directory, removed).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
 }
 
 /// One sign request as the client saw it: when it started (since the run began), how long it
@@ -37,17 +45,24 @@ struct Sample {
 }
 
 pub async fn run(args: EpochArgs) -> anyhow::Result<ExitCode> {
-    let dir = std::env::temp_dir().join(format!("sigil-bench-epoch-{}-{}", std::process::id(), OsRng.next_u32()));
+    if args.dir.as_ref().is_some_and(|d| d.join("network.json").exists()) {
+        bail!("--dir must name a fresh directory: the benchmark changes the network's epoch");
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sigil-bench-epoch-{}-{}", std::process::id(), OsRng.next_u32()))
+    });
     let setup = Setup {
         nodes: args.nodes,
-        presign_stock: 16,
+        presign_stock: args.stock,
         ..Setup::default()
     };
     let mut devnet = Devnet::prepare(&dir, &setup).await?;
     devnet.start_nodes()?;
     let result = measure(&args, &mut devnet).await;
     devnet.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
@@ -56,6 +71,35 @@ async fn measure(args: &EpochArgs, devnet: &mut Devnet) -> anyhow::Result<ExitCo
     devnet.wait_ready(Duration::from_secs(180)).await?;
     devnet.register(None).await?;
     let network = devnet.network().clone();
+    // Sign from stock before the change: the figure is then the request's, not the refill's.
+    let http = reqwest::Client::new();
+    let allocator = network
+        .nodes
+        .iter()
+        .min_by_key(|n| n.id)
+        .map(|n| n.url.clone())
+        .unwrap_or_default();
+    let stocking = Instant::now();
+    loop {
+        let text = http.get(format!("{allocator}/metrics")).send().await?.text().await?;
+        let have = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sigil_presignature_stock ")?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as usize;
+        eprint!(
+            "\r  stocking presignatures: {have}/{} ({:.0} s)   ",
+            args.stock,
+            stocking.elapsed().as_secs_f64()
+        );
+        if have >= args.stock {
+            eprintln!();
+            break;
+        }
+        if stocking.elapsed() > Duration::from_secs(600) {
+            bail!("the pool did not fill within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let chain = network.network()?;
     let client = Client::connect(&chain).await?.with_contracts(&network.contracts()?);
     let signer = wallet(None, &network)?;
@@ -147,7 +191,6 @@ async fn measure(args: &EpochArgs, devnet: &mut Devnet) -> anyhow::Result<ExitCo
     confirm_epoch(&admin, node_set, &confirmations.keys, &signatures).await?;
     let on_chain = proposed.elapsed();
     let target = current.epoch + 1;
-    let http = reqwest::Client::new();
     loop {
         let all = health_all(&http, devnet.network()).await;
         let switched = all

@@ -175,7 +175,16 @@ fn reshared_shares_wait_beside_the_current_ones_never_replace_another_run_and_a_
     assert_eq!(*waiting[1].keys.ecdsa.secret(), secrets[2]);
     // NodeSet confirmed run A: it becomes current; epoch 1's shares, run B's, and the one-time
     // material go, in one transaction.
-    assert_eq!(switch_root_keys(&store, 2, &waiting[0].keys).unwrap(), (6, 0));
+    // Two presignatures of epoch 1's pools: they go with epoch 1's shares, marked used.
+    let bytes = presignature_bytes();
+    for seq in [1, 2] {
+        store
+            .put_presignature(id(seq), &Presignature::from_bytes(&bytes).unwrap())
+            .unwrap();
+    }
+    assert_eq!(switch_root_keys(&store, 2, &waiting[0].keys).unwrap(), (6, 2));
+    assert_eq!(store.presignature_count().unwrap(), 0);
+    assert!(store.is_used(id(1)).unwrap() && store.is_used(id(2)).unwrap());
     match load_root_keys(&store).unwrap() {
         StoredRootKeys::Both(Some(2), keys) => assert_eq!(*keys.ecdsa.secret(), secrets[1]),
         _ => panic!("epoch 2's shares are not the current ones"),
