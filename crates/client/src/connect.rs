@@ -312,8 +312,7 @@ impl Client {
     }
 }
 
-/// The header naming the epoch a client connected in (the node's `http::EPOCH_HEADER`).
-pub const EPOCH_HEADER: &str = "x-sigil-epoch";
+pub use sigil_primitives::EPOCH_HEADER;
 
 /// Whether a handshake's BLS public shares are for exactly the nodes NodeSet lists.
 fn same_ids(h: &Handshake, view: &NodeSetView) -> bool {

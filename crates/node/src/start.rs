@@ -447,6 +447,15 @@ async fn bootstrap(node: Arc<Node>) {
             );
             return;
         }
+        Ok(Ok(StoredRootKeys::Erased(at))) if !epoch.contains(node.me) => {
+            // A node that left in epoch `at` and is proposed again: it joins like a new one.
+            tracing::info!(
+                erased_in = at,
+                epoch = epoch.number + 1,
+                "this node, which erased its shares when it left, is proposed again: it waits for the reshare"
+            );
+            return wait_for_reshare(node).await;
+        }
         Ok(Ok(StoredRootKeys::Erased(at))) => {
             tracing::error!(
                 erased_in = at,

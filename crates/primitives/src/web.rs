@@ -83,6 +83,10 @@ pub struct Handshake {
     pub keys_signature: Option<String>,
 }
 
+/// The request header in which a client names the epoch it connected in: a node of a later epoch
+/// answers `EPOCH_CHANGED` (409), and the client connects again.
+pub const EPOCH_HEADER: &str = "x-sigil-epoch";
+
 /// `GET /web/epoch/confirmation` answer: the new root key shares a node holds for the epoch
 /// NodeSet's admin proposed (after the reshare), with its signature for `NodeSet.confirmEpoch`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -479,6 +479,26 @@ async fn five_nodes_grow_to_seven_shrink_to_four_and_raise_the_threshold_while_a
         assert_eq!(store.presignature_count().unwrap(), 0);
     }
 
+    // A node that left comes back under its own id: it joins like a new node (its file says it
+    // erased its shares) and gets fresh ones.
+    let settings = sigil_node::NodeConfig::load(&net.config(0)).unwrap();
+    let identity = sigil_node::init_data_dir(&net.data_dir(0), &settings.storage_key().unwrap()).unwrap();
+    let back = format!("0,{},{},{}", hex::encode(identity.key.0), identity.signer, net.urls[0]);
+    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose", "--add", &back]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("epoch 5 proposed: threshold 4, nodes 2, 3, 4, 6, 0"),
+        "{out}"
+    );
+    net.restart(0);
+    every_health(&net, &[0, 2, 3, 4, i6], |h| h["reshared"]["epoch"] == 5).await;
+    let out = confirm(&net);
+    assert!(out.contains("epoch 5 started"), "{out}");
+    every_health(&net, &[0, 2, 3, 4, i6], |h| h["epoch"] == 5 && h["status"] == "ok").await;
+    let back_in = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    assert_eq!(back_in.nodes().len(), 5, "{:?}", back_in.unreachable());
+    assert_eq!(*back_in.ecdsa_root(), ecdsa_root);
+
     let mut by_epoch: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
     for (epoch, ms) in &seen.sign_ms {
         by_epoch.entry(*epoch).or_default().push(*ms);

@@ -128,8 +128,7 @@ fn stale_client(node: &Node, request: &Request) -> Option<Error> {
     })
 }
 
-/// The header in which a client names the epoch it connected in.
-pub const EPOCH_HEADER: &str = "x-sigil-epoch";
+pub use sigil_primitives::EPOCH_HEADER;
 
 async fn not_found() -> ApiError {
     Error::new(Kind::NotFound, "NOT_FOUND", "no such endpoint").into()
