@@ -208,6 +208,33 @@ async fn measure_decrypt(args: &SignArgs, devnet: &mut Devnet) -> anyhow::Result
     Ok(finish(&failures))
 }
 
+/// The allocator's URL: the lowest id, wherever it is listed.
+pub(crate) fn allocator_url(network: &NetworkFile) -> String {
+    network
+        .nodes
+        .iter()
+        .min_by_key(|n| n.id)
+        .map(|n| n.url.clone())
+        .unwrap_or_default()
+}
+
+/// Waits until the allocator at `allocator` stocks `stock` presignatures, with a progress line.
+pub(crate) async fn wait_for_stock(http: &reqwest::Client, allocator: &str, stock: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let have = metric(http, allocator, "sigil_presignature_stock").await? as usize;
+        eprint!(
+            "\r  stocking presignatures: {have}/{stock} ({:.0} s)   ",
+            started.elapsed().as_secs_f64()
+        );
+        if have >= stock {
+            eprintln!();
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
     let text = http
         .get(format!("{url}/metrics"))
@@ -386,27 +413,10 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     devnet.register(None).await?;
     let network = devnet.network();
     let http = reqwest::Client::new();
-    // The allocator is the lowest id, wherever it is listed.
-    let allocator = network
-        .nodes
-        .iter()
-        .min_by_key(|n| n.id)
-        .map(|n| n.url.clone())
-        .unwrap_or_default();
+    let allocator = allocator_url(network);
     let started = Instant::now();
     let made_before = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
-    loop {
-        let have = metric(&http, &allocator, "sigil_presignature_stock").await? as usize;
-        eprint!(
-            "\r  stocking presignatures: {have}/{stock} ({:.0} s)   ",
-            started.elapsed().as_secs_f64()
-        );
-        if have >= stock {
-            eprintln!();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_stock(&http, &allocator, stock).await?;
     let made = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_before;
     let presign_rate = made / started.elapsed().as_secs_f64();
     let client = Client::connect(&network.network()?)

@@ -73,33 +73,7 @@ async fn measure(args: &EpochArgs, devnet: &mut Devnet) -> anyhow::Result<ExitCo
     let network = devnet.network().clone();
     // Sign from stock before the change: the figure is then the request's, not the refill's.
     let http = reqwest::Client::new();
-    let allocator = network
-        .nodes
-        .iter()
-        .min_by_key(|n| n.id)
-        .map(|n| n.url.clone())
-        .unwrap_or_default();
-    let stocking = Instant::now();
-    loop {
-        let text = http.get(format!("{allocator}/metrics")).send().await?.text().await?;
-        let have = text
-            .lines()
-            .find_map(|l| l.strip_prefix("sigil_presignature_stock ")?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as usize;
-        eprint!(
-            "\r  stocking presignatures: {have}/{} ({:.0} s)   ",
-            args.stock,
-            stocking.elapsed().as_secs_f64()
-        );
-        if have >= args.stock {
-            eprintln!();
-            break;
-        }
-        if stocking.elapsed() > Duration::from_secs(600) {
-            bail!("the pool did not fill within 600 s");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    crate::bench::wait_for_stock(&http, &crate::bench::allocator_url(&network), args.stock).await?;
     let chain = network.network()?;
     let client = Client::connect(&chain).await?.with_contracts(&network.contracts()?);
     let signer = wallet(None, &network)?;
