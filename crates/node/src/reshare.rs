@@ -916,17 +916,24 @@ fn stop_runs(node: &Node) {
     }
 }
 
-/// The reshared record stored here that NodeSet confirmed for epoch `view.epoch`, if any.
-async fn confirmed_record(node: &Arc<Node>, view: &NodeSetView) -> Result<Option<RootKeys>, String> {
+/// Makes the stored reshared record NodeSet confirmed for epoch `view.epoch` current, erasing
+/// every other root key share and the one-time material with it ([`switch_root_keys`]), if this
+/// node holds that record: its shares, with the shares erased and the presignatures discarded.
+/// The caller holds `Node::key_writes`.
+async fn install_confirmed(node: &Arc<Node>, view: &NodeSetView) -> Result<Option<(RootKeys, (usize, usize))>, String> {
     let store = Arc::clone(&node.store);
-    let records = tokio::task::spawn_blocking(move || load_next_root_keys(&store))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(records
-        .into_iter()
-        .find(|n| n.epoch == view.epoch && PublicKeys::of(&n.keys).record() == view.keys)
-        .map(|n| n.keys))
+    let (epoch, record) = (view.epoch, view.keys.clone());
+    tokio::task::spawn_blocking(move || {
+        let confirmed = load_next_root_keys(&store)?
+            .into_iter()
+            .find(|n| n.epoch == epoch && PublicKeys::of(&n.keys).record() == record);
+        let Some(next) = confirmed else { return Ok(None) };
+        let erased = switch_root_keys(&store, epoch, &next.keys)?;
+        Ok::<_, crate::store::StoreError>(Some((next.keys, erased)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> Result<(), Retry> {
@@ -944,28 +951,18 @@ async fn switch(node: &Arc<Node>, current: &Arc<Epoch>, view: &NodeSetView) -> R
     let peers = peers_of(node, &view.nodes).map_err(Retry::Never)?;
     let _writing = node.key_writes.lock().await;
     stop_runs(node);
-    let keys = match confirmed_record(node, view).await.map_err(Retry::Later)? {
-        Some(keys) => keys,
-        None => {
-            // NodeSet needs every proposed node's confirmation, so this should not happen; if it
-            // does (a lost record), the old share is kept rather than erased on a guess, and the
-            // node serves nothing until the admin proposes it out or it is restored.
-            return Err(Retry::Never(format!(
-                "this node holds no share of the record NodeSet confirmed for epoch {}; it keeps its old shares and serves nothing",
-                view.epoch
-            )));
-        }
+    let Some((keys, (shares, presignatures))) = install_confirmed(node, view).await.map_err(Retry::Later)? else {
+        // NodeSet needs every proposed node's confirmation, so this should not happen; if it
+        // does (a lost record), the old share is kept rather than erased on a guess, and the
+        // node serves nothing until the admin proposes it out or it is restored.
+        return Err(Retry::Never(format!(
+            "this node holds no share of the record NodeSet confirmed for epoch {}; it keeps its old shares and serves nothing",
+            view.epoch
+        )));
     };
-    let store = Arc::clone(&node.store);
     let number = view.epoch;
-    let keys = Arc::new(keys);
-    let writing = Arc::clone(&keys);
-    let (shares, presignatures) = tokio::task::spawn_blocking(move || switch_root_keys(&store, number, &writing))
-        .await
-        .map_err(|e| Retry::Later(e.to_string()))?
-        .map_err(|e| Retry::Later(e.to_string()))?;
     let epoch = Epoch::new(number, view.threshold as usize, peers);
-    epoch.set_shared_keys(keys);
+    epoch.set_shared_keys(Arc::new(keys));
     node.epoch.replace(epoch);
     tracing::info!(
         epoch = number,
@@ -1010,15 +1007,10 @@ pub async fn resume_switch(node: &Arc<Node>, epoch: &Epoch) -> Result<RootKeys, 
         return Err(format!("NodeSet confirmed no record for epoch {}", epoch.number));
     }
     let _writing = node.key_writes.lock().await;
-    let keys = confirmed_record(node, &view)
+    let (keys, _) = install_confirmed(node, &view)
         .await?
         .ok_or("it holds no share of the record NodeSet confirmed (it missed the reshare)")?;
-    let store = Arc::clone(&node.store);
     let number = epoch.number;
-    let keys = tokio::task::spawn_blocking(move || switch_root_keys(&store, number, &keys).map(|_| keys))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
     tracing::info!(
         epoch = number,
         "switched at start-up to the epoch NodeSet confirmed while this node was down"
