@@ -63,6 +63,12 @@ pub trait Protocol {
 
     /// Advances the protocol as far as the input so far allows.
     fn poke(&mut self) -> Result<Step<Self::Output>, TssError>;
+
+    /// The parties whose next message this party waits for, as far as it can tell: when a
+    /// caller's deadline passes, they are the ones to blame. Empty when it does not know.
+    fn awaiting(&self) -> Vec<PartyId> {
+        Vec::new()
+    }
 }
 
 /// A message in flight inside [`run_in_memory_with`].
@@ -151,6 +157,85 @@ pub fn run_in_memory_with<P: Protocol>(
                 suspect: None,
                 reason: format!("stalled: parties {} wait for messages nobody sends", waiting.join(", ")),
             });
+        }
+    }
+}
+
+/// Every party's own outcome of a run in this thread: unlike [`run_in_memory_with`], one party's
+/// failure does not end the others' run, and `deliver` may drop a message (return false) as well
+/// as alter it. A party still waiting when nothing moves any more ends with an error naming the
+/// parties it awaits ([`Protocol::awaiting`]). The tests use it to play a malicious party.
+pub fn run_in_memory_each<P: Protocol>(
+    parties: Vec<P>,
+    mut deliver: impl FnMut(&mut InFlight) -> bool,
+) -> BTreeMap<PartyId, Result<P::Output, TssError>> {
+    let mut by_id: BTreeMap<PartyId, P> = parties.into_iter().map(|p| (p.me(), p)).collect();
+    let ids: Vec<PartyId> = by_id.keys().copied().collect();
+    let mut outcomes: BTreeMap<PartyId, Result<P::Output, TssError>> = BTreeMap::new();
+    let mut queue: VecDeque<InFlight> = VecDeque::new();
+    loop {
+        let mut progressed = false;
+        for id in &ids {
+            if outcomes.contains_key(id) {
+                continue;
+            }
+            let Some(party) = by_id.get_mut(id) else {
+                continue;
+            };
+            loop {
+                match party.poke() {
+                    Ok(Step::Wait) => break,
+                    Ok(Step::Done(out)) => {
+                        outcomes.insert(*id, Ok(out));
+                        progressed = true;
+                        break;
+                    }
+                    Err(e) => {
+                        outcomes.insert(*id, Err(e));
+                        progressed = true;
+                        break;
+                    }
+                    Ok(Step::Send(Outgoing::ToAll(bytes))) => {
+                        progressed = true;
+                        for to in ids.iter().filter(|to| *to != id) {
+                            queue.push_back(InFlight {
+                                from: *id,
+                                to: *to,
+                                bytes: bytes.clone(),
+                            });
+                        }
+                    }
+                    Ok(Step::Send(Outgoing::ToOne(to, bytes))) => {
+                        progressed = true;
+                        queue.push_back(InFlight { from: *id, to, bytes });
+                    }
+                }
+            }
+        }
+        while let Some(mut msg) = queue.pop_front() {
+            progressed = true;
+            if !deliver(&mut msg) || outcomes.contains_key(&msg.to) {
+                continue;
+            }
+            if let Some(recipient) = by_id.get_mut(&msg.to) {
+                // A rejected message is the recipient's to judge; a fatal one shows at its next poke.
+                let _ = recipient.handle(msg.from, &msg.bytes);
+            }
+        }
+        if outcomes.len() == ids.len() || !progressed {
+            for (id, party) in &by_id {
+                if !outcomes.contains_key(id) {
+                    let awaited: Vec<String> = party.awaiting().iter().map(ToString::to_string).collect();
+                    outcomes.insert(
+                        *id,
+                        Err(TssError::Protocol {
+                            suspect: party.awaiting().first().copied(),
+                            reason: format!("stalled, awaiting parties {}", awaited.join(", ")),
+                        }),
+                    );
+                }
+            }
+            return outcomes;
         }
     }
 }

@@ -17,16 +17,28 @@
 //!   works even when fewer than t_old old nodes remain.
 //! * **Refresh**: reshare from the whole set to itself with the same threshold.
 //!
-//! A bad proof, a commitment that contradicts the old public share, a share that fails its
-//! commitment check, or two different versions of one message are proof against their sender
+//! **Complaints.** A receiver whose share from dealer `d` fails its check does not abort: once it
+//! holds every dealing it broadcasts its list of accused dealers (every receiver sends one, most of
+//! them empty), and each accused dealer answers every complaint against it by broadcasting the
+//! disputed share. A revealed share that matches the dealer's commitments settles the complaint
+//! (the complainer uses it); one that does not disqualifies the dealer. In a DKG the key is then
+//! the sum over the remaining dealers (at least `t` of them), whose names enter the confirmed
+//! transcript, and a disqualified party's confirmation is not waited for; in a reshare, whose
+//! Lagrange weights fix the dealer set, the run fails naming the dealer. A dealer that never
+//! answers stalls the run; [`Protocol::awaiting`] names it when the caller's deadline passes.
+//! Every run has the complaint round, so a dealer cannot tell whether it was accused before it
+//! speaks again.
+//!
+//! A bad proof, a commitment that contradicts the old public share, a revealed share that fails
+//! its commitment check, or two different versions of one message are proof against their sender
 //! ([`TssError::culprit`]). A differing confirmation is not: the confirming party may lie, or a dealer
 //! may have sent it other commitments than us, so it is only reported as a suspect
 //! ([`TssError::suspect`]). Identical duplicates are ignored; messages may arrive in any order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
-use ff::{Field, PrimeField};
+use ff::Field;
 use group::Group;
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
@@ -41,6 +53,8 @@ use crate::{PartyId, SessionId, TssError};
 const TAG_COMMIT: u8 = 1;
 const TAG_SHARE: u8 = 2;
 const TAG_CONFIRM: u8 = 3;
+const TAG_COMPLAIN: u8 = 4;
+const TAG_REVEAL: u8 = 5;
 const POK_DST: &[u8] = b"SIGIL-VSS-POK-V1";
 const PACKAGE_FORMAT: u8 = 1;
 const SHARE_FORMAT: u8 = 1;
@@ -264,21 +278,14 @@ impl<C: Curve> fmt::Debug for KeyShare<C> {
 
 enum Phase {
     Dealing,
+    /// Every dealing is in and this party's complaint list is sent: waiting for every receiver's
+    /// list and for the accused dealers' answers.
+    Complaining,
     Confirming {
-        secret: SecretScalar<Box<[u8]>>,
         transcript: [u8; 32],
     },
     Finished,
     Failed(TssError),
-}
-
-/// A scalar kept as its encoding so the phase enum needs no generic bound; wiped on drop.
-struct SecretScalar<T: Zeroize>(T);
-
-impl<T: Zeroize> Drop for SecretScalar<T> {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
 }
 
 struct Pinned<C: Curve> {
@@ -299,7 +306,19 @@ pub struct Vss<C: Curve> {
     outbox: VecDeque<Outgoing>,
     commitments: BTreeMap<PartyId, Vec<C::Point>>,
     shares: BTreeMap<PartyId, C::Scalar>,
+    /// What this party dealt to each other receiver, kept to answer complaints.
+    dealt: BTreeMap<PartyId, C::Scalar>,
+    /// Each receiver's list of accused dealers (this party's own included).
+    complaints: BTreeMap<PartyId, BTreeSet<PartyId>>,
+    /// Shares revealed by accused dealers: (dealer, receiver) → share.
+    reveals: BTreeMap<(PartyId, PartyId), C::Scalar>,
+    /// Receivers whose complaints against this party it has answered.
+    answered: BTreeSet<PartyId>,
+    /// Dealers whose revealed share failed its check (DKG only).
+    disqualified: BTreeSet<PartyId>,
     confirmations: BTreeMap<PartyId, [u8; 32]>,
+    /// This party's share once the complaints are settled, before every confirmation is in.
+    tentative: Option<KeyShare<C>>,
     phase: Phase,
 }
 
@@ -319,6 +338,8 @@ impl<C: Curve> fmt::Debug for Vss<C> {
 impl<C: Curve> Drop for Vss<C> {
     fn drop(&mut self) {
         self.shares.values_mut().for_each(Zeroize::zeroize);
+        self.dealt.values_mut().for_each(Zeroize::zeroize);
+        self.reveals.values_mut().for_each(Zeroize::zeroize);
         // Unsent private messages carry shares.
         for msg in &mut self.outbox {
             match msg {
@@ -425,7 +446,13 @@ impl<C: Curve> Vss<C> {
             outbox: VecDeque::new(),
             commitments: BTreeMap::new(),
             shares: BTreeMap::new(),
+            dealt: BTreeMap::new(),
+            complaints: BTreeMap::new(),
+            reveals: BTreeMap::new(),
+            answered: BTreeSet::new(),
+            disqualified: BTreeSet::new(),
             confirmations: BTreeMap::new(),
+            tentative: None,
             phase: Phase::Dealing,
         };
         if let Some(mut secret) = secret {
@@ -463,6 +490,7 @@ impl<C: Curve> Vss<C> {
             if j == self.me {
                 self.shares.insert(j, value);
             } else {
+                self.dealt.insert(j, value);
                 let mut msg = vec![TAG_SHARE];
                 put_scalar::<C>(&mut msg, &value);
                 self.outbox
@@ -497,6 +525,12 @@ impl<C: Curve> Vss<C> {
         for (d, coeffs) in &self.commitments {
             h.update(d.0.to_be_bytes());
             coeffs.iter().for_each(|c| h.update(point_bytes::<C>(c)));
+        }
+        // Nothing is added when nobody was disqualified: such a transcript is the one every
+        // earlier version of this protocol confirmed.
+        for d in &self.disqualified {
+            h.update(b"disqualified");
+            h.update(d.0.to_be_bytes());
         }
         h.finalize().into()
     }
@@ -618,59 +652,238 @@ impl<C: Curve> Vss<C> {
         }
     }
 
-    /// All dealings are in: check each share, sum them and confirm the transcript.
-    fn finish_dealing(&mut self) -> Result<(), TssError> {
-        let x = self.me.x();
-        let mut secret = C::Scalar::ZERO;
-        for d in &self.dealers {
-            let (Some(coeffs), Some(share)) = (self.commitments.get(d), self.shares.get(d)) else {
-                return Ok(());
+    fn on_complain(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
+        if !self.receivers.contains(&from) {
+            return Err(TssError::malformed(
+                from,
+                "a complaint from a party that receives no share",
+            ));
+        }
+        let count = usize::from(r.u16("complaint count")?);
+        if count > self.dealers.len() {
+            return Err(TssError::malformed(
+                from,
+                format!("{count} complaints, more than the dealers"),
+            ));
+        }
+        let mut accused = BTreeSet::new();
+        for _ in 0..count {
+            let d = PartyId(r.u32("accused dealer")?);
+            if !self.dealers.contains(&d) || d == from || !accused.insert(d) {
+                return Err(TssError::malformed(
+                    from,
+                    format!("a complaint against {d}, which is not another dealer or is accused twice"),
+                ));
+            }
+        }
+        r.finish()?;
+        match self.complaints.get(&from) {
+            Some(known) if *known == accused => Ok(()),
+            Some(_) => Err(self.fail(TssError::Equivocation {
+                from,
+                what: "complaint list",
+            })),
+            None => {
+                self.complaints.insert(from, accused);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_reveal(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
+        if !self.dealers.contains(&from) {
+            return Err(TssError::malformed(
+                from,
+                "a revealed share from a party that is not a dealer",
+            ));
+        }
+        let receiver = PartyId(r.u32("complainer")?);
+        if !self.receivers.contains(&receiver) || receiver == from {
+            return Err(TssError::malformed(
+                from,
+                format!("a share revealed for {receiver}, which is not another receiver"),
+            ));
+        }
+        let value = r.scalar::<C>("revealed share")?;
+        r.finish()?;
+        match self.reveals.get(&(from, receiver)) {
+            Some(known) if *known == value => Ok(()),
+            Some(_) => Err(self.fail(TssError::Equivocation {
+                from,
+                what: "revealed share",
+            })),
+            None => {
+                self.reveals.insert((from, receiver), value);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every dealing is in: checks each share and sends this party's complaints (possibly none).
+    fn finish_dealing(&mut self) {
+        if self.receivers.contains(&self.me) {
+            let x = self.me.x();
+            let accused: BTreeSet<PartyId> = self
+                .dealers
+                .iter()
+                .copied()
+                .filter(|d| {
+                    let good = match (self.commitments.get(d), self.shares.get(d)) {
+                        (Some(coeffs), Some(share)) => C::Point::generator() * share == eval_commitment::<C>(coeffs, x),
+                        _ => false,
+                    };
+                    !good
+                })
+                .collect();
+            for d in &accused {
+                if let Some(mut share) = self.shares.remove(d) {
+                    share.zeroize();
+                }
+            }
+            let mut msg = vec![TAG_COMPLAIN];
+            msg.extend_from_slice(&(accused.len() as u16).to_be_bytes());
+            accused.iter().for_each(|d| msg.extend_from_slice(&d.0.to_be_bytes()));
+            self.outbox
+                .push_back(Outgoing::ToAll(seal(ProtocolKind::Vss, &self.session, &msg)));
+            self.complaints.insert(self.me, accused);
+        }
+        self.phase = Phase::Complaining;
+    }
+
+    /// Answers the complaints against this party and settles the others. True once every
+    /// receiver's list is in and (for a receiver) every complaint has its answer.
+    fn settle_complaints(&mut self) -> Result<bool, TssError> {
+        let against_me: Vec<PartyId> = self
+            .complaints
+            .iter()
+            .filter(|(j, accused)| accused.contains(&self.me) && !self.answered.contains(*j))
+            .map(|(j, _)| *j)
+            .collect();
+        for j in against_me {
+            if let Some(value) = self.dealt.get(&j).copied() {
+                let mut msg = vec![TAG_REVEAL];
+                msg.extend_from_slice(&j.0.to_be_bytes());
+                put_scalar::<C>(&mut msg, &value);
+                self.outbox
+                    .push_back(Outgoing::ToAll(seal(ProtocolKind::Vss, &self.session, &msg)));
+                msg.zeroize();
+                self.reveals.insert((self.me, j), value);
+            }
+            self.answered.insert(j);
+        }
+        if !self.receivers.iter().all(|j| self.complaints.contains_key(j)) {
+            return Ok(false);
+        }
+        if !self.receivers.contains(&self.me) {
+            return Ok(true);
+        }
+        let disputed: Vec<(PartyId, PartyId)> = self
+            .complaints
+            .iter()
+            .flat_map(|(j, accused)| accused.iter().map(move |d| (*d, *j)))
+            .collect();
+        let mut open = false;
+        for (d, j) in disputed {
+            if self.disqualified.contains(&d) {
+                continue;
+            }
+            let Some(value) = self.reveals.get(&(d, j)) else {
+                open = true;
+                continue;
             };
-            if C::Point::generator() * share != eval_commitment::<C>(coeffs, x) {
-                let culprit = *d;
+            let holds = self
+                .commitments
+                .get(&d)
+                .is_some_and(|coeffs| C::Point::generator() * value == eval_commitment::<C>(coeffs, j.x()));
+            if holds {
+                continue;
+            }
+            if self.pinned.is_some() {
                 return Err(self.fail(TssError::InvalidShare {
-                    culprit,
-                    what: "secret share (does not match its commitments)".into(),
+                    culprit: d,
+                    what: format!("the share it revealed on party {j}'s complaint (does not match its commitments)"),
                 }));
             }
+            self.disqualified.insert(d);
+        }
+        Ok(!open)
+    }
+
+    /// Complaints settled: sums this party's shares from the dealers that remain, keeps the
+    /// result as its tentative share and confirms the transcript.
+    fn confirm(&mut self) -> Result<(), TssError> {
+        let qualified: Vec<PartyId> = self
+            .dealers
+            .iter()
+            .copied()
+            .filter(|d| !self.disqualified.contains(d))
+            .collect();
+        // A reshare disqualifies nobody (it fails instead); a DKG keeps at least t dealers, so
+        // that at least one of them is honest while fewer than t parties collude.
+        if self.pinned.is_none() && qualified.len() < self.threshold {
+            let disqualified: Vec<String> = self.disqualified.iter().map(ToString::to_string).collect();
+            return Err(self.fail(TssError::Protocol {
+                suspect: self.disqualified.first().copied(),
+                reason: format!(
+                    "only {} dealers remain after disqualifying {}; a key of threshold {} needs as many",
+                    qualified.len(),
+                    disqualified.join(", "),
+                    self.threshold
+                ),
+            }));
+        }
+        let accused = self.complaints.get(&self.me).cloned().unwrap_or_default();
+        let mut secret = C::Scalar::ZERO;
+        for d in &qualified {
+            let share = if accused.contains(d) {
+                self.reveals.get(&(*d, self.me))
+            } else {
+                self.shares.get(d)
+            };
+            let Some(share) = share else {
+                secret.zeroize();
+                return Err(self.fail(TssError::Protocol {
+                    suspect: Some(*d),
+                    reason: format!("internal: no share from dealer {d}"),
+                }));
+            };
             secret += share;
         }
         self.shares.values_mut().for_each(Zeroize::zeroize);
         self.shares.clear();
+        let public = match self.package(&qualified) {
+            Ok(public) => public,
+            Err(e) => {
+                secret.zeroize();
+                return Err(self.fail(e));
+            }
+        };
+        let share = KeyShare::from_parts(self.me, secret, public);
+        secret.zeroize();
+        self.tentative = Some(share.map_err(|e| self.fail(e))?);
         let transcript = self.transcript();
         self.confirmations.insert(self.me, transcript);
         let mut msg = vec![TAG_CONFIRM];
         msg.extend_from_slice(&transcript);
         self.outbox
             .push_back(Outgoing::ToAll(seal(ProtocolKind::Vss, &self.session, &msg)));
-        let encoded = secret.to_repr().as_ref().to_vec().into_boxed_slice();
-        secret.zeroize();
-        self.phase = Phase::Confirming {
-            secret: SecretScalar(encoded),
-            transcript,
-        };
+        self.phase = Phase::Confirming { transcript };
         Ok(())
     }
 
-    fn finish_confirming(&mut self, encoded: &[u8], transcript: &[u8; 32]) -> Result<KeyShare<C>, TssError> {
-        if let Some((p, _)) = self.confirmations.iter().find(|(_, h)| *h != transcript) {
-            let suspect = *p;
-            return Err(self.fail(TssError::Protocol {
-                suspect: Some(suspect),
-                reason: format!("party {suspect} saw different commitments: it lies or a dealer equivocated"),
-            }));
-        }
+    /// The public key package the commitments of `qualified` define.
+    fn package(&self, qualified: &[PartyId]) -> Result<PublicKeyPackage<C>, TssError> {
         let mut aggregate = vec![C::Point::identity(); self.threshold];
-        for coeffs in self.commitments.values() {
+        for coeffs in qualified.iter().filter_map(|d| self.commitments.get(d)) {
             aggregate.iter_mut().zip(coeffs).for_each(|(a, c)| *a += c);
         }
         let public_key = aggregate.first().copied().unwrap_or_else(C::Point::identity);
         if let Some(pinned) = &self.pinned {
             if pinned.public_key != public_key {
-                return Err(self.fail(TssError::Protocol {
+                return Err(TssError::Protocol {
                     suspect: None,
                     reason: "reshared public key differs from the old one".into(),
-                }));
+                });
             }
         }
         let shares = self
@@ -678,21 +891,43 @@ impl<C: Curve> Vss<C> {
             .iter()
             .map(|j| (*j, eval_commitment::<C>(&aggregate, j.x())))
             .collect();
-        let public = PublicKeyPackage {
+        Ok(PublicKeyPackage {
             threshold: self.threshold,
             public_key,
             shares,
-        };
-        let mut repr = <C::Scalar as PrimeField>::Repr::default();
-        repr.as_mut().copy_from_slice(encoded);
-        let secret: Option<C::Scalar> = C::Scalar::from_repr(repr).into();
-        let Some(secret) = secret else {
+        })
+    }
+
+    fn finish_confirming(&mut self, transcript: &[u8; 32]) -> Result<KeyShare<C>, TssError> {
+        let differing = self
+            .confirmations
+            .iter()
+            .find(|(p, h)| !self.disqualified.contains(p) && *h != transcript)
+            .map(|(p, _)| *p);
+        if let Some(suspect) = differing {
             return Err(self.fail(TssError::Protocol {
-                suspect: None,
-                reason: "internal: share encoding".into(),
+                suspect: Some(suspect),
+                reason: format!("party {suspect} saw different commitments: it lies or a dealer equivocated"),
             }));
-        };
-        KeyShare::from_parts(self.me, secret, public).map_err(|e| self.fail(e))
+        }
+        self.tentative.take().ok_or_else(|| TssError::Protocol {
+            suspect: None,
+            reason: "internal: no tentative share".into(),
+        })
+    }
+
+    /// This party's share as it stands once the complaints are settled and its confirmation is
+    /// sent, before (or without) every other confirmation: the caller stores it before the
+    /// confirmation leaves, so that a run the others finish is never lost to a crash or to a
+    /// confirmation that did not arrive. It is the key's share only if the run (or a record the
+    /// others made of its public keys) says so. Kept after a failed confirmation; None before.
+    pub fn tentative(&self) -> Option<&KeyShare<C>> {
+        self.tentative.as_ref()
+    }
+
+    /// Dealers disqualified in this run (their revealed share failed its check).
+    pub fn disqualified(&self) -> Vec<PartyId> {
+        self.disqualified.iter().copied().collect()
     }
 }
 
@@ -722,6 +957,8 @@ impl<C: Curve> Protocol for Vss<C> {
             TAG_COMMIT => self.on_commit(r, from),
             TAG_SHARE => self.on_share(r, from),
             TAG_CONFIRM => self.on_confirm(r, from),
+            TAG_COMPLAIN => self.on_complain(r, from),
+            TAG_REVEAL => self.on_reveal(r, from),
             tag => Err(TssError::malformed(from, format!("unknown message tag {tag}"))),
         }
     }
@@ -731,34 +968,87 @@ impl<C: Curve> Protocol for Vss<C> {
             if let Some(msg) = self.outbox.pop_front() {
                 return Ok(Step::Send(msg));
             }
+            let receiver = self.receivers.contains(&self.me);
             match std::mem::replace(&mut self.phase, Phase::Finished) {
                 Phase::Failed(e) => {
                     self.phase = Phase::Failed(e.clone());
                     return Err(e);
                 }
                 Phase::Finished => return Err(TssError::Terminated),
-                Phase::Dealing if !self.receivers.contains(&self.me) => return Ok(Step::Done(None)),
                 Phase::Dealing => {
                     self.phase = Phase::Dealing;
-                    let ready = self
-                        .dealers
-                        .iter()
-                        .all(|d| self.commitments.contains_key(d) && self.shares.contains_key(d));
+                    let ready = !receiver
+                        || self
+                            .dealers
+                            .iter()
+                            .all(|d| self.commitments.contains_key(d) && self.shares.contains_key(d));
                     if !ready {
                         return Ok(Step::Wait);
                     }
-                    self.finish_dealing()?;
+                    self.finish_dealing();
                 }
-                Phase::Confirming { secret, transcript } => {
-                    if !self.receivers.iter().all(|j| self.confirmations.contains_key(j)) {
-                        self.phase = Phase::Confirming { secret, transcript };
+                Phase::Complaining => {
+                    self.phase = Phase::Complaining;
+                    let settled = self.settle_complaints()?;
+                    if !self.outbox.is_empty() {
+                        continue;
+                    }
+                    if !settled {
                         return Ok(Step::Wait);
                     }
-                    let share = self.finish_confirming(&secret.0, &transcript)?;
+                    if !receiver {
+                        self.phase = Phase::Finished;
+                        return Ok(Step::Done(None));
+                    }
+                    self.confirm()?;
+                }
+                Phase::Confirming { transcript } => {
+                    let all_in = self
+                        .receivers
+                        .iter()
+                        .filter(|j| !self.disqualified.contains(j))
+                        .all(|j| self.confirmations.contains_key(j));
+                    if !all_in {
+                        self.phase = Phase::Confirming { transcript };
+                        return Ok(Step::Wait);
+                    }
+                    let share = self.finish_confirming(&transcript)?;
                     return Ok(Step::Done(Some(share)));
                 }
             }
         }
+    }
+
+    fn awaiting(&self) -> Vec<PartyId> {
+        let mut from = BTreeSet::new();
+        match &self.phase {
+            Phase::Dealing => {
+                let receiver = self.receivers.contains(&self.me);
+                from.extend(
+                    self.dealers
+                        .iter()
+                        .filter(|d| !self.commitments.contains_key(d) || (receiver && !self.shares.contains_key(d))),
+                );
+            }
+            Phase::Complaining => {
+                from.extend(self.receivers.iter().filter(|j| !self.complaints.contains_key(j)));
+                for (j, accused) in &self.complaints {
+                    from.extend(
+                        accused
+                            .iter()
+                            .filter(|d| !self.disqualified.contains(d) && !self.reveals.contains_key(&(**d, *j))),
+                    );
+                }
+            }
+            Phase::Confirming { .. } => from.extend(
+                self.receivers
+                    .iter()
+                    .filter(|j| !self.disqualified.contains(j) && !self.confirmations.contains_key(j)),
+            ),
+            Phase::Finished | Phase::Failed(_) => {}
+        }
+        from.remove(&self.me);
+        from.into_iter().collect()
     }
 }
 

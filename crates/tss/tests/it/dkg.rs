@@ -1,4 +1,9 @@
-use sigil_tss::{run_in_memory, run_in_memory_with, Bls12381G1, Curve, PartyId, Secp256k1, TssError, Vss};
+use sigil_tss::derive::KeyId;
+use sigil_tss::k256::ProjectivePoint;
+use sigil_tss::{
+    run_in_memory, run_in_memory_each, run_in_memory_with, Bls12381G1, Curve, InFlight, KeyShare, PartyId, Secp256k1,
+    TssError, Vss,
+};
 
 use crate::common::*;
 
@@ -60,24 +65,139 @@ fn dkg_refuses_impossible_parameters() {
     ));
 }
 
-#[test]
-fn a_share_that_fails_its_commitments_names_the_dealer() {
-    let parties = ids(0..4);
-    let runs = parties
+/// Message tags after the 34-byte envelope header.
+const SHARE: u8 = 2;
+const COMPLAIN: u8 = 4;
+const REVEAL: u8 = 5;
+
+fn tag(m: &InFlight) -> Option<u8> {
+    m.bytes.get(34).copied()
+}
+
+fn flip_last(m: &mut InFlight) {
+    let last = m.bytes.len() - 1;
+    m.bytes[last] ^= 1;
+}
+
+fn dkg_runs<C: Curve>(label: &str, n: u32, t: usize) -> Vec<Vss<C>> {
+    let parties = ids(0..n);
+    parties
         .iter()
-        .map(|me| Vss::<Secp256k1>::dkg(session("bad-share"), *me, &parties, 3).unwrap())
-        .collect();
-    // Party 2 sends party 0 a share that does not lie on its committed polynomial.
-    let err = run_in_memory_with(runs, |m| {
-        let is_share = m.bytes.get(34) == Some(&2);
-        if m.from == PartyId(2) && m.to == PartyId(0) && is_share {
-            let last = m.bytes.len() - 1;
-            m.bytes[last] ^= 1;
+        .map(|me| Vss::<C>::dkg(session(label), *me, &parties, t).unwrap())
+        .collect()
+}
+
+fn check_bad_share_settled<C: Curve>() {
+    // Party 2 sends party 0 a share off its committed polynomial; party 0 complains, party 2
+    // reveals the share it dealt, and the run goes on.
+    let outcomes = run_in_memory_each(dkg_runs::<C>("bad-share", 4, 3), |m| {
+        if m.from == PartyId(2) && m.to == PartyId(0) && tag(m) == Some(SHARE) {
+            flip_last(m);
         }
-    })
-    .unwrap_err();
-    assert_eq!(err.culprit(), Some(PartyId(2)), "{err}");
-    assert!(matches!(err, TssError::InvalidShare { .. }), "{err}");
+        true
+    });
+    let shares: Vec<KeyShare<C>> = outcomes
+        .into_iter()
+        .map(|(id, out)| out.unwrap_or_else(|e| panic!("party {id}: {e}")).unwrap())
+        .collect();
+    check_key(&shares, 4, 3);
+}
+
+#[test]
+fn a_bad_share_is_settled_by_the_dealers_reveal_and_every_party_ends_with_the_same_key() {
+    check_bad_share_settled::<Secp256k1>();
+    check_bad_share_settled::<Bls12381G1>();
+}
+
+#[test]
+fn a_dealer_whose_revealed_share_fails_too_is_disqualified_and_the_others_agree_without_it() {
+    let outcomes = run_in_memory_each(dkg_runs::<Secp256k1>("bad-reveal", 5, 3), |m| {
+        let share_to_0 = m.to == PartyId(0) && tag(m) == Some(SHARE);
+        if m.from == PartyId(2) && (share_to_0 || tag(m) == Some(REVEAL)) {
+            flip_last(m);
+        }
+        true
+    });
+    let honest: Vec<KeyShare<Secp256k1>> = outcomes
+        .iter()
+        .filter(|(id, _)| **id != PartyId(2))
+        .map(|(id, out)| match out {
+            Ok(Some(share)) => share.clone(),
+            other => panic!("party {id}: {other:?}"),
+        })
+        .collect();
+    // The four honest parties hold one key of threshold 3 (party 2 keeps a slot in the package,
+    // and its share, counting its own disqualified dealing, is not one of it).
+    let package = honest[0].public().clone();
+    for share in &honest {
+        assert_eq!(*share.public(), package);
+        assert_eq!(
+            *package.public_share(share.me()).unwrap(),
+            ProjectivePoint::GENERATOR * share.secret()
+        );
+    }
+    let set = ids(0..5).into_iter().filter(|p| *p != PartyId(2)).collect::<Vec<_>>();
+    assert_eq!(package.interpolate(&set[..3]).unwrap(), *package.public_key());
+    assert_eq!(package.interpolate(&set[1..]).unwrap(), *package.public_key());
+    sign(&honest, &set[..3], &KeyId([3; 32]), &[9; 32]).expect("the honest parties sign");
+    // Party 2 does not know it was disqualified; the others' confirmations tell it something
+    // is wrong.
+    assert!(outcomes[&PartyId(2)].is_err(), "{:?}", outcomes[&PartyId(2)]);
+}
+
+#[test]
+fn a_dealer_that_never_answers_a_complaint_stalls_the_run_for_everyone_and_is_named() {
+    let outcomes = run_in_memory_each(dkg_runs::<Secp256k1>("silent-dealer", 4, 3), |m| {
+        if m.from == PartyId(2) && m.to == PartyId(0) && tag(m) == Some(SHARE) {
+            flip_last(m);
+        }
+        !(m.from == PartyId(2) && tag(m) == Some(REVEAL))
+    });
+    // Nobody ends with a share, and every honest party names the dealer it waits for.
+    for (id, out) in &outcomes {
+        let Err(e) = out else { panic!("party {id} finished") };
+        if *id != PartyId(2) {
+            assert_eq!(e.suspect(), Some(PartyId(2)), "party {id}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_false_complaint_against_an_honest_dealer_costs_it_one_revealed_share_and_nothing_else() {
+    let outcomes = run_in_memory_each(dkg_runs::<Bls12381G1>("false-complaint", 4, 3), |m| {
+        if m.from == PartyId(0) && tag(m) == Some(COMPLAIN) {
+            // Party 0's (empty) list, rewritten everywhere to accuse party 1.
+            m.bytes.truncate(35);
+            m.bytes.extend_from_slice(&1u16.to_be_bytes());
+            m.bytes.extend_from_slice(&1u32.to_be_bytes());
+        }
+        true
+    });
+    let shares: Vec<KeyShare<Bls12381G1>> = outcomes
+        .into_iter()
+        .map(|(id, out)| out.unwrap_or_else(|e| panic!("party {id}: {e}")).unwrap())
+        .collect();
+    check_key(&shares, 4, 3);
+}
+
+#[test]
+fn a_complaint_list_sent_in_two_versions_stalls_the_run_and_nobody_finishes_alone() {
+    let outcomes = run_in_memory_each(dkg_runs::<Secp256k1>("two-lists", 4, 3), |m| {
+        if m.from == PartyId(3) && m.to == PartyId(1) && tag(m) == Some(COMPLAIN) {
+            m.bytes.truncate(35);
+            m.bytes.extend_from_slice(&1u16.to_be_bytes());
+            m.bytes.extend_from_slice(&2u32.to_be_bytes());
+        }
+        true
+    });
+    // Party 1 waits for a reveal nobody else asked for: the run stalls, and nobody finishes
+    // with a key the others do not hold.
+    assert!(outcomes[&PartyId(1)].is_err());
+    for (id, out) in &outcomes {
+        if let Ok(Some(share)) = out {
+            panic!("party {id} finished alone: {share:?}");
+        }
+    }
 }
 
 #[test]

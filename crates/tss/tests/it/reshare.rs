@@ -1,6 +1,6 @@
 use sigil_tss::bls;
 use sigil_tss::derive::KeyId;
-use sigil_tss::{run_in_memory_with, Bls12381G1, Curve, KeyShare, PartyId, Secp256k1, Vss};
+use sigil_tss::{run_in_memory_each, run_in_memory_with, Bls12381G1, Curve, KeyShare, PartyId, Secp256k1, Vss};
 
 use crate::common::*;
 
@@ -153,4 +153,69 @@ fn a_removed_nodes_old_share_does_not_combine_with_new_ones() {
     }
     // Nor does an old share of a node that stays, in place of its new one.
     assert_ne!(at_zero(&[point(&old[0]), point(&new[1]), point(&new[2])]), key);
+}
+
+fn reshare_runs(
+    old: &[KeyShare<Secp256k1>],
+    label: &str,
+    new_parties: &[PartyId],
+    new_t: usize,
+) -> Vec<Vss<Secp256k1>> {
+    let package = old[0].public().clone();
+    let dealers: Vec<PartyId> = old.iter().map(|s| s.me()).collect();
+    let mut everyone: Vec<PartyId> = dealers.iter().chain(new_parties).copied().collect();
+    everyone.sort();
+    everyone.dedup();
+    everyone
+        .iter()
+        .map(|me| {
+            let mine = old.iter().find(|s| s.me() == *me);
+            Vss::reshare(session(label), *me, &package, &dealers, mine, new_parties, new_t).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_reshared_share_is_settled_by_its_dealers_reveal_and_the_key_stays() {
+    let old = dkg::<Secp256k1>(4, 3);
+    let new = ids(2..7);
+    // Old party 1 (a leaving dealer) sends new party 5 a bad share, then answers its complaint.
+    let outcomes = run_in_memory_each(reshare_runs(&old, "reshare-bad-share", &new, 4), |m| {
+        if m.from == PartyId(1) && m.to == PartyId(5) && m.bytes.get(34) == Some(&2) {
+            let last = m.bytes.len() - 1;
+            m.bytes[last] ^= 1;
+        }
+        true
+    });
+    let shares: Vec<KeyShare<Secp256k1>> = outcomes
+        .into_iter()
+        .filter_map(|(id, out)| out.unwrap_or_else(|e| panic!("party {id}: {e}")))
+        .collect();
+    check_key(&shares, 5, 4);
+    assert_eq!(shares[0].public_key(), old[0].public_key());
+}
+
+#[test]
+fn a_reshare_dealer_whose_revealed_share_fails_is_named_by_every_receiver() {
+    let old = dkg::<Secp256k1>(4, 3);
+    let new = ids(0..5);
+    let outcomes = run_in_memory_each(reshare_runs(&old, "reshare-bad-reveal", &new, 4), |m| {
+        let tag = m.bytes.get(34).copied();
+        if m.from == PartyId(3) && ((m.to == PartyId(4) && tag == Some(2)) || tag == Some(5)) {
+            let last = m.bytes.len() - 1;
+            m.bytes[last] ^= 1;
+        }
+        true
+    });
+    // The dealer set fixes the Lagrange weights, so nobody can drop party 3 within the run:
+    // it fails, and every honest receiver has the proof against it.
+    for (id, out) in &outcomes {
+        if *id == PartyId(3) {
+            continue;
+        }
+        match out {
+            Err(e) => assert_eq!(e.culprit(), Some(PartyId(3)), "party {id}: {e}"),
+            Ok(_) => panic!("party {id} finished"),
+        }
+    }
 }
