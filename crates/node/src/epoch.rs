@@ -243,13 +243,36 @@ pub fn load_root_keys(store: &Store) -> Result<StoredRootKeys, StoreError> {
 
 /// Stores the root key shares made in epoch `number` and names that epoch in the `root-epoch`
 /// record, in one transaction: a crash leaves both shares and the record or none of them (the
-/// DKG runs again), never one share, which a restart refuses as a damaged file.
+/// DKG's tentative shares, [`TENTATIVE_RECORDS`], go in the same transaction).
 pub fn save_root_keys(store: &Store, number: u64, keys: &RootKeys) -> Result<(), StoreError> {
     let (ecdsa, bls) = Epoch::root_records(number);
-    store.put_secret_and_key_shares(
-        (ROOT_EPOCH, &number.to_be_bytes()),
-        (&ecdsa, &keys.ecdsa),
-        (&bls, &keys.bls),
+    store
+        .rewrite_keys(KeysWrite {
+            put_secrets: &[(ROOT_EPOCH, &number.to_be_bytes())],
+            forget_secrets: &[],
+            shares: Some(((&ecdsa, &keys.ecdsa), (&bls, &keys.bls))),
+            keep: None,
+            remove: &[TENTATIVE_RECORDS.0, TENTATIVE_RECORDS.1],
+            purge_one_time: false,
+        })
+        .map(|_| ())
+}
+
+/// Where the first DKG keeps this node's shares from the moment it confirms a run until the run
+/// ends, or, when it ended here without output, until NodeSet's record shows the others finished
+/// it ([`load_tentative_root_keys`]).
+pub const TENTATIVE_RECORDS: (&str, &str) = ("dkg-tentative/secp256k1", "dkg-tentative/bls12-381");
+
+/// The DKG's tentative shares of both root keys, when both are stored.
+pub fn load_tentative_root_keys(store: &Store) -> Result<Option<RootKeys>, StoreError> {
+    Ok(
+        match (
+            store.key_share::<Secp256k1>(TENTATIVE_RECORDS.0)?,
+            store.key_share::<Bls12381G1>(TENTATIVE_RECORDS.1)?,
+        ) {
+            (Some(ecdsa), Some(bls)) => Some(RootKeys { ecdsa, bls }),
+            _ => None,
+        },
     )
 }
 

@@ -13,8 +13,9 @@
 //! * State: [`node`] (the state every task shares), [`epoch`] (keys, peers, threshold and pool
 //!   of one epoch, behind a swappable handle), [`vouch`] (what the node signs for clients and
 //!   the chain), [`follow`] (NodeSet read while running: the epoch on chain, membership, the
-//!   proposed next epoch), [`reshare`] (the root keys reshared into a proposed epoch, and the
-//!   switch to it once NodeSet confirms it), [`liveness`] (peer heartbeats).
+//!   proposed next epoch), [`dkg`] (the first DKG: tentative shares, adoption, agreed retries),
+//!   [`reshare`] (the root keys reshared into a proposed epoch, and the switch to it once NodeSet
+//!   confirms it), [`liveness`] (peer heartbeats).
 //! * [`faults`]: test-only protocol wrappers behind [`Fault`].
 //! * Foundations: [`store`] (one redb file, records sealed at rest; presignatures taken once,
 //!   durably), [`mesh`] (`net`, `session`, `wire`), [`config`], [`error`], `metrics`.
@@ -23,6 +24,7 @@
 pub mod actions;
 pub mod auth;
 pub mod config;
+pub mod dkg;
 pub mod encryption;
 pub mod epoch;
 pub mod error;

@@ -50,15 +50,21 @@ pub enum Fault {
     /// request ids and digests), to drain the allocator's pool.
     DrainPool,
     /// As a dealer of a reshare, sends every receiver a share that fails its commitment check
-    /// (a valid scalar, off by one).
+    /// (a valid scalar, off by one), and reveals the same bad shares when they complain.
     BadReshareDealer,
     /// In the first DKG, sends its confirmation to every node but the highest other one, which
     /// then never finishes while the others do.
     WithholdDkgConfirmation,
+    /// In the first DKG, sends the highest other node a confirmation of another transcript than
+    /// the one it sends the rest (it equivocates).
+    EquivocateDkgConfirmation,
+    /// In the first DKG, sends the highest other node a share that fails its commitment check,
+    /// and reveals the true one when that node complains (a dealer caught in a slip).
+    BadDkgDealer,
 }
 
 impl Fault {
-    const ALL: [Fault; 9] = [
+    const ALL: [Fault; 11] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::SilentPresigner,
@@ -68,6 +74,8 @@ impl Fault {
         Self::DrainPool,
         Self::BadReshareDealer,
         Self::WithholdDkgConfirmation,
+        Self::EquivocateDkgConfirmation,
+        Self::BadDkgDealer,
     ];
 
     /// The name used on the command line and in metrics.
@@ -82,6 +90,8 @@ impl Fault {
             Self::DrainPool => "drain-pool",
             Self::BadReshareDealer => "bad-reshare-dealer",
             Self::WithholdDkgConfirmation => "withhold-dkg-confirmation",
+            Self::EquivocateDkgConfirmation => "equivocate-dkg-confirmation",
+            Self::BadDkgDealer => "bad-dkg-dealer",
         }
     }
 }

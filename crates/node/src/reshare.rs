@@ -448,7 +448,11 @@ impl From<String> for Failure {
 impl From<crate::mesh::session::SessionError> for Failure {
     fn from(e: crate::mesh::session::SessionError) -> Self {
         let suspects = match &e {
-            crate::mesh::session::SessionError::Timeout { silent, .. } => silent.clone(),
+            crate::mesh::session::SessionError::Timeout { silent, awaited, .. } => {
+                let mut suspects = silent.clone();
+                suspects.extend(awaited.iter().filter(|p| !silent.contains(p)));
+                suspects
+            }
             crate::mesh::session::SessionError::Protocol(tss) => tss.culprit().map(|p| p.0).into_iter().collect(),
             _ => Vec::new(),
         };
@@ -514,7 +518,7 @@ where
         node.sessions
             .run(
                 &node.net,
-                crate::faults::CorruptShares(protocol),
+                crate::faults::CorruptShares::all(protocol),
                 participants,
                 RESHARE_DEADLINE,
             )

@@ -10,15 +10,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use sigil_chain::alloy::primitives::Address;
 use sigil_chain::alloy::signers::local::PrivateKeySigner;
 use sigil_mesh::{Identity, NodeKey};
-use sigil_tss::{Bls12381G1, PartyId, Secp256k1, SessionId, Vss};
 
 use crate::actions::store::{ActionStore, Quota, ACTIONS_FILE};
 use crate::config::{ConfigError, Settings};
-use crate::epoch::{load_root_keys, save_root_keys, RootKeys, StoredRootKeys};
+use crate::epoch::{load_root_keys, StoredRootKeys};
 use crate::epoch::{Epoch, EpochHandle};
 use crate::mesh::net::Net;
 use crate::mesh::session::Sessions;
@@ -31,8 +29,6 @@ const IDENTITY: &str = "identity";
 
 /// The secret record of the node's secp256k1 signing key (handshakes, root-key records).
 const SIGNER: &str = "signer";
-
-const DKG_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What NodeSet lists for a node: the public halves of the keys in its data directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -487,13 +483,23 @@ async fn bootstrap(node: Arc<Node>) {
                     }
                 }
             } else if crate::reshare::keys_recorded(&node).await {
-                tracing::error!(
-                    epoch = epoch.number,
-                    "NodeSet records this network's root keys already, and this node holds no share of them (it missed the reshare that would have given it one); it serves nothing and runs no DKG"
-                );
-                return;
+                // A DKG run this node confirmed and the others finished while it did not (or it
+                // stopped before the end): its tentative shares, if NodeSet's record is theirs.
+                match crate::dkg::adopt(&node, &epoch).await {
+                    Some(keys) => {
+                        node.witnessed.store(true, std::sync::atomic::Ordering::Release);
+                        keys
+                    }
+                    None => {
+                        tracing::error!(
+                            epoch = epoch.number,
+                            "NodeSet records this network's root keys already, and this node holds no share of them (it missed the DKG or the reshare that would have given it one); it runs no DKG and waits for a reshare: propose the same nodes again (sigil admin epoch propose)"
+                        );
+                        return wait_for_reshare(node).await;
+                    }
+                }
             } else {
-                match first_dkg(&node, &epoch).await {
+                match crate::dkg::first_dkg(&node, &epoch).await {
                     Some(keys) => {
                         node.witnessed.store(true, std::sync::atomic::Ordering::Release);
                         keys
@@ -661,146 +667,4 @@ async fn check_rollback(node: &Arc<Node>) -> bool {
         None => {}
     }
     true
-}
-
-/// Resolves once NodeSet records root keys, checked every 2 s after the first 10 s of a run (a
-/// DKG takes well under a second; a node a second late must not give up its own run). Never
-/// without a chain.
-async fn recorded_elsewhere(node: &Arc<Node>) {
-    let Some(registry) = node.options.registry.clone() else {
-        return std::future::pending().await;
-    };
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    loop {
-        if registry.node_set().await.is_ok_and(|view| view.keys_epoch != 0) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// One curve's DKG run, with the `withhold-dkg-confirmation` test fault when `withhold` names its
-/// victim.
-async fn dkg_run<P>(
-    node: &Arc<Node>,
-    protocol: P,
-    parties: &[PartyId],
-    withhold: Option<PartyId>,
-) -> Result<P::Output, crate::mesh::session::SessionError>
-where
-    P: sigil_tss::Protocol + Send + 'static,
-    P::Output: Send + 'static,
-{
-    match withhold {
-        Some(victim) => {
-            let faulty = crate::faults::WithholdConfirmation::new(protocol, parties, victim);
-            node.sessions
-                .run(&node.net, faulty, parties.to_vec(), DKG_DEADLINE)
-                .await
-        }
-        None => {
-            node.sessions
-                .run(&node.net, protocol, parties.to_vec(), DKG_DEADLINE)
-                .await
-        }
-    }
-}
-
-async fn first_dkg(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
-    let parties: Vec<PartyId> = epoch.peers.iter().map(|(id, _, _)| PartyId(*id)).collect();
-    let n = parties.len();
-    let mut last_report = Instant::now();
-    for attempt in 0u32.. {
-        loop {
-            let up = node.live().len();
-            if up == n {
-                break;
-            }
-            if last_report.elapsed() > Duration::from_secs(5) {
-                tracing::info!(reachable = up, nodes = n, "waiting for every node before the first DKG");
-                last_report = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tracing::info!(
-            nodes = n,
-            threshold = epoch.threshold,
-            attempt,
-            "running DKG for the root keys"
-        );
-        let started = Instant::now();
-        let session = |curve: &str| {
-            let mut h = Sha256::new();
-            h.update(b"sigil-root-dkg/v1");
-            h.update(curve.as_bytes());
-            h.update(epoch.fingerprint);
-            h.update(epoch.number.to_be_bytes());
-            h.update(attempt.to_be_bytes());
-            SessionId(h.finalize().into())
-        };
-        let ecdsa = Vss::<Secp256k1>::dkg(session("secp256k1"), PartyId(node.me), &parties, epoch.threshold);
-        let bls = Vss::<Bls12381G1>::dkg(session("bls12-381"), PartyId(node.me), &parties, epoch.threshold);
-        let (ecdsa, bls) = match (ecdsa, bls) {
-            (Ok(e), Ok(b)) => (e, b),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot start DKG");
-                return None;
-            }
-        };
-        // A run that the others finished without this node (one withheld its confirmation from
-        // it) ends when NodeSet records their keys, not at every retry's deadline forever.
-        let withhold = node
-            .has_fault(crate::node::Fault::WithholdDkgConfirmation)
-            .then(|| parties.iter().copied().filter(|p| p.0 != node.me).max())
-            .flatten();
-        let runs = async {
-            tokio::join!(
-                dkg_run(node, ecdsa, &parties, withhold),
-                dkg_run(node, bls, &parties, withhold),
-            )
-        };
-        let (ecdsa, bls) = tokio::select! {
-            both = runs => both,
-            () = recorded_elsewhere(node) => {
-                tracing::error!(
-                    attempt,
-                    "NodeSet records root keys the other nodes made without this one (a confirmation never reached it); it takes no part in the DKG again and gets its shares from a reshare: propose the same nodes again (sigil admin epoch propose)"
-                );
-                return None;
-            }
-        };
-        match (ecdsa, bls) {
-            (Ok(Some(ecdsa)), Ok(Some(bls))) => {
-                let store = Arc::clone(&node.store);
-                let number = epoch.number;
-                let saved = tokio::task::spawn_blocking(move || {
-                    let keys = RootKeys { ecdsa, bls };
-                    save_root_keys(&store, number, &keys).map(|()| keys)
-                })
-                .await;
-                match saved {
-                    Ok(Ok(keys)) => {
-                        tracing::info!(
-                            ms = started.elapsed().as_millis() as u64,
-                            ecdsa_root = %hex::encode(sigil_tss::derive::uncompressed(keys.ecdsa.public_key())),
-                            "root keys made and stored"
-                        );
-                        return Some(keys);
-                    }
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store root key shares"),
-                    Err(e) => tracing::error!(error = %e, "cannot store root key shares"),
-                }
-                return None;
-            }
-            (Ok(_), Ok(_)) => {
-                tracing::error!("DKG finished without a share for this node");
-                return None;
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, attempt, "DKG failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-    None
 }

@@ -306,30 +306,6 @@ impl Store {
         txn.commit().map_err(db_err)
     }
 
-    /// Stores the small secret `secret` (name, bytes) and two key shares (name, share) in one
-    /// transaction: after a crash the file holds all three or none of them.
-    pub fn put_secret_and_key_shares<A: Curve, B: Curve>(
-        &self,
-        secret: (&str, &[u8]),
-        first: (&str, &KeyShare<A>),
-        second: (&str, &KeyShare<B>),
-    ) -> Result<(), StoreError> {
-        let sealed_secret = self.seal("secrets", secret.0.as_bytes(), secret.1)?;
-        let sealed_first = self.seal("key_shares", first.0.as_bytes(), &first.1.to_bytes())?;
-        let sealed_second = self.seal("key_shares", second.0.as_bytes(), &second.1.to_bytes())?;
-        let txn = self.db.begin_write().map_err(db_err)?;
-        txn.open_table(SECRETS)
-            .map_err(db_err)?
-            .insert(secret.0, sealed_secret.as_slice())
-            .map_err(db_err)?;
-        {
-            let mut shares = txn.open_table(KEY_SHARES).map_err(db_err)?;
-            shares.insert(first.0, sealed_first.as_slice()).map_err(db_err)?;
-            shares.insert(second.0, sealed_second.as_slice()).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
-    }
-
     /// Changes the root-key records in one transaction (see [`KeysWrite`]): after a crash the file
     /// holds the old records or the new ones, never a mix. Returns the key shares removed and
     /// the presignatures discarded.

@@ -929,6 +929,14 @@ impl<C: Curve> Vss<C> {
     pub fn disqualified(&self) -> Vec<PartyId> {
         self.disqualified.iter().copied().collect()
     }
+
+    /// Every complaint this party has seen, as (complainer, accused dealer).
+    pub fn complaints(&self) -> Vec<(PartyId, PartyId)> {
+        self.complaints
+            .iter()
+            .flat_map(|(j, accused)| accused.iter().map(move |d| (*j, *d)))
+            .collect()
+    }
 }
 
 impl<C: Curve> Protocol for Vss<C> {

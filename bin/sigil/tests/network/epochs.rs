@@ -14,6 +14,20 @@ const READY: Duration = Duration::from_secs(120);
 
 /// Waits until `check` holds for the `/health` of every node in `nodes`, or panics after 30 s
 /// (nodes read NodeSet every 2 s).
+/// Waits up to 10 s for node `i`'s log to say `text` (a log line lands a moment after the state
+/// it reports).
+async fn wait_log(net: &Network, i: usize, text: &str) {
+    let started = Instant::now();
+    while !net.log(i).contains(text) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "node {i} never logged {text:?}:\n{}",
+            net.log(i)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn every_health(net: &Network, nodes: &[usize], check: impl Fn(&serde_json::Value) -> bool) {
     let started = Instant::now();
     loop {
@@ -31,7 +45,7 @@ async fn every_health(net: &Network, nodes: &[usize], check: impl Fn(&serde_json
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < Duration::from_secs(45),
             "health never matched: {last}; logs:\n{}",
             nodes
                 .iter()
@@ -598,7 +612,7 @@ async fn nodes_killed_during_a_reshare_and_before_the_switch_come_back_into_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_dkg_that_one_node_never_finishes_is_recorded_without_it_and_a_reshare_gives_it_its_shares() {
+async fn a_first_dkg_that_one_node_never_finishes_is_recorded_without_it_and_that_node_keeps_the_shares_it_confirmed() {
     // Node 0 sends its DKG confirmation to nodes 1 and 2 only: they and node 0 finish, node 3
     // never does (an unreliable broadcast).
     let net = Network::start(4, 4, |i| {
@@ -614,29 +628,51 @@ async fn a_first_dkg_that_one_node_never_finishes_is_recorded_without_it_and_a_r
     // Three of four nodes are the threshold: they record the keys.
     let (ok, out) = net.record_keys();
     assert!(ok, "{out}");
-    // Node 3 stops retrying a DKG nobody else runs, and says what to do.
-    let started = Instant::now();
-    while !net
-        .log(3)
-        .contains("NodeSet records root keys the other nodes made without this one")
-    {
-        assert!(started.elapsed() < Duration::from_secs(40), "{}", net.log(3));
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // The same nodes proposed again: the three that hold shares deal, node 3 receives.
-    let (ok, out, err) = cli(&net, DEV_KEY, &["admin", "epoch", "propose"]);
-    assert!(ok, "{err}");
-    assert!(out.contains("epoch 2 proposed: threshold 3, nodes 0, 1, 2, 3"), "{out}");
-    every_health(&net, &[0, 1, 2, 3], |h| h["reshared"]["epoch"] == 2).await;
-    let out = confirm(&net);
-    assert!(out.contains("epoch 2 started"), "{out}");
-    every_health(&net, &[0, 1, 2, 3], |h| {
-        h["epoch"] == 2 && h["status"] == "ok" && h["rootKeys"] == true
-    })
-    .await;
-    // Every node's handshake now matches NodeSet's record, node 3's included.
+    // Node 3 stored its shares of the run before it confirmed; NodeSet's record is theirs.
+    every_health(&net, &[0, 1, 2, 3], |h| h["rootKeys"] == true && h["status"] == "ok").await;
+    wait_log(&net, 3, "tentative shares of it are its root key shares").await;
+    // Every node's handshake matches NodeSet's record, node 3's included, and the key signs.
     let client = sigil_client::Client::connect(&net.chain()).await.unwrap();
     assert_eq!(client.nodes().len(), 4, "{:?}", client.unreachable());
+    let owned = mint(&net, &client, 1).await;
+    sign_when_stocked(&client, &owned).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_dkg_with_a_dealer_that_deals_one_bad_share_and_a_node_that_equivocates_its_confirmation_ends_with_one_key_at_every_node(
+) {
+    // Node 1 deals node 4 a share off its committed polynomial (and reveals the true one when
+    // node 4 complains); node 2 confirms another transcript to node 4 than to the others.
+    let net = Network::start(5, 4, |i| match i {
+        1 => vec!["--fault".into(), "bad-dkg-dealer".into()],
+        2 => vec!["--fault".into(), "equivocate-dkg-confirmation".into()],
+        _ => vec![],
+    })
+    .await;
+    every_health(&net, &[0, 1, 2, 3], |h| h["rootKeys"] == true).await;
+    // The complaint round settled node 4's complaint: everyone saw it, and node 1's answer.
+    for i in 0..5 {
+        let said = if i == 4 {
+            "node 4 complained that dealer 1's share fails its commitments; dealer 1 revealed one that matches them"
+        } else {
+            "node 4 complained about dealer 1's share; the share dealer 1 revealed matches its commitments"
+        };
+        wait_log(&net, i, said).await;
+        assert!(!net.log(i).contains("disqualified"), "node {i}:\n{}", net.log(i));
+    }
+    // Node 4 saw node 2's other confirmation: its run failed naming node 2, after it stored the
+    // shares it confirmed.
+    every_health(&net, &[4], |h| h["rootKeys"] == false).await;
+    wait_log(&net, 4, "DKG failed (blamed: nodes [2])").await;
+    // Four of five are the threshold: they record the keys, and node 4's shares are theirs.
+    let (ok, out) = net.record_keys();
+    assert!(ok, "{out}");
+    every_health(&net, &[0, 1, 2, 3, 4], |h| h["rootKeys"] == true && h["status"] == "ok").await;
+    wait_log(&net, 4, "tentative shares of it are its root key shares").await;
+    let client = sigil_client::Client::connect(&net.chain()).await.unwrap();
+    // Each node's handshake carries its public keys and is checked against NodeSet's record:
+    // all five hold shares of the one key.
+    assert_eq!(client.nodes().len(), 5, "{:?}", client.unreachable());
     let owned = mint(&net, &client, 1).await;
     sign_when_stocked(&client, &owned).await;
 }

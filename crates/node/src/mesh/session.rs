@@ -20,7 +20,11 @@ pub enum SessionError {
     #[error(transparent)]
     Protocol(#[from] TssError),
     /// The deadline passed first.
-    #[error("session {session} did not finish within {seconds} s{}", if silent.is_empty() { String::new() } else { format!(" (nothing came from nodes {silent:?})") })]
+    #[error(
+        "session {session} did not finish within {seconds} s{}{}",
+        if silent.is_empty() { String::new() } else { format!(" (nothing came from nodes {silent:?})") },
+        if awaited.is_empty() { String::new() } else { format!(" (still waiting for nodes {awaited:?})") }
+    )]
     Timeout {
         /// Session id, shortened.
         session: String,
@@ -28,6 +32,8 @@ pub enum SessionError {
         seconds: u64,
         /// Participants that sent nothing at all in the session.
         silent: Vec<u32>,
+        /// Participants whose next message the protocol still waited for ([`Protocol::awaiting`]).
+        awaited: Vec<u32>,
     },
     /// The session thread stopped unexpectedly.
     #[error("session thread failed: {0}")]
@@ -177,6 +183,7 @@ impl Sessions {
                         .map(|p| p.0)
                         .filter(|p| *p != me.0 && !heard.contains(p))
                         .collect(),
+                    awaited: protocol.awaiting().into_iter().map(|p| p.0).collect(),
                 };
                 let everyone_spoke = heard.len() >= others;
                 let limit = if everyone_spoke { until } else { quiet_until.min(until) };
