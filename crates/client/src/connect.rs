@@ -198,6 +198,13 @@ fn targets(view: &NodeSetView, urls: Option<&BTreeMap<u32, String>>) -> Result<V
     Ok(out)
 }
 
+/// How a client connected: what it connects to again when the epoch changes.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    pub(crate) network: Network,
+    pub(crate) urls: Option<BTreeMap<u32, String>>,
+}
+
 impl Client {
     /// Connects to the network NodeSet describes: reads the nodes, the threshold and the root-key
     /// record from the chain, then handshakes with every node and keeps those whose signed
@@ -214,7 +221,10 @@ impl Client {
         Self::connect_inner(network, Some(urls)).await
     }
 
-    async fn connect_inner(network: &Network, urls: Option<&BTreeMap<u32, String>>) -> Result<Self, ClientError> {
+    pub(crate) async fn connect_inner(
+        network: &Network,
+        urls: Option<&BTreeMap<u32, String>>,
+    ) -> Result<Self, ClientError> {
         let chain = read_chain(network).await?;
         // Every request names the epoch this client connected in: a node of a later epoch
         // answers `EPOCH_CHANGED` ([`ClientError::epoch_changed`]) rather than shares this
@@ -294,6 +304,11 @@ impl Client {
         // package is the network's.
         let bls_package = good.first().and_then(|(_, _, package)| package.clone());
         Ok(Self {
+            origin: Some(std::sync::Arc::new(Origin {
+                network: network.clone(),
+                urls: urls.cloned(),
+            })),
+            successor: Default::default(),
             http,
             bls_package,
             nodes: good

@@ -125,6 +125,28 @@ impl Client {
         encrypted: &Encrypted,
         auth: Option<&dyn crate::Credential>,
     ) -> Result<Decrypted, ClientError> {
+        let (started, mut pause, mut client) = (
+            std::time::Instant::now(),
+            std::time::Duration::from_millis(250),
+            self.current(),
+        );
+        loop {
+            match client.decrypt_in_epoch(encrypted, auth).await {
+                Err(e) => match self.after_failure(&e, started, &mut pause).await {
+                    Some(next) => client = next,
+                    None => return Err(e),
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// [`Client::decrypt`] within this connection's epoch.
+    async fn decrypt_in_epoch(
+        &self,
+        encrypted: &Encrypted,
+        auth: Option<&dyn crate::Credential>,
+    ) -> Result<Decrypted, ClientError> {
         if encrypted.version != ENCRYPTED_VERSION {
             return Err(ClientError::Invalid(format!(
                 "unknown encrypted-data version {}",

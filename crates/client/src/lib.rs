@@ -69,6 +69,11 @@ const DERIVED_KEYS: usize = 1024;
 /// How long one node may take to answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a sign or decrypt call keeps trying through an epoch change (`EPOCH_CHANGED`: it
+/// connects again) or an empty pool (`POOL_EMPTY`: a new epoch's pools fill right after the
+/// switch) before the error stands.
+pub const TRANSITION_BUDGET: Duration = Duration::from_secs(45);
+
 /// One node that failed, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeFailure {
@@ -190,6 +195,12 @@ impl ClientError {
         };
         code == "EPOCH_CHANGED" || failures.iter().any(|f| f.reason.contains("EPOCH_CHANGED"))
     }
+
+    /// Whether a node answered `POOL_EMPTY` (no presignature in stock: a new epoch's pool
+    /// fills right after the switch).
+    pub fn pool_empty(&self) -> bool {
+        matches!(self, Self::Sign { failures, .. } if failures.iter().any(|f| f.reason.contains("POOL_EMPTY")))
+    }
 }
 
 /// A node of the connected network.
@@ -225,9 +236,14 @@ pub struct SignOutcome {
     pub failures: Vec<NodeFailure>,
 }
 
-/// A connected network.
+/// A connected network. Sign and decrypt calls follow the network into later epochs on their
+/// own ([`TRANSITION_BUDGET`]): the connection made then serves this client and its clones.
 #[derive(Clone, Debug)]
 pub struct Client {
+    /// How this client connected, to connect again when the epoch changes (None: made by hand).
+    origin: Option<std::sync::Arc<connect::Origin>>,
+    /// The connection to the latest epoch a call of this client (or a clone) moved to.
+    successor: std::sync::Arc<std::sync::Mutex<Option<Client>>>,
     http: reqwest::Client,
     nodes: Vec<NodeHandle>,
     unreachable: Vec<NodeFailure>,
@@ -255,6 +271,7 @@ impl PostError {
 }
 
 /// A signing request as it is sent again after a failed round.
+#[derive(Clone)]
 enum SignBody {
     /// `POST /web/pkp/sign`.
     Pkp(SignRequest),
@@ -425,17 +442,64 @@ impl Client {
         Err(ClientError::Auth(format!("no node gave a nonce: {}", list(&last))))
     }
 
-    /// Shares needed.
+    /// Shares needed, in the latest epoch a call moved to.
     pub fn threshold(&self) -> usize {
-        self.threshold
+        self.current().threshold
     }
 
-    /// Root key epoch.
+    /// The epoch of the latest connection (a call moves to a later one on `EPOCH_CHANGED`).
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.current().epoch
     }
 
-    /// Nodes that answered the handshake ready.
+    /// The connection calls use now: the latest one a call moved to, or this one.
+    fn current(&self) -> Client {
+        self.successor
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .filter(|c| c.epoch > self.epoch)
+            .unwrap_or_else(|| self.clone())
+    }
+
+    /// After a failed try at `started`: the connection to try again with, after a pause (which
+    /// doubles, up to 4 s), or None when the error stands. `EPOCH_CHANGED` connects again (the
+    /// chain says which epoch and nodes to trust; a node still switching says it again until it
+    /// is done); `POOL_EMPTY` waits. Both give up after [`TRANSITION_BUDGET`].
+    async fn after_failure(
+        &self,
+        err: &ClientError,
+        started: std::time::Instant,
+        pause: &mut Duration,
+    ) -> Option<Client> {
+        let changed = err.epoch_changed();
+        if !(changed || err.pool_empty()) || started.elapsed() + *pause > TRANSITION_BUDGET {
+            return None;
+        }
+        tokio::time::sleep(*pause).await;
+        *pause = (*pause * 2).min(Duration::from_secs(4));
+        if !changed {
+            return Some(self.current());
+        }
+        let origin = self.origin.as_ref()?;
+        match Self::connect_inner(&origin.network, origin.urls.as_ref()).await {
+            Ok(mut fresh) => {
+                fresh.successor = std::sync::Arc::clone(&self.successor);
+                fresh.pkp_nft = self.pkp_nft.or(fresh.pkp_nft);
+                if let Ok(mut latest) = self.successor.lock() {
+                    if latest.as_ref().is_none_or(|c| c.epoch <= fresh.epoch) {
+                        *latest = Some(fresh.clone());
+                    }
+                }
+                Some(fresh)
+            }
+            // Keys of the new epoch not recorded yet, or too few nodes switched: try again.
+            Err(_) => Some(self.current()),
+        }
+    }
+
+    /// Nodes that answered the handshake ready (when this client connected; calls reach the
+    /// nodes of the latest epoch, [`Client::epoch`]).
     pub fn nodes(&self) -> &[NodeHandle] {
         &self.nodes
     }
@@ -604,6 +668,25 @@ impl Client {
     /// or sends a wrong share, the request is made again (fresh request id) with those nodes
     /// excluded, up to [`SIGN_ATTEMPTS`] times; the outcome names them.
     async fn threshold_sign(
+        &self,
+        body: SignBody,
+        public_key: &ProjectivePoint,
+        hash: [u8; 32],
+    ) -> Result<SignOutcome, ClientError> {
+        let (started, mut pause, mut client) = (std::time::Instant::now(), Duration::from_millis(250), self.current());
+        loop {
+            match client.sign_in_epoch(body.clone(), public_key, hash).await {
+                Err(e) => match self.after_failure(&e, started, &mut pause).await {
+                    Some(next) => client = next,
+                    None => return Err(e),
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// [`Client::threshold_sign`] within this connection's epoch.
+    async fn sign_in_epoch(
         &self,
         mut body: SignBody,
         public_key: &ProjectivePoint,

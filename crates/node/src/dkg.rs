@@ -192,14 +192,29 @@ pub async fn adopt(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
     }
     let store = Arc::clone(&node.store);
     let number = epoch.number;
+    let (epoch_ids, epoch_threshold): (Vec<u32>, usize) =
+        (epoch.peers.iter().map(|(id, _, _)| *id).collect(), epoch.threshold);
     let adopted = tokio::task::spawn_blocking(move || {
         let Some(keys) = load_tentative_root_keys(&store)? else {
             return Ok(None);
         };
-        if PublicKeys::of(&keys).record() != view.keys {
+        let parties: Vec<PartyId> = epoch_ids.iter().copied().map(PartyId).collect();
+        let fits = |threshold: usize, holders: Vec<PartyId>| threshold == epoch_threshold && holders == parties;
+        if PublicKeys::of(&keys).record() != view.keys
+            || !fits(keys.ecdsa.threshold(), keys.ecdsa.public().parties())
+            || !fits(keys.bls.threshold(), keys.bls.public().parties())
+        {
             tracing::warn!(
-                "this node's tentative DKG shares are not those of NodeSet's root-key record (another run's)"
+                "this node's tentative DKG shares are not those of NodeSet's root-key record (another run's): they are erased"
             );
+            store.rewrite_keys(crate::store::KeysWrite::<Secp256k1, Bls12381G1> {
+                put_secrets: &[],
+                forget_secrets: &[],
+                shares: None,
+                keep: None,
+                remove: &[TENTATIVE_RECORDS.0, TENTATIVE_RECORDS.1],
+                purge_one_time: false,
+            })?;
             return Ok(None);
         }
         save_root_keys(&store, number, &keys).map(|()| Some(keys))
@@ -327,13 +342,11 @@ pub async fn first_dkg(node: &Arc<Node>, epoch: &Epoch) -> Option<RootKeys> {
                 return None;
             }
             (Err(e), _) | (_, Err(e)) => {
+                // Whom a stalled run still waited for is in the error's text, not among the
+                // blamed: a third party can steer that wait onto an honest node.
                 let blamed = match &e {
                     SessionError::Protocol(tss) => tss.suspect().map(|p| p.0).into_iter().collect(),
-                    SessionError::Timeout { silent, awaited, .. } => {
-                        let mut blamed = silent.clone();
-                        blamed.extend(awaited.iter().filter(|p| !silent.contains(p)));
-                        blamed
-                    }
+                    SessionError::Timeout { silent, .. } => silent.clone(),
                     SessionError::Thread(_) => Vec::new(),
                 };
                 let (next, wait) = next_attempt();

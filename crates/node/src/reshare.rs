@@ -448,11 +448,10 @@ impl From<String> for Failure {
 impl From<crate::mesh::session::SessionError> for Failure {
     fn from(e: crate::mesh::session::SessionError) -> Self {
         let suspects = match &e {
-            crate::mesh::session::SessionError::Timeout { silent, awaited, .. } => {
-                let mut suspects = silent.clone();
-                suspects.extend(awaited.iter().filter(|p| !silent.contains(p)));
-                suspects
-            }
+            // Only silence counts: whom a party still waits for after the first round (a
+            // complaint's answer, a confirmation) a third party can steer onto an honest node
+            // (an accusation sent to some receivers only); the text still names them.
+            crate::mesh::session::SessionError::Timeout { silent, .. } => silent.clone(),
             crate::mesh::session::SessionError::Protocol(tss) => tss.culprit().map(|p| p.0).into_iter().collect(),
             _ => Vec::new(),
         };

@@ -64,8 +64,10 @@ pub trait Protocol {
     /// Advances the protocol as far as the input so far allows.
     fn poke(&mut self) -> Result<Step<Self::Output>, TssError>;
 
-    /// The parties whose next message this party waits for, as far as it can tell: when a
-    /// caller's deadline passes, they are the ones to blame. Empty when it does not know.
+    /// The parties whose next message this party waits for, as far as it can tell: what a
+    /// caller reports when its deadline passes. Not proof against them: past a protocol's first
+    /// round a third party can make an honest party wait for another honest one (in a VSS, an
+    /// accusation sent to some receivers only). Empty when it does not know.
     fn awaiting(&self) -> Vec<PartyId> {
         Vec::new()
     }

@@ -25,7 +25,15 @@
 //! the sum over the remaining dealers (at least `t` of them), whose names enter the confirmed
 //! transcript, and a disqualified party's confirmation is not waited for; in a reshare, whose
 //! Lagrange weights fix the dealer set, the run fails naming the dealer. A dealer that never
-//! answers stalls the run; [`Protocol::awaiting`] names it when the caller's deadline passes.
+//! answers stalls the run; [`Protocol::awaiting`] names whom each party waits for when the
+//! caller's deadline passes (not proof: an accusation sent to some receivers only makes them
+//! wait for an honest dealer that never heard it; complaints are not transferable).
+//!
+//! Known limit (the Feldman/JF-DKG bias): a corrupt dealer accused by an honest receiver sees
+//! every commitment before it answers, and may choose between its dealing counting (reveal the
+//! true share) or not (reveal a bad one): up to one bit of influence on the key per corrupt
+//! dealer, never a key of its choice (the proofs of knowledge stop cancelling others'
+//! dealings) and never a known one. A reshare cannot change the key at all.
 //! Every run has the complaint round, so a dealer cannot tell whether it was accused before it
 //! speaks again.
 //!
@@ -910,10 +918,13 @@ impl<C: Curve> Vss<C> {
                 reason: format!("party {suspect} saw different commitments: it lies or a dealer equivocated"),
             }));
         }
-        self.tentative.take().ok_or_else(|| TssError::Protocol {
-            suspect: None,
-            reason: "internal: no tentative share".into(),
-        })
+        match self.tentative.take() {
+            Some(share) => Ok(share),
+            None => Err(self.fail(TssError::Protocol {
+                suspect: None,
+                reason: "internal: no tentative share".into(),
+            })),
+        }
     }
 
     /// This party's share as it stands once the complaints are settled and its confirmation is
