@@ -111,8 +111,19 @@ impl Client {
     }
 
     /// Runs an action on every node with `js_params` (a JSON object) and, if given, the caller's
-    /// auth signature (`Lit.Auth.authSigAddress`).
+    /// auth signature (`Lit.Auth.authSigAddress`), on the nodes of the latest epoch this client
+    /// moved to. Not tried again on `EPOCH_CHANGED` (an action may have side effects): call
+    /// [`Client::follow_epoch`] and run it again.
     pub async fn execute(
+        &self,
+        code: ActionCode,
+        js_params: serde_json::Value,
+        auth: Option<&dyn crate::Credential>,
+    ) -> Result<ExecuteOutcome, ClientError> {
+        self.current().execute_in_epoch(code, js_params, auth).await
+    }
+
+    async fn execute_in_epoch(
         &self,
         code: ActionCode,
         js_params: serde_json::Value,

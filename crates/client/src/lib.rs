@@ -453,7 +453,7 @@ impl Client {
     }
 
     /// The connection calls use now: the latest one a call moved to, or this one.
-    fn current(&self) -> Client {
+    pub(crate) fn current(&self) -> Client {
         self.successor
             .lock()
             .ok()
@@ -478,24 +478,35 @@ impl Client {
         }
         tokio::time::sleep(*pause).await;
         *pause = (*pause * 2).min(Duration::from_secs(4));
-        if !changed {
-            return Some(self.current());
+        if changed && self.origin.is_none() {
+            return None;
         }
-        let origin = self.origin.as_ref()?;
-        match Self::connect_inner(&origin.network, origin.urls.as_ref()).await {
-            Ok(mut fresh) => {
-                fresh.successor = std::sync::Arc::clone(&self.successor);
-                fresh.pkp_nft = self.pkp_nft.or(fresh.pkp_nft);
-                if let Ok(mut latest) = self.successor.lock() {
-                    if latest.as_ref().is_none_or(|c| c.epoch <= fresh.epoch) {
-                        *latest = Some(fresh.clone());
-                    }
-                }
-                Some(fresh)
-            }
+        if changed {
             // Keys of the new epoch not recorded yet, or too few nodes switched: try again.
-            Err(_) => Some(self.current()),
+            let _ = self.follow_epoch().await;
         }
+        Some(self.current())
+    }
+
+    /// Connects again the way this client connected (the chain names the epoch, its nodes,
+    /// threshold and BLS shares) and makes that connection the one this client and its clones
+    /// use; returns its epoch. Sign and decrypt calls do this on their own on `EPOCH_CHANGED`;
+    /// call it before running an action again ([`ClientError::epoch_changed`]).
+    pub async fn follow_epoch(&self) -> Result<u64, ClientError> {
+        let origin = self
+            .origin
+            .as_ref()
+            .ok_or_else(|| ClientError::Invalid("this client was not made by connect; connect again".into()))?;
+        let mut fresh = Self::connect_inner(&origin.network, origin.urls.as_ref()).await?;
+        fresh.successor = std::sync::Arc::clone(&self.successor);
+        fresh.pkp_nft = self.pkp_nft.or(fresh.pkp_nft);
+        let epoch = fresh.epoch;
+        if let Ok(mut latest) = self.successor.lock() {
+            if latest.as_ref().is_none_or(|c| c.epoch <= epoch) {
+                *latest = Some(fresh);
+            }
+        }
+        Ok(epoch)
     }
 
     /// Nodes that answered the handshake ready (when this client connected; calls reach the
