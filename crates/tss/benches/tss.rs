@@ -123,6 +123,46 @@ fn bench_sign(c: &mut Criterion) {
     });
 }
 
+/// FROST taproot: one holder's nonce pair (what a Schnorr pool stocks: no triples, no protocol
+/// run), one holder's share, and the verified combination of t = 4.
+fn bench_schnorr(c: &mut Criterion) {
+    use sigil_tss::schnorr;
+    let mut g = c.benchmark_group("schnorr");
+    let keys = dkg::<Secp256k1>(4, 4);
+    let key_id = KeyId([9; 32]);
+    let message = [7u8; 32];
+    g.bench_function("commit_one_nonce_pair", |b| {
+        b.iter(|| schnorr::commit(&keys[0]).expect("nonces"))
+    });
+    let round = || {
+        let made: Vec<_> = keys.iter().map(|k| schnorr::commit(k).expect("nonces")).collect();
+        let commitments: BTreeMap<PartyId, schnorr::Commitment> =
+            keys.iter().zip(&made).map(|(k, (_, c))| (k.me(), *c)).collect();
+        (made.into_iter().map(|(n, _)| n).collect::<Vec<_>>(), commitments)
+    };
+    g.bench_function("sign_share", |b| {
+        b.iter_batched(
+            || {
+                let (mut nonces, commitments) = round();
+                (nonces.remove(0), commitments)
+            },
+            |(n, commitments)| schnorr::sign_share(&keys[0], &key_id, &message, &commitments, n).expect("share"),
+            BatchSize::PerIteration,
+        )
+    });
+    let (nonces, commitments) = round();
+    let shares: Vec<_> = keys
+        .iter()
+        .zip(nonces)
+        .map(|(k, n)| schnorr::sign_share(k, &key_id, &message, &commitments, n).expect("share"))
+        .collect();
+    g.bench_function("combine_and_verify_t4", |b| {
+        b.iter(|| {
+            schnorr::combine(keys[0].public(), &key_id, &message, &commitments, black_box(&shares)).expect("valid")
+        })
+    });
+}
+
 fn bench_bls(c: &mut Criterion) {
     let mut g = c.benchmark_group("bls");
     let keys = dkg::<Bls12381G1>(5, 4);
@@ -157,5 +197,5 @@ fn bench_bls(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_dkg, bench_presign, bench_sign, bench_bls);
+criterion_group!(benches, bench_dkg, bench_presign, bench_sign, bench_schnorr, bench_bls);
 criterion_main!(benches);

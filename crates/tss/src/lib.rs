@@ -11,6 +11,9 @@
 //! * [`ecdsa`] — triples (cait-sith) and presignatures among exactly `t` signers with per-holder
 //!   commitments (`presign`), re-randomised signature shares, combination of exactly `t` shares
 //!   into a verified low-s signature with recovery id, naming every wrong share.
+//! * [`schnorr`] — BIP-340 / taproot Schnorr signatures by FROST (the ZF ciphersuite) with the
+//!   secp256k1 root key's shares: nonce commitments made ahead, exactly `t` signers, every bad
+//!   share named.
 //! * [`bls`] — signature shares over identities, their verification and combination, and hybrid
 //!   identity-based encryption.
 //!
@@ -27,6 +30,7 @@ mod error;
 mod party;
 mod presign;
 mod protocol;
+pub mod schnorr;
 mod vss;
 mod wire;
 

@@ -10,3 +10,4 @@ mod fuzz;
 mod persist;
 mod reshare;
 mod robustness;
+mod schnorr;

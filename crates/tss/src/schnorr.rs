@@ -1,0 +1,308 @@
+//! Schnorr signatures by FROST (RFC 9591) with the secp256k1 root key: BIP-340 signatures under a
+//! PKP's taproot output key (BIP-341 key path, no script tree), as Lit's `SchnorrK256Taproot`.
+//! The arithmetic is the ZF `frost-secp256k1-tr` ciphersuite's; this module maps Sigil's shares
+//! onto it.
+//!
+//! * **Keys.** A PKP's internal key is its ECDSA key, `P_k = P_root + h(keyId)·G` ([`crate::derive`]),
+//!   so one NFT has one key for both schemes; its taproot output key is that key made even-y and
+//!   tweaked by BIP-341's `t = H_TapTweak(P_k)` ([`output_key`]). A holder's share is
+//!   `x_i + h(keyId)`, negated and tweaked the same way by the ciphersuite.
+//! * **One-time material.** Each holder makes nonce pairs ahead of requests ([`commit`]): the
+//!   commitment is public, the nonces secret and good for exactly one signature (two signatures
+//!   with one nonce pair reveal the share). [`sign_share`] consumes them; whoever stores them must
+//!   take each out once, durably, as presignatures are.
+//! * **Signing.** A signing set of exactly `t` holders; each signs the message with the set's
+//!   commitments ([`sign_share`]); [`combine`] checks every share against its holder's public
+//!   share and commitment, naming every bad one, and returns a signature that verifies under the
+//!   output key.
+//!
+//! Party `i` is FROST identifier `i + 1`, the same evaluation point as Sigil's shares.
+
+use std::collections::BTreeMap;
+
+use frost_secp256k1_tr as frost;
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::ProjectivePoint;
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::derive::{derivation_tweak, derive_public_key, KeyId};
+use crate::{KeyShare, PartyId, PublicKeyPackage, Secp256k1, TssError};
+
+/// Encoded length of a [`Commitment`]: two compressed points.
+pub const COMMITMENT_LEN: usize = 66;
+/// Encoded length of [`Nonces`]: two scalars.
+pub const NONCES_LEN: usize = 64;
+
+/// One holder's secret nonce pair for one signature (FROST round 1). Wiped on drop; consumed by
+/// [`sign_share`].
+pub struct Nonces(frost::round1::SigningNonces);
+
+impl std::fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nonces(<redacted>)")
+    }
+}
+
+impl Nonces {
+    /// The encoding to store (hiding ‖ binding scalars, big-endian); wiped on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(NONCES_LEN));
+        out.extend_from_slice(&self.0.hiding().serialize());
+        out.extend_from_slice(&self.0.binding().serialize());
+        out
+    }
+
+    /// Reads stored nonces.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TssError> {
+        let bad = || TssError::Corrupt("Schnorr nonces".into());
+        if bytes.len() != NONCES_LEN {
+            return Err(bad());
+        }
+        let (hiding, binding) = bytes.split_at(32);
+        let hiding = frost_core::round1::Nonce::<frost::Secp256K1Sha256TR>::deserialize(hiding).map_err(|_| bad())?;
+        let binding = frost_core::round1::Nonce::<frost::Secp256K1Sha256TR>::deserialize(binding).map_err(|_| bad())?;
+        Ok(Self(frost::round1::SigningNonces::from_nonces(hiding, binding)))
+    }
+
+    /// The public commitment to these nonces.
+    pub fn commitment(&self) -> Commitment {
+        Commitment(*self.0.commitments())
+    }
+}
+
+/// The public commitment to one holder's [`Nonces`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commitment(frost::round1::SigningCommitments);
+
+impl Commitment {
+    /// Hiding ‖ binding commitments, each a compressed point.
+    pub fn to_bytes(&self) -> [u8; COMMITMENT_LEN] {
+        let mut out = [0u8; COMMITMENT_LEN];
+        let (hiding, binding) = out.split_at_mut(33);
+        hiding.copy_from_slice(&self.0.hiding().serialize().unwrap_or_default());
+        binding.copy_from_slice(&self.0.binding().serialize().unwrap_or_default());
+        out
+    }
+
+    /// Reads a commitment sent by `from`.
+    pub fn from_bytes(bytes: &[u8], from: PartyId) -> Result<Self, TssError> {
+        if bytes.len() != COMMITMENT_LEN {
+            return Err(TssError::malformed(
+                from,
+                format!("a {}-byte nonce commitment", bytes.len()),
+            ));
+        }
+        let (hiding, binding) = bytes.split_at(33);
+        let point = |b: &[u8]| {
+            frost::round1::NonceCommitment::deserialize(b)
+                .map_err(|_| TssError::malformed(from, "a nonce commitment that is not a point"))
+        };
+        Ok(Self(frost::round1::SigningCommitments::new(
+            point(hiding)?,
+            point(binding)?,
+        )))
+    }
+}
+
+/// One holder's share of a Schnorr signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchnorrShare {
+    /// Its holder.
+    pub from: PartyId,
+    share: frost::round2::SignatureShare,
+}
+
+impl SchnorrShare {
+    /// The share's 32-byte scalar.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.share.serialize());
+        out
+    }
+
+    /// Reads the share `from` sent.
+    pub fn from_bytes(bytes: &[u8], from: PartyId) -> Result<Self, TssError> {
+        let share = frost::round2::SignatureShare::deserialize(bytes)
+            .map_err(|_| TssError::malformed(from, "a Schnorr signature share that is not a scalar"))?;
+        Ok(Self { from, share })
+    }
+}
+
+/// A BIP-340 signature: `R.x ‖ s`.
+pub type SchnorrSignature = [u8; 64];
+
+fn identifier(party: PartyId) -> Result<frost::Identifier, TssError> {
+    u16::try_from(party.0 + 1)
+        .ok()
+        .and_then(|x| frost::Identifier::try_from(x).ok())
+        .ok_or_else(|| TssError::BadParameters(format!("party {party} has no FROST identifier")))
+}
+
+fn point_of(p: &ProjectivePoint) -> Result<[u8; 33], TssError> {
+    <[u8; 33]>::try_from(p.to_affine().to_encoded_point(true).as_bytes())
+        .map_err(|_| TssError::BadParameters("the identity is no key".into()))
+}
+
+fn verifying_share(p: &ProjectivePoint) -> Result<frost::keys::VerifyingShare, TssError> {
+    frost::keys::VerifyingShare::deserialize(&point_of(p)?).map_err(|e| TssError::BadParameters(e.to_string()))
+}
+
+fn verifying_key(p: &ProjectivePoint) -> Result<frost::VerifyingKey, TssError> {
+    frost::VerifyingKey::deserialize(&point_of(p)?).map_err(|e| TssError::BadParameters(e.to_string()))
+}
+
+/// A PKP's taproot output key (x-only, 32 bytes: what a P2TR address encodes and BIP-340
+/// signatures verify under).
+pub fn output_key(root: &ProjectivePoint, key_id: &KeyId) -> Result<[u8; 32], TssError> {
+    use frost::keys::Tweak;
+    let internal = derive_public_key(root, key_id);
+    let public = frost::keys::PublicKeyPackage::new(BTreeMap::new(), verifying_key(&internal)?, None);
+    let x = public.tweak::<&[u8]>(None).verifying_key().to_element().to_affine().x();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&x);
+    Ok(out)
+}
+
+/// A fresh nonce pair for `share`'s holder and its commitment. The nonces are random; the share
+/// only adds entropy to them (RFC 9591 `nonce_generate`).
+pub fn commit(share: &KeyShare<Secp256k1>) -> Result<(Nonces, Commitment), TssError> {
+    let secret = Zeroizing::new(share.secret().to_bytes());
+    let signing = frost::keys::SigningShare::deserialize(&secret[..])
+        .map_err(|e| TssError::BadParameters(format!("key share: {e}")))?;
+    let (nonces, commitments) = frost::round1::commit(&signing, &mut OsRng);
+    Ok((Nonces(nonces), Commitment(commitments)))
+}
+
+/// The FROST signing package: `message` and the signing set's commitments.
+fn package(message: &[u8], commitments: &BTreeMap<PartyId, Commitment>) -> Result<frost::SigningPackage, TssError> {
+    let mut by_id = BTreeMap::new();
+    for (party, c) in commitments {
+        by_id.insert(identifier(*party)?, c.0);
+    }
+    Ok(frost::SigningPackage::new(by_id, message))
+}
+
+/// The PKP's public package for FROST: every holder's derived public share and the derived key.
+fn public_package(
+    package: &PublicKeyPackage<Secp256k1>,
+    key_id: &KeyId,
+    signers: impl Iterator<Item = PartyId>,
+) -> Result<frost::keys::PublicKeyPackage, TssError> {
+    let tweak = ProjectivePoint::GENERATOR * derivation_tweak(key_id);
+    let mut shares = BTreeMap::new();
+    for party in signers {
+        let public = package
+            .public_share(party)
+            .ok_or_else(|| TssError::BadParameters(format!("party {party} holds no share of this key")))?;
+        shares.insert(identifier(party)?, verifying_share(&(*public + tweak))?);
+    }
+    let key = verifying_key(&(*package.public_key() + tweak))?;
+    let min = u16::try_from(package.threshold()).ok();
+    Ok(frost::keys::PublicKeyPackage::new(shares, key, min))
+}
+
+fn check_set(
+    package: &PublicKeyPackage<Secp256k1>,
+    commitments: &BTreeMap<PartyId, Commitment>,
+) -> Result<(), TssError> {
+    if commitments.len() != package.threshold() {
+        return Err(TssError::BadParameters(format!(
+            "a signing set is exactly t = {} holders, not {}",
+            package.threshold(),
+            commitments.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `share`'s holder's share of the PKP `key_id`'s signature of `message`, with `nonces` (its own,
+/// whose commitment is its entry in `commitments`: the signing set's, exactly `t`).
+pub fn sign_share(
+    share: &KeyShare<Secp256k1>,
+    key_id: &KeyId,
+    message: &[u8],
+    commitments: &BTreeMap<PartyId, Commitment>,
+    nonces: Nonces,
+) -> Result<SchnorrShare, TssError> {
+    check_set(share.public(), commitments)?;
+    let me = share.me();
+    if commitments.get(&me) != Some(&nonces.commitment()) {
+        return Err(TssError::BadParameters(format!(
+            "the signing set's commitment for party {me} is not that of these nonces"
+        )));
+    }
+    let tweak = derivation_tweak(key_id);
+    let secret = Zeroizing::new((*share.secret() + tweak).to_bytes());
+    let signing =
+        frost::keys::SigningShare::deserialize(&secret[..]).map_err(|e| TssError::BadParameters(e.to_string()))?;
+    let public = share
+        .public()
+        .public_share(me)
+        .ok_or_else(|| TssError::BadParameters(format!("party {me} is not in its own package")))?;
+    let g_tweak = ProjectivePoint::GENERATOR * tweak;
+    let key = frost::keys::KeyPackage::new(
+        identifier(me)?,
+        signing,
+        verifying_share(&(*public + g_tweak))?,
+        verifying_key(&(*share.public_key() + g_tweak))?,
+        u16::try_from(share.threshold()).map_err(|e| TssError::BadParameters(e.to_string()))?,
+    );
+    let signing_package = package(message, commitments)?;
+    let out = frost::round2::sign_with_tweak(&signing_package, &nonces.0, &key, None)
+        .map_err(|e| TssError::BadParameters(format!("FROST signing: {e}")))?;
+    Ok(SchnorrShare { from: me, share: out })
+}
+
+/// Combines the signing set's shares of the PKP `key_id`'s signature of `message` into a BIP-340
+/// signature that verifies under [`output_key`]. Every share is checked against its holder's
+/// public share and commitment; the error names every bad one ([`TssError::InvalidShares`]).
+pub fn combine(
+    package: &PublicKeyPackage<Secp256k1>,
+    key_id: &KeyId,
+    message: &[u8],
+    commitments: &BTreeMap<PartyId, Commitment>,
+    shares: &[SchnorrShare],
+) -> Result<SchnorrSignature, TssError> {
+    check_set(package, commitments)?;
+    let mut by_id = BTreeMap::new();
+    let mut parties = BTreeMap::new();
+    for s in shares {
+        if !commitments.contains_key(&s.from) {
+            return Err(TssError::malformed(
+                s.from,
+                "a Schnorr share from outside the signing set",
+            ));
+        }
+        let id = identifier(s.from)?;
+        parties.insert(id, s.from);
+        by_id.insert(id, s.share);
+    }
+    if by_id.len() != commitments.len() {
+        return Err(TssError::BadParameters(format!(
+            "{} distinct shares for a signing set of {}",
+            by_id.len(),
+            commitments.len()
+        )));
+    }
+    let public = public_package(package, key_id, commitments.keys().copied())?;
+    let signing_package = self::package(message, commitments)?;
+    let signature = frost::aggregate_with_tweak(&signing_package, &by_id, &public, None).map_err(|e| match e {
+        frost::Error::InvalidSignatureShare { culprits } => TssError::InvalidShares {
+            culprits: culprits.iter().filter_map(|c| parties.get(c).copied()).collect(),
+        },
+        other => TssError::Protocol {
+            suspect: None,
+            reason: format!("FROST aggregation: {other}"),
+        },
+    })?;
+    let bytes = signature.serialize().map_err(|e| TssError::Protocol {
+        suspect: None,
+        reason: format!("FROST signature encoding: {e}"),
+    })?;
+    <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| TssError::Protocol {
+        suspect: None,
+        reason: format!("a {}-byte Schnorr signature", bytes.len()),
+    })
+}
