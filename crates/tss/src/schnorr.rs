@@ -11,6 +11,10 @@
 //!   commitment is public, the nonces secret and good for exactly one signature (two signatures
 //!   with one nonce pair reveal the share). [`sign_share`] consumes them; whoever stores them must
 //!   take each out once, durably, as presignatures are.
+//! * **Material.** [`Preprocessing`] is the protocol by which a signing set of exactly `t`
+//!   holders makes one piece: each commits, every commitment goes to every holder, and each
+//!   confirms a hash of all of them before it keeps its [`Material`] (its nonces and the set's
+//!   commitments), so the holders of one piece agree on it as they do on a presignature.
 //! * **Signing.** A signing set of exactly `t` holders; each signs the message with the set's
 //!   commitments ([`sign_share`]); [`combine`] checks every share against its holder's public
 //!   share and commitment, naming every bad one, and returns a signature that verifies under the
@@ -28,7 +32,9 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::derive::{derivation_tweak, derive_public_key, KeyId};
-use crate::{KeyShare, PartyId, PublicKeyPackage, Secp256k1, TssError};
+use crate::protocol::{Outgoing, Protocol, Step};
+use crate::wire::{open, seal, ProtocolKind, Reader};
+use crate::{KeyShare, PartyId, PublicKeyPackage, Secp256k1, SessionId, TssError};
 
 /// Encoded length of a [`Commitment`]: two compressed points.
 pub const COMMITMENT_LEN: usize = 66;
@@ -305,4 +311,251 @@ pub fn combine(
         suspect: None,
         reason: format!("a {}-byte Schnorr signature", bytes.len()),
     })
+}
+
+const TAG_COMMITMENT: u8 = 1;
+const TAG_CONFIRM: u8 = 2;
+const MATERIAL_FORMAT: u8 = 1;
+
+/// One holder's piece of Schnorr one-time material: its nonces and the signing set's agreed
+/// commitments. Used for at most one signature ([`Material::sign`] consumes it).
+#[derive(Debug)]
+pub struct Material {
+    nonces: Nonces,
+    commitments: BTreeMap<PartyId, Commitment>,
+}
+
+impl Material {
+    /// The signing set that made it.
+    pub fn signers(&self) -> Vec<PartyId> {
+        self.commitments.keys().copied().collect()
+    }
+
+    /// The set's commitments (what a combiner needs besides the shares).
+    pub fn commitments(&self) -> &BTreeMap<PartyId, Commitment> {
+        &self.commitments
+    }
+
+    /// This holder's share of PKP `key_id`'s signature of `message`, consuming the material.
+    pub fn sign(self, share: &KeyShare<Secp256k1>, key_id: &KeyId, message: &[u8]) -> Result<SchnorrShare, TssError> {
+        sign_share(share, key_id, message, &self.commitments, self.nonces)
+    }
+
+    /// Storage encoding: format ‖ nonces ‖ count (u16) ‖ (party (u32) ‖ commitment)*; wiped on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(1 + NONCES_LEN + 2 + self.commitments.len() * 70));
+        out.push(MATERIAL_FORMAT);
+        out.extend_from_slice(&self.nonces.to_bytes());
+        out.extend_from_slice(&(self.commitments.len() as u16).to_be_bytes());
+        for (p, c) in &self.commitments {
+            out.extend_from_slice(&p.0.to_be_bytes());
+            out.extend_from_slice(&c.to_bytes());
+        }
+        out
+    }
+
+    /// Reads stored material; the nonces must be those of this holder's commitment (`me`).
+    pub fn from_bytes(bytes: &[u8], me: PartyId) -> Result<Self, TssError> {
+        let mut r = Reader::stored("Schnorr material", MATERIAL_FORMAT, bytes)?;
+        let nonces = Nonces::from_bytes(r.take(NONCES_LEN, "nonces")?)?;
+        let count = usize::from(r.u16("commitment count")?);
+        let mut commitments = BTreeMap::new();
+        for _ in 0..count {
+            let party = PartyId(r.u32("party")?);
+            let c = Commitment::from_bytes(r.take(COMMITMENT_LEN, "commitment")?, party)
+                .map_err(|_| TssError::Corrupt("Schnorr material: a commitment".into()))?;
+            commitments.insert(party, c);
+        }
+        r.finish()?;
+        if commitments.get(&me) != Some(&nonces.commitment()) {
+            return Err(TssError::Corrupt(
+                "Schnorr material: the nonces are not this holder's".into(),
+            ));
+        }
+        Ok(Self { nonces, commitments })
+    }
+}
+
+/// One holder's run of making a piece of [`Material`] with its signing set (exactly `t`
+/// holders of the key): commit, exchange, confirm.
+pub struct Preprocessing {
+    session: SessionId,
+    me: PartyId,
+    signers: Vec<PartyId>,
+    nonces: Option<Nonces>,
+    commitments: BTreeMap<PartyId, Commitment>,
+    confirmations: BTreeMap<PartyId, [u8; 32]>,
+    outbox: Vec<Outgoing>,
+    confirmed: Option<[u8; 32]>,
+    failed: Option<TssError>,
+}
+
+impl std::fmt::Debug for Preprocessing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preprocessing")
+            .field("session", &self.session)
+            .field("me", &self.me)
+            .field("signers", &self.signers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Preprocessing {
+    /// Starts `share`'s holder's run with `signers` (exactly the key's threshold, itself among them).
+    pub fn new(session: SessionId, share: &KeyShare<Secp256k1>, signers: &[PartyId]) -> Result<Self, TssError> {
+        let signers = crate::party::sorted_unique(signers)
+            .ok_or_else(|| TssError::BadParameters("a signer appears twice".into()))?;
+        let me = share.me();
+        if signers.len() != share.threshold() || !signers.contains(&me) {
+            return Err(TssError::BadParameters(format!(
+                "a signing set is exactly t = {} holders including party {me}, not {signers:?}",
+                share.threshold()
+            )));
+        }
+        if let Some(p) = signers.iter().find(|p| share.public().public_share(**p).is_none()) {
+            return Err(TssError::BadParameters(format!("party {p} holds no share of this key")));
+        }
+        let (nonces, commitment) = commit(share)?;
+        let mut msg = vec![TAG_COMMITMENT];
+        msg.extend_from_slice(&commitment.to_bytes());
+        let mut commitments = BTreeMap::new();
+        commitments.insert(me, commitment);
+        Ok(Self {
+            outbox: vec![Outgoing::ToAll(seal(ProtocolKind::SchnorrNonces, &session, &msg))],
+            session,
+            me,
+            signers,
+            nonces: Some(nonces),
+            commitments,
+            confirmations: BTreeMap::new(),
+            confirmed: None,
+            failed: None,
+        })
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new_with_prefix(b"sigil/schnorr-nonces/v1");
+        h.update(self.session.0);
+        for (p, c) in &self.commitments {
+            h.update(p.0.to_be_bytes());
+            h.update(c.to_bytes());
+        }
+        h.finalize().into()
+    }
+
+    fn fail(&mut self, e: TssError) -> TssError {
+        self.nonces = None;
+        self.failed = Some(e.clone());
+        e
+    }
+}
+
+impl Protocol for Preprocessing {
+    type Output = Material;
+
+    fn me(&self) -> PartyId {
+        self.me
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), TssError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if from == self.me || !self.signers.contains(&from) {
+            return Err(TssError::UnknownSender { from });
+        }
+        let payload = open(ProtocolKind::SchnorrNonces, &self.session, from, bytes)?;
+        let mut r = Reader::new(from, payload);
+        match r.u8("message tag")? {
+            TAG_COMMITMENT => {
+                let c = Commitment::from_bytes(r.take(COMMITMENT_LEN, "commitment")?, from)?;
+                r.finish()?;
+                match self.commitments.get(&from) {
+                    Some(known) if *known == c => Ok(()),
+                    Some(_) => Err(self.fail(TssError::Equivocation {
+                        from,
+                        what: "nonce commitment",
+                    })),
+                    None => {
+                        self.commitments.insert(from, c);
+                        Ok(())
+                    }
+                }
+            }
+            TAG_CONFIRM => {
+                let hash = r.array::<32>("commitments hash")?;
+                r.finish()?;
+                match self.confirmations.get(&from) {
+                    Some(known) if *known == hash => Ok(()),
+                    Some(_) => Err(self.fail(TssError::Equivocation {
+                        from,
+                        what: "confirmation",
+                    })),
+                    None => {
+                        self.confirmations.insert(from, hash);
+                        Ok(())
+                    }
+                }
+            }
+            tag => Err(TssError::malformed(from, format!("unknown message tag {tag}"))),
+        }
+    }
+
+    fn poke(&mut self) -> Result<Step<Material>, TssError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if let Some(msg) = self.outbox.pop() {
+            return Ok(Step::Send(msg));
+        }
+        if self.commitments.len() < self.signers.len() {
+            return Ok(Step::Wait);
+        }
+        let Some(mine) = self.confirmed else {
+            let digest = self.digest();
+            self.confirmed = Some(digest);
+            let mut msg = vec![TAG_CONFIRM];
+            msg.extend_from_slice(&digest);
+            return Ok(Step::Send(Outgoing::ToAll(seal(
+                ProtocolKind::SchnorrNonces,
+                &self.session,
+                &msg,
+            ))));
+        };
+        if self.confirmations.len() + 1 < self.signers.len() {
+            return Ok(Step::Wait);
+        }
+        if let Some((p, _)) = self.confirmations.iter().find(|(_, h)| **h != mine) {
+            let suspect = *p;
+            return Err(self.fail(TssError::Protocol {
+                suspect: Some(suspect),
+                reason: format!("party {suspect} saw other nonce commitments: it lies or another signer equivocated"),
+            }));
+        }
+        let nonces = self.nonces.take().ok_or(TssError::Terminated)?;
+        Ok(Step::Done(Material {
+            nonces,
+            commitments: std::mem::take(&mut self.commitments),
+        }))
+    }
+
+    fn awaiting(&self) -> Vec<PartyId> {
+        self.signers
+            .iter()
+            .copied()
+            .filter(|p| {
+                *p != self.me
+                    && if self.commitments.len() < self.signers.len() {
+                        !self.commitments.contains_key(p)
+                    } else {
+                        !self.confirmations.contains_key(p)
+                    }
+            })
+            .collect()
+    }
 }

@@ -25,6 +25,8 @@ pub enum ProtocolKind {
     Triple = 2,
     /// ECDSA presigning.
     Presign = 3,
+    /// FROST nonce commitments of a Schnorr signing set.
+    SchnorrNonces = 4,
 }
 
 pub(crate) fn seal(kind: ProtocolKind, session: &SessionId, payload: &[u8]) -> Vec<u8> {

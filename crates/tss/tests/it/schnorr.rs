@@ -116,3 +116,65 @@ fn stored_nonces_and_commitments_decode_only_from_their_own_encodings() {
     assert!(Commitment::from_bytes(&c.to_bytes()[..65], PartyId(0)).is_err());
     assert!(format!("{n:?}").contains("redacted"));
 }
+
+#[test]
+fn a_signing_set_makes_material_together_and_each_piece_signs_once_after_storage() {
+    use sigil_tss::schnorr::{Material, Preprocessing};
+    use sigil_tss::{run_in_memory, SessionId};
+    let keys = dkg::<Secp256k1>(5, 4);
+    let signers = ids(1..5);
+    let runs = signers
+        .iter()
+        .map(|p| Preprocessing::new(SessionId::from_label("nonces"), &keys[p.0 as usize], &signers).unwrap())
+        .collect();
+    let made = run_in_memory(runs).unwrap();
+    let commitments = made[0].1.commitments().clone();
+    let key_id = KeyId([3; 32]);
+    let message = [4u8; 32];
+    let mut shares = Vec::new();
+    for (p, material) in made {
+        assert_eq!(material.signers(), signers);
+        assert_eq!(
+            *material.commitments(),
+            commitments,
+            "party {p} agrees on the set's commitments"
+        );
+        let stored = material.to_bytes();
+        assert!(
+            Material::from_bytes(&stored, PartyId(p.0 % 4 + 1)).is_err(),
+            "another holder's nonces"
+        );
+        let material = Material::from_bytes(&stored, p).unwrap();
+        shares.push(material.sign(&keys[p.0 as usize], &key_id, &message).unwrap());
+    }
+    let signature = combine(keys[0].public(), &key_id, &message, &commitments, &shares).unwrap();
+    assert!(verifies(&keys, &key_id, &message, &signature));
+    // Not a set of exactly t, or without the caller: refused before any nonce is made.
+    assert!(Preprocessing::new(SessionId::from_label("n"), &keys[0], &ids(0..5)).is_err());
+    assert!(Preprocessing::new(SessionId::from_label("n"), &keys[0], &ids(1..5)).is_err());
+}
+
+#[test]
+fn a_signer_that_shows_two_commitments_stops_the_set_before_any_holder_keeps_material() {
+    use sigil_tss::schnorr::Preprocessing;
+    use sigil_tss::{run_in_memory_each, SessionId};
+    let keys = dkg::<Secp256k1>(4, 3);
+    let signers = ids(0..3);
+    let runs = signers
+        .iter()
+        .map(|p| Preprocessing::new(SessionId::from_label("two"), &keys[p.0 as usize], &signers).unwrap())
+        .collect();
+    // Party 1 shows party 2 another commitment (a valid one) than it shows party 0.
+    let other = commit(&keys[1]).unwrap().1.to_bytes();
+    let outcomes = run_in_memory_each(runs, |m| {
+        if m.from == PartyId(1) && m.to == PartyId(2) && m.bytes.get(34) == Some(&1) {
+            m.bytes.truncate(35);
+            m.bytes.extend_from_slice(&other);
+        }
+        true
+    });
+    for (id, out) in &outcomes {
+        assert!(out.is_err(), "party {id} kept material");
+    }
+    assert_eq!(outcomes[&PartyId(0)].as_ref().unwrap_err().suspect(), Some(PartyId(2)));
+}
