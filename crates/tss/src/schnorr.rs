@@ -55,8 +55,8 @@ impl Nonces {
     /// The encoding to store (hiding ‖ binding scalars, big-endian); wiped on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(NONCES_LEN));
-        out.extend_from_slice(&self.0.hiding().serialize());
-        out.extend_from_slice(&self.0.binding().serialize());
+        out.extend_from_slice(&Zeroizing::new(self.0.hiding().serialize()));
+        out.extend_from_slice(&Zeroizing::new(self.0.binding().serialize()));
         out
     }
 
@@ -67,6 +67,9 @@ impl Nonces {
             return Err(bad());
         }
         let (hiding, binding) = bytes.split_at(32);
+        if hiding.iter().all(|b| *b == 0) || binding.iter().all(|b| *b == 0) {
+            return Err(bad());
+        }
         let hiding = frost_core::round1::Nonce::<frost::Secp256K1Sha256TR>::deserialize(hiding).map_err(|_| bad())?;
         let binding = frost_core::round1::Nonce::<frost::Secp256K1Sha256TR>::deserialize(binding).map_err(|_| bad())?;
         Ok(Self(frost::round1::SigningNonces::from_nonces(hiding, binding)))
@@ -87,8 +90,15 @@ impl Commitment {
     pub fn to_bytes(&self) -> [u8; COMMITMENT_LEN] {
         let mut out = [0u8; COMMITMENT_LEN];
         let (hiding, binding) = out.split_at_mut(33);
-        hiding.copy_from_slice(&self.0.hiding().serialize().unwrap_or_default());
-        binding.copy_from_slice(&self.0.binding().serialize().unwrap_or_default());
+        // A commitment that decoded or was made here is never the identity; were it one, its
+        // half stays zero (which decodes as nothing) rather than panicking.
+        for (half, point) in [(hiding, self.0.hiding()), (binding, self.0.binding())] {
+            if let Ok(bytes) = point.serialize() {
+                if bytes.len() == half.len() {
+                    half.copy_from_slice(&bytes);
+                }
+            }
+        }
         out
     }
 
@@ -140,8 +150,10 @@ impl SchnorrShare {
 pub type SchnorrSignature = [u8; 64];
 
 fn identifier(party: PartyId) -> Result<frost::Identifier, TssError> {
-    u16::try_from(party.0 + 1)
-        .ok()
+    party
+        .0
+        .checked_add(1)
+        .and_then(|x| u16::try_from(x).ok())
         .and_then(|x| frost::Identifier::try_from(x).ok())
         .ok_or_else(|| TssError::BadParameters(format!("party {party} has no FROST identifier")))
 }
@@ -171,13 +183,19 @@ pub fn output_key(root: &ProjectivePoint, key_id: &KeyId) -> Result<[u8; 32], Ts
     Ok(out)
 }
 
-/// A fresh nonce pair for `share`'s holder and its commitment. The nonces are random; the share
-/// only adds entropy to them (RFC 9591 `nonce_generate`).
+/// A fresh nonce pair for `share`'s holder and its commitment. The nonces come from the OS's
+/// generator alone, each a wiped scalar (RFC 9591's `nonce_generate` would hedge them with the
+/// share, in buffers the ciphersuite leaves unwiped).
 pub fn commit(share: &KeyShare<Secp256k1>) -> Result<(Nonces, Commitment), TssError> {
-    let secret = Zeroizing::new(share.secret().to_bytes());
-    let signing = frost::keys::SigningShare::deserialize(&secret[..])
-        .map_err(|e| TssError::BadParameters(format!("key share: {e}")))?;
-    let (nonces, commitments) = frost::round1::commit(&signing, &mut OsRng);
+    let _ = share.me();
+    let nonce = || -> Result<frost_core::round1::Nonce<frost::Secp256K1Sha256TR>, TssError> {
+        use k256::elliptic_curve::Field;
+        let k = Zeroizing::new(k256::Scalar::random(&mut OsRng));
+        let bytes = Zeroizing::new(k.to_bytes());
+        frost_core::round1::Nonce::deserialize(&bytes[..]).map_err(|e| TssError::BadParameters(e.to_string()))
+    };
+    let nonces = frost::round1::SigningNonces::from_nonces(nonce()?, nonce()?);
+    let commitments = *nonces.commitments();
     Ok((Nonces(nonces), Commitment(commitments)))
 }
 
@@ -234,6 +252,9 @@ pub fn sign_share(
 ) -> Result<SchnorrShare, TssError> {
     check_set(share.public(), commitments)?;
     let me = share.me();
+    if let Some(p) = commitments.keys().find(|p| share.public().public_share(**p).is_none()) {
+        return Err(TssError::BadParameters(format!("party {p} holds no share of this key")));
+    }
     if commitments.get(&me) != Some(&nonces.commitment()) {
         return Err(TssError::BadParameters(format!(
             "the signing set's commitment for party {me} is not that of these nonces"
@@ -264,6 +285,8 @@ pub fn sign_share(
 /// Combines the signing set's shares of the PKP `key_id`'s signature of `message` into a BIP-340
 /// signature that verifies under [`output_key`]. Every share is checked against its holder's
 /// public share and commitment; the error names every bad one ([`TssError::InvalidShares`]).
+/// The blame holds only for `commitments` the holders agreed on ([`Preprocessing`]'s): a list
+/// that one signer supplies, with another entry swapped, makes honest shares look bad.
 pub fn combine(
     package: &PublicKeyPackage<Secp256k1>,
     key_id: &KeyId,
@@ -294,7 +317,15 @@ pub fn combine(
     }
     let public = public_package(package, key_id, commitments.keys().copied())?;
     let signing_package = self::package(message, commitments)?;
-    let signature = frost::aggregate_with_tweak(&signing_package, &by_id, &public, None).map_err(|e| match e {
+    use frost::keys::Tweak;
+    let public = public.tweak::<&[u8]>(None);
+    let signature = frost_core::aggregate_custom(
+        &signing_package,
+        &by_id,
+        &public,
+        frost_core::CheaterDetection::AllCheaters,
+    )
+    .map_err(|e| match e {
         frost::Error::InvalidSignatureShare { culprits } => TssError::InvalidShares {
             culprits: culprits.iter().filter_map(|c| parties.get(c).copied()).collect(),
         },
@@ -388,6 +419,7 @@ pub struct Preprocessing {
     outbox: Vec<Outgoing>,
     confirmed: Option<[u8; 32]>,
     failed: Option<TssError>,
+    done: bool,
 }
 
 impl std::fmt::Debug for Preprocessing {
@@ -430,6 +462,7 @@ impl Preprocessing {
             confirmations: BTreeMap::new(),
             confirmed: None,
             failed: None,
+            done: false,
         })
     }
 
@@ -510,6 +543,9 @@ impl Protocol for Preprocessing {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
+        if self.done {
+            return Err(TssError::Terminated);
+        }
         if let Some(msg) = self.outbox.pop() {
             return Ok(Step::Send(msg));
         }
@@ -538,6 +574,7 @@ impl Protocol for Preprocessing {
             }));
         }
         let nonces = self.nonces.take().ok_or(TssError::Terminated)?;
+        self.done = true;
         Ok(Step::Done(Material {
             nonces,
             commitments: std::mem::take(&mut self.commitments),

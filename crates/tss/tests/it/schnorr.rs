@@ -178,3 +178,69 @@ fn a_signer_that_shows_two_commitments_stops_the_set_before_any_holder_keeps_mat
     }
     assert_eq!(outcomes[&PartyId(0)].as_ref().unwrap_err().suspect(), Some(PartyId(2)));
 }
+
+#[test]
+fn two_corrupt_shares_are_both_named() {
+    let keys = dkg::<Secp256k1>(4, 3);
+    let signers = ids(0..3);
+    let key_id = KeyId([8; 32]);
+    let err = schnorr_sign(&keys, &signers, &key_id, &[1; 32], |shares| {
+        // Parties 0 and 2 each send another party's share under their own name.
+        let (a, b) = (shares[1].to_bytes(), shares[1].to_bytes());
+        shares[0] = SchnorrShare::from_bytes(&a, PartyId(0)).unwrap();
+        shares[2] = SchnorrShare::from_bytes(&b, PartyId(2)).unwrap();
+    })
+    .unwrap_err();
+    assert_eq!(err.culprits(), vec![PartyId(0), PartyId(2)], "{err}");
+}
+
+#[test]
+fn zero_nonces_an_id_without_a_frost_identifier_and_a_finished_run_are_refused_without_a_panic() {
+    use sigil_tss::schnorr::Preprocessing;
+    use sigil_tss::{Outgoing, Protocol, SessionId, Step};
+    assert!(Nonces::from_bytes(&[0; 64]).is_err());
+    let mut half_zero = [0u8; 64];
+    half_zero[63] = 1;
+    assert!(Nonces::from_bytes(&half_zero).is_err());
+    let keys = dkg::<Secp256k1>(3, 2);
+    let (n, c) = commit(&keys[0]).unwrap();
+    let mut commitments = BTreeMap::new();
+    commitments.insert(PartyId(0), c);
+    commitments.insert(PartyId(u32::MAX), c);
+    // A party that holds no share (and has no identifier) is refused, not overflowed.
+    assert!(sign_share(&keys[0], &KeyId([1; 32]), &[0; 32], &commitments, n).is_err());
+    let (_, c1) = commit(&keys[1]).unwrap();
+    let mut commitments = BTreeMap::new();
+    commitments.insert(PartyId(1), c1);
+    commitments.insert(PartyId(u32::MAX), c1);
+    assert!(combine(keys[0].public(), &KeyId([1; 32]), &[0; 32], &commitments, &[]).is_err());
+    // A run that gave its material says so when asked again.
+    let signers = ids(0..2);
+    let mut runs = [
+        Preprocessing::new(SessionId::from_label("once"), &keys[0], &signers).unwrap(),
+        Preprocessing::new(SessionId::from_label("once"), &keys[1], &signers).unwrap(),
+    ];
+    let mut done = [false, false];
+    while done != [true, true] {
+        for i in 0..2 {
+            if done[i] {
+                continue;
+            }
+            match runs[i].poke().unwrap() {
+                Step::Send(Outgoing::ToAll(bytes)) => {
+                    let from = runs[i].me();
+                    runs[1 - i].handle(from, &bytes).unwrap();
+                }
+                Step::Send(Outgoing::ToOne(..)) => panic!("no private messages"),
+                Step::Wait => {}
+                Step::Done(material) => {
+                    assert_eq!(material.signers(), signers);
+                    done[i] = true;
+                }
+            }
+        }
+    }
+    let [mut a, mut b] = runs;
+    assert!(matches!(a.poke(), Err(TssError::Terminated)));
+    assert!(matches!(b.poke(), Err(TssError::Terminated)));
+}
