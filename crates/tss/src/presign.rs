@@ -64,7 +64,7 @@ use zeroize::Zeroize;
 use crate::curve::lagrange;
 use crate::ecdsa::{compressed, PresignCommitments, Presignature};
 use crate::protocol::{Outgoing, Protocol, Step};
-use crate::wire::{open, seal, ProtocolKind, Reader};
+use crate::wire::{keep_once, open, seal, ProtocolKind, Reader};
 use crate::{PartyId, Secp256k1, SessionId, TssError};
 
 /// Format of the first presigning message (distinguishes it from cait-sith's messages).
@@ -371,33 +371,13 @@ impl Protocol for Presigning {
             let mut r = Reader::new(from, payload.get(1..).unwrap_or_default());
             let hash = r.array::<32>("echo")?;
             r.finish()?;
-            return match self.echoes.get(&from) {
-                Some(known) if *known == hash => Ok(()),
-                Some(_) => Err(self.fail(TssError::Equivocation {
-                    from,
-                    what: "presigning echo",
-                })),
-                None => {
-                    self.echoes.insert(from, hash);
-                    Ok(())
-                }
-            };
+            return keep_once(&mut self.echoes, from, hash, from, "presigning echo").map_err(|e| self.fail(e));
         }
         if matches!(self.state, State::Echoing(_)) && !self.received.contains_key(&from) {
             return Err(TssError::malformed(from, "a first-round message after the echo"));
         }
         let round = Round::from_bytes(from, payload)?;
-        match self.received.get(&from) {
-            Some(known) if *known == round => Ok(()),
-            Some(_) => Err(self.fail(TssError::Equivocation {
-                from,
-                what: "presigning",
-            })),
-            None => {
-                self.received.insert(from, round);
-                Ok(())
-            }
-        }
+        keep_once(&mut self.received, from, round, from, "presigning").map_err(|e| self.fail(e))
     }
 
     fn poke(&mut self) -> Result<Step<Presignature>, TssError> {

@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 use crate::derive::{derivation_tweak, derive_public_key, KeyId};
 use crate::protocol::{Outgoing, Protocol, Step};
-use crate::wire::{open, seal, ProtocolKind, Reader};
+use crate::wire::{keep_once, open, seal, ProtocolKind, Reader};
 use crate::{KeyShare, PartyId, PublicKeyPackage, Secp256k1, SessionId, TssError};
 
 /// Encoded length of a [`Commitment`]: two compressed points.
@@ -508,32 +508,12 @@ impl Protocol for Preprocessing {
             TAG_COMMITMENT => {
                 let c = Commitment::from_bytes(r.take(COMMITMENT_LEN, "commitment")?, from)?;
                 r.finish()?;
-                match self.commitments.get(&from) {
-                    Some(known) if *known == c => Ok(()),
-                    Some(_) => Err(self.fail(TssError::Equivocation {
-                        from,
-                        what: "nonce commitment",
-                    })),
-                    None => {
-                        self.commitments.insert(from, c);
-                        Ok(())
-                    }
-                }
+                keep_once(&mut self.commitments, from, c, from, "nonce commitment").map_err(|e| self.fail(e))
             }
             TAG_CONFIRM => {
                 let hash = r.array::<32>("commitments hash")?;
                 r.finish()?;
-                match self.confirmations.get(&from) {
-                    Some(known) if *known == hash => Ok(()),
-                    Some(_) => Err(self.fail(TssError::Equivocation {
-                        from,
-                        what: "confirmation",
-                    })),
-                    None => {
-                        self.confirmations.insert(from, hash);
-                        Ok(())
-                    }
-                }
+                keep_once(&mut self.confirmations, from, hash, from, "confirmation").map_err(|e| self.fail(e))
             }
             tag => Err(TssError::malformed(from, format!("unknown message tag {tag}"))),
         }

@@ -55,7 +55,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::curve::{eval_commitment, lagrange, point_bytes, put_point, put_scalar, scalar_of, Curve};
 use crate::party::{sorted_unique, MAX_PARTIES, MIN_PARTIES};
 use crate::protocol::{Outgoing, Protocol, Step};
-use crate::wire::{open, seal, ProtocolKind, Reader};
+use crate::wire::{keep_once, open, seal, ProtocolKind, Reader};
 use crate::{PartyId, SessionId, TssError};
 
 const TAG_COMMIT: u8 = 1;
@@ -625,17 +625,7 @@ impl<C: Curve> Vss<C> {
                 })
             };
         }
-        match self.shares.get(&from) {
-            Some(known) if *known == value => Ok(()),
-            Some(_) => Err(self.fail(TssError::Equivocation {
-                from,
-                what: "secret share",
-            })),
-            None => {
-                self.shares.insert(from, value);
-                Ok(())
-            }
-        }
+        keep_once(&mut self.shares, from, value, from, "secret share").map_err(|e| self.fail(e))
     }
 
     fn on_confirm(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
@@ -647,17 +637,7 @@ impl<C: Curve> Vss<C> {
         }
         let hash = r.array::<32>("transcript hash")?;
         r.finish()?;
-        match self.confirmations.get(&from) {
-            Some(known) if *known == hash => Ok(()),
-            Some(_) => Err(self.fail(TssError::Equivocation {
-                from,
-                what: "confirmation",
-            })),
-            None => {
-                self.confirmations.insert(from, hash);
-                Ok(())
-            }
-        }
+        keep_once(&mut self.confirmations, from, hash, from, "confirmation").map_err(|e| self.fail(e))
     }
 
     fn on_complain(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
@@ -685,17 +665,7 @@ impl<C: Curve> Vss<C> {
             }
         }
         r.finish()?;
-        match self.complaints.get(&from) {
-            Some(known) if *known == accused => Ok(()),
-            Some(_) => Err(self.fail(TssError::Equivocation {
-                from,
-                what: "complaint list",
-            })),
-            None => {
-                self.complaints.insert(from, accused);
-                Ok(())
-            }
-        }
+        keep_once(&mut self.complaints, from, accused, from, "complaint list").map_err(|e| self.fail(e))
     }
 
     fn on_reveal(&mut self, mut r: Reader<'_>, from: PartyId) -> Result<(), TssError> {
@@ -714,17 +684,7 @@ impl<C: Curve> Vss<C> {
         }
         let value = r.scalar::<C>("revealed share")?;
         r.finish()?;
-        match self.reveals.get(&(from, receiver)) {
-            Some(known) if *known == value => Ok(()),
-            Some(_) => Err(self.fail(TssError::Equivocation {
-                from,
-                what: "revealed share",
-            })),
-            None => {
-                self.reveals.insert((from, receiver), value);
-                Ok(())
-            }
-        }
+        keep_once(&mut self.reveals, (from, receiver), value, from, "revealed share").map_err(|e| self.fail(e))
     }
 
     /// Every dealing is in: checks each share and sends this party's complaints (possibly none).

@@ -6,6 +6,8 @@
 //! Payload encodings are fixed-width fields (points compressed, scalars in their canonical
 //! representation) with explicit counts, so decoding never allocates more than the message size.
 
+use std::collections::BTreeMap;
+
 use crate::{PartyId, SessionId, TssError};
 
 /// Current wire version. A node refuses messages of any other version.
@@ -160,4 +162,23 @@ pub(crate) fn put_parties(out: &mut Vec<u8>, parties: &[PartyId]) {
         .iter()
         .take(usize::from(u8::MAX))
         .for_each(|p| out.extend_from_slice(&p.0.to_be_bytes()));
+}
+
+/// Keeps `value` under `key`, a message of `from` (`what`): an identical copy is a duplicate and
+/// accepted; a different one is [`TssError::Equivocation`], which the caller fails its run with.
+pub(crate) fn keep_once<K: Ord, V: PartialEq>(
+    map: &mut BTreeMap<K, V>,
+    key: K,
+    value: V,
+    from: PartyId,
+    what: &'static str,
+) -> Result<(), TssError> {
+    match map.get(&key) {
+        Some(known) if *known == value => Ok(()),
+        Some(_) => Err(TssError::Equivocation { from, what }),
+        None => {
+            map.insert(key, value);
+            Ok(())
+        }
+    }
 }
