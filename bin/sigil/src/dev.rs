@@ -21,6 +21,9 @@ pub struct Args {
     /// Presignatures kept in stock.
     #[arg(long, default_value_t = 32)]
     presign_stock: usize,
+    /// Schnorr nonce material kept in stock.
+    #[arg(long, default_value_t = 32)]
+    schnorr_stock: usize,
     /// Write the configs and `network.json`, then exit without starting the nodes.
     #[arg(long)]
     init_only: bool,
@@ -45,6 +48,7 @@ pub async fn run(args: Args, private_key: Option<&str>) -> anyhow::Result<ExitCo
         nodes: args.nodes,
         presign_stock: args.presign_stock,
         presign_refill_below: None,
+        schnorr_stock: Some(args.schnorr_stock),
         chain: ChainChoice {
             rpc_url: args.rpc_url,
             private_key: private_key.map(str::to_string),

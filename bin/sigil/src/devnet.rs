@@ -132,6 +132,8 @@ pub struct Setup {
     pub presign_stock: usize,
     /// Refill the stock only once it is below this (default: the node's own rule).
     pub presign_refill_below: Option<usize>,
+    /// Schnorr nonce material each node keeps in stock (default: as many as presignatures).
+    pub schnorr_stock: Option<usize>,
     /// Where the chain comes from.
     pub chain: ChainChoice,
     /// Where the programs and files are.
@@ -711,6 +713,7 @@ fn init(dir: &Path, setup: &Setup, chain: (&str, Address)) -> anyhow::Result<(Ne
             presign_stock: setup.presign_stock,
             presign_refill_below: setup.presign_refill_below,
             presign_parallel: 2,
+            schnorr_stock: setup.schnorr_stock.unwrap_or(setup.presign_stock),
             chain: Some(ChainConfig {
                 rpc_url: chain.0.to_string(),
                 node_set: chain.1.to_string(),

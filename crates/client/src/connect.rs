@@ -24,6 +24,8 @@ use sigil_chain::vouch::{
 use sigil_primitives::{EpochConfirmation, Handshake, HandshakeRequest};
 
 use crate::{bls_package, decode_point, post, Client, ClientError, NodeFailure, NodeHandle};
+use sigil_tss::k256::ProjectivePoint;
+use sigil_tss::{PartyId, PublicKeyPackage, Secp256k1};
 
 /// Where a network is: the chain holding its NodeSet, and NodeSet's address (`network.json`'s
 /// `rpcUrl` and `contracts.NodeSet`). Everything else is read from NodeSet.
@@ -303,6 +305,7 @@ impl Client {
         // Every node kept reported shares whose digest is the record's, and they decode: any one's
         // package is the network's.
         let bls_package = good.first().and_then(|(_, _, package)| package.clone());
+        let ecdsa_package = ecdsa_package(good.iter().map(|(_, h, _)| h), &ecdsa_root, threshold);
         Ok(Self {
             origin: Some(std::sync::Arc::new(Origin {
                 network: network.clone(),
@@ -311,6 +314,7 @@ impl Client {
             successor: Default::default(),
             http,
             bls_package,
+            ecdsa_package,
             nodes: good
                 .into_iter()
                 .map(|(url, h, _)| NodeHandle { id: h.node_id, url })
@@ -325,6 +329,25 @@ impl Client {
             pkp_nft: Some(chain.pkp_nft),
         })
     }
+}
+
+/// The ECDSA root's public shares that at least `threshold` of `handshakes` report identically
+/// (so at least one honest node vouches for them) and that fit `root`; `None` if no map does.
+fn ecdsa_package<'a>(
+    handshakes: impl Iterator<Item = &'a Handshake>,
+    root: &ProjectivePoint,
+    threshold: usize,
+) -> Option<PublicKeyPackage<Secp256k1>> {
+    let mut counts: BTreeMap<&BTreeMap<u32, String>, usize> = BTreeMap::new();
+    for h in handshakes.filter(|h| !h.ecdsa_public_shares.is_empty()) {
+        *counts.entry(&h.ecdsa_public_shares).or_default() += 1;
+    }
+    let (shares, _) = counts.into_iter().find(|(_, count)| *count >= threshold)?;
+    let mut points = BTreeMap::new();
+    for (id, text) in shares {
+        points.insert(PartyId(*id), decode_point(text)?);
+    }
+    PublicKeyPackage::new(threshold, *root, points).ok()
 }
 
 pub use sigil_primitives::EPOCH_HEADER;

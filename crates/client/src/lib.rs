@@ -61,7 +61,7 @@ use sigil_tss::derive::{checksum_address, derive_public_key, eth_address, uncomp
 use sigil_tss::ecdsa::{combine, EcdsaSignature, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
 use sigil_tss::k256::{AffinePoint, EncodedPoint, ProjectivePoint};
-use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage};
+use sigil_tss::{Bls12381G1, PartyId, PublicKeyPackage, Secp256k1};
 
 /// PKP keys a client remembers (the cache is emptied when full).
 const DERIVED_KEYS: usize = 1024;
@@ -236,6 +236,108 @@ pub struct SignOutcome {
     pub failures: Vec<NodeFailure>,
 }
 
+/// A BIP-340 Schnorr signature by a PKP (`SchnorrK256Taproot`) and what went into it.
+#[derive(Clone, Debug)]
+pub struct SchnorrOutcome {
+    /// `R.x ‖ s`, verified against `output_key`.
+    pub signature: [u8; 64],
+    /// The PKP's x-only taproot output key (BIP-341 tweak of its key, no script tree): what a
+    /// P2TR address encodes.
+    pub output_key: [u8; 32],
+    /// The nonce material used (`pool:seq`).
+    pub presignature: String,
+    /// Nodes whose shares were used.
+    pub signers: Vec<u32>,
+    /// Nodes that failed or sent a share that does not fit the signature.
+    pub failures: Vec<NodeFailure>,
+}
+
+/// A signature of either scheme, as one signing round makes it.
+enum Made {
+    Ecdsa(EcdsaSignature),
+    Schnorr([u8; 64]),
+}
+
+/// How one round checks and combines the signing set's shares.
+#[derive(Clone, Copy)]
+enum Combiner<'a> {
+    /// ECDSA under `public_key`, of a 32-byte prehash.
+    Ecdsa(&'a ProjectivePoint),
+    /// Schnorr under the taproot output key of PKP `key_id` (whose shares `package` checks).
+    Schnorr {
+        key_id: KeyId,
+        output_key: [u8; 32],
+        package: &'a PublicKeyPackage<Secp256k1>,
+    },
+}
+
+impl Combiner<'_> {
+    /// The public key every answer must name, hex.
+    fn public_hex(&self) -> String {
+        match self {
+            Self::Ecdsa(point) => hex::encode(uncompressed(point)),
+            Self::Schnorr { output_key, .. } => hex::encode(output_key),
+        }
+    }
+
+    fn scheme(&self) -> sigil_primitives::SigningScheme {
+        match self {
+            Self::Ecdsa(_) => sigil_primitives::SigningScheme::EcdsaK256Sha256,
+            Self::Schnorr { .. } => sigil_primitives::SigningScheme::SchnorrK256Taproot,
+        }
+    }
+
+    /// Checks that `node`'s share decodes.
+    fn decode(&self, node: u32, share: &[u8]) -> Result<(), String> {
+        match self {
+            Self::Ecdsa(_) => SignatureShare::from_bytes(PartyId(node), share).map(drop),
+            Self::Schnorr { .. } => sigil_tss::schnorr::SchnorrShare::from_bytes(share, PartyId(node)).map(drop),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Combines the set's `shares` of `hash` (with the agreed `commitments` for Schnorr);
+    /// on failure, the nodes whose shares are wrong.
+    fn combine(
+        &self,
+        hash: &[u8; 32],
+        threshold: usize,
+        shares: &BTreeMap<u32, Vec<u8>>,
+        commitments: &BTreeMap<u32, String>,
+    ) -> Result<Made, (Vec<u32>, String)> {
+        let plain = |e: String| (Vec::new(), e);
+        match self {
+            Self::Ecdsa(public_key) => {
+                let mut only = Vec::with_capacity(shares.len());
+                for (id, bytes) in shares {
+                    only.push(SignatureShare::from_bytes(PartyId(*id), bytes).map_err(|e| plain(e.to_string()))?);
+                }
+                combine(public_key, hash, threshold, &only)
+                    .map(Made::Ecdsa)
+                    .map_err(|e| (e.culprits().iter().map(|p| p.0).collect(), e.to_string()))
+            }
+            Self::Schnorr { key_id, package, .. } => {
+                use sigil_tss::schnorr::{Commitment, SchnorrShare};
+                let mut agreed = BTreeMap::new();
+                for (id, text) in commitments {
+                    let bytes = hex::decode(text).map_err(|_| plain(format!("node {id}'s commitment is not hex")))?;
+                    agreed.insert(
+                        PartyId(*id),
+                        Commitment::from_bytes(&bytes, PartyId(*id)).map_err(|e| plain(e.to_string()))?,
+                    );
+                }
+                let mut only = Vec::with_capacity(shares.len());
+                for (id, bytes) in shares {
+                    only.push(SchnorrShare::from_bytes(bytes, PartyId(*id)).map_err(|e| plain(e.to_string()))?);
+                }
+                sigil_tss::schnorr::combine(package, key_id, hash, &agreed, &only)
+                    .map(Made::Schnorr)
+                    .map_err(|e| (e.culprits().iter().map(|p| p.0).collect(), e.to_string()))
+            }
+        }
+    }
+}
+
 /// A connected network. Sign and decrypt calls follow the network into later epochs on their
 /// own ([`TRANSITION_BUDGET`]): the connection made then serves this client and its clones.
 #[derive(Clone, Debug)]
@@ -254,6 +356,9 @@ pub struct Client {
     derived: std::sync::Arc<std::sync::Mutex<BTreeMap<[u8; 32], ProjectivePoint>>>,
     bls_root: String,
     bls_package: Option<PublicKeyPackage<Bls12381G1>>,
+    /// The ECDSA root's public shares, as `t` nodes reported them identically (to check Schnorr
+    /// shares one by one); `None` when no `t` agreed.
+    ecdsa_package: Option<PublicKeyPackage<Secp256k1>>,
     chain_id: Option<u64>,
     pkp_nft: Option<Address>,
 }
@@ -571,6 +676,72 @@ impl Client {
         self.threshold_sign(SignBody::Pkp(body), &public_key, hash).await
     }
 
+    /// Signs the 32-byte message `message` with a PKP by BIP-340 Schnorr (`SchnorrK256Taproot`,
+    /// FROST among the signing set) under the PKP's taproot output key, as the holder of `auth`.
+    /// Every share is checked against its node's public share: a wrong one is named and its node
+    /// left out of the next try.
+    pub async fn pkp_sign_schnorr(
+        &self,
+        key: KeyRef,
+        message: [u8; 32],
+        auth: &dyn Credential,
+    ) -> Result<SchnorrOutcome, ClientError> {
+        let KeyRef::KeyId(key_id) = key;
+        let (auth_sig, session_sigs) = auth.fields()?;
+        let body = SignBody::Pkp(SignRequest {
+            key_id: Some(hex::encode(key_id)),
+            to_sign: Some(hex::encode(message).into()),
+            request_id: hex::encode(request_id()),
+            auth_sig,
+            session_sigs,
+            signing_scheme: sigil_primitives::SigningScheme::SchnorrK256Taproot,
+            ..SignRequest::default()
+        });
+        let (started, mut pause, mut client) = (std::time::Instant::now(), Duration::from_millis(250), self.current());
+        loop {
+            let attempt = async {
+                let package = client.ecdsa_package.as_ref().ok_or_else(|| {
+                    ClientError::Invalid(
+                        "no t nodes reported the same ECDSA public shares, so Schnorr shares cannot be checked".into(),
+                    )
+                })?;
+                let output_key = sigil_tss::schnorr::output_key(&client.ecdsa_root, &KeyId(key_id))
+                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                let combiner = Combiner::Schnorr {
+                    key_id: KeyId(key_id),
+                    output_key,
+                    package,
+                };
+                let (made, presignature, signers, failures) =
+                    client.sign_in_epoch(body.clone(), combiner, message).await?;
+                match made {
+                    Made::Schnorr(signature) => Ok(SchnorrOutcome {
+                        signature,
+                        output_key,
+                        presignature,
+                        signers,
+                        failures,
+                    }),
+                    Made::Ecdsa(_) => Err(ClientError::Invalid("an ECDSA signature for a Schnorr request".into())),
+                }
+            };
+            match attempt.await {
+                Err(e) => match self.after_failure(&e, started, &mut pause).await {
+                    Some(next) => client = next,
+                    None => return Err(e),
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// The PKP's x-only taproot output key (what its P2TR address encodes).
+    pub fn pkp_taproot_key(&self, key: KeyRef) -> Result<[u8; 32], ClientError> {
+        let KeyRef::KeyId(key_id) = key;
+        sigil_tss::schnorr::output_key(&self.ecdsa_root, &KeyId(key_id))
+            .map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
     /// Signs `message` as an EIP-191 personal message with a PKP; the nodes hash it themselves,
     /// so auth methods permitted for personal messages only (scope 2) may use this.
     pub async fn pkp_sign_message(
@@ -686,12 +857,27 @@ impl Client {
     ) -> Result<SignOutcome, ClientError> {
         let (started, mut pause, mut client) = (std::time::Instant::now(), Duration::from_millis(250), self.current());
         loop {
-            match client.sign_in_epoch(body.clone(), public_key, hash).await {
+            match client
+                .sign_in_epoch(body.clone(), Combiner::Ecdsa(public_key), hash)
+                .await
+            {
                 Err(e) => match self.after_failure(&e, started, &mut pause).await {
                     Some(next) => client = next,
                     None => return Err(e),
                 },
-                done => return done,
+                Ok((Made::Ecdsa(signature), presignature, signers, failures)) => {
+                    return Ok(SignOutcome {
+                        signature,
+                        public_key: uncompressed(public_key),
+                        address: checksum_address(&eth_address(public_key)),
+                        presignature,
+                        signers,
+                        failures,
+                    })
+                }
+                Ok((Made::Schnorr(_), ..)) => {
+                    return Err(ClientError::Invalid("a Schnorr signature for an ECDSA request".into()))
+                }
             }
         }
     }
@@ -700,9 +886,9 @@ impl Client {
     async fn sign_in_epoch(
         &self,
         mut body: SignBody,
-        public_key: &ProjectivePoint,
+        combiner: Combiner<'_>,
         hash: [u8; 32],
-    ) -> Result<SignOutcome, ClientError> {
+    ) -> Result<(Made, String, Vec<u32>, Vec<NodeFailure>), ClientError> {
         let mut failures = self.unreachable.clone();
         let mut exclude: Vec<u32> = Vec::new();
         let mut valid = 0;
@@ -711,11 +897,10 @@ impl Client {
                 body.retry(u8::try_from(attempt).unwrap_or(u8::MAX), &exclude);
             }
             let (path, value) = body.encode()?;
-            match self.sign_round(path, &value, public_key, hash).await {
-                Ok((mut outcome, round_failures)) => {
+            match self.sign_round(path, &value, combiner, hash).await {
+                Ok((made, presignature, signers, round_failures)) => {
                     merge(&mut failures, round_failures);
-                    outcome.failures = failures;
-                    return Ok(outcome);
+                    return Ok((made, presignature, signers, failures));
                 }
                 Err(round) => {
                     valid = valid.max(round.valid);
@@ -758,17 +943,19 @@ impl Client {
         &self,
         path: &str,
         body: &serde_json::Value,
-        public_key: &ProjectivePoint,
+        combiner: Combiner<'_>,
         hash: [u8; 32],
-    ) -> Result<(SignOutcome, Vec<NodeFailure>), SignRound> {
-        let public_bytes = uncompressed(public_key);
+    ) -> Result<(Made, String, Vec<u32>, Vec<NodeFailure>), SignRound> {
+        let public_hex = combiner.public_hex();
         let mut pending = self.to_every_node(path, body, |http, url, body| async move {
             post_coded::<SignResponse>(&http, &url, &body).await
         });
         let mut round = SignRound::default();
-        // Answers grouped by the allocation they name; only a member of the set may answer for it,
-        // so a node cannot make up a set that honest answers then fail to match.
-        let mut groups: BTreeMap<(Vec<u32>, String), BTreeMap<u32, SignatureShare>> = BTreeMap::new();
+        // Answers grouped by the allocation they name (and, for Schnorr, the commitments); only a
+        // member of the set may answer for it, so a node cannot make up a set that honest answers
+        // then fail to match.
+        type Group = (Vec<u32>, String, BTreeMap<u32, String>);
+        let mut groups: BTreeMap<Group, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
         let mut failed: BTreeMap<u32, NodeFailure> = BTreeMap::new();
         let mut used_elsewhere: Vec<u32> = Vec::new();
         while let Some((node, answer)) = pending.next().await {
@@ -797,8 +984,15 @@ impl Client {
                     continue;
                 }
             };
-            if response.node_id != node.id || response.public_key != hex::encode(public_bytes) {
+            if response.node_id != node.id || response.public_key != public_hex {
                 failed.insert(node.id, fail("answered for another node or another public key".into()));
+                continue;
+            }
+            if response.signing_scheme != combiner.scheme() {
+                failed.insert(
+                    node.id,
+                    fail(format!("answered with a {} share", response.signing_scheme.name())),
+                );
                 continue;
             }
             if response.participants.len() != self.threshold || !response.participants.contains(&node.id) {
@@ -811,40 +1005,45 @@ impl Client {
                 );
                 continue;
             }
-            let share = match hex::decode(&response.share)
-                .map_err(|e| e.to_string())
-                .and_then(|b| SignatureShare::from_bytes(PartyId(node.id), &b).map_err(|e| e.to_string()))
-            {
+            let share = match hex::decode(&response.share).map_err(|e| e.to_string()).and_then(|b| {
+                combiner.decode(node.id, &b)?;
+                Ok(b)
+            }) {
                 Ok(share) => share,
                 Err(reason) => {
                     failed.insert(node.id, fail(format!("undecodable share: {reason}")));
                     continue;
                 }
             };
-            let key = (response.participants.clone(), response.presignature.clone());
+            let commitments = match combiner {
+                Combiner::Ecdsa(_) => BTreeMap::new(),
+                Combiner::Schnorr { .. } => {
+                    if response.commitments.keys().copied().collect::<Vec<u32>>() != response.participants {
+                        failed.insert(
+                            node.id,
+                            fail("sent nonce commitments for another set than its signing set".into()),
+                        );
+                        continue;
+                    }
+                    response.commitments.clone()
+                }
+            };
+            let key = (
+                response.participants.clone(),
+                response.presignature.clone(),
+                commitments,
+            );
             let group = groups.entry(key.clone()).or_default();
             group.insert(node.id, share);
-            let (members, presignature) = key;
+            let (members, presignature, commitments) = key;
             if !members.iter().all(|m| group.contains_key(m)) {
                 continue;
             }
-            let only: Vec<SignatureShare> = group.values().cloned().collect();
-            round.valid = only.len();
+            round.valid = group.len();
             round.failures.extend(failed.into_values());
-            return match combine(public_key, &hash, self.threshold, &only) {
-                Ok(signature) => Ok((
-                    SignOutcome {
-                        signature,
-                        public_key: public_bytes,
-                        address: checksum_address(&eth_address(public_key)),
-                        presignature,
-                        signers: members,
-                        failures: Vec::new(),
-                    },
-                    round.failures,
-                )),
-                Err(e) => {
-                    let culprits: Vec<u32> = e.culprits().iter().map(|p| p.0).collect();
+            return match combiner.combine(&hash, self.threshold, group, &commitments) {
+                Ok(made) => Ok((made, presignature, members, round.failures)),
+                Err((culprits, e)) => {
                     for culprit in &culprits {
                         round.failures.push(NodeFailure {
                             node: Some(*culprit),
@@ -867,7 +1066,7 @@ impl Client {
         // No set answered in full. The set most members answered for is the allocation; its
         // members that gave no share for it (down, refusing, or answering for another set) are the
         // suspects — except those that refused because the allocator bound the slot twice.
-        if let Some(((members, _), group)) = groups.iter().max_by_key(|(_, g)| g.len()) {
+        if let Some(((members, _, _), group)) = groups.iter().max_by_key(|(_, g)| g.len()) {
             round.suspects = members
                 .iter()
                 .copied()

@@ -45,6 +45,9 @@ pub struct NodeConfig {
     /// Presignatures generated at once.
     #[serde(default = "default_parallel")]
     pub presign_parallel: usize,
+    /// Schnorr nonce material (FROST preprocessing) this node keeps in stock while it allocates.
+    #[serde(default = "default_stock")]
+    pub schnorr_stock: usize,
     /// The chain holding the node set and the PKP registry. Without it the node still takes part
     /// in DKG and presigning, but refuses every sign request: it cannot check permissions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -673,6 +676,7 @@ mod tests {
             presign_stock: default_stock(),
             presign_refill_below: None,
             presign_parallel: default_parallel(),
+            schnorr_stock: default_stock(),
             chain: None,
             peers: peers(n),
             actions: ActionsConfig::default(),

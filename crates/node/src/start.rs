@@ -335,6 +335,7 @@ async fn flood_peers(node: Arc<Node>) {
                 digest: "zz".into(),
                 exclude: (0..1000).collect(),
                 at: crate::node::unix_now(),
+                scheme: Default::default(),
             })
             .unwrap_or_default();
             let node = Arc::clone(&node);
@@ -367,6 +368,7 @@ async fn drain_pool(node: Arc<Node>) {
                     digest: hex::encode(digest),
                     exclude: Vec::new(),
                     at: crate::node::unix_now(),
+                    scheme: Default::default(),
                 })
                 .unwrap_or_default();
                 let node = Arc::clone(&node);

@@ -187,7 +187,36 @@ pub struct PresignatureId {
     pub seq: u64,
 }
 
+/// Slot numbers from here up hold FROST Schnorr nonces; below it, ECDSA presignatures. A slot's
+/// number says what it holds, so one pool, one allocator and one take-once table serve both, and
+/// an allocation can never hand a slot of one kind to a request of the other unnoticed.
+pub const SCHNORR_SLOTS: u64 = 1 << 63;
+
+/// One holder's one-time material as taken from the store.
+#[allow(clippy::large_enum_variant)] // taken once and moved into signing at once: no boxing
+pub enum OneTime {
+    /// An ECDSA presignature share.
+    Presignature(Presignature),
+    /// A Schnorr nonce pair with its signing set's commitments
+    /// ([`sigil_tss::schnorr::Material`], opened with the holder's id; wiped on drop).
+    Schnorr(Zeroizing<Vec<u8>>),
+}
+
+impl fmt::Debug for OneTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Presignature(_) => "OneTime::Presignature(..)",
+            Self::Schnorr(_) => "OneTime::Schnorr(..)",
+        })
+    }
+}
+
 impl PresignatureId {
+    /// Whether this slot holds Schnorr nonces ([`SCHNORR_SLOTS`]).
+    pub fn is_schnorr(&self) -> bool {
+        self.seq >= SCHNORR_SLOTS
+    }
+
     fn key(&self) -> [u8; 40] {
         let mut out = [0u8; 40];
         out[..32].copy_from_slice(&self.pool);
@@ -412,8 +441,28 @@ impl Store {
 
     /// Stores a fresh presignature in its slot. A slot that was ever used cannot be filled again.
     pub fn put_presignature(&self, id: PresignatureId, presignature: &Presignature) -> Result<(), StoreError> {
+        if id.is_schnorr() {
+            return Err(StoreError::Database(format!(
+                "slot {id} is a Schnorr slot, not a presignature's"
+            )));
+        }
+        self.put_one_time(id, &presignature.to_bytes())
+    }
+
+    /// Stores fresh Schnorr nonce material in its slot (one of [`SCHNORR_SLOTS`]). A slot that was
+    /// ever used cannot be filled again.
+    pub fn put_schnorr(&self, id: PresignatureId, material: &sigil_tss::schnorr::Material) -> Result<(), StoreError> {
+        if !id.is_schnorr() {
+            return Err(StoreError::Database(format!(
+                "slot {id} is a presignature slot, not a Schnorr one"
+            )));
+        }
+        self.put_one_time(id, &material.to_bytes())
+    }
+
+    fn put_one_time(&self, id: PresignatureId, plain: &[u8]) -> Result<(), StoreError> {
         let key = id.key();
-        let sealed = self.seal("presignatures", &key, &presignature.to_bytes())?;
+        let sealed = self.seal("presignatures", &key, plain)?;
         let txn = self.db.begin_write().map_err(db_err)?;
         if txn
             .open_table(USED)
@@ -433,7 +482,7 @@ impl Store {
 
     /// Takes presignature `id` for exactly one signature: removes it and records it as used in one
     /// durable transaction, and only then returns it. `Ok(None)` if the slot is empty.
-    pub fn take_presignature(&self, id: PresignatureId) -> Result<Option<Presignature>, StoreError> {
+    pub fn take_presignature(&self, id: PresignatureId) -> Result<Option<OneTime>, StoreError> {
         self.take_presignatures(&[(id, [0; 32])])
             .pop()
             .unwrap_or_else(|| Err(StoreError::Database("no answer for the presignature taken".into())))
@@ -444,10 +493,7 @@ impl Store {
     /// given twice is taken once, and after that is `AlreadyUsed` for the same binding and
     /// `UsedForAnother` for another. Nothing is returned before the transaction is durable; if it
     /// fails, every answer is an error.
-    pub fn take_presignatures(
-        &self,
-        ids: &[(PresignatureId, [u8; 32])],
-    ) -> Vec<Result<Option<Presignature>, StoreError>> {
+    pub fn take_presignatures(&self, ids: &[(PresignatureId, [u8; 32])]) -> Vec<Result<Option<OneTime>, StoreError>> {
         let failed = |e: StoreError| ids.iter().map(|_| Err(StoreError::Database(e.to_string()))).collect();
         let txn = match self.db.begin_write() {
             Ok(txn) => txn,
@@ -465,13 +511,13 @@ impl Store {
             .map(|((id, _), stored)| {
                 let Some(stored) = stored? else { return Ok(None) };
                 let key = id.key();
-                self.open_record(
-                    "presignatures",
-                    &key,
-                    &stored,
-                    format!("presignature {id}"),
-                    Presignature::from_bytes,
-                )
+                self.open_record("presignatures", &key, &stored, format!("one-time slot {id}"), |plain| {
+                    if id.is_schnorr() {
+                        Ok(OneTime::Schnorr(Zeroizing::new(plain.to_vec())))
+                    } else {
+                        Presignature::from_bytes(plain).map(OneTime::Presignature)
+                    }
+                })
                 .map(Some)
             })
             .collect()
@@ -490,9 +536,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let start = PresignatureId { pool: *pool, seq: 0 }.key();
+        // Only presignatures are reserved: Schnorr slots are taken by their requests alone.
         let end = PresignatureId {
             pool: *pool,
-            seq: u64::MAX,
+            seq: SCHNORR_SLOTS - 1,
         }
         .key();
         let keys: Vec<Vec<u8>> = {
@@ -1285,7 +1332,7 @@ struct Reserve {
 
 impl Reserve {
     /// The answer for `id` and `mark` from memory, or `None` when the store must decide.
-    fn take(&mut self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
+    fn take(&mut self, id: PresignatureId, mark: u64) -> Option<Result<Option<OneTime>, StoreError>> {
         if let Some(before) = self.bound.get(&id) {
             return Some(Err(if *before == mark {
                 StoreError::AlreadyUsed(id.to_string())
@@ -1302,7 +1349,7 @@ impl Reserve {
             }
         }
         self.to_record.push((id, mark));
-        Some(Ok(Some(presignature)))
+        Some(Ok(Some(OneTime::Presignature(presignature))))
     }
 }
 
@@ -1325,7 +1372,7 @@ enum TakeOrder {
 /// [`RESERVE`] presignatures are lost, and none is ever released twice. Reserving starts only with
 /// [`Taker::start_reserving`], once the node knows its store was not rolled back.
 pub struct Taker {
-    commit: GroupCommit<TakeOrder, Result<Option<Presignature>, StoreError>>,
+    commit: GroupCommit<TakeOrder, Result<Option<OneTime>, StoreError>>,
     reserve: Arc<Mutex<Reserve>>,
     reserving: Arc<std::sync::atomic::AtomicBool>,
     refill_queued: Arc<std::sync::atomic::AtomicBool>,
@@ -1413,7 +1460,7 @@ impl Taker {
 
     /// Takes presignature `id` for the request with `binding`, with the answers of
     /// [`Store::take_presignatures`]: from memory if it was reserved, else durably now.
-    pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<Presignature>, StoreError> {
+    pub async fn take(&self, id: PresignatureId, binding: [u8; 32]) -> Result<Option<OneTime>, StoreError> {
         let mark = used_mark(&binding);
         if let Some(answer) = self.take_reserved(id, mark) {
             return answer;
@@ -1427,7 +1474,7 @@ impl Taker {
         }
     }
 
-    fn take_reserved(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<Presignature>, StoreError>> {
+    fn take_reserved(&self, id: PresignatureId, mark: u64) -> Option<Result<Option<OneTime>, StoreError>> {
         let (answer, left) = {
             let mut reserve = self.reserve.lock().ok()?;
             reserve.takes_seen += 1;

@@ -81,6 +81,45 @@ pub struct Handshake {
     /// (`sigil_chain::vouch::root_keys_digest`; absent until ready, or without a chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_signature: Option<String>,
+    /// Each node's public share of the ECDSA root (SEC1 compressed hex) by node id, to check
+    /// Schnorr signature shares one by one (empty until ready). A client trusts a map only when
+    /// `t` nodes report it identically (at least one of them honest) and it fits the recorded root.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ecdsa_public_shares: std::collections::BTreeMap<u32, String>,
+}
+
+/// A signature scheme a PKP signs with, named as Lit's `signingScheme` names it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SigningScheme {
+    /// ECDSA over secp256k1 of a 32-byte prehash (Ethereum, Cosmos, Bitcoin P2WPKH).
+    #[default]
+    EcdsaK256Sha256,
+    /// BIP-340 Schnorr over secp256k1 under the PKP's BIP-341 taproot output key (Bitcoin P2TR
+    /// key-path spends); the 32-byte message is signed as given.
+    SchnorrK256Taproot,
+}
+
+impl SigningScheme {
+    /// Every scheme, as the API names them.
+    pub const ALL: [SigningScheme; 2] = [Self::EcdsaK256Sha256, Self::SchnorrK256Taproot];
+
+    /// The scheme's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EcdsaK256Sha256 => "EcdsaK256Sha256",
+            Self::SchnorrK256Taproot => "SchnorrK256Taproot",
+        }
+    }
+
+    /// The scheme named `name` (Lit's spelling), if Sigil signs with it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether this is the default scheme (ECDSA), left out of request bodies.
+    pub fn is_ecdsa(&self) -> bool {
+        *self == Self::EcdsaK256Sha256
+    }
 }
 
 /// The request header in which a client names the epoch it connected in: a node of a later epoch
@@ -132,14 +171,22 @@ pub struct SignResponse {
     pub node_id: u32,
     /// The encoded share, hex.
     pub share: String,
-    /// The PKP public key, 65 bytes uncompressed hex.
+    /// The PKP public key, 65 bytes uncompressed hex; for `SchnorrK256Taproot`, the 32-byte
+    /// x-only taproot output key the signature verifies under.
     pub public_key: String,
-    /// The presignature used, `pool:seq`.
+    /// The one-time material used (a presignature, or Schnorr nonces), `pool:seq`.
     pub presignature: String,
     /// Its holders.
     pub participants: Vec<u32>,
     /// Shares needed.
     pub threshold: usize,
+    /// The scheme the share is of.
+    #[serde(default, skip_serializing_if = "SigningScheme::is_ecdsa")]
+    pub signing_scheme: SigningScheme,
+    /// Schnorr only: the signing set's nonce commitments (node id → 66 bytes hex), which the
+    /// combiner needs with the shares; every holder reports the same ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub commitments: std::collections::BTreeMap<u32, String>,
 }
 
 /// `POST /web/execute` answer: one node's run of an action.
@@ -249,6 +296,9 @@ pub struct SignRequest {
     /// Node ids to leave out of the signing set (a retry after they failed or sent a bad share).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<u32>,
+    /// The scheme to sign with (default `EcdsaK256Sha256`).
+    #[serde(default, skip_serializing_if = "SigningScheme::is_ecdsa")]
+    pub signing_scheme: SigningScheme,
 }
 
 /// Tries (each a presignature at most) one mint request pays for.

@@ -14,6 +14,7 @@ mod integrity;
 mod oidc;
 mod passkeys;
 mod platform;
+mod schemes;
 mod session_attacks;
 mod sessions;
 mod signing;

@@ -605,7 +605,18 @@ impl HostInner {
             return None;
         }
         let request = claim_request_id(&pkp_key_id, attempt);
-        match threshold_share(node, epoch, root, KeyId(attester_key_id()), digest, request, &[]).await {
+        match threshold_share(
+            node,
+            epoch,
+            root,
+            sigil_primitives::SigningScheme::EcdsaK256Sha256,
+            KeyId(attester_key_id()),
+            digest,
+            request,
+            &[],
+        )
+        .await
+        {
             Ok(share) => Some(share),
             Err(e) => {
                 if e.code() != "NOT_A_SIGNER" {
@@ -725,7 +736,7 @@ impl HostInner {
         let root = *keys.ecdsa.public_key();
         let public_bytes = uncompressed(&point);
         let request = signature_request(&self.request, sig_name);
-        let share = match threshold_share(node, epoch, &root, key_id, hash, request, &[]).await {
+        let share = match threshold_share(node, epoch, &root, sigil_primitives::SigningScheme::EcdsaK256Sha256, key_id, hash, request, &[]).await {
             Ok(share) => Some(share),
             // This node holds no share of the presignature: the others sign.
             Err(e) if e.code() == "NOT_A_SIGNER" => None,

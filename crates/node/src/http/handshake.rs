@@ -68,6 +68,24 @@ pub(super) async fn handshake(
                     .collect()
             })
             .unwrap_or_default(),
+        ecdsa_public_shares: match (public, epoch.keys()) {
+            (Some(_), Some(keys)) => {
+                let package = keys.ecdsa.public();
+                package
+                    .parties()
+                    .into_iter()
+                    .filter_map(|id| {
+                        package.public_share(id).map(|share| {
+                            (
+                                id.0,
+                                hex::encode(sigil_tss::k256::elliptic_curve::group::GroupEncoding::to_bytes(share)),
+                            )
+                        })
+                    })
+                    .collect()
+            }
+            _ => Default::default(),
+        },
         attester: public.as_ref().map(|k| k.attester.to_string()),
         identity_key: hex::encode(node.identity_key(&epoch)),
         signer: Some(node.signer_address().to_string()),

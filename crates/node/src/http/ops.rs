@@ -80,6 +80,20 @@ pub(super) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     );
     metric(
         &mut out,
+        "sigil_schnorr_stock",
+        "gauge",
+        "Schnorr nonce slots this node can allocate (nonzero only on the allocator).",
+        node.epoch().pool.schnorr_stock(),
+    );
+    metric(
+        &mut out,
+        "sigil_schnorr_nonces_made_total",
+        "counter",
+        "Schnorr nonce material (FROST preprocessing) this node helped make since it started.",
+        node.epoch().pool.made_schnorr(),
+    );
+    metric(
+        &mut out,
         "sigil_presignatures_per_second",
         "gauge",
         "Presignature generation rate over the last minute.",

@@ -231,6 +231,7 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
             digest,
             exclude,
             at,
+            scheme,
         }) => {
             if !node.epoch().contains(opened.from) {
                 // A peer pinned for a proposal (a joining node) is not a member yet.
@@ -264,6 +265,7 @@ pub async fn answer(node: &Arc<Node>, raw: &[u8]) -> Result<Vec<u8>, Error> {
                     digest: &digest,
                     exclude: &exclude,
                     at,
+                    scheme,
                 };
                 match allocate(node, call).await {
                     Ok(a) => Reply::Allocated(a),

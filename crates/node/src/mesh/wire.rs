@@ -168,6 +168,9 @@ pub enum Call {
         /// than its replay window, so a replayed call cannot spend a presignature.
         #[serde(default)]
         at: u64,
+        /// The scheme whose material the request needs.
+        #[serde(default, skip_serializing_if = "sigil_primitives::SigningScheme::is_ecdsa")]
+        scheme: sigil_primitives::SigningScheme,
     },
     /// The leader of a reshare into the proposed epoch asks the caller's peer to run its part
     /// (`crate::reshare`); the peer checks the run against the proposal it read from NodeSet.

@@ -113,6 +113,12 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
                     message.len()
                 )));
             }
+            if !request.signing_scheme.is_ecdsa() {
+                return Err(Error::bad_request(format!(
+                    "message: an EIP-191 personal message is signed with EcdsaK256Sha256; give {} a 32-byte toSign",
+                    request.signing_scheme.name()
+                )));
+            }
             (eip191_hash_message(&message).0, true)
         }
         (None, None) => return Err(Error::bad_request("give toSign (a 32-byte hash) or message (hex)")),
@@ -141,7 +147,17 @@ pub async fn sign(node: &Arc<Node>, request: SignRequest) -> Result<SignResponse
     node.metrics
         .observe_phase(SignPhase::Authorize, started.elapsed().as_secs_f64());
     node.remember_key(key_id, &public_bytes, &token_id(&public_key));
-    threshold_share(node, &epoch, &root, key_id, hash, request_id, &request.exclude).await
+    threshold_share(
+        node,
+        &epoch,
+        &root,
+        request.signing_scheme,
+        key_id,
+        hash,
+        request_id,
+        &request.exclude,
+    )
+    .await
 }
 
 /// The allocator's request id of a `/web/pkp/sign` request whose caller chose `raw`: tagged,
@@ -254,5 +270,15 @@ async fn attest_key(
     }
     let request = request_id(b"sigil-attestation-request/v1", &[&key_id.0, &[attempt]]);
     let digest = attestation_digest(registry.chain_id(), registry.contracts().pkp_nft, &key_id.0, &pubkey);
-    threshold_share(node, epoch, &root, KeyId(attester_key_id()), digest, request, exclude).await
+    threshold_share(
+        node,
+        epoch,
+        &root,
+        sigil_primitives::SigningScheme::EcdsaK256Sha256,
+        KeyId(attester_key_id()),
+        digest,
+        request,
+        exclude,
+    )
+    .await
 }

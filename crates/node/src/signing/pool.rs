@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+use sigil_primitives::SigningScheme;
 use sigil_tss::ecdsa::{presigning, triple_generation};
+use sigil_tss::schnorr::Preprocessing;
 use sigil_tss::{PartyId, SessionId};
 use tokio::sync::Semaphore;
 
@@ -36,7 +38,7 @@ use crate::epoch::Epoch;
 use crate::mesh::session::SessionError;
 use crate::mesh::wire::{Allocation, Message, Start};
 use crate::node::{unix_now, Fault, Node};
-use crate::store::{PresignatureId, StoreError};
+use crate::store::{PresignatureId, StoreError, SCHNORR_SLOTS};
 
 const TRIPLE_DEADLINE: Duration = Duration::from_secs(60);
 const PRESIGN_DEADLINE: Duration = Duration::from_secs(30);
@@ -68,6 +70,20 @@ const MAX_DEMAND: usize = 16;
 const LEASE_AHEAD: usize = 32;
 /// Allocation records waiting to be written, at most (more are dropped: they are a convenience).
 const MAX_PENDING_RECORDS: usize = 65_536;
+/// How long a Schnorr nonce run (commit, exchange, confirm: two rounds) may take.
+const SCHNORR_DEADLINE: Duration = Duration::from_secs(15);
+/// Schnorr nonce runs ordered at once (each is two message rounds and no heavy work).
+const SCHNORR_PARALLEL: usize = 4;
+
+/// The scheme whose material slot `seq` holds (slot numbers from [`SCHNORR_SLOTS`] up are
+/// Schnorr nonces).
+pub fn scheme_of(seq: u64) -> SigningScheme {
+    if seq >= SCHNORR_SLOTS {
+        SigningScheme::SchnorrK256Taproot
+    } else {
+        SigningScheme::EcdsaK256Sha256
+    }
+}
 
 /// The storage pool id of `owner`'s presignatures in this network.
 pub fn pool_id(node: &Node, owner: u32) -> [u8; 32] {
@@ -115,12 +131,15 @@ fn eligible(node: &Node) -> Vec<u32> {
     node.ready().into_iter().filter(|id| !penalized.contains(id)).collect()
 }
 
-/// The next signing set: `t` of `eligible`, avoiding the nodes a waiting request excludes if it
-/// can, rotating otherwise.
-fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
+/// The next signing set for `scheme`'s material: `t` of `eligible`, avoiding the nodes a waiting
+/// request of that scheme excludes if it can, rotating otherwise.
+fn choose_set(node: &Node, eligible: &[u32], scheme: SigningScheme) -> Option<Vec<u32>> {
     let epoch = node.epoch();
     let t = epoch.threshold;
-    let wanted = epoch.pool.demand.lock().ok().and_then(|mut d| d.pop_front());
+    let wanted = epoch.pool.demand.lock().ok().and_then(|mut d| {
+        let at = d.iter().position(|(s, _)| *s == scheme)?;
+        d.remove(at).map(|(_, exclude)| exclude)
+    });
     let candidates: Vec<u32> = match &wanted {
         Some(exclude) if eligible.iter().filter(|id| !exclude.contains(id)).count() >= t => {
             eligible.iter().copied().filter(|id| !exclude.contains(id)).collect()
@@ -140,6 +159,19 @@ fn choose_set(node: &Node, eligible: &[u32]) -> Option<Vec<u32>> {
 
 fn usable(node: &Node, holders: &[u32], live: &[u32], exclude: &[u32]) -> bool {
     holders.len() == node.epoch().threshold && holders.iter().all(|h| live.contains(h) && !exclude.contains(h))
+}
+
+/// The next slot number of `owner`'s pool in `epoch` for `scheme`'s material (durable: never
+/// handed out twice).
+fn next_seq(node: &Node, epoch: &Epoch, scheme: SigningScheme) -> Result<u64, StoreError> {
+    let (name, legacy) = slot_counters(epoch, node.me);
+    match scheme {
+        SigningScheme::EcdsaK256Sha256 => node.store.next_continuing(&name, &legacy),
+        SigningScheme::SchnorrK256Taproot => {
+            let name = format!("schnorr-{name}");
+            node.store.next(&name).map(|n| SCHNORR_SLOTS | n)
+        }
+    }
 }
 
 /// Reloads this node's own stock, then keeps the pool filled while this node is the allocator.
@@ -180,12 +212,25 @@ pub async fn run(node: Arc<Node>) {
         Ok(Err(e)) => tracing::error!(error = %e, "cannot reload presignature slots"),
         Err(e) => tracing::error!(error = %e, "cannot reload presignature slots"),
     }
-    let target = node.settings.config.presign_stock;
-    let parallel = node.settings.config.presign_parallel;
-    let refill_below = node.settings.config.presign_refill_below.unwrap_or(target).min(target);
+    let config = &node.settings.config;
+    let targets = [
+        (
+            SigningScheme::EcdsaK256Sha256,
+            config.presign_stock,
+            config.presign_parallel,
+            config.presign_refill_below,
+        ),
+        (
+            SigningScheme::SchnorrK256Taproot,
+            config.schnorr_stock,
+            SCHNORR_PARALLEL,
+            None,
+        ),
+    ];
     // Slots of sets with a node down are kept for when it returns, up to this many in all.
-    let cap = target.saturating_mul(2).max(target + 1);
-    let mut filling = false;
+    let total: usize = targets.iter().map(|(_, target, _, _)| *target).sum();
+    let cap = total.saturating_mul(2).max(total + 1);
+    let mut filling = [false; 2];
     let mut running: Vec<(tokio::task::JoinHandle<()>, Vec<u32>)> = Vec::new();
     let mut last_prune = Instant::now();
     let mut last_records = Instant::now();
@@ -226,40 +271,58 @@ pub async fn run(node: Arc<Node>) {
         if eligible.len() < epoch.threshold {
             continue;
         }
-        let usable_stock = |node: &Node| {
-            node.epoch()
-                .pool
-                .stock
-                .lock()
-                .map(|s| s.iter().filter(|(_, h)| usable(node, h, &live, &[])).count())
-                .unwrap_or(0)
-        };
-        let in_flight = |_node: &Node| epoch.pool.in_flight.load(Ordering::Relaxed);
         lease_ahead(&node, &live).await;
-        let have = usable_stock(&node) + in_flight(&node);
-        filling = (filling || have < refill_below) && have < target;
-        while filling && usable_stock(&node) + in_flight(&node) < target && in_flight(&node) < parallel {
-            evict_stranded(&node, &live, cap).await;
-            let Some(set) = choose_set(&node, &eligible) else { break };
-            let store = Arc::clone(&node.store);
-            let (name, legacy) = slot_counters(&epoch, node.me);
-            let seq = match tokio::task::spawn_blocking(move || store.next_continuing(&name, &legacy)).await {
-                Ok(Ok(seq)) => seq,
-                _ => {
-                    tracing::error!("cannot advance the presignature counter");
-                    break;
-                }
+        for (filling, (scheme, target, parallel, refill_below)) in filling.iter_mut().zip(targets) {
+            let refill_below = refill_below.unwrap_or(target).min(target);
+            let usable_stock = |node: &Node| {
+                node.epoch()
+                    .pool
+                    .stock
+                    .lock()
+                    .map(|s| {
+                        s.iter()
+                            .filter(|(seq, h)| scheme_of(*seq) == scheme && usable(node, h, &live, &[]))
+                            .count()
+                    })
+                    .unwrap_or(0)
             };
-            let guard = InFlight::new(&node);
-            let handle = tokio::spawn(order(
-                Arc::clone(&node),
-                Start {
-                    seq,
-                    participants: set.clone(),
-                },
-                guard,
-            ));
-            running.push((handle, set));
+            let in_flight = || epoch.pool.in_flight(scheme).load(Ordering::Relaxed);
+            // A request waiting for a set without some nodes gets one made even when the stock
+            // is full (of sets with them).
+            let waiting = || {
+                epoch
+                    .pool
+                    .demand
+                    .lock()
+                    .map(|d| d.iter().any(|(s, _)| *s == scheme))
+                    .unwrap_or(false)
+            };
+            let have = usable_stock(&node) + in_flight();
+            *filling = (*filling || have < refill_below) && have < target;
+            while (waiting() || *filling && usable_stock(&node) + in_flight() < target) && in_flight() < parallel {
+                evict_stranded(&node, &live, cap).await;
+                let Some(set) = choose_set(&node, &eligible, scheme) else {
+                    break;
+                };
+                let (owner, for_epoch) = (Arc::clone(&node), Arc::clone(&epoch));
+                let seq = match tokio::task::spawn_blocking(move || next_seq(&owner, &for_epoch, scheme)).await {
+                    Ok(Ok(seq)) => seq,
+                    _ => {
+                        tracing::error!(scheme = scheme.name(), "cannot advance the slot counter");
+                        break;
+                    }
+                };
+                let guard = InFlight::new(&node, scheme);
+                let handle = tokio::spawn(order(
+                    Arc::clone(&node),
+                    Start {
+                        seq,
+                        participants: set.clone(),
+                    },
+                    guard,
+                ));
+                running.push((handle, set));
+            }
         }
     }
 }
@@ -286,24 +349,29 @@ async fn write_records(node: &Arc<Node>) {
     }
 }
 
-/// Keeps [`LEASE_AHEAD`] usable slots leased.
+/// Keeps [`LEASE_AHEAD`] usable slots of each scheme leased.
 async fn lease_ahead(node: &Arc<Node>, live: &[u32]) {
     let epoch = node.epoch();
     let wanted: Vec<u64> = {
         let (Ok(stock), Ok(leased)) = (epoch.pool.stock.lock(), epoch.pool.leased.lock()) else {
             return;
         };
-        let usable: Vec<u64> = stock
-            .iter()
-            .filter(|(_, h)| usable(node, h, live, &[]))
-            .map(|(seq, _)| *seq)
-            .collect();
-        let have = usable.iter().filter(|seq| leased.contains(seq)).count();
-        usable
-            .into_iter()
-            .filter(|seq| !leased.contains(seq))
-            .take(LEASE_AHEAD.saturating_sub(have))
-            .collect()
+        let mut wanted = Vec::new();
+        for scheme in SigningScheme::ALL {
+            let usable: Vec<u64> = stock
+                .iter()
+                .filter(|(seq, h)| scheme_of(*seq) == scheme && usable(node, h, live, &[]))
+                .map(|(seq, _)| *seq)
+                .collect();
+            let have = usable.iter().filter(|seq| leased.contains(seq)).count();
+            wanted.extend(
+                usable
+                    .into_iter()
+                    .filter(|seq| !leased.contains(seq))
+                    .take(LEASE_AHEAD.saturating_sub(have)),
+            );
+        }
+        wanted
     };
     if wanted.is_empty() {
         return;
@@ -458,19 +526,19 @@ fn report_silent(node: &Node, error: &MakeError) {
 
 /// Counts a presignature run in flight for as long as it lives (also when it is aborted).
 /// A run counted in flight in the pool of the epoch it was ordered in, until it ends.
-struct InFlight(Arc<Epoch>);
+struct InFlight(Arc<Epoch>, SigningScheme);
 
 impl InFlight {
-    fn new(node: &Node) -> Self {
+    fn new(node: &Node, scheme: SigningScheme) -> Self {
         let epoch = node.epoch();
-        epoch.pool.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(epoch)
+        epoch.pool.in_flight(scheme).fetch_add(1, Ordering::Relaxed);
+        Self(epoch, scheme)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.pool.in_flight(self.1).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -729,10 +797,10 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
             .lock()
             .map_err(|_| "pool lock poisoned".to_string())?;
         let slots = runs
-            .entry(owner)
+            .entry((owner, scheme_of(start.seq)))
             .or_insert_with(|| Arc::new(Semaphore::new(MAX_MEMBER_RUNS_PER_OWNER)));
         Arc::clone(slots).try_acquire_owned().map_err(|_| {
-            format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} presignature runs here; order ignored")
+            format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} runs of this kind here; order ignored")
         })?
     };
     let node = Arc::clone(node);
@@ -799,6 +867,9 @@ impl MakeError {
 /// that ends after the node switched epochs stores nothing (its presignature would outlive its
 /// epoch's shares).
 async fn make(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &Start) -> Result<(), MakeError> {
+    if scheme_of(start.seq) == SigningScheme::SchnorrK256Taproot {
+        return make_schnorr(node, epoch, owner, start).await;
+    }
     let keys = epoch.keys().ok_or(MakeError::NotReady)?;
     let parties: Vec<PartyId> = start.participants.iter().map(|p| PartyId(*p)).collect();
     let me = PartyId(node.me);
@@ -836,6 +907,33 @@ async fn make(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &Start) -
     Ok(())
 }
 
+/// One Schnorr nonce run (FROST preprocessing: commit, exchange, confirm), then storage: this
+/// node's nonces with the signing set's agreed commitments, under the same rules as
+/// [`make`]'s presignature.
+async fn make_schnorr(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &Start) -> Result<(), MakeError> {
+    let keys = epoch.keys().ok_or(MakeError::NotReady)?;
+    let parties: Vec<PartyId> = start.participants.iter().map(|p| PartyId(*p)).collect();
+    let run = Preprocessing::new(session_id(epoch, owner, start.seq, "schnorr"), &keys.ecdsa, &parties)?;
+    let material = node
+        .sessions
+        .run_within(&node.net, run, parties, SCHNORR_DEADLINE, SILENCE_DEADLINE)
+        .await?;
+    let id = PresignatureId {
+        pool: pool_id_in(epoch, owner),
+        seq: start.seq,
+    };
+    let _writing = node.key_writes.lock().await;
+    if !Arc::ptr_eq(&node.epoch(), epoch) || node.left().is_some() {
+        return Err(MakeError::EpochChanged);
+    }
+    let store = Arc::clone(&node.store);
+    tokio::task::spawn_blocking(move || store.put_schnorr(id, &material))
+        .await
+        .map_err(|_| MakeError::Join)??;
+    epoch.pool.record_made_schnorr();
+    Ok(())
+}
+
 /// What an allocation call asks for.
 pub struct AllocateCall<'a> {
     /// The node asking (authenticated by the mesh; this node's own id for its own ask).
@@ -848,6 +946,8 @@ pub struct AllocateCall<'a> {
     pub exclude: &'a [u32],
     /// When the asking node made the call (unix seconds).
     pub at: u64,
+    /// The scheme whose material the request needs.
+    pub scheme: SigningScheme,
 }
 
 /// Allocates a presignature of this node's pool to sign `call.digest` for request `call.request`.
@@ -887,7 +987,7 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| AllocateError::Conflict(call.request.to_string()))?;
-    let key = allocation_key(&request_bytes, call.digest, &exclude);
+    let key = allocation_key(&request_bytes, call.digest, &exclude, call.scheme);
     let asked = {
         let mut table = epoch
             .pool
@@ -923,7 +1023,7 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
     }
     let allocation = asked
         .cell
-        .get_or_init(|| allocate_once(node, key, call.digest, &exclude))
+        .get_or_init(|| allocate_once(node, key, call.digest, &exclude, call.scheme))
         .await
         .clone()?;
     if allocation.digest != call.digest {
@@ -933,9 +1033,15 @@ pub async fn allocate(node: &Arc<Node>, call: AllocateCall<'_>) -> Result<Alloca
 }
 
 /// The key of the allocation for `request`, `digest` and `exclude`, in memory and in the store.
-fn allocation_key(request: &[u8; 16], digest: &str, exclude: &[u32]) -> [u8; 16] {
+fn allocation_key(request: &[u8; 16], digest: &str, exclude: &[u32], scheme: SigningScheme) -> [u8; 16] {
     let exclude: Vec<u8> = exclude.iter().flat_map(|id| id.to_be_bytes()).collect();
-    request_id(b"sigil-allocation/v2", &[request, digest.as_bytes(), &exclude])
+    match scheme {
+        SigningScheme::EcdsaK256Sha256 => request_id(b"sigil-allocation/v2", &[request, digest.as_bytes(), &exclude]),
+        other => request_id(
+            b"sigil-allocation/v2",
+            &[request, digest.as_bytes(), &exclude, other.name().as_bytes()],
+        ),
+    }
 }
 
 async fn allocate_once(
@@ -943,6 +1049,7 @@ async fn allocate_once(
     request: [u8; 16],
     digest: &str,
     exclude: &[u32],
+    scheme: SigningScheme,
 ) -> Result<Allocation, AllocateError> {
     let epoch = node.epoch();
     let store = Arc::clone(&node.store);
@@ -957,10 +1064,11 @@ async fn allocate_once(
     let mut asked = false;
     loop {
         let notified = epoch.pool.added.notified();
-        if let Some(allocation) = take_one(node, digest, exclude) {
+        if let Some(allocation) = take_one(node, digest, exclude, scheme) {
             if node.has_fault(Fault::DoubleBind) {
                 if let Ok(mut rebind) = epoch.pool.rebind.lock() {
-                    if rebind.take().is_some() {
+                    if rebind.as_ref().is_some_and(|(seq, _)| *seq == allocation.seq) {
+                        *rebind = None;
                         return Ok(allocation);
                     }
                     *rebind = Some((allocation.seq, allocation.participants.clone()));
@@ -996,7 +1104,7 @@ async fn allocate_once(
             asked = true;
             if let Ok(mut demand) = epoch.pool.demand.lock() {
                 if demand.len() < MAX_DEMAND {
-                    demand.push_back(exclude.to_vec());
+                    demand.push_back((scheme, exclude.to_vec()));
                 }
             }
         }
@@ -1011,12 +1119,13 @@ fn decode(record: &[u8]) -> Result<Allocation, AllocateError> {
     serde_json::from_slice(record).map_err(|e| AllocateError::Store(format!("allocation record: {e}")))
 }
 
-fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
+fn take_one(node: &Node, digest: &str, exclude: &[u32], scheme: SigningScheme) -> Option<Allocation> {
     let epoch = node.epoch();
     let mut entropy = [0u8; 32];
     OsRng.fill_bytes(&mut entropy);
     if node.has_fault(Fault::DoubleBind) {
-        if let Some((seq, participants)) = epoch.pool.rebind.lock().ok().and_then(|r| r.clone()) {
+        let rebind = epoch.pool.rebind.lock().ok().and_then(|r| r.clone());
+        if let Some((seq, participants)) = rebind.filter(|(seq, _)| scheme_of(*seq) == scheme) {
             return Some(Allocation {
                 pool: node.me,
                 seq,
@@ -1031,7 +1140,7 @@ fn take_one(node: &Node, digest: &str, exclude: &[u32]) -> Option<Allocation> {
     let mut stock = epoch.pool.stock.lock().ok()?;
     let pos = stock
         .iter()
-        .position(|(_, holders)| usable(node, holders, &live, exclude))?;
+        .position(|(seq, holders)| scheme_of(*seq) == scheme && usable(node, holders, &live, exclude))?;
     let (seq, participants) = stock.remove(pos)?;
     Some(Allocation {
         pool: node.me,

@@ -2,14 +2,16 @@
 //! (made ahead of requests by a signing set of exactly `t` nodes, each holding a share, used at
 //! most once) and how one holder turns its share of it into a signature share.
 //!
-//! [`Ecdsa`] — cait-sith presignatures for secp256k1 PKPs — is the first implementation; a FROST
-//! scheme (nonce commitments, which leak the key share if used twice just like presignatures)
-//! implements the same trait. The take-once storage and the allocation checks in
+//! [`Ecdsa`] — cait-sith presignatures for secp256k1 PKPs — and [`SchnorrTaproot`] — FROST nonces
+//! with their signing set's agreed commitments, which leak the key share if used twice just like
+//! presignatures — implement it. The take-once storage and the allocation checks in
 //! [`super::share`] are the same for every scheme. Uses nothing else of the crate.
 
 use sigil_tss::derive::KeyId;
 use sigil_tss::ecdsa::{sign_share_derived, Presignature, SignatureShare};
 use sigil_tss::k256::{ProjectivePoint, Scalar};
+use sigil_tss::schnorr::{Material, SchnorrShare};
+use sigil_tss::{KeyShare, Secp256k1};
 
 /// A signature scheme whose signing consumes one-time material.
 pub trait Scheme {
@@ -71,5 +73,44 @@ impl Scheme for Ecdsa {
 
     fn corrupt(share: &mut SignatureShare) {
         share.s += Scalar::ONE;
+    }
+}
+
+/// BIP-340 Schnorr over secp256k1 by FROST under the PKP's taproot output key
+/// (`SchnorrK256Taproot`). Its material is one holder's nonces with the set's commitments, and the
+/// holder's share of the root key they sign with.
+pub struct SchnorrTaproot;
+
+impl Scheme for SchnorrTaproot {
+    type Material = (Material, KeyShare<Secp256k1>);
+    /// The key is derived from the root inside the share; nothing else is needed.
+    type PublicKey = ();
+    type Share = SchnorrShare;
+    const NAME: &'static str = "SchnorrK256Taproot";
+
+    fn holders(material: &Self::Material) -> Vec<u32> {
+        material.0.signers().iter().map(|p| p.0).collect()
+    }
+
+    fn sign(
+        (material, share): Self::Material,
+        _public_key: &(),
+        key_id: &KeyId,
+        hash: &[u8; 32],
+        _entropy: &[u8; 32],
+    ) -> Result<SchnorrShare, String> {
+        material.sign(&share, key_id, hash).map_err(|e| e.to_string())
+    }
+
+    fn encode(share: &SchnorrShare) -> Vec<u8> {
+        share.to_bytes().to_vec()
+    }
+
+    fn corrupt(share: &mut SchnorrShare) {
+        let mut bytes = share.to_bytes();
+        bytes[31] ^= 1;
+        if let Ok(wrong) = SchnorrShare::from_bytes(&bytes, share.from) {
+            *share = wrong;
+        }
     }
 }

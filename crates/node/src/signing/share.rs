@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sigil_primitives::SignResponse;
+use sigil_primitives::{SignResponse, SigningScheme};
 use sigil_tss::derive::{uncompressed, KeyId};
 use sigil_tss::k256::ProjectivePoint;
+use sigil_tss::schnorr::{output_key, Material};
+use sigil_tss::PartyId;
 
-use super::pool::{allocate, pool_id_in, AllocateCall, AllocateError};
-use super::scheme::{Ecdsa, Scheme};
+use super::pool::{allocate, pool_id_in, scheme_of, AllocateCall, AllocateError};
+use super::scheme::{Ecdsa, Scheme, SchnorrTaproot};
 pub(crate) use super::stock::request_id;
 use crate::epoch::Epoch;
 use crate::error::{hex_bytes, Error, Kind};
@@ -20,7 +22,7 @@ use crate::mesh::net::NetError;
 use crate::mesh::wire::{Allocation, Call, Reply};
 use crate::metrics::SignPhase;
 use crate::node::{unix_now, Fault, Node};
-use crate::store::{PresignatureId, StoreError};
+use crate::store::{OneTime, PresignatureId, StoreError};
 
 const ALLOCATOR_CALL: Duration = Duration::from_secs(40);
 
@@ -38,26 +40,37 @@ impl From<AllocateError> for Error {
     }
 }
 
-/// Takes this request's presignature (marking it used) and returns this node's share of the
-/// signature of `hash` under the key derived by `key_id`.
+/// Takes this request's one-time material of `scheme` (marking it used) and returns this node's
+/// share of the signature of `hash` under the key derived by `key_id`.
 ///
 /// The share is released only if the allocation comes from the allocator that was asked, names a
 /// signing set of exactly `t` nodes, this node among them, and that set is exactly the holder set
 /// of the stored presignature; the take is durable and bound to this request, so an allocator that
 /// binds the presignature to a second request gets nothing more from this node (DESIGN §4).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn threshold_share(
     node: &Arc<Node>,
     epoch: &Epoch,
     root: &ProjectivePoint,
+    scheme: SigningScheme,
     key_id: KeyId,
     hash: [u8; 32],
     request_id: [u8; 16],
     exclude: &[u32],
 ) -> Result<SignResponse, Error> {
     let public_key = node.pkp_public_key(root, &key_id);
-    let public_bytes = uncompressed(&public_key);
+    let public_bytes = match scheme {
+        SigningScheme::EcdsaK256Sha256 => uncompressed(&public_key).to_vec(),
+        SigningScheme::SchnorrK256Taproot => output_key(root, &key_id)
+            .map_err(|e| Error::internal(e.to_string()))?
+            .to_vec(),
+    };
+    // The allocator's digest binds one key, one message and, beyond ECDSA, one scheme.
     let digest = {
         let mut h = Sha256::new();
+        if !scheme.is_ecdsa() {
+            h.update(scheme.name());
+        }
         h.update(key_id.0);
         h.update(hash);
         hex::encode(h.finalize())
@@ -80,7 +93,7 @@ pub(crate) async fn threshold_share(
         let (squatter, request, exclude) = (Arc::clone(node), request_hex.clone(), exclude.to_vec());
         tokio::spawn(async move {
             let epoch = squatter.epoch();
-            let _ = allocation(&squatter, &epoch, &request, &junk, &exclude).await;
+            let _ = allocation(&squatter, &epoch, &request, &junk, &exclude, scheme).await;
         });
         return Err(Error::new(
             Kind::Upstream,
@@ -89,7 +102,7 @@ pub(crate) async fn threshold_share(
         ));
     }
     let started = Instant::now();
-    let (allocator, allocation) = allocation(node, epoch, &request_hex, &digest, exclude).await?;
+    let (allocator, allocation) = allocation(node, epoch, &request_hex, &digest, exclude, scheme).await?;
     node.metrics
         .observe_phase(SignPhase::Allocate, started.elapsed().as_secs_f64());
     let refuse = |message: String| Error::new(Kind::Upstream, "ALLOCATOR_ERROR", message);
@@ -104,6 +117,14 @@ pub(crate) async fn threshold_share(
             "node {allocator} allocated a presignature of {} holders; a signing set is exactly t = {}",
             allocation.participants.len(),
             epoch.threshold
+        )));
+    }
+    if scheme_of(allocation.seq) != scheme {
+        return Err(refuse(format!(
+            "node {allocator} allocated slot {} (material for {}) to a {} request",
+            allocation.seq,
+            scheme_of(allocation.seq).name(),
+            scheme.name()
         )));
     }
     if !allocation.participants.contains(&node.me) {
@@ -133,8 +154,9 @@ pub(crate) async fn threshold_share(
     let taken = node.taker.take(id, binding).await;
     node.metrics
         .observe_phase(SignPhase::Take, started.elapsed().as_secs_f64());
-    let presignature = match taken {
-        Ok(Some(p)) => p,
+    let taken = match taken {
+        Ok(Some(p)) if id.is_schnorr() == matches!(p, OneTime::Schnorr(_)) => p,
+        Ok(Some(_)) => return Err(Error::internal(format!("slot {id} holds material of another scheme"))),
         Ok(None) => {
             return Err(Error::new(
                 Kind::Conflict,
@@ -180,18 +202,43 @@ pub(crate) async fn threshold_share(
         }
         Err(e) => return Err(Error::internal(e.to_string())),
     };
-    let share = release::<Ecdsa>(
-        node,
-        epoch,
-        presignature,
-        &allocation,
-        allocator,
-        id,
-        &public_key,
-        &key_id,
-        &hash,
-        &entropy,
-    )?;
+    let mut commitments = std::collections::BTreeMap::new();
+    let share = match taken {
+        OneTime::Presignature(presignature) => release::<Ecdsa>(
+            node,
+            epoch,
+            presignature,
+            &allocation,
+            allocator,
+            id,
+            &public_key,
+            &key_id,
+            &hash,
+            &entropy,
+        )?,
+        OneTime::Schnorr(bytes) => {
+            let keys = epoch.keys().ok_or_else(Error::not_ready)?;
+            let material = Material::from_bytes(&bytes, PartyId(node.me))
+                .map_err(|e| Error::internal(format!("Schnorr material {id}: {e}")))?;
+            commitments = material
+                .commitments()
+                .iter()
+                .map(|(p, c)| (p.0, hex::encode(c.to_bytes())))
+                .collect();
+            release::<SchnorrTaproot>(
+                node,
+                epoch,
+                (material, keys.ecdsa.clone()),
+                &allocation,
+                allocator,
+                id,
+                &(),
+                &key_id,
+                &hash,
+                &entropy,
+            )?
+        }
+    };
     Ok(SignResponse {
         node_id: node.me,
         share: hex::encode(share),
@@ -199,6 +246,8 @@ pub(crate) async fn threshold_share(
         presignature: format!("{}:{}", allocation.pool, allocation.seq),
         participants: allocation.participants,
         threshold: epoch.threshold,
+        signing_scheme: scheme,
+        commitments,
     })
 }
 
@@ -249,6 +298,7 @@ async fn allocation(
     request: &str,
     digest: &str,
     exclude: &[u32],
+    scheme: SigningScheme,
 ) -> Result<(u32, Allocation), Error> {
     let at = unix_now();
     let call = serde_json::to_vec(&Call::Allocate {
@@ -256,6 +306,7 @@ async fn allocation(
         digest: digest.to_string(),
         exclude: exclude.to_vec(),
         at,
+        scheme,
     })
     .map_err(|e| Error::internal(e.to_string()))?;
     let mut unreachable = Vec::new();
@@ -267,6 +318,7 @@ async fn allocation(
                 digest,
                 exclude,
                 at,
+                scheme,
             };
             return Ok((node.me, allocate(node, call).await?));
         }

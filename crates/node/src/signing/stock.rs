@@ -220,7 +220,11 @@ pub struct Pool {
     pub(super) stock: Mutex<VecDeque<(u64, Vec<u32>)>>,
     pub(super) added: Notify,
     pub(super) in_flight: AtomicUsize,
+    /// Schnorr nonce runs in flight.
+    pub(super) schnorr_in_flight: AtomicUsize,
     pub(super) made: AtomicU64,
+    /// Schnorr nonce material this node took part in making.
+    pub(super) made_schnorr: AtomicU64,
     /// Presignatures made per second over the last minute: at most [`RATE_BUCKETS`] one-second
     /// buckets (start, count), however fast they are made.
     pub(super) made_at: Mutex<VecDeque<(Instant, u64)>>,
@@ -233,7 +237,8 @@ pub struct Pool {
     pub(super) allocations: Mutex<Allocations>,
     /// Allocations answered but not yet recorded; written about once a second.
     pub(super) records: Mutex<Vec<AllocationOrder>>,
-    pub(super) member_runs: Mutex<HashMap<u32, Arc<Semaphore>>>,
+    /// Runs this node joins on an owner's orders, per owner and scheme.
+    pub(super) member_runs: Mutex<HashMap<(u32, sigil_primitives::SigningScheme), Arc<Semaphore>>>,
     pub(super) confirmed: Mutex<HashMap<u64, Vec<u32>>>,
     /// Runs this node ordered and has not finished: seq → signing set. Only their members'
     /// `Stored` and `Failed` notices count.
@@ -251,7 +256,8 @@ pub struct Pool {
     /// Held while slots are being leased, so a request never races the background leasing.
     pub(super) lease_gate: tokio::sync::Mutex<()>,
     pub(super) penalties: Mutex<HashMap<u32, (Instant, u32)>>,
-    pub(super) demand: Mutex<VecDeque<Vec<u32>>>,
+    /// Exclusion lists of requests that found no slot of their scheme without those nodes.
+    pub(super) demand: Mutex<VecDeque<(sigil_primitives::SigningScheme, Vec<u32>)>>,
     /// Test fault `double-bind`: the slot just allocated, to bind again to the next request.
     pub(super) rebind: Mutex<Option<(u64, Vec<u32>)>>,
 }
@@ -262,7 +268,9 @@ impl Default for Pool {
             stock: Mutex::new(VecDeque::new()),
             added: Notify::new(),
             in_flight: AtomicUsize::new(0),
+            schnorr_in_flight: AtomicUsize::new(0),
             made: AtomicU64::new(0),
+            made_schnorr: AtomicU64::new(0),
             made_at: Mutex::new(VecDeque::new()),
             allocated: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
@@ -289,7 +297,36 @@ impl Default for Pool {
 impl Pool {
     /// Presignatures this node can allocate (stocked slots, whatever their set's liveness).
     pub fn stock(&self) -> usize {
-        self.stock.lock().map(|s| s.len()).unwrap_or(0)
+        self.stock
+            .lock()
+            .map(|s| s.iter().filter(|(seq, _)| *seq < crate::store::SCHNORR_SLOTS).count())
+            .unwrap_or(0)
+    }
+
+    /// Schnorr nonce slots this node can allocate.
+    pub fn schnorr_stock(&self) -> usize {
+        self.stock
+            .lock()
+            .map(|s| s.iter().filter(|(seq, _)| *seq >= crate::store::SCHNORR_SLOTS).count())
+            .unwrap_or(0)
+    }
+
+    /// Schnorr nonce material this node took part in making since it started.
+    pub fn made_schnorr(&self) -> u64 {
+        self.made_schnorr.load(Ordering::Relaxed)
+    }
+
+    /// Counts one piece of Schnorr nonce material made.
+    pub(super) fn record_made_schnorr(&self) {
+        self.made_schnorr.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The runs in flight of `scheme`'s material.
+    pub(super) fn in_flight(&self, scheme: sigil_primitives::SigningScheme) -> &AtomicUsize {
+        match scheme {
+            sigil_primitives::SigningScheme::EcdsaK256Sha256 => &self.in_flight,
+            sigil_primitives::SigningScheme::SchnorrK256Taproot => &self.schnorr_in_flight,
+        }
     }
 
     /// Presignatures this node took part in making since it started.

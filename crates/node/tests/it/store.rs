@@ -2,7 +2,9 @@ use std::collections::BTreeSet;
 
 use redb::ReadableTable;
 
-use sigil_node::store::{Allocated, PresignatureId, SignedTakes, StorageKey, Store, StoreError, Taker};
+use sigil_node::store::{
+    Allocated, OneTime, PresignatureId, SignedTakes, StorageKey, Store, StoreError, Taker, SCHNORR_SLOTS,
+};
 use sigil_tss::ecdsa::{self, Presignature};
 use sigil_tss::{run_in_memory, Bls12381G1, KeyShare, PartyId, Secp256k1, SessionId, Vss};
 
@@ -386,7 +388,7 @@ fn one_transaction_takes_many_and_each_once() {
 }
 
 /// A take running on its own task: the slot asked for, and the answer.
-type TakeTask = tokio::task::JoinHandle<(u64, Result<Option<Presignature>, StoreError>)>;
+type TakeTask = tokio::task::JoinHandle<(u64, Result<Option<OneTime>, StoreError>)>;
 
 /// The slots concurrent takes were given, sorted; every other answer must be a refusal.
 async fn handed_out(requests: Vec<TakeTask>) -> Vec<u64> {
@@ -848,4 +850,89 @@ fn sign_counters_only_advance_survive_a_restart_and_let_one_of_two_racers_throug
     let outcomes: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
     assert!(outcomes.contains(&Err(6)), "{outcomes:?}");
+}
+
+/// Party 0's Schnorr nonce material for signing set {0, 1}, from a real preprocessing run.
+fn schnorr_material(keys: &[KeyShare<Secp256k1>]) -> sigil_tss::schnorr::Material {
+    let signers = [PartyId(0), PartyId(1)];
+    let runs = signers
+        .iter()
+        .map(|me| {
+            let share = keys.iter().find(|k| k.me() == *me).unwrap();
+            sigil_tss::schnorr::Preprocessing::new(SessionId([9; 32]), share, &signers).unwrap()
+        })
+        .collect();
+    run_in_memory(runs)
+        .unwrap()
+        .into_iter()
+        .find(|(p, _)| *p == PartyId(0))
+        .unwrap()
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schnorr_nonces_live_in_their_own_slots_are_never_reserved_ahead_and_are_taken_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let key = StorageKey::generate();
+    let keys = dkg::<Secp256k1>();
+    let pool = [7u8; 32];
+    let schnorr = |n: u64| PresignatureId {
+        pool,
+        seq: SCHNORR_SLOTS | n,
+    };
+    {
+        let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+        // A slot holds one kind: nonces never go into a presignature slot, nor the reverse.
+        assert!(store
+            .put_schnorr(PresignatureId { pool, seq: 1 }, &schnorr_material(&keys))
+            .is_err());
+        let presignature = Presignature::from_bytes(&presignature_bytes()).unwrap();
+        assert!(store.put_presignature(schnorr(1), &presignature).is_err());
+        for n in 0..4 {
+            store.put_schnorr(schnorr(n), &schnorr_material(&keys)).unwrap();
+        }
+        let taker = Taker::start(std::sync::Arc::clone(&store)).unwrap();
+        taker.start_reserving();
+        taker.reserve_from(pool);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(taker.reserved(), 0, "nonces were taken ahead of their requests");
+        let material = match taker.take(schnorr(0), [1; 32]).await.unwrap() {
+            Some(OneTime::Schnorr(bytes)) => sigil_tss::schnorr::Material::from_bytes(&bytes, PartyId(0)).unwrap(),
+            other => panic!("slot 0: {other:?}"),
+        };
+        assert_eq!(material.signers(), vec![PartyId(0), PartyId(1)]);
+        // The same request again, and another message: neither gets the nonces a second time.
+        assert!(matches!(
+            taker.take(schnorr(0), [1; 32]).await,
+            Err(StoreError::AlreadyUsed(_))
+        ));
+        assert!(matches!(
+            taker.take(schnorr(0), [2; 32]).await,
+            Err(StoreError::UsedForAnother(_))
+        ));
+        assert!(matches!(
+            taker.take(schnorr(1), [3; 32]).await,
+            Ok(Some(OneTime::Schnorr(_)))
+        ));
+    }
+    // After a restart (the store reopened, as after kill -9), the used ones stay used.
+    let store = std::sync::Arc::new(Store::open(&path, &key).unwrap());
+    let taker = Taker::start(std::sync::Arc::clone(&store)).unwrap();
+    assert!(matches!(
+        taker.take(schnorr(0), [9; 32]).await,
+        Err(StoreError::UsedForAnother(_))
+    ));
+    assert!(matches!(
+        taker.take(schnorr(1), [3; 32]).await,
+        Err(StoreError::AlreadyUsed(_))
+    ));
+    assert!(matches!(
+        taker.take(schnorr(2), [4; 32]).await,
+        Ok(Some(OneTime::Schnorr(_)))
+    ));
+    assert!(
+        store.put_schnorr(schnorr(0), &schnorr_material(&keys)).is_err(),
+        "a used slot was refilled"
+    );
 }
