@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rand_core::{OsRng, RngCore};
 use sigil_client::{Client, Credential, KeyRef};
-use sigil_primitives::{Resource, ResourceAbility};
+use sigil_primitives::{Resource, ResourceAbility, SigningScheme};
 use tokio::sync::Mutex;
 
 use sigil::devnet::{free_ports, Devnet, Host, Hosts, Setup};
@@ -88,6 +88,26 @@ pub struct SignArgs {
     /// With `--sessions`: also sign with the bare authSig, alternating, for a ratio in one run.
     #[arg(long)]
     compare_auth_sig: bool,
+    /// The signing scheme: EcdsaK256Sha256 (presignatures) or SchnorrK256Taproot (FROST nonces;
+    /// `--stock` then counts nonces, and their generation rate is reported).
+    #[arg(long, default_value = "EcdsaK256Sha256", value_parser = crate::client_cmd::parse_scheme)]
+    scheme: SigningScheme,
+}
+
+/// The metrics of `scheme`'s one-time material: (stock gauge, made counter, name).
+fn material_metrics(scheme: SigningScheme) -> (&'static str, &'static str, &'static str) {
+    match scheme {
+        SigningScheme::EcdsaK256Sha256 => (
+            "sigil_presignature_stock",
+            "sigil_presignatures_made_total",
+            "presignatures",
+        ),
+        SigningScheme::SchnorrK256Taproot => (
+            "sigil_schnorr_stock",
+            "sigil_schnorr_nonces_made_total",
+            "Schnorr nonces",
+        ),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -220,11 +240,22 @@ pub(crate) fn allocator_url(network: &NetworkFile) -> String {
 
 /// Waits until the allocator at `allocator` stocks `stock` presignatures, with a progress line.
 pub(crate) async fn wait_for_stock(http: &reqwest::Client, allocator: &str, stock: usize) -> anyhow::Result<()> {
+    wait_for_material(http, allocator, stock, SigningScheme::EcdsaK256Sha256).await
+}
+
+/// Waits until the allocator at `allocator` stocks `stock` pieces of `scheme`'s material.
+async fn wait_for_material(
+    http: &reqwest::Client,
+    allocator: &str,
+    stock: usize,
+    scheme: SigningScheme,
+) -> anyhow::Result<()> {
+    let (gauge, _, what) = material_metrics(scheme);
     let started = Instant::now();
     loop {
-        let have = metric(http, allocator, "sigil_presignature_stock").await? as usize;
+        let have = metric(http, allocator, gauge).await? as usize;
         eprint!(
-            "\r  stocking presignatures: {have}/{stock} ({:.0} s)   ",
+            "\r  stocking {what}: {have}/{stock} ({:.0} s)   ",
             started.elapsed().as_secs_f64()
         );
         if have >= stock {
@@ -343,10 +374,17 @@ impl BenchNetwork {
         } else {
             (Vec::new(), None)
         };
+        // Only the material of the scheme measured is made (plus presignatures for the mint
+        // attestation and the warm-up when it is Schnorr), so the two cores make nothing else.
+        let (presign_stock, schnorr_stock) = match args.scheme {
+            SigningScheme::EcdsaK256Sha256 => (stock, 0),
+            SigningScheme::SchnorrK256Taproot => (4, stock),
+        };
         let setup = Setup {
             nodes: args.nodes,
-            presign_stock: stock,
+            presign_stock,
             presign_refill_below: Some(1),
+            schnorr_stock: Some(schnorr_stock),
             hosts,
             ..Setup::default()
         };
@@ -414,10 +452,11 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     let network = devnet.network();
     let http = reqwest::Client::new();
     let allocator = allocator_url(network);
+    let (stock_gauge, made_counter, material) = material_metrics(args.scheme);
     let started = Instant::now();
-    let made_before = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
-    wait_for_stock(&http, &allocator, stock).await?;
-    let made = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_before;
+    let made_before = metric(&http, &allocator, made_counter).await?;
+    wait_for_material(&http, &allocator, stock, args.scheme).await?;
+    let made = metric(&http, &allocator, made_counter).await? - made_before;
     let presign_rate = made / started.elapsed().as_secs_f64();
     let client = Client::connect(&network.network()?)
         .await?
@@ -453,11 +492,25 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     }
     let credentials = Arc::new(credentials);
     let client = Arc::new(client);
+    let scheme = args.scheme;
+    let output_key = client.pkp_taproot_key(KeyRef::KeyId(key_id))?;
+    // One signature by `scheme`, and whether it verifies (the client has verified it; this check
+    // is the benchmark's own: k256 for ECDSA, libsecp256k1 for BIP-340).
+    let sign_once = move |client: Arc<Client>, hash: [u8; 32], credential: Arc<dyn Credential>| async move {
+        match scheme {
+            SigningScheme::EcdsaK256Sha256 => client
+                .pkp_sign(KeyRef::KeyId(key_id), hash, credential.as_ref())
+                .await
+                .map(|o| o.signature.verify(&public_key, &hash)),
+            SigningScheme::SchnorrK256Taproot => client
+                .pkp_sign_schnorr(KeyRef::KeyId(key_id), hash, credential.as_ref())
+                .await
+                .map(|o| verify_bip340(&output_key, &hash, &o.signature)),
+        }
+    };
     // Warm the connections (and each node's capability cache), then measure.
     for (_, credential) in credentials.iter() {
-        client
-            .pkp_sign(KeyRef::KeyId(key_id), [0; 32], credential.as_ref())
-            .await?;
+        sign_once(Arc::clone(&client), [0; 32], Arc::clone(credential)).await?;
     }
     eprintln!(
         "  signing for {:.1} s with {} in flight",
@@ -466,13 +519,15 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     );
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let made_at_start = metric(&http, &allocator, "sigil_presignatures_made_total").await?;
+    let made_at_start = metric(&http, &allocator, made_counter).await?;
     let phases_before = phase_totals(&http, &network.urls()).await?;
     let until = Instant::now() + args.duration;
     // Stay within the stock (one presignature went to the mint attestation, one to the warm-up).
-    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(
-        stock.saturating_sub(1 + credentials.len()),
-    ));
+    let spent = match scheme {
+        SigningScheme::EcdsaK256Sha256 => 1 + credentials.len(),
+        SigningScheme::SchnorrK256Taproot => credentials.len(),
+    };
+    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(stock.saturating_sub(spent)));
     let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let run_started = Instant::now();
     let workers = (0..args.concurrency).map(|_| {
@@ -499,14 +554,13 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
                     break;
                 };
                 let t = Instant::now();
-                let signed = client.pkp_sign(KeyRef::KeyId(key_id), hash, credential.as_ref()).await;
-                // The client has verified the signature; the check here is the benchmark's own.
+                let signed = sign_once(Arc::clone(&client), hash, Arc::clone(credential)).await;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 match signed {
-                    Ok(outcome) if outcome.signature.verify(&public_key, &hash) => {
+                    Ok(true) => {
                         latencies.lock().await.push((which, ms));
                     }
-                    Ok(_) => failures.lock().await.push("a signature did not verify".to_string()),
+                    Ok(false) => failures.lock().await.push("a signature did not verify".to_string()),
                     Err(e) => failures.lock().await.push(e.to_string()),
                 }
             }
@@ -514,8 +568,8 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
     });
     futures::future::join_all(workers).await;
     let elapsed = run_started.elapsed().as_secs_f64();
-    let made_during = metric(&http, &allocator, "sigil_presignatures_made_total").await? - made_at_start;
-    let left = metric(&http, &allocator, "sigil_presignature_stock").await?;
+    let made_during = metric(&http, &allocator, made_counter).await? - made_at_start;
+    let left = metric(&http, &allocator, stock_gauge).await?;
     let phases = phase_means(&phases_before, &phase_totals(&http, &network.urls()).await?);
     let measured = latencies.lock().await.clone();
     let failures = failures.lock().await.clone();
@@ -555,6 +609,7 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
             "presign_per_second": presign_rate,
             "presign_per_second_while_signing": made_during / elapsed,
             "stock_left": left,
+            "signing_scheme": scheme.name(),
             "auth": auth_label,
             "by_auth": by_kind.iter().map(|(l, (p50, _, p99))| ((*l).to_string(), serde_json::json!({"p50_ms": p50, "p99_ms": p99}))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "node_phase_ms": phases.iter().map(|(p, ms)| (p.clone(), serde_json::json!(ms))).collect::<serde_json::Map<String, serde_json::Value>>(),
@@ -562,7 +617,8 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
         println!("{json}");
     } else {
         println!(
-            "sign, {} nodes (threshold {}){}, concurrency {}, {:.1} s",
+            "sign {}, {} nodes (threshold {}){}, concurrency {}, {:.1} s",
+            scheme.name(),
             network.nodes.len(),
             network.threshold,
             links_note(args),
@@ -575,10 +631,10 @@ async fn measure(args: &SignArgs, devnet: &mut Devnet, stock: usize, actions: bo
         println!("  {:<34} {:>10.2}", "p95 ms", p95);
         println!("  {:<34} {:>10.2}", "p99 ms", p99);
         println!("  {:<34} {:>10.1}", "signatures / s", per_second);
-        println!("  {:<34} {:>10.2}", "presignatures / s (stocking)", presign_rate);
+        println!("  {:<34} {:>10.2}", format!("{material} / s (stocking)"), presign_rate);
         println!(
             "  {:<34} {:>10.2}",
-            "presignatures / s (while signing)",
+            format!("{material} / s (while signing)"),
             made_during / elapsed
         );
         println!("  {:<34} {:>10}", "stock left", left);
@@ -861,4 +917,19 @@ async fn measure_actions(
         println!("  errors {}", failures.len());
     }
     Ok(finish(&failures))
+}
+
+/// Whether `signature` is a BIP-340 signature of `message` under the x-only key `key`, checked
+/// by libsecp256k1 (through rust-bitcoin): a verifier that is not Sigil's.
+fn verify_bip340(key: &[u8; 32], message: &[u8; 32], signature: &[u8; 64]) -> bool {
+    use sigil_client::btc::bitcoin::secp256k1::{schnorr, Message, Secp256k1, XOnlyPublicKey};
+    let (Ok(key), Ok(signature)) = (
+        XOnlyPublicKey::from_slice(key),
+        schnorr::Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    Secp256k1::verification_only()
+        .verify_schnorr(&signature, &Message::from_digest(*message), &key)
+        .is_ok()
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use sigil_client::{Client, KeyRef};
+use sigil_primitives::SigningScheme;
 
 use sigil::network::{auth_sig, health_all, key_id_of, wallet, NetworkFile};
 
@@ -17,12 +18,38 @@ pub struct SignArgs {
     /// The PKP's token id (decimal or 0x hex); its key id is read from PKPNFT.
     #[arg(long)]
     token_id: Option<String>,
-    /// The 32-byte hash to sign, hex.
+    /// The 32-byte hash to sign, hex (for SchnorrK256Taproot: the 32-byte message, e.g. a
+    /// BIP-341 sighash).
     #[arg(long)]
     hash: String,
+    /// The signing scheme: EcdsaK256Sha256 (default) or SchnorrK256Taproot (BIP-340 under the
+    /// PKP's taproot output key).
+    #[arg(long, default_value = "EcdsaK256Sha256", value_parser = parse_scheme)]
+    scheme: SigningScheme,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A `--scheme` value: one of the schemes' names as Lit spells them.
+pub fn parse_scheme(text: &str) -> Result<SigningScheme, String> {
+    SigningScheme::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = SigningScheme::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown signing scheme {text:?}; one of {}", names.join(", "))
+    })
+}
+
+/// The PKP a command names by `--key-id` or `--token-id` (read from PKPNFT).
+pub async fn key_id_arg(
+    network: &NetworkFile,
+    key_id: Option<&str>,
+    token_id: Option<&str>,
+) -> anyhow::Result<[u8; 32]> {
+    match (key_id, token_id) {
+        (Some(key_id), _) => hex32("--key-id", key_id),
+        (None, Some(token)) => key_id_of(network, sigil::network::token(token)?).await,
+        (None, None) => bail!("name the PKP with --token-id or --key-id"),
+    }
 }
 
 /// Options of `sigil status`.
@@ -44,14 +71,31 @@ fn hex32(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
 pub async fn sign(network: &Path, private_key: Option<&str>, args: SignArgs) -> anyhow::Result<ExitCode> {
     let hash = hex32("--hash", &args.hash)?;
     let network = NetworkFile::load(network)?;
-    let key_id = match (&args.key_id, &args.token_id) {
-        (Some(key_id), _) => hex32("--key-id", key_id)?,
-        (None, Some(token)) => key_id_of(&network, sigil::network::token(token)?).await?,
-        (None, None) => bail!("name the PKP with --token-id or --key-id"),
-    };
+    let key_id = key_id_arg(&network, args.key_id.as_deref(), args.token_id.as_deref()).await?;
     let signer = wallet(private_key, &network)?;
     let client = Client::connect(&network.network()?).await?;
     let auth = auth_sig(&client, &signer).await?;
+    if args.scheme == SigningScheme::SchnorrK256Taproot {
+        let outcome = client.pkp_sign_schnorr(KeyRef::KeyId(key_id), hash, &auth).await?;
+        for failure in &outcome.failures {
+            eprintln!("warning: {failure}");
+        }
+        if args.json {
+            let json = serde_json::json!({
+                "signingScheme": args.scheme.name(),
+                "signature": format!("0x{}", hex::encode(outcome.signature)),
+                "outputKey": format!("0x{}", hex::encode(outcome.output_key)),
+            });
+            println!("{json}");
+        } else {
+            println!("signature  0x{} (BIP-340)", hex::encode(outcome.signature));
+            println!(
+                "outputKey  0x{} (x-only, BIP-341 taproot)",
+                hex::encode(outcome.output_key)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = client.pkp_sign(KeyRef::KeyId(key_id), hash, &auth).await?;
     let sig = &outcome.signature;
     for failure in &outcome.failures {

@@ -8,6 +8,7 @@
 mod action_cmd;
 mod bench;
 mod bench_epoch;
+mod bitcoin_cmd;
 mod client_cmd;
 mod demo;
 mod dev;
@@ -48,8 +49,12 @@ enum Command {
     Node(node_cmd::Args),
     /// Start a local network of N node processes on free loopback ports.
     Dev(dev::Args),
-    /// Sign a 32-byte hash with a PKP you own or may use.
+    /// Sign a 32-byte hash with a PKP you own or may use (ECDSA, or BIP-340 Schnorr with
+    /// `--scheme SchnorrK256Taproot`).
     Sign(client_cmd::SignArgs),
+    /// A PKP's Bitcoin addresses (P2WPKH, P2TR) and transactions spending its coins.
+    #[command(subcommand)]
+    Bitcoin(bitcoin_cmd::Command),
     /// Mint PKPs, grant and show their permissions, send ETH from them.
     #[command(subcommand)]
     Pkp(pkp_cmd::Command),
@@ -98,6 +103,7 @@ fn run() -> anyhow::Result<ExitCode> {
             Command::Node(args) => node_cmd::run(args).await,
             Command::Dev(args) => dev::run(args, cli.private_key.as_deref()).await,
             Command::Sign(args) => client_cmd::sign(&cli.network, cli.private_key.as_deref(), args).await,
+            Command::Bitcoin(command) => bitcoin_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Pkp(command) => pkp_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Action(command) => action_cmd::run(&cli.network, cli.private_key.as_deref(), command).await,
             Command::Encrypt(args) => encrypt_cmd::encrypt(&cli.network, args).await,

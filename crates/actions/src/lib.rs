@@ -248,8 +248,11 @@ pub enum HostOp {
         public_key: String,
         /// The name the client sees the signature under.
         sig_name: String,
-        /// `signAndCombineEcdsa`.
+        /// `signAndCombineEcdsa` / `signAndCombine`.
         combine: bool,
+        /// Lit's `signingScheme` (absent: `EcdsaK256Sha256`).
+        #[serde(default)]
+        signing_scheme: Option<String>,
     },
     /// Sign the EIP-191 hash of a message.
     SignMessage {

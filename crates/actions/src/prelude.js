@@ -187,6 +187,11 @@
       op("sign", { toSign: digest(toSign), publicKey: pubkey(publicKey), sigName: sigName(name), combine: false }),
     signAndCombineEcdsa: async ({ toSign, publicKey, sigName: name }) =>
       op("sign", { toSign: digest(toSign), publicKey: pubkey(publicKey), sigName: sigName(name), combine: true }),
+    // One call for every scheme (Lit's `signingScheme`): EcdsaK256Sha256 or SchnorrK256Taproot.
+    sign: async ({ toSign, publicKey, sigName: name, signingScheme = "EcdsaK256Sha256" }) =>
+      op("sign", { toSign: digest(toSign), publicKey: pubkey(publicKey), sigName: sigName(name), combine: false, signingScheme: String(signingScheme) }),
+    signAndCombine: async ({ toSign, publicKey, sigName: name, signingScheme = "EcdsaK256Sha256" }) =>
+      op("sign", { toSign: digest(toSign), publicKey: pubkey(publicKey), sigName: sigName(name), combine: true, signingScheme: String(signingScheme) }),
     ethPersonalSignMessageEcdsa: async ({ message, publicKey, sigName: name }) => {
       const bytes = typeof message === "string" ? Array.from(utf8Encode(message)) : toBytes(message, "message");
       return op("signMessage", { message: hex(bytes), publicKey: pubkey(publicKey), sigName: sigName(name) });

@@ -11,7 +11,7 @@ use sigil_tss::derive::{checksum_address, eth_address};
 use sigil_tss::ecdsa::{combine, SignatureShare};
 use sigil_tss::PartyId;
 
-use crate::{decode_point, request_id, Client, ClientError, NodeFailure, SignOutcome};
+use crate::{decode_point, request_id, Client, ClientError, Combiner, Made, NodeFailure, SchnorrOutcome, SignOutcome};
 
 /// The action to run.
 #[derive(Clone, Debug)]
@@ -29,8 +29,11 @@ pub struct ExecuteOutcome {
     pub response: Option<String>,
     /// The console lines of the first agreeing node.
     pub logs: Vec<String>,
-    /// The combined signatures by `sigName`, each verified against its PKP key.
+    /// The combined ECDSA signatures by `sigName`, each verified against its PKP key.
     pub signatures: BTreeMap<String, SignOutcome>,
+    /// The combined BIP-340 Schnorr signatures (`Lit.Actions.sign` with `SchnorrK256Taproot`)
+    /// by `sigName`, each verified against its PKP's taproot output key.
+    pub schnorr_signatures: BTreeMap<String, SchnorrOutcome>,
     /// The keys the action claimed (`Lit.Actions.claimKey`) by `keyId`, each with the network's
     /// attestation checked against the attester key: mint one with [`Client::claim_action_key`].
     pub claims: BTreeMap<String, ActionKeyClaim>,
@@ -230,9 +233,23 @@ impl Client {
             None => first.response.clone(),
         };
         let mut signatures = BTreeMap::new();
+        let mut schnorr_signatures = BTreeMap::new();
         let mut bad_nodes: Vec<(u32, String)> = Vec::new();
         // Claims' attestations are combined by `claims_of`.
         for (name, entry) in first.signatures.iter().filter(|(name, _)| !name.starts_with("claim/")) {
+            if !entry.signing_scheme.is_ecdsa() {
+                match self.combine_schnorr(group, name, entry) {
+                    Ok(outcome) => {
+                        schnorr_signatures.insert(name.clone(), outcome);
+                        continue;
+                    }
+                    Err(culprits) => {
+                        bad_nodes.extend(culprits.into_iter().map(|c| (c, name.clone())));
+                        self.name_bad_shares(&bad_nodes, failures);
+                        return None;
+                    }
+                }
+            }
             let point = decode_point(&entry.public_key)?;
             let hash: [u8; 32] = hex::decode(&entry.to_sign).ok()?.try_into().ok()?;
             let shares: Vec<SignatureShare> = group
@@ -289,6 +306,7 @@ impl Client {
             response,
             logs: first.logs.clone(),
             signatures,
+            schnorr_signatures,
             claims,
             agreeing: group.iter().map(|a| a.node_id).collect(),
             failures,
@@ -373,6 +391,71 @@ impl Client {
     }
 
     /// Adds a failure for each `(node, sigName)` whose share does not match its commitments.
+    /// Combines the Schnorr shares the agreeing answers carry for `name`: those of the signing
+    /// set whose members report the same commitments. `Err` with the nodes whose shares are wrong
+    /// (empty while the set's shares have not all arrived, or without trusted public shares).
+    fn combine_schnorr(
+        &self,
+        group: &[ExecuteResponse],
+        name: &str,
+        entry: &sigil_primitives::ActionShare,
+    ) -> Result<SchnorrOutcome, Vec<u32>> {
+        let package = self.ecdsa_package.as_ref().ok_or_else(Vec::new)?;
+        let key_id: [u8; 32] = entry
+            .key_id
+            .as_deref()
+            .and_then(|k| hex::decode(k).ok())
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(Vec::new)?;
+        let hash: [u8; 32] = hex::decode(&entry.to_sign)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(Vec::new)?;
+        let output_key = sigil_tss::schnorr::output_key(&self.ecdsa_root, &sigil_tss::derive::KeyId(key_id))
+            .map_err(|_| Vec::new())?;
+        let combiner = Combiner::Schnorr {
+            key_id: sigil_tss::derive::KeyId(key_id),
+            output_key,
+            package,
+        };
+        // Shares by the (set, material, commitments) their senders report; only a member of the
+        // set may answer for it.
+        type Group = (Vec<u32>, String, BTreeMap<u32, String>);
+        let mut sets: BTreeMap<Group, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+        for answer in group {
+            let Some(share) = answer.signatures.get(name).and_then(|e| e.share.as_ref()) else {
+                continue;
+            };
+            let Ok(bytes) = hex::decode(&share.share) else { continue };
+            if !share.participants.contains(&answer.node_id)
+                || share.commitments.keys().copied().collect::<Vec<u32>>() != share.participants
+            {
+                continue;
+            }
+            let key = (
+                share.participants.clone(),
+                share.presignature.clone(),
+                share.commitments.clone(),
+            );
+            sets.entry(key).or_default().insert(answer.node_id, bytes);
+        }
+        let ((signers, presignature, commitments), shares) = sets
+            .into_iter()
+            .find(|((members, _, _), shares)| members.iter().all(|m| shares.contains_key(m)))
+            .ok_or_else(Vec::new)?;
+        match combiner.combine(&hash, self.threshold, &shares, &commitments) {
+            Ok(Made::Schnorr(signature)) => Ok(SchnorrOutcome {
+                signature,
+                output_key,
+                presignature,
+                signers,
+                failures: Vec::new(),
+            }),
+            Ok(Made::Ecdsa(_)) => Err(Vec::new()),
+            Err((culprits, _)) => Err(culprits),
+        }
+    }
+
     fn name_bad_shares(&self, bad: &[(u32, String)], failures: &mut Vec<NodeFailure>) {
         for (node, name) in bad {
             let reason = format!(

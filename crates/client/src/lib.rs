@@ -27,6 +27,7 @@
 //! ```
 
 mod action;
+pub mod btc;
 mod connect;
 mod encryption;
 #[cfg(feature = "test-passkey")]
@@ -39,6 +40,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use action::{ActionCode, ActionKeyClaim, ExecuteOutcome};
+pub use btc::{BitcoinOutput, Coin};
 pub use connect::{
     epoch_confirmations, key_confirmations, EpochConfirmations, KeyConfirmations, Network, EPOCH_HEADER,
 };

@@ -168,7 +168,7 @@ impl StorageKey {
 
     /// Hex form, for writing a generated key into a config file.
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.as_ref()))
+        Zeroizing::new(hex::encode(&self.0[..]))
     }
 }
 

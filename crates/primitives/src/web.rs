@@ -237,6 +237,13 @@ pub struct ActionShare {
     pub public_key: String,
     /// The share (`None` when this node holds no share of the presignature).
     pub share: Option<SignResponse>,
+    /// The scheme signed with.
+    #[serde(default, skip_serializing_if = "SigningScheme::is_ecdsa")]
+    pub signing_scheme: SigningScheme,
+    /// Schnorr only: the PKP's key id (hex), which a combiner needs to check each share against
+    /// its node's derived public share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// `POST /web/actions` answer.

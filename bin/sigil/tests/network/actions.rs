@@ -37,7 +37,7 @@ fn keccak(data: &[u8]) -> [u8; 32] {
     Keccak256::digest(data).into()
 }
 
-fn cli(net: &Network, args: &[&str]) -> (bool, serde_json::Value, String) {
+pub(crate) fn cli(net: &Network, args: &[&str]) -> (bool, serde_json::Value, String) {
     let out = sigil()
         .arg("--network")
         .arg(net.network_file())
@@ -259,7 +259,7 @@ async fn run(client: &Client, code: &str, params: serde_json::Value) -> Result<E
     client.execute(ActionCode::Code(code.to_string()), params, None).await
 }
 
-fn error_code(result: Result<ExecuteOutcome, ClientError>) -> (String, String) {
+pub(crate) fn error_code(result: Result<ExecuteOutcome, ClientError>) -> (String, String) {
     match result {
         Err(ClientError::Action { code, message, .. }) => (code, message),
         Ok(outcome) => panic!("expected an error, got {:?}", outcome.response),
@@ -268,7 +268,7 @@ fn error_code(result: Result<ExecuteOutcome, ClientError>) -> (String, String) {
 }
 
 /// Mints a PKP owned by the dev wallet and permits `code`'s CID for it; returns the public key.
-fn permit(net: &Network, token: &str, code: &str) {
+pub(crate) fn permit(net: &Network, token: &str, code: &str) {
     let cid = sigil_primitives::Cid::of_file(code.as_bytes()).unwrap().to_string();
     let (ok, _, stderr) = cli(net, &["pkp", "grant-action", token, "--cid", &cid]);
     assert!(ok, "{stderr}");

@@ -232,3 +232,192 @@ async fn an_allocator_binding_schnorr_nonces_to_two_messages_gets_no_second_shar
         );
     }
 }
+
+/// Checks input `index` of `tx` with Bitcoin Core's script interpreter (libbitcoinconsensus,
+/// every consensus rule through taproot), given every coin the transaction spends.
+fn bitcoin_core_accepts(tx: &[u8], spent: &[sigil_client::btc::bitcoin::TxOut], index: usize) -> Result<(), String> {
+    let utxos: Vec<bitcoinconsensus::Utxo> = spent
+        .iter()
+        .map(|o| bitcoinconsensus::Utxo {
+            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
+            script_pubkey_len: o.script_pubkey.len() as u32,
+            value: o.value.to_sat() as i64,
+        })
+        .collect();
+    let coin = &spent[index];
+    bitcoinconsensus::verify(
+        coin.script_pubkey.as_bytes(),
+        coin.value.to_sat(),
+        tx,
+        Some(&utxos),
+        index,
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bitcoin_transaction_spending_a_pkps_p2wpkh_and_p2tr_coins_passes_bitcoin_cores_script_checks() {
+    use sigil_client::btc::bitcoin::{
+        self, absolute, transaction, Amount, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness,
+    };
+    use sigil_client::{BitcoinOutput, Coin};
+
+    let mut net = Network::start(4, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let key = KeyRef::KeyId(owned.key_ids[0]);
+    let p2wpkh = client
+        .pkp_bitcoin_address(key, BitcoinOutput::P2wpkh, bitcoin::Network::Regtest)
+        .unwrap();
+    let p2tr = client
+        .pkp_bitcoin_address(key, BitcoinOutput::P2tr, bitcoin::Network::Regtest)
+        .unwrap();
+    assert!(p2wpkh.to_string().starts_with("bcrt1q"), "{p2wpkh}");
+    assert!(p2tr.to_string().starts_with("bcrt1p"), "{p2tr}");
+    // The P2TR address encodes the BIP-341 output key computed here independently.
+    let internal = derive_public_key(client.ecdsa_root(), &KeyId(owned.key_ids[0]));
+    let tweaked = bip341_output_key(&internal);
+    assert_eq!(&p2tr.script_pubkey().as_bytes()[2..], &tweaked[..]);
+
+    // A transaction paying the PKP on both of its addresses…
+    let funding = bitcoin::Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(50_000),
+                script_pubkey: p2wpkh.script_pubkey(),
+            },
+            TxOut {
+                value: Amount::from_sat(70_000),
+                script_pubkey: p2tr.script_pubkey(),
+            },
+        ],
+    };
+    let txid = funding.compute_txid();
+    let coins = [
+        Coin {
+            outpoint: OutPoint { txid, vout: 0 },
+            amount: Amount::from_sat(50_000),
+            output: BitcoinOutput::P2wpkh,
+        },
+        Coin {
+            outpoint: OutPoint { txid, vout: 1 },
+            amount: Amount::from_sat(70_000),
+            output: BitcoinOutput::P2tr,
+        },
+    ];
+    // … and one spending both coins, back to the PKP's P2TR address and its P2WPKH one.
+    let outputs = vec![
+        TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: p2tr.script_pubkey(),
+        },
+        TxOut {
+            value: Amount::from_sat(19_000),
+            script_pubkey: p2wpkh.script_pubkey(),
+        },
+    ];
+    let spend = client
+        .pkp_bitcoin_spend(key, &coins, outputs, &owned.auth)
+        .await
+        .unwrap();
+    let bytes = bitcoin::consensus::serialize(&spend);
+    for index in 0..2 {
+        bitcoin_core_accepts(&bytes, &funding.output, index)
+            .unwrap_or_else(|e| panic!("Bitcoin Core refuses input {index}: {e}"));
+    }
+    // The signatures cover what they should: a transaction changed after signing is refused.
+    let mut changed = spend.clone();
+    changed.output[1].value = Amount::from_sat(19_500);
+    let changed = bitcoin::consensus::serialize(&changed);
+    for index in 0..2 {
+        assert!(
+            bitcoin_core_accepts(&changed, &funding.output, index).is_err(),
+            "input {index} still valid"
+        );
+    }
+    // A spend paying out more than the coins hold is refused before anything is signed.
+    let greedy = vec![TxOut {
+        value: Amount::from_sat(120_001),
+        script_pubkey: p2tr.script_pubkey(),
+    }];
+    let err = client
+        .pkp_bitcoin_spend(key, &coins, greedy, &owned.auth)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("exceed"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_signs_by_schnorr_with_sign_and_sign_and_combine_and_both_verify_under_bip340() {
+    use crate::actions::{cli, error_code, permit};
+    use sigil_client::ActionCode;
+
+    let mut net = Network::start(4, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
+    assert!(ok, "{stderr}");
+    let token = minted["tokenId"].as_str().unwrap().to_string();
+    let public_key = minted["publicKey"].as_str().unwrap().to_string();
+    let key_id: [u8; 32] = hex::decode(minted["keyId"].as_str().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let code = r#"(async () => {
+        const combined = await Lit.Actions.signAndCombine({ toSign: new Uint8Array(32).fill(9), publicKey, sigName: "c", signingScheme: "SchnorrK256Taproot" });
+        await Lit.Actions.sign({ toSign: new Uint8Array(32).fill(5), publicKey, sigName: "s", signingScheme: "SchnorrK256Taproot" });
+        await Lit.Actions.sign({ toSign: new Uint8Array(32).fill(6), publicKey, sigName: "e" });
+        Lit.Actions.setResponse({ response: combined });
+    })();"#;
+    let unknown = r#"(async () => {
+        await Lit.Actions.sign({ toSign: new Uint8Array(32).fill(5), publicKey, sigName: "x", signingScheme: "SchnorrEd448Shake256" });
+    })();"#;
+    for c in [code, unknown] {
+        permit(&net, &token, c);
+    }
+    let params = serde_json::json!({ "publicKey": public_key });
+    let outcome = client
+        .execute(ActionCode::Code(code.to_string()), params.clone(), None)
+        .await
+        .unwrap();
+    let output_key = bip341_output_key(&derive_public_key(client.ecdsa_root(), &KeyId(key_id)));
+    let verify = |message: [u8; 32], key: &[u8], signature: &[u8]| {
+        let key = k256::schnorr::VerifyingKey::from_bytes(key).unwrap();
+        let signature = k256::schnorr::Signature::try_from(signature).unwrap();
+        key.verify_raw(&message, &signature).is_ok()
+    };
+    // signAndCombine: the whole signature inside the action.
+    let combined: serde_json::Value = serde_json::from_str(outcome.response.as_deref().unwrap()).unwrap();
+    let key = hex::decode(combined["publicKey"].as_str().unwrap()).unwrap();
+    assert_eq!(key, output_key, "signAndCombine reports another key");
+    let signature = hex::decode(combined["signature"].as_str().unwrap()).unwrap();
+    assert!(
+        verify([9; 32], &key, &signature),
+        "signAndCombine's signature does not verify"
+    );
+    // sign: shares to the client, combined and checked there.
+    let s = &outcome.schnorr_signatures["s"];
+    assert_eq!(s.output_key, output_key);
+    assert!(
+        verify([5; 32], &s.output_key, &s.signature),
+        "sign's Schnorr signature does not verify"
+    );
+    assert_eq!(s.signers.len(), client.threshold());
+    // The same call without a scheme is ECDSA, as before.
+    assert!(outcome.signatures["e"]
+        .signature
+        .verify(&derive_public_key(client.ecdsa_root(), &KeyId(key_id)), &[6; 32]));
+    let (code, message) = error_code(
+        client
+            .execute(ActionCode::Code(unknown.to_string()), params, None)
+            .await,
+    );
+    assert_eq!(code, "UNSUPPORTED_SCHEME", "{message}");
+}

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sigil_actions::{Completion, Host, HostError, HostOp};
 use sigil_chain::alloy::primitives::{eip191_hash_message, Address, U256};
 use sigil_chain::attester_key_id;
-use sigil_primitives::{ActionClaim, ActionShare, Cid};
+use sigil_primitives::{ActionClaim, ActionShare, Cid, SigningScheme};
 use sigil_tss::derive::{uncompressed, KeyId};
 use sigil_tss::ecdsa::{self, SignatureShare};
 use sigil_tss::k256::elliptic_curve::sec1::FromEncodedPoint;
@@ -241,9 +241,23 @@ impl HostInner {
                 public_key,
                 sig_name,
                 combine,
+                signing_scheme,
             } => {
                 let hash = hex_bytes::<32>("toSign", &to_sign).map_err(host_error)?;
-                self.sign(hash, &public_key, &sig_name, combine, action).await
+                let scheme = match signing_scheme.as_deref() {
+                    None => SigningScheme::EcdsaK256Sha256,
+                    Some(name) => SigningScheme::parse(name).ok_or_else(|| {
+                        let names: Vec<&str> = SigningScheme::ALL.iter().map(|s| s.name()).collect();
+                        HostError::new(
+                            "UNSUPPORTED_SCHEME",
+                            format!(
+                                "signingScheme {name:?} is not one Sigil signs with ({})",
+                                names.join(", ")
+                            ),
+                        )
+                    })?,
+                };
+                self.sign(hash, &public_key, &sig_name, combine, action, scheme).await
             }
             HostOp::SignMessage {
                 message,
@@ -251,8 +265,15 @@ impl HostInner {
                 sig_name,
             } => {
                 let bytes = hex::decode(&message).map_err(|e| bad(format!("message: not hex ({e})")))?;
-                self.sign(eip191_hash_message(&bytes).0, &public_key, &sig_name, false, action)
-                    .await
+                self.sign(
+                    eip191_hash_message(&bytes).0,
+                    &public_key,
+                    &sig_name,
+                    false,
+                    action,
+                    SigningScheme::EcdsaK256Sha256,
+                )
+                .await
             }
             HostOp::Fetch {
                 url,
@@ -502,7 +523,16 @@ impl HostInner {
         let key_id = KeyId(action_key_id(&cid));
         let point = self.node.pkp_public_key(keys.ecdsa.public_key(), &key_id);
         let hash: [u8; 32] = Sha256::digest(message).into();
-        self.sign_with(&epoch, point, key_id, hash, sig_name, true).await
+        self.sign_with(
+            &epoch,
+            point,
+            key_id,
+            hash,
+            sig_name,
+            true,
+            SigningScheme::EcdsaK256Sha256,
+        )
+        .await
     }
 
     /// `getActionPublicKey`: the uncompressed public key of action `cid`, 0x-hex.
@@ -555,6 +585,8 @@ impl HostInner {
             to_sign: hex::encode(digest),
             public_key: hex::encode(uncompressed(&attester)),
             share,
+            signing_scheme: SigningScheme::EcdsaK256Sha256,
+            key_id: None,
         };
         if let Ok(mut signed) = self.signed.lock() {
             signed.insert(sig_name, entry);
@@ -667,7 +699,8 @@ impl HostInner {
         node.mailbox.put(self.request, topic, node.me, value);
     }
 
-    /// A signature share for `hash` under the PKP `public_key`, if action `action` may use it.
+    /// A signature share of `scheme` for `hash` under the PKP `public_key`, if action `action`
+    /// may use it.
     async fn sign(
         &self,
         hash: [u8; 32],
@@ -675,6 +708,7 @@ impl HostInner {
         sig_name: &str,
         combine: bool,
         action: &str,
+        scheme: SigningScheme,
     ) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
         self.reserve_sig_name(sig_name)?;
@@ -716,12 +750,13 @@ impl HostInner {
             ));
         }
         node.remember_key(KeyId(key_id), &public_bytes, &sigil_tss::derive::token_id(&point));
-        self.sign_with(&epoch, point, KeyId(key_id), hash, sig_name, combine)
+        self.sign_with(&epoch, point, KeyId(key_id), hash, sig_name, combine, scheme)
             .await
     }
 
-    /// Signs `hash` with the key `key_id` (whose public key is `point`) under this run's
-    /// `sig_name`: this node's share for the client, or with `combine` the whole signature.
+    /// Signs `hash` by `scheme` with the key `key_id` (whose public key is `point`) under this
+    /// run's `sig_name`: this node's share for the client, or with `combine` the whole signature.
+    #[allow(clippy::too_many_arguments)]
     async fn sign_with(
         &self,
         epoch: &Arc<crate::epoch::Epoch>,
@@ -730,13 +765,14 @@ impl HostInner {
         hash: [u8; 32],
         sig_name: &str,
         combine: bool,
+        scheme: SigningScheme,
     ) -> Result<serde_json::Value, HostError> {
         let node = &self.node;
         let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
         let root = *keys.ecdsa.public_key();
         let public_bytes = uncompressed(&point);
         let request = signature_request(&self.request, sig_name);
-        let share = match threshold_share(node, epoch, &root, sigil_primitives::SigningScheme::EcdsaK256Sha256, key_id, hash, request, &[]).await {
+        let share = match threshold_share(node, epoch, &root, scheme, key_id, hash, request, &[]).await {
             Ok(share) => Some(share),
             // This node holds no share of the presignature: the others sign.
             Err(e) if e.code() == "NOT_A_SIGNER" => None,
@@ -758,6 +794,8 @@ impl HostInner {
                 to_sign: hex::encode(hash),
                 public_key: hex::encode(public_bytes),
                 share,
+                signing_scheme: scheme,
+                key_id: (!scheme.is_ecdsa()).then(|| hex::encode(key_id.0)),
             };
             if let Ok(mut signed) = self.signed.lock() {
                 signed.insert(sig_name.to_string(), entry);
@@ -770,6 +808,11 @@ impl HostInner {
             self.send_all(&topic, serde_json::to_string(share).unwrap_or_default());
         }
         let threshold = epoch.threshold;
+        if scheme == SigningScheme::SchnorrK256Taproot {
+            return self
+                .combine_schnorr(epoch, &root, &key_id, &hash, sig_name, &topic)
+                .await;
+        }
         let mut tried = 0;
         let mut found = None;
         node.mailbox
@@ -806,6 +849,81 @@ impl HostInner {
             "r": format!("{prefix}{}", hex::encode(signature.r)),
             "s": hex::encode(signature.s),
             "v": signature.recovery_id,
+        })
+        .to_string();
+        Ok(serde_json::Value::String(text))
+    }
+}
+
+impl HostInner {
+    /// `signAndCombine` with `SchnorrK256Taproot`: the signing set's shares from the mailbox,
+    /// each checked against its node's public share and the set's agreed commitments, combined
+    /// into a BIP-340 signature under the PKP's taproot output key. Resolves to the JSON text
+    /// `{"signature": hex (64 bytes), "publicKey": hex (x-only output key)}`.
+    async fn combine_schnorr(
+        &self,
+        epoch: &Arc<crate::epoch::Epoch>,
+        root: &ProjectivePoint,
+        key_id: &KeyId,
+        hash: &[u8; 32],
+        sig_name: &str,
+        topic: &str,
+    ) -> Result<serde_json::Value, HostError> {
+        use sigil_tss::schnorr::{combine, Commitment, SchnorrShare};
+        let keys = epoch.keys().ok_or_else(|| host_error(Error::not_ready()))?;
+        let threshold = epoch.threshold;
+        let mut tried = 0;
+        let mut found = None;
+        self.node
+            .mailbox
+            .wait(self.request, topic, COLLECT_WAIT, |values| {
+                if values.len() < threshold || values.len() == tried {
+                    return false;
+                }
+                tried = values.len();
+                // Shares grouped by the commitments their senders report; a group of the whole
+                // signing set is tried.
+                let mut groups: BTreeMap<BTreeMap<u32, String>, Vec<SchnorrShare>> = BTreeMap::new();
+                for (from, text) in values {
+                    let Ok(response) = serde_json::from_str::<sigil_primitives::SignResponse>(text) else {
+                        continue;
+                    };
+                    let Some(share) = hex::decode(&response.share)
+                        .ok()
+                        .and_then(|b| SchnorrShare::from_bytes(&b, PartyId(*from)).ok())
+                    else {
+                        continue;
+                    };
+                    groups.entry(response.commitments).or_default().push(share);
+                }
+                for (commitments, shares) in groups.into_iter().filter(|(c, s)| s.len() == c.len()) {
+                    let agreed: Option<BTreeMap<PartyId, Commitment>> = commitments
+                        .iter()
+                        .map(|(id, text)| {
+                            let bytes = hex::decode(text).ok()?;
+                            Some((PartyId(*id), Commitment::from_bytes(&bytes, PartyId(*id)).ok()?))
+                        })
+                        .collect();
+                    let Some(agreed) = agreed else { continue };
+                    if let Ok(signature) = combine(keys.ecdsa.public(), key_id, hash, &agreed, &shares) {
+                        found = Some(signature);
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+        let signature = found.ok_or_else(|| {
+            HostError::new(
+                "COMBINE_FAILED",
+                format!("signAndCombine {sig_name:?} (SchnorrK256Taproot): the signing set's valid shares did not all arrive from the other nodes"),
+            )
+        })?;
+        let output_key =
+            sigil_tss::schnorr::output_key(root, key_id).map_err(|e| host_error(Error::internal(e.to_string())))?;
+        let text = json!({
+            "signature": hex::encode(signature),
+            "publicKey": hex::encode(output_key),
         })
         .to_string();
         Ok(serde_json::Value::String(text))
