@@ -23,9 +23,9 @@ pub enum Command {
         /// The PKP's token id (decimal or 0x hex).
         #[arg(long)]
         token_id: Option<String>,
-        /// bitcoin, testnet, signet or regtest.
+        /// The Bitcoin network: bitcoin, testnet, signet or regtest.
         #[arg(long, default_value = "bitcoin")]
-        network: String,
+        chain: String,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -45,14 +45,15 @@ pub enum Command {
         /// An output: `ADDRESS:SATS` (repeat). What the coins hold beyond them is the fee.
         #[arg(long = "to", required = true)]
         outputs: Vec<String>,
-        /// bitcoin, testnet, signet or regtest (the outputs' addresses must be of it).
+        /// The Bitcoin network: bitcoin, testnet, signet or regtest (the outputs' addresses must
+        /// be of it).
         #[arg(long, default_value = "bitcoin")]
-        network: String,
+        chain: String,
     },
 }
 
 fn network_arg(text: &str) -> anyhow::Result<bitcoin::Network> {
-    bitcoin::Network::from_str(text).with_context(|| format!("--network {text:?}: bitcoin, testnet, signet or regtest"))
+    bitcoin::Network::from_str(text).with_context(|| format!("--chain {text:?}: bitcoin, testnet, signet or regtest"))
 }
 
 /// `TXID:VOUT:SATS:KIND`.
@@ -100,10 +101,10 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
         Command::Address {
             key_id,
             token_id,
-            network,
+            chain,
             json,
         } => {
-            let network = network_arg(&network)?;
+            let network = network_arg(&chain)?;
             let key = KeyRef::KeyId(key_id_arg(&file, key_id.as_deref(), token_id.as_deref()).await?);
             let client = Client::connect(&file.network()?).await?;
             let p2wpkh = client.pkp_bitcoin_address(key, BitcoinOutput::P2wpkh, network)?;
@@ -123,9 +124,9 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             token_id,
             coins,
             outputs,
-            network,
+            chain,
         } => {
-            let network = network_arg(&network)?;
+            let network = network_arg(&chain)?;
             let coins = coins.iter().map(|c| coin_arg(c)).collect::<anyhow::Result<Vec<_>>>()?;
             let outputs = outputs
                 .iter()

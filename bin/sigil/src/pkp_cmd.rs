@@ -1,4 +1,5 @@
-//! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them; and
+//! `sigil pkp …`: mint PKPs, manage their permissions, show them, send ETH from them, sign Cosmos
+//! transfers from them; and
 //! `sigil admin record-keys`. Uses `sigil::network`.
 
 use std::path::{Path, PathBuf};
@@ -134,6 +135,50 @@ pub enum Command {
         /// Print one JSON object (txHash, from, to, value, status).
         #[arg(long)]
         json: bool,
+    },
+    /// Print a PKP's account address on a Cosmos SDK chain.
+    CosmosAddress {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The chain's bech32 account prefix.
+        #[arg(long, default_value = "cosmos")]
+        prefix: String,
+    },
+    /// Sign a bank `MsgSend` from a PKP's Cosmos account in SIGN_MODE_DIRECT and print the
+    /// `TxRaw` (base64, for `/cosmos/tx/v1beta1/txs`); nothing is broadcast.
+    CosmosSign {
+        /// Token id (decimal or 0x hex).
+        token: String,
+        /// The chain id.
+        #[arg(long)]
+        chain_id: String,
+        /// The chain's bech32 account prefix.
+        #[arg(long, default_value = "cosmos")]
+        prefix: String,
+        /// The PKP's account number on the chain.
+        #[arg(long)]
+        account_number: u64,
+        /// The PKP's next sequence number on the chain.
+        #[arg(long)]
+        sequence: u64,
+        /// The recipient's address.
+        #[arg(long)]
+        to: String,
+        /// The amount, in `--denom`.
+        #[arg(long)]
+        amount: u128,
+        /// The denomination.
+        #[arg(long, default_value = "uatom")]
+        denom: String,
+        /// The fee, in `--denom`.
+        #[arg(long, default_value_t = 5000)]
+        fee: u128,
+        /// The gas limit.
+        #[arg(long, default_value_t = 200_000)]
+        gas: u64,
+        /// The memo.
+        #[arg(long, default_value = "")]
+        memo: String,
     },
 }
 
@@ -367,6 +412,48 @@ pub async fn run(network_path: &Path, private_key: Option<&str>, command: Comman
             if !status {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::CosmosAddress { token: t, prefix } => {
+            let key_id = key_id_of(&ctx.network, token(&t)?).await?;
+            let client = ctx.client().await?;
+            println!(
+                "{}",
+                client.pkp_cosmos_address(sigil_client::KeyRef::KeyId(key_id), &prefix)?
+            );
+        }
+        Command::CosmosSign {
+            token: t,
+            chain_id,
+            prefix,
+            account_number,
+            sequence,
+            to,
+            amount,
+            denom,
+            fee,
+            gas,
+            memo,
+        } => {
+            let key_id = key_id_of(&ctx.network, token(&t)?).await?;
+            let client = ctx.client().await?;
+            let auth = auth_sig(&client, &ctx.signer).await?;
+            let send = sigil_client::CosmosSend {
+                chain_id,
+                prefix,
+                account_number,
+                sequence,
+                to,
+                amount,
+                denom,
+                fee,
+                gas_limit: gas,
+                memo,
+            };
+            let tx = client
+                .pkp_cosmos_send(sigil_client::KeyRef::KeyId(key_id), &send, &auth)
+                .await?;
+            use base64::Engine;
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(tx));
         }
     }
     Ok(ExitCode::SUCCESS)

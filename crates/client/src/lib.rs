@@ -29,6 +29,7 @@
 mod action;
 pub mod btc;
 mod connect;
+pub mod cosmos;
 mod encryption;
 #[cfg(feature = "test-passkey")]
 pub mod passkey;
@@ -44,6 +45,7 @@ pub use btc::{BitcoinOutput, Coin};
 pub use connect::{
     epoch_confirmations, key_confirmations, EpochConfirmations, KeyConfirmations, Network, EPOCH_HEADER,
 };
+pub use cosmos::CosmosSend;
 pub use encryption::{Decrypted, Encrypted, ENCRYPTED_VERSION};
 use futures::stream::{FuturesUnordered, StreamExt};
 pub use pkp::{MintedPkp, PkpSigner};

@@ -421,3 +421,230 @@ async fn an_action_signs_by_schnorr_with_sign_and_sign_and_combine_and_both_veri
     );
     assert_eq!(code, "UNSUPPORTED_SCHEME", "{message}");
 }
+
+/// Runs `cosmos_verify.js` (CosmJS, pinned in `tools/`) on a signed transaction.
+fn cosmjs_verify(tx: &[u8], chain_id: &str, account_number: u64, prefix: &str) -> serde_json::Value {
+    use base64::Engine;
+    let tools = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/node_modules");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/network/cosmos_verify.js");
+    let out = std::process::Command::new("node")
+        .env("NODE_PATH", tools)
+        .arg(script)
+        .arg(base64::engine::general_purpose::STANDARD.encode(tx))
+        .arg(chain_id)
+        .arg(account_number.to_string())
+        .arg(prefix)
+        .output()
+        .expect("node runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "CosmJS said: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cosmos_bank_send_signed_by_a_pkp_in_sign_mode_direct_verifies_with_cosmjs_and_the_cli_signs_for_cosmos_bitcoin_and_taproot(
+) {
+    use sigil_client::CosmosSend;
+
+    let mut net = Network::start(4, 8, |_| vec![]).await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 2).await;
+    let key = KeyRef::KeyId(owned.key_ids[0]);
+    let address = client.pkp_cosmos_address(key, "cosmos").unwrap();
+    assert!(address.starts_with("cosmos1"), "{address}");
+    let other = client
+        .pkp_cosmos_address(KeyRef::KeyId(owned.key_ids[1]), "cosmos")
+        .unwrap();
+    let send = CosmosSend {
+        chain_id: "sigil-test-1".into(),
+        prefix: "cosmos".into(),
+        account_number: 42,
+        sequence: 7,
+        to: other.clone(),
+        amount: 1_234_567,
+        denom: "uatom".into(),
+        fee: 5_000,
+        gas_limit: 200_000,
+        memo: "from a PKP".into(),
+    };
+    let tx = client.pkp_cosmos_send(key, &send, &owned.auth).await.unwrap();
+    let checked = cosmjs_verify(&tx, "sigil-test-1", 42, "cosmos");
+    assert_eq!(checked["verified"], true, "{checked}");
+    assert_eq!(checked["address"], address, "CosmJS derives another address: {checked}");
+    assert_eq!(checked["from"], address, "{checked}");
+    assert_eq!(checked["to"], other, "{checked}");
+    assert_eq!(checked["amount"], serde_json::json!(["1234567uatom"]), "{checked}");
+    assert_eq!(checked["signMode"], 1, "not SIGN_MODE_DIRECT: {checked}");
+    assert_eq!(checked["sequence"], "7", "{checked}");
+    // The signature binds the chain and the account: on another chain id or account number it
+    // does not verify.
+    assert_eq!(cosmjs_verify(&tx, "sigil-test-2", 42, "cosmos")["verified"], false);
+    assert_eq!(cosmjs_verify(&tx, "sigil-test-1", 43, "cosmos")["verified"], false);
+    // Another chain's prefix gives the same key another address; a recipient of another prefix is refused.
+    let osmo = client.pkp_cosmos_address(key, "osmo").unwrap();
+    assert!(osmo.starts_with("osmo1"));
+    let wrong = CosmosSend { to: osmo, ..send };
+    let err = client.pkp_cosmos_send(key, &wrong, &owned.auth).await.unwrap_err();
+    assert!(err.to_string().contains("prefix"), "{err}");
+
+    // The same from the CLI, for a PKP minted by it: its Cosmos address, a signed transfer CosmJS
+    // accepts, its Bitcoin addresses, and a BIP-340 signature from `sigil sign --scheme`.
+    use crate::actions::cli;
+    let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
+    assert!(ok, "{stderr}");
+    let token = minted["tokenId"].as_str().unwrap().to_string();
+    let key_id: [u8; 32] = hex::decode(minted["keyId"].as_str().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let (ok, printed, stderr) = cli(&net, &["pkp", "cosmos-address", &token, "--prefix", "cosmos"]);
+    assert!(ok, "{stderr}");
+    let cli_address = printed.as_str().unwrap().trim().to_string();
+    assert_eq!(
+        cli_address,
+        client.pkp_cosmos_address(KeyRef::KeyId(key_id), "cosmos").unwrap()
+    );
+    let (ok, printed, stderr) = cli(
+        &net,
+        &[
+            "pkp",
+            "cosmos-sign",
+            &token,
+            "--chain-id",
+            "sigil-test-1",
+            "--account-number",
+            "3",
+            "--sequence",
+            "0",
+            "--to",
+            &other,
+            "--amount",
+            "10",
+            "--denom",
+            "uatom",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let tx = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(printed.as_str().unwrap().trim())
+            .unwrap()
+    };
+    let checked = cosmjs_verify(&tx, "sigil-test-1", 3, "cosmos");
+    assert_eq!(
+        (checked["verified"].clone(), checked["from"].clone()),
+        (true.into(), cli_address.into()),
+        "{checked}"
+    );
+    let (ok, printed, stderr) = cli(
+        &net,
+        &[
+            "bitcoin",
+            "address",
+            "--token-id",
+            &token,
+            "--chain",
+            "regtest",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let p2tr = client
+        .pkp_bitcoin_address(
+            KeyRef::KeyId(key_id),
+            sigil_client::BitcoinOutput::P2tr,
+            sigil_client::btc::bitcoin::Network::Regtest,
+        )
+        .unwrap();
+    assert_eq!(printed["p2tr"], p2tr.to_string(), "{printed}");
+    assert!(printed["p2wpkh"].as_str().unwrap().starts_with("bcrt1q"), "{printed}");
+    // `sigil bitcoin spend`: a coin of each kind (the funding transaction need not exist: the
+    // sighashes commit to the coins' outpoints, scripts and amounts), checked by Bitcoin Core.
+    let funding = hex::encode(random::<32>());
+    let p2wpkh_coin = format!("{funding}:0:50000:p2wpkh");
+    let p2tr_coin = format!("{funding}:1:30000:p2tr");
+    let to = format!("{p2tr}:79000");
+    let (ok, printed, stderr) = cli(
+        &net,
+        &[
+            "bitcoin",
+            "spend",
+            "--token-id",
+            &token,
+            "--coin",
+            &p2wpkh_coin,
+            "--coin",
+            &p2tr_coin,
+            "--to",
+            &to,
+            "--chain",
+            "regtest",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let raw = hex::decode(printed.as_str().unwrap().trim()).unwrap();
+    let p2wpkh = client
+        .pkp_bitcoin_address(
+            KeyRef::KeyId(key_id),
+            sigil_client::BitcoinOutput::P2wpkh,
+            sigil_client::btc::bitcoin::Network::Regtest,
+        )
+        .unwrap();
+    let spent = [
+        sigil_client::btc::bitcoin::TxOut {
+            value: sigil_client::btc::bitcoin::Amount::from_sat(50_000),
+            script_pubkey: p2wpkh.script_pubkey(),
+        },
+        sigil_client::btc::bitcoin::TxOut {
+            value: sigil_client::btc::bitcoin::Amount::from_sat(30_000),
+            script_pubkey: p2tr.script_pubkey(),
+        },
+    ];
+    for index in 0..2 {
+        bitcoin_core_accepts(&raw, &spent, index)
+            .unwrap_or_else(|e| panic!("input {index} of `sigil bitcoin spend`: {e}"));
+    }
+    let message = random::<32>();
+    let (ok, printed, stderr) = cli(
+        &net,
+        &[
+            "sign",
+            "--token-id",
+            &token,
+            "--hash",
+            &hex::encode(message),
+            "--scheme",
+            "SchnorrK256Taproot",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let key = hex::decode(printed["outputKey"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let signature = hex::decode(printed["signature"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    assert_eq!(
+        key,
+        bip341_output_key(&derive_public_key(client.ecdsa_root(), &KeyId(key_id)))
+    );
+    let verifying = k256::schnorr::VerifyingKey::from_bytes(&key).unwrap();
+    verifying
+        .verify_raw(&message, &k256::schnorr::Signature::try_from(&signature[..]).unwrap())
+        .unwrap();
+    let (ok, _, stderr) = cli(
+        &net,
+        &[
+            "sign",
+            "--token-id",
+            &token,
+            "--hash",
+            &hex::encode(message),
+            "--scheme",
+            "Ed448",
+        ],
+    );
+    assert!(!ok && stderr.contains("unknown signing scheme"), "{stderr}");
+}
