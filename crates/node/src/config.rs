@@ -39,7 +39,8 @@ pub struct NodeConfig {
     #[serde(default = "default_stock")]
     pub presign_stock: usize,
     /// Refilling starts when the stock falls below this (default: `presign_stock`, i.e. refill at
-    /// once); it then runs until the stock is full again.
+    /// once); it then runs until the stock is full again. The Schnorr nonce stock follows the
+    /// same rule (below this, or below `schnorr_stock` if that is smaller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presign_refill_below: Option<usize>,
     /// Presignatures generated at once.

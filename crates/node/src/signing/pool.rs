@@ -72,8 +72,9 @@ const LEASE_AHEAD: usize = 32;
 const MAX_PENDING_RECORDS: usize = 65_536;
 /// How long a Schnorr nonce run (commit, exchange, confirm: two rounds) may take.
 const SCHNORR_DEADLINE: Duration = Duration::from_secs(15);
-/// Schnorr nonce runs ordered at once (each is two message rounds and no heavy work).
-const SCHNORR_PARALLEL: usize = 4;
+/// Schnorr nonce runs ordered at once (each is two message rounds and no heavy work; members
+/// join at most [`MAX_MEMBER_RUNS_PER_OWNER`] of one owner's at once).
+const SCHNORR_PARALLEL: usize = 8;
 
 /// The scheme whose material slot `seq` holds (slot numbers from [`SCHNORR_SLOTS`] up are
 /// Schnorr nonces).
@@ -224,7 +225,7 @@ pub async fn run(node: Arc<Node>) {
             SigningScheme::SchnorrK256Taproot,
             config.schnorr_stock,
             SCHNORR_PARALLEL,
-            None,
+            config.presign_refill_below,
         ),
     ];
     // Slots of sets with a node down are kept for when it returns, up to this many in all.
