@@ -1,6 +1,7 @@
-//! The two groups Sigil shares keys in, behind one small trait so that DKG, resharing and refresh are
-//! written once: secp256k1 (ECDSA, PKPs) and BLS12-381 G1 (the network's encryption key; signatures
-//! live in G2, as in blsful's `Bls12381G2Impl`).
+//! The groups Sigil shares keys in, behind one small trait so that DKG, resharing and refresh are
+//! written once: secp256k1 (ECDSA and BIP-340 PKPs), BLS12-381 G1 (the network's encryption key;
+//! signatures live in G2, as in blsful's `Bls12381G2Impl`) and edwards25519's prime-order subgroup
+//! (Ed25519 keys).
 
 use ff::{Field, PrimeField};
 use group::{Group, GroupEncoding};
@@ -58,6 +59,37 @@ impl Curve for Bls12381G1 {
     fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> Self::Scalar {
         use blsful::inner_types::ExpandMsgXmd;
         Self::Scalar::hash::<ExpandMsgXmd<sha2::Sha256>>(msg, dst)
+    }
+}
+
+/// edwards25519's prime-order subgroup (the group of Ed25519 keys). Points are compressed
+/// Edwards y-coordinates; decoding refuses any point outside the prime-order subgroup, so a
+/// peer cannot slip a small-order component into a commitment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ed25519;
+
+impl Curve for Ed25519 {
+    const NAME: &'static str = "ed25519";
+    const SCALAR_LEN: usize = 32;
+    const POINT_LEN: usize = 32;
+    type Scalar = curve25519_dalek::Scalar;
+    type Point = curve25519_dalek::edwards::SubgroupPoint;
+
+    /// RFC 9380 `hash_to_field` for the Ed25519 scalar field: `expand_message_xmd` with
+    /// SHA-512, 48 bytes, read big-endian and reduced mod ℓ.
+    fn hash_to_scalar(dst: &[u8], msg: &[u8]) -> Self::Scalar {
+        use k256::elliptic_curve::hash2curve::{ExpandMsg, ExpandMsgXmd, Expander};
+        debug_assert!(dst.len() <= 255, "domain separation tag too long");
+        let mut uniform = [0u8; 48];
+        // Fails only for a DST over 255 bytes or an output over 255·64 bytes: neither happens.
+        if let Ok(mut expander) = ExpandMsgXmd::<sha2::Sha512>::expand_message(&[msg], &[dst], uniform.len()) {
+            expander.fill_bytes(&mut uniform);
+        }
+        let mut wide = [0u8; 64];
+        for (to, from) in wide.iter_mut().zip(uniform.iter().rev()) {
+            *to = *from;
+        }
+        curve25519_dalek::Scalar::from_bytes_mod_order_wide(&wide)
     }
 }
 

@@ -35,7 +35,7 @@ mod vss;
 mod wire;
 
 pub use cs::{CaitSithRun, MAX_MESSAGES_PER_PEER};
-pub use curve::{decode_point, Bls12381G1, Curve, Secp256k1};
+pub use curve::{decode_point, Bls12381G1, Curve, Ed25519, Secp256k1};
 pub use error::TssError;
 pub use party::{threshold_for, PartyId, SessionId, MAX_PARTIES, MIN_PARTIES};
 pub use protocol::{run_in_memory, run_in_memory_each, run_in_memory_with, InFlight, Outgoing, Protocol, Step};

@@ -1,8 +1,8 @@
 use sigil_tss::derive::KeyId;
 use sigil_tss::k256::ProjectivePoint;
 use sigil_tss::{
-    run_in_memory, run_in_memory_each, run_in_memory_with, Bls12381G1, Curve, InFlight, KeyShare, PartyId, Secp256k1,
-    TssError, Vss,
+    run_in_memory, run_in_memory_each, run_in_memory_with, Bls12381G1, Curve, Ed25519, InFlight, KeyShare, PartyId,
+    Secp256k1, TssError, Vss,
 };
 
 use crate::common::*;
@@ -23,6 +23,31 @@ fn bls_dkg_every_size() {
     check_dkg::<Bls12381G1>();
 }
 
+#[test]
+fn ed25519_dkg_every_size() {
+    check_dkg::<Ed25519>();
+}
+
+#[test]
+fn an_ed25519_key_from_the_dkg_is_an_ed25519_public_key_its_shares_interpolate_to() {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use group::GroupEncoding;
+    let shares = dkg::<Ed25519>(5, 4);
+    let package = check_key(&shares, 5, 4);
+    // The key's bytes are a valid ed25519-dalek verifying key (a compressed Edwards point of the
+    // prime-order subgroup), and any t shares' public parts interpolate to it.
+    let bytes = package.public_key().to_bytes();
+    let point = CompressedEdwardsY(bytes).decompress().unwrap();
+    assert!(point.is_torsion_free());
+    for set in [ids(0..4), ids(1..5)] {
+        assert_eq!(package.interpolate(&set).unwrap(), *package.public_key());
+    }
+    // A point with a small-order component is refused as a commitment or key.
+    let mixed = (point + curve25519_dalek::constants::EIGHT_TORSION[1]).compress();
+    assert!(sigil_tss::decode_point::<Ed25519>(&mixed.0).is_none());
+    assert!(sigil_tss::decode_point::<Ed25519>(&bytes).is_some());
+}
+
 fn check_refresh<C: Curve>() {
     let old = dkg::<C>(5, 4);
     let runs = old
@@ -41,6 +66,7 @@ fn check_refresh<C: Curve>() {
 fn refresh_changes_every_share_and_keeps_the_key() {
     check_refresh::<Secp256k1>();
     check_refresh::<Bls12381G1>();
+    check_refresh::<Ed25519>();
 }
 
 #[test]
@@ -107,6 +133,7 @@ fn check_bad_share_settled<C: Curve>() {
 fn a_bad_share_is_settled_by_the_dealers_reveal_and_every_party_ends_with_the_same_key() {
     check_bad_share_settled::<Secp256k1>();
     check_bad_share_settled::<Bls12381G1>();
+    check_bad_share_settled::<Ed25519>();
 }
 
 #[test]

@@ -47,6 +47,7 @@ fn check_key_share<C: Curve>() {
 fn key_shares_and_packages_round_trip() {
     check_key_share::<Secp256k1>();
     check_key_share::<Bls12381G1>();
+    check_key_share::<sigil_tss::Ed25519>();
 }
 
 #[test]

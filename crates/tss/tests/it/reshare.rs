@@ -75,6 +75,7 @@ fn check_dealer_cannot_change_the_key<C: Curve>() {
 fn a_dealer_cannot_change_the_key_during_reshare() {
     check_dealer_cannot_change_the_key::<Secp256k1>();
     check_dealer_cannot_change_the_key::<Bls12381G1>();
+    check_dealer_cannot_change_the_key::<sigil_tss::Ed25519>();
 }
 
 #[test]
@@ -117,6 +118,7 @@ fn check_every_size<C: Curve>() {
 fn refresh_and_reshare_at_every_size() {
     check_every_size::<Secp256k1>();
     check_every_size::<Bls12381G1>();
+    check_every_size::<sigil_tss::Ed25519>();
 }
 
 /// Proactive refresh: a node that leaves keeps nothing useful. Its old share and `t_new − 1` new

@@ -104,6 +104,7 @@ fn hammer_vss<C: Curve>() {
 fn vss_handlers_survive_garbage() {
     hammer_vss::<Secp256k1>();
     hammer_vss::<Bls12381G1>();
+    hammer_vss::<sigil_tss::Ed25519>();
 }
 
 #[test]
@@ -209,6 +210,7 @@ fn check_vss_in_any_order<C: Curve>() {
 fn vss_is_correct_with_reordered_and_duplicated_messages() {
     check_vss_in_any_order::<Secp256k1>();
     check_vss_in_any_order::<Bls12381G1>();
+    check_vss_in_any_order::<sigil_tss::Ed25519>();
 }
 
 #[test]
