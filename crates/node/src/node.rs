@@ -33,6 +33,9 @@ pub enum Fault {
     CorruptSignatureShares,
     /// As allocator, binds every other presignature to two requests (the next one gets it too).
     DoubleBind,
+    /// As allocator, answers every Schnorr request with an ECDSA presignature slot (material of
+    /// another scheme, which a holder must never sign the request with).
+    CrossSchemeBind,
     /// Answers pings as ready but never takes part in presignature runs.
     SilentPresigner,
     /// Tells a restarting peer it saw a far higher take counter from it than it did (the proof
@@ -64,9 +67,10 @@ pub enum Fault {
 }
 
 impl Fault {
-    const ALL: [Fault; 11] = [
+    const ALL: [Fault; 12] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
+        Self::CrossSchemeBind,
         Self::SilentPresigner,
         Self::InflatedWitness,
         Self::SquatRequests,
@@ -83,6 +87,7 @@ impl Fault {
         match self {
             Self::CorruptSignatureShares => "corrupt-signature-shares",
             Self::DoubleBind => "double-bind",
+            Self::CrossSchemeBind => "cross-scheme-bind",
             Self::SilentPresigner => "silent-presigner",
             Self::InflatedWitness => "inflated-witness",
             Self::SquatRequests => "squat-requests",

@@ -648,3 +648,38 @@ async fn a_cosmos_bank_send_signed_by_a_pkp_in_sign_mode_direct_verifies_with_co
     );
     assert!(!ok && stderr.contains("unknown signing scheme"), "{stderr}");
 }
+
+#[cfg(feature = "test-faults")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocator_handing_a_presignature_to_a_schnorr_request_gets_nothing_and_the_presignature_is_not_spent() {
+    // Node 0 allocates, and answers every Schnorr request with an ECDSA presignature slot.
+    let mut net = Network::start(4, 8, |i| {
+        if i == 0 {
+            vec!["--fault".into(), "cross-scheme-bind".into()]
+        } else {
+            vec![]
+        }
+    })
+    .await;
+    let client = net.wait_ready(READY).await;
+    let owned = mint(&net, &client, 1).await;
+    let err = client
+        .pkp_sign_schnorr(KeyRef::KeyId(owned.key_ids[0]), random::<32>(), &owned.auth)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("(material for EcdsaK256Sha256) to a SchnorrK256Taproot request"),
+        "{err}"
+    );
+    // ECDSA signing goes on, with the presignatures the lying allocator named: none was spent.
+    crate::signing::sign_and_check(&client, &owned).await;
+    net.stop().await;
+    for i in 0..4 {
+        let used = open_store(&net.config(i), &net.data_dir(i)).used().unwrap();
+        assert!(used.iter().all(|id| !id.is_schnorr()), "node {i} used a Schnorr slot");
+        // The mint's attestation and the one ECDSA signature: no presignature went to the
+        // Schnorr requests, though the allocator named one for each try.
+        assert!(used.len() <= 2, "node {i} spent {} presignatures: {used:?}", used.len());
+    }
+}

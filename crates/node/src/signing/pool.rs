@@ -1139,9 +1139,14 @@ fn take_one(node: &Node, digest: &str, exclude: &[u32], scheme: SigningScheme) -
     let live = node.live();
     let epoch = node.epoch();
     let mut stock = epoch.pool.stock.lock().ok()?;
+    let wanted = if node.has_fault(Fault::CrossSchemeBind) && scheme == SigningScheme::SchnorrK256Taproot {
+        SigningScheme::EcdsaK256Sha256
+    } else {
+        scheme
+    };
     let pos = stock
         .iter()
-        .position(|(seq, holders)| scheme_of(*seq) == scheme && usable(node, holders, &live, exclude))?;
+        .position(|(seq, holders)| scheme_of(*seq) == wanted && usable(node, holders, &live, exclude))?;
     let (seq, participants) = stock.remove(pos)?;
     Some(Allocation {
         pool: node.me,
