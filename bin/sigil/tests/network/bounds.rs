@@ -20,7 +20,7 @@ fn request_id() -> String {
 }
 
 /// One metric's value on node `i` (0 if absent); `name` includes any labels.
-async fn metric(net: &Network, i: usize, name: &str) -> u64 {
+pub(crate) async fn metric(net: &Network, i: usize, name: &str) -> u64 {
     net.metrics(i)
         .await
         .lines()

@@ -465,6 +465,19 @@ impl Drop for Network {
 }
 
 /// Opens node `i`'s store with the key from its config (the node must be stopped).
+/// The extra arguments [`Network::start`] takes that switch test fault `fault` on at node `node`
+/// alone (a build with the `test-faults` feature).
+#[cfg(feature = "test-faults")]
+pub fn fault_at(node: usize, fault: &'static str) -> impl Fn(usize) -> Vec<String> {
+    move |i| {
+        if i == node {
+            vec!["--fault".into(), fault.into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 pub fn open_store(config: &Path, data_dir: &Path) -> sigil_node::store::Store {
     let settings = sigil_node::NodeConfig::load(config).unwrap();
     let key = settings.storage_key().unwrap();

@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256};
 use sigil_client::{Client, KeyRef, SchnorrOutcome};
 use sigil_tss::derive::{derive_public_key, KeyId};
 
+use crate::bounds::metric;
+#[cfg(feature = "test-faults")]
+use crate::harness::fault_at;
 use crate::harness::{open_store, Network};
 use crate::signing::{mint, Owned};
 
@@ -69,14 +72,6 @@ pub fn check_schnorr(client: &Client, key_id: [u8; 32], message: &[u8; 32], outc
         "signing set {:?}",
         outcome.signers
     );
-}
-
-async fn metric(net: &Network, i: usize, name: &str) -> u64 {
-    net.metrics(i)
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn wait_for_schnorr_stock(net: &Network, node: usize, at_least: u64) {
@@ -171,14 +166,7 @@ async fn fifty_schnorr_signatures_from_random_sets_verify_under_bip340_and_no_no
 #[cfg(feature = "test-faults")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_sending_wrong_schnorr_shares_is_named_and_signing_still_succeeds() {
-    let mut net = Network::start(4, 8, |i| {
-        if i == 2 {
-            vec!["--fault".into(), "corrupt-signature-shares".into()]
-        } else {
-            vec![]
-        }
-    })
-    .await;
+    let mut net = Network::start(4, 8, fault_at(2, "corrupt-signature-shares")).await;
     let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     wait_for_schnorr_stock(&net, 0, 4).await;
@@ -200,14 +188,7 @@ async fn a_node_sending_wrong_schnorr_shares_is_named_and_signing_still_succeeds
 async fn an_allocator_binding_schnorr_nonces_to_two_messages_gets_no_second_share() {
     // Node 0 allocates, and hands every other nonce slot to the next request as well: a second
     // share from the same nonces for another message would give away the holder's key share.
-    let mut net = Network::start(4, 8, |i| {
-        if i == 0 {
-            vec!["--fault".into(), "double-bind".into()]
-        } else {
-            vec![]
-        }
-    })
-    .await;
+    let mut net = Network::start(4, 8, fault_at(0, "double-bind")).await;
     let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     wait_for_schnorr_stock(&net, 0, 4).await;
@@ -653,14 +634,7 @@ async fn a_cosmos_bank_send_signed_by_a_pkp_in_sign_mode_direct_verifies_with_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allocator_handing_a_presignature_to_a_schnorr_request_gets_nothing_and_the_presignature_is_not_spent() {
     // Node 0 allocates, and answers every Schnorr request with an ECDSA presignature slot.
-    let mut net = Network::start(4, 8, |i| {
-        if i == 0 {
-            vec!["--fault".into(), "cross-scheme-bind".into()]
-        } else {
-            vec![]
-        }
-    })
-    .await;
+    let mut net = Network::start(4, 8, fault_at(0, "cross-scheme-bind")).await;
     let client = net.wait_ready(READY).await;
     let owned = mint(&net, &client, 1).await;
     let err = client

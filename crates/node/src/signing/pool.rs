@@ -891,20 +891,35 @@ async fn make(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &Start) -
         t1?,
     )?;
     let presignature = node.sessions.run(&node.net, run, parties, PRESIGN_DEADLINE).await?;
+    store_made(node, epoch, owner, start.seq, move |store, id| {
+        store.put_presignature(id, &presignature)
+    })
+    .await?;
+    epoch.pool.record_made();
+    Ok(())
+}
+
+/// Stores this node's share of slot `seq` of `owner`'s pool with `put` — not while the node
+/// switches epochs (which discards all one-time material), nor after it switched or left.
+async fn store_made(
+    node: &Arc<Node>,
+    epoch: &Arc<Epoch>,
+    owner: u32,
+    seq: u64,
+    put: impl FnOnce(&crate::store::Store, PresignatureId) -> Result<(), StoreError> + Send + 'static,
+) -> Result<(), MakeError> {
     let id = PresignatureId {
         pool: pool_id_in(epoch, owner),
-        seq: start.seq,
+        seq,
     };
-    // Not while the node switches epochs (which discards every presignature), nor after.
     let _writing = node.key_writes.lock().await;
     if !Arc::ptr_eq(&node.epoch(), epoch) || node.left().is_some() {
         return Err(MakeError::EpochChanged);
     }
     let store = Arc::clone(&node.store);
-    tokio::task::spawn_blocking(move || store.put_presignature(id, &presignature))
+    tokio::task::spawn_blocking(move || put(&store, id))
         .await
         .map_err(|_| MakeError::Join)??;
-    epoch.pool.record_made();
     Ok(())
 }
 
@@ -919,18 +934,10 @@ async fn make_schnorr(node: &Arc<Node>, epoch: &Arc<Epoch>, owner: u32, start: &
         .sessions
         .run_within(&node.net, run, parties, SCHNORR_DEADLINE, SILENCE_DEADLINE)
         .await?;
-    let id = PresignatureId {
-        pool: pool_id_in(epoch, owner),
-        seq: start.seq,
-    };
-    let _writing = node.key_writes.lock().await;
-    if !Arc::ptr_eq(&node.epoch(), epoch) || node.left().is_some() {
-        return Err(MakeError::EpochChanged);
-    }
-    let store = Arc::clone(&node.store);
-    tokio::task::spawn_blocking(move || store.put_schnorr(id, &material))
-        .await
-        .map_err(|_| MakeError::Join)??;
+    store_made(node, epoch, owner, start.seq, move |store, id| {
+        store.put_schnorr(id, &material)
+    })
+    .await?;
     epoch.pool.record_made_schnorr();
     Ok(())
 }
