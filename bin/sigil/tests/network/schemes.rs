@@ -104,6 +104,46 @@ async fn fifty_schnorr_signatures_from_random_sets_verify_under_bip340_and_no_no
     assert_eq!(client.threshold(), 4);
     let owned = mint(&net, &client, 3).await;
     wait_for_schnorr_stock(&net, 0, 4).await;
+    // A scheme Sigil does not sign with, and an EIP-191 message for Schnorr: clear 400s.
+    let url = format!("{}/web/pkp/sign", net.urls[1]);
+    let body = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({
+            "keyId": hex::encode(owned.key_ids[0]),
+            "requestId": hex::encode(random::<16>()),
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body.to_string()
+    };
+    let (status, json) = crate::harness::post(
+        &url,
+        body(serde_json::json!({"toSign": hex::encode([1u8; 32]), "signingScheme": "SchnorrEd448Shake256"})),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{json}"
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SchnorrK256Taproot"),
+        "{json}"
+    );
+    let (status, json) = crate::harness::post(
+        &url,
+        body(serde_json::json!({"message": "00ff", "signingScheme": "SchnorrK256Taproot"})),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{json}"
+    );
+    assert!(json["error"]["message"].as_str().unwrap().contains("EIP-191"), "{json}");
     let mut outcomes = Vec::new();
     for _ in 0..25 {
         outcomes.push(sign_schnorr(&client, &owned).await);

@@ -169,7 +169,8 @@ fn next_seq(node: &Node, epoch: &Epoch, scheme: SigningScheme) -> Result<u64, St
     match scheme {
         SigningScheme::EcdsaK256Sha256 => node.store.next_continuing(&name, &legacy),
         SigningScheme::SchnorrK256Taproot => {
-            let name = format!("schnorr-{name}");
+            // Under `presign-seq/` too, so a rolled-back store raises it with the others.
+            let name = format!("presign-seq/schnorr/{}", hex::encode(pool_id_in(epoch, node.me)));
             node.store.next(&name).map(|n| SCHNORR_SLOTS | n)
         }
     }
