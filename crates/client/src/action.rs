@@ -65,10 +65,13 @@ pub struct ActionKeyClaim {
 /// The part of an answer that must be identical at `t` nodes. After `decryptToSingleNode` only
 /// one node holds the response, so the others agree on which node that is instead.
 fn agreement_key(answer: &ExecuteResponse) -> String {
-    let signatures: BTreeMap<&String, (&String, &String)> = answer
+    // Everything an entry says about what was signed, and how, must agree: a node reporting
+    // another scheme or key id for a signature answers something else.
+    type Signed<'a> = (&'a String, &'a String, &'a str, &'a Option<String>);
+    let signatures: BTreeMap<&String, Signed<'_>> = answer
         .signatures
         .iter()
-        .map(|(name, s)| (name, (&s.to_sign, &s.public_key)))
+        .map(|(name, s)| (name, (&s.to_sign, &s.public_key, s.signing_scheme.name(), &s.key_id)))
         .collect();
     match answer.single_node {
         Some(node) => serde_json::json!([{ "singleNode": node }, signatures, answer.claims]).to_string(),
@@ -407,6 +410,11 @@ impl Client {
             .and_then(|k| hex::decode(k).ok())
             .and_then(|b| b.try_into().ok())
             .ok_or_else(Vec::new)?;
+        // The key id must be that of the PKP the answers agree on.
+        let derived = sigil_tss::derive::derive_public_key(&self.ecdsa_root, &sigil_tss::derive::KeyId(key_id));
+        if hex::encode(sigil_tss::derive::uncompressed(&derived)) != entry.public_key {
+            return Err(Vec::new());
+        }
         let hash: [u8; 32] = hex::decode(&entry.to_sign)
             .ok()
             .and_then(|b| b.try_into().ok())

@@ -64,10 +64,13 @@ pub enum Fault {
     /// In the first DKG, sends the highest other node a share that fails its commitment check,
     /// and reveals the true one when that node complains (a dealer caught in a slip).
     BadDkgDealer,
+    /// In a Schnorr `signAndCombine` where it holds no share, sends every node a copy of the
+    /// first share another node posted, as its own (an extra share naming the set's commitments).
+    EchoSchnorrShares,
 }
 
 impl Fault {
-    const ALL: [Fault; 12] = [
+    const ALL: [Fault; 13] = [
         Self::CorruptSignatureShares,
         Self::DoubleBind,
         Self::CrossSchemeBind,
@@ -80,6 +83,7 @@ impl Fault {
         Self::WithholdDkgConfirmation,
         Self::EquivocateDkgConfirmation,
         Self::BadDkgDealer,
+        Self::EchoSchnorrShares,
     ];
 
     /// The name used on the command line and in metrics.
@@ -97,6 +101,7 @@ impl Fault {
             Self::WithholdDkgConfirmation => "withhold-dkg-confirmation",
             Self::EquivocateDkgConfirmation => "equivocate-dkg-confirmation",
             Self::BadDkgDealer => "bad-dkg-dealer",
+            Self::EchoSchnorrShares => "echo-schnorr-shares",
         }
     }
 }

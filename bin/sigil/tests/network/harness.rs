@@ -119,6 +119,12 @@ pub type Rewrite = Arc<dyn Fn(&str, serde_json::Value) -> serde_json::Value + Se
 /// A loopback HTTP proxy in front of `target` that forwards every POST and passes each JSON
 /// answer through `rewrite` on its way back; returns its URL.
 pub async fn mitm_proxy(target: String, rewrite: Rewrite) -> String {
+    mitm_proxy_after(target, Duration::ZERO, rewrite).await
+}
+
+/// [`mitm_proxy`] holding each answer back for `delay` (a node farther from the client than
+/// the others); the client's epoch header is passed on.
+pub async fn mitm_proxy_after(target: String, delay: Duration, rewrite: Rewrite) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::new();
@@ -153,18 +159,22 @@ pub async fn mitm_proxy(target: String, rewrite: Rewrite) -> String {
                 let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let body = buf[head_len..head_len + length].to_vec();
-                let Ok(answer) = http
+                let mut request = http
                     .post(format!("{target}{path}"))
                     .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                else {
+                    .body(body);
+                for (name, value) in head.lines().filter_map(|l| l.split_once(':')) {
+                    if name.trim().eq_ignore_ascii_case(sigil_client::EPOCH_HEADER) {
+                        request = request.header(name.trim(), value.trim());
+                    }
+                }
+                let Ok(answer) = request.send().await else {
                     return;
                 };
                 let status = answer.status().as_u16();
                 let json: serde_json::Value = answer.json().await.unwrap_or(serde_json::Value::Null);
                 let out = serde_json::to_string(&rewrite(&path, json)).unwrap();
+                tokio::time::sleep(delay).await;
                 let reply = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
                     out.len()

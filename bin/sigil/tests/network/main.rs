@@ -15,6 +15,7 @@ mod oidc;
 mod passkeys;
 mod platform;
 mod schemes;
+mod schnorr_attacks;
 mod session_attacks;
 mod sessions;
 mod signing;

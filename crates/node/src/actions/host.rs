@@ -807,6 +807,17 @@ impl HostInner {
         if let Some(share) = &share {
             self.send_all(&topic, serde_json::to_string(share).unwrap_or_default());
         }
+        if share.is_none() && !scheme.is_ecdsa() && node.has_fault(crate::node::Fault::EchoSchnorrShares) {
+            let me = node.me;
+            let values = node
+                .mailbox
+                .wait(self.request, &topic, COLLECT_WAIT, |v| v.keys().any(|f| *f != me))
+                .await;
+            if let Some((from, text)) = values.iter().find(|(f, _)| **f != me) {
+                tracing::warn!(from, "TEST FAULT: echoed another node's Schnorr share as its own");
+                self.send_all(&topic, text.clone());
+            }
+        }
         let threshold = epoch.threshold;
         if scheme == SigningScheme::SchnorrK256Taproot {
             return self
@@ -881,22 +892,28 @@ impl HostInner {
                     return false;
                 }
                 tried = values.len();
-                // Shares grouped by the commitments their senders report; a group of the whole
-                // signing set is tried.
-                let mut groups: BTreeMap<BTreeMap<u32, String>, Vec<SchnorrShare>> = BTreeMap::new();
+                // Shares grouped by the commitments their senders report, each only from a member
+                // of the set it names; a group holding every member's share is tried.
+                let mut groups: BTreeMap<BTreeMap<u32, String>, BTreeMap<u32, SchnorrShare>> = BTreeMap::new();
                 for (from, text) in values {
                     let Ok(response) = serde_json::from_str::<sigil_primitives::SignResponse>(text) else {
                         continue;
                     };
+                    if !response.commitments.contains_key(from)
+                        || response.commitments.keys().copied().collect::<Vec<u32>>() != response.participants
+                    {
+                        continue;
+                    }
                     let Some(share) = hex::decode(&response.share)
                         .ok()
                         .and_then(|b| SchnorrShare::from_bytes(&b, PartyId(*from)).ok())
                     else {
                         continue;
                     };
-                    groups.entry(response.commitments).or_default().push(share);
+                    groups.entry(response.commitments).or_default().insert(*from, share);
                 }
-                for (commitments, shares) in groups.into_iter().filter(|(c, s)| s.len() == c.len()) {
+                for (commitments, shares) in groups.into_iter().filter(|(c, s)| c.keys().all(|k| s.contains_key(k))) {
+                    let shares: Vec<SchnorrShare> = shares.into_values().collect();
                     let agreed: Option<BTreeMap<PartyId, Commitment>> = commitments
                         .iter()
                         .map(|(id, text)| {

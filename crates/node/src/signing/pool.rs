@@ -301,7 +301,11 @@ pub async fn run(node: Arc<Node>) {
             };
             let have = usable_stock(&node) + in_flight();
             *filling = (*filling || have < refill_below) && have < target;
-            while (waiting() || *filling && usable_stock(&node) + in_flight() < target) && in_flight() < parallel {
+            // Never past `cap` in all, however many exclusions wait.
+            let room = |node: &Node| node.epoch().pool.stock() + node.epoch().pool.schnorr_stock() + in_flight() < cap;
+            while (waiting() && room(&node) || *filling && usable_stock(&node) + in_flight() < target)
+                && in_flight() < parallel
+            {
                 evict_stranded(&node, &live, cap).await;
                 let Some(set) = choose_set(&node, &eligible, scheme) else {
                     break;
