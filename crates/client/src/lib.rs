@@ -6,6 +6,9 @@
 //! key; shares that do not fit are named, with their node, in the outcome; if no signature comes
 //! out, the error lists every node that failed and why.
 //!
+//! [`Client::pkp_sign_schnorr`] does the same by BIP-340 Schnorr under the PKP's taproot key; the
+//! [`btc`] and [`cosmos`] modules build and sign Bitcoin and Cosmos SDK transactions from a PKP.
+//!
 //! Signing needs an auth signature ([`Client::auth_sig`], EIP-4361) from the PKP's owner or a
 //! permitted address; [`Client::mint_pkp`] mints a PKP, and [`PkpSigner`] is an alloy signer
 //! backed by a PKP.

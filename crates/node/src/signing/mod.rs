@@ -3,9 +3,10 @@
 //! signature shares.
 //!
 //! * [`scheme`] — the seam between a signature scheme and the pool: what one-time material is
-//!   and how a share is made from it ([`scheme::Ecdsa`], cait-sith presignatures, first).
+//!   and how a share is made from it ([`scheme::Ecdsa`], cait-sith presignatures, and
+//!   [`scheme::SchnorrTaproot`], FROST nonces).
 //! * [`stock`] — the pool's state on one node.
-//! * [`pool`] — making material (triples and presignatures) and allocating it.
+//! * [`pool`] — making material (triples and presignatures, Schnorr nonces) and allocating it.
 //! * [`share`] — one signature share for one request: allocation, checks, take, sign.
 //! * [`pkp`] — the client-facing services: a PKP signature, a mint attestation.
 //!
