@@ -74,6 +74,22 @@ pub fn check_schnorr(client: &Client, key_id: [u8; 32], message: &[u8; 32], outc
     );
 }
 
+/// A PKP minted to the dev wallet by `sigil pkp mint`: its token id, public key (hex, as the CLI
+/// prints them) and key id.
+pub fn cli_mint(net: &Network) -> (String, String, [u8; 32]) {
+    let (ok, minted, stderr) = crate::actions::cli(net, &["pkp", "mint", "--json"]);
+    assert!(ok, "{stderr}");
+    let key_id = hex::decode(minted["keyId"].as_str().unwrap().trim_start_matches("0x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    (
+        minted["tokenId"].as_str().unwrap().to_string(),
+        minted["publicKey"].as_str().unwrap().to_string(),
+        key_id,
+    )
+}
+
 async fn wait_for_schnorr_stock(net: &Network, node: usize, at_least: u64) {
     let started = Instant::now();
     while metric(net, node, "sigil_schnorr_stock").await < at_least {
@@ -378,19 +394,12 @@ async fn a_bitcoin_transaction_spending_a_pkps_p2wpkh_and_p2tr_coins_passes_bitc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_signs_by_schnorr_with_sign_and_sign_and_combine_and_both_verify_under_bip340() {
-    use crate::actions::{cli, error_code, permit};
+    use crate::actions::{error_code, permit};
     use sigil_client::ActionCode;
 
     let mut net = Network::start(4, 8, |_| vec![]).await;
     let client = net.wait_ready(READY).await;
-    let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
-    assert!(ok, "{stderr}");
-    let token = minted["tokenId"].as_str().unwrap().to_string();
-    let public_key = minted["publicKey"].as_str().unwrap().to_string();
-    let key_id: [u8; 32] = hex::decode(minted["keyId"].as_str().unwrap().trim_start_matches("0x"))
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let (token, public_key, key_id) = crate::schemes::cli_mint(&net);
     let code = r#"(async () => {
         const combined = await Lit.Actions.signAndCombine({ toSign: new Uint8Array(32).fill(9), publicKey, sigName: "c", signingScheme: "SchnorrK256Taproot" });
         await Lit.Actions.sign({ toSign: new Uint8Array(32).fill(5), publicKey, sigName: "s", signingScheme: "SchnorrK256Taproot" });
@@ -515,13 +524,7 @@ async fn a_cosmos_bank_send_signed_by_a_pkp_in_sign_mode_direct_verifies_with_co
     // The same from the CLI, for a PKP minted by it: its Cosmos address, a signed transfer CosmJS
     // accepts, its Bitcoin addresses, and a BIP-340 signature from `sigil sign --scheme`.
     use crate::actions::cli;
-    let (ok, minted, stderr) = cli(&net, &["pkp", "mint", "--json"]);
-    assert!(ok, "{stderr}");
-    let token = minted["tokenId"].as_str().unwrap().to_string();
-    let key_id: [u8; 32] = hex::decode(minted["keyId"].as_str().unwrap().trim_start_matches("0x"))
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let (token, _, key_id) = crate::schemes::cli_mint(&net);
     let (ok, printed, stderr) = cli(&net, &["pkp", "cosmos-address", &token, "--prefix", "cosmos"]);
     assert!(ok, "{stderr}");
     let cli_address = printed.as_str().unwrap().trim().to_string();

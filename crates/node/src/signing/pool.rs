@@ -72,9 +72,19 @@ const LEASE_AHEAD: usize = 32;
 const MAX_PENDING_RECORDS: usize = 65_536;
 /// How long a Schnorr nonce run (commit, exchange, confirm: two rounds) may take.
 const SCHNORR_DEADLINE: Duration = Duration::from_secs(15);
-/// Schnorr nonce runs ordered at once (each is two message rounds and no heavy work; members
-/// join at most [`MAX_MEMBER_RUNS_PER_OWNER`] of one owner's at once).
+/// Schnorr nonce runs ordered at once (each is two message rounds and no heavy work).
 const SCHNORR_PARALLEL: usize = 8;
+
+/// Runs of `scheme` this node joins at once on one owner's orders. For Schnorr, twice what an
+/// owner orders at once: when a member dies, the owner abandons its runs at once, while the
+/// others' copies of them wait out their deadline, and the runs ordered meanwhile (sets without
+/// the dead node) must still find room.
+fn member_runs(scheme: SigningScheme) -> usize {
+    match scheme {
+        SigningScheme::EcdsaK256Sha256 => MAX_MEMBER_RUNS_PER_OWNER,
+        SigningScheme::SchnorrK256Taproot => 2 * SCHNORR_PARALLEL,
+    }
+}
 
 /// The scheme whose material slot `seq` holds (slot numbers from [`SCHNORR_SLOTS`] up are
 /// Schnorr nonces).
@@ -804,9 +814,12 @@ pub fn join(node: &Arc<Node>, owner: u32, start: Start) -> Result<(), String> {
             .map_err(|_| "pool lock poisoned".to_string())?;
         let slots = runs
             .entry((owner, scheme_of(start.seq)))
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_MEMBER_RUNS_PER_OWNER)));
+            .or_insert_with(|| Arc::new(Semaphore::new(member_runs(scheme_of(start.seq)))));
         Arc::clone(slots).try_acquire_owned().map_err(|_| {
-            format!("node {owner} already has {MAX_MEMBER_RUNS_PER_OWNER} runs of this kind here; order ignored")
+            format!(
+                "node {owner} already has {} runs of this kind here; order ignored",
+                member_runs(scheme_of(start.seq))
+            )
         })?
     };
     let node = Arc::clone(node);

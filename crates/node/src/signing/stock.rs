@@ -433,7 +433,7 @@ pub const ALLOCATE_WINDOW_SECS: u64 = 60;
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum AllocateError {
     /// Nothing in stock for this request within [`ALLOCATION_WAIT`].
-    #[error("node {0} has no presignature in stock for a signing set of live nodes; the pool refills in the background, retry shortly")]
+    #[error("node {0} has no one-time material (presignature or Schnorr nonces) in stock for a signing set of live nodes; the pool refills in the background, retry shortly")]
     PoolEmpty(u32),
     /// The request id was allocated for another key or message.
     #[error("requestId {0} was already used for another key or message; use a fresh random requestId")]
