@@ -97,14 +97,7 @@ async fn a_non_signer_echoing_a_schnorr_share_cannot_stop_sign_and_combine() {
     use crate::actions::error_code;
     // n = 4, t = 3. Node 3, whenever it is outside the signing set of a Schnorr signAndCombine,
     // posts a copy of a signer's share (with the set's commitments) as its own.
-    let mut net = Network::start(4, 8, |i| {
-        if i == 3 {
-            vec!["--fault".into(), "echo-schnorr-shares".into()]
-        } else {
-            vec![]
-        }
-    })
-    .await;
+    let mut net = Network::start(4, 8, crate::harness::fault_at(3, "echo-schnorr-shares")).await;
     let client = net.wait_ready(READY).await;
     let (token, public_key, _) = crate::schemes::cli_mint(&net);
     let code = r#"(async () => {
